@@ -1,0 +1,681 @@
+"""Forward computations and derivative rules of the engine's ops.
+
+Every public op here has an entry of the same name in `optable.py`. Rules are
+written with engine ops on tensors, so a backward pass run with
+`create_graph=True` is itself recorded and can be differentiated again.
+Conventions: `g` is the upstream gradient, `out` the forward result, other
+names follow torch's argument names. Rules never undo broadcasting: the
+scheduler sums each gradient to its input's shape (`_autograd.sum_to_shape`).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _dtype
+from ._autograd import _GradMode, node_class
+from ._tensor import Tensor, _wrap_dim
+
+# ---------------------------------------------------------------------------------
+# Recording machinery
+# ---------------------------------------------------------------------------------
+
+
+class Ctx:
+    """What a node keeps for its backward: saved tensors, other saved values, input needs."""
+
+    __slots__ = ("needs", "freed", "saved_tensors_count", "_saved_names", "__dict__")
+
+    def drop_saved(self):
+        for name in self._saved_names:
+            self.__dict__.pop(name, None)
+
+
+class Rule:
+    """A differentiable primitive: its torch node name, its backward, what it saves.
+
+    `saves` maps a name ("self", "other", ..., or "result") to the index of the
+    input whose requiring grad makes torch save it, or None for always. What is
+    saved decides whether a second backward without retain_graph raises, as in torch.
+    """
+
+    __slots__ = ("node", "backward", "arg_names", "saves")
+
+    def __init__(self, name, backward, arg_names=("self",), saves=None):
+        self.node = node_class(name)
+        self.backward = backward
+        self.arg_names = arg_names
+        self.saves = saves or {}
+
+
+def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
+    """Wrap a forward result and, when grad mode is on and an input requires grad, record the op."""
+    if not isinstance(data, np.ndarray):   # numpy returns scalars from 0-d computations
+        data = np.asarray(data)
+    if data.dtype != dt.np:
+        data = data.astype(dt.np)
+    if not _GradMode.enabled:
+        return Tensor._make(data, dt)
+    needs = tuple(t._requires_grad for t in inputs)
+    if not any(needs):
+        return Tensor._make(data, dt)
+    out = Tensor._make(data, dt, True)
+    ctx = Ctx()
+    ctx.needs = needs
+    ctx.freed = False
+    ctx.__dict__.update(attrs)
+    names = []
+    for name, trigger in rule.saves.items():
+        if trigger is None or needs[trigger]:
+            ctx.__dict__[name] = out if name == "result" else inputs[rule.arg_names.index(name)]
+            names.append(name)
+    ctx._saved_names = names
+    ctx.saved_tensors_count = len(names)
+    out.grad_fn = rule.node(rule.backward, tuple(t._edge() for t in inputs),
+                            tuple((t._data.shape, t.dtype) for t in inputs), ctx)
+    return out
+
+
+def _scalar_tensor(value, dt) -> Tensor:
+    """A Python number taking part in an op as a 0-d tensor (torch's "wrapped number")."""
+    return Tensor._make(np.asarray(value, dtype=dt.np), dt)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, numbers.Number) and not isinstance(x, Tensor)
+
+
+def _check_tensor(x, op: str, arg: str = "input", position: int = 1):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}(): argument '{arg}' (position {position}) must be Tensor, not {type(x).__name__}")
+
+
+def _broadcast_shape(a: tuple, b: tuple) -> tuple:
+    """Broadcast two shapes, raising torch's message on a mismatch."""
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + tuple(a)
+    b = (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y and x != 1 and y != 1:
+            raise RuntimeError(
+                f"The size of tensor a ({x}) must match the size of tensor b ({y}) at non-singleton dimension {i}")
+        out.append(y if x == 1 else x)
+    return tuple(out)
+
+
+def _binary_operands(op: str, input, other):
+    """Promote two operands (tensors or Python numbers) to tensors of torch's result dtype."""
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    tensors = [x for x in (input, other) if isinstance(x, Tensor)]
+    scalars = []
+    for x in (input, other):
+        if not isinstance(x, Tensor):
+            if not _is_number(x):
+                raise TypeError(f"{op}(): argument 'other' (position 2) must be Tensor, not {type(x).__name__}")
+            scalars.append(x)
+    dt = _dtype.result_type(tensors, scalars)
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        _broadcast_shape(input._data.shape, other._data.shape)
+    a = input if isinstance(input, Tensor) else _scalar_tensor(input, dt)
+    b = other if isinstance(other, Tensor) else _scalar_tensor(other, dt)
+    return a, b, dt
+
+
+def _as(t: Tensor, dt) -> np.ndarray:
+    data = t._data
+    return data if data.dtype == dt.np else data.astype(dt.np)
+
+
+def _float_dtype(dt):
+    """Integral inputs of float-valued ops compute in the default float dtype, as in torch."""
+    return dt if dt.is_floating_point else _dtype.default_float
+
+
+def _errstate():
+    return np.errstate(all="ignore")
+
+
+# ---------------------------------------------------------------------------------
+# Internal differentiable helpers (used by rules and composites; not public ops yet)
+# ---------------------------------------------------------------------------------
+
+def _to_backward(ctx, g):
+    return (g.to(ctx.src_dtype),)
+
+
+_TO = Rule("ToCopyBackward0", _to_backward)
+
+
+def _to(t: Tensor, dt) -> Tensor:
+    if not dt.is_floating_point and t._requires_grad and _GradMode.enabled:
+        return Tensor._make(t._data.astype(dt.np), dt)     # integer results leave the graph
+    return record(_TO, (t,), t._data.astype(dt.np), dt, src_dtype=t.dtype)
+
+
+def _reshape_backward(ctx, g):
+    return (_reshape(g, ctx.self_shape),)
+
+
+_VIEW = Rule("ViewBackward0", _reshape_backward)
+_UNSAFE_VIEW = Rule("UnsafeViewBackward0", _reshape_backward)
+_UNSQUEEZE = Rule("UnsqueezeBackward0", _reshape_backward)
+_SQUEEZE_DIM = Rule("SqueezeBackward1", _reshape_backward)
+_SQUEEZE_INPLACE = Rule("SqueezeBackward4", _reshape_backward)
+
+
+def _reshape(t: Tensor, shape, rule: Rule = _VIEW) -> Tensor:
+    return record(rule, (t,), t._data.reshape(shape), t.dtype, self_shape=t._data.shape)
+
+
+def _expand_backward(ctx, g):
+    return (g,)   # the scheduler sums the expanded dims back to the input's shape
+
+
+_EXPAND = Rule("ExpandBackward0", _expand_backward)
+
+
+def _expand(t: Tensor, shape) -> Tensor:
+    return record(_EXPAND, (t,), np.broadcast_to(t._data, shape), t.dtype)
+
+
+def _transpose_backward(ctx, g):
+    return (_transpose(g, ctx.dim0, ctx.dim1),)
+
+
+_TRANSPOSE = Rule("TransposeBackward0", _transpose_backward)
+
+
+def _transpose(t: Tensor, dim0: int, dim1: int, rule: Rule = _TRANSPOSE) -> Tensor:
+    return record(rule, (t,), np.swapaxes(t._data, dim0, dim1), t.dtype, dim0=dim0, dim1=dim1)
+
+
+_T = Rule("TBackward0", lambda ctx, g: (_transpose(g, 0, 1, _T),))
+
+
+def _clone(t: Tensor) -> Tensor:
+    return record(_CLONE, (t,), np.ascontiguousarray(t._data).copy(), t.dtype)
+
+
+_CLONE = Rule("CloneBackward0", lambda ctx, g: (g,))
+
+
+_COPY = Rule("CopyBackwards", lambda ctx, g: (None, g), ("self", "src"))
+
+
+def _copy(t: Tensor) -> Tensor:
+    """A differentiable copy of `t` (torch's clone that obeys the gradient layout contract)."""
+    return record(_COPY, (Tensor._make(np.empty((), t.dtype.np), t.dtype), t), t._data.copy(), t.dtype)
+
+
+def _masked_zero_backward(ctx, g):
+    return (_masked_zero(g, ctx.mask),)
+
+
+_THRESHOLD_BACKWARD = Rule("ThresholdBackwardBackward0", _masked_zero_backward)
+
+
+def _masked_zero(t: Tensor, mask: np.ndarray) -> Tensor:
+    """`t` with the positions where `mask` holds set to 0 (a select, so inf * 0 never appears)."""
+    return record(_THRESHOLD_BACKWARD, (t,), np.where(mask, np.zeros((), t.dtype.np), t._data),
+                  t.dtype, mask=mask)
+
+
+def _where_backward(ctx, g):
+    zero = _scalar_tensor(0, g.dtype)
+    return (where(ctx.condition, g, zero) if ctx.needs[0] else None,
+            where(ctx.condition, zero, g) if ctx.needs[1] else None)
+
+
+_WHERE = Rule("WhereBackward0", _where_backward, ("input", "other"))
+
+
+def where(condition, input, other) -> Tensor:
+    """Elementwise select: `input` where `condition` holds, else `other` (internal for now)."""
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    a, b, dt = _binary_operands("where", input, other)
+    shape = _broadcast_shape(np.shape(cond), _broadcast_shape(a._data.shape, b._data.shape))
+    data = np.where(np.broadcast_to(cond, shape), _as(a, dt), _as(b, dt))
+    return record(_WHERE, (a, b), data, dt, condition=Tensor._make(cond, _dtype.bool_))
+
+
+# ---------------------------------------------------------------------------------
+# Elementwise unary ops
+# ---------------------------------------------------------------------------------
+
+def _unary_float(op: str, rule: Rule, fn, input) -> Tensor:
+    _check_tensor(input, op)
+    if input.dtype is _dtype.bool_ and op in ("relu", "neg"):
+        raise RuntimeError(_BOOL_UNARY_MESSAGES[op])
+    dt = _float_dtype(input.dtype) if op not in ("relu", "neg") else input.dtype
+    with _errstate():
+        data = fn(_as(input, dt))
+    return record(rule, (input,), data, dt)
+
+
+_BOOL_UNARY_MESSAGES = {
+    "relu": "Boolean inputs not supported for relu",
+    "neg": "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+           "invert a mask, use the `~` or `logical_not()` operator instead.",
+}
+
+_NEG = Rule("NegBackward0", lambda ctx, g: (neg(g),))
+_EXP = Rule("ExpBackward0", lambda ctx, g: (mul(g, ctx.result),), saves={"result": None})
+_LOG = Rule("LogBackward0", lambda ctx, g: (div(g, ctx.self),), saves={"self": None})
+# NOTE: torch's threshold_backward passes the gradient where result > 0 and where the result
+# is NaN, and gives exactly 0 (not NaN for an infinite gradient) at and below 0: relu'(0) = 0.
+_RELU = Rule("ReluBackward0", lambda ctx, g: (_masked_zero(g, ctx.result._data <= 0),),
+             saves={"result": None})
+_TANH = Rule("TanhBackward0", lambda ctx, g: (mul(g, rsub(mul(ctx.result, ctx.result), 1)),),
+             saves={"result": None})
+_SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (mul(mul(g, rsub(ctx.result, 1)), ctx.result),),
+                saves={"result": None})
+
+
+def _sigmoid(x):
+    # exp(-x) overflows to inf for very negative x, giving exactly 0, as torch does.
+    return 1 / (1 + np.exp(-x))
+
+
+def neg(input) -> Tensor:
+    return _unary_float("neg", _NEG, np.negative, input)
+
+
+def exp(input) -> Tensor:
+    return _unary_float("exp", _EXP, np.exp, input)
+
+
+def log(input) -> Tensor:
+    return _unary_float("log", _LOG, np.log, input)
+
+
+def relu(input) -> Tensor:
+    return _unary_float("relu", _RELU, lambda x: np.maximum(x, np.zeros((), x.dtype)), input)
+
+
+def tanh(input) -> Tensor:
+    return _unary_float("tanh", _TANH, np.tanh, input)
+
+
+def sigmoid(input) -> Tensor:
+    return _unary_float("sigmoid", _SIGMOID, _sigmoid, input)
+
+
+# ---------------------------------------------------------------------------------
+# Elementwise binary ops
+# ---------------------------------------------------------------------------------
+
+def _binary(op: str, rule: Rule, fn, input, other, dt=None) -> Tensor:
+    a, b, result_dt = _binary_operands(op, input, other)
+    dt = dt or result_dt
+    with _errstate():
+        data = fn(_as(a, dt), _as(b, dt))
+    return record(rule, (a, b), data, dt)
+
+
+_ADD = Rule("AddBackward0", lambda ctx, g: (g, g), ("self", "other"))
+_SUB = Rule("SubBackward0", lambda ctx, g: (g, neg(g) if ctx.needs[1] else None), ("self", "other"))
+_RSUB = Rule("RsubBackward1", lambda ctx, g: (neg(g),))
+_MUL = Rule("MulBackward0",
+            lambda ctx, g: (mul(g, ctx.other) if ctx.needs[0] else None,
+                            mul(g, ctx.self) if ctx.needs[1] else None),
+            ("self", "other"), saves={"other": 0, "self": 1})
+# NOTE: torch's div_tensor_other_backward computes -g * ((self / other) / other), in that order.
+_DIV = Rule("DivBackward0",
+            lambda ctx, g: (div(g, ctx.other) if ctx.needs[0] else None,
+                            neg(mul(g, div(div(ctx.self, ctx.other), ctx.other))) if ctx.needs[1] else None),
+            ("self", "other"), saves={"other": None, "self": 1})
+_RECIPROCAL = Rule("ReciprocalBackward0",
+                   lambda ctx, g: (neg(mul(g, mul(ctx.result, ctx.result))),), saves={"result": None})
+
+
+def _check_bool_sub(input, other):
+    """torch refuses subtraction with a bool operand (tensor or Python bool)."""
+    def is_bool(x):
+        return x.dtype is _dtype.bool_ if isinstance(x, Tensor) else isinstance(x, bool)
+    if isinstance(input, Tensor) and isinstance(other, Tensor) and is_bool(input) and is_bool(other):
+        raise RuntimeError(
+            "Subtraction, the `-` operator, with two bool tensors is not supported. "
+            "Use the `^` or `logical_xor()` operator instead.")
+    if is_bool(input) or is_bool(other):
+        raise RuntimeError(
+            "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
+            "to invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
+def add(input, other) -> Tensor:
+    return _binary("add", _ADD, np.add, input, other)
+
+
+def sub(input, other) -> Tensor:
+    _check_bool_sub(input, other)
+    return _binary("sub", _SUB, np.subtract, input, other)
+
+
+def rsub(input: Tensor, other) -> Tensor:
+    """`other - input`: the `number - tensor` operator (torch's rsub, node RsubBackward1)."""
+    if isinstance(other, Tensor):
+        return sub(other, input)
+    _check_bool_sub(other, input)
+    a, _, dt = _binary_operands("rsub", input, other)
+    with _errstate():
+        data = np.subtract(np.asarray(other, dt.np), _as(a, dt))
+    return record(_RSUB, (a,), data, dt)
+
+
+def mul(input, other) -> Tensor:
+    return _binary("mul", _MUL, np.multiply, input, other)
+
+
+def div(input, other) -> Tensor:
+    a, b, dt = _binary_operands("div", input, other)
+    return _binary("div", _DIV, np.true_divide, a, b, _float_dtype(dt))
+
+
+def rdiv(input: Tensor, other) -> Tensor:
+    """`other / input`: the `number / tensor` operator.
+
+    NOTE: torch's `number / tensor` operator computes tensor.reciprocal() * number
+    (nodes MulBackward0 -> ReciprocalBackward0), unlike torch.div(number, tensor).
+    """
+    if isinstance(other, Tensor):
+        return div(other, input)
+    return mul(_reciprocal(input), other)
+
+
+def _reciprocal(input: Tensor) -> Tensor:
+    dt = _float_dtype(input.dtype)
+    with _errstate():
+        data = np.reciprocal(_as(input, dt))
+    return record(_RECIPROCAL, (input,), data, dt)
+
+
+# pow: three nodes, by which side is a Python number.
+# NOTE: torch's pow_backward gives exactly 0 for a zero exponent (even at base 0, where the
+# formula would give 0 * inf = nan), and pow_backward_exponent gives 0 where base == 0 and
+# exponent >= 0 (instead of result * log(0) = 0 * -inf).
+
+def _pow_scalar_backward(ctx, g):
+    if ctx.exponent == 0:
+        return (mul(g, 0),)
+    return (mul(g, mul(pow(ctx.self, ctx.exponent - 1), ctx.exponent)),)
+
+
+def _pow_tensor_backward(ctx, g):
+    base, exponent = ctx.self, ctx.exponent
+    grad_base = grad_exponent = None
+    if ctx.needs[0]:
+        grad = mul(g, mul(exponent, pow(base, sub(exponent, 1))))
+        grad_base = where(exponent._data == 0, _scalar_tensor(0, grad.dtype), grad)
+    if ctx.needs[1]:
+        at_zero = (base._data == 0) & (exponent._data >= 0)
+        grad_exponent = mul(g, where(at_zero, _scalar_tensor(0, g.dtype), mul(ctx.result, log(base))))
+    return grad_base, grad_exponent
+
+
+def _pow_number_base_backward(ctx, g):
+    at_zero = (ctx.base == 0) & (ctx.exponent_tensor._data >= 0)
+    d = mul(ctx.result, float(np.log(ctx.base)) if ctx.base > 0 else
+            float("nan") if ctx.base < 0 else float("-inf"))
+    return (mul(g, where(at_zero, _scalar_tensor(0, g.dtype), d)),)
+
+
+_POW_SCALAR = Rule("PowBackward0", _pow_scalar_backward, saves={"self": None})
+_POW_TENSOR = Rule("PowBackward1", _pow_tensor_backward, ("self", "exponent"),
+                   saves={"self": None, "exponent": None, "result": 1})
+_POW_NUMBER_BASE = Rule("PowBackward2", _pow_number_base_backward, ("exponent_tensor",),
+                        saves={"exponent_tensor": None, "result": None})
+
+
+def _check_integer_power(base_dt, exponent_values):
+    if not base_dt.is_floating_point and np.any(np.asarray(exponent_values) < 0):
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+
+
+def pow(input, exponent) -> Tensor:
+    if isinstance(input, Tensor) and isinstance(exponent, Tensor):
+        a, b, dt = _binary_operands("pow", input, exponent)
+        if not dt.is_floating_point:
+            _check_integer_power(dt, b._data)
+        with _errstate():
+            data = np.power(_as(a, dt), _as(b, dt))
+        return record(_POW_TENSOR, (a, b), data, dt)
+    if isinstance(input, Tensor):
+        if not _is_number(exponent):
+            raise TypeError(f"pow(): argument 'exponent' must be Tensor or Number, not {type(exponent).__name__}")
+        dt = _dtype.result_type([input], [exponent])
+        if not dt.is_floating_point:
+            _check_integer_power(dt, exponent)
+        with _errstate():
+            data = np.power(_as(input, dt), np.asarray(exponent, dt.np))
+        return record(_POW_SCALAR, (input,), data, dt, exponent=exponent)
+    if not _is_number(input):
+        raise TypeError(f"pow(): argument 'input' must be Tensor or Number, not {type(input).__name__}")
+    _check_tensor(exponent, "pow", "exponent", 2)
+    dt = _dtype.result_type([exponent], [input])
+    if not dt.is_floating_point:
+        _check_integer_power(dt, exponent._data)
+    with _errstate():
+        data = np.power(np.asarray(input, dt.np), _as(exponent, dt))
+    return record(_POW_NUMBER_BASE, (exponent,), data, dt, base=input)
+
+
+# ---------------------------------------------------------------------------------
+# Reductions
+# ---------------------------------------------------------------------------------
+
+def _reduction_dims(dim, ndim: int):
+    """Normalized dims of a reduction, or None for all; torch's errors for bad dims."""
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    if not dims:
+        return None        # NOTE: torch reduces over every dim when given an empty dim list
+    wrapped = []
+    for d in dims:
+        w = _wrap_dim(d, ndim)
+        if w in wrapped:
+            raise RuntimeError(f"dim {w} appears multiple times in the list of dims")
+        wrapped.append(w)
+    return tuple(wrapped) if ndim else None
+
+
+def _reduce_backward(ctx, g):
+    """Gradient of sum (and, scaled, of mean): put reduced dims back and expand."""
+    if ctx.dims is not None and not ctx.keepdim:
+        g = _reshape(g, ctx.keep_shape)
+    elif ctx.dims is None and g._data.ndim != len(ctx.self_shape):
+        g = _reshape(g, (1,) * len(ctx.self_shape))
+    if ctx.count is not None:
+        g = div(g, ctx.count)
+    return (_expand(g, ctx.self_shape),)
+
+
+_SUM_ALL = Rule("SumBackward0", _reduce_backward)
+_SUM_DIM = Rule("SumBackward1", _reduce_backward)
+_MEAN_ALL = Rule("MeanBackward0", _reduce_backward)
+_MEAN_DIM = Rule("MeanBackward1", _reduce_backward)
+
+
+def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
+    _check_tensor(input, op)
+    x = input._data
+    dims = _reduction_dims(dim, x.ndim)
+    if mean:
+        if not input.dtype.is_floating_point:
+            raise RuntimeError(
+                "mean(): could not infer output dtype. Input dtype must be either a floating point "
+                f"or complex dtype. Got: {_TORCH_SCALAR_NAMES[input.dtype.name]}")
+        dt = input.dtype
+    else:
+        dt = input.dtype if input.dtype.is_floating_point else _dtype.int64
+    axes = dims if dims is not None else tuple(range(x.ndim))
+    keep = keepdim and dim is not None
+    with _errstate():
+        data = (np.mean if mean else np.sum)(x, axis=axes, dtype=dt.np, keepdims=keep)
+    keep_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None
+    full = dim is None
+    rule = (_MEAN_ALL if full else _MEAN_DIM) if mean else (_SUM_ALL if full else _SUM_DIM)
+    return record(rule, (input,), data, dt, dims=dims, keepdim=keep, keep_shape=keep_shape,
+                  self_shape=x.shape, count=count)
+
+
+_TORCH_SCALAR_NAMES = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
+
+
+def sum(input, dim=None, keepdim: bool = False) -> Tensor:
+    return _reduce("sum", input, dim, keepdim, mean=False)
+
+
+def mean(input, dim=None, keepdim: bool = False) -> Tensor:
+    return _reduce("mean", input, dim, keepdim, mean=True)
+
+
+# ---------------------------------------------------------------------------------
+# Matrix products
+# ---------------------------------------------------------------------------------
+
+_DOT = Rule("DotBackward0",
+            lambda ctx, g: (mul(g, ctx.tensor) if ctx.needs[0] else None,
+                            mul(g, ctx.self) if ctx.needs[1] else None),
+            ("self", "tensor"), saves={"tensor": 0, "self": 1})
+_MV = Rule("MvBackward0",
+           lambda ctx, g: (mul(_reshape(g, (-1, 1), _UNSQUEEZE), _reshape(ctx.vec, (1, -1), _UNSQUEEZE))
+                           if ctx.needs[0] else None,
+                           _mv(_transpose(ctx.self, 0, 1, _T), g) if ctx.needs[1] else None),
+           ("self", "vec"), saves={"vec": 0, "self": 1})
+_MM = Rule("MmBackward0",
+           lambda ctx, g: (_mm(g, _transpose(ctx.mat2, 0, 1, _T)) if ctx.needs[0] else None,
+                           _mm(_transpose(ctx.self, 0, 1, _T), g) if ctx.needs[1] else None),
+           ("self", "mat2"), saves={"mat2": 0, "self": 1})
+_BMM = Rule("BmmBackward0",
+            lambda ctx, g: (_bmm(g, _transpose(ctx.mat2, 1, 2)) if ctx.needs[0] else None,
+                            _bmm(_transpose(ctx.self, 1, 2), g) if ctx.needs[1] else None),
+            ("self", "mat2"), saves={"mat2": 0, "self": 1})
+
+_TORCH_TYPE_NAMES = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
+
+
+def _same_dtype(a: Tensor, b: Tensor, message: str):
+    if a.dtype is not b.dtype:
+        raise RuntimeError(message.format(a=_TORCH_TYPE_NAMES[a.dtype.name], b=_TORCH_TYPE_NAMES[b.dtype.name],
+                                          ta=a.dtype.name.replace("float32", "float").replace("float64", "double"),
+                                          tb=b.dtype.name.replace("float32", "float").replace("float64", "double")))
+
+
+def _product(rule, a: Tensor, b: Tensor) -> Tensor:
+    with _errstate():
+        data = np.matmul(a._data, b._data)
+    return record(rule, (a, b), data, a.dtype)
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    _same_dtype(a, b, "dot : expected both vectors to have same dtype, but found {a} and {b}")
+    if a._data.shape[0] != b._data.shape[0]:
+        n, m = a._data.shape[0], b._data.shape[0]
+        raise RuntimeError(
+            f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same number "
+            f"of elements, but got {n} and {m} elements respectively")
+    return _product(_DOT, a, b)
+
+
+def _mv(a: Tensor, v: Tensor) -> Tensor:
+    _same_dtype(a, v, "expected m1 and m2 to have the same dtype, but got: {ta} != {tb}")
+    if a._data.shape[1] != v._data.shape[0]:
+        n, m = a._data.shape
+        raise RuntimeError(f"size mismatch, got input ({n}), mat ({n}x{m}), vec ({v._data.shape[0]})")
+    return _product(_MV, a, v)
+
+
+def _mm(a: Tensor, b: Tensor) -> Tensor:
+    _same_dtype(a, b, "expected m1 and m2 to have the same dtype, but got: {ta} != {tb}")
+    if a._data.shape[1] != b._data.shape[0]:
+        raise RuntimeError(
+            "mat1 and mat2 shapes cannot be multiplied ({}x{} and {}x{})".format(*a._data.shape, *b._data.shape))
+    return _product(_MM, a, b)
+
+
+def _bmm(a: Tensor, b: Tensor) -> Tensor:
+    _same_dtype(a, b, "expected scalar type {a} but found {b}")
+    (n, _, k), (n2, k2, _) = a._data.shape, b._data.shape
+    if (n2, k2) != (n, k):
+        raise RuntimeError(
+            f"Expected size for first two dimensions of batch2 tensor to be: [{n}, {k}] but got: [{n2}, {k2}].")
+    return _product(_BMM, a, b)
+
+
+def matmul(input, other) -> Tensor:
+    """torch.matmul, composed from dot / mv / mm / bmm the way torch 2.13 composes it.
+
+    NOTE: which composition torch picks for batched operands (fold the batch into one
+    mm / mv, or broadcast and bmm) depends on which operand requires grad, so that the
+    gradient of a shared matrix is not materialized per batch. The top node (and so
+    `grad_fn.name()`) follows torch; intermediate view nodes may be named differently
+    where torch's choice depends on memory strides, which engine tensors do not have.
+    """
+    _check_tensor(input, "matmul")
+    _check_tensor(other, "matmul", "other", 2)
+    d1, d2 = input.ndim, other.ndim
+    if d1 == 0 or d2 == 0:
+        raise RuntimeError(
+            f"both arguments to matmul need to be at least 1D, but they are {d1}D and {d2}D")
+    if d1 == 1 and d2 == 1:
+        return _dot(input, other)
+    if d1 == 2 and d2 == 1:
+        return _mv(input, other)
+    if d1 == 1 and d2 == 2:
+        _same_dtype(input, other, "expected m1 and m2 to have the same dtype, but got: {ta} != {tb}")
+        return _reshape(_mm(_reshape(input, (1, -1), _UNSQUEEZE), other), other._data.shape[1:],
+                        _SQUEEZE_INPLACE)
+    if d1 == 2 and d2 == 2:
+        return _mm(input, other)
+    grad = _GradMode.enabled
+    if d1 == d2 == 3 and grad:
+        # A 3-d operand with a batch of one that requires grad is squeezed to a matrix.
+        if input.shape[0] == 1 != other.shape[0] and input._requires_grad:
+            input, d1 = _reshape(input, input.shape[1:], _SQUEEZE_DIM), 2
+        elif other.shape[0] == 1 != input.shape[0] and other._requires_grad:
+            other, d2 = _reshape(other, other.shape[1:], _SQUEEZE_DIM), 2
+    if d1 >= 3 and d2 <= 2:
+        return _folded_matmul(input, other)
+    if d2 >= 3 and d1 <= 2 and grad and input._requires_grad:
+        return _folded_matmul(input, other)
+    return _batched_matmul(input, other)
+
+
+def _folded_matmul(input: Tensor, other: Tensor) -> Tensor:
+    """A batch (>= 3-d) times a matrix or vector: fold the batch into one mm / mv."""
+    transpose = other.ndim > input.ndim
+    big = _transpose(other, -2, -1) if transpose else input
+    small = (_transpose(input, 0, 1, _T) if input.ndim == 2 else input) if transpose else other
+    out_shape = big._data.shape[:-1]
+    folded = _reshape(big, (-1, big._data.shape[-1]), _UNSAFE_VIEW if transpose else _VIEW)
+    if small.ndim == 2:
+        out = _reshape(_mm(folded, small), out_shape + small._data.shape[1:], _UNSAFE_VIEW)
+        return _clone(_transpose(out, -2, -1)) if transpose else out
+    return _reshape(_mv(folded, small), out_shape, _UNSAFE_VIEW)
+
+
+def _batched_matmul(input: Tensor, other: Tensor) -> Tensor:
+    """Both operands >= 3-d (or one 1-d against a >= 3-d): broadcast batches and bmm."""
+    d1, d2 = input.ndim, other.ndim
+    s1, s2 = input._data.shape, other._data.shape
+    n = s1[-2] if d1 > 1 else 1
+    m1 = s1[-1]
+    m2 = s2[-2] if d2 > 1 else s2[0]
+    p = s2[-1] if d2 > 1 else 1
+    batch = _broadcast_shape(s1[:max(d1 - 2, 0)], s2[:max(d2 - 2, 0)])
+    size = int(np.prod(batch, dtype=np.int64))
+    a = _reshape(_expand(input, batch + (n, m1)), (size, n, m1))
+    if d2 == 1:
+        b = _reshape(_reshape(_expand(other, batch + (m2,)), (size, m2)), (size, m2, 1), _UNSQUEEZE)
+    else:
+        b = _reshape(_expand(other, batch + (m2, p)), (size, m2, p))
+    out = _bmm(a, b)
+    shape = batch + ((n,) if d1 > 1 else ()) + ((p,) if d2 > 1 else ())
+    if d2 == 1:
+        out = _reshape(out, out._data.shape[:-1], _SQUEEZE_DIM)
+    return _reshape(out, shape, _UNSAFE_VIEW)

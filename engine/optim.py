@@ -1,0 +1,80 @@
+"""Optimizers, as torch.optim: parameter groups, `zero_grad()` and `step()`."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._tensor import Tensor
+
+
+class Optimizer:
+    """Base class: holds parameter groups with their hyperparameters and per-parameter state."""
+
+    def __init__(self, params, defaults: dict):
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.defaults = defaults
+        self.state: dict = {}
+        self.param_groups = []
+        for group in groups:
+            group = {**defaults, **group, "params": list(group["params"])}
+            for p in group["params"]:
+                if not isinstance(p, Tensor):
+                    raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+                if not p.is_leaf:
+                    raise ValueError("can't optimize a non-leaf Tensor")
+            self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True):
+        """Reset the gradients of all parameters (to None by default, as torch 2.x)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p._grad is None:
+                    continue
+                if set_to_none:
+                    p._grad = None
+                else:
+                    p._grad._data[...] = 0
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay."""
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
+
+    def step(self, closure=None):
+        """Update each parameter with a gradient in place, as torch.optim.SGD (for-loop form)."""
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p._grad is None:
+                    continue
+                np_dt = p.dtype.np
+                d_p = p._grad._data
+                if group["maximize"]:
+                    d_p = -d_p
+                if group["weight_decay"]:
+                    d_p = d_p + np_dt.type(group["weight_decay"]) * p._data
+                if group["momentum"]:
+                    buf = self.state.setdefault(id(p), {}).get("momentum_buffer")
+                    if buf is None:
+                        buf = d_p.copy()
+                    else:
+                        buf *= np_dt.type(group["momentum"])
+                        buf += np_dt.type(1 - group["dampening"]) * d_p
+                    self.state[id(p)]["momentum_buffer"] = buf
+                    d_p = d_p + np_dt.type(group["momentum"]) * buf if group["nesterov"] else buf
+                p._data += np_dt.type(-group["lr"]) * d_p
+        return loss
