@@ -65,7 +65,7 @@ OPS: tuple[Op, ...] = (
     Op("mean", REDUCTION, ("MeanBackward0", "MeanBackward1"), kwargs={"dim": "dim", "keepdim": "bool"}),
     # linear algebra
     Op("matmul", MATMUL, ("DotBackward0", "MvBackward0", "MmBackward0", "BmmBackward0",
-                          "SqueezeBackward4", "UnsafeViewBackward0"), ALL_FORMS, operator="@"),
+                          "SqueezeBackward4", "UnsafeViewBackward0", "CloneBackward0"), ALL_FORMS, operator="@"),
 )
 
 BY_NAME: dict[str, Op] = {op.name: op for op in OPS}

@@ -1,0 +1,108 @@
+"""Engine autograd mechanics: scheduler, broadcasting reduction, graph lifetime."""
+from __future__ import annotations
+
+import gc
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+from engine._autograd import sum_to_shape
+
+
+def test_a_chain_of_100000_ops_backwards_without_recursion():
+    x = engine.tensor([1.0, 2.0], dtype=engine.float64, requires_grad=True)
+    y = x
+    for i in range(100_000):
+        y = y * 1.00001 if i % 2 else y + 0.5
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.00001 ** 50_000] * 2, rtol=1e-12)
+    del y          # freeing the chain must not overflow the C stack either
+    gc.collect()
+
+
+def test_diamond_graph_accumulates_every_path_once():
+    x = engine.tensor([3.0], requires_grad=True)
+    a = x * 2
+    b = a * a          # da/dx twice through one node
+    c = a + b + x
+    c.sum().backward()
+    assert x.grad.tolist() == [1 + 2 + 2 * 2 * 6.0]
+
+
+def test_branch_without_gradient_does_not_block_the_rest():
+    x = engine.tensor([1.0, 2.0], requires_grad=True)
+    frozen = engine.tensor([5.0, 6.0])
+    y = (x * frozen).sum() + (frozen * 3).sum()
+    y.backward()
+    assert x.grad.tolist() == [5.0, 6.0]
+    assert frozen.grad is None
+
+
+@pytest.mark.parametrize("grad_shape, shape", [((2, 3), (3,)), ((2, 3), (1, 3)), ((4, 2, 3), (2, 1)),
+                                                ((2, 3), ()), ((3,), (3,))])
+def test_sum_to_shape_undoes_broadcasting(grad_shape, shape):
+    g = np.arange(np.prod(grad_shape), dtype=np.float64).reshape(grad_shape)
+    got = sum_to_shape(engine.tensor(g), shape)
+    want = torch.tensor(g).sum_to_size(shape) if shape else torch.tensor(g).sum()
+    assert tuple(got.shape) == shape
+    np.testing.assert_allclose(got.numpy(), want.numpy())
+
+
+def test_graph_with_saved_tensors_is_freed_after_backward():
+    x = engine.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    y.sum().backward()
+    assert y.grad_fn.ctx.freed
+    assert not hasattr(y.grad_fn.ctx, "result")
+
+
+def test_retain_graph_keeps_saved_tensors_for_a_second_backward():
+    x = engine.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert x.grad.tolist() == [4.0, 8.0]
+
+
+def test_accumulated_grad_is_updated_in_place_like_torch():
+    for backend in (engine, torch):
+        x = backend.tensor([1.0, 2.0], requires_grad=True)
+        (x * 2).sum().backward()
+        first = x.grad
+        (x * 3).sum().backward()
+        assert x.grad is first and first.tolist() == [5.0, 5.0]
+
+
+def test_create_graph_first_gradient_is_a_differentiable_copy():
+    x = engine.tensor([1.0, 2.0], requires_grad=True)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        (x * x).sum().backward(create_graph=True)
+    assert x.grad.grad_fn.name() == "CopyBackwards"
+    assert x.grad.requires_grad
+
+
+def test_gradient_argument_keeps_the_output_dtype():
+    x = engine.tensor([1.0, 2.0], requires_grad=True)
+    (x * 2).backward(engine.tensor([1.0, 1.0], dtype=engine.float64))
+    assert x.grad.dtype is engine.float32
+
+
+def test_no_grad_records_nothing_and_restores_the_mode():
+    x = engine.tensor([1.0], requires_grad=True)
+    with engine.no_grad():
+        assert not engine.is_grad_enabled()
+        y = x * 2
+        with engine.enable_grad():
+            z = x * 2
+    assert engine.is_grad_enabled()
+    assert y.grad_fn is None and not y.requires_grad
+    assert z.grad_fn.name() == "MulBackward0"
+
+
+def test_unsupported_dtype_is_named():
+    with pytest.raises(NotImplementedError, match="int32"):
+        engine.tensor(np.array([1, 2], dtype=np.int32))
