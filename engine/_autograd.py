@@ -63,7 +63,7 @@ class Node:
     and `t.grad_fn.name()` both read as torch's do.
     """
 
-    __slots__ = ("next_functions", "_input_meta", "_saved", "_saved_any", "_rule", "ctx", "__weakref__")
+    __slots__ = ("next_functions", "_input_meta", "_rule", "ctx", "__weakref__")
 
     def __init__(self, rule, next_functions, input_meta, ctx):
         self._rule = rule                    # backward(ctx, g) -> tuple of grads, one per edge
@@ -77,16 +77,16 @@ class Node:
     def __repr__(self) -> str:
         return f"<{self.name()} object at {id(self):#x}>"
 
-    def _apply(self, g):
+    def _apply(self, g, create_graph: bool):
         ctx = self.ctx
         if ctx.freed:
             raise RuntimeError(_FREED_MESSAGE)
-        return self._rule(ctx, g)
+        return self._rule(ctx.as_tensors() if create_graph else ctx, g)
 
     def _release(self):
         # Saved tensors are dropped after a backward without retain_graph. Nodes
         # that saved nothing stay usable, as in torch.
-        if self.ctx.saved_tensors_count:
+        if self.ctx.tensors:
             self.ctx.freed = True
             self.ctx.drop_saved()
 
@@ -115,7 +115,7 @@ def node_class(name: str) -> type:
 
 
 def sum_to_shape(grad, shape: tuple):
-    """Undo broadcasting: sum a gradient down to the shape of the input it flows to.
+    """Undo broadcasting: sum a gradient (array or tensor) down to the shape of its input.
 
     This is the only place in the engine that reduces broadcast gradients, so
     derivative rules never think about broadcasting.
@@ -126,9 +126,12 @@ def sum_to_shape(grad, shape: tuple):
     lead = grad.ndim - len(shape)
     dims = tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
-    out = _sum(grad, dims, keepdim=True) if dims else grad
-    if lead:
-        out = _reshape(out, shape)
+    if isinstance(grad, np.ndarray) or np.isscalar(grad):
+        out = np.sum(grad, axis=dims, keepdims=True).reshape(shape)
+    else:
+        out = _sum(grad, dims, keepdim=True) if dims else grad
+        if lead:
+            out = _reshape(out, shape)
     assert out.shape == shape, f"gradient of shape {grad.shape} cannot reach an input of shape {shape}"
     return out
 
@@ -136,12 +139,12 @@ def sum_to_shape(grad, shape: tuple):
 def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool):
     """Backpropagate `grads` (tensors shaped like `roots`) into the leaves' `.grad`.
 
-    Nodes are released in reverse topological order by counting, for each node,
-    how many of its consumers still have to send it a gradient (HIPS autograd's
-    toposort, without recursion).
+    Nodes run in reverse topological order by counting, for each node, how
+    many of its consumers still have to send it a gradient (HIPS autograd's
+    toposort, without recursion). Without create_graph, gradients travel as
+    numpy arrays and nothing is recorded; with it, they are tensors and the
+    rules' arithmetic builds a graph.
     """
-    from ._tensor import Tensor  # circular: tensors create nodes
-
     # 1. Count dependencies over the reachable graph.
     dependencies: dict[Node, int] = {}
     stack = []
@@ -165,17 +168,18 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool):
     pending: dict[Node, object] = {}
     for root, g in zip(roots, grads):
         node = root.grad_fn if root.grad_fn is not None else root._accumulator()
+        g = g if create_graph else g._data
         pending[node] = g if node not in pending else pending[node] + g
     ready = [n for n in pending if dependencies[n] == 0]
 
-    with (enable_grad() if create_graph else no_grad()):
+    with (enable_grad() if create_graph else no_grad()), np.errstate(all="ignore"):
         while ready:
             node = ready.pop()
             g = pending.pop(node)
             if isinstance(node, AccumulateGrad):
                 _accumulate(node.variable, g, create_graph)
                 continue
-            input_grads = node._apply(g)
+            input_grads = node._apply(g, create_graph)
             if not retain_graph:
                 node._release()
             for (child, _), (shape, dt), ig in zip(node.next_functions, node._input_meta, input_grads):
@@ -184,8 +188,11 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool):
                 if ig is not None:
                     if ig.shape != shape:
                         ig = sum_to_shape(ig, shape)
-                    if ig.dtype is not dt:
-                        ig = ig.to(dt)
+                    if create_graph:
+                        if ig.dtype is not dt:
+                            ig = ig.to(dt)
+                    elif ig.dtype != dt.np:
+                        ig = ig.astype(dt.np)
                     pending[child] = ig if child not in pending else pending[child] + ig
                 dependencies[child] -= 1
                 if dependencies[child] == 0:
@@ -225,19 +232,23 @@ _warned_create_graph = False
 def _accumulate(variable, g, create_graph):
     """AccumulateGrad: store or add `g` into the leaf's `.grad`, as torch does."""
     from ._ops import _copy  # circular: ops record nodes
+    from ._tensor import Tensor
     global _warned_create_graph
-    if create_graph and g.requires_grad:
-        if not _warned_create_graph:
+    if create_graph:
+        if g.requires_grad and not _warned_create_graph:
             # NOTE: torch warns once per process (TORCH_WARN_ONCE).
             _warned_create_graph = True
             warnings.warn(_CREATE_GRAPH_WARNING, UserWarning, stacklevel=4)
-        # NOTE: torch deep-copies a first gradient (node CopyBackwards) and adds out of
-        # place afterwards (node AddBackward0), so .grad stays differentiable.
-        variable._grad = _copy(g) if variable._grad is None else variable._grad + g
+        if variable._grad is None:
+            # NOTE: torch deep-copies a first gradient (node CopyBackwards) and adds out of
+            # place afterwards (node AddBackward0), so .grad stays differentiable.
+            variable._grad = _copy(g) if g.requires_grad else g._detached_copy()
+        else:
+            variable._grad = variable._grad + g
     elif variable._grad is None:
-        variable._grad = g._detached_copy()
+        variable._grad = Tensor._make(np.array(g, dtype=variable.dtype.np), variable.dtype)
     elif variable._grad.requires_grad:
-        variable._grad = (variable._grad + g).detach()
+        variable._grad = (variable._grad + Tensor._make(np.asarray(g), variable.dtype)).detach()
     else:
         # NOTE: torch accumulates in place, so references to .grad see the sum.
-        np.add(variable._grad._data, g._data, out=variable._grad._data)
+        np.add(variable._grad._data, g, out=variable._grad._data)

@@ -1,10 +1,15 @@
 """Forward computations and derivative rules of the engine's ops.
 
-Every public op here has an entry of the same name in `optable.py`. Rules are
-written with engine ops on tensors, so a backward pass run with
-`create_graph=True` is itself recorded and can be differentiated again.
-Conventions: `g` is the upstream gradient, `out` the forward result, other
-names follow torch's argument names. Rules never undo broadcasting: the
+Every public op here has an entry of the same name in `optable.py`.
+
+A rule is `backward(ctx, g) -> one gradient (or None) per input`, where `ctx`
+holds what the op saved under torch's argument names (`ctx.self`, `ctx.other`,
+`ctx.result`), other saved values, and `ctx.needs` (which inputs want a
+gradient). Rules are written once for two kinds of values: in a plain
+backward, `g` and the saved values are numpy arrays (fast, nothing recorded);
+with `create_graph=True` they are tensors and the same arithmetic records a
+differentiable graph. So rules use Python operators and the `v_*` helpers,
+which dispatch on the kind of value. Rules never undo broadcasting: the
 scheduler sums each gradient to its input's shape (`_autograd.sum_to_shape`).
 """
 from __future__ import annotations
@@ -23,13 +28,27 @@ from ._tensor import Tensor, _wrap_dim
 
 
 class Ctx:
-    """What a node keeps for its backward: saved tensors, other saved values, input needs."""
+    """What a node keeps for its backward.
 
-    __slots__ = ("needs", "freed", "saved_tensors_count", "_saved_names", "__dict__")
+    Saved tensors are stored twice: their arrays as attributes (what a plain
+    backward reads) and the tensors themselves in `tensors` (what a
+    create_graph backward reads, through `as_tensors()`).
+    """
+
+    __slots__ = ("needs", "freed", "tensors", "__dict__")
 
     def drop_saved(self):
-        for name in self._saved_names:
+        for name in self.tensors:
             self.__dict__.pop(name, None)
+        self.tensors = {}
+
+    def as_tensors(self) -> "Ctx":
+        """A copy of this context whose saved values are the saved tensors."""
+        view = Ctx()
+        view.needs, view.freed, view.tensors = self.needs, self.freed, self.tensors
+        view.__dict__.update(self.__dict__)
+        view.__dict__.update(self.tensors)
+        return view
 
 
 class Rule:
@@ -58,20 +77,21 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     if not _GradMode.enabled:
         return Tensor._make(data, dt)
     needs = tuple(t._requires_grad for t in inputs)
-    if not any(needs):
+    if True not in needs:
         return Tensor._make(data, dt)
     out = Tensor._make(data, dt, True)
     ctx = Ctx()
     ctx.needs = needs
     ctx.freed = False
-    ctx.__dict__.update(attrs)
-    names = []
+    saved = {}
     for name, trigger in rule.saves.items():
         if trigger is None or needs[trigger]:
-            ctx.__dict__[name] = out if name == "result" else inputs[rule.arg_names.index(name)]
-            names.append(name)
-    ctx._saved_names = names
-    ctx.saved_tensors_count = len(names)
+            saved[name] = out if name == "result" else inputs[rule.arg_names.index(name)]
+    ctx.tensors = saved
+    d = ctx.__dict__
+    d.update(attrs)
+    for name, t in saved.items():
+        d[name] = t._data
     out.grad_fn = rule.node(rule.backward, tuple(t._edge() for t in inputs),
                             tuple((t._data.shape, t.dtype) for t in inputs), ctx)
     return out
@@ -139,24 +159,79 @@ def _errstate():
 
 
 # ---------------------------------------------------------------------------------
+# Value helpers for rules: numpy arrays in a plain backward, tensors with create_graph
+# ---------------------------------------------------------------------------------
+
+def v_data(x):
+    """The array behind a value (for masks and conditions, which never need a graph)."""
+    return x._data if isinstance(x, Tensor) else x
+
+
+def v_where(condition: np.ndarray, a, b):
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return where(condition, a, b)
+    return np.where(condition, a, b)
+
+
+def v_masked_zero(x, mask: np.ndarray):
+    """`x` with 0 where `mask` holds: a select, so inf * 0 never appears."""
+    if isinstance(x, Tensor):
+        return _masked_zero(x, mask)
+    return np.where(mask, np.zeros((), x.dtype), x)
+
+
+def v_zeros_like(x):
+    return np.zeros(np.shape(x), dtype=v_data(x).dtype)
+
+
+def v_log(x):
+    return log(x) if isinstance(x, Tensor) else np.log(x)
+
+
+def v_reshape(x, shape, rule=None):
+    return _reshape(x, shape, rule or _VIEW) if isinstance(x, Tensor) else np.reshape(x, shape)
+
+
+def v_expand(x, shape):
+    return _expand(x, shape) if isinstance(x, Tensor) else np.broadcast_to(x, shape)
+
+
+def v_transpose(x, dim0: int, dim1: int, rule=None):
+    return _transpose(x, dim0, dim1, rule or _TRANSPOSE) if isinstance(x, Tensor) else np.swapaxes(x, dim0, dim1)
+
+
+def v_t(x):
+    return _transpose(x, 0, 1, _T) if isinstance(x, Tensor) else x.T
+
+
+def v_mm(a, b):
+    return _mm(a, b) if isinstance(a, Tensor) else a @ b
+
+
+def v_mv(a, v):
+    return _mv(a, v) if isinstance(a, Tensor) else a @ v
+
+
+def v_bmm(a, b):
+    return _bmm(a, b) if isinstance(a, Tensor) else a @ b
+
+
+# ---------------------------------------------------------------------------------
 # Internal differentiable helpers (used by rules and composites; not public ops yet)
 # ---------------------------------------------------------------------------------
 
-def _to_backward(ctx, g):
-    return (g.to(ctx.src_dtype),)
-
-
-_TO = Rule("ToCopyBackward0", _to_backward)
+# The scheduler casts every gradient to its input's dtype, so a conversion passes g on.
+_TO = Rule("ToCopyBackward0", lambda ctx, g: (g,))
 
 
 def _to(t: Tensor, dt) -> Tensor:
-    if not dt.is_floating_point and t._requires_grad and _GradMode.enabled:
+    if not dt.is_floating_point:
         return Tensor._make(t._data.astype(dt.np), dt)     # integer results leave the graph
-    return record(_TO, (t,), t._data.astype(dt.np), dt, src_dtype=t.dtype)
+    return record(_TO, (t,), t._data.astype(dt.np), dt)
 
 
 def _reshape_backward(ctx, g):
-    return (_reshape(g, ctx.self_shape),)
+    return (v_reshape(g, ctx.self_shape),)
 
 
 _VIEW = Rule("ViewBackward0", _reshape_backward)
@@ -170,36 +245,27 @@ def _reshape(t: Tensor, shape, rule: Rule = _VIEW) -> Tensor:
     return record(rule, (t,), t._data.reshape(shape), t.dtype, self_shape=t._data.shape)
 
 
-def _expand_backward(ctx, g):
-    return (g,)   # the scheduler sums the expanded dims back to the input's shape
-
-
-_EXPAND = Rule("ExpandBackward0", _expand_backward)
+# The scheduler sums the expanded dims back to the input's shape.
+_EXPAND = Rule("ExpandBackward0", lambda ctx, g: (g,))
 
 
 def _expand(t: Tensor, shape) -> Tensor:
     return record(_EXPAND, (t,), np.broadcast_to(t._data, shape), t.dtype)
 
 
-def _transpose_backward(ctx, g):
-    return (_transpose(g, ctx.dim0, ctx.dim1),)
-
-
-_TRANSPOSE = Rule("TransposeBackward0", _transpose_backward)
+_TRANSPOSE = Rule("TransposeBackward0", lambda ctx, g: (v_transpose(g, ctx.dim0, ctx.dim1),))
+_T = Rule("TBackward0", lambda ctx, g: (v_t(g),))
 
 
 def _transpose(t: Tensor, dim0: int, dim1: int, rule: Rule = _TRANSPOSE) -> Tensor:
     return record(rule, (t,), np.swapaxes(t._data, dim0, dim1), t.dtype, dim0=dim0, dim1=dim1)
 
 
-_T = Rule("TBackward0", lambda ctx, g: (_transpose(g, 0, 1, _T),))
+_CLONE = Rule("CloneBackward0", lambda ctx, g: (g,))
 
 
 def _clone(t: Tensor) -> Tensor:
-    return record(_CLONE, (t,), np.ascontiguousarray(t._data).copy(), t.dtype)
-
-
-_CLONE = Rule("CloneBackward0", lambda ctx, g: (g,))
+    return record(_CLONE, (t,), t._data.copy(), t.dtype)
 
 
 _COPY = Rule("CopyBackwards", lambda ctx, g: (None, g), ("self", "src"))
@@ -210,26 +276,18 @@ def _copy(t: Tensor) -> Tensor:
     return record(_COPY, (Tensor._make(np.empty((), t.dtype.np), t.dtype), t), t._data.copy(), t.dtype)
 
 
-def _masked_zero_backward(ctx, g):
-    return (_masked_zero(g, ctx.mask),)
-
-
-_THRESHOLD_BACKWARD = Rule("ThresholdBackwardBackward0", _masked_zero_backward)
+_THRESHOLD_BACKWARD = Rule("ThresholdBackwardBackward0", lambda ctx, g: (v_masked_zero(g, ctx.mask),))
 
 
 def _masked_zero(t: Tensor, mask: np.ndarray) -> Tensor:
-    """`t` with the positions where `mask` holds set to 0 (a select, so inf * 0 never appears)."""
     return record(_THRESHOLD_BACKWARD, (t,), np.where(mask, np.zeros((), t.dtype.np), t._data),
                   t.dtype, mask=mask)
 
 
-def _where_backward(ctx, g):
-    zero = _scalar_tensor(0, g.dtype)
-    return (where(ctx.condition, g, zero) if ctx.needs[0] else None,
-            where(ctx.condition, zero, g) if ctx.needs[1] else None)
-
-
-_WHERE = Rule("WhereBackward0", _where_backward, ("input", "other"))
+_WHERE = Rule("WhereBackward0",
+              lambda ctx, g: (v_where(ctx.condition, g, 0) if ctx.needs[0] else None,
+                              v_where(ctx.condition, 0, g) if ctx.needs[1] else None),
+              ("input", "other"))
 
 
 def where(condition, input, other) -> Tensor:
@@ -237,8 +295,8 @@ def where(condition, input, other) -> Tensor:
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     a, b, dt = _binary_operands("where", input, other)
     shape = _broadcast_shape(np.shape(cond), _broadcast_shape(a._data.shape, b._data.shape))
-    data = np.where(np.broadcast_to(cond, shape), _as(a, dt), _as(b, dt))
-    return record(_WHERE, (a, b), data, dt, condition=Tensor._make(cond, _dtype.bool_))
+    cond = np.broadcast_to(cond, shape)
+    return record(_WHERE, (a, b), np.where(cond, _as(a, dt), _as(b, dt)), dt, condition=cond)
 
 
 # ---------------------------------------------------------------------------------
@@ -261,16 +319,16 @@ _BOOL_UNARY_MESSAGES = {
            "invert a mask, use the `~` or `logical_not()` operator instead.",
 }
 
-_NEG = Rule("NegBackward0", lambda ctx, g: (neg(g),))
-_EXP = Rule("ExpBackward0", lambda ctx, g: (mul(g, ctx.result),), saves={"result": None})
-_LOG = Rule("LogBackward0", lambda ctx, g: (div(g, ctx.self),), saves={"self": None})
+_NEG = Rule("NegBackward0", lambda ctx, g: (-g,))
+_EXP = Rule("ExpBackward0", lambda ctx, g: (g * ctx.result,), saves={"result": None})
+_LOG = Rule("LogBackward0", lambda ctx, g: (g / ctx.self,), saves={"self": None})
 # NOTE: torch's threshold_backward passes the gradient where result > 0 and where the result
 # is NaN, and gives exactly 0 (not NaN for an infinite gradient) at and below 0: relu'(0) = 0.
-_RELU = Rule("ReluBackward0", lambda ctx, g: (_masked_zero(g, ctx.result._data <= 0),),
+_RELU = Rule("ReluBackward0", lambda ctx, g: (v_masked_zero(g, v_data(ctx.result) <= 0),),
              saves={"result": None})
-_TANH = Rule("TanhBackward0", lambda ctx, g: (mul(g, rsub(mul(ctx.result, ctx.result), 1)),),
-             saves={"result": None})
-_SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (mul(mul(g, rsub(ctx.result, 1)), ctx.result),),
+# NOTE: torch's tanh_backward is g * (1 - y * y) and sigmoid_backward g * (1 - y) * y.
+_TANH = Rule("TanhBackward0", lambda ctx, g: (g * (1 - ctx.result * ctx.result),), saves={"result": None})
+_SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (g * (1 - ctx.result) * ctx.result,),
                 saves={"result": None})
 
 
@@ -316,19 +374,19 @@ def _binary(op: str, rule: Rule, fn, input, other, dt=None) -> Tensor:
 
 
 _ADD = Rule("AddBackward0", lambda ctx, g: (g, g), ("self", "other"))
-_SUB = Rule("SubBackward0", lambda ctx, g: (g, neg(g) if ctx.needs[1] else None), ("self", "other"))
-_RSUB = Rule("RsubBackward1", lambda ctx, g: (neg(g),))
+_SUB = Rule("SubBackward0", lambda ctx, g: (g, -g if ctx.needs[1] else None), ("self", "other"))
+_RSUB = Rule("RsubBackward1", lambda ctx, g: (-g,))
 _MUL = Rule("MulBackward0",
-            lambda ctx, g: (mul(g, ctx.other) if ctx.needs[0] else None,
-                            mul(g, ctx.self) if ctx.needs[1] else None),
+            lambda ctx, g: (g * ctx.other if ctx.needs[0] else None,
+                            g * ctx.self if ctx.needs[1] else None),
             ("self", "other"), saves={"other": 0, "self": 1})
 # NOTE: torch's div_tensor_other_backward computes -g * ((self / other) / other), in that order.
 _DIV = Rule("DivBackward0",
-            lambda ctx, g: (div(g, ctx.other) if ctx.needs[0] else None,
-                            neg(mul(g, div(div(ctx.self, ctx.other), ctx.other))) if ctx.needs[1] else None),
+            lambda ctx, g: (g / ctx.other if ctx.needs[0] else None,
+                            -g * ((ctx.self / ctx.other) / ctx.other) if ctx.needs[1] else None),
             ("self", "other"), saves={"other": None, "self": 1})
-_RECIPROCAL = Rule("ReciprocalBackward0",
-                   lambda ctx, g: (neg(mul(g, mul(ctx.result, ctx.result))),), saves={"result": None})
+_RECIPROCAL = Rule("ReciprocalBackward0", lambda ctx, g: (-g * (ctx.result * ctx.result),),
+                   saves={"result": None})
 
 
 def _check_bool_sub(input, other):
@@ -393,33 +451,32 @@ def _reciprocal(input: Tensor) -> Tensor:
 
 
 # pow: three nodes, by which side is a Python number.
-# NOTE: torch's pow_backward gives exactly 0 for a zero exponent (even at base 0, where the
+# NOTE: torch's pow_backward returns zeros for a zero exponent (even at base 0, where the
 # formula would give 0 * inf = nan), and pow_backward_exponent gives 0 where base == 0 and
 # exponent >= 0 (instead of result * log(0) = 0 * -inf).
 
 def _pow_scalar_backward(ctx, g):
     if ctx.exponent == 0:
-        return (mul(g, 0),)
-    return (mul(g, mul(pow(ctx.self, ctx.exponent - 1), ctx.exponent)),)
+        return (v_zeros_like(ctx.self),)
+    return (g * (ctx.self ** (ctx.exponent - 1) * ctx.exponent),)
 
 
 def _pow_tensor_backward(ctx, g):
     base, exponent = ctx.self, ctx.exponent
     grad_base = grad_exponent = None
     if ctx.needs[0]:
-        grad = mul(g, mul(exponent, pow(base, sub(exponent, 1))))
-        grad_base = where(exponent._data == 0, _scalar_tensor(0, grad.dtype), grad)
+        grad_base = v_where(v_data(exponent) == 0, 0, g * (exponent * base ** (exponent - 1)))
     if ctx.needs[1]:
-        at_zero = (base._data == 0) & (exponent._data >= 0)
-        grad_exponent = mul(g, where(at_zero, _scalar_tensor(0, g.dtype), mul(ctx.result, log(base))))
+        at_zero = (v_data(base) == 0) & (v_data(exponent) >= 0)
+        grad_exponent = g * v_where(at_zero, 0, ctx.result * v_log(base))
     return grad_base, grad_exponent
 
 
 def _pow_number_base_backward(ctx, g):
-    at_zero = (ctx.base == 0) & (ctx.exponent_tensor._data >= 0)
-    d = mul(ctx.result, float(np.log(ctx.base)) if ctx.base > 0 else
-            float("nan") if ctx.base < 0 else float("-inf"))
-    return (mul(g, where(at_zero, _scalar_tensor(0, g.dtype), d)),)
+    at_zero = (ctx.base == 0) & (v_data(ctx.exponent_tensor) >= 0)
+    with _errstate():
+        log_base = float(np.log(ctx.base))   # nan for a negative base, -inf for 0
+    return (g * v_where(at_zero, 0, ctx.result * log_base),)
 
 
 _POW_SCALAR = Rule("PowBackward0", _pow_scalar_backward, saves={"self": None})
@@ -483,14 +540,12 @@ def _reduction_dims(dim, ndim: int):
 
 
 def _reduce_backward(ctx, g):
-    """Gradient of sum (and, scaled, of mean): put reduced dims back and expand."""
-    if ctx.dims is not None and not ctx.keepdim:
-        g = _reshape(g, ctx.keep_shape)
-    elif ctx.dims is None and g._data.ndim != len(ctx.self_shape):
-        g = _reshape(g, (1,) * len(ctx.self_shape))
+    """Gradient of sum (and, scaled, of mean): put the reduced dims back and expand."""
+    if np.shape(g) != ctx.keep_shape:
+        g = v_reshape(g, ctx.keep_shape)
     if ctx.count is not None:
-        g = div(g, ctx.count)
-    return (_expand(g, ctx.self_shape),)
+        g = g / ctx.count
+    return (v_expand(g, ctx.self_shape),)
 
 
 _SUM_ALL = Rule("SumBackward0", _reduce_backward)
@@ -539,21 +594,21 @@ def mean(input, dim=None, keepdim: bool = False) -> Tensor:
 # ---------------------------------------------------------------------------------
 
 _DOT = Rule("DotBackward0",
-            lambda ctx, g: (mul(g, ctx.tensor) if ctx.needs[0] else None,
-                            mul(g, ctx.self) if ctx.needs[1] else None),
+            lambda ctx, g: (g * ctx.tensor if ctx.needs[0] else None,
+                            g * ctx.self if ctx.needs[1] else None),
             ("self", "tensor"), saves={"tensor": 0, "self": 1})
 _MV = Rule("MvBackward0",
-           lambda ctx, g: (mul(_reshape(g, (-1, 1), _UNSQUEEZE), _reshape(ctx.vec, (1, -1), _UNSQUEEZE))
+           lambda ctx, g: (v_reshape(g, (-1, 1), _UNSQUEEZE) * v_reshape(ctx.vec, (1, -1), _UNSQUEEZE)
                            if ctx.needs[0] else None,
-                           _mv(_transpose(ctx.self, 0, 1, _T), g) if ctx.needs[1] else None),
+                           v_mv(v_t(ctx.self), g) if ctx.needs[1] else None),
            ("self", "vec"), saves={"vec": 0, "self": 1})
 _MM = Rule("MmBackward0",
-           lambda ctx, g: (_mm(g, _transpose(ctx.mat2, 0, 1, _T)) if ctx.needs[0] else None,
-                           _mm(_transpose(ctx.self, 0, 1, _T), g) if ctx.needs[1] else None),
+           lambda ctx, g: (v_mm(g, v_t(ctx.mat2)) if ctx.needs[0] else None,
+                           v_mm(v_t(ctx.self), g) if ctx.needs[1] else None),
            ("self", "mat2"), saves={"mat2": 0, "self": 1})
 _BMM = Rule("BmmBackward0",
-            lambda ctx, g: (_bmm(g, _transpose(ctx.mat2, 1, 2)) if ctx.needs[0] else None,
-                            _bmm(_transpose(ctx.self, 1, 2), g) if ctx.needs[1] else None),
+            lambda ctx, g: (v_bmm(g, v_transpose(ctx.mat2, 1, 2)) if ctx.needs[0] else None,
+                            v_bmm(v_transpose(ctx.self, 1, 2), g) if ctx.needs[1] else None),
             ("self", "mat2"), saves={"mat2": 0, "self": 1})
 
 _TORCH_TYPE_NAMES = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
