@@ -6,6 +6,8 @@ conventions (torch 2.13.0). Anything else raises NotImplementedError naming it.
 """
 from __future__ import annotations
 
+import importlib
+
 from . import _ops, optable
 from ._autograd import enable_grad, is_grad_enabled, no_grad
 from ._dtype import bool_ as bool  # noqa: A001  (torch.bool shadows the builtin too)
@@ -18,39 +20,68 @@ long = int64
 
 __version__ = "0.1.0"
 
-# Python operators and the engine function each one calls, with the reflected form
-# used when a Python number stands on the left (`2 * x`, `2 ** x`).
+# Python operators: symbol -> (dunder, reflected dunder or None, reflected implementation).
+# The reflected form runs when a Python number stands on the left (`2 * x`, `2 ** x`);
+# comparisons need none, as Python reflects them itself (`2 < x` is `x > 2`).
+_SWAPPED = lambda f: lambda self, other: f(other, self)  # noqa: E731
 _BINARY_DUNDERS = {
     "+": ("__add__", "__radd__", lambda f: lambda self, other: f(self, other)),
     "-": ("__sub__", "__rsub__", lambda f: lambda self, other: _ops.rsub(self, other)),
     "*": ("__mul__", "__rmul__", lambda f: lambda self, other: f(self, other)),
     "/": ("__truediv__", "__rtruediv__", lambda f: lambda self, other: _ops.rdiv(self, other)),
-    "**": ("__pow__", "__rpow__", lambda f: lambda self, other: f(other, self)),
-    "@": ("__matmul__", "__rmatmul__", lambda f: lambda self, other: f(other, self)),
+    "**": ("__pow__", "__rpow__", _SWAPPED),
+    "@": ("__matmul__", "__rmatmul__", _SWAPPED),
+    "%": ("__mod__", "__rmod__", _SWAPPED),
+    "//": ("__floordiv__", "__rfloordiv__", _SWAPPED),
+    "&": ("__and__", "__rand__", _SWAPPED),
+    "|": ("__or__", "__ror__", _SWAPPED),
+    "^": ("__xor__", "__rxor__", _SWAPPED),
+    "==": ("__eq__", None, None), "!=": ("__ne__", None, None),
+    "<": ("__lt__", None, None), "<=": ("__le__", None, None),
+    ">": ("__gt__", None, None), ">=": ("__ge__", None, None),
 }
+_UNARY_DUNDERS = {"-": "__neg__", "~": "__invert__", "abs": "__abs__"}
+
+
+def implementation(op: optable.Op):
+    """The engine function that implements a table entry."""
+    if "." in op.name:
+        namespace, _, name = op.name.rpartition(".")
+        return getattr(importlib.import_module(f"{__name__}.{namespace}"), name)
+    for module_name in optable.IMPLEMENTATIONS:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        if op.name in vars(module):
+            return vars(module)[op.name]
+    raise NotImplementedError(f"op table entry {op.name!r} has no implementation in {optable.IMPLEMENTATIONS}")
 
 
 def _bind_ops():
-    """Expose every op of the table as a function, a Tensor method and an operator."""
+    """Expose every op of the table as a function, a Tensor method, property and operator."""
     for op in optable.OPS:
-        fn = getattr(_ops, op.name)
-        if optable.FUNCTION in op.forms:
-            globals()[op.name] = fn
-        if optable.METHOD in op.forms:
-            setattr(Tensor, op.name, fn)
+        fn = implementation(op)
+        names = (op.name.rpartition(".")[2],) + op.aliases
+        for name in names:
+            if optable.FUNCTION in op.forms and "." not in op.name:
+                globals()[name] = fn
+            if optable.METHOD in op.forms:
+                setattr(Tensor, name, fn)
+            if optable.PROPERTY in op.forms:
+                setattr(Tensor, name, property(fn))
         if optable.OPERATOR in op.forms:
-            if op.kind == optable.UNARY:
-                setattr(Tensor, "__neg__" if op.operator == "-" else op.operator, fn)
+            if op.kind in (optable.UNARY,) or op.operator in ("~", "abs"):
+                setattr(Tensor, _UNARY_DUNDERS[op.operator], fn)
             else:
                 forward, reflected, make_reflected = _BINARY_DUNDERS[op.operator]
                 setattr(Tensor, forward, fn)
-                setattr(Tensor, reflected, make_reflected(fn))
+                if reflected:
+                    setattr(Tensor, reflected, make_reflected(fn))
 
 
 _bind_ops()
 
-from . import optim  # noqa: E402  (optim uses the bound ops)
+from . import nn, optim  # noqa: E402  (they use the bound ops)
 
 __all__ = ["Tensor", "Size", "tensor", "dtype", "float32", "float64", "int64", "bool", "float",
-           "double", "long", "no_grad", "enable_grad", "is_grad_enabled", "optim"] + [
-    op.name for op in optable.OPS if optable.FUNCTION in op.forms]
+           "double", "long", "no_grad", "enable_grad", "is_grad_enabled", "nn", "optim"] + [
+    name for op in optable.OPS if optable.FUNCTION in op.forms and "." not in op.name
+    for name in (op.name,) + op.aliases]

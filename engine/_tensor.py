@@ -308,7 +308,7 @@ def tensor(data, dtype: _dtype_cls | None = None, requires_grad: bool = False) -
         dt = _dtype.from_numpy(data.dtype)
         array = data.copy()
     else:
-        array, dt = _from_python(data)
+        array, dt = _from_python(data, dtype)
     if dtype is not None:
         if not isinstance(dtype, _dtype_cls):
             raise TypeError(f"tensor(): argument 'dtype' must be torch.dtype, not {type(dtype).__name__}")
@@ -320,8 +320,8 @@ def tensor(data, dtype: _dtype_cls | None = None, requires_grad: bool = False) -
     return Tensor._make(array, dt, bool(requires_grad))
 
 
-def _from_python(data):
-    """numpy array and torch's inferred dtype for nested Python numbers."""
+def _from_python(data, dtype=None):
+    """numpy array and dtype (given, or inferred as torch does) for nested Python numbers."""
     kinds = set()
     _check_nested(data, 0, kinds)
     if float in kinds:
@@ -332,6 +332,8 @@ def _from_python(data):
         dt = _dtype.bool_
     else:
         dt = _dtype.float32    # empty: torch.tensor([]) is float32
+    if dtype is not None:
+        dt = dtype             # convert once, from the Python values, to keep float64 precision
     return np.array(data, dtype=dt.np), dt
 
 

@@ -1,11 +1,12 @@
 """The op table: one entry per public op, read by the engine, the tests and the fuzzer.
 
-Each entry says how torch exposes the op (function, method, operator), the
-autograd node torch records for it, and the plain-data facts the fuzzer needs
-to draw valid calls (kind of shape rule, input domain, kinks, keyword
-arguments). The numerics live in `engine/_ops.py` under the same name: adding an
-op is one rule there and one entry here (`tests/engine/test_optable.py` checks
-that the two agree).
+Each entry says how torch exposes the op (function, method, operator,
+property), the autograd node(s) torch records for it, and the plain-data facts
+the fuzzer needs to draw valid calls (kind of shape rule, input domain, kinks,
+keyword arguments). The numerics live in the engine module named by
+`IMPLEMENTATIONS` under the same name: adding an op is one function with its
+rule there and one entry here (`tests/engine/test_optable.py` checks that the
+two agree).
 
 This module imports nothing from the engine, so tools can read the table
 without building tensors.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-FUNCTION, METHOD, OPERATOR = "function", "method", "operator"
+FUNCTION, METHOD, OPERATOR, PROPERTY = "function", "method", "operator", "property"
 ALL_FORMS = (FUNCTION, METHOD, OPERATOR)
 
 # Shape rules the fuzzer knows how to draw arguments for.
@@ -22,6 +23,14 @@ UNARY = "unary"            # one tensor, output has its shape
 BINARY = "binary"          # two operands, broadcast together; either may be a Python scalar
 REDUCTION = "reduction"    # one tensor; optional `dim` (int or tuple) and `keepdim`
 MATMUL = "matmul"          # torch.matmul's 1-d / 2-d / batched rules
+# Kinds the fuzzer does not draw yet (each needs its own argument strategy).
+SHAPE = "shape"            # views and shape changes: reshape, permute, expand, ...
+INDEXING = "indexing"      # __getitem__, gather, scatter, index_select, ...
+JOIN = "join"              # cat, stack, split, chunk, unbind
+LINALG = "linalg"          # mm, bmm, mv, dot, outer, einsum, trace
+NN = "nn"                  # engine.nn.functional ops and losses
+FACTORY = "factory"        # zeros, ones, arange, rand, ...; no tensor input
+COMPARISON = "comparison"  # bool results, no gradient: eq, lt, isnan, logical_and, ...
 
 # Input domains: where the op is defined and smooth, so a fuzzer can aim inside
 # it (and, on purpose, at its edge).
@@ -29,22 +38,49 @@ REAL, POSITIVE, NONZERO = "real", "positive", "nonzero"
 
 
 @dataclass(frozen=True)
+class T:
+    """A tensor argument in a sample call: its shape, and how to fill it.
+
+    `values` gives literal (nested) values, e.g. for index tensors; otherwise
+    values are drawn from `domain`. `dtype` None means the dtype under test;
+    floating tensors of the dtype under test require grad.
+    """
+
+    shape: tuple = ()
+    dtype: str | None = None
+    values: object = None
+    domain: str = REAL
+
+
+@dataclass(frozen=True)
 class Op:
+    """One public op. `name` is torch's name; a dotted name ("nn.functional.gelu")
+    says which engine namespace holds the function."""
+
     name: str
     kind: str
-    grad_fn: tuple[str, ...]                 # torch's node name(s) for this op
+    grad_fn: tuple[str, ...]                 # torch's node name(s) for this op; () if none
     forms: tuple[str, ...] = (FUNCTION, METHOD)
     operator: str | None = None              # Python operator symbol, e.g. "*" ("-" unary for neg)
     domain: tuple[str, ...] = (REAL,)        # per tensor argument
     kinks: tuple[float, ...] = ()            # non-differentiable points of the first argument
-    kwargs: dict = field(default_factory=dict)  # keyword -> "dim" | "bool"
+    # keyword -> how to draw it: "dim" (a dim of the input), "dims" (int or tuple), "bool",
+    # "float", "int", or a tuple of the literal choices, e.g. (None, "trunc", "floor").
+    kwargs: dict = field(default_factory=dict)
     differentiable: bool = True
+    aliases: tuple[str, ...] = ()            # other torch names of the same op (clip for clamp)
+    inplace: str | None = None               # the in-place method, e.g. "add_"
+    # Sample calls for the per-op conformance tests, as (args, kwargs) with `T` for each
+    # tensor argument. Ops of the drawable kinds get default samples from their kind.
+    samples: tuple = ()
+    dtypes: tuple[str, ...] = ("float32", "float64")   # dtypes the op is tested in
     # Tolerance override (rtol, atol) per dtype name, for ops torch computes
     # with a different but equally accurate formula; None = assert_close defaults.
     tol: dict | None = None
 
 
 OPS: tuple[Op, ...] = (
+    # ---- engine/_ops.py ---------------------------------------------------------------
     # elementwise unary
     Op("neg", UNARY, ("NegBackward0",), ALL_FORMS, operator="-"),
     Op("exp", UNARY, ("ExpBackward0",)),
@@ -66,6 +102,18 @@ OPS: tuple[Op, ...] = (
     # linear algebra
     Op("matmul", MATMUL, ("DotBackward0", "MvBackward0", "MmBackward0", "BmmBackward0",
                           "SqueezeBackward4", "UnsafeViewBackward0", "CloneBackward0"), ALL_FORMS, operator="@"),
+
+    # ---- engine/_ops_pointwise.py --------------------------------------------------------
+    # ---- engine/_ops_reduce.py -----------------------------------------------------------
+    # ---- engine/_ops_shape.py ------------------------------------------------------------
+    # ---- engine/_ops_linalg.py -----------------------------------------------------------
+    # ---- engine/_ops_factory.py ----------------------------------------------------------
+    # ---- engine/nn/functional.py ---------------------------------------------------------
 )
+
+# Where each op's function lives, by section of the table above (module names
+# relative to the `engine` package). The engine binds functions from these.
+IMPLEMENTATIONS = ("_ops", "_ops_pointwise", "_ops_reduce", "_ops_shape", "_ops_linalg",
+                   "_ops_factory", "nn.functional")
 
 BY_NAME: dict[str, Op] = {op.name: op for op in OPS}

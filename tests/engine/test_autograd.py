@@ -106,3 +106,9 @@ def test_no_grad_records_nothing_and_restores_the_mode():
 def test_unsupported_dtype_is_named():
     with pytest.raises(NotImplementedError, match="int32"):
         engine.tensor(np.array([1, 2], dtype=np.int32))
+
+
+def test_tensor_from_python_floats_keeps_float64_precision():
+    value = 0.1 + 1e-12
+    assert engine.tensor([value], dtype=engine.float64).item() == value
+    assert engine.tensor(value, dtype=engine.float64).item() == torch.tensor(value, dtype=torch.float64).item()
