@@ -103,17 +103,34 @@ OPS: tuple[Op, ...] = (
     Op("matmul", MATMUL, ("DotBackward0", "MvBackward0", "MmBackward0", "BmmBackward0",
                           "SqueezeBackward4", "UnsafeViewBackward0", "CloneBackward0"), ALL_FORMS, operator="@"),
 
+    # (end of engine/_ops.py)
+
     # ---- engine/_ops_pointwise.py --------------------------------------------------------
+    # (end of engine/_ops_pointwise.py)
+
     # ---- engine/_ops_reduce.py -----------------------------------------------------------
+    # (end of engine/_ops_reduce.py)
+
     # ---- engine/_ops_shape.py ------------------------------------------------------------
+    # (end of engine/_ops_shape.py)
+
+    # ---- engine/_ops_index.py ------------------------------------------------------------
+    # (end of engine/_ops_index.py)
+
     # ---- engine/_ops_linalg.py -----------------------------------------------------------
+    # (end of engine/_ops_linalg.py)
+
     # ---- engine/_ops_factory.py ----------------------------------------------------------
+    # (end of engine/_ops_factory.py)
+
     # ---- engine/nn/functional.py ---------------------------------------------------------
+    # (end of engine/nn/functional.py)
+
 )
 
 # Where each op's function lives, by section of the table above (module names
 # relative to the `engine` package). The engine binds functions from these.
-IMPLEMENTATIONS = ("_ops", "_ops_pointwise", "_ops_reduce", "_ops_shape", "_ops_linalg",
-                   "_ops_factory", "nn.functional")
+IMPLEMENTATIONS = ("_ops", "_ops_pointwise", "_ops_reduce", "_ops_shape", "_ops_index",
+                   "_ops_linalg", "_ops_factory", "nn.functional")
 
 BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
