@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import importlib
 
-from . import _ops, optable
-from ._autograd import enable_grad, is_grad_enabled, no_grad
+from . import _ops, _ops_inplace, optable
+from ._autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+                        set_grad_enabled)
 from ._dtype import bool_ as bool  # noqa: A001  (torch.bool shadows the builtin too)
 from ._dtype import dtype, float32, float64, int64
 from ._tensor import Size, Tensor, tensor
@@ -41,6 +42,10 @@ _BINARY_DUNDERS = {
     ">": ("__gt__", None, None), ">=": ("__ge__", None, None),
 }
 _UNARY_DUNDERS = {"-": "__neg__", "~": "__invert__", "abs": "__abs__"}
+# Augmented assignment runs the op's in-place method, as in torch (`x += y` is `x.add_(y)`).
+_AUGMENTED_DUNDERS = {"+": "__iadd__", "-": "__isub__", "*": "__imul__", "/": "__itruediv__",
+                      "**": "__ipow__", "//": "__ifloordiv__", "%": "__imod__", "&": "__iand__",
+                      "|": "__ior__", "^": "__ixor__"}
 
 
 def implementation(op: optable.Op):
@@ -67,6 +72,11 @@ def _bind_ops():
                 setattr(Tensor, name, fn)
             if optable.PROPERTY in op.forms:
                 setattr(Tensor, name, property(fn))
+        if op.inplace:
+            method = _ops_inplace.inplace_method(fn, op.inplace)
+            setattr(Tensor, op.inplace, method)
+            if op.operator in _AUGMENTED_DUNDERS and op.kind != optable.UNARY:
+                setattr(Tensor, _AUGMENTED_DUNDERS[op.operator], method)
         if optable.OPERATOR in op.forms:
             if op.kind in (optable.UNARY,) or op.operator in ("~", "abs"):
                 setattr(Tensor, _UNARY_DUNDERS[op.operator], fn)
@@ -79,9 +89,10 @@ def _bind_ops():
 
 _bind_ops()
 
-from . import nn, optim  # noqa: E402  (they use the bound ops)
+from . import autograd, nn, optim  # noqa: E402  (they use the bound ops)
 
 __all__ = ["Tensor", "Size", "tensor", "dtype", "float32", "float64", "int64", "bool", "float",
-           "double", "long", "no_grad", "enable_grad", "is_grad_enabled", "nn", "optim"] + [
+           "double", "long", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "inference_mode", "is_inference_mode_enabled",
+           "autograd", "nn", "optim"] + [
     name for op in optable.OPS if optable.FUNCTION in op.forms and "." not in op.name
     for name in (op.name,) + op.aliases]

@@ -24,10 +24,56 @@ _FREED_MESSAGE = (
 
 class _GradMode:
     enabled = True
+    inference = False
 
 
 def is_grad_enabled() -> bool:
     return _GradMode.enabled
+
+
+def is_inference_mode_enabled() -> bool:
+    return _GradMode.inference
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Enable or disable graph recording: as a function call, a context manager or a decorator."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._prev = _GradMode.enabled
+        _GradMode.enabled = self.mode   # NOTE: torch applies the mode at construction
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        _GradMode.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        # As a decorator the mode applies only inside the call: undo the construction-time switch.
+        _GradMode.enabled = self._prev
+        return super().__call__(fn)
+
+    def __repr__(self) -> str:
+        return f"torch.autograd.grad_mode.set_grad_enabled(mode={self.mode})"
+
+
+class inference_mode(contextlib.ContextDecorator):
+    """Like no_grad; tensors created inside are inference tensors, which autograd refuses to save."""
+
+    def __init__(self, mode: bool = True):
+        self.mode = mode
+
+    def __enter__(self):
+        self._prev = (_GradMode.enabled, _GradMode.inference)
+        if self.mode:
+            _GradMode.enabled, _GradMode.inference = False, True
+        return None
+
+    def __exit__(self, *exc):
+        _GradMode.enabled, _GradMode.inference = self._prev
+        return False
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -63,24 +109,34 @@ class Node:
     and `t.grad_fn.name()` both read as torch's do.
     """
 
-    __slots__ = ("next_functions", "_input_meta", "_rule", "ctx", "__weakref__")
+    __slots__ = ("next_functions", "_input_meta", "_rule", "ctx", "_pre_hooks", "_retained", "__weakref__")
 
     def __init__(self, rule, next_functions, input_meta, ctx):
         self._rule = rule                    # backward(ctx, g) -> tuple of grads, one per edge
         self.next_functions = next_functions  # tuple of (Node | None, 0), one per tensor input
         self._input_meta = input_meta        # (shape, dtype) per edge: gradients are fitted to these
         self.ctx = ctx
+        self._pre_hooks = None               # {handle id: hook} from Tensor.register_hook
+        self._retained = None                # weakref to the output tensor that retains its grad
+
+    _qualified_name = "Node"
 
     def name(self) -> str:
-        return type(self).__name__
+        return self._qualified_name
 
     def __repr__(self) -> str:
-        return f"<{self.name()} object at {id(self):#x}>"
+        return f"<{type(self).__name__} object at {id(self):#x}>"
 
     def _apply(self, g, create_graph: bool):
         ctx = self.ctx
         if ctx.freed:
             raise RuntimeError(_FREED_MESSAGE)
+        for name, tensor in ctx.tensors.items():
+            if tensor._vc[0] != ctx.versions[name]:
+                # NOTE: torch names a saved output's producer (this node) and a saved input's
+                # current grad_fn.
+                producer = self if name == "result" else tensor.grad_fn
+                raise RuntimeError(_modified_message(tensor, ctx.versions[name], producer))
         return self._rule(ctx.as_tensors() if create_graph else ctx, g)
 
     def _release(self):
@@ -89,6 +145,21 @@ class Node:
         if self.ctx.tensors:
             self.ctx.freed = True
             self.ctx.drop_saved()
+
+
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
+
+
+def _modified_message(tensor, version, producer) -> str:
+    described = f"[torch.{_TYPE_NAMES[tensor.dtype.name]}Tensor [{', '.join(map(str, tensor.shape))}]]"
+    if producer is not None:
+        op = type(producer).__name__
+        op = op[:op.rindex("Backward")] if "Backward" in op else op
+        described += f", which is output 0 of {op},"
+    return ("one of the variables needed for gradient computation has been modified by an inplace "
+            f"operation: {described} is at version {tensor._vc[0]}; expected version {version} instead. "
+            "Hint: enable anomaly detection to find the operation that failed to compute its gradient, "
+            "with torch.autograd.set_detect_anomaly(True, check_nan=False).")
 
 
 class AccumulateGrad(Node):
@@ -100,9 +171,10 @@ class AccumulateGrad(Node):
         self.variable = variable
         self.next_functions = ()
         self._input_meta = ()
+        self._pre_hooks = None
+        self._retained = None
 
-    def name(self) -> str:
-        return "torch::autograd::AccumulateGrad"
+    _qualified_name = "torch::autograd::AccumulateGrad"
 
     def _release(self):
         pass
@@ -110,8 +182,12 @@ class AccumulateGrad(Node):
 
 @functools.cache
 def node_class(name: str) -> type:
-    """The Node subclass torch names `name` (MulBackward0, SumBackward1, ...)."""
-    return type(name, (Node,), {"__slots__": ()})
+    """The Node subclass torch names `name` (MulBackward0, SumBackward1, ...).
+
+    Names in torch's C++ namespace ("torch::autograd::CopySlices") keep it in
+    `name()` and drop it from the class name, as torch's repr shows them.
+    """
+    return type(name.rpartition("::")[2], (Node,), {"__slots__": (), "_qualified_name": name})
 
 
 def sum_to_shape(grad, shape: tuple):
@@ -136,8 +212,13 @@ def sum_to_shape(grad, shape: tuple):
     return out
 
 
-def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool):
-    """Backpropagate `grads` (tensors shaped like `roots`) into the leaves' `.grad`.
+def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs=None,
+                 accumulate: bool = True):
+    """Backpropagate `grads` (tensors shaped like `roots`).
+
+    With `accumulate`, gradients reaching leaves (or, when `inputs` is given, only
+    those inputs) are added to `.grad`; otherwise the gradients of `inputs` are
+    returned (autograd.grad), None for inputs the roots do not depend on.
 
     Nodes run in reverse topological order by counting, for each node, how
     many of its consumers still have to send it a gradient (HIPS autograd's
@@ -145,45 +226,57 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool):
     numpy arrays and nothing is recorded; with it, they are tensors and the
     rules' arithmetic builds a graph.
     """
-    # 1. Count dependencies over the reachable graph.
-    dependencies: dict[Node, int] = {}
-    stack = []
-    for root in roots:
-        node = root.grad_fn if root.grad_fn is not None else root._accumulator()
-        if node not in dependencies:
-            dependencies[node] = 0
-            stack.append(node)
-    while stack:
-        node = stack.pop()
-        for child, _ in node.next_functions:
-            if child is None:
-                continue
-            if child in dependencies:
-                dependencies[child] += 1
-            else:
-                dependencies[child] = 1
-                stack.append(child)
+    from ._tensor import Tensor
+
+    root_nodes = [root.grad_fn if root.grad_fn is not None else root._accumulator() for root in roots]
+    captures = {}
+    if inputs is not None:
+        for i, t in enumerate(inputs):
+            captures.setdefault(t.grad_fn if t.grad_fn is not None else t._accumulator(), []).append(i)
+    graph = _reachable(root_nodes)
+    needed = _needed(graph, captures) if inputs is not None else None
+
+    # 1. Count, for each node, the consumers that will send it a gradient.
+    dependencies = dict.fromkeys(graph, 0)
+    for node, children in graph.items():
+        if needed is not None and node not in needed:
+            continue
+        for child in children:
+            dependencies[child] += 1
 
     # 2. Seed the roots and run nodes whose every consumer has reported.
     pending: dict[Node, object] = {}
-    for root, g in zip(roots, grads):
-        node = root.grad_fn if root.grad_fn is not None else root._accumulator()
+    for node, g in zip(root_nodes, grads):
         g = g if create_graph else g._data
         pending[node] = g if node not in pending else pending[node] + g
     ready = [n for n in pending if dependencies[n] == 0]
+    results = [None] * len(inputs) if inputs is not None else None
+
+    def as_tensor(g, dt):
+        return g if create_graph else Tensor._make(np.asarray(g), dt)
 
     with (enable_grad() if create_graph else no_grad()), np.errstate(all="ignore"):
         while ready:
             node = ready.pop()
             g = pending.pop(node)
+            if node._pre_hooks or node._retained is not None:
+                g = _run_tensor_hooks(node, g, create_graph, as_tensor)
+            if node in captures:
+                for i in captures[node]:
+                    results[i] = g
+                if accumulate:
+                    _accumulate(inputs[captures[node][0]], g, create_graph)
             if isinstance(node, AccumulateGrad):
-                _accumulate(node.variable, g, create_graph)
+                if accumulate and inputs is None:
+                    _accumulate(node.variable, g, create_graph)
+                continue
+            if needed is not None and node not in needed:
                 continue
             input_grads = node._apply(g, create_graph)
             if not retain_graph:
                 node._release()
             for (child, _), (shape, dt), ig in zip(node.next_functions, node._input_meta, input_grads):
-                if child is None:
+                if child is None or (needed is not None and child not in needed):
                     continue
                 if ig is not None:
                     if ig.shape != shape:
@@ -200,10 +293,69 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool):
                         ready.append(child)
                     else:
                         # Every path to this node carried no gradient: nothing flows on.
-                        _drain(child, dependencies, pending, ready, retain_graph)
+                        _drain(child, dependencies, pending, ready, retain_graph, needed)
+    if results is None:
+        return None
+    return [None if g is None else as_tensor(g, t.dtype) if not create_graph else g
+            for g, t in zip(results, inputs)]
 
 
-def _drain(node, dependencies, pending, ready, retain_graph):
+def _reachable(root_nodes) -> dict:
+    """node -> its child nodes, over everything reachable from the roots (iteratively)."""
+    graph = {}
+    stack = list(root_nodes)
+    while stack:
+        node = stack.pop()
+        if node in graph:
+            continue
+        children = [child for child, _ in node.next_functions if child is not None]
+        graph[node] = children
+        stack.extend(c for c in children if c not in graph)
+    return graph
+
+
+def _needed(graph: dict, captures: dict) -> set:
+    """The nodes from which a captured node can be reached: the only ones autograd.grad runs."""
+    parents: dict = {}
+    for node, children in graph.items():
+        for child in children:
+            parents.setdefault(child, []).append(node)
+    needed = set()
+    stack = [n for n in captures if n in graph]
+    while stack:
+        node = stack.pop()
+        if node in needed:
+            continue
+        needed.add(node)
+        stack.extend(parents.get(node, ()))
+    return needed
+
+
+def _run_tensor_hooks(node, g, create_graph, as_tensor):
+    """Tensor hooks in registration order, then the retain_grad store (torch runs it last)."""
+    dt = node.variable.dtype if isinstance(node, AccumulateGrad) else None
+    if node._pre_hooks:
+        for hook in list(node._pre_hooks.values()):
+            t = as_tensor(g, dt or _dtype_of(g))
+            replacement = hook(t)
+            if replacement is not None:
+                g = replacement if create_graph else replacement._data
+    if node._retained is not None:
+        tensor = node._retained()
+        if tensor is not None:
+            grad = as_tensor(g, tensor.dtype)
+            grad = grad if create_graph else grad._detached_copy()
+            # NOTE: a retained non-leaf gradient accumulates out of place, as in torch.
+            tensor._grad = grad if tensor._grad is None else tensor._grad + grad
+    return g
+
+
+def _dtype_of(array):
+    from ._dtype import from_numpy
+    return from_numpy(np.asarray(array).dtype)
+
+
+def _drain(node, dependencies, pending, ready, retain_graph, needed):
     """Release a node that received no gradient and propagate the absence."""
     stack = [node]
     while stack:
@@ -211,7 +363,7 @@ def _drain(node, dependencies, pending, ready, retain_graph):
         if not retain_graph:
             n._release()
         for child, _ in n.next_functions:
-            if child is None:
+            if child is None or (needed is not None and child not in needed):
                 continue
             dependencies[child] -= 1
             if dependencies[child] == 0:

@@ -35,17 +35,18 @@ class Ctx:
     create_graph backward reads, through `as_tensors()`).
     """
 
-    __slots__ = ("needs", "freed", "tensors", "__dict__")
+    __slots__ = ("needs", "freed", "tensors", "versions", "__dict__")
 
     def drop_saved(self):
         for name in self.tensors:
             self.__dict__.pop(name, None)
         self.tensors = {}
+        self.versions = {}
 
     def as_tensors(self) -> "Ctx":
         """A copy of this context whose saved values are the saved tensors."""
         view = Ctx()
-        view.needs, view.freed, view.tensors = self.needs, self.freed, self.tensors
+        view.needs, view.freed, view.tensors, view.versions = self.needs, self.freed, self.tensors, self.versions
         view.__dict__.update(self.__dict__)
         view.__dict__.update(self.tensors)
         return view
@@ -75,11 +76,13 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     if data.dtype != dt.np:
         data = data.astype(dt.np)
     if not _GradMode.enabled:
-        return Tensor._make(data, dt)
+        return _plain(data, dt, inputs)
     needs = tuple(t._requires_grad for t in inputs)
     if True not in needs:
-        return Tensor._make(data, dt)
+        return _plain(data, dt, inputs)
     out = Tensor._make(data, dt, True)
+    if data.base is not None:
+        _link_view(out, inputs)
     ctx = Ctx()
     ctx.needs = needs
     ctx.freed = False
@@ -88,6 +91,8 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         if trigger is None or needs[trigger]:
             saved[name] = out if name == "result" else inputs[rule.arg_names.index(name)]
     ctx.tensors = saved
+    # Versions at save time: a saved tensor modified in place later fails its backward.
+    ctx.versions = {name: t._vc[0] for name, t in saved.items()}
     d = ctx.__dict__
     d.update(attrs)
     for name, t in saved.items():
@@ -95,6 +100,27 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     out.grad_fn = rule.node(rule.backward, tuple(t._edge() for t in inputs),
                             tuple((t._data.shape, t.dtype) for t in inputs), ctx)
     return out
+
+
+def _plain(data, dt, inputs) -> Tensor:
+    out = Tensor._make(data, dt)
+    if data.base is not None:
+        _link_view(out, inputs)
+    return out
+
+
+def _link_view(out: Tensor, inputs) -> None:
+    """Make `out` a view of the input whose memory it shares: same version counter, `_base` set.
+
+    NOTE: in torch a view shares its base's version counter, so modifying either in place
+    invalidates what backward saved of the other.
+    """
+    base_array = out._data.base
+    for t in inputs:
+        if base_array is t._data or base_array is t._data.base:
+            out._vc = t._vc
+            out._base = t if t._base is None else t._base
+            return
 
 
 def _scalar_tensor(value, dt) -> Tensor:
@@ -181,7 +207,9 @@ def v_masked_zero(x, mask: np.ndarray):
 
 
 def v_zeros_like(x):
-    return np.zeros(np.shape(x), dtype=v_data(x).dtype)
+    """Zeros shaped like `x`: a constant, outside any graph."""
+    zeros = np.zeros(np.shape(x), dtype=v_data(x).dtype)
+    return Tensor._make(zeros, x.dtype) if isinstance(x, Tensor) else zeros
 
 
 def v_log(x):
@@ -268,7 +296,7 @@ def _clone(t: Tensor) -> Tensor:
     return record(_CLONE, (t,), t._data.copy(), t.dtype)
 
 
-_COPY = Rule("CopyBackwards", lambda ctx, g: (None, g), ("self", "src"))
+_COPY = Rule("torch::autograd::CopyBackwards", lambda ctx, g: (None, g), ("self", "src"))
 
 
 def _copy(t: Tensor) -> Tensor:

@@ -1,8 +1,10 @@
 """The Tensor class: numpy storage plus the autograd metadata torch keeps."""
 from __future__ import annotations
 
+import itertools
 import numbers
 import warnings
+import weakref
 
 import numpy as np
 
@@ -32,6 +34,25 @@ class Size(tuple):
         return int(np.prod(self, dtype=np.int64))
 
 
+class RemovableHandle:
+    """The handle `register_hook` returns: `remove()` unregisters the hook."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: dict):
+        self.id = next(RemovableHandle._ids)
+        self._hooks = hooks
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
 def _require_float_for_grad(dt: _dtype_cls, legacy_message: bool = False):
     if not dt.is_floating_point:
         raise RuntimeError(
@@ -46,7 +67,11 @@ class Tensor:
     `engine.tensor(data, dtype=None, requires_grad=False)`.
     """
 
-    __slots__ = ("_data", "dtype", "_requires_grad", "grad_fn", "_grad", "_acc", "__weakref__")
+    # _vc: the version counter, a one-element list shared by a tensor and its views
+    # (and detached aliases), bumped by every in-place op. _base: the tensor this one
+    # is a view of, or None.
+    __slots__ = ("_data", "dtype", "_requires_grad", "grad_fn", "_grad", "_acc", "_vc", "_base",
+                 "__weakref__")
     __array_priority__ = 1000   # make `ndarray * Tensor` defer to Tensor.__rmul__
 
     def __init__(self, *args):
@@ -66,6 +91,8 @@ class Tensor:
         self.grad_fn = grad_fn
         self._grad = None
         self._acc = None
+        self._vc = [0]
+        self._base = None
 
     @classmethod
     def _make(cls, data: np.ndarray, dt: _dtype_cls, requires_grad=False, grad_fn=None) -> "Tensor":
@@ -76,6 +103,8 @@ class Tensor:
         t.grad_fn = grad_fn
         t._grad = None
         t._acc = None
+        t._vc = [0]
+        t._base = None
         return t
 
     # ---- metadata -----------------------------------------------------------------
@@ -135,7 +164,7 @@ class Tensor:
 
     @property
     def grad(self):
-        if self.grad_fn is not None:
+        if self.grad_fn is not None and not self.retains_grad:
             warnings.warn(_NON_LEAF_GRAD_WARNING, UserWarning, stacklevel=2)
         return self._grad
 
@@ -165,7 +194,13 @@ class Tensor:
         return (None, 0)
 
     @property
+    def _version(self) -> int:
+        return self._vc[0]
+
+    @property
     def data(self) -> "Tensor":
+        # NOTE: unlike detach(), .data does not share the version counter (torch's
+        # documented way to modify values behind autograd's back).
         return Tensor._make(self._data, self.dtype)
 
     @data.setter
@@ -174,8 +209,46 @@ class Tensor:
         self.dtype = value.dtype
 
     def detach(self) -> "Tensor":
-        """A tensor sharing this one's storage, outside the graph."""
-        return Tensor._make(self._data, self.dtype)
+        """A tensor sharing this one's storage and version counter, outside the graph."""
+        t = Tensor._make(self._data, self.dtype)
+        t._vc = self._vc
+        return t
+
+    def detach_(self) -> "Tensor":
+        """Detach this tensor from the graph in place: it becomes a leaf that does not require grad."""
+        if self._base is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead. If you are using "
+                               "DistributedDataParallel (DDP) for training, and gradient_as_bucket_view "
+                               "is set as True, gradients are views of DDP buckets, and hence detach_() "
+                               "cannot be called on these gradients. To fix this error, please refer to "
+                               "the Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution.")
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep the gradient of this non-leaf tensor in `.grad` after backward."""
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is not None:
+            self.grad_fn._retained = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self.grad_fn is not None and self.grad_fn._retained is not None \
+            and self.grad_fn._retained() is self
+
+    def register_hook(self, hook) -> "RemovableHandle":
+        """Call `hook(grad)` with this tensor's gradient during backward; a tensor it returns
+        replaces the gradient. Returns a handle whose `remove()` unregisters the hook."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        node = self.grad_fn if self.grad_fn is not None else self._accumulator()
+        if node._pre_hooks is None:
+            node._pre_hooks = {}
+        handle = RemovableHandle(node._pre_hooks)
+        node._pre_hooks[handle.id] = hook
+        return handle
 
     def _detached_copy(self) -> "Tensor":
         return Tensor._make(self._data.copy(), self.dtype)
@@ -230,42 +303,15 @@ class Tensor:
     # ---- autograd --------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad`, as torch.Tensor.backward."""
-        if inputs is not None:
-            raise NotImplementedError("backward(inputs=...) is not supported yet")
-        if isinstance(gradient, (list, tuple)):
-            # NOTE: torch reads a sequence as one gradient per output; there is one output.
-            gradient = gradient[0] if gradient else None
-        if gradient is not None and not isinstance(gradient, Tensor):
-            raise TypeError(f"gradients can be either Tensors or None, but got {type(gradient).__name__}")
-        if gradient is not None and gradient.shape != self.shape:
-            raise RuntimeError(
-                f"Mismatch in shape: grad_output[0] has a shape of {gradient.shape} and "
-                f"output[0] has a shape of {self.shape}.")
-        if not self._requires_grad:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
-        if gradient is None:
-            if self._data.size != 1:
-                raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            gradient = Tensor._make(np.ones(self._data.shape, self.dtype.np), self.dtype)
-        elif gradient.dtype is not self.dtype:
-            gradient = gradient.to(self.dtype)
-        if retain_graph is None:
-            retain_graph = create_graph
-        run_backward((self,), (gradient,), retain_graph=retain_graph, create_graph=create_graph)
-
-    def zero_(self) -> "Tensor":
-        if self._requires_grad and self.grad_fn is None and _GradMode.enabled:
-            raise RuntimeError(
-                "a leaf Variable that requires grad is being used in an in-place operation.")
-        self._data[...] = 0
-        return self
+        from . import autograd
+        autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     # ---- printing ---------------------------------------------------------------------
     def __repr__(self) -> str:
         from ._format import format_tensor
         suffixes = []
         if self.grad_fn is not None:
-            suffixes.append(f"grad_fn=<{self.grad_fn.name()}>")
+            suffixes.append(f"grad_fn=<{type(self.grad_fn).__name__}>")
         elif self._requires_grad:
             suffixes.append("requires_grad=True")
         return format_tensor(self._data, self.dtype.name, suffixes)

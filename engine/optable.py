@@ -31,6 +31,7 @@ LINALG = "linalg"          # mm, bmm, mv, dot, outer, einsum, trace
 NN = "nn"                  # engine.nn.functional ops and losses
 FACTORY = "factory"        # zeros, ones, arange, rand, ...; no tensor input
 COMPARISON = "comparison"  # bool results, no gradient: eq, lt, isnan, logical_and, ...
+INPLACE = "inplace"        # in-place ops without an out-of-place twin: zero_, fill_, copy_, __setitem__
 
 # Input domains: where the op is defined and smooth, so a fuzzer can aim inside
 # it (and, on purpose, at its edge).
@@ -82,20 +83,20 @@ class Op:
 OPS: tuple[Op, ...] = (
     # ---- engine/_ops.py ---------------------------------------------------------------
     # elementwise unary
-    Op("neg", UNARY, ("NegBackward0",), ALL_FORMS, operator="-"),
-    Op("exp", UNARY, ("ExpBackward0",)),
-    Op("log", UNARY, ("LogBackward0",), domain=(POSITIVE,)),
-    Op("relu", UNARY, ("ReluBackward0",), kinks=(0.0,)),
-    Op("tanh", UNARY, ("TanhBackward0",)),
-    Op("sigmoid", UNARY, ("SigmoidBackward0",)),
+    Op("neg", UNARY, ("NegBackward0",), ALL_FORMS, operator="-", inplace="neg_"),
+    Op("exp", UNARY, ("ExpBackward0",), inplace="exp_"),
+    Op("log", UNARY, ("LogBackward0",), domain=(POSITIVE,), inplace="log_"),
+    Op("relu", UNARY, ("ReluBackward0",), kinks=(0.0,), inplace="relu_"),
+    Op("tanh", UNARY, ("TanhBackward0",), inplace="tanh_"),
+    Op("sigmoid", UNARY, ("SigmoidBackward0",), inplace="sigmoid_"),
     # elementwise binary, with broadcasting and Python scalars on either side
-    Op("add", BINARY, ("AddBackward0",), ALL_FORMS, operator="+"),
-    Op("sub", BINARY, ("SubBackward0", "RsubBackward1"), ALL_FORMS, operator="-"),
-    Op("mul", BINARY, ("MulBackward0",), ALL_FORMS, operator="*"),
+    Op("add", BINARY, ("AddBackward0",), ALL_FORMS, operator="+", inplace="add_"),
+    Op("sub", BINARY, ("SubBackward0", "RsubBackward1"), ALL_FORMS, operator="-", inplace="sub_"),
+    Op("mul", BINARY, ("MulBackward0",), ALL_FORMS, operator="*", inplace="mul_"),
     Op("div", BINARY, ("DivBackward0", "ReciprocalBackward0"), ALL_FORMS, operator="/",
-       domain=(REAL, NONZERO)),
+       domain=(REAL, NONZERO), inplace="div_"),
     Op("pow", BINARY, ("PowBackward0", "PowBackward1", "PowBackward2"), ALL_FORMS,
-       operator="**", domain=(POSITIVE, REAL)),
+       operator="**", domain=(POSITIVE, REAL), inplace="pow_"),
     # reductions
     Op("sum", REDUCTION, ("SumBackward0", "SumBackward1"), kwargs={"dim": "dim", "keepdim": "bool"}),
     Op("mean", REDUCTION, ("MeanBackward0", "MeanBackward1"), kwargs={"dim": "dim", "keepdim": "bool"}),
@@ -104,6 +105,18 @@ OPS: tuple[Op, ...] = (
                           "SqueezeBackward4", "UnsafeViewBackward0", "CloneBackward0"), ALL_FORMS, operator="@"),
 
     # (end of engine/_ops.py)
+
+    # ---- engine/_ops_inplace.py ----------------------------------------------------------
+    # (in-place variants of the ops above are their entries' `inplace` names)
+    Op("zero_", INPLACE, ("ZeroBackward0",), (METHOD,),
+       samples=(((T((2, 3)),), {}),)),
+    Op("fill_", INPLACE, ("FillBackward2", "FillBackward3"), (METHOD,),
+       samples=(((T((2, 3)), 1.5), {}), ((T((3,)), T((), dtype="float32")), {}))),
+    Op("copy_", INPLACE, ("torch::autograd::CopyBackwards",), (METHOD,),
+       samples=(((T((2, 3)), T((3,))), {}), ((T((2,)), T((2,), dtype="int64", values=(1, 2))), {}))),
+    # `x[index] = value`; bound as Tensor.__setitem__
+    Op("__setitem__", INPLACE, ("torch::autograd::CopySlices",), (METHOD,)),
+    # (end of engine/_ops_inplace.py)
 
     # ---- engine/_ops_pointwise.py --------------------------------------------------------
     # (end of engine/_ops_pointwise.py)
@@ -130,7 +143,7 @@ OPS: tuple[Op, ...] = (
 
 # Where each op's function lives, by section of the table above (module names
 # relative to the `engine` package). The engine binds functions from these.
-IMPLEMENTATIONS = ("_ops", "_ops_pointwise", "_ops_reduce", "_ops_shape", "_ops_index",
+IMPLEMENTATIONS = ("_ops", "_ops_inplace", "_ops_pointwise", "_ops_reduce", "_ops_shape", "_ops_index",
                    "_ops_linalg", "_ops_factory", "nn.functional")
 
 BY_NAME: dict[str, Op] = {op.name: op for op in OPS}

@@ -81,7 +81,8 @@ def test_create_graph_first_gradient_is_a_differentiable_copy():
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         (x * x).sum().backward(create_graph=True)
-    assert x.grad.grad_fn.name() == "CopyBackwards"
+    assert x.grad.grad_fn.name() == "torch::autograd::CopyBackwards"
+    assert repr(x.grad).endswith("grad_fn=<CopyBackwards>)")
     assert x.grad.requires_grad
 
 

@@ -92,13 +92,24 @@ def _flat_outputs(out):
     return [out]
 
 
-def _run(backend, op, dtype_name, args, kwargs):
-    """Forward, first and second order gradients of one sample on one backend, as numpy."""
+def _run(backend, op, dtype_name, args, kwargs, inplace=None):
+    """Forward, first and second order gradients of one sample on one backend, as numpy.
+
+    With `inplace` (a method name such as "add_"), the method is applied to a
+    non-leaf copy of the first argument (`x * 1`), as in-place ops on leaves
+    that require grad are refused.
+    """
     rng = np.random.default_rng(RNG_SEED)
     draw = lambda arg: _values(arg.shape, arg.domain, rng)  # noqa: E731
     built = [_materialize(backend, a, dtype_name, draw) for a in args]
     leaves = [t for t in built if hasattr(t, "requires_grad") and t.requires_grad]
-    outs = _flat_outputs(_function(backend, op)(*built, **kwargs))
+    if inplace or op.kind == optable.INPLACE:
+        target = built[0] * 1 if built[0].requires_grad else built[0].clone()
+        outs = _flat_outputs(getattr(target, inplace or op.name)(*built[1:], **kwargs))
+        assert outs[0] is target, "an in-place method returns the tensor it modified"
+        outs = [target]
+    else:
+        outs = _flat_outputs(_function(backend, op)(*built, **kwargs))
     result = {"values": [o.detach().numpy() for o in outs], "dtypes": [str(o.dtype) for o in outs],
               "grad_fn": [o.grad_fn.name() if o.grad_fn is not None else None for o in outs]}
     graded = [o for o in outs if o.requires_grad]
@@ -130,11 +141,34 @@ def _close(got, want, what):
                                equal_nan=True, msg=lambda m: f"{what}: {m}")
 
 
+def _fits_in_place(op, args):
+    """A sample an in-place variant can run: the first argument is a tensor as large as the result."""
+    first = args[0]
+    if not isinstance(first, T):
+        return False
+    shapes = [a.shape for a in args if isinstance(a, T)]
+    return tuple(np.broadcast_shapes(*shapes)) == tuple(first.shape)
+
+
+INPLACE_CASES = [pytest.param(op, dt, i, id=f"{op.inplace}-{dt}-{i}")
+                 for op in optable.OPS if op.inplace for dt in op.dtypes
+                 for i, (args, _) in enumerate(samples(op)) if _fits_in_place(op, args)]
+
+
 @pytest.mark.parametrize("op, dtype_name, index", CASES)
 def test_op_matches_torch(op, dtype_name, index):
+    _compare(op, dtype_name, index, None)
+
+
+@pytest.mark.parametrize("op, dtype_name, index", INPLACE_CASES)
+def test_inplace_variant_matches_torch(op, dtype_name, index):
+    _compare(op, dtype_name, index, op.inplace)
+
+
+def _compare(op, dtype_name, index, inplace):
     args, kwargs = samples(op)[index]
-    got = _run(engine, op, dtype_name, args, kwargs)
-    want = _run(torch, op, dtype_name, args, kwargs)
+    got = _run(engine, op, dtype_name, args, kwargs, inplace)
+    want = _run(torch, op, dtype_name, args, kwargs, inplace)
     assert got["dtypes"] == want["dtypes"], "dtype"
     assert got["grad_fn"] == want["grad_fn"], "grad_fn name"
     for name in filter(None, got["grad_fn"]):

@@ -9,10 +9,12 @@ from engine import optable
 
 # Public names of the engine that are not ops: types, dtypes, grad modes, submodules.
 NOT_OPS = {"Tensor", "Size", "tensor", "dtype", "float32", "float64", "int64", "bool", "float",
-           "double", "long", "no_grad", "enable_grad", "is_grad_enabled", "optim", "optable", "nn",
+           "double", "long", "no_grad", "enable_grad", "is_grad_enabled", "optim", "optable", "nn", "autograd",
+           "set_grad_enabled", "inference_mode", "is_inference_mode_enabled",
            "implementation"}
 # Public functions of implementation modules that are not ops of their own.
 HELPERS = {"record",   # the recording entry point every op calls
+           "check_writable", "write_result", "inplace_method",   # the in-place machinery
            "rsub", "rdiv",   # reflected operator forms of sub and div
            "where"}    # internal until the pointwise section adds it
 
@@ -52,7 +54,8 @@ def test_every_public_engine_function_has_a_table_entry():
 
 def test_table_metadata_is_well_formed():
     kinds = {optable.UNARY, optable.BINARY, optable.REDUCTION, optable.MATMUL, optable.SHAPE,
-             optable.INDEXING, optable.JOIN, optable.LINALG, optable.NN, optable.FACTORY, optable.COMPARISON}
+             optable.INDEXING, optable.JOIN, optable.LINALG, optable.NN, optable.FACTORY, optable.COMPARISON,
+             optable.INPLACE}
     domains = {optable.REAL, optable.POSITIVE, optable.NONZERO}
     names = [op.name for op in optable.OPS]
     assert len(names) == len(set(names)), "an op appears twice in the table"

@@ -1,0 +1,171 @@
+"""In-place ops: `x.add_(y)`, `x += y`, `zero_`, `fill_`, `copy_`, `__setitem__`.
+
+An in-place op computes its out-of-place result, checks that it fits (shape,
+dtype), writes it into the tensor's own array and bumps the version counter
+that the tensor shares with its views. The tensor then takes the result's
+place in the graph (its `grad_fn` becomes the op's node). What backward saved
+of the tensor before the write no longer matches its version, so using it
+raises torch's "modified by an inplace operation" error, exactly where torch
+raises it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _dtype
+from ._autograd import _GradMode
+from ._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor, record,
+                   v_zeros_like)
+from ._tensor import Tensor
+
+_TORCH_TYPE_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
+
+
+def check_writable(self: Tensor) -> None:
+    """torch's refusals to modify a tensor in place."""
+    if _GradMode.enabled and self._requires_grad:
+        if self.grad_fn is None and self._base is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        if self._base is not None and self._base.grad_fn is None and self._base._requires_grad:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    if not self._data.flags.writeable:
+        raise RuntimeError(
+            "unsupported operation: more than one element of the written-to tensor refers to a single "
+            "memory location. Please clone() the tensor before performing the operation.")
+
+
+def write_result(self: Tensor, result: Tensor) -> Tensor:
+    """Make `self` hold `result` in place: data, version and place in the graph."""
+    if result.shape != self.shape:
+        raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+                           f"{list(result.shape)}")
+    if result.dtype.category > self.dtype.category:
+        raise RuntimeError(f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the "
+                           f"desired output type {_TORCH_TYPE_NAMES[self.dtype.name]}")
+    node = result.grad_fn
+    if node is not None and self._base is not None:
+        # NOTE: torch rebases the base's history onto the view (CopySlices); the engine
+        # does not track that, so it refuses rather than compute a wrong gradient.
+        raise NotImplementedError(
+            "engine: an in-place operation on a view of a tensor that is part of a graph is not "
+            "supported; clone() the view first")
+    if node is not None:
+        ctx = node.ctx
+        for name, saved in list(ctx.tensors.items()):
+            if saved is self:
+                # NOTE: torch saves the original value of the modified input (a clone) where
+                # the rule needs it, so mul_ by a tensor that requires grad still backwards.
+                snapshot = Tensor._make(self._data.copy(), self.dtype, self._requires_grad, self.grad_fn)
+                ctx.tensors[name], ctx.versions[name] = snapshot, 0
+                ctx.__dict__[name] = snapshot._data
+    self._data[...] = result._data if result.dtype is self.dtype else result._data.astype(self.dtype.np)
+    self._vc[0] += 1
+    if _GradMode.enabled:   # under no_grad the tensor keeps its place in the graph, as in torch
+        self.grad_fn = node
+        self._requires_grad = result._requires_grad
+    if node is not None and "result" in node.ctx.tensors:
+        # The saved output is this tensor now, at its new version.
+        node.ctx.tensors["result"], node.ctx.versions["result"] = self, self._vc[0]
+        node.ctx.__dict__["result"] = self._data
+    return self
+
+
+def inplace_method(fn, name: str):
+    """The in-place method of an out-of-place op (`add` -> `add_`)."""
+    def method(self, *args, **kwargs):
+        _check_tensor(self, name)
+        check_writable(self)
+        return write_result(self, fn(self, *args, **kwargs))
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"In-place version of :func:`{fn.__name__}`."
+    return method
+
+
+# ---- in-place ops without an out-of-place twin --------------------------------------
+
+_ZERO = Rule("ZeroBackward0", lambda ctx, g: (v_zeros_like(g),))
+_FILL = Rule("FillBackward2", lambda ctx, g: (v_zeros_like(g),))
+_FILL_TENSOR = Rule("FillBackward3", lambda ctx, g: (v_zeros_like(g), g.sum() if ctx.needs[1] else None),
+                    ("self", "value"))
+
+
+def zero_(self: Tensor) -> Tensor:
+    """Fill with zeros in place."""
+    check_writable(self)
+    return write_result(self, record(_ZERO, (self,), np.zeros_like(self._data), self.dtype))
+
+
+def fill_(self: Tensor, value) -> Tensor:
+    """Fill with a number (or a 0-d tensor) in place."""
+    check_writable(self)
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(
+                f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
+        data = np.full(self._data.shape, value._data, dtype=self.dtype.np)
+        return write_result(self, record(_FILL_TENSOR, (self, value), data, self.dtype))
+    data = np.full(self._data.shape, value, dtype=self.dtype.np)
+    return write_result(self, record(_FILL, (self,), data, self.dtype))
+
+
+_COPY_ = Rule("torch::autograd::CopyBackwards",
+              lambda ctx, g: (v_zeros_like(g) if ctx.needs[0] else None, g if ctx.needs[1] else None),
+              ("self", "src"))
+
+
+def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
+    """Copy `src` (broadcast to this tensor's shape, converted to its dtype) into this tensor."""
+    _check_tensor(src, "copy_", "src")
+    check_writable(self)
+    shape = _broadcast_shape(self._data.shape, src._data.shape)
+    if shape != self._data.shape:
+        raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(shape)}")
+    data = np.broadcast_to(src._data, shape).astype(self.dtype.np)
+    result = record(_COPY_, (self, src), data, self.dtype)
+    if result.dtype is not self.dtype:
+        result = result.to(self.dtype)
+    return write_result(self, result)
+
+
+def _copy_slices_backward(ctx, g):
+    if not isinstance(g, np.ndarray):
+        raise NotImplementedError("engine: differentiating through __setitem__ twice (create_graph) "
+                                  "is not supported")
+    grad_self = None
+    if ctx.needs[0]:
+        grad_self = g.copy()
+        grad_self[ctx.index] = 0
+    grad_value = g[ctx.index] if ctx.needs[1] else None
+    return grad_self, grad_value
+
+
+_COPY_SLICES = Rule("torch::autograd::CopySlices", _copy_slices_backward, ("self", "value"))
+
+
+def __setitem__(self: Tensor, index, value) -> None:
+    """`x[index] = value`: an in-place write of a number or a tensor broadcast to the indexed part."""
+    check_writable(self)
+    key = _numpy_index(index)
+    value_tensor = value if isinstance(value, Tensor) else _scalar_tensor(value, _dtype.result_type([self], [value]))
+    data = self._data.copy()
+    with _errstate():
+        try:
+            data[key] = _as(value_tensor, self.dtype)
+        except IndexError as e:
+            raise IndexError(str(e)) from None
+        except ValueError:
+            target = data[key].shape
+            raise RuntimeError(f"shape mismatch: value tensor of shape {list(value_tensor.shape)} cannot be "
+                               f"broadcast to indexing result of shape {list(target)}") from None
+    write_result(self, record(_COPY_SLICES, (self, value_tensor), data, self.dtype, index=key))
+
+
+def _numpy_index(index):
+    """An index expression with engine tensors replaced by their arrays."""
+    if isinstance(index, tuple):
+        return tuple(_numpy_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index._data
+    if isinstance(index, list):
+        return [_numpy_index(i) for i in index]
+    return index

@@ -1,0 +1,293 @@
+"""Autograd semantics across whole programs: the engine prints what torch prints.
+
+Graph lifetime, autograd.grad, hooks, retain_grad, in-place ops and version
+counters, grad modes. Each snippet's transcript (values, errors by type and
+message, warnings) must be identical on both backends.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import engine
+
+from .snippets import run_snippet
+
+CASES = {
+    "autograd_grad": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        y = (x * x).sum()
+        print(torch.autograd.grad(y, x, retain_graph=True))
+        print(torch.autograd.grad(y, [x]), x.grad)
+        z = x * 3
+        print(torch.autograd.grad(z, x, grad_outputs=torch.tensor([1., 0.5])))
+        w = x * 2
+        v = w * w
+        print(torch.autograd.grad(v.sum(), w))
+    """,
+    "autograd_grad_unused": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        u = torch.tensor([3.], requires_grad=True)
+        print(torch.autograd.grad((x * 2).sum(), [x, u], allow_unused=True))
+        print(torch.autograd.grad((x * 2).sum(), [x, u], materialize_grads=True))
+        torch.autograd.grad((x * 2).sum(), [x, u])
+    """,
+    "autograd_grad_input_without_grad": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        torch.autograd.grad((x * 2).sum(), [torch.tensor([1.])])
+    """,
+    "autograd_grad_empty_inputs": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        torch.autograd.grad((x * 2).sum(), [])
+    """,
+    "autograd_grad_non_scalar": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        torch.autograd.grad(x * 2, x)
+    """,
+    "autograd_grad_create_graph_triple": """
+        x = torch.tensor([0.5, -1.5], requires_grad=True)
+        y = (x.exp() * x.tanh() + x ** 3).sum()
+        (g,) = torch.autograd.grad(y, x, create_graph=True)
+        (h,) = torch.autograd.grad(g.sum(), x, create_graph=True)
+        (k,) = torch.autograd.grad(h.sum(), x)
+        print(g, h, k)
+    """,
+    "autograd_backward_function_and_inputs": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        y = torch.tensor([3., 4.], requires_grad=True)
+        torch.autograd.backward([(x * y).sum(), (x * x).sum()], inputs=[x])
+        print(x.grad, y.grad)
+        torch.autograd.backward((x * y).sum(), inputs=[y])
+        print(x.grad, y.grad)
+    """,
+    "accumulation_across_graphs": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        (x * 2).sum().backward()
+        (x.exp()).sum().backward()
+        print(x.grad)
+        x.grad = None
+        (x * x).sum().backward()
+        print(x.grad)
+    """,
+    "hooks": """
+        x = torch.tensor([1., 2., 3.], requires_grad=True)
+        y = x * 2
+        h = y.register_hook(lambda g: g * 10)
+        y.register_hook(lambda g: print("saw", g))
+        x.register_hook(lambda g: print("leaf saw", g))
+        y.sum().backward()
+        print(x.grad)
+        h.remove()
+        x.grad = None
+        y2 = x * 2
+        y2.sum().backward()
+        print(x.grad)
+    """,
+    "hook_on_tensor_without_grad": """
+        torch.tensor([1., 2.]).register_hook(lambda g: g)
+    """,
+    "retain_grad": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        y = x * 3
+        y.retain_grad()
+        y.register_hook(lambda g: g * 2)
+        z = (y * y).sum()
+        z.backward(retain_graph=True)
+        print(y.grad, x.grad, y.retains_grad, x.retains_grad)
+        z.backward()
+        print(y.grad, x.grad)
+    """,
+    "next_functions": """
+        a = torch.tensor([1., 2.], requires_grad=True)
+        b = torch.tensor([3., 4.], requires_grad=True)
+        c = (a * b + a.exp()).sum()
+        print(c.grad_fn.name())
+        node = c.grad_fn.next_functions[0][0]
+        print(node.name(), [(n.name() if n is not None else None, i) for n, i in node.next_functions])
+        mul = node.next_functions[0][0]
+        print([n.name() for n, _ in mul.next_functions], mul.next_functions[0][0] is a.grad_fn)
+        print(mul.next_functions[0][0].variable is a)
+    """,
+    "inplace_basic": """
+        a = torch.tensor([1., 2., 3.], requires_grad=True)
+        b = a * 1
+        b.add_(1)
+        b.mul_(2)
+        b.sub_(torch.tensor([1., 1., 1.]))
+        b.div_(2)
+        b += 1
+        b *= torch.tensor([1., 2., 3.])
+        b -= 0.5
+        b /= 2
+        b **= 2
+        print(b, b._version, b.grad_fn.name())
+        b.sum().backward()
+        print(a.grad)
+    """,
+    "inplace_activations": """
+        a = torch.tensor([-1., 0.5, 2.], requires_grad=True)
+        for name in ["exp_", "sigmoid_", "tanh_", "relu_", "neg_"]:
+            b = a * 1
+            getattr(b, name)()
+            b.sum().backward()
+            print(name, b.grad_fn.name(), a.grad)
+            a.grad = None
+        b = a * 1
+        b.pow_(2)
+        b.sum().backward()
+        print(a.grad)
+    """,
+    "inplace_saved_result_modified": """
+        a = torch.tensor([1., 2., 3.], requires_grad=True)
+        b = a.exp()
+        b.add_(1)
+        b.sum().backward()
+    """,
+    "inplace_saved_input_modified": """
+        a = torch.tensor([1., 2., 3.], requires_grad=True)
+        b = a * 1
+        c = b * b
+        b.add_(1)
+        c.sum().backward()
+    """,
+    "inplace_unsaved_input_modified_is_fine": """
+        a = torch.tensor([1., 2., 3.], requires_grad=True)
+        b = a * 1
+        c = b + b
+        d = b.exp()
+        b.mul_(3)
+        (c + d).sum().backward()
+        print(a.grad)
+    """,
+    "inplace_saved_sigmoid_output": """
+        a = torch.tensor([1., 2., 3.], requires_grad=True)
+        c = (a * 1).sigmoid()
+        c.mul_(2)
+        c.sum().backward()
+    """,
+    "inplace_mul_by_tensor_that_requires_grad": """
+        a = torch.tensor([1., 2., 3.], requires_grad=True)
+        c = torch.tensor([4., 5., 6.], requires_grad=True)
+        b = a * 1
+        b.mul_(c)
+        b.sum().backward()
+        print(a.grad, c.grad, b.grad_fn.name(), b._version)
+    """,
+    "inplace_zero_after_pow": """
+        a = torch.tensor([2., 3.], requires_grad=True)
+        b = a * 1
+        c = b ** 2
+        b.zero_()
+        c.sum().backward()
+    """,
+    "inplace_on_leaf": """
+        a = torch.tensor([1., 2., 3.], requires_grad=True)
+        a.add_(1)
+    """,
+    "inplace_on_leaf_under_no_grad": """
+        a = torch.tensor([1., 2., 3.], requires_grad=True)
+        c = a * a
+        with torch.no_grad():
+            a.mul_(2)
+            a -= 1
+        print(a, a._version, a.is_leaf)
+        c.sum().backward()
+    """,
+    "inplace_dtype_and_shape": """
+        i = torch.tensor([1, 2])
+        i += 1
+        print(i)
+        try:
+            i *= 1.5
+        except RuntimeError as e:
+            print(e)
+        x = torch.tensor([1., 2., 3.])
+        x.add_(torch.tensor([[1., 1., 1.], [2., 2., 2.]]))
+    """,
+    "fill_zero_copy": """
+        a = torch.tensor([1., 2., 3.], requires_grad=True)
+        src = torch.tensor([4., 5., 6.], requires_grad=True)
+        b = a * 2
+        b.copy_(src)
+        (b * b).sum().backward()
+        print(b.grad_fn.name(), a.grad, src.grad)
+        c = a * 2
+        c.fill_(7.)
+        c.sum().backward()
+        print(c, c.grad_fn.name(), a.grad)
+        d = torch.tensor([1., 2.])
+        d.zero_()
+        d.fill_(torch.tensor(3.))
+        print(d)
+        d.fill_(torch.tensor([1., 2.]))
+    """,
+    "setitem": """
+        a = torch.tensor([1., 2., 3., 4.], requires_grad=True)
+        v = torch.tensor([7., 8.], requires_grad=True)
+        b = a * 1
+        b[0] = 5
+        b[2:] = v
+        print(b, b.grad_fn.name())
+        (b * b).sum().backward()
+        print(a.grad, v.grad)
+        m = torch.tensor([[1., 2.], [3., 4.]])
+        m[1] = torch.tensor([9., 9.])
+        m[0, 1] = -1
+        print(m)
+    """,
+    "grad_modes": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        with torch.no_grad():
+            with torch.enable_grad():
+                y = x * 2
+            z = x * 2
+        print(y.requires_grad, z.requires_grad)
+        torch.set_grad_enabled(False)
+        print(torch.is_grad_enabled(), (x * 2).requires_grad)
+        torch.set_grad_enabled(True)
+        with torch.set_grad_enabled(False):
+            print((x * 2).requires_grad)
+        print(torch.is_grad_enabled())
+        @torch.enable_grad()
+        def f(t):
+            return t * 2
+        with torch.no_grad():
+            print(f(x).requires_grad)
+        with torch.inference_mode():
+            w = x * 2
+        print(w.requires_grad, torch.is_grad_enabled())
+    """,
+    "detach_and_requires_grad": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        y = x * 2
+        d = y.detach()
+        print(d.requires_grad, d.is_leaf, d.grad_fn)
+        y2 = x * 3
+        y2.detach_()
+        print(y2.requires_grad, y2.grad_fn, y2.is_leaf)
+        c = x.clone() if hasattr(x, 'clone') else x * 1
+        print(c.requires_grad)
+        e = torch.tensor([1., 2.]).requires_grad_()
+        print(e.requires_grad)
+        (x * 2).requires_grad_(False)
+    """,
+    "nan_and_inf_propagate": """
+        x = torch.tensor([float('nan'), float('inf'), -float('inf'), 0.], requires_grad=True)
+        y = (x.exp() + x * 2 + x.tanh() + x.sigmoid() + x.relu()).sum()
+        print(y)
+        y.backward()
+        print(x.grad)
+    """,
+    "backward_twice_error_after_grad": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        y = (x * x).sum()
+        torch.autograd.grad(y, x)
+        y.backward()
+    """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_semantics_match_torch(name):
+    expected = run_snippet(CASES[name], torch)
+    assert run_snippet(CASES[name], engine) == expected
