@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode, node_class
-from ._tensor import Tensor, _wrap_dim
+from ._tensor import INFERENCE_TENSORS, Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------
 # Recording machinery
@@ -90,6 +90,12 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     for name, trigger in rule.saves.items():
         if trigger is None or needs[trigger]:
             saved[name] = out if name == "result" else inputs[rule.arg_names.index(name)]
+    if INFERENCE_TENSORS and any(t in INFERENCE_TENSORS for t in saved.values()):
+        raise RuntimeError(
+            "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
+            "inference mode in computation tracked by autograd. To work around this, you can make a "
+            "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
+            "`torch.inference_mode()`.")
     ctx.tensors = saved
     # Versions at save time: a saved tensor modified in place later fails its backward.
     ctx.versions = {name: t._vc[0] for name, t in saved.items()}

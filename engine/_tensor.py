@@ -34,6 +34,10 @@ class Size(tuple):
         return int(np.prod(self, dtype=np.int64))
 
 
+# Tensors created in inference mode, which autograd refuses to save for backward.
+INFERENCE_TENSORS: "weakref.WeakSet[Tensor]" = weakref.WeakSet()
+
+
 class RemovableHandle:
     """The handle `register_hook` returns: `remove()` unregisters the hook."""
 
@@ -105,6 +109,8 @@ class Tensor:
         t._acc = None
         t._vc = [0]
         t._base = None
+        if _GradMode.inference:
+            INFERENCE_TENSORS.add(t)
         return t
 
     # ---- metadata -----------------------------------------------------------------
@@ -131,6 +137,9 @@ class Tensor:
         if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self._data.shape[0]
+
+    def is_inference(self) -> bool:
+        return self in INFERENCE_TENSORS
 
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point

@@ -1,6 +1,8 @@
 """Optimizers, as torch.optim: parameter groups, `zero_grad()` and `step()`."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._tensor import Tensor
@@ -77,4 +79,67 @@ class SGD(Optimizer):
                     self.state[id(p)]["momentum_buffer"] = buf
                     d_p = d_p + np_dt.type(group["momentum"]) * buf if group["nesterov"] else buf
                 p._data += np_dt.type(-group["lr"]) * d_p
+                p._vc[0] += 1
+        return loss
+
+
+class Adam(Optimizer):
+    """Adam (and AMSGrad), with torch's single-tensor update order and bias corrections."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if eps < 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
+
+    def step(self, closure=None):
+        """One Adam update of every parameter with a gradient, in place."""
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p._grad is None:
+                    continue
+                f = p.dtype.np.type
+                grad = -p._grad._data if group["maximize"] else p._grad._data
+                state = self.state.setdefault(id(p), {})
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = np.zeros_like(p._data)
+                    state["exp_avg_sq"] = np.zeros_like(p._data)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = np.zeros_like(p._data)
+                state["step"] += 1
+                step = state["step"]
+                if group["weight_decay"]:
+                    grad = grad + f(group["weight_decay"]) * p._data
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                # NOTE: torch's lerp_(grad, 1 - beta1) computes self + w * (end - self) for w < 0.5.
+                weight = 1 - beta1
+                if weight < 0.5:
+                    exp_avg += f(weight) * (grad - exp_avg)
+                else:
+                    exp_avg[...] = grad - (grad - exp_avg) * f(1 - weight)
+                exp_avg_sq *= f(beta2)
+                exp_avg_sq += f(1 - beta2) * grad * grad
+                bias_correction1 = 1 - beta1 ** step
+                bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
+                step_size = group["lr"] / bias_correction1
+                if group["amsgrad"]:
+                    np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+                    second = state["max_exp_avg_sq"]
+                else:
+                    second = exp_avg_sq
+                denom = np.sqrt(second) / f(bias_correction2_sqrt) + f(group["eps"])
+                p._data += f(-step_size) * (exp_avg / denom)
+                p._vc[0] += 1
         return loss

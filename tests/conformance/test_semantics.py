@@ -271,6 +271,15 @@ CASES = {
         print(e.requires_grad)
         (x * 2).requires_grad_(False)
     """,
+    "inference_tensors_are_not_saved": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        with torch.inference_mode():
+            y = x * 2
+        print(y.requires_grad, y.is_inference(), x.is_inference())
+        (y + x).sum().backward()
+        print(x.grad)
+        (y * x).sum().backward()
+    """,
     "nan_and_inf_propagate": """
         x = torch.tensor([float('nan'), float('inf'), -float('inf'), 0.], requires_grad=True)
         y = (x.exp() + x * 2 + x.tanh() + x.sigmoid() + x.relu()).sum()

@@ -1,0 +1,65 @@
+"""Optimizers give torch's updates: SGD (momentum, dampening, nesterov, weight decay) and Adam."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+
+W0 = [[0.5, -0.3, 0.2], [0.1, 0.8, -0.6]]
+B0 = [0.1, -0.1, 0.05]
+XS = [[1.0, 2.0], [3.0, -1.0], [0.5, 0.5], [-2.0, 1.0]]
+YS = [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+
+CONFIGS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1)),
+    ("SGD", dict(lr=0.05, maximize=True)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.05, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.01)),
+    ("Adam", dict(lr=0.02, amsgrad=True)),
+    ("Adam", dict(lr=0.02, betas=(0.3, 0.99))),   # lerp weight >= 0.5 takes torch's other formula
+]
+
+
+def _train(backend, name, options, steps=8):
+    w = backend.tensor(W0, requires_grad=True)
+    b = backend.tensor(B0, requires_grad=True)
+    xs, ys = backend.tensor(XS), backend.tensor(YS)
+    opt = getattr(backend.optim, name)([w, b], **options)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = ((xs @ w + b).sigmoid() - ys).pow(2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return np.array(losses), w.detach().numpy().copy(), b.detach().numpy().copy()
+
+
+@pytest.mark.parametrize("name, options", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
+def test_training_matches_torch(name, options):
+    got = _train(engine, name, options)
+    want = _train(torch, name, options)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(torch.from_numpy(g), torch.from_numpy(w))
+
+
+def test_zero_grad_set_to_none_false_keeps_zeroed_tensors():
+    w = engine.tensor([1.0, 2.0], requires_grad=True)
+    opt = engine.optim.SGD([w], lr=0.1)
+    (w * w).sum().backward()
+    opt.zero_grad(set_to_none=False)
+    assert w.grad.tolist() == [0.0, 0.0]
+    opt.zero_grad()
+    assert w.grad is None
+
+
+@pytest.mark.parametrize("make", [lambda p: engine.optim.SGD(p, lr=-1), lambda p: engine.optim.Adam(p, betas=(1.0, 0.9)),
+                                  lambda p: engine.optim.SGD(p, lr=0.1, nesterov=True)])
+def test_invalid_hyperparameters_are_refused(make):
+    with pytest.raises(ValueError):
+        make([engine.tensor([1.0], requires_grad=True)])
