@@ -59,6 +59,10 @@ ERRORS = {
     "cumprod None dim": lambda m: m.tensor([1.0]).cumprod(None),
     "prod tuple dim (function form)": lambda m: m.prod(m.tensor([1.0]), (0,)),
     "max tuple dim (function form)": lambda m: m.max(m.tensor([1.0]), (0,)),
+    "max float dim (function form)": lambda m: m.max(m.tensor([1.0]), 1.5),
+    "prod keepdim without dim": lambda m: m.prod(m.tensor([1.0]), keepdim=True),
+    "max keepdim without dim": lambda m: m.max(m.tensor([1.0]), keepdim=True),
+    "var with unbiased and correction": lambda m: m.var(m.tensor([1.0, 2.0]), unbiased=True, correction=1),
 }
 
 
