@@ -3,5 +3,697 @@
 Each public function here is one op: it computes with numpy and calls
 `record(rule, inputs, result, dtype, **saved_values)`; its `Rule` is defined
 next to it. See `engine/_ops.py` for the conventions rules follow.
+
+Reductions over `dims` keep `keep_shape` (the input's shape with 1 at each
+reduced dim) in their context: a rule reshapes the incoming gradient (and a
+saved result) to it, so broadcasting against the input puts the reduced dims
+back (torch's `unsqueeze_multiple` / `restore_reduced_dims`).
 """
 from __future__ import annotations
+
+import collections
+import numbers
+import warnings
+
+import numpy as np
+
+from . import _dtype
+from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _reduction_dims, _reshape, _transpose,
+                   _TORCH_SCALAR_NAMES, exp, mean, record, sum as _sum, v_data, v_expand, v_masked_zero,
+                   v_reshape, v_transpose, v_where, where)
+from ._tensor import Tensor, _wrap_dim
+
+# ---------------------------------------------------------------------------------
+# Value helpers for the rules below (numpy arrays in a plain backward, tensors with create_graph)
+# ---------------------------------------------------------------------------------
+
+
+def v_const(array, like):
+    """A constant (mask, count) in the kind of `like`: a tensor of its dtype, or an array."""
+    if isinstance(like, Tensor):
+        return Tensor._make(np.asarray(array, dtype=like.dtype.np), like.dtype)
+    return np.asarray(array, dtype=np.result_type(like))
+
+
+def v_sum_keep(x, axes):
+    if isinstance(x, Tensor):
+        return _sum(x, axes, keepdim=True)
+    return np.sum(x, axis=axes, keepdims=True)
+
+
+def v_mean_keep(x, axes):
+    """Mean over `axes` keeping them (over everything, as a 0-d value, for None)."""
+    if isinstance(x, Tensor):
+        return mean(x) if axes is None else mean(x, axes, keepdim=True)
+    return np.mean(x) if axes is None else np.mean(x, axis=axes, keepdims=True)
+
+
+def v_exp(x):
+    return exp(x) if isinstance(x, Tensor) else np.exp(x)
+
+
+def v_cumsum(x, dim: int):
+    return cumsum(x, dim) if isinstance(x, Tensor) else np.cumsum(x, axis=dim)
+
+
+def v_cumprod(x, dim: int):
+    return cumprod(x, dim) if isinstance(x, Tensor) else np.cumprod(x, axis=dim)
+
+
+def v_prod(x, dim: int):
+    return prod(x, dim) if isinstance(x, Tensor) else np.prod(x, axis=dim)
+
+
+def v_flip(x, dim: int):
+    return _flip(x, dim) if isinstance(x, Tensor) else np.flip(x, axis=dim)
+
+
+def v_abs(x):
+    """|x| as x * sign(x): the sign is a constant, so the product carries the graph."""
+    return x * v_const(np.sign(v_data(x)), x)
+
+
+def v_sign(x):
+    return v_const(np.sign(v_data(x)), x)
+
+
+_FLIP = Rule("FlipBackward0", lambda ctx, g: (v_flip(g, ctx.dim),))
+
+
+def _flip(t: Tensor, dim: int) -> Tensor:
+    return record(_FLIP, (t,), np.flip(t._data, axis=dim).copy(), t.dtype, dim=dim)
+
+
+def _reversed_cumsum(g, dim: int):
+    """sum_{j >= i} g_j along `dim` (torch's reversed_cumsum: flip, cumsum, flip)."""
+    return v_flip(v_cumsum(v_flip(g, dim), dim), dim)
+
+
+def _leave_one_out(x, dim: int):
+    """Along `dim`, n copies of x with copy k holding 1 at position k: shape (..., n, n) with
+    `dim` moved last, the copy index second to last."""
+    x = v_transpose(x, dim, -1)
+    n = np.shape(x)[-1]
+    shape = np.shape(x)[:-1] + (n, n)
+    copies = v_expand(v_reshape(x, np.shape(x)[:-1] + (1, n)), shape)
+    return v_where(np.broadcast_to(np.eye(n, dtype=bool), shape), v_const(1, x), copies)
+
+
+def _exclusive_prod(x, dim: int):
+    """prod_{j != k} x_j along `dim`, for every k: the gradient of a product with zeros in it.
+
+    NOTE: torch's prod_safe_zeros_backward computes the same products as two shifted cumprods.
+    """
+    n = np.shape(x)[dim]
+    if n == 1:
+        return v_const(np.ones(np.shape(x)), x)
+    return v_transpose(v_prod(_leave_one_out(x, dim), -1), dim, -1)
+
+
+# ---------------------------------------------------------------------------------
+# Shared argument handling
+# ---------------------------------------------------------------------------------
+
+_NO_DIM = object()   # an omitted `dim` where torch refuses an explicit None
+
+
+def _axes(dims, ndim: int) -> tuple:
+    return tuple(range(ndim)) if dims is None else dims
+
+
+def _keep_shape(shape: tuple, axes: tuple) -> tuple:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _unsqueeze_to(x, keep_shape: tuple):
+    """A reduced gradient or result reshaped to keep_shape, so it broadcasts against the input."""
+    return x if np.shape(x) == keep_shape else v_reshape(x, keep_shape)
+
+
+def _check_int_dim(op: str, dim, position: int = 1):
+    if not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{op}(): argument 'dim' (position {position}) must be int, not {type(dim).__name__}")
+
+
+def _invalid_combination(op: str, got: str, signatures: tuple) -> TypeError:
+    """torch's argument-parser error (function form) for a call no signature accepts."""
+    lines = "".join(f" * ({s})\n" for s in signatures)
+    return TypeError(f"{op}() received an invalid combination of arguments - got ({got}), "
+                     f"but expected one of:\n{lines}")
+
+
+def _check_nonempty(op: str, x: np.ndarray, dims):
+    """torch's errors for reductions without an identity (max, amin, argmax, ...) on empty input."""
+    if dims is None:
+        if x.size == 0:
+            raise (IndexError if op in ("argmax", "argmin") else RuntimeError)(
+                f"{op}(): Expected reduction dim to be specified for input.numel() == 0."
+                + ("" if op in ("argmax", "argmin") else
+                   " Specify the reduction dim with the 'dim' argument."))
+        return
+    for d in dims:
+        if x.ndim and x.shape[d] == 0:
+            raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
+
+
+def _result_dtype(op: str, input: Tensor, dtype):
+    """The dtype of a sum-like op (prod, cumsum, cumprod): int64 for integral input, or `dtype`."""
+    if dtype is None:
+        return input.dtype if input.dtype.is_floating_point else _dtype.int64
+    if not isinstance(dtype, _dtype.dtype):
+        raise TypeError(f"{op}(): argument 'dtype' must be torch.dtype, not {type(dtype).__name__}")
+    return dtype
+
+
+def _record_or_plain(rule, input: Tensor, data, dt, **attrs) -> Tensor:
+    """Record a differentiable result; integral results (e.g. dtype=torch.int64) leave the graph."""
+    if not dt.is_floating_point:
+        return Tensor._make(np.asarray(data).astype(dt.np), dt)
+    return record(rule, (input,), data, dt, **attrs)
+
+
+# ---------------------------------------------------------------------------------
+# prod
+# ---------------------------------------------------------------------------------
+
+def _prod_backward(ctx, g):
+    x = ctx.self
+    if np.ndim(x) == 0:
+        return (g,)
+    g = _unsqueeze_to(g, ctx.keep_shape)
+    zeros = v_data(x) == 0
+    if not zeros.any():
+        return (g * (_unsqueeze_to(ctx.result, ctx.keep_shape) / x),)
+    if ctx.dim is None:
+        # NOTE: torch's prod_backward returns zeros for several zeros in a full product when
+        # not recording the backward (even where an inf in the input makes the product
+        # of the others nan), and the products of the others when it records it.
+        if zeros.sum() > 1 and not isinstance(g, Tensor):
+            return (np.zeros(np.shape(x), dtype=np.result_type(g)),)
+        flat = v_reshape(x, (-1,))
+        return (g * v_reshape(_exclusive_prod(flat, 0), np.shape(x)),)
+    return (g * _exclusive_prod(x, ctx.dim),)
+
+
+_PROD_ALL = Rule("ProdBackward0", _prod_backward, saves={"self": None, "result": None})
+_PROD_DIM = Rule("ProdBackward1", _prod_backward, saves={"self": None, "result": None})
+
+
+def prod(input, dim=_NO_DIM, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Product of all elements, or along one dim (torch.prod; `dim` is one int)."""
+    _check_tensor(input, "prod")
+    x = input._data
+    if dim is _NO_DIM:
+        if keepdim:
+            raise _invalid_combination("prod", "Tensor, keepdim=bool", _PROD_SIGNATURES)
+        dims = None
+    else:
+        if not isinstance(dim, numbers.Integral):
+            raise _invalid_combination("prod", f"Tensor, {type(dim).__name__}", _PROD_SIGNATURES)
+        dims = (_wrap_dim(dim, x.ndim),)
+    dt = _result_dtype("prod", input, dtype)
+    axes = _axes(dims, x.ndim) if x.ndim else ()
+    with _errstate():
+        data = np.prod(x.astype(dt.np), axis=axes, keepdims=keepdim and dims is not None)
+    return _record_or_plain(_PROD_ALL if dims is None else _PROD_DIM, input, data, dt,
+                            dim=None if dims is None or not x.ndim else dims[0],
+                            keep_shape=_keep_shape(x.shape, axes))
+
+
+_PROD_SIGNATURES = ("Tensor input, *, torch.dtype dtype = None",
+                    "Tensor input, int dim, bool keepdim = False, *, torch.dtype dtype = None, Tensor out = None")
+
+
+# ---------------------------------------------------------------------------------
+# amax, amin, max, min, argmax, argmin
+# ---------------------------------------------------------------------------------
+
+def _amax_backward(ctx, g):
+    # NOTE: torch's scale_grad_by_count splits the gradient evenly among ties, as
+    # (g / count) * mask; a NaN extreme matches nothing, so every gradient is nan (g / 0 * 0).
+    g = _unsqueeze_to(g, ctx.keep_shape)
+    mask = v_data(ctx.self) == np.reshape(v_data(ctx.result), ctx.keep_shape)
+    count = mask.sum(axis=ctx.axes, keepdims=True)
+    with _errstate():
+        return ((g / v_const(count, g)) * v_const(mask, g),)
+
+
+_AMAX = Rule("AmaxBackward0", _amax_backward, saves={"self": None, "result": None})
+_AMIN = Rule("AminBackward0", _amax_backward, saves={"self": None, "result": None})
+
+
+def _extreme(op: str, rule: Rule, fn, input, dim, keepdim: bool) -> Tensor:
+    _check_tensor(input, op)
+    x = input._data
+    dims = _reduction_dims(() if dim is None else dim, x.ndim)
+    _check_nonempty(op, x, dims)
+    axes = _axes(dims, x.ndim)
+    data = fn(x, axis=axes, keepdims=keepdim)
+    return record(rule, (input,), data, input.dtype, axes=axes, keep_shape=_keep_shape(x.shape, axes))
+
+
+def amax(input, dim=(), keepdim: bool = False) -> Tensor:
+    """Maximum over `dim` (all dims by default); the gradient is shared among ties."""
+    return _extreme("amax", _AMAX, np.amax, input, dim, keepdim)
+
+
+def amin(input, dim=(), keepdim: bool = False) -> Tensor:
+    """Minimum over `dim` (all dims by default); the gradient is shared among ties."""
+    return _extreme("amin", _AMIN, np.amin, input, dim, keepdim)
+
+
+class _ReturnType(tuple):
+    """A (values, indices) pair that prints and unpacks like torch.return_types.max."""
+
+    __slots__ = ()
+    _name = ""
+
+    def __new__(cls, values, indices):
+        return tuple.__new__(cls, (values, indices))
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+    n_fields = n_sequence_fields = 2
+
+    def __repr__(self) -> str:
+        return f"torch.return_types.{self._name}(\nvalues={self[0]!r},\nindices={self[1]!r})"
+
+    __str__ = __repr__
+
+
+class return_types:  # noqa: N801  (a namespace named as torch's)
+    """The named tuples of ops with several results, as torch.return_types."""
+
+    max = type("max", (_ReturnType,), {"__slots__": (), "_name": "max"})
+    min = type("min", (_ReturnType,), {"__slots__": (), "_name": "min"})
+
+
+def _evenly_distribute_backward(ctx, g):
+    # NOTE: torch's evenly_distribute_backward shares the gradient of a full max/min evenly
+    # among the elements equal to it; when the result is NaN, among the NaNs.
+    x = v_data(ctx.self)
+    mask = np.isnan(x) if np.isnan(v_data(ctx.result)) else x == v_data(ctx.result)
+    return (v_where(mask, g / v_const(mask.sum(), g), v_const(0, g)),)
+
+
+def _select_backward(ctx, g):
+    # NOTE: torch's value_selecting_reduction_backward sends the gradient to the index the
+    # forward picked: the first extreme along the dim (the first NaN if there is one).
+    g = _unsqueeze_to(g, ctx.keep_shape)
+    return (v_where(ctx.picked, v_expand(g, ctx.self_shape), v_const(0, g)),)
+
+
+_MAX_ALL = Rule("MaxBackward1", _evenly_distribute_backward, saves={"self": None, "result": None})
+_MIN_ALL = Rule("MinBackward1", _evenly_distribute_backward, saves={"self": None, "result": None})
+_MAX_DIM = Rule("MaxBackward0", _select_backward)
+_MIN_DIM = Rule("MinBackward0", _select_backward)
+
+_MAX_SIGNATURES = ("Tensor input, *, Tensor out = None", "Tensor input, Tensor other, *, Tensor out = None",
+                   "Tensor input, int dim, bool keepdim = False, *, tuple of Tensors out = None")
+
+
+def _max_min(op: str, input, dim, keepdim, other):
+    _check_tensor(input, op)
+    if isinstance(dim, Tensor) or other is not None:
+        return _binary_extreme(op, input, other if other is not None else dim)
+    x = input._data
+    is_max = op == "max"
+    if dim is _NO_DIM:
+        if keepdim is not None:
+            raise _invalid_combination(op, "Tensor, keepdim=bool", _MAX_SIGNATURES)
+        _check_nonempty(op, x, None)
+        data = np.amax(x) if is_max else np.amin(x)
+        return record(_MAX_ALL if is_max else _MIN_ALL, (input,), data, input.dtype)
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
+        raise _invalid_combination(op, f"Tensor, {type(dim).__name__}", _MAX_SIGNATURES)
+    d = _wrap_dim(dim, x.ndim)
+    _check_nonempty(op, x, (d,))
+    values, indices, picked = _select(x, d if x.ndim else None, is_max)
+    keep_shape = _keep_shape(x.shape, (d,) if x.ndim else ())
+    if x.ndim and not keepdim:
+        values, indices = np.squeeze(values, d), np.squeeze(indices, d)
+    out = record(_MAX_DIM if is_max else _MIN_DIM, (input,), values, input.dtype,
+                 picked=picked, keep_shape=keep_shape, self_shape=x.shape)
+    index_tensor = Tensor._make(indices, _dtype.int64)
+    if out.grad_fn is not None:
+        # NOTE: torch saves the indices (result1) for MaxBackward0/MinBackward0, so a
+        # second backward without retain_graph raises.
+        out.grad_fn.ctx.tensors = {"indices": index_tensor}
+        out.grad_fn.ctx.indices = indices
+    return getattr(return_types, op)(out, index_tensor)
+
+
+def _select(x: np.ndarray, dim, is_max: bool):
+    """Values, indices (kept dim) and one-hot mask of the first extreme along `dim`."""
+    if dim is None:   # a 0-d input: its only element
+        return x.copy(), np.zeros((), np.int64), np.ones((), bool)
+    # np.argmax/argmin pick the first extreme, and the first NaN if there is one (as torch).
+    indices = np.expand_dims((np.argmax if is_max else np.argmin)(x, axis=dim), dim)
+    values = np.take_along_axis(x, indices, axis=dim)
+    picked = np.zeros(x.shape, bool)
+    np.put_along_axis(picked, indices, True, axis=dim)
+    return values, indices.astype(np.int64), picked
+
+
+def _binary_extreme(op: str, input, other):
+    from . import _ops_pointwise
+    fn = getattr(_ops_pointwise, "maximum" if op == "max" else "minimum", None)
+    if fn is None:
+        raise NotImplementedError(f"{op}(input, other) is not supported yet; it is "
+                                  f"torch.{'maximum' if op == 'max' else 'minimum'}(input, other)")
+    return fn(input, other)
+
+
+def max(input, dim=_NO_DIM, keepdim=None, *, other=None):  # noqa: A001  (torch.max shadows it too)
+    """torch.max: the largest element (node MaxBackward1), or `(values, indices)` along
+    `dim` (a `return_types.max`, node MaxBackward0), or `maximum(input, other)`."""
+    return _max_min("max", input, dim, keepdim, other)
+
+
+def min(input, dim=_NO_DIM, keepdim=None, *, other=None):  # noqa: A001
+    """torch.min: the smallest element, `(values, indices)` along `dim`, or `minimum(input, other)`."""
+    return _max_min("min", input, dim, keepdim, other)
+
+
+def _arg_extreme(op: str, input, dim, keepdim: bool) -> Tensor:
+    _check_tensor(input, op)
+    if dim is not None:
+        _check_int_dim(op, dim)
+    if input.dtype is _dtype.bool_:
+        raise RuntimeError(f"{op}(): does not support bool input")
+    x = input._data
+    dims = None if dim is None else (_wrap_dim(dim, x.ndim),)
+    _check_nonempty(op, x, dims)
+    fn = np.argmax if op == "argmax" else np.argmin
+    if dims is None:
+        data = np.asarray(fn(x.reshape(-1)))
+        if keepdim:
+            data = data.reshape((1,) * x.ndim)
+    elif x.ndim == 0:
+        data = np.zeros((), np.int64)
+    else:
+        data = fn(x, axis=dims[0], keepdims=keepdim)
+    return Tensor._make(np.asarray(data, np.int64), _dtype.int64)
+
+
+def argmax(input, dim=None, keepdim: bool = False) -> Tensor:
+    """Index of the first maximum (of the flattened input when `dim` is None); NaN counts as largest."""
+    return _arg_extreme("argmax", input, dim, keepdim)
+
+
+def argmin(input, dim=None, keepdim: bool = False) -> Tensor:
+    """Index of the first minimum (of the flattened input when `dim` is None); NaN counts as smallest."""
+    return _arg_extreme("argmin", input, dim, keepdim)
+
+
+# ---------------------------------------------------------------------------------
+# var, std
+# ---------------------------------------------------------------------------------
+
+def _var_backward(ctx, g, x=None):
+    x = ctx.self if x is None else x
+    if ctx.full:
+        dof = ctx.count - ctx.correction
+        if dof <= 0:
+            # NOTE: torch's var_backward gives inf (nan where x equals the mean) when the
+            # degrees of freedom are <= 0 in a full reduction.
+            at_mean = v_data(x) == np.mean(v_data(x))
+            return g * v_const(np.where(at_mean, np.nan, np.inf), x)
+        return (2.0 / dof) * g * (x - v_mean_keep(x, None))
+    # NOTE: with dims, torch scales by 2 / (n - correction) with n the product of the reduced
+    # sizes, without the full reduction's special case; and for an empty dim list (which the
+    # forward reduces over every dim) n is 1, so the gradient is +-inf where torch's is.
+    g = _unsqueeze_to(g, ctx.keep_shape)
+    with _errstate():
+        scale = float(np.float64(2.0) / np.float64(ctx.backward_count - ctx.correction))
+    return scale * g * (x - v_mean_keep(x, ctx.axes))
+
+
+def _std_backward(ctx, g):
+    # NOTE: torch's std_backward is var_backward(g / (2 * std)) with 0 where std == 0.
+    result = _unsqueeze_to(ctx.result, ctx.keep_shape) if not ctx.full else ctx.result
+    g = _unsqueeze_to(g, ctx.keep_shape) if not ctx.full else g
+    with _errstate():
+        g = v_masked_zero(g / (result * 2), v_data(result) == 0)
+    return (_var_backward(ctx, g),)
+
+
+_VAR = Rule("VarBackward0", lambda ctx, g: (_var_backward(ctx, g),), saves={"self": None})
+_STD = Rule("StdBackward0", _std_backward, saves={"self": None, "result": None})
+
+_VAR_SIGNATURES = ("Tensor input, tuple of ints dim, bool unbiased = True, bool keepdim = False, *, Tensor out = None",
+                   "Tensor input, tuple of ints dim = None, *, Number correction = None, bool keepdim = False, "
+                   "Tensor out = None",
+                   "Tensor input, bool unbiased = True")
+
+
+def _var_std(op: str, input, dim, unbiased, keepdim, correction) -> Tensor:
+    _check_tensor(input, op)
+    if isinstance(dim, bool):            # var(x, False): the legacy `unbiased` overload
+        dim, unbiased = None, dim if unbiased is None else unbiased
+    if unbiased is not None and correction is not None:
+        raise _invalid_combination(op, "Tensor, correction=int, unbiased=bool", _VAR_SIGNATURES)
+    if correction is None:
+        correction = 0 if unbiased is False else 1
+    if not input.dtype.is_floating_point:
+        raise RuntimeError("std and var only support floating point and complex dtypes")
+    x = input._data
+    dims = _reduction_dims(dim, x.ndim)
+    axes = _axes(dims, x.ndim)
+    count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
+    if count - correction <= 0:
+        warnings.warn(f"{op}(): degrees of freedom is <= 0. Correction should be strictly less than the "
+                      "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=3)
+    keep = bool(keepdim)
+    with _errstate():
+        centered = x - np.mean(x, axis=axes, keepdims=True)
+        data = np.sum(centered * centered, axis=axes, keepdims=keep) / np.asarray(
+            np.maximum(count - correction, 0), dtype=x.dtype)
+        if op == "std":
+            data = np.sqrt(data)
+    full = x.ndim == 0 or dim is None
+    # The backward's n: the product of the sizes of the dims as given (1 for an empty list).
+    explicit = () if full else (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    backward_count = int(np.prod([x.shape[_wrap_dim(d, x.ndim)] for d in explicit], dtype=np.int64))
+    return record(_STD if op == "std" else _VAR, (input,), data, input.dtype, full=full, count=count,
+                  backward_count=backward_count, correction=correction, axes=axes,
+                  keep_shape=_keep_shape(x.shape, axes))
+
+
+def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+    """Variance over `dim` with `correction` (default 1; the legacy `unbiased` is correction 1 or 0)."""
+    return _var_std("var", input, dim, unbiased, keepdim, correction)
+
+
+def std(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+    """Standard deviation over `dim` with `correction` (default 1), as torch.std."""
+    return _var_std("std", input, dim, unbiased, keepdim, correction)
+
+
+# ---------------------------------------------------------------------------------
+# logsumexp
+# ---------------------------------------------------------------------------------
+
+def _logsumexp_backward(ctx, g):
+    # NOTE: torch's logsumexp_backward is g * exp(x - result), so an infinite result gives
+    # nan (inf - inf) where x equals it, and nan everywhere for an all -inf slice.
+    g = _unsqueeze_to(g, ctx.keep_shape)
+    return (g * v_exp(ctx.self - _unsqueeze_to(ctx.result, ctx.keep_shape)),)
+
+
+_LOGSUMEXP = Rule("LogsumexpBackward0", _logsumexp_backward, saves={"self": None, "result": None})
+
+
+def logsumexp(input, dim, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(x))) over `dim`, computed stably by shifting by the finite maximum."""
+    _check_tensor(input, "logsumexp")
+    x = input._data
+    dt = _float_dtype(input.dtype)
+    explicit = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    if not explicit and not keepdim and x.ndim:
+        # NOTE: torch reduces over every dim for an empty dim list, then fails to write the
+        # kept-dims result into the squeezed output.
+        raise RuntimeError(f"output with shape [] doesn't match the broadcast shape [{', '.join('1' * x.ndim)}]")
+    dims = _reduction_dims(dim, x.ndim)
+    axes = _axes(dims, x.ndim)
+    xf = x.astype(dt.np)
+    with _errstate():
+        if xf.size:
+            # NOTE: as torch, an infinite maximum is replaced by 0 before shifting.
+            shift = np.amax(xf, axis=axes, keepdims=True)
+            shift = np.where(np.isinf(shift), np.zeros((), dt.np), shift)
+        else:
+            shift = np.zeros(_keep_shape(x.shape, axes), dt.np)
+        data = np.log(np.sum(np.exp(xf - shift), axis=axes, keepdims=True)) + shift
+    if not keepdim:
+        data = data.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+    return record(_LOGSUMEXP, (input,), data, dt, keep_shape=_keep_shape(x.shape, axes))
+
+
+# ---------------------------------------------------------------------------------
+# norm
+# ---------------------------------------------------------------------------------
+
+def _norm_backward(ctx, g):
+    """torch's norm_backward for linalg.vector_norm, case by case of p."""
+    p, x = ctx.p, ctx.self
+    g = _unsqueeze_to(g, ctx.keep_shape)
+    norm = _unsqueeze_to(ctx.result, ctx.keep_shape)
+    norm_is_zero = v_data(norm) == 0
+    with _errstate():
+        if p == 0:
+            return (None,)    # NOTE: torch returns no gradient for the 0-"norm" (a count)
+        if p == 1:
+            return (v_sign(x) * g,)
+        if p == 2:
+            # NOTE: torch's gradient of the 2-norm at a zero vector is 0.
+            return (g * v_masked_zero(x / norm, np.broadcast_to(norm_is_zero, np.shape(x))),)
+        if np.isinf(p):
+            # NOTE: as amax of |x|: shared evenly among ties, and NaNs count as extremes.
+            ax = np.abs(v_data(x))
+            mask = (ax == v_data(norm)) | np.isnan(ax)
+            count = mask.sum(axis=ctx.axes, keepdims=True)
+            return (v_sign(x) * ((g / v_const(count, g)) * v_const(mask, g)),)
+        if p < 1:
+            # NOTE: torch zeroes |x|^(p-1) where x == 0 (it would be inf).
+            scaled = v_sign(x) * v_masked_zero(v_abs(x) ** (p - 1), v_data(x) == 0)
+            return (scaled * g * norm ** (1 - p),)
+        # NOTE: for p > 1 torch zeroes the gradient where the norm is 0.
+        scaled = v_sign(x) * v_abs(x) ** (p - 1) if p < 2 else x * v_abs(x) ** (p - 2)
+        scale = v_masked_zero(g / norm ** (p - 1), norm_is_zero)
+        return (scaled * scale,)
+
+
+_NORM = Rule("LinalgVectorNormBackward0", _norm_backward, saves={"self": None, "result": None})
+
+
+def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """Vector p-norm over `dim` (all elements by default), as torch.norm, which computes it with
+    torch.linalg.vector_norm ('fro' is p = 2); p is a number, 'fro' or inf / -inf."""
+    _check_tensor(input, "norm")
+    x = input._data
+    explicit = None if dim is None else ((dim,) if isinstance(dim, numbers.Integral) else tuple(dim))
+    if p is None:
+        p = "fro"
+    if isinstance(p, str):
+        if p == "nuc":
+            raise NotImplementedError("norm(p='nuc') (the nuclear matrix norm) is not supported")
+        if p != "fro":
+            raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
+        if explicit is not None and len(explicit) > 2:
+            raise RuntimeError("linalg.matrix_norm: dim must be a 2-tuple. Got " + " ".join(map(str, explicit)))
+        p = 2
+    p = float(p)
+    if not input.dtype.is_floating_point:
+        raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as input. "
+                           f"Got {_TORCH_SCALAR_NAMES[input.dtype.name]}")
+    dt = input.dtype
+    if dtype is not None:
+        if not dtype.is_floating_point:
+            raise RuntimeError(f"linalg.vector_norm: dtype should be floating point or complex, but got "
+                               f"{_TORCH_SCALAR_NAMES[dtype.name]}")
+        if _dtype.promote(dt, dtype) is not dtype:
+            raise RuntimeError(
+                f"linalg.vector_norm: the dtype of the input ({_TORCH_SCALAR_NAMES[dt.name]}) should be "
+                f"convertible without narrowing to the specified dtype ({_TORCH_SCALAR_NAMES[dtype.name]})")
+        dt = dtype
+    dims = _reduction_dims(dim, x.ndim)
+    axes = _axes(dims, x.ndim)
+    if np.isinf(p) and x.size == 0:
+        raise RuntimeError("linalg.vector_norm cannot compute the inf norm on an empty tensor because the "
+                           "operation does not have an identity")
+    ax = np.abs(x.astype(dt.np))
+    keep = bool(keepdim)
+    with _errstate():
+        if p == np.inf:
+            data = np.amax(ax, axis=axes, keepdims=keep)
+        elif p == -np.inf:
+            data = np.amin(ax, axis=axes, keepdims=keep)
+        elif p == 0:
+            data = np.sum(ax != 0, axis=axes, keepdims=keep).astype(dt.np)
+        elif p == 1:
+            data = np.sum(ax, axis=axes, keepdims=keep)
+        elif p == 2:
+            data = np.sqrt(np.sum(ax * ax, axis=axes, keepdims=keep))
+        else:
+            data = np.sum(ax ** p, axis=axes, keepdims=keep) ** (1 / p)
+    return record(_NORM, (input,), data, dt, p=p, axes=axes, keep_shape=_keep_shape(x.shape, axes))
+
+
+# ---------------------------------------------------------------------------------
+# all, any
+# ---------------------------------------------------------------------------------
+
+def _logical_reduce(op: str, fn, input, dim, keepdim: bool) -> Tensor:
+    _check_tensor(input, op)
+    x = input._data
+    if dim is not None and not isinstance(dim, numbers.Integral) and not tuple(dim):
+        # NOTE: unlike sum or amax, torch's all/any reduce over nothing for an empty dim list.
+        return Tensor._make(x.astype(bool), _dtype.bool_)
+    dims = _reduction_dims(dim, x.ndim)
+    axes = _axes(dims, x.ndim)
+    data = fn(x.astype(bool), axis=axes, keepdims=bool(keepdim))
+    return Tensor._make(np.asarray(data), _dtype.bool_)
+
+
+def all(input, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    """Whether every element over `dim` is nonzero (a bool tensor; no gradient)."""
+    return _logical_reduce("all", np.all, input, dim, keepdim)
+
+
+def any(input, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    """Whether some element over `dim` is nonzero (a bool tensor; no gradient)."""
+    return _logical_reduce("any", np.any, input, dim, keepdim)
+
+
+# ---------------------------------------------------------------------------------
+# cumsum, cumprod
+# ---------------------------------------------------------------------------------
+
+def _cumsum_backward(ctx, g):
+    if ctx.dim is None:
+        return (g,)
+    return (_reversed_cumsum(g, ctx.dim),)
+
+
+def _cumprod_backward(ctx, g):
+    x = ctx.self
+    if ctx.dim is None or np.shape(x)[ctx.dim] == 1:
+        return (g,)
+    if not (v_data(x) == 0).any():
+        return (_reversed_cumsum(ctx.result * g, ctx.dim) / x,)
+    # With zeros: dx_k = sum_{j >= k} g_j prod_{i <= j, i != k} x_i, the formula of torch's
+    # cumprod_backward (its O(n) form when not recording the backward gives the same numbers).
+    d = ctx.dim
+    partial = v_cumprod(_leave_one_out(x, d), -1)           # [..., k, j] = prod_{i <= j, i != k} x_i
+    n = np.shape(x)[d]
+    later = np.triu(np.ones((n, n), dtype=bool))             # j >= k
+    g_last = v_transpose(g, d, -1)
+    rows = v_where(np.broadcast_to(later, np.shape(partial)), partial, v_const(0, g_last))
+    grad = v_sum_keep(rows * v_reshape(g_last, np.shape(g_last)[:-1] + (1, n)), (-1,))
+    return (v_transpose(v_reshape(grad, np.shape(grad)[:-1]), d, -1),)
+
+
+_CUMSUM = Rule("CumsumBackward0", _cumsum_backward)
+_CUMPROD = Rule("CumprodBackward0", _cumprod_backward, saves={"self": None, "result": None})
+
+
+def _cumulative(op: str, rule: Rule, fn, input, dim, dtype) -> Tensor:
+    _check_tensor(input, op)
+    _check_int_dim(op, dim)
+    x = input._data
+    d = _wrap_dim(dim, x.ndim)
+    dt = _result_dtype(op, input, dtype)
+    with _errstate():
+        data = fn(x.astype(dt.np), axis=d) if x.ndim else x.astype(dt.np).copy()
+    return _record_or_plain(rule, input, data, dt, dim=d if x.ndim else None)
+
+
+def cumsum(input, dim, *, dtype=None) -> Tensor:
+    """Cumulative sum along `dim` (integral input sums in int64, or in `dtype`)."""
+    return _cumulative("cumsum", _CUMSUM, np.cumsum, input, dim, dtype)
+
+
+def cumprod(input, dim, *, dtype=None) -> Tensor:
+    """Cumulative product along `dim` (integral input multiplies in int64, or in `dtype`)."""
+    return _cumulative("cumprod", _CUMPROD, np.cumprod, input, dim, dtype)

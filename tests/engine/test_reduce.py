@@ -1,0 +1,292 @@
+"""Reductions against torch where the op table's samples cannot say it: errors, warnings,
+gradients at NaN / inf / ties / zeros, (values, indices) results, dtype keywords, and
+float64 gradients against finite differences."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _tensor(mod, values, dtype="float64", grad=False):
+    return mod.tensor(values, dtype=getattr(mod, dtype), requires_grad=grad)
+
+
+def _grad(mod, values, fn, create_graph=False):
+    """fn(x) and d sum(fn(x)) / dx, as numpy arrays (the gradient None if x got none)."""
+    x = _tensor(mod, values, grad=True)
+    out = fn(x)
+    out = out[0] if isinstance(out, tuple) else out
+    out.sum().backward(create_graph=create_graph)
+    return out.detach().numpy(), None if x.grad is None else x.grad.detach().numpy()
+
+
+def _assert_same(got, want):
+    np.testing.assert_equal(np.asarray(got), np.asarray(want))    # NaN == NaN; values exact
+
+
+# ---------------------------------------------------------------------------------
+# Errors: the same type and message as torch
+# ---------------------------------------------------------------------------------
+
+ERRORS = {
+    "var of int64": lambda m: m.tensor([1, 2]).var(),
+    "std of bool": lambda m: m.tensor([True, False]).std(),
+    "norm of int64": lambda m: m.tensor([1, 2]).norm(),
+    "norm dtype narrowing": lambda m: m.tensor([1.0], dtype=m.float64).norm(dtype=m.float32),
+    "norm dtype int": lambda m: m.tensor([1.0]).norm(dtype=m.int64),
+    "norm bad order": lambda m: m.tensor([1.0]).norm("foo"),
+    "norm fro over three dims": lambda m: m.tensor([[[1.0]]]).norm("fro", (0, 1, 2)),
+    "norm inf of empty": lambda m: m.tensor([]).norm(INF),
+    "argmax of bool": lambda m: m.tensor([True]).argmax(),
+    "argmin tuple dim": lambda m: m.tensor([1.0]).argmin((0,)),
+    "argmax of empty": lambda m: m.tensor([]).argmax(),
+    "amax of empty": lambda m: m.tensor([]).amax(),
+    "amin over an empty dim": lambda m: m.tensor([[]]).amin(1),
+    "max of empty": lambda m: m.tensor([]).max(),
+    "min over an empty dim": lambda m: m.tensor([[]]).min(1),
+    "amax repeated dim": lambda m: m.tensor([[1.0]]).amax((0, 0)),
+    "dim out of range": lambda m: m.tensor([[1.0]]).max(2),
+    "prod dim out of range": lambda m: m.tensor([[1.0]]).prod(-3),
+    "logsumexp empty dim list": lambda m: m.logsumexp(m.tensor([[1.0]]), ()),
+    "cumsum tuple dim": lambda m: m.tensor([1.0]).cumsum((0,)),
+    "cumprod None dim": lambda m: m.tensor([1.0]).cumprod(None),
+    "prod tuple dim (function form)": lambda m: m.prod(m.tensor([1.0]), (0,)),
+    "max tuple dim (function form)": lambda m: m.max(m.tensor([1.0]), (0,)),
+    "max float dim (function form)": lambda m: m.max(m.tensor([1.0]), 1.5),
+    "prod keepdim without dim": lambda m: m.prod(m.tensor([1.0]), keepdim=True),
+    "max keepdim without dim": lambda m: m.max(m.tensor([1.0]), keepdim=True),
+    "var with unbiased and correction": lambda m: m.var(m.tensor([1.0, 2.0]), unbiased=True, correction=1),
+}
+
+
+@pytest.mark.parametrize("call", ERRORS.values(), ids=ERRORS.keys())
+def test_errors_match_torch(call):
+    with pytest.raises(Exception) as want:
+        call(torch)
+    with pytest.raises(Exception) as got:
+        call(engine)
+    assert type(got.value) is type(want.value)
+    assert str(got.value) == str(want.value)
+
+
+@pytest.mark.parametrize("op", ["var", "std"])
+@pytest.mark.parametrize("kwargs", [{"correction": 5}, {"dim": 1, "correction": 2}, {"dim": []}])
+def test_degrees_of_freedom_warning_matches_torch(op, kwargs):
+    def warned(mod):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(_tensor(mod, [[1.0, 2.0]]), op)(**kwargs)
+        return value.numpy(), [(w.category, str(w.message).split(" (Triggered internally")[0]) for w in caught]
+
+    (got, got_warnings), (want, want_warnings) = warned(engine), warned(torch)
+    _assert_same(got, want)
+    assert got_warnings == want_warnings
+
+
+def test_max_with_another_tensor_is_maximum_or_says_so():
+    a, b = [1.0, 5.0], [3.0, 2.0]
+    try:
+        got = engine.max(_tensor(engine, a), _tensor(engine, b))
+    except NotImplementedError as exc:
+        assert "maximum" in str(exc)
+    else:
+        _assert_same(got.numpy(), torch.max(_tensor(torch, a), _tensor(torch, b)).numpy())
+
+
+# ---------------------------------------------------------------------------------
+# Gradients at ties, NaN, inf and zeros: torch's conventions, exactly
+# ---------------------------------------------------------------------------------
+
+EDGES = {
+    # full max/min share the gradient among ties, or among NaNs; with a dim the first index gets it
+    "max ties": ([1.0, 3.0, 3.0], lambda x: x.max()),
+    "max NaNs": ([1.0, NAN, 3.0, NAN], lambda x: x.max()),
+    "min dim ties": ([[2.0, 1.0, 1.0], [0.0, 0.0, 5.0]], lambda x: x.min(1)),
+    "max dim NaN": ([1.0, NAN, 3.0, NAN], lambda x: x.max(0)),
+    "max dim -0 and 0": ([-0.0, 0.0], lambda x: x.max(0)),
+    "amax ties": ([[1.0, 3.0, 3.0], [3.0, 0.0, 0.0]], lambda x: x.amax()),
+    "amin dim ties": ([[1.0, 1.0, 3.0], [3.0, 0.0, 0.0]], lambda x: x.amin(0)),
+    "amax NaN": ([1.0, NAN, 3.0], lambda x: x.amax()),
+    "amax infs": ([1.0, INF, INF], lambda x: x.amax()),
+    # logsumexp: g * exp(x - result)
+    "logsumexp inf": ([1.0, INF], lambda x: x.logsumexp(0)),
+    "logsumexp all -inf": ([-INF, -INF], lambda x: x.logsumexp(0)),
+    "logsumexp some -inf": ([-INF, 1.0], lambda x: x.logsumexp(0)),
+    "logsumexp inf and -inf": ([INF, -INF], lambda x: x.logsumexp(0)),
+    "logsumexp large": ([1000.0, 1000.0], lambda x: x.logsumexp(0)),
+    # var / std with correction >= N: the full reduction and the dim path differ in torch
+    "var N == correction": ([3.0, 4.0], lambda x: x.var(correction=2)),
+    "var N == correction, constant": ([3.0, 3.0], lambda x: x.var(correction=2)),
+    "var dim, correction > N": ([[3.0, 4.0]], lambda x: x.var(1, correction=3)),
+    "var empty dim list": ([[1.0, 2.0], [3.0, 4.0]], lambda x: x.var(dim=[])),
+    "var 0-d": (3.0, lambda x: x.var()),
+    "var 0-d, correction 0": (3.0, lambda x: x.var(0, correction=0)),
+    "std constant": ([3.0, 3.0], lambda x: x.std()),
+    "std dim constant row": ([[3.0, 3.0], [1.0, 2.0]], lambda x: x.std(1)),
+    "std N == correction": ([3.0, 4.0], lambda x: x.std(correction=2)),
+    # prod and cumprod with zeros (and an inf)
+    "prod one zero": ([2.0, 0.0, 3.0], lambda x: x.prod()),
+    "prod two zeros": ([2.0, 0.0, 0.0], lambda x: x.prod()),
+    "prod two zeros and inf": ([INF, 0.0, 0.0], lambda x: x.prod()),
+    "prod inf": ([INF, 2.0], lambda x: x.prod()),
+    "prod dim zeros": ([[2.0, 0.0, 3.0], [0.0, 0.0, 1.0], [1.0, 2.0, 3.0]], lambda x: x.prod(1)),
+    "prod 0-d": (3.0, lambda x: x.prod(0)),
+    "cumprod zeros": ([2.0, 0.0, 3.0, 0.0, 5.0], lambda x: x.cumprod(0)),
+    "cumprod inf": ([2.0, INF, 3.0], lambda x: x.cumprod(0)),
+    # norms at zero vectors and ties
+    **{f"norm p={p} zero and ties": ([[0.0, 0.0, 0.0], [0.0, -2.0, 2.0]], lambda x, p=p: x.norm(p, dim=1))
+       for p in (1, 2, 3, 1.5, 0.5, -1, INF, -INF, 0, "fro")},
+    "norm inf over an empty dim list": ([[1.0, -4.0], [4.0, 2.0]], lambda x: x.norm(INF, dim=())),
+}
+
+
+@pytest.mark.parametrize("values, fn", EDGES.values(), ids=EDGES.keys())
+@pytest.mark.parametrize("create_graph", [False, True], ids=["plain", "create_graph"])
+def test_values_and_gradients_at_edges_match_torch(values, fn, create_graph):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = _grad(engine, values, fn, create_graph)
+        want = _grad(torch, values, fn, create_graph)
+    for g, w in zip(got, want):
+        if w is None:
+            assert g is None
+        else:
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("p", [1, INF, -INF])
+def test_second_gradient_of_piecewise_linear_norms_is_zero(p):
+    # torch's is a ZeroTensor (the derivative of sgn); the op table cannot compare it.
+    x = _tensor(engine, [[0.5, -2.0, 2.0], [1.0, 3.0, -0.25]], grad=True)
+    x.norm(p, dim=1).sum().backward(create_graph=True)
+    first = x.grad
+    want = _grad(torch, [[0.5, -2.0, 2.0], [1.0, 3.0, -0.25]], lambda t: t.norm(p, dim=1))[1]
+    np.testing.assert_allclose(first.detach().numpy(), want, rtol=1e-12)
+    if first.requires_grad:
+        x.grad = None
+        first.sum().backward()
+        assert x.grad is None or not np.any(x.grad.numpy())
+
+
+# ---------------------------------------------------------------------------------
+# (values, indices) results
+# ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", ["max", "min"])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_values_indices_print_unpack_and_backward_like_torch(op, keepdim):
+    def run(mod):
+        x = _tensor(mod, [[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]], "float32", grad=True)
+        result = getattr(x, op)(1, keepdim)
+        values, indices = result
+        assert values is result.values and indices is result.indices and result[0] is values
+        text = repr(result)
+        values.sum().backward()
+        try:
+            values.sum().backward()      # the indices were saved and freed
+            second = "ok"
+        except RuntimeError as exc:
+            second = str(exc)
+        return text, indices.dtype, x.grad.numpy(), second, len(result), isinstance(result, tuple)
+
+    got, want = run(engine), run(torch)
+    assert got[0] == want[0]
+    assert str(got[1]) == str(want[1])
+    _assert_same(got[2], want[2])
+    assert got[3:] == want[3:]
+
+
+def test_full_max_of_an_int_tensor_keeps_its_dtype_and_needs_no_graph():
+    for mod in (engine, torch):
+        x = mod.tensor([[3, 1], [3, 2]])
+        assert str(x.max().dtype) == "torch.int64" and x.max().item() == 3
+        assert x.max(0).indices.tolist() == [0, 1]
+
+
+# ---------------------------------------------------------------------------------
+# dtypes: integral and bool inputs, the dtype keyword
+# ---------------------------------------------------------------------------------
+
+DTYPE_CASES = {
+    "prod int": lambda m: m.tensor([[1, 2], [3, 4]]).prod(),
+    "prod bool dim": lambda m: m.tensor([[True, False], [True, True]]).prod(1),
+    "cumsum bool": lambda m: m.tensor([True, True, False]).cumsum(0),
+    "cumprod int": lambda m: m.tensor([1, 2, 3]).cumprod(0),
+    "amax bool": lambda m: m.tensor([True, False]).amax(),
+    "min int dim": lambda m: m.tensor([[4, 2], [1, 3]]).min(0).values,
+    "argmin int": lambda m: m.tensor([[4, 2], [1, 1]]).argmin(),
+    "logsumexp int": lambda m: m.tensor([[1, 2], [3, 4]]).logsumexp(1),
+    "all float": lambda m: m.tensor([1.0, NAN, -0.5]).all(),
+    "any int dims": lambda m: m.tensor([[0, 0], [0, 7]]).any((0, 1), keepdim=True),
+    "all empty dim list": lambda m: m.tensor([[0.0, 1.0]]).all(()),
+    "prod dtype": lambda m: m.tensor([1.5, 2.0]).prod(dtype=m.float64),
+    "cumsum dtype": lambda m: m.tensor([1, 2, 3]).cumsum(0, dtype=m.float32),
+    "cumprod dtype": lambda m: m.tensor([1.5, 2.0]).cumprod(0, dtype=m.float64),
+    "norm dtype": lambda m: m.tensor([1.5, 2.0]).norm(dtype=m.float64),
+    "argmax keepdim without dim": lambda m: m.tensor([[1.0, 5.0], [7.0, 2.0]]).argmax(keepdim=True),
+    "var legacy positional unbiased": lambda m: m.tensor([[1.0, 5.0], [7.0, 2.0]]).var(1, False, True),
+    "std unbiased keyword": lambda m: m.tensor([1.0, 5.0, 7.0]).std(unbiased=False),
+}
+
+
+@pytest.mark.parametrize("call", DTYPE_CASES.values(), ids=DTYPE_CASES.keys())
+def test_result_dtypes_and_values_match_torch(call):
+    got, want = call(engine), call(torch)
+    assert str(got.dtype) == str(want.dtype)
+    assert tuple(got.shape) == tuple(want.shape)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+def test_dtype_keyword_gradient_reaches_the_input_in_its_own_dtype():
+    for mod in (engine, torch):
+        x = mod.tensor([1.5, 2.0, -1.0], requires_grad=True)
+        y = x.cumprod(0, dtype=mod.float64)
+        assert y.grad_fn.name() == "CumprodBackward0"
+        y.sum().backward()
+        assert str(x.grad.dtype) == "torch.float32"
+        np.testing.assert_allclose(x.grad.numpy(), [1 + 2 - 2, 1.5 - 1.5, 3.0])
+
+
+# ---------------------------------------------------------------------------------
+# float64 gradients against central finite differences, away from kinks
+# ---------------------------------------------------------------------------------
+
+SMOOTH = {
+    "prod": lambda x: x.prod(1),
+    "cumprod": lambda x: x.cumprod(1),
+    "cumsum": lambda x: x.cumsum(0),
+    "logsumexp": lambda x: x.logsumexp((0, 1)),
+    "std": lambda x: x.std(0, correction=0),
+    "var": lambda x: x.var(),
+    "norm 3": lambda x: x.norm(3, dim=1),
+    "norm 0.5": lambda x: x.norm(0.5),
+    "amax": lambda x: x.amax(1),
+}
+
+
+@pytest.mark.parametrize("fn", SMOOTH.values(), ids=SMOOTH.keys())
+def test_float64_gradient_matches_finite_differences(fn):
+    values = np.array([[0.7, -1.3, 2.1], [1.9, 0.4, -0.6]])
+    weights = np.linspace(-1.0, 1.0, fn(engine.tensor(values)).numel())
+
+    def objective(v):
+        out = fn(engine.tensor(v))
+        return float(np.sum(out.numpy().reshape(-1) * weights))
+
+    x = engine.tensor(values, requires_grad=True)
+    out = fn(x)
+    (out * engine.tensor(weights.reshape(tuple(out.shape)))).sum().backward()
+    eps = 1e-6
+    numeric = np.zeros_like(values)
+    for index in np.ndindex(values.shape):
+        step = np.zeros_like(values)
+        step[index] = eps
+        numeric[index] = (objective(values + step) - objective(values - step)) / (2 * eps)
+    np.testing.assert_allclose(x.grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
