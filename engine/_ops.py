@@ -90,7 +90,7 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     for name, trigger in rule.saves.items():
         if trigger is None or needs[trigger]:
             saved[name] = out if name == "result" else inputs[rule.arg_names.index(name)]
-    if INFERENCE_TENSORS and any(t in INFERENCE_TENSORS for t in saved.values()):
+    if INFERENCE_TENSORS.data and any(t in INFERENCE_TENSORS for t in saved.values()):  # .data: fast emptiness test
         raise RuntimeError(
             "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
             "inference mode in computation tracked by autograd. To work around this, you can make a "
@@ -106,6 +106,14 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     out.grad_fn = rule.node(rule.backward, tuple(t._edge() for t in inputs),
                             tuple((t._data.shape, t.dtype) for t in inputs), ctx)
     return out
+
+
+def save_for_backward(out: Tensor, name: str, tensor: Tensor) -> None:
+    """Save one more tensor in `out`'s node (e.g. the indices output of max), as a rule input
+    `ctx.<name>` with its version checked, like the tensors `record` saves."""
+    ctx = out.grad_fn.ctx
+    ctx.tensors[name], ctx.versions[name] = tensor, tensor._vc[0]
+    ctx.__dict__[name] = tensor._data
 
 
 def _plain(data, dt, inputs) -> Tensor:

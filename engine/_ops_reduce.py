@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _dtype
 from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _reduction_dims, _reshape, _transpose,
-                   _TORCH_SCALAR_NAMES, exp, mean, record, sum as _sum, v_data, v_expand, v_masked_zero,
+                   _TORCH_SCALAR_NAMES, exp, mean, record, save_for_backward, sum as _sum, v_data, v_expand, v_masked_zero,
                    v_reshape, v_transpose, v_where, where)
 from ._tensor import Tensor, _wrap_dim
 
@@ -338,8 +338,7 @@ def _max_min(op: str, input, dim, keepdim, other):
     if out.grad_fn is not None:
         # NOTE: torch saves the indices (result1) for MaxBackward0/MinBackward0, so a
         # second backward without retain_graph raises.
-        out.grad_fn.ctx.tensors = {"indices": index_tensor}
-        out.grad_fn.ctx.indices = indices
+        save_for_backward(out, "indices", index_tensor)
     return getattr(return_types, op)(out, index_tensor)
 
 

@@ -13,7 +13,7 @@ NOT_OPS = {"Tensor", "Size", "tensor", "dtype", "float32", "float64", "int64", "
            "set_grad_enabled", "inference_mode", "is_inference_mode_enabled",
            "implementation"}
 # Public functions of implementation modules that are not ops of their own.
-HELPERS = {"record",   # the recording entry point every op calls
+HELPERS = {"record", "save_for_backward",   # the recording machinery every op uses
            "check_writable", "write_result", "inplace_method",   # the in-place machinery
            "rsub", "rdiv",   # reflected operator forms of sub and div
            "where"}    # internal until the pointwise section adds it
