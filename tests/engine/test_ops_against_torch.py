@@ -76,7 +76,11 @@ def _function(backend, op):
 
 
 def _materialize(backend, arg, dtype_name, rng_values):
-    """A backend tensor for a `T` (drawn values are shared by both backends through `rng_values`)."""
+    """A backend tensor for a `T` (drawn values are shared by both backends through `rng_values`).
+
+    Lists and tuples (of `T`, for cat and stack) are materialized item by item."""
+    if isinstance(arg, (list, tuple)):
+        return type(arg)(_materialize(backend, a, dtype_name, rng_values) for a in arg)
     if not isinstance(arg, T):
         return arg
     dt_name = arg.dtype or dtype_name
@@ -97,7 +101,7 @@ def _run(backend, op, dtype_name, args, kwargs):
     rng = np.random.default_rng(RNG_SEED)
     draw = lambda arg: _values(arg.shape, arg.domain, rng)  # noqa: E731
     built = [_materialize(backend, a, dtype_name, draw) for a in args]
-    leaves = [t for t in built if hasattr(t, "requires_grad") and t.requires_grad]
+    leaves = [t for t in _flat_outputs(built) if hasattr(t, "requires_grad") and t.requires_grad]
     outs = _flat_outputs(_function(backend, op)(*built, **kwargs))
     result = {"values": [o.detach().numpy() for o in outs], "dtypes": [str(o.dtype) for o in outs],
               "grad_fn": [o.grad_fn.name() if o.grad_fn is not None else None for o in outs]}
