@@ -236,7 +236,7 @@ def unflatten(input, dim: int, sizes) -> Tensor:
         if sizes.count(-1) > 1 or any(n < -1 for n in sizes):
             raise
         raise RuntimeError(
-            f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
+            f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {d} "
             f"({shape[d]}) in the input tensor") from None
     return _reshape(input, shape[:d] + inferred + shape[d + 1:], _VIEW)
 
@@ -378,7 +378,8 @@ def _expand_shape(input: Tensor, sizes: tuple) -> tuple:
             f"({len(shape)})")
     lead = len(sizes) - len(shape)
     out = []
-    for i, target in enumerate(sizes):
+    for i in reversed(range(len(sizes))):   # torch checks from the last dim backwards
+        target = sizes[i]
         if i < lead:
             if target < 0:
                 raise RuntimeError(f"The expanded size of the tensor ({target}) isn't allowed in a leading, "
@@ -395,7 +396,7 @@ def _expand_shape(input: Tensor, sizes: tuple) -> tuple:
         if target < 0:
             raise RuntimeError(f"Trying to create tensor with negative dimension {target}: {list(sizes)}")
         out.append(target)
-    return tuple(out)
+    return tuple(reversed(out))
 
 
 def expand(input, *size_args, size=None) -> Tensor:
