@@ -76,7 +76,11 @@ def _function(backend, op):
 
 
 def _materialize(backend, arg, dtype_name, rng_values):
-    """A backend tensor for a `T` (drawn values are shared by both backends through `rng_values`)."""
+    """A backend tensor for a `T` (drawn values are shared by both backends through `rng_values`).
+
+    Lists and tuples (of `T`, for cat and stack) are materialized item by item."""
+    if isinstance(arg, (list, tuple)):
+        return type(arg)(_materialize(backend, a, dtype_name, rng_values) for a in arg)
     if not isinstance(arg, T):
         return arg
     dt_name = arg.dtype or dtype_name
@@ -102,7 +106,7 @@ def _run(backend, op, dtype_name, args, kwargs, inplace=None):
     rng = np.random.default_rng(RNG_SEED)
     draw = lambda arg: _values(arg.shape, arg.domain, rng)  # noqa: E731
     built = [_materialize(backend, a, dtype_name, draw) for a in args]
-    leaves = [t for t in built if hasattr(t, "requires_grad") and t.requires_grad]
+    leaves = [t for t in _flat_outputs(built) if hasattr(t, "requires_grad") and t.requires_grad]
     if inplace or op.kind == optable.INPLACE:
         target = built[0] * 1 if built[0].requires_grad else built[0].clone()
         outs = _flat_outputs(getattr(target, inplace or op.name)(*built[1:], **kwargs))
@@ -127,8 +131,13 @@ def _run(backend, op, dtype_name, args, kwargs, inplace=None):
     second = [g for g in grads if g is not None and g.requires_grad]
     if second:
         sum(g.sum() for g in second).backward()
-        result["second"] = [None if t.grad is None else t.grad.numpy() for t in leaves]
+        result["second"] = [None if t.grad is None else _numpy(t.grad) for t in leaves]
     return result
+
+
+def _numpy(t):
+    # torch returns a ZeroTensor for some all-zero second derivatives (rules using sgn).
+    return t._to_dense().numpy() if hasattr(t, "_is_zerotensor") and t._is_zerotensor() else t.numpy()
 
 
 def _close(got, want, what):

@@ -1,0 +1,298 @@
+"""Shape, join and split ops: what the op table's samples cannot express.
+
+Error types and messages, node names that depend on memory layout, identity
+results, multiple outputs, second-order graphs through the rules' tensor
+paths, and gradients against finite differences. Every check compares with
+torch 2.13 or with mathematics.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+from engine import _ops_shape
+
+
+def _x(backend, shape=(2, 3), dtype="float64", grad=True):
+    data = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape) / 7 - 0.3
+    return backend.tensor(data.tolist(), dtype=getattr(backend, dtype), requires_grad=grad)
+
+
+def _raised(fn, backend):
+    with pytest.raises(Exception) as info:
+        fn(backend)
+    return type(info.value), str(info.value)
+
+
+MISUSE = {
+    "reshape-size": lambda b: _x(b).reshape(4, 5),
+    "reshape-two-inferred": lambda b: _x(b).reshape(-1, -1),
+    "reshape-negative": lambda b: _x(b).reshape(-2, 3),
+    "reshape-bad-inferred": lambda b: _x(b).reshape(-1, 4),
+    "reshape-empty-ambiguous": lambda b: _x(b, (0,)).reshape(-1, 0),
+    "reshape-float": lambda b: _x(b).reshape((2.0, 3)),
+    "view-non-viewable": lambda b: _x(b).t().view(6),
+    "flatten-order": lambda b: _x(b, (2, 3, 4)).flatten(2, 1),
+    "flatten-dim": lambda b: _x(b).flatten(0, 2),
+    "unflatten-product": lambda b: _x(b).unflatten(1, (2, 2)),
+    "unflatten-empty": lambda b: _x(b).unflatten(1, ()),
+    "unflatten-negative-dim": lambda b: _x(b).unflatten(-1, (2, 2)),
+    "squeeze-dim": lambda b: _x(b).squeeze(2),
+    "squeeze-twice": lambda b: _x(b, (1, 2, 1)).squeeze((0, 0)),
+    "unsqueeze-dim": lambda b: _x(b).unsqueeze(3),
+    "transpose-dim": lambda b: _x(b).transpose(0, 2),
+    "permute-length": lambda b: _x(b).permute(0),
+    "permute-duplicate": lambda b: _x(b).permute(0, 0),
+    "t-3d": lambda b: _x(b, (2, 3, 4)).t(),
+    "mT-1d": lambda b: _x(b, (3,)).mT,
+    "mH-1d": lambda b: _x(b, (3,)).mH,
+    "H-3d": lambda b: _x(b, (2, 3, 4)).H,
+    "H-1d": lambda b: _x(b, (3,)).H,
+    "adjoint-1d": lambda b: _x(b, (3,)).adjoint(),
+    "expand-size": lambda b: _x(b).expand(3, 3),
+    "expand-fewer": lambda b: _x(b).expand(3),
+    "expand-last-dim-first": lambda b: _x(b).expand(1, -2),
+    "expand-leading-minus-one": lambda b: _x(b).expand(-1, 2, 3),
+    "broadcast_to-size": lambda b: b.broadcast_to(_x(b), (3, 3)),
+    "repeat-fewer": lambda b: _x(b).repeat(2),
+    "repeat-negative": lambda b: _x(b).repeat(-1, 1),
+    "flip-duplicate": lambda b: b.flip(_x(b), (1, -1)),
+    "flip-dim": lambda b: b.flip(_x(b), (2,)),
+    "roll-misaligned": lambda b: b.roll(_x(b), (1, 2), (0,)),
+    "roll-no-dims": lambda b: b.roll(_x(b), (1, 2)),
+    "roll-0d-dim": lambda b: b.roll(_x(b, ()), 1, 0),
+    "narrow-0d": lambda b: _x(b, ()).narrow(0, 0, 1),
+    "narrow-length": lambda b: _x(b).narrow(1, 0, -1),
+    "narrow-start": lambda b: _x(b).narrow(1, -4, 1),
+    "narrow-end": lambda b: _x(b).narrow(1, 2, 2),
+    "tril-1d": lambda b: b.tril(_x(b, (3,))),
+    "triu-1d": lambda b: b.triu(_x(b, (3,))),
+    "diagonal-same-dims": lambda b: _x(b, (2, 3, 4)).diagonal(0, 1, -2),
+    "diagonal-1d": lambda b: _x(b, (3,)).diagonal(),
+    "cat-empty-list": lambda b: b.cat([]),
+    "cat-tensor": lambda b: b.cat(_x(b)),
+    "cat-not-tensor": lambda b: b.cat([_x(b), 1]),
+    "cat-0d": lambda b: b.cat((_x(b), _x(b, ()))),
+    "cat-ndim": lambda b: b.cat((_x(b, (3,)), _x(b))),
+    "cat-sizes": lambda b: b.cat((_x(b), _x(b, (2, 4)))),
+    "cat-dim": lambda b: b.cat((_x(b), _x(b)), 2),
+    "cat-dim-type": lambda b: b.cat((_x(b), _x(b)), "a"),
+    "stack-empty": lambda b: b.stack([]),
+    "stack-tensor": lambda b: b.stack(_x(b)),
+    "stack-sizes": lambda b: b.stack((_x(b), _x(b, (3, 2)))),
+    "stack-dim": lambda b: b.stack((_x(b), _x(b)), 3),
+    "split-0d": lambda b: _x(b, ()).split(1),
+    "split-negative": lambda b: _x(b).split(-1, 1),
+    "split-zero": lambda b: _x(b).split(0, 1),
+    "split-sum": lambda b: _x(b).split([1, 1], 1),
+    "split-negative-size": lambda b: _x(b).split([-1, 4], 1),
+    "chunk-zero": lambda b: _x(b).chunk(0),
+    "chunk-0d": lambda b: _x(b, ()).chunk(1),
+    "unbind-0d": lambda b: _x(b, ()).unbind(),
+    "unbind-dim": lambda b: _x(b).unbind(2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISUSE))
+def test_misuse_raises_torchs_error(name):
+    assert _raised(MISUSE[name], engine) == _raised(MISUSE[name], torch)
+
+
+def _names(t):
+    """The node names of `t`'s graph down to the leaves, depth first."""
+    out, stack = [], [t.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None:
+            continue
+        out.append(node.name())
+        stack.extend(n for n, _ in reversed(node.next_functions))
+    return out
+
+
+LAYOUT_CHAINS = {
+    "reshape-contiguous": lambda x: x.reshape(3, 2),
+    "reshape-transposed-copy": lambda x: x.t().reshape(6),
+    "reshape-transposed-alias": lambda x: x.t().reshape(3, 1, 2),
+    "reshape-transposed-same-shape": lambda x: x.t().reshape(3, 2),
+    "flatten-transposed": lambda x: x.t().flatten(),
+    "reshape-narrowed": lambda x: x.narrow(1, 0, 2).reshape(4),
+    "reshape-expanded": lambda x: x.narrow(0, 0, 1).expand(2, 3).reshape(6),
+    "reshape-flipped": lambda x: x.flip((0,)).reshape(6),
+    "reshape-diagonal": lambda x: x.diagonal().reshape(2),
+    "reshape-unsqueezed-transpose": lambda x: x.t().unsqueeze(0).reshape(3, 2),
+    "view-transposed": lambda x: x.t().view(3, 1, 2),
+    "contiguous-transposed": lambda x: x.t().contiguous(),
+    "clone-transposed-keeps-layout": lambda x: x.t().clone().reshape(6),
+    "T-matrix": lambda x: x.T,
+    "split-then-reshape": lambda x: x.split(2, 1)[0].reshape(-1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUT_CHAINS))
+def test_node_names_follow_memory_layout_as_in_torch(name):
+    chain = LAYOUT_CHAINS[name]
+    assert _names(chain(_x(engine))) == _names(chain(_x(torch)))
+
+
+def test_no_op_results_are_the_input_itself():
+    for backend in (engine, torch):
+        x, v = _x(backend), _x(backend, (3,))
+        assert x.contiguous() is x
+        assert x.flatten(1) is x and v.flatten() is v
+        assert x.t().contiguous() is not x
+
+
+SPLITS = {
+    "split": lambda b, x: x.split(2, 1),
+    "split-sizes": lambda b, x: x.split([1, 2], 1),
+    "split-function": lambda b, x: b.split(x, 1),
+    "chunk": lambda b, x: x.chunk(2, 1),
+    "unbind": lambda b, x: x.unbind(1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPLITS))
+def test_multiple_outputs_are_tuples_with_torchs_nodes_and_partial_gradients(name):
+    op = SPLITS[name]
+    results = []
+    for backend in (engine, torch):
+        x = _x(backend)
+        pieces = op(backend, x)
+        (pieces[-1] * 3).sum().backward()   # only the last piece carries a gradient
+        results.append((type(pieces), [p.grad_fn.name() for p in pieces], x.grad.numpy()))
+    (got_type, got_names, got_grad), (want_type, want_names, want_grad) = results
+    assert got_type is want_type is tuple and got_names == want_names
+    np.testing.assert_array_equal(got_grad, want_grad)
+
+
+def test_empty_pieces_and_repeats_match_torch():
+    cases = [lambda b, x: x.repeat(0, 2), lambda b, x: x.narrow(1, 3, 0),
+             lambda b, x: _x(b, (0,)).chunk(3), lambda b, x: x.diagonal(5)]
+    for case in cases:
+        got, want = case(engine, _x(engine)), case(torch, _x(torch))
+        got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
+        assert [tuple(o.shape) for o in got] == [tuple(o.shape) for o in want]
+        assert [o.grad_fn.name() for o in got] == [o.grad_fn.name() for o in want]
+
+
+def test_cat_skips_legacy_empty_tensors_and_promotes():
+    results = {}
+    for backend in (engine, torch):
+        x = _x(backend, dtype="float32")
+        empty = backend.tensor([], dtype=backend.float64, requires_grad=True)
+        index = backend.tensor([[1, 2, 3]])
+        out = backend.cat((x, empty, index))
+        (out * out).sum().backward()
+        results[backend.__name__] = (tuple(out.shape), str(out.dtype), x.grad.numpy(), tuple(empty.grad.shape))
+    got, want = results["engine"], results["torch"]
+    assert got[:2] == want[:2] and got[3] == want[3]
+    np.testing.assert_allclose(got[2], want[2])
+
+
+SECOND_ORDER = {
+    "reshape": lambda b, x: x.reshape(3, 2),
+    "flatten": lambda b, x: x.flatten(),
+    "squeeze": lambda b, x: x.unsqueeze(1).squeeze(),
+    "permute": lambda b, x: x.permute(1, 0),
+    "T": lambda b, x: x.T,
+    "t": lambda b, x: x.t(),
+    "t-1d": lambda b, x: x.unbind()[0].t(),
+    "transpose": lambda b, x: x.transpose(0, 1),
+    "expand": lambda b, x: x.unsqueeze(0).expand(2, 2, 3),
+    "repeat": lambda b, x: x.repeat(2, 1, 2),
+    "flip": lambda b, x: b.flip(x, (0, 1)),
+    "roll": lambda b, x: b.roll(x, (1, -1), (0, 1)),
+    "roll-flat": lambda b, x: b.roll(x, 2),
+    "tril": lambda b, x: b.tril(x, 0),
+    "triu": lambda b, x: b.triu(x, 1),
+    "diagonal": lambda b, x: b.diagonal(x, 1),
+    "narrow": lambda b, x: x.narrow(1, 1, 2),
+    "clone": lambda b, x: x.clone(),
+    "cat": lambda b, x: b.cat((x, x * 2), 1),
+    "stack": lambda b, x: b.stack((x, x * 2), 1),
+    "split": lambda b, x: x.split([1, 2], 1)[1],
+    "chunk": lambda b, x: x.chunk(2, 1)[0],
+    "unbind": lambda b, x: x.unbind(1)[2],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_ORDER))
+def test_second_order_gradients_through_the_rules_tensor_paths(name):
+    """(op(x)**3).sum(): the first gradient records the op's backward, the second runs it."""
+    op = SECOND_ORDER[name]
+    results = []
+    for backend in (engine, torch):
+        x = _x(backend)
+        y = op(backend, x)
+        weights = backend.tensor(np.linspace(-1, 1, y.numel()).reshape(tuple(y.shape)).tolist(),
+                                 dtype=backend.float64)
+        (grad,) = _grad(backend, ((y * y * y) * weights).sum(), x, create_graph=True)
+        (second,) = _grad(backend, (grad * grad).sum(), x)
+        results.append((grad.detach().numpy(), second.numpy()))
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def _grad(backend, output, input, create_graph=False):
+    """d output / d input with create_graph, through backward() on both backends."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Using backward\\(\\) with create_graph=True")
+        output.backward(create_graph=create_graph)
+    grad = input.grad
+    input.grad = None
+    return (grad,)
+
+
+FD_CASES = {
+    "repeat-roll-diagonal": lambda b, x: b.diagonal(b.roll(x.repeat(2, 1), 1, 0), 1).exp().sum(),
+    "cat-split": lambda b, x: sum((p * p).sum() * (i + 1) for i, p in enumerate(b.cat((x, x.t().reshape(2, 3)), 1)
+                                                                                .split([2, 4], 1))),
+    "stack-unbind-tril": lambda b, x: (b.tril(b.stack(x.unbind(1), 0), -1).tanh() * x.sum()).sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FD_CASES))
+def test_float64_gradients_match_finite_differences(name):
+    f = FD_CASES[name]
+    x = _x(engine)
+    f(engine, x).backward()
+    base = x.detach().numpy().copy()
+    numeric = np.zeros_like(base)
+    h = 1e-6
+    for i in np.ndindex(base.shape):
+        values = []
+        for step in (h, -h):
+            shifted = base.copy()
+            shifted[i] += step
+            values.append(f(engine, engine.tensor(shifted.tolist(), dtype=engine.float64)).item())
+        numeric[i] = (values[0] - values[1]) / (2 * h)
+    np.testing.assert_allclose(x.grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_graphs_stay_usable_after_backward_since_nothing_is_saved():
+    for backend in (engine, torch):
+        x = _x(backend)
+        y = backend.cat((x.t().reshape(-1), x.diagonal(), x.repeat(2, 1).flatten()))
+        y.sum().backward()
+        y.sum().backward()   # no saved tensors: torch allows a second pass without retain_graph
+        np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0 * 3) + 2 * np.eye(2, 3))
+
+
+def test_deprecated_T_warns_once_with_torchs_message():
+    _ops_shape._warned.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _x(engine, (3,)).T
+        _x(engine, (3,)).T
+        _x(engine, ()).T
+        _x(engine, ()).T
+    assert [str(w.message) for w in caught] == [
+        "The use of `x.T` on tensors of dimension other than 2 to reverse their shape is deprecated and it "
+        "will throw an error in a future release. Consider `x.mT` to transpose batches of matrices or "
+        "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of a tensor.",
+        "Tensor.T is deprecated on 0-D tensors. This function is the identity in these cases."]
