@@ -360,16 +360,19 @@ def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
 
 
 def _softmax_args(name: str, input, dim, stacklevel: int, dtype):
+    """The input (cast to `dtype` first, node ToCopyBackward0, as torch) and the wrapped dim."""
     _check_tensor(input, name)
     if dtype is not None:
-        raise NotImplementedError(f"engine.nn.functional.{name}: the dtype argument is not supported")
+        if not isinstance(dtype, _dtype.dtype):
+            raise TypeError(f"{name}(): argument 'dtype' must be torch.dtype, not {type(dtype).__name__}")
+        input = input.to(dtype)
     if dim is None:
         dim = _softmax_dim(name, input.ndim, stacklevel + 1)
     dim = _wrap_dim(dim, input.ndim)
     if not input.dtype.is_floating_point:
         kernel = "lastdim_kernel_impl" if dim == max(input.ndim - 1, 0) else "kernel_impl"
         raise NotImplementedError(f'"{name}_{kernel}" not implemented for \'{_TORCH_TYPE_NAMES[input.dtype.name]}\'')
-    return dim
+    return input, dim
 
 
 # NOTE: torch's _softmax_backward_data is (g - sum(g * y)) * y; _log_softmax_backward_data
@@ -389,7 +392,7 @@ def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
 
 
 def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
-    dim = _softmax_args("softmax", input, dim, _stacklevel, dtype)
+    input, dim = _softmax_args("softmax", input, dim, _stacklevel, dtype)
     with _errstate():
         e = np.exp(_shifted(input._data, dim))
         data = e / np.sum(e, axis=dim if input.ndim else None, keepdims=True)
@@ -397,7 +400,7 @@ def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
 
 
 def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
-    dim = _softmax_args("log_softmax", input, dim, _stacklevel, dtype)
+    input, dim = _softmax_args("log_softmax", input, dim, _stacklevel, dtype)
     with _errstate():
         shifted = _shifted(input._data, dim)
         data = shifted - np.log(np.sum(np.exp(shifted), axis=dim if input.ndim else None, keepdims=True))
