@@ -16,8 +16,8 @@ import numpy as np
 
 from .. import _dtype
 from .. import _ops
-from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape,
-                    _scalar_tensor, _transpose, _T, _UNSAFE_VIEW, _VIEW, record, v_data, v_masked_zero,
+from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
+                    record, v_data, v_masked_zero,
                     v_mm, v_reshape, v_t, v_where)
 from .._tensor import Tensor, _wrap_dim
 
