@@ -1,2 +1,946 @@
-"""engine.nn.functional: the `nn.functional.*` ops of the op table, as torch.nn.functional."""
+"""engine.nn.functional: the `nn.functional.*` ops of the op table, as torch.nn.functional.
+
+Each public function is one op of the table's `engine/nn/functional.py` section.
+Where torch records one node (`GeluBackward0`, `NllLossBackward0`, ...) the op
+records one node with a rule next to it; where torch composes (cross_entropy,
+l1_loss, normalize, linear, label smoothing), the op composes the same nodes.
+Rules follow the conventions of `engine/_ops.py`: they run on numpy arrays in a
+plain backward and on tensors with create_graph, through the `v_*` helpers.
+"""
 from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .. import _dtype
+from .. import _ops
+from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
+                    record, v_data, v_masked_zero,
+                    v_mm, v_reshape, v_t, v_where)
+from .._tensor import Tensor, _wrap_dim
+
+# NOTE: torch draws dropout masks from its global generator; this module-level generator
+# stands in for it until the engine has one shared generator behind manual_seed.
+_generator = np.random.default_rng()
+
+_TORCH_TYPE_NAMES = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
+
+
+# ---------------------------------------------------------------------------------
+# Value helpers for rules (numpy arrays in a plain backward, tensors with create_graph)
+# ---------------------------------------------------------------------------------
+
+def v_exp(x):
+    return _ops.exp(x) if isinstance(x, Tensor) else np.exp(x)
+
+
+def v_tanh(x):
+    return _ops.tanh(x) if isinstance(x, Tensor) else np.tanh(x)
+
+
+def v_sigmoid(x):
+    return _ops.sigmoid(x) if isinstance(x, Tensor) else 1 / (1 + np.exp(-x))
+
+
+def v_erf(x):
+    return _erf(x) if isinstance(x, Tensor) else _np_erf(x)
+
+
+def v_sum(x, dim, keepdim=False):
+    return _ops.sum(x, dim, keepdim) if isinstance(x, Tensor) else np.sum(x, axis=dim, keepdims=keepdim)
+
+
+def v_mean(x, dim, keepdim=False):
+    return _ops.mean(x, dim, keepdim) if isinstance(x, Tensor) else np.mean(x, axis=dim, keepdims=keepdim)
+
+
+def v_const(array: np.ndarray, like):
+    """A constant array taking part in a rule: a tensor (outside the graph) when `like` is one."""
+    if isinstance(like, Tensor):
+        return Tensor._make(np.asarray(array, like.dtype.np), like.dtype)
+    return np.asarray(array, like.dtype)
+
+
+def v_log_sigmoid(x):
+    if isinstance(x, Tensor):
+        return _ops.log(_ops.sigmoid(x))
+    return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+
+
+# ---------------------------------------------------------------------------------
+# Internal differentiable helpers (torch's node names, for composites and rules)
+# ---------------------------------------------------------------------------------
+
+_np_erf_vectorized = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _np_erf(x: np.ndarray) -> np.ndarray:
+    return _np_erf_vectorized(x).astype(np.asarray(x).dtype)
+
+
+_ERF = Rule("ErfBackward0", lambda ctx, g: (g * (2 / math.sqrt(math.pi)) * v_exp(-(ctx.self * ctx.self)),),
+            saves={"self": None})
+
+
+def _erf(x: Tensor) -> Tensor:
+    return record(_ERF, (x,), _np_erf(x._data), x.dtype)
+
+
+# Tensor-with-Scalar arithmetic as torch's C++ composites record it (MulBackward1, ...).
+_MUL_SCALAR = Rule("MulBackward1", lambda ctx, g: (g * ctx.other,))
+_DIV_SCALAR = Rule("DivBackward1", lambda ctx, g: (g / ctx.other,))
+_ADD_SCALAR = Rule("AddBackward1", lambda ctx, g: (g,))
+
+
+def _mul_scalar(t: Tensor, other: float) -> Tensor:
+    return record(_MUL_SCALAR, (t,), t._data * np.asarray(other, t.dtype.np), t.dtype, other=other)
+
+
+def _div_scalar(t: Tensor, other: float) -> Tensor:
+    with _errstate():
+        data = t._data / np.asarray(other, t.dtype.np)
+    return record(_DIV_SCALAR, (t,), data, t.dtype, other=other)
+
+
+def _add_scalar(t: Tensor, other: float) -> Tensor:
+    return record(_ADD_SCALAR, (t,), t._data + np.asarray(other, t.dtype.np), t.dtype)
+
+
+_MASKED_FILL = Rule("MaskedFillBackward0", lambda ctx, g: (v_masked_zero(g, ctx.mask),))
+
+
+def _masked_fill_zero(t: Tensor, mask: np.ndarray) -> Tensor:
+    return record(_MASKED_FILL, (t,), np.where(mask, np.zeros((), t.dtype.np), t._data), t.dtype, mask=mask)
+
+
+# NOTE: torch's abs backward is grad * sgn(self): 0 at 0.
+_ABS = Rule("AbsBackward0", lambda ctx, g: (g * v_const(np.sign(v_data(ctx.self)), g),), saves={"self": None})
+
+
+def _abs(t: Tensor) -> Tensor:
+    return record(_ABS, (t,), np.abs(t._data), t.dtype)
+
+
+# NOTE: torch's clamp_min backward passes the gradient where self >= min (ties included).
+_CLAMP_MIN = Rule("ClampMinBackward0", lambda ctx, g: (v_masked_zero(g, ~(v_data(ctx.self) >= ctx.min)),),
+                  saves={"self": None})
+
+
+def _clamp_min(t: Tensor, minimum: float) -> Tensor:
+    return record(_CLAMP_MIN, (t,), np.maximum(t._data, np.asarray(minimum, t.dtype.np)), t.dtype, min=minimum)
+
+
+def _vector_norm_backward(ctx, g):
+    """torch's norm_backward for p = 1, 2 and finite p > 1 (keepdim results)."""
+    x, norm, p = ctx.self, ctx.result, ctx.p
+    if p == 1:
+        return (v_const(np.sign(v_data(x)), g) * g,)
+    at_zero = v_data(norm) == 0
+    if p == 2:
+        # NOTE: torch masks self / norm to 0 where the norm is 0.
+        return (g * v_masked_zero(x / norm, np.broadcast_to(at_zero, np.shape(x))),)
+    scaled = x * np.abs(v_data(x)) ** (p - 2) if not isinstance(x, Tensor) else x * _abs(x) ** (p - 2)
+    return (scaled * v_masked_zero(g / norm ** (p - 1), at_zero),)
+
+
+_VECTOR_NORM = Rule("LinalgVectorNormBackward0", _vector_norm_backward, saves={"self": None, "result": None})
+
+
+def _vector_norm_keepdim(t: Tensor, p: float, dim: int) -> Tensor:
+    with _errstate():
+        if p == 1:
+            data = np.sum(np.abs(t._data), axis=dim, keepdims=True)
+        elif p == 2:
+            data = np.sqrt(np.sum(t._data * t._data, axis=dim, keepdims=True))
+        else:
+            data = np.sum(np.abs(t._data) ** p, axis=dim, keepdims=True) ** (1 / p)
+    return record(_VECTOR_NORM, (t,), data, t.dtype, p=p)
+
+
+def _addmm_backward(ctx, g):
+    return (g,
+            v_mm(g, v_t(ctx.mat2)) if ctx.needs[1] else None,
+            v_mm(v_t(ctx.mat1), g) if ctx.needs[2] else None)
+
+
+_ADDMM = Rule("AddmmBackward0", _addmm_backward, ("self", "mat1", "mat2"), saves={"mat1": 2, "mat2": 1})
+
+
+def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
+    (n, k), (k2, m) = mat1._data.shape, mat2._data.shape
+    if k != k2:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{m})")
+    if bias.dtype is not mat2.dtype:
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got "
+                           f"{_TORCH_TYPE_NAMES[bias.dtype.name]} and {_TORCH_TYPE_NAMES[mat2.dtype.name]}")
+    _ops._same_dtype(mat1, mat2, "expected m1 and m2 to have the same dtype, but got: {ta} != {tb}")
+    _check_expand(bias, (n, m))
+    with _errstate():
+        data = bias._data + mat1._data @ mat2._data
+    return record(_ADDMM, (bias, mat1, mat2), data, mat1.dtype)
+
+
+def _check_expand(t: Tensor, shape: tuple):
+    """torch's expand errors, for an operand broadcast to `shape`."""
+    sizes = t._data.shape
+    name = f"torch.{_TORCH_TYPE_NAMES[t.dtype.name]}Tensor"
+    if len(sizes) > len(shape):
+        raise RuntimeError(f"expand({name}{{{list(sizes)}}}, size={list(shape)}): the number of sizes provided "
+                           f"({len(shape)}) must be greater or equal to the number of dimensions in the tensor "
+                           f"({len(sizes)})")
+    for i, (have, want) in enumerate(zip(sizes[::-1], shape[::-1])):
+        if have != want and have != 1:
+            dim = len(shape) - 1 - i
+            raise RuntimeError(
+                f"The expanded size of the tensor ({want}) must match the existing size ({have}) at "
+                f"non-singleton dimension {dim}.  Target sizes: {list(shape)}.  Tensor sizes: {list(sizes)}")
+
+
+# ---------------------------------------------------------------------------------
+# Activations
+# ---------------------------------------------------------------------------------
+
+def _float_input(op: str, kernel: str, input) -> None:
+    _check_tensor(input, op)
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_TORCH_TYPE_NAMES[input.dtype.name]}\'')
+
+
+def _no_inplace(op: str, inplace: bool):
+    if inplace:
+        raise NotImplementedError(f"engine.nn.functional.{op}: inplace=True is not supported")
+
+
+def relu(input, inplace: bool = False) -> Tensor:
+    _no_inplace("relu", inplace)
+    return _ops.relu(input)
+
+
+# NOTE: torch's leaky_relu_backward passes g where self > 0 and g * negative_slope elsewhere,
+# so the gradient at 0 is negative_slope.
+_LEAKY_RELU = Rule("LeakyReluBackward0",
+                   lambda ctx, g: (v_where(v_data(ctx.self) > 0, g, g * ctx.negative_slope),),
+                   saves={"self": None})
+
+
+def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    _no_inplace("leaky_relu", inplace)
+    _float_input("leaky_relu", "leaky_relu_cpu", input)
+    x = input._data
+    data = np.where(x > 0, x, x * np.asarray(negative_slope, x.dtype))
+    return record(_LEAKY_RELU, (input,), data, input.dtype, negative_slope=negative_slope)
+
+
+def _elu_backward(ctx, g):
+    # NOTE: torch's elu_backward takes the exponential branch at x <= 0 (gradient alpha at 0),
+    # while its double backward masks with x < 0, so the second derivative at 0 is 0: the
+    # factor alpha at exactly 0 is a constant here.
+    x = ctx.self
+    negative = v_data(x) < 0
+    at_zero = v_data(x) == 0
+    exp_branch = g * ctx.alpha * v_exp(v_where(negative, x, 0))
+    return (v_where(v_data(x) > 0, g, v_where(at_zero, g * ctx.alpha, exp_branch)),)
+
+
+_ELU = Rule("EluBackward0", _elu_backward, saves={"self": None})
+
+
+def elu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    _no_inplace("elu", inplace)
+    _float_input("elu", "elu_cpu", input)
+    x = input._data
+    with _errstate():
+        data = np.where(x > 0, x, np.expm1(x) * np.asarray(alpha, x.dtype))
+    return record(_ELU, (input,), data, input.dtype, alpha=alpha)
+
+
+_SQRT1_2 = math.sqrt(0.5)
+_GELU_BETA = math.sqrt(2) * (2 / math.sqrt(math.pi)) * 0.5     # sqrt(2 / pi)
+_GELU_KAPPA = 0.044715
+
+
+def _gelu_backward(ctx, g):
+    x = ctx.self
+    if ctx.approximate == "tanh":
+        # NOTE: torch's GeluBackward0 for approximate='tanh', term by term.
+        inner = _GELU_BETA * (x + _GELU_KAPPA * (x * x * x))
+        tanh_inner = v_tanh(inner)
+        left_derivative = 0.5 * (1 + tanh_inner)
+        right_derivative = (0.5 * x) * (1 - tanh_inner * tanh_inner) * (_GELU_BETA * (1 + 3 * _GELU_KAPPA * (x * x)))
+        return (g * (left_derivative + right_derivative),)
+    cdf = 0.5 * (1 + v_erf(x * _SQRT1_2))
+    pdf = v_exp(-0.5 * (x * x)) * (1 / math.sqrt(2 * math.pi))
+    return (g * (cdf + x * pdf),)
+
+
+_GELU = Rule("GeluBackward0", _gelu_backward, saves={"self": None})
+
+
+def gelu(input, approximate: str = "none") -> Tensor:
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    _float_input("gelu", "GeluKernelImpl", input)
+    x = input._data
+    with _errstate():
+        if approximate == "tanh":
+            data = 0.5 * x * (1 + np.tanh(_GELU_BETA * (x + _GELU_KAPPA * x ** 3)))
+        else:
+            wide = x.astype(np.float64)
+            data = wide * 0.5 * (1 + _np_erf(wide * _SQRT1_2))
+    return record(_GELU, (input,), data, input.dtype, approximate=approximate)
+
+
+def _silu_backward(ctx, g):
+    sigmoid = v_sigmoid(ctx.self)
+    return (g * sigmoid * (1 + ctx.self * (1 - sigmoid)),)
+
+
+_SILU = Rule("SiluBackward0", _silu_backward, saves={"self": None})
+
+
+def silu(input, inplace: bool = False) -> Tensor:
+    _no_inplace("silu", inplace)
+    _float_input("silu", "silu_cpu", input)
+    with _errstate():
+        data = input._data / (1 + np.exp(-input._data))
+    return record(_SILU, (input,), data, input.dtype)
+
+
+def _softplus_backward(ctx, g):
+    # NOTE: torch's softplus_backward is linear (gradient g) where beta * x > threshold, and
+    # its double backward masks with beta * x < threshold: at beta * x == threshold the
+    # gradient is g * sigmoid(threshold) with a zero second derivative.
+    scaled = ctx.self * ctx.beta
+    data = v_data(scaled)
+    curved = v_sigmoid(v_where(data < ctx.threshold, scaled, 0))
+    at_threshold = float(1 / (1 + math.exp(-ctx.threshold)))
+    return (v_where(data > ctx.threshold, g, g * v_where(data == ctx.threshold, at_threshold, curved)),)
+
+
+_SOFTPLUS = Rule("SoftplusBackward0", _softplus_backward, saves={"self": None})
+
+
+def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    _float_input("softplus", "softplus_cpu", input)
+    x = input._data
+    with _errstate():
+        scaled = x * np.asarray(beta, x.dtype)
+        data = np.where(scaled > threshold, x, np.log1p(np.exp(scaled)) / np.asarray(beta, x.dtype))
+    return record(_SOFTPLUS, (input,), data, input.dtype, beta=beta, threshold=threshold)
+
+
+# NOTE: torch's hardtanh_backward passes the gradient strictly inside (min_val, max_val):
+# the gradient at either bound is 0.
+_HARDTANH = Rule("HardtanhBackward0",
+                 lambda ctx, g: (v_masked_zero(g, ~((v_data(ctx.self) > ctx.min_val)
+                                                    & (v_data(ctx.self) < ctx.max_val))),),
+                 saves={"self": None})
+
+
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    _no_inplace("hardtanh", inplace)
+    _check_tensor(input, "hardtanh")
+    x = input._data
+    data = np.minimum(np.maximum(x, np.asarray(min_val).astype(x.dtype)), np.asarray(max_val).astype(x.dtype))
+    return record(_HARDTANH, (input,), data, input.dtype, min_val=min_val, max_val=max_val)
+
+
+# ---------------------------------------------------------------------------------
+# softmax, log_softmax
+# ---------------------------------------------------------------------------------
+
+def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. "
+                  "Change the call to include dim=X as an argument.", UserWarning, stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _softmax_args(name: str, input, dim, stacklevel: int, dtype):
+    """The input (cast to `dtype` first, node ToCopyBackward0, as torch) and the wrapped dim."""
+    _check_tensor(input, name)
+    if dtype is not None:
+        if not isinstance(dtype, _dtype.dtype):
+            raise TypeError(f"{name}(): argument 'dtype' must be torch.dtype, not {type(dtype).__name__}")
+        input = input.to(dtype)
+    if dim is None:
+        dim = _softmax_dim(name, input.ndim, stacklevel + 1)
+    dim = _wrap_dim(dim, input.ndim)
+    if not input.dtype.is_floating_point:
+        kernel = "lastdim_kernel_impl" if dim == max(input.ndim - 1, 0) else "kernel_impl"
+        raise NotImplementedError(f'"{name}_{kernel}" not implemented for \'{_TORCH_TYPE_NAMES[input.dtype.name]}\'')
+    return input, dim
+
+
+# NOTE: torch's _softmax_backward_data is (g - sum(g * y)) * y; _log_softmax_backward_data
+# is g - exp(y) * sum(g); both save only the result.
+_SOFTMAX = Rule("SoftmaxBackward0",
+                lambda ctx, g: ((g - v_sum(g * ctx.result, ctx.dim, True)) * ctx.result,),
+                saves={"result": None})
+_LOG_SOFTMAX = Rule("LogSoftmaxBackward0",
+                    lambda ctx, g: (g - v_exp(ctx.result) * v_sum(g, ctx.dim, True),),
+                    saves={"result": None})
+
+
+def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
+    if x.ndim == 0:
+        return x - x
+    return x - np.max(x, axis=dim, keepdims=True)
+
+
+def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    input, dim = _softmax_args("softmax", input, dim, _stacklevel, dtype)
+    with _errstate():
+        e = np.exp(_shifted(input._data, dim))
+        data = e / np.sum(e, axis=dim if input.ndim else None, keepdims=True)
+    return record(_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
+
+
+def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    input, dim = _softmax_args("log_softmax", input, dim, _stacklevel, dtype)
+    with _errstate():
+        shifted = _shifted(input._data, dim)
+        data = shifted - np.log(np.sum(np.exp(shifted), axis=dim if input.ndim else None, keepdims=True))
+    return record(_LOG_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
+
+
+# ---------------------------------------------------------------------------------
+# dropout, linear
+# ---------------------------------------------------------------------------------
+
+def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1 / (1 - p).
+
+    NOTE: on CPU torch computes `input * noise` (node MulBackward0, noise = bernoulli(1 - p)
+    / (1 - p)), multiplies by zeros for p = 1, and returns the input itself (no new node)
+    for p = 0 or training=False.
+    """
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    _no_inplace("dropout", inplace)
+    _check_tensor(input, "dropout")
+    if p == 0 or not training or input.numel() == 0:
+        return input
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"result type Float can't be cast to the desired output type "
+                           f"{_TORCH_TYPE_NAMES[input.dtype.name]}")
+    shape = input._data.shape
+    if p == 1:
+        noise = np.zeros(shape, input.dtype.np)
+    else:
+        noise = (_generator.random(shape) < 1 - p).astype(input.dtype.np) / np.asarray(1 - p, input.dtype.np)
+    return _ops.mul(input, Tensor._make(noise, input.dtype))
+
+
+def linear(input, weight, bias=None) -> Tensor:
+    """input @ weight.T + bias, composed as torch 2.13 composes it.
+
+    NOTE: torch fuses bias and product into one addmm (node AddmmBackward0) for a 2-d
+    input, and for other inputs flattens them to 2-d around an addmm (ViewBackward0 on top)
+    when the bias is 1-d or holds one value per output feature; otherwise it adds the bias
+    to matmul(input, weight.t()) (AddBackward0).
+    """
+    _check_tensor(input, "linear")
+    _check_tensor(weight, "linear", "weight", 2)
+    if bias is not None:
+        _check_tensor(bias, "linear", "bias", 3)
+    if input.ndim == 0 or weight.ndim == 0:
+        raise RuntimeError(f"both arguments to linear need to be at least 1D, but they are "
+                           f"{input.ndim}D and {weight.ndim}D")
+    if weight.ndim != 2:
+        raise NotImplementedError(f"engine.nn.functional.linear: weight of {weight.ndim} dims is not supported")
+    weight_t = _transpose(weight, 0, 1, _T)
+    if bias is None:
+        return _ops.matmul(input, weight_t)
+    if input.ndim == 2:
+        return _addmm(bias, input, weight_t)
+    out_features = weight._data.shape[0]
+    if bias.ndim == 1 or (bias.ndim >= 1 and bias.numel() == out_features):
+        shape = input._data.shape
+        rows = int(np.prod(shape[:-1], dtype=np.int64))
+        flat = _addmm(bias, _reshape(input, (rows, shape[-1])), weight_t)
+        return _reshape(flat, shape[:-1] + (flat._data.shape[1],))
+    return _ops.add(_ops.matmul(input, weight_t), bias)
+
+
+# ---------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------
+
+def _check_reduction(reduction: str, size_average=None, reduce=None):
+    if size_average is not None or reduce is not None:
+        raise NotImplementedError("engine.nn.functional losses: size_average and reduce are deprecated and "
+                                  "not supported; use reduction=")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _reduce_loss(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return _ops.mean(loss)
+    if reduction == "sum":
+        return _ops.sum(loss)
+    return loss
+
+
+def _check_no_grad(t, function: str, argument: str):
+    if t is not None and t.requires_grad:
+        raise RuntimeError(f"The function '{function}' is not differentiable with respect to argument "
+                           f"'{argument}'. This input cannot have requires_grad True.")
+
+
+def _nll_backward(ctx, g):
+    """The gradient of nll_loss: -weight[target] (over the total weight for 'mean') at each target."""
+    n, c, k = ctx.folded
+    g = v_reshape(g, (n, 1, k)) if ctx.reduction == "none" else g
+    return (v_reshape(g * v_const(ctx.coefficients, g), ctx.self_shape),)
+
+
+_NLL_LOSS = Rule("NllLossBackward0", _nll_backward, saves={"self": None})
+_NLL_LOSS_2D = Rule("NllLoss2DBackward0", _nll_backward, saves={"self": None})
+
+
+def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, ignore_index: int,
+         function: str) -> Tensor:
+    """nll_loss over an input folded as (N, C, K) and a target as (N, K)."""
+    x = input._data
+    if x.ndim == 1:
+        n, c, k = 1, x.shape[0], 1
+    else:
+        n, c = x.shape[:2]
+        k = int(np.prod(x.shape[2:], dtype=np.int64))
+    if weight is not None:
+        if weight._data.shape != (c,):
+            raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no classes but "
+                               f"got weight tensor of shape: {list(weight._data.shape)}")
+        if weight.dtype is not input.dtype:
+            raise RuntimeError(f"expected scalar type {_TORCH_TYPE_NAMES[input.dtype.name]} but found "
+                               f"{_TORCH_TYPE_NAMES[weight.dtype.name]}")
+        _check_no_grad(weight, function, "weight")
+    x3 = x.reshape(n, c, k)
+    t2 = target._data.reshape(n, k)
+    valid = t2 != ignore_index
+    bad = valid & ((t2 < 0) | (t2 >= c))
+    if np.any(bad):
+        raise IndexError(f"Target {t2[bad][0]} is out of bounds.")
+    safe = np.where(valid, t2, 0)
+    w = weight._data if weight is not None else np.ones(c, x.dtype)
+    target_weight = np.where(valid, w[safe], np.zeros((), x.dtype))
+    picked = np.take_along_axis(x3, safe[:, None, :], axis=1)[:, 0, :]
+    with _errstate():
+        losses = np.where(valid, -target_weight * picked, np.zeros((), x.dtype))
+        total = target_weight.sum(dtype=x.dtype)
+        if reduction == "none":
+            data = losses.reshape(target._data.shape)
+            scale = -target_weight
+        elif reduction == "sum":
+            data = losses.sum(dtype=x.dtype)
+            scale = -target_weight
+        else:
+            data = losses.sum(dtype=x.dtype) / total
+            scale = np.where(valid, -target_weight / total, np.zeros((), x.dtype))
+    coefficients = np.zeros((n, c, k), x.dtype)
+    np.put_along_axis(coefficients, safe[:, None, :], scale[:, None, :].astype(x.dtype), axis=1)
+    coefficients = np.where(valid[:, None, :], coefficients, np.zeros((), x.dtype))
+    return record(rule, (input,), data, input.dtype, coefficients=coefficients, folded=(n, c, k),
+                  reduction=reduction, self_shape=x.shape)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    """The negative log likelihood loss of log-probabilities `input` at class indices `target`.
+
+    NOTE: as torch's nll_loss_nd, 1-d and 2-d inputs record NllLossBackward0, 4-d inputs
+    NllLoss2DBackward0, and other inputs are viewed as (N, C, 1, -1) around NllLoss2DBackward0.
+    """
+    _check_tensor(input, "nll_loss")
+    _check_tensor(target, "nll_loss", "target", 2)
+    _check_reduction(reduction, size_average, reduce)
+    if input.ndim < 1:
+        raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
+    if input.ndim != 1 and target.ndim and input._data.shape[0] != target._data.shape[0]:
+        raise ValueError(f"Expected input batch_size ({input._data.shape[0]}) to match target batch_size "
+                         f"({target._data.shape[0]}).")
+    if target.dtype is not _dtype.int64:
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_TORCH_TYPE_NAMES[target.dtype.name]}")
+    if input.ndim <= 2:
+        return _nll(_NLL_LOSS, input, target, weight, reduction, ignore_index, "nll_loss_forward")
+    shape = input._data.shape
+    expected = (shape[0],) + shape[2:]
+    if target._data.shape != expected:
+        raise RuntimeError(f"Expected target size {list(expected)}, got {list(target._data.shape)}")
+    if input.ndim == 4:
+        return _nll(_NLL_LOSS_2D, input, target, weight, reduction, ignore_index, "nll_loss2d_forward")
+    viewed = _reshape(input, (shape[0], shape[1], 1, -1))
+    target = Tensor._make(target._data.reshape(shape[0], 1, -1), target.dtype)
+    out = _nll(_NLL_LOSS_2D, viewed, target, weight, reduction, ignore_index, "nll_loss2d_forward")
+    return _reshape(out, expected) if reduction == "none" else out
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """log_softmax over the class dim followed by nll_loss (class-index targets) or by
+    -sum(target * log_probabilities) (class-probability targets, same shape as input).
+
+    NOTE: torch composes the label-smoothing and probability-target cases from several
+    nodes (AddBackward0 / DivBackward1 / NegBackward0 on top); this follows its
+    composition in aten/src/ATen/native/LossNLL.cpp.
+    """
+    _check_tensor(input, "cross_entropy")
+    _check_tensor(target, "cross_entropy", "target", 2)
+    _check_reduction(reduction, size_average, reduce)
+    if input.ndim < 1:
+        raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
+    class_dim = 0 if input.ndim == 1 else 1
+    if input._data.shape == target._data.shape:
+        if not target.dtype.is_floating_point:
+            raise RuntimeError(f"Expected floating point type for target with class probabilities, got "
+                               f"{_TORCH_TYPE_NAMES[target.dtype.name]}")
+        if ignore_index >= 0:
+            raise RuntimeError("ignore_index is not supported for floating point target")
+        return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing, class_dim)
+    if label_smoothing > 0.0:
+        if label_smoothing > 1.0:
+            raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+        return _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, label_smoothing, class_dim)
+    return nll_loss(log_softmax(input, class_dim), target, weight, ignore_index=ignore_index,
+                    reduction=reduction)
+
+
+def _class_view(weight: Tensor, ndim: int, class_dim: int) -> Tensor:
+    shape = [1] * ndim
+    shape[class_dim] = weight._data.shape[0]
+    return _reshape(weight, tuple(shape))
+
+
+def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing, class_dim):
+    n_classes = input._data.shape[class_dim]
+    if weight is not None and (weight.ndim != 1 or weight.numel() != n_classes):
+        raise RuntimeError(f"cross_entropy: weight tensor should be defined either for all {n_classes} classes "
+                           f"or no classes but got weight tensor of shape: {list(weight._data.shape)}")
+    log_probabilities = log_softmax(input, class_dim)
+    if label_smoothing > 0.0:
+        if label_smoothing > 1.0:
+            raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+        target = _add_scalar(_mul_scalar(target, 1 - label_smoothing), label_smoothing / n_classes)
+    product = _ops.mul(log_probabilities, target)
+    if weight is not None:
+        product = _ops.mul(product, _class_view(weight, input.ndim, class_dim) if input.ndim > 1 else weight)
+    if reduction == "none":
+        return _ops.neg(_ops.sum(product, class_dim))
+    total = _ops.neg(_ops.sum(product))
+    if reduction == "sum":
+        return total
+    if input.numel() == 0:
+        raise NotImplementedError("engine.nn.functional.cross_entropy: empty input with reduction='mean'")
+    return _div_scalar(total, input.numel() // n_classes)
+
+
+def _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, label_smoothing, class_dim):
+    log_probabilities = log_softmax(input, class_dim)
+    nll = nll_loss(log_probabilities, target, weight, ignore_index=ignore_index, reduction=reduction)
+    n_classes = input._data.shape[class_dim]
+    ignored = target._data == ignore_index
+    if weight is not None:
+        weighted = _ops.mul(log_probabilities, _class_view(weight, input.ndim, class_dim))
+        smooth = _ops.neg(_ops.sum(weighted, class_dim))
+    else:
+        smooth = _ops.neg(_ops.sum(log_probabilities, class_dim))
+    smooth = _masked_fill_zero(smooth, ignored)
+    if reduction == "mean":
+        if weight is not None:
+            denominator = weight._data[target._data[~ignored]].sum(dtype=weight.dtype.np)
+            ret = _ops.div(_ops.sum(smooth), Tensor._make(np.asarray(denominator), weight.dtype))
+        else:
+            count = np.asarray(np.sum(~ignored), np.int64)
+            ret = _ops.div(_ops.sum(smooth), Tensor._make(count, _dtype.int64))
+    elif reduction == "sum":
+        ret = _ops.sum(smooth)
+    else:
+        ret = smooth
+    return _ops.add(_mul_scalar(nll, 1 - label_smoothing), _mul_scalar(ret, label_smoothing / n_classes))
+
+
+def _warn_size_mismatch(input: Tensor, target: Tensor):
+    if input.shape != target.shape:
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). "
+                      "This will likely lead to incorrect results due to broadcasting. Please ensure they have "
+                      "the same size.", UserWarning, stacklevel=3)
+
+
+def _broadcast_pair(input: Tensor, target: Tensor):
+    """torch.broadcast_tensors: an ExpandBackward0 only for an operand whose shape changes."""
+    shape = _broadcast_shape(input._data.shape, target._data.shape)
+    return tuple(t if t._data.shape == shape else _expand(t, shape) for t in (input, target))
+
+
+def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reduction, **attrs) -> Tensor:
+    """A loss torch computes as one node over (input, target) with the reduction inside."""
+    dt = _dtype.promote(input.dtype, target.dtype)
+    if not dt.is_floating_point:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_TORCH_TYPE_NAMES[dt.name]}\'')
+    with _errstate():
+        losses = fn(_as(input, dt), _as(target, dt))
+        data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=dt.np)
+    numel = max(int(np.prod(np.broadcast_shapes(input._data.shape, target._data.shape))), 1)
+    return record(rule, (input, target), data, dt, reduction=reduction, numel=numel, **attrs)
+
+
+def _mse_backward(ctx, g):
+    norm = 2.0 / ctx.numel if ctx.reduction == "mean" else 2.0
+    grad = norm * (ctx.self - ctx.target) * g
+    return grad if ctx.needs[0] else None, -grad if ctx.needs[1] else None
+
+
+_MSE_LOSS = Rule("MseLossBackward0", _mse_backward, ("self", "target"), saves={"self": None, "target": None})
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> Tensor:
+    _check_tensor(input, "mse_loss")
+    _check_tensor(target, "mse_loss", "target", 2)
+    _check_reduction(reduction, size_average, reduce)
+    if weight is not None:
+        raise NotImplementedError("engine.nn.functional.mse_loss: the weight argument is not supported")
+    _warn_size_mismatch(input, target)
+    input, target = _broadcast_pair(input, target)
+    return _pointwise_loss("mse_loss", "mse_cpu", _MSE_LOSS, lambda x, t: (x - t) ** 2, input, target, reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> Tensor:
+    """mean / sum / none of |input - target|, composed as torch: SubBackward0, AbsBackward0, then the reduction."""
+    _check_tensor(input, "l1_loss")
+    _check_tensor(target, "l1_loss", "target", 2)
+    _check_reduction(reduction, size_average, reduce)
+    if weight is not None:
+        raise NotImplementedError("engine.nn.functional.l1_loss: the weight argument is not supported")
+    _warn_size_mismatch(input, target)
+    input, target = _broadcast_pair(input, target)
+    return _reduce_loss(_abs(_ops.sub(input, target)), reduction)
+
+
+def _smooth_l1_backward(ctx, g):
+    # NOTE: torch's smooth_l1_loss_backward uses (x - t) / beta where |x - t| <= beta and
+    # sign(x - t) outside; its double backward masks with |x - t| < beta, so at |x - t| ==
+    # beta the gradient is the constant sign.
+    diff = ctx.self - ctx.target
+    data = v_data(diff)
+    inside = np.abs(data) < ctx.beta
+    grad = v_where(inside, v_where(inside, diff, 0) / ctx.beta, v_const(np.sign(data), diff))
+    grad = grad * g
+    if ctx.reduction == "mean":
+        grad = grad / ctx.numel
+    return grad if ctx.needs[0] else None, -grad if ctx.needs[1] else None
+
+
+_SMOOTH_L1_LOSS = Rule("SmoothL1LossBackward0", _smooth_l1_backward, ("self", "target"),
+                       saves={"self": None, "target": None})
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    _check_tensor(input, "smooth_l1_loss")
+    _check_tensor(target, "smooth_l1_loss", "target", 2)
+    _check_reduction(reduction, size_average, reduce)
+    _warn_size_mismatch(input, target)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    input, target = _broadcast_pair(input, target)
+    if beta == 0:
+        # NOTE: torch computes smooth_l1_loss with beta=0 as l1_loss (its nodes).
+        return _reduce_loss(_abs(_ops.sub(input, target)), reduction)
+
+    def losses(x, t):
+        z = np.abs(x - t)
+        return np.where(z < beta, 0.5 * z * z / beta, z - 0.5 * beta)
+
+    return _pointwise_loss("smooth_l1_loss", "smooth_l1_cpu", _SMOOTH_L1_LOSS, losses, input, target,
+                           reduction, beta=beta)
+
+
+def _bce_backward(ctx, g):
+    x, t = ctx.self, ctx.target
+    weighted = g * v_const(ctx.weight, g) if ctx.weight is not None else g
+    if ctx.reduction == "mean":
+        weighted = weighted / ctx.numel
+    grad_input = grad_target = None
+    if ctx.needs[0]:
+        # NOTE: torch divides by max((1 - x) * x, 1e-12).
+        denominator = (1 - x) * x
+        grad_input = weighted * (x - t) / v_where(v_data(denominator) < 1e-12, 1e-12, denominator)
+    if ctx.needs[1]:
+        # NOTE: torch's binary_cross_entropy_target_backward is -logit(x), without the clamp.
+        grad_target = weighted * (_ops.log(1 - x) - _ops.log(x) if isinstance(x, Tensor)
+                                  else np.log1p(-x) - np.log(x))
+    return grad_input, grad_target
+
+
+_BCE = Rule("BinaryCrossEntropyBackward0", _bce_backward, ("self", "target"), saves={"self": None, "target": None})
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction: str = "mean") -> Tensor:
+    _check_tensor(input, "binary_cross_entropy")
+    _check_tensor(target, "binary_cross_entropy", "target", 2)
+    _check_reduction(reduction, size_average, reduce)
+    if target.shape != input.shape:
+        raise ValueError(f"Using a target size ({target.shape}) that is different to the input size "
+                         f"({input.shape}) is deprecated. Please ensure they have the same size.")
+    shape = input._data.shape
+    weights = None
+    if weight is not None:
+        _check_tensor(weight, "binary_cross_entropy", "weight", 3)
+        _broadcast_shape(shape, weight._data.shape)
+        _check_no_grad(weight, "binary_cross_entropy", "weight")
+        weights = np.broadcast_to(_as(weight, input.dtype), shape)
+    if target.dtype is not input.dtype:
+        raise RuntimeError(f"Found dtype {_TORCH_TYPE_NAMES[target.dtype.name]} but expected "
+                           f"{_TORCH_TYPE_NAMES[input.dtype.name]}")
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"binary_cross_entropy" not implemented for \'{_TORCH_TYPE_NAMES[input.dtype.name]}\'')
+    x, t = input._data, target._data
+    if not np.all((x >= 0) & (x <= 1)):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    with _errstate():
+        # NOTE: torch clamps both logarithms at -100, so the loss is finite at x = 0 and 1.
+        losses = (t - 1) * np.maximum(np.log1p(-x), -100) - t * np.maximum(np.log(x), -100)
+        if weights is not None:
+            losses = losses * weights
+        data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=x.dtype)
+    return record(_BCE, (input, target), data, input.dtype, weight=weights, reduction=reduction,
+                  numel=max(x.size, 1))
+
+
+def _bce_logits_backward(ctx, g):
+    x, t, pos_weight = ctx.self, ctx.target, ctx.pos_weight
+    weighted = g * v_const(ctx.weight, g) if ctx.weight is not None else g
+    if ctx.reduction == "mean":
+        weighted = weighted / ctx.numel
+    grad_input = grad_target = None
+    if ctx.needs[0]:
+        if pos_weight is not None:
+            scaled_target = v_const(pos_weight, weighted) * t
+            grad_input = weighted * ((scaled_target + 1 - t) * v_sigmoid(x) - scaled_target)
+        else:
+            grad_input = weighted * (v_sigmoid(x) - t)
+    if ctx.needs[1]:
+        if pos_weight is not None:
+            grad_target = weighted * (v_log_sigmoid(-x) - v_const(pos_weight, weighted) * v_log_sigmoid(x))
+        else:
+            grad_target = weighted * -x
+    return grad_input, grad_target
+
+
+_BCE_LOGITS = Rule("BinaryCrossEntropyWithLogitsBackward0", _bce_logits_backward, ("self", "target"),
+                   saves={"self": None, "target": None})
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None) -> Tensor:
+    _check_tensor(input, "binary_cross_entropy_with_logits")
+    _check_tensor(target, "binary_cross_entropy_with_logits", "target", 2)
+    _check_reduction(reduction, size_average, reduce)
+    if target.shape != input.shape:
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
+    dt = input.dtype
+    if not dt.is_floating_point:
+        raise NotImplementedError(
+            f"engine.nn.functional.binary_cross_entropy_with_logits: {dt.name} input is not supported")
+    shape = input._data.shape
+    weights = pos_weights = None
+    for name, value in (("weight", weight), ("pos_weight", pos_weight)):
+        if value is not None:
+            _check_tensor(value, "binary_cross_entropy_with_logits", name)
+            _broadcast_shape(shape, value._data.shape)
+            _check_no_grad(value, "binary_cross_entropy_with_logits", name)
+    if weight is not None:
+        weights = np.broadcast_to(_as(weight, dt), shape)
+    if pos_weight is not None:
+        pos_weights = np.broadcast_to(_as(pos_weight, dt), shape)
+    x, t = input._data, _as(target, dt)
+    with _errstate():
+        # NOTE: torch's loss is (1 - t) * x - (1 + (pos_weight - 1) * t) * log_sigmoid(x).
+        log_sigmoid = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+        if pos_weights is not None:
+            log_sigmoid = log_sigmoid * ((pos_weights - 1) * t + 1)
+        losses = (1 - t) * x - log_sigmoid
+        if weights is not None:
+            losses = losses * weights
+        data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=dt.np)
+    return record(_BCE_LOGITS, (input, target), data, dt, weight=weights, pos_weight=pos_weights,
+                  reduction=reduction, numel=max(x.size, 1))
+
+
+# ---------------------------------------------------------------------------------
+# normalize, layer_norm
+# ---------------------------------------------------------------------------------
+
+def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
+    """input / max(norm(input, p, dim), eps), composed as torch: LinalgVectorNormBackward0,
+    ClampMinBackward0, ExpandBackward0 and DivBackward0."""
+    _check_tensor(input, "normalize")
+    if out is not None:
+        raise NotImplementedError("engine.nn.functional.normalize: the out argument is not supported")
+    if not (p == 1 or p >= 2 or 1 < p < 2) or math.isinf(p):
+        raise NotImplementedError(f"engine.nn.functional.normalize: p={p} is not supported (p >= 1, finite)")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
+                           f"Got {_TORCH_TYPE_NAMES[input.dtype.name]}")
+    dim = _wrap_dim(dim, input.ndim)
+    norm = _vector_norm_keepdim(input, float(p), dim if input.ndim else None)
+    return _ops.div(input, _expand(_clamp_min(norm, eps), input._data.shape))
+
+
+def _layer_norm_backward(ctx, g):
+    """Gradients recomputed from the input with differentiable ops, so that a create_graph
+    backward differentiates mean and variance too (as torch's layer_norm_double_backward)."""
+    x, dims = ctx.input, ctx.dims
+    centered = x - v_mean(x, dims, True)
+    rstd = (v_mean(centered * centered, dims, True) + ctx.eps) ** -0.5
+    normalized = centered * rstd
+    grad_input = grad_weight = None
+    if ctx.needs[0]:
+        gw = g * ctx.weight if ctx.has_weight else g
+        grad_input = rstd * (gw - v_mean(gw, dims, True) - normalized * v_mean(gw * normalized, dims, True))
+    if ctx.needs[1]:
+        grad_weight = g * normalized
+    return grad_input, grad_weight, g if ctx.needs[2] else None
+
+
+_LAYER_NORM = Rule("NativeLayerNormBackward0", _layer_norm_backward, ("input", "weight", "bias"),
+                   saves={"input": None, "weight": None, "bias": None})
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    _check_tensor(input, "layer_norm")
+    if not isinstance(normalized_shape, (tuple, list)):
+        raise TypeError(f"layer_norm(): argument 'normalized_shape' (position 2) must be tuple of ints, "
+                        f"not {type(normalized_shape).__name__}")
+    normalized_shape = tuple(int(n) for n in normalized_shape)
+    shape = input._data.shape
+    k = len(normalized_shape)
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None and value._data.shape != normalized_shape:
+            raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
+                               f"{list(value._data.shape)} and normalized_shape = {list(normalized_shape)}")
+    if k == 0 or k > len(shape) or shape[len(shape) - k:] != normalized_shape:
+        raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+                           f"[*, {', '.join(map(str, normalized_shape))}], but got input of size{list(shape)}")
+    if any(t is not None and t.dtype is not input.dtype for t in (weight, bias)):
+        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"engine.nn.functional.layer_norm: {input.dtype.name} input is not supported")
+    dims = tuple(range(len(shape) - k, len(shape)))
+    wide = input._data.astype(np.float64)
+    with _errstate():
+        centered = wide - wide.mean(axis=dims, keepdims=True)
+        data = centered / np.sqrt((centered * centered).mean(axis=dims, keepdims=True) + eps)
+        if weight is not None:
+            data = data * weight._data
+        if bias is not None:
+            data = data + bias._data
+    absent = Tensor._make(np.zeros(normalized_shape, input.dtype.np), input.dtype)
+    return record(_LAYER_NORM, (input, weight if weight is not None else absent, bias if bias is not None else absent),
+                  data, input.dtype, dims=dims, eps=eps, has_weight=weight is not None)

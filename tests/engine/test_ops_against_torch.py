@@ -75,6 +75,11 @@ def _function(backend, op):
     return lambda self, *args, **kwargs: getattr(self, name)(*args, **kwargs)
 
 
+# `T(..., dtype=NO_GRAD)`: a tensor of the dtype under test that does not require grad
+# (loss weights, which torch refuses to differentiate, must share the input's dtype).
+NO_GRAD = "no_grad"
+
+
 def _materialize(backend, arg, dtype_name, rng_values):
     """A backend tensor for a `T` (drawn values are shared by both backends through `rng_values`).
 
@@ -83,7 +88,7 @@ def _materialize(backend, arg, dtype_name, rng_values):
         return type(arg)(_materialize(backend, a, dtype_name, rng_values) for a in arg)
     if not isinstance(arg, T):
         return arg
-    dt_name = arg.dtype or dtype_name
+    dt_name = dtype_name if arg.dtype in (None, NO_GRAD) else arg.dtype
     data = np.asarray(arg.values) if arg.values is not None else rng_values(arg)
     dt = getattr(backend, dt_name)
     grad = dt_name.startswith("float") and arg.dtype is None
@@ -96,6 +101,11 @@ def _flat_outputs(out):
     return [out]
 
 
+def _numpy(t):
+    """A gradient's values; torch's ZeroTensor gradients (e.g. abs'' = 0) convert with force=True only."""
+    return t.numpy(force=True) if isinstance(t, torch.Tensor) else t.numpy()
+
+
 def _run(backend, op, dtype_name, args, kwargs, inplace=None):
     """Forward, first and second order gradients of one sample on one backend, as numpy.
 
@@ -106,14 +116,16 @@ def _run(backend, op, dtype_name, args, kwargs, inplace=None):
     rng = np.random.default_rng(RNG_SEED)
     draw = lambda arg: _values(arg.shape, arg.domain, rng)  # noqa: E731
     built = [_materialize(backend, a, dtype_name, draw) for a in args]
-    leaves = [t for t in _flat_outputs(built) if hasattr(t, "requires_grad") and t.requires_grad]
+    built_kwargs = {k: _materialize(backend, v, dtype_name, draw) for k, v in kwargs.items()}
+    leaves = [t for t in _flat_outputs([*built, *built_kwargs.values()])
+              if hasattr(t, "requires_grad") and t.requires_grad]
     if inplace or op.kind == optable.INPLACE:
         target = built[0] * 1 if built[0].requires_grad else built[0].clone()
-        outs = _flat_outputs(getattr(target, inplace or op.name)(*built[1:], **kwargs))
+        outs = _flat_outputs(getattr(target, inplace or op.name)(*built[1:], **built_kwargs))
         assert outs[0] is target, "an in-place method returns the tensor it modified"
         outs = [target]
     else:
-        outs = _flat_outputs(_function(backend, op)(*built, **kwargs))
+        outs = _flat_outputs(_function(backend, op)(*built, **built_kwargs))
     result = {"values": [o.detach().numpy() for o in outs], "dtypes": [str(o.dtype) for o in outs],
               "grad_fn": [o.grad_fn.name() if o.grad_fn is not None else None for o in outs]}
     graded = [o for o in outs if o.requires_grad]
@@ -133,11 +145,6 @@ def _run(backend, op, dtype_name, args, kwargs, inplace=None):
         sum(g.sum() for g in second).backward()
         result["second"] = [None if t.grad is None else _numpy(t.grad) for t in leaves]
     return result
-
-
-def _numpy(t):
-    # torch returns a ZeroTensor for some all-zero second derivatives (rules using sgn).
-    return t._to_dense().numpy() if hasattr(t, "_is_zerotensor") and t._is_zerotensor() else t.numpy()
 
 
 def _close(got, want, what):

@@ -1,0 +1,299 @@
+"""engine.nn.functional against torch.nn.functional: what the op table's samples cannot express.
+
+Errors (type and message), warnings, the graphs torch composes (every node name
+along every path), dropout's random masks, conventions at domain edges, and
+float64 gradients against finite differences.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+
+BACKENDS = (engine, torch)
+
+
+def _t(backend, values, dtype="float32", requires_grad=False):
+    return backend.tensor(values, dtype=getattr(backend, dtype), requires_grad=requires_grad)
+
+
+def _graph(t) -> list:
+    """Node names along every path from `t`'s grad_fn, children without a node left out."""
+    def walk(node):
+        children = [walk(child) for child, _ in node.next_functions if child is not None]
+        return [node.name(), children] if children else [node.name()]
+    return walk(t.grad_fn)
+
+
+def _outcome(call, backend):
+    try:
+        return "ok", call(backend)
+    except Exception as exc:  # noqa: BLE001  (the exception itself is what is compared)
+        return type(exc).__name__, str(exc)
+
+
+# ---- errors -----------------------------------------------------------------------------
+
+def _x(b, shape=(2, 5)):
+    return _t(b, np.linspace(-1, 1, int(np.prod(shape))).reshape(shape).tolist(), requires_grad=True)
+
+
+ERRORS = {
+    "nll target out of bounds": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, [1, 5], "int64")),
+    "nll negative target": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, [1, -1], "int64")),
+    "nll target out of bounds 3-d": lambda b: b.nn.functional.nll_loss(
+        _x(b, (2, 5, 3)), _t(b, [[1, 2, 0], [0, 0, 5]], "int64")),
+    "nll batch mismatch": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, [1, 2, 3], "int64")),
+    "nll float target": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, [1.0, 2.0])),
+    "nll weight size": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, [1, 2], "int64"), _t(b, [1.0] * 4)),
+    "nll weight dtype": lambda b: b.nn.functional.nll_loss(
+        _x(b).double(), _t(b, [1, 2], "int64"), _t(b, [1.0] * 5)),
+    "nll weight requires grad": lambda b: b.nn.functional.nll_loss(
+        _x(b), _t(b, [1, 2], "int64"), _t(b, [1.0] * 5, requires_grad=True)),
+    "nll reduction": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, [1, 2], "int64"), reduction="foo"),
+    "nll 0-d input": lambda b: b.nn.functional.nll_loss(_t(b, 1.0), _t(b, 0, "int64")),
+    "nll 3-d target shape": lambda b: b.nn.functional.nll_loss(_x(b, (2, 5, 3)), _t(b, [1, 2], "int64")),
+    "cross_entropy label_smoothing": lambda b: b.nn.functional.cross_entropy(
+        _x(b), _t(b, [1, 2], "int64"), label_smoothing=1.5),
+    "cross_entropy integer probabilities": lambda b: b.nn.functional.cross_entropy(
+        _x(b), _t(b, [[0] * 5, [1] * 5], "int64")),
+    "cross_entropy ignore_index with probabilities": lambda b: b.nn.functional.cross_entropy(
+        _x(b), _t(b, [[0.2] * 5] * 2), ignore_index=1),
+    "cross_entropy probability weight size": lambda b: b.nn.functional.cross_entropy(
+        _x(b), _t(b, [[0.2] * 5] * 2), _t(b, [1.0] * 4)),
+    "bce input outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
+        _t(b, [1.5, 0.5]), _t(b, [1.0, 0.0])),
+    "bce size": lambda b: b.nn.functional.binary_cross_entropy(_t(b, [0.5, 0.5]), _t(b, [[1.0, 0.0]])),
+    "bce target dtype": lambda b: b.nn.functional.binary_cross_entropy(
+        _t(b, [0.5, 0.5], "float64"), _t(b, [1.0, 0.0])),
+    "bce weight requires grad": lambda b: b.nn.functional.binary_cross_entropy(
+        _t(b, [0.5, 0.5]), _t(b, [1.0, 0.0]), _t(b, [1.0, 2.0], requires_grad=True)),
+    "bce with logits size": lambda b: b.nn.functional.binary_cross_entropy_with_logits(
+        _t(b, [0.5, 0.5]), _t(b, [[1.0, 0.0]])),
+    "bce with logits pos_weight requires grad": lambda b: b.nn.functional.binary_cross_entropy_with_logits(
+        _t(b, [0.5, 0.5]), _t(b, [1.0, 0.0]), pos_weight=_t(b, [1.0, 2.0], requires_grad=True)),
+    "mse reduction": lambda b: b.nn.functional.mse_loss(_x(b), _x(b), reduction="bad"),
+    "mse integer": lambda b: b.nn.functional.mse_loss(_t(b, [1, 2], "int64"), _t(b, [1, 2], "int64")),
+    "smooth_l1 negative beta": lambda b: b.nn.functional.smooth_l1_loss(_x(b), _x(b), beta=-1.0),
+    "softmax integer last dim": lambda b: b.nn.functional.softmax(_t(b, [[1, 2]], "int64"), 1),
+    "softmax integer first dim": lambda b: b.nn.functional.softmax(_t(b, [[1, 2]], "int64"), 0),
+    "log_softmax integer": lambda b: b.nn.functional.log_softmax(_t(b, [1, 2], "int64"), 0),
+    "softmax dim": lambda b: b.nn.functional.softmax(_x(b), 2),
+    "gelu approximate": lambda b: b.nn.functional.gelu(_x(b), approximate="foo"),
+    "gelu integer": lambda b: b.nn.functional.gelu(_t(b, [1, 2], "int64")),
+    "silu integer": lambda b: b.nn.functional.silu(_t(b, [1, 2], "int64")),
+    "elu integer": lambda b: b.nn.functional.elu(_t(b, [1, 2], "int64")),
+    "leaky_relu integer": lambda b: b.nn.functional.leaky_relu(_t(b, [1, 2], "int64")),
+    "softplus integer": lambda b: b.nn.functional.softplus(_t(b, [1, 2], "int64")),
+    "hardtanh bounds": lambda b: b.nn.functional.hardtanh(_x(b), 2.0, 1.0),
+    "dropout p": lambda b: b.nn.functional.dropout(_x(b), 1.5),
+    "dropout integer": lambda b: b.nn.functional.dropout(_t(b, [1, 2], "int64"), 0.5),
+    "linear shapes": lambda b: b.nn.functional.linear(_x(b, (2, 3)), _x(b, (4, 2))),
+    "linear bias shape": lambda b: b.nn.functional.linear(_x(b, (2, 3)), _x(b, (4, 3)), _x(b, (3,))),
+    "linear 0-d input": lambda b: b.nn.functional.linear(_t(b, 1.0), _x(b, (4, 3))),
+    "linear dtypes": lambda b: b.nn.functional.linear(_x(b, (2, 3)).double(), _x(b, (4, 3))),
+    "linear bias dtype": lambda b: b.nn.functional.linear(_x(b, (2, 3)), _x(b, (4, 3)), _x(b, (4,)).double()),
+    "layer_norm shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (2,)),
+    "layer_norm weight shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), _x(b, (2,))),
+    "layer_norm bias shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), None, _x(b, (2,))),
+    "layer_norm int shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), 3),
+    "layer_norm mixed dtypes": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)).double(), (3,), _x(b, (3,))),
+    "normalize integer": lambda b: b.nn.functional.normalize(_t(b, [1, 2], "int64")),
+    "normalize dim": lambda b: b.nn.functional.normalize(_x(b), dim=2),
+}
+
+
+@pytest.mark.parametrize("name", ERRORS)
+def test_errors_match_torch(name):
+    got = _outcome(ERRORS[name], engine)
+    want = _outcome(ERRORS[name], torch)
+    assert want[0] != "ok", "the case must fail in torch"
+    assert got == want
+
+
+# ---- warnings ---------------------------------------------------------------------------
+
+def _warnings(call, backend):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = call(backend)
+    return [(w.category.__name__, str(w.message)) for w in caught], out
+
+
+@pytest.mark.parametrize("loss", ["mse_loss", "l1_loss", "smooth_l1_loss"])
+def test_broadcast_target_warns_and_expands_like_torch(loss):
+    def call(b):
+        return getattr(b.nn.functional, loss)(_x(b, (2, 3)), _t(b, [0.5, -1.0, 2.0], requires_grad=True))
+    (got_warnings, got), (want_warnings, want) = _warnings(call, engine), _warnings(call, torch)
+    assert got_warnings == want_warnings and len(want_warnings) == 1
+    assert _graph(got) == _graph(want)
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(), (4,), (2, 3), (2, 3, 4), (2, 3, 4, 2)])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_implicit_softmax_dim_warns_and_picks_torchs_dim(name, shape):
+    values = np.linspace(-2, 2, int(np.prod(shape))).reshape(shape).tolist()
+
+    def call(b):
+        return getattr(b.nn.functional, name)(_t(b, values))
+    (got_warnings, got), (want_warnings, want) = _warnings(call, engine), _warnings(call, torch)
+    assert got_warnings == want_warnings == [("UserWarning", f"Implicit dimension choice for {name} has been "
+                                              "deprecated. Change the call to include dim=X as an argument.")]
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-7)
+
+
+# ---- composed graphs ----------------------------------------------------------------------
+
+GRAPHS = {
+    "linear 1-d": lambda b: b.nn.functional.linear(_x(b, (3,)), _x(b, (4, 3)), _x(b, (4,))),
+    "linear 3-d": lambda b: b.nn.functional.linear(_x(b, (2, 2, 3)), _x(b, (4, 3)), _x(b, (4,))),
+    "linear 3-d, 0-d bias": lambda b: b.nn.functional.linear(_x(b, (2, 2, 3)), _x(b, (4, 3)), _x(b, ())),
+    "linear 3-d, no bias": lambda b: b.nn.functional.linear(_x(b, (2, 2, 3)), _x(b, (4, 3))),
+    "cross_entropy": lambda b: b.nn.functional.cross_entropy(_x(b), _t(b, [1, 4], "int64")),
+    "cross_entropy 3-d none": lambda b: b.nn.functional.cross_entropy(
+        _x(b, (2, 5, 3)), _t(b, [[1, 2, 0], [0, 0, 4]], "int64"), reduction="none"),
+    "cross_entropy label smoothing": lambda b: b.nn.functional.cross_entropy(
+        _x(b), _t(b, [1, 4], "int64"), label_smoothing=0.1),
+    "cross_entropy label smoothing, weight": lambda b: b.nn.functional.cross_entropy(
+        _x(b), _t(b, [1, 4], "int64"), _t(b, [1.0, 2.0, 0.5, 1.0, 3.0]), label_smoothing=0.1),
+    "cross_entropy probabilities": lambda b: b.nn.functional.cross_entropy(_x(b), _x(b)),
+    "cross_entropy probabilities, weight, smoothing": lambda b: b.nn.functional.cross_entropy(
+        _x(b), _x(b), _t(b, [1.0, 2.0, 0.5, 1.0, 3.0]), label_smoothing=0.2),
+    "nll_loss 4-d": lambda b: b.nn.functional.nll_loss(
+        _x(b, (2, 5, 3, 1)), _t(b, [[[1], [2], [0]], [[0], [0], [4]]], "int64")),
+    "l1_loss": lambda b: b.nn.functional.l1_loss(_x(b), _x(b), reduction="sum"),
+    "smooth_l1_loss beta=0": lambda b: b.nn.functional.smooth_l1_loss(_x(b), _x(b), beta=0.0),
+    "normalize": lambda b: b.nn.functional.normalize(_x(b), p=3.0),
+    "layer_norm": lambda b: b.nn.functional.layer_norm(_x(b), (5,), _x(b, (5,))),
+    "dropout p=1": lambda b: b.nn.functional.dropout(_x(b), 1.0),
+    "softmax dtype": lambda b: b.nn.functional.softmax(_x(b), 1, dtype=b.float64),
+    "log_softmax dtype": lambda b: b.nn.functional.log_softmax(_x(b), 0, dtype=b.float64),
+    "log_softmax integer input, dtype": lambda b: b.nn.functional.log_softmax(
+        _t(b, [1, 2, 3], "int64"), 0, dtype=b.float32),
+}
+
+
+@pytest.mark.parametrize("name", GRAPHS)
+def test_composed_graphs_match_torch_node_for_node(name):
+    got, want = GRAPHS[name](engine), GRAPHS[name](torch)
+    assert str(got.dtype) == str(want.dtype)
+    assert (got.grad_fn is None) == (want.grad_fn is None)
+    if want.grad_fn is not None:
+        assert _graph(got) == _graph(want)
+    torch.testing.assert_close(torch.from_numpy(got.detach().numpy().copy()), want.detach())
+
+
+# ---- dropout ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [{"p": 0.0}, {"training": False}, {"p": 0.7, "training": False}])
+def test_dropout_without_effect_returns_the_input_itself(kwargs):
+    for backend in BACKENDS:
+        x = _x(backend)
+        assert backend.nn.functional.dropout(x, **kwargs) is x
+
+
+def test_dropout_keeps_scaled_values_and_its_gradient_is_the_mask():
+    p = 0.25
+    x = engine.tensor(np.linspace(1, 2, 4000).tolist(), requires_grad=True)
+    y = engine.nn.functional.dropout(x, p)
+    assert y.grad_fn.name() == "MulBackward0"
+    kept = y.detach().numpy() != 0
+    np.testing.assert_allclose(y.detach().numpy()[kept], x.detach().numpy()[kept] / (1 - p), rtol=1e-6)
+    assert abs(kept.mean() - (1 - p)) < 0.04      # ~6 standard deviations of a binomial(4000, 0.75)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.where(kept, 1 / (1 - p), 0), rtol=1e-6)
+
+
+# ---- conventions at domain edges ------------------------------------------------------------
+
+def _value_and_grad(backend, fn, values, dtype="float32"):
+    x = _t(backend, values, dtype, requires_grad=True)
+    y = fn(backend, x)
+    (y if y.ndim == 0 else y.sum()).backward()
+    return y.detach().numpy(), x.grad.numpy()
+
+
+EDGES = {
+    # log clamped at -100 and the gradient's denominator at 1e-12
+    "bce at 0 and 1": (lambda b, x: b.nn.functional.binary_cross_entropy(
+        x, _t(b, [1.0, 0.0, 0.0, 1.0]), reduction="none"), [0.0, 1.0, 0.0, 1.0]),
+    "normalize zero rows": (lambda b, x: b.nn.functional.normalize(x, dim=0), [0.0, 0.0, 0.0]),
+    "softplus far above threshold": (lambda b, x: b.nn.functional.softplus(x), [30.0, 1e4, -1e4]),
+    "silu far out": (lambda b, x: b.nn.functional.silu(x), [-1e4, 1e4, 0.0]),
+    "log_softmax large logits": (lambda b, x: b.nn.functional.log_softmax(x, 0), [1e4, 0.0, -1e4]),
+    "bce with logits large logits": (lambda b, x: b.nn.functional.binary_cross_entropy_with_logits(
+        x, _t(b, [1.0, 0.0, 0.5]), reduction="none"), [-1e4, 1e4, 80.0]),
+}
+
+
+@pytest.mark.parametrize("name", EDGES)
+def test_values_and_gradients_at_domain_edges_match_torch(name):
+    fn, values = EDGES[name]
+    got, want = _value_and_grad(engine, fn, values), _value_and_grad(torch, fn, values)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(torch.from_numpy(np.asarray(g)), torch.from_numpy(np.asarray(w)), equal_nan=True)
+
+
+def test_nll_loss_with_every_target_ignored_is_nan_with_zero_gradient():
+    for backend in BACKENDS:
+        x = _x(backend)
+        loss = backend.nn.functional.nll_loss(x, _t(backend, [-100, -100], "int64"))
+        loss.backward()
+        assert np.isnan(loss.item())
+        assert not np.any(x.grad.numpy())
+
+
+def test_saved_tensors_are_freed_after_backward_as_in_torch():
+    for name, call in [("softmax", lambda b, x: b.nn.functional.softmax(x, 1)),
+                       ("nll_loss", lambda b, x: b.nn.functional.nll_loss(x, _t(b, [1, 4], "int64"))),
+                       ("layer_norm", lambda b, x: b.nn.functional.layer_norm(x, (5,)))]:
+        outcomes = []
+        for backend in BACKENDS:
+            y = call(backend, _x(backend)).sum()
+            y.backward()
+            outcomes.append(_outcome(lambda b: y.backward(), backend))
+        assert outcomes[0] == outcomes[1], name
+        assert outcomes[0][0] == "RuntimeError", name
+
+
+# ---- float64 gradients against finite differences (non-kink points) ------------------------
+
+def _finite_difference(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[i] = h
+        grad[i] = (f(x + step) - f(x - step)) / (2 * h)
+    return grad
+
+
+FINITE_DIFFERENCE = {
+    "gelu": lambda x: engine.nn.functional.gelu(x).sum(),
+    "gelu tanh": lambda x: engine.nn.functional.gelu(x, approximate="tanh").sum(),
+    "elu": lambda x: engine.nn.functional.elu(x, 1.5).sum(),
+    "softplus": lambda x: engine.nn.functional.softplus(x, 2.0, 3.0).sum(),
+    "log_softmax": lambda x: (engine.nn.functional.log_softmax(x, 1) * engine.tensor(
+        np.arange(6.0).reshape(2, 3).tolist(), dtype=engine.float64)).sum(),
+    "layer_norm": lambda x: (engine.nn.functional.layer_norm(x, (3,)) ** 3).sum(),
+    "cross_entropy smoothed": lambda x: engine.nn.functional.cross_entropy(
+        x, engine.tensor([2, 0]), label_smoothing=0.3),
+    "bce with logits": lambda x: engine.nn.functional.binary_cross_entropy_with_logits(
+        x, engine.tensor([[0.0, 1.0, 0.3], [0.2, 0.9, 1.0]], dtype=engine.float64),
+        pos_weight=engine.tensor([2.0, 0.5, 1.0], dtype=engine.float64)),
+    "normalize p=3": lambda x: (engine.nn.functional.normalize(x, p=3.0) ** 2).sum(),
+}
+
+
+@pytest.mark.parametrize("name", FINITE_DIFFERENCE)
+def test_float64_gradients_agree_with_finite_differences(name):
+    f = FINITE_DIFFERENCE[name]
+    point = np.array([[0.3, -1.2, 0.7], [1.9, -0.4, 0.05]])
+    x = engine.tensor(point.tolist(), dtype=engine.float64, requires_grad=True)
+    f(x).backward()
+    numeric = _finite_difference(lambda a: f(engine.tensor(a.tolist(), dtype=engine.float64)).item(), point)
+    np.testing.assert_allclose(x.grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
