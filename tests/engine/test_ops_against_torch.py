@@ -77,6 +77,8 @@ def _function(backend, op):
 
 def _materialize(backend, arg, dtype_name, rng_values):
     """A backend tensor for a `T` (drawn values are shared by both backends through `rng_values`)."""
+    if isinstance(arg, (list, tuple)):      # e.g. einsum's operands given as one list
+        return type(arg)(_materialize(backend, a, dtype_name, rng_values) for a in arg)
     if not isinstance(arg, T):
         return arg
     dt_name = arg.dtype or dtype_name
@@ -97,9 +99,12 @@ def _run(backend, op, dtype_name, args, kwargs):
     rng = np.random.default_rng(RNG_SEED)
     draw = lambda arg: _values(arg.shape, arg.domain, rng)  # noqa: E731
     built = [_materialize(backend, a, dtype_name, draw) for a in args]
-    leaves = [t for t in built if hasattr(t, "requires_grad") and t.requires_grad]
+    leaves = [t for t in _flat_outputs(built) if hasattr(t, "requires_grad") and t.requires_grad]
+    # Samples name dtype keywords by string (factories: `dtype="int64"`).
+    kwargs = {k: getattr(backend, v) if k == "dtype" else v for k, v in kwargs.items()}
     outs = _flat_outputs(_function(backend, op)(*built, **kwargs))
     result = {"values": [o.detach().numpy() for o in outs], "dtypes": [str(o.dtype) for o in outs],
+              "requires_grad": [o.requires_grad for o in outs],
               "grad_fn": [o.grad_fn.name() if o.grad_fn is not None else None for o in outs]}
     graded = [o for o in outs if o.requires_grad]
     if not graded or not leaves:
@@ -136,6 +141,7 @@ def test_op_matches_torch(op, dtype_name, index):
     got = _run(engine, op, dtype_name, args, kwargs)
     want = _run(torch, op, dtype_name, args, kwargs)
     assert got["dtypes"] == want["dtypes"], "dtype"
+    assert got["requires_grad"] == want["requires_grad"], "requires_grad"
     assert got["grad_fn"] == want["grad_fn"], "grad_fn name"
     for name in filter(None, got["grad_fn"]):
         assert name in op.grad_fn, f"{name} is not listed in the op table entry of {op.name}"
