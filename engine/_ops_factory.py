@@ -210,40 +210,40 @@ def _cpp_number(x) -> str:
     return format(float(x), "g") if isinstance(x, float) else str(x)
 
 
-def arange(start, end=None, step=1, *, dtype=None, requires_grad: bool = False) -> Tensor:
+def arange(start=None, end=None, step=1, *, dtype=None, requires_grad: bool = False) -> Tensor:
     """torch.arange: [start, end) by step; int64 for integer arguments, else the default float."""
     _check_dtype("arange", dtype)
     if end is None:
+        if start is None:
+            raise TypeError("arange() missing 1 required positional arguments: \"end\"")
         start, end = 0, start
+    elif start is None:
+        start = 0
     start, end, step = (_number("arange", x, name, i + 1)
                         for i, (name, x) in enumerate((("start", start), ("end", end), ("step", step))))
     is_float = any(isinstance(x, float) for x in (start, end, step))
     dt = dtype or (_dtype.default_float if is_float else _dtype.int64)
     if dt is _dtype.bool_:
         raise NotImplementedError('"arange_cpu" not implemented for \'Bool\'')
-    if dt is _dtype.int64:
-        # NOTE: an int64 arange truncates its arguments to integers first; a float step that
-        # truncates to 0 raises ValueError where a zero step raises RuntimeError.
-        if math.isfinite(start) and math.isfinite(end) and math.isfinite(step) and step != 0 and int(step) == 0:
-            raise ValueError("step must be nonzero")
-        lo, hi, by = start, end, step
-    else:
-        lo, hi, by = float(start), float(end), float(step)
+    lo, hi, by = float(start), float(end), float(step)
     if not (by > 0 or by < 0):
         raise RuntimeError("step must be nonzero")
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise RuntimeError(f"unsupported range: {_cpp_number(lo)} -> {_cpp_number(hi)}")
-    if dt is _dtype.int64:
-        lo, hi, by = int(lo), int(hi), int(by)
+        raise RuntimeError(f"unsupported range: {_cpp_number(start)} -> {_cpp_number(end)}")
     if not ((by > 0 and hi >= lo) or (by < 0 and hi <= lo)):
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if dt is _dtype.int64:
+        # NOTE: an int64 arange truncates its arguments to integers after checking them; a step
+        # that truncates to 0 raises ValueError (a zero step raises RuntimeError above).
+        lo, hi, by = int(start), int(end), int(step)
+        if by == 0:
+            raise ValueError("step must be nonzero")
         sign = 1 if by > 0 else -1
-        count = (hi - lo + by - sign) // by
+        count = max((hi - lo + by - sign) // by, 0)
         data = lo + by * np.arange(count, dtype=np.int64)
     else:
         # NOTE: torch's size rule: ceil((end - start) / step) computed in double.
-        size = math.ceil((float(end) - float(start)) / float(step))
+        size = math.ceil((hi - lo) / by)
         if not 0 <= size <= _INT64_MAX:
             raise RuntimeError("invalid size, possible overflow?")
         # NOTE: torch computes start + i * step in double; its vectorized CPU kernel restarts
@@ -281,20 +281,27 @@ def linspace(start, end, steps=None, *, dtype=None, requires_grad: bool = False)
 
 def _linspace_values(start, end, steps: int, dt) -> np.ndarray:
     # NOTE: torch's CPU kernel, in the dtype's arithmetic (double for integers): the first half
-    # counts up from start, the second half down from end, so both ends are exact.
+    # counts up from start, the second half down from end, so both ends are exact. Its
+    # `start + step * i` compiles to a fused multiply-add (one rounding), emulated here by
+    # computing in a wider type and rounding once.
     if dt is _dtype.int64:
-        first, last, arith = int(start), int(end), np.float64
+        # NOTE: integer linspace truncates these doubles; in about 1 in 30 random calls torch's
+        # kernel lands on the other side of an integer (an off-by-one not reproduced yet).
+        first, last, wide = int(start), int(end), np.float64
+        step = (float(last) - float(first)) / (steps - 1) if steps > 1 else 0.0
     else:
-        first, last, arith = dt.np.type(start), dt.np.type(end), dt.np.type
+        first, last = dt.np.type(start), dt.np.type(end)
+        wide = np.float64 if dt is _dtype.float32 else np.longdouble
+        with np.errstate(all="ignore"):
+            step = (last - first) / dt.np.type(steps - 1) if steps > 1 else dt.np.type(0)
     if steps == 1:
         return np.full(1, first, dtype=dt.np)
     index = np.arange(steps)
     with np.errstate(all="ignore"):
-        step = (arith(last) - arith(first)) / arith(steps - 1)
-        up = arith(first) + step * index.astype(arith)
-        down = arith(last) - step * (steps - index - 1).astype(arith)
+        up = wide(first) + wide(step) * index.astype(wide)
+        down = wide(last) - wide(step) * (steps - index - 1).astype(wide)
     values = np.where(index < steps // 2, up, down)
-    return np.trunc(values).astype(np.int64) if dt is _dtype.int64 else values
+    return np.trunc(values).astype(np.int64) if dt is _dtype.int64 else values.astype(dt.np)
 
 
 # ---------------------------------------------------------------------------------
