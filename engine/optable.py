@@ -294,9 +294,97 @@ OPS: tuple[Op, ...] = (
     # (end of engine/_ops_index.py)
 
     # ---- engine/_ops_linalg.py -----------------------------------------------------------
+    Op("mm", LINALG, ("MmBackward0",),
+       samples=(((T((2, 3)), T((3, 4))), {}), ((T((1, 3)), T((3, 1))), {}), ((T((3, 2)), T((2, 2))), {}))),
+    Op("bmm", LINALG, ("BmmBackward0",),
+       samples=(((T((2, 2, 3)), T((2, 3, 4))), {}), ((T((1, 3, 2)), T((1, 2, 1))), {}))),
+    Op("mv", LINALG, ("MvBackward0",),
+       samples=(((T((2, 3)), T((3,))), {}), ((T((1, 4)), T((4,))), {}))),
+    Op("dot", LINALG, ("DotBackward0",),
+       samples=(((T((3,)), T((3,))), {}), ((T((1,)), T((1,))), {}),
+                ((T((3,), values=[0.0, -0.0, 2.0]), T((3,), values=[1.0, 3.0, 0.0])), {}))),
+    # torch composes outer as input.reshape(-1, 1) * vec2, promoting dtypes like mul.
+    Op("outer", LINALG, ("MulBackward0",),
+       samples=(((T((3,)), T((4,))), {}), ((T((1,)), T((2,))), {}), ((T((2,)), T((3,), dtype="int64", values=[1, -2, 0])), {}))),
+    Op("ger", LINALG, ("MulBackward0",), samples=(((T((3,)), T((2,))), {}),)),
+    # einsum's top node is the last node of its composition: a view or sum dropping the contracted
+    # dims, the final permute, or mul when nothing is contracted.
+    Op("einsum", LINALG, ("ViewBackward0", "PermuteBackward0", "SumBackward1", "MulBackward0"), forms=(FUNCTION,),
+       samples=((("ij,jk->ik", T((2, 3)), T((3, 4))), {}),
+                (("ij,jk", T((2, 3)), T((3, 4))), {}),          # implicit output
+                (("ij,kj->ki", T((2, 3)), T((4, 3))), {}),
+                (("bij,bjk->bik", T((2, 2, 3)), T((2, 3, 4))), {}),
+                (("...ij,...jk->...ik", T((2, 1, 2, 3)), T((3, 3, 4))), {}),   # broadcast batch dims
+                (("i,j->ij", T((3,)), T((2,))), {}),
+                (("ij,ij->ij", T((2, 3)), T((2, 3))), {}),
+                (("ij,i->j", T((1, 3)), T((4,))), {}),          # size-1 label broadcast and summed early
+                (("ii->i", T((3, 3))), {}),                      # diagonal
+                (("ii", T((3, 3))), {}),                         # trace
+                (("bii->b", T((2, 3, 3))), {}),
+                (("iji->j", T((2, 3, 2))), {}),
+                (("ij->ji", T((2, 3))), {}),
+                (("ij->", T((2, 3))), {}),
+                (("i...->...", T((2, 3, 4))), {}),
+                (("ij,jk,kl->il", T((2, 3)), T((3, 4)), T((4, 2))), {}),
+                (("ij,jk", [T((2, 3)), T((3, 2))]), {}),        # operands as one list
+                ((T((2, 3)), [0, 1], T((3, 2)), [1, 2], [0, 2]), {}),   # sublist format
+                ((",->", T(()), T(())), {}))),
+    Op("trace", LINALG, ("TraceBackward0",),
+       samples=(((T((3, 3)),), {}), ((T((2, 4)),), {}), ((T((4, 2)),), {}), ((T((1, 1)),), {}),
+                ((T((2, 2), dtype="int64", values=[[1, 2], [3, 4]]),), {}))),
     # (end of engine/_ops_linalg.py)
 
     # ---- engine/_ops_factory.py ----------------------------------------------------------
+    # Factories make leaves and record no node. Sample kwargs name dtypes by string ("int64");
+    # ops without tensor arguments run once (dtypes=("float32",)): the dtype under test is unused.
+    Op("zeros", FACTORY, (), forms=(FUNCTION,), differentiable=False, dtypes=("float32",),
+       samples=(((2, 3), {}), (((2, 3),), {}), (([],), {}), ((0,), {}), ((2, True), {}),
+                ((2,), {"dtype": "int64"}), ((2, 2), {"dtype": "bool"}), ((3,), {"dtype": "float64"}),
+                ((3,), {"requires_grad": True}))),
+    Op("ones", FACTORY, (), forms=(FUNCTION,), differentiable=False, dtypes=("float32",),
+       samples=(((2, 3), {}), (([2, 1],), {}), (((),), {}),
+                ((2,), {"dtype": "int64"}), ((2,), {"dtype": "bool"}), ((2,), {"dtype": "float64", "requires_grad": True}))),
+    Op("full", FACTORY, (), forms=(FUNCTION,), differentiable=False, dtypes=("float32",),
+       samples=((((2, 3), 1.5), {}), (((2,), 1), {}), (((2,), True), {}), (((), 2), {}), (((2,), float("nan")), {}),
+                (((2,), 1.5), {"dtype": "int64"}), (((2,), -1), {"dtype": "bool"}), (((2,), False), {"dtype": "float32"}),
+                (((2, 2), 1), {"dtype": "float64", "requires_grad": True}))),
+    Op("zeros_like", FACTORY, (), forms=(FUNCTION,), differentiable=False,
+       samples=(((T((2, 3)),), {}), ((T(()),), {}), ((T((2, 3)),), {"dtype": "int64"}),
+                ((T((2,), dtype="int64", values=[1, 2]),), {}), ((T((2,)),), {"requires_grad": True}))),
+    Op("ones_like", FACTORY, (), forms=(FUNCTION,), differentiable=False,
+       samples=(((T((2, 3)),), {}), ((T(()),), {}), ((T((2, 3)),), {"dtype": "bool"}),
+                ((T((2,), dtype="int64", values=[1, 2]),), {}))),
+    Op("full_like", FACTORY, (), forms=(FUNCTION,), differentiable=False,
+       samples=(((T((2, 3)), 2), {}), ((T((2,), dtype="int64", values=[1, 2]), 2.7), {}),
+                ((T((2,), dtype="bool", values=[True, False]), 2), {}), ((T((2,)), 1.5), {"dtype": "float64"}),
+                ((T(()), -0.5), {"requires_grad": True}))),
+    Op("new_zeros", FACTORY, (), forms=(METHOD,), differentiable=False,
+       samples=(((T((2,)), 2, 3), {}), ((T((2,)), (3,)), {"dtype": "int64"}),
+                ((T((2,), dtype="int64", values=[1, 2]), 2), {}))),
+    Op("new_ones", FACTORY, (), forms=(METHOD,), differentiable=False,
+       samples=(((T((2,)), 2, 3), {}), ((T((2,), dtype="int64", values=[1, 2]), [2]), {}),
+                ((T(()), ()), {"requires_grad": True}))),
+    Op("new_full", FACTORY, (), forms=(METHOD,), differentiable=False,
+       samples=(((T((2,)), (2, 2), 3), {}), ((T((2,), dtype="int64", values=[1, 2]), (3,), 2.5), {}),
+                ((T((2,)), (2,), 1), {"dtype": "int64"}))),
+    Op("eye", FACTORY, (), forms=(FUNCTION,), differentiable=False, dtypes=("float32",),
+       samples=(((3,), {}), ((2, 3), {}), ((3, 2), {}), ((0,), {}), ((3, 0), {}), ((3,), {"dtype": "int64"}),
+                ((2,), {"dtype": "bool"}), ((2,), {"m": 4, "dtype": "float64"}))),
+    Op("arange", FACTORY, (), forms=(FUNCTION,), differentiable=False, dtypes=("float32",),
+       samples=(((5,), {}), ((5.0,), {}), ((0,), {}), ((1.5,), {}), ((1, 5, 2), {}), ((10, 0, -3), {}),
+                ((0, 1, 0.1), {}), ((0, 1, 0.3), {}), ((1, 2.5, 0.5), {}), ((-0.5, 0.6, 0.25), {}),
+                ((2.5, 0.5, -1), {}), ((1, 2, 0.1), {"dtype": "float64"}), ((0.5, 3.7, 1), {"dtype": "int64"}),
+                ((0, 10, 2.5), {"dtype": "int64"}), ((5,), {"dtype": "float64", "requires_grad": True}))),
+    Op("linspace", FACTORY, (), forms=(FUNCTION,), differentiable=False, dtypes=("float32",),
+       samples=(((0, 1, 5), {}), ((0.1, 1.7, 6), {}), ((1, 0, 7), {}), ((2, 2, 3), {}), ((0, 1, 1), {}),
+                ((0, 1, 0), {}), ((-3.5, 12.25, 11), {}), ((0, 1), {"steps": 7, "dtype": "float64"}),
+                ((0, 10, 5), {"dtype": "int64"}), ((-7, 0, 4), {"dtype": "int64"}),
+                ((-3, 7, 6), {"dtype": "int64"}), ((0, 1, 3), {"requires_grad": True}))),
+    # Random factories: no samples (the engine's numbers are not torch's); tests/engine/test_factory.py.
+    Op("rand", FACTORY, (), forms=(FUNCTION,), differentiable=False),
+    Op("randn", FACTORY, (), forms=(FUNCTION,), differentiable=False),
+    Op("randint", FACTORY, (), forms=(FUNCTION,), differentiable=False),
+    Op("manual_seed", FACTORY, (), forms=(FUNCTION,), differentiable=False),
     # (end of engine/_ops_factory.py)
 
     # ---- engine/nn/functional.py ---------------------------------------------------------

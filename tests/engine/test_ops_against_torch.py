@@ -83,7 +83,7 @@ NO_GRAD = "no_grad"
 def _materialize(backend, arg, dtype_name, rng_values):
     """A backend tensor for a `T` (drawn values are shared by both backends through `rng_values`).
 
-    Lists and tuples (of `T`, for cat and stack) are materialized item by item."""
+    Lists and tuples (of `T`: cat and stack operands, einsum's operand list) are materialized item by item."""
     if isinstance(arg, (list, tuple)):
         return type(arg)(_materialize(backend, a, dtype_name, rng_values) for a in arg)
     if not isinstance(arg, T):
@@ -116,6 +116,8 @@ def _run(backend, op, dtype_name, args, kwargs, inplace=None):
     rng = np.random.default_rng(RNG_SEED)
     draw = lambda arg: _values(arg.shape, arg.domain, rng)  # noqa: E731
     built = [_materialize(backend, a, dtype_name, draw) for a in args]
+    # Samples name dtype keywords by string (factories: `dtype="int64"`).
+    kwargs = {k: getattr(backend, v) if k == "dtype" else v for k, v in kwargs.items()}
     built_kwargs = {k: _materialize(backend, v, dtype_name, draw) for k, v in kwargs.items()}
     leaves = [t for t in _flat_outputs([*built, *built_kwargs.values()])
               if hasattr(t, "requires_grad") and t.requires_grad]
@@ -127,6 +129,7 @@ def _run(backend, op, dtype_name, args, kwargs, inplace=None):
     else:
         outs = _flat_outputs(_function(backend, op)(*built, **built_kwargs))
     result = {"values": [o.detach().numpy() for o in outs], "dtypes": [str(o.dtype) for o in outs],
+              "requires_grad": [o.requires_grad for o in outs],
               "grad_fn": [o.grad_fn.name() if o.grad_fn is not None else None for o in outs]}
     graded = [o for o in outs if o.requires_grad]
     if not graded or not leaves:
@@ -186,6 +189,7 @@ def _compare(op, dtype_name, index, inplace):
     got = _run(engine, op, dtype_name, args, kwargs, inplace)
     want = _run(torch, op, dtype_name, args, kwargs, inplace)
     assert got["dtypes"] == want["dtypes"], "dtype"
+    assert got["requires_grad"] == want["requires_grad"], "requires_grad"
     assert got["grad_fn"] == want["grad_fn"], "grad_fn name"
     for name in filter(None, got["grad_fn"]):
         assert name in op.grad_fn, f"{name} is not listed in the op table entry of {op.name}"

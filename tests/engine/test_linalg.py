@@ -1,0 +1,192 @@
+"""Linear algebra ops beyond the table: torch's errors, einsum's composition, trace's gradient."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+
+
+def _outcome(backend, call):
+    try:
+        result = call(backend)
+    except Exception as exc:  # noqa: BLE001  (the exception is what is compared)
+        return type(exc).__name__, str(exc)
+    return "ok", str(result.dtype), tuple(result.shape)
+
+
+def _m(b, *shape, dtype="float32"):
+    return b.ones(*shape, dtype=getattr(b, dtype))
+
+
+MISUSE = {
+    "mm 1-d self": lambda b: b.mm(_m(b, 3), _m(b, 3, 4)),
+    "mm 1-d mat2": lambda b: b.mm(_m(b, 2, 3), _m(b, 3)),
+    "mm 0-d": lambda b: b.mm(b.tensor(1.0), b.tensor(2.0)),
+    "mm shapes": lambda b: b.mm(_m(b, 2, 3), _m(b, 2, 3)),
+    "mm shapes before dtype": lambda b: b.mm(_m(b, 2, 3), _m(b, 2, 3, dtype="float64")),
+    "mm dtypes": lambda b: b.mm(_m(b, 2, 3), _m(b, 3, 3, dtype="float64")),
+    "mm long float": lambda b: b.mm(_m(b, 2, 3, dtype="int64"), _m(b, 3, 3)),
+    "mm bool": lambda b: b.mm(_m(b, 2, 3, dtype="bool"), _m(b, 3, 3, dtype="bool")),
+    "mm int64": lambda b: b.mm(_m(b, 2, 3, dtype="int64"), _m(b, 3, 3, dtype="int64")),
+    "mm number": lambda b: b.mm(_m(b, 2, 3), 3),
+    "mm number first": lambda b: b.mm(2, _m(b, 2, 3)),
+    "bmm 2-d": lambda b: b.bmm(_m(b, 2, 3), _m(b, 3, 4)),
+    "bmm 2-d batch2": lambda b: b.bmm(_m(b, 2, 2, 3), _m(b, 3, 4)),
+    "bmm sizes": lambda b: b.bmm(_m(b, 2, 2, 3), _m(b, 3, 3, 3)),
+    "bmm dtypes": lambda b: b.bmm(_m(b, 2, 2, 3), _m(b, 2, 3, 3, dtype="float64")),
+    "bmm bool": lambda b: b.bmm(_m(b, 2, 2, 3, dtype="bool"), _m(b, 2, 3, 3, dtype="bool")),
+    "mv 1-d": lambda b: b.mv(_m(b, 3), _m(b, 3)),
+    "mv 2-d vec": lambda b: b.mv(_m(b, 2, 3), _m(b, 2, 3)),
+    "mv 0-d": lambda b: b.mv(b.tensor(1.0), b.tensor(2.0)),
+    "mv size": lambda b: b.mv(_m(b, 2, 3), _m(b, 4)),
+    "mv dtypes": lambda b: b.mv(_m(b, 2, 3), _m(b, 3, dtype="float64")),
+    "mv dtypes long": lambda b: b.mv(_m(b, 2, 3, dtype="int64"), _m(b, 3)),
+    "mv bool": lambda b: b.mv(_m(b, 2, 3, dtype="bool"), _m(b, 3, dtype="bool")),
+    "mv number": lambda b: b.mv(_m(b, 2, 3), 2),
+    "dot 2-d": lambda b: b.dot(_m(b, 2, 2), _m(b, 2, 2)),
+    "dot 0-d": lambda b: b.dot(b.tensor(1.0), b.tensor(2.0)),
+    "dot size": lambda b: b.dot(_m(b, 3), _m(b, 4)),
+    "dot size before dtype": lambda b: b.dot(_m(b, 2, dtype="bool"), _m(b, 3, dtype="bool")),
+    "dot dtypes": lambda b: b.dot(_m(b, 3, dtype="int64"), _m(b, 3)),
+    "dot bool": lambda b: b.dot(_m(b, 3, dtype="bool"), _m(b, 3, dtype="bool")),
+    "dot number": lambda b: b.dot(_m(b, 3), 2),
+    "dot method": lambda b: _m(b, 2, 3).dot(_m(b, 3)),
+    "outer 2-d": lambda b: b.outer(_m(b, 2, 3), _m(b, 3)),
+    "outer 0-d": lambda b: b.outer(_m(b, 3), b.tensor(2.0)),
+    "outer promotes": lambda b: b.outer(_m(b, 3, dtype="int64"), _m(b, 2, dtype="float64")),
+    "outer bool": lambda b: b.outer(_m(b, 3, dtype="bool"), _m(b, 2, dtype="bool")),
+    "outer number": lambda b: b.outer(_m(b, 3), 2),
+    "ger number": lambda b: b.ger(_m(b, 3), 2),
+    "ger method 2-d": lambda b: _m(b, 3).ger(_m(b, 2, 2)),
+    "trace 1-d": lambda b: b.trace(_m(b, 3)),
+    "trace 3-d": lambda b: b.trace(_m(b, 2, 2, 2)),
+    "trace 0-d": lambda b: b.trace(b.tensor(1.0)),
+    "trace bool": lambda b: b.trace(_m(b, 2, 2, dtype="bool")),
+    "trace int64": lambda b: b.trace(_m(b, 2, 3, dtype="int64")),
+    "trace empty": lambda b: b.trace(_m(b, 0, 3)),
+    "einsum no operand": lambda b: b.einsum("ij"),
+    "einsum fewer operands": lambda b: b.einsum("ij,jk", _m(b, 2, 3)),
+    "einsum more operands": lambda b: b.einsum("ij", _m(b, 2, 3), _m(b, 2, 3)),
+    "einsum too many subscripts": lambda b: b.einsum("ijk", _m(b, 2, 3)),
+    "einsum too few subscripts": lambda b: b.einsum("i", _m(b, 2, 3)),
+    "einsum ellipsis too many": lambda b: b.einsum("...ijk", _m(b, 2, 3)),
+    "einsum size mismatch": lambda b: b.einsum("ij,jk", _m(b, 2, 3), _m(b, 2, 3)),
+    "einsum repeated size": lambda b: b.einsum("ii", _m(b, 2, 3)),
+    "einsum unknown output": lambda b: b.einsum("ij->k", _m(b, 2, 3)),
+    "einsum output twice": lambda b: b.einsum("ij->ii", _m(b, 2, 3)),
+    "einsum bad subscript": lambda b: b.einsum("i1", _m(b, 2, 3)),
+    "einsum bad output subscript": lambda b: b.einsum("ij->i1", _m(b, 2, 3)),
+    "einsum bad ellipsis": lambda b: b.einsum("..ij", _m(b, 2, 3)),
+    "einsum two output ellipses": lambda b: b.einsum("...ij->...j...", _m(b, 2, 3)),
+    "einsum ellipsis broadcast": lambda b: b.einsum("...ij,...j->...i", _m(b, 2, 2, 3), _m(b, 3, 3)),
+    "einsum bmm dtypes": lambda b: b.einsum("ij,jk", _m(b, 2, 3), _m(b, 3, 4, dtype="float64")),
+    "einsum mul promotes": lambda b: b.einsum("ij,ij->ij", _m(b, 2, 3), _m(b, 2, 3, dtype="float64")),
+    "einsum bool bmm": lambda b: b.einsum("i,i", _m(b, 3, dtype="bool"), _m(b, 3, dtype="bool")),
+    "einsum bool sum": lambda b: b.einsum("ij->", _m(b, 2, 3, dtype="bool")),
+    "einsum int64": lambda b: b.einsum("ij,jk", _m(b, 2, 3, dtype="int64"), _m(b, 3, 4, dtype="int64")),
+    "einsum equation type": lambda b: b.einsum(3, _m(b, 2, 3)),
+    "einsum operand type": lambda b: b.einsum("ij", 3),
+    "einsum sublist range": lambda b: b.einsum(_m(b, 2, 3), [0, 60]),
+    "einsum spaces": lambda b: b.einsum("i j -> j i", _m(b, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("name", MISUSE)
+def test_errors_and_result_types_match_torch(name):
+    assert _outcome(engine, MISUSE[name]) == _outcome(torch, MISUSE[name])
+
+
+# Equations beyond the table's samples: the engine composes einsum as torch does, so the top
+# node, the values and the gradients (first and second order) agree.
+EQUATIONS = [
+    ("ij,jk->ki", [(2, 3), (3, 4)]), ("i,i->", [(3,), (3,)]), ("ii,i->i", [(3, 3), (3,)]),
+    ("bn,anm,bm->ba", [(2, 3), (4, 3, 5), (2, 5)]), ("i,i,i->", [(3,), (3,), (3,)]),
+    ("...i,...i->...", [(2, 1, 3), (4, 3)]), ("ij,ji->", [(3, 3), (3, 3)]), ("iij,jk->ik", [(2, 2, 3), (3, 4)]),
+    ("Ab,bA->A", [(2, 3), (3, 2)]), ("ab...,b...->a", [(2, 3, 4), (3, 4)]), ("i,->i", [(3,), ()]),
+    ("...,...", [(2, 1), (3,)]), ("bij,bjk->", [(2, 2, 3), (1, 3, 2)]), ("ij,jk->ijk", [(2, 3), (3, 4)]),
+]
+
+
+def _einsum_run(backend, equation, arrays):
+    operands = [backend.tensor(a.tolist() if a.ndim else float(a), dtype=backend.float64, requires_grad=True)
+                for a in arrays]
+    out = backend.einsum(equation, *operands)
+    weights = np.linspace(-1, 1, out.numel()).reshape(tuple(out.shape))
+    total = (out * backend.tensor(weights.tolist() if out.ndim else 0.5, dtype=backend.float64)).sum()
+    grads = backend.autograd.grad(total, operands, create_graph=True) if backend is torch else None
+    if backend is engine:
+        total.backward(create_graph=True)   # the engine has no autograd.grad yet
+        grads = [t.grad for t in operands]
+        for t in operands:
+            t.grad = None
+    second = sum((g * g).sum() for g in grads)
+    if backend is torch:
+        second = torch.autograd.grad(second, operands, allow_unused=True)
+    else:
+        second.backward()
+        second = [t.grad for t in operands]
+    return (out.grad_fn.name(), out.detach().numpy(), [g.detach().numpy() for g in grads],
+            [None if s is None else s.detach().numpy() for s in second])
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
+@pytest.mark.parametrize("equation, shapes", EQUATIONS, ids=[e for e, _ in EQUATIONS])
+def test_einsum_composition_matches_torch(equation, shapes):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in shapes]
+    got, want = _einsum_run(engine, equation, arrays), _einsum_run(torch, equation, arrays)
+    assert got[0] == want[0]
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-12)
+    for g, w in zip(got[2] + got[3], want[2] + want[3]):
+        if w is None or g is None:
+            assert not np.any(w if g is None else g)
+        else:
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_einsum_diagonal_is_a_view_as_in_torch():
+    for backend in (engine, torch):
+        x = backend.tensor([[1.0, 2.0], [3.0, 4.0]])
+        backend.einsum("ii->i", x).zero_()
+        assert x.tolist() == [[0.0, 2.0], [3.0, 0.0]], backend.__name__
+
+
+def test_trace_gradient_is_the_identity_pattern_and_saves_nothing():
+    # d trace(A) / dA = eye(n, m) (also for non-square A); TraceBackward0 saves only sizes,
+    # so a second backward without retain_graph works in torch and in the engine.
+    for backend in (engine, torch):
+        a = backend.tensor(np.arange(6.0).reshape(2, 3).tolist(), dtype=backend.float64, requires_grad=True)
+        out = backend.trace(a)
+        out.backward()
+        out.backward()
+        assert a.grad.tolist() == (2 * np.eye(2, 3)).tolist(), backend.__name__
+
+
+def _loss(a, b):
+    """A scalar through einsum, mm, trace, mv, dot and outer."""
+    ab = engine.mm(a, b)
+    return (engine.einsum("ij,jk->", a, b) + engine.trace(ab)
+            + engine.dot(engine.mv(ab, engine.ones(4, dtype=engine.float64)),
+                         engine.ones(2, dtype=engine.float64))
+            + engine.outer(engine.mv(a, engine.ones(3, dtype=engine.float64)),
+                           engine.ones(2, dtype=engine.float64)).sum())
+
+
+def test_gradients_match_finite_differences_in_float64():
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal((2, 3)), rng.standard_normal((3, 4))]
+    leaves = [engine.tensor(x.tolist(), dtype=engine.float64, requires_grad=True) for x in arrays]
+    _loss(*leaves).backward()
+    eps = 1e-6
+    for k, x0 in enumerate(arrays):
+        numeric = np.zeros_like(x0)
+        for idx in np.ndindex(x0.shape):
+            values = []
+            for delta in (eps, -eps):
+                moved = [x.copy() for x in arrays]
+                moved[k][idx] += delta
+                values.append(float(_loss(*(engine.tensor(x.tolist(), dtype=engine.float64) for x in moved))))
+            numeric[idx] = (values[0] - values[1]) / (2 * eps)
+        np.testing.assert_allclose(leaves[k].grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
