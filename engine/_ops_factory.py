@@ -12,11 +12,10 @@ import numbers
 
 import numpy as np
 
-from . import _dtype
+from . import _dtype, _random
 from ._tensor import Tensor, _require_float_for_grad
 
-# The engine's random number generator (torch.default_generator's counterpart).
-_generator = np.random.default_rng()
+from ._random import generator as _generator
 
 _SCALAR_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
 _INT64_MAX = 2 ** 63 - 1
@@ -28,7 +27,7 @@ def manual_seed(seed) -> np.random.Generator:
     if not -2 ** 63 <= seed < 2 ** 64:
         raise ValueError("Overflow when unpacking long long")
     # NOTE: torch reads a negative seed as its unsigned 64-bit value (-1 -> 2**64 - 1).
-    _generator.bit_generator.state = np.random.PCG64(seed % 2 ** 64).state
+    _random.seed(seed % 2 ** 64)
     return _generator
 
 

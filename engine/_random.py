@@ -1,7 +1,9 @@
-"""The engine's random number generator, seeded by `engine.manual_seed`.
+"""The engine's random number generator (torch.default_generator's counterpart).
 
-The engine draws its own numbers (they need not equal torch's); the same seed
-gives the same numbers within the engine.
+Every random op of the engine (rand, randn, randint, dropout, nn.Linear's
+initialization) draws from `generator`; `engine.manual_seed` reseeds it in
+place. The engine's numbers need not equal torch's; the same seed gives the
+same numbers within the engine.
 """
 from __future__ import annotations
 
@@ -10,11 +12,9 @@ import numpy as np
 generator = np.random.default_rng()
 
 
-def manual_seed(seed: int) -> np.random.Generator:
-    """Reseed the engine's generator; returns it (torch returns its Generator)."""
-    global generator
-    generator = np.random.default_rng(int(seed))
-    return generator
+def seed(value: int) -> None:
+    """Reseed `generator` in place, so that every holder of it sees the new stream."""
+    generator.bit_generator.state = np.random.PCG64(value).state
 
 
 def uniform(low: float, high: float, shape, dtype) -> np.ndarray:

@@ -14,16 +14,11 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype
-from .. import _ops
+from .. import _dtype, _ops, _random
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
                     record, v_data, v_masked_zero,
                     v_mm, v_reshape, v_t, v_where)
 from .._tensor import Tensor, _wrap_dim
-
-# NOTE: torch draws dropout masks from its global generator; this module-level generator
-# stands in for it until the engine has one shared generator behind manual_seed.
-_generator = np.random.default_rng()
 
 _TORCH_TYPE_NAMES = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
 
@@ -431,7 +426,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     if p == 1:
         noise = np.zeros(shape, input.dtype.np)
     else:
-        noise = (_generator.random(shape) < 1 - p).astype(input.dtype.np) / np.asarray(1 - p, input.dtype.np)
+        noise = (_random.generator.random(shape) < 1 - p).astype(input.dtype.np) / np.asarray(1 - p, input.dtype.np)
     return _ops.mul(input, Tensor._make(noise, input.dtype))
 
 
