@@ -147,11 +147,10 @@ class Node:
             self.ctx.drop_saved()
 
 
-_TYPE_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
 
 
 def _modified_message(tensor, version, producer) -> str:
-    described = f"[torch.{_TYPE_NAMES[tensor.dtype.name]}Tensor [{', '.join(map(str, tensor.shape))}]]"
+    described = f"[torch.{tensor.dtype.scalar_name}Tensor [{', '.join(map(str, tensor.shape))}]]"
     if producer is not None:
         op = type(producer).__name__
         op = op[:op.rindex("Backward")] if "Backward" in op else op

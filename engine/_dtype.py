@@ -13,14 +13,16 @@ import numpy as np
 class dtype:
     """A tensor element type; prints as torch does (`torch.float32`)."""
 
-    __slots__ = ("name", "np", "category", "is_floating_point", "itemsize")
+    __slots__ = ("name", "np", "category", "is_floating_point", "itemsize", "scalar_name", "cpp_name")
 
-    def __init__(self, name: str, np_dtype, category: int):
+    def __init__(self, name: str, np_dtype, category: int, scalar_name: str, cpp_name: str):
         self.name = name
         self.np = np.dtype(np_dtype)
         self.category = category            # 0 bool, 1 integer, 2 floating point
         self.is_floating_point = category == 2
         self.itemsize = self.np.itemsize
+        self.scalar_name = scalar_name      # how torch's messages name it: "Float", "Long"
+        self.cpp_name = cpp_name            # how torch's C++ checks name it: "float", "long int"
 
     def __repr__(self) -> str:
         return f"torch.{self.name}"
@@ -29,10 +31,10 @@ class dtype:
         return (_by_name, (self.name,))
 
 
-bool_ = dtype("bool", np.bool_, 0)
-int64 = dtype("int64", np.int64, 1)
-float32 = dtype("float32", np.float32, 2)
-float64 = dtype("float64", np.float64, 2)
+bool_ = dtype("bool", np.bool_, 0, "Bool", "bool")
+int64 = dtype("int64", np.int64, 1, "Long", "long int")
+float32 = dtype("float32", np.float32, 2, "Float", "float")
+float64 = dtype("float64", np.float64, 2, "Double", "double")
 
 DTYPES = (bool_, int64, float32, float64)
 _BY_NAME = {d.name: d for d in DTYPES}

@@ -243,6 +243,8 @@ def v_transpose(x, dim0: int, dim1: int, rule=None):
 
 
 def v_t(x):
+    if x.ndim < 2:
+        return x    # t() of a 0-d or 1-d tensor is the tensor itself
     return _transpose(x, 0, 1, _T) if isinstance(x, Tensor) else x.T
 
 
@@ -604,7 +606,7 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
         if not input.dtype.is_floating_point:
             raise RuntimeError(
                 "mean(): could not infer output dtype. Input dtype must be either a floating point "
-                f"or complex dtype. Got: {_TORCH_SCALAR_NAMES[input.dtype.name]}")
+                f"or complex dtype. Got: {input.dtype.scalar_name}")
         dt = input.dtype
     else:
         dt = input.dtype if input.dtype.is_floating_point else _dtype.int64
@@ -620,7 +622,6 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
                   self_shape=x.shape, count=count)
 
 
-_TORCH_SCALAR_NAMES = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
 
 
 def sum(input, dim=None, keepdim: bool = False) -> Tensor:
@@ -653,14 +654,9 @@ _BMM = Rule("BmmBackward0",
                             v_bmm(v_transpose(ctx.self, 1, 2), g) if ctx.needs[1] else None),
             ("self", "mat2"), saves={"mat2": 0, "self": 1})
 
-_TORCH_TYPE_NAMES = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
-
-
-def _same_dtype(a: Tensor, b: Tensor, message: str):
-    if a.dtype is not b.dtype:
-        raise RuntimeError(message.format(a=_TORCH_TYPE_NAMES[a.dtype.name], b=_TORCH_TYPE_NAMES[b.dtype.name],
-                                          ta=a.dtype.name.replace("float32", "float").replace("float64", "double"),
-                                          tb=b.dtype.name.replace("float32", "float").replace("float64", "double")))
+def _not_for_bool(t: Tensor, kernel: str):
+    if t.dtype is _dtype.bool_:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
 
 
 def _product(rule, a: Tensor, b: Tensor) -> Tensor:
@@ -669,38 +665,53 @@ def _product(rule, a: Tensor, b: Tensor) -> Tensor:
     return record(rule, (a, b), data, a.dtype)
 
 
+# The products check sizes, then dtypes, then bool support, in torch's order and words.
+
 def _dot(a: Tensor, b: Tensor) -> Tensor:
-    _same_dtype(a, b, "dot : expected both vectors to have same dtype, but found {a} and {b}")
-    if a._data.shape[0] != b._data.shape[0]:
-        n, m = a._data.shape[0], b._data.shape[0]
+    n, m = a._data.shape[0], b._data.shape[0]
+    if n != m:
         raise RuntimeError(
             f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same number "
             f"of elements, but got {n} and {m} elements respectively")
+    if a.dtype is not b.dtype:
+        raise RuntimeError("dot : expected both vectors to have same dtype, but found "
+                           f"{a.dtype.scalar_name} and {b.dtype.scalar_name}")
+    _not_for_bool(a, "dot")
     return _product(_DOT, a, b)
 
 
 def _mv(a: Tensor, v: Tensor) -> Tensor:
-    _same_dtype(a, v, "expected m1 and m2 to have the same dtype, but got: {ta} != {tb}")
-    if a._data.shape[1] != v._data.shape[0]:
-        n, m = a._data.shape
-        raise RuntimeError(f"size mismatch, got input ({n}), mat ({n}x{m}), vec ({v._data.shape[0]})")
+    (n, m), k = a._data.shape, v._data.shape[0]
+    if m != k:
+        raise RuntimeError(f"size mismatch, got input ({n}), mat ({n}x{m}), vec ({k})")
+    if a.dtype is not v.dtype:
+        # NOTE: torch's mv is addmv into an output of vec's dtype; the message lists (out, mat, vec).
+        names = (v.dtype.scalar_name, a.dtype.scalar_name, v.dtype.scalar_name)
+        raise RuntimeError("addmv input tensors must have the same dtype, but got {}, {}, and {}".format(*names))
+    _not_for_bool(a, "addmv_impl_cpu")
     return _product(_MV, a, v)
 
 
 def _mm(a: Tensor, b: Tensor) -> Tensor:
-    _same_dtype(a, b, "expected m1 and m2 to have the same dtype, but got: {ta} != {tb}")
-    if a._data.shape[1] != b._data.shape[0]:
-        raise RuntimeError(
-            "mat1 and mat2 shapes cannot be multiplied ({}x{} and {}x{})".format(*a._data.shape, *b._data.shape))
+    (n, k), (k2, p) = a._data.shape, b._data.shape
+    if k != k2:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{p})")
+    if a.dtype is not b.dtype:
+        raise RuntimeError("expected m1 and m2 to have the same dtype, but got: "
+                           f"{a.dtype.cpp_name} != {b.dtype.cpp_name}")
+    _not_for_bool(a, "addmm_impl_cpu_")
     return _product(_MM, a, b)
 
 
 def _bmm(a: Tensor, b: Tensor) -> Tensor:
-    _same_dtype(a, b, "expected scalar type {a} but found {b}")
     (n, _, k), (n2, k2, _) = a._data.shape, b._data.shape
     if (n2, k2) != (n, k):
         raise RuntimeError(
             f"Expected size for first two dimensions of batch2 tensor to be: [{n}, {k}] but got: [{n2}, {k2}].")
+    if a.dtype is not b.dtype:
+        raise RuntimeError(f"expected scalar type {a.dtype.scalar_name} "
+                           f"but found {b.dtype.scalar_name}")
+    _not_for_bool(a, "bmm")
     return _product(_BMM, a, b)
 
 
@@ -724,7 +735,6 @@ def matmul(input, other) -> Tensor:
     if d1 == 2 and d2 == 1:
         return _mv(input, other)
     if d1 == 1 and d2 == 2:
-        _same_dtype(input, other, "expected m1 and m2 to have the same dtype, but got: {ta} != {tb}")
         return _reshape(_mm(_reshape(input, (1, -1), _UNSQUEEZE), other), other._data.shape[1:],
                         _SQUEEZE_INPLACE)
     if d1 == 2 and d2 == 2:

@@ -17,7 +17,6 @@ from ._tensor import Tensor, _require_float_for_grad
 
 from ._random import generator as _generator
 
-_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
 _INT64_MAX = 2 ** 63 - 1
 
 
@@ -311,7 +310,7 @@ def _random_dtype(op: str, dtype, kernel: str):
     _check_dtype(op, dtype)
     dt = dtype or _dtype.default_float
     if not dt.is_floating_point:
-        raise NotImplementedError(f'"{kernel}" not implemented for \'{_SCALAR_NAMES[dt.name]}\'')
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{dt.scalar_name}\'')
     return dt
 
 

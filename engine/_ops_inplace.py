@@ -18,7 +18,6 @@ from ._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _scala
                    v_zeros_like)
 from ._tensor import Tensor
 
-_TORCH_TYPE_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
 
 
 def check_writable(self: Tensor) -> None:
@@ -40,8 +39,8 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                            f"{list(result.shape)}")
     if result.dtype.category > self.dtype.category:
-        raise RuntimeError(f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the "
-                           f"desired output type {_TORCH_TYPE_NAMES[self.dtype.name]}")
+        raise RuntimeError(f"result type {result.dtype.scalar_name} can't be cast to the "
+                           f"desired output type {self.dtype.scalar_name}")
     node = result.grad_fn
     if node is not None and self._base is not None:
         # NOTE: torch rebases the base's history onto the view (CopySlices); the engine

@@ -21,15 +21,6 @@ from ._ops import (_UNSQUEEZE, _VIEW, Rule, _check_tensor, _reshape, record, v_e
 from ._tensor import Tensor
 
 # torch's names of the supported dtypes: in "expected scalar type" messages and in C++ type names.
-_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
-_CPP_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "bool": "bool"}
-
-
-def _not_for_bool(t: Tensor, kernel: str):
-    if t.dtype.name == "bool":
-        raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
-
-
 def _check_dim(t: Tensor, ndim: int, message: str):
     if t.ndim != ndim:
         raise RuntimeError(message)
@@ -44,13 +35,6 @@ def mm(input, mat2) -> Tensor:
     _check_tensor(mat2, "mm", "mat2", 2)
     _check_dim(input, 2, "self must be a matrix")
     _check_dim(mat2, 2, "mat2 must be a matrix")
-    (n, k), (k2, p) = input.shape, mat2.shape
-    if k != k2:
-        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{p})")
-    if input.dtype is not mat2.dtype:
-        raise RuntimeError("expected m1 and m2 to have the same dtype, but got: "
-                           f"{_CPP_NAMES[input.dtype.name]} != {_CPP_NAMES[mat2.dtype.name]}")
-    _not_for_bool(input, "addmm_impl_cpu_")
     return _ops._mm(input, mat2)
 
 
@@ -59,14 +43,6 @@ def bmm(input, mat2) -> Tensor:
     _check_tensor(mat2, "bmm", "mat2", 2)
     _check_dim(input, 3, "batch1 must be a 3D tensor")
     _check_dim(mat2, 3, "batch2 must be a 3D tensor")
-    (b, _, k), (b2, k2, _) = input.shape, mat2.shape
-    if (b2, k2) != (b, k):
-        raise RuntimeError(
-            f"Expected size for first two dimensions of batch2 tensor to be: [{b}, {k}] but got: [{b2}, {k2}].")
-    if input.dtype is not mat2.dtype:
-        raise RuntimeError(f"expected scalar type {_SCALAR_NAMES[input.dtype.name]} "
-                           f"but found {_SCALAR_NAMES[mat2.dtype.name]}")
-    _not_for_bool(input, "bmm")
     return _ops._bmm(input, mat2)
 
 
@@ -78,14 +54,6 @@ def mv(input, vec) -> Tensor:
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     if input.ndim != 2 or vec.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {input.ndim}, {vec.ndim}")
-    (n, m), k = input.shape, vec.shape[0]
-    if m != k:
-        raise RuntimeError(f"size mismatch, got input ({n}), mat ({n}x{m}), vec ({k})")
-    if input.dtype is not vec.dtype:
-        # NOTE: torch's mv is addmv into an output of vec's dtype; the message lists (out, mat, vec).
-        names = (_SCALAR_NAMES[vec.dtype.name], _SCALAR_NAMES[input.dtype.name], _SCALAR_NAMES[vec.dtype.name])
-        raise RuntimeError("addmv input tensors must have the same dtype, but got {}, {}, and {}".format(*names))
-    _not_for_bool(input, "addmv_impl_cpu")
     return _ops._mv(input, vec)
 
 
@@ -94,15 +62,6 @@ def dot(input, tensor) -> Tensor:
     _check_tensor(tensor, "dot", "tensor", 2)
     if input.ndim != 1 or tensor.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {tensor.ndim}D tensors")
-    n, m = input.shape[0], tensor.shape[0]
-    if n != m:
-        raise RuntimeError(
-            f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same number "
-            f"of elements, but got {n} and {m} elements respectively")
-    if input.dtype is not tensor.dtype:
-        raise RuntimeError("dot : expected both vectors to have same dtype, but found "
-                           f"{_SCALAR_NAMES[input.dtype.name]} and {_SCALAR_NAMES[tensor.dtype.name]}")
-    _not_for_bool(input, "dot")
     return _ops._dot(input, tensor)
 
 
@@ -144,7 +103,7 @@ def trace(input) -> Tensor:
     _check_tensor(input, "trace")
     if input.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
-    _not_for_bool(input, "trace")
+    _ops._not_for_bool(input, "trace")
     dt = input.dtype
     return record(_TRACE, (input,), np.trace(input._data, dtype=dt.np), dt, self_shape=input.shape)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _dtype
 from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _reduction_dims, _reshape, _transpose,
-                   _TORCH_SCALAR_NAMES, exp, mean, record, save_for_backward, sum as _sum, v_data, v_expand, v_masked_zero,
+                   exp, mean, record, save_for_backward, sum as _sum, v_data, v_expand, v_masked_zero,
                    v_reshape, v_transpose, v_where, where)
 from ._tensor import Tensor, _wrap_dim
 
@@ -585,16 +585,16 @@ def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     p = float(p)
     if not input.dtype.is_floating_point:
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as input. "
-                           f"Got {_TORCH_SCALAR_NAMES[input.dtype.name]}")
+                           f"Got {input.dtype.scalar_name}")
     dt = input.dtype
     if dtype is not None:
         if not dtype.is_floating_point:
             raise RuntimeError(f"linalg.vector_norm: dtype should be floating point or complex, but got "
-                               f"{_TORCH_SCALAR_NAMES[dtype.name]}")
+                               f"{dtype.scalar_name}")
         if _dtype.promote(dt, dtype) is not dtype:
             raise RuntimeError(
-                f"linalg.vector_norm: the dtype of the input ({_TORCH_SCALAR_NAMES[dt.name]}) should be "
-                f"convertible without narrowing to the specified dtype ({_TORCH_SCALAR_NAMES[dtype.name]})")
+                f"linalg.vector_norm: the dtype of the input ({dt.scalar_name}) should be "
+                f"convertible without narrowing to the specified dtype ({dtype.scalar_name})")
         dt = dtype
     dims = _reduction_dims(dim, x.ndim)
     axes = _axes(dims, x.ndim)

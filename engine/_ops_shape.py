@@ -104,7 +104,6 @@ def _infer_size(shape: tuple, numel: int) -> tuple:
     raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
 
 
-_TYPE_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
 
 # ---------------------------------------------------------------------------------
 # Value helpers for rules: numpy arrays in a plain backward, tensors with create_graph
@@ -373,7 +372,7 @@ def _expand_shape(input: Tensor, sizes: tuple) -> tuple:
     shape = input._data.shape
     if len(sizes) < len(shape):
         raise RuntimeError(
-            f"expand(torch.{_TYPE_NAMES[input.dtype.name]}Tensor{{{list(shape)}}}, size={list(sizes)}): the number "
+            f"expand(torch.{input.dtype.scalar_name}Tensor{{{list(shape)}}}, size={list(sizes)}): the number "
             f"of sizes provided ({len(sizes)}) must be greater or equal to the number of dimensions in the tensor "
             f"({len(shape)})")
     lead = len(sizes) - len(shape)

@@ -20,7 +20,6 @@ from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expa
                     v_mm, v_reshape, v_t, v_where)
 from .._tensor import Tensor, _wrap_dim
 
-_TORCH_TYPE_NAMES = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
 
 
 # ---------------------------------------------------------------------------------
@@ -169,8 +168,10 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{m})")
     if bias.dtype is not mat2.dtype:
         raise RuntimeError(f"self and mat2 must have the same dtype, but got "
-                           f"{_TORCH_TYPE_NAMES[bias.dtype.name]} and {_TORCH_TYPE_NAMES[mat2.dtype.name]}")
-    _ops._same_dtype(mat1, mat2, "expected m1 and m2 to have the same dtype, but got: {ta} != {tb}")
+                           f"{bias.dtype.scalar_name} and {mat2.dtype.scalar_name}")
+    if mat1.dtype is not mat2.dtype:
+        raise RuntimeError("expected m1 and m2 to have the same dtype, but got: "
+                           f"{mat1.dtype.cpp_name} != {mat2.dtype.cpp_name}")
     _check_expand(bias, (n, m))
     with _errstate():
         data = bias._data + mat1._data @ mat2._data
@@ -180,7 +181,7 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
 def _check_expand(t: Tensor, shape: tuple):
     """torch's expand errors, for an operand broadcast to `shape`."""
     sizes = t._data.shape
-    name = f"torch.{_TORCH_TYPE_NAMES[t.dtype.name]}Tensor"
+    name = f"torch.{t.dtype.scalar_name}Tensor"
     if len(sizes) > len(shape):
         raise RuntimeError(f"expand({name}{{{list(sizes)}}}, size={list(shape)}): the number of sizes provided "
                            f"({len(shape)}) must be greater or equal to the number of dimensions in the tensor "
@@ -200,7 +201,7 @@ def _check_expand(t: Tensor, shape: tuple):
 def _float_input(op: str, kernel: str, input) -> None:
     _check_tensor(input, op)
     if not input.dtype.is_floating_point:
-        raise NotImplementedError(f'"{kernel}" not implemented for \'{_TORCH_TYPE_NAMES[input.dtype.name]}\'')
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{input.dtype.scalar_name}\'')
 
 
 def _no_inplace(op: str, inplace: bool):
@@ -366,7 +367,7 @@ def _softmax_args(name: str, input, dim, stacklevel: int, dtype):
     dim = _wrap_dim(dim, input.ndim)
     if not input.dtype.is_floating_point:
         kernel = "lastdim_kernel_impl" if dim == max(input.ndim - 1, 0) else "kernel_impl"
-        raise NotImplementedError(f'"{name}_{kernel}" not implemented for \'{_TORCH_TYPE_NAMES[input.dtype.name]}\'')
+        raise NotImplementedError(f'"{name}_{kernel}" not implemented for \'{input.dtype.scalar_name}\'')
     return input, dim
 
 
@@ -421,7 +422,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
         return input
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"result type Float can't be cast to the desired output type "
-                           f"{_TORCH_TYPE_NAMES[input.dtype.name]}")
+                           f"{input.dtype.scalar_name}")
     shape = input._data.shape
     if p == 1:
         noise = np.zeros(shape, input.dtype.np)
@@ -512,8 +513,8 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
             raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no classes but "
                                f"got weight tensor of shape: {list(weight._data.shape)}")
         if weight.dtype is not input.dtype:
-            raise RuntimeError(f"expected scalar type {_TORCH_TYPE_NAMES[input.dtype.name]} but found "
-                               f"{_TORCH_TYPE_NAMES[weight.dtype.name]}")
+            raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found "
+                               f"{weight.dtype.scalar_name}")
         _check_no_grad(weight, function, "weight")
     x3 = x.reshape(n, c, k)
     t2 = target._data.reshape(n, k)
@@ -560,7 +561,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
         raise ValueError(f"Expected input batch_size ({input._data.shape[0]}) to match target batch_size "
                          f"({target._data.shape[0]}).")
     if target.dtype is not _dtype.int64:
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_TORCH_TYPE_NAMES[target.dtype.name]}")
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {target.dtype.scalar_name}")
     if input.ndim <= 2:
         return _nll(_NLL_LOSS, input, target, weight, reduction, ignore_index, "nll_loss_forward")
     shape = input._data.shape
@@ -593,7 +594,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     if input._data.shape == target._data.shape:
         if not target.dtype.is_floating_point:
             raise RuntimeError(f"Expected floating point type for target with class probabilities, got "
-                               f"{_TORCH_TYPE_NAMES[target.dtype.name]}")
+                               f"{target.dtype.scalar_name}")
         if ignore_index >= 0:
             raise RuntimeError("ignore_index is not supported for floating point target")
         return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing, class_dim)
@@ -676,7 +677,7 @@ def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reducti
     """A loss torch computes as one node over (input, target) with the reduction inside."""
     dt = _dtype.promote(input.dtype, target.dtype)
     if not dt.is_floating_point:
-        raise NotImplementedError(f'"{kernel}" not implemented for \'{_TORCH_TYPE_NAMES[dt.name]}\'')
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{dt.scalar_name}\'')
     with _errstate():
         losses = fn(_as(input, dt), _as(target, dt))
         data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=dt.np)
@@ -791,10 +792,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         _check_no_grad(weight, "binary_cross_entropy", "weight")
         weights = np.broadcast_to(_as(weight, input.dtype), shape)
     if target.dtype is not input.dtype:
-        raise RuntimeError(f"Found dtype {_TORCH_TYPE_NAMES[target.dtype.name]} but expected "
-                           f"{_TORCH_TYPE_NAMES[input.dtype.name]}")
+        raise RuntimeError(f"Found dtype {target.dtype.scalar_name} but expected "
+                           f"{input.dtype.scalar_name}")
     if not input.dtype.is_floating_point:
-        raise NotImplementedError(f'"binary_cross_entropy" not implemented for \'{_TORCH_TYPE_NAMES[input.dtype.name]}\'')
+        raise NotImplementedError(f'"binary_cross_entropy" not implemented for \'{input.dtype.scalar_name}\'')
     x, t = input._data, target._data
     if not np.all((x >= 0) & (x <= 1)):
         raise RuntimeError("all elements of input should be between 0 and 1")
@@ -882,7 +883,7 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None)
         raise NotImplementedError(f"engine.nn.functional.normalize: p={p} is not supported (p >= 1, finite)")
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
-                           f"Got {_TORCH_TYPE_NAMES[input.dtype.name]}")
+                           f"Got {input.dtype.scalar_name}")
     dim = _wrap_dim(dim, input.ndim)
     norm = _vector_norm_keepdim(input, float(p), dim if input.ndim else None)
     return _ops.div(input, _expand(_clamp_min(norm, eps), input._data.shape))
