@@ -38,16 +38,28 @@ def _type_name(x) -> str:
 def _invalid_arguments(op: str, args, signatures) -> TypeError:
     """torch's overload-resolution error: which argument types were given, which are accepted.
 
-    A signature is a string, or (string, True) for the overloads after which torch
-    notes which arguments had invalid types.
+    A signature is a string, or (string, marks) for the overloads after which torch
+    notes which arguments had invalid types: marks "fit" marks (with "!float!") each
+    argument whose type does not fit its parameter, "all" marks every argument.
     """
+    def marked(signature: str, marks: str) -> str:
+        params = [p.split()[0] for p in signature.split(", ") if p != "*"]
+        fits = {"Tensor": lambda a: isinstance(a, Tensor), "Number": _is_number}
+        return "(" + ", ".join(_type_name(a) if marks == "fit" and fits[p](a) else f"!{_type_name(a)}!"
+                               for a, p in zip(args, params)) + ")"
+
     got = ", ".join(_type_name(a) for a in args)
-    marked = "(" + ", ".join(f"!{_type_name(a)}!" for a in args) + ")"
     accepted = "".join(
-        f" * ({s[0]})\n      didn't match because some of the arguments have invalid types: {marked}\n"
+        f" * ({s[0]})\n      didn't match because some of the arguments have invalid types: {marked(*s)}\n"
         if isinstance(s, tuple) else f" * ({s})\n" for s in signatures)
     return TypeError(f"{op}() received an invalid combination of arguments - got ({got}), "
                      f"but expected one of:\n{accepted}")
+
+
+def _full(data: np.ndarray, shape: tuple) -> np.ndarray:
+    """`data` broadcast to the result shape, as a writable array of its own (not a view)."""
+    data = np.asarray(data)
+    return data if data.shape == shape else np.broadcast_to(data, shape).copy()
 
 
 def _plain(data: np.ndarray, dt) -> Tensor:
@@ -361,12 +373,14 @@ def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if all(b is None or isinstance(b, Tensor) for b in bounds):
         return _clamp_tensor(input, min, max)
-    # NOTE: as torch's overload resolution, a 0-d tensor next to a number is read as a number.
-    if all(b is None or _is_number(b) or (isinstance(b, Tensor) and b.ndim == 0) for b in bounds):
+    # NOTE: as torch's overload resolution, a 0-d tensor that does not require grad, next to a
+    # number, is read as a number.
+    if all(b is None or _is_number(b) or (isinstance(b, Tensor) and b.ndim == 0 and not b.requires_grad)
+           for b in bounds):
         lo, hi = (b.item() if isinstance(b, Tensor) else b for b in bounds)
-        if input.dtype is _dtype.bool_:
-            raise _not_implemented_for("clamp_scalar_cpu", input.dtype)
         dt = _dtype.result_type([input], [b for b in (lo, hi) if b is not None])
+        if dt is _dtype.bool_:
+            raise _not_implemented_for("clamp_scalar_cpu", dt)
         return _clamp_scalar(_CLAMP_SCALAR, input, lo, hi, dt)
     raise _invalid_arguments("clamp", tuple(a for a in (input, min, max) if a is not None)
                              if max is None else (input, min, max), _CLAMP_SIGNATURES)
@@ -395,7 +409,7 @@ def _clamp_tensor(input: Tensor, lo, hi) -> Tensor:
         if hi is not None:
             x = np.minimum(x, _as(hi, dt))
     rule = _CLAMP_TENSOR[lo is not None, hi is not None]
-    return record(rule, (input, *present), np.broadcast_to(x, shape), dt,
+    return record(rule, (input, *present), _full(x, shape), dt,
                   has_min=lo is not None, has_max=hi is not None)
 
 
@@ -425,7 +439,7 @@ def _clamp_one_side(op: str, input, bound, scalar_rule: Rule, tensor_rule: Rule)
         shape = _broadcast_shape(input._data.shape, bound._data.shape)
         fn = np.maximum if name == "min" else np.minimum
         with _errstate():
-            data = np.broadcast_to(fn(_as(input, dt), _as(bound, dt)), shape)
+            data = _full(fn(_as(input, dt), _as(bound, dt)), shape)
         return record(tensor_rule, (input, bound), data, dt)
     if not _is_number(bound):
         raise _invalid_arguments(op, (input, bound), (f"Tensor input, Tensor {name}, *, Tensor out = None",
@@ -526,6 +540,11 @@ def _remainder(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where((mod != 0) & ((y < 0) != (mod < 0)), mod + y, mod)
 
 
+# The overloads of binary ops that accept a number on either side (remainder, bitwise_and, ...).
+_NUMBER_SELF_SIGNATURES = ("Tensor input, Tensor other, *, Tensor out = None",
+                           ("Number self, Tensor other", "all"),
+                           "Tensor input, Number other, *, Tensor out = None")
+
 _REMAINDER_SCALAR = Rule("RemainderBackward0", lambda ctx, g: (g,))
 _REMAINDER = Rule("RemainderBackward1",
                   lambda ctx, g: (g if ctx.needs[0] else None,
@@ -548,11 +567,6 @@ def remainder(input, other) -> Tensor:
         return record(_REMAINDER_SCALAR, (a,), data, dt)
     return record(_REMAINDER_NUMBER_SELF, (a, b), data, dt)
 
-
-# The overloads of binary ops that accept a number on either side (remainder, bitwise_and, ...).
-_NUMBER_SELF_SIGNATURES = ("Tensor input, Tensor other, *, Tensor out = None",
-                           ("Number self, Tensor other", True),
-                           "Tensor input, Number other, *, Tensor out = None")
 
 
 _FMOD_SCALAR = Rule("FmodBackward0", lambda ctx, g: (g,))
@@ -714,10 +728,10 @@ def lerp(input, end, weight) -> Tensor:
     if tensor_weight:
         shape = _broadcast_shape(shape, weight._data.shape)
         data = _lerp(input._data, end._data, _as(weight, dt))
-        return record(_LERP_TENSOR, (input, end, weight), np.broadcast_to(data, shape), dt)
+        return record(_LERP_TENSOR, (input, end, weight), _full(data, shape), dt)
     w = np.asarray(weight, dt.np)
     data = _lerp(input._data, end._data, w)
-    return record(_LERP_SCALAR, (input, end), np.broadcast_to(data, shape), dt, weight=float(weight))
+    return record(_LERP_SCALAR, (input, end), _full(data, shape), dt, weight=float(weight))
 
 
 def _check_three(op: str, input, tensor1, tensor2):
@@ -743,7 +757,7 @@ def addcmul(input, tensor1, tensor2, *, value=1) -> Tensor:
     v = np.asarray(value, np.float64).astype(dt.np)
     with _errstate():
         data = _as(input, dt) + v * _as(tensor1, dt) * _as(tensor2, dt)
-    return record(_ADDCMUL, (input, tensor1, tensor2), np.broadcast_to(data, shape), dt, value=v.item())
+    return record(_ADDCMUL, (input, tensor1, tensor2), _full(data, shape), dt, value=v.item())
 
 
 # NOTE: torch saves tensor2 when tensor1 or tensor2 needs a gradient; the engine's saves
@@ -770,13 +784,13 @@ def addcdiv(input, tensor1, tensor2, *, value=1) -> Tensor:
     v = np.asarray(value, np.float64).astype(dt.np)
     with _errstate():
         data = _as(input, dt) + v * _as(tensor1, dt) / _as(tensor2, dt)
-    return record(_ADDCDIV, (input, tensor1, tensor2), np.broadcast_to(data, shape), dt, value=v.item())
+    return record(_ADDCDIV, (input, tensor1, tensor2), _full(data, shape), dt, value=v.item())
 
 
 _WHERE_SIGNATURES = ("Tensor condition", "Tensor condition, Tensor input, Tensor other, *, Tensor out = None",
-                     ("Tensor condition, Number self, Tensor other", True),
-                     ("Tensor condition, Tensor input, Number other", True),
-                     ("Tensor condition, Number self, Number other", True))
+                     ("Tensor condition, Number self, Tensor other", "fit"),
+                     ("Tensor condition, Tensor input, Number other", "fit"),
+                     ("Tensor condition, Number self, Number other", "fit"))
 
 
 def where(condition, input, other) -> Tensor:
