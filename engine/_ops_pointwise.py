@@ -3,5 +3,924 @@
 Each public function here is one op: it computes with numpy and calls
 `record(rule, inputs, result, dtype, **saved_values)`; its `Rule` is defined
 next to it. See `engine/_ops.py` for the conventions rules follow.
+
+Elementwise math (unary, binary, ternary), clamping, comparisons, logical and
+bitwise ops. Gradients follow torch 2.13's derivatives.yaml formulas, including
+its conventions at kinks, ties and domain edges (each marked `# NOTE:`).
 """
 from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from . import _dtype, _ops
+from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor, _errstate,
+                   _float_dtype, _is_number, _scalar_tensor, _unary_float, record, v_data,
+                   v_masked_zero, v_where)
+from ._tensor import Tensor
+
+# torch's names of the supported dtypes in kernel errors ("not implemented for 'Float'")
+# and in lerp's dtype check ("expected dtype float").
+_KERNEL_NAMES = {"bool": "Bool", "int64": "Long", "float32": "Float", "float64": "Double"}
+_C_NAMES = {"bool": "bool", "int64": "long int", "float32": "float", "float64": "double"}
+
+
+def _not_implemented_for(kernel: str, dt) -> NotImplementedError:
+    return NotImplementedError(f'"{kernel}" not implemented for \'{_KERNEL_NAMES[dt.name]}\'')
+
+
+def _type_name(x) -> str:
+    return "Tensor" if isinstance(x, Tensor) else type(x).__name__
+
+
+def _invalid_arguments(op: str, args, signatures) -> TypeError:
+    """torch's overload-resolution error: which argument types were given, which are accepted.
+
+    A signature is a string, or (string, marks) for the overloads after which torch
+    notes which arguments had invalid types: marks "fit" marks (with "!float!") each
+    argument whose type does not fit its parameter, "all" marks every argument.
+    """
+    def marked(signature: str, marks: str) -> str:
+        params = [p.split()[0] for p in signature.split(", ") if p != "*"]
+        fits = {"Tensor": lambda a: isinstance(a, Tensor), "Number": _is_number}
+        return "(" + ", ".join(_type_name(a) if marks == "fit" and fits[p](a) else f"!{_type_name(a)}!"
+                               for a, p in zip(args, params)) + ")"
+
+    got = ", ".join(_type_name(a) for a in args)
+    accepted = "".join(
+        f" * ({s[0]})\n      didn't match because some of the arguments have invalid types: {marked(*s)}\n"
+        if isinstance(s, tuple) else f" * ({s})\n" for s in signatures)
+    return TypeError(f"{op}() received an invalid combination of arguments - got ({got}), "
+                     f"but expected one of:\n{accepted}")
+
+
+def _full(data: np.ndarray, shape: tuple) -> np.ndarray:
+    """`data` broadcast to the result shape, as a writable array of its own (not a view)."""
+    data = np.asarray(data)
+    return data if data.shape == shape else np.broadcast_to(data, shape).copy()
+
+
+def _plain(data: np.ndarray, dt) -> Tensor:
+    """A result outside the graph (bool results, integer copies)."""
+    return Tensor._make(np.asarray(data, dtype=dt.np), dt)
+
+
+# ---------------------------------------------------------------------------------
+# Value helpers for rules (numpy arrays in a plain backward, tensors with create_graph)
+# ---------------------------------------------------------------------------------
+
+def v_zeros(g):
+    """A zero gradient shaped like `g` (torch's zeros_like(grad): no graph, NaN-free)."""
+    if isinstance(g, Tensor):
+        return Tensor._make(np.zeros(g._data.shape, g.dtype.np), g.dtype)
+    return np.zeros_like(g)
+
+
+def v_times_mask(g, mask: np.ndarray):
+    """`g * mask` for a boolean mask: a multiplication, so inf or NaN in `g` gives NaN."""
+    if isinstance(g, Tensor):
+        return g * Tensor._make(mask.astype(g.dtype.np), g.dtype)
+    return g * mask.astype(g.dtype)
+
+
+def v_sign(x):
+    return sign(x) if isinstance(x, Tensor) else _sign(x)
+
+
+def v_sin(x):
+    return sin(x) if isinstance(x, Tensor) else np.sin(x)
+
+
+def v_cos(x):
+    return cos(x) if isinstance(x, Tensor) else np.cos(x)
+
+
+def v_sinh(x):
+    return sinh(x) if isinstance(x, Tensor) else np.sinh(x)
+
+
+def v_cosh(x):
+    return cosh(x) if isinstance(x, Tensor) else np.cosh(x)
+
+
+def v_exp(x):
+    return _ops.exp(x) if isinstance(x, Tensor) else np.exp(x)
+
+
+def v_rsqrt(x):
+    return rsqrt(x) if isinstance(x, Tensor) else 1 / np.sqrt(x)
+
+
+def v_xlogy(x, y):
+    if isinstance(x, Tensor) or isinstance(y, Tensor):
+        return xlogy(x, y)
+    return _xlogy(x, y)
+
+
+def v_div_rounded(a, b, mode: str):
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return _div_rounded(a, b, mode)
+    return np.floor_divide(a, b) if mode == "floor" else np.trunc(a / b)
+
+
+# ---------------------------------------------------------------------------------
+# Elementwise unary ops computed in floating point (integer and bool inputs: float32)
+# ---------------------------------------------------------------------------------
+
+_LN2, _LN10 = 0.6931471805599453, 2.302585092994046
+
+_EXPM1 = Rule("Expm1Backward0", lambda ctx, g: (g * (ctx.result + 1),), saves={"result": None})
+_LOG2 = Rule("Log2Backward0", lambda ctx, g: (g / (ctx.self * _LN2),), saves={"self": None})
+_LOG10 = Rule("Log10Backward0", lambda ctx, g: (g / (ctx.self * _LN10),), saves={"self": None})
+_LOG1P = Rule("Log1PBackward0", lambda ctx, g: (g / (ctx.self + 1),), saves={"self": None})
+# NOTE: sqrt'(0) = g / (2 * 0) = inf (and -inf at -0.0), as torch's grad / (2 * result).
+_SQRT = Rule("SqrtBackward0", lambda ctx, g: (g / (2 * ctx.result),), saves={"result": None})
+_RSQRT = Rule("RsqrtBackward0", lambda ctx, g: (-0.5 * g * ctx.result ** 3,), saves={"result": None})
+_SIN = Rule("SinBackward0", lambda ctx, g: (g * v_cos(ctx.self),), saves={"self": None})
+_COS = Rule("CosBackward0", lambda ctx, g: (g * -v_sin(ctx.self),), saves={"self": None})
+_TAN = Rule("TanBackward0", lambda ctx, g: (g * (1 + ctx.result ** 2),), saves={"result": None})
+# NOTE: asin'(+-1) and acos'(+-1) are +-inf: torch computes rsqrt(1 - x * x), not 1 / sqrt(...).
+_ASIN = Rule("AsinBackward0", lambda ctx, g: (g * v_rsqrt(-ctx.self * ctx.self + 1),), saves={"self": None})
+_ACOS = Rule("AcosBackward0", lambda ctx, g: (g * -v_rsqrt(-ctx.self * ctx.self + 1),), saves={"self": None})
+_ATAN = Rule("AtanBackward0", lambda ctx, g: (g / (ctx.self * ctx.self + 1),), saves={"self": None})
+_SINH = Rule("SinhBackward0", lambda ctx, g: (g * v_cosh(ctx.self),), saves={"self": None})
+_COSH = Rule("CoshBackward0", lambda ctx, g: (g * v_sinh(ctx.self),), saves={"self": None})
+_ERF = Rule("ErfBackward0", lambda ctx, g: (2.0 / math.sqrt(math.pi) * v_exp(-(ctx.self ** 2)) * g,),
+            saves={"self": None})
+
+_erf_scalar = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # math.erf in double precision, rounded once to the input's dtype.
+    return np.asarray(_erf_scalar(np.asarray(x, np.float64)), np.float64).astype(x.dtype)
+
+
+def expm1(input) -> Tensor:
+    return _unary_float("expm1", _EXPM1, np.expm1, input)
+
+
+def log2(input) -> Tensor:
+    return _unary_float("log2", _LOG2, np.log2, input)
+
+
+def log10(input) -> Tensor:
+    return _unary_float("log10", _LOG10, np.log10, input)
+
+
+def log1p(input) -> Tensor:
+    return _unary_float("log1p", _LOG1P, np.log1p, input)
+
+
+def sqrt(input) -> Tensor:
+    return _unary_float("sqrt", _SQRT, np.sqrt, input)
+
+
+def rsqrt(input) -> Tensor:
+    return _unary_float("rsqrt", _RSQRT, lambda x: 1 / np.sqrt(x), input)
+
+
+def reciprocal(input) -> Tensor:
+    _check_tensor(input, "reciprocal")
+    return _ops._reciprocal(input)
+
+
+def sin(input) -> Tensor:
+    return _unary_float("sin", _SIN, np.sin, input)
+
+
+def cos(input) -> Tensor:
+    return _unary_float("cos", _COS, np.cos, input)
+
+
+def tan(input) -> Tensor:
+    return _unary_float("tan", _TAN, np.tan, input)
+
+
+def asin(input) -> Tensor:
+    return _unary_float("asin", _ASIN, np.arcsin, input)
+
+
+def acos(input) -> Tensor:
+    return _unary_float("acos", _ACOS, np.arccos, input)
+
+
+def atan(input) -> Tensor:
+    return _unary_float("atan", _ATAN, np.arctan, input)
+
+
+def sinh(input) -> Tensor:
+    return _unary_float("sinh", _SINH, np.sinh, input)
+
+
+def cosh(input) -> Tensor:
+    return _unary_float("cosh", _COSH, np.cosh, input)
+
+
+def erf(input) -> Tensor:
+    return _unary_float("erf", _ERF, _erf, input)
+
+
+def square(input) -> Tensor:
+    """NOTE: torch computes square as pow(input, 2): node PowBackward0, and bool -> int64."""
+    _check_tensor(input, "square")
+    return _ops.pow(input, 2)
+
+
+# ---------------------------------------------------------------------------------
+# Elementwise unary ops that keep integer dtypes
+# ---------------------------------------------------------------------------------
+
+# NOTE: torch's abs backward is g * sgn(self): abs'(0) = 0, and abs'(nan) = 0 since sgn(nan) = 0.
+_ABS = Rule("AbsBackward0", lambda ctx, g: (g * v_sign(ctx.self),), saves={"self": None})
+# NOTE: sign, floor, ceil, round and trunc have gradient zeros_like(grad): exactly 0 even where
+# the incoming gradient is inf or NaN.
+_SIGN = Rule("SignBackward0", lambda ctx, g: (v_zeros(g),))
+_FLOOR = Rule("FloorBackward0", lambda ctx, g: (v_zeros(g),))
+_CEIL = Rule("CeilBackward0", lambda ctx, g: (v_zeros(g),))
+_TRUNC = Rule("TruncBackward0", lambda ctx, g: (v_zeros(g),))
+_ROUND = Rule("RoundBackward0", lambda ctx, g: (v_zeros(g),))
+_ROUND_DECIMALS = Rule("RoundBackward1", lambda ctx, g: (v_zeros(g),))
+
+
+def _sign(x: np.ndarray) -> np.ndarray:
+    # NOTE: torch's sign(nan) is 0 (numpy's is nan).
+    if x.dtype == np.bool_:
+        return x.copy()
+    s = np.sign(x)
+    return np.where(np.isnan(s), np.zeros((), x.dtype), s) if x.dtype.kind == "f" else s
+
+
+def _unary_keep(op: str, rule: Rule, fn, input, bool_kernel: str | None = None,
+                integers_unchanged: bool = False) -> Tensor:
+    """An op that keeps integer dtypes; torch has no kernel for bool where `bool_kernel` names one."""
+    _check_tensor(input, op)
+    dt = input.dtype
+    if dt is _dtype.bool_ and bool_kernel:
+        raise _not_implemented_for(bool_kernel, dt)
+    if integers_unchanged and not dt.is_floating_point:
+        return _plain(input._data.copy(), dt)
+    with _errstate():
+        data = fn(input._data)
+    return record(rule, (input,), data, dt)
+
+
+def abs(input) -> Tensor:  # noqa: A001  (torch.abs shadows the builtin too)
+    return _unary_keep("abs", _ABS, np.abs, input, "abs_cpu")
+
+
+def sign(input) -> Tensor:
+    return _unary_keep("sign", _SIGN, _sign, input)
+
+
+def floor(input) -> Tensor:
+    return _unary_keep("floor", _FLOOR, np.floor, input, "floor_vml_cpu", integers_unchanged=True)
+
+
+def ceil(input) -> Tensor:
+    return _unary_keep("ceil", _CEIL, np.ceil, input, "ceil_vml_cpu", integers_unchanged=True)
+
+
+def trunc(input) -> Tensor:
+    return _unary_keep("trunc", _TRUNC, np.trunc, input, "trunc_vml_cpu", integers_unchanged=True)
+
+
+def round(input, *, decimals: int | None = None) -> Tensor:  # noqa: A001
+    """Round half to even; with `decimals`, to that many decimal places (negative: tens, ...).
+
+    NOTE: torch records RoundBackward1 whenever `decimals` is given (even 0), so the
+    default here is None (torch documents 0) to tell the two calls apart.
+    """
+    if decimals is None:
+        return _unary_keep("round", _ROUND, np.rint, input, "round_vml_cpu", integers_unchanged=True)
+    _check_tensor(input, "round")
+    if not input.dtype.is_floating_point:
+        raise _not_implemented_for("round_vml_cpu" if decimals == 0 else "round_cpu", input.dtype)
+    # torch's round_decimals kernel: the power of ten in the input's dtype, then
+    # nearbyint(x * 10^d) / 10^d, or nearbyint(x / 10^-d) * 10^-d for negative d.
+    scale = np.asarray(10.0 ** builtins.abs(decimals), input.dtype.np)
+    x = input._data
+    with _errstate():
+        data = np.rint(x * scale) / scale if decimals >= 0 else np.rint(x / scale) * scale
+    return record(_ROUND_DECIMALS, (input,), data, input.dtype)
+
+
+
+# ---------------------------------------------------------------------------------
+# clamp / clip, clamp_min, clamp_max, nan_to_num
+# ---------------------------------------------------------------------------------
+
+_CLAMP_SIGNATURES = ("Tensor input, Tensor min = None, Tensor max = None, *, Tensor out = None",
+                     "Tensor input, Number min = None, Number max = None, *, Tensor out = None")
+
+
+def _clamp_scalar_backward(ctx, g):
+    # NOTE: torch passes the gradient at the bounds (x >= min and x <= max), and none where
+    # x is NaN; a select, so an inf or NaN gradient of a clamped element does not leak.
+    x = v_data(ctx.self)
+    keep = np.ones(x.shape, bool)
+    if ctx.min is not None:
+        keep &= x >= ctx.min
+    if ctx.max is not None:
+        keep &= x <= ctx.max
+    return (v_where(keep, g, 0),)
+
+
+def _clamp_tensor_backward(ctx, g):
+    # NOTE: torch 2.13's clamp_backward_min_max: the input gets the gradient where
+    # min <= x <= max (bounds included); min gets it where x < min < max, max where
+    # x > max or max < min (max wins when the bounds cross); nobody gets it where x < min == max
+    # or where any of the three is NaN.
+    x = v_data(ctx.self)
+    lo = v_data(ctx.min) if ctx.has_min else None
+    hi = v_data(ctx.max) if ctx.has_max else None
+    keep = np.ones(np.shape(x), bool)
+    if lo is not None:
+        keep = keep & (x >= lo)
+    if hi is not None:
+        keep = keep & (x <= hi)
+    grads = [v_where(keep, g, 0) if ctx.needs[0] else None]
+    if lo is not None:
+        below = (x < lo) & (lo < hi) if hi is not None else x < lo
+        grads.append(v_where(below, g, 0) if ctx.needs[1] else None)
+    if hi is not None:
+        above = (x > hi) | (hi < lo) if lo is not None else x > hi
+        grads.append(v_where(above, g, 0) if ctx.needs[-1] else None)
+    return tuple(grads)
+
+
+_CLAMP_SCALAR = Rule("ClampBackward1", _clamp_scalar_backward, saves={"self": None})
+_CLAMP_TENSOR = {
+    (True, True): Rule("ClampBackward0", _clamp_tensor_backward, ("self", "min", "max"),
+                       saves={"self": None, "min": None, "max": None}),
+    (True, False): Rule("ClampBackward0", _clamp_tensor_backward, ("self", "min"),
+                        saves={"self": None, "min": None}),
+    (False, True): Rule("ClampBackward0", _clamp_tensor_backward, ("self", "max"),
+                        saves={"self": None, "max": None}),
+}
+
+
+def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002
+    """Clamp into [min, max]; bounds are numbers or tensors (broadcast), either may be None.
+
+    With min > max every element becomes max, as in torch.
+    """
+    _check_tensor(input, "clamp")
+    bounds = (min, max)
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if all(b is None or isinstance(b, Tensor) for b in bounds):
+        return _clamp_tensor(input, min, max)
+    # NOTE: as torch's overload resolution, a 0-d tensor that does not require grad, next to a
+    # number, is read as a number.
+    if all(b is None or _is_number(b) or (isinstance(b, Tensor) and b.ndim == 0 and not b.requires_grad)
+           for b in bounds):
+        lo, hi = (b.item() if isinstance(b, Tensor) else b for b in bounds)
+        dt = _dtype.result_type([input], [b for b in (lo, hi) if b is not None])
+        if dt is _dtype.bool_:
+            raise _not_implemented_for("clamp_scalar_cpu", dt)
+        return _clamp_scalar(_CLAMP_SCALAR, input, lo, hi, dt)
+    raise _invalid_arguments("clamp", tuple(a for a in (input, min, max) if a is not None)
+                             if max is None else (input, min, max), _CLAMP_SIGNATURES)
+
+
+def _clamp_scalar(rule: Rule, input: Tensor, lo, hi, dt) -> Tensor:
+    x = _as(input, dt)
+    with _errstate():
+        if lo is not None:
+            x = np.maximum(x, np.asarray(lo, dt.np))
+        if hi is not None:
+            x = np.minimum(x, np.asarray(hi, dt.np))
+    return record(rule, (input,), x, dt, min=lo, max=hi)
+
+
+def _clamp_tensor(input: Tensor, lo, hi) -> Tensor:
+    present = [t for t in (lo, hi) if t is not None]
+    dt = _dtype.result_type([input, *present])
+    shape = input._data.shape
+    for t in present:
+        shape = _broadcast_shape(shape, t._data.shape)
+    x = _as(input, dt)
+    with _errstate():
+        if lo is not None:
+            x = np.maximum(x, _as(lo, dt))
+        if hi is not None:
+            x = np.minimum(x, _as(hi, dt))
+    rule = _CLAMP_TENSOR[lo is not None, hi is not None]
+    return record(rule, (input, *present), _full(x, shape), dt,
+                  has_min=lo is not None, has_max=hi is not None)
+
+
+# NOTE: clamp_min / clamp_max pass the gradient at the bound (x >= min, x <= max); with a
+# tensor bound, the bound gets it where x is strictly beyond it. NaN gets none.
+_CLAMP_MIN_SCALAR = Rule("ClampMinBackward0", lambda ctx, g: (v_where(v_data(ctx.self) >= ctx.min, g, 0),),
+                         saves={"self": None})
+_CLAMP_MAX_SCALAR = Rule("ClampMaxBackward0", lambda ctx, g: (v_where(v_data(ctx.self) <= ctx.max, g, 0),),
+                         saves={"self": None})
+_CLAMP_MIN_TENSOR = Rule(
+    "ClampMinBackward1",
+    lambda ctx, g: (v_where(v_data(ctx.self) >= v_data(ctx.min), g, 0) if ctx.needs[0] else None,
+                    v_where(v_data(ctx.self) < v_data(ctx.min), g, 0) if ctx.needs[1] else None),
+    ("self", "min"), saves={"self": None, "min": None})
+_CLAMP_MAX_TENSOR = Rule(
+    "ClampMaxBackward1",
+    lambda ctx, g: (v_where(v_data(ctx.self) <= v_data(ctx.max), g, 0) if ctx.needs[0] else None,
+                    v_where(v_data(ctx.self) > v_data(ctx.max), g, 0) if ctx.needs[1] else None),
+    ("self", "max"), saves={"self": None, "max": None})
+
+
+def _clamp_one_side(op: str, input, bound, scalar_rule: Rule, tensor_rule: Rule) -> Tensor:
+    _check_tensor(input, op)
+    name = op.rpartition("_")[2]
+    if isinstance(bound, Tensor):
+        dt = _dtype.result_type([input, bound])
+        shape = _broadcast_shape(input._data.shape, bound._data.shape)
+        fn = np.maximum if name == "min" else np.minimum
+        with _errstate():
+            data = _full(fn(_as(input, dt), _as(bound, dt)), shape)
+        return record(tensor_rule, (input, bound), data, dt)
+    if not _is_number(bound):
+        raise _invalid_arguments(op, (input, bound), (f"Tensor input, Tensor {name}, *, Tensor out = None",
+                                                      f"Tensor input, Number {name}, *, Tensor out = None"))
+    dt = _dtype.result_type([input], [bound])
+    if dt is _dtype.bool_:
+        raise _not_implemented_for(f"{op}_scalar_cpu", dt)
+    lo, hi = (bound, None) if name == "min" else (None, bound)
+    return _clamp_scalar(scalar_rule, input, lo, hi, dt)
+
+
+def clamp_min(input, min) -> Tensor:  # noqa: A002
+    return _clamp_one_side("clamp_min", input, min, _CLAMP_MIN_SCALAR, _CLAMP_MIN_TENSOR)
+
+
+def clamp_max(input, max) -> Tensor:  # noqa: A002
+    return _clamp_one_side("clamp_max", input, max, _CLAMP_MAX_SCALAR, _CLAMP_MAX_TENSOR)
+
+
+# NOTE: torch's nan_to_num backward is grad * isfinite(self): a multiplication, so an inf
+# or NaN gradient arriving at a replaced element gives NaN, not 0.
+_NAN_TO_NUM = Rule("NanToNumBackward0", lambda ctx, g: (v_times_mask(g, np.isfinite(v_data(ctx.self))),),
+                   saves={"self": None})
+
+
+def nan_to_num(input, nan: float | None = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
+    """Replace NaN, +inf and -inf (defaults: 0, the dtype's largest and lowest finite values)."""
+    _check_tensor(input, "nan_to_num")
+    for name, value in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
+        if value is not None and not _is_number(value):
+            raise TypeError(f"nan_to_num(): argument '{name}' must be float, not {type(value).__name__}")
+    dt = input.dtype
+    if not dt.is_floating_point:
+        return _plain(input._data.copy(), dt)
+    info = np.finfo(dt.np)
+    x = input._data
+    with _errstate():
+        fill = [np.asarray(v if v is not None else d, np.float64).astype(dt.np)
+                for v, d in ((nan, 0.0), (posinf, info.max), (neginf, info.min))]
+        data = np.where(np.isnan(x), fill[0], np.where(x == np.inf, fill[1], np.where(x == -np.inf, fill[2], x)))
+    return record(_NAN_TO_NUM, (input,), data, dt)
+
+
+# ---------------------------------------------------------------------------------
+# Elementwise binary ops
+# ---------------------------------------------------------------------------------
+
+def _not_implemented_rule(op: str) -> Rule:
+    """torch's node for a derivative it does not implement: recording works, backward raises."""
+    def backward(ctx, g):
+        raise RuntimeError(f"derivative for aten::{op} is not implemented")
+    return Rule("torch::autograd::NotImplemented", backward, ("self", "other"))
+
+
+def _check_divisor(kernel: str, b: Tensor, dt):
+    if dt is _dtype.bool_:
+        raise _not_implemented_for(kernel, dt)
+    if not dt.is_floating_point and np.any(b._data == 0):
+        raise RuntimeError("ZeroDivisionError")
+
+
+# NOTE: torch's div with a rounding mode has a zero gradient (zeros, even for an inf or NaN
+# incoming gradient). It appears inside the gradients of remainder and fmod.
+_DIV_ROUNDED = Rule("DivBackward2", lambda ctx, g: (v_zeros(g), v_zeros(g)), ("self", "other"))
+
+
+def _div_rounded(a, b, mode: str) -> Tensor:
+    """torch.div(a, b, rounding_mode=mode) for floating tensors (used by rules)."""
+    a, b, dt = _binary_operands("div", a, b)
+    with _errstate():
+        x, y = _as(a, dt), _as(b, dt)
+        data = np.floor_divide(x, y) if mode == "floor" else np.trunc(x / y)
+    return record(_DIV_ROUNDED, (a, b), data, dt)
+
+
+_FLOOR_DIVIDE = _not_implemented_rule("floor_divide")
+
+
+def floor_divide(input, other) -> Tensor:
+    """Division rounded toward -inf (the `//` operator). torch has no derivative for it."""
+    a, b, dt = _binary_operands("floor_divide", input, other)
+    _check_divisor("div_floor_cpu", b, dt)
+    with _errstate():
+        # numpy's floor_divide is Python's (and torch's div_floor) algorithm: fmod, then adjust.
+        data = np.floor_divide(_as(a, dt), _as(b, dt))
+    return record(_FLOOR_DIVIDE, (a, b), data, dt)
+
+
+def _remainder(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Python's modulo: the result has the divisor's sign.
+
+    NOTE: torch computes fmod, then adds the divisor when the signs differ; so
+    remainder(-5, inf) = inf and remainder(-0.0, 2) = -0.0 (numpy's gives +0.0).
+    """
+    if x.dtype.kind != "f":
+        return np.remainder(x, y)
+    mod = np.fmod(x, y)
+    return np.where((mod != 0) & ((y < 0) != (mod < 0)), mod + y, mod)
+
+
+# The overloads of binary ops that accept a number on either side (remainder, bitwise_and, ...).
+_NUMBER_SELF_SIGNATURES = ("Tensor input, Tensor other, *, Tensor out = None",
+                           ("Number self, Tensor other", "all"),
+                           "Tensor input, Number other, *, Tensor out = None")
+
+_REMAINDER_SCALAR = Rule("RemainderBackward0", lambda ctx, g: (g,))
+_REMAINDER = Rule("RemainderBackward1",
+                  lambda ctx, g: (g if ctx.needs[0] else None,
+                                  -g * v_div_rounded(ctx.self, ctx.other, "floor") if ctx.needs[1] else None),
+                  ("self", "other"), saves={"self": 1, "other": 1})
+_REMAINDER_NUMBER_SELF = _not_implemented_rule("remainder")
+
+
+def remainder(input, other) -> Tensor:
+    """Python's modulo (the `%` operator): the result takes the divisor's sign."""
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        raise _invalid_arguments("remainder", (input, other), _NUMBER_SELF_SIGNATURES)
+    a, b, dt = _binary_operands("remainder", input, other)
+    _check_divisor("remainder_cpu", b, dt)
+    with _errstate():
+        data = _remainder(_as(a, dt), _as(b, dt))
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        return record(_REMAINDER, (a, b), data, dt)
+    if isinstance(input, Tensor):
+        return record(_REMAINDER_SCALAR, (a,), data, dt)
+    return record(_REMAINDER_NUMBER_SELF, (a, b), data, dt)
+
+
+
+_FMOD_SCALAR = Rule("FmodBackward0", lambda ctx, g: (g,))
+_FMOD = Rule("FmodBackward1",
+             lambda ctx, g: (g if ctx.needs[0] else None,
+                             -g * v_div_rounded(ctx.self, ctx.other, "trunc") if ctx.needs[1] else None),
+             ("self", "other"), saves={"self": 1, "other": 1})
+
+
+def fmod(input, other) -> Tensor:
+    """C's fmod: the remainder of truncated division (takes the dividend's sign)."""
+    if not isinstance(input, Tensor):
+        raise _invalid_arguments("fmod", (input, other), ("Tensor input, Tensor other, *, Tensor out = None",
+                                                          "Tensor input, Number other, *, Tensor out = None"))
+    a, b, dt = _binary_operands("fmod", input, other)
+    _check_divisor("fmod_cpu", b, dt)
+    with _errstate():
+        data = np.fmod(_as(a, dt), _as(b, dt))
+    if isinstance(other, Tensor):
+        return record(_FMOD, (a, b), data, dt)
+    return record(_FMOD_SCALAR, (a,), data, dt)
+
+
+def _extremum_backward(ctx, g, loses_self):
+    # NOTE: torch splits the gradient in half at ties (x == y, including inf == inf), and
+    # gives it whole to both sides where either is NaN (neither x < y nor x > y holds).
+    x, y = v_data(ctx.self), v_data(ctx.other)
+    shared = v_where(x == y, g / 2, g)
+    return (v_masked_zero(shared, loses_self(x, y)) if ctx.needs[0] else None,
+            v_masked_zero(shared, loses_self(y, x)) if ctx.needs[1] else None)
+
+
+_MAXIMUM = Rule("MaximumBackward0", lambda ctx, g: _extremum_backward(ctx, g, np.less),
+                ("self", "other"), saves={"self": None, "other": None})
+_MINIMUM = Rule("MinimumBackward0", lambda ctx, g: _extremum_backward(ctx, g, np.greater),
+                ("self", "other"), saves={"self": None, "other": None})
+
+
+def _tensor_binary(op: str, input, other):
+    _check_tensor(input, op)
+    _check_tensor(other, op, "other", 2)
+    return _binary_operands(op, input, other)
+
+
+def maximum(input, other) -> Tensor:
+    a, b, dt = _tensor_binary("maximum", input, other)
+    return record(_MAXIMUM, (a, b), np.maximum(_as(a, dt), _as(b, dt)), dt)
+
+
+def minimum(input, other) -> Tensor:
+    a, b, dt = _tensor_binary("minimum", input, other)
+    return record(_MINIMUM, (a, b), np.minimum(_as(a, dt), _as(b, dt)), dt)
+
+
+def _atan2_backward(ctx, g):
+    # NOTE: torch zeroes 1 / (x^2 + y^2) where it is infinite, so the gradient at (0, 0) (and
+    # where x^2 + y^2 underflows) is 0 (-0.0 for other), not NaN.
+    x, y = ctx.self, ctx.other
+    denominator = x * x + y * y
+    recip = v_where(v_data(denominator) == 0, 0, 1 / denominator)
+    return (g * y * recip if ctx.needs[0] else None,
+            g * -x * recip if ctx.needs[1] else None)
+
+
+_ATAN2 = Rule("Atan2Backward0", _atan2_backward, ("self", "other"), saves={"self": None, "other": None})
+
+
+def atan2(input, other) -> Tensor:
+    a, b, dt = _tensor_binary("atan2", input, other)
+    dt = _float_dtype(dt)
+    with _errstate():
+        data = np.arctan2(_as(a, dt), _as(b, dt))
+    return record(_ATAN2, (a, b), data, dt)
+
+
+def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # NOTE: torch's xlogy: NaN if y is NaN, else 0 where x == 0 (even for y <= 0), else x * log(y).
+    with _errstate():
+        return np.where(np.isnan(y), np.nan, np.where(x == 0, 0, x * np.log(y))).astype(np.result_type(x, y))
+
+
+def _xlogy_self_grad(g, x, y):
+    # NOTE: torch's xlogy(grad, other), zeroed where self == 0 and other <= 0 (where
+    # x * log(y) is defined as 0 however y approaches).
+    return v_masked_zero(v_xlogy(g, y), (v_data(x) == 0) & (v_data(y) <= 0))
+
+
+_XLOGY = Rule("XlogyBackward0",
+              lambda ctx, g: (_xlogy_self_grad(g, ctx.self, ctx.other) if ctx.needs[0] else None,
+                              g * ctx.self / ctx.other if ctx.needs[1] else None),
+              ("self", "other"), saves={"self": None, "other": None})
+_XLOGY_NUMBER_SELF = Rule("XlogyBackward1", lambda ctx, g: (g * ctx.self_number / ctx.other,),
+                          ("other",), saves={"other": None})
+
+
+def _xlogy_number_other_backward(ctx, g):
+    # NOTE: with a positive number `other` torch skips the zeroing at self == 0.
+    grad = v_xlogy(g, ctx.other_number)
+    return (grad if ctx.other_number > 0 else v_masked_zero(grad, v_data(ctx.self) == 0),)
+
+
+_XLOGY_NUMBER_OTHER = Rule("XlogyBackward2", _xlogy_number_other_backward, saves={"self": None})
+
+
+def xlogy(input, other) -> Tensor:
+    """x * log(y), defined as 0 where x == 0 (unless y is NaN)."""
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        raise _invalid_arguments("xlogy", (input, other), ("Tensor input, Tensor other, *, Tensor out = None",
+                                                           "Number self, Tensor other, *, Tensor out = None",
+                                                           "Tensor input, Number other, *, Tensor out = None"))
+    a, b, dt = _binary_operands("xlogy", input, other)
+    dt = _float_dtype(dt)
+    data = _xlogy(_as(a, dt), _as(b, dt))
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        return record(_XLOGY, (a, b), data, dt)
+    if isinstance(input, Tensor):
+        return record(_XLOGY_NUMBER_OTHER, (a,), data, dt, other_number=other)
+    return record(_XLOGY_NUMBER_SELF, (b,), data, dt, self_number=input)
+
+
+# ---------------------------------------------------------------------------------
+# Ternary ops: lerp, addcmul, addcdiv, where
+# ---------------------------------------------------------------------------------
+
+_LERP_SCALAR = Rule("LerpBackward0",
+                    lambda ctx, g: (g * (1 - ctx.weight) if ctx.needs[0] else None,
+                                    g * ctx.weight if ctx.needs[1] else None),
+                    ("self", "end"))
+_LERP_TENSOR = Rule("LerpBackward1",
+                    lambda ctx, g: (g * (1 - ctx.weight) if ctx.needs[0] else None,
+                                    g * ctx.weight if ctx.needs[1] else None,
+                                    g * (ctx.end - ctx.self) if ctx.needs[2] else None),
+                    ("self", "end", "weight"), saves={"self": 2, "end": 2, "weight": None})
+
+
+def _lerp(start, end, weight):
+    # NOTE: torch's formula, switching at |weight| = 0.5 so both ends are exact.
+    with _errstate():
+        return np.where(np.abs(weight) < 0.5, start + weight * (end - start), end - (end - start) * (1 - weight))
+
+
+def lerp(input, end, weight) -> Tensor:
+    """input + weight * (end - input); weight a number or a tensor; all three broadcast."""
+    if not (isinstance(input, Tensor) and isinstance(end, Tensor)
+            and (isinstance(weight, Tensor) or _is_number(weight))):
+        raise _invalid_arguments("lerp", (input, end, weight), (
+            "Tensor input, Tensor end, Tensor weight, *, Tensor out = None",
+            "Tensor input, Tensor end, Number weight, *, Tensor out = None"))
+    dt = input.dtype
+    if end.dtype is not dt:
+        raise RuntimeError(f"expected dtype {_C_NAMES[dt.name]} for `end` but got dtype {_C_NAMES[end.dtype.name]}")
+    tensor_weight = isinstance(weight, Tensor)
+    if tensor_weight and weight.ndim and weight.dtype is not dt:
+        raise RuntimeError(
+            f"expected dtype {_C_NAMES[dt.name]} for `weight` but got dtype {_C_NAMES[weight.dtype.name]}")
+    if not dt.is_floating_point:
+        raise _not_implemented_for("lerp_kernel_tensor" if tensor_weight else "lerp_kernel_scalar", dt)
+    shape = _broadcast_shape(input._data.shape, end._data.shape)
+    if tensor_weight:
+        shape = _broadcast_shape(shape, weight._data.shape)
+        data = _lerp(input._data, end._data, _as(weight, dt))
+        return record(_LERP_TENSOR, (input, end, weight), _full(data, shape), dt)
+    w = np.asarray(weight, dt.np)
+    data = _lerp(input._data, end._data, w)
+    return record(_LERP_SCALAR, (input, end), _full(data, shape), dt, weight=float(weight))
+
+
+def _check_three(op: str, input, tensor1, tensor2):
+    for position, (name, x) in enumerate((("input", input), ("tensor1", tensor1), ("tensor2", tensor2)), 1):
+        _check_tensor(x, op, name, position)
+    shape = _broadcast_shape(_broadcast_shape(input._data.shape, tensor1._data.shape), tensor2._data.shape)
+    return _dtype.result_type([input, tensor1, tensor2]), shape
+
+
+_ADDCMUL = Rule("AddcmulBackward0",
+                lambda ctx, g: (g if ctx.needs[0] else None,
+                                g * (ctx.tensor2 * ctx.value) if ctx.needs[1] else None,
+                                g * (ctx.tensor1 * ctx.value) if ctx.needs[2] else None),
+                ("self", "tensor1", "tensor2"), saves={"tensor2": 1, "tensor1": 2})
+
+
+def addcmul(input, tensor1, tensor2, *, value=1) -> Tensor:
+    """input + value * tensor1 * tensor2."""
+    dt, shape = _check_three("addcmul", input, tensor1, tensor2)
+    if dt is _dtype.bool_:
+        raise _not_implemented_for("addcmul_cpu_out", dt)
+    # NOTE: torch converts `value` to the result dtype first: 0.5 becomes 0 for integers.
+    v = np.asarray(value, np.float64).astype(dt.np)
+    with _errstate():
+        data = _as(input, dt) + v * _as(tensor1, dt) * _as(tensor2, dt)
+    return record(_ADDCMUL, (input, tensor1, tensor2), _full(data, shape), dt, value=v.item())
+
+
+# NOTE: torch saves tensor2 when tensor1 or tensor2 needs a gradient; the engine's saves
+# can name one trigger, so tensor2 is saved whenever the node is recorded.
+_ADDCDIV = Rule("AddcdivBackward0",
+                lambda ctx, g: (g if ctx.needs[0] else None,
+                                g * (ctx.value / ctx.tensor2) if ctx.needs[1] else None,
+                                -g * (ctx.value * ctx.tensor1 / (ctx.tensor2 * ctx.tensor2)) if ctx.needs[2] else None),
+                ("self", "tensor1", "tensor2"), saves={"tensor2": None, "tensor1": 2})
+
+_ADDCDIV_INTEGER_MESSAGE = (
+    "Integer division with addcdiv is no longer supported, and in a future  release addcdiv will perform "
+    "a true division of tensor1 and tensor2. The historic addcdiv behavior can be implemented as "
+    "(input + value * torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer inputs and as "
+    "(input + value * tensor1 / tensor2) for float inputs. The future addcdiv behavior is just the latter "
+    "implementation: (input + value * tensor1 / tensor2), for all dtypes.")
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1) -> Tensor:
+    """input + value * tensor1 / tensor2 (integer tensor1 and tensor2 are refused, as in torch)."""
+    dt, shape = _check_three("addcdiv", input, tensor1, tensor2)
+    if not tensor1.dtype.is_floating_point and not tensor2.dtype.is_floating_point:
+        raise RuntimeError(_ADDCDIV_INTEGER_MESSAGE)
+    v = np.asarray(value, np.float64).astype(dt.np)
+    with _errstate():
+        data = _as(input, dt) + v * _as(tensor1, dt) / _as(tensor2, dt)
+    return record(_ADDCDIV, (input, tensor1, tensor2), _full(data, shape), dt, value=v.item())
+
+
+_WHERE_SIGNATURES = ("Tensor condition", "Tensor condition, Tensor input, Tensor other, *, Tensor out = None",
+                     ("Tensor condition, Number self, Tensor other", "fit"),
+                     ("Tensor condition, Tensor input, Number other", "fit"),
+                     ("Tensor condition, Number self, Number other", "fit"))
+
+
+def where(condition, input, other) -> Tensor:
+    """`input` where the boolean `condition` holds, else `other` (tensors or numbers, broadcast).
+
+    The gradient is a select: an unused branch gets exactly 0 even where the incoming
+    gradient is NaN. (A NaN produced inside the unused branch's own backward, as in
+    where(x > 0, x.sqrt(), 0) at x < 0, still reaches x: 0 / (2 * nan) is NaN, as in torch.)
+    """
+    operands_ok = all(isinstance(x, Tensor) or _is_number(x) for x in (input, other))
+    if not isinstance(condition, Tensor) or not operands_ok:
+        raise _invalid_arguments("where", (condition, input, other), _WHERE_SIGNATURES)
+    if condition.dtype is not _dtype.bool_:
+        raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor with dtype "
+                           f"{_KERNEL_NAMES[condition.dtype.name]}")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        dt = _dtype.result_type([], [input, other])
+        input, other = _scalar_tensor(input, dt), _scalar_tensor(other, dt)
+    return _ops.where(condition, input, other)
+
+
+# ---------------------------------------------------------------------------------
+# Comparisons, logical and bitwise ops: no gradient
+# ---------------------------------------------------------------------------------
+
+_COMPARE_SIGNATURES = ("Tensor input, Tensor other, *, Tensor out = None",
+                       "Tensor input, Number other, *, Tensor out = None")
+
+
+def _compare(op: str, fn, input, other) -> Tensor:
+    if not isinstance(input, Tensor) or not (isinstance(other, Tensor) or _is_number(other)):
+        raise _invalid_arguments(op, (input, other), _COMPARE_SIGNATURES)
+    # Compared in the promoted dtype, as torch: an int64 tensor against a float is compared in float32.
+    a, b, dt = _binary_operands(op, input, other)
+    return _plain(fn(_as(a, dt), _as(b, dt)), _dtype.bool_)
+
+
+def eq(input, other) -> Tensor:
+    return _compare("eq", np.equal, input, other)
+
+
+def ne(input, other) -> Tensor:
+    return _compare("ne", np.not_equal, input, other)
+
+
+def lt(input, other) -> Tensor:
+    return _compare("lt", np.less, input, other)
+
+
+def le(input, other) -> Tensor:
+    return _compare("le", np.less_equal, input, other)
+
+
+def gt(input, other) -> Tensor:
+    return _compare("gt", np.greater, input, other)
+
+
+def ge(input, other) -> Tensor:
+    return _compare("ge", np.greater_equal, input, other)
+
+
+def _logical(op: str, fn, input, other) -> Tensor:
+    _check_tensor(input, op)
+    _check_tensor(other, op, "other", 2)
+    _broadcast_shape(input._data.shape, other._data.shape)
+    return _plain(fn(input._data, other._data), _dtype.bool_)
+
+
+def logical_and(input, other) -> Tensor:
+    return _logical("logical_and", np.logical_and, input, other)
+
+
+def logical_or(input, other) -> Tensor:
+    return _logical("logical_or", np.logical_or, input, other)
+
+
+def logical_xor(input, other) -> Tensor:
+    return _logical("logical_xor", np.logical_xor, input, other)
+
+
+def logical_not(input) -> Tensor:
+    _check_tensor(input, "logical_not")
+    return _plain(np.logical_not(input._data), _dtype.bool_)
+
+
+def isnan(input) -> Tensor:
+    _check_tensor(input, "isnan")
+    return _plain(np.isnan(input._data) if input.dtype.is_floating_point else np.zeros(input.shape, bool),
+                  _dtype.bool_)
+
+
+def isinf(input) -> Tensor:
+    _check_tensor(input, "isinf")
+    return _plain(np.isinf(input._data) if input.dtype.is_floating_point else np.zeros(input.shape, bool),
+                  _dtype.bool_)
+
+
+def isfinite(input) -> Tensor:
+    _check_tensor(input, "isfinite")
+    return _plain(np.isfinite(input._data) if input.dtype.is_floating_point else np.ones(input.shape, bool),
+                  _dtype.bool_)
+
+
+def _bitwise(op: str, fn, input, other) -> Tensor:
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        raise _invalid_arguments(op, (input, other), _NUMBER_SELF_SIGNATURES)
+    a, b, dt = _binary_operands(op, input, other)
+    if dt.is_floating_point:
+        raise _not_implemented_for(f"{op}_cpu", dt)
+    return _plain(fn(_as(a, dt), _as(b, dt)), dt)
+
+
+def bitwise_and(input, other) -> Tensor:
+    """Bitwise and (the `&` operator): logical and for bool tensors."""
+    return _bitwise("bitwise_and", np.bitwise_and, input, other)
+
+
+def bitwise_or(input, other) -> Tensor:
+    """Bitwise or (the `|` operator): logical or for bool tensors."""
+    return _bitwise("bitwise_or", np.bitwise_or, input, other)
+
+
+def bitwise_xor(input, other) -> Tensor:
+    """Bitwise exclusive or (the `^` operator): logical xor for bool tensors."""
+    return _bitwise("bitwise_xor", np.bitwise_xor, input, other)
+
+
+def bitwise_not(input) -> Tensor:
+    """Bitwise not (the `~` operator): logical not for bool tensors, -x - 1 for integers."""
+    _check_tensor(input, "bitwise_not")
+    if input.dtype.is_floating_point:
+        raise _not_implemented_for("bitwise_not_cpu", input.dtype)
+    return _plain(np.invert(input._data), input.dtype)

@@ -1,0 +1,345 @@
+"""Pointwise ops: what the op table's samples do not express.
+
+Errors (type and message) against torch, gradients at kinks, ties and domain
+edges with inf / NaN flowing in, dtype rules for integer and bool inputs,
+finite differences at smooth points, and the nodes torch records without a
+derivative.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+from engine import _ops_pointwise
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _leaf(backend, values, dtype="float64"):
+    return backend.tensor(values, dtype=getattr(backend, dtype), requires_grad=True)
+
+
+def _grads(backend, fn, *inputs, upstream=None, dtype="float64"):
+    """Value, node name and input gradients of fn(*leaves) for one backend."""
+    leaves = [_leaf(backend, v, dtype) for v in inputs]
+    out = fn(backend, *leaves)
+    seed = backend.tensor(np.ones(tuple(out.shape)).tolist() if upstream is None else upstream, dtype=out.dtype)
+    out.backward(seed)
+    grads = [None if t.grad is None else t.grad.numpy().copy() for t in leaves]
+    return out.detach().numpy().copy(), out.grad_fn.name(), grads
+
+
+def _assert_same(fn, *inputs, upstream=None, dtype="float64"):
+    got = _grads(engine, fn, *inputs, upstream=upstream, dtype=dtype)
+    want = _grads(torch, fn, *inputs, upstream=upstream, dtype=dtype)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1] == want[1]
+    for g, w in zip(got[2], want[2]):
+        assert (g is None) == (w is None)
+        if w is not None:
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=0, equal_nan=True)
+            # Signs of zeros matter too (they decide the sign of a later 1 / grad).
+            assert np.array_equal(np.signbit(g[~np.isnan(w)]), np.signbit(w[~np.isnan(w)])), (g, w)
+
+
+def _errors(call):
+    """(type name, message) raised by call(torch) and call(engine)."""
+    out = []
+    for backend in (torch, engine):
+        with pytest.raises(Exception) as info:
+            call(backend)
+        out.append((type(info.value).__name__, str(info.value)))
+    return out
+
+
+EDGES = [-INF, -1.0, -0.0, 0.0, 1.0, INF, NAN]
+
+
+# ---- conventions at kinks and domain edges --------------------------------------------
+
+@pytest.mark.parametrize("name", ["sign", "sqrt", "rsqrt", "floor", "ceil", "round", "trunc", "expm1",
+                                  "log1p", "log2", "log10", "reciprocal", "atan", "erf", "sinh", "cosh",
+                                  "asin", "acos", "tan", "square", "nan_to_num"])
+def test_unary_gradient_at_edges_matches_torch(name):
+    _assert_same(lambda b, x: getattr(b, name)(x), EDGES)
+
+
+def test_abs_gradient_is_zero_at_zero_and_nan_and_second_order_is_zero():
+    _assert_same(lambda b, x: b.abs(x), EDGES)
+    x = engine.tensor([-2.0, 0.0, 3.0], requires_grad=True)
+    abs(x).sum().backward(create_graph=True)       # the `abs()` builtin is the operator form
+    g, x.grad = x.grad, None
+    assert g.tolist() == [-1.0, 0.0, 1.0]
+    g.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]      # torch: a ZeroTensor
+
+
+@pytest.mark.parametrize("bounds", [(-1.0, 1.0), (0.0, None), (None, 0.0), (1.0, -1.0), (1.0, 1.0)])
+def test_clamp_with_numbers_passes_the_gradient_at_its_bounds(bounds):
+    values = [-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 2.0, INF, NAN]
+    _assert_same(lambda b, x: b.clamp(x, *bounds), values, upstream=[INF] * 4 + [1.0] * 4 + [NAN])
+
+
+def test_clamp_with_tensors_splits_the_gradient_like_torch():
+    x = [-2.0, -1.0, 0.0, 1.0, 2.0, NAN, 0.5, 3.0, 1.0, 0.0, 0.0, 0.0]
+    lo = [-1.0, -1.0, -1.0, -1.0, -1.0, -1.0, 1.0, 2.0, 2.0, 1.0, NAN, 0.0]
+    hi = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 2.0, 2.0, 0.0, 1.0, NAN]
+    _assert_same(lambda b, x, lo, hi: b.clamp(x, lo, hi), x, lo, hi)
+    _assert_same(lambda b, x, lo: b.clamp(x, lo), x, lo)
+    _assert_same(lambda b, x, hi: b.clamp(x, None, hi), x, hi)
+    _assert_same(lambda b, x, lo: b.clamp_min(x, lo), x, lo)
+    _assert_same(lambda b, x, hi: b.clamp_max(x, hi), x, hi)
+    _assert_same(lambda b, x: b.clamp_min(x, 0.0), x)
+    _assert_same(lambda b, x: x.clip(max=0.0), x)
+
+
+def test_clamp_reads_a_0d_tensor_next_to_a_number_as_a_number():
+    for backend in (torch, engine):
+        x = _leaf(backend, [0.0, 2.0])
+        out = backend.clamp(x, 0.5, backend.tensor(1.0, dtype=backend.float64))
+        assert out.grad_fn.name() == "ClampBackward1"
+        out.sum().backward()
+        assert x.grad.tolist() == [0.0, 0.0]
+    # ... unless it requires grad: then no overload fits.
+    want, got = _errors(lambda b: b.clamp(_leaf(b, [0.0]), 0.5, _leaf(b, 1.0)))
+    assert got == want
+
+
+def test_maximum_minimum_split_ties_and_pass_nan_to_both():
+    a = [1.0, 1.0, NAN, 2.0, 0.0, -0.0, INF, 2.0]
+    b = [1.0, 2.0, 1.0, NAN, 0.0, 0.0, INF, 1.0]
+    up = [1.0, 1.0, 1.0, 1.0, NAN, 1.0, 1.0, NAN]
+    _assert_same(lambda m, x, y: m.maximum(x, y), a, b, upstream=up)
+    _assert_same(lambda m, x, y: m.minimum(x, y), a, b, upstream=up)
+
+
+def test_atan2_gradient_is_zero_at_the_origin_and_where_the_norm_underflows():
+    y = [0.0, -0.0, 0.0, 1e-200, INF, 1.0, 1.0]
+    x = [0.0, 0.0, -0.0, 1e-200, 1.0, INF, -1.0]
+    _assert_same(lambda b, y, x: b.atan2(y, x), y, x)
+    _assert_same(lambda b, y, x: b.atan2(y, x), [0.0], [0.0], upstream=[INF])   # inf * 0 = nan
+
+
+def test_xlogy_gradients_at_zero_and_nan():
+    x = [0.0, 0.0, 0.0, 1.0, 2.0, NAN, 0.0]
+    y = [0.0, -1.0, 2.0, 0.0, 3.0, 1.0, NAN]
+    _assert_same(lambda b, x, y: b.xlogy(x, y), x, y)
+    for other in (0.0, 2.0, -2.0):
+        _assert_same(lambda b, x: b.xlogy(x, other), [0.0, 5.0, NAN])
+    _assert_same(lambda b, y: b.xlogy(2.0, y), [5.0, 0.0, -1.0])
+
+
+def test_remainder_and_fmod_values_and_gradients_at_edges():
+    a = [5.0, -5.0, 5.0, 3.0, -0.0, -4.0, 5.0, -5.0, INF]
+    b = [3.0, 3.0, -3.0, 0.0, 2.0, 2.0, INF, INF, 2.0]
+    _assert_same(lambda m, x, y: m.remainder(x, y), a, b)
+    _assert_same(lambda m, x, y: x % y, a, b)
+    _assert_same(lambda m, x, y: m.fmod(x, y), a, b)
+    _assert_same(lambda m, x: m.remainder(x, -1.5), a)
+    _assert_same(lambda m, x: m.fmod(x, 1.5), a)
+
+
+def test_nan_to_num_gradient_multiplies_so_nan_flows_in():
+    _assert_same(lambda b, x: b.nan_to_num(x, nan=1.0), [5.0, NAN, INF, -INF], upstream=[INF, NAN, 1.0, NAN])
+
+
+def test_rounding_ops_give_exact_zeros_even_for_nan_upstream():
+    for name in ("floor", "ceil", "trunc", "round", "sign"):
+        _assert_same(lambda b, x: getattr(b, name)(x), [0.5, 1.5], upstream=[INF, NAN])
+
+
+def test_where_gradient_is_a_select_but_nan_from_the_unused_branch_reaches_the_input():
+    got = []
+    for b, where in ((torch, torch.where), (engine, _ops_pointwise.where)):
+        x = _leaf(b, [1.0, -1.0, 4.0])
+        # where's own gradient: 0 for the unused branch even when the upstream gradient is NaN
+        where(b.tensor([True, False, True]), x, 0.0).backward(b.tensor([NAN, NAN, 1.0], dtype=b.float64))
+        direct = x.grad.numpy().copy()
+        x.grad = None
+        # the classic trap: sqrt's backward turns that 0 into NaN at x < 0, in torch too
+        where(x > 0, b.sqrt(x), 0.0).sum().backward()
+        got.append((direct, x.grad.numpy().copy()))
+    np.testing.assert_array_equal(got[0][0], got[1][0])
+    np.testing.assert_array_equal(got[0][1], got[1][1])
+    assert got[1][0][1] == 0.0 and np.isnan(got[1][1][1])
+
+
+def test_where_accepts_two_numbers_and_promotes_like_torch():
+    cond = [True, False]
+    for a, b in ((1, 0), (1.0, 0), (True, 0), (True, False)):
+        want = torch.where(torch.tensor(cond), a, b)
+        got = _ops_pointwise.where(engine.tensor(cond), a, b)
+        assert str(got.dtype) == str(want.dtype) and got.tolist() == want.tolist()
+
+
+def test_lerp_matches_torch_at_the_ends_and_in_between():
+    for w in (0.0, 0.25, 0.5, 0.75, 1.0, -0.5, 2.0):
+        _assert_same(lambda b, s, e: b.lerp(s, e, w), [1.0, -3.0, 1e10], [3.0, 5.0, 1.0])
+    _assert_same(lambda b, s, e, w: b.lerp(s, e, w), [1.0, -3.0], [3.0, 5.0], [0.3, 0.9])
+
+
+# ---- finite differences at smooth points ---------------------------------------------
+
+@pytest.mark.parametrize("name, point", [("expm1", 0.7), ("log1p", 0.4), ("log2", 1.7), ("log10", 2.3),
+                                         ("rsqrt", 0.8), ("tan", 0.6), ("asin", 0.3), ("acos", -0.4),
+                                         ("atan", 1.2), ("sinh", -0.9), ("cosh", 0.9), ("erf", 0.5),
+                                         ("sqrt", 1.3), ("reciprocal", -1.7)])
+def test_unary_gradient_matches_central_differences(name, point):
+    fn = getattr(engine, name)
+    x = engine.tensor([point], dtype=engine.float64, requires_grad=True)
+    fn(x).sum().backward()
+    h = 1e-6
+    plus = fn(engine.tensor([point + h], dtype=engine.float64)).item()
+    minus = fn(engine.tensor([point - h], dtype=engine.float64)).item()
+    assert x.grad.item() == pytest.approx((plus - minus) / (2 * h), rel=1e-7)
+
+
+def test_binary_gradients_match_central_differences():
+    h = 1e-6
+    cases = [(engine.atan2, 0.7, -1.3), (engine.xlogy, 1.5, 0.6), (engine.remainder, 5.3, 1.7),
+             (engine.fmod, -5.3, 1.7)]
+    for fn, a, b in cases:
+        x = engine.tensor(a, dtype=engine.float64, requires_grad=True)
+        y = engine.tensor(b, dtype=engine.float64, requires_grad=True)
+        fn(x, y).backward()
+        f = lambda u, v: fn(engine.tensor(u, dtype=engine.float64), engine.tensor(v, dtype=engine.float64)).item()  # noqa: E731
+        assert x.grad.item() == pytest.approx((f(a + h, b) - f(a - h, b)) / (2 * h), rel=1e-6)
+        assert y.grad.item() == pytest.approx((f(a, b + h) - f(a, b - h)) / (2 * h), rel=1e-6)
+
+
+# ---- dtypes of integer and bool inputs ----------------------------------------------------
+
+@pytest.mark.parametrize("name", ["abs", "sign", "floor", "ceil", "round", "trunc", "sqrt", "sin", "erf",
+                                  "square", "reciprocal", "nan_to_num", "isnan", "isfinite", "logical_not",
+                                  "bitwise_not"])
+@pytest.mark.parametrize("values", [[-3, 0, 2], [True, False]])
+def test_unary_integer_and_bool_inputs(name, values):
+    results = []
+    for backend in (torch, engine):
+        try:
+            out = getattr(backend, name)(backend.tensor(values))
+            results.append((str(out.dtype), out.tolist()))
+        except Exception as exc:   # torch has no kernel for some (abs of bool, floor of bool)
+            results.append((type(exc).__name__, str(exc)))
+    assert results[0][0] == results[1][0]
+    if results[0][0].startswith("torch.float"):
+        np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6)
+    else:
+        assert results[0] == results[1]
+
+
+def test_integer_division_ops_follow_python_and_c_rounding():
+    a, b = [7, -7, 7, -7], [3, 3, -3, -3]
+    for name in ("floor_divide", "remainder", "fmod"):
+        want = getattr(torch, name)(torch.tensor(a), torch.tensor(b))
+        got = getattr(engine, name)(engine.tensor(a), engine.tensor(b))
+        assert got.tolist() == want.tolist() and str(got.dtype) == str(want.dtype)
+    assert (7 // engine.tensor(b)).tolist() == (7 // torch.tensor(b)).tolist()
+    assert (7 % engine.tensor(b)).tolist() == (7 % torch.tensor(b)).tolist()
+
+
+def test_comparisons_promote_before_comparing():
+    big = 16777217                 # not a float32: an int64 tensor against a float compares in float32
+    for op in ("eq", "lt", "le"):
+        want = getattr(torch, op)(torch.tensor([big]), 16777216.0)
+        got = getattr(engine, op)(engine.tensor([big]), 16777216.0)
+        assert got.tolist() == want.tolist()
+    x = engine.tensor([1.0, 2.0])
+    assert (2 < x).tolist() == (2 < torch.tensor([1.0, 2.0])).tolist()
+    assert (x == 2).tolist() == [False, True] and (x != 2).tolist() == [True, False]
+
+
+def test_bitwise_operators_on_bool_and_int():
+    i, b = [12, -7, 5], [True, False, True]
+    for expr in (lambda m: m.tensor(i) & 6, lambda m: 6 | m.tensor(i), lambda m: m.tensor(i) ^ m.tensor(i[::-1]),
+                 lambda m: ~m.tensor(i), lambda m: ~m.tensor(b), lambda m: m.tensor(b) & m.tensor([[True], [False]]),
+                 lambda m: True ^ m.tensor(b)):
+        want, got = expr(torch), expr(engine)
+        assert got.tolist() == want.tolist() and str(got.dtype) == str(want.dtype)
+
+
+# ---- nodes without a derivative ------------------------------------------------------------
+
+@pytest.mark.parametrize("call", [lambda b, x: b.floor_divide(x, 2.0), lambda b, x: x // 2.0,
+                                  lambda b, x: 7.0 // x, lambda b, x: b.remainder(2.0, x), lambda b, x: 7.0 % x])
+def test_ops_without_a_derivative_record_a_node_that_raises_in_backward(call):
+    outcomes = []
+    for backend in (torch, engine):
+        out = call(backend, _leaf(backend, [5.0, -5.0]))
+        with pytest.raises(RuntimeError) as info:
+            out.sum().backward()
+        outcomes.append((out.grad_fn.name(), str(info.value), out.detach().tolist()))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_round_with_decimals_records_its_own_node():
+    for decimals in (0, 2, -1):
+        _assert_same(lambda b, x: b.round(x, decimals=decimals), [1.2345, 0.125, 15.0, -25.0, 2.5])
+    _assert_same(lambda b, x: b.round(x, decimals=1), [1.25, 0.35], dtype="float32")
+
+
+# ---- errors -------------------------------------------------------------------------------
+
+ERROR_CASES = {
+    "clamp no bounds": lambda b: b.clamp(b.tensor([1.0])),
+    "clamp number and tensor": lambda b: b.clamp(b.tensor([1.0]), 0.5, b.tensor([1.0, 2.0])),
+    "clamp list": lambda b: b.clamp(b.tensor([1.0]), [0.0]),
+    "clamp bool": lambda b: b.clamp(b.tensor([True]), False, True),
+    "clamp_min None": lambda b: b.clamp_min(b.tensor([1.0]), None),
+    "clamp_max bool": lambda b: b.clamp_max(b.tensor([True]), True),
+    "abs bool": lambda b: b.abs(b.tensor([True])),
+    "floor bool": lambda b: b.floor(b.tensor([True])),
+    "round int decimals": lambda b: b.round(b.tensor([1]), decimals=1),
+    "round int decimals 0": lambda b: b.round(b.tensor([1]), decimals=0),
+    "sqrt number": lambda b: b.sqrt(1.0),
+    "floor_divide by int zero": lambda b: b.tensor([5, 1]) // 0,
+    "remainder by int zero": lambda b: b.remainder(b.tensor([5]), b.tensor([0])),
+    "fmod bool": lambda b: b.fmod(b.tensor([True]), b.tensor([True])),
+    "fmod number first": lambda b: b.fmod(2.0, b.tensor([1.0])),
+    "remainder two numbers": lambda b: b.remainder(2, 3),
+    "maximum number": lambda b: b.maximum(b.tensor([1.0]), 2.0),
+    "maximum number first": lambda b: b.maximum(2.0, b.tensor([1.0])),
+    "atan2 number": lambda b: b.atan2(b.tensor([1.0]), 1.0),
+    "maximum shapes": lambda b: b.maximum(b.tensor([1.0, 2.0]), b.tensor([1.0, 2.0, 3.0])),
+    "xlogy two numbers": lambda b: b.xlogy(2, 2),
+    "lerp end dtype": lambda b: b.lerp(b.tensor([1.0]), b.tensor([1.0], dtype=b.float64), 0.5),
+    "lerp weight dtype": lambda b: b.lerp(b.tensor([1.0]), b.tensor([1.0]), b.tensor([0.5], dtype=b.float64)),
+    "lerp weight long": lambda b: b.lerp(b.tensor([1.0]), b.tensor([1.0]), b.tensor([1])),
+    "lerp no weight": lambda b: b.lerp(b.tensor([1.0]), b.tensor([1.0]), None),
+    "lerp int": lambda b: b.lerp(b.tensor([1]), b.tensor([1]), 0.5),
+    "addcmul bool": lambda b: b.addcmul(b.tensor([True]), b.tensor([True]), b.tensor([True])),
+    "addcmul number": lambda b: b.addcmul(b.tensor([1.0]), 1.0, b.tensor([1.0])),
+    "addcdiv int": lambda b: b.addcdiv(b.tensor([1.0]), b.tensor([1]), b.tensor([2])),
+    "eq number first": lambda b: b.eq(2, b.tensor([1.0])),
+    "eq None": lambda b: b.eq(b.tensor([1.0]), None),
+    "lt shapes": lambda b: b.tensor([1.0, 2.0]) < b.tensor([1.0, 2.0, 3.0]),
+    "logical_and number": lambda b: b.logical_and(b.tensor([True]), True),
+    "logical_not number": lambda b: b.logical_not(1),
+    "bitwise float": lambda b: b.tensor([1.0]) & b.tensor([1.0]),
+    "bitwise double": lambda b: b.bitwise_or(b.tensor([1.0], dtype=b.float64), 1),
+    "bitwise two numbers": lambda b: b.bitwise_and(2, 3),
+    "bitwise_not float": lambda b: b.bitwise_not(b.tensor([1.0])),
+    "nan_to_num str": lambda b: b.nan_to_num(b.tensor([1.0]), nan="a"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_errors_match_torch(case):
+    want, got = _errors(ERROR_CASES[case])
+    assert got == want
+
+
+def test_where_errors_match_torch():
+    def call(where, b):
+        return [lambda: where(b.tensor([1.0]), b.tensor([1.0]), 0.0),
+                lambda: where(b.tensor([1]), b.tensor([1.0]), 0.0),
+                lambda: where(1, b.tensor([1.0]), b.tensor([1.0])),
+                lambda: where(b.tensor([True, False, True]), b.tensor([1.0, 2.0]), 0.0)]
+    for want_call, got_call in zip(call(torch.where, torch), call(_ops_pointwise.where, engine)):
+        with pytest.raises(Exception) as want:
+            want_call()
+        with pytest.raises(Exception) as got:
+            got_call()
+        assert (type(got.value), str(got.value)) == (type(want.value), str(want.value))
