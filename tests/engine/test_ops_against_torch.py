@@ -76,7 +76,12 @@ def _function(backend, op):
 
 
 def _materialize(backend, arg, dtype_name, rng_values):
-    """A backend tensor for a `T` (drawn values are shared by both backends through `rng_values`)."""
+    """A backend tensor for a `T` (drawn values are shared by both backends through `rng_values`).
+
+    `T`s inside tuples and lists (index expressions such as `(slice(None), T(...))`) are
+    materialized too."""
+    if isinstance(arg, (tuple, list)):
+        return type(arg)(_materialize(backend, a, dtype_name, rng_values) for a in arg)
     if not isinstance(arg, T):
         return arg
     dt_name = arg.dtype or dtype_name
