@@ -438,8 +438,13 @@ def index_select(input, dim: int, index) -> Tensor:
     size = input._data.shape[dim] if input.ndim else 1
     if input.ndim == 0 and idx.size != 1:
         raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {idx.size} value(s)")
-    # NOTE: unlike indexing, index_select refuses negative indices.
-    if np.any((idx < 0) | (idx >= size)):
+    # NOTE: unlike indexing, index_select refuses negative indices. torch's CPU kernel for
+    # dim 1 (of a contiguous tensor) words the error differently, and as a RuntimeError.
+    bad = (idx < 0) | (idx >= size)
+    if bad.any():
+        if dim == 1:
+            value = idx.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+            raise RuntimeError(f"INDICES element is out of DATA bounds, id={value} axis_dim={size}")
         raise IndexError("index out of range in self")
     out = record(_INDEX_SELECT, (input,), _index_select_np(input._data, dim, idx), input.dtype,
                  dim=dim, self_shape=input._data.shape)
