@@ -126,10 +126,13 @@ def _select(t: Tensor, dim: int, index: int, real_dim: int) -> Tensor:
     if not shape and index == 0:
         raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
                          "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
-    # NOTE: torch reads the size of a dim past the last one (a 0-d tensor, or a second
-    # Ellipsis) as 0, so any index is out of bounds there; and it names the dim by the
-    # position of the index in the indexing tuple (`real_dim`), not by the tensor's dim.
-    size = shape[dim] if dim < len(shape) else 0
+    if 0 < len(shape) <= dim:
+        raise NotImplementedError("__getitem__: an int past the last dim (after several Ellipsis), where "
+                                  "torch reads a size past the end of the shape")
+    # NOTE: torch reads the size of a 0-d tensor's dim 0 as 0, so any other index is out of
+    # bounds; and it names the dim by the position of the index in the indexing tuple
+    # (`real_dim`), not by the tensor's dim.
+    size = shape[dim] if shape else 0
     if not -size <= index < size:
         raise IndexError(f"index {index} is out of bounds for dimension {real_dim} with size {size}")
     return _extract(t, (slice(None),) * dim + (index,), _SELECT)
@@ -140,12 +143,16 @@ def _slice(t: Tensor, dim: int, start: int, stop: int, step: int, skip_full: boo
         raise ValueError("step must be greater than zero")
     if t.ndim == 0:
         raise IndexError("slice() cannot be applied to a 0-dim tensor.")
-    if dim >= t.ndim:
-        raise NotImplementedError("__getitem__: a slice past the last dimension (after two Ellipsis)")
+    whole = skip_full and start == 0 and step == 1
+    if dim >= t.ndim:        # after several Ellipsis
+        if whole:
+            raise NotImplementedError("__getitem__: a slice past the last dim (after several Ellipsis), "
+                                      "where torch reads a size past the end of the shape")
+        _wrap_dim(dim, t.ndim)
     # NOTE: inside an indexing tuple torch skips slices that keep a whole dim (start 0,
     # stop >= size, step 1), so `x[:, 1]` records one SelectBackward0; a lone slice
     # (`x[:]`) always records SliceBackward0.
-    if skip_full and start == 0 and stop >= t._data.shape[dim] and step == 1:
+    if whole and stop >= t._data.shape[dim]:
         return t
     return _extract(t, (slice(None),) * dim + (slice(start, stop, step),), _SLICE)
 
@@ -334,12 +341,29 @@ def _advanced_index(t: Tensor, indices: list) -> Tensor:
     except ValueError:
         raise IndexError("shape mismatch: indexing tensors could not be broadcast together with shapes "
                          + ", ".join(str(list(a.shape)) for _, a in defined)) from None
-    _check_index_bounds([a for _, a in defined], [shape[k] for k, _ in defined], broadcast)
     # With ints gone (selected) and masks expanded, numpy's placement of the indexed dims
     # is torch's: in place when the index arrays are adjacent, else in front.
     key = tuple(slice(None) if a is None else a for a in expanded)
-    out = record(_INDEX, (t,), t._data[key], t.dtype, key=key, self_shape=shape)
+    kept = [n for k, n in enumerate(shape) if k >= len(expanded) or expanded[k] is None]
+    if np.prod(kept, dtype=np.int64) * np.prod(broadcast, dtype=np.int64) == 0:
+        # NOTE: torch checks the bounds while it copies, so an empty result never fails
+        # (`x[[5], 0:0]` is a (1, 0) tensor).
+        data = np.zeros(_index_result_shape(shape, expanded, broadcast), t.dtype.np)
+    else:
+        _check_index_bounds([a for _, a in defined], [shape[k] for k, _ in defined], broadcast)
+        data = t._data[key]
+    out = record(_INDEX, (t,), data, t.dtype, key=key, self_shape=shape)
     return _save(out, **{f"indices{k}": Tensor._make(a, _dtype.int64) for k, a in defined})
+
+
+def _index_result_shape(shape: tuple, expanded: list, broadcast: tuple) -> tuple:
+    """The shape of `t[key]`: the indexed dims become the broadcast index shape, in place when
+    the index arrays are adjacent, else in front."""
+    positions = [k for k, a in enumerate(expanded) if a is not None]
+    rest = [n for k, n in enumerate(shape) if k not in positions]
+    if positions == list(range(positions[0], positions[-1] + 1)):
+        return tuple(rest[:positions[0]]) + tuple(broadcast) + tuple(rest[positions[0]:])
+    return tuple(broadcast) + tuple(rest)
 
 
 def _check_index_bounds(arrays: list, sizes: list, broadcast: tuple):
@@ -361,7 +385,8 @@ def _check_index_bounds(arrays: list, sizes: list, broadcast: tuple):
 def _index_put_accumulate(g: Tensor, shape: tuple, key: tuple) -> Tensor:
     """zeros(shape) with `g` added at an advanced `key`, repeated positions accumulating."""
     data = np.zeros(shape, g.dtype.np)
-    np.add.at(data, key, g._data)
+    if g._data.size:
+        np.add.at(data, key, g._data)
     return record(_INDEX_PUT, (g,), data, g.dtype, key=key)
 
 
@@ -369,7 +394,8 @@ def v_index_put_accumulate(g, shape, key):
     if isinstance(g, Tensor):
         return _index_put_accumulate(g, shape, key)
     out = np.zeros(shape, g.dtype)
-    np.add.at(out, key, g)
+    if g.size:
+        np.add.at(out, key, g)
     return out
 
 
@@ -436,6 +462,8 @@ def index_select(input, dim: int, index) -> Tensor:
         raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
     idx = index._data
     size = input._data.shape[dim] if input.ndim else 1
+    if size == 0 and idx.size and input.ndim > 1:   # a 1-d input reports the index as out of range
+        raise RuntimeError("index_select(): self indexing axis dim should be positive")
     if input.ndim == 0 and idx.size != 1:
         raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {idx.size} value(s)")
     # NOTE: unlike indexing, index_select refuses negative indices. torch's CPU kernel for
@@ -468,11 +496,15 @@ def _as_1d(x: np.ndarray) -> np.ndarray:
 
 
 def _gather_np(x, dim, index):
+    if index.size == 0:
+        return np.zeros(index.shape, x.dtype)
     return _as_1d(x)[_coords(index, dim)].reshape(index.shape)
 
 
 def _scatter_np(x, dim, index, src, accumulate: bool):
     """`x` with `src` (an array, read over the index's extent, or a numpy scalar) put at `index`."""
+    if index.size == 0:
+        return x.copy()
     out = _as_1d(x).copy()
     coords = _coords(index, dim)
     if isinstance(src, np.ndarray):
@@ -525,13 +557,15 @@ def _size(x: Tensor, d: int) -> int:
 
 
 def _src_gradient(ctx, g, node: str):
-    """The gradient of scatter's src: g gathered at the index, which must have src's shape.
+    """The gradient of scatter's src: g gathered at the index.
 
     NOTE: torch's formula is `grad.gather(dim, index)`, shaped like the index; when src is
-    larger than the index torch's engine refuses that gradient, and so does this rule.
+    larger than the index (and does not broadcast to it) torch's engine refuses that
+    gradient, and so does this rule.
     """
     index = v_data(ctx.index)
-    if index.shape != ctx.src_shape:
+    src_shape = ctx.src_shape
+    if len(src_shape) > index.ndim or any(s not in (n, 1) for s, n in zip(src_shape[::-1], index.shape[::-1])):
         raise RuntimeError(f"Function {node} returned an invalid gradient at index 1 - got "
                            f"{list(index.shape)} but expected shape compatible with {list(ctx.src_shape)}")
     return v_gather(g, ctx.dim, ctx.index)
@@ -558,9 +592,9 @@ def gather(input, dim: int, index, *, sparse_grad: bool = False) -> Tensor:
         raise NotImplementedError("gather(sparse_grad=True): the engine has no sparse tensors")
     dim = _wrap_dim(dim, input.ndim)
     _check_index_dtype("gather", index)
-    if max(input.ndim, 1) != max(index.ndim, 1):
+    if index._data.size and max(input.ndim, 1) != max(index.ndim, 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
-    for d in range(max(input.ndim, 1)):
+    for d in range(max(input.ndim, 1) if index._data.size else 0):
         if d != dim and _size(index, d) > _size(input, d):
             raise RuntimeError(
                 f"Size does not match at dimension {d} expected index {list(index.shape)} to be no larger "
@@ -582,19 +616,18 @@ def _check_scatter(op: str, input: Tensor, dim: int, index: Tensor, src) -> int:
     ndim = max(input.ndim, 1)
     if ndim != max(index.ndim, 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
-    if src is not None and src.ndim == 0 and index.ndim:
-        raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
     wrong = any(d != dim and _size(index, d) > _size(input, d) for d in range(ndim))
     if src is not None and not wrong:
         wrong = any(_size(index, d) > (src._data.shape[_wrap_dim(d, src.ndim)] if src.ndim else 1)
                     for d in range(ndim))
-    if wrong:
+    same_ndim_as_src = src is None or max(src.ndim, 1) == max(index.ndim, 1)
+    if wrong and same_ndim_as_src:
         message = (f"Expected index {list(index.shape)} to be no larger than self {list(input.shape)} "
                    f"apart from dimension {dim}")
         if src is not None:
             message += f" and to be no larger size than src {list(src.shape)}"
         raise RuntimeError(message)
-    if src is not None and max(src.ndim, 1) != ndim:
+    if not same_ndim_as_src:
         raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
     _check_in_bounds(index._data, _size(input, dim), dim)
     return dim
@@ -670,13 +703,13 @@ def masked_fill(input, mask, value) -> Tensor:
     if not (isinstance(value, Tensor) or _is_number(value)):
         raise TypeError(f"masked_fill(): argument 'value' (position 3) must be Tensor or Number, "
                         f"not {type(value).__name__}")
-    if mask.dtype is not _dtype.bool_:
-        raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
-                           + _MASK_DTYPE_NAMES[mask.dtype.name])
+    shape = _broadcast_shape(mask._data.shape, input._data.shape)
     if isinstance(value, Tensor) and value.ndim:
         raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
                            f"with {value.ndim} dimension(s).")
-    shape = _broadcast_shape(mask._data.shape, input._data.shape)
+    if mask.dtype is not _dtype.bool_:
+        raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
+                           + _MASK_DTYPE_NAMES[mask.dtype.name])
     fill = _fill_value(value, input.dtype)
     data = np.where(np.broadcast_to(mask._data, shape), fill, np.broadcast_to(input._data, shape))
     if isinstance(value, Tensor):
@@ -722,6 +755,8 @@ def take(input, index) -> Tensor:
         raise RuntimeError(f"take(): Expected a long tensor for index, but got {_TORCH_SCALAR_NAMES[index.dtype.name]}")
     n = input._data.size
     idx = index._data
+    if n == 0 and idx.size:
+        raise IndexError("take(): tried to take from an empty tensor")
     bad = (idx < -n) | (idx >= n)
     if bad.any():
         value = idx.reshape(-1)[int(np.argmax(bad.reshape(-1)))]

@@ -127,6 +127,15 @@ OP_ERRORS = {
     "take bool index": lambda m: m.take(_x(m), _b(m, [True])),
     "take out of range": lambda m: m.take(_x(m), _i(m, [0, 12])),
     "take negative out of range": lambda m: m.take(_x(m), _i(m, [-13])),
+    "take from empty": lambda m: m.take(_x(m)[:, 4:], _i(m, [0])),
+    "index_select empty axis": lambda m: m.index_select(_x(m)[:, 4:], 1, _i(m, [0])),
+    "index_select empty 1-d": lambda m: m.index_select(_x(m)[0, 4:], 0, _i(m, [0])),
+    # torch checks src's ndim first only when a size check fails
+    "scatter src ndim before sizes": lambda m: m.scatter_add(_x(m), 1, _i(m, [[0] * 5]), m.tensor([1.0])),
+    "scatter src dim out of range": lambda m: m.scatter_add(_x(m), 1, _i(m, [[0]]), m.tensor([1.0])),
+    "masked_fill broadcast before value and mask": lambda m: m.masked_fill(
+        _x(m), _i(m, [[1], [0]]), m.tensor([1.0])),
+    "masked_fill value before mask dtype": lambda m: m.masked_fill(_x(m), _i(m, [1, 0, 1, 0]), m.tensor([1.0])),
 }
 
 
@@ -158,6 +167,10 @@ VALUES = {
         _x(m), _b(m, [True, False, True, False]), m.tensor(0.1, dtype=m.float64)),
     "scatter truncates into int": lambda m: m.scatter(_i(m, [[1, 2]]), 1, _i(m, [[1]]), -2.7),
     "take empty": lambda m: m.take(_x(m), _i(m, [[], []])),
+    # torch checks index bounds while copying: an empty result never fails
+    "empty result skips bounds": lambda m: _x(m)[[7, 9], 1:1],
+    "empty index skips scatter checks": lambda m: m.scatter(_x(m), 1, _i(m, [[[]]]), 2.0),
+    "empty index skips gather checks": lambda m: m.gather(_x(m), 0, _i(m, [[[], []]])),
 }
 
 
@@ -207,6 +220,14 @@ def test_gradients_accumulate_like_torch(name):
         (out * weights).sum().backward()
         return x.grad.numpy()
     np.testing.assert_allclose(grad(engine), grad(torch), rtol=1e-6, atol=1e-6)
+
+
+def test_scatter_add_src_broadcasting_to_an_empty_index_gets_a_zero_gradient_like_torch():
+    def run(m):
+        src = m.tensor(1.5, requires_grad=True)
+        m.scatter_add(_x(m), 1, _i(m, [[]]), src).sum().backward()
+        return src.grad.item()
+    assert run(engine) == run(torch) == 0.0
 
 
 def test_repeated_indices_sum_their_gradients():
@@ -297,3 +318,72 @@ def test_gather_sparse_grad_is_not_supported():
 def test_scatter_reduce_is_not_supported():
     with pytest.raises(NotImplementedError, match="reduce"):
         engine.scatter(_x(engine), 1, _i(engine, [[0]]), 1.0, reduce="add")
+
+
+def _random_index(rng):
+    """An index expression mixing every kind of item torch accepts (and some it refuses)."""
+    def item():
+        kind = rng.integers(9)
+        if kind == 0:
+            return int(rng.integers(-6, 6))
+        if kind == 1:
+            pick = lambda *c: c[rng.integers(len(c))]  # noqa: E731
+            return slice(pick(None, -7, -2, 0, 1, 3, 9), pick(None, -8, -1, 0, 2, 4, 10), pick(None, 1, 2, 3, -1))
+        if kind == 2:
+            return None
+        if kind == 3:
+            return Ellipsis
+        if kind == 4:
+            return bool(rng.integers(2))
+        if kind == 5:
+            return rng.integers(-5, 5, size=rng.integers(0, 4)).tolist()
+        if kind == 6:
+            return ("int64", rng.integers(-4, 4, size=[(), (2,), (2, 1), (1, 3)][rng.integers(4)]).tolist())
+        if kind == 7:
+            return ("bool", (rng.random([(3,), (4,), (5,), (3, 4), (4, 5), ()][rng.integers(6)]) < 0.5).tolist())
+        return int(rng.integers(0, 3))
+    index = tuple(item() for _ in range(rng.integers(1, 5)))
+    return index[0] if rng.random() < 0.3 else index
+
+
+def _build_index(m, index):
+    if isinstance(index, tuple) and len(index) == 2 and index[0] in ("int64", "bool"):
+        return m.tensor(index[1], dtype=getattr(m, index[0]))
+    return tuple(_build_index(m, i) for i in index) if isinstance(index, tuple) else index
+
+
+def _getitem_outcome(m, index):
+    x = _x(m, X3)
+    try:
+        y = x[_build_index(m, index)]
+    except NotImplementedError:
+        return "not implemented"
+    except Exception as exc:  # noqa: BLE001
+        return type(exc).__name__, str(exc)
+    weights = np.linspace(-1, 1, y.numel()).reshape(tuple(y.shape))
+    if y.numel():
+        (y * m.tensor(weights.tolist())).sum().backward()
+    grad = None if x.grad is None else x.grad.numpy().tolist()
+    return tuple(y.shape), y.grad_fn.name(), y.detach().numpy().tolist(), grad
+
+
+@pytest.mark.filterwarnings("ignore:Using a non-tuple sequence")
+def test_random_index_expressions_match_torch():
+    """A seeded differential run over mixed index expressions: results, errors, nodes, gradients."""
+    rng = np.random.default_rng(7)
+    implemented = 0
+    for _ in range(400):
+        index = _random_index(rng)
+        got = _getitem_outcome(engine, index)
+        if got == "not implemented":     # only past-the-end dims after several Ellipsis
+            continue
+        implemented += 1
+        want = _getitem_outcome(torch, index)
+        if len(want) == 2:       # an error: type and message
+            assert got == want, repr(index)
+            continue
+        assert got[:2] == want[:2], repr(index)
+        np.testing.assert_array_equal(got[2], want[2], err_msg=repr(index))
+        if want[3] is not None:
+            np.testing.assert_allclose(got[3], want[3], rtol=1e-6, atol=1e-6, err_msg=repr(index))
+    assert implemented > 390
