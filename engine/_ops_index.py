@@ -76,7 +76,7 @@ def _fill_value(value, dt) -> np.generic:
     if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
         raise OverflowError("int too big to convert")
     overflow = RuntimeError(f"value cannot be converted to type {_C_TYPE_NAMES[dt.name]} without overflow")
-    if dt is _dtype.int64 and isinstance(value, float):
+    if dt is _dtype.int64 and isinstance(value, (float, np.floating)):
         if not (np.isfinite(value) and -2.0**63 <= value < 2.0**63):
             raise overflow
         return np.int64(int(value))

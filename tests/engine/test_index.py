@@ -387,3 +387,38 @@ def test_random_index_expressions_match_torch():
         if want[3] is not None:
             np.testing.assert_allclose(got[3], want[3], rtol=1e-6, atol=1e-6, err_msg=repr(index))
     assert implemented > 390
+
+
+SECOND_ORDER = {
+    "list index": lambda m, x, s: x[[0, 2, 0], 1:],
+    "mask and int": lambda m, x, s: x[_b(m, [True, False, True]), -1],
+    "None and slices": lambda m, x, s: x[None, ::2, 1],
+    "index_select": lambda m, x, s: m.index_select(x, 1, _i(m, [3, 3, 0])),
+    "gather": lambda m, x, s: m.gather(x, 1, _i(m, [[0, 0], [1, 3], [2, 2]])),
+    "scatter": lambda m, x, s: m.scatter(x, 1, _i(m, [[0, 1], [3, 2], [1, 0]]), s),
+    "scatter value": lambda m, x, s: m.scatter(x, 0, _i(m, [[0, 1, 2, 0]]), -1.0),
+    "scatter_add": lambda m, x, s: m.scatter_add(x, 1, _i(m, [[0, 0], [3, 3], [1, 0]]), s),
+    "masked_fill": lambda m, x, s: m.masked_fill(x, _b(m, [True, False, False, True]), s[0, 0]),
+    "take": lambda m, x, s: m.take(x, _i(m, [[0, 11], [11, -1]])),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_second_order_gradients_through_the_recorded_backward_match_torch(name):
+    """The gradients of a cubic through the op, then the gradient of those gradients: this
+    runs every rule on tensors (create_graph) and the rules of the backward graph's nodes."""
+    def run(m):
+        x = m.tensor(X.astype(np.float64).tolist(), dtype=m.float64, requires_grad=True)
+        src = m.tensor([[0.3, -1.2], [0.7, 2.0], [-0.4, 1.1]], dtype=m.float64, requires_grad=True)
+        out = SECOND_ORDER[name](m, x, src)
+        weights = m.tensor(np.linspace(-1, 2, out.numel()).reshape(tuple(out.shape)).tolist(), dtype=m.float64)
+        (out * out * out * weights).sum().backward(create_graph=True)
+        first = [x.grad, src.grad]
+        x.grad = src.grad = None
+        sum((g * g).sum() for g in first if g is not None).backward()
+        return [None if g is None else g.detach().numpy() for g in first + [x.grad, src.grad]]
+    for got, want in zip(run(engine), run(torch)):
+        assert (got is None) == (want is None)
+        if want is not None:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
