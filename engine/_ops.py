@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode, node_class
-from ._tensor import INFERENCE_TENSORS, Tensor, _wrap_dim
+from ._tensor import INFERENCE_TENSORS, Tensor, _wrap_dim, is_inference_tensor
 
 # ---------------------------------------------------------------------------------
 # Recording machinery
@@ -90,7 +90,7 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     for name, trigger in rule.saves.items():
         if trigger is None or needs[trigger]:
             saved[name] = out if name == "result" else inputs[rule.arg_names.index(name)]
-    if INFERENCE_TENSORS.data and any(t in INFERENCE_TENSORS for t in saved.values()):  # .data: fast emptiness test
+    if INFERENCE_TENSORS and any(is_inference_tensor(t) for t in saved.values()):
         raise RuntimeError(
             "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
             "inference mode in computation tracked by autograd. To work around this, you can make a "

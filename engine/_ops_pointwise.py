@@ -23,12 +23,10 @@ from ._tensor import Tensor
 
 # torch's names of the supported dtypes in kernel errors ("not implemented for 'Float'")
 # and in lerp's dtype check ("expected dtype float").
-_KERNEL_NAMES = {"bool": "Bool", "int64": "Long", "float32": "Float", "float64": "Double"}
-_C_NAMES = {"bool": "bool", "int64": "long int", "float32": "float", "float64": "double"}
 
 
 def _not_implemented_for(kernel: str, dt) -> NotImplementedError:
-    return NotImplementedError(f'"{kernel}" not implemented for \'{_KERNEL_NAMES[dt.name]}\'')
+    return NotImplementedError(f'"{kernel}" not implemented for \'{dt.scalar_name}\'')
 
 
 def _type_name(x) -> str:
@@ -717,11 +715,11 @@ def lerp(input, end, weight) -> Tensor:
             "Tensor input, Tensor end, Number weight, *, Tensor out = None"))
     dt = input.dtype
     if end.dtype is not dt:
-        raise RuntimeError(f"expected dtype {_C_NAMES[dt.name]} for `end` but got dtype {_C_NAMES[end.dtype.name]}")
+        raise RuntimeError(f"expected dtype {dt.cpp_name} for `end` but got dtype {end.dtype.cpp_name}")
     tensor_weight = isinstance(weight, Tensor)
     if tensor_weight and weight.ndim and weight.dtype is not dt:
         raise RuntimeError(
-            f"expected dtype {_C_NAMES[dt.name]} for `weight` but got dtype {_C_NAMES[weight.dtype.name]}")
+            f"expected dtype {dt.cpp_name} for `weight` but got dtype {weight.dtype.cpp_name}")
     if not dt.is_floating_point:
         raise _not_implemented_for("lerp_kernel_tensor" if tensor_weight else "lerp_kernel_scalar", dt)
     shape = _broadcast_shape(input._data.shape, end._data.shape)
@@ -805,7 +803,7 @@ def where(condition, input, other) -> Tensor:
         raise _invalid_arguments("where", (condition, input, other), _WHERE_SIGNATURES)
     if condition.dtype is not _dtype.bool_:
         raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor with dtype "
-                           f"{_KERNEL_NAMES[condition.dtype.name]}")
+                           f"{condition.dtype.scalar_name}")
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         dt = _dtype.result_type([], [input, other])
         input, other = _scalar_tensor(input, dt), _scalar_tensor(other, dt)

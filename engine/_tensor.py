@@ -34,8 +34,13 @@ class Size(tuple):
         return int(np.prod(self, dtype=np.int64))
 
 
-# Tensors created in inference mode, which autograd refuses to save for backward.
-INFERENCE_TENSORS: "weakref.WeakSet[Tensor]" = weakref.WeakSet()
+# Tensors created in inference mode, which autograd refuses to save for backward, by id
+# (a WeakSet would compare tensors with ==, which is elementwise).
+INFERENCE_TENSORS: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
+
+
+def is_inference_tensor(t: "Tensor") -> bool:
+    return INFERENCE_TENSORS.get(id(t)) is t
 
 
 class RemovableHandle:
@@ -110,7 +115,7 @@ class Tensor:
         t._vc = [0]
         t._base = None
         if _GradMode.inference:
-            INFERENCE_TENSORS.add(t)
+            INFERENCE_TENSORS[id(t)] = t
         return t
 
     # ---- metadata -----------------------------------------------------------------
@@ -139,7 +144,7 @@ class Tensor:
         return self._data.shape[0]
 
     def is_inference(self) -> bool:
-        return self in INFERENCE_TENSORS
+        return is_inference_tensor(self)
 
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point

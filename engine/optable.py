@@ -453,6 +453,91 @@ OPS: tuple[Op, ...] = (
     # (end of engine/_ops_shape.py)
 
     # ---- engine/_ops_index.py ------------------------------------------------------------
+    # Tensor.__getitem__ is an entry of its own name with the METHOD form only, so the engine
+    # binds `Tensor.__getitem__`; each piece of an index expression records its own node
+    # (ints SelectBackward0, slices SliceBackward0, None UnsqueezeBackward0, tensors, lists and
+    # bools one IndexBackward0 at the end, `x[...]` AliasBackward0).
+    Op("__getitem__", INDEXING, ("SelectBackward0", "SliceBackward0", "UnsqueezeBackward0",
+                                 "IndexBackward0", "AliasBackward0"), (METHOD,),
+       dtypes=("float32", "float64", "int64"),
+       samples=(
+           ((T((4, 5)), 1), {}), ((T((4, 5)), -1), {}), ((T((4, 5)), slice(1, 3)), {}),
+           ((T((4, 5)), slice(None, None, 2)), {}), ((T((4, 5)), slice(-10, 10)), {}),
+           ((T((4, 5)), slice(None)), {}), ((T((4, 5)), None), {}), ((T((4, 5)), Ellipsis), {}),
+           ((T((4, 5)), True), {}), ((T(()), None), {}), ((T(()), Ellipsis), {}),
+           ((T(()), True), {}),
+           ((T((4, 5)), (slice(None), 1)), {}), ((T((4, 5)), (Ellipsis, 2)), {}),
+           ((T((4, 5)), (slice(0, 4), slice(None, 9))), {}), ((T((4, 5)), (slice(-2, None), -1)), {}),
+           ((T((3, 4, 5)), (None, 1, slice(1, None, 3))), {}), ((T((3, 4, 5)), (0, None, Ellipsis, None)), {}),
+           # advanced indices; repeated positions accumulate their gradients
+           ((T((4, 5)), T((3,), "int64", [0, 3, 0])), {}), ((T((4, 5)), [2, -1, 2, 2]), {}),
+           ((T((4, 5)), T((2, 2), "int64", [[0, 3], [3, 1]])), {}),
+           ((T((4, 5)), (slice(None), [1, 1, 4])), {}), ((T((4, 5)), ([0, 1, 1], [2, 2, 2])), {}),
+           ((T((4, 5)), (T((2, 1), "int64", [[0], [3]]), [1, 4, 1])), {}),
+           ((T((3, 4, 5)), ([0, 2], slice(None), [1, 1])), {}), ((T((3, 4, 5)), (slice(None), [0, 0], [1, 2])), {}),
+           ((T((3, 4, 5)), ([0, 1], None, [0, 1])), {}), ((T((3, 4, 5)), (0, slice(None), [1, 2])), {}),
+           ((T((3, 4, 5)), (slice(1, 3), [3, 3], slice(None, 2))), {}), ((T((3, 4, 5)), (T((2,), "int64", [2, 0]), Ellipsis, 1)), {}),
+           ((T((3, 4, 5)), (Ellipsis, [4, 0, 4])), {}), ((T((3, 4, 5)), (0, True)), {}),
+           # masks and 0-d index tensors
+           ((T((4, 5)), T((4, 5), "bool", [[True, False, True, False, True]] * 2 + [[False] * 5, [True] * 5])), {}),
+           ((T((4, 5)), T((4,), "bool", [True, False, True, True])), {}),
+           ((T((3, 4, 5)), (slice(None), T((4,), "bool", [False, True, True, False]), [0, 4])), {}),
+           ((T((4, 5)), [True, False, False, True]), {}),
+           ((T((4, 5)), T((), "int64", 2)), {}), ((T((4, 5)), (T((), "int64", 1), [0, 0, 1])), {}),
+           ((T((4, 5)), T((), "bool", True)), {}),
+       )),
+    Op("index_select", INDEXING, ("IndexSelectBackward0",), dtypes=("float32", "float64", "int64"),
+       samples=(
+           ((T((3, 4)), 0, T((3,), "int64", [2, 0, 2])), {}),
+           ((T((3, 4)), -1, T((5,), "int64", [3, 3, 0, 1, 3])), {}),
+           ((T((2, 3, 4)), 1, T((), "int64", 1)), {}),
+           ((T(()), 0, T((1,), "int64", [0])), {}),
+       )),
+    Op("gather", INDEXING, ("GatherBackward0",), kwargs={"sparse_grad": (False,)},
+       dtypes=("float32", "float64", "int64"),
+       samples=(
+           ((T((3, 4)), 1, T((3, 2), "int64", [[0, 0], [1, 0], [3, 3]])), {}),
+           ((T((3, 4)), 0, T((2, 4), "int64", [[0, 1, 2, 0], [2, 2, 2, 2]])), {}),
+           # the index may be longer than the input along dim, and shorter elsewhere
+           ((T((3, 4)), -1, T((2, 6), "int64", [[0, 1, 2, 3, 0, 0], [3, 3, 3, 3, 3, 1]])), {"sparse_grad": False}),
+           ((T((2, 3, 2)), 2, T((2, 3, 1), "int64", [[[1], [0], [1]], [[0], [0], [1]]])), {}),
+           ((T((4,)), 0, T((), "int64", 2)), {}),
+           ((T(()), 0, T((2,), "int64", [0, 0])), {}),
+       )),
+    Op("scatter", INDEXING, ("ScatterBackward0", "ScatterBackward1"), kwargs={"value": "float"},
+       dtypes=("float32", "float64", "int64"),
+       samples=(
+           # positions within a row are distinct: torch leaves the order of repeated writes unspecified
+           ((T((3, 4)), 1, T((3, 2), "int64", [[0, 1], [3, 2], [1, 0]]), T((3, 2))), {}),
+           ((T((3, 4)), 0, T((2, 4), "int64", [[0, 1, 2, 0], [2, 0, 1, 1]]), T((2, 4))), {}),
+           ((T((3, 4)), 0, T((2, 4), "int64", [[0, 1, 2, 0], [2, 0, 1, 1]]), 2.5), {}),
+           ((T((3, 4)), -1, T((2, 1), "int64", [[3], [0]])), {"value": -1}),
+           ((T((2, 3, 2)), 1, T((2, 2, 2), "int64", [[[0, 2], [1, 0]], [[2, 2], [0, 1]]]), T((2, 2, 2))), {}),
+           ((T(()), 0, T((), "int64", 0), T(())), {}),
+       )),
+    Op("scatter_add", INDEXING, ("ScatterAddBackward0",), dtypes=("float32", "float64", "int64"),
+       samples=(
+           ((T((3, 4)), 1, T((3, 3), "int64", [[0, 0, 1], [3, 3, 3], [2, 0, 2]]), T((3, 3))), {}),
+           ((T((3, 4)), 0, T((2, 4), "int64", [[0, 1, 2, 0], [0, 1, 2, 0]]), T((2, 4))), {}),
+           ((T((2, 3, 2)), -1, T((2, 3, 2), "int64", [[[1, 1], [0, 0], [1, 0]]] * 2), T((2, 3, 2))), {}),
+           ((T((4,)), 0, T((), "int64", 3), T(())), {}),
+       )),
+    Op("masked_fill", INDEXING, ("MaskedFillBackward0", "MaskedFillBackward1"),
+       samples=(
+           ((T((3, 4)), T((3, 4), "bool", [[True, False, True, False], [False] * 4, [True] * 4]), 1.5), {}),
+           ((T((3, 4)), T((4,), "bool", [True, False, False, True]), T(())), {}),
+           ((T((4,)), T((3, 4), "bool", [[True, False, True, False], [False] * 4, [True] * 4]), -2), {}),
+           ((T((2, 3)), T((2, 1), "bool", [[True], [False]]), T((), "float64", 0.25)), {}),
+           ((T((2, 3)), T((2, 3), "bool", [[True, False, True], [False, True, False]]), float("nan")), {}),
+           ((T(()), T((), "bool", True), 0.0), {}),
+       )),
+    Op("take", INDEXING, ("TakeBackward0",), dtypes=("float32", "float64", "int64"),
+       samples=(
+           ((T((3, 4)), T((4,), "int64", [0, 11, -1, 11])), {}),
+           ((T((3, 4)), T((2, 2), "int64", [[5, 5], [-12, 0]])), {}),
+           ((T((3, 4)), T((), "int64", 5)), {}),
+           ((T(()), T((2,), "int64", [0, -1])), {}),
+       )),
     # (end of engine/_ops_index.py)
 
     # ---- engine/_ops_linalg.py -----------------------------------------------------------

@@ -83,7 +83,8 @@ NO_GRAD = "no_grad"
 def _materialize(backend, arg, dtype_name, rng_values):
     """A backend tensor for a `T` (drawn values are shared by both backends through `rng_values`).
 
-    Lists and tuples (of `T`: cat and stack operands, einsum's operand list) are materialized item by item."""
+    Lists and tuples (of `T`: cat and stack operands, einsum's operand list, index
+    expressions such as `(slice(None), T(...))`) are materialized item by item."""
     if isinstance(arg, (list, tuple)):
         return type(arg)(_materialize(backend, a, dtype_name, rng_values) for a in arg)
     if not isinstance(arg, T):
