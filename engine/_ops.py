@@ -153,15 +153,18 @@ def _check_tensor(x, op: str, arg: str = "input", position: int = 1):
 
 def _broadcast_shape(a: tuple, b: tuple) -> tuple:
     """Broadcast two shapes, raising torch's message on a mismatch."""
+    if a == b:
+        return tuple(a)
     n = max(len(a), len(b))
     a = (1,) * (n - len(a)) + tuple(a)
     b = (1,) * (n - len(b)) + tuple(b)
-    out = []
-    for i, (x, y) in enumerate(zip(a, b)):
+    out = [0] * n
+    for i in range(n - 1, -1, -1):    # NOTE: torch reports the first mismatch from the right
+        x, y = a[i], b[i]
         if x != y and x != 1 and y != 1:
             raise RuntimeError(
                 f"The size of tensor a ({x}) must match the size of tensor b ({y}) at non-singleton dimension {i}")
-        out.append(y if x == 1 else x)
+        out[i] = y if x == 1 else x
     return tuple(out)
 
 
@@ -209,7 +212,7 @@ def v_data(x):
 
 def v_where(condition: np.ndarray, a, b):
     if isinstance(a, Tensor) or isinstance(b, Tensor):
-        return where(condition, a, b)
+        return _where(condition, a, b)
     return np.where(condition, a, b)
 
 
@@ -334,13 +337,18 @@ _WHERE = Rule("WhereBackward0",
               ("input", "other"))
 
 
-def where(condition, input, other) -> Tensor:
-    """Elementwise select: `input` where `condition` holds, else `other` (internal for now)."""
+def _where(condition, input, other) -> Tensor:
+    """Elementwise select: `input` where `condition` (a bool tensor or array) holds, else `other`.
+
+    The public `where` (in _ops_pointwise.py) validates its arguments and calls this.
+    """
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     a, b, dt = _binary_operands("where", input, other)
     shape = _broadcast_shape(np.shape(cond), _broadcast_shape(a._data.shape, b._data.shape))
-    cond = np.broadcast_to(cond, shape)
-    return record(_WHERE, (a, b), np.where(cond, _as(a, dt), _as(b, dt)), dt, condition=cond)
+    out = record(_WHERE, (a, b), np.where(cond, _as(a, dt), _as(b, dt)), dt, condition=cond)
+    if isinstance(condition, Tensor) and out.grad_fn is not None:
+        save_for_backward(out, "condition", condition)   # NOTE: torch saves the condition
+    return out
 
 
 # ---------------------------------------------------------------------------------
@@ -417,8 +425,9 @@ def _binary(op: str, rule: Rule, fn, input, other, dt=None) -> Tensor:
     return record(rule, (a, b), data, dt)
 
 
-_ADD = Rule("AddBackward0", lambda ctx, g: (g, g), ("self", "other"))
-_SUB = Rule("SubBackward0", lambda ctx, g: (g, -g if ctx.needs[1] else None), ("self", "other"))
+_ADD = Rule("AddBackward0", lambda ctx, g: (g, g if ctx.alpha == 1 else g * ctx.alpha), ("self", "other"))
+_SUB = Rule("SubBackward0", lambda ctx, g: (g, (-g if ctx.alpha == 1 else -g * ctx.alpha) if ctx.needs[1] else None),
+            ("self", "other"))
 _RSUB = Rule("RsubBackward1", lambda ctx, g: (-g,))
 _MUL = Rule("MulBackward0",
             lambda ctx, g: (g * ctx.other if ctx.needs[0] else None,
@@ -447,13 +456,31 @@ def _check_bool_sub(input, other):
             "to invert a mask, use the `~` or `logical_not()` operator instead.")
 
 
-def add(input, other) -> Tensor:
-    return _binary("add", _ADD, np.add, input, other)
+def _check_alpha(alpha, dt) -> None:
+    if not dt.is_floating_point and isinstance(alpha, float):
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+    if isinstance(alpha, bool) and dt is not _dtype.bool_:
+        raise RuntimeError("Boolean alpha only supported for Boolean results.")
 
 
-def sub(input, other) -> Tensor:
+def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
+    """input (+ or -) alpha * other, in the promoted dtype (alpha 1 skips the product)."""
+    a, b, dt = _binary_operands(op, input, other)
+    if alpha != 1 or isinstance(alpha, (bool, float)):
+        _check_alpha(alpha, dt)
+    with _errstate():
+        y = _as(b, dt)
+        data = fn(_as(a, dt), y if alpha == 1 else y * np.asarray(alpha, dt.np))
+    return record(rule, (a, b), data, dt, alpha=alpha)
+
+
+def add(input, other, *, alpha=1) -> Tensor:
+    return _add_scaled("add", _ADD, np.add, input, other, alpha)
+
+
+def sub(input, other, *, alpha=1) -> Tensor:
     _check_bool_sub(input, other)
-    return _binary("sub", _SUB, np.subtract, input, other)
+    return _add_scaled("sub", _SUB, np.subtract, input, other, alpha)
 
 
 def rsub(input: Tensor, other) -> Tensor:
@@ -471,9 +498,22 @@ def mul(input, other) -> Tensor:
     return _binary("mul", _MUL, np.multiply, input, other)
 
 
-def div(input, other) -> Tensor:
-    a, b, dt = _binary_operands("div", input, other)
-    return _binary("div", _DIV, np.true_divide, a, b, _float_dtype(dt))
+# NOTE: an explicit rounding_mode (even None) records DivBackward2; with 'trunc' or
+# 'floor' its gradient is exactly zero (see _ops_pointwise._div_rounded).
+_DIV_MODE_NONE = Rule("DivBackward2", _DIV.backward, ("self", "other"), saves={"other": None, "self": 1})
+_OMITTED = object()
+
+
+def div(input, other, *, rounding_mode=_OMITTED) -> Tensor:
+    if rounding_mode is _OMITTED or rounding_mode is None:
+        a, b, dt = _binary_operands("div", input, other)
+        rule = _DIV if rounding_mode is _OMITTED else _DIV_MODE_NONE
+        return _binary("div", rule, np.true_divide, a, b, _float_dtype(dt))
+    if rounding_mode not in ("trunc", "floor"):
+        raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                           f"but found '{rounding_mode}'")
+    from ._ops_pointwise import div_rounding   # the rounded divisions live with floor_divide
+    return div_rounding(input, other, rounding_mode)
 
 
 def rdiv(input: Tensor, other) -> Tensor:

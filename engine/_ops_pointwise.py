@@ -513,6 +513,19 @@ def _div_rounded(a, b, mode: str) -> Tensor:
     return record(_DIV_ROUNDED, (a, b), data, dt)
 
 
+def div_rounding(input, other, mode: str) -> Tensor:
+    """torch.div(input, other, rounding_mode='trunc' | 'floor'): integer dtypes stay integral."""
+    a, b, dt = _binary_operands("div", input, other)
+    _check_divisor(f"div_{mode}_cpu", b, dt)
+    with _errstate():
+        x, y = _as(a, dt), _as(b, dt)
+        if dt.is_floating_point:
+            data = np.floor_divide(x, y) if mode == "floor" else np.trunc(x / y)
+        else:
+            data = np.floor_divide(x, y) if mode == "floor" else np.fix(x / y).astype(x.dtype)
+    return record(_DIV_ROUNDED, (a, b), data, dt)
+
+
 _FLOOR_DIVIDE = _not_implemented_rule("floor_divide")
 
 
@@ -807,7 +820,7 @@ def where(condition, input, other) -> Tensor:
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         dt = _dtype.result_type([], [input, other])
         input, other = _scalar_tensor(input, dt), _scalar_tensor(other, dt)
-    return _ops.where(condition, input, other)
+    return _ops._where(condition, input, other)
 
 
 # ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import numpy as np
 from . import _dtype
 from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _reduction_dims, _reshape, _transpose,
                    exp, mean, record, save_for_backward, sum as _sum, v_data, v_expand, v_masked_zero,
-                   v_reshape, v_transpose, v_where, where)
+                   v_reshape, v_transpose, v_where)
 from ._tensor import Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------

@@ -53,6 +53,27 @@ CASES = {
         total.backward()
         print(a.grad)
     """,
+    "alpha_and_rounding_mode": """
+        a = torch.tensor([1.5, -2., 3.], requires_grad=True)
+        b = torch.tensor([2., 4., -1.], requires_grad=True)
+        outs = [torch.add(a, b, alpha=3), a.sub(b, alpha=0.5), torch.sub(2, a, alpha=3), torch.add(a, 2, alpha=-1),
+                torch.div(a, b, rounding_mode=None), torch.div(a, b, rounding_mode="trunc"),
+                a.div(b, rounding_mode="floor"), torch.div(a, 2, rounding_mode="floor")]
+        for o in outs:
+            print(o, [n.name() if n is not None else None for n, _ in o.grad_fn.next_functions])
+        sum(o.sum() for o in outs).backward()
+        print(a.grad, b.grad)
+        i = torch.tensor([7, -7])
+        print(torch.div(i, 2, rounding_mode="trunc"), torch.div(i, 2, rounding_mode="floor"), torch.div(i, 2.5, rounding_mode="floor"))
+        print(torch.add(i, 2, alpha=3), torch.add(torch.tensor([True]), torch.tensor([True]), alpha=True))
+        for bad in [lambda: torch.add(i, 1, alpha=0.5), lambda: torch.add(a, 1, alpha=True),
+                    lambda: torch.div(i, torch.tensor([0, 1]), rounding_mode="floor"),
+                    lambda: torch.div(a, b, rounding_mode="round")]:
+            try:
+                bad()
+            except RuntimeError as e:
+                print(e)
+    """,
     "unary_and_reductions": """
         x = torch.tensor([[-1.5, 0., 2.], [0.5, -0.25, 3.]], requires_grad=True)
         outs = [x.exp(), torch.exp(x), x.tanh(), x.sigmoid(), x.relu(), torch.relu(x), (x * x + 1).log(),

@@ -16,7 +16,7 @@ NOT_OPS = {"Tensor", "Size", "tensor", "dtype", "float32", "float64", "int64", "
 HELPERS = {"record", "save_for_backward",   # the recording machinery every op uses
            "check_writable", "write_result", "inplace_method",   # the in-place machinery
            "rsub", "rdiv",   # reflected operator forms of sub and div
-           "where"}    # internal until the pointwise section adds it
+           "div_rounding"}   # div with rounding_mode, which div calls
 
 
 def _implementation_modules():
