@@ -60,6 +60,18 @@ def implementation(op: optable.Op):
     raise NotImplementedError(f"op table entry {op.name!r} has no implementation in {optable.IMPLEMENTATIONS}")
 
 
+def _comparison_operator(fn):
+    """`x == None` is False and `x < None` a TypeError, as in torch: an operand the op
+    refuses makes the operator return NotImplemented, so Python falls back."""
+    def operator(self, other):
+        try:
+            return fn(self, other)
+        except TypeError:
+            return NotImplemented
+    operator.__name__ = fn.__name__
+    return operator
+
+
 def _bind_ops():
     """Expose every op of the table as a function, a Tensor method, property and operator."""
     for op in optable.OPS:
@@ -82,7 +94,7 @@ def _bind_ops():
                 setattr(Tensor, _UNARY_DUNDERS[op.operator], fn)
             else:
                 forward, reflected, make_reflected = _BINARY_DUNDERS[op.operator]
-                setattr(Tensor, forward, fn)
+                setattr(Tensor, forward, _comparison_operator(fn) if reflected is None else fn)
                 if reflected:
                     setattr(Tensor, reflected, make_reflected(fn))
 

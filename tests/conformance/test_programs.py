@@ -74,6 +74,11 @@ CASES = {
             except RuntimeError as e:
                 print(e)
     """,
+    "comparison_operators": """
+        x = torch.tensor([1., 2., 3.])
+        print(x == 2, x != 2, x < 2, 2 < x, x >= torch.tensor([3., 2., 1.]), x == None, x != None)
+        x < None
+    """,
     "unary_and_reductions": """
         x = torch.tensor([[-1.5, 0., 2.], [0.5, -0.25, 3.]], requires_grad=True)
         outs = [x.exp(), torch.exp(x), x.tanh(), x.sigmoid(), x.relu(), torch.relu(x), (x * x + 1).log(),
