@@ -225,6 +225,7 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     numpy arrays and nothing is recorded; with it, they are tensors and the
     rules' arithmetic builds a graph.
     """
+    from ._ops import _errstate
     from ._tensor import Tensor
 
     root_nodes = [root.grad_fn if root.grad_fn is not None else root._accumulator() for root in roots]
@@ -254,7 +255,7 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     def as_tensor(g, dt):
         return g if create_graph else Tensor._make(np.asarray(g), dt)
 
-    with (enable_grad() if create_graph else no_grad()), np.errstate(all="ignore"):
+    with (enable_grad() if create_graph else no_grad()), _errstate():
         while ready:
             node = ready.pop()
             g = pending.pop(node)

@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from . import _dtype, _random
+from ._ops import _errstate
 from ._tensor import Tensor, _require_float_for_grad
 
 from ._random import generator as _generator
@@ -103,7 +104,7 @@ def _number(op: str, x, arg: str, position: int):
 def _filled(shape: tuple, value, dt) -> np.ndarray:
     if dt is _dtype.int64 and isinstance(value, numbers.Integral) and not -2 ** 63 <= value <= _INT64_MAX:
         raise OverflowError("int too big to convert")
-    with np.errstate(all="ignore"):
+    with _errstate():
         return np.full(shape, value, dtype=dt.np)
 
 
@@ -290,12 +291,12 @@ def _linspace_values(start, end, steps: int, dt) -> np.ndarray:
     else:
         first, last = dt.np.type(start), dt.np.type(end)
         wide = np.float64 if dt is _dtype.float32 else np.longdouble
-        with np.errstate(all="ignore"):
+        with _errstate():
             step = (last - first) / dt.np.type(steps - 1) if steps > 1 else dt.np.type(0)
     if steps == 1:
         return np.full(1, first, dtype=dt.np)
     index = np.arange(steps)
-    with np.errstate(all="ignore"):
+    with _errstate():
         up = wide(first) + wide(step) * index.astype(wide)
         down = wide(last) - wide(step) * (steps - index - 1).astype(wide)
     values = np.where(index < steps // 2, up, down)
