@@ -60,13 +60,16 @@ class Rule:
     saved decides whether a second backward without retain_graph raises, as in torch.
     """
 
-    __slots__ = ("node", "backward", "arg_names", "saves")
+    __slots__ = ("node", "backward", "arg_names", "saves", "save_plan")
 
     def __init__(self, name, backward, arg_names=("self",), saves=None):
         self.node = node_class(name)
         self.backward = backward
         self.arg_names = arg_names
         self.saves = saves or {}
+        # (name, trigger, input index or None for the result), resolved once.
+        self.save_plan = tuple((name, trigger, None if name == "result" else arg_names.index(name))
+                               for name, trigger in self.saves.items())
 
 
 def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
@@ -93,14 +96,14 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         d.update(attrs)
     saved = {}
     versions = {}
-    if rule.saves:
-        for name, trigger in rule.saves.items():
+    if rule.save_plan:
+        for name, trigger, index in rule.save_plan:
             if trigger is None or needs[trigger]:
-                t = out if name == "result" else inputs[rule.arg_names.index(name)]
+                t = out if index is None else inputs[index]
                 saved[name] = t
                 versions[name] = t._vc[0]   # a saved tensor modified in place later fails backward
                 d[name] = t._data
-        if INFERENCE_TENSORS and any(is_inference_tensor(t) for t in saved.values()):
+        if INFERENCE_TENSORS.data and any(is_inference_tensor(t) for t in saved.values()):  # .data: a cheap emptiness test
             raise RuntimeError(
                 "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
                 "inference mode in computation tracked by autograd. To work around this, you can make a "
