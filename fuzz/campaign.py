@@ -1,0 +1,302 @@
+"""A fuzz campaign: run random Programs on a backend and on torch until a time budget is spent.
+
+Hypothesis drives the search in-process. When a program diverges with a
+signature not seen before, Hypothesis shrinks it to a minimal program (the
+test function fails only for that one signature while it shrinks); the
+finding is written at once (a `finding` line in `results.jsonl`,
+`findings/<slug>.json`, `repro/<slug>.py`) and a new Hypothesis run starts
+with the known signatures ignored. The budget, Ctrl-C and `max_findings` stop
+the campaign from inside Hypothesis with BaseException subclasses, which it
+propagates without treating them as test failures; the directory is valid
+after any of them.
+
+Output directory (Contract 5 in DESIGN.md)::
+
+    meta.json        versions, backend, seed, budget, machine, command
+    results.jsonl    {"type": "finding", ...} per finding, then one {"type": "summary", ...}
+    findings/*.json  one finding each, with the full verdict (input to `gradfuzz replay`)
+    repro/*.py       one standalone reproducer script each
+    index.html       rendered by `reports.render_site`
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import ModuleType
+
+import hypothesis
+import numpy
+import torch
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+from rich.console import Console
+from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+import oracle
+from fuzz import interpreter
+from fuzz.compare import MATCH, Verdict, compare
+from fuzz.outcome import Outcome
+from fuzz.program import Program
+from fuzz.repro import render_script
+from fuzz.strategies import programs
+
+COMPLETED, INTERRUPTED, MAX_FINDINGS_REACHED = "completed", "interrupted", "max-findings"
+PROGRESS_REFRESH_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """What to fuzz, for how long, and where the results go."""
+
+    out: Path
+    budget_seconds: float
+    seed: int = 0
+    backend: str = "engine"        # an importable module that speaks torch
+    max_steps: int = 6
+    ops: tuple[str, ...] | None = None  # default: the whole op table
+    database: Path | None = None   # Hypothesis example database; default <out>/.hypothesis
+    max_findings: int | None = None
+    command: str = ""              # the command line, recorded in meta.json
+
+
+@dataclass
+class Summary:
+    """Counts over every program run (shrinking included) and the findings' records."""
+
+    status: str = COMPLETED
+    examples: int = 0
+    valid: int = 0          # torch ran the program without raising
+    raised_both: int = 0    # both backends raised
+    duration_seconds: float = 0.0
+    verdicts: Counter = field(default_factory=Counter)
+    ops: dict = field(default_factory=lambda: defaultdict(lambda: {"examples": 0, "findings": 0}))
+    findings: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"type": "summary", "status": self.status, "examples": self.examples, "valid": self.valid,
+                "raised_both": self.raised_both, "duration_seconds": round(self.duration_seconds, 3),
+                "verdicts": {MATCH: 0, **self.verdicts}, "ops": {op: dict(counts) for op, counts in sorted(self.ops.items())},
+                "findings": len(self.findings)}
+
+
+class _StopCampaign(BaseException):
+    """Raised inside the Hypothesis test to end the campaign; not a test failure."""
+
+    def __init__(self, status: str):
+        super().__init__(status)
+        self.status = status
+
+
+class _NewDivergence(Exception):
+    """The test failure Hypothesis shrinks: a divergence with the signature being hunted."""
+
+
+@dataclass(frozen=True)
+class _Failure:
+    program: Program
+    verdict: Verdict
+    engine: Outcome
+    torch: Outcome
+    examples: int  # when the signature was first seen, before shrinking
+    seconds: float
+
+
+def load_backend(name: str) -> ModuleType:
+    """Import the backend module by name; ValueError if it cannot be imported or does not speak torch."""
+    try:
+        module = importlib.import_module(name)
+    except Exception as error:  # noqa: BLE001  (any import failure is a bad --backend)
+        raise ValueError(f"cannot import backend module {name!r}: {type(error).__name__}: {error}") from error
+    missing = [attribute for attribute in ("tensor", "float32", "float64") if not hasattr(module, attribute)]
+    if missing:
+        raise ValueError(f"backend module {name!r} does not speak torch: it has no {', '.join(missing)}")
+    return module
+
+
+def slug(signature: str) -> str:
+    """A file name for a signature: ``gradient|mul|float32`` -> ``gradient-mul-float32``."""
+    return re.sub(r"[^a-z0-9]+", "-", signature.lower()).strip("-")
+
+
+def run_campaign(config: CampaignConfig, *, console: Console | None = None) -> Summary:
+    """Fuzz ``config.backend`` against torch until the budget is spent; write the results directory.
+
+    Ctrl-C ends the campaign with status "interrupted" after writing the
+    findings so far, the summary and the HTML; it is not re-raised.
+    """
+    return _Campaign(config, load_backend(config.backend), console or Console(stderr=True)).run()
+
+
+class _Campaign:
+    def __init__(self, config: CampaignConfig, backend: ModuleType, console: Console):
+        self.config = config
+        self.backend = backend
+        self.console = console
+        self.summary = Summary()
+        self.known: set[str] = set()
+        self.hunted: str | None = None       # the signature Hypothesis is shrinking
+        self.smallest: _Failure | None = None  # the last (so smallest) failing program with that signature
+        self.first_sighting = (0, 0.0)       # examples and seconds when the hunted signature first showed
+        self.started = time.monotonic()
+        self.deadline = self.started + config.budget_seconds
+        self.next_refresh = 0.0
+
+    def run(self) -> Summary:
+        out = self.config.out
+        out.mkdir(parents=True, exist_ok=True)
+        # The directory describes one run: drop the previous run's findings.
+        for owned in ("findings", "repro"):
+            shutil.rmtree(out / owned, ignore_errors=True)
+            (out / owned).mkdir()
+        (out / "meta.json").write_text(json.dumps(self.meta(), indent=2) + "\n")
+        (out / "results.jsonl").write_text("")
+        columns = [TextColumn("[bold]{task.description}"), TextColumn("{task.fields[status]}"), TimeElapsedColumn()]
+        with Progress(*columns, console=self.console, transient=False) as progress:
+            self.progress, self.task = progress, progress.add_task(f"fuzzing {self.config.backend}", status="")
+            try:
+                self.search()
+            except KeyboardInterrupt:
+                self.summary.status = INTERRUPTED
+            self.refresh(force=True)
+        if self.smallest is not None:  # stopped while shrinking: keep the smallest program so far
+            self.record(self.smallest, shrunk=False)
+        self.summary.duration_seconds = time.monotonic() - self.started
+        self.append(self.summary.to_json())
+        return self.summary
+
+    def search(self) -> None:
+        """Hypothesis runs, one per finding, until the budget or max_findings stops them."""
+        run_index = 0
+        while True:
+            try:
+                self.hypothesis_test(run_index)()
+            except _NewDivergence:
+                self.record(self.smallest, shrunk=True)
+                self.hunted = self.smallest = None
+                if self.config.max_findings is not None and len(self.summary.findings) >= self.config.max_findings:
+                    self.summary.status = MAX_FINDINGS_REACHED
+                    return
+            except _StopCampaign as stop:
+                self.summary.status = stop.status
+                return
+            run_index += 1
+
+    def hypothesis_test(self, run_index: int):
+        config = self.config
+        database = DirectoryBasedExampleDatabase(config.database or config.out / ".hypothesis")
+        # One reproducible seed per Hypothesis run, so run k never repeats run k-1's programs.
+        run_seed = random.Random(f"{config.seed}:{run_index}").getrandbits(64)
+
+        @hypothesis.seed(run_seed)
+        @settings(database=database, max_examples=10**9, deadline=None, suppress_health_check=list(HealthCheck),
+                  phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
+                  report_multiple_bugs=False, verbosity=Verbosity.quiet, print_blob=False)
+        @given(programs(ops=config.ops, max_steps=config.max_steps))
+        def gradfuzz_campaign(program: Program) -> None:
+            self.check(program)
+
+        return gradfuzz_campaign
+
+    def check(self, program: Program) -> None:
+        """The Hypothesis test body: run, compare, count; fail only on the hunted signature."""
+        if time.monotonic() > self.deadline:
+            raise _StopCampaign(COMPLETED)
+        engine_outcome = interpreter.run(program, self.backend)
+        torch_outcome = oracle.run_torch(program)
+        verdict = compare(engine_outcome, torch_outcome, program, backend=self.backend)
+        self.count(program, verdict, engine_outcome, torch_outcome)
+        self.refresh()
+        if not verdict.diverged or verdict.signature in self.known:
+            return
+        if self.hunted is None:
+            self.hunted = verdict.signature
+            self.first_sighting = (self.summary.examples, time.monotonic() - self.started)
+        if verdict.signature == self.hunted:
+            self.smallest = _Failure(program, verdict, engine_outcome, torch_outcome, *self.first_sighting)
+            raise _NewDivergence(verdict.signature)
+
+    def count(self, program: Program, verdict: Verdict, engine: Outcome, torch_: Outcome) -> None:
+        summary = self.summary
+        summary.examples += 1
+        summary.valid += torch_.error is None
+        summary.raised_both += engine.error is not None and torch_.error is not None
+        summary.verdicts[verdict.kind] += 1
+        for op in set(program.ops()):
+            summary.ops[op]["examples"] += 1
+
+    def record(self, failure: _Failure, *, shrunk: bool) -> None:
+        verdict, name = failure.verdict, slug(failure.verdict.signature)
+        self.known.add(verdict.signature)
+        record = {
+            "type": "finding", "signature": verdict.signature, "kind": verdict.kind, "op": verdict.op,
+            "dtype": verdict.dtype, "where": verdict.where, "detail": verdict.detail,
+            "adjudication": verdict.adjudication, "steps": len(failure.program.steps), "shrunk": shrunk,
+            "backend": self.config.backend, "program": failure.program.to_json(),
+            "reproducer": f"repro/{name}.py", "finding_file": f"findings/{name}.json",
+            "found_after_examples": failure.examples, "found_after_seconds": round(failure.seconds, 3),
+            "outcomes": {"engine": failure.engine.to_json(), "torch": failure.torch.to_json()},
+        }
+        out = self.config.out
+        (out / record["reproducer"]).write_text(
+            render_script(failure.program, backend=self.config.backend, verdict=verdict))
+        (out / record["finding_file"]).write_text(json.dumps({**record, "verdict": verdict.to_json()}, indent=2) + "\n")
+        self.append(record)
+        self.summary.findings.append(record)
+        if verdict.op is not None:
+            self.summary.ops[verdict.op]["findings"] += 1
+        self.console.print(f"[red]finding[/red] {verdict.signature} ({len(failure.program.steps)} steps): "
+                           f"{verdict.detail}", highlight=False, soft_wrap=True)
+
+    def append(self, record: dict) -> None:
+        with open(self.config.out / "results.jsonl", "a") as results:
+            results.write(json.dumps(record) + "\n")
+
+    def refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self.next_refresh:
+            return
+        self.next_refresh = now + PROGRESS_REFRESH_SECONDS
+        elapsed = max(now - self.started, 1e-9)
+        summary = self.summary
+        self.progress.update(self.task, status=(
+            f"{summary.examples} examples  {summary.examples / elapsed:.0f}/s  "
+            f"{len(summary.findings)} findings  {max(self.deadline - now, 0):.0f}s left"))
+
+    def meta(self) -> dict:
+        config = self.config
+        return {
+            "gradfuzz": _version("gradfuzz"),
+            "torch": torch.__version__,
+            "numpy": numpy.__version__,
+            "hypothesis": hypothesis.__version__,
+            "python": platform.python_version(),
+            "backend": config.backend,
+            "backend_version": getattr(self.backend, "__version__", None),
+            "seed": config.seed,
+            "budget_seconds": config.budget_seconds,
+            "max_steps": config.max_steps,
+            "ops": list(config.ops) if config.ops else None,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": config.command or " ".join(sys.argv),
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpus": os.cpu_count()},
+        }
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None  # running from a source tree that is not installed

@@ -1,0 +1,161 @@
+"""The `gradfuzz` command: fuzz campaigns, replaying findings, rendering reports."""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+import oracle
+from engine.optable import BY_NAME
+from fuzz import interpreter
+from fuzz.campaign import INTERRUPTED, CampaignConfig, load_backend, run_campaign
+from fuzz.compare import compare
+from fuzz.program import Program
+
+EXIT_CODES = """\b
+Exit codes:
+  0    no divergence
+  1    divergences found (run), or the finding still diverges (replay)
+  2    usage error (bad option or argument)
+  130  interrupted with Ctrl-C (the output directory is still complete)"""
+
+EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 130
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*")
+_SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+class Duration(click.ParamType):
+    """A time span: plain seconds ("90"), or with a unit: "90s", "10m", "1h"."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx) -> float:
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        else:
+            match = _DURATION.fullmatch(str(value))
+            if not match:
+                self.fail(f"{value!r} is not a duration; use seconds (90), or 90s, 10m, 1h", param, ctx)
+            seconds = float(match[1]) * _SECONDS_PER_UNIT[match[2]]
+        if seconds <= 0:
+            self.fail(f"{value!r} is not a positive duration", param, ctx)
+        return seconds
+
+
+class Backend(click.ParamType):
+    """An importable module name that speaks torch (validated by importing it)."""
+
+    name = "module"
+
+    def convert(self, value, param, ctx) -> str:
+        try:
+            load_backend(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        return value
+
+
+def _render_site(directory: Path, console: Console) -> Path | None:
+    """Render the HTML report; None (with a note) while the reports package is not available."""
+    try:
+        from reports import render_site
+    except ImportError as error:
+        console.print(f"[yellow]no HTML report: the reports package is not available ({error})[/yellow]")
+        return None
+    return render_site(directory)
+
+
+@click.group(epilog=EXIT_CODES)
+def main() -> None:
+    """gradfuzz: differential fuzzing of an autograd engine against torch.autograd."""
+
+
+@main.command(epilog=EXIT_CODES)
+@click.option("--budget", type=Duration(), default="60s", show_default=True,
+              help="How long to fuzz: seconds, or 90s, 10m, 1h.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The same seed draws the same programs.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gradfuzz-out"),
+              show_default=True, help="Output directory; its previous results are replaced.")
+@click.option("--backend", type=Backend(), default="engine", show_default=True,
+              help="Module under test, compared with torch.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Most ops in one program.")
+@click.option("--op", "ops", type=click.Choice(sorted(BY_NAME)), multiple=True,
+              help="Fuzz only this op (repeatable); default: every op in the table.")
+@click.option("--database", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Hypothesis example database to share between runs [default: OUT/.hypothesis].")
+@click.option("--max-findings", type=click.IntRange(min=1), default=None,
+              help="Stop after this many findings.")
+def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: tuple[str, ...],
+        database: Path | None, max_findings: int | None) -> None:
+    """Fuzz BACKEND against torch for a time budget and write OUT/results.jsonl, meta.json and index.html."""
+    console = Console(stderr=True)
+    command = shlex.join(["gradfuzz", "run", "--budget", f"{budget:g}", "--seed", str(seed), "--out", str(out),
+                          "--backend", backend, "--max-steps", str(max_steps)]
+                         + [argument for op in ops for argument in ("--op", op)])
+    config = CampaignConfig(out=out, budget_seconds=budget, seed=seed, backend=backend, max_steps=max_steps,
+                            ops=ops or None, database=database, max_findings=max_findings, command=command)
+    summary = run_campaign(config, console=console)
+    console.print(f"{summary.status}: {summary.examples} examples in {summary.duration_seconds:.1f}s "
+                  f"({summary.examples / max(summary.duration_seconds, 1e-9):.0f}/s), "
+                  f"{len(summary.findings)} findings")
+    for finding in summary.findings:
+        console.print(f"  {finding['signature']}  ({finding['steps']} steps)  {out / finding['reproducer']}",
+                      highlight=False)
+    index = _render_site(out, console)
+    if index is not None:
+        console.print(f"report: {index}")
+    if summary.status == INTERRUPTED:
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_DIVERGED if summary.findings else 0)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("finding_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--backend", type=Backend(), default=None,
+              help="Module under test [default: the one the finding was made with].")
+def replay(finding_json: Path, backend: str | None) -> None:
+    """Rerun one finding (findings/<slug>.json) on the backend and on torch; print both outcomes and the verdict."""
+    try:
+        finding = json.loads(finding_json.read_text())
+        program = Program.from_json(finding["program"])
+        backend = backend or finding["backend"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise click.BadParameter(f"{finding_json} is not a gradfuzz finding: {error}",
+                                 param_hint="FINDING_JSON") from error
+    module = load_backend(backend)
+    engine_outcome, torch_outcome = interpreter.run(program, module), oracle.run_torch(program)
+    verdict = compare(engine_outcome, torch_outcome, program, backend=module)
+    console = Console()
+    console.rule(f"{backend} outcome")
+    console.print_json(data=engine_outcome.to_json())
+    console.rule("torch outcome")
+    console.print_json(data=torch_outcome.to_json())
+    console.rule("verdict")
+    console.print_json(data=verdict.to_json())
+    if verdict.diverged:
+        same = "same signature" if verdict.signature == finding.get("signature") else "a different signature"
+        console.print(f"still diverges ({same}): {verdict.signature}", highlight=False)
+        sys.exit(EXIT_DIVERGED)
+    console.print("no longer diverges")
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def report(directory: Path) -> None:
+    """Re-render DIRECTORY/index.html from its meta.json and results.jsonl."""
+    console = Console(stderr=True)
+    index = _render_site(directory, console)
+    if index is None:
+        raise click.ClickException("cannot render the report without the reports package")
+    console.print(f"report: {index}")
+
+
+if __name__ == "__main__":
+    main()

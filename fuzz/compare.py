@@ -1,0 +1,414 @@
+"""Compare a backend's Outcome with torch's: a Verdict, `match` or one named divergence.
+
+Every difference found is a divergence of one kind (DIVERGENCE_KINDS). The
+verdict reports one of them: the first *consequential* one in program order
+(errors, shapes, dtypes, values, gradients: the ones that change later data,
+so the first is the root), or, when there is none, the first *cosmetic* one
+(grad_fn names, error messages, warnings). The rest are listed in `others`.
+
+Tolerances are `torch.testing.assert_close`'s defaults per dtype, computed
+with numpy; NaN equals NaN and infinities must match in sign. A float32
+difference is not reported when the program cast to float64 shows it is
+rounding (the engine is within tolerance of the float64 result, or no more
+than PRECISION_FACTOR times further from it than torch is); the verdict then
+carries a note instead. Gradient divergences are adjudicated with float64
+finite differences (`oracle.numerical_gradient`).
+"""
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
+
+import numpy as np
+
+import oracle
+from engine.optable import BY_NAME
+from fuzz import interpreter
+from fuzz.outcome import Array, Failure, Outcome, StepResult
+from fuzz.program import SUM_BACKWARD, Action, Literal, Program
+
+MATCH = "match"
+# Consequential kinds change the data that later steps see; cosmetic ones do not.
+ERROR_VS_SUCCESS, ERROR_TYPE, SHAPE, DTYPE, VALUE, GRADIENT_NONE, GRADIENT = (
+    "error-vs-success", "error-type", "shape", "dtype", "value", "gradient-none", "gradient")
+GRAD_FN, ERROR_MESSAGE, WARNING = "grad-fn", "error-message", "warning"
+CONSEQUENTIAL_KINDS = (ERROR_VS_SUCCESS, ERROR_TYPE, SHAPE, DTYPE, VALUE, GRADIENT_NONE, GRADIENT)
+COSMETIC_KINDS = (GRAD_FN, ERROR_MESSAGE, WARNING)
+DIVERGENCE_KINDS = CONSEQUENTIAL_KINDS + COSMETIC_KINDS
+
+# (rtol, atol): torch.testing.assert_close defaults. Other dtypes compare exactly.
+TOLERANCES = {"float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}
+# A float32 difference is rounding when the engine is at most this many times
+# further from the float64 result than torch is.
+PRECISION_FACTOR = 4.0
+# Agreement with central differences (step 1e-6 in float64, truncation error
+# ~1e-12 relative) for gradients computed in float32 or float64.
+FINITE_DIFFERENCE_TOLERANCE = (1e-3, 1e-4)
+
+ENGINE_AGREES = "engine agrees with finite differences"
+TORCH_AGREES = "torch agrees with finite differences"
+BOTH_AGREE = "both agree with finite differences (precision difference)"
+CONVENTION = "non-differentiable point (kink or tie): convention difference"
+NEITHER_AGREES = "neither agrees with finite differences"
+NO_FINITE_DIFFERENCES = "no finite differences (the float64 program raises)"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The comparison of two Outcomes of one Program.
+
+    ``kind`` is MATCH or one of DIVERGENCE_KINDS; ``op`` the op held
+    responsible; ``where`` the place (``"step 2"``, ``"action"``, ``"grad x0"``,
+    ``"warnings"``, ``"input x0"``); ``detail`` one line with the largest
+    errors; ``adjudication`` the finite-difference opinion (gradient kinds);
+    ``notes`` differences judged to be rounding; ``others`` the divergences
+    not reported.
+    """
+
+    kind: str
+    op: str | None = None
+    dtype: str | None = None
+    where: str | None = None
+    detail: str = ""
+    adjudication: str | None = None
+    notes: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()
+
+    @property
+    def diverged(self) -> bool:
+        return self.kind != MATCH
+
+    @property
+    def signature(self) -> str:
+        """``kind|op|dtype``: findings with one signature are one bug."""
+        return f"{self.kind}|{self.op}|{self.dtype}"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "signature": self.signature if self.diverged else None,
+                "op": self.op, "dtype": self.dtype, "where": self.where, "detail": self.detail,
+                "adjudication": self.adjudication, "notes": list(self.notes), "others": list(self.others)}
+
+
+@dataclass(frozen=True)
+class _Divergence:
+    kind: str
+    where: str
+    step: int | None   # index of the step it is at, None for action/gradient/warning level
+    subject: str       # the ref or input name whose data differs
+    detail: str
+
+    @property
+    def consequential(self) -> bool:
+        return self.kind in CONSEQUENTIAL_KINDS
+
+
+def compare(engine_outcome: Outcome, torch_outcome: Outcome, program: Program, *,
+            backend: ModuleType | None = None) -> Verdict:
+    """Compare the backend's outcome of ``program`` with torch's.
+
+    ``backend``, the module that produced ``engine_outcome``, is optional: when
+    given, a divergence that shows only in gradients, the action or warnings
+    is pinned on an op by rerunning ever longer prefixes of the program on
+    both backends; without it, the op nearest the inputs is blamed.
+
+    >>> verdict = compare(interpreter.run(p, engine), oracle.run_torch(p), p, backend=engine)
+    >>> verdict.kind, verdict.signature    # doctest: +SKIP
+    ('gradient', 'gradient|mul|float32')
+    """
+    notes: list[str] = []
+    found = _divergences(engine_outcome, torch_outcome, program, notes)
+    if not found:
+        return Verdict(MATCH, notes=tuple(notes))
+    primary = next((d for d in found if d.consequential), found[0])
+    if primary.step is not None:
+        op = program.steps[primary.step].op
+    elif primary.where.startswith("input"):
+        op = "tensor"
+    else:
+        op = (_localize(primary.kind, program, backend) if backend is not None else None) \
+            or _nearest_input_op(program)
+    adjudication = None
+    if primary.kind == GRADIENT:
+        adjudication = _adjudicate(program, primary.subject, engine_outcome, torch_outcome)
+    others = tuple(f"{d.kind} at {d.where}" for d in found if d is not primary)
+    return Verdict(primary.kind, op, program.dtype, primary.where, primary.detail, adjudication,
+                   tuple(notes), others)
+
+
+def tolerance(dtype: str, ops: tuple[str, ...] = ()) -> tuple[float, float]:
+    """(rtol, atol) for ``dtype``: assert_close's default, loosened by any op's table override."""
+    rtol, atol = TOLERANCES.get(dtype, (0.0, 0.0))
+    for name in ops:
+        override = (BY_NAME[name].tol or {}).get(dtype) if name in BY_NAME else None
+        if override:
+            rtol, atol = max(rtol, override[0]), max(atol, override[1])
+    return rtol, atol
+
+
+def close(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """Elementwise ``|actual - expected| <= atol + rtol * |expected|`` in float64; NaN == NaN, inf by sign."""
+    return np.isclose(actual.astype(np.float64), expected.astype(np.float64),
+                      rtol=rtol, atol=atol, equal_nan=True)
+
+
+def _divergences(engine: Outcome, torch_: Outcome, program: Program, notes: list[str]) -> list[_Divergence]:
+    """Every difference, in program order; ``notes`` collects float32 rounding that was forgiven."""
+    found: list[_Divergence] = []
+    float64_reference = _Float64Reference(program)
+
+    input_divergence = _compare_input_errors(engine.error, torch_.error)
+    if input_divergence:
+        return [input_divergence]
+    both_reached_action = True
+    for index, step in enumerate(program.steps):
+        engine_result, torch_result = engine.value(step.out), torch_.value(step.out)
+        if engine_result is None or torch_result is None:
+            both_reached_action = False
+            break
+        where = f"step {index}"
+        label = f"{where} ({step.op}, {step.out})"
+        if engine_result.error or torch_result.error:
+            found += _compare_failures(engine_result.error, torch_result.error, engine_result, torch_result,
+                                       label, where, index, step.out)
+            both_reached_action = False
+            break
+        rtol_atol = tolerance(torch_result.value.dtype, (step.op,))
+        found += _compare_arrays(engine_result.value, torch_result.value, label, where, index, step.out,
+                                 rtol_atol, VALUE, lambda ref=step.out: float64_reference.value(ref), notes)
+        found += _compare_autograd_metadata(engine_result, torch_result, label, where, index, step.out)
+
+    if both_reached_action:
+        engine_error = engine.error if engine.error and engine.error.where == "action" else None
+        torch_error = torch_.error if torch_.error and torch_.error.where == "action" else None
+        found += _compare_failures(engine_error, torch_error, None, None,
+                                   f"action ({program.action.kind} on {program.action.target})",
+                                   "action", None, program.action.target)
+
+    for tensor in program.inputs:
+        engine_grad, torch_grad = engine.grads.get(tensor.name), torch_.grads.get(tensor.name)
+        where, label = f"grad {tensor.name}", f"grad of {tensor.name}"
+        if engine_grad is None and torch_grad is None:
+            continue
+        if engine_grad is None or torch_grad is None:
+            found.append(_Divergence(GRADIENT_NONE, where, None, tensor.name,
+                                     f"{label}: engine {_describe(engine_grad)} vs torch {_describe(torch_grad)}"))
+            continue
+        rtol_atol = tolerance(torch_grad.dtype, program.ops())
+        found += _compare_arrays(engine_grad, torch_grad, label, where, None, tensor.name, rtol_atol, GRADIENT,
+                                 lambda name=tensor.name: float64_reference.grad(name), notes)
+
+    warning_divergence = _compare_warnings(engine, torch_)
+    if warning_divergence:
+        found.append(warning_divergence)
+    return found
+
+
+class _Float64Reference:
+    """torch's outcome of the program cast to float64, computed at most once and only if needed."""
+
+    def __init__(self, program: Program):
+        self.program = program
+
+    @functools.cached_property
+    def outcome(self) -> Outcome | None:
+        if "float32" not in {tensor.dtype for tensor in self.program.inputs}:
+            return None
+        return oracle.run_torch(self.program.with_dtype("float64"))
+
+    def value(self, ref: str) -> np.ndarray | None:
+        result = self.outcome and self.outcome.value(ref)
+        return None if not result or result.value is None else result.value.data
+
+    def grad(self, name: str) -> np.ndarray | None:
+        grad = self.outcome and self.outcome.grads.get(name)
+        return None if grad is None else grad.data
+
+
+def _compare_input_errors(engine_error: Failure | None, torch_error: Failure | None) -> _Divergence | None:
+    engine_input = engine_error if engine_error and engine_error.where.startswith("input") else None
+    torch_input = torch_error if torch_error and torch_error.where.startswith("input") else None
+    if not engine_input and not torch_input:
+        return None
+    where = (engine_input or torch_input).where
+    failures = _compare_failures(engine_input, torch_input, None, None, where, where, None, where.split()[1])
+    return failures[0] if failures else None
+
+
+def _compare_failures(engine_error: Failure | None, torch_error: Failure | None,
+                      engine_result: StepResult | None, torch_result: StepResult | None,
+                      label: str, where: str, step: int | None, subject: str) -> list[_Divergence]:
+    if engine_error is None and torch_error is None:
+        return []
+    if engine_error is None or torch_error is None:
+        engine_side = _describe_failure(engine_error) if engine_error else _describe_success(engine_result)
+        torch_side = _describe_failure(torch_error) if torch_error else _describe_success(torch_result)
+        return [_Divergence(ERROR_VS_SUCCESS, where, step, subject,
+                            f"{label}: engine {engine_side}; torch {torch_side}")]
+    if engine_error.type != torch_error.type:
+        return [_Divergence(ERROR_TYPE, where, step, subject,
+                            f"{label}: engine {_describe_failure(engine_error)}; "
+                            f"torch {_describe_failure(torch_error)}")]
+    engine_message = oracle.normalize_message(engine_error.message)
+    torch_message = oracle.normalize_message(torch_error.message)
+    if engine_message != torch_message:
+        return [_Divergence(ERROR_MESSAGE, where, step, subject,
+                            f"{label}: {torch_error.type} messages differ: engine {_one_line(engine_message)!r} "
+                            f"vs torch {_one_line(torch_message)!r}")]
+    return []
+
+
+def _compare_arrays(engine: Array, torch_: Array, label: str, where: str, step: int | None, subject: str,
+                    rtol_atol: tuple[float, float], kind: str,
+                    float64_result: Callable[[], np.ndarray | None], notes: list[str]) -> list[_Divergence]:
+    if engine.shape != torch_.shape:
+        return [_Divergence(SHAPE, where, step, subject,
+                            f"{label}: engine shape {list(engine.shape)} vs torch {list(torch_.shape)}")]
+    found = []
+    if engine.dtype != torch_.dtype:
+        found.append(_Divergence(DTYPE, where, step, subject,
+                                 f"{label}: engine {engine.dtype} vs torch {torch_.dtype}"))
+    rtol, atol = rtol_atol
+    agree = close(engine.data, torch_.data, rtol, atol)
+    if agree.all():
+        return found
+    detail = f"{label}: {_error_summary(engine.data, torch_.data, agree)} ({torch_.dtype} rtol {rtol:g} atol {atol:g})"
+    if torch_.dtype == "float32":
+        reference = float64_result()
+        if reference is not None and reference.shape == torch_.shape and \
+                _rounding_explains(engine.data, torch_.data, reference, agree, rtol, atol):
+            notes.append(f"{detail}; the float64 program shows this is float32 rounding")
+            return found
+    found.append(_Divergence(kind, where, step, subject, detail))
+    return found
+
+
+def _rounding_explains(engine: np.ndarray, torch_: np.ndarray, reference: np.ndarray, agree: np.ndarray,
+                       rtol: float, atol: float) -> bool:
+    """Whether, wherever the two differ, the engine is about as close to the float64 result as torch."""
+    with np.errstate(all="ignore"):
+        engine_error = np.abs(engine.astype(np.float64) - reference)
+        torch_error = np.abs(torch_.astype(np.float64) - reference)
+        acceptable = close(engine, reference, rtol, atol) | (engine_error <= PRECISION_FACTOR * torch_error)
+    return bool(acceptable[~agree].all())
+
+
+def _compare_autograd_metadata(engine: StepResult, torch_: StepResult, label: str, where: str, step: int,
+                               subject: str) -> list[_Divergence]:
+    if engine.grad_fn != torch_.grad_fn:
+        return [_Divergence(GRAD_FN, where, step, subject,
+                            f"{label}: engine grad_fn {engine.grad_fn} vs torch {torch_.grad_fn}")]
+    if engine.requires_grad != torch_.requires_grad:
+        return [_Divergence(GRAD_FN, where, step, subject,
+                            f"{label}: engine requires_grad={engine.requires_grad} vs torch {torch_.requires_grad}")]
+    return []
+
+
+def _compare_warnings(engine: Outcome, torch_: Outcome) -> _Divergence | None:
+    def counted(outcome: Outcome) -> Counter:
+        return Counter((w.category, oracle.normalize_message(w.message)) for w in outcome.warnings)
+    engine_warnings, torch_warnings = counted(engine), counted(torch_)
+    if engine_warnings == torch_warnings:
+        return None
+    def listed(warnings: Counter) -> str:
+        return "; ".join(f"{category}: {_one_line(message)}" for category, message in warnings.elements()) or "none"
+    return _Divergence(WARNING, "warnings", None, "warnings",
+                       f"warnings differ: engine only [{listed(engine_warnings - torch_warnings)}], "
+                       f"torch only [{listed(torch_warnings - engine_warnings)}]")
+
+
+def _error_summary(engine: np.ndarray, torch_: np.ndarray, agree: np.ndarray) -> str:
+    """How many elements differ, and the largest absolute and relative errors with their indices."""
+    with np.errstate(all="ignore"):
+        absolute = np.abs(engine.astype(np.float64) - torch_.astype(np.float64))
+        # A NaN or an infinity on one side only is an infinitely large error.
+        absolute = np.where(agree, 0.0, np.nan_to_num(absolute, nan=np.inf, posinf=np.inf))
+        relative = np.where(agree, 0.0, absolute / np.abs(torch_.astype(np.float64)))
+        relative = np.nan_to_num(relative, nan=np.inf, posinf=np.inf)
+    worst_absolute = np.unravel_index(np.argmax(absolute), absolute.shape)
+    worst_relative = np.unravel_index(np.argmax(relative), relative.shape)
+
+    def at(index: tuple) -> str:
+        return f"[{', '.join(str(int(i)) for i in index)}] (engine {engine[index].item()!r} vs torch {torch_[index].item()!r})"
+    return (f"{int((~agree).sum())} of {agree.size} elements differ; "
+            f"max abs err {absolute[worst_absolute]:.3g} at {at(worst_absolute)}; "
+            f"max rel err {relative[worst_relative]:.3g} at {at(worst_relative)}")
+
+
+def _describe(array: Array | None) -> str:
+    return "None" if array is None else f"{array.dtype}{list(array.shape)}"
+
+
+def _describe_failure(failure: Failure) -> str:
+    return f"raised {failure.type}: {_one_line(oracle.normalize_message(failure.message))!r}"
+
+
+def _describe_success(result: StepResult | None) -> str:
+    return "succeeded" if result is None else f"returned {_describe(result.value)}"
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _nearest_input_op(program: Program) -> str | None:
+    """The op of the target's ancestor step nearest the inputs (the first one)."""
+    ancestors = program.ancestors(program.action.target)
+    return program.steps[ancestors[0]].op if ancestors else None
+
+
+def _localize(kind: str, program: Program, backend: ModuleType) -> str | None:
+    """The op of the shortest prefix of the program that shows the same kind of divergence.
+
+    Each prefix ends at one step, with ``sum().backward()`` on that step's
+    output, or the original action when that output is the action's target.
+    """
+    for index, step in enumerate(program.steps):
+        is_target = step.out == program.action.target
+        prefix = program.prefix(index + 1, program.action if is_target else Action(SUM_BACKWARD, step.out))
+        found = _divergences(interpreter.run(prefix, backend), oracle.run_torch(prefix), prefix, [])
+        if any(divergence.kind == kind for divergence in found):
+            return step.op
+    return None
+
+
+def _adjudicate(program: Program, name: str, engine: Outcome, torch_: Outcome) -> str:
+    """Which side, if either, agrees with float64 finite differences on input ``name``'s gradient."""
+    if _at_kink(program, engine, torch_):
+        return CONVENTION
+    numerical = oracle.numerical_gradient(program)
+    if numerical is None or name not in numerical:
+        return NO_FINITE_DIFFERENCES
+    rtol, atol = FINITE_DIFFERENCE_TOLERANCE
+    engine_agrees = bool(close(engine.grads[name].data, numerical[name], rtol, atol).all())
+    torch_agrees = bool(close(torch_.grads[name].data, numerical[name], rtol, atol).all())
+    if engine_agrees and torch_agrees:
+        return BOTH_AGREE
+    return ENGINE_AGREES if engine_agrees else TORCH_AGREES if torch_agrees else NEITHER_AGREES
+
+
+def _at_kink(program: Program, *outcomes: Outcome) -> bool:
+    """Whether a step the target depends on evaluates an op at one of its table kinks."""
+    inputs = {tensor.name: (np.asarray(tensor.values, dtype=np.float64), tensor.dtype) for tensor in program.inputs}
+    for index in program.ancestors(program.action.target):
+        step = program.steps[index]
+        kinks = BY_NAME[step.op].kinks if step.op in BY_NAME else ()
+        if not kinks:
+            continue
+        # The table's kinks are points of the first argument.
+        first = step.args[0]
+        if isinstance(first, Literal):
+            candidates = [(np.asarray(first.value, dtype=np.float64), "float64")]
+        elif first.name in inputs:
+            candidates = [inputs[first.name]]
+        else:
+            candidates = [(result.value.data, result.value.dtype) for outcome in outcomes
+                          if (result := outcome.value(first.name)) is not None and result.value is not None]
+        for values, dtype in candidates:
+            rtol, atol = TOLERANCES.get(dtype, (0.0, 0.0))
+            if any(np.any(np.abs(values - kink) <= atol + rtol * abs(kink)) for kink in kinks):
+                return True
+    return False
