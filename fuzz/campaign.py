@@ -48,7 +48,7 @@ import oracle
 from fuzz import interpreter
 from fuzz.compare import MATCH, Verdict, compare
 from fuzz.outcome import Outcome
-from fuzz.program import Program
+from fuzz.program import Program, nested_shape
 from fuzz.repro import render_script
 from fuzz.strategies import programs
 
@@ -81,14 +81,49 @@ class Summary:
     raised_both: int = 0    # both backends raised
     duration_seconds: float = 0.0
     verdicts: Counter = field(default_factory=Counter)
-    ops: dict = field(default_factory=lambda: defaultdict(lambda: {"examples": 0, "findings": 0}))
+    ops: dict = field(default_factory=lambda: defaultdict(_counts))
+    # op -> feature (see op_features) -> counts: what the report's coverage matrix shows
+    coverage: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(_counts)))
     findings: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"type": "summary", "status": self.status, "examples": self.examples, "valid": self.valid,
                 "raised_both": self.raised_both, "duration_seconds": round(self.duration_seconds, 3),
                 "verdicts": {MATCH: 0, **self.verdicts}, "ops": {op: dict(counts) for op, counts in sorted(self.ops.items())},
+                "coverage": {op: {feature: dict(counts) for feature, counts in features.items()}
+                             for op, features in sorted(self.coverage.items())},
                 "findings": len(self.findings)}
+
+
+def _counts() -> dict:
+    return {"examples": 0, "findings": 0}
+
+
+def op_features(program: Program, torch_outcome: Outcome) -> dict[str, set[str]]:
+    """Per op of the program, the features its calls exercised in torch's run.
+
+    A step's result dtype ("float32", "float64"); "broadcast" when its tensor
+    operands differ in shape; "error" when torch raised at the step or in the
+    action after it.
+    """
+    shapes = {tensor.name: nested_shape(tensor.values) for tensor in program.inputs}
+    features: dict[str, set[str]] = defaultdict(set)
+    for index, step in enumerate(program.steps):
+        result = torch_outcome.value(step.out)
+        if result is None:
+            break
+        found = features[step.op]
+        if result.error is not None:
+            found.add("error")
+            break
+        shapes[step.out] = result.value.shape
+        found.add(result.value.dtype)
+        if len({shapes[name] for name in step.refs()}) > 1:
+            found.add("broadcast")
+    if torch_outcome.error is not None and torch_outcome.error.where == "action":
+        for op in program.ops():
+            features[op].add("error")
+    return features
 
 
 class _StopCampaign(BaseException):
@@ -235,6 +270,9 @@ class _Campaign:
         summary.verdicts[verdict.kind] += 1
         for op in set(program.ops()):
             summary.ops[op]["examples"] += 1
+        for op, features in op_features(program, torch_).items():
+            for feature in features:
+                summary.coverage[op][feature]["examples"] += 1
 
     def record(self, failure: _Failure, *, shrunk: bool) -> None:
         verdict, name = failure.verdict, slug(failure.verdict.signature)
@@ -256,6 +294,8 @@ class _Campaign:
         self.summary.findings.append(record)
         if verdict.op is not None:
             self.summary.ops[verdict.op]["findings"] += 1
+            for feature in op_features(failure.program, failure.torch).get(verdict.op, ()):
+                self.summary.coverage[verdict.op][feature]["findings"] += 1
         self.console.print(f"[red]finding[/red] {verdict.signature} ({len(failure.program.steps)} steps): "
                            f"{verdict.detail}", highlight=False, soft_wrap=True)
 

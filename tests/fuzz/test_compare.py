@@ -1,0 +1,188 @@
+"""The comparator: tolerances at their boundaries, NaN and infinities, every divergence kind,
+float32 rounding forgiven by the float64 program, and finite-difference adjudication."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import broken_torch
+import oracle
+from fuzz import compare as comparator
+from fuzz import interpreter
+from fuzz.compare import compare
+from fuzz.outcome import Array, Failure, Outcome, RecordedWarning, StepResult
+from fuzz.program import BACKWARD, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Step
+
+
+def scaled(values, dtype="float32", op="mul", factor=2.0, action=SUM_BACKWARD):
+    """v0 = op(x0, factor) on x0 = values."""
+    return Program((Input("x0", (len(values),), dtype, list(values), True),),
+                   (Step(op, "function", (Ref("x0"), Literal(factor)), {}, "v0"),), Action(action, "v0"))
+
+
+def unary(op, values, dtype="float32"):
+    return Program((Input("x0", (len(values),), dtype, list(values), True),),
+                   (Step(op, "function", (Ref("x0"),), {}, "v0"),), Action(SUM_BACKWARD, "v0"))
+
+
+def with_value(outcome: Outcome, data, dtype=None) -> Outcome:
+    """``outcome`` with step v0's data replaced (as the engine might have computed it)."""
+    (result,) = outcome.values
+    dtype = dtype or result.value.dtype
+    return replace(outcome, values=(replace(result, value=Array(dtype, np.asarray(data, dtype=dtype))),))
+
+
+def with_grad(outcome: Outcome, data, name="x0") -> Outcome:
+    grads = dict(outcome.grads)
+    grads[name] = None if data is None else Array(grads[name].dtype, np.asarray(data, dtype=grads[name].dtype))
+    return replace(outcome, grads=grads)
+
+
+def verdict_for(program, engine_edit):
+    reference = oracle.run_torch(program)
+    return compare(engine_edit(reference), reference, program)
+
+
+def test_identical_outcomes_match():
+    program = scaled([1.0, -2.0])
+    verdict = verdict_for(program, lambda outcome: outcome)
+    assert (verdict.kind, verdict.diverged, verdict.notes) == ("match", False, ())
+
+
+@pytest.mark.parametrize("dtype, expected, atol_rtol", [("float32", 1000.0, (1.3e-6, 1e-5)),
+                                                        ("float32", 0.0, (1.3e-6, 1e-5)),
+                                                        ("float64", 1000.0, (1e-7, 1e-7)),
+                                                        ("float64", 0.0, (1e-7, 1e-7))])
+def test_value_tolerance_is_assert_closes_default_up_to_the_last_representable_number(dtype, expected, atol_rtol):
+    rtol, atol = atol_rtol
+    limit = expected + atol + rtol * abs(expected)
+    kind = np.dtype(dtype).type
+    inside = kind(limit)
+    if inside > limit:  # round down onto the boundary's representable side
+        inside = np.nextafter(inside, kind(-np.inf))
+    outside = np.nextafter(inside, kind(np.inf))
+    program = scaled([expected / 2], dtype)
+    assert not verdict_for(program, lambda outcome: with_value(outcome, [inside])).diverged
+    verdict = verdict_for(program, lambda outcome: with_value(outcome, [outside]))
+    assert (verdict.kind, verdict.where, verdict.op) == ("value", "step 0", "mul")
+
+
+def test_nan_equals_nan_but_not_a_number():
+    program = unary("log", [-1.0, 1.0])  # torch: [nan, 0]
+    assert not verdict_for(program, lambda outcome: outcome).diverged
+    verdict = verdict_for(program, lambda outcome: with_value(outcome, [0.0, 0.0]))
+    assert verdict.kind == "value" and "max abs err inf" in verdict.detail
+
+
+def test_infinities_must_match_in_sign():
+    program = unary("log", [0.0, 1.0])  # torch: [-inf, 0]
+    assert not verdict_for(program, lambda outcome: with_value(outcome, [-np.inf, 0.0])).diverged
+    assert verdict_for(program, lambda outcome: with_value(outcome, [np.inf, 0.0])).kind == "value"
+    assert verdict_for(program, lambda outcome: with_value(outcome, [-3.4e38, 0.0])).kind == "value"
+
+
+def failed(outcome: Outcome, error_type: str, message: str) -> Outcome:
+    return replace(outcome, values=(StepResult("v0", error=Failure(error_type, message)),),
+                   error=Failure(error_type, message, "step 0"), grads={"x0": None})
+
+
+@pytest.mark.parametrize("edit, kind", [
+    (lambda outcome: with_value(outcome, [2.0], dtype="float64"), "dtype"),
+    (lambda outcome: replace(outcome, values=(replace(outcome.values[0], value=Array(
+        "float32", np.array([[2.0]], dtype=np.float32))),)), "shape"),
+    (lambda outcome: replace(outcome, values=(replace(outcome.values[0], grad_fn="MulBackward1"),)), "grad-fn"),
+    (lambda outcome: replace(outcome, values=(replace(outcome.values[0], requires_grad=False),)), "grad-fn"),
+    (lambda outcome: with_grad(outcome, [2.5]), "gradient"),
+    (lambda outcome: with_grad(outcome, None), "gradient-none"),
+    (lambda outcome: failed(outcome, "RuntimeError", "no"), "error-vs-success"),
+    (lambda outcome: replace(outcome, warnings=(RecordedWarning("UserWarning", "careful"),)), "warning"),
+])
+def test_each_divergence_kind(edit, kind):
+    program = scaled([1.0])
+    verdict = verdict_for(program, edit)
+    assert verdict.kind == kind
+    assert verdict.signature == f"{kind}|mul|float32"
+    assert verdict.detail and "\n" not in verdict.detail
+
+
+def test_errors_compare_by_type_then_message():
+    program = scaled([1.0, 2.0], action=BACKWARD)  # torch: non-scalar backward fails in the action
+    reference = oracle.run_torch(program)
+    message = reference.error.message
+    other_type = replace(reference, error=Failure("ValueError", message, "action"))
+    other_message = replace(reference, error=Failure("RuntimeError", "grad must be scalar", "action"))
+    assert compare(other_type, reference, program).kind == "error-type"
+    verdict = compare(other_message, reference, program)
+    assert (verdict.kind, verdict.where) == ("error-message", "action")
+    assert "grad must be scalar" in verdict.detail and message in verdict.detail
+    succeeded = replace(reference, error=None, grads={"x0": Array("float32", np.array([2.0, 2.0], np.float32))})
+    assert compare(succeeded, reference, program).kind == "error-vs-success"
+
+
+def test_a_numeric_divergence_outranks_a_cosmetic_one():
+    program = scaled([1.0])
+    verdict = verdict_for(program, lambda outcome: with_grad(
+        replace(outcome, values=(replace(outcome.values[0], grad_fn="Wrong"),)), [9.0]))
+    assert verdict.kind == "gradient" and verdict.others == ("grad-fn at step 0",)
+
+
+def cancellation(values):
+    """(x0 + 1 - 1) * 1e6 in float32: torch's answer is mostly rounding error."""
+    return Program((Input("x0", (1,), "float32", values, True),),
+                   (Step("add", "function", (Ref("x0"), Literal(1.0)), {}, "v0"),
+                    Step("sub", "function", (Ref("v0"), Literal(1.0)), {}, "v1"),
+                    Step("mul", "function", (Ref("v1"), Literal(1e6)), {}, "v2")), Action(SUM_BACKWARD, "v2"))
+
+
+def with_last_value(outcome: Outcome, value) -> Outcome:
+    last = outcome.values[-1]
+    changed = replace(last, value=Array("float32", np.array([value], dtype=np.float32)))
+    return replace(outcome, values=outcome.values[:-1] + (changed,))
+
+
+def test_float32_rounding_is_judged_against_the_float64_program():
+    program = cancellation([float(np.float32(1e-7))])
+    reference = oracle.run_torch(program)
+    exact = oracle.run_torch(program.with_dtype("float64")).values[-1].value.data[0]
+    torch_value = reference.values[-1].value.data[0]
+    assert abs(torch_value - exact) > 0.01  # torch itself is far off: the program is ill-conditioned
+    forgiven = compare(with_last_value(reference, exact), reference, program)
+    assert forgiven.kind == "match" and "float32 rounding" in forgiven.notes[0]
+    worse = compare(with_last_value(reference, torch_value + 10 * (torch_value - exact)), reference, program)
+    assert (worse.kind, worse.op, worse.where) == ("value", "mul", "step 2")
+
+
+def test_gradient_divergences_are_adjudicated_by_finite_differences():
+    program = scaled([1.0, -3.0], dtype="float64", op="mul", factor=3.0)
+    reference = oracle.run_torch(program)
+    engine_wrong = compare(with_grad(reference, [3.0, 6.0]), reference, program)
+    assert engine_wrong.adjudication == comparator.TORCH_AGREES
+    torch_wrong = compare(reference, with_grad(reference, [3.0, 6.0]), program)
+    assert torch_wrong.adjudication == comparator.ENGINE_AGREES
+    both_wrong = compare(with_grad(reference, [1.0, 1.0]), with_grad(reference, [2.0, 2.0]), program)
+    assert both_wrong.adjudication == comparator.NEITHER_AGREES
+
+
+def test_a_gradient_divergence_at_a_kink_is_a_convention_difference():
+    program = unary("relu", [0.0, 2.0], dtype="float64")
+    reference = oracle.run_torch(program)  # torch: relu'(0) = 0
+    verdict = compare(with_grad(reference, [1.0, 1.0]), reference, program)
+    assert (verdict.kind, verdict.adjudication) == ("gradient", comparator.CONVENTION)
+    away_from_kink = unary("relu", [0.5, 2.0], dtype="float64")
+    reference = oracle.run_torch(away_from_kink)
+    assert compare(with_grad(reference, [2.0, 1.0]), reference, away_from_kink).adjudication == comparator.TORCH_AGREES
+
+
+def test_gradient_divergences_are_pinned_on_the_op_that_causes_them():
+    # exp -> torch.mul (doubled gradient in broken_torch) -> neg: the op nearest the inputs is exp.
+    program = Program((Input("x0", (2,), "float32", [0.5, 1.0], True),),
+                      (Step("exp", "function", (Ref("x0"),), {}, "v0"),
+                       Step("mul", "function", (Ref("v0"), Literal(3.0)), {}, "v1"),
+                       Step("neg", "function", (Ref("v1"),), {}, "v2")), Action(SUM_BACKWARD, "v2"))
+    engine_outcome, torch_outcome = interpreter.run(program, broken_torch), oracle.run_torch(program)
+    assert compare(engine_outcome, torch_outcome, program).signature == "gradient|exp|float32"
+    verdict = compare(engine_outcome, torch_outcome, program, backend=broken_torch)
+    assert verdict.signature == "gradient|mul|float32"
+    assert verdict.adjudication == comparator.TORCH_AGREES
+    assert compare(interpreter.run(program, torch), torch_outcome, program, backend=torch).kind == "match"

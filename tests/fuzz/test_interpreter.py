@@ -1,0 +1,90 @@
+"""The interpreter on torch: values, errors, gradients and warnings as an Outcome."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import oracle
+from fuzz import interpreter
+from fuzz.program import BACKWARD, BACKWARD_GRADIENT, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Step
+
+
+def program(steps, action, *, values=(1.0, -2.0), requires_grad=True, dtype="float32"):
+    return Program((Input("x0", (len(values),), dtype, list(values), requires_grad),), tuple(steps), action)
+
+
+def test_records_values_autograd_metadata_and_leaf_gradients():
+    outcome = interpreter.run(program([Step("mul", "operator", (Literal(3), Ref("x0")), {}, "v0")],
+                                      Action(SUM_BACKWARD, "v0")), torch)
+    (result,) = outcome.values
+    assert (result.ref, result.value.dtype, result.value.shape) == ("v0", "float32", (2,))
+    assert result.value.data.tolist() == [3.0, -6.0]
+    assert (result.requires_grad, result.grad_fn) == (True, "MulBackward0")
+    assert outcome.error is None and outcome.grads["x0"].data.tolist() == [3.0, 3.0]
+
+
+def test_backward_on_a_non_scalar_output_records_torchs_error():
+    outcome = interpreter.run(program([Step("exp", "function", (Ref("x0"),), {}, "v0")], Action(BACKWARD, "v0")), torch)
+    assert outcome.error.where == "action"
+    assert (outcome.error.type, outcome.error.message) == (
+        "RuntimeError", "grad can be implicitly created only for scalar outputs")
+    assert outcome.grads == {"x0": None}
+
+
+def test_backward_without_requires_grad_records_torchs_error():
+    outcome = interpreter.run(program([Step("sum", "method", (Ref("x0"),), {}, "v0")], Action(BACKWARD, "v0"),
+                                      requires_grad=False), torch)
+    assert outcome.values[0].grad_fn is None and outcome.values[0].requires_grad is False
+    assert (outcome.error.type, outcome.error.message, outcome.error.where) == (
+        "RuntimeError", "element 0 of tensors does not require grad and does not have a grad_fn", "action")
+
+
+def test_stops_at_the_first_failing_step():
+    steps = [Step("neg", "function", (Ref("x0"),), {}, "v0"),
+             Step("matmul", "function", (Ref("v0"), Ref("x1")), {}, "v1"),
+             Step("exp", "function", (Ref("v1"),), {}, "v2")]
+    failing = Program((Input("x0", (2,), "float32", [1.0, 2.0], True), Input("x1", (3,), "float32", [1.0] * 3, True)),
+                      tuple(steps), Action(SUM_BACKWARD, "v2"))
+    outcome = interpreter.run(failing, torch)
+    assert [result.ref for result in outcome.values] == ["v0", "v1"]
+    assert outcome.values[1].error.type == "RuntimeError" and "inconsistent tensor size" in outcome.values[1].error.message
+    assert outcome.error.where == "step 1" and outcome.grads == {"x0": None, "x1": None}
+
+
+def test_explicit_gradient_takes_the_targets_dtype():
+    outcome = interpreter.run(program([Step("exp", "method", (Ref("x0"),), {}, "v0")],
+                                      Action(BACKWARD_GRADIENT, "v0", [2.0, 0.5]), dtype="float64"), torch)
+    assert outcome.grads["x0"].dtype == "float64"
+    np.testing.assert_allclose(outcome.grads["x0"].data, [2.0 * np.exp(1.0), 0.5 * np.exp(-2.0)])
+
+
+def test_warnings_are_recorded_and_the_oracle_drops_cpp_context():
+    single = program([Step("std", "function", (Ref("x0"),), {}, "v0")], Action(SUM_BACKWARD, "v0"), values=(1.0,))
+    raw = interpreter.run(single, torch).warnings
+    normalized = oracle.run_torch(single).warnings
+    assert [warning.category for warning in raw] == ["UserWarning"]
+    assert "(Triggered internally at" in raw[0].message
+    assert normalized[0].message.startswith("std(): degrees of freedom is <= 0.")
+    assert "Triggered internally" not in normalized[0].message
+
+
+def test_outcome_json_has_the_documented_shape():
+    failing = program([Step("log", "function", (Ref("x0"),), {}, "v0"),
+                       Step("matmul", "operator", (Ref("v0"), Ref("v0")), {}, "v1"),
+                       Step("sum", "method", (Ref("v1"),), {"dim": 5}, "v2")], Action(SUM_BACKWARD, "v2"))
+    encoded = interpreter.run(failing, torch).to_json()
+    json.dumps(encoded, allow_nan=False)
+    assert set(encoded) == {"values", "error", "grads", "warnings"}
+    log, matmul, total = encoded["values"]
+    assert log == {"ref": "v0", "dtype": "float32", "shape": [2], "data": [0.0, "nan"],
+                   "requires_grad": True, "grad_fn": "LogBackward0"}
+    assert matmul["data"] == "nan" and matmul["shape"] == []
+    assert total["ref"] == "v2" and set(total["error"]) == {"type", "message"} and total["error"]["type"] == "IndexError"
+    assert encoded["error"]["where"] == "step 2" and encoded["grads"] == {"x0": None}
+
+
+def test_a_program_the_interpreter_cannot_express_is_not_blamed_on_the_backend():
+    no_operator = program([Step("exp", "operator", (Ref("x0"),), {}, "v0")], Action(SUM_BACKWARD, "v0"))
+    with pytest.raises(interpreter.ProgramError, match="no 1-operand operator form"):
+        interpreter.run(no_operator, torch)
