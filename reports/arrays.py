@@ -62,3 +62,13 @@ def format_array(data: Any, dtype: str | None = None, shape: list[int] | None = 
         sign="-",
         legacy=False,
     )
+
+
+def format_scalar(value: Any, dtype: str | None = None) -> str:
+    """One element as its dtype prints it: ``format_scalar(0.1, "float32")`` is
+    ``'0.1'``, not the float64 ``0.10000000149011612``."""
+    try:
+        with np.errstate(all="ignore"):
+            return str(np.array(value, dtype=_DTYPES.get(dtype or ""))[()])
+    except (TypeError, ValueError, OverflowError):
+        return json.dumps(value)

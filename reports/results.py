@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The features a campaign's coverage matrix counts, in the order shown.
+FEATURES = ("float32", "float64", "broadcast", "inplace", "double-backward", "error")
+
 
 @dataclass
 class Results:
@@ -21,6 +24,9 @@ class Results:
     occurrences: dict[str, int]
     # The last summary record, or None when the run stopped before writing one.
     summary: dict[str, Any] | None
+    # Conformance records (pytest runs), one per test node id, the last one
+    # written winning, in the order first written.
+    conformance: list[dict[str, Any]] = field(default_factory=list)
     # 1-based numbers of results.jsonl lines that were not JSON objects (for
     # example the half-written last line of a killed run).
     skipped_lines: list[int] = field(default_factory=list)
@@ -31,6 +37,13 @@ class Results:
         if self.summary is None:
             return "interrupted"
         return str(self.summary.get("status") or "interrupted")
+
+    @property
+    def kind(self) -> str:
+        """``"conformance"`` for a pytest conformance run, else ``"campaign"``."""
+        if self.meta.get("kind") == "conformance" or self.conformance:
+            return "conformance"
+        return "campaign"
 
 
 def signature_of(record: dict[str, Any]) -> str:
@@ -97,10 +110,44 @@ def load_results(results_dir: str | Path) -> Results:
          "duration_seconds": 60.1,
          "verdicts": {"match": 4990, "gradient": 3, ...},
          "ops": {"mul": {"examples": 900, "findings": 1}, ...},
+         "coverage": {"mul": {"float32": {"examples": 700, "findings": 1},
+                              "broadcast": {"examples": 310, "findings": 0},
+                              ...}, ...},
          "findings": 1}
 
     ``verdicts`` counts examples per verdict kind; ``findings`` counts
-    distinct findings.
+    distinct findings. ``status`` may also be another word the campaign uses
+    for a normal end (``"completed"``, ``"max-findings"``).
+
+    ``coverage`` is optional: per op, per feature of :data:`FEATURES` (others
+    are shown after them), the examples that exercised the op with that
+    feature and the distinct findings blamed on it. One example counts under
+    every feature it has, so a row's features need not add up to its
+    ``ops`` count.
+
+    A conformance run (``pytest --gradfuzz-report DIR``, see
+    :mod:`reports.pytest_plugin`) writes ``"kind": "conformance"`` and
+    ``"pytest"`` (its version) into ``meta.json`` and, instead of findings,
+    one ``"conformance"`` record per test::
+
+        {"type": "conformance",
+         "nodeid": "tests/engine/test_ops_against_torch.py::test_op_matches_torch[mul-float32-0]",
+         "module": "tests/engine/test_ops_against_torch.py",
+         "test": "test_op_matches_torch",
+         "group": "op" | "module",   # "op": parametrized with an op
+         "op": "mul",                # the module path for "module" tests
+         "feature": "float32",       # dtype, "inplace", or "tests"
+         "dtype": "float32" | null,
+         "params": {"op": "mul", "dtype_name": "float32", "index": "0"},
+         "outcome": "passed" | "failed" | "skipped",
+         "phase": "setup" | "call" | "teardown" | null,  # where it failed or skipped
+         "duration_seconds": 0.004,
+         "message": "one line" | null,   # failure or skip reason
+         "longrepr": "the failure text" | null}
+
+    and a summary ``{"type": "summary", "status": "complete" |
+    "interrupted", "tests": 812, "outcomes": {"passed": 800, "failed": 2,
+    "skipped": 10}, "duration_seconds": 41.2, "exitstatus": 1}``.
     """
     directory = Path(results_dir)
     if not directory.is_dir():
@@ -119,6 +166,7 @@ def load_results(results_dir: str | Path) -> Results:
     findings: list[dict[str, Any]] = []
     occurrences: dict[str, int] = {}
     summary = None
+    conformance: dict[str, dict[str, Any]] = {}
     skipped: list[int] = []
     if results_path.exists():
         lines = results_path.read_text(encoding="utf-8").splitlines()
@@ -140,4 +188,7 @@ def load_results(results_dir: str | Path) -> Results:
                 occurrences[signature] = occurrences.get(signature, 0) + 1
             elif record.get("type") == "summary":
                 summary = record
-    return Results(directory, meta, findings, occurrences, summary, skipped)
+            elif record.get("type") == "conformance":
+                # A test reported twice (reruns) keeps its first place, last outcome.
+                conformance[str(record.get("nodeid"))] = record
+    return Results(directory, meta, findings, occurrences, summary, list(conformance.values()), skipped)

@@ -1,4 +1,4 @@
-"""The campaign report: one self-contained ``index.html`` in the results directory.
+"""A results directory's pages: ``index.html`` and one ``findings/<slug>.html`` per finding.
 
 Reads files only (see :func:`reports.results.load_results` for their format);
 never imports the engine, torch or the fuzz package.
@@ -6,123 +6,119 @@ never imports the engine, torch or the fuzz package.
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-import re
 import shlex
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import matplotlib
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
-from .arrays import format_array
-from .results import Results, load_results, signature_of
-from .svg import SVG_RC, figure_to_svg
-
-MISSING = "—"
+from . import charts
+from .arrays import format_array, format_scalar
+from .diff import Difference, differences
+from .render import MISSING, count, is_generated, meta_rows, number, seconds, slugify, text, write_page
+from .results import FEATURES, Results, load_results, signature_of
 
 # Verdict kinds in the order DESIGN.md lists them; unknown kinds sort after.
 VERDICT_ORDER = [
     "match", "value", "gradient", "gradient-none", "dtype", "shape",
-    "error-vs-success", "error-type", "error-message", "warning",
+    "error-vs-success", "error-type", "error-message", "grad-fn", "warning",
 ]
 
-# Ids the page itself uses; a finding slug never takes one of them.
-_PAGE_IDS = {"run", "totals", "ops", "findings", "findings-index", "findings-filter"}
+# Adjudications (fuzz.compare) that say the tested backend is the one that is off.
+_BACKEND_WRONG = ("torch agrees with finite differences",)
+_BACKEND_RIGHT = ("engine agrees with finite differences",)
 
-
-@functools.cache
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("reports", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["count"] = _count
-    return env
+META_FIRST = [
+    ("gradfuzz", "gradfuzz"), ("torch", "torch"), ("numpy", "numpy"), ("python", "python"),
+    ("backend", "backend under test"), ("seed", "seed"), ("budget_seconds", "budget"),
+    ("started", "started"), ("duration_seconds", "duration"), ("machine", "machine"), ("command", "command"),
+]
 
 
 def render_site(results_dir: str | os.PathLike[str]) -> Path:
-    """Render the report for ``results_dir`` and return the ``index.html`` path.
+    """Render the pages of ``results_dir`` into it and return its ``index.html``.
 
-    The page is written into ``results_dir`` itself (atomically, so a browser
-    or a concurrent re-render never sees half a page). It is self-contained:
-    inline CSS, inline SVG, a few lines of inline script, nothing fetched.
+    A campaign gets an index (run, totals, coverage, findings) and one page
+    per finding under ``findings/``; a conformance run (``pytest
+    --gradfuzz-report``) gets its index (see :mod:`reports.conformance`).
+    Every page is self-contained (inline CSS, SVG and script, nothing
+    fetched), so the directory can be opened from ``file://`` or mailed.
     """
     results = load_results(results_dir)
-    html = _environment().get_template("index.html").render(page=_page(results))
-    target = results.directory / "index.html"
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    partial.write_text(html, encoding="utf-8")
-    os.replace(partial, target)
-    return target
+    if results.kind == "conformance":
+        from .conformance import render_conformance
+        return render_conformance(results)
+    findings = finding_views(results)
+    written = set()
+    for n, finding in enumerate(findings):
+        around = {"previous": findings[n - 1] if n else None,
+                  "next": findings[n + 1] if n + 1 < len(findings) else None}
+        path = results.directory / finding["href"]
+        write_page(path, "finding.html", root="../", finding=finding, around=around)
+        written.add(path.name)
+    _remove_stale_pages(results.directory / "findings", keep=written)
+    return write_page(results.directory / "index.html", "index.html", root="",
+                      page=_index(results, findings), notes=_notes(results, findings),
+                      status=results.status)
 
 
-# -- the page's data, everything pre-formatted so templates stay dumb ---------
+def finding_slugs(results: Results) -> dict[str, str]:
+    """signature -> the slug of its page, ``findings/<slug>.html``."""
+    used: set[str] = set()
+    return {signature_of(record): slugify(signature_of(record), used) for record in _ordered(results)}
 
-def _page(results: Results) -> dict[str, Any]:
-    summary = results.summary or {}
-    findings = _findings(results)
-    n_findings = summary.get("findings", len(findings))
+
+def _ordered(results: Results) -> list[dict[str, Any]]:
+    """Distinct findings by verdict kind, op and signature: the index's order."""
+    return sorted(results.findings,
+                  key=lambda f: (_verdict_key(str(f.get("kind"))), str(f.get("op")), signature_of(f)))
+
+
+def _remove_stale_pages(folder: Path, keep: set[str]) -> None:
+    """Finding pages of an earlier render whose findings are gone."""
+    if folder.is_dir():
+        for page in folder.glob("*.html"):
+            if page.name not in keep and is_generated(page):
+                page.unlink()
+
+
+# -- the index ------------------------------------------------------------------
+
+def _notes(results: Results, findings: list[dict[str, Any]]) -> list[str]:
     notes = []
+    n_findings = (results.summary or {}).get("findings", len(findings))
     if results.summary is None:
-        notes.append(
-            "The run stopped before writing a summary: example counts are "
-            "unknown, and the counts below come from the findings alone."
-        )
+        notes.append("The run stopped before writing a summary: example counts are "
+                     "unknown, and the counts below come from the findings alone.")
     if n_findings != len(findings):
-        notes.append(
-            f"The summary counts {n_findings} findings; results.jsonl holds "
-            f"{len(findings)} distinct ones, all shown below."
-        )
+        notes.append(f"The summary counts {n_findings} findings; results.jsonl holds "
+                     f"{len(findings)} distinct ones, all shown below.")
     if results.skipped_lines:
-        lines = ", ".join(map(str, results.skipped_lines))
-        notes.append(f"Skipped unreadable lines of results.jsonl: {lines}.")
-    ops = _op_rows(results)
+        notes.append("Skipped unreadable lines of results.jsonl: "
+                     f"{', '.join(map(str, results.skipped_lines))}.")
+    return notes
+
+
+def _index(results: Results, findings: list[dict[str, Any]]) -> dict[str, Any]:
+    summary = results.summary or {}
+    ops, features = _op_rows(results)
+    shown = {**results.meta, "budget_seconds": seconds(results.meta.get("budget_seconds")),
+             "duration_seconds": seconds(summary.get("duration_seconds"))}
     return {
-        "status": results.status,
-        "meta": _meta_rows(results),
-        "notes": notes,
+        "meta": meta_rows(shown, META_FIRST) + [("status", results.status)],
         "totals": [
-            ("examples run", _count(summary.get("examples"))),
-            ("valid programs", _count(summary.get("valid"))),
-            ("raised on both sides", _count(summary.get("raised_both"))),
-            ("findings", _count(n_findings)),
+            ("examples run", count(summary.get("examples"))),
+            ("valid programs", count(summary.get("valid"))),
+            ("raised on both sides", count(summary.get("raised_both"))),
+            ("findings", count(summary.get("findings", len(findings)))),
         ],
         "verdicts": _verdict_rows(results),
         "ops": ops,
-        "chart": _ops_chart(ops, by_examples=results.summary is not None),
+        "features": features,
+        "has_coverage": isinstance(summary.get("coverage"), dict),
+        "chart": charts.ops_chart(ops, by_examples=results.summary is not None),
         "findings": findings,
     }
-
-
-def _meta_rows(results: Results) -> list[tuple[str, str]]:
-    meta = dict(results.meta)
-    summary = results.summary or {}
-    rows = [
-        ("gradfuzz", _text(meta.pop("gradfuzz", None))),
-        ("torch", _text(meta.pop("torch", None))),
-        ("numpy", _text(meta.pop("numpy", None))),
-        ("python", _text(meta.pop("python", None))),
-        ("backend under test", _text(meta.pop("backend", None))),
-        ("seed", _text(meta.pop("seed", None))),
-        ("budget", _seconds(meta.pop("budget_seconds", None))),
-        ("started", _text(meta.pop("started", None))),
-        ("duration", _seconds(summary.get("duration_seconds"))),
-        ("machine", _text(meta.pop("machine", None))),
-        ("command", _text(meta.pop("command", None))),
-    ]
-    rows += [(key, _text(value)) for key, value in meta.items()]
-    rows.append(("status", results.status))
-    return rows
 
 
 def _verdict_rows(results: Results) -> list[dict[str, Any]]:
@@ -130,99 +126,82 @@ def _verdict_rows(results: Results) -> list[dict[str, Any]]:
     examples = (results.summary or {}).get("verdicts") or {}
     findings = Counter(str(f.get("kind")) for f in results.findings)
     kinds = sorted(set(examples) | set(findings), key=_verdict_key)
-    return [
-        {"kind": kind, "examples": examples.get(kind), "findings": findings.get(kind, 0)}
-        for kind in kinds
-    ]
+    return [{"kind": kind, "examples": examples.get(kind), "findings": findings.get(kind, 0)}
+            for kind in kinds]
 
 
 def _verdict_key(kind: str) -> tuple[int, str]:
     return (VERDICT_ORDER.index(kind) if kind in VERDICT_ORDER else len(VERDICT_ORDER), kind)
 
 
-def _op_rows(results: Results) -> list[dict[str, Any]]:
-    """Per op: examples (None when unknown) and findings; the summary wins."""
+def _op_rows(results: Results) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per op: examples (None when unknown), findings, and the coverage cells
+    per feature; the summary's counts win over counting findings."""
+    summary = results.summary or {}
     counted = Counter(str(f.get("op")) for f in results.findings)
-    summary_ops = (results.summary or {}).get("ops") or {}
+    summary_ops = summary.get("ops") or {}
+    coverage = summary.get("coverage") if isinstance(summary.get("coverage"), dict) else {}
+    seen = {feature for cells in coverage.values() if isinstance(cells, dict) for feature in cells}
+    # Every known feature gets a column, so what was never exercised shows.
+    features = list(FEATURES) + sorted(seen - set(FEATURES)) if coverage else []
     rows = []
-    for op in sorted(set(summary_ops) | set(counted)):
+    for op in sorted(set(summary_ops) | set(counted) | set(coverage)):
         stats = summary_ops.get(op) or {}
+        cells = coverage.get(op) if isinstance(coverage.get(op), dict) else {}
         rows.append({
             "op": op,
             "examples": stats.get("examples"),
             "findings": stats.get("findings", counted.get(op, 0)),
+            "cells": [_cell(cells.get(feature)) for feature in features],
         })
-    return rows
+    return rows, features
 
 
-def _ops_chart(rows: list[dict[str, Any]], *, by_examples: bool) -> str | None:
-    """Horizontal bars per op (examples, or findings when examples are unknown),
-    ops with findings in red, as an inline SVG string."""
-    measure = "examples" if by_examples else "findings"
-    rows = [row for row in rows if row[measure]]
-    if not rows:
-        return None
-    rows.sort(key=lambda row: (-row[measure], row["op"]))
-    rows.reverse()  # barh draws the first bar at the bottom
-    with matplotlib.rc_context({**SVG_RC, "font.size": 8}):
-        fig = Figure(figsize=(6.0, 0.7 + 0.2 * len(rows)), layout="constrained")
-        ax = fig.add_subplot()
-        positions = range(len(rows))
-        colors = ["#c0392b" if row["findings"] else "#8e9aaf" for row in rows]
-        bars = ax.barh(positions, [row[measure] for row in rows], color=colors, height=0.7)
-        # Op names are data: never let a "$" in one start mathtext.
-        ax.set_yticks(positions, [row["op"] for row in rows], parse_math=False)
-        if by_examples:
-            labels = [f"{row['findings']} finding" + ("s" if row["findings"] != 1 else "")
-                      if row["findings"] else "" for row in rows]
-            ax.bar_label(bars, labels, padding=3, color="#c0392b", parse_math=False)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel(f"{measure} per op" + (" (red: ops with findings)" if by_examples else ""))
-        ax.margins(x=0.15 if by_examples else 0.05, y=0.5 / len(rows))
-        ax.spines[["top", "right"]].set_visible(False)
-        return figure_to_svg(fig)
+def _cell(stats: Any) -> dict[str, int]:
+    stats = stats if isinstance(stats, dict) else {}
+    return {"examples": number(stats.get("examples")) or 0, "findings": number(stats.get("findings")) or 0}
 
 
-def _findings(results: Results) -> list[dict[str, Any]]:
-    used = set(_PAGE_IDS)
+# -- findings -------------------------------------------------------------------
+
+def finding_views(results: Results) -> list[dict[str, Any]]:
+    """Each distinct finding, pre-formatted for its page and the index, ordered
+    by verdict kind, op and signature."""
     backend = str(results.meta.get("backend") or "engine")
-    ordered = sorted(
-        results.findings,
-        key=lambda f: (_verdict_key(str(f.get("kind"))), str(f.get("op")), signature_of(f)),
-    )
+    slugs = finding_slugs(results)
     views = []
-    for record in ordered:
+    for record in _ordered(results):
         signature = signature_of(record)
         outcomes = record.get("outcomes") or {}
         # Backend under test on the left, torch (the reference) on the right.
-        sides = sorted({backend, "torch", *outcomes}, key=lambda name: (name == "torch", name != backend, name))
+        tested = str(record.get("backend") or backend)
+        sides = sorted({tested, "torch", *outcomes}, key=lambda name: (name == "torch", name != tested, name))
+        slug = slugs[signature]
+        adjudication = record.get("adjudication")
         views.append({
-            "id": _unique_slug(signature, used),
+            "record": record,
+            "slug": slug,
+            "href": f"findings/{slug}.html",
             "signature": signature,
-            "kind": _text(record.get("kind")),
-            "op": _text(record.get("op")),
-            "dtype": _text(record.get("dtype")),
-            "detail": _text(record.get("detail")),
-            "adjudication": _text(record.get("adjudication"), missing="not adjudicated"),
-            "steps": _text(record.get("steps")),
+            "kind": text(record.get("kind")),
+            "op": text(record.get("op")),
+            "dtype": text(record.get("dtype")),
+            "where": text(record.get("where")),
+            "detail": text(record.get("detail")),
+            "adjudication": text(adjudication, missing="not adjudicated"),
+            "adjudication_class": ("bad" if adjudication in _BACKEND_WRONG
+                                   else "good" if adjudication in _BACKEND_RIGHT else ""),
+            "steps": text(record.get("steps")),
             "found_after_examples": record.get("found_after_examples"),
-            "found_after_seconds": _seconds(record.get("found_after_seconds")),
+            "found_after_seconds": seconds(record.get("found_after_seconds")),
             "occurrences": results.occurrences.get(signature, 1),
             "reproducer": _reproducer(results.directory, record.get("reproducer")),
             "replay": _replay(results.directory, record.get("finding_file")),
             "outcomes": [_outcome(name, outcomes.get(name)) for name in sides],
+            "tested": tested,
+            **_differences(outcomes.get(tested), outcomes.get("torch"), str(record.get("where") or "")),
         })
     return views
-
-
-def _unique_slug(signature: str, used: set[str]) -> str:
-    base = re.sub(r"[^a-z0-9]+", "-", signature.lower()).strip("-") or "finding"
-    slug, n = base, 1
-    while slug in used:
-        n += 1
-        slug = f"{base}-{n}"
-    used.add(slug)
-    return slug
 
 
 def _reproducer(directory: Path, relative: Any) -> dict[str, Any]:
@@ -248,6 +227,43 @@ def _replay(directory: Path, finding_file: Any) -> str | None:
     return f"gradfuzz replay {shlex.quote(str(directory / str(finding_file)))}"
 
 
+def _differences(tested: Any, reference: Any, where: str) -> dict[str, Any]:
+    """The per-tensor rows, and the rows holding the largest absolute and the
+    largest relative error over all of them."""
+    if not isinstance(tested, dict) or not isinstance(reference, dict):
+        return {"differences": [], "largest": []}
+    rows = [_difference_row(d, where) for d in differences(tested, reference)]
+    differing = [row for row in rows if row["absolute"]]
+    largest = [(measure, max(differing, key=lambda row: row[measure]["sort"]))
+               for measure in ("absolute", "relative")] if differing else []
+    return {"differences": rows, "largest": largest}
+
+
+def _difference_row(d: Difference, where: str) -> dict[str, Any]:
+    tested_dtype, reference_dtype = d.dtypes
+
+    def worst(w: Any) -> dict[str, Any] | None:
+        if w is None:
+            return None
+        return {"error": f"{w.error:.3g}", "sort": w.error if w.error != float("inf") else 1e308,
+                "at": "[" + ", ".join(map(str, w.index)) + "]",
+                "tested": format_scalar(w.tested, tested_dtype),
+                "reference": format_scalar(w.reference, reference_dtype)}
+    return {
+        "subject": d.subject,
+        # "grad x0" is how the comparator names a gradient's place, too.
+        "flagged": d.subject == where,
+        "shape": str(d.shape) if d.shape is not None else MISSING,
+        "dtype": text(tested_dtype) if tested_dtype == reference_dtype
+                 else f"{text(tested_dtype)} vs {text(reference_dtype)}",
+        "problem": d.problem,
+        "differing": d.differing,
+        "size": d.size,
+        "absolute": worst(d.absolute),
+        "relative": worst(d.relative),
+    }
+
+
 def _outcome(name: str, outcome: dict[str, Any] | None) -> dict[str, Any]:
     if outcome is None:
         return {"name": name, "missing": True}
@@ -259,7 +275,7 @@ def _outcome(name: str, outcome: dict[str, Any] | None) -> dict[str, Any]:
         "values": [_tensor(str(v.get("ref", "?")), v) for v in outcome.get("values") or []],
         "grads": [_tensor(str(leaf), grad) for leaf, grad in grads.items()],
         "warnings": [
-            {"category": _text(w.get("category")), "message": _text(w.get("message"))}
+            {"category": text(w.get("category")), "message": text(w.get("message"))}
             for w in outcome.get("warnings") or []
         ],
     }
@@ -276,8 +292,8 @@ def _tensor(label: str, entry: dict[str, Any] | None) -> dict[str, Any]:
         "label": label,
         "none": False,
         "error": None,
-        "dtype": _text(entry.get("dtype")),
-        "shape": str(tuple(shape)) if isinstance(shape, list) else _text(shape),
+        "dtype": text(entry.get("dtype")),
+        "shape": str(tuple(shape)) if isinstance(shape, list) else text(shape),
         "grad_fn": entry.get("grad_fn"),
         "text": format_array(entry.get("data"), entry.get("dtype"), shape),
     }
@@ -287,34 +303,7 @@ def _error(error: Any) -> dict[str, str] | None:
     if not error:
         return None
     return {
-        "type": _text(error.get("type")),
-        "message": _text(error.get("message"), missing=""),
-        "where": _text(error.get("where"), missing=""),
+        "type": text(error.get("type")),
+        "message": text(error.get("message"), missing=""),
+        "where": text(error.get("where"), missing=""),
     }
-
-
-# -- formatting ---------------------------------------------------------------
-
-def _text(value: Any, missing: str = MISSING) -> str:
-    if value is None or value == "":
-        return missing
-    if isinstance(value, dict):
-        return ", ".join(f"{key}: {_text(item)}" for key, item in value.items())
-    if isinstance(value, list):
-        return json.dumps(value)
-    return str(value)
-
-
-def _count(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else _text(value)
-
-
-def _seconds(value: Any) -> str:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return _text(value)
-    if value < 120:
-        return f"{value:.1f} s"
-    minutes, seconds = divmod(round(value), 60)
-    if minutes < 120:
-        return f"{minutes} min {seconds} s"
-    return f"{minutes // 60} h {minutes % 60} min"
