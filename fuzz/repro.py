@@ -145,8 +145,8 @@ def difference(ours, theirs):
 
 def main():
     backend = importlib.import_module(BACKEND)
-    results = {{BACKEND: run(backend), "torch": run(torch)}}
-    (made, grads, error, warned), (torch_made, torch_grads, torch_error, torch_warned) = results.values()
+    made, grads, error, warned = run(backend)
+    torch_made, torch_grads, torch_error, torch_warned = run(torch)
     for name in dict.fromkeys([*made, *torch_made]):
         print(f"== {{name}}")
         print(f"{{BACKEND}}: {{describe(made.get(name))}}")

@@ -409,6 +409,9 @@ def _programs(draw, limits: _Limits) -> Program:
     dtype = _pick(draw, limits.dtypes)
     mixed = len(limits.dtypes) > 1 and _rarely(draw, MIXED_DTYPES_ONE_IN)
     builder = _Builder(draw, limits, dtype, mixed)
+    # One input exists before the first step, so every step's choices have the
+    # same layout and the shrinker can delete any of them (even the first).
+    builder.new_input(draw(_shapes(0, limits.max_dims, limits.max_side)), REAL)
     for _ in range(step_count):
         op = BY_NAME[draw(st.sampled_from(limits.ops))]
         form = draw(st.sampled_from(op.forms))

@@ -1,0 +1,115 @@
+"""Campaigns end to end, against torch with one planted bug (tests/fuzz/broken_torch.py)."""
+import io
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from rich.console import Console
+
+from fuzz.campaign import CampaignConfig, run_campaign
+from fuzz.cli import main
+from fuzz.program import Program
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+FINDING_FIELDS = {"type", "signature", "kind", "op", "dtype", "detail", "adjudication", "steps", "program",
+                  "reproducer", "finding_file", "found_after_examples", "found_after_seconds", "outcomes"}
+SUMMARY_FIELDS = {"type", "status", "examples", "valid", "raised_both", "duration_seconds", "verdicts", "ops",
+                  "findings"}
+
+
+def quiet_campaign(out: Path, **config) -> object:
+    return run_campaign(CampaignConfig(out=out, **config), console=Console(file=io.StringIO()))
+
+
+@pytest.fixture(scope="module")
+def broken_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("broken")
+    summary = quiet_campaign(out, budget_seconds=90, seed=0, backend="broken_torch", max_findings=1)
+    return out, summary
+
+
+def read_records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_the_planted_gradient_bug_is_found_and_shrunk(broken_run):
+    out, summary = broken_run
+    (finding,) = summary.findings
+    assert (finding["kind"], finding["op"], finding["signature"]) == ("gradient", "mul", f"gradient|mul|{finding['dtype']}")
+    assert finding["steps"] <= 3 and finding["shrunk"] is True
+    assert finding["adjudication"] == "torch agrees with finite differences"
+    program = Program.from_json(finding["program"])
+    assert any(step.op == "mul" and step.form == "function" for step in program.steps)
+    assert summary.status == "max-findings"
+
+
+def test_results_directory_follows_the_documented_format(broken_run):
+    out, summary = broken_run
+    finding, final = read_records(out)
+    assert FINDING_FIELDS <= set(finding) and finding["type"] == "finding"
+    assert set(finding["outcomes"]) == {"engine", "torch"}
+    assert SUMMARY_FIELDS <= set(final) and final["type"] == "summary" and final["findings"] == 1
+    assert final["examples"] == sum(final["verdicts"].values()) >= finding["found_after_examples"]
+    assert final["ops"]["mul"]["findings"] == 1 and final["verdicts"]["gradient"] >= 1
+    meta = json.loads((out / "meta.json").read_text())
+    assert {"gradfuzz", "torch", "numpy", "python", "backend", "seed", "budget_seconds", "started", "command",
+            "machine"} <= set(meta)
+    assert (meta["backend"], meta["seed"], meta["torch"]) == ("broken_torch", 0, torch.__version__)
+    assert {"platform", "processor", "cpus"} <= set(meta["machine"])
+    stored = json.loads((out / finding["finding_file"]).read_text())
+    assert stored["verdict"]["signature"] == finding["signature"] and stored["program"] == finding["program"]
+
+
+def test_the_reproducer_runs_on_both_backends_and_prints_the_difference(broken_run):
+    out, summary = broken_run
+    script = out / summary.findings[0]["reproducer"]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=environment,
+                            timeout=120, cwd=out)
+    assert result.returncode == 0, result.stderr
+    assert "broken_torch: float" in result.stdout and "torch: float" in result.stdout
+    assert "DIFFERENT" in result.stdout  # the gradient
+    assert "gradfuzz" not in script.read_text().split('"""', 2)[2]  # runs without gradfuzz installed
+
+
+def test_replay_reruns_a_finding_and_still_sees_it(broken_run):
+    out, summary = broken_run
+    result = CliRunner().invoke(main, ["replay", str(out / summary.findings[0]["finding_file"])])
+    assert result.exit_code == 1, result.output
+    assert "still diverges (same signature)" in result.output
+    fixed = CliRunner().invoke(main, ["replay", str(out / summary.findings[0]["finding_file"]), "--backend", "torch"])
+    assert fixed.exit_code == 0 and "no longer diverges" in fixed.output
+
+
+def test_the_same_seed_finds_the_same_minimal_program(broken_run, tmp_path):
+    out, summary = broken_run
+    again = quiet_campaign(tmp_path, budget_seconds=90, seed=0, backend="broken_torch", max_findings=1)
+    assert again.findings[0]["program"] == summary.findings[0]["program"]
+    assert again.findings[0]["found_after_examples"] == summary.findings[0]["found_after_examples"]
+
+
+def test_ctrl_c_leaves_a_complete_directory(tmp_path, monkeypatch):
+    calls = {"tensor": 0}
+
+    def tensor(*args, **kwargs):
+        calls["tensor"] += 1
+        if calls["tensor"] == 40:
+            raise KeyboardInterrupt
+        return torch.tensor(*args, **kwargs)
+
+    interrupting = types.ModuleType("interrupting_torch")
+    interrupting.__getattr__ = lambda name: getattr(torch, name)
+    interrupting.tensor = tensor
+    monkeypatch.setitem(sys.modules, "interrupting_torch", interrupting)
+    summary = quiet_campaign(tmp_path, budget_seconds=60, backend="interrupting_torch")
+    assert summary.status == "interrupted" and summary.examples > 0
+    *_, final = read_records(tmp_path)
+    assert final["type"] == "summary" and final["status"] == "interrupted"
+    assert json.loads((tmp_path / "meta.json").read_text())["backend"] == "interrupting_torch"

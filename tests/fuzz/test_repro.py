@@ -1,0 +1,47 @@
+"""Reproducer scripts: readable source for each form, and a script that runs standalone."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fuzz.program import BACKWARD_GRADIENT, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Step
+from fuzz.repro import program_lines, render_script, step_source
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_step_source_for_each_form():
+    assert step_source(Step("mul", "function", (Ref("x0"), Literal(2)), {}, "v0")) == "torch.mul(x0, 2)"
+    assert step_source(Step("sum", "method", (Ref("v0"),), {"dim": (0, -1), "keepdim": True}, "v1")) == \
+        "v0.sum(dim=(0, -1), keepdim=True)"
+    assert step_source(Step("pow", "operator", (Literal(-2), Ref("x0")), {}, "v0")) == "(-2) ** x0"
+    assert step_source(Step("neg", "operator", (Ref("x0"),), {}, "v0")) == "-x0"
+    assert step_source(Step("abs", "operator", (Ref("x0"),), {}, "v0")) == "abs(x0)"
+    assert step_source(Step("div", "function", (Ref("x0"), Ref("x1")), {"rounding_mode": None}, "v0"), "engine") == \
+        "engine.div(x0, x1, rounding_mode=None)"
+
+
+def test_program_lines_spell_out_inputs_and_action():
+    program = Program((Input("x0", (2,), "float64", [float("nan"), -0.0], True),),
+                      (Step("exp", "method", (Ref("x0"),), {}, "v0"),), Action(BACKWARD_GRADIENT, "v0", [1.0, 2.0]))
+    assert program_lines(program) == [
+        "x0 = torch.tensor([nan, -0.0], dtype=torch.float64, requires_grad=True)",
+        "v0 = x0.exp()",
+        "v0.backward(gradient=torch.tensor([1.0, 2.0], dtype=v0.dtype))",
+    ]
+
+
+def test_a_script_compares_two_backends_and_reports_errors(tmp_path):
+    # torch against itself: everything the same, and the failing step's error shown on both sides.
+    program = Program((Input("x0", (2,), "float32", [1.0, float("inf")], True),),
+                      (Step("mul", "operator", (Literal(2.5), Ref("x0")), {}, "v0"),
+                       Step("matmul", "function", (Ref("v0"), Literal(3)), {}, "v1")), Action(SUM_BACKWARD, "v1"))
+    script = tmp_path / "repro.py"
+    script.write_text(render_script(program, backend="torch"))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert "DIFFERENT" not in result.stdout and result.stdout.count("same within tolerance") == 2
+    assert "[inf]" not in result.stdout and "inf]" in result.stdout
+    assert result.stdout.count("TypeError: matmul(): argument 'other'") == 2
+    assert "[at: v1 = torch.matmul(v0, 3)]" in result.stdout
