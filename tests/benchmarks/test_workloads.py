@@ -1,0 +1,33 @@
+"""Engine vs torch on the issue-7 workloads, grouped so each workload compares the two.
+
+CI runs these once each as a smoke test (pytest-benchmark is disabled by the
+default options); the comparison is `pytest tests/benchmarks --benchmark-enable`
+(see README), whose JSON holds both backends' rounds for the ratios.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+
+from .workloads import WORKLOADS
+
+
+@pytest.mark.parametrize("backend", [engine, torch], ids=["engine", "torch"])
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_workload(benchmark, workload, backend):
+    benchmark.group = workload
+    run = WORKLOADS[workload](backend)
+    result = benchmark(run)
+    assert np.all(np.isfinite(result.detach().numpy()))
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_workloads_compute_the_same_on_both_backends(workload):
+    got = WORKLOADS[workload](engine)().detach().numpy().astype(np.float64)
+    want = WORKLOADS[workload](torch)().detach().numpy().astype(np.float64)
+    # Norm-wise: float32 sums of 1024 products differ elementwise with summation order.
+    assert got.shape == want.shape
+    assert np.linalg.norm(got - want) <= 1e-5 * max(np.linalg.norm(want), 1.0)
