@@ -53,6 +53,9 @@ from fuzz.repro import render_script
 from fuzz.strategies import programs
 
 COMPLETED, INTERRUPTED, MAX_FINDINGS_REACHED = "completed", "interrupted", "max-findings"
+# Shrinking one finding may take this share of the budget (at least MIN_SHRINK_SECONDS);
+# then its smallest program so far is recorded and the search goes on.
+SHRINK_SHARE, MIN_SHRINK_SECONDS = 0.1, 10.0
 PROGRESS_REFRESH_SECONDS = 0.25
 
 
@@ -68,7 +71,14 @@ class CampaignConfig:
     ops: tuple[str, ...] | None = None  # default: the whole op table
     database: Path | None = None   # Hypothesis example database; default <out>/.hypothesis
     max_findings: int | None = None
+    shrink_seconds: float | None = None  # per finding; default SHRINK_SHARE of the budget
     command: str = ""              # the command line, recorded in meta.json
+
+    @property
+    def shrink_limit(self) -> float:
+        if self.shrink_seconds is not None:
+            return self.shrink_seconds
+        return max(MIN_SHRINK_SECONDS, SHRINK_SHARE * self.budget_seconds)
 
 
 @dataclass
@@ -134,6 +144,10 @@ class _StopCampaign(BaseException):
         self.status = status
 
 
+class _StopShrinking(BaseException):
+    """Raised inside the Hypothesis test when shrinking one finding has had its time."""
+
+
 class _NewDivergence(Exception):
     """The test failure Hypothesis shrinks: a divergence with the signature being hunted."""
 
@@ -184,6 +198,11 @@ class _Campaign:
         self.hunted: str | None = None       # the signature Hypothesis is shrinking
         self.smallest: _Failure | None = None  # the last (so smallest) failing program with that signature
         self.first_sighting = (0, 0.0)       # examples and seconds when the hunted signature first showed
+        self.hunt_started = 0.0
+        # New signatures seen while another one was being shrunk, by signature: the
+        # next Hypothesis runs usually meet them again and shrink them; those they
+        # do not are recorded unshrunk when the campaign ends.
+        self.unhunted: dict[str, _Failure] = {}
         self.started = time.monotonic()
         self.deadline = self.started + config.budget_seconds
         self.next_refresh = 0.0
@@ -207,6 +226,9 @@ class _Campaign:
             self.refresh(force=True)
         if self.smallest is not None:  # stopped while shrinking: keep the smallest program so far
             self.record(self.smallest, shrunk=False)
+        for signature, failure in self.unhunted.items():
+            if signature not in self.known and not self.enough_findings():
+                self.record(failure, shrunk=False)
         self.summary.duration_seconds = time.monotonic() - self.started
         self.append(self.summary.to_json())
         return self.summary
@@ -217,16 +239,19 @@ class _Campaign:
         while True:
             try:
                 self.hypothesis_test(run_index)()
-            except _NewDivergence:
-                self.record(self.smallest, shrunk=True)
+            except (_NewDivergence, _StopShrinking) as stop:
+                self.record(self.smallest, shrunk=isinstance(stop, _NewDivergence))
                 self.hunted = self.smallest = None
-                if self.config.max_findings is not None and len(self.summary.findings) >= self.config.max_findings:
+                if self.enough_findings():
                     self.summary.status = MAX_FINDINGS_REACHED
                     return
             except _StopCampaign as stop:
                 self.summary.status = stop.status
                 return
             run_index += 1
+
+    def enough_findings(self) -> bool:
+        return self.config.max_findings is not None and len(self.summary.findings) >= self.config.max_findings
 
     def hypothesis_test(self, run_index: int):
         config = self.config
@@ -246,8 +271,11 @@ class _Campaign:
 
     def check(self, program: Program) -> None:
         """The Hypothesis test body: run, compare, count; fail only on the hunted signature."""
-        if time.monotonic() > self.deadline:
+        now = time.monotonic()
+        if now > self.deadline:
             raise _StopCampaign(COMPLETED)
+        if self.hunted is not None and now > self.hunt_started + self.config.shrink_limit:
+            raise _StopShrinking
         engine_outcome = interpreter.run(program, self.backend)
         torch_outcome = oracle.run_torch(program)
         verdict = compare(engine_outcome, torch_outcome, program, backend=self.backend)
@@ -255,12 +283,16 @@ class _Campaign:
         self.refresh()
         if not verdict.diverged or verdict.signature in self.known:
             return
+        sighting = (self.summary.examples, time.monotonic() - self.started)
         if self.hunted is None:
-            self.hunted = verdict.signature
-            self.first_sighting = (self.summary.examples, time.monotonic() - self.started)
+            earlier = self.unhunted.get(verdict.signature)
+            self.hunted, self.hunt_started = verdict.signature, time.monotonic()
+            self.first_sighting = (earlier.examples, earlier.seconds) if earlier else sighting
         if verdict.signature == self.hunted:
             self.smallest = _Failure(program, verdict, engine_outcome, torch_outcome, *self.first_sighting)
             raise _NewDivergence(verdict.signature)
+        self.unhunted.setdefault(verdict.signature,
+                                 _Failure(program, verdict, engine_outcome, torch_outcome, *sighting))
 
     def count(self, program: Program, verdict: Verdict, engine: Outcome, torch_: Outcome) -> None:
         summary = self.summary

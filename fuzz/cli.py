@@ -92,15 +92,18 @@ def main() -> None:
               help="Hypothesis example database to share between runs [default: OUT/.hypothesis].")
 @click.option("--max-findings", type=click.IntRange(min=1), default=None,
               help="Stop after this many findings.")
+@click.option("--shrink-budget", type=Duration(), default=None,
+              help="Most time spent shrinking one finding [default: 10% of the budget, at least 10s].")
 def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: tuple[str, ...],
-        database: Path | None, max_findings: int | None) -> None:
+        database: Path | None, max_findings: int | None, shrink_budget: float | None) -> None:
     """Fuzz BACKEND against torch for a time budget and write OUT/results.jsonl, meta.json and index.html."""
     console = Console(stderr=True)
     command = shlex.join(["gradfuzz", "run", "--budget", f"{budget:g}", "--seed", str(seed), "--out", str(out),
                           "--backend", backend, "--max-steps", str(max_steps)]
                          + [argument for op in ops for argument in ("--op", op)])
     config = CampaignConfig(out=out, budget_seconds=budget, seed=seed, backend=backend, max_steps=max_steps,
-                            ops=ops or None, database=database, max_findings=max_findings, command=command)
+                            ops=ops or None, database=database, max_findings=max_findings,
+                            shrink_seconds=shrink_budget, command=command)
     summary = run_campaign(config, console=console)
     console.print(f"{summary.status}: {summary.examples} examples in {summary.duration_seconds:.1f}s "
                   f"({summary.examples / max(summary.duration_seconds, 1e-9):.0f}/s), "

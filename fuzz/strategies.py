@@ -33,7 +33,7 @@ from fuzz.program import ACTION_KINDS, BACKWARD_GRADIENT, DTYPES, SUM_BACKWARD, 
 DRAWABLE_KINDS = (UNARY, BINARY, REDUCTION, MATMUL)
 DRAWABLE_KWARG_TYPES = ("dim", "dims", "bool", "float", "int")
 # Values beyond this size are legal operands but make tolerances meaningless
-# after a few more ops, so the strategy avoids them (see _fits).
+# after a few more ops, so the strategy avoids them (see _domains).
 MODERATE = 1e4
 # How close to the edge of a domain an operand may be (log(1e-3) is fine, log(1e-30) is not moderate).
 DOMAIN_MARGIN = 1e-3
@@ -144,22 +144,25 @@ def _rarely(draw, one_in: int) -> bool:
 @functools.lru_cache(maxsize=None)
 def _elements(domain: str, dtype: str) -> st.SearchStrategy[float]:
     """Moderate values in ``domain``: simple ones first (zeros, small integers), then 0.1 <= |x| <= 4."""
-    magnitude = st.floats(SMALLEST_MAGNITUDE, 4.0, width=32 if dtype == "float32" else 64)
-    general = magnitude if domain == POSITIVE else st.one_of(magnitude, magnitude.map(lambda value: -value))
-    return st.one_of(st.sampled_from(_SIMPLE_VALUES[domain]), general)
+    width = 32 if dtype == "float32" else 64
+    positive = st.floats(SMALLEST_MAGNITUDE, 4.0, width=width)
+    negative = st.floats(-4.0, -SMALLEST_MAGNITUDE, width=width)
+    general = (positive,) if domain == POSITIVE else (positive, negative)
+    return st.one_of(st.sampled_from(_SIMPLE_VALUES[domain]), *general)
 
 
 @functools.lru_cache(maxsize=None)
 def _scalars(domain: str) -> st.SearchStrategy[int | float]:
     """Python scalar operands; floats are float32-exact so both backends see the same number."""
-    magnitude = st.floats(SMALLEST_MAGNITUDE, 4.0, width=32)
-    general = magnitude if domain == POSITIVE else st.one_of(magnitude, magnitude.map(lambda value: -value))
-    return st.one_of(st.sampled_from(_SIMPLE_SCALARS[domain]), general)
+    positive = st.floats(SMALLEST_MAGNITUDE, 4.0, width=32)
+    negative = st.floats(-4.0, -SMALLEST_MAGNITUDE, width=32)
+    general = (positive,) if domain == POSITIVE else (positive, negative)
+    return st.one_of(st.sampled_from(_SIMPLE_SCALARS[domain]), *general)
 
 
 @functools.lru_cache(maxsize=None)
 def _arrays(dtype: str, shape: tuple[int, ...], domain: str) -> st.SearchStrategy[np.ndarray]:
-    return arrays(np.dtype(dtype), shape, elements=_elements(domain, dtype))
+    return arrays(np.dtype(dtype), shape, elements=_elements(domain, dtype), fill=st.nothing())
 
 
 @functools.lru_cache(maxsize=None)
@@ -174,19 +177,22 @@ def _broadcastable(shape: tuple[int, ...], max_dims: int, max_side: int) -> st.S
 
 def _pick(draw, options):
     """One of ``options``, shrinking towards the first."""
-    return draw(st.sampled_from(tuple(options)))
+    # An index draw: Hypothesis caches `integers(0, n)`, while a sampled_from
+    # over each new list of tensors would be a new strategy to validate.
+    return options[draw(st.integers(0, len(options) - 1))]
 
 
-def _fits(tensor: torch.Tensor, domain: str) -> bool:
-    """Whether every element is moderate and inside ``domain``."""
-    values = tensor.detach()
-    if not bool(torch.isfinite(values).all()) or bool((values.abs() > MODERATE).any()):
-        return False
-    if domain == POSITIVE:
-        return bool((values > DOMAIN_MARGIN).all())
-    if domain == NONZERO:
-        return bool((values.abs() > DOMAIN_MARGIN).all())
-    return True
+def _domains(tensor: torch.Tensor) -> frozenset[str]:
+    """The domains every element of ``tensor`` is moderate and inside of."""
+    values = tensor.detach().abs()
+    if not tensor.is_floating_point() or not bool(torch.isfinite(values).all()) or bool((values > MODERATE).any()):
+        return frozenset()
+    domains = {REAL}
+    if bool((values > DOMAIN_MARGIN).all()):
+        domains.add(NONZERO)
+        if bool((tensor > 0).all()):
+            domains.add(POSITIVE)
+    return frozenset(domains)
 
 
 def matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -217,20 +223,25 @@ class _Builder:
     inputs: list[Input] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # successful outputs and inputs, in order
+    domains: dict[str, frozenset[str]] = field(default_factory=dict)  # each tensor's, see _domains
+
+    def add_tensor(self, name: str, tensor: torch.Tensor) -> None:
+        self.tensors[name] = tensor
+        self.domains[name] = _domains(tensor)
 
     def oldest_first(self, accept) -> list[str]:
         return [name for name, tensor in self.tensors.items() if accept(tensor)]
 
     def new_input(self, shape: tuple[int, ...], domain: str) -> Ref:
         draw = self.draw
-        dtype = draw(st.sampled_from(self.limits.dtypes)) if self.mixed else self.dtype
+        dtype = _pick(draw, self.limits.dtypes) if self.mixed else self.dtype
         values = draw(_arrays(dtype, shape, domain)).tolist()
         # Usually requires grad; shrinks to False. Sometimes no input does, so that
         # "element 0 of tensors does not require grad" is compared too.
         requires_grad = not _rarely(draw, NO_GRAD_ONE_IN)
         name = f"x{len(self.inputs)}"
         self.inputs.append(Input(name, shape, dtype, values, requires_grad))
-        self.tensors[name] = interpreter.make_input(torch, self.inputs[-1])
+        self.add_tensor(name, interpreter.make_input(torch, self.inputs[-1]))
         return Ref(name)
 
     def can_add_input(self) -> bool:
@@ -246,8 +257,8 @@ class _Builder:
         draw = self.draw
         ignore_domain = _rarely(draw, OUT_OF_DOMAIN_ONE_IN)
         # Bool results (all, any) end their chain: programs compute on floats.
-        existing = self.oldest_first(lambda tensor: tensor.is_floating_point() and accept(tensor)
-                                     and (ignore_domain or _fits(tensor, domain)))
+        existing = [name for name, tensor in self.tensors.items() if tensor.is_floating_point() and accept(tensor)
+                    and (ignore_domain or domain in self.domains[name])]
         sources = [source for source in OPERAND_SOURCES
                    if (source == "new" and self.can_add_input()) or (source != "new" and existing)]
         if not sources:
@@ -274,7 +285,7 @@ class _Builder:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.tensors[step.out] = interpreter.apply_step(torch, step, self.tensors)
+                self.add_tensor(step.out, interpreter.apply_step(torch, step, self.tensors))
         except Exception:  # noqa: BLE001  (a step torch rejects is a valid test of error behaviour)
             return False
         return True
@@ -344,28 +355,32 @@ def _reduction_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
 _OMITTED = object()
 
 
-def _keywords(builder: _Builder, op: Op, anchor: Ref) -> dict:
-    """Keyword arguments by the table's kinds; each is omitted or drawn (shrinks to omitted).
+@functools.lru_cache(maxsize=None)
+def _keyword(kind: str | tuple, rank: int) -> st.SearchStrategy:
+    """A keyword's value by its table kind, or _OMITTED (drawn first, so it shrinks to omitted).
 
-    "dim": one dim of ``anchor``; "dims": None, one dim or a tuple of dims;
-    "bool", "float" (a moderate number), "int" (small); a tuple lists the
-    literal choices.
+    "dim": one dim of a rank-``rank`` tensor; "dims": None, one dim or a tuple
+    of distinct dims; "bool"; "float" (a moderate number); "int" (small); a
+    tuple lists the literal choices.
     """
-    draw = builder.draw
-    rank = max(len(builder.shape(anchor)), 1)  # torch lets a 0-d tensor use dim 0 or -1
     dim = st.integers(-rank, rank - 1)
     dims = st.lists(st.integers(0, rank - 1), unique=True, max_size=rank).flatmap(
         lambda chosen: st.tuples(*(st.sampled_from((index, index - rank)) for index in chosen)))
     values = {"dim": dim, "dims": st.one_of(st.none(), dim, dims), "bool": st.booleans(),
               "float": _scalars(REAL), "int": st.integers(-2, 3)}
+    return st.one_of(st.just(_OMITTED), st.sampled_from(kind) if isinstance(kind, tuple) else values[kind])
+
+
+def _keywords(builder: _Builder, op: Op, anchor: Ref) -> dict:
+    """Keyword arguments for ``op`` on ``anchor``, each omitted or drawn by its table kind."""
+    rank = max(len(builder.shape(anchor)), 1)  # torch lets a 0-d tensor use dim 0 or -1
+    takes_dims = any(kind in ("dim", "dims") for kind in op.kwargs.values())
     kwargs: dict = {}
     for key, kind in op.kwargs.items():
         # torch's reductions take keepdim only after a dim: `x.sum(keepdim=True)` is a TypeError.
-        if kind == "bool" and any(op.kwargs[other] in ("dim", "dims") for other in op.kwargs) and not any(
-                op.kwargs[other] in ("dim", "dims") for other in kwargs):
+        if kind == "bool" and takes_dims and not any(op.kwargs[given] in ("dim", "dims") for given in kwargs):
             continue
-        choices = st.sampled_from(kind) if isinstance(kind, tuple) else values[kind]
-        value = draw(st.one_of(st.just(_OMITTED), choices))
+        value = builder.draw(_keyword(kind, rank))
         if value is not _OMITTED:
             kwargs[key] = value
     return kwargs

@@ -113,3 +113,11 @@ def test_ctrl_c_leaves_a_complete_directory(tmp_path, monkeypatch):
     *_, final = read_records(tmp_path)
     assert final["type"] == "summary" and final["status"] == "interrupted"
     assert json.loads((tmp_path / "meta.json").read_text())["backend"] == "interrupting_torch"
+
+
+def test_shrinking_stops_at_its_time_limit_and_keeps_the_smallest_program_so_far(tmp_path):
+    summary = quiet_campaign(tmp_path, budget_seconds=90, seed=0, backend="broken_torch", max_findings=1,
+                             shrink_seconds=0.0)
+    (finding,) = summary.findings
+    assert finding["kind"] == "gradient" and finding["shrunk"] is False
+    assert (tmp_path / finding["reproducer"]).is_file()
