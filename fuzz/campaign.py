@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
 import hypothesis
 import numpy
 import torch
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.errors import Flaky
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
@@ -239,8 +241,11 @@ class _Campaign:
         while True:
             try:
                 self.hypothesis_test(run_index)()
-            except (_NewDivergence, _StopShrinking) as stop:
-                self.record(self.smallest, shrunk=isinstance(stop, _NewDivergence))
+            except (_NewDivergence, _StopShrinking, Flaky) as stop:
+                # Flaky: the backend did not diverge again on the same program (it has state);
+                # the program that diverged is still worth a report.
+                if self.smallest is not None:
+                    self.record(self.smallest, shrunk=isinstance(stop, _NewDivergence))
                 self.hunted = self.smallest = None
                 if self.enough_findings():
                     self.summary.status = MAX_FINDINGS_REACHED
@@ -253,7 +258,7 @@ class _Campaign:
     def enough_findings(self) -> bool:
         return self.config.max_findings is not None and len(self.summary.findings) >= self.config.max_findings
 
-    def hypothesis_test(self, run_index: int):
+    def hypothesis_test(self, run_index: int) -> Callable[[], None]:
         config = self.config
         database = DirectoryBasedExampleDatabase(config.database or config.out / ".hypothesis")
         # One reproducible seed per Hypothesis run, so run k never repeats run k-1's programs.

@@ -93,11 +93,19 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class _Place:
+    """Where two outcomes are compared."""
+
+    where: str          # "step 2", "action", "grad x0", "warnings", "input x0"
+    subject: str        # the ref or input name whose data is compared
+    label: str          # how a detail line names the place, e.g. "step 2 (mul, v2)"
+    step: int | None = None  # index of the step, for step-level places
+
+
+@dataclass(frozen=True)
 class _Divergence:
     kind: str
-    where: str
-    step: int | None   # index of the step it is at, None for action/gradient/warning level
-    subject: str       # the ref or input name whose data differs
+    place: _Place
     detail: str
 
     @property
@@ -123,18 +131,19 @@ def compare(engine_outcome: Outcome, torch_outcome: Outcome, program: Program, *
     if not found:
         return Verdict(MATCH, notes=tuple(notes))
     primary = next((d for d in found if d.consequential), found[0])
-    if primary.step is not None:
-        op = program.steps[primary.step].op
-    elif primary.where.startswith("input"):
+    place = primary.place
+    if place.step is not None:
+        op = program.steps[place.step].op
+    elif place.where.startswith("input"):
         op = "tensor"
     else:
         op = (_localize(primary.kind, program, backend) if backend is not None else None) \
             or _nearest_input_op(program)
     adjudication = None
     if primary.kind == GRADIENT:
-        adjudication = _adjudicate(program, primary.subject, engine_outcome, torch_outcome)
-    others = tuple(f"{d.kind} at {d.where}" for d in found if d is not primary)
-    return Verdict(primary.kind, op, program.dtype, primary.where, primary.detail, adjudication,
+        adjudication = _adjudicate(program, place.subject, engine_outcome, torch_outcome)
+    others = tuple(f"{d.kind} at {d.place.where}" for d in found if d is not primary)
+    return Verdict(primary.kind, op, program.dtype, place.where, primary.detail, adjudication,
                    tuple(notes), others)
 
 
@@ -168,36 +177,33 @@ def _divergences(engine: Outcome, torch_: Outcome, program: Program, notes: list
         if engine_result is None or torch_result is None:
             both_reached_action = False
             break
-        where = f"step {index}"
-        label = f"{where} ({step.op}, {step.out})"
+        place = _Place(f"step {index}", step.out, f"step {index} ({step.op}, {step.out})", index)
         if engine_result.error or torch_result.error:
-            found += _compare_failures(engine_result.error, torch_result.error, engine_result, torch_result,
-                                       label, where, index, step.out)
+            found += _compare_failures(engine_result.error, torch_result.error, place, engine_result, torch_result)
             both_reached_action = False
             break
-        rtol_atol = tolerance(torch_result.value.dtype, (step.op,))
-        found += _compare_arrays(engine_result.value, torch_result.value, label, where, index, step.out,
-                                 rtol_atol, VALUE, lambda ref=step.out: float64_reference.value(ref), notes)
-        found += _compare_autograd_metadata(engine_result, torch_result, label, where, index, step.out)
+        found += _compare_arrays(engine_result.value, torch_result.value, place, VALUE,
+                                 tolerance(torch_result.value.dtype, (step.op,)),
+                                 lambda ref=step.out: float64_reference.value(ref), notes)
+        found += _compare_autograd_metadata(engine_result, torch_result, place)
 
     if both_reached_action:
         engine_error = engine.error if engine.error and engine.error.where == "action" else None
         torch_error = torch_.error if torch_.error and torch_.error.where == "action" else None
-        found += _compare_failures(engine_error, torch_error, None, None,
-                                   f"action ({program.action.kind} on {program.action.target})",
-                                   "action", None, program.action.target)
+        action = program.action
+        found += _compare_failures(engine_error, torch_error,
+                                   _Place("action", action.target, f"action ({action.kind} on {action.target})"))
 
     for tensor in program.inputs:
         engine_grad, torch_grad = engine.grads.get(tensor.name), torch_.grads.get(tensor.name)
-        where, label = f"grad {tensor.name}", f"grad of {tensor.name}"
+        place = _Place(f"grad {tensor.name}", tensor.name, f"grad of {tensor.name}")
         if engine_grad is None and torch_grad is None:
             continue
         if engine_grad is None or torch_grad is None:
-            found.append(_Divergence(GRADIENT_NONE, where, None, tensor.name,
-                                     f"{label}: engine {_describe(engine_grad)} vs torch {_describe(torch_grad)}"))
+            found.append(_Divergence(GRADIENT_NONE, place, f"{place.label}: engine {_describe(engine_grad)} "
+                                                           f"vs torch {_describe(torch_grad)}"))
             continue
-        rtol_atol = tolerance(torch_grad.dtype, program.ops())
-        found += _compare_arrays(engine_grad, torch_grad, label, where, None, tensor.name, rtol_atol, GRADIENT,
+        found += _compare_arrays(engine_grad, torch_grad, place, GRADIENT, tolerance(torch_grad.dtype, program.ops()),
                                  lambda name=tensor.name: float64_reference.grad(name), notes)
 
     warning_divergence = _compare_warnings(engine, torch_)
@@ -233,55 +239,52 @@ def _compare_input_errors(engine_error: Failure | None, torch_error: Failure | N
     if not engine_input and not torch_input:
         return None
     where = (engine_input or torch_input).where
-    failures = _compare_failures(engine_input, torch_input, None, None, where, where, None, where.split()[1])
-    return failures[0] if failures else None
+    return next(iter(_compare_failures(engine_input, torch_input, _Place(where, where.split()[1], where))), None)
 
 
-def _compare_failures(engine_error: Failure | None, torch_error: Failure | None,
-                      engine_result: StepResult | None, torch_result: StepResult | None,
-                      label: str, where: str, step: int | None, subject: str) -> list[_Divergence]:
+def _compare_failures(engine_error: Failure | None, torch_error: Failure | None, place: _Place,
+                      engine_result: StepResult | None = None,
+                      torch_result: StepResult | None = None) -> list[_Divergence]:
     if engine_error is None and torch_error is None:
         return []
     if engine_error is None or torch_error is None:
         engine_side = _describe_failure(engine_error) if engine_error else _describe_success(engine_result)
         torch_side = _describe_failure(torch_error) if torch_error else _describe_success(torch_result)
-        return [_Divergence(ERROR_VS_SUCCESS, where, step, subject,
-                            f"{label}: engine {engine_side}; torch {torch_side}")]
+        return [_Divergence(ERROR_VS_SUCCESS, place, f"{place.label}: engine {engine_side}; torch {torch_side}")]
     if engine_error.type != torch_error.type:
-        return [_Divergence(ERROR_TYPE, where, step, subject,
-                            f"{label}: engine {_describe_failure(engine_error)}; "
-                            f"torch {_describe_failure(torch_error)}")]
+        return [_Divergence(ERROR_TYPE, place, f"{place.label}: engine {_describe_failure(engine_error)}; "
+                                               f"torch {_describe_failure(torch_error)}")]
     engine_message = oracle.normalize_message(engine_error.message)
     torch_message = oracle.normalize_message(torch_error.message)
     if engine_message != torch_message:
-        return [_Divergence(ERROR_MESSAGE, where, step, subject,
-                            f"{label}: {torch_error.type} messages differ: engine {_one_line(engine_message)!r} "
-                            f"vs torch {_one_line(torch_message)!r}")]
+        return [_Divergence(ERROR_MESSAGE, place,
+                            f"{place.label}: {torch_error.type} messages differ: "
+                            f"engine {_one_line(engine_message)!r} vs torch {_one_line(torch_message)!r}")]
     return []
 
 
-def _compare_arrays(engine: Array, torch_: Array, label: str, where: str, step: int | None, subject: str,
-                    rtol_atol: tuple[float, float], kind: str,
+def _compare_arrays(engine: Array, torch_: Array, place: _Place, kind: str, rtol_atol: tuple[float, float],
                     float64_result: Callable[[], np.ndarray | None], notes: list[str]) -> list[_Divergence]:
+    """Shape, dtype and values (as ``kind``: VALUE or GRADIENT) of two arrays at one place."""
     if engine.shape != torch_.shape:
-        return [_Divergence(SHAPE, where, step, subject,
-                            f"{label}: engine shape {list(engine.shape)} vs torch {list(torch_.shape)}")]
+        return [_Divergence(SHAPE, place, f"{place.label}: engine shape {list(engine.shape)} "
+                                          f"vs torch {list(torch_.shape)}")]
     found = []
     if engine.dtype != torch_.dtype:
-        found.append(_Divergence(DTYPE, where, step, subject,
-                                 f"{label}: engine {engine.dtype} vs torch {torch_.dtype}"))
+        found.append(_Divergence(DTYPE, place, f"{place.label}: engine {engine.dtype} vs torch {torch_.dtype}"))
     rtol, atol = rtol_atol
     agree = close(engine.data, torch_.data, rtol, atol)
     if agree.all():
         return found
-    detail = f"{label}: {_error_summary(engine.data, torch_.data, agree)} ({torch_.dtype} rtol {rtol:g} atol {atol:g})"
+    detail = (f"{place.label}: {_error_summary(engine.data, torch_.data, agree)} "
+              f"({torch_.dtype} rtol {rtol:g} atol {atol:g})")
     if torch_.dtype == "float32":
         reference = float64_result()
         if reference is not None and reference.shape == torch_.shape and \
                 _rounding_explains(engine.data, torch_.data, reference, agree, rtol, atol):
             notes.append(f"{detail}; the float64 program shows this is float32 rounding")
             return found
-    found.append(_Divergence(kind, where, step, subject, detail))
+    found.append(_Divergence(kind, place, detail))
     return found
 
 
@@ -295,14 +298,13 @@ def _rounding_explains(engine: np.ndarray, torch_: np.ndarray, reference: np.nda
     return bool(acceptable[~agree].all())
 
 
-def _compare_autograd_metadata(engine: StepResult, torch_: StepResult, label: str, where: str, step: int,
-                               subject: str) -> list[_Divergence]:
+def _compare_autograd_metadata(engine: StepResult, torch_: StepResult, place: _Place) -> list[_Divergence]:
     if engine.grad_fn != torch_.grad_fn:
-        return [_Divergence(GRAD_FN, where, step, subject,
-                            f"{label}: engine grad_fn {engine.grad_fn} vs torch {torch_.grad_fn}")]
+        return [_Divergence(GRAD_FN, place, f"{place.label}: engine grad_fn {engine.grad_fn} "
+                                            f"vs torch {torch_.grad_fn}")]
     if engine.requires_grad != torch_.requires_grad:
-        return [_Divergence(GRAD_FN, where, step, subject,
-                            f"{label}: engine requires_grad={engine.requires_grad} vs torch {torch_.requires_grad}")]
+        return [_Divergence(GRAD_FN, place, f"{place.label}: engine requires_grad={engine.requires_grad} "
+                                            f"vs torch {torch_.requires_grad}")]
     return []
 
 
@@ -314,7 +316,7 @@ def _compare_warnings(engine: Outcome, torch_: Outcome) -> _Divergence | None:
         return None
     def listed(warnings: Counter) -> str:
         return "; ".join(f"{category}: {_one_line(message)}" for category, message in warnings.elements()) or "none"
-    return _Divergence(WARNING, "warnings", None, "warnings",
+    return _Divergence(WARNING, _Place("warnings", "warnings", "warnings"),
                        f"warnings differ: engine only [{listed(engine_warnings - torch_warnings)}], "
                        f"torch only [{listed(torch_warnings - engine_warnings)}]")
 

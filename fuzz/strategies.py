@@ -1,24 +1,26 @@
 """Hypothesis strategies for random Programs, driven by the op table.
 
 `programs()` builds a DAG one step at a time. Each step samples an op from
-`engine.optable.OPS` (so a new table entry is fuzzed without touching this
-module), a form the op offers, and operands by the op kind's shape rule:
-existing tensors of a compatible shape, fresh inputs drawn to fit, or Python
-scalars. Each step is evaluated on torch as it is drawn, so the strategy
-knows every intermediate shape, dtype and value: it picks operands inside the
-op's domain most of the time, and stops the program at a step torch rejects
-(that step's error is then what gets compared).
+`engine.optable.OPS` (so a new table entry of a kind drawn here is fuzzed
+without touching this module), a form the op offers, and operands by the op
+kind's shape rule: existing tensors of a compatible shape, fresh inputs drawn
+to fit, or Python scalars where torch takes them. Each step is evaluated on
+torch as it is drawn, so the strategy knows every intermediate shape, dtype
+and value: it picks operands inside the op's domain most of the time, and
+ends the program at a step torch rejects (that step's error is then what gets
+compared). The program is finally pruned to what the action's target depends
+on.
 
 Draws are ordered so failures shrink bottom-up: the number of steps first,
-ops and forms with `sampled_from`, "reuse the newest tensor" before "make a new
-input", small shapes, and simple values (small integers) before arbitrary
-floats.
+ops and forms with `sampled_from`, operands towards the inputs (so steps in
+between become dead code and are pruned), small shapes, and simple values
+(zeros, small integers) before arbitrary floats.
 """
 from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,31 +28,33 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays, broadcastable_shapes
 
-from engine.optable import BINARY, BY_NAME, MATMUL, METHOD, NONZERO, OPS, POSITIVE, REAL, REDUCTION, UNARY, Op
+from engine.optable import BINARY, BY_NAME, MATMUL, NONZERO, OPS, POSITIVE, REAL, REDUCTION, UNARY, Op
 from fuzz import interpreter
 from fuzz.program import ACTION_KINDS, BACKWARD_GRADIENT, DTYPES, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Step
 
 DRAWABLE_KINDS = (UNARY, BINARY, REDUCTION, MATMUL)
 DRAWABLE_KWARG_TYPES = ("dim", "dims", "bool", "float", "int")
+
 # Values beyond this size are legal operands but make tolerances meaningless
 # after a few more ops, so the strategy avoids them (see _domains).
 MODERATE = 1e4
 # How close to the edge of a domain an operand may be (log(1e-3) is fine, log(1e-30) is not moderate).
 DOMAIN_MARGIN = 1e-3
-# One step in this many deliberately ignores the op's domain; one program in
-# this many mixes input dtypes.
-OUT_OF_DOMAIN_ONE_IN = 10
-NO_GRAD_ONE_IN = 8
+# 0.1 rounded to float32, so one bound serves float32 and float64 draws.
+SMALLEST_MAGNITUDE = float(np.float32(0.1))
+
+# Rare choices, as "one in N" (each shrinks to the common choice):
+OUT_OF_DOMAIN_ONE_IN = 10  # an operand ignores the op's domain: edges are behaviour too
+NO_GRAD_ONE_IN = 8         # an input does not require grad
+MIXED_DTYPES_ONE_IN = 8    # a program's inputs mix dtypes (type promotion)
+OTHER_TARGET_ONE_IN = 4    # the action targets another output than the newest one requiring grad
+
 # Where an operand comes from, in shrink order, repeated to weight the draw:
 # "any" existing tensor (oldest first), so that a failing program shrinks
 # towards ops applied to its inputs (the steps in between then fall away as
 # dead code); a "new" input; most often the "newest" tensor, so that generated
 # programs are deep.
 OPERAND_SOURCES = ("any", "new") + ("newest",) * 5
-OTHER_TARGET_ONE_IN = 4
-# 0.1 rounded to float32, so one bound serves float32 and float64 draws.
-SMALLEST_MAGNITUDE = float(np.float32(0.1))
-MIXED_DTYPES_ONE_IN = 8
 
 _SIMPLE_VALUES = {
     REAL: (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0),
@@ -68,7 +72,8 @@ def programs(*, ops: Iterable[str] | None = None, max_steps: int = 6, max_inputs
              dtypes: Iterable[str] = DTYPES, max_dims: int = 3, max_side: int = 4) -> st.SearchStrategy[Program]:
     """Random Programs over the op table's ops.
 
-    ops: op names to draw from (default: every op in `engine.optable.OPS`).
+    ops: op names to draw from (default: `drawable_ops()`, every op in
+        `engine.optable.OPS` whose kind and keywords this module can draw).
     max_steps: at most this many steps (at least 1).
     max_inputs: at most this many input tensors (at least 1).
     dtypes: the input dtypes; a program usually uses one of them for all
@@ -216,7 +221,7 @@ def matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ..
 class _Builder:
     """A program under construction, with every tensor evaluated on torch."""
 
-    draw: object
+    draw: Callable
     limits: _Limits
     dtype: str
     mixed: bool
@@ -228,9 +233,6 @@ class _Builder:
     def add_tensor(self, name: str, tensor: torch.Tensor) -> None:
         self.tensors[name] = tensor
         self.domains[name] = _domains(tensor)
-
-    def oldest_first(self, accept) -> list[str]:
-        return [name for name, tensor in self.tensors.items() if accept(tensor)]
 
     def new_input(self, shape: tuple[int, ...], domain: str) -> Ref:
         draw = self.draw
@@ -262,7 +264,7 @@ class _Builder:
         sources = [source for source in OPERAND_SOURCES
                    if (source == "new" and self.can_add_input()) or (source != "new" and existing)]
         if not sources:
-            existing = self.oldest_first(accept) or list(self.tensors)
+            existing = [name for name, tensor in self.tensors.items() if accept(tensor)] or list(self.tensors)
             sources = ["any"]
         source = _pick(draw, sources)
         if source == "any":
@@ -330,9 +332,7 @@ def _binary_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     anchor = builder.operand(_domain(op, anchor_position))
     anchor_shape = builder.shape(anchor)
     other_domain = _domain(op, other_position)
-    sources = ["tensor"]
-    if torch_accepts_scalar(op.name, form, other_position):
-        sources.append("scalar")
+    sources = ("tensor", "scalar") if torch_accepts_scalar(op.name, form, other_position) else ("tensor",)
     if _pick(draw, sources) == "scalar":
         other = Literal(draw(_scalars(other_domain)))
     else:
