@@ -70,7 +70,7 @@ def apply_action(backend: ModuleType, action: Action, env: dict[str, Any]) -> No
     elif action.kind == BACKWARD_GRADIENT:
         target.backward(gradient=backend.tensor(action.gradient, dtype=target.dtype))
     else:
-        raise ValueError(f"unknown action kind {action.kind!r}")
+        raise ProgramError(f"the interpreter cannot run action kind {action.kind!r}")
 
 
 def snapshot(tensor: Any) -> Array:
@@ -132,6 +132,8 @@ def _execute(program: Program, backend: ModuleType, env: dict[str, Any],
             return replace(values[-1].error, where=f"step {index}")
     try:
         apply_action(backend, program.action, env)
+    except ProgramError:
+        raise
     except Exception as exc:  # noqa: BLE001
         return _failure(exc, "action")
     return None
