@@ -1,6 +1,7 @@
 """The `gradfuzz` command: fuzz campaigns, replaying findings, rendering reports."""
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import shlex
@@ -61,6 +62,19 @@ class Backend(click.ParamType):
         return value
 
 
+class OpName(click.ParamType):
+    """The name of an op in the engine's op table."""
+
+    name = "op"
+
+    def convert(self, value, param, ctx) -> str:
+        if value not in BY_NAME:
+            close = difflib.get_close_matches(value, BY_NAME, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; see engine/optable.py for the ops"
+            self.fail(f"{value!r} is not an op of the op table{hint}", param, ctx)
+        return value
+
+
 def _render_site(directory: Path, console: Console) -> Path | None:
     """Render the HTML report; None (with a note) while the reports package is not available."""
     try:
@@ -86,8 +100,8 @@ def main() -> None:
               help="Module under test, compared with torch.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=6, show_default=True,
               help="Most ops in one program.")
-@click.option("--op", "ops", type=click.Choice(sorted(BY_NAME)), multiple=True,
-              help="Fuzz only this op (repeatable); default: every op in the table.")
+@click.option("--op", "ops", type=OpName(), multiple=True,
+              help="Fuzz only this op of the op table (repeatable); default: every op the fuzzer draws.")
 @click.option("--database", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Hypothesis example database to share between runs [default: OUT/.hypothesis].")
 @click.option("--max-findings", type=click.IntRange(min=1), default=None,
@@ -158,6 +172,14 @@ def report(directory: Path) -> None:
     if index is None:
         raise click.ClickException("cannot render the report without the reports package")
     console.print(f"report: {index}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def history(folder: Path) -> None:
+    """Render FOLDER/index.html: trends over the run directories in FOLDER (nightly campaigns)."""
+    from reports import render_history
+    Console(stderr=True).print(f"history: {render_history(folder)}")
 
 
 if __name__ == "__main__":
