@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
+import itertools
+import sys
 import warnings
 
 import numpy as np
@@ -20,6 +23,9 @@ _FREED_MESSAGE = (
     "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
     "backward through the graph a second time or if you need to access saved tensors after "
     "calling backward.")
+
+
+_SEQUENCE = itertools.count()
 
 
 class _GradMode:
@@ -109,9 +115,11 @@ class Node:
     and `t.grad_fn.name()` both read as torch's do.
     """
 
-    __slots__ = ("next_functions", "_input_meta", "_rule", "ctx", "_pre_hooks", "_retained", "__weakref__")
+    __slots__ = ("next_functions", "_input_meta", "_rule", "ctx", "_pre_hooks", "_retained", "_seq",
+                 "__weakref__")
 
     def __init__(self, rule, next_functions, input_meta, ctx):
+        self._seq = next(_SEQUENCE)          # creation order: backward runs later nodes first
         self._rule = rule                    # backward(ctx, g) -> tuple of grads, one per edge
         self.next_functions = next_functions  # tuple of (Node | None, 0), one per tensor input
         self._input_meta = input_meta        # (shape, dtype) per edge: gradients are fitted to these
@@ -167,6 +175,9 @@ class AccumulateGrad(Node):
     __slots__ = ("variable",)
 
     def __init__(self, variable):
+        # NOTE: torch gives AccumulateGrad the highest sequence number, so a leaf's gradient
+        # is accumulated as soon as it is complete (before an error later in the backward).
+        self._seq = sys.maxsize
         self.variable = variable
         self.next_functions = ()
         self._input_meta = ()
@@ -249,7 +260,9 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     for node, g in zip(root_nodes, grads):
         g = g if create_graph else g._data
         pending[node] = g if node not in pending else pending[node] + g
-    ready = [n for n in pending if dependencies[n] == 0]
+    # Ready nodes run latest-created first, as torch's engine orders them (by sequence number).
+    ready = [(-n._seq, id(n), n) for n in pending if dependencies[n] == 0]
+    heapq.heapify(ready)
     results = [None] * len(inputs) if inputs is not None else None
 
     def as_tensor(g, dt):
@@ -257,7 +270,7 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
 
     with (enable_grad() if create_graph else no_grad()), _errstate():
         while ready:
-            node = ready.pop()
+            node = heapq.heappop(ready)[2]
             g = pending.pop(node)
             if node._pre_hooks or node._retained is not None:
                 g = _run_tensor_hooks(node, g, create_graph, as_tensor)
@@ -290,7 +303,7 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                 dependencies[child] -= 1
                 if dependencies[child] == 0:
                     if child in pending:
-                        ready.append(child)
+                        heapq.heappush(ready, (-child._seq, id(child), child))
                     else:
                         # Every path to this node carried no gradient: nothing flows on.
                         _drain(child, dependencies, pending, ready, retain_graph, needed)
@@ -368,7 +381,7 @@ def _drain(node, dependencies, pending, ready, retain_graph, needed):
             dependencies[child] -= 1
             if dependencies[child] == 0:
                 if child in pending:
-                    ready.append(child)
+                    heapq.heappush(ready, (-child._seq, id(child), child))
                 else:
                     stack.append(child)
 

@@ -449,7 +449,8 @@ def log(input) -> Tensor:
 
 
 def relu(input) -> Tensor:
-    return _unary_float("relu", _RELU, lambda x: np.maximum(x, np.zeros((), x.dtype)), input)
+    # NOTE: torch's relu keeps x unless x < 0, so relu(-0.0) is -0.0 (np.maximum gives +0.0).
+    return _unary_float("relu", _RELU, lambda x: np.where(x < 0, np.zeros((), x.dtype), x), input)
 
 
 def tanh(input) -> Tensor:
@@ -849,7 +850,12 @@ def _folded_matmul(input: Tensor, other: Tensor) -> Tensor:
     folded = _reshape(big, (-1, big._data.shape[-1]), _UNSAFE_VIEW if transpose else _VIEW)
     if small.ndim == 2:
         out = _reshape(_mm(folded, small), out_shape + small._data.shape[1:], _UNSAFE_VIEW)
-        return _clone(_transpose(out, -2, -1)) if transpose else out
+        if not transpose:
+            return out
+        # NOTE: torch's `.mT.contiguous()` copies (CloneBackward0) only when the transposed
+        # result is not contiguous already (a side of 1 keeps it contiguous).
+        out = _transpose(out, -2, -1)
+        return out if out._data.flags.c_contiguous else _clone(out)
     return _reshape(_mv(folded, small), out_shape, _UNSAFE_VIEW)
 
 

@@ -116,6 +116,15 @@ CASES = {
         sum(o.sum() for o in outs).backward()
         print(a.grad, m.grad, n.grad, b3.grad)
     """,
+    "fuzzer_findings": """
+        # Found by gradfuzz: a (1, 1) @ (3, 1, 3) product is contiguous after its transpose,
+        # so torch adds no clone; relu keeps the sign of -0.0, which atan2 then sees.
+        x0 = torch.tensor([[[1., 2., 3.]], [[4., 5., 6.]], [[7., 8., 9.]]], requires_grad=True)
+        x1 = torch.tensor([[2.]], requires_grad=True)
+        print(torch.matmul(x1, x0).grad_fn.name())
+        v1 = torch.tensor([-0.0, 0.0, -1.0]).relu()
+        print(v1, torch.atan2(v1, v1) if hasattr(torch, "atan2") else None)
+    """,
     "batched_matmul": """
         p = torch.tensor([[[1., 2.], [3., 4.]]], requires_grad=True)
         q = torch.tensor([[[1., 0.], [2., 1.]], [[0., 1.], [1., 1.]]], requires_grad=True)

@@ -280,6 +280,24 @@ CASES = {
         print(x.grad)
         (y * x).sum().backward()
     """,
+    "leaf_gradients_accumulate_before_a_later_error": """
+        x0 = torch.tensor([1., 2.], requires_grad=True)
+        x1 = torch.tensor([3., 4.], requires_grad=True)
+        try:
+            (x1 * torch.floor_divide(0, x0)).sum().backward()
+        except RuntimeError as e:
+            print(e)
+        print(x0.grad, x1.grad)
+    """,
+    "hooks_run_in_torchs_node_order": """
+        x = torch.tensor([1., 2.], requires_grad=True)
+        a = x * 2
+        b = x * 3
+        a.register_hook(lambda g: print("a", g))
+        b.register_hook(lambda g: print("b", g))
+        x.register_hook(lambda g: print("x", g))
+        (a * b).sum().backward()
+    """,
     "nan_and_inf_propagate": """
         x = torch.tensor([float('nan'), float('inf'), -float('inf'), 0.], requires_grad=True)
         y = (x.exp() + x * 2 + x.tanh() + x.sigmoid() + x.relu()).sum()
