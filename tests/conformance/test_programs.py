@@ -123,7 +123,7 @@ CASES = {
         x1 = torch.tensor([[2.]], requires_grad=True)
         print(torch.matmul(x1, x0).grad_fn.name())
         v1 = torch.tensor([-0.0, 0.0, -1.0]).relu()
-        print(v1, torch.atan2(v1, v1) if hasattr(torch, "atan2") else None)
+        print(v1, torch.atan2(v1, v1))
     """,
     "batched_matmul": """
         p = torch.tensor([[[1., 2.], [3., 4.]]], requires_grad=True)
