@@ -41,7 +41,7 @@ import hypothesis
 import numpy
 import torch
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
@@ -75,6 +75,14 @@ class CampaignConfig:
     max_findings: int | None = None
     shrink_seconds: float | None = None  # per finding; default SHRINK_SHARE of the budget
     command: str = ""              # the command line, recorded in meta.json
+    workers: int = 1               # local worker processes (see fuzz.workers)
+    worker: int = 0                # this shard's index: worker k > 0 draws from its own seeds
+    mutant: str | None = None      # a fuzz.mutants bug patched into this process's engine first
+
+    def run_seed(self, run_index: int) -> int:
+        """The seed of Hypothesis run ``run_index`` of this shard (worker 0 of any run is the 1-worker run)."""
+        shard = f"{self.seed}:{run_index}" if self.worker == 0 else f"{self.seed}:w{self.worker}:{run_index}"
+        return random.Random(shard).getrandbits(64)
 
     @property
     def shrink_limit(self) -> float:
@@ -109,6 +117,13 @@ class Summary:
 
 def _counts() -> dict:
     return {"examples": 0, "findings": 0}
+
+
+def count_finding(summary: Summary, op: str, features) -> None:
+    """Count one finding against its op and the features its program exercised."""
+    summary.ops[op]["findings"] += 1
+    for feature in features:
+        summary.coverage[op][feature]["findings"] += 1
 
 
 def op_features(program: Program, torch_outcome: Outcome) -> dict[str, set[str]]:
@@ -187,7 +202,78 @@ def run_campaign(config: CampaignConfig, *, console: Console | None = None) -> S
     Ctrl-C ends the campaign with status "interrupted" after writing the
     findings so far, the summary and the HTML; it is not re-raised.
     """
-    return _Campaign(config, load_backend(config.backend), console or Console(stderr=True)).run()
+    console = console or Console(stderr=True)
+    if config.workers > 1:
+        from fuzz.workers import run_parallel
+        return run_parallel(config, console=console)
+    if config.mutant:
+        from fuzz.mutants import apply_mutant
+        apply_mutant(config.mutant)
+    return _Campaign(config, load_backend(config.backend), console).run()
+
+
+def prepare_directory(config: CampaignConfig, meta: dict) -> None:
+    """Start a results directory: drop the previous run's files, write meta.json and an empty results.jsonl.
+
+    meta.json is complete from the start, so a killed run still leaves a loadable directory.
+    """
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    for owned in ("findings", "repro"):
+        shutil.rmtree(out / owned, ignore_errors=True)
+        (out / owned).mkdir()
+    _write_synced(out / "meta.json", json.dumps(meta, indent=2) + "\n")
+    _write_synced(out / "results.jsonl", "")
+
+
+def append_record(out: Path, record: dict) -> None:
+    """Append one line to ``out/results.jsonl`` and fsync it: a SIGKILL loses at most the line being written."""
+    with open(out / "results.jsonl", "a") as results:
+        results.write(json.dumps(record) + "\n")
+        results.flush()
+        os.fsync(results.fileno())
+
+
+def write_finding(out: Path, record: dict, verdict: dict, script: str) -> None:
+    """A finding's reproducer, its findings/<slug>.json, then its results.jsonl line (last: the index of record)."""
+    _write_synced(out / record["reproducer"], script)
+    _write_synced(out / record["finding_file"], json.dumps({**record, "verdict": verdict}, indent=2) + "\n")
+    append_record(out, record)
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+class KeepFailures(ExampleDatabase):
+    """An example database that never forgets a failing example because it passed once.
+
+    Hypothesis deletes a stored failure when replaying it no longer fails. In a
+    campaign a stored failure passes on purpose: its signature is known and
+    ignored by later Hypothesis runs. Dropping those deletions (from the
+    primary key only; shrinking moves examples, which still happens) keeps
+    every finding for the next campaign, which replays it first.
+    """
+
+    def __init__(self, database: ExampleDatabase):
+        super().__init__()
+        self.database = database
+
+    def save(self, key: bytes, value: bytes) -> None:
+        self.database.save(key, value)
+
+    def fetch(self, key: bytes):
+        return self.database.fetch(key)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        if key.endswith((b".secondary", b".pareto")):
+            self.database.delete(key, value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self.database.move(src, dest, value)
 
 
 class _Campaign:
@@ -210,14 +296,7 @@ class _Campaign:
         self.next_refresh = 0.0
 
     def run(self) -> Summary:
-        out = self.config.out
-        out.mkdir(parents=True, exist_ok=True)
-        # The directory describes one run: drop the previous run's findings.
-        for owned in ("findings", "repro"):
-            shutil.rmtree(out / owned, ignore_errors=True)
-            (out / owned).mkdir()
-        (out / "meta.json").write_text(json.dumps(self.meta(), indent=2) + "\n")
-        (out / "results.jsonl").write_text("")
+        self.start()
         columns = [TextColumn("[bold]{task.description}"), TextColumn("{task.fields[status]}"), TimeElapsedColumn()]
         with Progress(*columns, console=self.console, transient=False) as progress:
             self.progress, self.task = progress, progress.add_task(f"fuzzing {self.config.backend}", status="")
@@ -232,8 +311,15 @@ class _Campaign:
             if signature not in self.known and not self.enough_findings():
                 self.record(failure, shrunk=False)
         self.summary.duration_seconds = time.monotonic() - self.started
-        self.append(self.summary.to_json())
+        self.finish()
         return self.summary
+
+    def start(self) -> None:
+        # The directory describes one run: drop the previous run's findings.
+        prepare_directory(self.config, self.meta())
+
+    def finish(self) -> None:
+        append_record(self.config.out, self.summary.to_json())
 
     def search(self) -> None:
         """Hypothesis runs, one per finding, until the budget or max_findings stops them."""
@@ -260,9 +346,9 @@ class _Campaign:
 
     def hypothesis_test(self, run_index: int) -> Callable[[], None]:
         config = self.config
-        database = DirectoryBasedExampleDatabase(config.database or config.out / ".hypothesis")
+        database = KeepFailures(DirectoryBasedExampleDatabase(config.database or config.out / ".hypothesis"))
         # One reproducible seed per Hypothesis run, so run k never repeats run k-1's programs.
-        run_seed = random.Random(f"{config.seed}:{run_index}").getrandbits(64)
+        run_seed = config.run_seed(run_index)
 
         @hypothesis.seed(run_seed)
         @settings(database=database, max_examples=10**9, deadline=None, suppress_health_check=list(HealthCheck),
@@ -281,6 +367,7 @@ class _Campaign:
             raise _StopCampaign(COMPLETED)
         if self.hunted is not None and now > self.hunt_started + self.config.shrink_limit:
             raise _StopShrinking
+        self.poll()
         engine_outcome = interpreter.run(program, self.backend)
         torch_outcome = oracle.run_torch(program)
         verdict = compare(engine_outcome, torch_outcome, program, backend=self.backend)
@@ -298,6 +385,9 @@ class _Campaign:
             raise _NewDivergence(verdict.signature)
         self.unhunted.setdefault(verdict.signature,
                                  _Failure(program, verdict, engine_outcome, torch_outcome, *sighting))
+
+    def poll(self) -> None:
+        """Hook for parallel shards: learn signatures other workers found (see fuzz.workers)."""
 
     def count(self, program: Program, verdict: Verdict, engine: Outcome, torch_: Outcome) -> None:
         summary = self.summary
@@ -323,22 +413,20 @@ class _Campaign:
             "found_after_examples": failure.examples, "found_after_seconds": round(failure.seconds, 3),
             "outcomes": {"engine": failure.engine.to_json(), "torch": failure.torch.to_json()},
         }
-        out = self.config.out
-        (out / record["reproducer"]).write_text(
-            render_script(failure.program, backend=self.config.backend, verdict=verdict))
-        (out / record["finding_file"]).write_text(json.dumps({**record, "verdict": verdict.to_json()}, indent=2) + "\n")
-        self.append(record)
+        features = sorted(op_features(failure.program, failure.torch).get(verdict.op, ()))
+        if not self.emit(record, verdict.to_json(),
+                         render_script(failure.program, backend=self.config.backend, verdict=verdict), features):
+            return
         self.summary.findings.append(record)
         if verdict.op is not None:
-            self.summary.ops[verdict.op]["findings"] += 1
-            for feature in op_features(failure.program, failure.torch).get(verdict.op, ()):
-                self.summary.coverage[verdict.op][feature]["findings"] += 1
+            count_finding(self.summary, verdict.op, features)
         self.console.print(f"[red]finding[/red] {verdict.signature} ({len(failure.program.steps)} steps): "
                            f"{verdict.detail}", highlight=False, soft_wrap=True)
 
-    def append(self, record: dict) -> None:
-        with open(self.config.out / "results.jsonl", "a") as results:
-            results.write(json.dumps(record) + "\n")
+    def emit(self, record: dict, verdict: dict, script: str, features: list[str]) -> bool:
+        """Write one finding; False if it is not new (parallel shards override this)."""
+        write_finding(self.config.out, record, verdict, script)
+        return True
 
     def refresh(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -367,6 +455,8 @@ class _Campaign:
             "ops": list(config.ops) if config.ops else None,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": config.command or " ".join(sys.argv),
+            "workers": config.workers,
+            "mutant": config.mutant,
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpus": os.cpu_count()},
         }

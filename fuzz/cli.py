@@ -26,6 +26,7 @@ Exit codes:
   130  interrupted with Ctrl-C (the output directory is still complete)"""
 
 EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 130
+MAX_WORKERS = 256
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*")
 _SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -108,16 +109,22 @@ def main() -> None:
               help="Stop after this many findings.")
 @click.option("--shrink-budget", type=Duration(), default=None,
               help="Most time spent shrinking one finding [default: 10% of the budget, at least 10s].")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True,
+              help="Local worker processes, each its own Hypothesis run (seeded from --seed and its index), "
+                   "sharing the example database; findings are merged by signature.")
 def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: tuple[str, ...],
-        database: Path | None, max_findings: int | None, shrink_budget: float | None) -> None:
-    """Fuzz BACKEND against torch for a time budget and write OUT/results.jsonl, meta.json and index.html."""
+        database: Path | None, max_findings: int | None, shrink_budget: float | None, workers: int) -> None:
+    """Fuzz BACKEND against torch for a time budget and write OUT/results.jsonl, meta.json and index.html.
+
+    Failures stored in the example database (earlier campaigns') are replayed first.
+    """
     console = Console(stderr=True)
     command = shlex.join(["gradfuzz", "run", "--budget", f"{budget:g}", "--seed", str(seed), "--out", str(out),
-                          "--backend", backend, "--max-steps", str(max_steps)]
+                          "--backend", backend, "--max-steps", str(max_steps), "--workers", str(workers)]
                          + [argument for op in ops for argument in ("--op", op)])
     config = CampaignConfig(out=out, budget_seconds=budget, seed=seed, backend=backend, max_steps=max_steps,
                             ops=ops or None, database=database, max_findings=max_findings,
-                            shrink_seconds=shrink_budget, command=command)
+                            shrink_seconds=shrink_budget, command=command, workers=workers)
     summary = run_campaign(config, console=console)
     console.print(f"{summary.status}: {summary.examples} examples in {summary.duration_seconds:.1f}s "
                   f"({summary.examples / max(summary.duration_seconds, 1e-9):.0f}/s), "
