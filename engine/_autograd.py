@@ -197,7 +197,17 @@ def node_class(name: str) -> type:
     Names in torch's C++ namespace ("torch::autograd::CopySlices") keep it in
     `name()` and drop it from the class name, as torch's repr shows them.
     """
-    return type(name.rpartition("::")[2], (Node,), {"__slots__": (), "_qualified_name": name})
+    cls = type(name.rpartition("::")[2], (Node,), {"__slots__": (), "_qualified_name": name})
+    if name == "torch::autograd::NotImplemented":
+        cls.__init__ = _run_at_once_init
+    return cls
+
+
+def _run_at_once_init(self, *args):
+    # NOTE: torch gives the nodes of ops without a derivative (NotImplemented) the highest
+    # sequence number, like AccumulateGrad: among them, the first edge pushed runs first.
+    Node.__init__(self, *args)
+    self._seq = sys.maxsize
 
 
 def sum_to_shape(grad, shape: tuple):
@@ -261,7 +271,8 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
         g = g if create_graph else g._data
         pending[node] = g if node not in pending else pending[node] + g
     # Ready nodes run latest-created first, as torch's engine orders them (by sequence number).
-    ready = [(-n._seq, id(n), n) for n in pending if dependencies[n] == 0]
+    order = itertools.count()   # ties (AccumulateGrad, NotImplemented) run in push order
+    ready = [(-n._seq, next(order), n) for n in pending if dependencies[n] == 0]
     heapq.heapify(ready)
     results = [None] * len(inputs) if inputs is not None else None
 
@@ -303,10 +314,10 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                 dependencies[child] -= 1
                 if dependencies[child] == 0:
                     if child in pending:
-                        heapq.heappush(ready, (-child._seq, id(child), child))
+                        heapq.heappush(ready, (-child._seq, next(order), child))
                     else:
                         # Every path to this node carried no gradient: nothing flows on.
-                        _drain(child, dependencies, pending, ready, retain_graph, needed)
+                        _drain(child, dependencies, pending, ready, retain_graph, needed, order)
     if results is None:
         return None
     return [None if g is None else as_tensor(g, t.dtype) if not create_graph else g
@@ -368,7 +379,7 @@ def _dtype_of(array):
     return from_numpy(np.asarray(array).dtype)
 
 
-def _drain(node, dependencies, pending, ready, retain_graph, needed):
+def _drain(node, dependencies, pending, ready, retain_graph, needed, order):
     """Release a node that received no gradient and propagate the absence."""
     stack = [node]
     while stack:
@@ -381,7 +392,7 @@ def _drain(node, dependencies, pending, ready, retain_graph, needed):
             dependencies[child] -= 1
             if dependencies[child] == 0:
                 if child in pending:
-                    heapq.heappush(ready, (-child._seq, id(child), child))
+                    heapq.heappush(ready, (-child._seq, next(order), child))
                 else:
                     stack.append(child)
 

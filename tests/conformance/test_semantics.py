@@ -281,13 +281,17 @@ CASES = {
         (y * x).sum().backward()
     """,
     "leaf_gradients_accumulate_before_a_later_error": """
-        x0 = torch.tensor([1., 2.], requires_grad=True)
-        x1 = torch.tensor([3., 4.], requires_grad=True)
-        try:
-            (x1 * torch.floor_divide(0, x0)).sum().backward()
-        except RuntimeError as e:
-            print(e)
-        print(x0.grad, x1.grad)
+        # Whether x1.grad is set before the error depends on the order of the op's inputs.
+        for make in [lambda x0, x1: x1 * torch.floor_divide(0, x0), lambda x0, x1: torch.floor_divide(0, x0) * x1,
+                     lambda x0, x1: torch.maximum(torch.floor_divide(0, x0), x1),
+                     lambda x0, x1: torch.maximum(x1, torch.floor_divide(0, x0))]:
+            x0 = torch.tensor([1., 2.], requires_grad=True)
+            x1 = torch.tensor([3., 4.], requires_grad=True)
+            try:
+                make(x0, x1).sum().backward()
+            except RuntimeError as e:
+                print(e)
+            print(x0.grad, x1.grad)
     """,
     "hooks_run_in_torchs_node_order": """
         x = torch.tensor([1., 2.], requires_grad=True)
