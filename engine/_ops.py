@@ -662,13 +662,19 @@ def _reduction_dims(dim, ndim: int):
     dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
     if not dims:
         return None        # NOTE: torch reduces over every dim when given an empty dim list
-    wrapped = []
+    wrapped = _wrap_dims(dims, ndim)
+    return wrapped if ndim else None
+
+
+def _wrap_dims(dims, ndim: int) -> tuple:
+    """Wrapped dims, with torch's error for a dim given twice."""
+    out = []
     for d in dims:
         w = _wrap_dim(d, ndim)
-        if w in wrapped:
+        if w in out:
             raise RuntimeError(f"dim {w} appears multiple times in the list of dims")
-        wrapped.append(w)
-    return tuple(wrapped) if ndim else None
+        out.append(w)
+    return tuple(out)
 
 
 def _reduce_backward(ctx, g):

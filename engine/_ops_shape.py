@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _dtype
 from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule,
-                   _check_tensor, _expand, _reshape, _reshape_backward, _transpose, record, v_reshape)
+                   _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_reshape)
 from ._ops import sum as _sum
 from ._tensor import Tensor, _wrap_dim
 
@@ -68,17 +68,6 @@ def _int_or_ints(op: str, arg: str, value, position: int) -> tuple:
         raise TypeError(f"{op}(): argument '{arg}' (position {position}) must be tuple of ints, "
                         f"not {type(value).__name__}")
     return _ints(op, arg, value, position)
-
-
-def _wrap_dims(dims, ndim: int) -> tuple:
-    """Wrapped dims, with torch's error for a dim given twice."""
-    out = []
-    for d in dims:
-        w = _wrap_dim(d, ndim)
-        if w in out:
-            raise RuntimeError(f"dim {w} appears multiple times in the list of dims")
-        out.append(w)
-    return tuple(out)
 
 
 def _infer_size(shape: tuple, numel: int) -> tuple:

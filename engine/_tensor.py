@@ -102,20 +102,14 @@ class Tensor:
         self._acc = None
         self._vc = [0]
         self._base = None
+        if _GradMode.inference:
+            INFERENCE_TENSORS[id(self)] = self
 
     @classmethod
     def _make(cls, data: np.ndarray, dt: _dtype_cls, requires_grad=False, grad_fn=None) -> "Tensor":
+        """A tensor around `data` (no copy, no checks): the engine's own constructor."""
         t = object.__new__(cls)
-        t._data = data
-        t.dtype = dt
-        t._requires_grad = requires_grad
-        t.grad_fn = grad_fn
-        t._grad = None
-        t._acc = None
-        t._vc = [0]
-        t._base = None
-        if _GradMode.inference:
-            INFERENCE_TENSORS[id(t)] = t
+        t._init(data, dt, requires_grad, grad_fn)
         return t
 
     # ---- metadata -----------------------------------------------------------------

@@ -18,7 +18,9 @@ import numpy as np
 
 from engine.optable import BY_NAME
 from fuzz.outcome import Array, Failure, Outcome, RecordedWarning, StepResult
-from fuzz.program import BACKWARD, BACKWARD_GRADIENT, SUM_BACKWARD, Action, Input, Literal, Program, Step
+from fuzz.program import (BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, REGISTER_HOOK, REPEATED_BACKWARD,
+                          RETAIN_GRAD, SUM_BACKWARD, Action, Dots, DType, Input, Literal, Program, Ref, Seq, Slice,
+                          Step)
 
 # Python's operator syntax: the table names an op's symbol, this maps it to the call.
 UNARY_OPERATORS = {"-": operator.neg, "+": operator.pos, "~": operator.invert, "abs": abs}
@@ -45,13 +47,62 @@ def make_input(backend: ModuleType, tensor: Input) -> Any:
                           requires_grad=tensor.requires_grad)
 
 
+def resolve(backend: ModuleType, arg: Any, env: dict[str, Any]) -> Any:
+    """The Python value of an operand node (plain keyword values pass through)."""
+    if isinstance(arg, Ref):
+        return env[arg.name]
+    if isinstance(arg, Literal):
+        return arg.value
+    if isinstance(arg, Seq):
+        items = [resolve(backend, item, env) for item in arg.items]
+        return items if arg.kind == "list" else tuple(items)
+    if isinstance(arg, Slice):
+        return slice(arg.start, arg.stop, arg.step)
+    if isinstance(arg, Dots):
+        return Ellipsis
+    if isinstance(arg, DType):
+        return getattr(backend, arg.name)
+    return arg
+
+
+def function(backend: ModuleType, name: str) -> Any:
+    """``backend.<name>``, through namespaces for dotted names (``nn.functional.relu``)."""
+    value = backend
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def scaling_hook(scale: float):
+    """The hook `register_hook` steps install: the gradient times a constant."""
+    return lambda grad: grad * scale
+
+
 def apply_step(backend: ModuleType, step: Step, env: dict[str, Any]) -> Any:
     """Call one step's op on the backend; ``env`` maps names to tensors defined so far."""
-    args = [arg.value if isinstance(arg, Literal) else env[arg.name] for arg in step.args]
+    if step.no_grad:
+        with backend.no_grad():
+            return _apply(backend, step, env)
+    return _apply(backend, step, env)
+
+
+def _apply(backend: ModuleType, step: Step, env: dict[str, Any]) -> Any:
+    args = [resolve(backend, arg, env) for arg in step.args]
+    kwargs = {key: resolve(backend, value, env) for key, value in step.kwargs.items()}
+    if step.op == REGISTER_HOOK:
+        args[0].register_hook(scaling_hook(*args[1:]))
+        return args[0]
+    if step.form == "inplace":
+        getattr(args[0], BY_NAME[step.op].inplace)(*args[1:], **kwargs)
+        return args[0]
     if step.form == "function":
-        return getattr(backend, step.op)(*args, **step.kwargs)
+        return function(backend, step.op)(*args, **kwargs)
+    if step.form == "property":
+        return getattr(args[0], step.op)
     if step.form == "method":
-        return getattr(args[0], step.op)(*args[1:], **step.kwargs)
+        result = getattr(args[0], step.op)(*args[1:], **kwargs)
+        # Statements (`x[i] = v`, `x.retain_grad()`) and in-place methods: the output is the receiver.
+        return args[0] if step.aliases_first else result
     symbol = BY_NAME[step.op].operator
     operators = UNARY_OPERATORS if len(args) == 1 else BINARY_OPERATORS
     if symbol not in operators:
@@ -60,10 +111,27 @@ def apply_step(backend: ModuleType, step: Step, env: dict[str, Any]) -> Any:
     return operators[symbol](*args)
 
 
-def apply_action(backend: ModuleType, action: Action, env: dict[str, Any]) -> None:
-    """Run the final autograd action on its target."""
+def apply_action(backend: ModuleType, action: Action, env: dict[str, Any],
+                 leaves: tuple[str, ...] = (), record: Any = None) -> None:
+    """Run the final autograd action on its target.
+
+    ``leaves`` are the names of the inputs that require grad (what
+    ``double_backward`` differentiates); ``record(label, grads)`` receives the
+    gradients an action produces along the way (leaf grads after the first
+    of two backward calls, the first-order grads of a double backward).
+    """
     target = env[action.target]
-    if action.kind == SUM_BACKWARD:
+    record = record or (lambda label, grads: None)
+    if action.kind == REPEATED_BACKWARD:
+        loss = target.sum()
+        loss.backward(retain_graph=action.retain_graph)
+        record("backward1", {name: env[name].grad for name in leaves})
+        loss.backward()
+    elif action.kind == DOUBLE_BACKWARD:
+        grads = backend.autograd.grad(target.sum(), [env[name] for name in leaves], create_graph=True)
+        record("grad", dict(zip(leaves, grads)))
+        sum(grad.sum() for grad in grads).backward()
+    elif action.kind == SUM_BACKWARD:
         target.sum().backward()
     elif action.kind == BACKWARD:
         target.backward()
@@ -75,7 +143,28 @@ def apply_action(backend: ModuleType, action: Action, env: dict[str, Any]) -> No
 
 def snapshot(tensor: Any) -> Array:
     """A tensor's dtype name and a numpy copy of its data (later in-place ops cannot change it)."""
-    return Array(dtype_name(tensor.dtype), np.array(tensor.detach().numpy(), copy=True))
+    detached = tensor.detach()
+    if getattr(detached, "_is_zerotensor", lambda: False)():
+        detached = detached._to_dense()   # torch's ZeroTensor gradients refuse .numpy()
+    return Array(dtype_name(tensor.dtype), np.array(detached.numpy(), copy=True))
+
+
+def _tuple_result(ref: str, results: tuple | list) -> StepResult:
+    """A multi-output op (split, max along a dim): one Array of the flattened outputs.
+
+    Its dtype names every part (``"tuple[float32[2],int64[2]]"``), so shapes and
+    dtypes are compared exactly; values are compared exactly (these ops copy).
+    """
+    try:
+        parts = [snapshot(item) for item in results]
+        dtype = "tuple[" + ",".join(f"{part.dtype}{list(part.shape)}" for part in parts) + "]"
+        data = np.concatenate([part.data.astype(np.float64).ravel() for part in parts]) if parts else np.zeros(0)
+        grad_fns = {None if item.grad_fn is None else item.grad_fn.name() for item in results}
+        return StepResult(ref, Array(dtype, data), any(bool(item.requires_grad) for item in results),
+                          ",".join(sorted(name or "None" for name in grad_fns)))
+    except Exception as error:  # noqa: BLE001
+        return StepResult(ref, error=Failure(type(error).__name__,
+                                             f"reading the result ({type(results).__name__}): {error}"))
 
 
 def _failure(error: BaseException, where: str | None = None) -> Failure:
@@ -83,6 +172,8 @@ def _failure(error: BaseException, where: str | None = None) -> Failure:
 
 
 def _step_result(ref: str, result: Any) -> StepResult:
+    if isinstance(result, (tuple, list)):
+        return _tuple_result(ref, result)
     try:
         grad_fn = result.grad_fn
         return StepResult(ref, snapshot(result), bool(result.requires_grad),
@@ -97,20 +188,29 @@ def run(program: Program, backend: ModuleType) -> Outcome:
 
     Steps run in order; the first exception (from creating an input, a step,
     or the action) is recorded with where it happened, and nothing after it
-    runs. Leaf gradients are read at the end either way.
+    runs. Leaf gradients are read at the end either way; ``grads`` also
+    holds retained grads (``v3``), leaf grads after the first of two
+    backward calls (``x0@backward1``) and the first-order grads of a double
+    backward (``x0@grad``).
     """
     values: list[StepResult] = []
     env: dict[str, Any] = {}
+    extra: dict[str, Array | None] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        error = _execute(program, backend, env, values)
+        error = _execute(program, backend, env, values, extra)
         grads = {tensor.name: _leaf_grad(env.get(tensor.name)) for tensor in program.inputs}
+        # Retained grads of non-leaf tensors are part of the outcome, under the step's name.
+        for step in program.steps:
+            if step.op == RETAIN_GRAD and step.out in env:
+                grads[step.out] = _leaf_grad(env[step.out])
+        grads.update(extra)
     recorded = tuple(RecordedWarning(warning.category.__name__, str(warning.message)) for warning in caught)
     return Outcome(tuple(values), error, grads, recorded)
 
 
 def _execute(program: Program, backend: ModuleType, env: dict[str, Any],
-             values: list[StepResult]) -> Failure | None:
+             values: list[StepResult], extra: dict[str, Array | None]) -> Failure | None:
     """Fill ``env`` and ``values`` step by step; return the first failure, if any."""
     # Catching every Exception is the point: the backend's exceptions are observations.
     for tensor in program.inputs:
@@ -130,8 +230,11 @@ def _execute(program: Program, backend: ModuleType, env: dict[str, Any],
         values.append(_step_result(step.out, result))
         if values[-1].error is not None:
             return replace(values[-1].error, where=f"step {index}")
+    def record(label: str, grads: dict[str, Any]) -> None:
+        extra.update({f"{name}@{label}": _leaf_grad_value(grad) for name, grad in grads.items()})
+    leaves = tuple(tensor.name for tensor in program.inputs if tensor.requires_grad)
     try:
-        apply_action(backend, program.action, env)
+        apply_action(backend, program.action, env, leaves, record)
     except ProgramError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -143,3 +246,7 @@ def _leaf_grad(tensor: Any) -> Array | None:
     if tensor is None or tensor.grad is None:
         return None
     return snapshot(tensor.grad)
+
+
+def _leaf_grad_value(grad: Any) -> Array | None:
+    return None if grad is None else snapshot(grad)
