@@ -350,10 +350,12 @@ class _Campaign:
         # One reproducible seed per Hypothesis run, so run k never repeats run k-1's programs.
         run_seed = config.run_seed(run_index)
 
-        @hypothesis.seed(run_seed)
+        # NOTE: @seed outside @settings would switch the database off (Hypothesis does that for
+        # reproducible seeds); inside, the settings' database still replays stored failures first.
         @settings(database=database, max_examples=10**9, deadline=None, suppress_health_check=list(HealthCheck),
                   phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
                   report_multiple_bugs=False, verbosity=Verbosity.quiet, print_blob=False)
+        @hypothesis.seed(run_seed)
         @given(programs(ops=config.ops, max_steps=config.max_steps))
         def gradfuzz_campaign(program: Program) -> None:
             self.check(program)

@@ -140,3 +140,69 @@ def test_a_backend_that_diverges_only_once_is_still_reported(tmp_path, monkeypat
     (finding,) = summary.findings
     assert (finding["kind"], finding["op"], finding["shrunk"]) == ("value", "exp", False)
     assert summary.status == "completed"
+
+
+def test_a_second_campaign_with_the_same_database_replays_the_finding_first(broken_run, tmp_path):
+    out, summary = broken_run
+    again = quiet_campaign(tmp_path, budget_seconds=60, seed=12345, backend="broken_torch", max_findings=1,
+                           database=out / ".hypothesis")
+    (finding,) = again.findings
+    assert finding["signature"] == summary.findings[0]["signature"]
+    assert finding["found_after_examples"] <= 3 and finding["found_after_seconds"] < 5
+
+
+def _environment() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
+
+
+def test_two_workers_merge_their_findings_into_one_directory(tmp_path):
+    summary = quiet_campaign(tmp_path, budget_seconds=15, seed=1, backend="broken_torch", workers=2,
+                             ops=("mul", "neg", "sum"), max_steps=3, shrink_seconds=3)
+    records = read_records(tmp_path)
+    findings = [record for record in records if record["type"] == "finding"]
+    assert findings and len({f["signature"] for f in findings}) == len(findings)  # de-duplicated by signature
+    assert {f["worker"] for f in findings} <= {0, 1} and all(f["op"] == "mul" for f in findings)
+    assert records[-1]["type"] == "summary" and records[-1]["findings"] == len(findings) == len(summary.findings)
+    assert records[-1]["examples"] == sum(records[-1]["verdicts"].values()) > 0
+    assert json.loads((tmp_path / "meta.json").read_text())["workers"] == 2
+    for finding in findings:
+        assert (tmp_path / finding["finding_file"]).is_file() and (tmp_path / finding["reproducer"]).is_file()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_killed_campaign_leaves_a_directory_that_loads_and_renders(tmp_path, workers):
+    import signal
+    import time
+    from reports.results import load_results
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "fuzz.cli", "run", "--budget", "120s", "--backend", "broken_torch",
+               "--out", str(out), "--workers", str(workers), "--op", "mul", "--op", "neg", "--max-steps", "3"]
+    process = subprocess.Popen(command, env=_environment(), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and '"type": "finding"' not in _text(out / "results.jsonl"):
+            time.sleep(0.2)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    results = load_results(out)
+    assert results.meta["backend"] == "broken_torch" and results.summary is None
+    assert results.findings and results.findings[0]["op"] == "mul" and results.status == "interrupted"
+    rendered = CliRunner().invoke(main, ["report", str(out)])
+    assert rendered.exit_code == 0, rendered.output
+    assert "mul" in (out / "index.html").read_text()
+    if workers > 1:  # orphaned workers notice and stop
+        deadline = time.monotonic() + 20
+        while _session(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _session(process.pid) == []
+
+
+def _session(leader: int) -> list[str]:
+    """The processes still alive in the session ``leader`` started."""
+    return subprocess.run(["pgrep", "-s", str(leader)], capture_output=True, text=True).stdout.split()
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""

@@ -20,15 +20,31 @@ def test_durations(text, seconds):
     (["run", "--backend", "no_such_backend_module"], "cannot import backend module 'no_such_backend_module'"),
     (["run", "--backend", "json"], "does not speak torch: it has no tensor, float32, float64"),
     (["run", "--max-steps", "0"], "0 is not in the range x>=1"),
-    (["run", "--op", "frobnicate"], "'frobnicate' is not one of"),
+    (["run", "--op", "frobnicate"], "'frobnicate' is not an op of the op table"),
     (["replay", "does-not-exist.json"], "does not exist"),
     (["report", "no-such-directory"], "does not exist"),
     (["fuzz"], "No such command 'fuzz'"),
+    (["run", "--workers", "0"], "0 is not in the range 1<=x<=256"),
+    (["run", "--workers", "many"], "'many' is not a valid integer"),
+    (["run", "--seed", "abc"], "'abc' is not a valid integer"),
+    (["run", "--budget", "-5s"], "is not a duration"),
+    (["run", "--shrink-budget", "x"], "'x' is not a duration"),
+    (["run", "--max-findings", "0"], "0 is not in the range x>=1"),
+    (["run", "--unknown-flag"], "No such option '--unknown-flag'"),
+    (["run", "extra-argument"], "Got unexpected extra argument"),
 ])
 def test_bad_arguments_exit_2_with_a_message_and_no_traceback(arguments, message, tmp_path):
     result = CliRunner().invoke(main, arguments + (["--out", str(tmp_path)] if arguments[0] == "run" else []))
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+    assert "Usage: " in result.output
+
+
+def test_an_output_path_that_is_a_file_is_a_usage_error(tmp_path):
+    afile = tmp_path / "taken"
+    afile.write_text("")
+    result = CliRunner().invoke(main, ["run", "--out", str(afile)])
+    assert result.exit_code == 2 and "is a file" in result.output and "Usage: " in result.output
 
 
 def test_replay_rejects_a_file_that_is_not_a_finding(tmp_path):
