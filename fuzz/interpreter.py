@@ -144,9 +144,11 @@ def apply_action(backend: ModuleType, action: Action, env: dict[str, Any],
 def snapshot(tensor: Any) -> Array:
     """A tensor's dtype name and a numpy copy of its data (later in-place ops cannot change it)."""
     detached = tensor.detach()
+    name = dtype_name(tensor.dtype)
     if getattr(detached, "_is_zerotensor", lambda: False)():
-        detached = detached._to_dense()   # torch's ZeroTensor gradients refuse .numpy()
-    return Array(dtype_name(tensor.dtype), np.array(detached.numpy(), copy=True))
+        # torch's ZeroTensor gradients (abs'' = 0) refuse .numpy() and have no dense CPU kernel.
+        return Array(name, np.zeros(tuple(detached.shape), dtype=np.dtype(name)))
+    return Array(name, np.array(detached.numpy(), copy=True))
 
 
 def _tuple_result(ref: str, results: tuple | list) -> StepResult:

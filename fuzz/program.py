@@ -16,9 +16,14 @@ Example::
 
 is ``v0 = 2 * x0; v0.sum().backward()``.
 
-The JSON form is versioned (``"format"``) so that later kinds of step (in-place
-ops, detach, no_grad regions, hooks) and action (``autograd.grad``, repeated
-backward) can be added without breaking stored findings. Floats round-trip
+The JSON form is versioned (``"format"``). Version 2 added in-place steps
+(form ``"inplace"``: ``x.add_(y)``, and the table's INPLACE ops ``zero_``,
+``fill_``, ``copy_``, ``x[idx] = v``), ``detach``, ``retain_grad``,
+``register_hook`` (a hook scaling the gradient by a constant), ``no_grad``
+regions (a per-step flag), property forms (``x.mT``), structured operands
+(tuples and lists, slices, ``...``, dtypes, strings), int64 and bool inputs,
+and the actions repeated backward, double backward through
+``autograd.grad(create_graph=True)``. Version 1 files still load. Floats round-trip
 exactly: JSON numbers keep ``-0.0`` and the shortest repr of every double,
 and the non-finite values that JSON lacks are written as the strings
 ``"nan"``, ``"inf"`` and ``"-inf"``.
@@ -28,18 +33,36 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 
-DTYPES = ("float32", "float64")
-FORMS = ("function", "method", "operator")
+DTYPES = ("float32", "float64")             # the dtypes a program is tested in
+INPUT_DTYPES = DTYPES + ("int64", "bool")   # index tensors and masks are inputs too
+FORMS = ("function", "method", "operator", "property", "inplace")
+# form "inplace": the op table entry's in-place method, `args[0].<op.inplace>(*args[1:])`.
+
+# Steps that are no op of the table (ops by these names are handled by the interpreter):
+DETACH = "detach"                # out = x.detach()
+RETAIN_GRAD = "retain_grad"      # x.retain_grad(); out = x  (x.grad is then part of the outcome)
+REGISTER_HOOK = "register_hook"  # x.register_hook(lambda g: g * scale); out = x
+SETITEM = "__setitem__"          # x[index] = value; out = x
+SPECIAL_OPS = (DETACH, RETAIN_GRAD, REGISTER_HOOK)
+# Steps whose output is their first argument itself (a statement, or an in-place op).
+ALIASING_OPS = (RETAIN_GRAD, REGISTER_HOOK, SETITEM, "zero_", "fill_", "copy_")
 
 # Final actions. Each says how the scalar loss is formed before backward:
 SUM_BACKWARD = "sum_backward"            # target.sum().backward()
 BACKWARD = "backward"                    # target.backward(); errors in torch unless target is scalar
 BACKWARD_GRADIENT = "backward_gradient"  # target.backward(gradient); loss = sum(target * gradient)
-ACTION_KINDS = (SUM_BACKWARD, BACKWARD, BACKWARD_GRADIENT)
+# loss = target.sum(); loss.backward(retain_graph=retain_graph); loss.backward(). Leaf grads are
+# recorded after each (the second raises when a node freed its saved tensors).
+REPEATED_BACKWARD = "repeated_backward"
+# grads = autograd.grad(target.sum(), <inputs that require grad>, create_graph=True);
+# sum(g.sum() for g in grads).backward(): first-order grads and second-order leaf grads.
+DOUBLE_BACKWARD = "double_backward"
+ACTION_KINDS = (SUM_BACKWARD, BACKWARD, BACKWARD_GRADIENT, REPEATED_BACKWARD, DOUBLE_BACKWARD)
 
 INPUT_NAME = re.compile(r"x\d+")
 STEP_NAME = re.compile(r"v\d+")
@@ -92,23 +115,126 @@ class Ref:
 
 @dataclass(frozen=True)
 class Literal:
-    """A Python scalar operand, as in ``2 * x`` or ``torch.pow(2, x)``; int and float stay distinct."""
+    """A Python constant operand: a number (``2 * x``; int and float stay distinct), a bool,
+    None, or a string (einsum's equation)."""
 
-    value: int | float
+    value: int | float | bool | str | None
 
     def to_json(self) -> dict:
+        if isinstance(self.value, str):
+            return {"str": self.value}
         return {"literal": encode_values(self.value)}
 
 
-Arg = Ref | Literal
+@dataclass(frozen=True)
+class Seq:
+    """A tuple or list of operands: ``torch.cat([x, y])``, ``x.reshape((2, 3))``, ``x[0, 1:]``."""
+
+    items: tuple
+    kind: str = "tuple"  # "tuple" or "list"
+
+    def to_json(self) -> dict:
+        return {self.kind: [item.to_json() for item in self.items]}
+
+
+@dataclass(frozen=True)
+class Slice:
+    """``start:stop:step`` inside an index expression; each part an int or None."""
+
+    start: int | None = None
+    stop: int | None = None
+    step: int | None = None
+
+    def to_json(self) -> dict:
+        return {"slice": [self.start, self.stop, self.step]}
+
+
+@dataclass(frozen=True)
+class Dots:
+    """``...`` in an index expression."""
+
+    def to_json(self) -> dict:
+        return {"ellipsis": True}
+
+
+@dataclass(frozen=True)
+class DType:
+    """A dtype operand, ``torch.int64``; the interpreter takes it from the backend."""
+
+    name: str
+
+    def to_json(self) -> dict:
+        return {"dtype": self.name}
+
+
+Arg = Ref | Literal | Seq | Slice | Dots | DType
+
+
+def as_arg(value: Any) -> Arg:
+    """An operand node for a plain Python value (numbers, str, None, tuples, lists, slices, ...)."""
+    if isinstance(value, (Ref, Literal, Seq, Slice, Dots, DType)):
+        return value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return Literal(value)
+    if isinstance(value, (tuple, list)):
+        return Seq(tuple(as_arg(item) for item in value), "list" if isinstance(value, list) else "tuple")
+    if isinstance(value, slice):
+        return Slice(value.start, value.stop, value.step)
+    if value is Ellipsis:
+        return Dots()
+    raise ValueError(f"cannot express {value!r} ({type(value).__name__}) as a program operand")
+
+
+def _plain(arg: Arg) -> Any:
+    """A keyword's canonical form: plain Python data where the node holds only constants."""
+    if isinstance(arg, Literal):
+        return arg.value
+    if isinstance(arg, Seq):
+        items = [_plain(item) for item in arg.items]
+        if not any(isinstance(item, (Ref, Seq, Slice, Dots, DType)) for item in items):
+            return items if arg.kind == "list" else tuple(items)
+        return Seq(tuple(as_arg(item) for item in items), arg.kind)
+    return arg
+
+
+def arg_refs(arg: Any) -> tuple[str, ...]:
+    """Names of the tensors an operand (or keyword value) reads, nested ones included."""
+    if isinstance(arg, Ref):
+        return (arg.name,)
+    if isinstance(arg, Seq):
+        return tuple(name for item in arg.items for name in arg_refs(item))
+    return ()
+
+
+def map_refs(arg: Any, rename: Callable[[str], str]) -> Any:
+    if isinstance(arg, Ref):
+        return Ref(rename(arg.name))
+    if isinstance(arg, Seq):
+        return Seq(tuple(map_refs(item, rename) for item in arg.items), arg.kind)
+    return arg
 
 
 def _arg_from_json(data: dict) -> Arg:
+    if not isinstance(data, dict):
+        raise ValueError(f"an argument must be a JSON object, got {data!r}")
     if "ref" in data:
         return Ref(data["ref"])
     if "literal" in data:
         return Literal(decode_values(data["literal"]))
-    raise ValueError(f"an argument must be {{'ref': name}} or {{'literal': number}}, got {data!r}")
+    if "str" in data:
+        return Literal(data["str"])
+    for kind in ("tuple", "list"):
+        if kind in data:
+            return Seq(tuple(_arg_from_json(item) for item in data[kind]), kind)
+    if "slice" in data:
+        return Slice(*data["slice"])
+    if "ellipsis" in data:
+        return Dots()
+    if "dtype" in data:
+        return DType(data["dtype"])
+    raise ValueError(f"an argument must be {{'ref': name}}, {{'literal': number}}, {{'str': text}}, "
+                     f"{{'tuple'|'list': [...]}}, {{'slice': [start, stop, step]}}, {{'ellipsis': true}} "
+                     f"or {{'dtype': name}}, got {data!r}")
 
 
 @dataclass(frozen=True)
@@ -140,9 +266,15 @@ class Input:
 class Step:
     """One op call: ``out = <op>(*args, **kwargs)`` in the given form.
 
-    ``form`` is ``"function"`` (``backend.op(a, b)``), ``"method"``
-    (``a.op(b)``) or ``"operator"`` (``a * b``, ``-a``), after the op table.
-    Keyword values are JSON scalars or tuples of ints (``dim=(0, 2)``).
+    ``form`` is ``"function"`` (``backend.op(a, b)``; dotted names such as
+    ``nn.functional.relu`` name a namespace), ``"method"`` (``a.op(b)``),
+    ``"operator"`` (``a * b``, ``-a``), ``"property"`` (``a.mT``) or
+    ``"inplace"`` (``a.add_(b)``, the table entry's in-place method), after
+    the op table; ``op`` may also be one of SPECIAL_OPS (method form).
+    Operands are Arg nodes (plain Python values are converted); keyword
+    values are plain data (numbers, strings, None, tuples and lists of
+    them) or Arg nodes where they hold tensors or dtypes. ``no_grad`` runs
+    the step inside ``with torch.no_grad():``.
     """
 
     op: str
@@ -150,28 +282,47 @@ class Step:
     args: tuple[Arg, ...]
     kwargs: dict[str, Any]
     out: str
+    no_grad: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", tuple(as_arg(arg) for arg in self.args))
+        object.__setattr__(self, "kwargs", {key: _plain(as_arg(value)) for key, value in self.kwargs.items()})
 
     def refs(self) -> tuple[str, ...]:
         """Names of the tensors this step reads."""
-        return tuple(arg.name for arg in self.args if isinstance(arg, Ref))
+        return tuple(name for arg in (*self.args, *self.kwargs.values()) for name in arg_refs(arg))
+
+    @property
+    def aliases_first(self) -> bool:
+        """Whether the output is the first operand itself (in-place ops and statements)."""
+        return self.form == "inplace" or self.op in ALIASING_OPS
+
+    def renamed(self, rename: Callable[[str], str], out: str) -> Step:
+        return replace(self, args=tuple(map_refs(arg, rename) for arg in self.args),
+                       kwargs={key: map_refs(value, rename) for key, value in self.kwargs.items()}, out=out)
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "op": self.op,
             "form": self.form,
             "args": [arg.to_json() for arg in self.args],
-            "kwargs": {key: list(value) if isinstance(value, tuple) else value
-                       for key, value in self.kwargs.items()},
+            "kwargs": {key: as_arg(value).to_json() for key, value in self.kwargs.items()},
             "out": self.out,
         }
+        if self.no_grad:
+            data["no_grad"] = True
+        return data
 
     @classmethod
-    def from_json(cls, data: dict) -> Step:
-        # JSON has no tuples; every list-valued keyword is a tuple of dims.
-        kwargs = {key: tuple(value) if isinstance(value, list) else value
-                  for key, value in data["kwargs"].items()}
+    def from_json(cls, data: dict, format: int = FORMAT_VERSION) -> Step:
+        if format == 1:
+            # Version 1 keywords are bare JSON values; every list-valued one is a tuple of dims.
+            kwargs = {key: tuple(value) if isinstance(value, list) else value
+                      for key, value in data["kwargs"].items()}
+        else:
+            kwargs = {key: _arg_from_json(value) for key, value in data["kwargs"].items()}
         return cls(data["op"], data["form"], tuple(_arg_from_json(arg) for arg in data["args"]),
-                   kwargs, data["out"])
+                   kwargs, data["out"], bool(data.get("no_grad", False)))
 
 
 @dataclass(frozen=True)
@@ -180,21 +331,26 @@ class Action:
 
     ``gradient`` holds the explicit gradient's values (target's shape; the
     interpreter gives it target's dtype) for ``backward_gradient``, else None.
+    ``retain_graph`` is the first backward's flag in ``repeated_backward``.
     """
 
     kind: str
     target: str
     gradient: Any = None
+    retain_graph: bool = False
 
     def to_json(self) -> dict:
         data = {"kind": self.kind, "target": self.target}
         if self.kind == BACKWARD_GRADIENT:
             data["gradient"] = encode_values(self.gradient)
+        if self.kind == REPEATED_BACKWARD:
+            data["retain_graph"] = self.retain_graph
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> Action:
-        return cls(data["kind"], data["target"], decode_values(data.get("gradient")))
+        return cls(data["kind"], data["target"], decode_values(data.get("gradient")),
+                   bool(data.get("retain_graph", False)))
 
 
 @dataclass(frozen=True)
@@ -211,8 +367,8 @@ class Program:
         for tensor in self.inputs:
             if not INPUT_NAME.fullmatch(tensor.name) or tensor.name in defined:
                 raise ValueError(f"input name {tensor.name!r} is not a fresh 'x<number>'")
-            if tensor.dtype not in DTYPES:
-                raise ValueError(f"input {tensor.name}: dtype {tensor.dtype!r} is not one of {DTYPES}")
+            if tensor.dtype not in INPUT_DTYPES:
+                raise ValueError(f"input {tensor.name}: dtype {tensor.dtype!r} is not one of {INPUT_DTYPES}")
             if nested_shape(tensor.values) != tuple(tensor.shape):
                 raise ValueError(f"input {tensor.name}: values have shape {nested_shape(tensor.values)}, "
                                  f"declared shape is {tuple(tensor.shape)}")
@@ -220,6 +376,8 @@ class Program:
         for index, step in enumerate(self.steps):
             if step.form not in FORMS:
                 raise ValueError(f"step {index}: form {step.form!r} is not one of {FORMS}")
+            if step.aliases_first and not (step.args and isinstance(step.args[0], Ref)):
+                raise ValueError(f"step {index} ({step.op}, {step.form}): the first operand must be a tensor")
             undefined = [name for name in step.refs() if name not in defined]
             if undefined:
                 raise ValueError(f"step {index} ({step.op}) reads {undefined}, not defined before it")
@@ -233,13 +391,15 @@ class Program:
         if (self.action.gradient is None) != (self.action.kind != BACKWARD_GRADIENT):
             raise ValueError(f"action {self.action.kind!r}: a gradient is required for "
                              f"{BACKWARD_GRADIENT!r} and only for it")
-        if self.format != FORMAT_VERSION:
-            raise ValueError(f"program format {self.format} is not supported (this gradfuzz reads {FORMAT_VERSION})")
+        if self.format not in READABLE_FORMATS:
+            raise ValueError(f"program format {self.format} is not supported "
+                             f"(this gradfuzz reads {READABLE_FORMATS})")
 
     @property
     def dtype(self) -> str:
-        """The inputs' common dtype, or ``"mixed"``."""
-        dtypes = {tensor.dtype for tensor in self.inputs}
+        """The floating inputs' common dtype (index and mask inputs aside), or ``"mixed"``."""
+        dtypes = {tensor.dtype for tensor in self.inputs if tensor.dtype in DTYPES} or \
+            {tensor.dtype for tensor in self.inputs}
         return dtypes.pop() if len(dtypes) == 1 else "mixed"
 
     def ops(self) -> tuple[str, ...]:
@@ -257,27 +417,55 @@ class Program:
                 pending.extend(self.steps[index].refs())
         return sorted(found)
 
+    def kept_steps(self) -> list[int]:
+        """The steps the action's outcome depends on: the target's ancestors, plus every in-place
+        op, hook or retain_grad on a tensor that shares an input or step with them (and its
+        ancestors), since those change what backward sees."""
+        kept = set(self.ancestors(self.action.target))
+        producer = {step.out: index for index, step in enumerate(self.steps)}
+
+        def lineage(indices) -> set:
+            names = {name for index in indices for name in self.steps[index].refs()}
+            return set(indices) | {name for name in names if name not in producer}
+
+        def receiver_lineage(step: Step) -> set:
+            receiver = step.refs()[0]
+            return lineage(self.ancestors(receiver)) | ({receiver} - set(producer))
+        target_inputs = {self.action.target} - set(producer)
+        while True:
+            reached = lineage(kept) | target_inputs
+            added = {index for index, step in enumerate(self.steps)
+                     if index not in kept and step.aliases_first and step.refs()
+                     and receiver_lineage(step) & reached}
+            if not added:
+                return sorted(kept)
+            for index in added:
+                kept.update(self.ancestors(self.steps[index].out))
+
     def pruned(self) -> Program:
-        """Only the steps and inputs the action's target depends on, renamed ``x0.., v0..`` in order."""
-        kept = [self.steps[index] for index in self.ancestors(self.action.target)]
+        """Only the steps and inputs the action depends on (`kept_steps`), renamed ``x0.., v0..`` in order."""
+        kept = [self.steps[index] for index in self.kept_steps()]
         used = {name for step in kept for name in step.refs()} | {self.action.target}
         inputs = [tensor for tensor in self.inputs if tensor.name in used]
         names = {tensor.name: f"x{index}" for index, tensor in enumerate(inputs)}
         names.update({step.out: f"v{index}" for index, step in enumerate(kept)})
-
-        def rename(arg: Arg) -> Arg:
-            return Ref(names[arg.name]) if isinstance(arg, Ref) else arg
         return replace(
             self,
             inputs=tuple(replace(tensor, name=names[tensor.name]) for tensor in inputs),
-            steps=tuple(replace(step, args=tuple(rename(arg) for arg in step.args), out=names[step.out])
-                        for step in kept),
+            steps=tuple(step.renamed(names.__getitem__, names[step.out]) for step in kept),
             action=replace(self.action, target=names[self.action.target]),
         )
 
+    def uses_autograd_features(self) -> bool:
+        """Whether finite differences of the action's loss cannot stand for its gradients (hooks,
+        detach, no_grad regions, retained grads, repeated or double backward)."""
+        return self.action.kind in (REPEATED_BACKWARD, DOUBLE_BACKWARD) or any(
+            step.no_grad or step.op in SPECIAL_OPS for step in self.steps)
+
     def with_dtype(self, dtype: str) -> Program:
-        """The same program with every input cast to ``dtype`` (values kept)."""
-        return replace(self, inputs=tuple(replace(tensor, dtype=dtype) for tensor in self.inputs))
+        """The same program with every floating input cast to ``dtype`` (values kept)."""
+        return replace(self, inputs=tuple(replace(tensor, dtype=dtype) if tensor.dtype in DTYPES else tensor
+                                          for tensor in self.inputs))
 
     def prefix(self, length: int, action: Action) -> Program:
         """The first ``length`` steps with another final action."""
@@ -295,11 +483,14 @@ class Program:
     def from_json(cls, data: dict) -> Program:
         """Parse `to_json` output; raises ValueError on malformed data."""
         try:
+            version = data.get("format", FORMAT_VERSION)
+            if version not in READABLE_FORMATS:
+                raise ValueError(f"program format {version} is not supported (this gradfuzz reads {READABLE_FORMATS})")
+            # Read in the stored version's layout; the result is a current-version Program.
             return cls(
                 inputs=tuple(Input.from_json(item) for item in data["inputs"]),
-                steps=tuple(Step.from_json(item) for item in data["steps"]),
+                steps=tuple(Step.from_json(item, version) for item in data["steps"]),
                 action=Action.from_json(data["action"]),
-                format=data.get("format", FORMAT_VERSION),
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"malformed program JSON: {error!r}") from error
