@@ -181,6 +181,64 @@ def report(directory: Path) -> None:
     console.print(f"report: {index}")
 
 
+class BugList(click.ParamType):
+    """Comma-separated names of the mutant catalogue (fuzz/mutants.py)."""
+
+    name = "bugs"
+
+    def convert(self, value, param, ctx) -> tuple[str, ...]:
+        from fuzz.mutants import MUTANTS
+        if isinstance(value, tuple):
+            return value
+        names = tuple(name.strip() for name in str(value).split(",") if name.strip())
+        if not names:
+            self.fail("name at least one bug", param, ctx)
+        for name in names:
+            if name not in MUTANTS:
+                close = difflib.get_close_matches(name, MUTANTS, n=3)
+                hint = f"did you mean {', '.join(close)}?" if close else f"the catalogue: {', '.join(MUTANTS)}"
+                self.fail(f"{name!r} is not a bug of the catalogue; {hint}", param, ctx)
+        return names
+
+
+SELFTEST_EXIT_CODES = """\b
+Exit codes:
+  0    every bug was caught
+  1    some bug was not caught
+  2    usage error (bad option or argument)
+  130  interrupted with Ctrl-C"""
+
+
+@main.command(epilog=SELFTEST_EXIT_CODES)
+@click.option("--budget-per-bug", type=Duration(), default="20s", show_default=True,
+              help="How long to fuzz each planted bug.")
+@click.option("--bugs", type=BugList(), default=None,
+              help="Comma-separated bugs of the catalogue (fuzz/mutants.py) [default: all].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gradfuzz-selftest"),
+              show_default=True, help="Output directory.")
+@click.option("--all-ops", is_flag=True, help="Fuzz the whole op table, not each bug's focus ops.")
+@click.option("--jobs", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True,
+              help="Bugs fuzzed side by side, each in its own process.")
+def selftest(budget_per_bug: float, bugs: tuple[str, ...] | None, seed: int, out: Path, all_ops: bool,
+             jobs: int) -> None:
+    """Plant each bug of a catalogue of engine bugs, one per fresh process, and check that fuzzing catches it."""
+    from fuzz.mutants import MUTANTS
+    from fuzz.selftest import SelftestConfig, render, run_selftest
+    console = Console(stderr=True)
+    config = SelftestConfig(out=out, budget_per_bug=budget_per_bug, mutants=bugs or tuple(MUTANTS), seed=seed,
+                            all_ops=all_ops, jobs=jobs)
+    try:
+        records = run_selftest(config, console=console)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    page = render(out, console)
+    if page is not None:
+        console.print(f"report: {page}")
+    sys.exit(0 if all(record["caught"] for record in records) else EXIT_DIVERGED)
+
+
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def history(folder: Path) -> None:

@@ -1,0 +1,211 @@
+"""A catalogue of realistic engine bugs, planted by monkeypatching the engine in this process.
+
+Each mutant is a small function that patches `engine` (rules, helpers,
+functions; the engine is in-process Python) and never edits its files. The
+self-test (`fuzz.selftest`) plants one per fresh process and checks that a
+short campaign finds it: a finding whose kind and op match the mutant's
+``expect``.
+
+    >>> from fuzz.mutants import MUTANTS, apply_mutant
+    >>> apply_mutant("sub-other-sign")   # engine.sub's gradient for `other` is now +g
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One planted bug: what it breaks, how to plant it, and what finding catches it."""
+
+    name: str
+    description: str
+    plant: Callable[[], None]
+    kinds: tuple[str, ...]       # divergence kinds that catch it
+    ops: tuple[str, ...]         # ops a catching finding names (None: any op)
+    focus: tuple[str, ...]       # the ops a targeted campaign draws
+
+    def catches(self, finding: dict) -> bool:
+        """Whether a campaign finding relates to this bug (kind and op)."""
+        return finding.get("kind") in self.kinds and (not self.ops or finding.get("op") in self.ops)
+
+
+def _sub_other_sign():
+    from engine import _ops
+    # The bug: d(a - b)/db = +g.
+    _ops._SUB.backward = lambda ctx, g: (g, (g if ctx.alpha == 1 else g * ctx.alpha) if ctx.needs[1] else None)
+
+
+def _broadcast_not_reduced():
+    from engine import _autograd
+    correct = _autograd.sum_to_shape
+
+    def sum_to_shape(grad, shape):
+        # The bug: a size-1 dim that was broadcast keeps its first slice instead of the sum.
+        if isinstance(grad, np.ndarray) and grad.ndim == len(shape) and grad.shape != shape:
+            index = tuple(slice(0, 1) if n == 1 else slice(None) for n in shape)
+            return grad[index]
+        return correct(grad, shape)
+    _autograd.sum_to_shape = sum_to_shape
+
+
+def _relu_kink():
+    from engine import _ops
+    rule = _ops._RELU
+    # The bug: relu'(0) = 1 (the rule looks at the input: x >= 0 passes the gradient).
+    rule.saves = {"result": None, "self": None}
+    rule.save_plan = (("result", None, None), ("self", None, 0))
+    rule.backward = lambda ctx, g: (_ops.v_masked_zero(g, _ops.v_data(ctx.self) < 0),)
+
+
+def _max_tie_first():
+    from engine import _ops, _ops_reduce
+
+    def first_extreme(ctx, g):
+        # The bug: a tie sends the whole gradient to the first maximum (torch shares it evenly).
+        x, result = _ops.v_data(ctx.self), _ops.v_data(ctx.result)
+        mask = np.zeros(x.shape, bool)
+        flat = np.flatnonzero(np.isnan(x) if np.isnan(result) else x == result)
+        if flat.size:
+            mask.flat[flat[0]] = True
+        return (_ops.v_where(mask, g, _ops_reduce.v_const(0, g)),)
+    _ops_reduce._MAX_ALL.backward = first_extreme
+
+
+def _accumulate_overwrites():
+    from engine import _autograd
+    correct = _autograd._accumulate
+
+    def accumulate(variable, g, create_graph):
+        # The bug: AccumulateGrad replaces .grad instead of adding to it.
+        variable._grad = None
+        return correct(variable, g, create_graph)
+    _autograd._accumulate = accumulate
+
+
+def _inplace_no_version_bump():
+    from engine import _ops_inplace
+    correct = _ops_inplace.write_result
+
+    @functools.wraps(correct)
+    def write_result(self, result):
+        # The bug: the in-place write does not bump the version counter, so backward
+        # uses a saved tensor that was overwritten instead of raising.
+        version = self._vc[0]
+        out = correct(self, result)
+        self._vc[0] = version
+        return out
+    _ops_inplace.write_result = write_result
+
+
+def _nonscalar_backward_message():
+    from engine import autograd
+    correct = autograd._make_grads
+
+    def make_grads(outputs, grads):
+        try:
+            return correct(outputs, grads)
+        except RuntimeError as error:
+            if str(error) == "grad can be implicitly created only for scalar outputs":
+                raise RuntimeError("grad can only be created implicitly for scalar outputs") from None
+            raise
+    autograd._make_grads = make_grads
+
+
+def _scalar_promotes_to_float64():
+    import engine
+    from engine import _dtype, _ops
+    correct = _ops._binary_operands
+
+    def binary_operands(op, input, other):
+        a, b, dt = correct(op, input, other)
+        # The bug: a tensor (int or float32) times a Python float gives float64.
+        if op == "mul" and (type(input) is float or type(other) is float) and dt is not _dtype.float64:
+            return a, b, _dtype.float64
+        return a, b, dt
+    _ops._binary_operands = binary_operands
+    assert engine.mul is _ops.mul
+
+
+def _reduction_dim_off_by_one():
+    from engine import _ops
+    correct = _ops._reduction_dims
+
+    def reduction_dims(dim, ndim):
+        dims = correct(dim, ndim)
+        # The bug: a reduction over dim d > 0 reduces over d - 1.
+        if dims is None:
+            return None
+        shifted = tuple(d - 1 if d > 0 else d for d in dims)
+        return shifted if len(set(shifted)) == len(shifted) else dims
+    _ops._reduction_dims = reduction_dims
+
+
+def _exp_saves_input():
+    from engine import _ops
+    rule = _ops._EXP
+    # The bug: exp's rule multiplies by the input instead of the result.
+    rule.saves = {"self": None}
+    rule.save_plan = (("self", None, 0),)
+    rule.backward = lambda ctx, g: (g * ctx.self,)
+
+
+def _tanh_node_name():
+    from engine import _autograd, _ops
+    # The bug: tanh records a node named TanhBackward1.
+    _ops._TANH.node = _autograd.node_class("TanhBackward1")
+
+
+def _mul_rule_swapped():
+    from engine import _ops
+    # The bug: mul's gradient for `self` uses `self` instead of `other` (saves both).
+    rule = _ops._MUL
+    rule.saves = {"other": None, "self": None}
+    rule.save_plan = (("other", None, 1), ("self", None, 0))
+    rule.backward = lambda ctx, g: (g * ctx.self if ctx.needs[0] else None,
+                                    g * ctx.self if ctx.needs[1] else None)
+
+
+GRADIENT_KINDS = ("gradient", "gradient-none")
+MUTANTS = {mutant.name: mutant for mutant in (
+    Mutant("sub-other-sign", "wrong sign: sub's gradient for `other` is +g", _sub_other_sign,
+           GRADIENT_KINDS, ("sub",), ("sub", "add", "neg", "sum", "exp")),
+    Mutant("broadcast-not-reduced", "missing broadcast reduction: a broadcast size-1 dim keeps one slice",
+           _broadcast_not_reduced, GRADIENT_KINDS + ("shape", "error-vs-success"), (),
+           ("add", "mul", "sub", "sum", "neg")),
+    Mutant("relu-kink", "wrong kink convention: relu'(0) = 1", _relu_kink, GRADIENT_KINDS, ("relu",),
+           ("relu", "add", "mul", "sum")),
+    Mutant("max-tie-first", "wrong tie convention: max() gives a tie's gradient to the first maximum",
+           _max_tie_first, GRADIENT_KINDS, ("max",), ("max", "add", "mul", "abs")),
+    Mutant("accumulate-overwrites", "dropped accumulation: AccumulateGrad overwrites .grad",
+           _accumulate_overwrites, GRADIENT_KINDS, (), ("add", "mul", "sum", "exp")),
+    Mutant("inplace-no-version-bump", "missing version-counter bump: in-place ops keep the version",
+           _inplace_no_version_bump, ("error-vs-success", "gradient", "value"), (), ("mul", "exp", "add", "sum")),
+    Mutant("nonscalar-backward-message", "wrong error message: backward() on a non-scalar output",
+           _nonscalar_backward_message, ("error-message",), (), ("mul", "add", "exp", "sum")),
+    Mutant("scalar-promotes-float64", "wrong dtype promotion: a tensor times a Python float is float64",
+           _scalar_promotes_to_float64, ("dtype", "error-type", "error-message", "error-vs-success"), ("mul",),
+           ("mul", "add", "sum")),
+    Mutant("reduction-dim-off-by-one", "off-by-one: a reduction over dim d > 0 reduces dim d - 1",
+           _reduction_dim_off_by_one, ("shape", "value", "gradient", "error-vs-success", "error-message"),
+           ("sum", "mean"), ("sum", "mean", "mul", "add")),
+    Mutant("exp-saves-input", "wrong saved value: exp's rule uses the input, not the result",
+           _exp_saves_input, GRADIENT_KINDS, ("exp",), ("exp", "add", "mul", "sum")),
+    Mutant("tanh-node-name", "wrong grad_fn name: tanh records TanhBackward1", _tanh_node_name,
+           ("grad-fn",), ("tanh",), ("tanh", "add", "mul", "sum")),
+    Mutant("mul-rule-swapped", "wrong operand in a rule: mul's gradient for `self` uses `self`",
+           _mul_rule_swapped, GRADIENT_KINDS, ("mul",), ("mul", "add", "sum", "neg")),
+)}
+
+
+def apply_mutant(name: str) -> Mutant:
+    """Plant mutant ``name`` into this process's engine (irreversibly: use a fresh process)."""
+    if name not in MUTANTS:
+        raise ValueError(f"unknown mutant {name!r}; the catalogue: {', '.join(MUTANTS)}")
+    mutant = MUTANTS[name]
+    mutant.plant()
+    return mutant

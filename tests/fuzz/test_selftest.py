@@ -1,0 +1,43 @@
+"""The self-test catches representative planted engine bugs within a small budget."""
+import io
+import json
+
+from click.testing import CliRunner
+from rich.console import Console
+
+from fuzz.cli import main
+from fuzz.mutants import MUTANTS
+from fuzz.selftest import SelftestConfig, run_selftest
+
+# One per family: a wrong rule, a kink convention, node metadata, a reduction's dims.
+REPRESENTATIVE = ("sub-other-sign", "relu-kink", "tanh-node-name", "reduction-dim-off-by-one")
+
+
+def test_the_catalogue_names_at_least_ten_bugs_with_what_catches_them():
+    assert len(MUTANTS) >= 10
+    for mutant in MUTANTS.values():
+        assert mutant.description and mutant.kinds and mutant.focus and callable(mutant.plant)
+
+
+def test_representative_bugs_are_caught_quickly(tmp_path):
+    config = SelftestConfig(out=tmp_path, budget_per_bug=15, mutants=REPRESENTATIVE, jobs=2)
+    records = run_selftest(config, console=Console(file=io.StringIO()))
+    assert [record["mutant"] for record in records] == list(REPRESENTATIVE)
+    for record in records:
+        assert record["caught"], record
+        mutant = MUTANTS[record["mutant"]]
+        kind, op, _ = record["signature"].split("|")
+        assert kind in mutant.kinds and op in mutant.ops
+        assert record["seconds"] < 15 and (tmp_path / record["finding_file"]).is_file()
+    lines = [json.loads(line) for line in (tmp_path / "selftest.jsonl").read_text().splitlines()]
+    assert [line["type"] for line in lines] == ["selftest"] * len(REPRESENTATIVE)
+    assert json.loads((tmp_path / "meta.json").read_text())["kind"] == "selftest"
+    from reports.selftest import render_selftest
+    page = render_selftest(tmp_path).read_text()
+    assert "4 of 4 planted bugs caught" in page and "relu-kink" in page
+
+
+def test_an_unknown_bug_is_a_usage_error():
+    result = CliRunner().invoke(main, ["selftest", "--bugs", "relu-kink,relu-kinks"])
+    assert result.exit_code == 2 and "'relu-kinks' is not a bug of the catalogue" in result.output
+    assert "did you mean relu-kink" in result.output and "Traceback" not in result.output
