@@ -85,8 +85,9 @@ def _bind_ops():
             if optable.PROPERTY in op.forms:
                 setattr(Tensor, name, property(fn))
         if op.inplace:
-            method = _ops_inplace.inplace_method(fn, op.inplace)
-            setattr(Tensor, op.inplace, method)
+            method = _ops_inplace.inplace_method(fn, op.inplace, comparison=op.kind == optable.COMPARISON)
+            for name in (op.inplace,) + tuple(alias + "_" for alias in op.aliases):   # clip_ for clamp_
+                setattr(Tensor, name, method)
             if op.operator in _AUGMENTED_DUNDERS and op.kind != optable.UNARY:
                 setattr(Tensor, _AUGMENTED_DUNDERS[op.operator], method)
         if optable.OPERATOR in op.forms:

@@ -69,15 +69,28 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     return self
 
 
-def inplace_method(fn, name: str):
+def inplace_method(fn, name: str, comparison: bool = False):
     """The in-place method of an out-of-place op (`add` -> `add_`)."""
     def method(self, *args, **kwargs):
         _check_tensor(self, name)
         check_writable(self)
-        return write_result(self, fn(self, *args, **kwargs))
+        result = fn(self, *args, **kwargs)
+        if comparison and self._requires_grad and _GradMode.enabled:
+            result = _comparison_node(name, self, args, result)
+        return write_result(self, result)
     method.__name__ = method.__qualname__ = name
     method.__doc__ = f"In-place version of :func:`{fn.__name__}`."
     return method
+
+
+def _comparison_node(name: str, self: Tensor, args, result: Tensor) -> Tensor:
+    """`x.eq_(y)` on a tensor in a graph: torch keeps it in the graph with a zero gradient
+    (node EqBackward1 for a tensor `y`, EqBackward0 for a number)."""
+    other = args[0] if args else None
+    inputs = (self, other) if isinstance(other, Tensor) else (self,)
+    node_name = name[:-1].capitalize() + ("Backward1" if isinstance(other, Tensor) else "Backward0")
+    rule = Rule(node_name, lambda ctx, g: tuple(v_zeros_like(g) for _ in ctx.needs), ("self", "other"))
+    return record(rule, inputs, result._data, result.dtype)
 
 
 # ---- in-place ops without an out-of-place twin --------------------------------------

@@ -294,20 +294,6 @@ class Tensor:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.item())
 
-    def to(self, dtype: _dtype_cls, copy: bool = False) -> "Tensor":
-        from ._ops import _to
-        if not isinstance(dtype, _dtype_cls):
-            raise NotImplementedError(f"Tensor.to() supports a dtype argument only, got {dtype!r}")
-        if dtype is self.dtype and not copy:
-            return self
-        return _to(self, dtype)
-
-    def float(self) -> "Tensor":
-        return self.to(_dtype.float32)
-
-    def double(self) -> "Tensor":
-        return self.to(_dtype.float64)
-
     # ---- autograd --------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad`, as torch.Tensor.backward."""
