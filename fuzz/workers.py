@@ -120,11 +120,11 @@ class _Coordinator:
         elif kind == "finding":
             self.accept(worker, *payload)
         elif kind == "done":
-            self.finished[worker] = payload
+            self.finished[worker] = payload  # after an "error" too: the counts it had
             self.examples[worker] = payload["examples"]
         elif kind == "error":
             self.console.print(f"[red]worker {worker} failed[/red]: {payload}", highlight=False)
-            self.finished[worker] = None
+            self.finished.setdefault(worker, None)
 
     def accept(self, worker: int, record: dict, verdict: dict, script: str, features: list[str]) -> None:
         """Keep the first finding of each signature; tell the other workers it is known."""
@@ -232,17 +232,21 @@ class _Shard(_Campaign):
 
 
 def _worker_main(config: CampaignConfig, events, inbox, parent: int, ends: float) -> None:
+    shard = None
     try:
         import torch
         torch.set_num_threads(1)  # programs are tiny; one thread per worker process is fastest
         if config.mutant:
             from fuzz.mutants import apply_mutant
             apply_mutant(config.mutant)
-        _Shard(config, load_backend(config.backend), events, inbox, parent, ends).run()
+        shard = _Shard(config, load_backend(config.backend), events, inbox, parent, ends)
+        shard.run()
     except KeyboardInterrupt:
-        events.put(("done", config.worker, Summary(status=INTERRUPTED).to_json()))
+        events.put(("done", config.worker, (shard.summary if shard else Summary(status=INTERRUPTED)).to_json()))
     except Exception as error:  # noqa: BLE001  (reported to the parent, which goes on with the others)
         events.put(("error", config.worker, f"{type(error).__name__}: {error}"))
+        if shard is not None:  # its counts so far still count
+            events.put(("done", config.worker, {**shard.summary.to_json(), "status": "failed"}))
 
 
 def run_shard(config: CampaignConfig, worker: int) -> dict:
