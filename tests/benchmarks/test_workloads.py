@@ -12,7 +12,7 @@ import torch
 
 import engine
 
-from .workloads import WORKLOADS
+from fuzz.workloads import WORKLOADS
 
 
 @pytest.mark.parametrize("backend", [engine, torch], ids=["engine", "torch"])
