@@ -28,7 +28,7 @@ import oracle
 from engine.optable import BY_NAME
 from fuzz import interpreter
 from fuzz.outcome import Array, Failure, Outcome, StepResult
-from fuzz.program import SUM_BACKWARD, Action, Literal, Program
+from fuzz.program import SUM_BACKWARD, Action, Literal, Program, Ref
 
 MATCH = "match"
 # Consequential kinds change the data that later steps see; cosmetic ones do not.
@@ -194,9 +194,13 @@ def _divergences(engine: Outcome, torch_: Outcome, program: Program, notes: list
         found += _compare_failures(engine_error, torch_error,
                                    _Place("action", action.target, f"action ({action.kind} on {action.target})"))
 
-    for tensor in program.inputs:
-        engine_grad, torch_grad = engine.grads.get(tensor.name), torch_.grads.get(tensor.name)
-        place = _Place(f"grad {tensor.name}", tensor.name, f"grad of {tensor.name}")
+    # Leaf grads, then retained grads (``v3``), grads after a first backward (``x0@backward1``)
+    # and first-order grads of a double backward (``x0@grad``).
+    names = [tensor.name for tensor in program.inputs]
+    names += sorted((set(engine.grads) | set(torch_.grads)) - set(names), key=_grad_order)
+    for name in names:
+        engine_grad, torch_grad = engine.grads.get(name), torch_.grads.get(name)
+        place = _Place(f"grad {name}", name, f"grad of {name}")
         if engine_grad is None and torch_grad is None:
             continue
         if engine_grad is None or torch_grad is None:
@@ -204,12 +208,17 @@ def _divergences(engine: Outcome, torch_: Outcome, program: Program, notes: list
                                                            f"vs torch {_describe(torch_grad)}"))
             continue
         found += _compare_arrays(engine_grad, torch_grad, place, GRADIENT, tolerance(torch_grad.dtype, program.ops()),
-                                 lambda name=tensor.name: float64_reference.grad(name), notes)
+                                 lambda name=name: float64_reference.grad(name), notes)
 
     warning_divergence = _compare_warnings(engine, torch_)
     if warning_divergence:
         found.append(warning_divergence)
     return found
+
+
+def _grad_order(name: str) -> tuple:
+    """Intermediate grads (``x0@backward1``, ``x0@grad``) before retained ones, by name."""
+    return ("@" not in name, name)
 
 
 class _Float64Reference:
@@ -275,6 +284,8 @@ def _compare_arrays(engine: Array, torch_: Array, place: _Place, kind: str, rtol
     rtol, atol = rtol_atol
     agree = close(engine.data, torch_.data, rtol, atol)
     if agree.all():
+        if kind == VALUE and not found:
+            found += _compare_zero_signs(engine, torch_, place)
         return found
     detail = (f"{place.label}: {_error_summary(engine.data, torch_.data, agree)} "
               f"({torch_.dtype} rtol {rtol:g} atol {atol:g})")
@@ -286,6 +297,21 @@ def _compare_arrays(engine: Array, torch_: Array, place: _Place, kind: str, rtol
             return found
     found.append(_Divergence(kind, place, detail))
     return found
+
+
+def _compare_zero_signs(engine: Array, torch_: Array, place: _Place) -> list[_Divergence]:
+    """-0.0 against 0.0 in a forward value: equal as numbers, but later results differ
+    (``1 / x``, ``atan2``), so it is a value divergence of its own."""
+    if engine.data.dtype.kind != "f" or torch_.data.dtype.kind != "f":
+        return []
+    zeros = (engine.data == 0) & (torch_.data == 0)
+    differ = zeros & (np.signbit(engine.data) != np.signbit(torch_.data))
+    if not differ.any():
+        return []
+    index = tuple(int(i) for i in np.argwhere(differ)[0])
+    return [_Divergence(VALUE, place, f"{place.label}: sign of zero: {int(differ.sum())} of {differ.size} elements; "
+                                      f"at {list(index)} engine {engine.data[index].item()!r} "
+                                      f"vs torch {torch_.data[index].item()!r}")]
 
 
 def _rounding_explains(engine: np.ndarray, torch_: np.ndarray, reference: np.ndarray, agree: np.ndarray,
@@ -401,9 +427,11 @@ def _at_kink(program: Program, *outcomes: Outcome) -> bool:
         if not kinks:
             continue
         # The table's kinks are points of the first argument.
-        first = step.args[0]
-        if isinstance(first, Literal):
+        first = step.args[0] if step.args else None
+        if isinstance(first, Literal) and isinstance(first.value, (int, float)):
             candidates = [(np.asarray(first.value, dtype=np.float64), "float64")]
+        elif not isinstance(first, Ref):
+            continue
         elif first.name in inputs:
             candidates = [inputs[first.name]]
         else:

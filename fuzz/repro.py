@@ -11,12 +11,41 @@ import textwrap
 
 from engine.optable import BY_NAME
 from fuzz.compare import TOLERANCES, Verdict
-from fuzz.program import BACKWARD, BACKWARD_GRADIENT, SUM_BACKWARD, Arg, Literal, Program, Step
+from fuzz.program import (BACKWARD, BACKWARD_GRADIENT, DOUBLE_BACKWARD, REGISTER_HOOK, REPEATED_BACKWARD,
+                          RETAIN_GRAD, SETITEM, SUM_BACKWARD, Arg, Dots, DType, Literal, Program, Ref, Seq, Slice,
+                          Step)
 
 
-def _operand(arg: Arg) -> str:
+def _operand(arg: Arg, module: str = "torch") -> str:
     # repr() of a non-finite float is `nan`/`inf`, names the script defines.
-    return repr(arg.value) if isinstance(arg, Literal) else arg.name
+    if isinstance(arg, Literal):
+        return repr(arg.value)
+    if isinstance(arg, Ref):
+        return arg.name
+    if isinstance(arg, Seq):
+        items = [_operand(item, module) for item in arg.items]
+        if arg.kind == "list":
+            return f"[{', '.join(items)}]"
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    if isinstance(arg, Slice):
+        return "slice({!r}, {!r}, {!r})".format(arg.start, arg.stop, arg.step)
+    if isinstance(arg, Dots):
+        return "..."
+    if isinstance(arg, DType):
+        return f"{module}.{arg.name}"
+    return repr(arg)
+
+
+def _index(arg: Arg) -> str:
+    """An index expression as written inside ``x[...]``."""
+    def part(item: Arg) -> str:
+        if isinstance(item, Slice):
+            text = ":".join("" if bound is None else repr(bound) for bound in (item.start, item.stop))
+            return text + (f":{item.step!r}" if item.step is not None else "")
+        return _operand(item)
+    if isinstance(arg, Seq) and arg.kind == "tuple" and arg.items:
+        return ", ".join(part(item) for item in arg.items) + ("," if len(arg.items) == 1 else "")
+    return part(arg)
 
 
 def _operator_operand(arg: Arg) -> str:
@@ -27,12 +56,18 @@ def _operator_operand(arg: Arg) -> str:
 
 def step_source(step: Step, module: str = "torch") -> str:
     """The expression a step evaluates, e.g. ``torch.mul(x0, 2)``, ``v0.sum(dim=(0,))``, ``2 ** x1``."""
-    keywords = [f"{key}={value!r}" for key, value in step.kwargs.items()]
+    keywords = [f"{key}={_operand(value, module) if isinstance(value, (Ref, Seq, DType)) else repr(value)}"
+                for key, value in step.kwargs.items()]
+    operands = [_operand(arg, module) for arg in step.args]
     if step.form == "function":
-        return f"{module}.{step.op}({', '.join([_operand(arg) for arg in step.args] + keywords)})"
-    if step.form == "method":
-        receiver, *rest = step.args
-        return f"{_operand(receiver)}.{step.op}({', '.join([_operand(arg) for arg in rest] + keywords)})"
+        return f"{module}.{step.op}({', '.join(operands + keywords)})"
+    if step.form == "property":
+        return f"{operands[0]}.{step.op}"
+    if step.op == "__getitem__" and step.form == "method" and len(step.args) == 2 and not step.kwargs:
+        return f"{operands[0]}[{_index(step.args[1])}]"
+    if step.form == "method" or step.form == "inplace":
+        name = BY_NAME[step.op].inplace if step.form == "inplace" else step.op
+        return f"{operands[0]}.{name}({', '.join(operands[1:] + keywords)})"
     symbol = BY_NAME[step.op].operator
     if len(step.args) == 1:
         # A named "operator" is a builtin function: abs(x).
@@ -43,19 +78,59 @@ def step_source(step: Step, module: str = "torch") -> str:
     return f"{_operator_operand(left)} {symbol} {_operator_operand(right)}"
 
 
+def step_lines(step: Step, module: str = "torch") -> list[str]:
+    """The statements of one step: ``v1 = ...``, or a statement then ``v1 = x`` for the ones that
+    return nothing useful (``x[i] = v``, ``retain_grad``, ``register_hook``, in-place ops)."""
+    receiver = _operand(step.args[0]) if step.args else ""
+    if step.op == SETITEM and step.form == "method":
+        statement = f"{receiver}[{_index(step.args[1])}] = {_operand(step.args[2], module)}"
+    elif step.op == REGISTER_HOOK:
+        statement = f"{receiver}.register_hook(lambda grad: grad * {step.args[1].value!r})"
+    elif step.aliases_first:
+        statement = step_source(step, module)
+    else:
+        statement = None
+    lines = [statement, f"{step.out} = {receiver}"] if statement else [f"{step.out} = {step_source(step, module)}"]
+    if step.no_grad:
+        return [f"with {module}.no_grad():"] + ["    " + line for line in lines]
+    return lines
+
+
+def _leaves(program: Program) -> list[str]:
+    return [tensor.name for tensor in program.inputs if tensor.requires_grad]
+
+
+def action_lines(program: Program, module: str = "torch", *, record: bool = False) -> list[str]:
+    """The action's statements; with ``record``, ``yield``s of the grads it makes along the way."""
+    action, target = program.action, program.action.target
+    if action.kind == SUM_BACKWARD:
+        return [f"{target}.sum().backward()"]
+    if action.kind == BACKWARD:
+        return [f"{target}.backward()"]
+    if action.kind == BACKWARD_GRADIENT:
+        return [f"{target}.backward(gradient={module}.tensor({action.gradient!r}, dtype={target}.dtype))"]
+    leaves = _leaves(program)
+    if action.kind == REPEATED_BACKWARD:
+        lines = ["loss = " + f"{target}.sum()", f"loss.backward(retain_graph={action.retain_graph!r})"]
+        if record:
+            lines += [f"yield {name + '.grad after backward 1'!r}, None if {name}.grad is None "
+                      f"else {name}.grad.clone()" for name in leaves]
+        return lines + ["loss.backward()"]
+    if action.kind == DOUBLE_BACKWARD:
+        lines = [f"grads = {module}.autograd.grad({target}.sum(), [{', '.join(leaves)}], create_graph=True)"]
+        if record:
+            lines += [f"yield {'d/d' + name!r}, grads[{index}]" for index, name in enumerate(leaves)]
+        return lines + ["sum(grad.sum() for grad in grads).backward()"]
+    return [f"raise NotImplementedError({action.kind!r})"]
+
+
 def program_lines(program: Program, module: str = "torch") -> list[str]:
     """The program as Python statements (inputs, steps, action), with ``module`` as the backend name."""
     lines = [f"{tensor.name} = {module}.tensor({tensor.values!r}, dtype={module}.{tensor.dtype}, "
              f"requires_grad={tensor.requires_grad})" for tensor in program.inputs]
-    lines += [f"{step.out} = {step_source(step, module)}" for step in program.steps]
-    action, target = program.action, program.action.target
-    if action.kind == SUM_BACKWARD:
-        lines.append(f"{target}.sum().backward()")
-    elif action.kind == BACKWARD:
-        lines.append(f"{target}.backward()")
-    elif action.kind == BACKWARD_GRADIENT:
-        lines.append(f"{target}.backward(gradient={module}.tensor({action.gradient!r}, dtype={target}.dtype))")
-    return lines
+    for step in program.steps:
+        lines += step_lines(step, module)
+    return lines + action_lines(program, module)
 
 
 def render_script(program: Program, *, backend: str = "engine", verdict: Verdict | None = None) -> str:
@@ -66,9 +141,11 @@ def render_script(program: Program, *, backend: str = "engine", verdict: Verdict
                     f"requires_grad={tensor.requires_grad})")
         body.append(f"yield {tensor.name!r}, {tensor.name}")
     for step in program.steps:
-        body.append(f"{step.out} = {step_source(step)}")
+        body += step_lines(step)
         body.append(f"yield {step.out!r}, {step.out}")
-    body.append(program_lines(program)[-1])
+    body += action_lines(program, record=True)
+    retained = [step.out for step in program.steps if step.op == RETAIN_GRAD]
+    body += [f"yield {name + '.grad'!r}, {name}.grad" for name in retained]
     summary = ["Reproducer generated by gradfuzz."]
     if verdict is not None and verdict.diverged:
         summary += [f"Divergence: {verdict.signature}", f"Detail: {verdict.detail}"]
@@ -124,17 +201,32 @@ def run(module):
 def describe(tensor):
     if tensor is None:
         return "None"
+    if isinstance(tensor, (tuple, list)):
+        return "(" + ", ".join(describe(item) for item in tensor) + ")"
     grad_fn = getattr(tensor, "grad_fn", None)
     node = f" grad_fn={{grad_fn.name()}}" if grad_fn is not None else ""
-    return f"{{str(tensor.dtype).rpartition('.')[2]}}{{list(tensor.shape)}}{{node}}\\n{{tensor.detach().numpy()}}"
+    return f"{{str(tensor.dtype).rpartition('.')[2]}}{{list(tensor.shape)}}{{node}}\\n{{numpy(tensor)}}"
+
+
+def numpy(tensor):
+    tensor = tensor.detach()
+    if getattr(tensor, "_is_zerotensor", lambda: False)():  # torch's ZeroTensor gradients
+        return np.zeros(tuple(tensor.shape), dtype=str(tensor.dtype).rpartition('.')[2])
+    return tensor.numpy()
 
 
 def difference(ours, theirs):
     if ours is None or theirs is None:
         return "DIFFERENT: one side is None" if (ours is None) != (theirs is None) else "same (both None)"
-    a, b = ours.detach().numpy(), theirs.detach().numpy()
+    if isinstance(ours, (tuple, list)) or isinstance(theirs, (tuple, list)):
+        if not (isinstance(ours, (tuple, list)) and isinstance(theirs, (tuple, list))) or len(ours) != len(theirs):
+            return "DIFFERENT: multi-output results differ in length"
+        return "; ".join(difference(a, b) for a, b in zip(ours, theirs))
+    a, b = numpy(ours), numpy(theirs)
     if a.shape != b.shape:
         return f"DIFFERENT shapes {{a.shape}} vs {{b.shape}}"
+    if a.dtype.kind == "f" and b.dtype.kind == "f" and (np.signbit(a) != np.signbit(b))[(a == 0) & (b == 0)].any():
+        return "DIFFERENT: sign of zero"
     rtol, atol = TOLERANCES.get(str(b.dtype), (0.0, 0.0))
     close = np.isclose(a.astype(np.float64), b.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True)
     with np.errstate(all="ignore"):

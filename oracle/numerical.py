@@ -5,12 +5,13 @@ import numpy as np
 import torch
 
 from fuzz import interpreter
-from fuzz.program import BACKWARD_GRADIENT, Program
+from fuzz.program import BACKWARD_GRADIENT, DTYPES, Program
 
 
 def _loss(program: Program, leaves: dict[str, np.ndarray]) -> float:
     """The scalar the action differentiates, on float64 torch tensors built from ``leaves``."""
-    env = {name: torch.from_numpy(array) for name, array in leaves.items()}
+    # Copies: an in-place step on an input must not move the point being differentiated at.
+    env = {name: torch.from_numpy(array.copy()) for name, array in leaves.items()}
     with torch.no_grad():
         for step in program.steps:
             env[step.out] = interpreter.apply_step(torch, step, env)
@@ -26,7 +27,9 @@ def numerical_gradient(program: Program, *, step: float = 1e-6) -> dict[str, np.
 
     The loss is ``sum(target)`` (``sum_backward``, and ``backward`` on a
     scalar) or ``sum(target * gradient)`` (``backward_gradient``), evaluated
-    on torch with every input cast to float64. Each element ``x`` is moved by
+    on torch with every floating input cast to float64. Returns None for
+    programs whose gradients are not those of the loss
+    (`Program.uses_autograd_features`). Each element ``x`` is moved by
     ``step * max(1, |x|)`` both ways. Returns None when the float64 program
     raises (then there is no loss to differentiate).
 
@@ -35,8 +38,13 @@ def numerical_gradient(program: Program, *, step: float = 1e-6) -> dict[str, np.
     """
     if step <= 0:
         raise ValueError(f"step must be positive, got {step}")
+    if program.uses_autograd_features():
+        # Hooks, detach, no_grad regions, repeated and double backward: the grads are not
+        # the derivative of one loss, so finite differences have no opinion.
+        return None
     program = program.with_dtype("float64")
-    leaves = {tensor.name: np.array(tensor.values, dtype=np.float64) for tensor in program.inputs}
+    leaves = {tensor.name: np.array(tensor.values, dtype=np.float64 if tensor.dtype in DTYPES else tensor.dtype)
+              for tensor in program.inputs}
     gradients: dict[str, np.ndarray] = {}
     try:
         for tensor in program.inputs:
