@@ -83,9 +83,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if allow_unused is None:
         allow_unused = materialize_grads
     inputs = _as_tuple(inputs, "inputs")
-    outputs, grads = _prepare(outputs, grad_outputs)
-    if not inputs:
+    if not inputs:   # NOTE: torch checks this before anything about the outputs
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
+    outputs, grads = _prepare(outputs, grad_outputs)
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")

@@ -40,6 +40,10 @@ CASES = {
         x = torch.tensor([1., 2.], requires_grad=True)
         torch.autograd.grad((x * 2).sum(), [])
     """,
+    "autograd_grad_empty_inputs_is_checked_first": """
+        x = torch.tensor([1., 2.])
+        torch.autograd.grad((x * 2).sum(), [])
+    """,
     "autograd_grad_non_scalar": """
         x = torch.tensor([1., 2.], requires_grad=True)
         torch.autograd.grad(x * 2, x)
