@@ -823,7 +823,9 @@ def _inplace_step(builder: _Builder, *, on_leaf: bool = False) -> bool:
     builder.kinks = op.kinks
     if op.kind not in _ARGUMENTS_BY_KIND:  # e.g. lerp_: the sample's first tensor is the receiver
         args, kwargs = _template_args(builder, op, "inplace")
-        return builder.add_step(op.name, "inplace", args, kwargs)
+        # A sample whose first operand is not a tensor (`True & mask`) has no receiver: call the op.
+        form = "inplace" if args and isinstance(args[0], Ref) else _form(draw, op, args, kwargs)
+        return builder.add_step(op.name, form, args, kwargs)
     if on_leaf:
         leaves = [tensor.name for tensor in builder.inputs if tensor.requires_grad]
         builder.forced = Ref(leaves[-1]) if leaves else None
@@ -915,8 +917,12 @@ def _action(draw, builder: _Builder, *, no_grad_target: bool = False) -> Action:
         return Action(_pick(draw, (SUM_BACKWARD, BACKWARD)), builder.steps[-1].out)
     # Usually the newest output that requires grad: the program is pruned to the
     # target's ancestors, and the action then usually reaches a backward pass.
+    newest = outputs[-1]
     outputs = sorted(reversed(outputs), key=lambda name: not builder.tensors[name].requires_grad)
-    target = _pick(draw, outputs) if _rarely(draw, OTHER_TARGET_ONE_IN) else outputs[0]
+    # Otherwise the newest output itself, even when it does not require grad (comparisons, argmax,
+    # factories): its values are compared, and what backward says about it.
+    choice = _pick(draw, ("grad", "newest", "any")) if _rarely(draw, OTHER_TARGET_ONE_IN // 2) else "grad"
+    target = {"grad": outputs[0], "newest": newest, "any": _pick(draw, outputs) if choice == "any" else None}[choice]
     kinds = ACTIONS if builder.limits.features else ACTION_KINDS[:3]
     kind = _pick(draw, kinds)
     gradient, retain_graph = None, False

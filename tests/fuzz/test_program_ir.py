@@ -92,3 +92,80 @@ def test_pruned_keeps_the_targets_ancestors_renamed_in_order():
     assert [(step.op, step.args, step.out) for step in pruned.steps] == [
         ("neg", (Ref("x0"),), "v0"), ("mul", (Ref("v0"), Literal(3)), "v1")]
     assert pruned.action.target == "v1"
+
+
+# ---- format 2: every new kind of step and action round-trips, and format 1 still reads ----
+
+from fuzz.program import (DETACH, DOUBLE_BACKWARD, REGISTER_HOOK, REPEATED_BACKWARD, RETAIN_GRAD, SETITEM,  # noqa: E402
+                          Dots, DType, Seq, Slice)
+
+
+def feature_programs() -> dict[str, Program]:
+    """One small program per step or action kind that format 2 added."""
+    x = Input("x0", (2, 3), "float32", [[1.0, -2.0, 0.5], [-0.0, 3.0, 2.0]], True)
+    mask = Input("x1", (2, 3), "bool", [[True, False, True], [False, False, True]], False)
+    index = Input("x1", (2,), "int64", [0, 0], False)
+    mul = Step("mul", "function", (Ref("x0"), Literal(2.0)), {}, "v0")
+    return {
+        "inplace": Program((x,), (mul, Step("add", "inplace", (Ref("v0"), Literal(1.0)), {"alpha": 2.0}, "v1")),
+                           Action(SUM_BACKWARD, "v1")),
+        "inplace-kind": Program((x,), (mul, Step("fill_", "method", (Ref("v0"), Literal(0.5)), {}, "v1")),
+                                Action(SUM_BACKWARD, "v1")),
+        "setitem": Program((x, index), (mul, Step(SETITEM, "method", (Ref("v0"), Ref("x1"), Literal(-1.0)), {},
+                                                                "v1")),
+                           Action(SUM_BACKWARD, "v1")),
+        "inplace-on-leaf": Program((x,), (Step("exp", "inplace", (Ref("x0"),), {}, "v0"),), Action(SUM_BACKWARD, "v0")),
+        "detach": Program((x,), (mul, Step(DETACH, "method", (Ref("v0"),), {}, "v1"),
+                                 Step("mul", "operator", (Ref("v1"), Ref("x0")), {}, "v2")), Action(SUM_BACKWARD, "v2")),
+        "no_grad": Program((x,), (Step("exp", "function", (Ref("x0"),), {}, "v0", no_grad=True),
+                                  Step("mul", "function", (Ref("v0"), Ref("x0")), {}, "v1")), Action(SUM_BACKWARD, "v1")),
+        "hook": Program((x,), (mul, Step(REGISTER_HOOK, "method", (Ref("v0"), Literal(-1.0)), {}, "v1"),
+                               Step("exp", "function", (Ref("v1"),), {}, "v2")), Action(SUM_BACKWARD, "v2")),
+        "retain_grad": Program((x,), (mul, Step(RETAIN_GRAD, "method", (Ref("v0"),), {}, "v1"),
+                                      Step("tanh", "method", (Ref("v1"),), {}, "v2")), Action(SUM_BACKWARD, "v2")),
+        "structured": Program((x, mask), (
+            Step("__getitem__", "method", (Ref("x0"), Seq((Dots(), Slice(0, 2)))), {}, "v0"),
+            Step("where", "function", (Ref("x1"), Ref("x0"), Literal(0.0)), {}, "v1"),
+            Step("cat", "function", (Seq((Ref("v1"), Ref("x0")), "list"),), {"dim": 1}, "v2"),
+            Step("einsum", "function", (Literal("ij->j"), Ref("v2")), {}, "v3"),
+            Step("sum", "method", (Ref("v3"),), {"dtype": DType("float64")}, "v4"),
+            Step("mT", "property", (Ref("x0"),), {}, "v5"),
+            Step("max", "method", (Ref("v5"), Literal(1)), {}, "v6"),
+            Step("__getitem__", "method", (Ref("v6"), Literal(0)), {}, "v7"),
+            Step("mul", "function", (Ref("v7"), Ref("v4")), {}, "v8")), Action(SUM_BACKWARD, "v8")),
+        "repeated-retained": Program((x,), (Step("exp", "function", (Ref("x0"),), {}, "v0"),),
+                                     Action(REPEATED_BACKWARD, "v0", retain_graph=True)),
+        "repeated-freed": Program((x,), (Step("exp", "function", (Ref("x0"),), {}, "v0"),),
+                                  Action(REPEATED_BACKWARD, "v0", retain_graph=False)),
+        "double": Program((x,), (Step("tanh", "function", (Ref("x0"),), {}, "v0"),), Action(DOUBLE_BACKWARD, "v0")),
+    }
+
+
+@pytest.mark.parametrize("name", list(feature_programs()))
+def test_every_step_and_action_kind_round_trips(name):
+    program = feature_programs()[name]
+    back = through_json(program)
+    assert back == program and back.to_json() == program.to_json() and back.to_json()["format"] == 2
+
+
+def test_format_1_files_still_load():
+    stored = {"format": 1, "inputs": [{"name": "x0", "shape": [2], "dtype": "float32", "values": [1.0, "nan"],
+                                       "requires_grad": True}],
+              "steps": [{"op": "sum", "form": "method", "args": [{"ref": "x0"}], "kwargs": {"dim": [0]},
+                         "out": "v0"}],
+              "action": {"kind": "sum_backward", "target": "v0"}}
+    program = Program.from_json(stored)
+    assert program.steps[0].kwargs == {"dim": (0,)} and program.format == 2
+    assert Program.from_json(program.to_json()) == program
+    with pytest.raises(ValueError, match="format 3 is not supported"):
+        Program.from_json({**stored, "format": 3})
+
+
+def test_pruning_keeps_in_place_ops_and_hooks_on_what_the_target_reads():
+    x = Input("x0", (2,), "float32", [1.0, 2.0], True)
+    program = Program((x,), (Step("exp", "function", (Ref("x0"),), {}, "v0"),
+                             Step("sin", "function", (Ref("x0"),), {}, "v1"),          # dead
+                             Step("mul", "inplace", (Ref("v0"), Literal(2.0)), {}, "v2"),  # changes v0 after use
+                             Step("exp", "function", (Ref("v0"),), {}, "v3")),
+                      Action(SUM_BACKWARD, "v3"))
+    assert [step.op for step in program.pruned().steps] == ["exp", "mul", "exp"]

@@ -45,3 +45,39 @@ def test_a_script_compares_two_backends_and_reports_errors(tmp_path):
     assert "[inf]" not in result.stdout and "inf]" in result.stdout
     assert result.stdout.count("TypeError: matmul(): argument 'other'") == 2
     assert "[at: v1 = torch.matmul(v0, 3)]" in result.stdout
+
+
+def test_a_script_runs_for_every_step_and_action_kind(tmp_path):
+    # Every kind of step and action format 2 added renders into one script that runs, torch against itself.
+    from test_program_ir import feature_programs
+    scripts = []
+    for name, program in feature_programs().items():
+        script = tmp_path / f"{name.replace('-', '_')}.py"
+        script.write_text(render_script(program, backend="torch"))
+        scripts.append(script.stem)
+    runner = tmp_path / "run_all.py"
+    runner.write_text("import importlib, sys\nsys.path.insert(0, %r)\n" % str(tmp_path) +
+                      "for name in %r:\n    print('#', name)\n    importlib.import_module(name).main()\n" % scripts)
+    result = subprocess.run([sys.executable, str(runner)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert "DIFFERENT" not in result.stdout
+    assert "== v1.grad" in result.stdout and "d/dx0" in result.stdout and "x0.grad after backward 1" in result.stdout
+    assert "Trying to backward through the graph a second time" in result.stdout
+    assert "a leaf Variable that requires grad is being used in an in-place operation" in result.stdout
+
+
+def test_step_source_for_the_new_forms():
+    from fuzz.program import Dots, DType, Seq, Slice
+    from fuzz.repro import step_lines
+    assert step_source(Step("add", "inplace", (Ref("v0"), Ref("x1")), {}, "v1")) == "v0.add_(x1)"
+    assert step_source(Step("mT", "property", (Ref("x0"),), {}, "v0")) == "x0.mT"
+    assert step_source(Step("__getitem__", "method", (Ref("x0"), Seq((Dots(), Slice(1, None), Literal(None)))), {},
+                            "v0")) == "x0[..., 1:, None]"
+    assert step_source(Step("nn.functional.relu", "function", (Ref("x0"),), {}, "v0")) == "torch.nn.functional.relu(x0)"
+    assert step_source(Step("sum", "method", (Ref("x0"),), {"dtype": DType("int64")}, "v0")) == \
+        "x0.sum(dtype=torch.int64)"
+    assert step_lines(Step("__setitem__", "method", (Ref("v0"), Literal(1), Literal(0.5)), {}, "v1")) == \
+        ["v0[1] = 0.5", "v1 = v0"]
+    assert step_lines(Step("exp", "function", (Ref("x0"),), {}, "v0", no_grad=True)) == \
+        ["with torch.no_grad():", "    v0 = torch.exp(x0)"]

@@ -1,5 +1,6 @@
 """The program strategy: argument validation, bounds, reach over the op table, and the
 differential property itself with torch on both sides."""
+import numpy as np
 import pytest
 import torch
 from hypothesis import Phase, find, given, settings
@@ -84,3 +85,65 @@ def test_ops_the_strategy_cannot_draw_yet_are_named():
         pytest.skip("every op in the table is drawable")
     with pytest.raises(ValueError, match=f"cannot draw arguments for \\['{undrawable.name}'\\]"):
         programs(ops=[undrawable.name])
+
+
+# ---- reach over the whole table ----
+
+from hypothesis import HealthCheck  # noqa: E402
+
+from engine.optable import OPS  # noqa: E402
+from fuzz.program import ACTION_KINDS, DETACH, REGISTER_HOOK, RETAIN_GRAD  # noqa: E402
+from fuzz.strategies import EXCLUDED_OPS  # noqa: E402
+
+
+def test_the_default_selection_is_the_table_minus_justified_exclusions():
+    # Random factories cannot be compared value for value with torch; each exclusion says why.
+    assert {op.name for op in drawable_ops()} == {op.name for op in OPS} - set(EXCLUDED_OPS)
+    assert set(EXCLUDED_OPS) <= set(BY_NAME) and all(len(reason) > 10 for reason in EXCLUDED_OPS.values())
+
+
+def test_default_programs_reach_the_table_every_step_kind_and_every_action():
+    # test_every_drawable_op_is_reached_... proves each op is drawn with a call torch accepts;
+    # here the default strategy (ci profile, derandomized) spreads over the whole table.
+    reached, forms, specials, actions, flags = set(), set(), set(), set(), set()
+
+    @settings(settings.get_profile("ci"), max_examples=1200, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(programs())
+    def draw(program):
+        reached.update(program.ops())
+        forms.update(step.form for step in program.steps)
+        specials.update(step.op for step in program.steps if step.op in (DETACH, RETAIN_GRAD, REGISTER_HOOK))
+        actions.add(program.action.kind)
+        flags.update("no_grad" for step in program.steps if step.no_grad)
+        flags.update(tensor.dtype for tensor in program.inputs)
+    draw()
+    drawable = {op.name for op in drawable_ops()}
+    assert len(reached & drawable) >= 0.7 * len(drawable), sorted(drawable - reached)
+    assert {BY_NAME[name].kind for name in reached & drawable} == {op.kind for op in drawable_ops()}
+    assert forms == {"function", "method", "operator", "property", "inplace"}
+    assert specials == {DETACH, RETAIN_GRAD, REGISTER_HOOK} and actions == set(ACTION_KINDS)
+    assert {"no_grad", "float32", "float64", "int64", "bool"} <= flags
+
+
+def test_values_hit_signed_zeros_ties_and_extremes():
+    def has(predicate):
+        return lambda program: any(predicate(np.asarray(tensor.values, dtype=np.float64))
+                                   for tensor in program.inputs if tensor.dtype.startswith("float"))
+    quick = settings(max_examples=1500, database=None, derandomize=True, phases=[Phase.generate])
+    find(programs(), has(lambda a: bool(((a == 0) & np.signbit(a)).any())), settings=quick)
+    find(programs(), has(lambda a: a.size >= 2 and len(np.unique(a)) == 1 and a.flat[0] != 0), settings=quick)
+    find(programs(), has(lambda a: bool((~np.isfinite(a) | (np.abs(a) > 1e20)).any())), settings=quick)
+
+
+def test_some_programs_are_invalid_on_purpose():
+    def error_at(where, message):
+        def check(program):
+            error = oracle.run_torch(program).error
+            return error is not None and error.where.startswith(where) and message in error.message
+        return check
+    quick = settings(max_examples=1500, database=None, derandomize=True, phases=[Phase.generate])
+    find(programs(), error_at("step", "a leaf Variable that requires grad is being used in an in-place"),
+         settings=quick)
+    find(programs(), error_at("step", "must match the size of tensor"), settings=quick)
+    find(programs(), error_at("action", "Trying to backward through the graph a second time"), settings=quick)
