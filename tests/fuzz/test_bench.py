@@ -1,0 +1,85 @@
+"""gradfuzz bench: the bootstrap on synthetic rounds, and a quick real run on two small workloads."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fuzz import bench, workloads
+from fuzz.bench import bootstrap_ratio, measure_memory, run_bench
+
+QUICK = {"rounds": 4, "warmup": 1, "min_time": 0.001, "memory_repeats": 0}
+
+
+def test_bootstrap_puts_a_known_ratio_inside_its_interval():
+    rng = np.random.default_rng(1)
+    drift = np.linspace(1.0, 1.3, 40)  # the machine slows down; interleaved rounds see it on both sides
+    torch_rounds = 1e-3 * drift * rng.lognormal(0, 0.05, 40)
+    engine_rounds = 2.5e-3 * drift * rng.lognormal(0, 0.05, 40)
+    ratio = bootstrap_ratio(engine_rounds, torch_rounds)
+    assert ratio["low"] <= 2.5 <= ratio["high"]
+    assert ratio["low"] <= ratio["estimate"] <= ratio["high"]
+    assert ratio["high"] - ratio["low"] < 0.5
+    assert bootstrap_ratio(engine_rounds, torch_rounds) == ratio  # seeded
+
+
+def test_bootstrap_pairs_rounds_so_shared_drift_does_not_widen_the_interval():
+    drift = np.linspace(1.0, 3.0, 30)
+    ratio = bootstrap_ratio(0.5 * drift, drift)
+    assert ratio == {"estimate": 0.5, "low": 0.5, "high": 0.5}
+    unpaired = bootstrap_ratio(0.5 * drift, drift[:-1])  # unequal counts: resampled independently
+    assert unpaired["low"] < 0.5 < unpaired["high"]
+
+
+def test_bootstrap_needs_rounds_on_both_sides():
+    with pytest.raises(ValueError):
+        bootstrap_ratio([], [1.0])
+
+
+def test_quick_run_writes_bench_json_and_the_report(tmp_path, monkeypatch):
+    # A peer without adapters (json stands in for an installed library) expresses nothing.
+    monkeypatch.setitem(workloads.PEERS, "json", {})
+    first = run_bench(tmp_path / "first", workloads=["W1", "W2-float32"], **QUICK)
+    index = run_bench(tmp_path / "second", workloads=["W1", "W2-float32"], previous=tmp_path / "first",
+                      extra_backends=("json", "gradfuzz_no_such_backend"), **QUICK)
+    assert first == tmp_path / "first" / "index.html" and first.is_file()
+    assert index == tmp_path / "second" / "index.html"
+    data = json.loads((tmp_path / "second" / "bench.json").read_text())
+    assert data["kind"] == "bench" and data["format"] == bench.FORMAT
+    assert (data["tested"], data["reference"]) == ("engine", "torch")
+    assert data["settings"]["rounds"] == 4 and data["settings"]["warmup"] == 1
+    assert set(data["machine"]) >= {"platform", "processor", "cpu_count", "torch_threads", "numpy_blas"}
+    assert set(data["versions"]) >= {"python", "numpy", "torch", "gradfuzz"}
+    assert list(data["workloads"]) == ["W1", "W2-float32"]
+    for name, entry in data["workloads"].items():
+        assert entry["target"] == bench.TARGETS[name]
+        for backend in ("engine", "torch"):
+            side = entry["backends"][backend]
+            assert side["status"] == "ok" and side["calls_per_round"] >= 1
+            assert len(side["rounds"]) == 4 and len(side["warmup"]) == 1
+            assert all(t > 0 for t in side["rounds"]) and side["min"] <= side["median"]
+        assert entry["backends"]["json"] == {"status": "not expressible", "error": None}
+        assert entry["backends"]["gradfuzz_no_such_backend"]["status"] == "not installed"
+        ratio = entry["ratio"]
+        assert ratio == entry["ratios"]["engine"] and list(entry["ratios"]) == ["engine"]
+        assert 0 < ratio["low"] <= ratio["estimate"] <= ratio["high"]
+        median_ratio = entry["backends"]["engine"]["median"] / entry["backends"]["torch"]["median"]
+        assert ratio["estimate"] == pytest.approx(median_ratio)
+    assert data["memory"] is None  # no W3, and memory_repeats=0
+    assert data["previous"]["source"] == str(tmp_path / "first")
+    assert set(data["previous"]["workloads"]["W1"]["medians"]) == {"engine", "torch"}
+    html = index.read_text()
+    assert "W2-float32" in html and "<svg" in html and "not expressible" in html
+
+
+def test_run_bench_rejects_unknown_workloads(tmp_path):
+    with pytest.raises(ValueError, match="W9"):
+        run_bench(tmp_path, workloads=["W9"])
+
+
+def test_memory_is_measured_in_a_fresh_process():
+    memory = measure_memory("engine", "W1", repeats=1)
+    assert set(memory) == {"source", "baseline_bytes", "peak_growth_bytes"}, memory
+    assert memory["baseline_bytes"] > 10 * 2**20 and memory["peak_growth_bytes"] >= 0
+    assert "error" in measure_memory("gradfuzz_no_such_backend", "W1", repeats=1)
