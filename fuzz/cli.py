@@ -17,6 +17,7 @@ from fuzz import interpreter
 from fuzz.campaign import INTERRUPTED, CampaignConfig, load_backend, run_campaign
 from fuzz.compare import compare
 from fuzz.program import Program
+from fuzz.workloads import WORKLOADS
 
 EXIT_CODES = """\b
 Exit codes:
@@ -245,6 +246,48 @@ def history(folder: Path) -> None:
     """Render FOLDER/index.html: trends over the run directories in FOLDER (nightly campaigns)."""
     from reports import render_history
     Console(stderr=True).print(f"history: {render_history(folder)}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gradfuzz-bench"),
+              show_default=True, help="Output directory for bench.json and index.html.")
+@click.option("--workload", "workloads", type=click.Choice(list(WORKLOADS)), multiple=True,
+              help="Time only this workload (repeatable); default: all.")
+@click.option("--rounds", type=click.IntRange(min=2), default=None,
+              help="Timed rounds per backend, after warm-up [default: 30; 5 with --quick].")
+@click.option("--previous", type=click.Path(exists=True, path_type=Path), default=None,
+              help="An earlier run's bench.json (or its directory): the report shows the change per workload.")
+@click.option("--quick", is_flag=True, help="Few short rounds, one memory repeat: a smoke test (CI), not a measurement.")
+@click.option("--peer", "peers", type=click.Choice(["autograd", "mygrad"]), multiple=True,
+              help="Also time this peer library, if installed (HIPS autograd, MyGrad); repeatable.")
+def bench(out: Path, workloads: tuple[str, ...], rounds: int | None, previous: Path | None, quick: bool,
+          peers: tuple[str, ...]) -> None:
+    """Time the performance workloads on the engine and on torch; write OUT/bench.json and OUT/index.html.
+
+    Ratios are engine time / torch time (medians over interleaved rounds, 95% bootstrap CI): below 1 the
+    engine is faster. Timings are noisy; compare ratios within one run.
+    """
+    from fuzz.bench import DEFAULT_ROUNDS, QUICK, rich_table, run_bench
+    from reports.bench import load_bench
+    console = Console(stderr=True)
+    settings = {"rounds": rounds or (QUICK["rounds"] if quick else DEFAULT_ROUNDS)}
+    command = shlex.join(["gradfuzz", "bench", "--out", str(out), "--rounds", str(settings["rounds"])]
+                         + [argument for name in workloads for argument in ("--workload", name)]
+                         + (["--previous", str(previous)] if previous else []) + (["--quick"] if quick else [])
+                         + [argument for peer in peers for argument in ("--peer", peer)])
+    if quick:
+        settings.update(warmup=QUICK["warmup"], min_time=QUICK["min_time"], memory_repeats=QUICK["memory_repeats"])
+    try:
+        index = run_bench(out, workloads=workloads or None, previous=previous, extra_backends=peers,
+                          command=command, progress=lambda message: console.print(message, highlight=False),
+                          **settings)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except ValueError as error:  # e.g. --previous is not a bench.json
+        raise click.ClickException(str(error)) from error
+    Console().print(rich_table(load_bench(out)))
+    console.print(f"report: {index}")
 
 
 if __name__ == "__main__":
