@@ -250,6 +250,9 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     from ._tensor import Tensor
 
     root_nodes = [root.grad_fn if root.grad_fn is not None else root._accumulator() for root in roots]
+    # A view made under no_grad has no node: its gradient goes nowhere, as in torch.
+    grads = [g for node, g in zip(root_nodes, grads) if node is not None]
+    root_nodes = [node for node in root_nodes if node is not None]
     captures = {}
     if inputs is not None:
         for i, t in enumerate(inputs):

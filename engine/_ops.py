@@ -135,6 +135,10 @@ def _plain(data, dt, inputs) -> Tensor:
     out = Tensor._make(data, dt)
     if data.base is not None:
         _link_view(out, inputs)
+        if out._base is not None and out._base._requires_grad and dt.is_floating_point:
+            # NOTE: in torch a view made under no_grad of a tensor that requires grad still
+            # requires grad, without a grad_fn, and gradients reaching it go nowhere.
+            out._requires_grad = True
     return out
 
 

@@ -75,7 +75,8 @@ def inplace_method(fn, name: str, comparison: bool = False):
         _check_tensor(self, name)
         check_writable(self)
         result = fn(self, *args, **kwargs)
-        if comparison and self._requires_grad and _GradMode.enabled:
+        if comparison and _GradMode.enabled and (self._requires_grad or any(
+                isinstance(a, Tensor) and a._requires_grad for a in args)):
             result = _comparison_node(name, self, args, result)
         return write_result(self, result)
     method.__name__ = method.__qualname__ = name

@@ -187,9 +187,10 @@ class Tensor:
                 raise RuntimeError("assigned grad has data of a different type")
         self._grad = value
 
-    def _accumulator(self) -> AccumulateGrad:
-        """The leaf's AccumulateGrad node (one per leaf, as torch keeps it)."""
-        if self._acc is None:
+    def _accumulator(self) -> AccumulateGrad | None:
+        """The leaf's AccumulateGrad node (one per leaf, as torch keeps it); None for a view
+        made under no_grad, which requires grad but accumulates nothing, as in torch."""
+        if self._acc is None and self._base is None:
             self._acc = AccumulateGrad(self)
         return self._acc
 

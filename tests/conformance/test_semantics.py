@@ -306,6 +306,25 @@ CASES = {
         x.register_hook(lambda g: print("x", g))
         (a * b).sum().backward()
     """,
+    "views_made_under_no_grad": """
+        a = torch.tensor([1., 2., 3., 4.], requires_grad=True)
+        with torch.no_grad():
+            v = a.view(2, 2)
+            c = a * 2
+            parts = a.chunk(2)
+        print(v.requires_grad, v.is_leaf, v.grad_fn, c.requires_grad, [p.requires_grad for p in parts])
+        (v * 3).sum().backward()
+        print(v.grad, a.grad)
+        v.retain_grad()
+    """,
+    "inplace_comparison_with_an_operand_that_requires_grad": """
+        x0 = torch.tensor([1., 2.])
+        x1 = torch.tensor([1., 3.], requires_grad=True)
+        r = x0.eq_(x1)
+        print(r, r.grad_fn.name())
+        r.sum().backward()
+        print(x1.grad)
+    """,
     "nan_and_inf_propagate": """
         x = torch.tensor([float('nan'), float('inf'), -float('inf'), 0.], requires_grad=True)
         y = (x.exp() + x * 2 + x.tanh() + x.sigmoid() + x.relu()).sum()
