@@ -60,8 +60,12 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     self._data[...] = result._data if result.dtype is self.dtype else result._data.astype(self.dtype.np)
     self._vc[0] += 1
     if _GradMode.enabled:   # under no_grad the tensor keeps its place in the graph, as in torch
+        old = self.grad_fn
         self.grad_fn = node
         self._requires_grad = result._requires_grad
+        if old is not None and node is not None and old._retained is not None and old._retained() is self:
+            # NOTE: retain_grad follows the tensor: its .grad is the gradient of the new value.
+            old._retained, node._retained = None, old._retained
     if node is not None and "result" in node.ctx.tensors:
         # The saved output is this tensor now, at its new version.
         node.ctx.tensors["result"], node.ctx.versions["result"] = self, self._vc[0]

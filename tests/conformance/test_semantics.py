@@ -306,6 +306,16 @@ CASES = {
         x.register_hook(lambda g: print("x", g))
         (a * b).sum().backward()
     """,
+    "retain_grad_follows_an_inplace_op": """
+        x = torch.tensor([1., 4., 9.], requires_grad=True)
+        v = x * 1
+        v.retain_grad()
+        v.sqrt_()
+        loss = v.sum()
+        loss.backward(retain_graph=True)
+        loss.backward()
+        print(v.grad, x.grad)
+    """,
     "views_made_under_no_grad": """
         a = torch.tensor([1., 2., 3., 4.], requires_grad=True)
         with torch.no_grad():
