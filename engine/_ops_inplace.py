@@ -51,7 +51,9 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     if node is not None:
         ctx = node.ctx
         for name, saved in list(ctx.tensors.items()):
-            if saved is self:
+            # Only the modified argument itself (`self`/`input`), not another argument that
+            # happens to be the same tensor: torch checks that one's version (x.lerp_(x, w)).
+            if saved is self and name in ("self", "input"):
                 # NOTE: torch saves the original value of the modified input (a clone) where
                 # the rule needs it, so mul_ by a tensor that requires grad still backwards.
                 snapshot = Tensor._make(self._data.copy(), self.dtype, self._requires_grad, self.grad_fn)

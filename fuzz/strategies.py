@@ -59,6 +59,7 @@ EXCLUDED_OPS = {
     "randn": "random values, as rand",
     "randint": "random values, as rand",
     "manual_seed": "returns a torch.Generator, not a tensor; only meaningful with the random factories",
+    "int": "gives int32, which the engine does not support (it raises NotImplementedError naming it)",
 }
 # Keywords whose sample values are kept: any other value makes the op random.
 FROZEN_KWARGS = {"nn.functional.dropout": ("p", "training")}

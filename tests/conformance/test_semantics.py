@@ -316,6 +316,13 @@ CASES = {
         loss.backward()
         print(v.grad, x.grad)
     """,
+    "inplace_with_itself_as_another_argument": """
+        x0 = torch.tensor(0.0, requires_grad=True)
+        x1 = torch.tensor([0.0, 0.5, 1.0], requires_grad=True)
+        v0 = x0 * torch.tensor([[1., 1., 1.], [2., 2., 2.]])
+        v0.lerp_(v0, x1)
+        v0.sum().backward()
+    """,
     "views_made_under_no_grad": """
         a = torch.tensor([1., 2., 3., 4.], requires_grad=True)
         with torch.no_grad():
