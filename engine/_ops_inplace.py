@@ -15,7 +15,7 @@ import numpy as np
 from . import _dtype
 from ._autograd import _GradMode
 from ._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor, record,
-                   v_zeros_like)
+                   save_for_backward, v_zeros_like)
 from ._tensor import Tensor
 
 
@@ -159,6 +159,9 @@ def _copy_slices_backward(ctx, g):
 
 
 _COPY_SLICES = Rule("torch::autograd::CopySlices", _copy_slices_backward, ("self", "value"))
+# NOTE: an index with tensors (advanced indexing, masks) is torch's index_put_, whose node
+# saves the indices: a second backward without retain_graph raises.
+_INDEX_PUT = Rule("IndexPutBackward0", _copy_slices_backward, ("self", "value"))
 
 
 def __setitem__(self: Tensor, index, value) -> None:
@@ -176,7 +179,13 @@ def __setitem__(self: Tensor, index, value) -> None:
             target = data[key].shape
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(value_tensor.shape)} cannot be "
                                f"broadcast to indexing result of shape {list(target)}") from None
-    write_result(self, record(_COPY_SLICES, (self, value_tensor), data, self.dtype, index=key))
+    index_tensors = [i for i in (index if isinstance(index, tuple) else (index,)) if isinstance(i, Tensor)]
+    rule = _INDEX_PUT if index_tensors else _COPY_SLICES
+    result = record(rule, (self, value_tensor), data, self.dtype, index=key)
+    if result.grad_fn is not None:
+        for n, t in enumerate(index_tensors):
+            save_for_backward(result, f"indices{n}", t)
+    write_result(self, result)
 
 
 def _numpy_index(index):

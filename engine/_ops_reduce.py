@@ -74,7 +74,12 @@ def v_abs(x):
 
 
 def v_sign(x):
-    return v_const(np.sign(v_data(x)), x)
+    # NOTE: with create_graph torch's sgn(x) stays in the graph (its own gradient is zero),
+    # so a gradient built from it requires grad and can be differentiated again.
+    if isinstance(x, Tensor):
+        from ._ops_pointwise import sign
+        return sign(x)
+    return np.sign(x)
 
 
 _FLIP = Rule("FlipBackward0", lambda ctx, g: (v_flip(g, ctx.dim),))

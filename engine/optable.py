@@ -117,7 +117,7 @@ OPS: tuple[Op, ...] = (
     Op("copy_", INPLACE, ("torch::autograd::CopyBackwards",), (METHOD,),
        samples=(((T((2, 3)), T((3,))), {}), ((T((2,)), T((2,), dtype="int64", values=(1, 2))), {}))),
     # `x[index] = value`; bound as Tensor.__setitem__
-    Op("__setitem__", INPLACE, ("torch::autograd::CopySlices",), (METHOD,)),
+    Op("__setitem__", INPLACE, ("torch::autograd::CopySlices", "IndexPutBackward0"), (METHOD,)),
     # (end of engine/_ops_inplace.py)
 
     # ---- engine/_ops_convert.py ----------------------------------------------------------

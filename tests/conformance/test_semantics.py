@@ -323,6 +323,25 @@ CASES = {
         v0.lerp_(v0, x1)
         v0.sum().backward()
     """,
+    "setitem_with_tensor_indices_saves_them": """
+        x = torch.tensor([1., 2., 3.], requires_grad=True)
+        v = torch.tensor(5., requires_grad=True)
+        y = x * 1
+        y[torch.tensor([0, 0])] = v
+        y[torch.tensor([False, True, False])] = 7.
+        print(y, y.grad_fn.name())
+        loss = (y * y).sum()
+        loss.backward()
+        print(x.grad, v.grad)
+        loss.backward()
+    """,
+    "double_backward_through_l1_norm": """
+        x = torch.tensor([[1., -2., 3.], [0.5, 0., -1.]], requires_grad=True)
+        (g,) = torch.autograd.grad(torch.norm(x, p=1, dim=1).sum(), [x], create_graph=True)
+        print(g, g.requires_grad)
+        g.sum().backward()
+        print(x.grad)
+    """,
     "views_made_under_no_grad": """
         a = torch.tensor([1., 2., 3., 4.], requires_grad=True)
         with torch.no_grad():
