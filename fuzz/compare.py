@@ -25,10 +25,11 @@ from typing import Callable
 import numpy as np
 
 import oracle
-from engine.optable import BY_NAME
+from engine.optable import BY_NAME, OPS
+from engine.optable import LINALG as LINALG_KIND, MATMUL as MATMUL_KIND, REDUCTION as REDUCTION_KIND
 from fuzz import interpreter
 from fuzz.outcome import Array, Failure, Outcome, StepResult
-from fuzz.program import SUM_BACKWARD, Action, Literal, Program, Ref
+from fuzz.program import INPUT_NAME, SUM_BACKWARD, Action, Literal, Program, Ref
 
 MATCH = "match"
 # Consequential kinds change the data that later steps see; cosmetic ones do not.
@@ -184,7 +185,8 @@ def _divergences(engine: Outcome, torch_: Outcome, program: Program, notes: list
             break
         found += _compare_arrays(engine_result.value, torch_result.value, place, VALUE,
                                  tolerance(torch_result.value.dtype, (step.op,)),
-                                 lambda ref=step.out: float64_reference.value(ref), notes)
+                                 lambda ref=step.out: float64_reference.value(ref), notes,
+                                 zero_signs=_signs_comparable(step))
         found += _compare_autograd_metadata(engine_result, torch_result, place)
 
     if both_reached_action:
@@ -272,8 +274,25 @@ def _compare_failures(engine_error: Failure | None, torch_error: Failure | None,
     return []
 
 
+# Ops whose zero results are sums: their sign depends on the summation order (the BLAS
+# kernel), not on a convention, so -0.0 against 0.0 there is not a divergence.
+_ACCUMULATING_OPS = frozenset(op.name for op in OPS if op.kind in (MATMUL_KIND, LINALG_KIND, REDUCTION_KIND)) | {
+    "nn.functional.linear", "cumsum", "cumprod"}
+
+
+def _signs_comparable(step) -> bool:
+    """Whether a zero's sign in this step's result is a convention the engine must follow.
+
+    Only for an op that does not sum (see _ACCUMULATING_OPS) applied directly to program
+    inputs: an earlier step's zero can carry an order-dependent sign that later steps
+    merely propagate.
+    """
+    return step.op not in _ACCUMULATING_OPS and all(INPUT_NAME.fullmatch(ref) for ref in step.refs())
+
+
 def _compare_arrays(engine: Array, torch_: Array, place: _Place, kind: str, rtol_atol: tuple[float, float],
-                    float64_result: Callable[[], np.ndarray | None], notes: list[str]) -> list[_Divergence]:
+                    float64_result: Callable[[], np.ndarray | None], notes: list[str],
+                    zero_signs: bool = True) -> list[_Divergence]:
     """Shape, dtype and values (as ``kind``: VALUE or GRADIENT) of two arrays at one place."""
     if engine.shape != torch_.shape:
         return [_Divergence(SHAPE, place, f"{place.label}: engine shape {list(engine.shape)} "
@@ -284,7 +303,7 @@ def _compare_arrays(engine: Array, torch_: Array, place: _Place, kind: str, rtol
     rtol, atol = rtol_atol
     agree = close(engine.data, torch_.data, rtol, atol)
     if agree.all():
-        if kind == VALUE and not found:
+        if kind == VALUE and not found and zero_signs:
             found += _compare_zero_signs(engine, torch_, place)
         return found
     detail = (f"{place.label}: {_error_summary(engine.data, torch_.data, agree)} "
@@ -316,11 +335,18 @@ def _compare_zero_signs(engine: Array, torch_: Array, place: _Place) -> list[_Di
 
 def _rounding_explains(engine: np.ndarray, torch_: np.ndarray, reference: np.ndarray, agree: np.ndarray,
                        rtol: float, atol: float) -> bool:
-    """Whether, wherever the two differ, the engine is about as close to the float64 result as torch."""
+    """Whether, wherever the two differ, the engine is about as close to the float64 result as torch.
+
+    torch's float32 error is taken per element, but never below the largest float32 error
+    torch makes anywhere in this tensor: an ill-conditioned program amplifies rounding in
+    every element, and torch being lucky at one element is no evidence against the engine.
+    """
     with np.errstate(all="ignore"):
         engine_error = np.abs(engine.astype(np.float64) - reference)
         torch_error = np.abs(torch_.astype(np.float64) - reference)
-        acceptable = close(engine, reference, rtol, atol) | (engine_error <= PRECISION_FACTOR * torch_error)
+        finite = torch_error[np.isfinite(torch_error)]
+        noise = np.maximum(torch_error, finite.max() if finite.size else 0.0)
+        acceptable = close(engine, reference, rtol, atol) | (engine_error <= PRECISION_FACTOR * noise)
     return bool(acceptable[~agree].all())
 
 
