@@ -105,5 +105,5 @@ def test_differential_examples_per_second_without_generation(benchmark, drawn_pr
     benchmark.extra_info["examples_per_second"] = round(rate, 1)
     assert len(verdicts) == len(drawn_programs) > 0 and all(verdict.kind for verdict in verdicts)
     assert all(len(program.steps) <= MAX_STEPS for program in drawn_programs)
-    assert all(max((len(t.values) if isinstance(t.values, list) else 1) for t in program.inputs) <= MAX_SIDE
+    assert all(max(((len(t.values) if isinstance(t.values, list) else 1) for t in program.inputs), default=0) <= MAX_SIDE
                for program in drawn_programs)
