@@ -427,8 +427,22 @@ _EXP = Rule("ExpBackward0", lambda ctx, g: (g * ctx.result,), saves={"result": N
 _LOG = Rule("LogBackward0", lambda ctx, g: (g / ctx.self,), saves={"self": None})
 # NOTE: torch's threshold_backward passes the gradient where result > 0 and where the result
 # is NaN, and gives exactly 0 (not NaN for an infinite gradient) at and below 0: relu'(0) = 0.
-_RELU = Rule("ReluBackward0", lambda ctx, g: (v_masked_zero(g, v_data(ctx.result) <= 0),),
-             saves={"result": None})
+_RELU = Rule("ReluBackward0", lambda ctx, g: (v_threshold_backward(g, ctx.result),), saves={"result": None})
+
+# torch's threshold_backward(grad, result, 0) is differentiable in both arguments (zero in
+# `result`), so with create_graph the gradient of relu requires grad whenever the relu's
+# output does, and a double backward through it works even from a constant seed.
+_THRESHOLD_BACKWARD_2 = Rule("ThresholdBackwardBackward0",
+                             lambda ctx, g: (v_masked_zero(g, ctx.mask), v_zeros_like(g) if ctx.needs[1] else None),
+                             ("grad_output", "self"))
+
+
+def v_threshold_backward(g, result):
+    mask = v_data(result) <= 0
+    if isinstance(g, Tensor):
+        return record(_THRESHOLD_BACKWARD_2, (g, result), np.where(mask, np.zeros((), g.dtype.np), g._data),
+                      g.dtype, mask=mask)
+    return v_masked_zero(g, mask)
 # NOTE: torch's tanh_backward is g * (1 - y * y) and sigmoid_backward g * (1 - y) * y.
 _TANH = Rule("TanhBackward0", lambda ctx, g: (g * (1 - ctx.result * ctx.result),), saves={"result": None})
 _SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (g * (1 - ctx.result) * ctx.result,),

@@ -80,6 +80,13 @@ def inplace_method(fn, name: str, comparison: bool = False):
     def method(self, *args, **kwargs):
         _check_tensor(self, name)
         check_writable(self)
+        if args and isinstance(args[0], Tensor) and args[0].shape != self.shape:
+            # NOTE: torch checks that the other operand broadcasts to this tensor's shape
+            # before anything about the op (its dtypes, its values).
+            shape = _broadcast_shape(self._data.shape, args[0]._data.shape)
+            if shape != self._data.shape:
+                raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+                                   f"{list(shape)}")
         result = fn(self, *args, **kwargs)
         if comparison and _GradMode.enabled and (self._requires_grad or any(
                 isinstance(a, Tensor) and a._requires_grad for a in args)):

@@ -342,6 +342,17 @@ CASES = {
         g.sum().backward()
         print(x.grad)
     """,
+    "double_backward_through_relu_from_a_constant_seed": """
+        x = torch.tensor([-1., 2., 0.], requires_grad=True)
+        (g,) = torch.autograd.grad(torch.relu(x).sum(), [x], create_graph=True)
+        print(g, g.requires_grad, g.grad_fn.name())
+        g.sum().backward()
+        print(x.grad)
+    """,
+    "inplace_broadcast_is_checked_first": """
+        x = torch.tensor([1., 2.])
+        x.bitwise_or_(torch.tensor([[1., 2.], [3., 4.]]))
+    """,
     "views_made_under_no_grad": """
         a = torch.tensor([1., 2., 3., 4.], requires_grad=True)
         with torch.no_grad():
