@@ -108,7 +108,9 @@ def v_permute(x, dims: tuple):
 
 
 def v_flip(x, dims: tuple):
-    return flip(x, dims) if isinstance(x, Tensor) else np.flip(x, dims)
+    if isinstance(x, Tensor):
+        return flip(x, dims)
+    return np.flip(x, dims) if np.ndim(x) else x   # flipping a 0-d value changes nothing
 
 
 def v_roll(x, shifts: tuple, dims: tuple):
@@ -337,6 +339,10 @@ def mH(input) -> Tensor:
 
 def adjoint(input) -> Tensor:
     _check_tensor(input, "adjoint")
+    if input._data.ndim == 0:
+        # NOTE: torch returns a 0-d tensor itself (no node) after a one-time warning.
+        _warn_once("adjoint() is deprecated on 0-D tensors. Consider using x.conj().")
+        return input
     return _matrix_transpose(input, "tensor.adjoint()")
 
 
