@@ -305,6 +305,10 @@ class _Campaign:
             except KeyboardInterrupt:
                 self.summary.status = INTERRUPTED
             self.refresh(force=True)
+        return self.conclude()
+
+    def conclude(self) -> Summary:
+        """Keep what a stopped search still holds, then write the summary."""
         if self.smallest is not None:  # stopped while shrinking: keep the smallest program so far
             self.record(self.smallest, shrunk=False)
         for signature, failure in self.unhunted.items():

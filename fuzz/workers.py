@@ -221,14 +221,7 @@ class _Shard(_Campaign):
             self.search()
         except KeyboardInterrupt:
             self.summary.status = INTERRUPTED
-        if self.smallest is not None:
-            self.record(self.smallest, shrunk=False)
-        for signature, failure in self.unhunted.items():
-            if signature not in self.known and not self.enough_findings():
-                self.record(failure, shrunk=False)
-        self.summary.duration_seconds = time.monotonic() - self.started
-        self.finish()
-        return self.summary
+        return self.conclude()
 
 
 def _worker_main(config: CampaignConfig, events, inbox, parent: int, ends: float) -> None:
