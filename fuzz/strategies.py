@@ -663,12 +663,16 @@ def _vary(template: _Template, kind, value, rank: int, anchor_shape: tuple | Non
         if template.adapt or _rarely(draw, VARY_ONE_IN):
             return _pick(draw, _derived_shapes(anchor_shape))
         return value
+    # A value is redrawn only when the sample's value has the type the spec draws: positional
+    # values are matched to the table's keywords by position, and a mismatch (an int dim meeting
+    # a bool or float keyword) would otherwise put a bool or float where torch wants an int.
     fits = {"dim": isinstance(value, int) and not isinstance(value, bool),
             "dims": value is None or isinstance(value, int) or (
                 isinstance(value, (tuple, list)) and all(isinstance(item, int) for item in value)),
             "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-            "bool": isinstance(value, bool)}.get(kind, True) if not isinstance(kind, tuple) else True
+            "float": isinstance(value, float),
+            "bool": isinstance(value, bool)}.get(kind, True) if not isinstance(kind, tuple) else \
+        any(type(value) is type(choice) and value == choice for choice in kind)
     if not fits:
         return value
     out_of_range = kind in ("dim", "dims") and isinstance(value, int) and not -rank <= value < rank
