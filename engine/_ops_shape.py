@@ -449,7 +449,7 @@ def flip(input, *dims_args, dims=None) -> Tensor:
     _check_tensor(input, "flip")
     order = _wrap_dims(_int_args("flip", "dims", dims_args, dims), input._data.ndim)
     # torch's flip returns a new contiguous tensor, not a view.
-    data = np.ascontiguousarray(np.flip(input._data, order)) if input._data.ndim else input._data.copy()
+    data = np.flip(input._data, order).copy() if input._data.ndim else input._data.copy()
     return record(_FLIP, (input,), data, input.dtype, dims=order)
 
 

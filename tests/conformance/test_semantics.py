@@ -362,7 +362,10 @@ CASES = {
         print(v.requires_grad, v.is_leaf, v.grad_fn, c.requires_grad, [p.requires_grad for p in parts])
         (v * 3).sum().backward()
         print(v.grad, a.grad)
-        v.retain_grad()
+        f = torch.flip(a, ())
+        f.exp_()
+        print(f.grad_fn.name())
+        v.exp_()
     """,
     "inplace_comparison_with_an_operand_that_requires_grad": """
         x0 = torch.tensor([1., 2.])
