@@ -887,22 +887,24 @@ def logical_not(input) -> Tensor:
     return _plain(np.logical_not(input._data), _dtype.bool_)
 
 
+def _classify(op: str, test, integral_answer: bool, input) -> Tensor:
+    """isnan / isinf / isfinite: a bool mask; integer and bool tensors hold only finite numbers."""
+    _check_tensor(input, op)
+    if input.dtype.is_floating_point:
+        return _plain(test(input._data), _dtype.bool_)
+    return _plain(np.full(input.shape, integral_answer), _dtype.bool_)
+
+
 def isnan(input) -> Tensor:
-    _check_tensor(input, "isnan")
-    return _plain(np.isnan(input._data) if input.dtype.is_floating_point else np.zeros(input.shape, bool),
-                  _dtype.bool_)
+    return _classify("isnan", np.isnan, False, input)
 
 
 def isinf(input) -> Tensor:
-    _check_tensor(input, "isinf")
-    return _plain(np.isinf(input._data) if input.dtype.is_floating_point else np.zeros(input.shape, bool),
-                  _dtype.bool_)
+    return _classify("isinf", np.isinf, False, input)
 
 
 def isfinite(input) -> Tensor:
-    _check_tensor(input, "isfinite")
-    return _plain(np.isfinite(input._data) if input.dtype.is_floating_point else np.ones(input.shape, bool),
-                  _dtype.bool_)
+    return _classify("isfinite", np.isfinite, True, input)
 
 
 def _bitwise(op: str, fn, input, other) -> Tensor:
