@@ -131,8 +131,9 @@ def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: 
                   f"({summary.examples / max(summary.duration_seconds, 1e-9):.0f}/s), "
                   f"{len(summary.findings)} findings")
     for finding in summary.findings:
-        console.print(f"  {finding['signature']}  ({finding['steps']} steps)  {out / finding['reproducer']}",
-                      highlight=False)
+        steps = finding["steps"]
+        console.print(f"  {finding['signature']}  ({steps} step{'s' * (steps != 1)})  {out / finding['reproducer']}",
+                      highlight=False, soft_wrap=True)
     index = _render_site(out, console)
     if index is not None:
         console.print(f"report: {index}")
