@@ -43,7 +43,8 @@ def _ints(op: str, arg: str, values, position: int = 1) -> tuple:
     """A tuple of Python ints, with torch's TypeError for anything else."""
     out = []
     for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, (numbers.Integral, Tensor)):
+        # NOTE: torch refuses a bool as the first element only (x.permute(1, True) is (1, 1)).
+        if (isinstance(v, bool) and i == 0) or not isinstance(v, (numbers.Integral, Tensor)):
             raise TypeError(f"{op}(): argument '{arg}' (position {position}) must be tuple of ints, "
                             f"but found element of type {type(v).__name__} at pos {i}")
         out.append(operator.index(v))

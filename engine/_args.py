@@ -1,0 +1,361 @@
+"""torch's Python argument parser: the TypeErrors torch raises before an op runs.
+
+torch binds every native op to Python through signatures written like
+`logsumexp(Tensor input, IntArrayRef[1] dim, bool keepdim=False, *, Tensor out=None)`
+(torch/csrc/utils/python_arg_parser.cpp). A call is matched against the op's
+signatures in order; when none matches, torch raises a TypeError whose text
+depends on what failed: a wrong type ("argument 'dim' (position 2) must be
+tuple of ints, not NoneType"), a missing or extra argument, an unknown keyword,
+or, when several signatures could have taken that many arguments, "received an
+invalid combination of arguments" with every signature listed
+(torch/csrc/utils/invalid_arguments.cpp). The engine declares its ops'
+signatures in torch's syntax (`Op.signatures` in the table) and `Parser`
+reproduces those checks and messages, for the function form and for the
+Tensor method form (which does not count `self`, so positions are one lower).
+
+Only the checks are done here: the op itself receives the call unchanged.
+"""
+from __future__ import annotations
+
+import numbers
+import os
+
+import numpy as np
+
+from ._dtype import dtype as _dtype
+from ._tensor import Tensor
+
+# Parser type -> the name torch prints for it.
+_TYPE_NAMES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "SymInt": "int", "double": "float",
+               "bool": "bool", "IntArrayRef": "tuple of ints", "SymIntArrayRef": "tuple of ints",
+               "ScalarType": "torch.dtype", "c10::string_view": "str", "TensorList": "tuple of Tensors"}
+_INT_LISTS = ("IntArrayRef", "SymIntArrayRef")
+
+
+def type_name(value) -> str:
+    """Python's tp_name of a value's type, as torch prints it ("float", "numpy.float64", "Tensor")."""
+    if isinstance(value, Tensor):
+        return "Tensor"
+    if isinstance(value, _dtype):
+        return "torch.dtype"
+    cls = type(value)
+    return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__name__}"
+
+
+def _is_int(value) -> bool:
+    """An int argument: a Python or numpy integer (not a bool), or an integral one-element tensor."""
+    if isinstance(value, Tensor):
+        return value.dtype.category == 1 and value._data.size == 1
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_int_item(value, first: bool) -> bool:
+    """An element of an int list. NOTE: torch checks the first element's type while matching
+    (a bool is refused there, a one-element bool tensor accepted) and reads the others with
+    __index__ afterwards (a bool passes, a numpy bool does not)."""
+    if isinstance(value, Tensor):
+        return value.dtype.category < 2 and value._data.size == 1
+    if first:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_)
+
+
+class Param:
+    """One parameter of a signature, parsed from torch's syntax (`IntArrayRef[1]? dim=None`)."""
+
+    __slots__ = ("name", "type", "size", "allow_none", "optional", "default", "keyword_only")
+
+    def __init__(self, text: str, keyword_only: bool):
+        decl, _, default = text.partition("=")
+        kind, _, self.name = decl.rpartition(" ")
+        self.allow_none = kind.endswith("?") or default == "None"
+        kind = kind.rstrip("?")
+        self.size = 0
+        if kind.endswith("]"):
+            kind, _, size = kind[:-1].partition("[")
+            self.size = int(size)
+        if kind not in _TYPE_NAMES:
+            raise ValueError(f"unknown parameter type {kind!r} in {text!r}")
+        self.type = kind
+        self.optional = bool(default)
+        self.default = default
+        self.keyword_only = keyword_only
+
+    @property
+    def type_name(self) -> str:
+        return _TYPE_NAMES[self.type]
+
+    def check(self, value):
+        """(matches, index of the offending list element or -1), as torch's FunctionParameter::check."""
+        kind = self.type
+        if kind == "Tensor":
+            return isinstance(value, Tensor), -1
+        if kind in ("int64_t", "SymInt"):
+            return _is_int(value), -1
+        if kind == "bool":
+            return isinstance(value, bool), -1
+        if kind == "double":
+            if isinstance(value, Tensor):
+                return value._data.size == 1, -1
+            return isinstance(value, (numbers.Real, np.number, np.bool_)), -1
+        if kind == "Scalar":
+            if isinstance(value, Tensor):
+                return value._data.size == 1, -1
+            return isinstance(value, (numbers.Number, np.number, np.bool_)), -1
+        if kind in _INT_LISTS:
+            if isinstance(value, (tuple, list)):
+                if not value or _is_int_item(value[0], True):
+                    return True, -1
+                return False, 0
+            return self.size > 0 and _is_int(value), -1
+        if kind == "ScalarType":
+            return isinstance(value, _dtype), -1
+        if kind == "c10::string_view":
+            return isinstance(value, str), -1
+        # TensorList
+        if not isinstance(value, (tuple, list)):
+            return False, -1
+        for i, item in enumerate(value):
+            if not isinstance(item, Tensor):
+                return False, i
+        return True, -1
+
+    def __str__(self) -> str:
+        return f"{self.type_name} {self.name}" + (f" = {self.default}" if self.optional else "")
+
+
+class Signature:
+    """One of an op's signatures: its parameters and the matching of a call against them."""
+
+    __slots__ = ("name", "params", "min_args", "max_args", "max_pos_args", "varargs")
+
+    def __init__(self, name: str, params: list):
+        self.name = name
+        self.params = params
+        self.min_args = sum(not p.optional for p in params)
+        self.max_args = len(params)
+        self.max_pos_args = sum(not p.keyword_only for p in params)
+        # A single positional int list also takes its ints as varargs: x.permute(1, 0).
+        self.varargs = self.max_pos_args == 1 and params[0].type in _INT_LISTS
+
+    @classmethod
+    def parse(cls, text: str) -> "Signature":
+        name, _, rest = text.partition("(")
+        params, keyword_only = [], False
+        for item in filter(None, rest.rstrip(")").split(", ")):
+            if item == "*":
+                keyword_only = True
+            else:
+                params.append(Param(item, keyword_only))
+        return cls(name, params)
+
+    def method(self) -> "Signature":
+        """The Tensor method's signature: without `input` (bound as self) and `out`."""
+        return Signature(self.name, [p for p in self.params[1:] if p.name != "out"])
+
+    def __str__(self) -> str:
+        parts, keyword = [], False
+        for p in self.params:
+            if p.keyword_only and not keyword:
+                parts.append("*")
+                keyword = True
+            parts.append(str(p))
+        return "(" + ", ".join(parts) + ")"
+
+    def match(self, args: tuple, kwargs: dict, raise_error: bool):
+        """The int lists of the call (to `unpack`) if it fits, else None; with `raise_error`,
+        torch's TypeError where it does not fit."""
+        nargs = len(args)
+        name = self.name
+        varargs = self.varargs and nargs >= 1 and _is_int(args[0])
+        if nargs > self.max_pos_args and not varargs:
+            return self._extra_args(nargs) if raise_error else None
+        position = 0
+        used_kwargs = 0
+        lists = []
+        for i, p in enumerate(self.params):
+            keyword = False
+            if position < nargs:
+                if p.keyword_only:
+                    return self._extra_args(nargs) if raise_error else None
+                value, present = args[position], True
+            else:
+                present = p.name in kwargs
+                value = kwargs.get(p.name)
+                keyword = True
+            if not present:
+                if p.optional:
+                    continue
+                if raise_error:
+                    missing = [f'"{q.name}"' for q in self.params[i:] if not q.optional]
+                    raise TypeError(f"{name}() missing {len(missing)} required positional "
+                                    f"argument{'s' if len(missing) == 1 else ''}: {', '.join(missing)}")
+                return None
+            if keyword:
+                used_kwargs += 1
+            if value is not None or not p.allow_none:
+                ok, failed = p.check(value)
+                if not ok and varargs and position == 0:
+                    lists.append((p, args))     # x.permute(1, 0): the positional ints are the list
+                    position = nargs
+                    continue
+                if not ok:
+                    if raise_error:
+                        self._wrong_type(p, value, None if keyword else position + 1, failed)
+                    return None
+                if p.type in _INT_LISTS and isinstance(value, (tuple, list)):
+                    lists.append((p, value))
+            if not keyword:
+                position += 1
+        if used_kwargs < len(kwargs):
+            if raise_error:
+                names = [p.name for p in self.params]
+                for key in kwargs:
+                    if key not in names:
+                        raise TypeError(f"{name}() got an unexpected keyword argument '{key}'")
+                    if names.index(key) < nargs:
+                        raise TypeError(f"{name}() got multiple values for argument '{key}'")
+            return None
+        return lists
+
+    def _wrong_type(self, p: Param, value, position, failed: int):
+        if position is None:   # NOTE: torch names no position, nor the element, for a keyword
+            raise TypeError(f"{self.name}(): argument '{p.name}' must be {p.type_name}, not {type_name(value)}")
+        if failed >= 0:
+            raise TypeError(f"{self.name}(): argument '{p.name}' (position {position}) must be {p.type_name}, "
+                            f"but found element of type {type_name(value[failed])} at pos {failed}")
+        raise TypeError(f"{self.name}(): argument '{p.name}' (position {position}) must be {p.type_name}, "
+                        f"not {type_name(value)}")
+
+    def _extra_args(self, nargs: int):
+        if self.min_args != self.max_pos_args:
+            raise TypeError(f"{self.name}() takes from {self.min_args} to {self.max_pos_args} positional "
+                            f"arguments but {nargs} were given")
+        raise TypeError(f"{self.name}() takes {self.max_pos_args} positional argument"
+                        f"{'' if self.max_pos_args == 1 else 's'} but {nargs} {'was' if nargs == 1 else 'were'} given")
+
+    def unpack(self, lists) -> None:
+        """torch's reading of the matched int lists: every element past the first must be an int."""
+        for p, value in lists:
+            for index in range(1, len(value)):
+                if not _is_int_item(value[index], False):
+                    raise TypeError(f"{self.name}(): argument '{p.name}' failed to unpack the object at "
+                                    f"pos {index + 1} with error \"type must be tuple of ints,but got "
+                                    f"{type_name(value[index])}\"")
+
+
+class Parser:
+    """An op's signatures, checked in order as torch's PythonArgParser."""
+
+    __slots__ = ("name", "signatures")
+
+    def __init__(self, signatures: list):
+        self.signatures = signatures
+        self.name = signatures[0].name
+
+    @classmethod
+    def from_text(cls, texts) -> "Parser":
+        return cls([Signature.parse(text) for text in texts])
+
+    def method(self) -> "Parser":
+        return Parser([s.method() for s in self.signatures])
+
+    def check(self, args: tuple, kwargs: dict) -> None:
+        """Raise torch's TypeError unless a signature takes the call."""
+        if len(self.signatures) == 1:
+            signature = self.signatures[0]
+            signature.unpack(signature.match(args, kwargs, True))
+            return
+        for signature in self.signatures:
+            lists = signature.match(args, kwargs, False)
+            if lists is not None:
+                signature.unpack(lists)
+                return
+        count = len(args) + len(kwargs)
+        plausible = [s for s in self.signatures if s.min_args <= count <= s.max_args]
+        if len(plausible) == 1:
+            plausible[0].match(args, kwargs, True)
+        raise TypeError(invalid_combination(f"{self.name}()", args, kwargs, [str(s) for s in self.signatures]))
+
+
+# ---- "received an invalid combination of arguments" (torch/csrc/utils/invalid_arguments.cpp) ----
+
+def _printed_type_matches(printed: str, value) -> bool:
+    """Whether a value fits a type as printed in a signature. NOTE: torch re-reads the printed
+    signature here, so "float" takes ints too, and a type it cannot read back ("tuple of ints",
+    "Number", or a parameter printed with its default) matches nothing."""
+    name = type_name(value)
+    if printed == "float":
+        return name in ("float", "int")
+    if printed == "int":
+        return name == "int"
+    return name == printed
+
+
+def _describe(value) -> str:
+    if isinstance(value, (tuple, list)):
+        items = ", ".join(type_name(item) for item in value)
+        if isinstance(value, tuple):
+            return f"tuple of ({items}{',' if len(value) == 1 else ''})"
+        return f"list of [{items}]"
+    return type_name(value)
+
+
+def _given(args: tuple, kwargs: dict) -> str:
+    # NOTE: torch lists the keywords from a C++ unordered_map, which (for a few keys, in
+    # distinct buckets) iterates in the reverse of their insertion order.
+    text = "(" + "".join(f"{type_name(a)}, " for a in args) + "".join(
+        f"{k}={type_name(v)}, " for k, v in reversed(kwargs.items()))
+    return (text[:-2] if args else text) + ")"
+
+
+def invalid_combination(function: str, args: tuple, kwargs: dict, options: list) -> str:
+    """torch's message for a call that no signature of several takes."""
+    colour = os.isatty(1) and os.isatty(2)
+    red, reset = ("\33[31;1m", "\33[0m") if colour else ("!", "!")
+    green, reset_green = ("\33[32;1m", "\33[0m") if colour else ("", "")
+    lines = [f"{function} received an invalid combination of arguments - got {_given(args, kwargs)}, "
+             f"but expected one of:\n"]
+    for option in options:
+        lines.append(f" * {option}\n")
+        # The option read back as torch does: split at ", " ("*" counts as an argument, and
+        # "()" reads as one argument with an empty name).
+        pieces = option[1:-1].split(", ")
+        parsed = [(piece.rpartition(" ")[0], piece.rpartition(" ")[2]) for piece in pieces]
+        if len(args) + len(kwargs) != len(parsed):
+            continue
+        start = max(len(parsed) - len(kwargs), 0)
+        unmatched = [key for key in reversed(kwargs) if key not in [n for _, n in parsed[start:]]]
+        if unmatched:
+            lines.append("      didn't match because some of the keywords were incorrect: "
+                         + ", ".join(unmatched) + "\n")
+            continue
+        described = []
+        values = list(args) + list(kwargs.values())
+        for i, value in enumerate(values):
+            printed, arg_name = parsed[i]
+            ok = _printed_type_matches(printed, value)
+            text = (f"{arg_name}=" if i >= len(args) else "") + _describe(value)
+            described.append(f"{green}{text}{reset_green}" if ok else f"{red}{text}{reset}")
+        # NOTE: torch drops the last ", " only after positional arguments: "(dim=NoneType, )".
+        text = "".join(f"{item}, " for item in described)
+        lines.append("      didn't match because some of the arguments have invalid types: ("
+                     + (text[:-2] if args else text) + ")\n")
+    return "".join(lines)
+
+
+def bind(fn, parser: Parser, method: bool = False):
+    """`fn` behind torch's argument checks, as a function or (self first) as a Tensor method."""
+    check = parser.check
+    if method:
+        def bound(self, *args, **kwargs):
+            check(args, kwargs)
+            return fn(self, *args, **kwargs)
+    else:
+        def bound(*args, **kwargs):
+            check(args, kwargs)
+            return fn(*args, **kwargs)
+    bound.__name__ = bound.__qualname__ = fn.__name__
+    bound.__doc__ = fn.__doc__
+    bound.__wrapped__ = fn
+    return bound
