@@ -90,6 +90,8 @@ def _bind_ops():
                 setattr(Tensor, name, property(fn))
         if op.inplace:
             method = _ops_inplace.inplace_method(fn, op.inplace, comparison=op.kind == optable.COMPARISON)
+            if op.name in optable.SIGNATURES:
+                method = _args.bind(method, parser.method(op.inplace), method=True)
             for name in (op.inplace,) + tuple(alias + "_" for alias in op.aliases):   # clip_ for clamp_
                 setattr(Tensor, name, method)
             if op.operator in _AUGMENTED_DUNDERS and op.kind != optable.UNARY:

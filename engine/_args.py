@@ -127,11 +127,13 @@ class Param:
 class Signature:
     """One of an op's signatures: its parameters and the matching of a call against them."""
 
-    __slots__ = ("name", "params", "min_args", "max_args", "max_pos_args", "varargs")
+    __slots__ = ("name", "params", "min_args", "max_args", "max_pos_args", "varargs", "deprecated")
 
-    def __init__(self, name: str, params: list):
+    def __init__(self, name: str, params: list, deprecated: bool = False):
         self.name = name
         self.params = params
+        # A deprecated overload ("...)|deprecated") is tried last and never listed in errors.
+        self.deprecated = deprecated
         self.min_args = sum(not p.optional for p in params)
         self.max_args = len(params)
         self.max_pos_args = sum(not p.keyword_only for p in params)
@@ -141,17 +143,18 @@ class Signature:
     @classmethod
     def parse(cls, text: str) -> "Signature":
         name, _, rest = text.partition("(")
+        rest, _, suffix = rest.partition(")")
         params, keyword_only = [], False
-        for item in filter(None, rest.rstrip(")").split(", ")):
+        for item in filter(None, rest.split(", ")):
             if item == "*":
                 keyword_only = True
             else:
                 params.append(Param(item, keyword_only))
-        return cls(name, params)
+        return cls(name, params, suffix == "|deprecated")
 
     def method(self) -> "Signature":
         """The Tensor method's signature: without `input` (bound as self) and `out`."""
-        return Signature(self.name, [p for p in self.params[1:] if p.name != "out"])
+        return Signature(self.name, [p for p in self.params[1:] if p.name != "out"], self.deprecated)
 
     def __str__(self) -> str:
         parts, keyword = [], False
@@ -250,15 +253,16 @@ class Parser:
     __slots__ = ("name", "signatures")
 
     def __init__(self, signatures: list):
-        self.signatures = signatures
+        self.signatures = sorted(signatures, key=lambda s: s.deprecated)
         self.name = signatures[0].name
 
     @classmethod
     def from_text(cls, texts) -> "Parser":
         return cls([Signature.parse(text) for text in texts])
 
-    def method(self) -> "Parser":
-        return Parser([s.method() for s in self.signatures])
+    def method(self, name: str | None = None) -> "Parser":
+        """The Tensor method's parser; `name` renames it (the in-place method: "add_")."""
+        return Parser([Signature(name or s.name, s.method().params, s.deprecated) for s in self.signatures])
 
     def check(self, args: tuple, kwargs: dict) -> None:
         """Raise torch's TypeError unless a signature takes the call."""
@@ -269,13 +273,17 @@ class Parser:
         for signature in self.signatures:
             lists = signature.match(args, kwargs, False)
             if lists is not None:
+                if signature.deprecated:
+                    raise NotImplementedError(f"engine: the deprecated overload {signature.name}{signature} "
+                                              "is not supported")
                 signature.unpack(lists)
                 return
         count = len(args) + len(kwargs)
-        plausible = [s for s in self.signatures if s.min_args <= count <= s.max_args]
+        listed = [s for s in self.signatures if not s.deprecated]
+        plausible = [s for s in listed if s.min_args <= count <= s.max_args]
         if len(plausible) == 1:
             plausible[0].match(args, kwargs, True)
-        raise TypeError(invalid_combination(f"{self.name}()", args, kwargs, [str(s) for s in self.signatures]))
+        raise TypeError(invalid_combination(f"{self.name}()", args, kwargs, [str(s) for s in listed]))
 
 
 # ---- "received an invalid combination of arguments" (torch/csrc/utils/invalid_arguments.cpp) ----
@@ -309,38 +317,59 @@ def _given(args: tuple, kwargs: dict) -> str:
     return (text[:-2] if args else text) + ")"
 
 
-def invalid_combination(function: str, args: tuple, kwargs: dict, options: list) -> str:
-    """torch's message for a call that no signature of several takes."""
+def _read_back(option: str) -> list:
+    """A printed signature read back as torch does: (type, name) per piece between ", "
+    ("*" is a piece, "()" one piece with an empty name, "bool keepdim = False" the type
+    "bool keepdim =" named "False")."""
+    return [(piece.rpartition(" ")[0], piece.rpartition(" ")[2]) for piece in option[1:-1].split(", ")]
+
+
+def _formatted(parsed: list, args: tuple, kwargs: dict) -> str:
+    """The given arguments, those that do not fit the option marked."""
     colour = os.isatty(1) and os.isatty(2)
     red, reset = ("\33[31;1m", "\33[0m") if colour else ("!", "!")
     green, reset_green = ("\33[32;1m", "\33[0m") if colour else ("", "")
-    lines = [f"{function} received an invalid combination of arguments - got {_given(args, kwargs)}, "
-             f"but expected one of:\n"]
+    described = []
+    for i, value in enumerate(list(args) + list(kwargs.values())):
+        printed, arg_name = parsed[i]
+        text = (f"{arg_name}=" if i >= len(args) else "") + _describe(value)
+        described.append(f"{green}{text}{reset_green}" if _printed_type_matches(printed, value)
+                         else f"{red}{text}{reset}")
+    # NOTE: torch drops the last ", " only after positional arguments: "(dim=NoneType, )".
+    text = "".join(f"{item}, " for item in described)
+    return "(" + (text[:-2] if args else text) + ")"
+
+
+def _unmatched_keywords(parsed: list, kwargs: dict) -> list:
+    start = max(len(parsed) - len(kwargs), 0)
+    names = [name for _, name in parsed[start:]]
+    return [key for key in reversed(kwargs) if key not in names]
+
+
+def invalid_combination(function: str, args: tuple, kwargs: dict, options: list) -> str:
+    """torch's message for a call that no signature takes, when none (or several) could
+    have taken that many arguments."""
+    head = f"{function} received an invalid combination of arguments - "
+    if len(options) == 1:
+        parsed = _read_back(options[0])
+        unmatched = _unmatched_keywords(parsed, kwargs) if kwargs else []
+        if unmatched:
+            return head + "got unrecognized keyword arguments: " + ", ".join(unmatched)
+        given = _formatted(parsed, args, kwargs) if len(args) + len(kwargs) == len(parsed) else _given(args, kwargs)
+        return head + f"got {given}, but expected {options[0]}"
+    lines = [head + f"got {_given(args, kwargs)}, but expected one of:\n"]
     for option in options:
         lines.append(f" * {option}\n")
-        # The option read back as torch does: split at ", " ("*" counts as an argument, and
-        # "()" reads as one argument with an empty name).
-        pieces = option[1:-1].split(", ")
-        parsed = [(piece.rpartition(" ")[0], piece.rpartition(" ")[2]) for piece in pieces]
+        parsed = _read_back(option)
         if len(args) + len(kwargs) != len(parsed):
             continue
-        start = max(len(parsed) - len(kwargs), 0)
-        unmatched = [key for key in reversed(kwargs) if key not in [n for _, n in parsed[start:]]]
+        unmatched = _unmatched_keywords(parsed, kwargs) if kwargs else []
         if unmatched:
             lines.append("      didn't match because some of the keywords were incorrect: "
                          + ", ".join(unmatched) + "\n")
-            continue
-        described = []
-        values = list(args) + list(kwargs.values())
-        for i, value in enumerate(values):
-            printed, arg_name = parsed[i]
-            ok = _printed_type_matches(printed, value)
-            text = (f"{arg_name}=" if i >= len(args) else "") + _describe(value)
-            described.append(f"{green}{text}{reset_green}" if ok else f"{red}{text}{reset}")
-        # NOTE: torch drops the last ", " only after positional arguments: "(dim=NoneType, )".
-        text = "".join(f"{item}, " for item in described)
-        lines.append("      didn't match because some of the arguments have invalid types: ("
-                     + (text[:-2] if args else text) + ")\n")
+        else:
+            lines.append("      didn't match because some of the arguments have invalid types: "
+                         + _formatted(parsed, args, kwargs) + "\n")
     return "".join(lines)
 
 

@@ -94,6 +94,9 @@ def inplace_method(fn, name: str, comparison: bool = False):
                 raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                                    f"{list(shape)}")
         result = fn(self, *args, **kwargs)
+        if result.grad_fn is not None and "not_implemented" in result.grad_fn.ctx.__dict__:
+            # NOTE: torch's error for a missing derivative names the in-place op called.
+            result.grad_fn.ctx.not_implemented = name
         if comparison and _GradMode.enabled and (self._requires_grad or any(
                 isinstance(a, Tensor) and a._requires_grad for a in args)):
             result = _comparison_node(name, self, args, result)

@@ -737,8 +737,9 @@ def split_with_sizes(input, split_sizes, dim: int = 0) -> tuple:
         raise RuntimeError(f"split_with_sizes expects split_sizes have only non-negative entries, "
                            f"but got split_sizes={list(sizes)}")
     if sum(sizes) != length:
+        # NOTE: torch names the dim as given (-1), not wrapped.
         raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {length} (input tensor's "
-                           f"size at dimension {d}), but got split_sizes={list(sizes)}")
+                           f"size at dimension {operator.index(dim)}), but got split_sizes={list(sizes)}")
     return _split_at(input, d, sizes, _SPLIT_WITH_SIZES)
 
 

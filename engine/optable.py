@@ -800,6 +800,15 @@ BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 # the engine checks a call's arguments against them as torch's argument parser does
 # (engine/_args.py), with its TypeErrors; the Tensor method form drops `input` and `out`.
 SIGNATURES: dict[str, tuple[str, ...]] = {
+    # pointwise
+    "atan2": ("atan2(Tensor input, Tensor other, *, Tensor out=None)",),
+    "lerp": ("lerp(Tensor input, Tensor end, Tensor weight, *, Tensor out=None)",
+             "lerp(Tensor input, Tensor end, Scalar weight, *, Tensor out=None)"),
+    **{name: (f"{name}(Tensor input, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor out=None)",
+              f"{name}(Tensor input, Scalar value, Tensor tensor1, Tensor tensor2, *, Tensor out=None)|deprecated")
+       for name in ("addcmul", "addcdiv")},
+    "masked_fill": ("masked_fill(Tensor input, Tensor mask, Tensor value)",
+                    "masked_fill(Tensor input, Tensor mask, Scalar value)"),
     # reductions
     "sum": ("sum(Tensor input, *, ScalarType? dtype=None)",
             "sum(Tensor input, IntArrayRef[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)"),

@@ -14,6 +14,13 @@ import engine
 from .snippets import run_snippet
 
 CASES = {
+    "inplace_floor_divide_backward_names_the_inplace_op": """
+        x = torch.tensor([1.5, -2.0], requires_grad=True)
+        y = x * 1
+        y.floor_divide_(2.0)
+        print(y.grad_fn.name())
+        y.sum().backward()
+    """,
     "autograd_grad": """
         x = torch.tensor([1., 2.], requires_grad=True)
         y = (x * x).sum()

@@ -32,6 +32,11 @@ CALLS = [
     ("amax", (), {"dim": None}), ("argmax", (), {"dim": 0.5}), ("cumsum", (None,), {}), ("unbind", (None,), {}),
     ("chunk", (2, None), {}), ("split_with_sizes", ((1, 1), None), {}), ("tril", (0.5,), {}),
     ("diagonal", (0, 0, None), {}), ("expand", (None,), {}), ("repeat", (None,), {}), ("unsqueeze", (None,), {}),
+    ("addcmul", (None,), {}), ("addcmul", (1.5,), {"value": None}), ("lerp", (None, 0.5), {}),
+    ("masked_fill", (None, 1.0), {}), ("atan2", (2.0,), {}),
+    # in-place methods: parsed under their own name, before any check of the receiver
+    ("tril_", (0.5,), {}), ("addcmul_", (None,), {}), ("addcmul_", (None, None, None, None), {}),
+    ("lerp_", (None,), {"weight": 0.5}), ("scatter_add_", (None,), {}), ("masked_fill_", (1.0,), {}),
 ]
 
 
