@@ -153,6 +153,8 @@ def _link_view(out: Tensor, inputs) -> None:
         if base_array is t._data or base_array is t._data.base:
             out._vc = t._vc
             out._base = t if t._base is None else t._base
+            if t._multi_output_nr is not None and _GradMode.enabled:
+                out._multi_output_nr = 0    # NOTE: a view of such a view inherits its refusal
             return
 
 

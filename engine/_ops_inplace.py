@@ -10,6 +10,8 @@ raises it.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from . import _dtype
@@ -20,8 +22,12 @@ from ._tensor import Tensor
 
 
 
-def check_writable(self: Tensor) -> None:
-    """torch's refusals to modify a tensor in place."""
+def check_writable(self: Tensor, *others, view_node: str | None = None) -> None:
+    """torch's refusals to modify a tensor in place (`others`: the op's other arguments;
+    `view_node`: the node of the view of `self` that is modified, for `x[i] = v`)."""
+    if self._multi_output_nr is not None and _GradMode.enabled and (self._requires_grad or any(
+            isinstance(other, Tensor) and other._requires_grad for other in others)):
+        _refuse_multi_output_view(self, view_node)
     if _GradMode.enabled and self._requires_grad:
         if self.grad_fn is None and self._base is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
@@ -37,6 +43,20 @@ def check_writable(self: Tensor) -> None:
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a single "
             "memory location. Please clone() the tensor before performing the operation.")
+
+
+def _refuse_multi_output_view(self: Tensor, view_node: str | None) -> None:
+    """torch's error for modifying in place a view made by an op that returns several views
+    (unbind, split), or a view of one (then its own output number is 0)."""
+    if self.grad_fn is None:
+        where = "A view was created in no_grad mode and is being modified inplace with grad mode enabled."
+    else:
+        # NOTE: torch names the view's node without "Backward0": "Output 2 of Unbind".
+        number, node = (self._multi_output_nr, self.grad_fn.name()) if view_node is None else (0, view_node)
+        where = f"Output {number} of {re.sub(r'Backward[0-9]*$', '', node)} is a view and is being modified inplace."
+    raise RuntimeError(f"{where} This view is the output of a function that returns multiple views. Such "
+                       "functions do not allow the output views to be modified inplace. You should replace "
+                       "the inplace operation by an out-of-place one.")
 
 
 def write_result(self: Tensor, result: Tensor) -> Tensor:
@@ -85,7 +105,7 @@ def inplace_method(fn, name: str, comparison: bool = False):
     """The in-place method of an out-of-place op (`add` -> `add_`)."""
     def method(self, *args, **kwargs):
         _check_tensor(self, name)
-        check_writable(self)
+        check_writable(self, *args, *kwargs.values())
         if args and isinstance(args[0], Tensor) and args[0].shape != self.shape:
             # NOTE: torch checks that the other operand broadcasts to this tensor's shape
             # before anything about the op (its dtypes, its values).
@@ -132,7 +152,7 @@ def zero_(self: Tensor) -> Tensor:
 
 def fill_(self: Tensor, value) -> Tensor:
     """Fill with a number (or a 0-d tensor) in place."""
-    check_writable(self)
+    check_writable(self, value)
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(
@@ -151,7 +171,7 @@ _COPY_ = Rule("torch::autograd::CopyBackwards",
 def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     """Copy `src` (broadcast to this tensor's shape, converted to its dtype) into this tensor."""
     _check_tensor(src, "copy_", "src")
-    check_writable(self)
+    check_writable(self, src)
     shape = _broadcast_shape(self._data.shape, src._data.shape)
     if shape != self._data.shape:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(shape)}")
@@ -182,7 +202,7 @@ _INDEX_PUT = Rule("IndexPutBackward0", _copy_slices_backward, ("self", "value"))
 
 def __setitem__(self: Tensor, index, value) -> None:
     """`x[index] = value`: an in-place write of a number or a tensor broadcast to the indexed part."""
-    check_writable(self)
+    check_writable(self, value, view_node=_indexing_view_node(self, index))
     key = _numpy_index(index)
     value_tensor = value if isinstance(value, Tensor) else _scalar_tensor(value, _dtype.result_type([self], [value]))
     data = self._data.copy()
@@ -202,6 +222,26 @@ def __setitem__(self: Tensor, index, value) -> None:
         for n, t in enumerate(index_tensors):
             save_for_backward(result, f"indices{n}", t)
     write_result(self, result)
+
+
+def _indexing_view_node(self: Tensor, index) -> str | None:
+    """The node of the view torch makes of `self` to write `x[index] = v` into: the last of its
+    basic indexing steps (None: torch writes into `self` itself, as for advanced indexing).
+    NOTE: torch skips a slice that keeps the whole dim."""
+    node, dim = None, 0
+    for item in index if isinstance(index, tuple) else (index,):
+        if isinstance(item, (Tensor, list, bool)):
+            return None
+        if item is None:
+            node = "UnsqueezeBackward0"
+            dim += 1
+        elif isinstance(item, slice):
+            if dim < self._data.ndim and range(self._data.shape[dim])[item] != range(self._data.shape[dim]):
+                node = "SliceBackward0"
+            dim += 1
+        elif item is not Ellipsis:
+            node = "SelectBackward0"
+    return node
 
 
 def _numpy_index(index):

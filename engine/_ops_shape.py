@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 
 from . import _dtype
+from ._autograd import _GradMode
 from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule,
                    _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_reshape)
 from ._ops import sum as _sum
@@ -702,6 +703,15 @@ def _split_at(input: Tensor, d: int, sizes, rule: Rule) -> tuple:
     for n in sizes:
         outs.append(_take(input, _dim_key(d, slice(start, start + n)), rule))
         start += n
+    return _multiple_views(outs)
+
+
+def _multiple_views(outs) -> tuple:
+    """The views an op returns several of (split, unbind), marked as such: torch refuses to
+    modify them in place (made under no_grad, they are no_grad views instead)."""
+    if _GradMode.enabled:
+        for number, out in enumerate(outs):
+            out._multi_output_nr = number
     return tuple(outs)
 
 
@@ -764,4 +774,4 @@ def unbind(input, dim: int = 0) -> tuple:
     if input._data.ndim == 0:
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     d = _wrap_dim(dim, input._data.ndim)
-    return tuple(_take(input, _dim_key(d, i), _UNBIND) for i in range(input._data.shape[d]))
+    return _multiple_views([_take(input, _dim_key(d, i), _UNBIND) for i in range(input._data.shape[d])])

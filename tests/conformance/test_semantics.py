@@ -14,6 +14,34 @@ import engine
 from .snippets import run_snippet
 
 CASES = {
+    "inplace_on_views_of_multi_output_ops_is_refused": """
+        x = torch.tensor([[1.5, -2.0, 3.0], [0.5, 4.0, -1.0]], requires_grad=True)
+        y = x * 1
+        w = torch.tensor([2.0, 3.0], requires_grad=True)
+        for name, modify in [
+                ("unbind of a leaf", lambda: x.unbind(1)[2].zero_()),
+                ("unbind", lambda: y.unbind(1)[2].mul_(2)),
+                ("split", lambda: y.split(1, 1)[1].add_(1)),
+                ("chunk", lambda: y.chunk(3, 1)[0].exp_()),
+                ("split_with_sizes", lambda: y.split_with_sizes([1, 2], 1)[1].neg_()),
+                ("a view of one", lambda: y.unbind(0)[1][0:2].zero_()),
+                ("setitem, int", lambda: y.unbind(1)[2].__setitem__(0, 1.0)),
+                ("setitem, slice", lambda: y.unbind(1)[2].__setitem__(slice(0, 1), 1.0)),
+                ("setitem, whole", lambda: y.unbind(1)[2].__setitem__(slice(None), 1.0)),
+                ("setitem, mask", lambda: y.unbind(1)[2].__setitem__(torch.tensor([True, False]), 1.0)),
+                ("setitem, column", lambda: y.split(1, 0)[1].__setitem__((slice(None), 1), 1.0)),
+                ("no grad, other operand requires grad", lambda: x.detach().unbind(1)[2].add_(w)),
+                ("copy_ from a tensor requiring grad", lambda: x.detach().unbind(1)[0].copy_(w))]:
+            try:
+                modify()
+                print(name, "ok")
+            except RuntimeError as e:
+                print(name, e)
+        y.detach().unbind(1)[2].zero_()   # nothing requires grad: allowed
+        with torch.no_grad():
+            v = y.unbind(1)[2]
+        v.zero_()
+    """,
     "inplace_floor_divide_backward_names_the_inplace_op": """
         x = torch.tensor([1.5, -2.0], requires_grad=True)
         y = x * 1
