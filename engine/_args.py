@@ -30,6 +30,8 @@ _TYPE_NAMES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "SymInt
                "bool": "bool", "IntArrayRef": "tuple of ints", "SymIntArrayRef": "tuple of ints",
                "ScalarType": "torch.dtype", "c10::string_view": "str", "TensorList": "tuple of Tensors"}
 _INT_LISTS = ("IntArrayRef", "SymIntArrayRef")
+# NOTE: torch also takes some parameters by their numpy names (torch.sum(x, axis=0)).
+_NUMPY_NAMES = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
 
 
 def type_name(value) -> str:
@@ -63,7 +65,7 @@ def _is_int_item(value, first: bool) -> bool:
 class Param:
     """One parameter of a signature, parsed from torch's syntax (`IntArrayRef[1]? dim=None`)."""
 
-    __slots__ = ("name", "type", "size", "allow_none", "optional", "default", "keyword_only")
+    __slots__ = ("name", "type", "size", "allow_none", "optional", "default", "keyword_only", "aliases", "index")
 
     def __init__(self, text: str, keyword_only: bool):
         decl, _, default = text.partition("=")
@@ -80,6 +82,8 @@ class Param:
         self.optional = bool(default)
         self.default = default
         self.keyword_only = keyword_only
+        self.aliases = _NUMPY_NAMES.get(self.name, ())
+        self.index = 0   # the parameter's place in its signature, set by Signature
 
     @property
     def type_name(self) -> str:
@@ -112,16 +116,24 @@ class Param:
             return isinstance(value, _dtype), -1
         if kind == "c10::string_view":
             return isinstance(value, str), -1
-        # TensorList
+        # TensorList. NOTE: torch raises at once for an element that is not a tensor.
         if not isinstance(value, (tuple, list)):
             return False, -1
         for i, item in enumerate(value):
             if not isinstance(item, Tensor):
-                return False, i
+                raise TypeError(f"expected Tensor as element {i} in argument {self.index}, "
+                                f"but got {type_name(item)}")
         return True, -1
 
     def __str__(self) -> str:
         return f"{self.type_name} {self.name}" + (f" = {self.default}" if self.optional else "")
+
+
+def _copy(p: Param) -> Param:
+    copy = object.__new__(Param)
+    for slot in Param.__slots__:
+        setattr(copy, slot, getattr(p, slot))
+    return copy
 
 
 class Signature:
@@ -132,6 +144,8 @@ class Signature:
     def __init__(self, name: str, params: list, deprecated: bool = False):
         self.name = name
         self.params = params
+        for index, p in enumerate(params):
+            p.index = index
         # A deprecated overload ("...)|deprecated") is tried last and never listed in errors.
         self.deprecated = deprecated
         self.min_args = sum(not p.optional for p in params)
@@ -154,7 +168,7 @@ class Signature:
 
     def method(self) -> "Signature":
         """The Tensor method's signature: without `input` (bound as self) and `out`."""
-        return Signature(self.name, [p for p in self.params[1:] if p.name != "out"], self.deprecated)
+        return Signature(self.name, [_copy(p) for p in self.params[1:] if p.name != "out"], self.deprecated)
 
     def __str__(self) -> str:
         parts, keyword = [], False
@@ -166,8 +180,8 @@ class Signature:
         return "(" + ", ".join(parts) + ")"
 
     def match(self, args: tuple, kwargs: dict, raise_error: bool):
-        """The int lists of the call (to `unpack`) if it fits, else None; with `raise_error`,
-        torch's TypeError where it does not fit."""
+        """(the int lists of the call, to `unpack`; the keywords given by their numpy names) if
+        it fits, else None; with `raise_error`, torch's TypeError where it does not fit."""
         nargs = len(args)
         name = self.name
         varargs = self.varargs and nargs >= 1 and _is_int(args[0])
@@ -175,7 +189,7 @@ class Signature:
             return self._extra_args(nargs) if raise_error else None
         position = 0
         used_kwargs = 0
-        lists = []
+        lists, renamed = [], []
         for i, p in enumerate(self.params):
             keyword = False
             if position < nargs:
@@ -183,8 +197,11 @@ class Signature:
                     return self._extra_args(nargs) if raise_error else None
                 value, present = args[position], True
             else:
-                present = p.name in kwargs
-                value = kwargs.get(p.name)
+                key = p.name if p.name in kwargs else next((a for a in p.aliases if a in kwargs), None)
+                present = key is not None
+                value = kwargs[key] if present else None
+                if present and key != p.name:
+                    renamed.append((key, p.name))
                 keyword = True
             if not present:
                 if p.optional:
@@ -212,14 +229,14 @@ class Signature:
                 position += 1
         if used_kwargs < len(kwargs):
             if raise_error:
-                names = [p.name for p in self.params]
+                names = [p.name for p in self.params]   # NOTE: numpy names count as unexpected here
                 for key in kwargs:
                     if key not in names:
                         raise TypeError(f"{name}() got an unexpected keyword argument '{key}'")
                     if names.index(key) < nargs:
                         raise TypeError(f"{name}() got multiple values for argument '{key}'")
             return None
-        return lists
+        return lists, renamed
 
     def _wrong_type(self, p: Param, value, position, failed: int):
         if position is None:   # NOTE: torch names no position, nor the element, for a keyword
@@ -237,14 +254,21 @@ class Signature:
         raise TypeError(f"{self.name}() takes {self.max_pos_args} positional argument"
                         f"{'' if self.max_pos_args == 1 else 's'} but {nargs} {'was' if nargs == 1 else 'were'} given")
 
-    def unpack(self, lists) -> None:
-        """torch's reading of the matched int lists: every element past the first must be an int."""
+    def unpack(self, matched, kwargs: dict) -> dict:
+        """torch's reading of a matched call: every element of an int list past the first must be
+        an int. The keywords, with numpy names replaced by torch's."""
+        lists, renamed = matched
         for p, value in lists:
             for index in range(1, len(value)):
                 if not _is_int_item(value[index], False):
                     raise TypeError(f"{self.name}(): argument '{p.name}' failed to unpack the object at "
                                     f"pos {index + 1} with error \"type must be tuple of ints,but got "
                                     f"{type_name(value[index])}\"")
+        if renamed:
+            kwargs = dict(kwargs)
+            for alias, name in renamed:
+                kwargs[name] = kwargs.pop(alias)
+        return kwargs
 
 
 class Parser:
@@ -264,20 +288,19 @@ class Parser:
         """The Tensor method's parser; `name` renames it (the in-place method: "add_")."""
         return Parser([Signature(name or s.name, s.method().params, s.deprecated) for s in self.signatures])
 
-    def check(self, args: tuple, kwargs: dict) -> None:
-        """Raise torch's TypeError unless a signature takes the call."""
+    def check(self, args: tuple, kwargs: dict) -> dict:
+        """Raise torch's TypeError unless a signature takes the call; the keywords to call the
+        op with (numpy names replaced by torch's)."""
         if len(self.signatures) == 1:
             signature = self.signatures[0]
-            signature.unpack(signature.match(args, kwargs, True))
-            return
+            return signature.unpack(signature.match(args, kwargs, True), kwargs)
         for signature in self.signatures:
-            lists = signature.match(args, kwargs, False)
-            if lists is not None:
+            matched = signature.match(args, kwargs, False)
+            if matched is not None:
                 if signature.deprecated:
                     raise NotImplementedError(f"engine: the deprecated overload {signature.name}{signature} "
                                               "is not supported")
-                signature.unpack(lists)
-                return
+                return signature.unpack(matched, kwargs)
         count = len(args) + len(kwargs)
         listed = [s for s in self.signatures if not s.deprecated]
         plausible = [s for s in listed if s.min_args <= count <= s.max_args]
@@ -378,12 +401,10 @@ def bind(fn, parser: Parser, method: bool = False):
     check = parser.check
     if method:
         def bound(self, *args, **kwargs):
-            check(args, kwargs)
-            return fn(self, *args, **kwargs)
+            return fn(self, *args, **check(args, kwargs))
     else:
         def bound(*args, **kwargs):
-            check(args, kwargs)
-            return fn(*args, **kwargs)
+            return fn(*args, **check(args, kwargs))
     bound.__name__ = bound.__qualname__ = fn.__name__
     bound.__doc__ = fn.__doc__
     bound.__wrapped__ = fn

@@ -857,6 +857,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "narrow": ("narrow(Tensor input, int64_t dim, Tensor start, SymInt length)",
                "narrow(Tensor input, int64_t dim, SymInt start, SymInt length)"),
     # joins and indexing
+    **{name: (f"{name}(TensorList tensors, int64_t dim=0, *, Tensor out=None)",) for name in ("cat", "stack")},
     "split_with_sizes": ("split_with_sizes(Tensor input, SymIntArrayRef split_sizes, int64_t dim=0)",),
     "chunk": ("chunk(Tensor input, int64_t chunks, int64_t dim=0)",),
     "unbind": ("unbind(Tensor input, int64_t dim=0)",),

@@ -14,6 +14,15 @@ import engine
 from .snippets import run_snippet
 
 CASES = {
+    "backward_from_a_view_made_under_no_grad_is_refused": """
+        x = torch.tensor([[1.5, -2.0], [0.5, 4.0]], requires_grad=True)
+        with torch.no_grad():
+            v = x.transpose(0, 1)
+        print(v.requires_grad, v.grad_fn)
+        (v * 2).sum().backward()
+        print(x.grad)
+        v.backward(gradient=torch.ones(2, 2))
+    """,
     "inplace_on_views_of_multi_output_ops_is_refused": """
         x = torch.tensor([[1.5, -2.0, 3.0], [0.5, 4.0, -1.0]], requires_grad=True)
         y = x * 1

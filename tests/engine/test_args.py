@@ -34,6 +34,8 @@ CALLS = [
     ("diagonal", (0, 0, None), {}), ("expand", (None,), {}), ("repeat", (None,), {}), ("unsqueeze", (None,), {}),
     ("addcmul", (None,), {}), ("addcmul", (1.5,), {"value": None}), ("lerp", (None, 0.5), {}),
     ("masked_fill", (None, 1.0), {}), ("atan2", (2.0,), {}),
+    ("sum", (), {"axis": 0, "keepdims": None}), ("sum", (0,), {"axis": 1}), ("logsumexp", (), {"axis": None}),
+    ("sum", (), {"axis": 1, "foo": 2}), ("amax", (), {"axis": 0, "dim": 1}),
     # in-place methods: parsed under their own name, before any check of the receiver
     ("tril_", (0.5,), {}), ("addcmul_", (None,), {}), ("addcmul_", (None, None, None, None), {}),
     ("lerp_", (None,), {"weight": 0.5}), ("scatter_add_", (None,), {}), ("masked_fill_", (1.0,), {}),
@@ -55,6 +57,26 @@ def _outcome(backend, op, form, args, kwargs):
 CASES = [pytest.param(op, form, args, kwargs, id=f"{op}-{form}-{i}")
          for i, (op, args, kwargs) in enumerate(CALLS) for form in ("function", "method")
          if hasattr(torch if form == "function" else torch.Tensor, op)]
+
+
+def _join(backend, kwargs, second=None):
+    x = backend.ones(2, 3, requires_grad=True)
+    try:
+        return "ok", tuple(backend.stack([x, x if second is None else second], **kwargs).shape)
+    except Exception as error:   # noqa: BLE001 - the outcome under test
+        return type(error).__name__, str(error)
+
+
+@pytest.mark.parametrize("kwargs, second", [({"axis": 1}, None), ({"axis": 1, "dim": 0}, None),
+                                            ({"dim": None}, None), ({}, 2.0), ({"dim": 1.5}, None)])
+def test_numpy_keyword_names_are_torchs(kwargs, second):
+    assert _join(engine, kwargs, second) == _join(torch, kwargs, second)
+
+
+def test_numpy_keyword_names_reach_the_op():
+    x = torch.arange(6.0).reshape(2, 3)
+    got = engine.tensor(x.tolist()).sum(axis=1, keepdims=True)
+    assert got.tolist() == x.sum(axis=1, keepdims=True).tolist()
 
 
 @pytest.mark.parametrize("op, form, args, kwargs", CASES)
