@@ -62,10 +62,61 @@ def _is_int_item(value, first: bool) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_)
 
 
+def _check_int_list(p, value) -> bool:
+    if type(value) is tuple or type(value) is list or isinstance(value, (tuple, list)):
+        return not value or _is_int_item(value[0], True)
+    return p.size > 0 and _is_int(value)   # IntArrayRef[N] also takes one int
+
+
+def _check_tensor_list(p, value) -> bool:
+    if not isinstance(value, (tuple, list)):
+        return False
+    for i, item in enumerate(value):
+        if not isinstance(item, Tensor):   # NOTE: torch raises at once for such an element
+            raise TypeError(f"expected Tensor as element {i} in argument {p.index}, but got {type_name(item)}")
+    return True
+
+
+# What each parameter type takes, as torch's FunctionParameter::check.
+_CHECKS = {
+    "Tensor": lambda p, value: isinstance(value, Tensor),
+    "int64_t": lambda p, value: type(value) is int or _is_int(value),
+    "bool": lambda p, value: value is True or value is False,
+    "double": lambda p, value: (value._data.size == 1 if isinstance(value, Tensor)
+                                else isinstance(value, (numbers.Real, np.number, np.bool_))),
+    "Scalar": lambda p, value: (value._data.size == 1 if isinstance(value, Tensor)
+                                else isinstance(value, (numbers.Number, np.number, np.bool_))),
+    "IntArrayRef": _check_int_list,
+    "ScalarType": lambda p, value: isinstance(value, _dtype),
+    "c10::string_view": lambda p, value: isinstance(value, str),
+    "TensorList": _check_tensor_list,
+}
+_CHECKS["SymInt"], _CHECKS["SymIntArrayRef"] = _CHECKS["int64_t"], _CHECKS["IntArrayRef"]
+
+# The plain values of each type (exact Python types, every list element an int): a call made
+# of them fits where its count and names do, and needs no further reading (`Signature.fits`).
+_PLAIN = {
+    "Tensor": lambda p, value: type(value) is Tensor,
+    "int64_t": lambda p, value: type(value) is int,
+    "bool": lambda p, value: value is True or value is False,
+    "double": lambda p, value: type(value) is float or type(value) is int,
+    "Scalar": lambda p, value: type(value) is float or type(value) is int or type(value) is bool,
+    "IntArrayRef": lambda p, value: ((type(value) is tuple or type(value) is list)
+                                     and all(type(item) is int for item in value)) or (
+                                         p.size > 0 and type(value) is int),
+    "ScalarType": lambda p, value: isinstance(value, _dtype),
+    "c10::string_view": lambda p, value: type(value) is str,
+    "TensorList": lambda p, value: ((type(value) is tuple or type(value) is list)
+                                    and all(type(item) is Tensor for item in value)),
+}
+_PLAIN["SymInt"], _PLAIN["SymIntArrayRef"] = _PLAIN["int64_t"], _PLAIN["IntArrayRef"]
+
+
 class Param:
     """One parameter of a signature, parsed from torch's syntax (`IntArrayRef[1]? dim=None`)."""
 
-    __slots__ = ("name", "type", "size", "allow_none", "optional", "default", "keyword_only", "aliases", "index")
+    __slots__ = ("name", "type", "size", "allow_none", "optional", "default", "keyword_only", "aliases", "index",
+                 "check", "plain")
 
     def __init__(self, text: str, keyword_only: bool):
         decl, _, default = text.partition("=")
@@ -83,47 +134,13 @@ class Param:
         self.default = default
         self.keyword_only = keyword_only
         self.aliases = _NUMPY_NAMES.get(self.name, ())
+        self.check = _CHECKS[kind]
+        self.plain = _PLAIN[kind]
         self.index = 0   # the parameter's place in its signature, set by Signature
 
     @property
     def type_name(self) -> str:
         return _TYPE_NAMES[self.type]
-
-    def check(self, value):
-        """(matches, index of the offending list element or -1), as torch's FunctionParameter::check."""
-        kind = self.type
-        if kind == "Tensor":
-            return isinstance(value, Tensor), -1
-        if kind in ("int64_t", "SymInt"):
-            return _is_int(value), -1
-        if kind == "bool":
-            return isinstance(value, bool), -1
-        if kind == "double":
-            if isinstance(value, Tensor):
-                return value._data.size == 1, -1
-            return isinstance(value, (numbers.Real, np.number, np.bool_)), -1
-        if kind == "Scalar":
-            if isinstance(value, Tensor):
-                return value._data.size == 1, -1
-            return isinstance(value, (numbers.Number, np.number, np.bool_)), -1
-        if kind in _INT_LISTS:
-            if isinstance(value, (tuple, list)):
-                if not value or _is_int_item(value[0], True):
-                    return True, -1
-                return False, 0
-            return self.size > 0 and _is_int(value), -1
-        if kind == "ScalarType":
-            return isinstance(value, _dtype), -1
-        if kind == "c10::string_view":
-            return isinstance(value, str), -1
-        # TensorList. NOTE: torch raises at once for an element that is not a tensor.
-        if not isinstance(value, (tuple, list)):
-            return False, -1
-        for i, item in enumerate(value):
-            if not isinstance(item, Tensor):
-                raise TypeError(f"expected Tensor as element {i} in argument {self.index}, "
-                                f"but got {type_name(item)}")
-        return True, -1
 
     def __str__(self) -> str:
         return f"{self.type_name} {self.name}" + (f" = {self.default}" if self.optional else "")
@@ -139,13 +156,19 @@ def _copy(p: Param) -> Param:
 class Signature:
     """One of an op's signatures: its parameters and the matching of a call against them."""
 
-    __slots__ = ("name", "params", "min_args", "max_args", "max_pos_args", "varargs", "deprecated")
+    __slots__ = ("name", "params", "min_args", "max_args", "max_pos_args", "varargs", "deprecated", "by_name",
+                 "required", "positional_required")
 
     def __init__(self, name: str, params: list, deprecated: bool = False):
         self.name = name
         self.params = params
         for index, p in enumerate(params):
             p.index = index
+        self.by_name = {p.name: p for p in params}
+        self.required = tuple(p for p in params if not p.optional)
+        # How many positional arguments a call without keywords needs.
+        self.positional_required = max((p.index + 1 if not p.keyword_only else len(params) + 1
+                                        for p in self.required), default=0)
         # A deprecated overload ("...)|deprecated") is tried last and never listed in errors.
         self.deprecated = deprecated
         self.min_args = sum(not p.optional for p in params)
@@ -179,6 +202,26 @@ class Signature:
             parts.append(str(p))
         return "(" + ", ".join(parts) + ")"
 
+    def fits(self, args: tuple, kwargs: dict) -> bool:
+        """Whether the call fits at a glance: plain values in their places, by torch's names
+        (the common case, which is decided here without `match`)."""
+        nargs = len(args)
+        if nargs > self.max_pos_args:   # x.permute(1, 0)
+            return self.varargs and not kwargs and all(type(value) is int for value in args)
+        for p, value in zip(self.params, args):
+            if not p.plain(p, value) and not (value is None and p.allow_none):
+                return False
+        if not kwargs:
+            return nargs >= self.positional_required
+        for key, value in kwargs.items():
+            p = self.by_name.get(key)
+            if p is None or p.index < nargs or not (p.plain(p, value) or (value is None and p.allow_none)):
+                return False
+        for p in self.required:
+            if p.index >= nargs and p.name not in kwargs:
+                return False
+        return True
+
     def match(self, args: tuple, kwargs: dict, raise_error: bool):
         """(the int lists of the call, to `unpack`; the keywords given by their numpy names) if
         it fits, else None; with `raise_error`, torch's TypeError where it does not fit."""
@@ -197,12 +240,17 @@ class Signature:
                     return self._extra_args(nargs) if raise_error else None
                 value, present = args[position], True
             else:
-                key = p.name if p.name in kwargs else next((a for a in p.aliases if a in kwargs), None)
-                present = key is not None
-                value = kwargs[key] if present else None
-                if present and key != p.name:
-                    renamed.append((key, p.name))
                 keyword = True
+                present = False
+                if kwargs:
+                    if p.name in kwargs:
+                        value, present = kwargs[p.name], True
+                    else:
+                        for alias in p.aliases:
+                            if alias in kwargs:
+                                value, present = kwargs[alias], True
+                                renamed.append((alias, p.name))
+                                break
             if not present:
                 if p.optional:
                     continue
@@ -214,13 +262,15 @@ class Signature:
             if keyword:
                 used_kwargs += 1
             if value is not None or not p.allow_none:
-                ok, failed = p.check(value)
+                ok = p.check(p, value)
                 if not ok and varargs and position == 0:
                     lists.append((p, args))     # x.permute(1, 0): the positional ints are the list
                     position = nargs
                     continue
                 if not ok:
                     if raise_error:
+                        # the offending element: an int list's first (the only one checked here)
+                        failed = 0 if p.type in _INT_LISTS and isinstance(value, (tuple, list)) else -1
                         self._wrong_type(p, value, None if keyword else position + 1, failed)
                     return None
                 if p.type in _INT_LISTS and isinstance(value, (tuple, list)):
@@ -291,6 +341,11 @@ class Parser:
     def check(self, args: tuple, kwargs: dict) -> dict:
         """Raise torch's TypeError unless a signature takes the call; the keywords to call the
         op with (numpy names replaced by torch's)."""
+        for signature in self.signatures:
+            if signature.fits(args, kwargs):
+                if signature.deprecated:
+                    break
+                return kwargs
         if len(self.signatures) == 1:
             signature = self.signatures[0]
             return signature.unpack(signature.match(args, kwargs, True), kwargs)
