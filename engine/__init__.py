@@ -89,7 +89,9 @@ def _bind_ops():
             if optable.PROPERTY in op.forms:
                 setattr(Tensor, name, property(fn))
         if op.inplace:
-            method = _ops_inplace.inplace_method(fn, op.inplace, comparison=op.kind == optable.COMPARISON)
+            # Indexing (scatter_, masked_fill_) and shape (tril_) ops are not elementwise.
+            method = _ops_inplace.inplace_method(fn, op.inplace, comparison=op.kind == optable.COMPARISON,
+                                                 elementwise=op.kind not in (optable.INDEXING, optable.SHAPE))
             if op.name in optable.SIGNATURES:
                 method = _args.bind(method, parser.method(op.inplace), method=True)
             for name in (op.inplace,) + tuple(alias + "_" for alias in op.aliases):   # clip_ for clamp_

@@ -16,8 +16,8 @@ import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode
-from ._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor, record,
-                   save_for_backward, v_zeros_like)
+from ._ops import (Rule, Written, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor,
+                   _assert_no_overlap, record, save_for_backward, v_zeros_like)
 from ._tensor import Tensor
 
 
@@ -101,11 +101,18 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     return self
 
 
-def inplace_method(fn, name: str, comparison: bool = False):
-    """The in-place method of an out-of-place op (`add` -> `add_`)."""
+def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = True):
+    """The in-place method of an out-of-place op (`add` -> `add_`). An `elementwise` op
+    refuses operands that partly share the tensor's memory (before any other check of its
+    operands, as torch's TensorIterator); the others check what they need while they compute
+    (`Written`)."""
     def method(self, *args, **kwargs):
         _check_tensor(self, name)
         check_writable(self, *args, *kwargs.values())
+        if elementwise:
+            for other in (*args, *kwargs.values()):
+                if isinstance(other, Tensor):
+                    _assert_no_overlap(self._data, other._data, partial_only=True)
         if args and isinstance(args[0], Tensor) and args[0].shape != self.shape:
             # NOTE: torch checks that the other operand broadcasts to this tensor's shape
             # before anything about the op (its dtypes, its values).
@@ -113,7 +120,11 @@ def inplace_method(fn, name: str, comparison: bool = False):
             if shape != self._data.shape:
                 raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                                    f"{list(shape)}")
-        result = fn(self, *args, **kwargs)
+        Written.tensor = self
+        try:
+            result = fn(self, *args, **kwargs)
+        finally:
+            Written.tensor = None
         if result.grad_fn is not None and "not_implemented" in result.grad_fn.ctx.__dict__:
             # NOTE: torch's error for a missing derivative names the in-place op called.
             result.grad_fn.ctx.not_implemented = name
@@ -172,6 +183,7 @@ def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     """Copy `src` (broadcast to this tensor's shape, converted to its dtype) into this tensor."""
     _check_tensor(src, "copy_", "src")
     check_writable(self, src)
+    _assert_no_overlap(self._data, src._data, partial_only=True)
     shape = _broadcast_shape(self._data.shape, src._data.shape)
     if shape != self._data.shape:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(shape)}")
@@ -204,6 +216,12 @@ def __setitem__(self: Tensor, index, value) -> None:
     """`x[index] = value`: an in-place write of a number or a tensor broadcast to the indexed part."""
     check_writable(self, value, view_node=_indexing_view_node(self, index))
     key = _numpy_index(index)
+    if isinstance(value, Tensor):
+        # NOTE: torch copies into the view `x[index]` (any partial overlap refused) or, for an
+        # index with tensors, calls index_put_ (any overlap at all refused).
+        advanced = any(isinstance(i, (Tensor, list, bool)) for i in (index if isinstance(index, tuple) else (index,)))
+        _assert_no_overlap(self._data if advanced else self._data[_numpy_index_view(key)], value._data,
+                          partial_only=not advanced)
     value_tensor = value if isinstance(value, Tensor) else _scalar_tensor(value, _dtype.result_type([self], [value]))
     data = self._data.copy()
     with _errstate():
@@ -242,6 +260,12 @@ def _indexing_view_node(self: Tensor, index) -> str | None:
         elif item is not Ellipsis:
             node = "SelectBackward0"
     return node
+
+
+def _numpy_index_view(key):
+    """A basic numpy key that gives a view even where all its items are ints."""
+    key = key if isinstance(key, tuple) else (key,)
+    return key if any(item is Ellipsis for item in key) else key + (Ellipsis,)
 
 
 def _numpy_index(index):

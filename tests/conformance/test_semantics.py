@@ -14,6 +14,39 @@ import engine
 from .snippets import run_snippet
 
 CASES = {
+    "inplace_ops_refuse_operands_sharing_the_written_memory": """
+        i = torch.tensor([[0, 1], [1, 0]])
+        for name, modify in [
+                ("scatter_ from itself", lambda x: x.scatter_(0, i, x)),
+                ("scatter_add_ from itself", lambda x: x.scatter_add_(-1, i, x)),
+                ("scatter_ shape before overlap", lambda x: x.scatter_(0, i, x[:1])),
+                ("scatter_ from itself, index out of bounds", lambda x: x.scatter_(0, i + 5, x)),
+                ("scatter_add_ from a copy", lambda x: x.scatter_add_(0, i, x * 1)),
+                ("add_ itself", lambda x: x.add_(x)),
+                ("add_ a row", lambda x: x.add_(x[0])),
+                ("add_ its transpose", lambda x: x.add_(x.t())),
+                ("mul_ one element", lambda x: x.mul_(x[0, 0])),
+                ("lerp_ weight a row", lambda x: x.lerp_(x * 2, x[0])),
+                ("addcmul_ itself", lambda x: x.addcmul_(x, x)),
+                ("clamp_ min a row", lambda x: x.clamp_(min=x[1])),
+                ("copy_ itself", lambda x: x.copy_(x)),
+                ("copy_ a row", lambda x: x.copy_(x[1])),
+                ("setitem a row into a row", lambda x: x.__setitem__(0, x[0])),
+                ("setitem another row", lambda x: x.__setitem__(slice(0, 1), x[1])),
+                ("setitem with an index tensor", lambda x: x.__setitem__(i[0], x[0])),
+                ("masked_fill_ one element", lambda x: x.masked_fill_(x > 0, x[0, 0])),
+                ("fill_ one element", lambda x: x.fill_(x[1, 1]))]:
+            x = torch.tensor([[1.5, -2.0], [0.5, 4.0]])
+            try:
+                modify(x)
+                print(name, x)
+            except RuntimeError as e:
+                print(name, e)
+        x = torch.tensor([[1.5, -2.0], [0.5, 4.0]])
+        v = x[0, 0]          # a view: it sees writes to x and shares its version
+        x.mul_(2)
+        print(v, v._version)
+    """,
     "backward_from_a_view_made_under_no_grad_is_refused": """
         x = torch.tensor([[1.5, -2.0], [0.5, 4.0]], requires_grad=True)
         with torch.no_grad():
