@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from . import _ops, _ops_inplace, optable
+from . import _args, _ops, _ops_inplace, optable
 from ._autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
                         set_grad_enabled)
 from ._dtype import bool_ as bool  # noqa: A001  (torch.bool shadows the builtin too)
@@ -76,16 +76,24 @@ def _bind_ops():
     """Expose every op of the table as a function, a Tensor method, property and operator."""
     for op in optable.OPS:
         fn = implementation(op)
+        function = method = fn
+        if op.name in optable.SIGNATURES:   # the public forms check their arguments as torch's parser
+            parser = _args.Parser.from_text(optable.SIGNATURES[op.name])
+            function, method = _args.bind(fn, parser), _args.bind(fn, parser.method(), method=True)
         names = (op.name.rpartition(".")[2],) + op.aliases
         for name in names:
             if optable.FUNCTION in op.forms and "." not in op.name:
-                globals()[name] = fn
+                globals()[name] = function
             if optable.METHOD in op.forms:
-                setattr(Tensor, name, fn)
+                setattr(Tensor, name, method)
             if optable.PROPERTY in op.forms:
                 setattr(Tensor, name, property(fn))
         if op.inplace:
-            method = _ops_inplace.inplace_method(fn, op.inplace, comparison=op.kind == optable.COMPARISON)
+            # Indexing (scatter_, masked_fill_) and shape (tril_) ops are not elementwise.
+            method = _ops_inplace.inplace_method(fn, op.inplace, comparison=op.kind == optable.COMPARISON,
+                                                 elementwise=op.kind not in (optable.INDEXING, optable.SHAPE))
+            if op.name in optable.SIGNATURES:
+                method = _args.bind(method, parser.method(op.inplace), method=True)
             for name in (op.inplace,) + tuple(alias + "_" for alias in op.aliases):   # clip_ for clamp_
                 setattr(Tensor, name, method)
             if op.operator in _AUGMENTED_DUNDERS and op.kind != optable.UNARY:

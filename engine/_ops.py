@@ -153,6 +153,8 @@ def _link_view(out: Tensor, inputs) -> None:
         if base_array is t._data or base_array is t._data.base:
             out._vc = t._vc
             out._base = t if t._base is None else t._base
+            if t._multi_output_nr is not None and _GradMode.enabled:
+                out._multi_output_nr = 0    # NOTE: a view of such a view inherits its refusal
             return
 
 
@@ -163,6 +165,57 @@ def _scalar_tensor(value, dt) -> Tensor:
 
 def _is_number(x) -> bool:
     return isinstance(x, numbers.Number) and not isinstance(x, Tensor)
+
+
+class Written:
+    """The tensor an in-place method writes into while its op computes (torch's `out`), or None."""
+
+    tensor = None
+
+
+def _memory_root(array: np.ndarray) -> np.ndarray:
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def _non_overlapping_and_dense(array: np.ndarray) -> bool:
+    """torch's is_non_overlapping_and_dense: the strides are a permutation of contiguous ones."""
+    dims = sorted((stride // array.itemsize, n) for n, stride in zip(array.shape, array.strides) if n != 1)
+    expected = 1
+    for stride, n in dims:
+        if stride != expected:
+            return False
+        expected *= n
+    return True
+
+
+def _assert_no_overlap(a: np.ndarray, b: np.ndarray, partial_only: bool) -> None:
+    """torch's refusal to write an array from another that shares its memory: partly (any
+    in-place op), or at all (scatter_, index_put_; `partial_only` False).
+
+    NOTE: torch judges only dense layouts; for others it gives up and lets the op run.
+    """
+    if a is b:
+        overlap = "full"
+    elif a.base is None and b.base is None or a.size == 0 or b.size == 0 \
+            or _memory_root(a) is not _memory_root(b):
+        return
+    elif not (_non_overlapping_and_dense(a) and _non_overlapping_and_dense(b)):
+        return
+    else:
+        a_begin, b_begin = a.__array_interface__["data"][0], b.__array_interface__["data"][0]
+        a_end, b_end = a_begin + a.nbytes, b_begin + b.nbytes
+        if a_begin == b_begin and a_end == b_end:
+            overlap = "full" if a.strides == b.strides else "partial"
+        elif a_begin < b_end and b_begin < a_end:
+            overlap = "partial"
+        else:
+            return
+    if overlap == "partial" or not partial_only:
+        raise RuntimeError("unsupported operation: some elements of the input tensor and the written-to tensor "
+                           "refer to a single memory location. Please clone() the tensor before performing the "
+                           "operation.")
 
 
 def _check_tensor(x, op: str, arg: str = "input", position: int = 1):

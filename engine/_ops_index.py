@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode
-from ._ops import (_SQUEEZE_DIM, Rule, _broadcast_shape, _check_tensor, _is_number, _reshape,
+from ._ops import (_SQUEEZE_DIM, Rule, Written, _assert_no_overlap, _broadcast_shape, _check_tensor, _is_number, _reshape,
                    record, save_for_backward, v_data, v_reshape, v_where)
 from ._tensor import Tensor, _wrap_dim
 
@@ -89,8 +89,9 @@ def _fill_value(value, dt) -> np.generic:
 # ---------------------------------------------------------------------------------
 
 def _extract(t, key: tuple, rule: Rule) -> Tensor:
-    """`t[key]` for a basic key (ints and slices): a numpy view, as torch's select and slice."""
-    return record(rule, (t,), t._data[key], t.dtype, key=key, self_shape=t._data.shape)
+    """`t[key]` for a basic key (ints and slices): a numpy view, as torch's select and slice
+    (the Ellipsis keeps an all-int key's result a 0-d view, where numpy would copy a scalar)."""
+    return record(rule, (t,), t._data[key + (Ellipsis,)], t.dtype, key=key, self_shape=t._data.shape)
 
 
 def _embed(g: Tensor, shape: tuple, key: tuple, rule: Rule) -> Tensor:
@@ -628,6 +629,10 @@ def _check_scatter(op: str, input: Tensor, dim: int, index: Tensor, src) -> int:
         raise RuntimeError(message)
     if not same_ndim_as_src:
         raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
+    if Written.tensor is input:   # scatter_: nothing read may share the written memory
+        _assert_no_overlap(input._data, index._data, partial_only=False)
+        if src is not None:
+            _assert_no_overlap(input._data, src._data, partial_only=False)
     _check_in_bounds(index._data, _size(input, dim), dim)
     return dim
 

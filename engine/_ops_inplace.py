@@ -10,18 +10,24 @@ raises it.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode
-from ._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor, record,
-                   save_for_backward, v_zeros_like)
+from ._ops import (Rule, Written, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor,
+                   _assert_no_overlap, record, save_for_backward, v_zeros_like)
 from ._tensor import Tensor
 
 
 
-def check_writable(self: Tensor) -> None:
-    """torch's refusals to modify a tensor in place."""
+def check_writable(self: Tensor, *others, view_node: str | None = None) -> None:
+    """torch's refusals to modify a tensor in place (`others`: the op's other arguments;
+    `view_node`: the node of the view of `self` that is modified, for `x[i] = v`)."""
+    if self._multi_output_nr is not None and _GradMode.enabled and (self._requires_grad or any(
+            isinstance(other, Tensor) and other._requires_grad for other in others)):
+        _refuse_multi_output_view(self, view_node)
     if _GradMode.enabled and self._requires_grad:
         if self.grad_fn is None and self._base is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
@@ -37,6 +43,20 @@ def check_writable(self: Tensor) -> None:
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a single "
             "memory location. Please clone() the tensor before performing the operation.")
+
+
+def _refuse_multi_output_view(self: Tensor, view_node: str | None) -> None:
+    """torch's error for modifying in place a view made by an op that returns several views
+    (unbind, split), or a view of one (then its own output number is 0)."""
+    if self.grad_fn is None:
+        where = "A view was created in no_grad mode and is being modified inplace with grad mode enabled."
+    else:
+        # NOTE: torch names the view's node without "Backward0": "Output 2 of Unbind".
+        number, node = (self._multi_output_nr, self.grad_fn.name()) if view_node is None else (0, view_node)
+        where = f"Output {number} of {re.sub(r'Backward[0-9]*$', '', node)} is a view and is being modified inplace."
+    raise RuntimeError(f"{where} This view is the output of a function that returns multiple views. Such "
+                       "functions do not allow the output views to be modified inplace. You should replace "
+                       "the inplace operation by an out-of-place one.")
 
 
 def write_result(self: Tensor, result: Tensor) -> Tensor:
@@ -81,11 +101,18 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     return self
 
 
-def inplace_method(fn, name: str, comparison: bool = False):
-    """The in-place method of an out-of-place op (`add` -> `add_`)."""
+def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = True):
+    """The in-place method of an out-of-place op (`add` -> `add_`). An `elementwise` op
+    refuses operands that partly share the tensor's memory (before any other check of its
+    operands, as torch's TensorIterator); the others check what they need while they compute
+    (`Written`)."""
     def method(self, *args, **kwargs):
         _check_tensor(self, name)
-        check_writable(self)
+        check_writable(self, *args, *kwargs.values())
+        if elementwise:
+            for other in (*args, *kwargs.values()):
+                if isinstance(other, Tensor):
+                    _assert_no_overlap(self._data, other._data, partial_only=True)
         if args and isinstance(args[0], Tensor) and args[0].shape != self.shape:
             # NOTE: torch checks that the other operand broadcasts to this tensor's shape
             # before anything about the op (its dtypes, its values).
@@ -93,7 +120,14 @@ def inplace_method(fn, name: str, comparison: bool = False):
             if shape != self._data.shape:
                 raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                                    f"{list(shape)}")
-        result = fn(self, *args, **kwargs)
+        Written.tensor = self
+        try:
+            result = fn(self, *args, **kwargs)
+        finally:
+            Written.tensor = None
+        if result.grad_fn is not None and "not_implemented" in result.grad_fn.ctx.__dict__:
+            # NOTE: torch's error for a missing derivative names the in-place op called.
+            result.grad_fn.ctx.not_implemented = name
         if comparison and _GradMode.enabled and (self._requires_grad or any(
                 isinstance(a, Tensor) and a._requires_grad for a in args)):
             result = _comparison_node(name, self, args, result)
@@ -129,7 +163,7 @@ def zero_(self: Tensor) -> Tensor:
 
 def fill_(self: Tensor, value) -> Tensor:
     """Fill with a number (or a 0-d tensor) in place."""
-    check_writable(self)
+    check_writable(self, value)
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(
@@ -148,7 +182,8 @@ _COPY_ = Rule("torch::autograd::CopyBackwards",
 def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     """Copy `src` (broadcast to this tensor's shape, converted to its dtype) into this tensor."""
     _check_tensor(src, "copy_", "src")
-    check_writable(self)
+    check_writable(self, src)
+    _assert_no_overlap(self._data, src._data, partial_only=True)
     shape = _broadcast_shape(self._data.shape, src._data.shape)
     if shape != self._data.shape:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(shape)}")
@@ -179,8 +214,14 @@ _INDEX_PUT = Rule("IndexPutBackward0", _copy_slices_backward, ("self", "value"))
 
 def __setitem__(self: Tensor, index, value) -> None:
     """`x[index] = value`: an in-place write of a number or a tensor broadcast to the indexed part."""
-    check_writable(self)
+    check_writable(self, value, view_node=_indexing_view_node(self, index))
     key = _numpy_index(index)
+    if isinstance(value, Tensor):
+        # NOTE: torch copies into the view `x[index]` (any partial overlap refused) or, for an
+        # index with tensors, calls index_put_ (any overlap at all refused).
+        advanced = any(isinstance(i, (Tensor, list, bool)) for i in (index if isinstance(index, tuple) else (index,)))
+        _assert_no_overlap(self._data if advanced else self._data[_numpy_index_view(key)], value._data,
+                          partial_only=not advanced)
     value_tensor = value if isinstance(value, Tensor) else _scalar_tensor(value, _dtype.result_type([self], [value]))
     data = self._data.copy()
     with _errstate():
@@ -199,6 +240,32 @@ def __setitem__(self: Tensor, index, value) -> None:
         for n, t in enumerate(index_tensors):
             save_for_backward(result, f"indices{n}", t)
     write_result(self, result)
+
+
+def _indexing_view_node(self: Tensor, index) -> str | None:
+    """The node of the view torch makes of `self` to write `x[index] = v` into: the last of its
+    basic indexing steps (None: torch writes into `self` itself, as for advanced indexing).
+    NOTE: torch skips a slice that keeps the whole dim."""
+    node, dim = None, 0
+    for item in index if isinstance(index, tuple) else (index,):
+        if isinstance(item, (Tensor, list, bool)):
+            return None
+        if item is None:
+            node = "UnsqueezeBackward0"
+            dim += 1
+        elif isinstance(item, slice):
+            if dim < self._data.ndim and range(self._data.shape[dim])[item] != range(self._data.shape[dim]):
+                node = "SliceBackward0"
+            dim += 1
+        elif item is not Ellipsis:
+            node = "SelectBackward0"
+    return node
+
+
+def _numpy_index_view(key):
+    """A basic numpy key that gives a view even where all its items are ints."""
+    key = key if isinstance(key, tuple) else (key,)
+    return key if any(item is Ellipsis for item in key) else key + (Ellipsis,)
 
 
 def _numpy_index(index):

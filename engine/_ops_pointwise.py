@@ -485,11 +485,13 @@ def nan_to_num(input, nan: float | None = 0.0, posinf: float | None = None, negi
 # Elementwise binary ops
 # ---------------------------------------------------------------------------------
 
-def _not_implemented_rule(op: str) -> Rule:
-    """torch's node for a derivative it does not implement: recording works, backward raises."""
-    def backward(ctx, g):
-        raise RuntimeError(f"derivative for aten::{op} is not implemented")
-    return Rule("torch::autograd::NotImplemented", backward, ("self", "other"))
+def _not_implemented_backward(ctx, g):
+    raise RuntimeError(f"derivative for aten::{ctx.not_implemented} is not implemented")
+
+
+# torch's node for a derivative it does not implement: recording works, backward raises,
+# naming the op recorded as `not_implemented` (an in-place call renames it: floor_divide_).
+_NOT_IMPLEMENTED = Rule("torch::autograd::NotImplemented", _not_implemented_backward, ("self", "other"))
 
 
 def _check_divisor(kernel: str, b: Tensor, dt):
@@ -526,9 +528,6 @@ def div_rounding(input, other, mode: str) -> Tensor:
     return record(_DIV_ROUNDED, (a, b), data, dt)
 
 
-_FLOOR_DIVIDE = _not_implemented_rule("floor_divide")
-
-
 def floor_divide(input, other) -> Tensor:
     """Division rounded toward -inf (the `//` operator). torch has no derivative for it."""
     a, b, dt = _binary_operands("floor_divide", input, other)
@@ -536,7 +535,7 @@ def floor_divide(input, other) -> Tensor:
     with _errstate():
         # numpy's floor_divide is Python's (and torch's div_floor) algorithm: fmod, then adjust.
         data = np.floor_divide(_as(a, dt), _as(b, dt))
-    return record(_FLOOR_DIVIDE, (a, b), data, dt)
+    return record(_NOT_IMPLEMENTED, (a, b), data, dt, not_implemented="floor_divide")
 
 
 def _remainder(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -561,7 +560,6 @@ _REMAINDER = Rule("RemainderBackward1",
                   lambda ctx, g: (g if ctx.needs[0] else None,
                                   -g * v_div_rounded(ctx.self, ctx.other, "floor") if ctx.needs[1] else None),
                   ("self", "other"), saves={"self": 1, "other": 1})
-_REMAINDER_NUMBER_SELF = _not_implemented_rule("remainder")
 
 
 def remainder(input, other) -> Tensor:
@@ -576,7 +574,7 @@ def remainder(input, other) -> Tensor:
         return record(_REMAINDER, (a, b), data, dt)
     if isinstance(input, Tensor):
         return record(_REMAINDER_SCALAR, (a,), data, dt)
-    return record(_REMAINDER_NUMBER_SELF, (a, b), data, dt)
+    return record(_NOT_IMPLEMENTED, (a, b), data, dt, not_implemented="remainder")
 
 
 

@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 
 from . import _dtype
+from ._autograd import _GradMode
 from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule,
                    _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_reshape)
 from ._ops import sum as _sum
@@ -43,7 +44,8 @@ def _ints(op: str, arg: str, values, position: int = 1) -> tuple:
     """A tuple of Python ints, with torch's TypeError for anything else."""
     out = []
     for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, (numbers.Integral, Tensor)):
+        # NOTE: torch refuses a bool as the first element only (x.permute(1, True) is (1, 1)).
+        if (isinstance(v, bool) and i == 0) or not isinstance(v, (numbers.Integral, Tensor)):
             raise TypeError(f"{op}(): argument '{arg}' (position {position}) must be tuple of ints, "
                             f"but found element of type {type(v).__name__} at pos {i}")
         out.append(operator.index(v))
@@ -701,6 +703,15 @@ def _split_at(input: Tensor, d: int, sizes, rule: Rule) -> tuple:
     for n in sizes:
         outs.append(_take(input, _dim_key(d, slice(start, start + n)), rule))
         start += n
+    return _multiple_views(outs)
+
+
+def _multiple_views(outs) -> tuple:
+    """The views an op returns several of (split, unbind), marked as such: torch refuses to
+    modify them in place (made under no_grad, they are no_grad views instead)."""
+    if _GradMode.enabled:
+        for number, out in enumerate(outs):
+            out._multi_output_nr = number
     return tuple(outs)
 
 
@@ -736,8 +747,9 @@ def split_with_sizes(input, split_sizes, dim: int = 0) -> tuple:
         raise RuntimeError(f"split_with_sizes expects split_sizes have only non-negative entries, "
                            f"but got split_sizes={list(sizes)}")
     if sum(sizes) != length:
+        # NOTE: torch names the dim as given (-1), not wrapped.
         raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {length} (input tensor's "
-                           f"size at dimension {d}), but got split_sizes={list(sizes)}")
+                           f"size at dimension {operator.index(dim)}), but got split_sizes={list(sizes)}")
     return _split_at(input, d, sizes, _SPLIT_WITH_SIZES)
 
 
@@ -762,4 +774,4 @@ def unbind(input, dim: int = 0) -> tuple:
     if input._data.ndim == 0:
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     d = _wrap_dim(dim, input._data.ndim)
-    return tuple(_take(input, _dim_key(d, i), _UNBIND) for i in range(input._data.shape[d]))
+    return _multiple_views([_take(input, _dim_key(d, i), _UNBIND) for i in range(input._data.shape[d])])

@@ -78,9 +78,11 @@ class Tensor:
 
     # _vc: the version counter, a one-element list shared by a tensor and its views
     # (and detached aliases), bumped by every in-place op. _base: the tensor this one
-    # is a view of, or None.
+    # is a view of, or None. _multi_output_nr: for a view made by an op that returns several
+    # views (unbind, split) or a view of one, its output number (torch's MULTI_OUTPUT_NODE
+    # creation meta: such views refuse in-place ops), else None.
     __slots__ = ("_data", "dtype", "_requires_grad", "grad_fn", "_grad", "_acc", "_vc", "_base",
-                 "__weakref__")
+                 "_multi_output_nr", "__weakref__")
     __array_priority__ = 1000   # make `ndarray * Tensor` defer to Tensor.__rmul__
 
     def __init__(self, *args):
@@ -102,6 +104,7 @@ class Tensor:
         self._acc = None
         self._vc = [0]
         self._base = None
+        self._multi_output_nr = None
         if _GradMode.inference:
             INFERENCE_TENSORS[id(self)] = self
 
@@ -120,6 +123,8 @@ class Tensor:
     def size(self, dim: int | None = None):
         if dim is None:
             return Size(self._data.shape)
+        if not self._data.ndim:   # NOTE: torch wraps no dim of a 0-d tensor here
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
         return self._data.shape[_wrap_dim(dim, self._data.ndim)]
 
     @property

@@ -52,7 +52,9 @@ def _prepare(outputs, grad_outputs):
         raise RuntimeError(f"got {len(grads)} tensors and {len(outputs)} gradients")
     grads = _make_grads(outputs, grads)
     for i, out in enumerate(outputs):
-        if not out.requires_grad:
+        # NOTE: a view made under no_grad of a tensor that requires grad requires grad too, but
+        # has neither a node nor an accumulator: torch refuses to start a backward from it.
+        if not out.requires_grad or (out.grad_fn is None and out._base is not None):
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
     return outputs, grads
 

@@ -795,3 +795,79 @@ IMPLEMENTATIONS = ("_ops", "_ops_inplace", "_ops_convert", "_ops_pointwise", "_o
                    "_ops_linalg", "_ops_factory", "nn.functional")
 
 BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
+
+# torch's Python signatures of ops (function form, in torch's parser syntax, in torch's order):
+# the engine checks a call's arguments against them as torch's argument parser does
+# (engine/_args.py), with its TypeErrors; the Tensor method form drops `input` and `out`.
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    # pointwise
+    "atan2": ("atan2(Tensor input, Tensor other, *, Tensor out=None)",),
+    "lerp": ("lerp(Tensor input, Tensor end, Tensor weight, *, Tensor out=None)",
+             "lerp(Tensor input, Tensor end, Scalar weight, *, Tensor out=None)"),
+    **{name: (f"{name}(Tensor input, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor out=None)",
+              f"{name}(Tensor input, Scalar value, Tensor tensor1, Tensor tensor2, *, Tensor out=None)|deprecated")
+       for name in ("addcmul", "addcdiv")},
+    "masked_fill": ("masked_fill(Tensor input, Tensor mask, Tensor value)",
+                    "masked_fill(Tensor input, Tensor mask, Scalar value)"),
+    # reductions
+    "sum": ("sum(Tensor input, *, ScalarType? dtype=None)",
+            "sum(Tensor input, IntArrayRef[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)"),
+    "mean": ("mean(Tensor input, *, ScalarType? dtype=None, Tensor out=None)",
+             "mean(Tensor input, IntArrayRef[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, "
+             "Tensor out=None)"),
+    "prod": ("prod(Tensor input, *, ScalarType? dtype=None)",
+             "prod(Tensor input, int64_t dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)"),
+    **{name: (f"{name}(Tensor input, IntArrayRef[1]? dim=[], bool keepdim=False, *, Tensor out=None)",)
+       for name in ("amax", "amin")},
+    **{name: (f"{name}(Tensor input, *, Tensor out=None)",
+              f"{name}(Tensor input, Tensor other, *, Tensor out=None)",
+              f"{name}(Tensor input, int64_t dim, bool keepdim=False, *, TensorList out=None)")
+       for name in ("max", "min")},
+    **{name: (f"{name}(Tensor input, int64_t? dim=None, bool keepdim=False, *, Tensor out=None)",)
+       for name in ("argmax", "argmin")},
+    **{name: (f"{name}(Tensor input, IntArrayRef[1]? dim, bool unbiased=True, bool keepdim=False, *, "
+              "Tensor out=None)",
+              f"{name}(Tensor input, IntArrayRef[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, "
+              "Tensor out=None)",
+              f"{name}(Tensor input, bool unbiased=True)")
+       for name in ("var", "std")},
+    "logsumexp": ("logsumexp(Tensor input, IntArrayRef[1] dim, bool keepdim=False, *, Tensor out=None)",),
+    **{name: (f"{name}(Tensor input, *, Tensor out=None)",
+              f"{name}(Tensor input, IntArrayRef[1]? dim=None, bool keepdim=False, *, Tensor out=None)",
+              f"{name}(Tensor input, int64_t dim, bool keepdim=False, *, Tensor out=None)")
+       for name in ("all", "any")},
+    **{name: (f"{name}(Tensor input, int64_t dim, *, ScalarType? dtype=None, Tensor out=None)",)
+       for name in ("cumsum", "cumprod")},
+    # shapes
+    "reshape": ("reshape(Tensor input, SymIntArrayRef shape)",),
+    "view": ("view(Tensor input, ScalarType dtype)", "view(Tensor input, SymIntArrayRef size)"),
+    "flatten": ("flatten(Tensor input, int64_t start_dim=0, int64_t end_dim=-1)",),
+    "squeeze": ("squeeze(Tensor input)", "squeeze(Tensor input, int64_t dim)", "squeeze(Tensor input, IntArrayRef dim)"),
+    "unsqueeze": ("unsqueeze(Tensor input, int64_t dim)",),
+    "transpose": ("transpose(Tensor input, int64_t dim0, int64_t dim1)",),
+    "swapaxes": ("swapaxes(Tensor input, int64_t axis0, int64_t axis1)",),
+    "permute": ("permute(Tensor input, IntArrayRef dims)",),
+    "expand": ("expand(Tensor input, SymIntArrayRef size, *, bool implicit=False)",),
+    "broadcast_to": ("broadcast_to(Tensor input, SymIntArrayRef size)",),
+    "repeat": ("repeat(Tensor input, SymIntArrayRef repeats)",),
+    "flip": ("flip(Tensor input, IntArrayRef dims)",),
+    "roll": ("roll(Tensor input, SymIntArrayRef[1] shifts, IntArrayRef[1] dims=None)",),
+    **{name: (f"{name}(Tensor input, int64_t diagonal=0, *, Tensor out=None)",) for name in ("tril", "triu")},
+    "diagonal": ("diagonal(Tensor input, int64_t offset=0, int64_t dim1=0, int64_t dim2=1)",),
+    "narrow": ("narrow(Tensor input, int64_t dim, Tensor start, SymInt length)",
+               "narrow(Tensor input, int64_t dim, SymInt start, SymInt length)"),
+    # joins and indexing
+    **{name: (f"{name}(TensorList tensors, int64_t dim=0, *, Tensor out=None)",) for name in ("cat", "stack")},
+    "split_with_sizes": ("split_with_sizes(Tensor input, SymIntArrayRef split_sizes, int64_t dim=0)",),
+    "chunk": ("chunk(Tensor input, int64_t chunks, int64_t dim=0)",),
+    "unbind": ("unbind(Tensor input, int64_t dim=0)",),
+    "index_select": ("index_select(Tensor input, int64_t dim, Tensor index, *, Tensor out=None)",),
+    "gather": ("gather(Tensor input, int64_t dim, Tensor index, *, bool sparse_grad=False, Tensor out=None)",),
+    "scatter_add": ("scatter_add(Tensor input, int64_t dim, Tensor index, Tensor src, *, Tensor out=None)",),
+    "scatter": ("scatter(Tensor input, int64_t dim, Tensor index, Tensor src, *, Tensor out=None)",
+                "scatter(Tensor input, int64_t dim, Tensor index, Tensor src, *, c10::string_view reduce, "
+                "Tensor out=None)",
+                "scatter(Tensor input, int64_t dim, Tensor index, Scalar value, *, Tensor out=None)",
+                "scatter(Tensor input, int64_t dim, Tensor index, Scalar value, *, c10::string_view reduce, "
+                "Tensor out=None)"),
+}

@@ -530,7 +530,7 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
         losses = np.where(valid, -target_weight * picked, np.zeros((), x.dtype))
         total = target_weight.sum(dtype=x.dtype)
         if reduction == "none":
-            data = losses.reshape(target._data.shape)
+            data = losses.reshape(target._data.shape if x.ndim > 1 else ())   # NOTE: 0-d for a 1-d input
             scale = -target_weight
         elif reduction == "sum":
             data = losses.sum(dtype=x.dtype)
@@ -557,12 +557,18 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     _check_reduction(reduction, size_average, reduce)
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
-    if input.ndim != 1 and target.ndim and input._data.shape[0] != target._data.shape[0]:
+    # NOTE: torch reads a 0-d target's batch size as 0.
+    target_batch = target._data.shape[0] if target.ndim else 0
+    if input.ndim != 1 and input._data.shape[0] != target_batch:
         raise ValueError(f"Expected input batch_size ({input._data.shape[0]}) to match target batch_size "
-                         f"({target._data.shape[0]}).")
+                         f"({target_batch}).")
     if target.dtype is not _dtype.int64:
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {target.dtype.scalar_name}")
     if input.ndim <= 2:
+        if target.ndim > 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        if input.ndim == 1 and target.ndim == 1 and target._data.shape[0] != 1:
+            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {target._data.shape[0]}")
         return _nll(_NLL_LOSS, input, target, weight, reduction, ignore_index, "nll_loss_forward")
     shape = input._data.shape
     expected = (shape[0],) + shape[2:]
@@ -588,8 +594,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     _check_tensor(input, "cross_entropy")
     _check_tensor(target, "cross_entropy", "target", 2)
     _check_reduction(reduction, size_average, reduce)
-    if input.ndim < 1:
-        raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
+    # NOTE: a 0-d input fails where torch first uses its class dim (1): log_softmax or size.
     class_dim = 0 if input.ndim == 1 else 1
     if input._data.shape == target._data.shape:
         if not target.dtype.is_floating_point:
@@ -599,8 +604,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
             raise RuntimeError("ignore_index is not supported for floating point target")
         return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing, class_dim)
     if label_smoothing > 0.0:
-        if label_smoothing > 1.0:
-            raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+        if label_smoothing > 1.0:   # NOTE: torch prints a double as C++ streams do (%g)
+            raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing:g}")
         return _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, label_smoothing, class_dim)
     return nll_loss(log_softmax(input, class_dim), target, weight, ignore_index=ignore_index,
                     reduction=reduction)
@@ -613,14 +618,14 @@ def _class_view(weight: Tensor, ndim: int, class_dim: int) -> Tensor:
 
 
 def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing, class_dim):
-    n_classes = input._data.shape[class_dim]
+    n_classes = input.size(class_dim)
     if weight is not None and (weight.ndim != 1 or weight.numel() != n_classes):
         raise RuntimeError(f"cross_entropy: weight tensor should be defined either for all {n_classes} classes "
                            f"or no classes but got weight tensor of shape: {list(weight._data.shape)}")
     log_probabilities = log_softmax(input, class_dim)
     if label_smoothing > 0.0:
         if label_smoothing > 1.0:
-            raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+            raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing:g}")
         target = _add_scalar(_mul_scalar(target, 1 - label_smoothing), label_smoothing / n_classes)
     product = _ops.mul(log_probabilities, target)
     if weight is not None:
@@ -638,7 +643,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
 def _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, label_smoothing, class_dim):
     log_probabilities = log_softmax(input, class_dim)
     nll = nll_loss(log_probabilities, target, weight, ignore_index=ignore_index, reduction=reduction)
-    n_classes = input._data.shape[class_dim]
+    n_classes = input.size(class_dim)
     ignored = target._data == ignore_index
     if weight is not None:
         weighted = _ops.mul(log_probabilities, _class_view(weight, input.ndim, class_dim))

@@ -14,6 +14,83 @@ import engine
 from .snippets import run_snippet
 
 CASES = {
+    "inplace_ops_refuse_operands_sharing_the_written_memory": """
+        i = torch.tensor([[0, 1], [1, 0]])
+        for name, modify in [
+                ("scatter_ from itself", lambda x: x.scatter_(0, i, x)),
+                ("scatter_add_ from itself", lambda x: x.scatter_add_(-1, i, x)),
+                ("scatter_ shape before overlap", lambda x: x.scatter_(0, i, x[:1])),
+                ("scatter_ from itself, index out of bounds", lambda x: x.scatter_(0, i + 5, x)),
+                ("scatter_add_ from a copy", lambda x: x.scatter_add_(0, i, x * 1)),
+                ("add_ itself", lambda x: x.add_(x)),
+                ("add_ a row", lambda x: x.add_(x[0])),
+                ("add_ its transpose", lambda x: x.add_(x.t())),
+                ("mul_ one element", lambda x: x.mul_(x[0, 0])),
+                ("lerp_ weight a row", lambda x: x.lerp_(x * 2, x[0])),
+                ("addcmul_ itself", lambda x: x.addcmul_(x, x)),
+                ("clamp_ min a row", lambda x: x.clamp_(min=x[1])),
+                ("copy_ itself", lambda x: x.copy_(x)),
+                ("copy_ a row", lambda x: x.copy_(x[1])),
+                ("setitem a row into a row", lambda x: x.__setitem__(0, x[0])),
+                ("setitem another row", lambda x: x.__setitem__(slice(0, 1), x[1])),
+                ("setitem with an index tensor", lambda x: x.__setitem__(i[0], x[0])),
+                ("masked_fill_ one element", lambda x: x.masked_fill_(x > 0, x[0, 0])),
+                ("fill_ one element", lambda x: x.fill_(x[1, 1]))]:
+            x = torch.tensor([[1.5, -2.0], [0.5, 4.0]])
+            try:
+                modify(x)
+                print(name, x)
+            except RuntimeError as e:
+                print(name, e)
+        x = torch.tensor([[1.5, -2.0], [0.5, 4.0]])
+        v = x[0, 0]          # a view: it sees writes to x and shares its version
+        x.mul_(2)
+        print(v, v._version)
+    """,
+    "backward_from_a_view_made_under_no_grad_is_refused": """
+        x = torch.tensor([[1.5, -2.0], [0.5, 4.0]], requires_grad=True)
+        with torch.no_grad():
+            v = x.transpose(0, 1)
+        print(v.requires_grad, v.grad_fn)
+        (v * 2).sum().backward()
+        print(x.grad)
+        v.backward(gradient=torch.ones(2, 2))
+    """,
+    "inplace_on_views_of_multi_output_ops_is_refused": """
+        x = torch.tensor([[1.5, -2.0, 3.0], [0.5, 4.0, -1.0]], requires_grad=True)
+        y = x * 1
+        w = torch.tensor([2.0, 3.0], requires_grad=True)
+        for name, modify in [
+                ("unbind of a leaf", lambda: x.unbind(1)[2].zero_()),
+                ("unbind", lambda: y.unbind(1)[2].mul_(2)),
+                ("split", lambda: y.split(1, 1)[1].add_(1)),
+                ("chunk", lambda: y.chunk(3, 1)[0].exp_()),
+                ("split_with_sizes", lambda: y.split_with_sizes([1, 2], 1)[1].neg_()),
+                ("a view of one", lambda: y.unbind(0)[1][0:2].zero_()),
+                ("setitem, int", lambda: y.unbind(1)[2].__setitem__(0, 1.0)),
+                ("setitem, slice", lambda: y.unbind(1)[2].__setitem__(slice(0, 1), 1.0)),
+                ("setitem, whole", lambda: y.unbind(1)[2].__setitem__(slice(None), 1.0)),
+                ("setitem, mask", lambda: y.unbind(1)[2].__setitem__(torch.tensor([True, False]), 1.0)),
+                ("setitem, column", lambda: y.split(1, 0)[1].__setitem__((slice(None), 1), 1.0)),
+                ("no grad, other operand requires grad", lambda: x.detach().unbind(1)[2].add_(w)),
+                ("copy_ from a tensor requiring grad", lambda: x.detach().unbind(1)[0].copy_(w))]:
+            try:
+                modify()
+                print(name, "ok")
+            except RuntimeError as e:
+                print(name, e)
+        y.detach().unbind(1)[2].zero_()   # nothing requires grad: allowed
+        with torch.no_grad():
+            v = y.unbind(1)[2]
+        v.zero_()
+    """,
+    "inplace_floor_divide_backward_names_the_inplace_op": """
+        x = torch.tensor([1.5, -2.0], requires_grad=True)
+        y = x * 1
+        y.floor_divide_(2.0)
+        print(y.grad_fn.name())
+        y.sum().backward()
+    """,
     "autograd_grad": """
         x = torch.tensor([1., 2.], requires_grad=True)
         y = (x * x).sum()

@@ -65,6 +65,15 @@ ERRORS = {
         _x(b), _t(b, [[0.2] * 5] * 2), ignore_index=1),
     "cross_entropy probability weight size": lambda b: b.nn.functional.cross_entropy(
         _x(b), _t(b, [[0.2] * 5] * 2), _t(b, [1.0] * 4)),
+    "cross_entropy label_smoothing printed as C++": lambda b: b.nn.functional.cross_entropy(
+        _x(b), _t(b, [1, 2], "int64"), label_smoothing=2.706371784210205),
+    "cross_entropy 0-d input": lambda b: b.nn.functional.cross_entropy(_t(b, 0.5), _t(b, [1, 4, 0], "int64")),
+    "cross_entropy 0-d input and target": lambda b: b.nn.functional.cross_entropy(_t(b, 0.5), _t(b, 1, "int64")),
+    "cross_entropy 0-d input, probabilities": lambda b: b.nn.functional.cross_entropy(_t(b, 0.5), _t(b, 0.5)),
+    "nll_loss 1-d input, 1-d target": lambda b: b.nn.functional.nll_loss(_x(b, (4,)), _t(b, [1, 4, 0], "int64")),
+    "nll_loss 2-d target": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, [[1, 0], [2, 1]], "int64")),
+    "nll_loss 0-d target": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, 1, "int64")),
+    "nll_loss 3-d input, 0-d target": lambda b: b.nn.functional.nll_loss(_x(b, (2, 3, 2)), _t(b, 1, "int64")),
     "bce input outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
         _t(b, [1.5, 0.5]), _t(b, [1.0, 0.0])),
     "bce size": lambda b: b.nn.functional.binary_cross_entropy(_t(b, [0.5, 0.5]), _t(b, [[1.0, 0.0]])),

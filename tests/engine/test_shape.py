@@ -90,6 +90,8 @@ MISUSE = {
     "split-zero": lambda b: _x(b).split(0, 1),
     "split-sum": lambda b: _x(b).split([1, 1], 1),
     "split-negative-size": lambda b: _x(b).split([-1, 4], 1),
+    "split-sum-negative-dim": lambda b: _x(b).split([2, 2], -1),
+    "split_with_sizes-negative-dim": lambda b: b.split_with_sizes(_x(b), (2, 2), -1),
     "chunk-zero": lambda b: _x(b).chunk(0),
     "chunk-0d": lambda b: _x(b, ()).chunk(1),
     "unbind-0d": lambda b: _x(b, ()).unbind(),

@@ -1,0 +1,86 @@
+"""Argument checking: calls torch's argument parser refuses raise the same TypeError in the engine.
+
+Each case is one call, made as `torch.<op>(x, ...)` and as `x.<op>(...)` (where torch has
+that form), with the same arguments on both backends; the exception type and message must
+be identical. The cases cover each of the parser's messages: a wrong type by position and by
+keyword, a bad first or later element of an int list, varargs int lists, missing, extra and
+unknown arguments, and the "invalid combination" listing of overloaded ops.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+
+# (op, args after the tensor, kwargs)
+CALLS = [
+    ("permute", (None,), {}), ("permute", ((0.5, 1),), {}), ("permute", ((1, None),), {}),
+    ("permute", (0, None), {}), ("permute", (0.5, 1), {}), ("permute", (0,), {}), ("permute", (), {"dims": None}),
+    ("permute", ((1, 0), 3), {}), ("permute", ((1, 0),), {"foo": 3}), ("permute", ((1, 0),), {"dims": (1, 0)}),
+    ("permute", ((True, 0),), {}), ("permute", (1, True), {}), ("permute", (), {}),
+    ("logsumexp", (None,), {}), ("logsumexp", (1.5,), {}), ("logsumexp", ((0, 1.5),), {}),
+    ("logsumexp", (), {"dim": (None,)}), ("logsumexp", (0, None), {}), ("logsumexp", (0,), {"keepdim": 1}),
+    ("logsumexp", (0, True, 1), {}), ("logsumexp", (), {}), ("logsumexp", ((np.float64(0.5),),), {}),
+    ("transpose", (0, None), {}), ("transpose", (0,), {"dim1": None}), ("transpose", (0,), {}),
+    ("sum", (0.5,), {}), ("sum", (0, None), {}), ("sum", (0,), {"keepdim": None}), ("sum", (), {"keepdim": True}),
+    ("mean", (), {"dim": 0, "keepdim": 1.5}), ("max", (), {"dim": None}), ("max", (), {"dim": 0, "keepdim": None}),
+    ("std", (), {"dim": 0, "keepdim": None}), ("all", (), {"dim": 1.5}), ("squeeze", (), {"dim": None}),
+    ("squeeze", (1.5,), {}), ("narrow", (), {"dim": None, "start": 0, "length": 1}), ("view", (None,), {}),
+    ("reshape", (None,), {}), ("flip", (None,), {}), ("roll", (1,), {"dims": None}), ("roll", (None,), {}),
+    ("amax", (), {"dim": None}), ("argmax", (), {"dim": 0.5}), ("cumsum", (None,), {}), ("unbind", (None,), {}),
+    ("chunk", (2, None), {}), ("split_with_sizes", ((1, 1), None), {}), ("tril", (0.5,), {}),
+    ("diagonal", (0, 0, None), {}), ("expand", (None,), {}), ("repeat", (None,), {}), ("unsqueeze", (None,), {}),
+    ("addcmul", (None,), {}), ("addcmul", (1.5,), {"value": None}), ("lerp", (None, 0.5), {}),
+    ("masked_fill", (None, 1.0), {}), ("atan2", (2.0,), {}),
+    ("sum", (), {"axis": 0, "keepdims": None}), ("sum", (0,), {"axis": 1}), ("logsumexp", (), {"axis": None}),
+    ("sum", (), {"axis": 1, "foo": 2}), ("amax", (), {"axis": 0, "dim": 1}),
+    # in-place methods: parsed under their own name, before any check of the receiver
+    ("tril_", (0.5,), {}), ("addcmul_", (None,), {}), ("addcmul_", (None, None, None, None), {}),
+    ("lerp_", (None,), {"weight": 0.5}), ("scatter_add_", (None,), {}), ("masked_fill_", (1.0,), {}),
+]
+
+
+def _outcome(backend, op, form, args, kwargs):
+    x = backend.ones(2, 3, requires_grad=True)
+    try:
+        if form == "function":
+            getattr(backend, op)(x, *args, **kwargs)
+        else:
+            getattr(x, op)(*args, **kwargs)
+    except Exception as error:   # noqa: BLE001 - the outcome under test
+        return type(error).__name__, str(error)
+    return "ok", None
+
+
+CASES = [pytest.param(op, form, args, kwargs, id=f"{op}-{form}-{i}")
+         for i, (op, args, kwargs) in enumerate(CALLS) for form in ("function", "method")
+         if hasattr(torch if form == "function" else torch.Tensor, op)]
+
+
+def _join(backend, kwargs, second=None):
+    x = backend.ones(2, 3, requires_grad=True)
+    try:
+        return "ok", tuple(backend.stack([x, x if second is None else second], **kwargs).shape)
+    except Exception as error:   # noqa: BLE001 - the outcome under test
+        return type(error).__name__, str(error)
+
+
+@pytest.mark.parametrize("kwargs, second", [({"axis": 1}, None), ({"axis": 1, "dim": 0}, None),
+                                            ({"dim": None}, None), ({}, 2.0), ({"dim": 1.5}, None)])
+def test_numpy_keyword_names_are_torchs(kwargs, second):
+    assert _join(engine, kwargs, second) == _join(torch, kwargs, second)
+
+
+def test_numpy_keyword_names_reach_the_op():
+    x = torch.arange(6.0).reshape(2, 3)
+    got = engine.tensor(x.tolist()).sum(axis=1, keepdims=True)
+    assert got.tolist() == x.sum(axis=1, keepdims=True).tolist()
+
+
+@pytest.mark.parametrize("op, form, args, kwargs", CASES)
+def test_bad_arguments_raise_torchs_error(op, form, args, kwargs):
+    # A few calls torch accepts are here on purpose (None where a default is None, a bool
+    # past the first element of an int list): the engine must accept them too.
+    assert _outcome(engine, op, form, args, kwargs) == _outcome(torch, op, form, args, kwargs)
