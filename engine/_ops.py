@@ -482,20 +482,39 @@ _LOG = Rule("LogBackward0", lambda ctx, g: (g / ctx.self,), saves={"self": None}
 # is NaN, and gives exactly 0 (not NaN for an infinite gradient) at and below 0: relu'(0) = 0.
 _RELU = Rule("ReluBackward0", lambda ctx, g: (v_threshold_backward(g, ctx.result),), saves={"result": None})
 
-# torch's threshold_backward(grad, result, 0) is differentiable in both arguments (zero in
-# `result`), so with create_graph the gradient of relu requires grad whenever the relu's
-# output does, and a double backward through it works even from a constant seed.
-_THRESHOLD_BACKWARD_2 = Rule("ThresholdBackwardBackward0",
-                             lambda ctx, g: (v_masked_zero(g, ctx.mask), v_zeros_like(g) if ctx.needs[1] else None),
-                             ("grad_output", "self"))
+def _backward_node(name: str) -> Rule:
+    """torch's node for a backward function linear in the gradient whose derivative in the op's
+    input is zero (threshold_backward, hardtanh_backward, leaky_relu_backward, nll_loss_backward).
+
+    NOTE: torch records such a function over (grad_output, self) with create_graph, so the
+    gradient requires grad whenever self does, and a double backward through it works even
+    from a constant seed (it then gives self a zero gradient).
+    """
+    def backward(ctx, g):
+        return (v_backward_of(rule, g, None, ctx.apply) if ctx.needs[0] else None,
+                v_zeros_like(g) if len(ctx.needs) > 1 and ctx.needs[1] else None)
+    rule = Rule(name, backward, ("grad_output", "self"))
+    return rule
+
+
+def v_backward_of(rule: Rule, g, self, apply):
+    """`apply(g)` (an array function linear in g); on tensors (create_graph) recorded as
+    `rule`, a `_backward_node`, over g and `self` (None: over g alone)."""
+    if isinstance(g, Tensor):
+        return record(rule, (g,) if self is None else (g, self), apply(g._data), g.dtype, apply=apply)
+    return apply(g)
+
+
+def _zero_where(mask: np.ndarray):
+    """The linear map that zeroes an array where `mask` holds (a select: inf * 0 never appears)."""
+    return lambda a: np.where(mask, np.zeros((), a.dtype), a)
+
+
+_THRESHOLD_BACKWARD_2 = _backward_node("ThresholdBackwardBackward0")
 
 
 def v_threshold_backward(g, result):
-    mask = v_data(result) <= 0
-    if isinstance(g, Tensor):
-        return record(_THRESHOLD_BACKWARD_2, (g, result), np.where(mask, np.zeros((), g.dtype.np), g._data),
-                      g.dtype, mask=mask)
-    return v_masked_zero(g, mask)
+    return v_backward_of(_THRESHOLD_BACKWARD_2, g, result, _zero_where(v_data(result) <= 0))
 # NOTE: torch's tanh_backward is g * (1 - y * y) and sigmoid_backward g * (1 - y) * y.
 _TANH = Rule("TanhBackward0", lambda ctx, g: (g * (1 - ctx.result * ctx.result),), saves={"result": None})
 _SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (g * (1 - ctx.result) * ctx.result,),

@@ -16,8 +16,9 @@ import numpy as np
 
 from .. import _dtype, _ops, _random
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
-                    record, v_data, v_masked_zero,
+                    _backward_node, record, v_backward_of, v_data, v_masked_zero, _zero_where,
                     v_mm, v_reshape, v_t, v_where)
+from .._ops_pointwise import abs as _abs   # AbsBackward0, differentiable twice as torch's (sgn)
 from .._tensor import Tensor, _wrap_dim
 
 
@@ -107,14 +108,6 @@ _MASKED_FILL = Rule("MaskedFillBackward0", lambda ctx, g: (v_masked_zero(g, ctx.
 
 def _masked_fill_zero(t: Tensor, mask: np.ndarray) -> Tensor:
     return record(_MASKED_FILL, (t,), np.where(mask, np.zeros((), t.dtype.np), t._data), t.dtype, mask=mask)
-
-
-# NOTE: torch's abs backward is grad * sgn(self): 0 at 0.
-_ABS = Rule("AbsBackward0", lambda ctx, g: (g * v_const(np.sign(v_data(ctx.self)), g),), saves={"self": None})
-
-
-def _abs(t: Tensor) -> Tensor:
-    return record(_ABS, (t,), np.abs(t._data), t.dtype)
 
 
 # NOTE: torch's clamp_min backward passes the gradient where self >= min (ties included).
@@ -216,9 +209,15 @@ def relu(input, inplace: bool = False) -> Tensor:
 
 # NOTE: torch's leaky_relu_backward passes g where self > 0 and g * negative_slope elsewhere,
 # so the gradient at 0 is negative_slope.
+_LEAKY_RELU_BACKWARD = _backward_node("LeakyReluBackwardBackward0")
 _LEAKY_RELU = Rule("LeakyReluBackward0",
-                   lambda ctx, g: (v_where(v_data(ctx.self) > 0, g, g * ctx.negative_slope),),
+                   lambda ctx, g: (v_backward_of(_LEAKY_RELU_BACKWARD, g, ctx.self, _leaky_relu_map(
+                       v_data(ctx.self) > 0, ctx.negative_slope)),),
                    saves={"self": None})
+
+
+def _leaky_relu_map(positive: np.ndarray, negative_slope: float):
+    return lambda a: np.where(positive, a, a * np.asarray(negative_slope, a.dtype))
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -329,9 +328,10 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 
 # NOTE: torch's hardtanh_backward passes the gradient strictly inside (min_val, max_val):
 # the gradient at either bound is 0.
+_HARDTANH_BACKWARD = _backward_node("HardtanhBackwardBackward0")
 _HARDTANH = Rule("HardtanhBackward0",
-                 lambda ctx, g: (v_masked_zero(g, ~((v_data(ctx.self) > ctx.min_val)
-                                                    & (v_data(ctx.self) < ctx.max_val))),),
+                 lambda ctx, g: (v_backward_of(_HARDTANH_BACKWARD, g, ctx.self, _zero_where(
+                     ~((v_data(ctx.self) > ctx.min_val) & (v_data(ctx.self) < ctx.max_val)))),),
                  saves={"self": None})
 
 
@@ -491,12 +491,17 @@ def _check_no_grad(t, function: str, argument: str):
 def _nll_backward(ctx, g):
     """The gradient of nll_loss: -weight[target] (over the total weight for 'mean') at each target."""
     n, c, k = ctx.folded
-    g = v_reshape(g, (n, 1, k)) if ctx.reduction == "none" else g
-    return (v_reshape(g * v_const(ctx.coefficients, g), ctx.self_shape),)
+    coefficients, self_shape, none = ctx.coefficients, ctx.self_shape, ctx.reduction == "none"
+
+    def apply(a):
+        return ((a.reshape(n, 1, k) if none else a) * coefficients).reshape(self_shape)
+    return (v_backward_of(ctx.double, g, ctx.self, apply),)
 
 
 _NLL_LOSS = Rule("NllLossBackward0", _nll_backward, saves={"self": None})
 _NLL_LOSS_2D = Rule("NllLoss2DBackward0", _nll_backward, saves={"self": None})
+_NLL_LOSS_BACKWARD = _backward_node("NllLossBackwardBackward0")
+_NLL_LOSS_2D_BACKWARD = _backward_node("NllLoss2DBackwardBackward0")
 
 
 def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, ignore_index: int,
@@ -542,7 +547,8 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
     np.put_along_axis(coefficients, safe[:, None, :], scale[:, None, :].astype(x.dtype), axis=1)
     coefficients = np.where(valid[:, None, :], coefficients, np.zeros((), x.dtype))
     return record(rule, (input,), data, input.dtype, coefficients=coefficients, folded=(n, c, k),
-                  reduction=reduction, self_shape=x.shape)
+                  reduction=reduction, self_shape=x.shape,
+                  double=_NLL_LOSS_BACKWARD if rule is _NLL_LOSS else _NLL_LOSS_2D_BACKWARD)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,

@@ -306,3 +306,36 @@ def test_float64_gradients_agree_with_finite_differences(name):
     f(x).backward()
     numeric = _finite_difference(lambda a: f(engine.tensor(a.tolist(), dtype=engine.float64)).item(), point)
     np.testing.assert_allclose(x.grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
+
+
+# ---- double backward from a constant seed -------------------------------------------------
+
+SECOND_ORDER = {
+    "leaky_relu": lambda b, x: b.nn.functional.leaky_relu(x, 0.2),
+    "hardtanh": lambda b, x: b.nn.functional.hardtanh(x, -0.5, 0.5),
+    "nll_loss": lambda b, x: b.nn.functional.nll_loss(x, b.tensor([1, 4])),
+    "nll_loss none": lambda b, x: b.nn.functional.nll_loss(x, b.tensor([1, 4]), reduction="none"),
+    "nll_loss 4-d": lambda b, x: b.nn.functional.nll_loss(x.reshape(2, 5, 1, 1), b.tensor([[[1]], [[4]]])),
+    "l1_loss": lambda b, x: b.nn.functional.l1_loss(x, b.zeros(2, 5)),
+    "relu": lambda b, x: b.relu(x),
+}
+
+
+def _second_order(backend, name):
+    """torch's backward functions that are linear in the gradient are recorded over the op's
+    input too: the first-order gradient requires grad and a double backward runs."""
+    x = _x(backend)
+    (g,) = backend.autograd.grad(SECOND_ORDER[name](backend, x).sum(), x, create_graph=True)
+    node = g.grad_fn
+    names = []
+    while node is not None:   # the chain of first inputs, e.g. ViewBackward0 -> NllLoss2DBackwardBackward0
+        names.append(node.name())
+        node = node.next_functions[0][0] if node.next_functions else None
+    g.sum().backward()
+    # (x.grad + 0: torch gives the zero gradient of sgn as a ZeroTensor, which has no values to list)
+    return g.requires_grad, names, None if x.grad is None else (x.grad + 0).tolist()
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_gradients_of_linear_backwards_stay_in_the_graph(name):
+    assert _second_order(engine, name) == _second_order(torch, name)
