@@ -18,6 +18,7 @@ from . import _dtype
 from ._autograd import _GradMode
 from ._ops import (Rule, Written, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor,
                    _assert_no_overlap, record, save_for_backward, v_zeros_like)
+from ._ops_shape import _expand_shape
 from ._tensor import Tensor
 
 
@@ -217,11 +218,11 @@ def __setitem__(self: Tensor, index, value) -> None:
     check_writable(self, value, view_node=_indexing_view_node(self, index))
     key = _numpy_index(index)
     if isinstance(value, Tensor):
-        # NOTE: torch copies into the view `x[index]` (any partial overlap refused) or, for an
-        # index with tensors, calls index_put_ (any overlap at all refused).
         advanced = any(isinstance(i, (Tensor, list, bool)) for i in (index if isinstance(index, tuple) else (index,)))
-        _assert_no_overlap(self._data if advanced else self._data[_numpy_index_view(key)], value._data,
-                          partial_only=not advanced)
+        if advanced:   # NOTE: torch's index_put_ refuses any overlap at all
+            _assert_no_overlap(self._data, value._data, partial_only=False)
+        else:
+            _check_copy_to(self._data[_numpy_index_view(key)], value)
     value_tensor = value if isinstance(value, Tensor) else _scalar_tensor(value, _dtype.result_type([self], [value]))
     data = self._data.copy()
     with _errstate():
@@ -240,6 +241,21 @@ def __setitem__(self: Tensor, index, value) -> None:
         for n, t in enumerate(index_tensors):
             save_for_backward(result, f"indices{n}", t)
     write_result(self, result)
+
+
+def _check_copy_to(view: np.ndarray, value: Tensor) -> None:
+    """torch's copy of a tensor into the view `x[index]` (copy_to in its indexing code): a 0-d
+    value fills; another is stripped of leading 1s and expanded to the view (expand's errors),
+    then copied (a partial overlap refused where the value was not actually expanded)."""
+    if value._data.ndim == 0:
+        return
+    shape = value._data.shape
+    if shape != view.shape:
+        while shape and shape[0] == 1:
+            shape = shape[1:]
+        _expand_shape(Tensor._make(value._data.reshape(shape), value.dtype), view.shape)
+    if shape == view.shape:
+        _assert_no_overlap(view, value._data, partial_only=True)
 
 
 def _indexing_view_node(self: Tensor, index) -> str | None:

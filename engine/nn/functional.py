@@ -18,6 +18,7 @@ from .. import _dtype, _ops, _random
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
                     _backward_node, record, v_backward_of, v_data, v_masked_zero, _zero_where,
                     v_mm, v_reshape, v_t, v_where)
+from .._ops_pointwise import _not_implemented_for
 from .._ops_pointwise import abs as _abs   # AbsBackward0, differentiable twice as torch's (sgn)
 from .._tensor import Tensor, _wrap_dim
 
@@ -521,6 +522,9 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
             raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found "
                                f"{weight.dtype.scalar_name}")
         _check_no_grad(weight, function, "weight")
+    if not input.dtype.is_floating_point:   # NOTE: torch's kernel refuses the dtype before reading targets
+        raise _not_implemented_for("nll_loss_out_frame" if rule is _NLL_LOSS else "nll_loss2d_forward_out_frame",
+                                   input.dtype)
     x3 = x.reshape(n, c, k)
     t2 = target._data.reshape(n, k)
     valid = t2 != ignore_index

@@ -74,6 +74,10 @@ ERRORS = {
     "nll_loss 2-d target": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, [[1, 0], [2, 1]], "int64")),
     "nll_loss 0-d target": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, 1, "int64")),
     "nll_loss 3-d input, 0-d target": lambda b: b.nn.functional.nll_loss(_x(b, (2, 3, 2)), _t(b, 1, "int64")),
+    "nll_loss integer input": lambda b: b.nn.functional.nll_loss(_t(b, [[1, 2], [3, 4]], "int64"),
+                                                                 _t(b, [1, 5], "int64")),
+    "nll_loss integer 4-d input": lambda b: b.nn.functional.nll_loss(
+        _t(b, [[[[1]], [[2]]]], "int64"), _t(b, [[[9]]], "int64")),
     "bce input outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
         _t(b, [1.5, 0.5]), _t(b, [1.0, 0.0])),
     "bce size": lambda b: b.nn.functional.binary_cross_entropy(_t(b, [0.5, 0.5]), _t(b, [[1.0, 0.0]])),
