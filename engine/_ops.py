@@ -491,17 +491,19 @@ def _backward_node(name: str) -> Rule:
     from a constant seed (it then gives self a zero gradient).
     """
     def backward(ctx, g):
-        return (v_backward_of(rule, g, None, ctx.apply) if ctx.needs[0] else None,
+        return (v_backward_of(rule, g, None, ctx.adjoint, ctx.apply) if ctx.needs[0] else None,
                 v_zeros_like(g) if len(ctx.needs) > 1 and ctx.needs[1] else None)
     rule = Rule(name, backward, ("grad_output", "self"))
     return rule
 
 
-def v_backward_of(rule: Rule, g, self, apply):
-    """`apply(g)` (an array function linear in g); on tensors (create_graph) recorded as
-    `rule`, a `_backward_node`, over g and `self` (None: over g alone)."""
+def v_backward_of(rule: Rule, g, self, apply, adjoint=None):
+    """`apply(g)` (an array function linear in g, whose adjoint is `adjoint`, by default itself
+    as for elementwise maps); on tensors (create_graph) recorded as `rule`, a `_backward_node`,
+    over g and `self` (None: over g alone)."""
     if isinstance(g, Tensor):
-        return record(rule, (g,) if self is None else (g, self), apply(g._data), g.dtype, apply=apply)
+        return record(rule, (g,) if self is None else (g, self), apply(g._data), g.dtype, apply=apply,
+                      adjoint=adjoint or apply)
     return apply(g)
 
 

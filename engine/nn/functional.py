@@ -494,9 +494,14 @@ def _nll_backward(ctx, g):
     n, c, k = ctx.folded
     coefficients, self_shape, none = ctx.coefficients, ctx.self_shape, ctx.reduction == "none"
 
+    grad_shape = np.shape(g)
+
     def apply(a):
         return ((a.reshape(n, 1, k) if none else a) * coefficients).reshape(self_shape)
-    return (v_backward_of(ctx.double, g, ctx.self, apply),)
+
+    def adjoint(a):   # back from self's shape to the loss's: the class dim summed
+        return (a.reshape(n, c, k) * coefficients).sum(axis=1 if none else None).reshape(grad_shape)
+    return (v_backward_of(ctx.double, g, ctx.self, apply, adjoint),)
 
 
 _NLL_LOSS = Rule("NllLossBackward0", _nll_backward, saves={"self": None})

@@ -321,6 +321,12 @@ SECOND_ORDER = {
     "nll_loss none": lambda b, x: b.nn.functional.nll_loss(x, b.tensor([1, 4]), reduction="none"),
     "nll_loss 4-d": lambda b, x: b.nn.functional.nll_loss(x.reshape(2, 5, 1, 1), b.tensor([[[1]], [[4]]])),
     "l1_loss": lambda b, x: b.nn.functional.l1_loss(x, b.zeros(2, 5)),
+    # a seed that depends on x: the double backward differentiates in grad_output too
+    "nll_loss squared": lambda b, x: b.nn.functional.nll_loss(x, b.tensor([1, 4])) ** 2,
+    "nll_loss none squared": lambda b, x: b.nn.functional.nll_loss(x, b.tensor([1, 4]), reduction="none") ** 2,
+    "nll_loss 4-d squared": lambda b, x: b.nn.functional.nll_loss(
+        x.reshape(2, 5, 1, 1), b.tensor([[[1]], [[4]]]), reduction="none") ** 2,
+    "hardtanh squared": lambda b, x: b.nn.functional.hardtanh(x, -0.5, 0.5) ** 2,
     "relu": lambda b, x: b.relu(x),
 }
 
