@@ -462,9 +462,9 @@ def roll(input, shifts, dims=None) -> Tensor:
     if len(shifts) != len(dims) and not (not dims and len(shifts) == 1):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
     n = input._data.ndim
+    if n == 0 and dims:   # NOTE: torch names the first dim as given, wrapping none
+        raise IndexError(f"Dimension specified as {dims[0]} but tensor has no dimensions")
     dims = tuple(_wrap_dim(d, n) for d in dims)
-    if n == 0 and dims:
-        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     data = np.roll(input._data, shifts, dims or None)
     return record(_ROLL, (input,), data, input.dtype, shifts=shifts, dims=dims)
 

@@ -937,6 +937,13 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     normalized_shape = tuple(int(n) for n in normalized_shape)
     shape = input._data.shape
     k = len(normalized_shape)
+    params = [t for t in (weight, bias) if t is not None]
+    if params and params[0].dtype is not input.dtype:
+        # NOTE: torch's CPU kernel takes parameters of another dtype than the input ("mixed
+        # type") only as float32 with a bfloat16/half input, checked before any shape.
+        if any(t.dtype is not _dtype.float32 for t in params):
+            raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
     for name, value in (("weight", weight), ("bias", bias)):
         if value is not None and value._data.shape != normalized_shape:
             raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
@@ -944,8 +951,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     if k == 0 or k > len(shape) or shape[len(shape) - k:] != normalized_shape:
         raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
                            f"[*, {', '.join(map(str, normalized_shape))}], but got input of size{list(shape)}")
-    if any(t is not None and t.dtype is not input.dtype for t in (weight, bias)):
-        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+    for t in params:   # a bias whose dtype differs from the weight's (and input's)
+        if t.dtype is not input.dtype:
+            raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found {t.dtype.scalar_name}")
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f"engine.nn.functional.layer_norm: {input.dtype.name} input is not supported")
     dims = tuple(range(len(shape) - k, len(shape)))

@@ -114,6 +114,14 @@ ERRORS = {
     "layer_norm weight shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), _x(b, (2,))),
     "layer_norm bias shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), None, _x(b, (2,))),
     "layer_norm int shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), 3),
+    "layer_norm float32 input, float64 weight": lambda b: b.nn.functional.layer_norm(
+        _x(b, (2, 3)), (3,), _x(b, (3,)).double()),
+    "layer_norm mixed dtypes before shapes": lambda b: b.nn.functional.layer_norm(
+        _x(b, (2, 3)).double(), (3,), _x(b, (2,))),
+    "layer_norm bias dtype": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), _x(b, (3,)),
+                                                                   _x(b, (3,)).double()),
+    "layer_norm float64 bias alone": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), None,
+                                                                           _x(b, (3,)).double()),
     "layer_norm mixed dtypes": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)).double(), (3,), _x(b, (3,))),
     "normalize integer": lambda b: b.nn.functional.normalize(_t(b, [1, 2], "int64")),
     "normalize dim": lambda b: b.nn.functional.normalize(_x(b), dim=2),

@@ -65,6 +65,8 @@ MISUSE = {
     "roll-misaligned": lambda b: b.roll(_x(b), (1, 2), (0,)),
     "roll-no-dims": lambda b: b.roll(_x(b), (1, 2)),
     "roll-0d-dim": lambda b: b.roll(_x(b, ()), 1, 0),
+    "roll-0d-negative-dim": lambda b: b.roll(_x(b, ()), 1, -1),
+    "roll-0d-dims": lambda b: b.roll(_x(b, ()), (1, 1), (5, 0)),
     "narrow-0d": lambda b: _x(b, ()).narrow(0, 0, 1),
     "narrow-length": lambda b: _x(b).narrow(1, 0, -1),
     "narrow-start": lambda b: _x(b).narrow(1, -4, 1),
