@@ -17,7 +17,7 @@ import numpy as np
 from . import _dtype
 from ._autograd import _GradMode
 from ._ops import (Rule, Written, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor,
-                   _assert_no_overlap, record, save_for_backward, v_zeros_like)
+                   _assert_no_overlap, record, save_for_backward, v_masked_zero, v_zeros_like)
 from ._ops_shape import _expand_shape
 from ._tensor import Tensor
 
@@ -196,9 +196,11 @@ def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
 
 
 def _copy_slices_backward(ctx, g):
-    if not isinstance(g, np.ndarray):
-        raise NotImplementedError("engine: differentiating through __setitem__ twice (create_graph) "
-                                  "is not supported")
+    if isinstance(g, Tensor):   # create_graph: the same selections, recorded on g
+        written = np.zeros(g._data.shape, bool)
+        written[ctx.index] = True
+        return (v_masked_zero(g, written) if ctx.needs[0] else None,
+                g[_tensor_index(ctx.index)] if ctx.needs[1] else None)
     grad_self = None
     if ctx.needs[0]:
         grad_self = g.copy()
@@ -276,6 +278,17 @@ def _indexing_view_node(self: Tensor, index) -> str | None:
         elif item is not Ellipsis:
             node = "SelectBackward0"
     return node
+
+
+def _tensor_index(key):
+    """A numpy index expression with its arrays made engine tensors again."""
+    if isinstance(key, tuple):
+        return tuple(_tensor_index(k) for k in key)
+    if isinstance(key, np.ndarray):
+        return Tensor._make(key, _dtype.from_numpy(key.dtype))
+    if isinstance(key, list):
+        return [_tensor_index(k) for k in key]
+    return key
 
 
 def _numpy_index_view(key):

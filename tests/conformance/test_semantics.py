@@ -14,6 +14,23 @@ import engine
 from .snippets import run_snippet
 
 CASES = {
+    "setitem_differentiated_twice": """
+        x = torch.tensor([[1.5, -2.0, 3.0], [0.5, 4.0, -1.0]], requires_grad=True)
+        w = torch.tensor([0.25, -0.5, 2.0], requires_grad=True)
+        for index in [0, (slice(None), 1), torch.tensor([True, False]), torch.tensor([1, 1])]:
+            y = x * 1
+            y[index] = w[:1] * 3 if isinstance(index, tuple) else w * 3
+            gx, gw = torch.autograd.grad((y * y).sum(), [x, w], create_graph=True)
+            print(gx, gw)
+            (gx.sum() + gw.sum()).backward()
+            print(x.grad, w.grad)
+            x.grad = w.grad = None
+        y = x * 1
+        y[0] = w
+        gx, gw = torch.autograd.grad(y.sum(), [x, w], create_graph=True)
+        print(gx.requires_grad, gw.requires_grad)
+        (gx.sum() + gw.sum()).backward()
+    """,
     "inplace_ops_refuse_operands_sharing_the_written_memory": """
         i = torch.tensor([[0, 1], [1, 0]])
         for name, modify in [
