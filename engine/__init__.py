@@ -80,6 +80,11 @@ def _bind_ops():
         if op.name in optable.SIGNATURES:   # the public forms check their arguments as torch's parser
             parser = _args.Parser.from_text(optable.SIGNATURES[op.name])
             function, method = _args.bind(fn, parser), _args.bind(fn, parser.method(), method=True)
+        # Where torch's Tensor method is a Python method of its own (Tensor.split), the module
+        # of the op makes it from the native one: `_<name>_method(native)`.
+        python_method = getattr(importlib.import_module(fn.__module__), f"_{op.name}_method", None)
+        if python_method is not None:
+            method = python_method(method)
         names = (op.name.rpartition(".")[2],) + op.aliases
         for name in names:
             if optable.FUNCTION in op.forms and "." not in op.name:

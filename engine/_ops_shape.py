@@ -215,6 +215,27 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return _reshape_as_torch(input, shape[:start] + (merged,) + shape[end + 1:])
 
 
+def _split_method(native):
+    """Tensor.split(split_size, dim=0): in torch a Python method, with its own parameter names."""
+    def split(self, split_size, dim=0):
+        return native(self, split_size, dim)
+    split.__qualname__ = "Tensor.split"
+    split.__doc__, split.__wrapped__ = native.__doc__, native
+    return split
+
+
+def _unflatten_method(native):
+    """Tensor.unflatten(dim, sizes): in torch a Python method that refuses empty sizes itself
+    before its native method parses the arguments."""
+    def unflatten(self, dim, sizes):
+        if not isinstance(sizes, Tensor) and not sizes:
+            raise RuntimeError("unflatten: sizes must be non-empty")
+        return native(self, dim, sizes)
+    unflatten.__qualname__ = "Tensor.unflatten"
+    unflatten.__doc__, unflatten.__wrapped__ = native.__doc__, native
+    return unflatten
+
+
 def unflatten(input, dim: int, sizes) -> Tensor:
     _check_tensor(input, "unflatten")
     shape = input._data.shape
@@ -721,10 +742,10 @@ def _split_dim(op: str, input: Tensor, dim: int) -> int:
     return _wrap_dim(dim, input._data.ndim)
 
 
-def split(tensor, split_size_or_sections=None, dim: int = 0, *, split_size=None) -> tuple:
-    """torch.split(tensor, split_size_or_sections, dim) and Tensor.split(split_size, dim)."""
+def split(tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    """torch.split(tensor, split_size_or_sections, dim): pieces of one size, or of the sizes listed."""
     _check_tensor(tensor, "split")
-    sizes = split_size if split_size is not None else split_size_or_sections
+    sizes = split_size_or_sections
     if isinstance(sizes, (tuple, list)):
         return split_with_sizes(tensor, sizes, dim)
     size = operator.index(sizes)

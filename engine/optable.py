@@ -842,6 +842,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "reshape": ("reshape(Tensor input, SymIntArrayRef shape)",),
     "view": ("view(Tensor input, ScalarType dtype)", "view(Tensor input, SymIntArrayRef size)"),
     "flatten": ("flatten(Tensor input, int64_t start_dim=0, int64_t end_dim=-1)",),
+    "unflatten": ("unflatten(Tensor input, int64_t dim, SymIntArrayRef sizes)",),
     "squeeze": ("squeeze(Tensor input)", "squeeze(Tensor input, int64_t dim)", "squeeze(Tensor input, IntArrayRef dim)"),
     "unsqueeze": ("unsqueeze(Tensor input, int64_t dim)",),
     "transpose": ("transpose(Tensor input, int64_t dim0, int64_t dim1)",),

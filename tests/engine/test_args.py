@@ -36,6 +36,11 @@ CALLS = [
     ("masked_fill", (None, 1.0), {}), ("atan2", (2.0,), {}),
     ("sum", (), {"axis": 0, "keepdims": None}), ("sum", (0,), {"axis": 1}), ("logsumexp", (), {"axis": None}),
     ("sum", (), {"axis": 1, "foo": 2}), ("amax", (), {"axis": 0, "dim": 1}),
+    # torch.split and Tensor.split are Python functions with their own parameter names; Tensor.unflatten
+    # refuses empty sizes in Python first
+    ("split", (), {"split_size_or_sections": 1}), ("split", (), {"split_size": 1}), ("split", (1, 0, 3), {}),
+    ("split", (), {}), ("unflatten", (1, None), {}), ("unflatten", (1, 3), {}), ("unflatten", (1, ()), {}),
+    ("unflatten", (1,), {}),
     # in-place methods: parsed under their own name, before any check of the receiver
     ("tril_", (0.5,), {}), ("addcmul_", (None,), {}), ("addcmul_", (None, None, None, None), {}),
     ("lerp_", (None,), {"weight": 0.5}), ("scatter_add_", (None,), {}), ("masked_fill_", (1.0,), {}),
