@@ -14,6 +14,17 @@ import engine
 from .snippets import run_snippet
 
 CASES = {
+    "hook_on_a_non_leaf_with_create_graph": """
+        x = torch.tensor([[0.5, -1.0], [2.0, 0.0]], requires_grad=True)
+        v = x * 1
+        v.register_hook(lambda grad: grad * 2.0)
+        v.retain_grad()
+        v.sigmoid_()
+        (g,) = torch.autograd.grad(v.sum(), [x], create_graph=True)
+        print(g)
+        g.sum().backward()
+        print(x.grad, v.grad)
+    """,
     "setitem_differentiated_twice": """
         x = torch.tensor([[1.5, -2.0, 3.0], [0.5, 4.0, -1.0]], requires_grad=True)
         w = torch.tensor([0.25, -0.5, 2.0], requires_grad=True)
