@@ -95,8 +95,10 @@ def _bind_ops():
                 setattr(Tensor, name, property(fn))
         if op.inplace:
             # Indexing (scatter_, masked_fill_) and shape (tril_) ops are not elementwise.
-            method = _ops_inplace.inplace_method(fn, op.inplace, comparison=op.kind == optable.COMPARISON,
-                                                 elementwise=op.kind not in (optable.INDEXING, optable.SHAPE))
+            method = _ops_inplace.inplace_method(
+                fn, op.inplace, comparison=op.kind == optable.COMPARISON,
+                elementwise=op.kind not in (optable.INDEXING, optable.SHAPE),
+                meta=getattr(importlib.import_module(fn.__module__), f"_{op.name}_meta", None))
             if op.name in optable.SIGNATURES:
                 method = _args.bind(method, parser.method(op.inplace), method=True)
             for name in (op.inplace,) + tuple(alias + "_" for alias in op.aliases):   # clip_ for clamp_

@@ -102,14 +102,16 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     return self
 
 
-def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = True):
-    """The in-place method of an out-of-place op (`add` -> `add_`). An `elementwise` op
-    refuses operands that partly share the tensor's memory (before any other check of its
-    operands, as torch's TensorIterator); the others check what they need while they compute
-    (`Written`)."""
+def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = True, meta=None):
+    """The in-place method of an out-of-place op (`add` -> `add_`). `meta`: the op's checks that
+    torch makes before any other (lerp's dtypes). An `elementwise` op then refuses operands that
+    partly share the tensor's memory, and operands that do not broadcast to the tensor's shape,
+    as torch's TensorIterator; the others check what they need while they compute (`Written`)."""
     def method(self, *args, **kwargs):
         _check_tensor(self, name)
         check_writable(self, *args, *kwargs.values())
+        if meta is not None:
+            meta(self, *args, **kwargs)
         if elementwise:
             for other in (*args, *kwargs.values()):
                 if isinstance(other, Tensor):

@@ -395,10 +395,11 @@ def _expand_shape(input: Tensor, sizes: tuple) -> tuple:
             f"({len(shape)})")
     lead = len(sizes) - len(shape)
     out = []
-    for i in reversed(range(len(sizes))):   # torch checks from the last dim backwards
+    # NOTE: a 0-d tensor skips the per-dim checks (torch's fast path for it)
+    for i in reversed(range(len(sizes)) if shape else ()):   # torch checks from the last dim backwards
         target = sizes[i]
         if i < lead:
-            if target < 0:
+            if target == -1:
                 raise RuntimeError(f"The expanded size of the tensor ({target}) isn't allowed in a leading, "
                                    f"non-existing dimension {i}")
             out.append(target)
@@ -410,10 +411,15 @@ def _expand_shape(input: Tensor, sizes: tuple) -> tuple:
             raise RuntimeError(
                 f"The expanded size of the tensor ({target}) must match the existing size ({size}) at "
                 f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(shape)}")
-        if target < 0:
-            raise RuntimeError(f"Trying to create tensor with negative dimension {target}: {list(sizes)}")
         out.append(target)
-    return tuple(reversed(out))
+    out = tuple(reversed(out)) if shape else tuple(sizes)
+    if any(n < 0 for n in out):
+        # NOTE: torch multiplies the sizes as unsigned numbers: a negative one overflows (unless
+        # a zero comes first, which the engine cannot represent).
+        if 0 in out:
+            raise NotImplementedError(f"engine: expand to a size with a negative dimension: {list(out)}")
+        raise RuntimeError("numel: integer multiplication overflow")
+    return out
 
 
 def expand(input, *size_args, size=None) -> Tensor:

@@ -14,6 +14,15 @@ import engine
 from .snippets import run_snippet
 
 CASES = {
+    "lerp_checks_dtypes_before_broadcasting_in_place": """
+        x = torch.tensor([1.0, 1.0, 1.0])
+        for end, weight in [(torch.zeros(2, 3), torch.zeros(2, 1, dtype=torch.float64)),
+                            (torch.zeros(2, 3, dtype=torch.float64), 0.5), (torch.zeros(2, 3), 0.5)]:
+            try:
+                x.lerp_(end, weight)
+            except RuntimeError as e:
+                print(e)
+    """,
     "hook_on_a_non_leaf_with_create_graph": """
         x = torch.tensor([[0.5, -1.0], [2.0, 0.0]], requires_grad=True)
         v = x * 1
