@@ -115,6 +115,11 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     meta = []
     for t in inputs:
         node = t.grad_fn
+        if t._base is not None and t._rebases != t._base._rebases:
+            # NOTE: torch regenerates the history of a view whose base another view's
+            # in-place op rewrote (AsStridedBackward0 of the new base); the engine does not.
+            raise NotImplementedError("engine: using a view after an in-place operation on another view of "
+                                      "its base is not supported; take the view again after the operation")
         if node is None and t._requires_grad:
             node = t._acc if t._acc is not None else t._accumulator()
         edges.append((node, 0))
@@ -153,6 +158,7 @@ def _link_view(out: Tensor, inputs) -> None:
         if base_array is t._data or base_array is t._data.base:
             out._vc = t._vc
             out._base = t if t._base is None else t._base
+            out._rebases = out._base._rebases
             if t._multi_output_nr is not None and _GradMode.enabled:
                 out._multi_output_nr = 0    # NOTE: a view of such a view inherits its refusal
             return

@@ -16,7 +16,8 @@ import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode
-from ._ops import (Rule, Written, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor,
+from ._autograd import node_class
+from ._ops import (Ctx, Rule, Written, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor,
                    _assert_no_overlap, record, save_for_backward, v_masked_zero, v_zeros_like)
 from ._ops_shape import _expand_shape
 from ._tensor import Tensor
@@ -69,12 +70,6 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
         raise RuntimeError(f"result type {result.dtype.scalar_name} can't be cast to the "
                            f"desired output type {self.dtype.scalar_name}")
     node = result.grad_fn
-    if node is not None and self._base is not None:
-        # NOTE: torch rebases the base's history onto the view (CopySlices); the engine
-        # does not track that, so it refuses rather than compute a wrong gradient.
-        raise NotImplementedError(
-            "engine: an in-place operation on a view of a tensor that is part of a graph is not "
-            "supported; clone() the view first")
     if node is not None:
         ctx = node.ctx
         for name, saved in list(ctx.tensors.items()):
@@ -88,6 +83,9 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
                 ctx.__dict__[name] = snapshot._data
     self._data[...] = result._data if result.dtype is self.dtype else result._data.astype(self.dtype.np)
     self._vc[0] += 1
+    if node is not None and self._base is not None:
+        _rebase_view(self, node)
+        return self
     if _GradMode.enabled:   # under no_grad the tensor keeps its place in the graph, as in torch
         old = self.grad_fn
         self.grad_fn = node
@@ -100,6 +98,73 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
         node.ctx.tensors["result"], node.ctx.versions["result"] = self, self._vc[0]
         node.ctx.__dict__["result"] = self._data
     return self
+
+
+def _view_positions(view: Tensor, base: Tensor) -> np.ndarray:
+    """For each element of `view`, the flat index of the element of `base` it shares memory with."""
+    data, item = base._data, base._data.itemsize
+    steps = [s // item for s in data.strides]
+    extent = 1 + sum((n - 1) * s for n, s in zip(data.shape, steps)) if data.size else 0
+    memory = np.arange(max(extent, 1), dtype=np.int64)
+    at = np.lib.stride_tricks.as_strided
+    owner = np.full(memory.shape, -1, np.int64)
+    owner[at(memory, data.shape, [s * 8 for s in steps]).ravel()] = np.arange(data.size)
+    offset = (view._data.__array_interface__["data"][0] - data.__array_interface__["data"][0]) // item
+    return owner[at(memory[offset:], view._data.shape, [s // item * 8 for s in view._data.strides])]
+
+
+def _copy_slices_of(node, positions: np.ndarray, base_shape: tuple):
+    """torch's CopySlices backward: the in-place op's node `node` runs on the gradient of the
+    view's region of the base; its gradient for the view replaces that region."""
+    def backward(ctx, g):
+        if not isinstance(g, np.ndarray):
+            raise NotImplementedError("engine: differentiating an in-place op on a view twice (create_graph) "
+                                      "is not supported")
+        flat = g.reshape(-1).copy()
+        grads = node._apply(flat[positions], False)
+        flat[positions.reshape(-1)] = 0 if grads[0] is None else np.broadcast_to(grads[0], positions.shape).ravel()
+        return (flat.reshape(base_shape), *grads[1:])
+    return backward
+
+
+def _as_strided_of(positions: np.ndarray, base_shape: tuple):
+    """The view's gradient put back where the view lies in its base (AsStridedBackward0)."""
+    def backward(ctx, g):
+        if not isinstance(g, np.ndarray):
+            raise NotImplementedError("engine: differentiating an in-place op on a view twice (create_graph) "
+                                      "is not supported")
+        flat = np.zeros(int(np.prod(base_shape, dtype=np.int64)), g.dtype)
+        np.add.at(flat, positions.reshape(-1), np.broadcast_to(g, positions.shape).ravel())
+        return (flat.reshape(base_shape),)
+    return backward
+
+
+def _rebase_view(view: Tensor, node) -> None:
+    """An in-place op on a view, recorded as torch does: the base's history becomes CopySlices
+    (the base's old history, with the op's node applied to the view's region), and the view
+    becomes a view of the new base (AsStridedBackward0)."""
+    base = view._base
+    base._rebases += 1
+    view._rebases = base._rebases
+    positions = _view_positions(view, base)
+    shape = base._data.shape
+    base_edge = (base.grad_fn if base.grad_fn is not None else
+                 (base._acc or base._accumulator()) if base._requires_grad else None, 0)
+    edges = (base_edge,) + tuple(node.next_functions[1:])
+    meta = ((shape, base.dtype),) + tuple(node._input_meta[1:])
+    ctx = Ctx()
+    ctx.needs, ctx.freed, ctx.tensors, ctx.versions = [e[0] is not None for e in edges], False, {}, {}
+    base.grad_fn = node_class("torch::autograd::CopySlices")(_copy_slices_of(node, positions, shape), edges,
+                                                             meta, ctx)
+    base._requires_grad = True
+    view_ctx = Ctx()
+    view_ctx.needs, view_ctx.freed, view_ctx.tensors, view_ctx.versions = [True], False, {}, {}
+    old = view.grad_fn
+    view.grad_fn = node_class("AsStridedBackward0")(_as_strided_of(positions, shape), ((base.grad_fn, 0),),
+                                                    ((shape, base.dtype),), view_ctx)
+    view._requires_grad = True
+    if old is not None and old._retained is not None and old._retained() is view:
+        old._retained, view.grad_fn._retained = None, old._retained   # retain_grad follows the view
 
 
 def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = True, meta=None):

@@ -14,6 +14,32 @@ import engine
 from .snippets import run_snippet
 
 CASES = {
+    "inplace_on_views_rewrites_the_base_history": """
+        x1 = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        x2 = torch.tensor([[0.1, -0.2, 0.3], [0.4, 0.5, -0.6], [0.7, -0.8, 0.9], [1.0, 1.1, -1.2]], requires_grad=True)
+        v = torch.nn.functional.linear(x1, x2, torch.tensor([0.1, 0.2, 0.3, 0.4]))   # a view in torch
+        v.exp_()
+        print(v.grad_fn.name(), v._base.grad_fn.name())
+        (v * torch.tensor([1., 2., 3., 4.])).sum().backward()
+        print(x1.grad, x2.grad)
+        y = torch.tensor([[1., 2., 3.], [4., 5., 6.]], requires_grad=True)
+        w = torch.tensor([2., 3., 4.], requires_grad=True)
+        z = y * 1
+        row = z[1]
+        row.retain_grad()
+        row.mul_(w)
+        column = z[:, 0]
+        column.add_(w[:2])
+        z.t().sub_(1)
+        (z * z).sum().backward()
+        print(y.grad, w.grad, row.grad)
+        plain = torch.zeros(2, 3)
+        part = plain[0]
+        part.add_(w)
+        print(plain.requires_grad, plain.grad_fn.name(), part.grad_fn.name())
+        (plain * 2).sum().backward()
+        print(w.grad)
+    """,
     "lerp_checks_dtypes_before_broadcasting_in_place": """
         x = torch.tensor([1.0, 1.0, 1.0])
         for end, weight in [(torch.zeros(2, 3), torch.zeros(2, 1, dtype=torch.float64)),
