@@ -261,6 +261,10 @@ class Tensor:
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         node = self.grad_fn if self.grad_fn is not None else self._accumulator()
+        if node is None:
+            # NOTE: a view made under no_grad has neither node nor accumulator: torch accepts
+            # the hook, and no gradient ever reaches it.
+            return RemovableHandle({})
         if node._pre_hooks is None:
             node._pre_hooks = {}
         handle = RemovableHandle(node._pre_hooks)

@@ -110,6 +110,15 @@ CASES = {
         x.mul_(2)
         print(v, v._version)
     """,
+    "hook_on_a_view_made_under_no_grad_never_runs": """
+        x = torch.tensor([[1.5, -2.0, 0.5], [0.5, 4.0, 1.0]], requires_grad=True)
+        with torch.no_grad():
+            v = x.narrow(1, 1, 2)
+        handle = v.register_hook(lambda grad: print("hook", grad))
+        torch.cosh(v).sum().backward()
+        print(x.grad)
+        handle.remove()
+    """,
     "backward_from_a_view_made_under_no_grad_is_refused": """
         x = torch.tensor([[1.5, -2.0], [0.5, 4.0]], requires_grad=True)
         with torch.no_grad():
