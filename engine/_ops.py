@@ -399,7 +399,13 @@ _SQUEEZE_INPLACE = Rule("SqueezeBackward4", _reshape_backward)
 
 
 def _reshape(t: Tensor, shape, rule: Rule = _VIEW) -> Tensor:
-    return record(rule, (t,), t._data.reshape(shape), t.dtype, self_shape=t._data.shape)
+    out = record(rule, (t,), t._data.reshape(shape), t.dtype, self_shape=t._data.shape)
+    if out._base is not None and (rule is _UNSAFE_VIEW or rule is _SQUEEZE_INPLACE):
+        # NOTE: torch's _unsafe_view, and matmul's squeeze_ of its own temporary, make no view
+        # (their input is a temporary nobody else sees): in-place ops on the result are plain;
+        # the squeeze_ counts as the result's first modification (version 1).
+        out._base, out._vc = None, [1 if rule is _SQUEEZE_INPLACE else 0]
+    return out
 
 
 # The scheduler sums the expanded dims back to the input's shape.

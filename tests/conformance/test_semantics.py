@@ -14,6 +14,17 @@ import engine
 from .snippets import run_snippet
 
 CASES = {
+    "matmul_results_are_not_views": """
+        x1 = torch.tensor([0.5, -1.0, 2.0, 1.5], requires_grad=True)
+        x0 = torch.tensor([[1.0], [2.0], [-1.0], [0.5]], requires_grad=True)
+        a = torch.tensor([[[1.0, 2.0], [3.0, -4.0]]] * 2, requires_grad=True)
+        for r in (torch.matmul(x1, x0), torch.matmul(a, x0[:2])):
+            print(r._version, r.grad_fn.name())
+            r.abs_()
+            print(r.grad_fn.name())
+            r.sum().backward()
+        print(x1.grad, x0.grad, a.grad)
+    """,
     "inplace_on_views_rewrites_the_base_history": """
         x1 = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
         x2 = torch.tensor([[0.1, -0.2, 0.3], [0.4, 0.5, -0.6], [0.7, -0.8, 0.9], [1.0, 1.1, -1.2]], requires_grad=True)
