@@ -337,6 +337,10 @@ class Parser:
     def from_text(cls, texts) -> "Parser":
         return cls([Signature.parse(text) for text in texts])
 
+    def renamed(self, name: str) -> "Parser":
+        """The parser of an alias (torch.clip for clamp), which names itself in its errors."""
+        return Parser([Signature(name, s.params, s.deprecated) for s in self.signatures])
+
     def method(self, name: str | None = None) -> "Parser":
         """The Tensor method's parser; `name` renames it (the in-place method: "add_")."""
         return Parser([Signature(name or s.name, s.method().params, s.deprecated) for s in self.signatures])

@@ -807,6 +807,10 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     **{name: (f"{name}(Tensor input, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor out=None)",
               f"{name}(Tensor input, Scalar value, Tensor tensor1, Tensor tensor2, *, Tensor out=None)|deprecated")
        for name in ("addcmul", "addcdiv")},
+    "clamp": ("clamp(Tensor input, Tensor? min=None, Tensor? max=None, *, Tensor out=None)",
+              "clamp(Tensor input, Scalar? min=None, Scalar? max=None, *, Tensor out=None)"),
+    **{f"clamp_{side}": (f"clamp_{side}(Tensor input, Tensor {side}, *, Tensor out=None)",
+                         f"clamp_{side}(Tensor input, Scalar {side}, *, Tensor out=None)") for side in ("min", "max")},
     "masked_fill": ("masked_fill(Tensor input, Tensor mask, Tensor value)",
                     "masked_fill(Tensor input, Tensor mask, Scalar value)"),
     # reductions

@@ -41,9 +41,12 @@ CALLS = [
     ("split", (), {"split_size_or_sections": 1}), ("split", (), {"split_size": 1}), ("split", (1, 0, 3), {}),
     ("split", (), {}), ("unflatten", (1, None), {}), ("unflatten", (1, 3), {}), ("unflatten", (1, ()), {}),
     ("unflatten", (1,), {}),
+    ("clamp", (None, 1.0), {"max": 2}), ("clamp", ("a",), {}), ("clip", ("a",), {}), ("clip", (None,), {"foo": 1}),
+    ("clamp_min", ("a",), {}), ("clamp_max", (None,), {}),
     # in-place methods: parsed under their own name, before any check of the receiver
     ("tril_", (0.5,), {}), ("addcmul_", (None,), {}), ("addcmul_", (None, None, None, None), {}),
     ("lerp_", (None,), {"weight": 0.5}), ("scatter_add_", (None,), {}), ("masked_fill_", (1.0,), {}),
+    ("clamp_", ("a",), {}), ("clip_", ("a",), {}),
 ]
 
 
