@@ -76,12 +76,18 @@ def _bind_ops():
     """Expose every op of the table as a function, a Tensor method, property and operator."""
     for op in optable.OPS:
         fn = implementation(op)
-        function = method = fn
-        if op.name in optable.SIGNATURES:   # the public forms check their arguments as torch's parser
-            parser = _args.Parser.from_text(optable.SIGNATURES[op.name])
-            function, method = _args.bind(fn, parser), _args.bind(fn, parser.method(), method=True)
+        parser = _args.Parser.from_text(optable.SIGNATURES[op.name]) if op.name in optable.SIGNATURES else None
+        # Where torch's Tensor method is a Python method of its own (Tensor.split), the module
+        # of the op makes it from the native one: `_<name>_method(native)`.
+        python_method = getattr(importlib.import_module(fn.__module__), f"_{op.name}_method", None)
         names = (op.name.rpartition(".")[2],) + op.aliases
         for name in names:
+            function = method = fn
+            if parser is not None:   # the public forms check their arguments as torch's parser does
+                function = _args.bind(fn, parser.renamed(name))
+                method = _args.bind(fn, parser.method(name), method=True)
+            if python_method is not None:
+                method = python_method(method)
             if optable.FUNCTION in op.forms and "." not in op.name:
                 globals()[name] = function
             if optable.METHOD in op.forms:
@@ -90,14 +96,15 @@ def _bind_ops():
                 setattr(Tensor, name, property(fn))
         if op.inplace:
             # Indexing (scatter_, masked_fill_) and shape (tril_) ops are not elementwise.
-            method = _ops_inplace.inplace_method(fn, op.inplace, comparison=op.kind == optable.COMPARISON,
-                                                 elementwise=op.kind not in (optable.INDEXING, optable.SHAPE))
-            if op.name in optable.SIGNATURES:
-                method = _args.bind(method, parser.method(op.inplace), method=True)
+            inplace = _ops_inplace.inplace_method(
+                fn, op.inplace, comparison=op.kind == optable.COMPARISON,
+                elementwise=op.kind not in (optable.INDEXING, optable.SHAPE),
+                meta=getattr(importlib.import_module(fn.__module__), f"_{op.name}_meta", None))
             for name in (op.inplace,) + tuple(alias + "_" for alias in op.aliases):   # clip_ for clamp_
+                method = inplace if parser is None else _args.bind(inplace, parser.method(name), method=True)
                 setattr(Tensor, name, method)
-            if op.operator in _AUGMENTED_DUNDERS and op.kind != optable.UNARY:
-                setattr(Tensor, _AUGMENTED_DUNDERS[op.operator], method)
+                if name == op.inplace and op.operator in _AUGMENTED_DUNDERS and op.kind != optable.UNARY:
+                    setattr(Tensor, _AUGMENTED_DUNDERS[op.operator], method)
         if optable.OPERATOR in op.forms:
             if op.kind in (optable.UNARY,) or op.operator in ("~", "abs"):
                 setattr(Tensor, _UNARY_DUNDERS[op.operator], fn)

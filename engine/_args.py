@@ -9,11 +9,14 @@ tuple of ints, not NoneType"), a missing or extra argument, an unknown keyword,
 or, when several signatures could have taken that many arguments, "received an
 invalid combination of arguments" with every signature listed
 (torch/csrc/utils/invalid_arguments.cpp). The engine declares its ops'
-signatures in torch's syntax (`Op.signatures` in the table) and `Parser`
-reproduces those checks and messages, for the function form and for the
-Tensor method form (which does not count `self`, so positions are one lower).
+signatures in torch's syntax (`optable.SIGNATURES`) and `Parser` reproduces
+those checks and messages, for the function form, the Tensor method form
+(which does not count `self`, so positions are one lower) and in-place methods.
 
-Only the checks are done here: the op itself receives the call unchanged.
+Only the checks are done here: the op receives the call unchanged, but for
+keywords given by their numpy names (`axis=`), which it receives by torch's.
+A call of plain values (a tensor, ints, a tuple of ints...) is accepted at a
+glance (`Signature.fits`), so the common case costs little.
 """
 from __future__ import annotations
 
@@ -63,7 +66,7 @@ def _is_int_item(value, first: bool) -> bool:
 
 
 def _check_int_list(p, value) -> bool:
-    if type(value) is tuple or type(value) is list or isinstance(value, (tuple, list)):
+    if isinstance(value, (tuple, list)):
         return not value or _is_int_item(value[0], True)
     return p.size > 0 and _is_int(value)   # IntArrayRef[N] also takes one int
 
@@ -333,6 +336,10 @@ class Parser:
     @classmethod
     def from_text(cls, texts) -> "Parser":
         return cls([Signature.parse(text) for text in texts])
+
+    def renamed(self, name: str) -> "Parser":
+        """The parser of an alias (torch.clip for clamp), which names itself in its errors."""
+        return Parser([Signature(name, s.params, s.deprecated) for s in self.signatures])
 
     def method(self, name: str | None = None) -> "Parser":
         """The Tensor method's parser; `name` renames it (the in-place method: "add_")."""

@@ -379,9 +379,12 @@ def _run_tensor_hooks(node, g, create_graph, as_tensor):
     return g
 
 
-def _dtype_of(array):
-    from ._dtype import from_numpy
-    return from_numpy(np.asarray(array).dtype)
+def _dtype_of(value):
+    """The engine dtype of a gradient: a tensor's own (create_graph), or its array's."""
+    from ._dtype import dtype, from_numpy
+    if isinstance(getattr(value, "dtype", None), dtype):
+        return value.dtype
+    return from_numpy(np.asarray(value).dtype)
 
 
 def _drain(node, dependencies, pending, ready, retain_graph, needed, order):

@@ -115,6 +115,11 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     meta = []
     for t in inputs:
         node = t.grad_fn
+        if t._base is not None and t._rebases != t._base._rebases:
+            # NOTE: torch regenerates the history of a view whose base another view's
+            # in-place op rewrote (AsStridedBackward0 of the new base); the engine does not.
+            raise NotImplementedError("engine: using a view after an in-place operation on another view of "
+                                      "its base is not supported; take the view again after the operation")
         if node is None and t._requires_grad:
             node = t._acc if t._acc is not None else t._accumulator()
         edges.append((node, 0))
@@ -153,6 +158,7 @@ def _link_view(out: Tensor, inputs) -> None:
         if base_array is t._data or base_array is t._data.base:
             out._vc = t._vc
             out._base = t if t._base is None else t._base
+            out._rebases = out._base._rebases
             if t._multi_output_nr is not None and _GradMode.enabled:
                 out._multi_output_nr = 0    # NOTE: a view of such a view inherits its refusal
             return
@@ -393,7 +399,13 @@ _SQUEEZE_INPLACE = Rule("SqueezeBackward4", _reshape_backward)
 
 
 def _reshape(t: Tensor, shape, rule: Rule = _VIEW) -> Tensor:
-    return record(rule, (t,), t._data.reshape(shape), t.dtype, self_shape=t._data.shape)
+    out = record(rule, (t,), t._data.reshape(shape), t.dtype, self_shape=t._data.shape)
+    if out._base is not None and (rule is _UNSAFE_VIEW or rule is _SQUEEZE_INPLACE):
+        # NOTE: torch's _unsafe_view, and matmul's squeeze_ of its own temporary, make no view
+        # (their input is a temporary nobody else sees): in-place ops on the result are plain;
+        # the squeeze_ counts as the result's first modification (version 1).
+        out._base, out._vc = None, [1 if rule is _SQUEEZE_INPLACE else 0]
+    return out
 
 
 # The scheduler sums the expanded dims back to the input's shape.
@@ -482,20 +494,41 @@ _LOG = Rule("LogBackward0", lambda ctx, g: (g / ctx.self,), saves={"self": None}
 # is NaN, and gives exactly 0 (not NaN for an infinite gradient) at and below 0: relu'(0) = 0.
 _RELU = Rule("ReluBackward0", lambda ctx, g: (v_threshold_backward(g, ctx.result),), saves={"result": None})
 
-# torch's threshold_backward(grad, result, 0) is differentiable in both arguments (zero in
-# `result`), so with create_graph the gradient of relu requires grad whenever the relu's
-# output does, and a double backward through it works even from a constant seed.
-_THRESHOLD_BACKWARD_2 = Rule("ThresholdBackwardBackward0",
-                             lambda ctx, g: (v_masked_zero(g, ctx.mask), v_zeros_like(g) if ctx.needs[1] else None),
-                             ("grad_output", "self"))
+def _backward_node(name: str) -> Rule:
+    """torch's node for a backward function linear in the gradient whose derivative in the op's
+    input is zero (threshold_backward, hardtanh_backward, leaky_relu_backward, nll_loss_backward).
+
+    NOTE: torch records such a function over (grad_output, self) with create_graph, so the
+    gradient requires grad whenever self does, and a double backward through it works even
+    from a constant seed (it then gives self a zero gradient).
+    """
+    def backward(ctx, g):
+        return (v_backward_of(rule, g, None, ctx.adjoint, ctx.apply) if ctx.needs[0] else None,
+                v_zeros_like(g) if len(ctx.needs) > 1 and ctx.needs[1] else None)
+    rule = Rule(name, backward, ("grad_output", "self"))
+    return rule
+
+
+def v_backward_of(rule: Rule, g, self, apply, adjoint=None):
+    """`apply(g)` (an array function linear in g, whose adjoint is `adjoint`, by default itself
+    as for elementwise maps); on tensors (create_graph) recorded as `rule`, a `_backward_node`,
+    over g and `self` (None: over g alone)."""
+    if isinstance(g, Tensor):
+        return record(rule, (g,) if self is None else (g, self), apply(g._data), g.dtype, apply=apply,
+                      adjoint=adjoint or apply)
+    return apply(g)
+
+
+def _zero_where(mask: np.ndarray):
+    """The linear map that zeroes an array where `mask` holds (a select: inf * 0 never appears)."""
+    return lambda a: np.where(mask, np.zeros((), a.dtype), a)
+
+
+_THRESHOLD_BACKWARD_2 = _backward_node("ThresholdBackwardBackward0")
 
 
 def v_threshold_backward(g, result):
-    mask = v_data(result) <= 0
-    if isinstance(g, Tensor):
-        return record(_THRESHOLD_BACKWARD_2, (g, result), np.where(mask, np.zeros((), g.dtype.np), g._data),
-                      g.dtype, mask=mask)
-    return v_masked_zero(g, mask)
+    return v_backward_of(_THRESHOLD_BACKWARD_2, g, result, _zero_where(v_data(result) <= 0))
 # NOTE: torch's tanh_backward is g * (1 - y * y) and sigmoid_backward g * (1 - y) * y.
 _TANH = Rule("TanhBackward0", lambda ctx, g: (g * (1 - ctx.result * ctx.result),), saves={"result": None})
 _SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (g * (1 - ctx.result) * ctx.result,),

@@ -16,8 +16,10 @@ import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode
-from ._ops import (Rule, Written, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor,
-                   _assert_no_overlap, record, save_for_backward, v_zeros_like)
+from ._autograd import node_class
+from ._ops import (Ctx, Rule, Written, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor,
+                   _assert_no_overlap, record, save_for_backward, v_masked_zero, v_zeros_like)
+from ._ops_shape import _expand_shape
 from ._tensor import Tensor
 
 
@@ -68,12 +70,6 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
         raise RuntimeError(f"result type {result.dtype.scalar_name} can't be cast to the "
                            f"desired output type {self.dtype.scalar_name}")
     node = result.grad_fn
-    if node is not None and self._base is not None:
-        # NOTE: torch rebases the base's history onto the view (CopySlices); the engine
-        # does not track that, so it refuses rather than compute a wrong gradient.
-        raise NotImplementedError(
-            "engine: an in-place operation on a view of a tensor that is part of a graph is not "
-            "supported; clone() the view first")
     if node is not None:
         ctx = node.ctx
         for name, saved in list(ctx.tensors.items()):
@@ -87,6 +83,9 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
                 ctx.__dict__[name] = snapshot._data
     self._data[...] = result._data if result.dtype is self.dtype else result._data.astype(self.dtype.np)
     self._vc[0] += 1
+    if node is not None and self._base is not None:
+        _rebase_view(self, node)
+        return self
     if _GradMode.enabled:   # under no_grad the tensor keeps its place in the graph, as in torch
         old = self.grad_fn
         self.grad_fn = node
@@ -101,14 +100,83 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     return self
 
 
-def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = True):
-    """The in-place method of an out-of-place op (`add` -> `add_`). An `elementwise` op
-    refuses operands that partly share the tensor's memory (before any other check of its
-    operands, as torch's TensorIterator); the others check what they need while they compute
-    (`Written`)."""
+def _view_positions(view: Tensor, base: Tensor) -> np.ndarray:
+    """For each element of `view`, the flat index of the element of `base` it shares memory with."""
+    data, item = base._data, base._data.itemsize
+    steps = [s // item for s in data.strides]
+    extent = 1 + sum((n - 1) * s for n, s in zip(data.shape, steps)) if data.size else 0
+    memory = np.arange(max(extent, 1), dtype=np.int64)
+    at = np.lib.stride_tricks.as_strided
+    owner = np.full(memory.shape, -1, np.int64)
+    owner[at(memory, data.shape, [s * 8 for s in steps]).ravel()] = np.arange(data.size)
+    offset = (view._data.__array_interface__["data"][0] - data.__array_interface__["data"][0]) // item
+    return owner[at(memory[offset:], view._data.shape, [s // item * 8 for s in view._data.strides])]
+
+
+def _copy_slices_of(node, positions: np.ndarray, base_shape: tuple):
+    """torch's CopySlices backward: the in-place op's node `node` runs on the gradient of the
+    view's region of the base; its gradient for the view replaces that region."""
+    def backward(ctx, g):
+        if not isinstance(g, np.ndarray):
+            raise NotImplementedError("engine: differentiating an in-place op on a view twice (create_graph) "
+                                      "is not supported")
+        flat = g.reshape(-1).copy()
+        grads = node._apply(flat[positions], False)
+        flat[positions.reshape(-1)] = 0 if grads[0] is None else np.broadcast_to(grads[0], positions.shape).ravel()
+        return (flat.reshape(base_shape), *grads[1:])
+    return backward
+
+
+def _as_strided_of(positions: np.ndarray, base_shape: tuple):
+    """The view's gradient put back where the view lies in its base (AsStridedBackward0)."""
+    def backward(ctx, g):
+        if not isinstance(g, np.ndarray):
+            raise NotImplementedError("engine: differentiating an in-place op on a view twice (create_graph) "
+                                      "is not supported")
+        flat = np.zeros(int(np.prod(base_shape, dtype=np.int64)), g.dtype)
+        np.add.at(flat, positions.reshape(-1), np.broadcast_to(g, positions.shape).ravel())
+        return (flat.reshape(base_shape),)
+    return backward
+
+
+def _rebase_view(view: Tensor, node) -> None:
+    """An in-place op on a view, recorded as torch does: the base's history becomes CopySlices
+    (the base's old history, with the op's node applied to the view's region), and the view
+    becomes a view of the new base (AsStridedBackward0)."""
+    base = view._base
+    base._rebases += 1
+    view._rebases = base._rebases
+    positions = _view_positions(view, base)
+    shape = base._data.shape
+    base_edge = (base.grad_fn if base.grad_fn is not None else
+                 (base._acc or base._accumulator()) if base._requires_grad else None, 0)
+    edges = (base_edge,) + tuple(node.next_functions[1:])
+    meta = ((shape, base.dtype),) + tuple(node._input_meta[1:])
+    ctx = Ctx()
+    ctx.needs, ctx.freed, ctx.tensors, ctx.versions = [e[0] is not None for e in edges], False, {}, {}
+    base.grad_fn = node_class("torch::autograd::CopySlices")(_copy_slices_of(node, positions, shape), edges,
+                                                             meta, ctx)
+    base._requires_grad = True
+    view_ctx = Ctx()
+    view_ctx.needs, view_ctx.freed, view_ctx.tensors, view_ctx.versions = [True], False, {}, {}
+    old = view.grad_fn
+    view.grad_fn = node_class("AsStridedBackward0")(_as_strided_of(positions, shape), ((base.grad_fn, 0),),
+                                                    ((shape, base.dtype),), view_ctx)
+    view._requires_grad = True
+    if old is not None and old._retained is not None and old._retained() is view:
+        old._retained, view.grad_fn._retained = None, old._retained   # retain_grad follows the view
+
+
+def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = True, meta=None):
+    """The in-place method of an out-of-place op (`add` -> `add_`). `meta`: the op's checks that
+    torch makes before any other (lerp's dtypes). An `elementwise` op then refuses operands that
+    partly share the tensor's memory, and operands that do not broadcast to the tensor's shape,
+    as torch's TensorIterator; the others check what they need while they compute (`Written`)."""
     def method(self, *args, **kwargs):
         _check_tensor(self, name)
         check_writable(self, *args, *kwargs.values())
+        if meta is not None:
+            meta(self, *args, **kwargs)
         if elementwise:
             for other in (*args, *kwargs.values()):
                 if isinstance(other, Tensor):
@@ -195,9 +263,11 @@ def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
 
 
 def _copy_slices_backward(ctx, g):
-    if not isinstance(g, np.ndarray):
-        raise NotImplementedError("engine: differentiating through __setitem__ twice (create_graph) "
-                                  "is not supported")
+    if isinstance(g, Tensor):   # create_graph: the same selections, recorded on g
+        written = np.zeros(g._data.shape, bool)
+        written[ctx.index] = True
+        return (v_masked_zero(g, written) if ctx.needs[0] else None,
+                g[_tensor_index(ctx.index)] if ctx.needs[1] else None)
     grad_self = None
     if ctx.needs[0]:
         grad_self = g.copy()
@@ -217,11 +287,11 @@ def __setitem__(self: Tensor, index, value) -> None:
     check_writable(self, value, view_node=_indexing_view_node(self, index))
     key = _numpy_index(index)
     if isinstance(value, Tensor):
-        # NOTE: torch copies into the view `x[index]` (any partial overlap refused) or, for an
-        # index with tensors, calls index_put_ (any overlap at all refused).
         advanced = any(isinstance(i, (Tensor, list, bool)) for i in (index if isinstance(index, tuple) else (index,)))
-        _assert_no_overlap(self._data if advanced else self._data[_numpy_index_view(key)], value._data,
-                          partial_only=not advanced)
+        if advanced:   # NOTE: torch's index_put_ refuses any overlap at all
+            _assert_no_overlap(self._data, value._data, partial_only=False)
+        else:
+            _check_copy_to(self._data[_numpy_index_view(key)], value)
     value_tensor = value if isinstance(value, Tensor) else _scalar_tensor(value, _dtype.result_type([self], [value]))
     data = self._data.copy()
     with _errstate():
@@ -242,6 +312,21 @@ def __setitem__(self: Tensor, index, value) -> None:
     write_result(self, result)
 
 
+def _check_copy_to(view: np.ndarray, value: Tensor) -> None:
+    """torch's copy of a tensor into the view `x[index]` (copy_to in its indexing code): a 0-d
+    value fills; another is stripped of leading 1s and expanded to the view (expand's errors),
+    then copied (a partial overlap refused where the value was not actually expanded)."""
+    if value._data.ndim == 0:
+        return
+    shape = value._data.shape
+    if shape != view.shape:
+        while shape and shape[0] == 1:
+            shape = shape[1:]
+        _expand_shape(Tensor._make(value._data.reshape(shape), value.dtype), view.shape)
+    if shape == view.shape:
+        _assert_no_overlap(view, value._data, partial_only=True)
+
+
 def _indexing_view_node(self: Tensor, index) -> str | None:
     """The node of the view torch makes of `self` to write `x[index] = v` into: the last of its
     basic indexing steps (None: torch writes into `self` itself, as for advanced indexing).
@@ -260,6 +345,17 @@ def _indexing_view_node(self: Tensor, index) -> str | None:
         elif item is not Ellipsis:
             node = "SelectBackward0"
     return node
+
+
+def _tensor_index(key):
+    """A numpy index expression with its arrays made engine tensors again."""
+    if isinstance(key, tuple):
+        return tuple(_tensor_index(k) for k in key)
+    if isinstance(key, np.ndarray):
+        return Tensor._make(key, _dtype.from_numpy(key.dtype))
+    if isinstance(key, list):
+        return [_tensor_index(k) for k in key]
+    return key
 
 
 def _numpy_index_view(key):

@@ -717,6 +717,16 @@ def _lerp(start, end, weight):
         return np.where(np.abs(weight) < 0.5, start + weight * (end - start), end - (end - start) * (1 - weight))
 
 
+def _lerp_meta(input, end, weight) -> None:
+    """lerp's dtype checks, which torch makes before anything else (lerp_: before broadcasting)."""
+    dt = input.dtype
+    if end.dtype is not dt:
+        raise RuntimeError(f"expected dtype {dt.cpp_name} for `end` but got dtype {end.dtype.cpp_name}")
+    if isinstance(weight, Tensor) and weight.ndim and weight.dtype is not dt:
+        raise RuntimeError(
+            f"expected dtype {dt.cpp_name} for `weight` but got dtype {weight.dtype.cpp_name}")
+
+
 def lerp(input, end, weight) -> Tensor:
     """input + weight * (end - input); weight a number or a tensor; all three broadcast."""
     if not (isinstance(input, Tensor) and isinstance(end, Tensor)
@@ -724,13 +734,9 @@ def lerp(input, end, weight) -> Tensor:
         raise _invalid_arguments("lerp", (input, end, weight), (
             "Tensor input, Tensor end, Tensor weight, *, Tensor out = None",
             "Tensor input, Tensor end, Number weight, *, Tensor out = None"))
+    _lerp_meta(input, end, weight)
     dt = input.dtype
-    if end.dtype is not dt:
-        raise RuntimeError(f"expected dtype {dt.cpp_name} for `end` but got dtype {end.dtype.cpp_name}")
     tensor_weight = isinstance(weight, Tensor)
-    if tensor_weight and weight.ndim and weight.dtype is not dt:
-        raise RuntimeError(
-            f"expected dtype {dt.cpp_name} for `weight` but got dtype {weight.dtype.cpp_name}")
     if not dt.is_floating_point:
         raise _not_implemented_for("lerp_kernel_tensor" if tensor_weight else "lerp_kernel_scalar", dt)
     shape = _broadcast_shape(input._data.shape, end._data.shape)

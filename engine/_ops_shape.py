@@ -215,6 +215,27 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return _reshape_as_torch(input, shape[:start] + (merged,) + shape[end + 1:])
 
 
+def _split_method(native):
+    """Tensor.split(split_size, dim=0): in torch a Python method, with its own parameter names."""
+    def split(self, split_size, dim=0):
+        return native(self, split_size, dim)
+    split.__qualname__ = "Tensor.split"
+    split.__doc__, split.__wrapped__ = native.__doc__, native
+    return split
+
+
+def _unflatten_method(native):
+    """Tensor.unflatten(dim, sizes): in torch a Python method that refuses empty sizes itself
+    before its native method parses the arguments."""
+    def unflatten(self, dim, sizes):
+        if not isinstance(sizes, Tensor) and not sizes:
+            raise RuntimeError("unflatten: sizes must be non-empty")
+        return native(self, dim, sizes)
+    unflatten.__qualname__ = "Tensor.unflatten"
+    unflatten.__doc__, unflatten.__wrapped__ = native.__doc__, native
+    return unflatten
+
+
 def unflatten(input, dim: int, sizes) -> Tensor:
     _check_tensor(input, "unflatten")
     shape = input._data.shape
@@ -374,10 +395,11 @@ def _expand_shape(input: Tensor, sizes: tuple) -> tuple:
             f"({len(shape)})")
     lead = len(sizes) - len(shape)
     out = []
-    for i in reversed(range(len(sizes))):   # torch checks from the last dim backwards
+    # NOTE: a 0-d tensor skips the per-dim checks (torch's fast path for it)
+    for i in reversed(range(len(sizes)) if shape else ()):   # torch checks from the last dim backwards
         target = sizes[i]
         if i < lead:
-            if target < 0:
+            if target == -1:
                 raise RuntimeError(f"The expanded size of the tensor ({target}) isn't allowed in a leading, "
                                    f"non-existing dimension {i}")
             out.append(target)
@@ -389,10 +411,15 @@ def _expand_shape(input: Tensor, sizes: tuple) -> tuple:
             raise RuntimeError(
                 f"The expanded size of the tensor ({target}) must match the existing size ({size}) at "
                 f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(shape)}")
-        if target < 0:
-            raise RuntimeError(f"Trying to create tensor with negative dimension {target}: {list(sizes)}")
         out.append(target)
-    return tuple(reversed(out))
+    out = tuple(reversed(out)) if shape else tuple(sizes)
+    if any(n < 0 for n in out):
+        # NOTE: torch multiplies the sizes as unsigned numbers: a negative one overflows (unless
+        # a zero comes first, which the engine cannot represent).
+        if 0 in out:
+            raise NotImplementedError(f"engine: expand to a size with a negative dimension: {list(out)}")
+        raise RuntimeError("numel: integer multiplication overflow")
+    return out
 
 
 def expand(input, *size_args, size=None) -> Tensor:
@@ -462,9 +489,9 @@ def roll(input, shifts, dims=None) -> Tensor:
     if len(shifts) != len(dims) and not (not dims and len(shifts) == 1):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
     n = input._data.ndim
+    if n == 0 and dims:   # NOTE: torch names the first dim as given, wrapping none
+        raise IndexError(f"Dimension specified as {dims[0]} but tensor has no dimensions")
     dims = tuple(_wrap_dim(d, n) for d in dims)
-    if n == 0 and dims:
-        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     data = np.roll(input._data, shifts, dims or None)
     return record(_ROLL, (input,), data, input.dtype, shifts=shifts, dims=dims)
 
@@ -721,10 +748,10 @@ def _split_dim(op: str, input: Tensor, dim: int) -> int:
     return _wrap_dim(dim, input._data.ndim)
 
 
-def split(tensor, split_size_or_sections=None, dim: int = 0, *, split_size=None) -> tuple:
-    """torch.split(tensor, split_size_or_sections, dim) and Tensor.split(split_size, dim)."""
+def split(tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    """torch.split(tensor, split_size_or_sections, dim): pieces of one size, or of the sizes listed."""
     _check_tensor(tensor, "split")
-    sizes = split_size if split_size is not None else split_size_or_sections
+    sizes = split_size_or_sections
     if isinstance(sizes, (tuple, list)):
         return split_with_sizes(tensor, sizes, dim)
     size = operator.index(sizes)

@@ -80,9 +80,11 @@ class Tensor:
     # (and detached aliases), bumped by every in-place op. _base: the tensor this one
     # is a view of, or None. _multi_output_nr: for a view made by an op that returns several
     # views (unbind, split) or a view of one, its output number (torch's MULTI_OUTPUT_NODE
-    # creation meta: such views refuse in-place ops), else None.
+    # creation meta: such views refuse in-place ops), else None. _rebases: on a base, how
+    # often an in-place op on one of its views rewrote its history; on a view, that count
+    # when the view's own history was last set.
     __slots__ = ("_data", "dtype", "_requires_grad", "grad_fn", "_grad", "_acc", "_vc", "_base",
-                 "_multi_output_nr", "__weakref__")
+                 "_multi_output_nr", "_rebases", "__weakref__")
     __array_priority__ = 1000   # make `ndarray * Tensor` defer to Tensor.__rmul__
 
     def __init__(self, *args):
@@ -105,6 +107,7 @@ class Tensor:
         self._vc = [0]
         self._base = None
         self._multi_output_nr = None
+        self._rebases = 0
         if _GradMode.inference:
             INFERENCE_TENSORS[id(self)] = self
 
@@ -258,6 +261,10 @@ class Tensor:
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         node = self.grad_fn if self.grad_fn is not None else self._accumulator()
+        if node is None:
+            # NOTE: a view made under no_grad has neither node nor accumulator: torch accepts
+            # the hook, and no gradient ever reaches it.
+            return RemovableHandle({})
         if node._pre_hooks is None:
             node._pre_hooks = {}
         handle = RemovableHandle(node._pre_hooks)

@@ -807,6 +807,10 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     **{name: (f"{name}(Tensor input, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor out=None)",
               f"{name}(Tensor input, Scalar value, Tensor tensor1, Tensor tensor2, *, Tensor out=None)|deprecated")
        for name in ("addcmul", "addcdiv")},
+    "clamp": ("clamp(Tensor input, Tensor? min=None, Tensor? max=None, *, Tensor out=None)",
+              "clamp(Tensor input, Scalar? min=None, Scalar? max=None, *, Tensor out=None)"),
+    **{f"clamp_{side}": (f"clamp_{side}(Tensor input, Tensor {side}, *, Tensor out=None)",
+                         f"clamp_{side}(Tensor input, Scalar {side}, *, Tensor out=None)") for side in ("min", "max")},
     "masked_fill": ("masked_fill(Tensor input, Tensor mask, Tensor value)",
                     "masked_fill(Tensor input, Tensor mask, Scalar value)"),
     # reductions
@@ -842,6 +846,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "reshape": ("reshape(Tensor input, SymIntArrayRef shape)",),
     "view": ("view(Tensor input, ScalarType dtype)", "view(Tensor input, SymIntArrayRef size)"),
     "flatten": ("flatten(Tensor input, int64_t start_dim=0, int64_t end_dim=-1)",),
+    "unflatten": ("unflatten(Tensor input, int64_t dim, SymIntArrayRef sizes)",),
     "squeeze": ("squeeze(Tensor input)", "squeeze(Tensor input, int64_t dim)", "squeeze(Tensor input, IntArrayRef dim)"),
     "unsqueeze": ("unsqueeze(Tensor input, int64_t dim)",),
     "transpose": ("transpose(Tensor input, int64_t dim0, int64_t dim1)",),

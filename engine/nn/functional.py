@@ -16,8 +16,10 @@ import numpy as np
 
 from .. import _dtype, _ops, _random
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
-                    record, v_data, v_masked_zero,
+                    _backward_node, record, v_backward_of, v_data, v_masked_zero, _zero_where,
                     v_mm, v_reshape, v_t, v_where)
+from .._ops_pointwise import _not_implemented_for
+from .._ops_pointwise import abs as _abs   # AbsBackward0, differentiable twice as torch's (sgn)
 from .._tensor import Tensor, _wrap_dim
 
 
@@ -107,14 +109,6 @@ _MASKED_FILL = Rule("MaskedFillBackward0", lambda ctx, g: (v_masked_zero(g, ctx.
 
 def _masked_fill_zero(t: Tensor, mask: np.ndarray) -> Tensor:
     return record(_MASKED_FILL, (t,), np.where(mask, np.zeros((), t.dtype.np), t._data), t.dtype, mask=mask)
-
-
-# NOTE: torch's abs backward is grad * sgn(self): 0 at 0.
-_ABS = Rule("AbsBackward0", lambda ctx, g: (g * v_const(np.sign(v_data(ctx.self)), g),), saves={"self": None})
-
-
-def _abs(t: Tensor) -> Tensor:
-    return record(_ABS, (t,), np.abs(t._data), t.dtype)
 
 
 # NOTE: torch's clamp_min backward passes the gradient where self >= min (ties included).
@@ -216,9 +210,15 @@ def relu(input, inplace: bool = False) -> Tensor:
 
 # NOTE: torch's leaky_relu_backward passes g where self > 0 and g * negative_slope elsewhere,
 # so the gradient at 0 is negative_slope.
+_LEAKY_RELU_BACKWARD = _backward_node("LeakyReluBackwardBackward0")
 _LEAKY_RELU = Rule("LeakyReluBackward0",
-                   lambda ctx, g: (v_where(v_data(ctx.self) > 0, g, g * ctx.negative_slope),),
+                   lambda ctx, g: (v_backward_of(_LEAKY_RELU_BACKWARD, g, ctx.self, _leaky_relu_map(
+                       v_data(ctx.self) > 0, ctx.negative_slope)),),
                    saves={"self": None})
+
+
+def _leaky_relu_map(positive: np.ndarray, negative_slope: float):
+    return lambda a: np.where(positive, a, a * np.asarray(negative_slope, a.dtype))
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -329,9 +329,10 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 
 # NOTE: torch's hardtanh_backward passes the gradient strictly inside (min_val, max_val):
 # the gradient at either bound is 0.
+_HARDTANH_BACKWARD = _backward_node("HardtanhBackwardBackward0")
 _HARDTANH = Rule("HardtanhBackward0",
-                 lambda ctx, g: (v_masked_zero(g, ~((v_data(ctx.self) > ctx.min_val)
-                                                    & (v_data(ctx.self) < ctx.max_val))),),
+                 lambda ctx, g: (v_backward_of(_HARDTANH_BACKWARD, g, ctx.self, _zero_where(
+                     ~((v_data(ctx.self) > ctx.min_val) & (v_data(ctx.self) < ctx.max_val)))),),
                  saves={"self": None})
 
 
@@ -491,12 +492,22 @@ def _check_no_grad(t, function: str, argument: str):
 def _nll_backward(ctx, g):
     """The gradient of nll_loss: -weight[target] (over the total weight for 'mean') at each target."""
     n, c, k = ctx.folded
-    g = v_reshape(g, (n, 1, k)) if ctx.reduction == "none" else g
-    return (v_reshape(g * v_const(ctx.coefficients, g), ctx.self_shape),)
+    coefficients, self_shape, none = ctx.coefficients, ctx.self_shape, ctx.reduction == "none"
+
+    grad_shape = np.shape(g)
+
+    def apply(a):
+        return ((a.reshape(n, 1, k) if none else a) * coefficients).reshape(self_shape)
+
+    def adjoint(a):   # back from self's shape to the loss's: the class dim summed
+        return (a.reshape(n, c, k) * coefficients).sum(axis=1 if none else None).reshape(grad_shape)
+    return (v_backward_of(ctx.double, g, ctx.self, apply, adjoint),)
 
 
 _NLL_LOSS = Rule("NllLossBackward0", _nll_backward, saves={"self": None})
 _NLL_LOSS_2D = Rule("NllLoss2DBackward0", _nll_backward, saves={"self": None})
+_NLL_LOSS_BACKWARD = _backward_node("NllLossBackwardBackward0")
+_NLL_LOSS_2D_BACKWARD = _backward_node("NllLoss2DBackwardBackward0")
 
 
 def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, ignore_index: int,
@@ -516,6 +527,9 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
             raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found "
                                f"{weight.dtype.scalar_name}")
         _check_no_grad(weight, function, "weight")
+    if not input.dtype.is_floating_point:   # NOTE: torch's kernel refuses the dtype before reading targets
+        raise _not_implemented_for("nll_loss_out_frame" if rule is _NLL_LOSS else "nll_loss2d_forward_out_frame",
+                                   input.dtype)
     x3 = x.reshape(n, c, k)
     t2 = target._data.reshape(n, k)
     valid = t2 != ignore_index
@@ -542,7 +556,8 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
     np.put_along_axis(coefficients, safe[:, None, :], scale[:, None, :].astype(x.dtype), axis=1)
     coefficients = np.where(valid[:, None, :], coefficients, np.zeros((), x.dtype))
     return record(rule, (input,), data, input.dtype, coefficients=coefficients, folded=(n, c, k),
-                  reduction=reduction, self_shape=x.shape)
+                  reduction=reduction, self_shape=x.shape,
+                  double=_NLL_LOSS_BACKWARD if rule is _NLL_LOSS else _NLL_LOSS_2D_BACKWARD)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
@@ -922,6 +937,13 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     normalized_shape = tuple(int(n) for n in normalized_shape)
     shape = input._data.shape
     k = len(normalized_shape)
+    params = [t for t in (weight, bias) if t is not None]
+    if params and params[0].dtype is not input.dtype:
+        # NOTE: torch's CPU kernel takes parameters of another dtype than the input ("mixed
+        # type") only as float32 with a bfloat16/half input, checked before any shape.
+        if any(t.dtype is not _dtype.float32 for t in params):
+            raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
     for name, value in (("weight", weight), ("bias", bias)):
         if value is not None and value._data.shape != normalized_shape:
             raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
@@ -929,8 +951,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     if k == 0 or k > len(shape) or shape[len(shape) - k:] != normalized_shape:
         raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
                            f"[*, {', '.join(map(str, normalized_shape))}], but got input of size{list(shape)}")
-    if any(t is not None and t.dtype is not input.dtype for t in (weight, bias)):
-        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+    for t in params:   # a bias whose dtype differs from the weight's (and input's)
+        if t.dtype is not input.dtype:
+            raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found {t.dtype.scalar_name}")
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f"engine.nn.functional.layer_norm: {input.dtype.name} input is not supported")
     dims = tuple(range(len(shape) - k, len(shape)))

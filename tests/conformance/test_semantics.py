@@ -14,6 +14,80 @@ import engine
 from .snippets import run_snippet
 
 CASES = {
+    "matmul_results_are_not_views": """
+        x1 = torch.tensor([0.5, -1.0, 2.0, 1.5], requires_grad=True)
+        x0 = torch.tensor([[1.0], [2.0], [-1.0], [0.5]], requires_grad=True)
+        a = torch.tensor([[[1.0, 2.0], [3.0, -4.0]]] * 2, requires_grad=True)
+        for r in (torch.matmul(x1, x0), torch.matmul(a, x0[:2])):
+            print(r._version, r.grad_fn.name())
+            r.abs_()
+            print(r.grad_fn.name())
+            r.sum().backward()
+        print(x1.grad, x0.grad, a.grad)
+    """,
+    "inplace_on_views_rewrites_the_base_history": """
+        x1 = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        x2 = torch.tensor([[0.1, -0.2, 0.3], [0.4, 0.5, -0.6], [0.7, -0.8, 0.9], [1.0, 1.1, -1.2]], requires_grad=True)
+        v = torch.nn.functional.linear(x1, x2, torch.tensor([0.1, 0.2, 0.3, 0.4]))   # a view in torch
+        v.exp_()
+        print(v.grad_fn.name(), v._base.grad_fn.name())
+        (v * torch.tensor([1., 2., 3., 4.])).sum().backward()
+        print(x1.grad, x2.grad)
+        y = torch.tensor([[1., 2., 3.], [4., 5., 6.]], requires_grad=True)
+        w = torch.tensor([2., 3., 4.], requires_grad=True)
+        z = y * 1
+        row = z[1]
+        row.retain_grad()
+        row.mul_(w)
+        column = z[:, 0]
+        column.add_(w[:2])
+        z.t().sub_(1)
+        (z * z).sum().backward()
+        print(y.grad, w.grad, row.grad)
+        plain = torch.zeros(2, 3)
+        part = plain[0]
+        part.add_(w)
+        print(plain.requires_grad, plain.grad_fn.name(), part.grad_fn.name())
+        (plain * 2).sum().backward()
+        print(w.grad)
+    """,
+    "lerp_checks_dtypes_before_broadcasting_in_place": """
+        x = torch.tensor([1.0, 1.0, 1.0])
+        for end, weight in [(torch.zeros(2, 3), torch.zeros(2, 1, dtype=torch.float64)),
+                            (torch.zeros(2, 3, dtype=torch.float64), 0.5), (torch.zeros(2, 3), 0.5)]:
+            try:
+                x.lerp_(end, weight)
+            except RuntimeError as e:
+                print(e)
+    """,
+    "hook_on_a_non_leaf_with_create_graph": """
+        x = torch.tensor([[0.5, -1.0], [2.0, 0.0]], requires_grad=True)
+        v = x * 1
+        v.register_hook(lambda grad: grad * 2.0)
+        v.retain_grad()
+        v.sigmoid_()
+        (g,) = torch.autograd.grad(v.sum(), [x], create_graph=True)
+        print(g)
+        g.sum().backward()
+        print(x.grad, v.grad)
+    """,
+    "setitem_differentiated_twice": """
+        x = torch.tensor([[1.5, -2.0, 3.0], [0.5, 4.0, -1.0]], requires_grad=True)
+        w = torch.tensor([0.25, -0.5, 2.0], requires_grad=True)
+        for index in [0, (slice(None), 1), torch.tensor([True, False]), torch.tensor([1, 1])]:
+            y = x * 1
+            y[index] = w[:1] * 3 if isinstance(index, tuple) else w * 3
+            gx, gw = torch.autograd.grad((y * y).sum(), [x, w], create_graph=True)
+            print(gx, gw)
+            (gx.sum() + gw.sum()).backward()
+            print(x.grad, w.grad)
+            x.grad = w.grad = None
+        y = x * 1
+        y[0] = w
+        gx, gw = torch.autograd.grad(y.sum(), [x, w], create_graph=True)
+        print(gx.requires_grad, gw.requires_grad)
+        (gx.sum() + gw.sum()).backward()
+    """,
     "inplace_ops_refuse_operands_sharing_the_written_memory": """
         i = torch.tensor([[0, 1], [1, 0]])
         for name, modify in [
@@ -46,6 +120,15 @@ CASES = {
         v = x[0, 0]          # a view: it sees writes to x and shares its version
         x.mul_(2)
         print(v, v._version)
+    """,
+    "hook_on_a_view_made_under_no_grad_never_runs": """
+        x = torch.tensor([[1.5, -2.0, 0.5], [0.5, 4.0, 1.0]], requires_grad=True)
+        with torch.no_grad():
+            v = x.narrow(1, 1, 2)
+        handle = v.register_hook(lambda grad: print("hook", grad))
+        torch.cosh(v).sum().backward()
+        print(x.grad)
+        handle.remove()
     """,
     "backward_from_a_view_made_under_no_grad_is_refused": """
         x = torch.tensor([[1.5, -2.0], [0.5, 4.0]], requires_grad=True)

@@ -88,7 +88,23 @@ def test_getitem_errors_match_torch(name):
     _same(fn)
 
 
+def _setitem(backend, index, value_shape, shape=(2, 3)):
+    x = backend.ones(*shape)
+    x[index] = backend.ones(*value_shape)
+    return x
+
+
 OP_ERRORS = {
+    # x[index] = v: a basic index expands v to the view (expand's errors, leading 1s of v
+    # dropped first); an index with tensors broadcasts (index_put_'s error)
+    "setitem whole, wrong size": lambda m: _setitem(m, slice(None), (2,)),
+    "setitem row, too many dims": lambda m: _setitem(m, 0, (3, 1)),
+    "setitem row, wrong size": lambda m: _setitem(m, 0, (2,)),
+    "setitem column, wrong size": lambda m: _setitem(m, (slice(None), 0), (3,)),
+    "setitem slice, wrong inner size": lambda m: _setitem(m, slice(0, 1), (2, 2)),
+    "setitem 1-d, wrong size": lambda m: _setitem(m, slice(None), (2,), shape=(4,)),
+    "setitem index tensor, wrong size": lambda m: _setitem(m, _i(m, [0, 1]), (3, 3)),
+    "setitem mask, wrong size": lambda m: _setitem(m, _b(m, [True, False]), (2, 3)),
     "index_select dim": lambda m: m.index_select(_x(m), 2, _i(m, [0])),
     "index_select matrix index": lambda m: m.index_select(_x(m), 0, _i(m, [[0]])),
     "index_select float index": lambda m: m.index_select(_x(m), 0, m.tensor([0.0])),
@@ -147,6 +163,7 @@ def test_op_errors_match_torch(name):
 
 
 VALUES = {
+    "setitem leading ones dropped": lambda m: _setitem(m, 0, (1, 1, 3)),
     # torch applies ints first (as selects), then places the advanced dims: x[0, :, [1, 2]]
     # has shape (4, 2) in torch and (2, 4) in NumPy.
     "int with list": lambda m: _x(m, X3)[0, :, [1, 2]],

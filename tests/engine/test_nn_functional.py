@@ -74,6 +74,10 @@ ERRORS = {
     "nll_loss 2-d target": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, [[1, 0], [2, 1]], "int64")),
     "nll_loss 0-d target": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, 1, "int64")),
     "nll_loss 3-d input, 0-d target": lambda b: b.nn.functional.nll_loss(_x(b, (2, 3, 2)), _t(b, 1, "int64")),
+    "nll_loss integer input": lambda b: b.nn.functional.nll_loss(_t(b, [[1, 2], [3, 4]], "int64"),
+                                                                 _t(b, [1, 5], "int64")),
+    "nll_loss integer 4-d input": lambda b: b.nn.functional.nll_loss(
+        _t(b, [[[[1]], [[2]]]], "int64"), _t(b, [[[9]]], "int64")),
     "bce input outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
         _t(b, [1.5, 0.5]), _t(b, [1.0, 0.0])),
     "bce size": lambda b: b.nn.functional.binary_cross_entropy(_t(b, [0.5, 0.5]), _t(b, [[1.0, 0.0]])),
@@ -110,6 +114,14 @@ ERRORS = {
     "layer_norm weight shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), _x(b, (2,))),
     "layer_norm bias shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), None, _x(b, (2,))),
     "layer_norm int shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), 3),
+    "layer_norm float32 input, float64 weight": lambda b: b.nn.functional.layer_norm(
+        _x(b, (2, 3)), (3,), _x(b, (3,)).double()),
+    "layer_norm mixed dtypes before shapes": lambda b: b.nn.functional.layer_norm(
+        _x(b, (2, 3)).double(), (3,), _x(b, (2,))),
+    "layer_norm bias dtype": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), _x(b, (3,)),
+                                                                   _x(b, (3,)).double()),
+    "layer_norm float64 bias alone": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), None,
+                                                                           _x(b, (3,)).double()),
     "layer_norm mixed dtypes": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)).double(), (3,), _x(b, (3,))),
     "normalize integer": lambda b: b.nn.functional.normalize(_t(b, [1, 2], "int64")),
     "normalize dim": lambda b: b.nn.functional.normalize(_x(b), dim=2),
@@ -306,3 +318,42 @@ def test_float64_gradients_agree_with_finite_differences(name):
     f(x).backward()
     numeric = _finite_difference(lambda a: f(engine.tensor(a.tolist(), dtype=engine.float64)).item(), point)
     np.testing.assert_allclose(x.grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
+
+
+# ---- double backward from a constant seed -------------------------------------------------
+
+SECOND_ORDER = {
+    "leaky_relu": lambda b, x: b.nn.functional.leaky_relu(x, 0.2),
+    "hardtanh": lambda b, x: b.nn.functional.hardtanh(x, -0.5, 0.5),
+    "nll_loss": lambda b, x: b.nn.functional.nll_loss(x, b.tensor([1, 4])),
+    "nll_loss none": lambda b, x: b.nn.functional.nll_loss(x, b.tensor([1, 4]), reduction="none"),
+    "nll_loss 4-d": lambda b, x: b.nn.functional.nll_loss(x.reshape(2, 5, 1, 1), b.tensor([[[1]], [[4]]])),
+    "l1_loss": lambda b, x: b.nn.functional.l1_loss(x, b.zeros(2, 5)),
+    # a seed that depends on x: the double backward differentiates in grad_output too
+    "nll_loss squared": lambda b, x: b.nn.functional.nll_loss(x, b.tensor([1, 4])) ** 2,
+    "nll_loss none squared": lambda b, x: b.nn.functional.nll_loss(x, b.tensor([1, 4]), reduction="none") ** 2,
+    "nll_loss 4-d squared": lambda b, x: b.nn.functional.nll_loss(
+        x.reshape(2, 5, 1, 1), b.tensor([[[1]], [[4]]]), reduction="none") ** 2,
+    "hardtanh squared": lambda b, x: b.nn.functional.hardtanh(x, -0.5, 0.5) ** 2,
+    "relu": lambda b, x: b.relu(x),
+}
+
+
+def _second_order(backend, name):
+    """torch's backward functions that are linear in the gradient are recorded over the op's
+    input too: the first-order gradient requires grad and a double backward runs."""
+    x = _x(backend)
+    (g,) = backend.autograd.grad(SECOND_ORDER[name](backend, x).sum(), x, create_graph=True)
+    node = g.grad_fn
+    names = []
+    while node is not None:   # the chain of first inputs, e.g. ViewBackward0 -> NllLoss2DBackwardBackward0
+        names.append(node.name())
+        node = node.next_functions[0][0] if node.next_functions else None
+    g.sum().backward()
+    # (x.grad + 0: torch gives the zero gradient of sgn as a ZeroTensor, which has no values to list)
+    return g.requires_grad, names, None if x.grad is None else (x.grad + 0).tolist()
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_gradients_of_linear_backwards_stay_in_the_graph(name):
+    assert _second_order(engine, name) == _second_order(torch, name)
