@@ -15,9 +15,8 @@ import warnings
 import numpy as np
 
 from .. import _dtype, _ops, _random
-from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
-                    record, v_data, v_masked_zero,
-                    v_mm, v_reshape, v_t, v_where)
+from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
+                    _transpose, _T, record, v_data, v_masked_zero, v_mm, v_reshape, v_t, v_where)
 from .._tensor import Tensor, _wrap_dim
 
 
@@ -155,8 +154,8 @@ def _vector_norm_keepdim(t: Tensor, p: float, dim: int) -> Tensor:
 
 def _addmm_backward(ctx, g):
     return (g,
-            v_mm(g, v_t(ctx.mat2)) if ctx.needs[1] else None,
-            v_mm(v_t(ctx.mat1), g) if ctx.needs[2] else None)
+            v_mm(g, v_t(ctx.mat2), ctx.mat1_transposed) if ctx.needs[1] else None,
+            v_mm(v_t(ctx.mat1), g, ctx.mat2_transposed) if ctx.needs[2] else None)
 
 
 _ADDMM = Rule("AddmmBackward0", _addmm_backward, ("self", "mat1", "mat2"), saves={"mat1": 2, "mat2": 1})
@@ -175,7 +174,8 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     _check_expand(bias, (n, m))
     with _errstate():
         data = bias._data + mat1._data @ mat2._data
-    return record(_ADDMM, (bias, mat1, mat2), data, mat1.dtype)
+    return record(_ADDMM, (bias, mat1, mat2), data, mat1.dtype,
+                  mat1_transposed=_is_transposed(mat1._data), mat2_transposed=_is_transposed(mat2._data))
 
 
 def _check_expand(t: Tensor, shape: tuple):
