@@ -216,8 +216,7 @@ def _binary_operands(op: str, input, other):
 
 
 def _as(t: Tensor, dt) -> np.ndarray:
-    data = t._data
-    return data if data.dtype == dt.np else data.astype(dt.np)
+    return t._data if t.dtype is dt else t._data.astype(dt.np)
 
 
 def _float_dtype(dt):
@@ -440,12 +439,17 @@ def _where(condition, input, other) -> Tensor:
 # ---------------------------------------------------------------------------------
 
 def _unary_float(op: str, rule: Rule, fn, input) -> Tensor:
-    _check_tensor(input, op)
-    if input.dtype is _dtype.bool_ and op in ("relu", "neg"):
-        raise RuntimeError(_BOOL_UNARY_MESSAGES[op])
-    dt = _float_dtype(input.dtype) if op not in ("relu", "neg") else input.dtype
+    if isinstance(input, Tensor) and input.dtype.is_floating_point:   # the common case, checks passed
+        dt = input.dtype
+        x = input._data
+    else:
+        _check_tensor(input, op)
+        if input.dtype is _dtype.bool_ and op in ("relu", "neg"):
+            raise RuntimeError(_BOOL_UNARY_MESSAGES[op])
+        dt = _float_dtype(input.dtype) if op not in ("relu", "neg") else input.dtype
+        x = _as(input, dt)
     with _errstate():
-        data = fn(_as(input, dt))
+        data = fn(x)
     return record(rule, (input,), data, dt)
 
 
@@ -518,8 +522,10 @@ def sigmoid(input) -> Tensor:
 def _binary(op: str, rule: Rule, fn, input, other, dt=None) -> Tensor:
     a, b, result_dt = _binary_operands(op, input, other)
     dt = dt or result_dt
+    x = a._data if a.dtype is dt else a._data.astype(dt.np)
+    y = b._data if b.dtype is dt else b._data.astype(dt.np)
     with _errstate():
-        data = fn(_as(a, dt), _as(b, dt))
+        data = fn(x, y)
     return record(rule, (a, b), data, dt)
 
 
@@ -566,9 +572,10 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
     a, b, dt = _binary_operands(op, input, other)
     if alpha != 1 or isinstance(alpha, (bool, float)):
         _check_alpha(alpha, dt)
+    x = a._data if a.dtype is dt else a._data.astype(dt.np)
+    y = b._data if b.dtype is dt else b._data.astype(dt.np)
     with _errstate():
-        y = _as(b, dt)
-        data = fn(_as(a, dt), y if alpha == 1 else y * np.asarray(alpha, dt.np))
+        data = fn(x, y if alpha == 1 else y * np.asarray(alpha, dt.np))
     return record(rule, (a, b), data, dt, alpha=alpha)
 
 
