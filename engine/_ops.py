@@ -330,6 +330,12 @@ def v_mm(a, b, transposed: bool = False):
     """
     if isinstance(a, Tensor):
         return _mm(a, b)
+    # A broadcast operand (the gradient of a sum) has zero strides, which BLAS cannot take:
+    # numpy would fall back to its own, slower loop.
+    if 0 in a.strides:
+        a = np.ascontiguousarray(a)
+    if 0 in b.strides:
+        b = np.ascontiguousarray(b)
     return (b.T @ a.T).T if transposed else a @ b
 
 
