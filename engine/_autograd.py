@@ -139,12 +139,14 @@ class Node:
         ctx = self.ctx
         if ctx.freed:
             raise RuntimeError(_FREED_MESSAGE)
-        for name, tensor in ctx.tensors.items():
-            if tensor._vc[0] != ctx.versions[name]:
-                # NOTE: torch names a saved output's producer (this node) and a saved input's
-                # current grad_fn.
-                producer = self if name == "result" else tensor.grad_fn
-                raise RuntimeError(_modified_message(tensor, ctx.versions[name], producer))
+        if ctx.tensors:
+            versions = ctx.versions
+            for name, tensor in ctx.tensors.items():
+                if tensor._vc[0] != versions[name]:
+                    # NOTE: torch names a saved output's producer (this node) and a saved input's
+                    # current grad_fn.
+                    producer = self if name == "result" else tensor.grad_fn
+                    raise RuntimeError(_modified_message(tensor, versions[name], producer))
         return self._rule(ctx.as_tensors() if create_graph else ctx, g)
 
     def _release(self):
@@ -153,8 +155,6 @@ class Node:
         if self.ctx.tensors:
             self.ctx.freed = True
             self.ctx.drop_saved()
-
-
 
 
 def _modified_message(tensor, version, producer) -> str:
@@ -247,6 +247,9 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     toposort, without recursion). Without create_graph, gradients travel as
     numpy arrays and nothing is recorded; with it, they are tensors and the
     rules' arithmetic builds a graph.
+
+    This loop runs once per node of every backward, so it is written for speed:
+    hooks, captures and `needed` cost only where present.
     """
     from ._ops import _errstate
     from ._tensor import Tensor
@@ -256,19 +259,19 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     grads = [g for node, g in zip(root_nodes, grads) if node is not None]
     root_nodes = [node for node in root_nodes if node is not None]
     captures = {}
-    if inputs is not None:
+    needed = None
+    # 1. Count, for each node, the consumers that will send it a gradient.
+    if inputs is None:
+        dependencies = _consumer_counts(root_nodes)
+    else:
         for i, t in enumerate(inputs):
             captures.setdefault(t.grad_fn if t.grad_fn is not None else t._accumulator(), []).append(i)
-    graph = _reachable(root_nodes)
-    needed = _needed(graph, captures) if inputs is not None else None
-
-    # 1. Count, for each node, the consumers that will send it a gradient.
-    dependencies = dict.fromkeys(graph, 0)
-    for node, children in graph.items():
-        if needed is not None and node not in needed:
-            continue
-        for child in children:
-            dependencies[child] += 1
+        graph = _reachable(root_nodes)
+        needed = _needed(graph, captures)
+        dependencies = dict.fromkeys(graph, 0)
+        for node in needed:
+            for child in graph[node]:
+                dependencies[child] += 1
 
     # 2. Seed the roots and run nodes whose every consumer has reported.
     pending: dict[Node, object] = {}
@@ -280,22 +283,23 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     ready = [(-n._seq, next(order), n) for n in pending if dependencies[n] == 0]
     heapq.heapify(ready)
     results = [None] * len(inputs) if inputs is not None else None
+    push, pop = heapq.heappush, heapq.heappop
 
     def as_tensor(g, dt):
         return g if create_graph else Tensor._make(np.asarray(g), dt)
 
     with (enable_grad() if create_graph else no_grad()), _errstate():
         while ready:
-            node = heapq.heappop(ready)[2]
+            node = pop(ready)[2]
             g = pending.pop(node)
             if node._pre_hooks or node._retained is not None:
                 g = _run_tensor_hooks(node, g, create_graph, as_tensor)
-            if node in captures:
+            if captures and node in captures:
                 for i in captures[node]:
                     results[i] = g
                 if accumulate:
                     _accumulate(inputs[captures[node][0]], g, create_graph)
-            if isinstance(node, AccumulateGrad):
+            if type(node) is AccumulateGrad:
                 if accumulate and inputs is None:
                     _accumulate(node.variable, g, create_graph)
                 continue
@@ -313,13 +317,14 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                     if create_graph:
                         if ig.dtype is not dt:
                             ig = ig.to(dt)
-                    elif ig.dtype != dt.np:
+                    elif ig.dtype is not dt.np and ig.dtype != dt.np:
                         ig = ig.astype(dt.np)
-                    pending[child] = ig if child not in pending else pending[child] + ig
-                dependencies[child] -= 1
-                if dependencies[child] == 0:
+                    pending[child] = pending[child] + ig if child in pending else ig
+                count = dependencies[child] - 1
+                dependencies[child] = count
+                if count == 0:
                     if child in pending:
-                        heapq.heappush(ready, (-child._seq, next(order), child))
+                        push(ready, (-child._seq, next(order), child))
                     else:
                         # Every path to this node carried no gradient: nothing flows on.
                         _drain(child, dependencies, pending, ready, retain_graph, needed, order)
@@ -327,6 +332,22 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
         return None
     return [None if g is None else as_tensor(g, t.dtype) if not create_graph else g
             for g, t in zip(results, inputs)]
+
+
+def _consumer_counts(root_nodes) -> dict:
+    """node -> how many edges of the graph reachable from the roots lead to it (one
+    iterative pass; each node's edges are read once)."""
+    counts = dict.fromkeys(root_nodes, 0)
+    stack = list(counts)
+    while stack:
+        for child, _ in stack.pop().next_functions:
+            if child is not None:
+                if child in counts:
+                    counts[child] += 1
+                else:
+                    counts[child] = 1
+                    stack.append(child)
+    return counts
 
 
 def _reachable(root_nodes) -> dict:
@@ -430,7 +451,12 @@ def _accumulate(variable, g, create_graph):
         else:
             variable._grad = variable._grad + g
     elif variable._grad is None:
-        variable._grad = Tensor._make(np.array(g, dtype=variable.dtype.np), variable.dtype)
+        # NOTE: torch's gradient layout contract: a leaf's first gradient is laid out like the
+        # leaf (the gradient of a weight used transposed arrives transposed), so that updates
+        # such as SGD's `p += lr * grad` run over both arrays in the same memory order.
+        grad = np.empty_like(variable._data, dtype=variable.dtype.np)
+        np.copyto(grad, g, casting="unsafe")
+        variable._grad = Tensor._make(grad, variable.dtype)
     elif variable._grad.requires_grad:
         variable._grad = (variable._grad + Tensor._make(np.asarray(g), variable.dtype)).detach()
     else:

@@ -275,8 +275,7 @@ def _binary_operands(op: str, input, other):
 
 
 def _as(t: Tensor, dt) -> np.ndarray:
-    data = t._data
-    return data if data.dtype == dt.np else data.astype(dt.np)
+    return t._data if t.dtype is dt else t._data.astype(dt.np)
 
 
 def _float_dtype(dt):
@@ -330,7 +329,26 @@ def v_masked_zero(x, mask: np.ndarray):
     """`x` with 0 where `mask` holds: a select, so inf * 0 never appears."""
     if isinstance(x, Tensor):
         return _masked_zero(x, mask)
-    return np.where(mask, np.zeros((), x.dtype), x)
+    return _zero_where(mask, x)
+
+
+# The integer type of each float dtype's width, to zero floats by bit mask (see _zero_where).
+_SAME_WIDTH_INT = {np.dtype(np.float32): np.dtype(np.int32), np.dtype(np.float64): np.dtype(np.int64)}
+
+
+def _zero_where(mask: np.ndarray, x):
+    """`np.where(mask, 0, x)`, bit for bit: +0.0 where `mask` holds, `x` (NaN, inf, -0.0
+    included) elsewhere.
+
+    For float arrays of the mask's shape it AND-s the bits of `x` with 0 or with all ones,
+    several times faster than np.where, whose select loop branches on every element
+    (relu and its gradient in an MLP step).
+    """
+    ints = _SAME_WIDTH_INT.get(x.dtype) if type(x) is np.ndarray else None
+    if ints is None or mask.shape != x.shape or mask.dtype != np.bool_:
+        return np.where(mask, np.zeros((), x.dtype), x)
+    keep = np.subtract(mask, 1, dtype=ints)      # True -> 0, False -> -1 (every bit set)
+    return np.bitwise_and(x.view(ints), keep).view(x.dtype)
 
 
 def v_zeros_like(x):
@@ -361,8 +379,29 @@ def v_t(x):
     return _transpose(x, 0, 1, _T) if isinstance(x, Tensor) else x.T
 
 
-def v_mm(a, b):
-    return _mm(a, b) if isinstance(a, Tensor) else a @ b
+def v_mm(a, b, transposed: bool = False):
+    """a @ b; `transposed` computes a plain-backward product as (b.T @ a.T).T, laid out
+    column-major.
+
+    NOTE: torch's mm_mat1_backward / mm_mat2_backward give the gradient of a matrix
+    stored transposed (a weight used as `w.t()`) the same layout, so the gradient
+    that reaches the weight is row-major like the weight, with no transposing copy.
+    """
+    if isinstance(a, Tensor):
+        return _mm(a, b)
+    # A broadcast operand (the gradient of a sum) has zero strides, which BLAS cannot take:
+    # numpy would fall back to its own, slower loop.
+    if 0 in a.strides:
+        a = np.ascontiguousarray(a)
+    if 0 in b.strides:
+        b = np.ascontiguousarray(b)
+    return (b.T @ a.T).T if transposed else a @ b
+
+
+def _is_transposed(a: np.ndarray) -> bool:
+    """Whether a matrix is stored column-major (a transposed view), as torch's stride checks see it."""
+    flags = a.flags
+    return flags.f_contiguous and not flags.c_contiguous
 
 
 def v_mv(a, v):
@@ -443,8 +482,7 @@ _THRESHOLD_BACKWARD = Rule("ThresholdBackwardBackward0", lambda ctx, g: (v_maske
 
 
 def _masked_zero(t: Tensor, mask: np.ndarray) -> Tensor:
-    return record(_THRESHOLD_BACKWARD, (t,), np.where(mask, np.zeros((), t.dtype.np), t._data),
-                  t.dtype, mask=mask)
+    return record(_THRESHOLD_BACKWARD, (t,), _zero_where(mask, t._data), t.dtype, mask=mask)
 
 
 _WHERE = Rule("WhereBackward0",
@@ -472,12 +510,17 @@ def _where(condition, input, other) -> Tensor:
 # ---------------------------------------------------------------------------------
 
 def _unary_float(op: str, rule: Rule, fn, input) -> Tensor:
-    _check_tensor(input, op)
-    if input.dtype is _dtype.bool_ and op in ("relu", "neg"):
-        raise RuntimeError(_BOOL_UNARY_MESSAGES[op])
-    dt = _float_dtype(input.dtype) if op not in ("relu", "neg") else input.dtype
+    if isinstance(input, Tensor) and input.dtype.is_floating_point:   # the common case, checks passed
+        dt = input.dtype
+        x = input._data
+    else:
+        _check_tensor(input, op)
+        if input.dtype is _dtype.bool_ and op in ("relu", "neg"):
+            raise RuntimeError(_BOOL_UNARY_MESSAGES[op])
+        dt = _float_dtype(input.dtype) if op not in ("relu", "neg") else input.dtype
+        x = _as(input, dt)
     with _errstate():
-        data = fn(_as(input, dt))
+        data = fn(x)
     return record(rule, (input,), data, dt)
 
 
@@ -519,16 +562,16 @@ def v_backward_of(rule: Rule, g, self, apply, adjoint=None):
     return apply(g)
 
 
-def _zero_where(mask: np.ndarray):
+def _zeroing(mask: np.ndarray):
     """The linear map that zeroes an array where `mask` holds (a select: inf * 0 never appears)."""
-    return lambda a: np.where(mask, np.zeros((), a.dtype), a)
+    return lambda a: _zero_where(mask, a)
 
 
 _THRESHOLD_BACKWARD_2 = _backward_node("ThresholdBackwardBackward0")
 
 
 def v_threshold_backward(g, result):
-    return v_backward_of(_THRESHOLD_BACKWARD_2, g, result, _zero_where(v_data(result) <= 0))
+    return v_backward_of(_THRESHOLD_BACKWARD_2, g, result, _zeroing(v_data(result) <= 0))
 # NOTE: torch's tanh_backward is g * (1 - y * y) and sigmoid_backward g * (1 - y) * y.
 _TANH = Rule("TanhBackward0", lambda ctx, g: (g * (1 - ctx.result * ctx.result),), saves={"result": None})
 _SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (g * (1 - ctx.result) * ctx.result,),
@@ -554,7 +597,7 @@ def log(input) -> Tensor:
 
 def relu(input) -> Tensor:
     # NOTE: torch's relu keeps x unless x < 0, so relu(-0.0) is -0.0 (np.maximum gives +0.0).
-    return _unary_float("relu", _RELU, lambda x: np.where(x < 0, np.zeros((), x.dtype), x), input)
+    return _unary_float("relu", _RELU, lambda x: _zero_where(x < 0, x), input)
 
 
 def tanh(input) -> Tensor:
@@ -572,8 +615,10 @@ def sigmoid(input) -> Tensor:
 def _binary(op: str, rule: Rule, fn, input, other, dt=None) -> Tensor:
     a, b, result_dt = _binary_operands(op, input, other)
     dt = dt or result_dt
+    x = a._data if a.dtype is dt else a._data.astype(dt.np)
+    y = b._data if b.dtype is dt else b._data.astype(dt.np)
     with _errstate():
-        data = fn(_as(a, dt), _as(b, dt))
+        data = fn(x, y)
     return record(rule, (a, b), data, dt)
 
 
@@ -620,9 +665,10 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
     a, b, dt = _binary_operands(op, input, other)
     if alpha != 1 or isinstance(alpha, (bool, float)):
         _check_alpha(alpha, dt)
+    x = a._data if a.dtype is dt else a._data.astype(dt.np)
+    y = b._data if b.dtype is dt else b._data.astype(dt.np)
     with _errstate():
-        y = _as(b, dt)
-        data = fn(_as(a, dt), y if alpha == 1 else y * np.asarray(alpha, dt.np))
+        data = fn(x, y if alpha == 1 else y * np.asarray(alpha, dt.np))
     return record(rule, (a, b), data, dt, alpha=alpha)
 
 
@@ -844,8 +890,8 @@ _MV = Rule("MvBackward0",
                            v_mv(v_t(ctx.self), g) if ctx.needs[1] else None),
            ("self", "vec"), saves={"vec": 0, "self": 1})
 _MM = Rule("MmBackward0",
-           lambda ctx, g: (v_mm(g, v_t(ctx.mat2)) if ctx.needs[0] else None,
-                           v_mm(v_t(ctx.self), g) if ctx.needs[1] else None),
+           lambda ctx, g: (v_mm(g, v_t(ctx.mat2), ctx.self_transposed) if ctx.needs[0] else None,
+                           v_mm(v_t(ctx.self), g, ctx.mat2_transposed) if ctx.needs[1] else None),
            ("self", "mat2"), saves={"mat2": 0, "self": 1})
 _BMM = Rule("BmmBackward0",
             lambda ctx, g: (v_bmm(g, v_transpose(ctx.mat2, 1, 2)) if ctx.needs[0] else None,
@@ -857,10 +903,10 @@ def _not_for_bool(t: Tensor, kernel: str):
         raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
 
 
-def _product(rule, a: Tensor, b: Tensor) -> Tensor:
+def _product(rule, a: Tensor, b: Tensor, **attrs) -> Tensor:
     with _errstate():
         data = np.matmul(a._data, b._data)
-    return record(rule, (a, b), data, a.dtype)
+    return record(rule, (a, b), data, a.dtype, **attrs)
 
 
 # The products check sizes, then dtypes, then bool support, in torch's order and words.
@@ -898,7 +944,7 @@ def _mm(a: Tensor, b: Tensor) -> Tensor:
         raise RuntimeError("expected m1 and m2 to have the same dtype, but got: "
                            f"{a.dtype.cpp_name} != {b.dtype.cpp_name}")
     _not_for_bool(a, "addmm_impl_cpu_")
-    return _product(_MM, a, b)
+    return _product(_MM, a, b, self_transposed=_is_transposed(a._data), mat2_transposed=_is_transposed(b._data))
 
 
 def _bmm(a: Tensor, b: Tensor) -> Tensor:

@@ -15,8 +15,8 @@ import warnings
 import numpy as np
 
 from .. import _dtype, _ops, _random
-from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
-                    _backward_node, record, v_backward_of, v_data, v_masked_zero, _zero_where,
+from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
+                    _transpose, _T, _backward_node, record, v_backward_of, v_data, v_masked_zero, _zeroing,
                     v_mm, v_reshape, v_t, v_where)
 from .._ops_pointwise import _not_implemented_for
 from .._ops_pointwise import abs as _abs   # AbsBackward0, differentiable twice as torch's (sgn)
@@ -149,8 +149,8 @@ def _vector_norm_keepdim(t: Tensor, p: float, dim: int) -> Tensor:
 
 def _addmm_backward(ctx, g):
     return (g,
-            v_mm(g, v_t(ctx.mat2)) if ctx.needs[1] else None,
-            v_mm(v_t(ctx.mat1), g) if ctx.needs[2] else None)
+            v_mm(g, v_t(ctx.mat2), ctx.mat1_transposed) if ctx.needs[1] else None,
+            v_mm(v_t(ctx.mat1), g, ctx.mat2_transposed) if ctx.needs[2] else None)
 
 
 _ADDMM = Rule("AddmmBackward0", _addmm_backward, ("self", "mat1", "mat2"), saves={"mat1": 2, "mat2": 1})
@@ -169,7 +169,8 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     _check_expand(bias, (n, m))
     with _errstate():
         data = bias._data + mat1._data @ mat2._data
-    return record(_ADDMM, (bias, mat1, mat2), data, mat1.dtype)
+    return record(_ADDMM, (bias, mat1, mat2), data, mat1.dtype,
+                  mat1_transposed=_is_transposed(mat1._data), mat2_transposed=_is_transposed(mat2._data))
 
 
 def _check_expand(t: Tensor, shape: tuple):
@@ -331,7 +332,7 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 # the gradient at either bound is 0.
 _HARDTANH_BACKWARD = _backward_node("HardtanhBackwardBackward0")
 _HARDTANH = Rule("HardtanhBackward0",
-                 lambda ctx, g: (v_backward_of(_HARDTANH_BACKWARD, g, ctx.self, _zero_where(
+                 lambda ctx, g: (v_backward_of(_HARDTANH_BACKWARD, g, ctx.self, _zeroing(
                      ~((v_data(ctx.self) > ctx.min_val) & (v_data(ctx.self) < ctx.max_val)))),),
                  saves={"self": None})
 

@@ -113,3 +113,39 @@ def test_tensor_from_python_floats_keeps_float64_precision():
     value = 0.1 + 1e-12
     assert engine.tensor([value], dtype=engine.float64).item() == value
     assert engine.tensor(value, dtype=engine.float64).item() == torch.tensor(value, dtype=torch.float64).item()
+
+
+def test_a_weight_used_transposed_gets_a_gradient_laid_out_like_the_weight():
+    # torch's layout contract (and mm_mat2_backward): the gradient of w in x @ w.t() is
+    # computed row-major like w, so SGD's update walks both arrays in memory order.
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((8, 5), (3, 5), (3,)))
+    got = {}
+    for backend in (engine, torch):
+        wt = backend.tensor(w, requires_grad=True)
+        bt = backend.tensor(b, requires_grad=True)
+        backend.nn.functional.linear(backend.tensor(x), wt, bt).square().sum().backward()
+        got[backend] = wt.grad
+        assert wt.grad.shape == wt.shape
+    assert got[engine].numpy().flags.c_contiguous and got[torch].is_contiguous()
+    np.testing.assert_allclose(got[engine].numpy(), got[torch].numpy(), rtol=1e-5)
+
+
+def test_zeroing_by_bit_mask_is_np_where_bit_for_bit():
+    from engine._ops import _zero_where
+    for dtype, ints in ((np.float32, np.int32), (np.float64, np.int64)):
+        x = np.array([-1.0, -0.0, 0.0, np.nan, -np.nan, -np.inf, np.inf, 2.5, 1e-45], dtype)
+        for mask in (x < 0, ~(x < 0), np.isnan(x)):
+            want = np.where(mask, np.zeros((), dtype), x)
+            got = _zero_where(mask, x)
+            assert got.dtype == want.dtype and (got.view(ints) == want.view(ints)).all()
+        # A broadcast mask, an integer array: the np.where path.
+        assert (_zero_where(np.array(True), x) == 0).all()
+        assert _zero_where(x[:3] < 0, np.arange(3)).tolist() == [0, 1, 2]
+
+
+def test_relu_keeps_negative_zero_and_nan_like_torch():
+    values = [-2.0, -0.0, 0.0, float("nan"), float("-inf"), 3.0]
+    got = engine.relu(engine.tensor(values)).numpy()
+    want = torch.relu(torch.tensor(values)).numpy()
+    assert (got.view(np.int32) == want.view(np.int32)).all()
