@@ -118,6 +118,7 @@ def _run_one(config: SelftestConfig, name: str) -> dict:
     campaign_config = CampaignConfig(
         out=config.out / name, budget_seconds=config.budget_per_bug, seed=config.seed, backend="engine",
         max_steps=config.max_steps, ops=None if config.all_ops else mutant.focus,
+        autograd_features=True if mutant.features else None,
         shrink_seconds=SHRINK_SHARE * config.budget_per_bug, mutant=name,
         command=f"gradfuzz selftest --bugs {name}")
     load_backend("engine")
