@@ -539,10 +539,8 @@ class _Builder:
         """
         step = Step(op, form, args, kwargs, f"v{len(self.steps)}", self.no_grad)
         self.steps.append(step)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = interpreter.apply_step(torch, step, self.env)
+        try:  # (warnings are ignored while a program is built: see _build)
+            result = interpreter.apply_step(torch, step, self.env)
         except Exception:  # noqa: BLE001  (a step torch rejects is a valid test of error behaviour)
             self.failed = True
             return False
@@ -1034,6 +1032,12 @@ def _programs(draw, limits: _Limits) -> Program:
 
 
 def _build(src: ChoiceSource, limits: _Limits) -> Program:
+    with warnings.catch_warnings():  # torch's warnings while the builder evaluates steps
+        warnings.simplefilter("ignore")
+        return _build_program(src, limits)
+
+
+def _build_program(src: ChoiceSource, limits: _Limits) -> Program:
     step_count = src.integer(1, limits.max_steps)
     dtype = src.pick(limits.dtypes)
     mixed = len(limits.dtypes) > 1 and src.rarely(MIXED_DTYPES_ONE_IN)
