@@ -77,14 +77,15 @@ def run_selftest(config: SelftestConfig, *, console: Console | None = None) -> l
 
 
 def table(records: list[dict]) -> Table:
-    """The rich table of a self-test: bug, caught?, seconds, examples, the catching signature."""
+    """The rich table of a self-test: bug, caught?, seconds, examples, shrunk steps, the catching signature."""
     result = Table(title="gradfuzz self-test")
-    for column in ("bug", "caught", "seconds", "examples", "finding"):
-        result.add_column(column, justify="right" if column in ("seconds", "examples") else "left")
+    for column in ("bug", "caught", "seconds", "examples", "steps", "finding"):
+        result.add_column(column, justify="right" if column in ("seconds", "examples", "steps") else "left")
     for record in records:
         caught = record["caught"]
         result.add_row(record["mutant"], "[green]yes[/green]" if caught else "[red]no[/red]",
                        f"{record['seconds']:.1f}" if caught else "-", str(record["examples"]) if caught else "-",
+                       str(record.get("shrunk_steps")) if caught else "-",
                        record["signature"] or f"({record['findings']} other findings)")
     caught = sum(record["caught"] for record in records)
     result.caption = f"{caught} of {len(records)} bugs caught"

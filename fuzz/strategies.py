@@ -307,6 +307,17 @@ class RandomSource(ChoiceSource):
         self.choices.append(value)
         return value
 
+    # The two most frequent choices, without the detour through integer() (the same choices).
+    def pick(self, options):
+        index = int(self.random() * len(options))
+        self.choices.append(index)
+        return options[index]
+
+    def rarely(self, one_in: int) -> bool:
+        value = int(self.random() * one_in)
+        self.choices.append(value)
+        return value == one_in - 1
+
 
 def choices_blob(source: RandomSource) -> bytes:
     """The recorded choices as an example-database entry (`hypothesis.database.choices_to_bytes`)."""
@@ -432,13 +443,14 @@ def _domains(tensor) -> frozenset[str]:
         data = tensor.detach().numpy()
     except (TypeError, RuntimeError):  # a dtype numpy lacks (bfloat16)
         return frozenset()
-    with np.errstate(invalid="ignore"):
-        values = np.abs(data)
-        if not (values <= MODERATE).all():  # also false for NaN
-            return frozenset()
-        if not (values > DOMAIN_MARGIN).all():
-            return _JUST_REAL
-        return _POSITIVE_DOMAINS if (data > 0).all() else _NONZERO_DOMAINS
+    if not data.size:
+        return _POSITIVE_DOMAINS  # every element of nothing is in every domain
+    values = np.abs(data)
+    if not values.max() <= MODERATE:  # also when a value is NaN
+        return frozenset()
+    if not values.min() > DOMAIN_MARGIN:
+        return _JUST_REAL
+    return _POSITIVE_DOMAINS if data.min() > 0 else _NONZERO_DOMAINS
 
 
 def matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
