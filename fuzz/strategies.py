@@ -1,11 +1,22 @@
-"""Hypothesis strategies for random Programs, driven by the op table.
+"""Random Programs, driven by the op table: a Hypothesis strategy and a fast random source.
 
-`programs()` builds a DAG one step at a time. Each step samples an op from
+One program builder makes every program; it takes each decision from a
+`ChoiceSource` (an integer in a range, a boolean or a bounded float). Under
+`programs()` the source is Hypothesis (`HypothesisSource`: each choice one
+`st.integers` / `st.booleans` / `st.floats` draw, so Hypothesis replays and
+shrinks programs); under `fast_programs()` it is a seeded `random.Random`
+(`RandomSource`), many times faster, which records each choice as the
+Hypothesis choice it stands for: `choices_blob` turns a random program into
+an example-database entry from which `programs()` builds the same program
+again, so a campaign searches fast and still shrinks with Hypothesis. A
+tensor's values take two choices (a flavour and a seed), not one per element.
+
+The builder builds a DAG one step at a time. Each step samples an op from
 `engine.optable.OPS` (so a new table entry of a kind drawn here is fuzzed
 without touching this module), a form the op offers, and operands by the op
 kind's shape rule: existing tensors of a compatible shape, fresh inputs drawn
 to fit, or Python scalars where torch takes them. Each step is evaluated on
-torch as it is drawn, so the strategy knows every intermediate shape, dtype
+torch as it is drawn, so the builder knows every intermediate shape, dtype
 and value: it picks operands inside the op's domain most of the time, and
 ends the program at a step torch rejects (that step's error is then what gets
 compared). The program is finally pruned to what the action's target depends
@@ -23,10 +34,10 @@ extreme magnitudes; and a share of programs is invalid on purpose (shape
 or dtype mismatches, in-place ops on leaves, backward on what does not
 require grad), so errors are compared too.
 
-Draws are ordered so failures shrink bottom-up: the number of steps first,
-ops and forms with `sampled_from`, operands towards the inputs (so steps in
-between become dead code and are pruned), small shapes, and simple values
-(zeros, small integers) before arbitrary floats.
+Choices are ordered so failures shrink bottom-up: the number of steps first,
+ops and forms as indices, operands towards the inputs (so steps in between
+become dead code and are pruned), small shapes, and simple values (a tensor
+of one simple value, zeros first) before pseudo-random ones.
 """
 from __future__ import annotations
 
@@ -322,11 +333,6 @@ class RandomSource(ChoiceSource):
 def choices_blob(source: RandomSource) -> bytes:
     """The recorded choices as an example-database entry (`hypothesis.database.choices_to_bytes`)."""
     return choices_to_bytes(source.choices)
-
-
-def build_program(source: ChoiceSource, limits: _Limits) -> Program:
-    """The program the builder makes from ``source``'s choices (see `programs` for ``limits``)."""
-    return _build(source, limits)
 
 
 def fast_programs(rng: random.Random, *, ops: Iterable[str] | None = None, max_steps: int = 6,
