@@ -51,6 +51,7 @@ import torch
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
+from hypothesis.internal.reflection import function_digest
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
@@ -270,21 +271,23 @@ def _write_synced(path: Path, text: str) -> None:
 
 
 class _Offer(ExampleDatabase):
-    """The campaign's database as a Hypothesis run sees it while it shrinks one new failure.
+    """The campaign's database as one Hypothesis run sees it: one entry to replay.
 
-    Its only entry is that failure's choices, under the secondary key: Hypothesis
-    replays secondary entries in its reuse phase and shrinks those that fail (a
-    primary entry that replays exactly is taken as shrunk already and is not
-    shrunk again). Writes (the shrunk program, under the primary key) go to the
+    A new failure's choices are offered under the secondary key: Hypothesis
+    replays secondary entries in its reuse phase and shrinks those that fail
+    (a primary entry that replays exactly is taken as shrunk already). A stored
+    failure is offered under the primary key (``stored=True``): it is replayed,
+    not shrunk again. Writes (a shrunk program, under the primary key) go to the
     campaign's database, so the next campaign replays the finding first.
     """
 
-    def __init__(self, database: ExampleDatabase, blob: bytes):
+    def __init__(self, database: ExampleDatabase, blob: bytes, *, stored: bool = False):
         super().__init__()
-        self.database, self.blob = database, blob
+        self.database, self.blob, self.stored = database, blob, stored
 
     def fetch(self, key: bytes):
-        if key.endswith(b".secondary"):
+        secondary, pareto = key.endswith(b".secondary"), key.endswith(b".pareto")
+        if (secondary and not self.stored) or (self.stored and not secondary and not pareto):
             yield self.blob
 
     def save(self, key: bytes, value: bytes) -> None:
@@ -381,7 +384,10 @@ class _Campaign:
         self.database = KeepFailures(DirectoryBasedExampleDatabase(config.database or config.out / ".hypothesis"))
         self.runs = 0
         try:
-            while self.hypothesis_run(self.database):  # each run replays until one new finding
+            # Stored failures first, one Hypothesis run each (a run stops at its first failure).
+            stored = self.database.fetch(function_digest(self.hypothesis_test(self.database, 0).hypothesis.inner_test))
+            for blob in sorted(stored, key=lambda blob: (len(blob), blob)):
+                self.hypothesis_run(_Offer(self.database, blob, stored=True))
                 if self.enough_findings():
                     self.summary.status = MAX_FINDINGS_REACHED
                     return
@@ -410,7 +416,8 @@ class _Campaign:
 
     def hypothesis_run(self, database: ExampleDatabase) -> bool:
         """One Hypothesis run that replays ``database``'s entries (and generates nothing); a failing
-        entry is shrunk and recorded. Whether a finding was recorded."""
+        entry is shrunk (unless it replays a stored one exactly) and recorded. Whether a finding was
+        recorded."""
         self.runs += 1
         try:
             self.hypothesis_test(database, self.config.run_seed(self.runs))()

@@ -90,6 +90,10 @@ def _apply(backend: ModuleType, step: Step, env: dict[str, Any]) -> Any:
     args = [resolve(backend, arg, env) for arg in step.args]
     kwargs = {key: resolve(backend, value, env) for key, value in step.kwargs.items()}
     if step.op == REGISTER_HOOK:
+        # NOTE: grad_fn is read first because torch 2.13 segfaults in register_hook on a view whose
+        # grad_fn is stale (`v = (x * 2).view(-1); v.detach().zero_(); v.register_hook(h)`): it sets
+        # the hook dict before it reads grad_fn itself, a line later. Reading it changes nothing else.
+        args[0].grad_fn
         args[0].register_hook(scaling_hook(*args[1:]))
         return args[0]
     if step.form == "inplace":

@@ -504,6 +504,9 @@ class _Builder:
         if dtype is None:
             dtype = source.pick(self.limits.dtypes) if self.mixed else self.dtype
         if values is None:
+            # NOTE: nested lists cannot spell an empty side before another side (`[]` is shape (0,)
+            # whatever follows): such a side (from a tensor like eye(0) this input goes with) is 1.
+            shape = tuple(1 if side == 0 and index < len(shape) - 1 else side for index, side in enumerate(shape))
             values = _values(source, dtype, shape, domain, self.kinks)
         if requires_grad is None:
             # Usually requires grad; shrinks to False. Sometimes no input does, so that
