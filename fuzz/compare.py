@@ -393,6 +393,8 @@ ONCE_PER_PROCESS_WARNINGS = (
 
 
 def _compare_warnings(engine: Outcome, torch_: Outcome) -> _Divergence | None:
+    if not engine.warnings and not torch_.warnings:
+        return None
     def counted(outcome: Outcome) -> Counter:
         return Counter((w.category, oracle.normalize_message(w.message)) for w in outcome.warnings
                        if not w.message.startswith(ONCE_PER_PROCESS_WARNINGS))
