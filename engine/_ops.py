@@ -148,12 +148,22 @@ def _link_view(out: Tensor, inputs) -> None:
     NOTE: in torch a view shares its base's version counter, so modifying either in place
     invalidates what backward saved of the other.
     """
-    base_array = out._data.base
+    owner = _memory_owner(out._data)
     for t in inputs:
-        if base_array is t._data or base_array is t._data.base:
+        if owner is _memory_owner(t._data):
             out._vc = t._vc
             out._base = t if t._base is None else t._base
+            out._view_version = t._vc[0]
+            out._view_creation = None if _GradMode.enabled else "no_grad"
             return
+
+
+def _memory_owner(array: np.ndarray):
+    """The object owning an array's memory: the end of its chain of bases (as_strided views
+    hold theirs through a DummyArray, which has a base too)."""
+    while getattr(array, "base", None) is not None:
+        array = array.base
+    return array
 
 
 def _scalar_tensor(value, dt) -> Tensor:
@@ -302,6 +312,16 @@ def v_t(x):
     return _transpose(x, 0, 1, _T) if isinstance(x, Tensor) else x.T
 
 
+def _diagonal_view(x: np.ndarray, offset: int, dim1: int, dim2: int) -> np.ndarray:
+    """np.diagonal(x, offset, dim1, dim2) as a writable view (numpy's is read-only), like torch's view."""
+    if offset:
+        x = np.moveaxis(np.moveaxis(x, (dim1, dim2), (0, 1))[max(-offset, 0):, max(offset, 0):], (0, 1), (dim1, dim2))
+    rest = [i for i in range(x.ndim) if i not in (dim1, dim2)]
+    shape = [x.shape[i] for i in rest] + [min(x.shape[dim1], x.shape[dim2])]
+    strides = [x.strides[i] for i in rest] + [x.strides[dim1] + x.strides[dim2]]
+    return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=x.flags.writeable)
+
+
 def v_mm(a, b):
     return _mm(a, b) if isinstance(a, Tensor) else a @ b
 
@@ -348,7 +368,10 @@ _EXPAND = Rule("ExpandBackward0", lambda ctx, g: (g,))
 
 
 def _expand(t: Tensor, shape) -> Tensor:
-    return record(_EXPAND, (t,), np.broadcast_to(t._data, shape), t.dtype)
+    # A writable view, as torch's: fill_ and zero_ may write through it (see _ops_inplace.check_writable).
+    view = np.broadcast_to(t._data, shape)
+    view = np.lib.stride_tricks.as_strided(t._data, view.shape, view.strides, writeable=t._data.flags.writeable)
+    return record(_EXPAND, (t,), view, t.dtype)
 
 
 _TRANSPOSE = Rule("TransposeBackward0", lambda ctx, g: (v_transpose(g, ctx.dim0, ctx.dim1),))
@@ -517,9 +540,11 @@ def _check_bool_sub(input, other):
             "Subtraction, the `-` operator, with two bool tensors is not supported. "
             "Use the `^` or `logical_xor()` operator instead.")
     if is_bool(input) or is_bool(other):
-        raise RuntimeError(
-            "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
-            "to invert a mask, use the `~` or `logical_not()` operator instead.")
+        raise RuntimeError(_BOOL_SUB_MESSAGE)
+
+
+_BOOL_SUB_MESSAGE = ("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
+                     "to invert a mask, use the `~` or `logical_not()` operator instead.")
 
 
 def _check_alpha(alpha, dt) -> None:
@@ -615,6 +640,9 @@ def _pow_tensor_backward(ctx, g):
     base, exponent = ctx.self, ctx.exponent
     grad_base = grad_exponent = None
     if ctx.needs[0]:
+        if v_data(exponent).dtype == np.bool_:
+            # NOTE: torch's pow_backward_self computes `exponent - 1`, which a bool tensor refuses.
+            raise RuntimeError(_BOOL_SUB_MESSAGE)
         grad_base = v_where(v_data(exponent) == 0, 0, g * (exponent * base ** (exponent - 1)))
     if ctx.needs[1]:
         at_zero = (v_data(base) == 0) & (v_data(exponent) >= 0)

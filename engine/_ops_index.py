@@ -90,7 +90,8 @@ def _fill_value(value, dt) -> np.generic:
 
 def _extract(t, key: tuple, rule: Rule) -> Tensor:
     """`t[key]` for a basic key (ints and slices): a numpy view, as torch's select and slice."""
-    return record(rule, (t,), t._data[key], t.dtype, key=key, self_shape=t._data.shape)
+    # The trailing Ellipsis keeps an all-int key a 0-d view (numpy would return a scalar copy).
+    return record(rule, (t,), t._data[key + (Ellipsis,)], t.dtype, key=key, self_shape=t._data.shape)
 
 
 def _embed(g: Tensor, shape: tuple, key: tuple, rule: Rule) -> Tensor:
@@ -242,7 +243,7 @@ def __getitem__(self: Tensor, indices) -> Tensor:
     if indices is None:
         return _unsqueeze(self, 0)
     if indices is Ellipsis:
-        return record(_ALIAS, (self,), self._data, self.dtype)
+        return record(_ALIAS, (self,), self._data[...], self.dtype)
     if _is_int(indices):
         return _select(self, 0, _as_int(indices), 0)
     if isinstance(indices, slice):
@@ -304,7 +305,7 @@ def __getitem__(self: Tensor, indices) -> Tensor:
 
     if not tensor_indices:
         # NOTE: torch returns an alias (AliasBackward0) when nothing was recorded: x[...], x[:, :].
-        return record(_ALIAS, (self,), self._data, self.dtype) if result is self else result
+        return record(_ALIAS, (self,), self._data[...], self.dtype) if result is self else result
     return _advanced_index(result, tensor_indices)
 
 

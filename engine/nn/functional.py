@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _dtype, _ops, _random
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
-                    record, v_data, v_masked_zero,
+                    record, v_data, v_masked_zero, v_zeros_like,
                     v_mm, v_reshape, v_t, v_where)
 from .._tensor import Tensor, _wrap_dim
 
@@ -488,15 +488,91 @@ def _check_no_grad(t, function: str, argument: str):
                            f"'{argument}'. This input cannot have requires_grad True.")
 
 
+class _NllPlan:
+    """What nll_loss over an input folded as (N, C, K) needs of its target and weight.
+
+    The forward, its backward and the backward's own backward (nll_loss again) all read it.
+    """
+
+    __slots__ = ("rule", "double_rule", "folded", "target_shape", "safe_target", "valid", "weight", "total",
+                 "reduction")
+
+    def __init__(self, rule, folded, target: np.ndarray, weight: np.ndarray, ignore_index: int, reduction: str):
+        n, c, k = folded
+        self.rule, self.folded, self.reduction = rule, folded, reduction
+        self.double_rule = _NLL_DOUBLE[rule]
+        self.target_shape = target.shape
+        target = target.reshape(n, k)
+        self.valid = target != ignore_index
+        bad = self.valid & ((target < 0) | (target >= c))
+        if np.any(bad):
+            raise IndexError(f"Target {target[bad][0]} is out of bounds.")
+        self.safe_target = np.where(self.valid, target, 0)
+        self.weight = np.where(self.valid, weight[self.safe_target], np.zeros((), weight.dtype))   # (N, K)
+        self.total = self.weight.sum(dtype=weight.dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        n, c, k = self.folded
+        picked = np.take_along_axis(x.reshape(n, c, k), self.safe_target[:, None, :], axis=1)[:, 0, :]
+        with _errstate():
+            losses = np.where(self.valid, -self.weight * picked, np.zeros((), x.dtype))
+            if self.reduction == "none":
+                return losses.reshape(self.target_shape)
+            total = losses.sum(dtype=x.dtype)
+            return total / self.total if self.reduction == "mean" else total
+
+    def backward(self, g: np.ndarray, shape: tuple) -> np.ndarray:
+        """torch's nll_loss_backward: zeros, with the gradient written at each target.
+
+        NOTE: torch writes into a zero tensor (a scatter, not a product), so an infinite
+        incoming gradient leaves exact zeros off the targets. At a target it writes
+        weight[t] * -(g / total_weight) for 'mean', weight[t] * -g for 'sum' and
+        -weight[t] * g for 'none': the numbers of -weight[t] * (g / total_weight) and
+        -weight[t] * g, as negation is exact.
+        """
+        n, c, k = self.folded
+        with _errstate():
+            if self.reduction == "none":
+                g = g.reshape(n, k)
+            elif self.reduction == "mean":
+                g = g / self.total
+            values = np.where(self.valid, -self.weight * g, np.zeros((), self.weight.dtype))
+        grad = np.zeros((n, c, k), values.dtype)
+        np.put_along_axis(grad, self.safe_target[:, None, :], values[:, None, :], axis=1)
+        return grad.reshape(shape)
+
+
+def _nll_record(plan: _NllPlan, input: Tensor) -> Tensor:
+    return record(plan.rule, (input,), plan.forward(input._data), input.dtype, plan=plan,
+                  self_shape=input._data.shape)
+
+
 def _nll_backward(ctx, g):
-    """The gradient of nll_loss: -weight[target] (over the total weight for 'mean') at each target."""
-    n, c, k = ctx.folded
-    g = v_reshape(g, (n, 1, k)) if ctx.reduction == "none" else g
-    return (v_reshape(g * v_const(ctx.coefficients, g), ctx.self_shape),)
+    plan = ctx.plan
+    if isinstance(g, Tensor):
+        # NOTE: with create_graph torch records nll_loss_backward as one node, differentiable
+        # in the incoming gradient and in the loss's input (see _nll_double_backward).
+        return (record(plan.double_rule, (g, ctx.self), plan.backward(g._data, ctx.self_shape), g.dtype,
+                       plan=plan, self_shape=ctx.self_shape),)
+    return (plan.backward(g, ctx.self_shape),)
+
+
+def _nll_double_backward(ctx, gg):
+    """NOTE: torch's NllLossBackwardBackward0 gives grad_output nll_loss(grad, target, weight,
+    reduction, ignore_index) and self zeros."""
+    plan = ctx.plan
+    grad_output = None
+    if ctx.needs[0]:
+        grad_output = _nll_record(plan, gg) if isinstance(gg, Tensor) else plan.forward(gg)
+    return grad_output, (v_zeros_like(gg) if ctx.needs[1] else None)
 
 
 _NLL_LOSS = Rule("NllLossBackward0", _nll_backward, saves={"self": None})
 _NLL_LOSS_2D = Rule("NllLoss2DBackward0", _nll_backward, saves={"self": None})
+_NLL_DOUBLE = {
+    _NLL_LOSS: Rule("NllLossBackwardBackward0", _nll_double_backward, ("grad_output", "self")),
+    _NLL_LOSS_2D: Rule("NllLoss2DBackwardBackward0", _nll_double_backward, ("grad_output", "self")),
+}
 
 
 def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, ignore_index: int,
@@ -516,33 +592,8 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
             raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found "
                                f"{weight.dtype.scalar_name}")
         _check_no_grad(weight, function, "weight")
-    x3 = x.reshape(n, c, k)
-    t2 = target._data.reshape(n, k)
-    valid = t2 != ignore_index
-    bad = valid & ((t2 < 0) | (t2 >= c))
-    if np.any(bad):
-        raise IndexError(f"Target {t2[bad][0]} is out of bounds.")
-    safe = np.where(valid, t2, 0)
     w = weight._data if weight is not None else np.ones(c, x.dtype)
-    target_weight = np.where(valid, w[safe], np.zeros((), x.dtype))
-    picked = np.take_along_axis(x3, safe[:, None, :], axis=1)[:, 0, :]
-    with _errstate():
-        losses = np.where(valid, -target_weight * picked, np.zeros((), x.dtype))
-        total = target_weight.sum(dtype=x.dtype)
-        if reduction == "none":
-            data = losses.reshape(target._data.shape)
-            scale = -target_weight
-        elif reduction == "sum":
-            data = losses.sum(dtype=x.dtype)
-            scale = -target_weight
-        else:
-            data = losses.sum(dtype=x.dtype) / total
-            scale = np.where(valid, -target_weight / total, np.zeros((), x.dtype))
-    coefficients = np.zeros((n, c, k), x.dtype)
-    np.put_along_axis(coefficients, safe[:, None, :], scale[:, None, :].astype(x.dtype), axis=1)
-    coefficients = np.where(valid[:, None, :], coefficients, np.zeros((), x.dtype))
-    return record(rule, (input,), data, input.dtype, coefficients=coefficients, folded=(n, c, k),
-                  reduction=reduction, self_shape=x.shape)
+    return _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction), input)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,

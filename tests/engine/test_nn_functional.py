@@ -248,6 +248,55 @@ def test_nll_loss_with_every_target_ignored_is_nan_with_zero_gradient():
         assert not np.any(x.grad.numpy())
 
 
+def _nll_program(backend, shape, reduction, weighted, ignore, seed):
+    """nll_loss on x * x (so second derivatives reach x), an infinite incoming gradient at
+    one target (torch writes the gradient at the targets only), then a double backward."""
+    rng = np.random.default_rng(0)
+    x = backend.tensor(rng.standard_normal(shape), requires_grad=True)
+    target = rng.integers(0, shape[1] if len(shape) > 1 else shape[0], (shape[0],) + shape[2:] if len(shape) > 1
+                          else ())
+    if ignore:
+        target.reshape(-1)[0] = 1
+    weight = backend.tensor([1.0, 2.0, 0.5], dtype=backend.float64) if weighted else None
+    loss = backend.nn.functional.nll_loss(x * x, backend.tensor(target), weight=weight, reduction=reduction,
+                                          ignore_index=1 if ignore else -100)
+    seed_grad = np.full(tuple(loss.shape), 2.0)
+    if reduction == "none" and seed_grad.size > 1:
+        seed_grad.reshape(-1)[-1] = np.inf
+    first, = backend.autograd.grad(loss, x, backend.tensor(seed_grad), create_graph=True)
+    if seed == "constant":
+        second = backend.autograd.grad((first * x).sum(), x)[0]
+    else:
+        second = backend.autograd.grad((first * first).sum(), x)[0]
+    return loss.grad_fn.name(), first.detach().numpy(), second.numpy()
+
+
+@pytest.mark.parametrize("seed", ["constant", "squared"])
+@pytest.mark.parametrize("weighted, ignore", [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("shape", [(3,), (2, 3), (2, 3, 2), (2, 3, 2, 2)])
+def test_nll_loss_gradients_match_torch_to_second_order(shape, reduction, weighted, ignore, seed):
+    ours = _nll_program(engine, shape, reduction, weighted, ignore, seed)
+    theirs = _nll_program(torch, shape, reduction, weighted, ignore, seed)
+    assert ours[0] == theirs[0]
+    for got, want in zip(ours[1:], theirs[1:]):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_nll_loss_gradient_from_a_constant_seed_stays_in_the_graph():
+    """torch's NllLossBackwardBackward0 is differentiable in the loss input (with zeros), so
+    the first gradient of a cross entropy requires grad even from a constant seed."""
+    results = []
+    for backend in BACKENDS:
+        x = backend.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]], requires_grad=True)
+        y = backend.nn.functional.log_softmax(x, 1)
+        loss = backend.nn.functional.nll_loss(y, backend.tensor([2, 0]), reduction="sum")
+        g, = backend.autograd.grad(loss, y, create_graph=True)
+        g.sum().backward()
+        results.append((g.requires_grad, g.grad_fn.name(), x.grad.tolist()))
+    assert results[0] == results[1]
+
+
 def test_saved_tensors_are_freed_after_backward_as_in_torch():
     for name, call in [("softmax", lambda b, x: b.nn.functional.softmax(x, 1)),
                        ("nll_loss", lambda b, x: b.nn.functional.nll_loss(x, _t(b, [1, 4], "int64"))),

@@ -131,6 +131,21 @@ def test_xlogy_gradients_at_zero_and_nan():
     _assert_same(lambda b, y: b.xlogy(2.0, y), [5.0, 0.0, -1.0])
 
 
+def test_pow_with_a_bool_exponent_tensor_fails_in_backward_like_torch():
+    """torch's pow_backward_self computes `exponent - 1`, which a bool tensor refuses."""
+    for exponent in ([True, False], True):
+        outcomes = []
+        for backend in (torch, engine):
+            x = _leaf(backend, [0.0, 2.0])
+            y = backend.pow(x, backend.tensor(exponent))
+            try:
+                y.sum().backward()
+                outcomes.append(x.grad.tolist())
+            except RuntimeError as error:
+                outcomes.append(str(error))
+        assert outcomes[0] == outcomes[1] and "bool" in outcomes[0]
+
+
 def test_remainder_and_fmod_values_and_gradients_at_edges():
     a = [5.0, -5.0, 5.0, 3.0, -0.0, -4.0, 5.0, -5.0, INF]
     b = [3.0, 3.0, -3.0, 0.0, 2.0, 2.0, INF, INF, 2.0]
