@@ -466,10 +466,36 @@ def v_threshold_backward(g, result):
         return record(_THRESHOLD_BACKWARD_2, (g, result), np.where(mask, np.zeros((), g.dtype.np), g._data),
                       g.dtype, mask=mask)
     return v_masked_zero(g, mask)
-# NOTE: torch's tanh_backward is g * (1 - y * y) and sigmoid_backward g * (1 - y) * y.
-_TANH = Rule("TanhBackward0", lambda ctx, g: (g * (1 - ctx.result * ctx.result),), saves={"result": None})
-_SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (g * (1 - ctx.result) * ctx.result,),
-                saves={"result": None})
+
+
+# NOTE: torch's tanh_backward is g * (1 - y * y) and sigmoid_backward g * (1 - y) * y. With
+# create_graph each is one node (TanhBackwardBackward0, SigmoidBackwardBackward0) whose own
+# derivatives are torch's: in g, the same backward; in y, gg * (-2 * y * g) for tanh and
+# gg * g * (-2 * y + 1) for sigmoid (not the derivative of the product, which gives
+# inf - inf = nan where torch's formula gives inf).
+_TANH = Rule("TanhBackward0", lambda ctx, g: (v_tanh_backward(g, ctx.result),), saves={"result": None})
+_SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (v_sigmoid_backward(g, ctx.result),), saves={"result": None})
+_TANH_BACKWARD = Rule("TanhBackwardBackward0",
+                      lambda ctx, gg: (v_tanh_backward(gg, ctx.output) if ctx.needs[0] else None,
+                                       gg * (-2 * ctx.output * ctx.grad_output) if ctx.needs[1] else None),
+                      ("grad_output", "output"), saves={"output": None, "grad_output": 1})
+_SIGMOID_BACKWARD = Rule("SigmoidBackwardBackward0",
+                         lambda ctx, gg: (v_sigmoid_backward(gg, ctx.output) if ctx.needs[0] else None,
+                                          gg * ctx.grad_output * (-2 * ctx.output + 1) if ctx.needs[1] else None),
+                         ("grad_output", "output"), saves={"output": None, "grad_output": 1})
+
+
+def v_tanh_backward(g, y):
+    if isinstance(g, Tensor):
+        return record(_TANH_BACKWARD, (g, y), g._data * (1 - y._data * y._data), g.dtype)
+    return g * (1 - y * y)
+
+
+def v_sigmoid_backward(g, y):
+    if isinstance(g, Tensor):
+        return record(_SIGMOID_BACKWARD, (g, y), g._data * (1 - y._data) * y._data, g.dtype)
+    return g * (1 - y) * y
+
 
 
 def _sigmoid(x):

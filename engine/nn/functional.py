@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _ops, _random
+from .. import _dtype, _ops, _ops_pointwise, _random
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
                     record, v_data, v_masked_zero, v_zeros_like,
                     v_mm, v_reshape, v_t, v_where)
@@ -32,6 +32,10 @@ def v_exp(x):
 
 def v_tanh(x):
     return _ops.tanh(x) if isinstance(x, Tensor) else np.tanh(x)
+
+
+def v_cosh(x):
+    return _ops_pointwise.cosh(x) if isinstance(x, Tensor) else np.cosh(x)
 
 
 def v_sigmoid(x):
@@ -209,15 +213,54 @@ def _no_inplace(op: str, inplace: bool):
         raise NotImplementedError(f"engine.nn.functional.{op}: inplace=True is not supported")
 
 
+class _BackwardOp:
+    """A torch backward function (leaky_relu_backward, elu_backward, ...) applied as one op.
+
+    `kernel(g, x, **attrs)` computes it on arrays, as torch's CPU kernel does (which decides
+    where NaN and inf go). With create_graph it records one node, `name`, with inputs
+    (grad_output, self) and torch's derivatives (derivatives.yaml): in grad_output the same
+    backward function, in self `self_derivative(gg, grad_output, self, **attrs)`, or zeros
+    when that is None. So the gradient stays in the graph even from a constant seed, as in torch.
+    """
+
+    def __init__(self, name: str, kernel, self_derivative=None):
+        self.kernel = kernel
+        self.self_derivative = self_derivative
+        self.rule = Rule(name, self._backward, ("grad_output", "self"), saves={"self": None, "grad_output": 1})
+
+    def __call__(self, g, x, **attrs):
+        if isinstance(g, Tensor):
+            with _errstate():
+                data = self.kernel(g._data, x._data, **attrs)
+            return record(self.rule, (g, x), data, g.dtype, attrs=attrs)
+        return self.kernel(g, x, **attrs)
+
+    def _backward(self, ctx, gg):
+        grad_output = self(gg, ctx.self, **ctx.attrs) if ctx.needs[0] else None
+        grad_self = None
+        if ctx.needs[1]:
+            grad_self = (v_zeros_like(gg) if self.self_derivative is None
+                         else self.self_derivative(gg, ctx.grad_output, ctx.self, **ctx.attrs))
+        return grad_output, grad_self
+
+
+def v_mask(condition: np.ndarray, like):
+    """A 0/1 mask in `like`'s dtype (torch's `condition.type_as(grad)`), outside the graph."""
+    return v_const(condition, like)
+
+
 def relu(input, inplace: bool = False) -> Tensor:
     _no_inplace("relu", inplace)
     return _ops.relu(input)
 
 
-# NOTE: torch's leaky_relu_backward passes g where self > 0 and g * negative_slope elsewhere,
-# so the gradient at 0 is negative_slope.
+# NOTE: torch's leaky_relu_backward passes g where self > 0 and g * negative_slope elsewhere
+# (NaN included), so the gradient at 0 is negative_slope.
+_leaky_relu_backward = _BackwardOp(
+    "LeakyReluBackwardBackward0",
+    lambda g, x, negative_slope: np.where(x > 0, g, g * np.asarray(negative_slope, g.dtype)))
 _LEAKY_RELU = Rule("LeakyReluBackward0",
-                   lambda ctx, g: (v_where(v_data(ctx.self) > 0, g, g * ctx.negative_slope),),
+                   lambda ctx, g: (_leaky_relu_backward(g, ctx.self, negative_slope=ctx.negative_slope),),
                    saves={"self": None})
 
 
@@ -229,18 +272,17 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Te
     return record(_LEAKY_RELU, (input,), data, input.dtype, negative_slope=negative_slope)
 
 
-def _elu_backward(ctx, g):
-    # NOTE: torch's elu_backward takes the exponential branch at x <= 0 (gradient alpha at 0),
-    # while its double backward masks with x < 0, so the second derivative at 0 is 0: the
-    # factor alpha at exactly 0 is a constant here.
-    x = ctx.self
-    negative = v_data(x) < 0
-    at_zero = v_data(x) == 0
-    exp_branch = g * ctx.alpha * v_exp(v_where(negative, x, 0))
-    return (v_where(v_data(x) > 0, g, v_where(at_zero, g * ctx.alpha, exp_branch)),)
+def _elu_kernel(g, x, alpha):
+    # NOTE: torch's elu_backward takes the exponential branch at x <= 0 (gradient alpha at 0)
+    # and passes g elsewhere (NaN included).
+    return np.where(x <= 0, g * np.asarray(alpha, g.dtype) * np.exp(x), g)
 
 
-_ELU = Rule("EluBackward0", _elu_backward, saves={"self": None})
+# NOTE: torch's elu_double_backward is elu_backward(gg * g, x) * (x < 0), a product with the
+# mask (so an infinite gradient gives NaN at x >= 0, and the second derivative at 0 is 0).
+_elu_backward = _BackwardOp("EluBackwardBackward0", _elu_kernel,
+                            lambda gg, g, x, alpha: _elu_backward(gg * g, x, alpha=alpha) * v_mask(v_data(x) < 0, gg))
+_ELU = Rule("EluBackward0", lambda ctx, g: (_elu_backward(g, ctx.self, alpha=ctx.alpha),), saves={"self": None})
 
 
 def elu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -257,21 +299,47 @@ _GELU_BETA = math.sqrt(2) * (2 / math.sqrt(math.pi)) * 0.5     # sqrt(2 / pi)
 _GELU_KAPPA = 0.044715
 
 
-def _gelu_backward(ctx, g):
-    x = ctx.self
-    if ctx.approximate == "tanh":
-        # NOTE: torch's GeluBackward0 for approximate='tanh', term by term.
+def _gelu_kernel(g, x, approximate):
+    """torch's gelu_backward kernel."""
+    if approximate == "tanh":
         inner = _GELU_BETA * (x + _GELU_KAPPA * (x * x * x))
-        tanh_inner = v_tanh(inner)
+        tanh_inner = np.tanh(inner)
         left_derivative = 0.5 * (1 + tanh_inner)
         right_derivative = (0.5 * x) * (1 - tanh_inner * tanh_inner) * (_GELU_BETA * (1 + 3 * _GELU_KAPPA * (x * x)))
-        return (g * (left_derivative + right_derivative),)
-    cdf = 0.5 * (1 + v_erf(x * _SQRT1_2))
-    pdf = v_exp(-0.5 * (x * x)) * (1 / math.sqrt(2 * math.pi))
-    return (g * (cdf + x * pdf),)
+        return g * (left_derivative + right_derivative)
+    cdf = 0.5 * (1 + _np_erf(x * _SQRT1_2))
+    pdf = np.exp(-0.5 * (x * x)) * (1 / math.sqrt(2 * math.pi))
+    return g * (cdf + x * pdf)
 
 
-_GELU = Rule("GeluBackward0", _gelu_backward, saves={"self": None})
+def _gelu_double_backward(gg, g, x, approximate):
+    """torch's gelu_double_backward, term by term."""
+    if approximate == "tanh":
+        inner = _GELU_BETA * (x + _GELU_KAPPA * (x * x * x))
+        tanh_inner = v_tanh(inner)
+        sech_inner = 1 / v_cosh(inner)
+        f = 0.5 * x
+        g_ = 1 - tanh_inner * tanh_inner
+        h = _GELU_BETA * (1 + 3 * _GELU_KAPPA * x * x)
+        f_prime_gh = 0.5 * g_ * h
+        g_prime = (2 * sech_inner) * (-sech_inner * tanh_inner) * h
+        g_prime_fh = f * h * g_prime
+        h_prime = 6 * _GELU_KAPPA * x * _GELU_BETA
+        h_prime_fg = f * g_ * h_prime
+        return gg * g * (f_prime_gh + f_prime_gh + g_prime_fh + h_prime_fg)
+    x_sq = x * x
+    pdf = (1 / math.sqrt(2 * math.pi)) * v_exp(-0.5 * x_sq)
+    return gg * g * (2 * pdf - x_sq * pdf)
+
+
+_gelu_backward = _BackwardOp("GeluBackwardBackward0", _gelu_kernel, _gelu_double_backward)
+
+
+def _gelu_rule(ctx, g):
+    return (_gelu_backward(g, ctx.self, approximate=ctx.approximate),)
+
+
+_GELU = Rule("GeluBackward0", _gelu_rule, saves={"self": None})
 
 
 def gelu(input, approximate: str = "none") -> Tensor:
@@ -304,18 +372,29 @@ def silu(input, inplace: bool = False) -> Tensor:
     return record(_SILU, (input,), data, input.dtype)
 
 
-def _softplus_backward(ctx, g):
-    # NOTE: torch's softplus_backward is linear (gradient g) where beta * x > threshold, and
-    # its double backward masks with beta * x < threshold: at beta * x == threshold the
-    # gradient is g * sigmoid(threshold) with a zero second derivative.
-    scaled = ctx.self * ctx.beta
-    data = v_data(scaled)
-    curved = v_sigmoid(v_where(data < ctx.threshold, scaled, 0))
-    at_threshold = float(1 / (1 + math.exp(-ctx.threshold)))
-    return (v_where(data > ctx.threshold, g, g * v_where(data == ctx.threshold, at_threshold, curved)),)
+def _softplus_kernel(g, x, beta, threshold):
+    # NOTE: torch's softplus_backward: g where beta * x > threshold, else g * z / (z + 1)
+    # with z = exp(beta * x) (NaN stays NaN).
+    scaled = x * np.asarray(beta, x.dtype)
+    z = np.exp(scaled)
+    return np.where(scaled > threshold, g, g * z / (z + 1))
 
 
-_SOFTPLUS = Rule("SoftplusBackward0", _softplus_backward, saves={"self": None})
+def _softplus_double_backward(gg, g, x, beta, threshold):
+    # NOTE: torch's softplus_double_backward(gg * g, x): sigmoid_backward(gg * g, sigmoid(beta * x))
+    # * (beta * x < threshold) * beta.
+    scaled = x * beta
+    return _ops.v_sigmoid_backward(gg * g, v_sigmoid(scaled)) * v_mask(v_data(scaled) < threshold, gg) * beta
+
+
+_softplus_backward = _BackwardOp("SoftplusBackwardBackward0", _softplus_kernel, _softplus_double_backward)
+
+
+def _softplus_rule(ctx, g):
+    return (_softplus_backward(g, ctx.self, beta=ctx.beta, threshold=ctx.threshold),)
+
+
+_SOFTPLUS = Rule("SoftplusBackward0", _softplus_rule, saves={"self": None})
 
 
 def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -327,11 +406,13 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return record(_SOFTPLUS, (input,), data, input.dtype, beta=beta, threshold=threshold)
 
 
-# NOTE: torch's hardtanh_backward passes the gradient strictly inside (min_val, max_val):
-# the gradient at either bound is 0.
+# NOTE: torch's hardtanh_backward zeroes the gradient where self <= min_val or self >= max_val
+# (so at either bound) and passes it elsewhere, NaN included.
+_hardtanh_backward = _BackwardOp(
+    "HardtanhBackwardBackward0",
+    lambda g, x, min_val, max_val: np.where((x <= min_val) | (x >= max_val), np.zeros((), g.dtype), g))
 _HARDTANH = Rule("HardtanhBackward0",
-                 lambda ctx, g: (v_masked_zero(g, ~((v_data(ctx.self) > ctx.min_val)
-                                                    & (v_data(ctx.self) < ctx.max_val))),),
+                 lambda ctx, g: (_hardtanh_backward(g, ctx.self, min_val=ctx.min_val, max_val=ctx.max_val),),
                  saves={"self": None})
 
 

@@ -248,6 +248,48 @@ def test_nll_loss_with_every_target_ignored_is_nan_with_zero_gradient():
         assert not np.any(x.grad.numpy())
 
 
+ACTIVATIONS = {
+    "leaky_relu": {"negative_slope": 0.2},
+    "elu": {"alpha": 1.5},
+    "gelu": {},
+    "gelu-tanh": {"approximate": "tanh"},
+    "softplus": {"beta": 2.0, "threshold": 3.0},
+    "hardtanh": {"min_val": -0.5, "max_val": 1.0},
+    "silu": {},
+    "relu": {},
+}
+ACTIVATION_POINTS = [-np.inf, -30.0, -3.0, -1.0, -0.5, -0.0, 0.0, 0.3, 0.5, 1.0, 1.5, 2.5, np.inf, np.nan]
+
+
+def _activation_gradients(backend, name, upstream, seed):
+    """First and second derivatives of an activation at edge points, with an upstream
+    gradient (inf and NaN included), the second from a constant or a squared seed."""
+    fn = getattr(backend.nn.functional, name.partition("-")[0])
+    x = backend.tensor(ACTIVATION_POINTS, dtype=backend.float64, requires_grad=True)
+    y = fn(x, **ACTIVATIONS[name])
+    g, = backend.autograd.grad(y, x, backend.tensor([upstream] * len(ACTIVATION_POINTS), dtype=backend.float64),
+                               create_graph=True)
+    if not g.requires_grad:
+        return g.detach().numpy(), "constant first derivative"
+    second, = backend.autograd.grad(g.sum() if seed == "constant" else (g * g).sum(), x, allow_unused=True)
+    return g.detach().numpy(), None if second is None else second.numpy()
+
+
+@pytest.mark.parametrize("seed", ["constant", "squared"])
+@pytest.mark.parametrize("upstream", [1.0, -2.0, np.inf, np.nan])
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_derivatives_match_torch_to_second_order_at_edges(name, upstream, seed):
+    """torch computes these with dedicated backward kernels and double-backward formulas
+    (EluBackwardBackward0, ...): NaN inputs, infinite gradients and constant seeds follow them."""
+    ours = _activation_gradients(engine, name, upstream, seed)
+    theirs = _activation_gradients(torch, name, upstream, seed)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12, equal_nan=True)
+    if isinstance(theirs[1], np.ndarray):
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-12, equal_nan=True)
+    else:
+        assert ours[1] == theirs[1]
+
+
 def _nll_program(backend, shape, reduction, weighted, ignore, seed):
     """nll_loss on x * x (so second derivatives reach x), an infinite incoming gradient at
     one target (torch writes the gradient at the targets only), then a double backward."""
