@@ -113,3 +113,15 @@ def test_tensor_from_python_floats_keeps_float64_precision():
     value = 0.1 + 1e-12
     assert engine.tensor([value], dtype=engine.float64).item() == value
     assert engine.tensor(value, dtype=engine.float64).item() == torch.tensor(value, dtype=torch.float64).item()
+
+
+def test_tensor_hooks_run_on_tensor_gradients_with_create_graph():
+    results = []
+    for backend in (engine, torch):
+        x = backend.tensor([1.0, -2.0], dtype=backend.float64, requires_grad=True)
+        y = x * x
+        y.register_hook(lambda grad: grad * 3.0)
+        g, = backend.autograd.grad(y.sum(), x, create_graph=True)
+        g.sum().backward()
+        results.append((g.detach().tolist(), x.grad.tolist()))
+    assert results[0] == results[1]
