@@ -113,14 +113,6 @@ def _masked_fill_zero(t: Tensor, mask: np.ndarray) -> Tensor:
     return record(_MASKED_FILL, (t,), np.where(mask, np.zeros((), t.dtype.np), t._data), t.dtype, mask=mask)
 
 
-# NOTE: torch's abs backward is grad * sgn(self): 0 at 0.
-_ABS = Rule("AbsBackward0", lambda ctx, g: (g * v_const(np.sign(v_data(ctx.self)), g),), saves={"self": None})
-
-
-def _abs(t: Tensor) -> Tensor:
-    return record(_ABS, (t,), np.abs(t._data), t.dtype)
-
-
 # NOTE: torch's clamp_min backward passes the gradient where self >= min (ties included).
 _CLAMP_MIN = Rule("ClampMinBackward0", lambda ctx, g: (v_masked_zero(g, ~(v_data(ctx.self) >= ctx.min)),),
                   saves={"self": None})
@@ -139,7 +131,7 @@ def _vector_norm_backward(ctx, g):
     if p == 2:
         # NOTE: torch masks self / norm to 0 where the norm is 0.
         return (g * v_masked_zero(x / norm, np.broadcast_to(at_zero, np.shape(x))),)
-    scaled = x * np.abs(v_data(x)) ** (p - 2) if not isinstance(x, Tensor) else x * _abs(x) ** (p - 2)
+    scaled = x * np.abs(v_data(x)) ** (p - 2) if not isinstance(x, Tensor) else x * _ops_pointwise.abs(x) ** (p - 2)
     return (scaled * v_masked_zero(g / norm ** (p - 1), at_zero),)
 
 
@@ -846,7 +838,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
         raise NotImplementedError("engine.nn.functional.l1_loss: the weight argument is not supported")
     _warn_size_mismatch(input, target)
     input, target = _broadcast_pair(input, target)
-    return _reduce_loss(_abs(_ops.sub(input, target)), reduction)
+    return _reduce_loss(_ops_pointwise.abs(_ops.sub(input, target)), reduction)
 
 
 def _smooth_l1_backward(ctx, g):
@@ -878,7 +870,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     input, target = _broadcast_pair(input, target)
     if beta == 0:
         # NOTE: torch computes smooth_l1_loss with beta=0 as l1_loss (its nodes).
-        return _reduce_loss(_abs(_ops.sub(input, target)), reduction)
+        return _reduce_loss(_ops_pointwise.abs(_ops.sub(input, target)), reduction)
 
     def losses(x, t):
         z = np.abs(x - t)
