@@ -1055,12 +1055,13 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     dims = tuple(range(len(shape) - k, len(shape)))
     wide = input._data.astype(np.float64)
     with _errstate():
-        centered = wide - wide.mean(axis=dims, keepdims=True)
-        data = centered / np.sqrt((centered * centered).mean(axis=dims, keepdims=True) + eps)
-        if weight is not None:
-            data = data * weight._data
-        if bias is not None:
-            data = data + bias._data
+        mean = wide.mean(axis=dims, keepdims=True)
+        centered = wide - mean
+        rstd = 1 / np.sqrt((centered * centered).mean(axis=dims, keepdims=True) + eps)
+        # NOTE: torch's kernel computes (x * rstd + (-rstd * mean)) * weight + bias, with
+        # weight 1 and bias 0 when absent: the sum decides the sign of a zero.
+        data = (wide * rstd + (-rstd * mean)) * (weight._data if weight is not None else 1.0) \
+            + (bias._data if bias is not None else 0.0)
     absent = Tensor._make(np.zeros(normalized_shape, input.dtype.np), input.dtype)
     return record(_LAYER_NORM, (input, weight if weight is not None else absent, bias if bias is not None else absent),
                   data, input.dtype, dims=dims, eps=eps, has_weight=weight is not None)

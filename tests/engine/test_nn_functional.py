@@ -388,3 +388,16 @@ def test_float64_gradients_agree_with_finite_differences(name):
     f(x).backward()
     numeric = _finite_difference(lambda a: f(engine.tensor(a.tolist(), dtype=engine.float64)).item(), point)
     np.testing.assert_allclose(x.grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("affine", ["none", "weight", "both"])
+def test_layer_norm_signs_of_zero_follow_torchs_formula(affine):
+    """torch computes (x * rstd + (-rstd * mean)) * weight + bias (weight 1, bias 0 when absent)."""
+    outs = []
+    for backend in BACKENDS:
+        x = backend.zeros(2, 3)
+        weight = backend.tensor([-1.0, 1.0, 0.5]) if affine != "none" else None
+        bias = backend.tensor([0.0, -0.0, 1.0]) if affine == "both" else None
+        y = backend.nn.functional.layer_norm(x, (3,), weight, bias).numpy()
+        outs.append((y.tolist(), np.signbit(y).tolist()))
+    assert outs[0] == outs[1]
