@@ -27,7 +27,7 @@ from .._tensor import Tensor, _wrap_dim
 # ---------------------------------------------------------------------------------
 
 def v_exp(x):
-    return _ops.exp(x) if isinstance(x, Tensor) else np.exp(x)
+    return _ops.exp(x) if isinstance(x, Tensor) else _ops._np_exp(x)
 
 
 def v_tanh(x):
@@ -39,7 +39,7 @@ def v_cosh(x):
 
 
 def v_sigmoid(x):
-    return _ops.sigmoid(x) if isinstance(x, Tensor) else 1 / (1 + np.exp(-x))
+    return _ops.sigmoid(x) if isinstance(x, Tensor) else _ops._sigmoid(x)
 
 
 def v_erf(x):
@@ -267,7 +267,7 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Te
 def _elu_kernel(g, x, alpha):
     # NOTE: torch's elu_backward takes the exponential branch at x <= 0 (gradient alpha at 0)
     # and passes g elsewhere (NaN included).
-    return np.where(x <= 0, g * np.asarray(alpha, g.dtype) * np.exp(x), g)
+    return np.where(x <= 0, g * np.asarray(alpha, g.dtype) * _ops._np_exp(x), g)
 
 
 # NOTE: torch's elu_double_backward is elu_backward(gg * g, x) * (x < 0), a product with the
@@ -282,7 +282,7 @@ def elu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     _float_input("elu", "elu_cpu", input)
     x = input._data
     with _errstate():
-        data = np.where(x > 0, x, np.expm1(x) * np.asarray(alpha, x.dtype))
+        data = np.where(x > 0, x, _ops._rounded(np.expm1, x) * np.asarray(alpha, x.dtype))
     return record(_ELU, (input,), data, input.dtype, alpha=alpha)
 
 
@@ -343,8 +343,8 @@ def gelu(input, approximate: str = "none") -> Tensor:
         if approximate == "tanh":
             data = 0.5 * x * (1 + np.tanh(_GELU_BETA * (x + _GELU_KAPPA * x ** 3)))
         else:
-            wide = x.astype(np.float64)
-            data = wide * 0.5 * (1 + _np_erf(wide * _SQRT1_2))
+            # NOTE: torch's kernel computes x * 0.5 * (1 + erf(x * M_SQRT1_2)) in the input's dtype.
+            data = x * x.dtype.type(0.5) * (1 + _np_erf(x * x.dtype.type(_SQRT1_2)))
     return record(_GELU, (input,), data, input.dtype, approximate=approximate)
 
 
@@ -360,7 +360,7 @@ def silu(input, inplace: bool = False) -> Tensor:
     _no_inplace("silu", inplace)
     _float_input("silu", "silu_cpu", input)
     with _errstate():
-        data = input._data / (1 + np.exp(-input._data))
+        data = input._data / (1 + _ops._np_exp(-input._data))
     return record(_SILU, (input,), data, input.dtype)
 
 
@@ -368,7 +368,7 @@ def _softplus_kernel(g, x, beta, threshold):
     # NOTE: torch's softplus_backward: g where beta * x > threshold, else g * z / (z + 1)
     # with z = exp(beta * x) (NaN stays NaN).
     scaled = x * np.asarray(beta, x.dtype)
-    z = np.exp(scaled)
+    z = _ops._np_exp(scaled)
     return np.where(scaled > threshold, g, g * z / (z + 1))
 
 
@@ -394,7 +394,8 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     x = input._data
     with _errstate():
         scaled = x * np.asarray(beta, x.dtype)
-        data = np.where(scaled > threshold, x, np.log1p(np.exp(scaled)) / np.asarray(beta, x.dtype))
+        data = np.where(scaled > threshold, x,
+                        _ops._rounded(np.log1p, _ops._np_exp(scaled)) / np.asarray(beta, x.dtype))
     return record(_SOFTPLUS, (input,), data, input.dtype, beta=beta, threshold=threshold)
 
 
@@ -463,8 +464,9 @@ def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
 def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
     input, dim = _softmax_args("softmax", input, dim, _stacklevel, dtype)
     with _errstate():
-        e = np.exp(_shifted(input._data, dim))
-        data = e / np.sum(e, axis=dim if input.ndim else None, keepdims=True)
+        e = _ops._np_exp(_shifted(input._data, dim))
+        # NOTE: torch's kernel multiplies by the reciprocal of the sum.
+        data = e * (1 / np.sum(e, axis=dim if input.ndim else None, keepdims=True))
     return record(_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
 
 
@@ -472,7 +474,8 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
     input, dim = _softmax_args("log_softmax", input, dim, _stacklevel, dtype)
     with _errstate():
         shifted = _shifted(input._data, dim)
-        data = shifted - np.log(np.sum(np.exp(shifted), axis=dim if input.ndim else None, keepdims=True))
+        data = shifted - _ops._rounded(np.log, np.sum(_ops._np_exp(shifted), axis=dim if input.ndim else None,
+                                                      keepdims=True))
     return record(_LOG_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
 
 

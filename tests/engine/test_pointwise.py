@@ -358,3 +358,19 @@ def test_where_errors_match_torch():
         with pytest.raises(Exception) as got:
             got_call()
         assert (type(got.value), str(got.value)) == (type(want.value), str(want.value))
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "tanh", "sigmoid", "expm1", "log2", "log10", "log1p", "sin", "cos",
+                                  "tan", "asin", "acos", "atan", "sinh", "cosh"])
+def test_float32_transcendentals_round_as_torch_does(name):
+    """torch's float32 kernels are accurate to about 1 ulp and round like the exact value
+    nearly always; numpy's float32 loops differed from torch on 10-50 % of inputs. The
+    engine computes them in float64 and rounds once: bit-for-bit agreement on > 94 %."""
+    x = np.random.default_rng(0).standard_normal(20000).astype(np.float32) * 3
+    if name in ("log", "log2", "log10", "log1p"):
+        x = np.abs(x) + np.float32(1e-3)
+    elif name in ("asin", "acos"):
+        x = np.tanh(x)
+    ours = getattr(engine, name)(engine.tensor(x)).numpy()
+    theirs = getattr(torch, name)(torch.from_numpy(x)).numpy()
+    assert np.mean(ours != theirs) < 0.06
