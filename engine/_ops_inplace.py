@@ -81,12 +81,8 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     # A view's node is regenerated when it is read (Tensor.grad_fn); under no_grad a tensor
     # keeps its place in the graph, as in torch.
     if _GradMode.enabled and self._base is None:
-        old = self.grad_fn
-        self.grad_fn = node
+        _set_node(self, node)
         self._requires_grad = result._requires_grad
-        if old is not None and node is not None and old._retained is not None and old._retained() is self:
-            # NOTE: retain_grad follows the tensor: its .grad is the gradient of the new value.
-            old._retained, node._retained = None, old._retained
     if node is not None and "result" in node.ctx.tensors:
         # The saved output is this tensor now, at its new version.
         node.ctx.tensors["result"], node.ctx.versions["result"] = self, self._vc[0]
@@ -202,8 +198,8 @@ def _rebase_view(view: Tensor, node) -> None:
     meta = [(base._data.shape, base.dtype), *node._input_meta[1:]]
     needs = [edge[0] is not None, *node.ctx.needs[1:]]
     index = _flat_positions(view._data, base._data)
-    base.grad_fn = _node(_COPY_SLICES_VIEW, edges, meta, needs, CopySlices, fn=node, index=index,
-                         overlapping=np.unique(index).size != index.size)
+    _set_node(base, _node(_COPY_SLICES_VIEW, edges, meta, needs, CopySlices, fn=node, index=index,
+                          overlapping=np.unique(index).size != index.size))
     base._requires_grad = True
 
 
@@ -243,6 +239,17 @@ def refresh_view_node(view: Tensor) -> None:
     view.grad_fn = _node(_AS_STRIDED, (edge,), [(base._data.shape, base.dtype)], [edge[0] is not None],
                          index=_flat_positions(view._data, base._data), shape=base._data.shape)
     view._requires_grad = True
+
+
+def _set_node(tensor: Tensor, node) -> None:
+    """Give a tensor modified in place its new node.
+
+    NOTE: retain_grad follows the tensor: its .grad is the gradient of the new value.
+    """
+    old = tensor.grad_fn
+    tensor.grad_fn = node
+    if old is not None and node is not None and old._retained is not None and old._retained() is tensor:
+        old._retained, node._retained = None, old._retained
 
 
 def inplace_method(fn, name: str, comparison: bool = False):

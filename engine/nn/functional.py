@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _ops, _ops_pointwise, _random
+from .. import _dtype, _ops, _ops_pointwise, _ops_reduce, _random
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
                     record, v_data, v_masked_zero, v_zeros_like,
                     v_mm, v_reshape, v_t, v_where)
@@ -120,33 +120,6 @@ _CLAMP_MIN = Rule("ClampMinBackward0", lambda ctx, g: (v_masked_zero(g, ~(v_data
 
 def _clamp_min(t: Tensor, minimum: float) -> Tensor:
     return record(_CLAMP_MIN, (t,), np.maximum(t._data, np.asarray(minimum, t.dtype.np)), t.dtype, min=minimum)
-
-
-def _vector_norm_backward(ctx, g):
-    """torch's norm_backward for p = 1, 2 and finite p > 1 (keepdim results)."""
-    x, norm, p = ctx.self, ctx.result, ctx.p
-    if p == 1:
-        return (v_const(np.sign(v_data(x)), g) * g,)
-    at_zero = v_data(norm) == 0
-    if p == 2:
-        # NOTE: torch masks self / norm to 0 where the norm is 0.
-        return (g * v_masked_zero(x / norm, np.broadcast_to(at_zero, np.shape(x))),)
-    scaled = x * np.abs(v_data(x)) ** (p - 2) if not isinstance(x, Tensor) else x * _ops_pointwise.abs(x) ** (p - 2)
-    return (scaled * v_masked_zero(g / norm ** (p - 1), at_zero),)
-
-
-_VECTOR_NORM = Rule("LinalgVectorNormBackward0", _vector_norm_backward, saves={"self": None, "result": None})
-
-
-def _vector_norm_keepdim(t: Tensor, p: float, dim: int) -> Tensor:
-    with _errstate():
-        if p == 1:
-            data = np.sum(np.abs(t._data), axis=dim, keepdims=True)
-        elif p == 2:
-            data = np.sqrt(np.sum(t._data * t._data, axis=dim, keepdims=True))
-        else:
-            data = np.sum(np.abs(t._data) ** p, axis=dim, keepdims=True) ** (1 / p)
-    return record(_VECTOR_NORM, (t,), data, t.dtype, p=p)
 
 
 def _addmm_backward(ctx, g):
@@ -1006,13 +979,11 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None)
     _check_tensor(input, "normalize")
     if out is not None:
         raise NotImplementedError("engine.nn.functional.normalize: the out argument is not supported")
-    if not (p == 1 or p >= 2 or 1 < p < 2) or math.isinf(p):
-        raise NotImplementedError(f"engine.nn.functional.normalize: p={p} is not supported (p >= 1, finite)")
-    if not input.dtype.is_floating_point:
+    if not input.dtype.is_floating_point:   # NOTE: torch checks the dtype before the dim
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
                            f"Got {input.dtype.scalar_name}")
     dim = _wrap_dim(dim, input.ndim)
-    norm = _vector_norm_keepdim(input, float(p), dim if input.ndim else None)
+    norm = _ops_reduce.norm(input, float(p), dim if input.ndim else None, keepdim=True)
     return _ops.div(input, _expand(_clamp_min(norm, eps), input._data.shape))
 
 

@@ -160,3 +160,15 @@ def test_setitem_records_the_node_torch_records(key, value):
         except RuntimeError as error:
             names.append(str(error))
     assert names[0] == names[1]
+
+
+def test_retained_gradient_follows_a_tensor_written_through_setitem():
+    grads = []
+    for module in (engine, torch):
+        x = module.tensor([[-1.2, 0.0, -0.5], [0.0, 1.5, -3.0]], dtype=module.float64, requires_grad=True)
+        v = module.sign(x)
+        v.retain_grad()
+        v[:, 2] = -2
+        (v * 3).sum().backward()
+        grads.append(v.grad.tolist())
+    assert grads[0] == grads[1]

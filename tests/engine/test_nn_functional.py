@@ -401,3 +401,18 @@ def test_layer_norm_signs_of_zero_follow_torchs_formula(affine):
         y = backend.nn.functional.layer_norm(x, (3,), weight, bias).numpy()
         outs.append((y.tolist(), np.signbit(y).tolist()))
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, -1.0, float("inf")])
+def test_normalize_matches_torch_for_every_p_at_zero_vectors(p):
+    """normalize is torch.norm (LinalgVectorNormBackward0: norm_backward case by case of p),
+    clamp_min(eps), expand and div; a zero vector gets 1 / eps from the division."""
+    outs = []
+    for backend in BACKENDS:
+        x = backend.tensor([[[0.0, 0.0], [0.0, 0.0]], [[1.0, -2.0], [0.0, 3.0]]], dtype=backend.float64,
+                           requires_grad=True)
+        y = backend.nn.functional.normalize(x, p=p)
+        (y * backend.tensor([1.0, 2.0], dtype=backend.float64)).sum().backward()
+        outs.append((y.detach().numpy(), x.grad.numpy()))
+    for ours, theirs in zip(*outs):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
