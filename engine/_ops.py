@@ -360,7 +360,12 @@ _SQUEEZE_INPLACE = Rule("SqueezeBackward4", _reshape_backward)
 
 
 def _reshape(t: Tensor, shape, rule: Rule = _VIEW) -> Tensor:
-    return record(rule, (t,), t._data.reshape(shape), t.dtype, self_shape=t._data.shape)
+    out = record(rule, (t,), t._data.reshape(shape), t.dtype, self_shape=t._data.shape)
+    if rule is _UNSAFE_VIEW or rule is _SQUEEZE_INPLACE:
+        # NOTE: torch's _unsafe_view makes a tensor that is not a view, and matmul squeezes
+        # its product in place (squeeze_, version 1): the input is an intermediate no one sees.
+        out._base, out._vc = None, [1 if rule is _SQUEEZE_INPLACE else 0]
+    return out
 
 
 # The scheduler sums the expanded dims back to the input's shape.

@@ -255,7 +255,8 @@ def elu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     _float_input("elu", "elu_cpu", input)
     x = input._data
     with _errstate():
-        data = np.where(x > 0, x, _ops._rounded(np.expm1, x) * np.asarray(alpha, x.dtype))
+        # NOTE: torch's elu returns x itself at +-0 (whatever alpha's sign).
+        data = np.where(x >= 0, x, _ops._rounded(np.expm1, x) * np.asarray(alpha, x.dtype))
     return record(_ELU, (input,), data, input.dtype, alpha=alpha)
 
 

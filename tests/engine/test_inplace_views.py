@@ -172,3 +172,18 @@ def test_retained_gradient_follows_a_tensor_written_through_setitem():
         (v * 3).sum().backward()
         grads.append(v.grad.tolist())
     assert grads[0] == grads[1]
+
+
+def test_matmul_results_are_not_views_of_their_intermediates():
+    """torch's matmul ends with squeeze_ (1-d @ 2-d) or _unsafe_view (batched): an in-place
+    op on the result records its own node, not AsStridedBackward0."""
+    names = []
+    for module in (engine, torch):
+        out = []
+        for a_shape, b_shape in [((3,), (3, 2)), ((2, 2, 3), (3, 4)), ((2, 2, 3), (2, 3, 4))]:
+            a = module.ones(*a_shape, requires_grad=True)
+            y = a.matmul(module.ones(*b_shape))
+            y.exp_()
+            out.append((y.grad_fn.name(), y._version))
+        names.append(out)
+    assert names[0] == names[1]

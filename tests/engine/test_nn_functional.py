@@ -416,3 +416,12 @@ def test_normalize_matches_torch_for_every_p_at_zero_vectors(p):
         outs.append((y.detach().numpy(), x.grad.numpy()))
     for ours, theirs in zip(*outs):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [1.0, -1.0, 2.0])
+def test_elu_keeps_signed_zeros(alpha):
+    outs = []
+    for backend in BACKENDS:
+        y = backend.nn.functional.elu(backend.tensor([0.0, -0.0, -1e-30, -1.0, 2.0], dtype=backend.float64), alpha)
+        outs.append((y.tolist(), np.signbit(y.numpy()).tolist()))
+    assert outs[0] == outs[1]
