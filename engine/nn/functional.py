@@ -389,7 +389,10 @@ def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool =
     _no_inplace("hardtanh", inplace)
     _check_tensor(input, "hardtanh")
     x = input._data
-    data = np.minimum(np.maximum(x, np.asarray(min_val).astype(x.dtype)), np.asarray(max_val).astype(x.dtype))
+    low, high = np.asarray(min_val).astype(x.dtype), np.asarray(max_val).astype(x.dtype)
+    # NOTE: torch's kernel is x < min ? min : (x > max ? max : x), which keeps a -0.0 at a bound
+    # of 0.0 (and NaN).
+    data = np.where(x < low, low, np.where(x > high, high, x))
     return record(_HARDTANH, (input,), data, input.dtype, min_val=min_val, max_val=max_val)
 
 

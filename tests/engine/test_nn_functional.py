@@ -425,3 +425,13 @@ def test_elu_keeps_signed_zeros(alpha):
         y = backend.nn.functional.elu(backend.tensor([0.0, -0.0, -1e-30, -1.0, 2.0], dtype=backend.float64), alpha)
         outs.append((y.tolist(), np.signbit(y.numpy()).tolist()))
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("bounds", [(0.0, 0.0), (-0.0, 1.0), (-1.0, -0.0)])
+def test_hardtanh_keeps_signed_zeros_and_nan_at_its_bounds(bounds):
+    outs = []
+    for backend in BACKENDS:
+        x = backend.tensor([0.0, -0.0, 2.0, -2.0, float("nan")], dtype=backend.float64)
+        y = backend.nn.functional.hardtanh(x, *bounds).numpy()
+        outs.append((np.nan_to_num(y).tolist(), np.signbit(y[:4]).tolist()))
+    assert outs[0] == outs[1]
