@@ -294,6 +294,10 @@ def v_log(x):
     return log(x) if isinstance(x, Tensor) else np.log(x)
 
 
+def v_exp(x):
+    return exp(x) if isinstance(x, Tensor) else _np_exp(x)
+
+
 def v_reshape(x, shape, rule=None):
     return _reshape(x, shape, rule or _VIEW) if isinstance(x, Tensor) else np.reshape(x, shape)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _dtype, _ops
 from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor, _errstate,
-                   _float_dtype, _is_number, _scalar_tensor, _unary_float, record, v_data,
+                   _float_dtype, _is_number, _scalar_tensor, _unary_float, record, v_data, v_exp,
                    v_masked_zero, v_where)
 from ._tensor import Tensor
 
@@ -102,9 +102,6 @@ def v_sinh(x):
 def v_cosh(x):
     return cosh(x) if isinstance(x, Tensor) else np.cosh(x)
 
-
-def v_exp(x):
-    return _ops.exp(x) if isinstance(x, Tensor) else _ops._np_exp(x)
 
 
 def v_rsqrt(x):

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _dtype, _ops, _ops_pointwise, _ops_reduce, _random
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _reshape, _transpose, _T,
-                    record, v_data, v_masked_zero, v_zeros_like,
+                    record, v_data, v_exp, v_masked_zero, v_zeros_like,
                     v_mm, v_reshape, v_t, v_where)
 from .._tensor import Tensor, _wrap_dim
 
@@ -25,9 +25,6 @@ from .._tensor import Tensor, _wrap_dim
 # ---------------------------------------------------------------------------------
 # Value helpers for rules (numpy arrays in a plain backward, tensors with create_graph)
 # ---------------------------------------------------------------------------------
-
-def v_exp(x):
-    return _ops.exp(x) if isinstance(x, Tensor) else _ops._np_exp(x)
 
 
 def v_tanh(x):
