@@ -82,7 +82,9 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         data = np.asarray(data)
     if data.dtype is not dt.np and data.dtype != dt.np:
         data = data.astype(dt.np)
-    needs = [t._requires_grad for t in inputs] if _GradMode.enabled else ()
+    # NOTE: a view requires grad when its base does (the base may have started to since).
+    needs = [t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs] \
+        if _GradMode.enabled else ()
     if True not in needs:
         return _plain(data, dt, inputs)
     out = Tensor._make(data, dt, True)

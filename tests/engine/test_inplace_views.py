@@ -187,3 +187,20 @@ def test_matmul_results_are_not_views_of_their_intermediates():
             out.append((y.grad_fn.name(), y._version))
         names.append(out)
     assert names[0] == names[1]
+
+
+def test_a_view_requires_grad_once_its_base_does():
+    seen = []
+    for module in (engine, torch):
+        y = module.zeros(3)
+        v = y[1:]
+        y.requires_grad_()
+        first = (v.requires_grad, v.grad_fn)
+        base = module.zeros(3)
+        view = base[1:]
+        w = module.ones(3, requires_grad=True)
+        base.mul_(w * 2)              # the base enters the graph; the view follows it
+        u = view * 3
+        u.sum().backward()
+        seen.append((first, view.requires_grad, u.grad_fn.name(), w.grad.tolist()))
+    assert seen[0] == seen[1]
