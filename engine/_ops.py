@@ -156,7 +156,10 @@ def _link_view(out: Tensor, inputs) -> None:
             out._vc = t._vc
             out._base = t if t._base is None else t._base
             out._view_version = t._vc[0]
-            out._view_creation = None if _GradMode.enabled else "no_grad"
+            # NOTE: a view made with grad mode on of a view made under no_grad (or by a
+            # multi-output op) inherits that origin, as torch's propagate_creation_meta.
+            inherited = 0 if isinstance(t._view_creation, int) else t._view_creation
+            out._view_creation = (inherited if t._base is not None else None) if _GradMode.enabled else "no_grad"
             return
 
 

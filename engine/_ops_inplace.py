@@ -28,17 +28,11 @@ def check_writable(self: Tensor, overlap_allowed: bool = False) -> None:
     (a stride 0 over a size > 1, as `expand` makes), except for fill_ and zero_ (a backward
     through such a write raises instead, see _copy_slices_view_backward).
     """
-    if _GradMode.enabled and self._requires_grad:
-        if self.grad_fn is None and self._base is None:
+    if _GradMode.enabled and self.requires_grad:
+        if self._base is None and self.grad_fn is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        if self.grad_fn is None and self._base is not None:
-            raise RuntimeError(
-                "A view was created in no_grad mode and is being modified inplace with grad mode enabled. "
-                "Given that this use case is ambiguous and error-prone, it is forbidden. You can clarify your "
-                "code by moving both the view and the inplace either both inside the no_grad block (if you "
-                "don't want the inplace to be tracked) or both outside (if you want the inplace to be tracked).")
-        if isinstance(self._view_creation, int) and self._grad_fn is not None:
-            raise RuntimeError(_multi_output_view_message(self, "is being modified inplace"))
+        if self._base is not None and self._view_creation is not None:
+            raise RuntimeError(_view_rebase_message(self, indirect=False))
         if self._base is not None and self._base.grad_fn is None and self._base._requires_grad:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
     if not overlap_allowed:
@@ -205,18 +199,20 @@ def _rebase_view(view: Tensor, node) -> None:
 
 _AS_STRIDED = Rule("AsStridedBackward0", lambda ctx, g: (v_scatter_add_flat(g, ctx.index, ctx.shape),))
 
-_NO_GRAD_VIEW_REBASED = (
-    "A view was created in no_grad mode and its base or another view of its base has been modified inplace "
-    "with grad mode enabled. Given that this use case is ambiguous and error-prone, it is forbidden. You can "
-    "clarify your code by moving both the view and the inplace either both inside the no_grad block (if you "
-    "don't want the inplace to be tracked) or both outside (if you want the inplace to be tracked).")
-
-
-def _multi_output_view_message(view: Tensor, what: str) -> str:
-    op = view._grad_fn.name().rpartition("Backward")[0]
-    return (f"Output {view._view_creation} of {op} is a view and {what}. This view is the output of a function "
-            "that returns multiple views. Such functions do not allow the output views to be modified inplace. "
-            "You should replace the inplace operation by an out-of-place one.")
+def _view_rebase_message(view: Tensor, indirect: bool) -> str:
+    """torch's refusal to modify in place a view made under no_grad or by a multi-output op
+    (or a view of such a view), or its base afterwards (`indirect`)."""
+    modified = "its base or another view of its base has been" if indirect else "is being"
+    op = view._grad_fn.name().rpartition("Backward")[0] if view._grad_fn is not None else None
+    if view._view_creation != "no_grad":
+        return (f"Output {view._view_creation} of {op} is a view and {modified} modified inplace. This view is "
+                "the output of a function that returns multiple views. Such functions do not allow the output "
+                "views to be modified inplace. You should replace the inplace operation by an out-of-place one.")
+    head = f"Output 0 of {op} is a view of a view which was created in" if op else "A view was created in"
+    return (f"{head} no_grad mode and {modified} modified inplace with grad mode enabled. Given that this use "
+            "case is ambiguous and error-prone, it is forbidden. You can clarify your code by moving both the "
+            "view and the inplace either both inside the no_grad block (if you don't want the inplace to be "
+            "tracked) or both outside (if you want the inplace to be tracked).")
 
 
 def refresh_view_node(view: Tensor) -> None:
@@ -230,11 +226,8 @@ def refresh_view_node(view: Tensor) -> None:
     if view._grad_fn is None and not base._requires_grad:
         view._view_version = view._vc[0]
         return
-    if view._view_creation == "no_grad":
-        raise RuntimeError(_NO_GRAD_VIEW_REBASED)
     if view._view_creation is not None:
-        raise RuntimeError(_multi_output_view_message(view, "its base or another view of its base has been "
-                                                            "modified inplace"))
+        raise RuntimeError(_view_rebase_message(view, indirect=True))
     edge = base._edge()
     view.grad_fn = _node(_AS_STRIDED, (edge,), [(base._data.shape, base.dtype)], [edge[0] is not None],
                          index=_flat_positions(view._data, base._data), shape=base._data.shape)

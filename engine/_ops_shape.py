@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 
 from . import _dtype
+from ._autograd import _GradMode
 from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule, _diagonal_view,
                    _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_reshape)
 from ._ops import sum as _sum
@@ -708,7 +709,7 @@ def _multi_output_views(outs) -> tuple:
     """NOTE: torch forbids modifying in place the views a multi-output op (split, unbind) made
     with grad mode on, or their base afterwards; each remembers its output index for the message."""
     for i, out in enumerate(outs):
-        if out._base is not None and out._view_creation is None:
+        if out._base is not None and _GradMode.enabled:
             out._view_creation = i
     return tuple(outs)
 

@@ -204,3 +204,25 @@ def test_a_view_requires_grad_once_its_base_does():
         u.sum().backward()
         seen.append((first, view.requires_grad, u.grad_fn.name(), w.grad.tolist()))
     assert seen[0] == seen[1]
+
+
+def test_views_of_no_grad_and_multi_output_views_inherit_their_refusals():
+    outcomes = []
+    for module in (engine, torch):
+        x = module.ones(3, 4, requires_grad=True)
+        b = x * 1
+        with module.no_grad():
+            nested = b.t()
+        view_of_view = nested.diagonal()
+        first = b.unbind(0)[1]
+        view_of_output = first[1:]
+        out = []
+        for case in (lambda: view_of_view.mul_(2), lambda: view_of_output.mul_(2),
+                     lambda: (b.add_(1), view_of_view.grad_fn)):
+            try:
+                case()
+                out.append(None)
+            except RuntimeError as error:
+                out.append(str(error))
+        outcomes.append(out)
+    assert outcomes[0] == outcomes[1] and all(outcomes[0])
