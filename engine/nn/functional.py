@@ -61,7 +61,7 @@ def v_const(array: np.ndarray, like):
 def v_log_sigmoid(x):
     if isinstance(x, Tensor):
         return _ops.log(_ops.sigmoid(x))
-    return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+    return _ops._rounded(lambda z: np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z))), x)
 
 
 # ---------------------------------------------------------------------------------
@@ -945,6 +945,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     if not dt.is_floating_point:
         raise NotImplementedError(
             f"engine.nn.functional.binary_cross_entropy_with_logits: {dt.name} input is not supported")
+    if target.dtype.is_floating_point:
+        # NOTE: torch computes (1 - target) * input - ..., so a wider target widens the loss.
+        dt = _dtype.promote(dt, target.dtype)
     shape = input._data.shape
     weights = pos_weights = None
     for name, value in (("weight", weight), ("pos_weight", pos_weight)):
@@ -958,10 +961,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         pos_weights = np.broadcast_to(_as(pos_weight, dt), shape)
     x, t = input._data, _as(target, dt)
     with _errstate():
-        # NOTE: torch's loss is (1 - t) * x - (1 + (pos_weight - 1) * t) * log_sigmoid(x).
-        log_sigmoid = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+        # NOTE: torch's loss is (1 - t) * x - (1 + (pos_weight - 1) * t) * log_sigmoid(x), with
+        # log_sigmoid(x), weighted in place, in the input's dtype.
+        log_sigmoid = v_log_sigmoid(x)
         if pos_weights is not None:
-            log_sigmoid = log_sigmoid * ((pos_weights - 1) * t + 1)
+            log_sigmoid = (log_sigmoid * ((pos_weights - 1) * t + 1)).astype(x.dtype)
         losses = (1 - t) * x - log_sigmoid
         if weights is not None:
             losses = losses * weights

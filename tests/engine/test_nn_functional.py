@@ -435,3 +435,16 @@ def test_hardtanh_keeps_signed_zeros_and_nan_at_its_bounds(bounds):
         y = backend.nn.functional.hardtanh(x, *bounds).numpy()
         outs.append((np.nan_to_num(y).tolist(), np.signbit(y[:4]).tolist()))
     assert outs[0] == outs[1]
+
+
+def test_bce_with_logits_widens_to_the_targets_dtype():
+    outs = []
+    for backend in BACKENDS:
+        x = backend.tensor([[0.0, 1.5, -2.0]], requires_grad=True)
+        t = backend.tensor([[0.0, 1.0, 0.25]], dtype=backend.float64)
+        loss = backend.nn.functional.binary_cross_entropy_with_logits(x, t)
+        loss.backward()
+        outs.append((str(loss.dtype), loss.item(), str(x.grad.dtype), x.grad.tolist()))
+    assert outs[0][0] == outs[1][0] and outs[0][2] == outs[1][2]
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-7)   # log_sigmoid(x) is float32
+    np.testing.assert_allclose(outs[0][3], outs[1][3], rtol=1e-6)
