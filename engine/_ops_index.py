@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode
-from ._ops import (_SQUEEZE_DIM, Rule, _broadcast_shape, _check_tensor, _is_number, _reshape,
+from ._ops import (_SQUEEZE_DIM, Rule, _broadcast_shape, _check_tensor, _errstate, _is_number, _reshape,
                    record, save_for_backward, v_data, v_reshape, v_where)
 from ._tensor import Tensor, _wrap_dim
 
@@ -510,7 +510,8 @@ def _scatter_np(x, dim, index, src, accumulate: bool):
     if isinstance(src, np.ndarray):
         src = _as_1d(src)[tuple(slice(0, n) for n in _as_1d(index).shape)]
     if accumulate:
-        np.add.at(out, coords, src)
+        with _errstate():   # torch never warns about overflow
+            np.add.at(out, coords, src)
     else:
         out[coords] = src
     return out.reshape(x.shape)

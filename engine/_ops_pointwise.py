@@ -646,7 +646,10 @@ def atan2(input, other) -> Tensor:
     a, b, dt = _tensor_binary("atan2", input, other)
     dt = _float_dtype(dt)
     with _errstate():
-        data = np.arctan2(_as(a, dt), _as(b, dt))
+        y, x = _as(a, dt), _as(b, dt)
+        # Rounded as torch's kernel rounds (see _ops._VIA_FLOAT64).
+        data = np.arctan2(y, x) if dt.np != np.float32 else \
+            np.arctan2(y.astype(np.float64), x.astype(np.float64)).astype(np.float32)
     return record(_ATAN2, (a, b), data, dt)
 
 

@@ -374,3 +374,11 @@ def test_float32_transcendentals_round_as_torch_does(name):
     ours = getattr(engine, name)(engine.tensor(x)).numpy()
     theirs = getattr(torch, name)(torch.from_numpy(x)).numpy()
     assert np.mean(ours != theirs) < 0.06
+
+
+def test_float32_atan2_rounds_as_torch_does():
+    rng = np.random.default_rng(0)
+    y, x = (rng.standard_normal((2, 20000)) * 3).astype(np.float32)
+    ours = engine.atan2(engine.tensor(y), engine.tensor(x)).numpy()
+    theirs = torch.atan2(torch.from_numpy(y), torch.from_numpy(x)).numpy()
+    assert np.mean(ours != theirs) < 0.06
