@@ -946,8 +946,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         raise NotImplementedError(
             f"engine.nn.functional.binary_cross_entropy_with_logits: {dt.name} input is not supported")
     if target.dtype.is_floating_point:
-        # NOTE: torch computes (1 - target) * input - ..., so a wider target widens the loss.
-        dt = _dtype.promote(dt, target.dtype)
+        # NOTE: torch computes (1 - target).mul_(input).sub_(...): in place on a tensor of the
+        # target's dtype, which is the loss's dtype.
+        dt = target.dtype
     shape = input._data.shape
     weights = pos_weights = None
     for name, value in (("weight", weight), ("pos_weight", pos_weight)):
@@ -966,9 +967,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         log_sigmoid = v_log_sigmoid(x)
         if pos_weights is not None:
             log_sigmoid = (log_sigmoid * ((pos_weights - 1) * t + 1)).astype(x.dtype)
-        losses = (1 - t) * x - log_sigmoid
+        losses = ((1 - t) * x).astype(dt.np) - log_sigmoid
         if weights is not None:
-            losses = losses * weights
+            losses = losses.astype(dt.np) * weights
         data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=dt.np)
     return record(_BCE_LOGITS, (input, target), data, dt, weight=weights, pos_weight=pos_weights,
                   reduction=reduction, numel=max(x.size, 1))
