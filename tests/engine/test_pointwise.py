@@ -382,3 +382,16 @@ def test_float32_atan2_rounds_as_torch_does():
     ours = engine.atan2(engine.tensor(y), engine.tensor(x)).numpy()
     theirs = torch.atan2(torch.from_numpy(y), torch.from_numpy(x)).numpy()
     assert np.mean(ours != theirs) < 0.06
+
+
+def test_maximum_minimum_and_clamp_keep_the_first_operand_on_a_tie():
+    """torch returns the first operand when both are equal: the sign of a zero tells."""
+    outs = []
+    for backend in (torch, engine):
+        a = backend.tensor([-0.0, 0.0, -0.0, 0.0, NAN, 1.0])
+        b = backend.tensor([0.0, -0.0, -0.0, 0.0, 1.0, NAN])
+        z = backend.tensor([-0.0, 0.0])
+        results = [backend.minimum(a, b), backend.maximum(a, b), backend.clamp(z, min=0.0), backend.clamp(z, max=-0.0),
+                   backend.clamp(z, backend.tensor(0.0), backend.tensor(-0.0))]
+        outs.append([(np.nan_to_num(r.numpy()).tolist(), np.signbit(r.numpy()).tolist()) for r in results])
+    assert outs[0] == outs[1]
