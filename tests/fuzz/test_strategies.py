@@ -107,7 +107,7 @@ def test_default_programs_reach_the_table_every_step_kind_and_every_action():
     # here the default strategy (ci profile, derandomized) spreads over the whole table.
     reached, forms, specials, actions, flags = set(), set(), set(), set(), set()
 
-    @settings(settings.get_profile("ci"), max_examples=1200, phases=[Phase.generate],
+    @settings(settings.get_profile("ci"), max_examples=2000, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(programs())
     def draw(program):
