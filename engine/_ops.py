@@ -87,7 +87,14 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         data = np.asarray(data)
     if data.dtype is not dt.np and data.dtype != dt.np:
         data = data.astype(dt.np)
-    needs = [t._requires_grad for t in inputs] if _GradMode.enabled else ()
+    if not _GradMode.enabled:
+        needs = ()
+    elif len(inputs) == 1:    # (a comprehension is a function call in Python 3.11: the common sizes skip it)
+        needs = [inputs[0]._requires_grad]
+    elif len(inputs) == 2:
+        needs = [inputs[0]._requires_grad, inputs[1]._requires_grad]
+    else:
+        needs = [t._requires_grad for t in inputs]
     if True not in needs:
         return _plain(data, dt, inputs)
     out = Tensor._make(data, dt, True)
@@ -591,8 +598,19 @@ _THRESHOLD_BACKWARD_2 = _backward_node("ThresholdBackwardBackward0")
 
 def v_threshold_backward(g, result):
     return v_backward_of(_THRESHOLD_BACKWARD_2, g, result, _zeroing(v_data(result) <= 0))
-# NOTE: torch's tanh_backward is g * (1 - y * y) and sigmoid_backward g * (1 - y) * y.
-_TANH = Rule("TanhBackward0", lambda ctx, g: (g * (1 - ctx.result * ctx.result),), saves={"result": None})
+# 1 as a 0-d array of each float dtype: in a plain backward, numpy combines it with an array of
+# its dtype several times faster than the Python number 1, with the same result.
+_ONE = {np.dtype(np.float32): np.ones((), np.float32), np.dtype(np.float64): np.ones((), np.float64)}
+
+
+def _tanh_backward(ctx, g):
+    y = ctx.result
+    # NOTE: torch's tanh_backward is g * (1 - y * y) (with create_graph: RsubBackward1 of 1).
+    return (g * ((1 if isinstance(y, Tensor) else _ONE[y.dtype]) - y * y),)
+
+
+# NOTE: torch's sigmoid_backward is g * (1 - y) * y.
+_TANH = Rule("TanhBackward0", _tanh_backward, saves={"result": None})
 _SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (g * (1 - ctx.result) * ctx.result,),
                 saves={"result": None})
 
