@@ -801,6 +801,42 @@ BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 # (engine/_args.py), with its TypeErrors; the Tensor method form drops `input` and `out`.
 SIGNATURES: dict[str, tuple[str, ...]] = {
     # pointwise
+    **{name: (f"{name}(Tensor input, *, Tensor out=None)",) for name in (
+        "neg", "exp", "log", "tanh", "sigmoid", "expm1", "log2", "log10", "log1p", "sqrt", "rsqrt", "reciprocal",
+        "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "erf", "square", "abs", "sign", "floor",
+        "ceil", "trunc", "logical_not", "bitwise_not")},
+    **{name: (f"{name}(Tensor input)",) for name in ("relu", "isnan", "isinf", "isfinite", "trace")},
+    "round": ("round(Tensor input, *, Tensor out=None)", "round(Tensor input, *, int64_t decimals, Tensor out=None)"),
+    "nan_to_num": ("nan_to_num(Tensor input, double? nan=None, double? posinf=None, double? neginf=None, *, "
+                   "Tensor out=None)",),
+    **{name: (f"{name}(Tensor input, Tensor other, *, Scalar alpha=1, Tensor out=None)",
+              f"{name}(Tensor input, Scalar alpha, Tensor other, *, Tensor out=None)|deprecated")
+       for name in ("add", "sub")},
+    "div": ("div(Tensor input, Tensor other, *, Tensor out=None)",
+            "div(Tensor input, Tensor other, *, c10::string_view? rounding_mode, Tensor out=None)",
+            "div(Tensor input, Scalar other, *, c10::string_view? rounding_mode)"),
+    "pow": ("pow(Tensor input, Tensor exponent, *, Tensor out=None)",
+            "pow(Scalar self, Tensor exponent, *, Tensor out=None)",
+            "pow(Tensor input, Scalar exponent, *, Tensor out=None)"),
+    **{name: (f"{name}(Tensor input, Tensor other, *, Tensor out=None)",
+              f"{name}(Scalar self, Tensor other)",
+              f"{name}(Tensor input, Scalar other, *, Tensor out=None)")
+       for name in ("remainder", "bitwise_and", "bitwise_or", "bitwise_xor")},
+    "xlogy": ("xlogy(Tensor input, Tensor other, *, Tensor out=None)",
+              "xlogy(Scalar self, Tensor other, *, Tensor out=None)",
+              "xlogy(Tensor input, Scalar other, *, Tensor out=None)"),
+    **{name: (f"{name}(Tensor input, Tensor other, *, Tensor out=None)",
+              f"{name}(Tensor input, Scalar other, *, Tensor out=None)")
+       for name in ("fmod", "eq", "ne", "lt", "le", "gt", "ge")},
+    "floor_divide": ("floor_divide(Tensor input, Tensor other, *, Tensor out=None)",
+                     "floor_divide(Tensor input, Scalar other)"),
+    **{name: (f"{name}(Tensor input, Tensor other, *, Tensor out=None)",) for name in (
+        "mul", "maximum", "minimum", "logical_and", "logical_or", "logical_xor", "matmul")},
+    "where": ("where(Tensor condition)",
+              "where(Tensor condition, Tensor input, Tensor other, *, Tensor out=None)",
+              "where(Tensor condition, Scalar self, Tensor other)",
+              "where(Tensor condition, Tensor input, Scalar other)",
+              "where(Tensor condition, Scalar self, Scalar other)"),
     "atan2": ("atan2(Tensor input, Tensor other, *, Tensor out=None)",),
     "lerp": ("lerp(Tensor input, Tensor end, Tensor weight, *, Tensor out=None)",
              "lerp(Tensor input, Tensor end, Scalar weight, *, Tensor out=None)"),
@@ -842,7 +878,17 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
        for name in ("all", "any")},
     **{name: (f"{name}(Tensor input, int64_t dim, *, ScalarType? dtype=None, Tensor out=None)",)
        for name in ("cumsum", "cumprod")},
+    # in-place and conversion methods
+    "zero_": ("zero_(Tensor input)",),
+    "fill_": ("fill_(Tensor input, Tensor value)", "fill_(Tensor input, Scalar value)"),
+    "copy_": ("copy_(Tensor input, Tensor other, bool non_blocking=False)",
+              "copy_(Tensor input, Tensor other, bool async=False)|deprecated"),
+    **{name: (f"{name}(Tensor input, *, MemoryFormat? memory_format=None)",)
+       for name in ("float", "double", "long", "bool", "int", "clone")},
+    "contiguous": ("contiguous(Tensor input, *, MemoryFormat memory_format=contiguous_format)",),
     # shapes
+    **{name: (f"{name}(Tensor input)",) for name in ("t", "adjoint")},
+    "expand_as": ("expand_as(Tensor input, Tensor other)",),
     "reshape": ("reshape(Tensor input, SymIntArrayRef shape)",),
     "view": ("view(Tensor input, ScalarType dtype)", "view(Tensor input, SymIntArrayRef size)"),
     "flatten": ("flatten(Tensor input, int64_t start_dim=0, int64_t end_dim=-1)",),
@@ -861,6 +907,13 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "diagonal": ("diagonal(Tensor input, int64_t offset=0, int64_t dim1=0, int64_t dim2=1)",),
     "narrow": ("narrow(Tensor input, int64_t dim, Tensor start, SymInt length)",
                "narrow(Tensor input, int64_t dim, SymInt start, SymInt length)"),
+    # linear algebra
+    **{name: (f"{name}(Tensor input, Tensor mat2, *, Tensor out=None)",
+              f"{name}(Tensor input, Tensor mat2, ScalarType out_dtype, *, Tensor out=None)|function")
+       for name in ("mm", "bmm")},
+    **{name: (f"{name}(Tensor input, Tensor {other}, *, Tensor out=None)",) for name, other in (
+        ("mv", "vec"), ("dot", "tensor"), ("outer", "vec2"), ("ger", "vec2"),
+        ("take", "index"))},
     # joins and indexing
     **{name: (f"{name}(TensorList tensors, int64_t dim=0, *, Tensor out=None)",) for name in ("cat", "stack")},
     "split_with_sizes": ("split_with_sizes(Tensor input, SymIntArrayRef split_sizes, int64_t dim=0)",),
