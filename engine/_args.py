@@ -81,14 +81,20 @@ def _check_tensor_list(p, value) -> bool:
     return True
 
 
+def _is_number_tensor(value: Tensor) -> bool:
+    return value.ndim == 0 and not value.requires_grad
+
+
 # What each parameter type takes, as torch's FunctionParameter::check.
 _CHECKS = {
     "Tensor": lambda p, value: isinstance(value, Tensor),
-    "int64_t": lambda p, value: type(value) is int or _is_int(value),
+    # NOTE: a tensor passes for an int, a float or a number only when it is 0-d (and, for a
+    # float or a number, does not require grad): torch.add(x, y, alpha=torch.tensor(2.)).
+    "int64_t": lambda p, value: type(value) is int or (_is_int(value) and getattr(value, "ndim", 0) == 0),
     "bool": lambda p, value: value is True or value is False,
-    "double": lambda p, value: (value._data.size == 1 if isinstance(value, Tensor)
+    "double": lambda p, value: (_is_number_tensor(value) if isinstance(value, Tensor)
                                 else isinstance(value, (numbers.Real, np.number, np.bool_))),
-    "Scalar": lambda p, value: (value._data.size == 1 if isinstance(value, Tensor)
+    "Scalar": lambda p, value: (_is_number_tensor(value) if isinstance(value, Tensor)
                                 else isinstance(value, (numbers.Number, np.number, np.bool_))),
     "IntArrayRef": _check_int_list,
     "ScalarType": lambda p, value: isinstance(value, _dtype),

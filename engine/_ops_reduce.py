@@ -140,13 +140,6 @@ def _check_int_dim(op: str, dim, position: int = 1):
         raise TypeError(f"{op}(): argument 'dim' (position {position}) must be int, not {type(dim).__name__}")
 
 
-def _invalid_combination(op: str, got: str, signatures: tuple) -> TypeError:
-    """torch's argument-parser error (function form) for a call no signature accepts."""
-    lines = "".join(f" * ({s})\n" for s in signatures)
-    return TypeError(f"{op}() received an invalid combination of arguments - got ({got}), "
-                     f"but expected one of:\n{lines}")
-
-
 def _check_nonempty(op: str, x: np.ndarray, dims):
     """torch's errors for reductions without an identity (max, amin, argmax, ...) on empty input."""
     if dims is None:
@@ -208,14 +201,7 @@ def prod(input, dim=_NO_DIM, keepdim: bool = False, *, dtype=None) -> Tensor:
     """Product of all elements, or along one dim (torch.prod; `dim` is one int)."""
     _check_tensor(input, "prod")
     x = input._data
-    if dim is _NO_DIM:
-        if keepdim:
-            raise _invalid_combination("prod", "Tensor, keepdim=bool", _PROD_SIGNATURES)
-        dims = None
-    else:
-        if not isinstance(dim, numbers.Integral):
-            raise _invalid_combination("prod", f"Tensor, {type(dim).__name__}", _PROD_SIGNATURES)
-        dims = (_wrap_dim(dim, x.ndim),)
+    dims = None if dim is _NO_DIM else (_wrap_dim(dim, x.ndim),)
     dt = _result_dtype("prod", input, dtype)
     axes = _axes(dims, x.ndim) if x.ndim else ()
     with _errstate():
@@ -223,10 +209,6 @@ def prod(input, dim=_NO_DIM, keepdim: bool = False, *, dtype=None) -> Tensor:
     return _record_or_plain(_PROD_ALL if dims is None else _PROD_DIM, input, data, dt,
                             dim=None if dims is None or not x.ndim else dims[0],
                             keep_shape=_keep_shape(x.shape, axes))
-
-
-_PROD_SIGNATURES = ("Tensor input, *, torch.dtype dtype = None",
-                    "Tensor input, int dim, bool keepdim = False, *, torch.dtype dtype = None, Tensor out = None")
 
 
 # ---------------------------------------------------------------------------------
@@ -313,10 +295,6 @@ _MIN_ALL = Rule("MinBackward1", _evenly_distribute_backward, saves={"self": None
 _MAX_DIM = Rule("MaxBackward0", _select_backward)
 _MIN_DIM = Rule("MinBackward0", _select_backward)
 
-_MAX_SIGNATURES = ("Tensor input, *, Tensor out = None", "Tensor input, Tensor other, *, Tensor out = None",
-                   "Tensor input, int dim, bool keepdim = False, *, tuple of Tensors out = None")
-
-
 def _max_min(op: str, input, dim, keepdim, other):
     _check_tensor(input, op)
     if isinstance(dim, Tensor) or other is not None:
@@ -324,13 +302,9 @@ def _max_min(op: str, input, dim, keepdim, other):
     x = input._data
     is_max = op == "max"
     if dim is _NO_DIM:
-        if keepdim is not None:
-            raise _invalid_combination(op, "Tensor, keepdim=bool", _MAX_SIGNATURES)
         _check_nonempty(op, x, None)
         data = np.amax(x) if is_max else np.amin(x)
         return record(_MAX_ALL if is_max else _MIN_ALL, (input,), data, input.dtype)
-    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
-        raise _invalid_combination(op, f"Tensor, {type(dim).__name__}", _MAX_SIGNATURES)
     d = _wrap_dim(dim, x.ndim)
     _check_nonempty(op, x, (d,))
     values, indices, picked = _select(x, d if x.ndim else None, is_max)
@@ -445,18 +419,10 @@ def _std_backward(ctx, g):
 _VAR = Rule("VarBackward0", lambda ctx, g: (_var_backward(ctx, g),), saves={"self": None})
 _STD = Rule("StdBackward0", _std_backward, saves={"self": None, "result": None})
 
-_VAR_SIGNATURES = ("Tensor input, tuple of ints dim, bool unbiased = True, bool keepdim = False, *, Tensor out = None",
-                   "Tensor input, tuple of ints dim = None, *, Number correction = None, bool keepdim = False, "
-                   "Tensor out = None",
-                   "Tensor input, bool unbiased = True")
-
-
 def _var_std(op: str, input, dim, unbiased, keepdim, correction) -> Tensor:
     _check_tensor(input, op)
     if isinstance(dim, bool):            # var(x, False): the legacy `unbiased` overload
         dim, unbiased = None, dim if unbiased is None else unbiased
-    if unbiased is not None and correction is not None:
-        raise _invalid_combination(op, "Tensor, correction=int, unbiased=bool", _VAR_SIGNATURES)
     if correction is None:
         correction = 0 if unbiased is False else 1
     if not input.dtype.is_floating_point:

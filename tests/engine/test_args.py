@@ -93,3 +93,21 @@ def test_bad_arguments_raise_torchs_error(op, form, args, kwargs):
     # A few calls torch accepts are here on purpose (None where a default is None, a bool
     # past the first element of an int list): the engine must accept them too.
     assert _outcome(engine, op, form, args, kwargs) == _outcome(torch, op, form, args, kwargs)
+
+
+@pytest.mark.parametrize("call", [
+    lambda b, x: b.add(x, x, alpha=b.tensor(2.0)), lambda b, x: b.add(x, x, alpha=b.tensor(2)),
+    lambda b, x: b.add(x, x, alpha=b.tensor([2.0])), lambda b, x: b.add(x, x, alpha=b.tensor(2.0, requires_grad=True)),
+    lambda b, x: b.clamp(x, b.tensor(0.0), 2.0), lambda b, x: b.clamp(x, b.tensor(0.0, requires_grad=True), 2.0),
+    lambda b, x: b.nan_to_num(x, b.tensor(1.0)), lambda b, x: b.nan_to_num(x, b.tensor([1.0])),
+    lambda b, x: x.unsqueeze(b.tensor(0)), lambda b, x: x.unsqueeze(b.tensor([0])), lambda b, x: x.sum(b.tensor([0])),
+    lambda b, x: b.clamp_min(x, b.tensor(0.5)), lambda b, x: x.copy_(1.5), lambda b, x: x.copy_(b.tensor(2.0)),
+])
+def test_tensors_as_numbers(call):
+    # A tensor passes for a number (or an int) only when 0-d and not requiring grad.
+    def outcome(backend):
+        try:
+            return "ok", call(backend, backend.ones(2, 3)).tolist()
+        except Exception as error:   # noqa: BLE001 - the outcome under test
+            return type(error).__name__, str(error)
+    assert outcome(engine) == outcome(torch)
