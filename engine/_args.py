@@ -32,7 +32,7 @@ from ._tensor import Tensor
 _TYPE_NAMES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "SymInt": "int", "double": "float",
                "bool": "bool", "IntArrayRef": "tuple of ints", "SymIntArrayRef": "tuple of ints",
                "ScalarType": "torch.dtype", "c10::string_view": "str", "TensorList": "tuple of Tensors",
-               "MemoryFormat": "torch.memory_format"}
+               "MemoryFormat": "torch.memory_format", "Layout": "torch.layout", "Device": "torch.device"}
 _INT_LISTS = ("IntArrayRef", "SymIntArrayRef")
 # NOTE: torch also takes some parameters by their numpy names (torch.sum(x, axis=0)).
 _NUMPY_NAMES = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
@@ -101,6 +101,8 @@ _CHECKS = {
     "c10::string_view": lambda p, value: isinstance(value, str),
     "TensorList": _check_tensor_list,
     "MemoryFormat": lambda p, value: False,   # the engine has no memory formats
+    "Layout": lambda p, value: False,         # nor layouts (None only)
+    "Device": lambda p, value: isinstance(value, str) or _is_int(value),   # a name or an index
 }
 _CHECKS["SymInt"], _CHECKS["SymIntArrayRef"] = _CHECKS["int64_t"], _CHECKS["IntArrayRef"]
 
@@ -134,6 +136,8 @@ _PLAIN = {
     "TensorList": lambda p, value: ((type(value) is tuple or type(value) is list)
                                     and all(type(item) is Tensor for item in value)),
     "MemoryFormat": lambda p, value: False,
+    "Layout": lambda p, value: False,
+    "Device": lambda p, value: type(value) is str,
 }
 _PLAIN["SymInt"], _PLAIN["SymIntArrayRef"] = _PLAIN["int64_t"], _PLAIN["IntArrayRef"]
 

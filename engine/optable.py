@@ -799,6 +799,9 @@ BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 # torch's Python signatures of ops (function form, in torch's parser syntax, in torch's order):
 # the engine checks a call's arguments against them as torch's argument parser does
 # (engine/_args.py), with its TypeErrors; the Tensor method form drops `input` and `out`.
+_OUT = "Tensor out=None, "
+_FACTORY_OPTIONS = ("ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False, "
+                    "bool? requires_grad=False")
 SIGNATURES: dict[str, tuple[str, ...]] = {
     # pointwise
     **{name: (f"{name}(Tensor input, *, Tensor out=None)",) for name in (
@@ -878,6 +881,22 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
        for name in ("all", "any")},
     **{name: (f"{name}(Tensor input, int64_t dim, *, ScalarType? dtype=None, Tensor out=None)",)
        for name in ("cumsum", "cumprod")},
+    # factories
+    **{name: (f"{name}(SymIntArrayRef size, *, {_OUT}{_FACTORY_OPTIONS})",) for name in ("zeros", "ones")},
+    "full": (f"full(SymIntArrayRef size, Scalar fill_value, *, {_OUT}{_FACTORY_OPTIONS})",),
+    **{name: (f"{name}(Tensor input, *, MemoryFormat? memory_format=None, {_FACTORY_OPTIONS})",)
+       for name in ("zeros_like", "ones_like")},
+    "full_like": (f"full_like(Tensor input, Scalar fill_value, *, MemoryFormat? memory_format=None, "
+                  f"{_FACTORY_OPTIONS})",),
+    **{name: (f"{name}(Tensor input, SymIntArrayRef size, *, {_FACTORY_OPTIONS})",) for name in ("new_zeros", "new_ones")},
+    "new_full": (f"new_full(Tensor input, SymIntArrayRef size, Scalar fill_value, *, {_FACTORY_OPTIONS})",),
+    "eye": (f"eye(SymInt n, *, {_OUT}{_FACTORY_OPTIONS})", f"eye(SymInt n, SymInt m, *, {_OUT}{_FACTORY_OPTIONS})"),
+    "arange": (f"arange(Scalar end, *, {_OUT}{_FACTORY_OPTIONS})",
+               f"arange(Scalar start, Scalar end, *, {_FACTORY_OPTIONS})",
+               f"arange(Scalar start, Scalar end, Scalar step=1, *, {_OUT}{_FACTORY_OPTIONS})"),
+    "linspace": tuple(f"linspace({start} start, {end} end, int64_t steps, *, {_OUT}{_FACTORY_OPTIONS})"
+                      for start, end in (("Tensor", "Tensor"), ("Scalar", "Tensor"), ("Tensor", "Scalar"),
+                                         ("Scalar", "Scalar"))),
     # in-place and conversion methods
     "zero_": ("zero_(Tensor input)",),
     "fill_": ("fill_(Tensor input, Tensor value)", "fill_(Tensor input, Scalar value)"),

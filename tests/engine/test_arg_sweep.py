@@ -34,14 +34,10 @@ _BAD_VALUES = (None, "a", [0, 1], 1.5, "tensor")
 _KEYWORD_BAD_VALUES = (None, "a")
 
 # (op name, form) -> why the engine still differs from torch there.
-_FACTORY = "factory: no signature yet (size varargs, dtype/layout/device/requires_grad keywords)"
 _PYTHON_NN = ("torch's Python function fails on the bad value itself (AttributeError on .size/.dim...), "
               "the engine checks types first")
 _NATIVE_NN = "nn.functional native (torch._C._nn) without a signature yet"
 KNOWN: dict[tuple[str, str], str] = {
-    **{(name, "function"): _FACTORY for name in (
-        "arange", "eye", "full", "full_like", "linspace", "ones", "ones_like", "zeros", "zeros_like")},
-    **{(name, "method"): _FACTORY for name in ("new_full", "new_ones", "new_zeros")},
     **{(f"nn.functional.{name}", "function"): _PYTHON_NN for name in (
         "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "l1_loss", "mse_loss",
         "nll_loss", "smooth_l1_loss", "log_softmax", "softmax", "normalize")},
