@@ -91,6 +91,8 @@ def _bind_ops():
                 method = python_method(method)
             if optable.FUNCTION in op.forms and "." not in op.name:
                 globals()[name] = function
+            elif optable.FUNCTION in op.forms and parser is not None:   # nn.functional.gelu
+                setattr(importlib.import_module(fn.__module__), name, function)
             if optable.METHOD in op.forms:
                 setattr(Tensor, name, method)
             if optable.PROPERTY in op.forms:

@@ -897,6 +897,10 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "linspace": tuple(f"linspace({start} start, {end} end, int64_t steps, *, {_OUT}{_FACTORY_OPTIONS})"
                       for start, end in (("Tensor", "Tensor"), ("Scalar", "Tensor"), ("Tensor", "Scalar"),
                                          ("Scalar", "Scalar"))),
+    # nn.functional functions that are torch's natives
+    "nn.functional.gelu": ('gelu(Tensor input, *, c10::string_view approximate="none")',),
+    "nn.functional.softplus": ("softplus(Tensor input, Scalar beta=1, Scalar threshold=20)",),
+    "nn.functional.linear": ("linear(Tensor input, Tensor weight, Tensor? bias=None)",),
     # in-place and conversion methods
     "zero_": ("zero_(Tensor input)",),
     "fill_": ("fill_(Tensor input, Tensor value)", "fill_(Tensor input, Scalar value)"),
@@ -947,4 +951,25 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
                 "scatter(Tensor input, int64_t dim, Tensor index, Scalar value, *, Tensor out=None)",
                 "scatter(Tensor input, int64_t dim, Tensor index, Scalar value, *, c10::string_view reduce, "
                 "Tensor out=None)"),
+}
+
+# torch's signatures of the natives that torch's Python functions (nn.functional) call with
+# their arguments, positionally: the engine's functions check them with these.
+NATIVE_SIGNATURES: dict[str, tuple[str, ...]] = {
+    "relu_": ("relu_(Tensor input)",),
+    "leaky_relu": ("leaky_relu(Tensor input, Scalar negative_slope=0.01, *, Tensor out=None)",),
+    "elu": ("elu(Tensor input, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor out=None)",),
+    "nll_loss_nd": ("nll_loss_nd(Tensor input, Tensor target, Tensor? weight=None, int64_t reduction=at::Reduction::Mean, "
+                    "SymInt ignore_index=-100)",),
+    "cross_entropy_loss": ("cross_entropy_loss(Tensor input, Tensor target, Tensor? weight=None, "
+                           "int64_t reduction=at::Reduction::Mean, SymInt ignore_index=-100, "
+                           "double label_smoothing=0.0)",),
+    "binary_cross_entropy": ("binary_cross_entropy(Tensor input, Tensor target, Tensor? weight=None, "
+                             "int64_t reduction=at::Reduction::Mean, *, Tensor out=None)",),
+    "binary_cross_entropy_with_logits": ("binary_cross_entropy_with_logits(Tensor input, Tensor target, "
+                                         "Tensor? weight=None, Tensor? pos_weight=None, "
+                                         "int64_t reduction=at::Reduction::Mean)",),
+    **{name: (f"{name}(Tensor input, int64_t dim, ScalarType? dtype=None)",) for name in ("softmax", "log_softmax")},
+    "layer_norm": ("layer_norm(Tensor input, SymIntArrayRef normalized_shape, Tensor? weight=None, Tensor? bias=None, "
+                   "double eps=1e-05, bool cudnn_enable=True)",),
 }

@@ -34,17 +34,10 @@ _BAD_VALUES = (None, "a", [0, 1], 1.5, "tensor")
 _KEYWORD_BAD_VALUES = (None, "a")
 
 # (op name, form) -> why the engine still differs from torch there.
-_PYTHON_NN = ("torch's Python function fails on the bad value itself (AttributeError on .size/.dim...), "
-              "the engine checks types first")
-_NATIVE_NN = "nn.functional native (torch._C._nn) without a signature yet"
 KNOWN: dict[tuple[str, str], str] = {
-    **{(f"nn.functional.{name}", "function"): _PYTHON_NN for name in (
-        "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "l1_loss", "mse_loss",
-        "nll_loss", "smooth_l1_loss", "log_softmax", "softmax", "normalize")},
-    **{(f"nn.functional.{name}", "function"): _NATIVE_NN for name in (
-        "elu", "gelu", "layer_norm", "leaky_relu", "linear", "softplus")},
-    **{(f"nn.functional.{name}", "function"): "inplace=True: the engine refuses it before torch's leaf check"
-       for name in ("relu", "silu")},
+    ("nn.functional.silu", "function"): "inplace=True: the engine has no silu_ (refused before torch's leaf check)",
+    ("nn.functional.linear", "function"): "a 1-d weight: not supported by the engine",
+    ("nn.functional.normalize", "function"): "eps=None and out=: not supported by the engine",
     **{(name, "inplace"): "an integer op in place with a float: torch's result-type cast error comes first"
        for name in ("bitwise_and", "bitwise_or", "bitwise_xor")},
     ("__getitem__", "method"): "torch's slot wrapper messages (\"expected 1 argument, got 0\")",
