@@ -79,6 +79,12 @@ def scalar_dtype(value) -> dtype:
     raise TypeError(f"expected a Tensor or a Python number, got {type(value).__name__}")
 
 
+def wrapped_number_dtype(value) -> dtype:
+    """The dtype of a Python number torch takes as a tensor (scalar_to_tensor): a float is a double."""
+    dt = scalar_dtype(value)
+    return float64 if dt is default_float else dt
+
+
 def result_type(tensors, scalars=()) -> dtype:
     """torch.result_type over tensors (anything with .dtype and .ndim) and Python scalars."""
     dimensioned = zero_dim = None

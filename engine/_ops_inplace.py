@@ -252,8 +252,7 @@ def copy_(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     src = other
     if not isinstance(src, Tensor):
         # NOTE: torch takes a number as a 0-d tensor (scalar_to_tensor: a float is a double).
-        dt = _dtype.scalar_dtype(src)
-        src = _scalar_tensor(src, _dtype.float64 if dt.category == 2 else dt)
+        src = _scalar_tensor(src, _dtype.wrapped_number_dtype(src))
     check_writable(self, src)
     _assert_no_overlap(self._data, src._data, partial_only=True)
     shape = _broadcast_shape(self._data.shape, src._data.shape)

@@ -902,6 +902,12 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "nn.functional.softplus": ("softplus(Tensor input, Scalar beta=1, Scalar threshold=20)",),
     "nn.functional.linear": ("linear(Tensor input, Tensor weight, Tensor? bias=None)",),
     # in-place and conversion methods
+    "to": ("to(Tensor input, Device? device=None, ScalarType? dtype=None, bool non_blocking=False, bool copy=False, *, "
+           "MemoryFormat? memory_format=None)",
+           "to(Tensor input, ScalarType dtype, bool non_blocking=False, bool copy=False, *, "
+           "MemoryFormat? memory_format=None)",
+           "to(Tensor input, Tensor tensor, bool non_blocking=False, bool copy=False, *, "
+           "MemoryFormat? memory_format=None)"),
     "zero_": ("zero_(Tensor input)",),
     "fill_": ("fill_(Tensor input, Tensor value)", "fill_(Tensor input, Scalar value)"),
     "copy_": ("copy_(Tensor input, Tensor other, bool non_blocking=False)",
@@ -956,6 +962,8 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
 # torch's signatures of the natives that torch's Python functions (nn.functional) call with
 # their arguments, positionally: the engine's functions check them with these.
 NATIVE_SIGNATURES: dict[str, tuple[str, ...]] = {
+    "split": ("split(Tensor input, SymInt split_size, int64_t dim=0)",
+              "split(Tensor input, SymIntArrayRef split_size, int64_t dim=0)"),
     "relu_": ("relu_(Tensor input)",),
     "leaky_relu": ("leaky_relu(Tensor input, Scalar negative_slope=0.01, *, Tensor out=None)",),
     "elu": ("elu(Tensor input, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor out=None)",),

@@ -45,10 +45,8 @@ KNOWN: dict[tuple[str, str], str] = {
     **{("narrow", form): "a float tensor start: torch's own message" for form in ("function", "method")},
     **{("norm", form): "torch.norm is a Python function (input.layout first, then linalg_vector_norm)"
        for form in ("function", "method")},
-    **{("split", form): "torch.split is a Python function calling split_with_sizes" for form in ("function", "method")},
     ("squeeze", "method"): "Tensor.squeeze(0, 0, 0, 0) takes the ints as a dim list",
     **{(name, "method"): "Tensor.var/std: extra arguments reach Python's own count" for name in ("var", "std")},
-    ("to", "method"): "Tensor.to: no signature yet",
     ("unflatten", "method"): "Tensor.unflatten is a Python function (bool of a tensor first)",
     ("where", "function"): "broadcast error names the operands in the other order",
 }

@@ -111,3 +111,24 @@ def test_tensors_as_numbers(call):
         except Exception as error:   # noqa: BLE001 - the outcome under test
             return type(error).__name__, str(error)
     assert outcome(engine) == outcome(torch)
+
+
+@pytest.mark.parametrize("call", [
+    lambda b, x: x.to(b.float64), lambda b, x: x.to("cpu"), lambda b, x: x.to("cpu", b.int64),
+    lambda b, x: x.to(b.ones(2, dtype=b.int64)), lambda b, x: x.to(dtype=b.float64, copy=True),
+    lambda b, x: x.to(tensor=b.ones(1, dtype=b.float64)), lambda b, x: x.to(None), lambda b, x: x.to(1.5),
+    lambda b, x: x.to(True), lambda b, x: x.to("cpu", "a"), lambda b, x: x.to(dtype="a"),
+    lambda b, x: x.to(b.float64, foo=1), lambda b, x: x.split(None), lambda b, x: x.split(b.tensor(1)),
+    lambda b, x: x.split(b.tensor([1, 1])), lambda b, x: b.split(x, 1, None), lambda b, x: b.split(None, 1),
+    lambda b, x: b.split("a", 1), lambda b, x: x.split([1, 1], dim=0), lambda b, x: x.split(1.5),
+])
+def test_overloads_of_python_methods(call):
+    # Tensor.to's three overloads; torch.split / Tensor.split (Python) and the natives they call
+    def outcome(backend):
+        x = backend.ones(2, 3)
+        try:
+            out = call(backend, x)
+            return "ok", [str(t.dtype) for t in (out if isinstance(out, tuple) else (out,))]
+        except Exception as error:   # noqa: BLE001 - the outcome under test
+            return type(error).__name__, str(error)
+    assert outcome(engine) == outcome(torch)
