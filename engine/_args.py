@@ -211,8 +211,10 @@ class Signature:
         self.min_args = sum(not p.optional for p in params)
         self.max_args = len(params)
         self.max_pos_args = sum(not p.keyword_only for p in params)
-        # A single positional int list also takes its ints as varargs: x.permute(1, 0).
-        self.varargs = self.max_pos_args == 1 and params[0].type in _INT_LISTS
+        # A single positional int list also takes its ints as varargs: x.permute(1, 0). NOTE: not
+        # one that takes a lone int (IntArrayRef[1]): torch tries varargs only where the first
+        # int does not fit, so x.var(0, 0) has extra arguments.
+        self.varargs = self.max_pos_args == 1 and params[0].type in _INT_LISTS and not params[0].size
 
     @classmethod
     def parse(cls, text: str) -> "Signature":

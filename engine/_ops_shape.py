@@ -585,6 +585,8 @@ def _embed(input: Tensor, shape: tuple, key: tuple) -> Tensor:
 
 def narrow(input, dim: int, start: int, length: int) -> Tensor:
     _check_tensor(input, "narrow")
+    if isinstance(start, Tensor) and (start.ndim or start.dtype is not _dtype.int64):   # the Tensor overload
+        raise RuntimeError("start must be an 0-dim integral Tensor.")
     shape = input._data.shape
     if not shape:
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")

@@ -41,12 +41,10 @@ KNOWN: dict[tuple[str, str], str] = {
     **{(name, "inplace"): "an integer op in place with a float: torch's result-type cast error comes first"
        for name in ("bitwise_and", "bitwise_or", "bitwise_xor")},
     ("__getitem__", "method"): "torch's slot wrapper messages (\"expected 1 argument, got 0\")",
-    ("masked_fill", "inplace"): "a float mask: torch checks the mask dtype before broadcasting",
-    **{("narrow", form): "a float tensor start: torch's own message" for form in ("function", "method")},
     **{("norm", form): "torch.norm is a Python function (input.layout first, then linalg_vector_norm)"
        for form in ("function", "method")},
-    ("squeeze", "method"): "Tensor.squeeze(0, 0, 0, 0) takes the ints as a dim list",
-    **{(name, "method"): "Tensor.var/std: extra arguments reach Python's own count" for name in ("var", "std")},
+    ("squeeze", "method"): "Tensor.squeeze(0, 0, 0, 0): the ints as varargs dims reach the engine's squeeze "
+                           "as separate arguments",
     ("unflatten", "method"): "Tensor.unflatten is a Python function (bool of a tensor first)",
     ("where", "function"): "broadcast error names the operands in the other order",
 }
