@@ -66,9 +66,7 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     if result.shape != self.shape:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                            f"{list(result.shape)}")
-    if result.dtype.category > self.dtype.category:
-        raise RuntimeError(f"result type {result.dtype.scalar_name} can't be cast to the "
-                           f"desired output type {self.dtype.scalar_name}")
+    _dtype.check_cast(result.dtype, self.dtype)
     node = result.grad_fn
     if node is not None:
         ctx = node.ctx

@@ -758,6 +758,11 @@ def where(condition, input, other) -> Tensor:
     if condition.dtype is not _dtype.bool_:
         raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor with dtype "
                            f"{condition.dtype.scalar_name}")
+    # NOTE: torch broadcasts condition, input and other in this order (its error names them so).
+    shape = condition._data.shape
+    for operand in (input, other):
+        if isinstance(operand, Tensor):
+            shape = _broadcast_shape(shape, operand._data.shape)
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         dt = _dtype.result_type([], [input, other])
         input, other = _scalar_tensor(input, dt), _scalar_tensor(other, dt)
@@ -840,6 +845,18 @@ def isinf(input) -> Tensor:
 
 def isfinite(input) -> Tensor:
     return _classify("isfinite", np.isfinite, True, input)
+
+
+def _bitwise_meta(input, other) -> None:
+    """In place, torch refuses operands that do not broadcast, then a result type the tensor
+    cannot hold (x.bitwise_and_(1.5) on int64), before the kernel refuses floats."""
+    tensors = [t for t in (input, other) if isinstance(t, Tensor)]
+    if isinstance(other, Tensor):
+        _broadcast_shape(input._data.shape, other._data.shape)
+    _dtype.check_cast(_dtype.result_type(tensors, [t for t in (other,) if not isinstance(t, Tensor)]), input.dtype)
+
+
+_bitwise_and_meta = _bitwise_or_meta = _bitwise_xor_meta = _bitwise_meta
 
 
 def _bitwise(op: str, fn, input, other) -> Tensor:

@@ -237,7 +237,7 @@ def _unflatten_method(native):
     """Tensor.unflatten(dim, sizes): in torch a Python method that refuses empty sizes itself
     before its native method parses the arguments."""
     def unflatten(self, dim, sizes):
-        if not isinstance(sizes, Tensor) and not sizes:
+        if not sizes:   # NOTE: as torch, a tensor of several sizes raises here (its truth value)
             raise RuntimeError("unflatten: sizes must be non-empty")
         return native(self, dim, sizes)
     unflatten.__qualname__ = "Tensor.unflatten"

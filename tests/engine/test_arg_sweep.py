@@ -38,15 +38,11 @@ KNOWN: dict[tuple[str, str], str] = {
     ("nn.functional.silu", "function"): "inplace=True: the engine has no silu_ (refused before torch's leaf check)",
     ("nn.functional.linear", "function"): "a 1-d weight: not supported by the engine",
     ("nn.functional.normalize", "function"): "eps=None and out=: not supported by the engine",
-    **{(name, "inplace"): "an integer op in place with a float: torch's result-type cast error comes first"
-       for name in ("bitwise_and", "bitwise_or", "bitwise_xor")},
     ("__getitem__", "method"): "torch's slot wrapper messages (\"expected 1 argument, got 0\")",
     **{("norm", form): "torch.norm is a Python function (input.layout first, then linalg_vector_norm)"
        for form in ("function", "method")},
     ("squeeze", "method"): "Tensor.squeeze(0, 0, 0, 0): the ints as varargs dims reach the engine's squeeze "
                            "as separate arguments",
-    ("unflatten", "method"): "Tensor.unflatten is a Python function (bool of a tensor first)",
-    ("where", "function"): "broadcast error names the operands in the other order",
 }
 
 

@@ -132,3 +132,22 @@ def test_overloads_of_python_methods(call):
         except Exception as error:   # noqa: BLE001 - the outcome under test
             return type(error).__name__, str(error)
     assert outcome(engine) == outcome(torch)
+
+
+@pytest.mark.parametrize("call", [
+    lambda b: b.tensor([1, 2]).bitwise_and_(b.tensor([1.0, 2.0])), lambda b: b.tensor([1, 2]).bitwise_and_(1.5),
+    lambda b: b.tensor([1.0, 2.0]).bitwise_or_(1), lambda b: b.tensor([1, 2]).bitwise_xor_(b.tensor([1, 2, 3])),
+    lambda b: b.tensor([True]).bitwise_or_(2), lambda b: b.where(b.ones(2, 3) > 0, b.ones(2), b.ones(2, 3)),
+    lambda b: b.where(b.ones(2, 1) > 0, b.ones(3), b.ones(4)), lambda b: b.ones(2, 3).unflatten(1, b.tensor([1, 3])),
+    lambda b: b.ones(4).narrow(0, b.tensor([1]), 2), lambda b: b.ones(4).narrow(0, b.tensor(True), 2),
+    lambda b: b.ones(2, 4).masked_fill_(b.ones(4), b.ones(2)), lambda b: b.ones(2, 4).masked_fill_(b.ones(3), 1.0),
+    lambda b: b.ones(2, 3).var(0, 0, 0, 0),
+])
+def test_which_check_fails_first(call):
+    # In-place ops, where, unflatten, narrow, varargs: the check torch makes first raises.
+    def outcome(backend):
+        try:
+            return "ok", call(backend).tolist()
+        except Exception as error:   # noqa: BLE001 - the outcome under test
+            return type(error).__name__, str(error)
+    assert outcome(engine) == outcome(torch)
