@@ -506,6 +506,14 @@ def invalid_combination(function: str, args: tuple, kwargs: dict, options: list)
     return "".join(lines)
 
 
+def attribute_of(value, name: str) -> None:
+    """Where torch's Python function reads `value.<name>` first (input.softmax(dim), input.layout):
+    for a value that is no tensor, Python's AttributeError ("'NoneType' object has no attribute
+    'layout'")."""
+    if not isinstance(value, Tensor):
+        getattr(value, name)
+
+
 def bind(fn, parser: Parser, method: bool = False):
     """`fn` behind torch's argument checks, as a function or (self first) as a Tensor method."""
     check = parser.check

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from . import _dtype
+from . import _args, _dtype, optable
 from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _reduction_dims, _reshape, _transpose,
                    exp, mean, record, save_for_backward, sum as _sum, v_data, v_expand, v_masked_zero,
                    v_reshape, v_transpose, v_where)
@@ -537,22 +537,38 @@ def _norm_backward(ctx, g):
 _NORM = Rule("LinalgVectorNormBackward0", _norm_backward, saves={"self": None, "result": None})
 
 
+_VECTOR_NORM_ARGS = _args.Parser.from_text(optable.NATIVE_SIGNATURES["linalg_vector_norm"])
+
+
+def _norm_method(native):
+    """Tensor.norm: in torch a Python method calling torch.norm."""
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        return native(self, p, dim, keepdim, dtype=dtype)
+    norm.__qualname__ = "Tensor.norm"
+    norm.__doc__, norm.__wrapped__ = native.__doc__, native
+    return norm
+
+
 def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Vector p-norm over `dim` (all elements by default), as torch.norm, which computes it with
-    torch.linalg.vector_norm ('fro' is p = 2); p is a number, 'fro' or inf / -inf."""
-    _check_tensor(input, "norm")
+    torch.linalg.vector_norm ('fro' is p = 2); p is a number, 'fro' or inf / -inf.
+
+    In torch a Python function: it reads input.layout first, then calls linalg.vector_norm."""
+    _args.attribute_of(input, "layout")
     x = input._data
-    explicit = None if dim is None else ((dim,) if isinstance(dim, numbers.Integral) else tuple(dim))
     if p is None:
-        p = "fro"
-    if isinstance(p, str):
-        if p == "nuc":
-            raise NotImplementedError("norm(p='nuc') (the nuclear matrix norm) is not supported")
-        if p != "fro":
-            raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
-        if explicit is not None and len(explicit) > 2:
-            raise RuntimeError("linalg.matrix_norm: dim must be a 2-tuple. Got " + " ".join(map(str, explicit)))
         p = 2
+    elif isinstance(p, str):
+        if p == "fro" and (dim is None or isinstance(dim, int) or len(dim) <= 2):
+            p = 2
+        elif p == "nuc":
+            raise NotImplementedError("norm(p='nuc') (the nuclear matrix norm) is not supported")
+        elif p == "fro":
+            raise RuntimeError("linalg.matrix_norm: dim must be a 2-tuple. Got " + " ".join(map(str, dim)))
+        else:
+            raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
+    _VECTOR_NORM_ARGS.check((input, p, [dim] if isinstance(dim, int) else dim, keepdim),
+                            {} if dtype is None else {"dtype": dtype})
     p = float(p)
     if not input.dtype.is_floating_point:
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as input. "

@@ -962,6 +962,8 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
 # torch's signatures of the natives that torch's Python functions (nn.functional) call with
 # their arguments, positionally: the engine's functions check them with these.
 NATIVE_SIGNATURES: dict[str, tuple[str, ...]] = {
+    "linalg_vector_norm": ("linalg_vector_norm(Tensor input, Scalar ord=2, IntArrayRef[1]? dim=None, "
+                           "bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)",),
     "split": ("split(Tensor input, SymInt split_size, int64_t dim=0)",
               "split(Tensor input, SymIntArrayRef split_size, int64_t dim=0)"),
     "relu_": ("relu_(Tensor input)",),

@@ -210,13 +210,6 @@ def _native_args(name: str, *args) -> None:
     _NATIVES[name].check(args, {})
 
 
-def _method_of(value, name: str) -> None:
-    """torch's Python function calls `value.<name>(...)` first: for a value without that
-    method, Python's AttributeError ("'NoneType' object has no attribute 'norm'")."""
-    if not isinstance(value, Tensor):
-        getattr(value, name)
-
-
 def _no_inplace(op: str, inplace: bool):
     if inplace:
         raise NotImplementedError(f"engine.nn.functional.{op}: inplace=True is not supported")
@@ -384,7 +377,7 @@ def _softmax_args(name: str, input, dim, stacklevel: int, dtype):
     # NOTE: as torch's Python function: the implicit dim from input.dim(), then input.<name>(dim, dtype=)
     if dim is None:
         dim = _softmax_dim(name, input.dim(), stacklevel + 1)
-    _method_of(input, name)
+    _args.attribute_of(input, name)
     _NATIVE_METHODS[name].check((dim,), {} if dtype is None else {"dtype": dtype})
     if dtype is not None:
         input = input.to(dtype)
@@ -856,7 +849,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input size "
                          f"({input.shape}) is deprecated. Please ensure they have the same size.")
     if weight is not None:
-        _method_of(weight, "size")   # torch.broadcast_shapes(target.size(), weight.size()) first
+        _args.attribute_of(weight, "size")   # torch.broadcast_shapes(target.size(), weight.size()) first
     _native_args("binary_cross_entropy", input, target, weight, _REDUCTIONS[reduction])
     shape = input._data.shape
     weights = None
@@ -949,7 +942,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
     """input / max(norm(input, p, dim), eps), composed as torch: LinalgVectorNormBackward0,
     ClampMinBackward0, ExpandBackward0 and DivBackward0."""
-    _method_of(input, "norm")   # input.norm(p, dim, keepdim=True) first, as torch
+    _args.attribute_of(input, "norm")   # input.norm(p, dim, keepdim=True) first, as torch
     if out is not None:
         raise NotImplementedError("engine.nn.functional.normalize: the out argument is not supported")
     if not (p == 1 or p >= 2 or 1 < p < 2) or math.isinf(p):

@@ -39,8 +39,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("nn.functional.linear", "function"): "a 1-d weight: not supported by the engine",
     ("nn.functional.normalize", "function"): "eps=None and out=: not supported by the engine",
     ("__getitem__", "method"): "torch's slot wrapper messages (\"expected 1 argument, got 0\")",
-    **{("norm", form): "torch.norm is a Python function (input.layout first, then linalg_vector_norm)"
-       for form in ("function", "method")},
     ("squeeze", "method"): "Tensor.squeeze(0, 0, 0, 0): the ints as varargs dims reach the engine's squeeze "
                            "as separate arguments",
 }

@@ -151,3 +151,20 @@ def test_which_check_fails_first(call):
         except Exception as error:   # noqa: BLE001 - the outcome under test
             return type(error).__name__, str(error)
     assert outcome(engine) == outcome(torch)
+
+
+@pytest.mark.parametrize("call", [
+    lambda b: b.norm(None), lambda b: b.norm(b.ones(2, 3), 2, 1, 1), lambda b: b.ones(2, 3).norm(foo=1),
+    lambda b: b.ones(2, 3).norm(2, 1, 1), lambda b: b.ones(2, 3).norm(2, 1.5), lambda b: b.ones(2, 3).norm("a"),
+    lambda b: b.ones(2, 3).norm(2, dim=(0, 1), keepdim=True, dtype=b.float64), lambda b: b.ones(2, 3).norm(None, 1.5),
+    lambda b: b.ones(2, 3, 4).norm("fro", (0, 1, 2)), lambda b: b.ones(2, 3).norm("fro", 1.5),
+    lambda b: b.ones(2, 3).norm(None, 1), lambda b: b.ones(2, 3).norm("fro", [1]),
+])
+def test_norm_arguments_as_torchs_python(call):
+    # torch.norm / Tensor.norm are Python: input.layout first, then linalg.vector_norm's parser
+    def outcome(backend):
+        try:
+            return "ok", call(backend).tolist()
+        except Exception as error:   # noqa: BLE001 - the outcome under test
+            return type(error).__name__, str(error)
+    assert outcome(engine) == outcome(torch)
