@@ -386,7 +386,7 @@ def _run_tensor_hooks(node, g, create_graph, as_tensor):
     dt = node.variable.dtype if isinstance(node, AccumulateGrad) else None
     if node._pre_hooks:
         for hook in list(node._pre_hooks.values()):
-            t = as_tensor(g, dt or _dtype_of(g))
+            t = as_tensor(g, dt or (g.dtype if create_graph else _dtype_of(g)))
             replacement = hook(t)
             if replacement is not None:
                 g = replacement if create_graph else replacement._data

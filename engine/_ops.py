@@ -82,7 +82,9 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         data = np.asarray(data)
     if data.dtype is not dt.np and data.dtype != dt.np:
         data = data.astype(dt.np)
-    needs = [t._requires_grad for t in inputs] if _GradMode.enabled else ()
+    # NOTE: a view requires grad when its base does (the base may have started to since).
+    needs = [t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs] \
+        if _GradMode.enabled else ()
     if True not in needs:
         return _plain(data, dt, inputs)
     out = Tensor._make(data, dt, True)
@@ -115,11 +117,6 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     meta = []
     for t in inputs:
         node = t.grad_fn
-        if t._base is not None and t._rebases != t._base._rebases:
-            # NOTE: torch regenerates the history of a view whose base another view's
-            # in-place op rewrote (AsStridedBackward0 of the new base); the engine does not.
-            raise NotImplementedError("engine: using a view after an in-place operation on another view of "
-                                      "its base is not supported; take the view again after the operation")
         if node is None and t._requires_grad:
             node = t._acc if t._acc is not None else t._accumulator()
         edges.append((node, 0))
@@ -153,15 +150,25 @@ def _link_view(out: Tensor, inputs) -> None:
     NOTE: in torch a view shares its base's version counter, so modifying either in place
     invalidates what backward saved of the other.
     """
-    base_array = out._data.base
+    owner = _memory_owner(out._data)
     for t in inputs:
-        if base_array is t._data or base_array is t._data.base:
+        if owner is _memory_owner(t._data):
             out._vc = t._vc
             out._base = t if t._base is None else t._base
-            out._rebases = out._base._rebases
-            if t._multi_output_nr is not None and _GradMode.enabled:
-                out._multi_output_nr = 0    # NOTE: a view of such a view inherits its refusal
+            out._view_version = t._vc[0]
+            # NOTE: a view made with grad mode on of a view made under no_grad (or by a
+            # multi-output op) inherits that origin, as torch's propagate_creation_meta.
+            inherited = 0 if isinstance(t._view_creation, int) else t._view_creation
+            out._view_creation = (inherited if t._base is not None else None) if _GradMode.enabled else "no_grad"
             return
+
+
+def _memory_owner(array: np.ndarray):
+    """The object owning an array's memory: the end of its chain of bases (as_strided views
+    hold theirs through a DummyArray, which has a base too)."""
+    while getattr(array, "base", None) is not None:
+        array = array.base
+    return array
 
 
 def _scalar_tensor(value, dt) -> Tensor:
@@ -361,6 +368,10 @@ def v_log(x):
     return log(x) if isinstance(x, Tensor) else np.log(x)
 
 
+def v_exp(x):
+    return exp(x) if isinstance(x, Tensor) else _np_exp(x)
+
+
 def v_reshape(x, shape, rule=None):
     return _reshape(x, shape, rule or _VIEW) if isinstance(x, Tensor) else np.reshape(x, shape)
 
@@ -377,6 +388,16 @@ def v_t(x):
     if x.ndim < 2:
         return x    # t() of a 0-d or 1-d tensor is the tensor itself
     return _transpose(x, 0, 1, _T) if isinstance(x, Tensor) else x.T
+
+
+def _diagonal_view(x: np.ndarray, offset: int, dim1: int, dim2: int) -> np.ndarray:
+    """np.diagonal(x, offset, dim1, dim2) as a writable view (numpy's is read-only), like torch's view."""
+    if offset:
+        x = np.moveaxis(np.moveaxis(x, (dim1, dim2), (0, 1))[max(-offset, 0):, max(offset, 0):], (0, 1), (dim1, dim2))
+    rest = [i for i in range(x.ndim) if i not in (dim1, dim2)]
+    shape = [x.shape[i] for i in rest] + [min(x.shape[dim1], x.shape[dim2])]
+    strides = [x.strides[i] for i in rest] + [x.strides[dim1] + x.strides[dim2]]
+    return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=x.flags.writeable)
 
 
 def v_mm(a, b, transposed: bool = False):
@@ -439,10 +460,9 @@ _SQUEEZE_INPLACE = Rule("SqueezeBackward4", _reshape_backward)
 
 def _reshape(t: Tensor, shape, rule: Rule = _VIEW) -> Tensor:
     out = record(rule, (t,), t._data.reshape(shape), t.dtype, self_shape=t._data.shape)
-    if out._base is not None and (rule is _UNSAFE_VIEW or rule is _SQUEEZE_INPLACE):
-        # NOTE: torch's _unsafe_view, and matmul's squeeze_ of its own temporary, make no view
-        # (their input is a temporary nobody else sees): in-place ops on the result are plain;
-        # the squeeze_ counts as the result's first modification (version 1).
+    if rule is _UNSAFE_VIEW or rule is _SQUEEZE_INPLACE:
+        # NOTE: torch's _unsafe_view makes a tensor that is not a view, and matmul squeezes
+        # its product in place (squeeze_, version 1): the input is an intermediate no one sees.
         out._base, out._vc = None, [1 if rule is _SQUEEZE_INPLACE else 0]
     return out
 
@@ -452,7 +472,10 @@ _EXPAND = Rule("ExpandBackward0", lambda ctx, g: (g,))
 
 
 def _expand(t: Tensor, shape) -> Tensor:
-    return record(_EXPAND, (t,), np.broadcast_to(t._data, shape), t.dtype)
+    # A writable view, as torch's: fill_ and zero_ may write through it (see _ops_inplace.check_writable).
+    view = np.broadcast_to(t._data, shape)
+    view = np.lib.stride_tricks.as_strided(t._data, view.shape, view.strides, writeable=t._data.flags.writeable)
+    return record(_EXPAND, (t,), view, t.dtype)
 
 
 _TRANSPOSE = Rule("TransposeBackward0", lambda ctx, g: (v_transpose(g, ctx.dim0, ctx.dim1),))
@@ -520,8 +543,20 @@ def _unary_float(op: str, rule: Rule, fn, input) -> Tensor:
         dt = _float_dtype(input.dtype) if op not in ("relu", "neg") else input.dtype
         x = _as(input, dt)
     with _errstate():
-        data = fn(x)
+        data = fn(x) if x.dtype != np.float32 or op not in _VIA_FLOAT64 else _via_float64(fn, x)
     return record(rule, (input,), data, dt)
+
+
+# NOTE: torch's float32 transcendental kernels (SLEEF, 1-ulp) round almost always as the
+# exact value does; numpy's float32 loops trade accuracy for speed and differ from torch on
+# 10-50 % of inputs. Computing these in float64 and rounding once agrees with torch on ~99 %.
+_VIA_FLOAT64 = {"exp", "log", "tanh", "expm1", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan",
+                "sinh", "cosh"}
+
+
+def _via_float64(fn, x: np.ndarray) -> np.ndarray:
+    """fn of a float32 array, computed in float64 and rounded once to float32."""
+    return fn(x.astype(np.float64)).astype(np.float32)
 
 
 _BOOL_UNARY_MESSAGES = {
@@ -537,50 +572,62 @@ _LOG = Rule("LogBackward0", lambda ctx, g: (g / ctx.self,), saves={"self": None}
 # is NaN, and gives exactly 0 (not NaN for an infinite gradient) at and below 0: relu'(0) = 0.
 _RELU = Rule("ReluBackward0", lambda ctx, g: (v_threshold_backward(g, ctx.result),), saves={"result": None})
 
-def _backward_node(name: str) -> Rule:
-    """torch's node for a backward function linear in the gradient whose derivative in the op's
-    input is zero (threshold_backward, hardtanh_backward, leaky_relu_backward, nll_loss_backward).
-
-    NOTE: torch records such a function over (grad_output, self) with create_graph, so the
-    gradient requires grad whenever self does, and a double backward through it works even
-    from a constant seed (it then gives self a zero gradient).
-    """
-    def backward(ctx, g):
-        return (v_backward_of(rule, g, None, ctx.adjoint, ctx.apply) if ctx.needs[0] else None,
-                v_zeros_like(g) if len(ctx.needs) > 1 and ctx.needs[1] else None)
-    rule = Rule(name, backward, ("grad_output", "self"))
-    return rule
-
-
-def v_backward_of(rule: Rule, g, self, apply, adjoint=None):
-    """`apply(g)` (an array function linear in g, whose adjoint is `adjoint`, by default itself
-    as for elementwise maps); on tensors (create_graph) recorded as `rule`, a `_backward_node`,
-    over g and `self` (None: over g alone)."""
-    if isinstance(g, Tensor):
-        return record(rule, (g,) if self is None else (g, self), apply(g._data), g.dtype, apply=apply,
-                      adjoint=adjoint or apply)
-    return apply(g)
-
-
-def _zeroing(mask: np.ndarray):
-    """The linear map that zeroes an array where `mask` holds (a select: inf * 0 never appears)."""
-    return lambda a: _zero_where(mask, a)
-
-
-_THRESHOLD_BACKWARD_2 = _backward_node("ThresholdBackwardBackward0")
+_THRESHOLD_BACKWARD_2 = Rule("ThresholdBackwardBackward0",
+                             lambda ctx, g: (v_masked_zero(g, ctx.mask), v_zeros_like(g) if ctx.needs[1] else None),
+                             ("grad_output", "self"))
 
 
 def v_threshold_backward(g, result):
-    return v_backward_of(_THRESHOLD_BACKWARD_2, g, result, _zeroing(v_data(result) <= 0))
-# NOTE: torch's tanh_backward is g * (1 - y * y) and sigmoid_backward g * (1 - y) * y.
-_TANH = Rule("TanhBackward0", lambda ctx, g: (g * (1 - ctx.result * ctx.result),), saves={"result": None})
-_SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (g * (1 - ctx.result) * ctx.result,),
-                saves={"result": None})
+    mask = v_data(result) <= 0
+    if isinstance(g, Tensor):
+        return record(_THRESHOLD_BACKWARD_2, (g, result), _zero_where(mask, g._data), g.dtype, mask=mask)
+    return v_masked_zero(g, mask)
+
+
+# NOTE: torch's tanh_backward is g * (1 - y * y) and sigmoid_backward g * (1 - y) * y. With
+# create_graph each is one node (TanhBackwardBackward0, SigmoidBackwardBackward0) whose own
+# derivatives are torch's: in g, the same backward; in y, gg * (-2 * y * g) for tanh and
+# gg * g * (-2 * y + 1) for sigmoid (not the derivative of the product, which gives
+# inf - inf = nan where torch's formula gives inf).
+_TANH = Rule("TanhBackward0", lambda ctx, g: (v_tanh_backward(g, ctx.result),), saves={"result": None})
+_SIGMOID = Rule("SigmoidBackward0", lambda ctx, g: (v_sigmoid_backward(g, ctx.result),), saves={"result": None})
+_TANH_BACKWARD = Rule("TanhBackwardBackward0",
+                      lambda ctx, gg: (v_tanh_backward(gg, ctx.output) if ctx.needs[0] else None,
+                                       gg * (-2 * ctx.output * ctx.grad_output) if ctx.needs[1] else None),
+                      ("grad_output", "output"), saves={"output": None, "grad_output": 1})
+_SIGMOID_BACKWARD = Rule("SigmoidBackwardBackward0",
+                         lambda ctx, gg: (v_sigmoid_backward(gg, ctx.output) if ctx.needs[0] else None,
+                                          gg * ctx.grad_output * (-2 * ctx.output + 1) if ctx.needs[1] else None),
+                         ("grad_output", "output"), saves={"output": None, "grad_output": 1})
+
+
+def v_tanh_backward(g, y):
+    if isinstance(g, Tensor):
+        return record(_TANH_BACKWARD, (g, y), g._data * (1 - y._data * y._data), g.dtype)
+    return g * (1 - y * y)
+
+
+def v_sigmoid_backward(g, y):
+    if isinstance(g, Tensor):
+        return record(_SIGMOID_BACKWARD, (g, y), g._data * (1 - y._data) * y._data, g.dtype)
+    return g * (1 - y) * y
+
 
 
 def _sigmoid(x):
     # exp(-x) overflows to inf for very negative x, giving exactly 0, as torch does.
-    return 1 / (1 + np.exp(-x))
+    return 1 / (1 + _np_exp(-x))
+
+
+def _np_exp(x):
+    """np.exp, rounded as torch's kernel rounds (see _VIA_FLOAT64)."""
+    return _rounded(np.exp, x)
+
+
+def _rounded(fn, x):
+    """A numpy transcendental function, rounded as torch's kernel rounds (see _VIA_FLOAT64)."""
+    x = np.asarray(x)
+    return _via_float64(fn, x) if x.dtype == np.float32 else fn(x)
 
 
 def neg(input) -> Tensor:
@@ -648,9 +695,11 @@ def _check_bool_sub(input, other):
             "Subtraction, the `-` operator, with two bool tensors is not supported. "
             "Use the `^` or `logical_xor()` operator instead.")
     if is_bool(input) or is_bool(other):
-        raise RuntimeError(
-            "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
-            "to invert a mask, use the `~` or `logical_not()` operator instead.")
+        raise RuntimeError(_BOOL_SUB_MESSAGE)
+
+
+_BOOL_SUB_MESSAGE = ("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
+                     "to invert a mask, use the `~` or `logical_not()` operator instead.")
 
 
 def _check_alpha(alpha, dt) -> None:
@@ -747,6 +796,9 @@ def _pow_tensor_backward(ctx, g):
     base, exponent = ctx.self, ctx.exponent
     grad_base = grad_exponent = None
     if ctx.needs[0]:
+        if v_data(exponent).dtype == np.bool_:
+            # NOTE: torch's pow_backward_self computes `exponent - 1`, which a bool tensor refuses.
+            raise RuntimeError(_BOOL_SUB_MESSAGE)
         grad_base = v_where(v_data(exponent) == 0, 0, g * (exponent * base ** (exponent - 1)))
     if ctx.needs[1]:
         at_zero = (v_data(base) == 0) & (v_data(exponent) >= 0)

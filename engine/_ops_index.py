@@ -24,7 +24,8 @@ import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode
-from ._ops import (_SQUEEZE_DIM, Rule, Written, _assert_no_overlap, _broadcast_shape, _check_tensor, _is_number, _reshape,
+from ._ops import (_SQUEEZE_DIM, Rule, Written, _assert_no_overlap, _broadcast_shape, _check_tensor, _errstate,
+                   _is_number, _reshape,
                    record, save_for_backward, v_data, v_reshape, v_where)
 from ._tensor import Tensor, _wrap_dim
 
@@ -243,7 +244,7 @@ def __getitem__(self: Tensor, indices) -> Tensor:
     if indices is None:
         return _unsqueeze(self, 0)
     if indices is Ellipsis:
-        return record(_ALIAS, (self,), self._data, self.dtype)
+        return record(_ALIAS, (self,), self._data[...], self.dtype)
     if _is_int(indices):
         return _select(self, 0, _as_int(indices), 0)
     if isinstance(indices, slice):
@@ -305,7 +306,7 @@ def __getitem__(self: Tensor, indices) -> Tensor:
 
     if not tensor_indices:
         # NOTE: torch returns an alias (AliasBackward0) when nothing was recorded: x[...], x[:, :].
-        return record(_ALIAS, (self,), self._data, self.dtype) if result is self else result
+        return record(_ALIAS, (self,), self._data[...], self.dtype) if result is self else result
     return _advanced_index(result, tensor_indices)
 
 
@@ -510,7 +511,8 @@ def _scatter_np(x, dim, index, src, accumulate: bool):
     if isinstance(src, np.ndarray):
         src = _as_1d(src)[tuple(slice(0, n) for n in _as_1d(index).shape)]
     if accumulate:
-        np.add.at(out, coords, src)
+        with _errstate():   # torch never warns about overflow
+            np.add.at(out, coords, src)
     else:
         out[coords] = src
     return out.reshape(x.shape)

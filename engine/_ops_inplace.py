@@ -10,55 +10,45 @@ raises it.
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode
-from ._autograd import node_class
-from ._ops import (Ctx, Rule, Written, _as, _broadcast_shape, _check_tensor, _errstate, _scalar_tensor,
-                   _assert_no_overlap, record, save_for_backward, v_masked_zero, v_zeros_like)
-from ._ops_shape import _expand_shape
+from ._autograd import Node, node_class, sum_to_shape
+from ._ops import (Ctx, Rule, Written, _as, _assert_no_overlap, _broadcast_shape, _check_tensor, _errstate, _reshape,
+                   _scalar_tensor, record, save_for_backward, v_zeros_like)
 from ._tensor import Tensor
 
 
 
-def check_writable(self: Tensor, *others, view_node: str | None = None) -> None:
-    """torch's refusals to modify a tensor in place (`others`: the op's other arguments;
-    `view_node`: the node of the view of `self` that is modified, for `x[i] = v`)."""
-    if self._multi_output_nr is not None and _GradMode.enabled and (self._requires_grad or any(
-            isinstance(other, Tensor) and other._requires_grad for other in others)):
-        _refuse_multi_output_view(self, view_node)
-    if _GradMode.enabled and self._requires_grad:
-        if self.grad_fn is None and self._base is None:
+def check_writable(self: Tensor, *others, overlap_allowed: bool = False) -> None:
+    """torch's refusals to modify a tensor in place (`others`: the op's other arguments).
+
+    NOTE: torch refuses to write through a view in which several elements share memory
+    (a stride 0 over a size > 1, as `expand` makes), except for fill_ and zero_ (a backward
+    through such a write raises instead, see _copy_slices_view_backward). A view made under
+    no_grad or by a multi-output op is refused as soon as the write would be recorded: when
+    the view or any other argument requires grad.
+    """
+    if (_GradMode.enabled and self._base is not None and self._view_creation is not None
+            and (self.requires_grad or any(isinstance(o, Tensor) and o._requires_grad for o in others))):
+        raise RuntimeError(_view_rebase_message(self, indirect=False))
+    if _GradMode.enabled and self.requires_grad:
+        if self._base is None and self.grad_fn is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        if self.grad_fn is None and self._base is not None:
-            raise RuntimeError(
-                "A view was created in no_grad mode and is being modified inplace with grad mode enabled. "
-                "Given that this use case is ambiguous and error-prone, it is forbidden. You can clarify your "
-                "code by moving both the view and the inplace either both inside the no_grad block (if you "
-                "don't want the inplace to be tracked) or both outside (if you want the inplace to be tracked).")
         if self._base is not None and self._base.grad_fn is None and self._base._requires_grad:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
-    if not self._data.flags.writeable:
-        raise RuntimeError(
-            "unsupported operation: more than one element of the written-to tensor refers to a single "
-            "memory location. Please clone() the tensor before performing the operation.")
+    if not overlap_allowed:
+        check_no_internal_overlap(self._data)
 
 
-def _refuse_multi_output_view(self: Tensor, view_node: str | None) -> None:
-    """torch's error for modifying in place a view made by an op that returns several views
-    (unbind, split), or a view of one (then its own output number is 0)."""
-    if self.grad_fn is None:
-        where = "A view was created in no_grad mode and is being modified inplace with grad mode enabled."
-    else:
-        # NOTE: torch names the view's node without "Backward0": "Output 2 of Unbind".
-        number, node = (self._multi_output_nr, self.grad_fn.name()) if view_node is None else (0, view_node)
-        where = f"Output {number} of {re.sub(r'Backward[0-9]*$', '', node)} is a view and is being modified inplace."
-    raise RuntimeError(f"{where} This view is the output of a function that returns multiple views. Such "
-                       "functions do not allow the output views to be modified inplace. You should replace "
-                       "the inplace operation by an out-of-place one.")
+_OVERLAP_MESSAGE = ("unsupported operation: more than one element of the written-to tensor refers to a single "
+                    "memory location. Please clone() the tensor before performing the operation.")
+
+
+def check_no_internal_overlap(array: np.ndarray) -> None:
+    if not array.flags.writeable or any(stride == 0 and n > 1 for n, stride in zip(array.shape, array.strides)):
+        raise RuntimeError(_OVERLAP_MESSAGE)
 
 
 def write_result(self: Tensor, result: Tensor) -> Tensor:
@@ -79,18 +69,15 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
                 snapshot = Tensor._make(self._data.copy(), self.dtype, self._requires_grad, self.grad_fn)
                 ctx.tensors[name], ctx.versions[name] = snapshot, 0
                 ctx.__dict__[name] = snapshot._data
-    self._data[...] = result._data if result.dtype is self.dtype else result._data.astype(self.dtype.np)
-    self._vc[0] += 1
     if node is not None and self._base is not None:
         _rebase_view(self, node)
-        return self
-    if _GradMode.enabled:   # under no_grad the tensor keeps its place in the graph, as in torch
-        old = self.grad_fn
-        self.grad_fn = node
+    self._data[...] = result._data if result.dtype is self.dtype else result._data.astype(self.dtype.np)
+    self._vc[0] += 1
+    # A view's node is regenerated when it is read (Tensor.grad_fn); under no_grad a tensor
+    # keeps its place in the graph, as in torch.
+    if _GradMode.enabled and self._base is None:
+        _set_node(self, node)
         self._requires_grad = result._requires_grad
-        if old is not None and node is not None and old._retained is not None and old._retained() is self:
-            # NOTE: retain_grad follows the tensor: its .grad is the gradient of the new value.
-            old._retained, node._retained = None, old._retained
     if node is not None and "result" in node.ctx.tensors:
         # The saved output is this tensor now, at its new version.
         node.ctx.tensors["result"], node.ctx.versions["result"] = self, self._vc[0]
@@ -98,71 +85,173 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     return self
 
 
-def _view_positions(view: Tensor, base: Tensor) -> np.ndarray:
-    """For each element of `view`, the flat index of the element of `base` it shares memory with."""
-    data, item = base._data, base._data.itemsize
-    steps = [s // item for s in data.strides]
-    extent = 1 + sum((n - 1) * s for n, s in zip(data.shape, steps)) if data.size else 0
-    memory = np.arange(max(extent, 1), dtype=np.int64)
-    at = np.lib.stride_tricks.as_strided
-    owner = np.full(memory.shape, -1, np.int64)
-    owner[at(memory, data.shape, [s * 8 for s in steps]).ravel()] = np.arange(data.size)
-    offset = (view._data.__array_interface__["data"][0] - data.__array_interface__["data"][0]) // item
-    return owner[at(memory[offset:], view._data.shape, [s // item * 8 for s in view._data.strides])]
+# ---- in-place ops on views ------------------------------------------------------------
+#
+# NOTE: torch records an in-place op on a view as a CopySlices node on the view's base: its
+# backward takes the base's gradient, runs the op's own node on the part the view covers and
+# writes the result back there. Every view of that base whose node was recorded before the
+# write (the modified view included) gets, when its grad_fn is next read, a new node
+# AsStridedBackward0 from the base's current node (torch replays views as as_strided).
+# The engine locates a view in its base by memory: `_flat_positions` maps each element of
+# the view to its flat index in the base, and the three `v_*_flat` helpers below gather,
+# scatter-add and overwrite by such an index, differentiably (for create_graph).
+
+def _flat_positions(view: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """For each element of `view` (a numpy view of `base`'s memory), its flat C-order index in `base`."""
+    if view.size == 0:
+        return np.zeros(view.shape, np.int64)
+    item = base.itemsize
+
+    def offsets(a):
+        out = np.full((), (a.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // item, np.int64)
+        for axis, (n, stride) in enumerate(zip(a.shape, a.strides)):
+            shape = [1] * a.ndim
+            shape[axis] = n
+            out = out + (np.arange(n, dtype=np.int64) * (stride // item)).reshape(shape)
+        return np.broadcast_to(out, a.shape)
+
+    in_base = offsets(base).ravel()
+    order = np.argsort(in_base, kind="stable")
+    return order[np.searchsorted(in_base[order], offsets(view))]
 
 
-def _copy_slices_of(node, positions: np.ndarray, base_shape: tuple):
-    """torch's CopySlices backward: the in-place op's node `node` runs on the gradient of the
-    view's region of the base; its gradient for the view replaces that region."""
-    def backward(ctx, g):
-        if not isinstance(g, np.ndarray):
-            raise NotImplementedError("engine: differentiating an in-place op on a view twice (create_graph) "
-                                      "is not supported")
-        flat = g.reshape(-1).copy()
-        grads = node._apply(flat[positions], False)
-        flat[positions.reshape(-1)] = 0 if grads[0] is None else np.broadcast_to(grads[0], positions.shape).ravel()
-        return (flat.reshape(base_shape), *grads[1:])
-    return backward
+def v_take_flat(x, index: np.ndarray):
+    """The elements of `x` at flat indices `index` (shaped like `index`): torch's as_strided."""
+    if isinstance(x, Tensor):
+        return record(_TAKE_FLAT, (x,), x._data.reshape(-1)[index], x.dtype, index=index, shape=x._data.shape)
+    return np.reshape(x, -1)[index]
 
 
-def _as_strided_of(positions: np.ndarray, base_shape: tuple):
-    """The view's gradient put back where the view lies in its base (AsStridedBackward0)."""
-    def backward(ctx, g):
-        if not isinstance(g, np.ndarray):
-            raise NotImplementedError("engine: differentiating an in-place op on a view twice (create_graph) "
-                                      "is not supported")
-        flat = np.zeros(int(np.prod(base_shape, dtype=np.int64)), g.dtype)
-        np.add.at(flat, positions.reshape(-1), np.broadcast_to(g, positions.shape).ravel())
-        return (flat.reshape(base_shape),)
-    return backward
+def v_scatter_add_flat(x, index: np.ndarray, shape: tuple):
+    """Zeros of `shape` with `x` (shaped like `index`) added at flat indices `index`:
+    torch's as_strided_backward (overlapping elements of a view add up)."""
+    if isinstance(x, Tensor):
+        return record(_SCATTER_ADD_FLAT, (x,), v_scatter_add_flat(x._data, index, shape), x.dtype, index=index)
+    out = np.zeros(int(np.prod(shape, dtype=np.int64)), x.dtype)
+    np.add.at(out, index.reshape(-1), np.broadcast_to(x, index.shape).reshape(-1))
+    return out.reshape(shape)
+
+
+def v_put_flat(x, index: np.ndarray, values):
+    """`x` with `values` written at flat indices `index`: torch's as_strided_scatter."""
+    if isinstance(x, Tensor):
+        values = values if isinstance(values, Tensor) else _scalar_tensor(values, x.dtype)
+        return record(_PUT_FLAT, (x, values), v_put_flat(x._data, index, values._data), x.dtype, index=index)
+    out = np.array(x, copy=True)
+    out.reshape(-1)[index.reshape(-1)] = np.broadcast_to(values, index.shape).reshape(-1)
+    return out
+
+
+_TAKE_FLAT = Rule("AsStridedBackward0", lambda ctx, g: (v_scatter_add_flat(g, ctx.index, ctx.shape),))
+_SCATTER_ADD_FLAT = Rule("AsStridedBackwardBackward0", lambda ctx, g: (v_take_flat(g, ctx.index),))
+_PUT_FLAT = Rule("AsStridedScatterBackward0",
+                 lambda ctx, g: (v_put_flat(g, ctx.index, 0) if ctx.needs[0] else None,
+                                 v_take_flat(g, ctx.index) if ctx.needs[1] else None),
+                 ("self", "src"))
+
+
+def _node(rule: Rule, edges: tuple, meta: list, needs: list, node_type=None, **attrs):
+    """A node made directly (not by an op's `record`), saving no tensors."""
+    ctx = Ctx()
+    ctx.needs, ctx.freed, ctx.tensors, ctx.versions = needs, False, {}, {}
+    ctx.__dict__.update(attrs)
+    return (node_type or rule.node)(rule.backward, edges, meta, ctx)
+
+
+class CopySlices(node_class("torch::autograd::CopySlices")):
+    """The node of a base whose view was modified in place; it owns the op's node (`ctx.fn`)."""
+
+    __slots__ = ()
+
+    def _release(self):
+        Node._release(self)
+        self.ctx.fn._release()
+
+
+def _copy_slices_view_backward(ctx, g):
+    """The base's gradient with the view's part replaced by the op's gradient of its input."""
+    fn = ctx.fn
+    grads = list(fn._apply(v_take_flat(g, ctx.index), isinstance(g, Tensor)))
+    own = grads[0]
+    base_grad = None
+    if ctx.needs[0] and own is not None:
+        if ctx.overlapping:   # NOTE: torch copies the gradient into the view's part of the base's
+            raise RuntimeError(_OVERLAP_MESSAGE)   # gradient, which refuses overlapping memory
+        shape = fn._input_meta[0][0]
+        base_grad = v_put_flat(g, ctx.index, sum_to_shape(own, shape) if own.shape != shape else own)
+    return (base_grad, *grads[1:])
+
+
+_COPY_SLICES_VIEW = Rule("torch::autograd::CopySlices", _copy_slices_view_backward)
 
 
 def _rebase_view(view: Tensor, node) -> None:
-    """An in-place op on a view, recorded as torch does: the base's history becomes CopySlices
-    (the base's old history, with the op's node applied to the view's region), and the view
-    becomes a view of the new base (AsStridedBackward0)."""
+    """An in-place op recorded `node` for `view`: its base's node becomes CopySlices(node)."""
     base = view._base
-    base._rebases += 1
-    view._rebases = base._rebases
-    positions = _view_positions(view, base)
-    shape = base._data.shape
-    base_edge = (base.grad_fn if base.grad_fn is not None else
-                 (base._acc or base._accumulator()) if base._requires_grad else None, 0)
-    edges = (base_edge,) + tuple(node.next_functions[1:])
-    meta = ((shape, base.dtype),) + tuple(node._input_meta[1:])
-    ctx = Ctx()
-    ctx.needs, ctx.freed, ctx.tensors, ctx.versions = [e[0] is not None for e in edges], False, {}, {}
-    base.grad_fn = node_class("torch::autograd::CopySlices")(_copy_slices_of(node, positions, shape), edges,
-                                                             meta, ctx)
+    edge = base._edge()
+    edges = (edge, *node.next_functions[1:])
+    meta = [(base._data.shape, base.dtype), *node._input_meta[1:]]
+    needs = [edge[0] is not None, *node.ctx.needs[1:]]
+    index = _flat_positions(view._data, base._data)
+    _set_node(base, _node(_COPY_SLICES_VIEW, edges, meta, needs, CopySlices, fn=node, index=index,
+                          overlapping=np.unique(index).size != index.size))
     base._requires_grad = True
-    view_ctx = Ctx()
-    view_ctx.needs, view_ctx.freed, view_ctx.tensors, view_ctx.versions = [True], False, {}, {}
-    old = view.grad_fn
-    view.grad_fn = node_class("AsStridedBackward0")(_as_strided_of(positions, shape), ((base.grad_fn, 0),),
-                                                    ((shape, base.dtype),), view_ctx)
-    view._requires_grad = True
+
+
+_AS_STRIDED = Rule("AsStridedBackward0", lambda ctx, g: (v_scatter_add_flat(g, ctx.index, ctx.shape),))
+
+def _view_rebase_message(view: Tensor, indirect: bool) -> str:
+    """torch's refusal to modify in place a view made under no_grad or by a multi-output op
+    (or a view of such a view), or its base afterwards (`indirect`)."""
+    modified = "its base or another view of its base has been" if indirect else "is being"
+    op = view._grad_fn.name().rpartition("Backward")[0] if view._grad_fn is not None else None
+    if view._view_creation != "no_grad":
+        # NOTE: a multi-output view without a node (of a tensor that does not require grad,
+        # written with an operand that does) is described as made in no_grad mode.
+        where = (f"Output {view._view_creation} of {op} is a view and {modified} modified inplace." if op else
+                 f"A view was created in no_grad mode and {modified} modified inplace with grad mode enabled.")
+        return (f"{where} This view is the output of a function that returns multiple views. Such functions do "
+                "not allow the output views to be modified inplace. You should replace the inplace operation by "
+                "an out-of-place one.")
+    head = f"Output 0 of {op} is a view of a view which was created in" if op else "A view was created in"
+    return (f"{head} no_grad mode and {modified} modified inplace with grad mode enabled. Given that this use "
+            "case is ambiguous and error-prone, it is forbidden. You can clarify your code by moving both the "
+            "view and the inplace either both inside the no_grad block (if you don't want the inplace to be "
+            "tracked) or both outside (if you want the inplace to be tracked).")
+
+
+def refresh_view_node(view: Tensor) -> None:
+    """Regenerate the node of a view whose memory was modified in place since its node was recorded.
+
+    NOTE: as torch's VariableHooks::grad_fn: a view without a node of a base that does not
+    require grad stays without; a view made under no_grad or by a multi-output op raises;
+    any other view gets AsStridedBackward0 from its base's node (or AccumulateGrad).
+    """
+    base = view._base
+    if view._grad_fn is None and not base._requires_grad:
+        view._view_version = view._vc[0]
+        return
+    if view._view_creation is not None:
+        raise RuntimeError(_view_rebase_message(view, indirect=True))
+    edge = base._edge()
+    node = _node(_AS_STRIDED, (edge,), [(base._data.shape, base.dtype)], [edge[0] is not None],
+                 index=_flat_positions(view._data, base._data), shape=base._data.shape)
+    old, view.grad_fn = view._grad_fn, node
     if old is not None and old._retained is not None and old._retained() is view:
-        old._retained, view.grad_fn._retained = None, old._retained   # retain_grad follows the view
+        # NOTE: the view still retains grad (no warning on reading .grad), as in torch.
+        old._retained, node._retained = None, old._retained
+    view._requires_grad = True
+
+
+def _set_node(tensor: Tensor, node) -> None:
+    """Give a tensor modified in place its new node.
+
+    NOTE: retain_grad follows the tensor: its .grad is the gradient of the new value.
+    """
+    old = tensor.grad_fn
+    tensor.grad_fn = node
+    if old is not None and node is not None and old._retained is not None and old._retained() is tensor:
+        old._retained, node._retained = None, old._retained
 
 
 def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = True, meta=None):
@@ -223,13 +312,13 @@ _FILL_TENSOR = Rule("FillBackward3", lambda ctx, g: (v_zeros_like(g), g.sum() if
 
 def zero_(self: Tensor) -> Tensor:
     """Fill with zeros in place."""
-    check_writable(self)
+    check_writable(self, overlap_allowed=True)
     return write_result(self, record(_ZERO, (self,), np.zeros_like(self._data), self.dtype))
 
 
 def fill_(self: Tensor, value) -> Tensor:
     """Fill with a number (or a 0-d tensor) in place."""
-    check_writable(self, value)
+    check_writable(self, value, overlap_allowed=True)
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(
@@ -263,37 +352,47 @@ def copy_(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     return write_result(self, result)
 
 
-def _copy_slices_backward(ctx, g):
-    if isinstance(g, Tensor):   # create_graph: the same selections, recorded on g
-        written = np.zeros(g._data.shape, bool)
-        written[ctx.index] = True
-        return (v_masked_zero(g, written) if ctx.needs[0] else None,
-                g[_tensor_index(ctx.index)] if ctx.needs[1] else None)
-    grad_self = None
-    if ctx.needs[0]:
-        grad_self = g.copy()
-        grad_self[ctx.index] = 0
-    grad_value = g[ctx.index] if ctx.needs[1] else None
-    return grad_self, grad_value
+def _index_put_backward(ctx, g):
+    """`x[index] = value` (index_put_): the gradient with the written part zeroed, and that part for `value`."""
+    return (v_put_flat(g, ctx.index, 0) if ctx.needs[0] else None,
+            v_take_flat(g, ctx.index) if ctx.needs[1] else None)
 
 
-_COPY_SLICES = Rule("torch::autograd::CopySlices", _copy_slices_backward, ("self", "value"))
 # NOTE: an index with tensors (advanced indexing, masks) is torch's index_put_, whose node
 # saves the indices: a second backward without retain_graph raises.
-_INDEX_PUT = Rule("IndexPutBackward0", _copy_slices_backward, ("self", "value"))
+_INDEX_PUT = Rule("IndexPutBackward0", _index_put_backward, ("self", "value"))
 
 
 def __setitem__(self: Tensor, index, value) -> None:
-    """`x[index] = value`: an in-place write of a number or a tensor broadcast to the indexed part."""
-    check_writable(self, value, view_node=_indexing_view_node(self, index))
+    """`x[index] = value`: an in-place write of a number or a tensor broadcast to the indexed part.
+
+    NOTE: as torch's set_item: a basic index (ints, slices, None, Ellipsis) writes into the
+    view `x[index]` (copy_, or fill_ for a 0-d value into a larger part), so the base records
+    CopySlices; an index of only full slices and Ellipsis writes into `x` itself; any other
+    index is index_put_ (IndexPutBackward0).
+    """
     key = _numpy_index(index)
-    if isinstance(value, Tensor):
-        advanced = any(isinstance(i, (Tensor, list, bool)) for i in (index if isinstance(index, tuple) else (index,)))
-        if advanced:   # NOTE: torch's index_put_ refuses any overlap at all
-            _assert_no_overlap(self._data, value._data, partial_only=False)
-        else:
-            _check_copy_to(self._data[_numpy_index_view(key)], value)
     value_tensor = value if isinstance(value, Tensor) else _scalar_tensor(value, _dtype.result_type([self], [value]))
+    if _is_basic(key):
+        parts = index if isinstance(index, tuple) else (index,)
+        whole = all(p is Ellipsis or (isinstance(p, slice) and p == slice(None)) for p in parts)
+        region = self if whole else self[index]
+        shape, src_shape = region._data.shape, value_tensor._data.shape
+        if shape == src_shape:
+            copy_(region, value_tensor)
+        elif not src_shape:
+            fill_(region, value_tensor)
+        else:
+            from ._ops_shape import _expand_shape   # circular: shape ops import the in-place ones
+            # NOTE: torch drops the value's leading 1-sized dims, then expands it (with expand's errors).
+            stripped = src_shape[next((i for i, n in enumerate(src_shape) if n != 1), len(src_shape)):]
+            src = _reshape(value_tensor, stripped) if stripped != src_shape else value_tensor
+            _expand_shape(src, shape)
+            copy_(region, src)
+        return
+    check_writable(self, value)
+    if isinstance(value, Tensor):   # NOTE: torch's index_put_ refuses any overlap at all
+        _assert_no_overlap(self._data, value._data, partial_only=False)
     data = self._data.copy()
     with _errstate():
         try:
@@ -305,64 +404,18 @@ def __setitem__(self: Tensor, index, value) -> None:
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(value_tensor.shape)} cannot be "
                                f"broadcast to indexing result of shape {list(target)}") from None
     index_tensors = [i for i in (index if isinstance(index, tuple) else (index,)) if isinstance(i, Tensor)]
-    rule = _INDEX_PUT if index_tensors else _COPY_SLICES
-    result = record(rule, (self, value_tensor), data, self.dtype, index=key)
+    positions = np.arange(data.size).reshape(data.shape)[key]   # the flat indices written
+    result = record(_INDEX_PUT, (self, value_tensor), data, self.dtype, index=positions)
     if result.grad_fn is not None:
         for n, t in enumerate(index_tensors):
             save_for_backward(result, f"indices{n}", t)
     write_result(self, result)
 
 
-def _check_copy_to(view: np.ndarray, value: Tensor) -> None:
-    """torch's copy of a tensor into the view `x[index]` (copy_to in its indexing code): a 0-d
-    value fills; another is stripped of leading 1s and expanded to the view (expand's errors),
-    then copied (a partial overlap refused where the value was not actually expanded)."""
-    if value._data.ndim == 0:
-        return
-    shape = value._data.shape
-    if shape != view.shape:
-        while shape and shape[0] == 1:
-            shape = shape[1:]
-        _expand_shape(Tensor._make(value._data.reshape(shape), value.dtype), view.shape)
-    if shape == view.shape:
-        _assert_no_overlap(view, value._data, partial_only=True)
-
-
-def _indexing_view_node(self: Tensor, index) -> str | None:
-    """The node of the view torch makes of `self` to write `x[index] = v` into: the last of its
-    basic indexing steps (None: torch writes into `self` itself, as for advanced indexing).
-    NOTE: torch skips a slice that keeps the whole dim."""
-    node, dim = None, 0
-    for item in index if isinstance(index, tuple) else (index,):
-        if isinstance(item, (Tensor, list, bool)):
-            return None
-        if item is None:
-            node = "UnsqueezeBackward0"
-            dim += 1
-        elif isinstance(item, slice):
-            if dim < self._data.ndim and range(self._data.shape[dim])[item] != range(self._data.shape[dim]):
-                node = "SliceBackward0"
-            dim += 1
-        elif item is not Ellipsis:
-            node = "SelectBackward0"
-    return node
-
-
-def _tensor_index(key):
-    """A numpy index expression with its arrays made engine tensors again."""
-    if isinstance(key, tuple):
-        return tuple(_tensor_index(k) for k in key)
-    if isinstance(key, np.ndarray):
-        return Tensor._make(key, _dtype.from_numpy(key.dtype))
-    if isinstance(key, list):
-        return [_tensor_index(k) for k in key]
-    return key
-
-
-def _numpy_index_view(key):
-    """A basic numpy key that gives a view even where all its items are ints."""
-    key = key if isinstance(key, tuple) else (key,)
-    return key if any(item is Ellipsis for item in key) else key + (Ellipsis,)
+def _is_basic(key) -> bool:
+    """A numpy key of ints, slices, None and Ellipsis only (its result is a view)."""
+    items = key if isinstance(key, tuple) else (key,)
+    return all(isinstance(k, (int, slice, type(None), type(Ellipsis))) and not isinstance(k, bool) for k in items)
 
 
 def _numpy_index(index):

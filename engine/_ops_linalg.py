@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _ops
-from ._ops import (_UNSQUEEZE, _VIEW, Rule, _check_tensor, _reshape, record, v_expand,
+from ._ops import (_UNSQUEEZE, _VIEW, Rule, _check_tensor, _diagonal_view, _reshape, record, v_expand,
                    v_masked_zero)
 from ._tensor import Tensor
 
@@ -116,16 +116,8 @@ def v_permute(x, dims):
     return _permute(x, dims) if isinstance(x, Tensor) else np.transpose(x, dims)
 
 
-def _diagonal_view(x: np.ndarray, dim1: int, dim2: int) -> np.ndarray:
-    """np.diagonal(x, 0, dim1, dim2) as a writable view (numpy's is read-only), like torch's view."""
-    rest = [i for i in range(x.ndim) if i not in (dim1, dim2)]
-    shape = [x.shape[i] for i in rest] + [min(x.shape[dim1], x.shape[dim2])]
-    strides = [x.strides[i] for i in rest] + [x.strides[dim1] + x.strides[dim2]]
-    return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=x.flags.writeable)
-
-
 def v_diagonal(x, dim1: int, dim2: int):
-    return _diagonal(x, dim1, dim2) if isinstance(x, Tensor) else _diagonal_view(x, dim1, dim2)
+    return _diagonal(x, dim1, dim2) if isinstance(x, Tensor) else _diagonal_view(x, 0, dim1, dim2)
 
 
 def v_diagonal_embed(x, shape, dim1: int, dim2: int):
@@ -153,7 +145,7 @@ _DIAGONAL_BACKWARD = Rule("DiagonalBackwardBackward0",
 
 
 def _diagonal(t: Tensor, dim1: int, dim2: int) -> Tensor:
-    return record(_DIAGONAL, (t,), _diagonal_view(t._data, dim1, dim2), t.dtype,
+    return record(_DIAGONAL, (t,), _diagonal_view(t._data, 0, dim1, dim2), t.dtype,
                   self_shape=t.shape, dim1=dim1, dim2=dim2)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _dtype, _ops
 from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor, _errstate,
-                   _float_dtype, _scalar_tensor, _unary_float, record, v_data,
+                   _float_dtype, _scalar_tensor, _unary_float, record, v_data, v_exp,
                    v_masked_zero, v_where)
 from ._tensor import Tensor
 
@@ -77,9 +77,6 @@ def v_sinh(x):
 def v_cosh(x):
     return cosh(x) if isinstance(x, Tensor) else np.cosh(x)
 
-
-def v_exp(x):
-    return _ops.exp(x) if isinstance(x, Tensor) else np.exp(x)
 
 
 def v_rsqrt(x):
@@ -351,13 +348,22 @@ def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002
     return _clamp_scalar(_CLAMP_SCALAR, input, lo, hi, dt)
 
 
+def _tie_first(fn, a, b):
+    """np.maximum / np.minimum keeping the first operand on a tie.
+
+    NOTE: torch's maximum, minimum and clamp return their first operand when both are
+    equal, so maximum(-0.0, 0.0) is -0.0 (numpy returns the second).
+    """
+    return np.where(a == b, a, fn(a, b))
+
+
 def _clamp_scalar(rule: Rule, input: Tensor, lo, hi, dt) -> Tensor:
     x = _as(input, dt)
     with _errstate():
         if lo is not None:
-            x = np.maximum(x, np.asarray(lo, dt.np))
+            x = _tie_first(np.maximum, x, np.asarray(lo, dt.np))
         if hi is not None:
-            x = np.minimum(x, np.asarray(hi, dt.np))
+            x = _tie_first(np.minimum, x, np.asarray(hi, dt.np))
     return record(rule, (input,), x, dt, min=lo, max=hi)
 
 
@@ -370,9 +376,9 @@ def _clamp_tensor(input: Tensor, lo, hi) -> Tensor:
     x = _as(input, dt)
     with _errstate():
         if lo is not None:
-            x = np.maximum(x, _as(lo, dt))
+            x = _tie_first(np.maximum, x, _as(lo, dt))
         if hi is not None:
-            x = np.minimum(x, _as(hi, dt))
+            x = _tie_first(np.minimum, x, _as(hi, dt))
     rule = _CLAMP_TENSOR[lo is not None, hi is not None]
     return record(rule, (input, *present), _full(x, shape), dt,
                   has_min=lo is not None, has_max=hi is not None)
@@ -577,12 +583,12 @@ def _tensor_binary(op: str, input, other):
 
 def maximum(input, other) -> Tensor:
     a, b, dt = _tensor_binary("maximum", input, other)
-    return record(_MAXIMUM, (a, b), np.maximum(_as(a, dt), _as(b, dt)), dt)
+    return record(_MAXIMUM, (a, b), _tie_first(np.maximum, _as(a, dt), _as(b, dt)), dt)
 
 
 def minimum(input, other) -> Tensor:
     a, b, dt = _tensor_binary("minimum", input, other)
-    return record(_MINIMUM, (a, b), np.minimum(_as(a, dt), _as(b, dt)), dt)
+    return record(_MINIMUM, (a, b), _tie_first(np.minimum, _as(a, dt), _as(b, dt)), dt)
 
 
 def _atan2_backward(ctx, g):
@@ -602,7 +608,10 @@ def atan2(input, other) -> Tensor:
     a, b, dt = _tensor_binary("atan2", input, other)
     dt = _float_dtype(dt)
     with _errstate():
-        data = np.arctan2(_as(a, dt), _as(b, dt))
+        y, x = _as(a, dt), _as(b, dt)
+        # Rounded as torch's kernel rounds (see _ops._VIA_FLOAT64).
+        data = np.arctan2(y, x) if dt.np != np.float32 else \
+            np.arctan2(y.astype(np.float64), x.astype(np.float64)).astype(np.float32)
     return record(_ATAN2, (a, b), data, dt)
 
 

@@ -18,8 +18,8 @@ import warnings
 import numpy as np
 
 from . import _args, _dtype, optable
-from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _reduction_dims, _reshape, _transpose,
-                   exp, mean, record, save_for_backward, sum as _sum, v_data, v_expand, v_masked_zero,
+from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims, _reshape, _rounded,
+                   _transpose, exp, mean, record, save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero,
                    v_reshape, v_transpose, v_where)
 from ._tensor import Tensor, _wrap_dim
 
@@ -47,9 +47,6 @@ def v_mean_keep(x, axes):
         return mean(x) if axes is None else mean(x, axes, keepdim=True)
     return np.mean(x) if axes is None else np.mean(x, axis=axes, keepdims=True)
 
-
-def v_exp(x):
-    return exp(x) if isinstance(x, Tensor) else np.exp(x)
 
 
 def v_cumsum(x, dim: int):
@@ -494,7 +491,7 @@ def logsumexp(input, dim, keepdim: bool = False) -> Tensor:
             shift = np.where(np.isinf(shift), np.zeros((), dt.np), shift)
         else:
             shift = np.zeros(_keep_shape(x.shape, axes), dt.np)
-        data = np.log(np.sum(np.exp(xf - shift), axis=axes, keepdims=True)) + shift
+        data = _rounded(np.log, np.sum(_np_exp(xf - shift), axis=axes, keepdims=True)) + shift
     if not keepdim:
         data = data.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
     return record(_LOGSUMEXP, (input,), data, dt, keep_shape=_keep_shape(x.shape, axes))

@@ -16,8 +16,8 @@ these ops read numpy's layout to choose as torch does. Ops that copy in torch
 
 Results that alias their input's array (numpy views): reshape/view/flatten/
 unflatten (when no copy is needed), squeeze, unsqueeze, transpose, swapaxes,
-permute, t, T, mT, H, mH, adjoint, expand, expand_as, broadcast_to (read-only),
-diagonal (read-only), narrow, split, split_with_sizes, chunk, unbind, and
+permute, t, T, mT, H, mH, adjoint, expand, expand_as, broadcast_to,
+diagonal, narrow, split, split_with_sizes, chunk, unbind, and
 contiguous (the input itself when it is C-contiguous).
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _args, _dtype, optable
 from ._autograd import _GradMode
-from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule,
+from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule, _diagonal_view,
                    _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_reshape)
 from ._ops import sum as _sum
 from ._tensor import Tensor, _wrap_dim
@@ -625,7 +625,7 @@ def diagonal(input, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     if d1 == d2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     offset = operator.index(offset)
-    return record(_DIAGONAL, (input,), np.diagonal(input._data, offset, d1, d2), input.dtype,
+    return record(_DIAGONAL, (input,), _diagonal_view(input._data, offset, d1, d2), input.dtype,
                   offset=offset, dim1=d1, dim2=d2, self_shape=input._data.shape)
 
 
@@ -741,15 +741,15 @@ def _split_at(input: Tensor, d: int, sizes, rule: Rule) -> tuple:
     for n in sizes:
         outs.append(_take(input, _dim_key(d, slice(start, start + n)), rule))
         start += n
-    return _multiple_views(outs)
+    return _multi_output_views(outs)
 
 
-def _multiple_views(outs) -> tuple:
-    """The views an op returns several of (split, unbind), marked as such: torch refuses to
-    modify them in place (made under no_grad, they are no_grad views instead)."""
-    if _GradMode.enabled:
-        for number, out in enumerate(outs):
-            out._multi_output_nr = number
+def _multi_output_views(outs) -> tuple:
+    """NOTE: torch forbids modifying in place the views a multi-output op (split, unbind) made
+    with grad mode on, or their base afterwards; each remembers its output index for the message."""
+    for i, out in enumerate(outs):
+        if out._base is not None and _GradMode.enabled:
+            out._view_creation = i
     return tuple(outs)
 
 
@@ -819,4 +819,4 @@ def unbind(input, dim: int = 0) -> tuple:
     if input._data.ndim == 0:
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     d = _wrap_dim(dim, input._data.ndim)
-    return _multiple_views([_take(input, _dim_key(d, i), _UNBIND) for i in range(input._data.shape[d])])
+    return _multi_output_views([_take(input, _dim_key(d, i), _UNBIND) for i in range(input._data.shape[d])])

@@ -78,13 +78,11 @@ class Tensor:
 
     # _vc: the version counter, a one-element list shared by a tensor and its views
     # (and detached aliases), bumped by every in-place op. _base: the tensor this one
-    # is a view of, or None. _multi_output_nr: for a view made by an op that returns several
-    # views (unbind, split) or a view of one, its output number (torch's MULTI_OUTPUT_NODE
-    # creation meta: such views refuse in-place ops), else None. _rebases: on a base, how
-    # often an in-place op on one of its views rewrote its history; on a view, that count
-    # when the view's own history was last set.
-    __slots__ = ("_data", "dtype", "_requires_grad", "grad_fn", "_grad", "_acc", "_vc", "_base",
-                 "_multi_output_nr", "_rebases", "__weakref__")
+    # is a view of, or None. _view_version: for a view, the version its grad_fn was
+    # recorded at (torch's attr_version); _view_creation: None, "no_grad" for a view made
+    # under no_grad, or the output index of a view made by a multi-output op (unbind, split).
+    __slots__ = ("_data", "dtype", "_requires_grad", "_grad_fn", "_grad", "_acc", "_vc", "_base",
+                 "_view_version", "_view_creation", "__weakref__")
     __array_priority__ = 1000   # make `ndarray * Tensor` defer to Tensor.__rmul__
 
     def __init__(self, *args):
@@ -101,13 +99,13 @@ class Tensor:
         self._data = data
         self.dtype = dt
         self._requires_grad = requires_grad
-        self.grad_fn = grad_fn
+        self._grad_fn = grad_fn
         self._grad = None
         self._acc = None
         self._vc = [0]
         self._base = None
-        self._multi_output_nr = None
-        self._rebases = 0
+        self._view_version = 0
+        self._view_creation = None
         if _GradMode.inference:
             INFERENCE_TENSORS[id(self)] = self
 
@@ -153,8 +151,23 @@ class Tensor:
 
     # ---- autograd metadata ----------------------------------------------------------
     @property
+    def grad_fn(self):
+        if self._base is not None and self._vc[0] != self._view_version:
+            # NOTE: torch regenerates the node of a view whose base (or another view of it)
+            # was modified in place since the view's node was recorded, when it is read.
+            from ._ops_inplace import refresh_view_node   # circular: in-place ops record nodes
+            refresh_view_node(self)
+        return self._grad_fn
+
+    @grad_fn.setter
+    def grad_fn(self, node):
+        self._grad_fn = node
+        self._view_version = self._vc[0]
+
+    @property
     def requires_grad(self) -> bool:
-        return self._requires_grad
+        # NOTE: a view requires grad when its base does, as in torch.
+        return self._requires_grad or (self._base is not None and self._base._requires_grad)
 
     @requires_grad.setter
     def requires_grad(self, value: bool):

@@ -1,14 +1,21 @@
 """A fuzz campaign: run random Programs on a backend and on torch until a time budget is spent.
 
-Hypothesis drives the search in-process. When a program diverges with a
-signature not seen before, Hypothesis shrinks it to a minimal program (the
-test function fails only for that one signature while it shrinks); the
-finding is written at once (a `finding` line in `results.jsonl`,
-`findings/<slug>.json`, `repro/<slug>.py`) and a new Hypothesis run starts
-with the known signatures ignored. The budget, Ctrl-C and `max_findings` stop
-the campaign from inside Hypothesis with BaseException subclasses, which it
-propagates without treating them as test failures; the directory is valid
-after any of them.
+The search draws programs with the program builder of `fuzz.strategies` fed by
+a plain `random.Random` (seeded from the campaign seed: the same seed gives the
+same programs), which is many times faster than drawing through Hypothesis
+and records every choice as the Hypothesis choice it stands for. When a
+program diverges with a signature not seen before, its recorded choices are
+offered to a Hypothesis run of the same builder (`_Offer`, an example
+database whose one entry is that program); Hypothesis replays it and shrinks
+it to a minimal program (the test function fails only for that one signature
+while it shrinks). The finding is written at once (a `finding` line in
+`results.jsonl`, `findings/<slug>.json`, `repro/<slug>.py`), Hypothesis saves
+the shrunk program in the campaign's example database, and the search goes
+on with the known signatures ignored. A new campaign with that database
+replays its stored failures first. The budget, Ctrl-C and `max_findings`
+stop the campaign, from inside Hypothesis too (BaseException subclasses,
+which it propagates without treating them as test failures); the directory
+is valid after any of them.
 
 Output directory (Contract 5 in DESIGN.md)::
 
@@ -30,8 +37,9 @@ import re
 import shutil
 import sys
 import time
+import unittest
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -43,16 +51,17 @@ import torch
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
+from hypothesis.internal.reflection import function_digest
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 import oracle
 from fuzz import interpreter
-from fuzz.compare import MATCH, Verdict, compare
+from fuzz.compare import MATCH, Verdict, adjudicated, compare
 from fuzz.outcome import Outcome
 from fuzz.program import Program, nested_shape
 from fuzz.repro import render_script
-from fuzz.strategies import programs
+from fuzz.strategies import choices_blob, fast_programs, programs
 
 COMPLETED, INTERRUPTED, MAX_FINDINGS_REACHED = "completed", "interrupted", "max-findings"
 # Shrinking one finding may take this share of the budget (at least MIN_SHRINK_SECONDS);
@@ -78,9 +87,16 @@ class CampaignConfig:
     workers: int = 1               # local worker processes (see fuzz.workers)
     worker: int = 0                # this shard's index: worker k > 0 draws from its own seeds
     mutant: str | None = None      # a fuzz.mutants bug patched into this process's engine first
+    autograd_features: bool | None = None  # see fuzz.strategies.programs (default: only without ops)
+
+    @property
+    def program_options(self) -> dict:
+        """The program builder's options (`fuzz.strategies.programs`, `fast_programs`)."""
+        return {"ops": self.ops, "max_steps": self.max_steps, "autograd_features": self.autograd_features}
 
     def run_seed(self, run_index: int) -> int:
-        """The seed of Hypothesis run ``run_index`` of this shard (worker 0 of any run is the 1-worker run)."""
+        """The seed of run ``run_index`` of this shard (worker 0 of any run is the 1-worker run): run 0 seeds
+        the search's random programs, run k > 0 the k-th Hypothesis run (replay or shrink)."""
         shard = f"{self.seed}:{run_index}" if self.worker == 0 else f"{self.seed}:w{self.worker}:{run_index}"
         return random.Random(shard).getrandbits(64)
 
@@ -209,7 +225,13 @@ def run_campaign(config: CampaignConfig, *, console: Console | None = None) -> S
     if config.mutant:
         from fuzz.mutants import apply_mutant
         apply_mutant(config.mutant)
-    return _Campaign(config, load_backend(config.backend), console).run()
+    # Programs are tiny: one torch thread is fastest (more spin-wait on each other's cores), as in workers.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _Campaign(config, load_backend(config.backend), console).run()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def prepare_directory(config: CampaignConfig, meta: dict) -> None:
@@ -246,6 +268,36 @@ def _write_synced(path: Path, text: str) -> None:
         file.write(text)
         file.flush()
         os.fsync(file.fileno())
+
+
+class _Offer(ExampleDatabase):
+    """The campaign's database as one Hypothesis run sees it: one entry to replay.
+
+    A new failure's choices are offered under the secondary key: Hypothesis
+    replays secondary entries in its reuse phase and shrinks those that fail
+    (a primary entry that replays exactly is taken as shrunk already). A stored
+    failure is offered under the primary key (``stored=True``): it is replayed,
+    not shrunk again. Writes (a shrunk program, under the primary key) go to the
+    campaign's database, so the next campaign replays the finding first.
+    """
+
+    def __init__(self, database: ExampleDatabase, blob: bytes, *, stored: bool = False):
+        super().__init__()
+        self.database, self.blob, self.stored = database, blob, stored
+
+    def fetch(self, key: bytes):
+        secondary, pareto = key.endswith(b".secondary"), key.endswith(b".pareto")
+        if (secondary and not self.stored) or (self.stored and not secondary and not pareto):
+            yield self.blob
+
+    def save(self, key: bytes, value: bytes) -> None:
+        self.database.save(key, value)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        self.database.delete(key, value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self.database.move(src, dest, value)
 
 
 class KeepFailures(ExampleDatabase):
@@ -326,71 +378,107 @@ class _Campaign:
         append_record(self.config.out, self.summary.to_json())
 
     def search(self) -> None:
-        """Hypothesis runs, one per finding, until the budget or max_findings stops them."""
-        run_index = 0
-        while True:
-            try:
-                self.hypothesis_test(run_index)()
-            except (_NewDivergence, _StopShrinking, Flaky) as stop:
-                # Flaky: the backend did not diverge again on the same program (it has state);
-                # the program that diverged is still worth a report.
-                if self.smallest is not None:
-                    self.record(self.smallest, shrunk=isinstance(stop, _NewDivergence))
-                self.hunted = self.smallest = None
+        """Replay the stored failures, then search with fast random programs until the budget or
+        max_findings stops it, shrinking each new divergence through Hypothesis."""
+        config = self.config
+        self.database = KeepFailures(DirectoryBasedExampleDatabase(config.database or config.out / ".hypothesis"))
+        self.runs = 0
+        try:
+            # Stored failures first, one Hypothesis run each (a run stops at its first failure).
+            stored = self.database.fetch(function_digest(self.hypothesis_test(self.database, 0).hypothesis.inner_test))
+            for blob in sorted(stored, key=lambda blob: (len(blob), blob)):
+                self.hypothesis_run(_Offer(self.database, blob, stored=True))
                 if self.enough_findings():
                     self.summary.status = MAX_FINDINGS_REACHED
                     return
-            except _StopCampaign as stop:
-                self.summary.status = stop.status
-                return
-            run_index += 1
+            search = fast_programs(random.Random(config.run_seed(0)), **config.program_options)
+            for program, source in search:
+                failure = self.check(program)
+                if failure is None:
+                    continue
+                earlier = self.unhunted.pop(failure.verdict.signature, None)
+                self.hunted, self.hunt_started = failure.verdict.signature, time.monotonic()
+                self.first_sighting = (earlier.examples, earlier.seconds) if earlier else \
+                    (failure.examples, failure.seconds)
+                self.smallest = replace(failure, examples=self.first_sighting[0], seconds=self.first_sighting[1])
+                if not self.hypothesis_run(_Offer(self.database, choices_blob(source))):
+                    # Hypothesis did not see it again (the backend has state): report it as it was found.
+                    self.record(self.smallest, shrunk=False)
+                    self.hunted = self.smallest = None
+                if self.enough_findings():
+                    self.summary.status = MAX_FINDINGS_REACHED
+                    return
+        except _StopCampaign as stop:
+            self.summary.status = stop.status
 
     def enough_findings(self) -> bool:
         return self.config.max_findings is not None and len(self.summary.findings) >= self.config.max_findings
 
-    def hypothesis_test(self, run_index: int) -> Callable[[], None]:
+    def hypothesis_run(self, database: ExampleDatabase) -> bool:
+        """One Hypothesis run that replays ``database``'s entries (and generates nothing); a failing
+        entry is shrunk (unless it replays a stored one exactly) and recorded. Whether a finding was
+        recorded."""
+        self.runs += 1
+        try:
+            self.hypothesis_test(database, self.config.run_seed(self.runs))()
+        except (_NewDivergence, _StopShrinking, Flaky) as stop:
+            # Flaky: the backend did not diverge again on the same program (it has state);
+            # the program that diverged is still worth a report.
+            if self.smallest is not None:
+                self.record(self.smallest, shrunk=isinstance(stop, _NewDivergence))
+            self.hunted = self.smallest = None
+            return True
+        except unittest.SkipTest:  # Hypothesis' word for a database with nothing to replay
+            pass
+        return False
+
+    def hypothesis_test(self, database: ExampleDatabase, run_seed: int) -> Callable[[], None]:
         config = self.config
-        database = KeepFailures(DirectoryBasedExampleDatabase(config.database or config.out / ".hypothesis"))
-        # One reproducible seed per Hypothesis run, so run k never repeats run k-1's programs.
-        run_seed = config.run_seed(run_index)
 
         # NOTE: @seed outside @settings would switch the database off (Hypothesis does that for
-        # reproducible seeds); inside, the settings' database still replays stored failures first.
+        # reproducible seeds); inside, the settings' database still replays its entries.
         @settings(database=database, max_examples=10**9, deadline=None, suppress_health_check=list(HealthCheck),
-                  phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
-                  report_multiple_bugs=False, verbosity=Verbosity.quiet, print_blob=False)
+                  phases=(Phase.reuse, Phase.shrink), report_multiple_bugs=False, verbosity=Verbosity.quiet,
+                  print_blob=False)
         @hypothesis.seed(run_seed)
-        @given(programs(ops=config.ops, max_steps=config.max_steps))
+        @given(programs(**config.program_options))
         def gradfuzz_campaign(program: Program) -> None:
-            self.check(program)
+            self.shrink_check(program)
 
         return gradfuzz_campaign
 
-    def check(self, program: Program) -> None:
-        """The Hypothesis test body: run, compare, count; fail only on the hunted signature."""
-        now = time.monotonic()
-        if now > self.deadline:
+    def check(self, program: Program) -> _Failure | None:
+        """Run, compare, count; the failure if the program diverges with a signature not known."""
+        if time.monotonic() > self.deadline:
             raise _StopCampaign(COMPLETED)
-        if self.hunted is not None and now > self.hunt_started + self.config.shrink_limit:
-            raise _StopShrinking
         self.poll()
         engine_outcome = interpreter.run(program, self.backend)
         torch_outcome = oracle.run_torch(program)
-        verdict = compare(engine_outcome, torch_outcome, program, backend=self.backend)
+        verdict = compare(engine_outcome, torch_outcome, program, backend=self.backend, adjudicate=False)
         self.count(program, verdict, engine_outcome, torch_outcome)
         self.refresh()
         if not verdict.diverged or verdict.signature in self.known:
+            return None
+        return _Failure(program, verdict, engine_outcome, torch_outcome, self.summary.examples,
+                        time.monotonic() - self.started)
+
+    def shrink_check(self, program: Program) -> None:
+        """The Hypothesis test body: `check`, failing only on the hunted signature (the first new one
+        when replaying stored failures)."""
+        if self.hunted is not None and time.monotonic() > self.hunt_started + self.config.shrink_limit:
+            raise _StopShrinking
+        failure = self.check(program)
+        if failure is None:
             return
-        sighting = (self.summary.examples, time.monotonic() - self.started)
+        signature = failure.verdict.signature
         if self.hunted is None:
-            earlier = self.unhunted.get(verdict.signature)
-            self.hunted, self.hunt_started = verdict.signature, time.monotonic()
-            self.first_sighting = (earlier.examples, earlier.seconds) if earlier else sighting
-        if verdict.signature == self.hunted:
-            self.smallest = _Failure(program, verdict, engine_outcome, torch_outcome, *self.first_sighting)
-            raise _NewDivergence(verdict.signature)
-        self.unhunted.setdefault(verdict.signature,
-                                 _Failure(program, verdict, engine_outcome, torch_outcome, *sighting))
+            earlier = self.unhunted.pop(signature, None)
+            self.hunted, self.hunt_started = signature, time.monotonic()
+            self.first_sighting = (earlier.examples, earlier.seconds) if earlier else (failure.examples, failure.seconds)
+        if signature == self.hunted:
+            self.smallest = replace(failure, examples=self.first_sighting[0], seconds=self.first_sighting[1])
+            raise _NewDivergence(signature)
+        self.unhunted.setdefault(signature, failure)
 
     def poll(self) -> None:
         """Hook for parallel shards: learn signatures other workers found (see fuzz.workers)."""
@@ -408,7 +496,8 @@ class _Campaign:
                 summary.coverage[op][feature]["examples"] += 1
 
     def record(self, failure: _Failure, *, shrunk: bool) -> None:
-        verdict, name = failure.verdict, slug(failure.verdict.signature)
+        verdict = adjudicated(failure.verdict, failure.program, failure.engine, failure.torch)
+        name = slug(verdict.signature)
         self.known.add(verdict.signature)
         record = {
             "type": "finding", "signature": verdict.signature, "kind": verdict.kind, "op": verdict.op,

@@ -12,7 +12,7 @@ import operator
 import warnings
 from dataclasses import replace
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -90,6 +90,10 @@ def _apply(backend: ModuleType, step: Step, env: dict[str, Any]) -> Any:
     args = [resolve(backend, arg, env) for arg in step.args]
     kwargs = {key: resolve(backend, value, env) for key, value in step.kwargs.items()}
     if step.op == REGISTER_HOOK:
+        # NOTE: grad_fn is read first because torch 2.13 segfaults in register_hook on a view whose
+        # grad_fn is stale (`v = (x * 2).view(-1); v.detach().zero_(); v.register_hook(h)`): it sets
+        # the hook dict before it reads grad_fn itself, a line later. Reading it changes nothing else.
+        args[0].grad_fn
         args[0].register_hook(scaling_hook(*args[1:]))
         return args[0]
     if step.form == "inplace":
@@ -185,7 +189,7 @@ def _step_result(ref: str, result: Any) -> StepResult:
                                              f"reading the result ({type(result).__name__}): {error}"))
 
 
-def run(program: Program, backend: ModuleType) -> Outcome:
+def run(program: Program, backend: ModuleType, *, make_input: Callable[[Input], Any] | None = None) -> Outcome:
     """Run ``program`` on ``backend`` and record everything observable.
 
     Steps run in order; the first exception (from creating an input, a step,
@@ -193,14 +197,15 @@ def run(program: Program, backend: ModuleType) -> Outcome:
     runs. Leaf gradients are read at the end either way; ``grads`` also
     holds retained grads (``v3``), leaf grads after the first of two
     backward calls (``x0@backward1``) and the first-order grads of a double
-    backward (``x0@grad``).
+    backward (``x0@grad``). ``make_input`` makes the leaf tensor of an input
+    (default: `make_input` of this module).
     """
     values: list[StepResult] = []
     env: dict[str, Any] = {}
     extra: dict[str, Array | None] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        error = _execute(program, backend, env, values, extra)
+        error = _execute(program, backend, env, values, extra, make_input)
         grads = {tensor.name: _leaf_grad(env.get(tensor.name)) for tensor in program.inputs}
         # Retained grads of non-leaf tensors are part of the outcome, under the step's name.
         for step in program.steps:
@@ -211,13 +216,13 @@ def run(program: Program, backend: ModuleType) -> Outcome:
     return Outcome(tuple(values), error, grads, recorded)
 
 
-def _execute(program: Program, backend: ModuleType, env: dict[str, Any],
-             values: list[StepResult], extra: dict[str, Array | None]) -> Failure | None:
+def _execute(program: Program, backend: ModuleType, env: dict[str, Any], values: list[StepResult],
+             extra: dict[str, Array | None], input_maker: Callable[[Input], Any] | None) -> Failure | None:
     """Fill ``env`` and ``values`` step by step; return the first failure, if any."""
     # Catching every Exception is the point: the backend's exceptions are observations.
     for tensor in program.inputs:
         try:
-            env[tensor.name] = make_input(backend, tensor)
+            env[tensor.name] = input_maker(tensor) if input_maker else make_input(backend, tensor)
         except Exception as exc:  # noqa: BLE001
             return _failure(exc, f"input {tensor.name}")
     for index, step in enumerate(program.steps):

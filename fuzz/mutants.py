@@ -28,6 +28,8 @@ class Mutant:
     kinds: tuple[str, ...]       # divergence kinds that catch it
     ops: tuple[str, ...]         # ops a catching finding names (None: any op)
     focus: tuple[str, ...]       # the ops a targeted campaign draws
+    features: bool = False       # the targeted campaign also draws autograd features (in-place steps,
+    #                              hooks, retain_grad, no_grad regions, repeated and double backward)
 
     def catches(self, finding: dict) -> bool:
         """Whether a campaign finding relates to this bug (kind and op)."""
@@ -170,6 +172,46 @@ def _mul_rule_swapped():
                                     g * ctx.self if ctx.needs[1] else None)
 
 
+def _permute_not_inverted():
+    from engine import _ops_shape
+    # The bug: permute's backward applies the permutation again instead of its inverse
+    # (right for swaps, wrong for a 3-cycle such as (2, 0, 1)).
+    _ops_shape._PERMUTE.backward = lambda ctx, g: (_ops_shape.v_permute(g, tuple(ctx.dims)),)
+
+
+def _hook_result_ignored():
+    from engine import _autograd
+    correct = _autograd._run_tensor_hooks
+
+    def run_tensor_hooks(node, g, create_graph, as_tensor):
+        # The bug: tensor hooks run, but the gradient they return is dropped.
+        if node._pre_hooks:
+            for hook in list(node._pre_hooks.values()):
+                hook(as_tensor(g, node.variable.dtype if isinstance(node, _autograd.AccumulateGrad)
+                               else _autograd._dtype_of(g)))
+            hooks, node._pre_hooks = node._pre_hooks, None
+            try:
+                return correct(node, g, create_graph, as_tensor)
+            finally:
+                node._pre_hooks = hooks
+        return correct(node, g, create_graph, as_tensor)
+    _autograd._run_tensor_hooks = run_tensor_hooks
+
+
+def _no_grad_records():
+    from engine import _autograd
+    # The bug: `with no_grad():` leaves graph recording on.
+    _autograd.no_grad.__enter__ = lambda self: None
+    _autograd.no_grad.__exit__ = lambda self, *exc: False
+
+
+def _cumsum_forward_scan():
+    from engine import _ops_reduce
+    # The bug: cumsum's gradient is the cumulative sum of g in the forward direction
+    # (it must run from the end: output j depends on inputs i <= j).
+    _ops_reduce._CUMSUM.backward = lambda ctx, g: (g if ctx.dim is None else _ops_reduce.v_cumsum(g, ctx.dim),)
+
+
 GRADIENT_KINDS = ("gradient", "gradient-none")
 MUTANTS = {mutant.name: mutant for mutant in (
     Mutant("sub-other-sign", "wrong sign: sub's gradient for `other` is +g", _sub_other_sign,
@@ -182,7 +224,7 @@ MUTANTS = {mutant.name: mutant for mutant in (
     Mutant("max-tie-first", "wrong tie convention: max() gives a tie's gradient to the first maximum",
            _max_tie_first, GRADIENT_KINDS, ("max",), ("max", "add", "mul", "abs")),
     Mutant("accumulate-overwrites", "dropped accumulation: AccumulateGrad overwrites .grad",
-           _accumulate_overwrites, GRADIENT_KINDS, (), ("add", "mul", "sum", "exp")),
+           _accumulate_overwrites, GRADIENT_KINDS, (), ("add", "mul", "sum", "exp"), features=True),
     Mutant("inplace-no-version-bump", "missing version-counter bump: in-place ops keep the version",
            _inplace_no_version_bump, ("error-vs-success", "gradient", "value"), (), ("mul", "exp", "add", "sum")),
     Mutant("nonscalar-backward-message", "wrong error message: backward() on a non-scalar output",
@@ -199,6 +241,15 @@ MUTANTS = {mutant.name: mutant for mutant in (
            ("grad-fn",), ("tanh",), ("tanh", "add", "mul", "sum")),
     Mutant("mul-rule-swapped", "wrong operand in a rule: mul's gradient for `self` uses `self`",
            _mul_rule_swapped, GRADIENT_KINDS, ("mul",), ("mul", "add", "sum", "neg")),
+    Mutant("permute-not-inverted", "wrong inverse: permute's gradient applies the permutation, not its inverse",
+           _permute_not_inverted, GRADIENT_KINDS + ("shape",), ("permute",), ("permute", "sum", "mul", "add")),
+    Mutant("hook-result-ignored", "dropped hook result: a tensor hook's returned gradient is ignored",
+           _hook_result_ignored, GRADIENT_KINDS, (), ("mul", "add", "sum", "exp"), features=True),
+    Mutant("no-grad-records", "grad mode ignored: ops under no_grad() record a graph",
+           _no_grad_records, GRADIENT_KINDS + ("grad-fn", "error-vs-success", "error-message", "error-type"), (),
+           ("mul", "add", "sum", "exp"), features=True),
+    Mutant("cumsum-forward-scan", "wrong scan direction: cumsum's gradient sums g forwards, not from the end",
+           _cumsum_forward_scan, GRADIENT_KINDS, ("cumsum",), ("cumsum", "sum", "mul", "add")),
 )}
 
 

@@ -97,9 +97,12 @@ class Outcome:
         """The same outcome with every error and warning message passed through ``normalize``."""
         def fix(failure: Failure | None) -> Failure | None:
             return None if failure is None else replace(failure, message=normalize(failure.message))
+        if self.error is None and not self.warnings:  # nothing to normalize (most outcomes)
+            return self
         return replace(
             self,
-            values=tuple(replace(result, error=fix(result.error)) for result in self.values),
+            values=tuple(result if result.error is None else replace(result, error=fix(result.error))
+                         for result in self.values),
             error=fix(self.error),
             warnings=tuple(replace(warning, message=normalize(warning.message)) for warning in self.warnings),
         )

@@ -77,14 +77,15 @@ def run_selftest(config: SelftestConfig, *, console: Console | None = None) -> l
 
 
 def table(records: list[dict]) -> Table:
-    """The rich table of a self-test: bug, caught?, seconds, examples, the catching signature."""
+    """The rich table of a self-test: bug, caught?, seconds, examples, shrunk steps, the catching signature."""
     result = Table(title="gradfuzz self-test")
-    for column in ("bug", "caught", "seconds", "examples", "finding"):
-        result.add_column(column, justify="right" if column in ("seconds", "examples") else "left")
+    for column in ("bug", "caught", "seconds", "examples", "steps", "finding"):
+        result.add_column(column, justify="right" if column in ("seconds", "examples", "steps") else "left")
     for record in records:
         caught = record["caught"]
         result.add_row(record["mutant"], "[green]yes[/green]" if caught else "[red]no[/red]",
                        f"{record['seconds']:.1f}" if caught else "-", str(record["examples"]) if caught else "-",
+                       str(record.get("shrunk_steps")) if caught else "-",
                        record["signature"] or f"({record['findings']} other findings)")
     caught = sum(record["caught"] for record in records)
     result.caption = f"{caught} of {len(records)} bugs caught"
@@ -118,6 +119,7 @@ def _run_one(config: SelftestConfig, name: str) -> dict:
     campaign_config = CampaignConfig(
         out=config.out / name, budget_seconds=config.budget_per_bug, seed=config.seed, backend="engine",
         max_steps=config.max_steps, ops=None if config.all_ops else mutant.focus,
+        autograd_features=True if mutant.features else None,
         shrink_seconds=SHRINK_SHARE * config.budget_per_bug, mutant=name,
         command=f"gradfuzz selftest --bugs {name}")
     load_backend("engine")

@@ -1,11 +1,22 @@
-"""Hypothesis strategies for random Programs, driven by the op table.
+"""Random Programs, driven by the op table: a Hypothesis strategy and a fast random source.
 
-`programs()` builds a DAG one step at a time. Each step samples an op from
+One program builder makes every program; it takes each decision from a
+`ChoiceSource` (an integer in a range, a boolean or a bounded float). Under
+`programs()` the source is Hypothesis (`HypothesisSource`: each choice one
+`st.integers` / `st.booleans` / `st.floats` draw, so Hypothesis replays and
+shrinks programs); under `fast_programs()` it is a seeded `random.Random`
+(`RandomSource`), many times faster, which records each choice as the
+Hypothesis choice it stands for: `choices_blob` turns a random program into
+an example-database entry from which `programs()` builds the same program
+again, so a campaign searches fast and still shrinks with Hypothesis. A
+tensor's values take two choices (a flavour and a seed), not one per element.
+
+The builder builds a DAG one step at a time. Each step samples an op from
 `engine.optable.OPS` (so a new table entry of a kind drawn here is fuzzed
 without touching this module), a form the op offers, and operands by the op
 kind's shape rule: existing tensors of a compatible shape, fresh inputs drawn
 to fit, or Python scalars where torch takes them. Each step is evaluated on
-torch as it is drawn, so the strategy knows every intermediate shape, dtype
+torch as it is drawn, so the builder knows every intermediate shape, dtype
 and value: it picks operands inside the op's domain most of the time, and
 ends the program at a step torch rejects (that step's error is then what gets
 compared). The program is finally pruned to what the action's target depends
@@ -23,14 +34,15 @@ extreme magnitudes; and a share of programs is invalid on purpose (shape
 or dtype mismatches, in-place ops on leaves, backward on what does not
 require grad), so errors are compared too.
 
-Draws are ordered so failures shrink bottom-up: the number of steps first,
-ops and forms with `sampled_from`, operands towards the inputs (so steps in
-between become dead code and are pruned), small shapes, and simple values
-(zeros, small integers) before arbitrary floats.
+Choices are ordered so failures shrink bottom-up: the number of steps first,
+ops and forms as indices, operands towards the inputs (so steps in between
+become dead code and are pruned), small shapes, and simple values (a tensor
+of one simple value, zeros first) before pseudo-random ones.
 """
 from __future__ import annotations
 
 import functools
+import random
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,11 +50,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import array_shapes, arrays, broadcastable_shapes
+from hypothesis.database import choices_to_bytes
 
 from engine.optable import (BINARY, BY_NAME, COMPARISON, INPLACE, MATMUL, NONZERO, OPS, POSITIVE, PROPERTY, REAL,
                             REDUCTION, UNARY, Op, T)
 from fuzz import interpreter
+from oracle.reference import torch_input
 from fuzz.program import (ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, REGISTER_HOOK,
                           REPEATED_BACKWARD, RETAIN_GRAD, SETITEM, SUM_BACKWARD, Action, DType, Input, Literal,
                           Program, Ref, Seq, Slice, Step, as_arg)
@@ -88,11 +101,12 @@ STEP_KINDS = ("op",) * 10 + ("inplace", "inplace", DETACH, RETAIN_GRAD, REGISTER
 # How a template op gets its tensors: "template" (the sample's shapes, from existing tensors
 # of that shape or new inputs) or "adapt" (the newest tensor, other shapes following it).
 TEMPLATE_MODES = ("template", "adapt", "adapt", "adapt")
-# How an input's values are drawn, in shrink order: "plain" moderate values; "edges" mixes
-# in zeros, negative zeros, the op's kinks and its domain's edges; "ties" repeats two values
-# (max, amax, sort-like ops, maximum); "extreme" mixes in huge, tiny and non-finite values
-# (a small share: they make tolerances meaningless after a few ops).
-VALUE_FLAVOURS = ("plain",) * 8 + ("edges", "edges", "ties", "ties", "extreme")
+# How an input's values are drawn, in shrink order (see _values): "constant" one simple value;
+# "plain" moderate values; "edges" mixes in zeros, negative zeros, the op's kinks and its
+# domain's edges; "ties" repeats two or three values (max, amax, sort-like ops, maximum);
+# "extreme" mixes in huge, tiny and non-finite values (a small share: they make tolerances
+# meaningless after a few ops).
+VALUE_FLAVOURS = ("constant",) + ("plain",) * 7 + ("edges", "edges", "ties", "ties", "extreme")
 INVALID_MODES = ("shape", "dtype", "leaf-inplace", "no-grad-target")
 HOOK_SCALES = (2.0, -1.0, 0.5, 0.0, 3.0)
 # Action kinds, in shrink order.
@@ -106,7 +120,7 @@ ACTIONS = (SUM_BACKWARD, SUM_BACKWARD, BACKWARD_GRADIENT, BACKWARD, REPEATED_BAC
 OPERAND_SOURCES = ("any", "new") + ("newest",) * 5
 
 _SIMPLE_VALUES = {
-    REAL: (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0),
+    REAL: (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -0.0),
     POSITIVE: (1.0, 2.0, 0.5, 3.0),
     NONZERO: (1.0, -1.0, 2.0, -2.0, 0.5, -0.5),
 }
@@ -149,10 +163,14 @@ def programs(*, ops: Iterable[str] | None = None, max_steps: int = 6, max_inputs
         def test_mul_sum(program):
             ...
     """
+    return _programs(_limits(ops, max_steps, max_inputs, dtypes, max_dims, max_side, autograd_features))
+
+
+def _limits(ops, max_steps, max_inputs, dtypes, max_dims, max_side, autograd_features) -> _Limits:
     chosen = _validate(ops, max_steps, max_inputs, dtypes, max_dims, max_side)
     features = ops is None if autograd_features is None else bool(autograd_features)
-    return _programs(_Limits(tuple(op.name for op in chosen), max_steps, max_inputs, tuple(dtypes),
-                             max_dims, max_side, features))
+    return _Limits(tuple(op.name for op in chosen), max_steps, max_inputs, tuple(dtypes), max_dims, max_side,
+                   features)
 
 
 @dataclass(frozen=True)
@@ -213,85 +231,232 @@ def drawable_ops() -> tuple[Op, ...]:
     return tuple(op for op in OPS if _drawable(op))
 
 
-def _rarely(draw, one_in: int) -> bool:
-    """True about once in ``one_in`` draws; shrinks to False."""
-    return draw(st.integers(0, one_in - 1)) == one_in - 1
+class ChoiceSource:
+    """Where the program builder gets its choices from.
 
-
-# Strategies are immutable; building them once per argument tuple (instead of
-# per draw) keeps generation fast.
-@functools.lru_cache(maxsize=None)
-def _elements(domain: str, dtype: str, flavour: str = "plain", kinks: tuple = ()) -> st.SearchStrategy:
-    """Values for an input in ``domain``.
-
-    "plain": simple ones first (zeros, small integers), then moderate 0.1 <= |x| <= 4;
-    "edges", "ties", "extreme": see VALUE_FLAVOURS. Special values are
-    `sampled_from` choices that shrink to the first (simple) one.
+    Every decision of the builder is one of three choices, made through this
+    interface: an ``integer`` in a closed range, a ``boolean``, or a ``float``
+    in a closed range. Two sources implement it: `HypothesisSource` (each
+    choice is one Hypothesis draw, so Hypothesis replays and shrinks programs)
+    and `RandomSource` (a plain `random.Random`, fast, recording each choice as
+    the Hypothesis choice it stands for, so that a program it built can be
+    handed to Hypothesis to shrink; see `choices_blob`).
     """
-    if dtype == "int64":
-        return st.integers(-3, 3)
+
+    def integer(self, low: int, high: int) -> int:
+        raise NotImplementedError
+
+    def boolean(self) -> bool:
+        raise NotImplementedError
+
+    def float(self, low: float, high: float) -> float:
+        raise NotImplementedError
+
+    def pick(self, options):
+        """One of ``options``, shrinking towards the first (one integer choice, as `st.sampled_from`)."""
+        return options[self.integer(0, len(options) - 1)]
+
+    def rarely(self, one_in: int) -> bool:
+        """True about once in ``one_in`` draws; shrinks to False."""
+        return self.integer(0, one_in - 1) == one_in - 1
+
+    def shape(self, min_dims: int, max_dims: int, max_side: int) -> tuple[int, ...]:
+        """A shape of rank min_dims..max_dims, sides 1..max_side (shrinks to low rank, sides 1)."""
+        return tuple(self.integer(1, max_side) for _ in range(self.integer(min_dims, max_dims)))
+
+
+@functools.lru_cache(maxsize=None)
+def _integers(low: int, high: int) -> st.SearchStrategy[int]:
+    return st.integers(low, high)
+
+
+@functools.lru_cache(maxsize=None)
+def _floats(low: float, high: float) -> st.SearchStrategy[float]:
+    return st.floats(low, high)
+
+
+_BOOLEANS = st.booleans()
+
+
+class HypothesisSource(ChoiceSource):
+    """Choices drawn by Hypothesis: `st.integers`, `st.booleans`, `st.floats` (one choice each)."""
+
+    def __init__(self, draw: Callable):
+        self.draw = draw
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draw(_integers(low, high))
+
+    def boolean(self) -> bool:
+        return self.draw(_BOOLEANS)
+
+    def float(self, low: float, high: float) -> float:
+        return self.draw(_floats(low, high))
+
+
+class RandomSource(ChoiceSource):
+    """Choices from a `random.Random`, each recorded (in ``choices``) as the Hypothesis choice
+    `HypothesisSource` would have made: replaying ``choices`` through Hypothesis builds the same
+    program, which Hypothesis can then shrink."""
+
+    def __init__(self, rng: random.Random):
+        self.random = rng.random
+        self.choices: list = []
+
+    def integer(self, low: int, high: int) -> int:
+        value = low + int(self.random() * (high - low + 1))
+        self.choices.append(value)
+        return value
+
+    def boolean(self) -> bool:
+        value = self.random() < 0.5
+        self.choices.append(value)
+        return value
+
+    def float(self, low: float, high: float) -> float:
+        value = min(max(low + self.random() * (high - low), low), high)
+        self.choices.append(value)
+        return value
+
+    # The two most frequent choices, without the detour through integer() (the same choices).
+    def pick(self, options):
+        index = int(self.random() * len(options))
+        self.choices.append(index)
+        return options[index]
+
+    def rarely(self, one_in: int) -> bool:
+        value = int(self.random() * one_in)
+        self.choices.append(value)
+        return value == one_in - 1
+
+
+def choices_blob(source: RandomSource) -> bytes:
+    """The recorded choices as an example-database entry (`hypothesis.database.choices_to_bytes`)."""
+    return choices_to_bytes(source.choices)
+
+
+def fast_programs(rng: random.Random, *, ops: Iterable[str] | None = None, max_steps: int = 6,
+                  max_inputs: int = 3, dtypes: Iterable[str] = DTYPES, max_dims: int = 3, max_side: int = 4,
+                  autograd_features: bool | None = None):
+    """Endless ``(program, source)`` pairs built from ``rng`` by the same builder as `programs()`
+    (same arguments); ``choices_blob(source)`` makes `programs()` build that program again."""
+    limits = _limits(ops, max_steps, max_inputs, dtypes, max_dims, max_side, autograd_features)
+    while True:
+        source = RandomSource(rng)
+        yield _build(source, limits), source
+
+
+# ---- values ------------------------------------------------------------------------------
+
+_STREAMS = 6  # pseudo-random words per element: magnitude, sign, simple?, which simple, special?, which special
+
+
+def _words(seed: int, count: int) -> np.ndarray:
+    """``(_STREAMS, count)`` pseudo-random uint64 words from ``seed`` (splitmix64 over a counter)."""
+    x = np.arange(_STREAMS * count, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(
+        (seed * 0xD1B54A32D192ED03 + 1) % 2 ** 64)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x.reshape(_STREAMS, count)
+
+
+def _uniform(words: np.ndarray) -> np.ndarray:
+    return (words >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+
+def _chosen(table: tuple, words: np.ndarray) -> np.ndarray:
+    return np.asarray(table, dtype=np.float64)[(words % np.uint64(len(table))).astype(np.intp)]
+
+
+# Seeds of the pseudo-random values of one tensor (a Hypothesis integer choice).
+VALUE_SEEDS = 2 ** 16
+
+
+def _values(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: str, kinks: tuple = ()) -> list:
+    """An input's values (nested lists) from two choices: a flavour and a seed (or a simple value).
+
+    Flavours (VALUE_FLAVOURS, in shrink order): "constant", every element one simple
+    value (what failures shrink to); "plain", moderate values (a quarter of them simple);
+    "edges", half of them zeros, negative zeros, the op's kinks and its domain's edges;
+    "ties", repeats of two or three values; "extreme", a quarter huge, tiny or non-finite.
+    A few choices per tensor, not one per element, keep generation fast; Hypothesis
+    still shrinks the flavour to "constant" and the seed to 0.
+    """
+    count = 1
+    for side in shape:
+        count *= side
+    if dtype == "int64":  # -3..3
+        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] % np.uint64(7)).astype(np.int64) - 3
+                ).reshape(shape).tolist()
     if dtype == "bool":
-        return st.booleans()
-    width = 32 if dtype == "float32" else 64
-    positive = st.floats(SMALLEST_MAGNITUDE, 4.0, width=width)
-    negative = st.floats(-4.0, -SMALLEST_MAGNITUDE, width=width)
-    general = (positive,) if domain == POSITIVE else (positive, negative)
-    plain = st.one_of(st.sampled_from(_SIMPLE_VALUES[domain]), *general)
-    if flavour == "edges":
-        edges = tuple(dict.fromkeys(_EDGE_VALUES[domain] + tuple(_f32(kink) for kink in kinks)))
-        return st.one_of(st.sampled_from(edges), plain)
-    if flavour == "ties":
-        return st.sampled_from(_TIE_VALUES[domain])
-    if flavour == "extreme":
-        return st.one_of(plain, st.sampled_from(_EXTREME_VALUES))
-    return plain
+        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] & np.uint64(1)) == 1).reshape(shape).tolist()
+    flavour = source.pick(VALUE_FLAVOURS)
+    if flavour == "constant":
+        return np.full(shape, source.pick(_SIMPLE_VALUES[domain]), dtype=dtype).tolist()
+    words = _words(source.integer(0, VALUE_SEEDS - 1), count)
+    # Moderate values: 0.1 <= |x| <= 4 (positive for POSITIVE), a quarter of them simple ones.
+    values = SMALLEST_MAGNITUDE + _uniform(words[0]) * (4.0 - SMALLEST_MAGNITUDE)
+    if domain != POSITIVE:
+        values = np.where(words[1] & np.uint64(1), -values, values)
+    values = np.where(_uniform(words[2]) < 0.25, _chosen(_SIMPLE_VALUES[domain], words[3]), values)
+    if flavour != "plain":
+        special = {"edges": tuple(dict.fromkeys(_EDGE_VALUES[domain] + tuple(_f32(kink) for kink in kinks))),
+                   "ties": _TIE_VALUES[domain], "extreme": _EXTREME_VALUES}[flavour]
+        share = {"edges": 0.5, "ties": 1.0, "extreme": 0.25}[flavour]
+        values = np.where(_uniform(words[4]) < share, _chosen(special, words[5]), values)
+    return values.astype(dtype).reshape(shape).tolist()
 
 
-@functools.lru_cache(maxsize=None)
-def _scalars(domain: str) -> st.SearchStrategy[int | float]:
-    """Python scalar operands; floats are float32-exact so both backends see the same number."""
-    positive = st.floats(SMALLEST_MAGNITUDE, 4.0, width=32)
-    negative = st.floats(-4.0, -SMALLEST_MAGNITUDE, width=32)
-    general = (positive,) if domain == POSITIVE else (positive, negative)
-    return st.one_of(st.sampled_from(_SIMPLE_SCALARS[domain]), *general)
+def _scalar(source: ChoiceSource, domain: str) -> int | float:
+    """A Python scalar operand: a simple one first, else a moderate float32-exact number (so both
+    backends see the same number)."""
+    branch = source.integer(0, 1 if domain == POSITIVE else 2)
+    if branch == 0:
+        return source.pick(_SIMPLE_SCALARS[domain])
+    magnitude = _f32(source.float(SMALLEST_MAGNITUDE, 4.0))
+    return magnitude if branch == 1 else -magnitude
 
 
-@functools.lru_cache(maxsize=None)
-def _arrays(dtype: str, shape: tuple[int, ...], domain: str, flavour: str = "plain",
-            kinks: tuple = ()) -> st.SearchStrategy[np.ndarray]:
-    return arrays(np.dtype(dtype), shape, elements=_elements(domain, dtype, flavour, kinks), fill=st.nothing())
+def _broadcastable(source: ChoiceSource, shape: tuple[int, ...], max_dims: int, max_side: int, *,
+                   grow: bool = True) -> tuple[int, ...]:
+    """A shape that broadcasts with ``shape``: rank 0..max_dims; each side the same, or (rarely) 1;
+    where ``shape`` has a 1 (and ``grow``), any side; leading sides beyond ``shape``'s rank 1..max_side."""
+    rank = source.integer(0, max_dims)
+    sides = []
+    for position in range(rank):
+        aligned = len(shape) - rank + position
+        if aligned >= 0 and shape[aligned] == 1 and grow:
+            sides.append(source.integer(1, max_side))
+        elif aligned >= 0:
+            sides.append(1 if source.rarely(3) else shape[aligned])
+        else:
+            sides.append(source.integer(1, max_side))
+    return tuple(sides)
 
 
-@functools.lru_cache(maxsize=None)
-def _shapes(min_dims: int, max_dims: int, max_side: int) -> st.SearchStrategy[tuple[int, ...]]:
-    return array_shapes(min_dims=min_dims, max_dims=max_dims, max_side=max_side)
-
-
-@functools.lru_cache(maxsize=None)
-def _broadcastable(shape: tuple[int, ...], max_dims: int, max_side: int) -> st.SearchStrategy[tuple[int, ...]]:
-    return broadcastable_shapes(shape, max_dims=max_dims, max_side=max_side)
-
-
-def _pick(draw, options):
-    """One of ``options``, shrinking towards the first."""
-    # An index draw: Hypothesis caches `integers(0, n)`, while a sampled_from
-    # over each new list of tensors would be a new strategy to validate.
-    return options[draw(st.integers(0, len(options) - 1))]
+_JUST_REAL, _NONZERO_DOMAINS = frozenset({REAL}), frozenset({REAL, NONZERO})
+_POSITIVE_DOMAINS = frozenset({REAL, NONZERO, POSITIVE})
 
 
 def _domains(tensor) -> frozenset[str]:
     """The domains every element of ``tensor`` is moderate and inside of."""
     if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
         return frozenset()
-    values = tensor.detach().abs()
-    if not bool(torch.isfinite(values).all()) or bool((values > MODERATE).any()):
+    try:
+        data = tensor.detach().numpy()
+    except (TypeError, RuntimeError):  # a dtype numpy lacks (bfloat16)
         return frozenset()
-    domains = {REAL}
-    if bool((values > DOMAIN_MARGIN).all()):
-        domains.add(NONZERO)
-        if bool((tensor > 0).all()):
-            domains.add(POSITIVE)
-    return frozenset(domains)
+    if not data.size:
+        return _POSITIVE_DOMAINS  # every element of nothing is in every domain
+    values = np.abs(data)
+    if not values.max() <= MODERATE:  # also when a value is NaN
+        return frozenset()
+    if not values.min() > DOMAIN_MARGIN:
+        return _JUST_REAL
+    return _POSITIVE_DOMAINS if data.min() > 0 else _NONZERO_DOMAINS
 
 
 def matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -315,7 +480,7 @@ def matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ..
 class _Builder:
     """A program under construction, with every tensor evaluated on torch."""
 
-    draw: Callable
+    source: ChoiceSource
     limits: _Limits
     dtype: str
     mixed: bool
@@ -335,26 +500,28 @@ class _Builder:
 
     def new_input(self, shape: tuple[int, ...], domain: str, *, dtype: str | None = None, values=None,
                   requires_grad: bool | None = None) -> Ref:
-        draw = self.draw
+        source = self.source
         if dtype is None:
-            dtype = _pick(draw, self.limits.dtypes) if self.mixed else self.dtype
+            dtype = source.pick(self.limits.dtypes) if self.mixed else self.dtype
         if values is None:
-            flavour = _pick(draw, VALUE_FLAVOURS)
-            values = draw(_arrays(dtype, shape, domain, flavour, self.kinks if flavour == "edges" else ())).tolist()
+            # NOTE: nested lists cannot spell an empty side before another side (`[]` is shape (0,)
+            # whatever follows): such a side (from a tensor like eye(0) this input goes with) is 1.
+            shape = tuple(1 if side == 0 and index < len(shape) - 1 else side for index, side in enumerate(shape))
+            values = _values(source, dtype, shape, domain, self.kinks)
         if requires_grad is None:
             # Usually requires grad; shrinks to False. Sometimes no input does, so that
             # "element 0 of tensors does not require grad" is compared too.
-            requires_grad = dtype in DTYPES and not _rarely(draw, NO_GRAD_ONE_IN)
+            requires_grad = dtype in DTYPES and not source.rarely(NO_GRAD_ONE_IN)
         name = f"x{len(self.inputs)}"
         self.inputs.append(Input(name, shape, dtype, values, requires_grad))
-        self.add_tensor(name, interpreter.make_input(torch, self.inputs[-1]))
+        self.add_tensor(name, torch_input(self.inputs[-1]))
         return Ref(name)
 
     def can_add_input(self) -> bool:
         return sum(tensor.dtype in DTYPES for tensor in self.inputs) < self.limits.max_inputs
 
     def operand(self, domain: str, *, accept=lambda tensor: True,
-                new_shape: st.SearchStrategy[tuple[int, ...]] | None = None) -> Ref:
+                new_shape: Callable[[], tuple[int, ...]] | None = None) -> Ref:
         """An existing tensor that ``accept``s and fits ``domain`` (oldest first), or a new input.
 
         Once in a while (and when nothing fits and no input can be added) the
@@ -363,8 +530,8 @@ class _Builder:
         if self.forced is not None:
             forced, self.forced = self.forced, None
             return forced
-        draw = self.draw
-        ignore_domain = _rarely(draw, OUT_OF_DOMAIN_ONE_IN)
+        source = self.source
+        ignore_domain = source.rarely(OUT_OF_DOMAIN_ONE_IN)
         # Bool and integer results (comparisons, argmax) reach float ops only through templates.
         existing = [name for name, tensor in self.tensors.items() if tensor.is_floating_point() and accept(tensor)
                     and (ignore_domain or domain in self.domains[name])]
@@ -373,15 +540,13 @@ class _Builder:
         if not sources:
             existing = [name for name, tensor in self.tensors.items() if accept(tensor)] or list(self.tensors)
             sources = ["any"]
-        source = _pick(draw, sources)
-        if source == "any":
-            return Ref(_pick(draw, existing))
-        if source == "newest":
+        where = source.pick(sources)
+        if where == "any":
+            return Ref(source.pick(existing))
+        if where == "newest":
             return Ref(existing[-1])
         limits = self.limits
-        if new_shape is None:
-            new_shape = _shapes(0, limits.max_dims, limits.max_side)
-        shape = draw(new_shape)
+        shape = new_shape() if new_shape is not None else source.shape(0, limits.max_dims, limits.max_side)
         return self.new_input(shape, REAL if ignore_domain else domain)
 
     def shape(self, ref: Ref) -> tuple[int, ...]:
@@ -395,10 +560,8 @@ class _Builder:
         """
         step = Step(op, form, args, kwargs, f"v{len(self.steps)}", self.no_grad)
         self.steps.append(step)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = interpreter.apply_step(torch, step, self.env)
+        try:  # (warnings are ignored while a program is built: see _build)
+            result = interpreter.apply_step(torch, step, self.env)
         except Exception:  # noqa: BLE001  (a step torch rejects is a valid test of error behaviour)
             self.failed = True
             return False
@@ -408,7 +571,7 @@ class _Builder:
                 return True
             self.no_grad = False
             return self.add_step("__getitem__", "method",
-                                 (Ref(step.out), Literal(_pick(self.draw, range(len(result))))), {})
+                                 (Ref(step.out), Literal(self.source.integer(0, len(result) - 1))), {})
         self.add_tensor(step.out, result)
         if step.aliases_first:  # an in-place op changed a tensor other names see too
             for name, tensor in self.tensors.items():
@@ -455,16 +618,16 @@ def _binary_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     ``2 ** x``, but not ``torch.maximum(x, 2)``. An in-place op's receiver
     is the anchor, first.
     """
-    draw, limits = builder.draw, builder.limits
-    anchor_position = 0 if builder.forced is not None else _pick(draw, (0, 1))
+    src, limits = builder.source, builder.limits
+    anchor_position = 0 if builder.forced is not None else src.pick((0, 1))
     other_position = 1 - anchor_position
     anchor = builder.operand(_domain(op, anchor_position))
     anchor_shape = builder.shape(anchor)
     other_domain = _domain(op, other_position)
     scalar_form = "method" if form == "inplace" else form
     sources = ("tensor", "scalar") if torch_accepts_scalar(op.name, scalar_form, other_position) else ("tensor",)
-    if _pick(draw, sources) == "scalar":
-        other = Literal(draw(_scalars(other_domain)))
+    if src.pick(sources) == "scalar":
+        other = Literal(_scalar(src, other_domain))
     else:
         def broadcasts(tensor: torch.Tensor) -> bool:
             try:
@@ -478,9 +641,11 @@ def _binary_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
                     return np.broadcast_shapes(anchor_shape, tuple(tensor.shape)) == anchor_shape
                 except ValueError:
                     return False
-            new_shape = _broadcastable(anchor_shape, len(anchor_shape), limits.max_side)
+            def new_shape():
+                return _broadcastable(src, anchor_shape, len(anchor_shape), limits.max_side, grow=False)
         else:
-            new_shape = _broadcastable(anchor_shape, limits.max_dims, limits.max_side)
+            def new_shape():
+                return _broadcastable(src, anchor_shape, limits.max_dims, limits.max_side)
         other = builder.operand(other_domain, accept=broadcasts, new_shape=new_shape)
     return ((anchor, other) if anchor_position == 0 else (other, anchor)), _keywords(builder, op, anchor)
 
@@ -490,11 +655,7 @@ def _reduction_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     return (anchor,), _keywords(builder, op, anchor)
 
 
-_OMITTED = object()
-
-
-@functools.lru_cache(maxsize=None)
-def _spec_values(kind: str | tuple, rank: int) -> st.SearchStrategy:
+def _spec_value(src: ChoiceSource, kind: str | tuple, rank: int):
     """A keyword's value by its table kind.
 
     "dim": one dim of a rank-``rank`` tensor; "dims": None, one dim or a tuple
@@ -502,21 +663,25 @@ def _spec_values(kind: str | tuple, rank: int) -> st.SearchStrategy:
     tuple lists the literal choices.
     """
     if isinstance(kind, tuple):
-        return st.sampled_from(kind)
-    dim = st.integers(-rank, rank - 1)
+        return src.pick(kind)
     if kind == "dim":
-        return dim
+        return src.integer(-rank, rank - 1)
     if kind == "dims":
-        dims = st.lists(st.integers(0, rank - 1), unique=True, max_size=rank).flatmap(
-            lambda chosen: st.tuples(*(st.sampled_from((index, index - rank)) for index in chosen)))
-        return st.one_of(st.none(), dim, dims)
-    return {"bool": st.booleans(), "float": _scalars(REAL), "int": st.integers(-2, 3)}[kind]
-
-
-@functools.lru_cache(maxsize=None)
-def _keyword(kind: str | tuple, rank: int) -> st.SearchStrategy:
-    """A keyword's value by its table kind, or _OMITTED (drawn first, so it shrinks to omitted)."""
-    return st.one_of(st.just(_OMITTED), _spec_values(kind, rank))
+        form = src.integer(0, 2)
+        if form == 0:
+            return None
+        if form == 1:
+            return src.integer(-rank, rank - 1)
+        remaining, dims = list(range(rank)), []
+        for _ in range(src.integer(0, rank)):
+            index = remaining.pop(src.integer(0, len(remaining) - 1))
+            dims.append(index - rank if src.boolean() else index)
+        return tuple(dims)
+    if kind == "bool":
+        return src.boolean()
+    if kind == "float":
+        return _scalar(src, REAL)
+    return src.integer(-2, 3)  # "int"
 
 
 def _keywords(builder: _Builder, op: Op, anchor: Ref) -> dict:
@@ -530,18 +695,18 @@ def _keywords(builder: _Builder, op: Op, anchor: Ref) -> dict:
             continue
         if kind == "shape":
             continue
-        value = builder.draw(_keyword(kind, rank))
-        if value is not _OMITTED:
-            kwargs[key] = value
+        # Omitted first, so that a keyword shrinks away.
+        if builder.source.boolean():
+            kwargs[key] = _spec_value(builder.source, kind, rank)
     return kwargs
 
 
 def _matmul_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """Two tensors whose shapes multiply: vector or (batched) matrix on each side."""
-    draw, limits = builder.draw, builder.limits
-    anchor_on_left = draw(st.booleans())
+    src, limits = builder.source, builder.limits
+    anchor_on_left = src.boolean()
     anchor = builder.operand(_domain(op, 0 if anchor_on_left else 1), accept=lambda tensor: tensor.dim() >= 1,
-                             new_shape=_shapes(1, limits.max_dims, limits.max_side))
+                             new_shape=lambda: src.shape(1, limits.max_dims, limits.max_side))
     anchor_shape = builder.shape(anchor)
 
     def multiplies(tensor: torch.Tensor) -> bool:
@@ -549,19 +714,18 @@ def _matmul_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
         return matmul_shape(*shapes) is not None
 
     other = builder.operand(_domain(op, 1 if anchor_on_left else 0), accept=multiplies,
-                            new_shape=_matmul_partner_shapes(anchor_shape, anchor_on_left, limits))
+                            new_shape=lambda: _matmul_partner_shape(src, anchor_shape, anchor_on_left, limits))
     return ((anchor, other) if anchor_on_left else (other, anchor)), {}
 
 
-@st.composite
-def _matmul_partner_shapes(draw, anchor: tuple[int, ...], anchor_on_left: bool, limits: _Limits):
+def _matmul_partner_shape(src: ChoiceSource, anchor: tuple[int, ...], anchor_on_left: bool,
+                          limits: _Limits) -> tuple[int, ...]:
     """A shape that multiplies with ``anchor``: a vector, or a matrix with a broadcastable batch."""
     inner = anchor[-1] if anchor_on_left else anchor[0] if len(anchor) == 1 else anchor[-2]
-    if limits.max_dims < 2 or draw(st.sampled_from(("vector", "matrix"))) == "vector":
+    if limits.max_dims < 2 or src.pick(("vector", "matrix")) == "vector":
         return (inner,)
-    anchor_batch = anchor[:-2]
-    batch = draw(_broadcastable(anchor_batch, limits.max_dims - 2, limits.max_side))
-    outer = draw(st.integers(1, limits.max_side))
+    batch = _broadcastable(src, anchor[:-2], limits.max_dims - 2, limits.max_side)
+    outer = src.integer(1, limits.max_side)
     return batch + ((inner, outer) if anchor_on_left else (outer, inner))
 
 
@@ -593,7 +757,7 @@ class _Template:
     bound: dict = field(default_factory=dict)  # id of a sample T already given a tensor
 
     def tensor(self, spec: T, first: bool) -> Ref:
-        builder, draw = self.builder, self.builder.draw
+        builder, src = self.builder, self.builder.source
         if first and self.receiver:
             ref = _receiver(builder, tuple(spec.shape) if not self.adapt else None)
             if self.adapt:
@@ -603,11 +767,11 @@ class _Template:
             return self.bound[id(spec)]
         shape = self.standing_in(tuple(spec.shape))
         if spec.values is not None:
-            if spec.dtype == "bool" and _pick(draw, (False, True)):
+            if spec.dtype == "bool" and src.pick((False, True)):
                 masks = [name for name, tensor in builder.tensors.items() if tensor.dtype == torch.bool
                          and tuple(tensor.shape) == shape]
                 if masks:
-                    return Ref(_pick(draw, masks))
+                    return Ref(src.pick(masks))
             values = np.asarray(spec.values).tolist()
             dtype = spec.dtype if spec.dtype not in (None, "no_grad") else builder.dtype
             requires_grad = None if spec.dtype is None else False
@@ -616,7 +780,7 @@ class _Template:
         if spec.dtype is None:
             fits = lambda tensor: tuple(tensor.shape) == shape and tensor.is_floating_point()  # noqa: E731
             if builder.can_add_input() or any(fits(tensor) for tensor in builder.tensors.values()):
-                return builder.operand(spec.domain, accept=fits, new_shape=st.just(shape))
+                return builder.operand(spec.domain, accept=fits, new_shape=lambda: shape)
             return builder.new_input(shape, spec.domain)  # the sample's shape, over max_inputs
         dtype = builder.dtype if spec.dtype == "no_grad" else spec.dtype
         return builder.new_input(shape, spec.domain, dtype=dtype, requires_grad=False)
@@ -635,17 +799,24 @@ class _Template:
         return shape
 
 
+def _not_a_grad_leaf(tensor: torch.Tensor) -> bool:
+    try:
+        return tensor.grad_fn is not None or not tensor.requires_grad
+    except RuntimeError:  # a multi-output view modified in place: torch refuses to say
+        return False
+
+
 def _receiver(builder: _Builder, shape: tuple | None) -> Ref:
     """An in-place op's receiver: a step output (legal), else a new input that does not require grad."""
-    draw = builder.draw
+    src = builder.source
     # Not a leaf that requires grad (a factory's `requires_grad=True` output): that is the invalid case.
     names = [name for name in builder.float_tensors(non_leaf=True)
              if (shape is None or tuple(builder.tensors[name].shape) == shape)
-             and (builder.tensors[name].grad_fn is not None or not builder.tensors[name].requires_grad)]
-    if names and _pick(draw, (True, False)):
-        return Ref(names[-1] if _pick(draw, (True, False)) else _pick(draw, names))
+             and _not_a_grad_leaf(builder.tensors[name])]
+    if names and src.pick((True, False)):
+        return Ref(names[-1] if src.pick((True, False)) else src.pick(names))
     if shape is None:
-        shape = draw(_shapes(0, builder.limits.max_dims, builder.limits.max_side))
+        shape = src.shape(0, builder.limits.max_dims, builder.limits.max_side)
     return builder.new_input(shape, REAL, requires_grad=False)
 
 
@@ -656,12 +827,12 @@ def _derived_shapes(shape: tuple) -> list:
 
 def _vary(template: _Template, kind, value, rank: int, anchor_shape: tuple | None):
     """A keyword or positional value of a template: the sample's, or (sometimes) another by its spec."""
-    draw = template.builder.draw
+    src = template.builder.source
     if kind == "shape":
         if not isinstance(value, (tuple, list)) or anchor_shape is None:
             return value
-        if template.adapt or _rarely(draw, VARY_ONE_IN):
-            return _pick(draw, _derived_shapes(anchor_shape))
+        if template.adapt or src.rarely(VARY_ONE_IN):
+            return src.pick(_derived_shapes(anchor_shape))
         return value
     # A value is redrawn only when the sample's value has the type the spec draws: positional
     # values are matched to the table's keywords by position, and a mismatch (an int dim meeting
@@ -676,8 +847,8 @@ def _vary(template: _Template, kind, value, rank: int, anchor_shape: tuple | Non
     if not fits:
         return value
     out_of_range = kind in ("dim", "dims") and isinstance(value, int) and not -rank <= value < rank
-    if out_of_range or _rarely(draw, VARY_ONE_IN):
-        return draw(_spec_values(kind, rank))
+    if out_of_range or src.rarely(VARY_ONE_IN):
+        return _spec_value(src, kind, rank)
     return value
 
 
@@ -691,12 +862,12 @@ def _adaptable(anchor: T, tensors: list[T]) -> bool:
 
 def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """Operands from one of the op's samples (`sampled_from`, shrinking to the first)."""
-    draw = builder.draw
-    args, kwargs = _pick(draw, op.samples)
+    src = builder.source
+    args, kwargs = src.pick(op.samples)
     tensors = _tensors_in((args, tuple(kwargs.values())))
     anchor = next((tensor for tensor in tensors if _free(tensor)), None)
     receiver = op.kind == INPLACE or form == "inplace"
-    adapt = anchor is not None and _adaptable(anchor, tensors) and _pick(draw, TEMPLATE_MODES) == "adapt"
+    adapt = anchor is not None and _adaptable(anchor, tensors) and src.pick(TEMPLATE_MODES) == "adapt"
     template = _Template(builder, op, adapt, anchor, {}, receiver)
     anchor_shape = None
     if receiver:
@@ -705,7 +876,7 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
         if adapt:
             # Any tensor of the sample's rank stands in (so dims and index expressions still fit).
             ref = builder.operand(anchor.domain, accept=lambda tensor: tensor.dim() == len(anchor.shape),
-                                  new_shape=st.just(tuple(anchor.shape)))
+                                  new_shape=lambda: tuple(anchor.shape))
             template.shapes[tuple(anchor.shape)] = builder.shape(ref)
         else:
             ref = template.tensor(anchor, False)
@@ -744,36 +915,36 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
             built_kwargs[key] = _vary(template, op.kwargs[key], value, rank, anchor_shape)
         else:
             built_kwargs[key] = value
-    if names and _rarely(draw, EXTRA_KEYWORD_ONE_IN):
-        key = _pick(draw, names)
+    if names and src.rarely(EXTRA_KEYWORD_ONE_IN):
+        key = src.pick(names)
         if key not in frozen:
             kind = op.kwargs[key]
-            built_kwargs[key] = (_pick(draw, _derived_shapes(anchor_shape or ())) if kind == "shape"
-                                 else draw(_spec_values(kind, rank)))
+            built_kwargs[key] = (src.pick(_derived_shapes(anchor_shape or ())) if kind == "shape"
+                                 else _spec_value(src, kind, rank))
     return tuple(built_args), built_kwargs
 
 
 def _setitem_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """``x[index] = value`` on a receiver: an int, a slice, ``[:, i]`` or a mask; a number or a tensor."""
-    draw = builder.draw
+    src = builder.source
     receiver = _receiver(builder, None)
     shape = builder.shape(receiver)
     side = shape[0] if shape else 1
-    kind = _pick(draw, ("int", "slice", "column", "mask", "repeated"))
+    kind = src.pick(("int", "slice", "column", "mask", "repeated"))
     if kind == "int" or not shape:
-        index = Literal(draw(st.integers(-side, side - 1))) if shape else Literal(None)
+        index = Literal(src.integer(-side, side - 1)) if shape else Literal(None)
     elif kind == "slice":
-        index = Slice(draw(st.integers(0, side)), None, None)
+        index = Slice(src.integer(0, side), None, None)
     elif kind == "column" and len(shape) >= 2:
-        index = Seq((Slice(), Literal(draw(st.integers(0, shape[1] - 1)))))
+        index = Seq((Slice(), Literal(src.integer(0, shape[1] - 1))))
     elif kind == "mask":
         index = builder.new_input(shape, REAL, dtype="bool", requires_grad=False)
     else:  # repeated positions: which write wins is torch's business, compared too
         index = builder.new_input((2,), REAL, dtype="int64", values=[0, 0], requires_grad=False)
-    if _pick(draw, ("scalar", "tensor")) == "scalar":
-        value = Literal(draw(_scalars(REAL)))
+    if src.pick(("scalar", "tensor")) == "scalar":
+        value = Literal(_scalar(src, REAL))
     else:
-        value = builder.operand(REAL, accept=lambda tensor: tensor.dim() == 0, new_shape=st.just(()))
+        value = builder.operand(REAL, accept=lambda tensor: tensor.dim() == 0, new_shape=lambda: ())
     return (receiver, index, value), {}
 
 
@@ -798,38 +969,38 @@ def _makers(name: str) -> tuple[Callable, ...]:
     return tuple(makers)
 
 
-def _form(draw, op: Op, args: tuple, kwargs: dict) -> str:
+def _form(src: ChoiceSource, op: Op, args: tuple, kwargs: dict) -> str:
     forms = [form for form in op.forms
              if not (form == "operator" and (kwargs or len(args) not in (1, 2) or not any(
                  isinstance(arg, Ref) for arg in args)))
              and not (form in ("method", PROPERTY) and not (args and isinstance(args[0], Ref)))
              and not (form == PROPERTY and (len(args) > 1 or kwargs))]
-    return _pick(draw, forms) if forms else op.forms[0]
+    return src.pick(forms) if forms else op.forms[0]
 
 
 def _op_step(builder: _Builder, op: Op) -> bool:
-    draw = builder.draw
+    src = builder.source
     builder.kinks = op.kinks
-    maker = _pick(draw, _makers(op.name))
+    maker = src.pick(_makers(op.name))
     form = None
     if maker in _ARGUMENTS_BY_KIND.values():
-        form = draw(st.sampled_from(op.forms))
+        form = src.pick(op.forms)
     args, kwargs = maker(builder, op, form)
     if form is None:
-        form = _form(draw, op, args, kwargs)
+        form = _form(src, op, args, kwargs)
     return builder.add_step(op.name, form, args, kwargs)
 
 
 def _inplace_step(builder: _Builder, *, on_leaf: bool = False) -> bool:
     """``receiver.<op>_(...)`` for a table op with an in-place method (its receiver a step output,
     or on purpose a leaf that requires grad)."""
-    draw = builder.draw
-    op = BY_NAME[_pick(draw, builder.limits.inplace_ops)]
+    src = builder.source
+    op = BY_NAME[src.pick(builder.limits.inplace_ops)]
     builder.kinks = op.kinks
     if op.kind not in _ARGUMENTS_BY_KIND:  # e.g. lerp_: the sample's first tensor is the receiver
         args, kwargs = _template_args(builder, op, "inplace")
         # A sample whose first operand is not a tensor (`True & mask`) has no receiver: call the op.
-        form = "inplace" if args and isinstance(args[0], Ref) else _form(draw, op, args, kwargs)
+        form = "inplace" if args and isinstance(args[0], Ref) else _form(src, op, args, kwargs)
         return builder.add_step(op.name, form, args, kwargs)
     if on_leaf:
         leaves = [tensor.name for tensor in builder.inputs if tensor.requires_grad]
@@ -843,30 +1014,30 @@ def _inplace_step(builder: _Builder, *, on_leaf: bool = False) -> bool:
 
 def _special_step(builder: _Builder, kind: str) -> bool:
     """detach, retain_grad or a gradient-scaling hook on an existing float tensor."""
-    draw = builder.draw
+    src = builder.source
     # Usually on a tensor that requires grad; once in a while not, for torch's error.
-    wants_grad = not _rarely(draw, NO_GRAD_ONE_IN)
+    wants_grad = not src.rarely(NO_GRAD_ONE_IN)
     names = [name for name in builder.float_tensors(non_leaf=kind == RETAIN_GRAD)
              if builder.tensors[name].requires_grad == wants_grad]
     if not names:
         return True  # nothing to act on: no step
-    target = Ref(names[-1] if _pick(draw, (True, False)) else _pick(draw, names))
-    args = (target, Literal(_pick(draw, HOOK_SCALES))) if kind == REGISTER_HOOK else (target,)
+    target = Ref(names[-1] if src.pick((True, False)) else src.pick(names))
+    args = (target, Literal(src.pick(HOOK_SCALES))) if kind == REGISTER_HOOK else (target,)
     return builder.add_step(kind, "method", args, {})
 
 
 def _invalid_step(builder: _Builder, mode: str) -> bool:
     """A step that is wrong on purpose: torch's error is then what gets compared."""
-    draw, limits = builder.draw, builder.limits
+    src, limits = builder.source, builder.limits
     names = builder.float_tensors()
     if mode == "leaf-inplace" and limits.inplace_ops:
         return _inplace_step(builder, on_leaf=True)
     anchor = Ref(names[-1])
     shape = builder.shape(anchor)
     binary = [name for name in limits.ops if BY_NAME[name].kind in (BINARY, MATMUL)] or ["add"]
-    op = BY_NAME[_pick(draw, binary)]
+    op = BY_NAME[src.pick(binary)]
     if mode == "dtype":  # an integer or bool operand where floats are expected
-        other = builder.new_input(shape, REAL, dtype=_pick(draw, ("int64", "bool")), requires_grad=False)
+        other = builder.new_input(shape, REAL, dtype=src.pick(("int64", "bool")), requires_grad=False)
     else:  # "shape": sides that neither broadcast nor multiply
         other_shape = shape[:-1] + (shape[-1] + 1,) if shape else (2, 3)
         other = builder.new_input(other_shape, REAL)
@@ -878,24 +1049,38 @@ def _invalid_step(builder: _Builder, mode: str) -> bool:
 
 @st.composite
 def _programs(draw, limits: _Limits) -> Program:
-    step_count = draw(st.integers(1, limits.max_steps))
-    dtype = _pick(draw, limits.dtypes)
-    mixed = len(limits.dtypes) > 1 and _rarely(draw, MIXED_DTYPES_ONE_IN)
-    builder = _Builder(draw, limits, dtype, mixed)
+    return _build(HypothesisSource(draw), limits)
+
+
+def _build(src: ChoiceSource, limits: _Limits) -> Program:
+    with warnings.catch_warnings():  # torch's warnings while the builder evaluates steps
+        warnings.simplefilter("ignore")
+        return _build_program(src, limits)
+
+
+def _build_program(src: ChoiceSource, limits: _Limits) -> Program:
+    step_count = src.integer(1, limits.max_steps)
+    # The action's kind is drawn up front (it is used last): a failure then shrinks to the plainest
+    # action, sum().backward(), before its values shrink (x = 0 can hide a bug from a first-order
+    # backward that a double backward still shows).
+    action_kind = src.pick(ACTIONS if limits.features else ACTION_KINDS[:3])
+    dtype = src.pick(limits.dtypes)
+    mixed = len(limits.dtypes) > 1 and src.rarely(MIXED_DTYPES_ONE_IN)
+    builder = _Builder(src, limits, dtype, mixed)
     # One input exists before the first step, so every step's choices have the
     # same layout and the shrinker can delete any of them (even the first).
-    builder.new_input(draw(_shapes(0, limits.max_dims, limits.max_side)), REAL)
+    builder.new_input(src.shape(0, limits.max_dims, limits.max_side), REAL)
     invalid_mode, invalid_at = None, None
-    if limits.features and _rarely(draw, INVALID_ONE_IN):
-        invalid_mode = _pick(draw, INVALID_MODES)
-        invalid_at = draw(st.integers(0, step_count - 1))
+    if limits.features and src.rarely(INVALID_ONE_IN):
+        invalid_mode = src.pick(INVALID_MODES)
+        invalid_at = src.integer(0, step_count - 1)
     for index in range(step_count):
-        builder.no_grad = limits.features and _rarely(draw, NO_GRAD_STEP_ONE_IN)
-        kind = _pick(draw, STEP_KINDS) if limits.features else "op"
+        builder.no_grad = limits.features and src.rarely(NO_GRAD_STEP_ONE_IN)
+        kind = src.pick(STEP_KINDS) if limits.features else "op"
         if index == invalid_at and invalid_mode in ("shape", "dtype", "leaf-inplace"):
             ok = _invalid_step(builder, invalid_mode)
         elif kind == "op" or (kind == "inplace" and not limits.inplace_ops):
-            ok = _op_step(builder, BY_NAME[draw(st.sampled_from(limits.ops))])
+            ok = _op_step(builder, BY_NAME[src.pick(limits.ops)])
         elif kind == "inplace":
             ok = _inplace_step(builder)
         else:
@@ -904,11 +1089,11 @@ def _programs(draw, limits: _Limits) -> Program:
             break
     if not builder.steps:  # only possible with special steps that found nothing to act on
         builder.add_step("clone" if "clone" in BY_NAME else "neg", "function", (Ref("x0"),), {})
-    action = _action(draw, builder, no_grad_target=invalid_mode == "no-grad-target")
+    action = _action(src, builder, action_kind, no_grad_target=invalid_mode == "no-grad-target")
     return Program(tuple(builder.inputs), tuple(builder.steps), action).pruned()
 
 
-def _action(draw, builder: _Builder, *, no_grad_target: bool = False) -> Action:
+def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: bool = False) -> Action:
     """The final action, on a step output that usually requires grad (or on the step torch rejected)."""
     last = builder.steps[-1]
     if builder.failed:
@@ -919,23 +1104,21 @@ def _action(draw, builder: _Builder, *, no_grad_target: bool = False) -> Action:
     if no_grad_target:
         # Backward on what does not require grad: a detached output.
         builder.add_step(DETACH, "method", (Ref(outputs[-1]),), {})
-        return Action(_pick(draw, (SUM_BACKWARD, BACKWARD)), builder.steps[-1].out)
+        return Action(src.pick((SUM_BACKWARD, BACKWARD)), builder.steps[-1].out)
     # Usually the newest output that requires grad: the program is pruned to the
     # target's ancestors, and the action then usually reaches a backward pass.
     newest = outputs[-1]
     outputs = sorted(reversed(outputs), key=lambda name: not builder.tensors[name].requires_grad)
     # Otherwise the newest output itself, even when it does not require grad (comparisons, argmax,
     # factories): its values are compared, and what backward says about it.
-    choice = _pick(draw, ("grad", "newest", "any")) if _rarely(draw, OTHER_TARGET_ONE_IN // 2) else "grad"
-    target = {"grad": outputs[0], "newest": newest, "any": _pick(draw, outputs) if choice == "any" else None}[choice]
-    kinds = ACTIONS if builder.limits.features else ACTION_KINDS[:3]
-    kind = _pick(draw, kinds)
+    choice = src.pick(("grad", "newest", "any")) if src.rarely(OTHER_TARGET_ONE_IN // 2) else "grad"
+    target = {"grad": outputs[0], "newest": newest, "any": src.pick(outputs) if choice == "any" else None}[choice]
     gradient, retain_graph = None, False
     if kind == BACKWARD_GRADIENT:
         result = builder.tensors[target]
         # A bool target (all, any) gets float values, which backward rejects like torch does.
         dtype = interpreter.dtype_name(result.dtype) if result.is_floating_point() else builder.dtype
-        gradient = draw(_arrays(dtype, tuple(result.shape), REAL)).tolist()
+        gradient = _values(src, dtype, tuple(result.shape), REAL)
     if kind == REPEATED_BACKWARD:
-        retain_graph = _pick(draw, (True, False))
+        retain_graph = src.pick((True, False))
     return Action(kind, target, gradient, retain_graph)

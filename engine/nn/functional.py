@@ -14,12 +14,10 @@ import warnings
 
 import numpy as np
 
-from .. import _args, _dtype, _ops, _random, optable
+from .. import _args, _dtype, _ops, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
-                    _transpose, _T, _backward_node, record, v_backward_of, v_data, v_masked_zero, _zeroing,
-                    v_mm, v_reshape, v_t, v_where)
+                    _transpose, _T, record, v_data, v_exp, v_masked_zero, v_zeros_like, v_mm, v_t, v_where)
 from .._ops_pointwise import _not_implemented_for
-from .._ops_pointwise import abs as _abs   # AbsBackward0, differentiable twice as torch's (sgn)
 from .._tensor import Tensor, _wrap_dim
 
 
@@ -28,16 +26,17 @@ from .._tensor import Tensor, _wrap_dim
 # Value helpers for rules (numpy arrays in a plain backward, tensors with create_graph)
 # ---------------------------------------------------------------------------------
 
-def v_exp(x):
-    return _ops.exp(x) if isinstance(x, Tensor) else np.exp(x)
-
 
 def v_tanh(x):
     return _ops.tanh(x) if isinstance(x, Tensor) else np.tanh(x)
 
 
+def v_cosh(x):
+    return _ops_pointwise.cosh(x) if isinstance(x, Tensor) else np.cosh(x)
+
+
 def v_sigmoid(x):
-    return _ops.sigmoid(x) if isinstance(x, Tensor) else 1 / (1 + np.exp(-x))
+    return _ops.sigmoid(x) if isinstance(x, Tensor) else _ops._sigmoid(x)
 
 
 def v_erf(x):
@@ -62,7 +61,7 @@ def v_const(array: np.ndarray, like):
 def v_log_sigmoid(x):
     if isinstance(x, Tensor):
         return _ops.log(_ops.sigmoid(x))
-    return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+    return _ops._rounded(lambda z: np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z))), x)
 
 
 # ---------------------------------------------------------------------------------
@@ -118,33 +117,6 @@ _CLAMP_MIN = Rule("ClampMinBackward0", lambda ctx, g: (v_masked_zero(g, ~(v_data
 
 def _clamp_min(t: Tensor, minimum: float) -> Tensor:
     return record(_CLAMP_MIN, (t,), np.maximum(t._data, np.asarray(minimum, t.dtype.np)), t.dtype, min=minimum)
-
-
-def _vector_norm_backward(ctx, g):
-    """torch's norm_backward for p = 1, 2 and finite p > 1 (keepdim results)."""
-    x, norm, p = ctx.self, ctx.result, ctx.p
-    if p == 1:
-        return (v_const(np.sign(v_data(x)), g) * g,)
-    at_zero = v_data(norm) == 0
-    if p == 2:
-        # NOTE: torch masks self / norm to 0 where the norm is 0.
-        return (g * v_masked_zero(x / norm, np.broadcast_to(at_zero, np.shape(x))),)
-    scaled = x * np.abs(v_data(x)) ** (p - 2) if not isinstance(x, Tensor) else x * _abs(x) ** (p - 2)
-    return (scaled * v_masked_zero(g / norm ** (p - 1), at_zero),)
-
-
-_VECTOR_NORM = Rule("LinalgVectorNormBackward0", _vector_norm_backward, saves={"self": None, "result": None})
-
-
-def _vector_norm_keepdim(t: Tensor, p: float, dim: int) -> Tensor:
-    with _errstate():
-        if p == 1:
-            data = np.sum(np.abs(t._data), axis=dim, keepdims=True)
-        elif p == 2:
-            data = np.sqrt(np.sum(t._data * t._data, axis=dim, keepdims=True))
-        else:
-            data = np.sum(np.abs(t._data) ** p, axis=dim, keepdims=True) ** (1 / p)
-    return record(_VECTOR_NORM, (t,), data, t.dtype, p=p)
 
 
 def _addmm_backward(ctx, g):
@@ -215,6 +187,42 @@ def _no_inplace(op: str, inplace: bool):
         raise NotImplementedError(f"engine.nn.functional.{op}: inplace=True is not supported")
 
 
+class _BackwardOp:
+    """A torch backward function (leaky_relu_backward, elu_backward, ...) applied as one op.
+
+    `kernel(g, x, **attrs)` computes it on arrays, as torch's CPU kernel does (which decides
+    where NaN and inf go). With create_graph it records one node, `name`, with inputs
+    (grad_output, self) and torch's derivatives (derivatives.yaml): in grad_output the same
+    backward function, in self `self_derivative(gg, grad_output, self, **attrs)`, or zeros
+    when that is None. So the gradient stays in the graph even from a constant seed, as in torch.
+    """
+
+    def __init__(self, name: str, kernel, self_derivative=None):
+        self.kernel = kernel
+        self.self_derivative = self_derivative
+        self.rule = Rule(name, self._backward, ("grad_output", "self"), saves={"self": None, "grad_output": 1})
+
+    def __call__(self, g, x, **attrs):
+        if isinstance(g, Tensor):
+            with _errstate():
+                data = self.kernel(g._data, x._data, **attrs)
+            return record(self.rule, (g, x), data, g.dtype, attrs=attrs)
+        return self.kernel(g, x, **attrs)
+
+    def _backward(self, ctx, gg):
+        grad_output = self(gg, ctx.self, **ctx.attrs) if ctx.needs[0] else None
+        grad_self = None
+        if ctx.needs[1]:
+            grad_self = (v_zeros_like(gg) if self.self_derivative is None
+                         else self.self_derivative(gg, ctx.grad_output, ctx.self, **ctx.attrs))
+        return grad_output, grad_self
+
+
+def v_mask(condition: np.ndarray, like):
+    """A 0/1 mask in `like`'s dtype (torch's `condition.type_as(grad)`), outside the graph."""
+    return v_const(condition, like)
+
+
 def relu(input, inplace: bool = False) -> Tensor:
     if inplace:   # torch.relu_(input)
         _native_args("relu_", input)
@@ -222,12 +230,13 @@ def relu(input, inplace: bool = False) -> Tensor:
     return _ops.relu(input)
 
 
-# NOTE: torch's leaky_relu_backward passes g where self > 0 and g * negative_slope elsewhere,
-# so the gradient at 0 is negative_slope.
-_LEAKY_RELU_BACKWARD = _backward_node("LeakyReluBackwardBackward0")
+# NOTE: torch's leaky_relu_backward passes g where self > 0 and g * negative_slope elsewhere
+# (NaN included), so the gradient at 0 is negative_slope.
+_leaky_relu_backward = _BackwardOp(
+    "LeakyReluBackwardBackward0",
+    lambda g, x, negative_slope: np.where(x > 0, g, g * np.asarray(negative_slope, g.dtype)))
 _LEAKY_RELU = Rule("LeakyReluBackward0",
-                   lambda ctx, g: (v_backward_of(_LEAKY_RELU_BACKWARD, g, ctx.self, _leaky_relu_map(
-                       v_data(ctx.self) > 0, ctx.negative_slope)),),
+                   lambda ctx, g: (_leaky_relu_backward(g, ctx.self, negative_slope=ctx.negative_slope),),
                    saves={"self": None})
 
 
@@ -244,18 +253,17 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Te
     return record(_LEAKY_RELU, (input,), data, input.dtype, negative_slope=negative_slope)
 
 
-def _elu_backward(ctx, g):
-    # NOTE: torch's elu_backward takes the exponential branch at x <= 0 (gradient alpha at 0),
-    # while its double backward masks with x < 0, so the second derivative at 0 is 0: the
-    # factor alpha at exactly 0 is a constant here.
-    x = ctx.self
-    negative = v_data(x) < 0
-    at_zero = v_data(x) == 0
-    exp_branch = g * ctx.alpha * v_exp(v_where(negative, x, 0))
-    return (v_where(v_data(x) > 0, g, v_where(at_zero, g * ctx.alpha, exp_branch)),)
+def _elu_kernel(g, x, alpha):
+    # NOTE: torch's elu_backward takes the exponential branch at x <= 0 (gradient alpha at 0)
+    # and passes g elsewhere (NaN included).
+    return np.where(x <= 0, g * np.asarray(alpha, g.dtype) * _ops._np_exp(x), g)
 
 
-_ELU = Rule("EluBackward0", _elu_backward, saves={"self": None})
+# NOTE: torch's elu_double_backward is elu_backward(gg * g, x) * (x < 0), a product with the
+# mask (so an infinite gradient gives NaN at x >= 0, and the second derivative at 0 is 0).
+_elu_backward = _BackwardOp("EluBackwardBackward0", _elu_kernel,
+                            lambda gg, g, x, alpha: _elu_backward(gg * g, x, alpha=alpha) * v_mask(v_data(x) < 0, gg))
+_ELU = Rule("EluBackward0", lambda ctx, g: (_elu_backward(g, ctx.self, alpha=ctx.alpha),), saves={"self": None})
 
 
 def elu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -264,7 +272,8 @@ def elu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     _float_input("elu", "elu_cpu", input)
     x = input._data
     with _errstate():
-        data = np.where(x > 0, x, np.expm1(x) * np.asarray(alpha, x.dtype))
+        # NOTE: torch's elu returns x itself at +-0 (whatever alpha's sign).
+        data = np.where(x >= 0, x, _ops._rounded(np.expm1, x) * np.asarray(alpha, x.dtype))
     return record(_ELU, (input,), data, input.dtype, alpha=alpha)
 
 
@@ -273,21 +282,47 @@ _GELU_BETA = math.sqrt(2) * (2 / math.sqrt(math.pi)) * 0.5     # sqrt(2 / pi)
 _GELU_KAPPA = 0.044715
 
 
-def _gelu_backward(ctx, g):
-    x = ctx.self
-    if ctx.approximate == "tanh":
-        # NOTE: torch's GeluBackward0 for approximate='tanh', term by term.
+def _gelu_kernel(g, x, approximate):
+    """torch's gelu_backward kernel."""
+    if approximate == "tanh":
         inner = _GELU_BETA * (x + _GELU_KAPPA * (x * x * x))
-        tanh_inner = v_tanh(inner)
+        tanh_inner = np.tanh(inner)
         left_derivative = 0.5 * (1 + tanh_inner)
         right_derivative = (0.5 * x) * (1 - tanh_inner * tanh_inner) * (_GELU_BETA * (1 + 3 * _GELU_KAPPA * (x * x)))
-        return (g * (left_derivative + right_derivative),)
-    cdf = 0.5 * (1 + v_erf(x * _SQRT1_2))
-    pdf = v_exp(-0.5 * (x * x)) * (1 / math.sqrt(2 * math.pi))
-    return (g * (cdf + x * pdf),)
+        return g * (left_derivative + right_derivative)
+    cdf = 0.5 * (1 + _np_erf(x * _SQRT1_2))
+    pdf = np.exp(-0.5 * (x * x)) * (1 / math.sqrt(2 * math.pi))
+    return g * (cdf + x * pdf)
 
 
-_GELU = Rule("GeluBackward0", _gelu_backward, saves={"self": None})
+def _gelu_double_backward(gg, g, x, approximate):
+    """torch's gelu_double_backward, term by term."""
+    if approximate == "tanh":
+        inner = _GELU_BETA * (x + _GELU_KAPPA * (x * x * x))
+        tanh_inner = v_tanh(inner)
+        sech_inner = 1 / v_cosh(inner)
+        f = 0.5 * x
+        g_ = 1 - tanh_inner * tanh_inner
+        h = _GELU_BETA * (1 + 3 * _GELU_KAPPA * x * x)
+        f_prime_gh = 0.5 * g_ * h
+        g_prime = (2 * sech_inner) * (-sech_inner * tanh_inner) * h
+        g_prime_fh = f * h * g_prime
+        h_prime = 6 * _GELU_KAPPA * x * _GELU_BETA
+        h_prime_fg = f * g_ * h_prime
+        return gg * g * (f_prime_gh + f_prime_gh + g_prime_fh + h_prime_fg)
+    x_sq = x * x
+    pdf = (1 / math.sqrt(2 * math.pi)) * v_exp(-0.5 * x_sq)
+    return gg * g * (2 * pdf - x_sq * pdf)
+
+
+_gelu_backward = _BackwardOp("GeluBackwardBackward0", _gelu_kernel, _gelu_double_backward)
+
+
+def _gelu_rule(ctx, g):
+    return (_gelu_backward(g, ctx.self, approximate=ctx.approximate),)
+
+
+_GELU = Rule("GeluBackward0", _gelu_rule, saves={"self": None})
 
 
 def gelu(input, approximate: str = "none") -> Tensor:
@@ -299,8 +334,8 @@ def gelu(input, approximate: str = "none") -> Tensor:
         if approximate == "tanh":
             data = 0.5 * x * (1 + np.tanh(_GELU_BETA * (x + _GELU_KAPPA * x ** 3)))
         else:
-            wide = x.astype(np.float64)
-            data = wide * 0.5 * (1 + _np_erf(wide * _SQRT1_2))
+            # NOTE: torch's kernel computes x * 0.5 * (1 + erf(x * M_SQRT1_2)) in the input's dtype.
+            data = x * x.dtype.type(0.5) * (1 + _np_erf(x * x.dtype.type(_SQRT1_2)))
     return record(_GELU, (input,), data, input.dtype, approximate=approximate)
 
 
@@ -316,22 +351,33 @@ def silu(input, inplace: bool = False) -> Tensor:
     _no_inplace("silu", inplace)
     _float_input("silu", "silu_cpu", input)
     with _errstate():
-        data = input._data / (1 + np.exp(-input._data))
+        data = input._data / (1 + _ops._np_exp(-input._data))
     return record(_SILU, (input,), data, input.dtype)
 
 
-def _softplus_backward(ctx, g):
-    # NOTE: torch's softplus_backward is linear (gradient g) where beta * x > threshold, and
-    # its double backward masks with beta * x < threshold: at beta * x == threshold the
-    # gradient is g * sigmoid(threshold) with a zero second derivative.
-    scaled = ctx.self * ctx.beta
-    data = v_data(scaled)
-    curved = v_sigmoid(v_where(data < ctx.threshold, scaled, 0))
-    at_threshold = float(1 / (1 + math.exp(-ctx.threshold)))
-    return (v_where(data > ctx.threshold, g, g * v_where(data == ctx.threshold, at_threshold, curved)),)
+def _softplus_kernel(g, x, beta, threshold):
+    # NOTE: torch's softplus_backward: g where beta * x > threshold, else g * z / (z + 1)
+    # with z = exp(beta * x) (NaN stays NaN).
+    scaled = x * np.asarray(beta, x.dtype)
+    z = _ops._np_exp(scaled)
+    return np.where(scaled > threshold, g, g * z / (z + 1))
 
 
-_SOFTPLUS = Rule("SoftplusBackward0", _softplus_backward, saves={"self": None})
+def _softplus_double_backward(gg, g, x, beta, threshold):
+    # NOTE: torch's softplus_double_backward(gg * g, x): sigmoid_backward(gg * g, sigmoid(beta * x))
+    # * (beta * x < threshold) * beta.
+    scaled = x * beta
+    return _ops.v_sigmoid_backward(gg * g, v_sigmoid(scaled)) * v_mask(v_data(scaled) < threshold, gg) * beta
+
+
+_softplus_backward = _BackwardOp("SoftplusBackwardBackward0", _softplus_kernel, _softplus_double_backward)
+
+
+def _softplus_rule(ctx, g):
+    return (_softplus_backward(g, ctx.self, beta=ctx.beta, threshold=ctx.threshold),)
+
+
+_SOFTPLUS = Rule("SoftplusBackward0", _softplus_rule, saves={"self": None})
 
 
 def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -339,16 +385,18 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     x = input._data
     with _errstate():
         scaled = x * np.asarray(beta, x.dtype)
-        data = np.where(scaled > threshold, x, np.log1p(np.exp(scaled)) / np.asarray(beta, x.dtype))
+        data = np.where(scaled > threshold, x,
+                        _ops._rounded(np.log1p, _ops._np_exp(scaled)) / np.asarray(beta, x.dtype))
     return record(_SOFTPLUS, (input,), data, input.dtype, beta=beta, threshold=threshold)
 
 
-# NOTE: torch's hardtanh_backward passes the gradient strictly inside (min_val, max_val):
-# the gradient at either bound is 0.
-_HARDTANH_BACKWARD = _backward_node("HardtanhBackwardBackward0")
+# NOTE: torch's hardtanh_backward zeroes the gradient where self <= min_val or self >= max_val
+# (so at either bound) and passes it elsewhere, NaN included.
+_hardtanh_backward = _BackwardOp(
+    "HardtanhBackwardBackward0",
+    lambda g, x, min_val, max_val: np.where((x <= min_val) | (x >= max_val), np.zeros((), g.dtype), g))
 _HARDTANH = Rule("HardtanhBackward0",
-                 lambda ctx, g: (v_backward_of(_HARDTANH_BACKWARD, g, ctx.self, _zeroing(
-                     ~((v_data(ctx.self) > ctx.min_val) & (v_data(ctx.self) < ctx.max_val)))),),
+                 lambda ctx, g: (_hardtanh_backward(g, ctx.self, min_val=ctx.min_val, max_val=ctx.max_val),),
                  saves={"self": None})
 
 
@@ -358,7 +406,10 @@ def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool =
     _no_inplace("hardtanh", inplace)
     _check_tensor(input, "hardtanh")
     x = input._data
-    data = np.minimum(np.maximum(x, np.asarray(min_val).astype(x.dtype)), np.asarray(max_val).astype(x.dtype))
+    low, high = np.asarray(min_val).astype(x.dtype), np.asarray(max_val).astype(x.dtype)
+    # NOTE: torch's kernel is x < min ? min : (x > max ? max : x), which keeps a -0.0 at a bound
+    # of 0.0 (and NaN).
+    data = np.where(x < low, low, np.where(x > high, high, x))
     return record(_HARDTANH, (input,), data, input.dtype, min_val=min_val, max_val=max_val)
 
 
@@ -407,8 +458,9 @@ def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
 def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
     input, dim = _softmax_args("softmax", input, dim, _stacklevel, dtype)
     with _errstate():
-        e = np.exp(_shifted(input._data, dim))
-        data = e / np.sum(e, axis=dim if input.ndim else None, keepdims=True)
+        e = _ops._np_exp(_shifted(input._data, dim))
+        # NOTE: torch's kernel multiplies by the reciprocal of the sum.
+        data = e * (1 / np.sum(e, axis=dim if input.ndim else None, keepdims=True))
     return record(_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
 
 
@@ -416,7 +468,8 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
     input, dim = _softmax_args("log_softmax", input, dim, _stacklevel, dtype)
     with _errstate():
         shifted = _shifted(input._data, dim)
-        data = shifted - np.log(np.sum(np.exp(shifted), axis=dim if input.ndim else None, keepdims=True))
+        data = shifted - _ops._rounded(np.log, np.sum(_ops._np_exp(shifted), axis=dim if input.ndim else None,
+                                                      keepdims=True))
     return record(_LOG_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
 
 
@@ -523,25 +576,91 @@ def _check_no_grad(t, function: str, argument: str):
                            f"'{argument}'. This input cannot have requires_grad True.")
 
 
+class _NllPlan:
+    """What nll_loss over an input folded as (N, C, K) needs of its target and weight.
+
+    The forward, its backward and the backward's own backward (nll_loss again) all read it.
+    """
+
+    __slots__ = ("rule", "double_rule", "folded", "target_shape", "safe_target", "valid", "weight", "total",
+                 "reduction")
+
+    def __init__(self, rule, folded, target: np.ndarray, weight: np.ndarray, ignore_index: int, reduction: str):
+        n, c, k = folded
+        self.rule, self.folded, self.reduction = rule, folded, reduction
+        self.double_rule = _NLL_DOUBLE[rule]
+        self.target_shape = target.shape
+        target = target.reshape(n, k)
+        self.valid = target != ignore_index
+        bad = self.valid & ((target < 0) | (target >= c))
+        if np.any(bad):
+            raise IndexError(f"Target {target[bad][0]} is out of bounds.")
+        self.safe_target = np.where(self.valid, target, 0)
+        self.weight = np.where(self.valid, weight[self.safe_target], np.zeros((), weight.dtype))   # (N, K)
+        self.total = self.weight.sum(dtype=weight.dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        n, c, k = self.folded
+        picked = np.take_along_axis(x.reshape(n, c, k), self.safe_target[:, None, :], axis=1)[:, 0, :]
+        with _errstate():
+            losses = np.where(self.valid, -self.weight * picked, np.zeros((), x.dtype))
+            if self.reduction == "none":
+                return losses.reshape(self.target_shape)
+            total = losses.sum(dtype=x.dtype)
+            return total / self.total if self.reduction == "mean" else total
+
+    def backward(self, g: np.ndarray, shape: tuple) -> np.ndarray:
+        """torch's nll_loss_backward: zeros, with the gradient written at each target.
+
+        NOTE: torch writes into a zero tensor (a scatter, not a product), so an infinite
+        incoming gradient leaves exact zeros off the targets. At a target it writes
+        weight[t] * -(g / total_weight) for 'mean', weight[t] * -g for 'sum' and
+        -weight[t] * g for 'none': the numbers of -weight[t] * (g / total_weight) and
+        -weight[t] * g, as negation is exact.
+        """
+        n, c, k = self.folded
+        with _errstate():
+            if self.reduction == "none":
+                g = g.reshape(n, k)
+            elif self.reduction == "mean":
+                g = g / self.total
+            values = np.where(self.valid, -self.weight * g, np.zeros((), self.weight.dtype))
+        grad = np.zeros((n, c, k), values.dtype)
+        np.put_along_axis(grad, self.safe_target[:, None, :], values[:, None, :], axis=1)
+        return grad.reshape(shape)
+
+
+def _nll_record(plan: _NllPlan, input: Tensor) -> Tensor:
+    return record(plan.rule, (input,), plan.forward(input._data), input.dtype, plan=plan,
+                  self_shape=input._data.shape)
+
+
 def _nll_backward(ctx, g):
-    """The gradient of nll_loss: -weight[target] (over the total weight for 'mean') at each target."""
-    n, c, k = ctx.folded
-    coefficients, self_shape, none = ctx.coefficients, ctx.self_shape, ctx.reduction == "none"
+    plan = ctx.plan
+    if isinstance(g, Tensor):
+        # NOTE: with create_graph torch records nll_loss_backward as one node, differentiable
+        # in the incoming gradient and in the loss's input (see _nll_double_backward).
+        return (record(plan.double_rule, (g, ctx.self), plan.backward(g._data, ctx.self_shape), g.dtype,
+                       plan=plan, self_shape=ctx.self_shape),)
+    return (plan.backward(g, ctx.self_shape),)
 
-    grad_shape = np.shape(g)
 
-    def apply(a):
-        return ((a.reshape(n, 1, k) if none else a) * coefficients).reshape(self_shape)
-
-    def adjoint(a):   # back from self's shape to the loss's: the class dim summed
-        return (a.reshape(n, c, k) * coefficients).sum(axis=1 if none else None).reshape(grad_shape)
-    return (v_backward_of(ctx.double, g, ctx.self, apply, adjoint),)
+def _nll_double_backward(ctx, gg):
+    """NOTE: torch's NllLossBackwardBackward0 gives grad_output nll_loss(grad, target, weight,
+    reduction, ignore_index) and self zeros."""
+    plan = ctx.plan
+    grad_output = None
+    if ctx.needs[0]:
+        grad_output = _nll_record(plan, gg) if isinstance(gg, Tensor) else plan.forward(gg)
+    return grad_output, (v_zeros_like(gg) if ctx.needs[1] else None)
 
 
 _NLL_LOSS = Rule("NllLossBackward0", _nll_backward, saves={"self": None})
 _NLL_LOSS_2D = Rule("NllLoss2DBackward0", _nll_backward, saves={"self": None})
-_NLL_LOSS_BACKWARD = _backward_node("NllLossBackwardBackward0")
-_NLL_LOSS_2D_BACKWARD = _backward_node("NllLoss2DBackwardBackward0")
+_NLL_DOUBLE = {
+    _NLL_LOSS: Rule("NllLossBackwardBackward0", _nll_double_backward, ("grad_output", "self")),
+    _NLL_LOSS_2D: Rule("NllLoss2DBackwardBackward0", _nll_double_backward, ("grad_output", "self")),
+}
 
 
 def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, ignore_index: int,
@@ -564,34 +683,8 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
     if not input.dtype.is_floating_point:   # NOTE: torch's kernel refuses the dtype before reading targets
         raise _not_implemented_for("nll_loss_out_frame" if rule is _NLL_LOSS else "nll_loss2d_forward_out_frame",
                                    input.dtype)
-    x3 = x.reshape(n, c, k)
-    t2 = target._data.reshape(n, k)
-    valid = t2 != ignore_index
-    bad = valid & ((t2 < 0) | (t2 >= c))
-    if np.any(bad):
-        raise IndexError(f"Target {t2[bad][0]} is out of bounds.")
-    safe = np.where(valid, t2, 0)
     w = weight._data if weight is not None else np.ones(c, x.dtype)
-    target_weight = np.where(valid, w[safe], np.zeros((), x.dtype))
-    picked = np.take_along_axis(x3, safe[:, None, :], axis=1)[:, 0, :]
-    with _errstate():
-        losses = np.where(valid, -target_weight * picked, np.zeros((), x.dtype))
-        total = target_weight.sum(dtype=x.dtype)
-        if reduction == "none":
-            data = losses.reshape(target._data.shape if x.ndim > 1 else ())   # NOTE: 0-d for a 1-d input
-            scale = -target_weight
-        elif reduction == "sum":
-            data = losses.sum(dtype=x.dtype)
-            scale = -target_weight
-        else:
-            data = losses.sum(dtype=x.dtype) / total
-            scale = np.where(valid, -target_weight / total, np.zeros((), x.dtype))
-    coefficients = np.zeros((n, c, k), x.dtype)
-    np.put_along_axis(coefficients, safe[:, None, :], scale[:, None, :].astype(x.dtype), axis=1)
-    coefficients = np.where(valid[:, None, :], coefficients, np.zeros((), x.dtype))
-    return record(rule, (input,), data, input.dtype, coefficients=coefficients, folded=(n, c, k),
-                  reduction=reduction, self_shape=x.shape,
-                  double=_NLL_LOSS_BACKWARD if rule is _NLL_LOSS else _NLL_LOSS_2D_BACKWARD)
+    return _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction), input)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
@@ -764,9 +857,9 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
     reduction = _reduction(reduction, size_average, reduce)
     input, target = _broadcast_pair(input, target)
     if weight is not None:
-        return _weighted_loss(_abs(_ops.sub(input, target)), input, weight, reduction)
+        return _weighted_loss(_ops_pointwise.abs(_ops.sub(input, target)), input, weight, reduction)
     reduction = _checked_reduction(reduction)
-    return _reduce_loss(_abs(_ops.sub(input, target)), reduction)
+    return _reduce_loss(_ops_pointwise.abs(_ops.sub(input, target)), reduction)
 
 
 def _weighted_loss(errors: Tensor, input: Tensor, weight, reduction: str) -> Tensor:
@@ -812,7 +905,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     if beta == 0:
         # NOTE: torch computes smooth_l1_loss with beta=0 as l1_loss (its nodes).
-        return _reduce_loss(_abs(_ops.sub(input, target)), reduction)
+        return _reduce_loss(_ops_pointwise.abs(_ops.sub(input, target)), reduction)
 
     def losses(x, t):
         z = np.abs(x - t)
@@ -910,6 +1003,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     if not dt.is_floating_point:
         raise NotImplementedError(
             f"engine.nn.functional.binary_cross_entropy_with_logits: {dt.name} input is not supported")
+    if target.dtype.is_floating_point:
+        # NOTE: torch computes (1 - target).mul_(input).sub_(...): in place on a tensor of the
+        # target's dtype, which is the loss's dtype.
+        dt = target.dtype
     shape = input._data.shape
     weights = pos_weights = None
     for name, value in (("weight", weight), ("pos_weight", pos_weight)):
@@ -923,13 +1020,14 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         pos_weights = np.broadcast_to(_as(pos_weight, dt), shape)
     x, t = input._data, _as(target, dt)
     with _errstate():
-        # NOTE: torch's loss is (1 - t) * x - (1 + (pos_weight - 1) * t) * log_sigmoid(x).
-        log_sigmoid = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+        # NOTE: torch's loss is (1 - t) * x - (1 + (pos_weight - 1) * t) * log_sigmoid(x), with
+        # log_sigmoid(x), weighted in place, in the input's dtype.
+        log_sigmoid = v_log_sigmoid(x)
         if pos_weights is not None:
-            log_sigmoid = log_sigmoid * ((pos_weights - 1) * t + 1)
-        losses = (1 - t) * x - log_sigmoid
+            log_sigmoid = (log_sigmoid * ((pos_weights - 1) * t + 1)).astype(x.dtype)
+        losses = ((1 - t) * x).astype(dt.np) - log_sigmoid
         if weights is not None:
-            losses = losses * weights
+            losses = losses.astype(dt.np) * weights
         data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=dt.np)
     return record(_BCE_LOGITS, (input, target), data, dt, weight=weights, pos_weight=pos_weights,
                   reduction=reduction, numel=max(x.size, 1))
@@ -945,13 +1043,11 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None)
     _args.attribute_of(input, "norm")   # input.norm(p, dim, keepdim=True) first, as torch
     if out is not None:
         raise NotImplementedError("engine.nn.functional.normalize: the out argument is not supported")
-    if not (p == 1 or p >= 2 or 1 < p < 2) or math.isinf(p):
-        raise NotImplementedError(f"engine.nn.functional.normalize: p={p} is not supported (p >= 1, finite)")
-    if not input.dtype.is_floating_point:
+    if not input.dtype.is_floating_point:   # NOTE: torch checks the dtype before the dim
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
                            f"Got {input.dtype.scalar_name}")
     dim = _wrap_dim(dim, input.ndim)
-    norm = _vector_norm_keepdim(input, float(p), dim if input.ndim else None)
+    norm = _ops_reduce.norm(input, float(p), dim if input.ndim else None, keepdim=True)
     return _ops.div(input, _expand(_clamp_min(norm, eps), input._data.shape))
 
 
@@ -1002,12 +1098,13 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     dims = tuple(range(len(shape) - k, len(shape)))
     wide = input._data.astype(np.float64)
     with _errstate():
-        centered = wide - wide.mean(axis=dims, keepdims=True)
-        data = centered / np.sqrt((centered * centered).mean(axis=dims, keepdims=True) + eps)
-        if weight is not None:
-            data = data * weight._data
-        if bias is not None:
-            data = data + bias._data
+        mean = wide.mean(axis=dims, keepdims=True)
+        centered = wide - mean
+        rstd = 1 / np.sqrt((centered * centered).mean(axis=dims, keepdims=True) + eps)
+        # NOTE: torch's kernel computes (x * rstd + (-rstd * mean)) * weight + bias, with
+        # weight 1 and bias 0 when absent: the sum decides the sign of a zero.
+        data = (wide * rstd + (-rstd * mean)) * (weight._data if weight is not None else 1.0) \
+            + (bias._data if bias is not None else 0.0)
     absent = Tensor._make(np.zeros(normalized_shape, input.dtype.np), input.dtype)
     return record(_LAYER_NORM, (input, weight if weight is not None else absent, bias if bias is not None else absent),
                   data, input.dtype, dims=dims, eps=eps, has_weight=weight is not None)

@@ -1,11 +1,13 @@
 """Differential examples per second on small programs (<= 10 ops, <= 64 elements per tensor).
 
-End to end: Hypothesis draws a program (`fuzz.strategies.programs`, which
-evaluates every drawn step on torch), the engine runs it, torch runs it, the
-comparator compares the outcomes, and the campaign counts it: exactly the
-body of a campaign (`_Campaign.check`). A second benchmark times the same
-pipeline without generation, on programs drawn beforehand, to show how much
-of the time is generation.
+End to end, as a campaign does it (`_Campaign.search`): the program builder
+(`fuzz.strategies`, which evaluates every drawn step on torch) draws from a
+seeded `random.Random`, the engine runs the program, torch runs it, the
+comparator compares the outcomes, and the campaign counts it. Divergences
+count as examples but are not shrunk here (shrinking is a campaign's other
+work, measured by the self-test). A second benchmark times the same pipeline
+without generation, on programs built beforehand, to show how much of the
+time is generation.
 
 CI runs each once as a smoke test (pytest-benchmark is disabled by default),
 still checking that every example got a verdict; measure with
@@ -15,12 +17,13 @@ figures are in the benchmark's extra_info (`--benchmark-json`).
 from __future__ import annotations
 
 import io
+import itertools
+import random
 import time
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, Phase, given, settings
 from rich.console import Console
 
 import engine
@@ -29,14 +32,15 @@ from fuzz import interpreter
 from fuzz.campaign import CampaignConfig, _Campaign
 from fuzz.compare import compare
 from fuzz.program import Program
-from fuzz.strategies import programs
+from fuzz.strategies import fast_programs
 
-MAX_STEPS, MAX_DIMS, MAX_SIDE = 10, 3, 4  # at most 4**3 = 64 elements per tensor
-EXAMPLES = 100
+MAX_STEPS, MAX_DIMS, MAX_SIDE = 10, 3, 4  # at most 4**3 = 64 elements per drawn tensor
+SECONDS = 5.0  # per round (one short round in CI's smoke run)
+EXAMPLES = 200
 
 
-def _campaign(tmp_path) -> _Campaign:
-    config = CampaignConfig(out=tmp_path, budget_seconds=3600, backend="engine", max_steps=MAX_STEPS)
+def _campaign(tmp_path, seconds: float, seed: int) -> _Campaign:
+    config = CampaignConfig(out=tmp_path, budget_seconds=seconds, seed=seed, backend="engine", max_steps=MAX_STEPS)
     campaign = _Campaign(config, engine, Console(file=io.StringIO()))
     campaign.refresh = lambda **_: None  # no progress display
     campaign.known = _Everything()       # count divergences, never stop to shrink them
@@ -48,16 +52,6 @@ class _Everything(set):
         return True
 
 
-def _draw_and_check(campaign: _Campaign, examples: int, seed: int) -> None:
-    @settings(max_examples=examples, database=None, derandomize=False, deadline=None,
-              phases=(Phase.generate,), suppress_health_check=list(HealthCheck))
-    @given(programs(max_steps=MAX_STEPS, max_dims=MAX_DIMS, max_side=MAX_SIDE))
-    def differential(program: Program) -> None:
-        campaign.check(program)
-    differential._hypothesis_internal_use_seed = seed
-    differential()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     threads = torch.get_num_threads()
@@ -67,45 +61,42 @@ def one_thread():
 
 
 def test_differential_examples_per_second_end_to_end(benchmark, tmp_path):
-    campaign = _campaign(tmp_path)
-    rounds = []
+    seconds = SECONDS if benchmark.enabled else 1.0
+    rounds, summaries = [], []
 
     def run():
-        before, started = campaign.summary.examples, time.perf_counter()
-        _draw_and_check(campaign, EXAMPLES, seed=len(rounds))
-        rounds.append((campaign.summary.examples - before) / (time.perf_counter() - started))
+        campaign = _campaign(tmp_path / f"round{len(rounds)}", seconds, seed=len(rounds))
+        started = time.perf_counter()
+        campaign.search()  # until its budget: exactly the campaign's loop
+        rounds.append(campaign.summary.examples / (time.perf_counter() - started))
+        summaries.append(campaign.summary)
     benchmark.pedantic(run, rounds=3 if benchmark.enabled else 1, iterations=1)
     benchmark.extra_info["examples_per_second"] = round(max(rounds), 1)
-    summary = campaign.summary
-    assert summary.examples == EXAMPLES * len(rounds)
-    assert sum(summary.verdicts.values()) == summary.examples and summary.verdicts["match"] > 0
-    assert summary.valid > 0 and max(rounds) > 0
+    benchmark.extra_info["examples_per_second_rounds"] = [round(rate, 1) for rate in rounds]
+    for summary in summaries:
+        assert summary.status == "completed" and summary.examples > 0
+        assert sum(summary.verdicts.values()) == summary.examples and summary.verdicts["match"] > 0
+        assert summary.valid > 0
 
 
 @pytest.fixture(scope="module")
 def drawn_programs() -> list[Program]:
-    drawn = []
-
-    @settings(max_examples=EXAMPLES, database=None, derandomize=True, deadline=None,
-              phases=(Phase.generate,), suppress_health_check=list(HealthCheck))
-    @given(programs(max_steps=MAX_STEPS, max_dims=MAX_DIMS, max_side=MAX_SIDE))
-    def collect(program: Program) -> None:
-        drawn.append(program)
-    collect()
-    return drawn
+    search = fast_programs(random.Random(0), max_steps=MAX_STEPS, max_dims=MAX_DIMS, max_side=MAX_SIDE)
+    return [program for program, _ in itertools.islice(search, EXAMPLES)]
 
 
 def test_differential_examples_per_second_without_generation(benchmark, drawn_programs):
     """The ceiling generation cannot raise: engine run + torch run + compare per program."""
     def run():
         started = time.perf_counter()
-        verdicts = [compare(interpreter.run(program, engine), oracle.run_torch(program), program, backend=engine)
+        verdicts = [compare(interpreter.run(program, engine), oracle.run_torch(program), program, backend=engine,
+                            adjudicate=False)
                     for program in drawn_programs]
         return verdicts, len(drawn_programs) / (time.perf_counter() - started)
     verdicts, rate = benchmark.pedantic(run, rounds=3 if benchmark.enabled else 1, iterations=1)
     benchmark.extra_info["examples_per_second"] = round(rate, 1)
     assert len(verdicts) == len(drawn_programs) > 0 and all(verdict.kind for verdict in verdicts)
     assert all(len(program.steps) <= MAX_STEPS for program in drawn_programs)
-    # Small programs: at most 64 elements per input (op-table samples may use a side above MAX_SIDE).
+    # Small programs: at most 64 elements per input (op-table samples bring their own shapes, also small).
     assert all(int(np.prod(t.shape, dtype=np.int64)) <= MAX_SIDE ** MAX_DIMS
                for program in drawn_programs for t in program.inputs)

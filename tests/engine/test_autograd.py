@@ -149,3 +149,15 @@ def test_relu_keeps_negative_zero_and_nan_like_torch():
     got = engine.relu(engine.tensor(values)).numpy()
     want = torch.relu(torch.tensor(values)).numpy()
     assert (got.view(np.int32) == want.view(np.int32)).all()
+
+
+def test_tensor_hooks_run_on_tensor_gradients_with_create_graph():
+    results = []
+    for backend in (engine, torch):
+        x = backend.tensor([1.0, -2.0], dtype=backend.float64, requires_grad=True)
+        y = x * x
+        y.register_hook(lambda grad: grad * 3.0)
+        g, = backend.autograd.grad(y.sum(), x, create_graph=True)
+        g.sum().backward()
+        results.append((g.detach().tolist(), x.grad.tolist()))
+    assert results[0] == results[1]

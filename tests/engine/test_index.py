@@ -439,3 +439,14 @@ def test_second_order_gradients_through_the_recorded_backward_match_torch(name):
         assert (got is None) == (want is None)
         if want is not None:
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_scatter_add_overflowing_to_inf_does_not_warn_as_torch_does_not():
+    import warnings as _warnings
+    for backend in (engine, torch):
+        x = backend.zeros(1, 2)
+        src = backend.tensor([[3e38, 3e38]])
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("error")
+            out = backend.scatter_add(x, 1, backend.tensor([[0, 0]]), src)
+        assert out.tolist() == [[float("inf"), 0.0]]

@@ -314,6 +314,97 @@ def test_nll_loss_with_every_target_ignored_is_nan_with_zero_gradient():
         assert not np.any(x.grad.numpy())
 
 
+ACTIVATIONS = {
+    "leaky_relu": {"negative_slope": 0.2},
+    "elu": {"alpha": 1.5},
+    "gelu": {},
+    "gelu-tanh": {"approximate": "tanh"},
+    "softplus": {"beta": 2.0, "threshold": 3.0},
+    "hardtanh": {"min_val": -0.5, "max_val": 1.0},
+    "silu": {},
+    "relu": {},
+}
+ACTIVATION_POINTS = [-np.inf, -30.0, -3.0, -1.0, -0.5, -0.0, 0.0, 0.3, 0.5, 1.0, 1.5, 2.5, np.inf, np.nan]
+
+
+def _activation_gradients(backend, name, upstream, seed):
+    """First and second derivatives of an activation at edge points, with an upstream
+    gradient (inf and NaN included), the second from a constant or a squared seed."""
+    fn = getattr(backend.nn.functional, name.partition("-")[0])
+    x = backend.tensor(ACTIVATION_POINTS, dtype=backend.float64, requires_grad=True)
+    y = fn(x, **ACTIVATIONS[name])
+    g, = backend.autograd.grad(y, x, backend.tensor([upstream] * len(ACTIVATION_POINTS), dtype=backend.float64),
+                               create_graph=True)
+    if not g.requires_grad:
+        return g.detach().numpy(), "constant first derivative"
+    second, = backend.autograd.grad(g.sum() if seed == "constant" else (g * g).sum(), x, allow_unused=True)
+    return g.detach().numpy(), None if second is None else second.numpy()
+
+
+@pytest.mark.parametrize("seed", ["constant", "squared"])
+@pytest.mark.parametrize("upstream", [1.0, -2.0, np.inf, np.nan])
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_derivatives_match_torch_to_second_order_at_edges(name, upstream, seed):
+    """torch computes these with dedicated backward kernels and double-backward formulas
+    (EluBackwardBackward0, ...): NaN inputs, infinite gradients and constant seeds follow them."""
+    ours = _activation_gradients(engine, name, upstream, seed)
+    theirs = _activation_gradients(torch, name, upstream, seed)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12, equal_nan=True)
+    if isinstance(theirs[1], np.ndarray):
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-12, equal_nan=True)
+    else:
+        assert ours[1] == theirs[1]
+
+
+def _nll_program(backend, shape, reduction, weighted, ignore, seed):
+    """nll_loss on x * x (so second derivatives reach x), an infinite incoming gradient at
+    one target (torch writes the gradient at the targets only), then a double backward."""
+    rng = np.random.default_rng(0)
+    x = backend.tensor(rng.standard_normal(shape), requires_grad=True)
+    target = rng.integers(0, shape[1] if len(shape) > 1 else shape[0], (shape[0],) + shape[2:] if len(shape) > 1
+                          else ())
+    if ignore:
+        target.reshape(-1)[0] = 1
+    weight = backend.tensor([1.0, 2.0, 0.5], dtype=backend.float64) if weighted else None
+    loss = backend.nn.functional.nll_loss(x * x, backend.tensor(target), weight=weight, reduction=reduction,
+                                          ignore_index=1 if ignore else -100)
+    seed_grad = np.full(tuple(loss.shape), 2.0)
+    if reduction == "none" and seed_grad.size > 1:
+        seed_grad.reshape(-1)[-1] = np.inf
+    first, = backend.autograd.grad(loss, x, backend.tensor(seed_grad), create_graph=True)
+    if seed == "constant":
+        second = backend.autograd.grad((first * x).sum(), x)[0]
+    else:
+        second = backend.autograd.grad((first * first).sum(), x)[0]
+    return loss.grad_fn.name(), first.detach().numpy(), second.numpy()
+
+
+@pytest.mark.parametrize("seed", ["constant", "squared"])
+@pytest.mark.parametrize("weighted, ignore", [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("shape", [(3,), (2, 3), (2, 3, 2), (2, 3, 2, 2)])
+def test_nll_loss_gradients_match_torch_to_second_order(shape, reduction, weighted, ignore, seed):
+    ours = _nll_program(engine, shape, reduction, weighted, ignore, seed)
+    theirs = _nll_program(torch, shape, reduction, weighted, ignore, seed)
+    assert ours[0] == theirs[0]
+    for got, want in zip(ours[1:], theirs[1:]):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_nll_loss_gradient_from_a_constant_seed_stays_in_the_graph():
+    """torch's NllLossBackwardBackward0 is differentiable in the loss input (with zeros), so
+    the first gradient of a cross entropy requires grad even from a constant seed."""
+    results = []
+    for backend in BACKENDS:
+        x = backend.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]], requires_grad=True)
+        y = backend.nn.functional.log_softmax(x, 1)
+        loss = backend.nn.functional.nll_loss(y, backend.tensor([2, 0]), reduction="sum")
+        g, = backend.autograd.grad(loss, y, create_graph=True)
+        g.sum().backward()
+        results.append((g.requires_grad, g.grad_fn.name(), x.grad.tolist()))
+    assert results[0] == results[1]
+
+
 def test_saved_tensors_are_freed_after_backward_as_in_torch():
     for name, call in [("softmax", lambda b, x: b.nn.functional.softmax(x, 1)),
                        ("nll_loss", lambda b, x: b.nn.functional.nll_loss(x, _t(b, [1, 4], "int64"))),
@@ -402,3 +493,66 @@ def _second_order(backend, name):
 @pytest.mark.parametrize("name", SECOND_ORDER)
 def test_gradients_of_linear_backwards_stay_in_the_graph(name):
     assert _second_order(engine, name) == _second_order(torch, name)
+
+
+@pytest.mark.parametrize("affine", ["none", "weight", "both"])
+def test_layer_norm_signs_of_zero_follow_torchs_formula(affine):
+    """torch computes (x * rstd + (-rstd * mean)) * weight + bias (weight 1, bias 0 when absent)."""
+    outs = []
+    for backend in BACKENDS:
+        x = backend.zeros(2, 3)
+        weight = backend.tensor([-1.0, 1.0, 0.5]) if affine != "none" else None
+        bias = backend.tensor([0.0, -0.0, 1.0]) if affine == "both" else None
+        y = backend.nn.functional.layer_norm(x, (3,), weight, bias).numpy()
+        outs.append((y.tolist(), np.signbit(y).tolist()))
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, -1.0, float("inf")])
+def test_normalize_matches_torch_for_every_p_at_zero_vectors(p):
+    """normalize is torch.norm (LinalgVectorNormBackward0: norm_backward case by case of p),
+    clamp_min(eps), expand and div; a zero vector gets 1 / eps from the division."""
+    outs = []
+    for backend in BACKENDS:
+        x = backend.tensor([[[0.0, 0.0], [0.0, 0.0]], [[1.0, -2.0], [0.0, 3.0]]], dtype=backend.float64,
+                           requires_grad=True)
+        y = backend.nn.functional.normalize(x, p=p)
+        (y * backend.tensor([1.0, 2.0], dtype=backend.float64)).sum().backward()
+        outs.append((y.detach().numpy(), x.grad.numpy()))
+    for ours, theirs in zip(*outs):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [1.0, -1.0, 2.0])
+def test_elu_keeps_signed_zeros(alpha):
+    outs = []
+    for backend in BACKENDS:
+        y = backend.nn.functional.elu(backend.tensor([0.0, -0.0, -1e-30, -1.0, 2.0], dtype=backend.float64), alpha)
+        outs.append((y.tolist(), np.signbit(y.numpy()).tolist()))
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("bounds", [(0.0, 0.0), (-0.0, 1.0), (-1.0, -0.0)])
+def test_hardtanh_keeps_signed_zeros_and_nan_at_its_bounds(bounds):
+    outs = []
+    for backend in BACKENDS:
+        x = backend.tensor([0.0, -0.0, 2.0, -2.0, float("nan")], dtype=backend.float64)
+        y = backend.nn.functional.hardtanh(x, *bounds).numpy()
+        outs.append((np.nan_to_num(y).tolist(), np.signbit(y[:4]).tolist()))
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("input_dtype, target_dtype", [("float32", "float64"), ("float64", "float32")])
+def test_bce_with_logits_takes_the_targets_dtype(input_dtype, target_dtype):
+    """torch computes (1 - target).mul_(input).sub_(log_sigmoid(input)): in place, in the
+    target's dtype."""
+    outs = []
+    for backend in BACKENDS:
+        x = backend.tensor([[0.0, 1.5, -2.0]], dtype=getattr(backend, input_dtype), requires_grad=True)
+        t = backend.tensor([[0.0, 1.0, 0.25]], dtype=getattr(backend, target_dtype))
+        loss = backend.nn.functional.binary_cross_entropy_with_logits(x, t)
+        loss.backward()
+        outs.append((str(loss.dtype), loss.item(), str(x.grad.dtype), x.grad.tolist()))
+    assert outs[0][0] == outs[1][0] and outs[0][2] == outs[1][2]
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-6)   # float32 arithmetic somewhere
+    np.testing.assert_allclose(outs[0][3], outs[1][3], rtol=1e-6)

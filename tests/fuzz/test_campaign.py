@@ -31,7 +31,9 @@ def quiet_campaign(out: Path, **config) -> object:
 @pytest.fixture(scope="module")
 def broken_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("broken")
-    summary = quiet_campaign(out, budget_seconds=90, seed=0, backend="broken_torch", max_findings=1)
+    # Shrinking takes a few CPU seconds; 30 s of wall clock leave room for a machine busy with other work.
+    summary = quiet_campaign(out, budget_seconds=90, seed=0, backend="broken_torch", max_findings=1,
+                             shrink_seconds=30)
     return out, summary
 
 

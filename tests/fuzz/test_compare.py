@@ -186,3 +186,24 @@ def test_gradient_divergences_are_pinned_on_the_op_that_causes_them():
     assert verdict.signature == "gradient|mul|float32"
     assert verdict.adjudication == comparator.TORCH_AGREES
     assert compare(interpreter.run(program, torch), torch_outcome, program, backend=torch).kind == "match"
+
+
+def test_close_is_numpys_isclose_with_equal_nans_on_every_special_pair():
+    special = [0.0, -0.0, 1.0, 1.0 + 1e-7, 1.0 + 1e-5, -1.0, 1e-30, 1e30, 3e38, np.inf, -np.inf, np.nan]
+    actual = np.repeat(special, len(special))
+    expected = np.tile(special, len(special))
+    for rtol, atol in [*comparator.TOLERANCES.values(), (0.0, 0.0), comparator.FINITE_DIFFERENCE_TOLERANCE]:
+        for dtype in (np.float64, np.float32):
+            assert (comparator.close(actual.astype(dtype), expected, rtol, atol) ==
+                    np.isclose(actual.astype(dtype).astype(np.float64), expected, rtol=rtol, atol=atol,
+                               equal_nan=True)).all()
+
+
+def test_a_deferred_adjudication_is_the_one_compare_gives():
+    program = Program((Input("x0", (2,), "float64", [1.0, 2.0], True),),
+                      (Step("mul", "function", (Ref("x0"), Literal(3.0)), {}, "v0"),), Action(SUM_BACKWARD, "v0"))
+    engine_outcome, torch_outcome = interpreter.run(program, broken_torch), oracle.run_torch(program)
+    full = compare(engine_outcome, torch_outcome, program, backend=broken_torch)
+    deferred = compare(engine_outcome, torch_outcome, program, backend=broken_torch, adjudicate=False)
+    assert full.kind == "gradient" and deferred.adjudication is None and full.adjudication is not None
+    assert comparator.adjudicated(deferred, program, engine_outcome, torch_outcome) == full

@@ -88,3 +88,26 @@ def test_a_program_the_interpreter_cannot_express_is_not_blamed_on_the_backend()
     no_operator = program([Step("exp", "operator", (Ref("x0"),), {}, "v0")], Action(SUM_BACKWARD, "v0"))
     with pytest.raises(interpreter.ProgramError, match="no 1-operand operator form"):
         interpreter.run(no_operator, torch)
+
+
+def test_a_hook_on_a_view_whose_alias_changed_in_place_does_not_crash_torch():
+    # torch 2.13 segfaults in register_hook on a view whose grad_fn is stale unless grad_fn is
+    # read first (as the interpreter does); run in a child process so a crash fails only this test.
+    import subprocess
+    import sys
+    from pathlib import Path
+    program = Program(
+        (Input("x0", (3,), "float32", [1.0, 2.0, 3.0], True),),
+        (Step("mul", "function", (Ref("x0"), Literal(2.0)), {}, "v0"),
+         Step("view", "method", (Ref("v0"), Literal(-1)), {}, "v1"),
+         Step("detach", "method", (Ref("v1"),), {}, "v2"),
+         Step("zero_", "method", (Ref("v2"),), {}, "v3"),
+         Step("register_hook", "method", (Ref("v1"), Literal(0.5)), {}, "v4")),
+        Action(SUM_BACKWARD, "v4"))
+    script = ("import json, sys; from fuzz import interpreter; from fuzz.program import Program; import oracle; "
+              "outcome = oracle.run_torch(Program.from_json(json.loads(sys.argv[1]))); "
+              "print(outcome.error, outcome.grads['x0'].data.tolist())")
+    result = subprocess.run([sys.executable, "-c", script, json.dumps(program.to_json())], capture_output=True,
+                            text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["None", "[1.0,", "1.0,", "1.0]"]  # 2 * 0.5 per element

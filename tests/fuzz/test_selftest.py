@@ -41,3 +41,21 @@ def test_an_unknown_bug_is_a_usage_error():
     result = CliRunner().invoke(main, ["selftest", "--bugs", "relu-kink,relu-kinks"])
     assert result.exit_code == 2 and "'relu-kinks' is not a bug of the catalogue" in result.output
     assert "did you mean relu-kink" in result.output and "Traceback" not in result.output
+
+
+# A dropped accumulation shows only across two backward calls; hooks and no_grad need autograd
+# steps; a permutation's inverse needs a 3-cycle; a scan's direction needs a cumsum.
+AUTOGRAD_AND_SHAPE = ("accumulate-overwrites", "hook-result-ignored", "no-grad-records", "permute-not-inverted",
+                      "cumsum-forward-scan")
+
+
+def test_autograd_and_shape_bugs_are_caught_and_shrunk_to_a_few_steps(tmp_path):
+    # Found and shrunk within a minute each (shrinking may take a quarter of it).
+    config = SelftestConfig(out=tmp_path, budget_per_bug=60, mutants=AUTOGRAD_AND_SHAPE, jobs=2)
+    records = run_selftest(config, console=Console(file=io.StringIO()))
+    for record in records:
+        assert record["caught"] and record["shrunk_steps"] <= 3, record
+        mutant = MUTANTS[record["mutant"]]
+        kind, op, _ = record["signature"].split("|")
+        assert kind in mutant.kinds and (not mutant.ops or op in mutant.ops)
+        assert (tmp_path / record["finding_file"]).is_file()

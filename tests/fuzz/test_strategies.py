@@ -92,7 +92,7 @@ def test_ops_the_strategy_cannot_draw_yet_are_named():
 from hypothesis import HealthCheck  # noqa: E402
 
 from engine.optable import OPS  # noqa: E402
-from fuzz.program import ACTION_KINDS, DETACH, REGISTER_HOOK, RETAIN_GRAD  # noqa: E402
+from fuzz.program import ACTION_KINDS, DETACH, DTYPES, REGISTER_HOOK, RETAIN_GRAD  # noqa: E402
 from fuzz.strategies import EXCLUDED_OPS  # noqa: E402
 
 
@@ -107,7 +107,7 @@ def test_default_programs_reach_the_table_every_step_kind_and_every_action():
     # here the default strategy (ci profile, derandomized) spreads over the whole table.
     reached, forms, specials, actions, flags = set(), set(), set(), set(), set()
 
-    @settings(settings.get_profile("ci"), max_examples=1200, phases=[Phase.generate],
+    @settings(settings.get_profile("ci"), max_examples=2000, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(programs())
     def draw(program):
@@ -147,3 +147,63 @@ def test_some_programs_are_invalid_on_purpose():
          settings=quick)
     find(programs(), error_at("step", "must match the size of tensor"), settings=quick)
     find(programs(), error_at("action", "Trying to backward through the graph a second time"), settings=quick)
+
+
+# ---- the two choice sources: fast random programs that Hypothesis replays and shrinks ----
+
+import itertools  # noqa: E402
+import random  # noqa: E402
+
+from hypothesis.database import choices_from_bytes  # noqa: E402
+from hypothesis.internal.conjecture.data import ConjectureData  # noqa: E402
+
+from fuzz.strategies import choices_blob, fast_programs  # noqa: E402
+
+
+@pytest.mark.parametrize("options", [{}, {"ops": ["mul", "sum", "matmul", "permute"], "max_steps": 4},
+                                     {"max_steps": 10, "dtypes": ["float32"]}])
+def test_hypothesis_replays_the_recorded_choices_of_a_random_program_exactly(options):
+    # The campaign hands a diverging random program to Hypothesis as its recorded choices
+    # (choices_to_bytes): every choice must be the one the Hypothesis strategy would draw, in order.
+    strategy = programs(**options)
+    for program, source in itertools.islice(fast_programs(random.Random(3), **options), 150):
+        choices = choices_from_bytes(choices_blob(source))
+        data = ConjectureData.for_choices(choices)
+        replayed = data.draw(strategy)
+        assert replayed.to_json() == program.to_json()
+        assert data.misaligned_at is None and tuple(data.choices) == tuple(choices)
+
+
+def test_the_same_seed_gives_the_same_programs():
+    def first(seed):
+        return [program.to_json() for program, _ in itertools.islice(fast_programs(random.Random(seed)), 40)]
+    assert first(5) == first(5) and first(5) != first(6)
+
+
+def test_random_programs_reach_the_edges_of_values_and_the_autograd_features():
+    values, steps, actions = [], set(), set()
+    for program, _ in itertools.islice(fast_programs(random.Random(0)), 3000):
+        values += [np.asarray(t.values, dtype=np.float64).ravel() for t in program.inputs if t.dtype in DTYPES]
+        steps.update(step.op for step in program.steps)
+        actions.add(program.action.kind)
+    every = np.concatenate(values)
+    assert ((every == 0) & np.signbit(every)).any() and ((every == 0) & ~np.signbit(every)).any()
+    assert np.isnan(every).any() and np.isinf(every).any() and (np.abs(every) > 1e20).any()
+    assert ((every != 0) & (np.abs(every) < 1e-20)).any()
+    # ties: a tensor of several elements that repeats a nonzero value
+    assert any(a.size >= 2 and len(np.unique(a[a != 0])) < np.count_nonzero(a) for a in values)
+    assert {DETACH, RETAIN_GRAD, REGISTER_HOOK} <= steps and actions == set(ACTION_KINDS)
+    assert len(steps & {op.name for op in drawable_ops()}) >= 0.7 * len(drawable_ops())
+
+
+def test_a_failing_program_shrinks_to_one_step_small_shapes_and_simple_values():
+    # A "bug" in exp on any tensor of at least two elements: the minimal program is one exp on an
+    # input of two elements with a simple value.
+    def exp_on_two_elements(program):
+        return any(step.op == "exp" for step in program.steps) and \
+            any(np.size(tensor.values) >= 2 for tensor in program.inputs)
+    found = find(programs(ops=["exp", "mul", "add", "sum"], max_steps=6), exp_on_two_elements,
+                 settings=settings(max_examples=2000, database=None, derandomize=True))
+    assert [step.op for step in found.steps] == ["exp"]
+    (tensor,) = found.inputs
+    assert tensor.shape in ((2,), (1, 2), (2, 1)) and tensor.values in ([0.0, 0.0], [[0.0, 0.0]], [[0.0], [0.0]])

@@ -1,0 +1,228 @@
+"""In-place ops on views, against torch: the base's CopySlices node, the views' nodes
+regenerated as AsStridedBackward0, and the gradients (first and second order) through them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import engine
+
+VIEWS = {
+    "t": lambda b: b.t(),
+    "transpose": lambda b: b.transpose(0, 1),
+    "permute": lambda b: b.permute(1, 0),
+    "rows": lambda b: b[1:],
+    "columns": lambda b: b[:, 1:3],
+    "select": lambda b: b[1],
+    "element": lambda b: b[1, 2],
+    "diagonal": lambda b: b.diagonal(),
+    "diagonal-offset": lambda b: b.diagonal(1),
+    "unsqueeze": lambda b: b.unsqueeze(0),
+    "view": lambda b: b.view(12),
+    "narrow": lambda b: b.narrow(0, 1, 2),
+    "view-of-view": lambda b: b.t()[1:3],
+    "expand": lambda b: b[:1].expand(3, 4),
+    "ellipsis": lambda b: b[...],
+}
+
+
+def _write(op, v, w):
+    """One in-place op on view `v`; `w` is another leaf that requires grad."""
+    part = w[: v.shape[-1]] if v.ndim else w[0]
+    if op == "mul_w":
+        v.mul_(part)
+    elif op == "copy_":
+        v.copy_(part)
+    elif op == "setitem":
+        v[0] = w[0] * 3
+    else:
+        getattr(v, op)(*{"mul_": (2.0,), "fill_": (1.0,)}.get(op, ()))
+
+
+def _program(module, view, op, no_grad, create_graph):
+    x = module.tensor(np.arange(12.0).reshape(3, 4) / 7 + 0.5, requires_grad=True)
+    w = module.tensor(np.arange(4.0) + 1.5, requires_grad=True)
+    b = x * 1.5
+    v = VIEWS[view](b)
+    try:
+        if op == "base_add_":
+            b.add_(w[0] * b)
+        elif no_grad:
+            with module.no_grad():
+                _write(op, v, w)
+        else:
+            _write(op, v, w)
+        names = [None if t.grad_fn is None else t.grad_fn.name() for t in (v, b)]
+        out = (v * v).sum() + (b * b * b).sum()
+        if create_graph:
+            grads = module.autograd.grad(out, (x, w), create_graph=True, allow_unused=True)
+            sum(g.pow(2).sum() for g in grads if g is not None).backward()
+        else:
+            out.backward()
+    except (RuntimeError, IndexError) as error:
+        return f"{type(error).__name__}: {error}"
+    return names, [None if t.grad is None else t.grad.numpy() for t in (x, w)]
+
+
+WRITES = [(op, no_grad) for op in ("zero_", "fill_", "mul_", "exp_", "mul_w", "copy_", "setitem")
+          for no_grad in (False, True)] + [("base_add_", False)]
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("op, no_grad", WRITES)
+@pytest.mark.parametrize("view", sorted(VIEWS))
+def test_in_place_write_through_a_view_matches_torch(view, op, no_grad, create_graph):
+    ours = _program(engine, view, op, no_grad, create_graph)
+    theirs = _program(torch, view, op, no_grad, create_graph)
+    if isinstance(theirs, str):
+        assert ours == theirs
+        return
+    assert not isinstance(ours, str), ours
+    assert ours[0] == theirs[0]          # node names of the view and of the base
+    for got, want in zip(ours[1], theirs[1]):
+        assert (got is None) == (want is None)
+        if want is not None:
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def _views_after_base_change(module):
+    x = module.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    b = x * 2
+    seen = {}
+    t, row = b.t(), b[1]
+    b.mul_(3)                            # another view of the base, or the base, changes
+    seen["after base mul_"] = [t.grad_fn.name(), row.grad_fn.name(), t.grad_fn.next_functions[0][0].name()]
+    fresh = b.t()
+    seen["view made afterwards"] = fresh.grad_fn.name()
+    (t * t).sum().backward()
+    seen["grad"] = x.grad.numpy()
+    leaf_view = x.t()
+    with module.no_grad():
+        x.mul_(1.0)                       # a leaf's view is replayed from its AccumulateGrad
+    seen["leaf view"] = [leaf_view.grad_fn.name(), leaf_view.grad_fn.next_functions[0][0].name()]
+    x.grad = None
+    (leaf_view * 1).sum().backward()
+    seen["leaf view grad"] = x.grad.tolist()
+    return seen
+
+
+def test_views_are_replayed_when_their_base_changes():
+    ours, theirs = _views_after_base_change(engine), _views_after_base_change(torch)
+    np.testing.assert_array_equal(ours.pop("grad"), theirs.pop("grad"))
+    assert ours == theirs
+
+
+def _refusals(module):
+    x = module.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    out = []
+    cases = [
+        ("unbind output modified", lambda b: b.unbind(0)[1].mul_(2)),
+        ("split output modified", lambda b: b.split(2)[1].zero_()),
+        ("split_with_sizes base modified", lambda b: (lambda parts: (b.add_(1), parts[1].grad_fn))(
+            b.split_with_sizes([1, 3], 1))),
+        ("no_grad view, base modified", lambda b: (lambda v: (b.add_(1), v.grad_fn))(_no_grad(module, b.t))),
+        ("expanded view zeroed, backward", lambda b: (lambda v: (v.zero_(), (v * v).sum().backward()))(
+            b[:1].expand(3, 4))),
+    ]
+    for label, case in cases:
+        try:
+            case(x * 1)
+            out.append((label, None))
+        except RuntimeError as error:
+            out.append((label, str(error)))
+    return out
+
+
+def _no_grad(module, fn):
+    with module.no_grad():
+        return fn()
+
+
+def test_refusals_around_views_match_torch():
+    ours, theirs = _refusals(engine), _refusals(torch)
+    assert all(message for _, message in theirs)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("key", [slice(None), (slice(None), slice(None)), Ellipsis, 0, (0, 1), None,
+                                 (slice(0, 2), 1), (Ellipsis, 1), [0, 1]])
+@pytest.mark.parametrize("value", ["number", "row", "full"])
+def test_setitem_records_the_node_torch_records(key, value):
+    names = []
+    for module in (engine, torch):
+        x = module.zeros(2, 3, requires_grad=True)
+        b = x * 1
+        v = {"number": 5.0, "row": module.ones(3), "full": module.ones(2, 3)}[value]
+        try:
+            b[key] = v
+            names.append(b.grad_fn.name())
+        except RuntimeError as error:
+            names.append(str(error))
+    assert names[0] == names[1]
+
+
+def test_retained_gradient_follows_a_tensor_written_through_setitem():
+    grads = []
+    for module in (engine, torch):
+        x = module.tensor([[-1.2, 0.0, -0.5], [0.0, 1.5, -3.0]], dtype=module.float64, requires_grad=True)
+        v = module.sign(x)
+        v.retain_grad()
+        v[:, 2] = -2
+        (v * 3).sum().backward()
+        grads.append(v.grad.tolist())
+    assert grads[0] == grads[1]
+
+
+def test_matmul_results_are_not_views_of_their_intermediates():
+    """torch's matmul ends with squeeze_ (1-d @ 2-d) or _unsafe_view (batched): an in-place
+    op on the result records its own node, not AsStridedBackward0."""
+    names = []
+    for module in (engine, torch):
+        out = []
+        for a_shape, b_shape in [((3,), (3, 2)), ((2, 2, 3), (3, 4)), ((2, 2, 3), (2, 3, 4))]:
+            a = module.ones(*a_shape, requires_grad=True)
+            y = a.matmul(module.ones(*b_shape))
+            y.exp_()
+            out.append((y.grad_fn.name(), y._version))
+        names.append(out)
+    assert names[0] == names[1]
+
+
+def test_a_view_requires_grad_once_its_base_does():
+    seen = []
+    for module in (engine, torch):
+        y = module.zeros(3)
+        v = y[1:]
+        y.requires_grad_()
+        first = (v.requires_grad, v.grad_fn)
+        base = module.zeros(3)
+        view = base[1:]
+        w = module.ones(3, requires_grad=True)
+        base.mul_(w * 2)              # the base enters the graph; the view follows it
+        u = view * 3
+        u.sum().backward()
+        seen.append((first, view.requires_grad, u.grad_fn.name(), w.grad.tolist()))
+    assert seen[0] == seen[1]
+
+
+def test_views_of_no_grad_and_multi_output_views_inherit_their_refusals():
+    outcomes = []
+    for module in (engine, torch):
+        x = module.ones(3, 4, requires_grad=True)
+        b = x * 1
+        with module.no_grad():
+            nested = b.t()
+        view_of_view = nested.diagonal()
+        first = b.unbind(0)[1]
+        view_of_output = first[1:]
+        out = []
+        for case in (lambda: view_of_view.mul_(2), lambda: view_of_output.mul_(2),
+                     lambda: (b.add_(1), view_of_view.grad_fn)):
+            try:
+                case()
+                out.append(None)
+            except RuntimeError as error:
+                out.append(str(error))
+        outcomes.append(out)
+    assert outcomes[0] == outcomes[1] and all(outcomes[0])
