@@ -747,6 +747,11 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
     if alpha == 1:
         data = _quietly(fn, x, y)
+    elif fn is np.subtract:
+        # NOTE: torch's sub is add with -alpha, negated as the Python number it is: with
+        # alpha 0 (an int) the product is +0.0, so -0.0 - 0 * y is +0.0, not -0.0.
+        with _errstate():
+            data = np.add(x, y * np.asarray(-alpha, dt.np))
     else:
         with _errstate():
             data = fn(x, y * np.asarray(alpha, dt.np))

@@ -169,12 +169,13 @@ def tolerance(dtype: str, ops: tuple[str, ...] = ()) -> tuple[float, float]:
     return rtol, atol
 
 
-def _gradient_tolerance(dtype: str, step_dtypes: set[str], ops: tuple[str, ...]) -> tuple[float, float]:
-    """A gradient's tolerance: its dtype's, loosened to float32's when the program computed in
-    float32, since the gradient carries the rounding of every dtype it flowed through (a float64
-    leaf cast to float32 gets its gradient from float32 arithmetic)."""
+def _carried_tolerance(dtype: str, carries_float32: bool, ops: tuple[str, ...]) -> tuple[float, float]:
+    """The tolerance of a result of ``dtype``, loosened to float32's when it carries float32
+    rounding: a float64 value computed from a float32 one, or a float64 gradient that flowed
+    through float32 steps (a float64 leaf cast to float32 gets its gradient from float32
+    arithmetic)."""
     rtol, atol = tolerance(dtype, ops)
-    if dtype == "float64" and "float32" in step_dtypes:
+    if dtype == "float64" and carries_float32:
         low_rtol, low_atol = tolerance("float32", ops)
         rtol, atol = max(rtol, low_rtol), max(atol, low_atol)
     return rtol, atol
@@ -205,6 +206,8 @@ def _divergences(engine: Outcome, torch_: Outcome, program: Program, notes: list
         return [input_divergence]
     both_reached_action = True
     step_dtypes = {tensor.dtype for tensor in program.inputs}
+    # Tensors whose values carry float32 rounding: float32 ones and any computed from one.
+    rounded32 = {tensor.name for tensor in program.inputs if tensor.dtype == "float32"}
     for index, step in enumerate(program.steps):
         engine_result, torch_result = engine.value(step.out), torch_.value(step.out)
         if engine_result is None or torch_result is None:
@@ -215,9 +218,13 @@ def _divergences(engine: Outcome, torch_: Outcome, program: Program, notes: list
             found += _compare_failures(engine_result.error, torch_result.error, place, engine_result, torch_result)
             both_reached_action = False
             break
-        step_dtypes.add(torch_result.value.dtype)
+        dtype = torch_result.value.dtype
+        step_dtypes.add(dtype)
+        inherits = any(name in rounded32 for name in step.refs())
+        if inherits or dtype == "float32":
+            rounded32.add(step.out)
         found += _compare_arrays(engine_result.value, torch_result.value, place, VALUE,
-                                 tolerance(torch_result.value.dtype, (step.op,)),
+                                 _carried_tolerance(dtype, inherits, (step.op,)),
                                  lambda ref=step.out: float64_reference.value(ref), notes,
                                  zero_signs=_signs_comparable(step))
         found += _compare_autograd_metadata(engine_result, torch_result, place)
@@ -243,7 +250,7 @@ def _divergences(engine: Outcome, torch_: Outcome, program: Program, notes: list
                                                            f"vs torch {_describe(torch_grad)}"))
             continue
         found += _compare_arrays(engine_grad, torch_grad, place, GRADIENT,
-                                 _gradient_tolerance(torch_grad.dtype, step_dtypes, program.ops()),
+                                 _carried_tolerance(torch_grad.dtype, "float32" in step_dtypes, program.ops()),
                                  lambda name=name: float64_reference.grad(name), notes)
 
     warning_divergence = _compare_warnings(engine, torch_)

@@ -395,3 +395,12 @@ def test_maximum_minimum_and_clamp_keep_the_first_operand_on_a_tie():
                    backend.clamp(z, backend.tensor(0.0), backend.tensor(-0.0))]
         outs.append([(np.nan_to_num(r.numpy()).tolist(), np.signbit(r.numpy()).tolist()) for r in results])
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("a, b, alpha", [(-0.0, 0.0, 0), (-0.0, 0.0, 0.0), (-0.0, 0.0, 2), (0.0, -0.0, 0),
+                                         (-0.0, -0.0, -0.0), (-0.0, 0.0, 1)])
+def test_sub_with_alpha_keeps_torchs_sign_of_zero(a, b, alpha):
+    """torch's sub is add with -alpha (the Python number negated: int 0 stays +0)."""
+    got = engine.sub(engine.tensor(a), engine.tensor(b), alpha=alpha).numpy()
+    want = torch.sub(torch.tensor(a), torch.tensor(b), alpha=alpha).numpy()
+    assert (got.item(), np.signbit(got).item()) == (want.item(), np.signbit(want).item())

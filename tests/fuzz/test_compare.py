@@ -223,3 +223,17 @@ def test_a_float64_gradient_through_float32_steps_is_held_to_float32s_tolerance(
     reference = oracle.run_torch(plain)
     verdict = compare(with_grad(reference, reference.grads["x0"].data * (1 + 2e-7)), reference, plain)
     assert verdict.kind == "gradient"
+
+
+def test_a_float64_value_computed_from_a_float32_one_is_held_to_float32s_tolerance():
+    program = Program((Input("x0", (2,), "float32", [2.0, -2.3], True),),
+                      (Step("double", "method", (Ref("x0"),), {}, "v0"),
+                       Step("mul", "function", (Ref("v0"), Literal(3.0)), {}, "v1")),
+                      Action(SUM_BACKWARD, "v1"))
+    reference = oracle.run_torch(program)
+    first, second = reference.values
+    nudged = replace(second, value=Array("float64", second.value.data * (1 + 2e-7)))
+    assert not compare(replace(reference, values=(first, nudged)), reference, program).diverged
+    plain = scaled([2.0, -2.3], dtype="float64", factor=3.0)
+    reference = oracle.run_torch(plain)
+    assert compare(with_value(reference, reference.values[0].value.data * (1 + 2e-7)), reference, plain).kind == "value"
