@@ -814,8 +814,11 @@ def _pow_number_base_backward(ctx, g):
 
 
 _POW_SCALAR = Rule("PowBackward0", _pow_scalar_backward, saves={"self": None})
+# NOTE: torch saves an op's result unconditionally (its codegen guards only saved inputs), so
+# PowBackward1 holds its result even when only the base needs a gradient: an in-place op on it
+# then fails backward ("output 0 of Pow1").
 _POW_TENSOR = Rule("PowBackward1", _pow_tensor_backward, ("self", "exponent"),
-                   saves={"self": None, "exponent": None, "result": 1})
+                   saves={"self": None, "exponent": None, "result": None})
 _POW_NUMBER_BASE = Rule("PowBackward2", _pow_number_base_backward, ("exponent_tensor",),
                         saves={"exponent_tensor": None, "result": None})
 

@@ -542,6 +542,17 @@ CASES = {
         y.backward()
         print(x.grad)
     """,
+    "pow_with_a_tensor_exponent_saves_its_result": """
+        x = torch.tensor([[0.5, 2.0], [1.5, -1.0]], requires_grad=True)
+        for exponent in (torch.tensor([2, -1]), torch.tensor([2.0, 3.0])):
+            y = torch.pow(x, exponent)
+            y.neg_()
+            try:
+                y.sum().backward()
+            except RuntimeError as e:
+                print(e)
+        print(x.grad)
+    """,
     "backward_twice_error_after_grad": """
         x = torch.tensor([1., 2.], requires_grad=True)
         y = (x * x).sum()
