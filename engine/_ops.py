@@ -83,13 +83,25 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     if data.dtype is not dt.np and data.dtype != dt.np:
         data = data.astype(dt.np)
     # NOTE: a view requires grad when its base does (the base may have started to since).
-    needs = [t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs] \
+    requires = [t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs] \
         if _GradMode.enabled else ()
-    if True not in needs:
+    if True not in requires:
         return _plain(data, dt, inputs)
     out = Tensor._make(data, dt, True)
     if data.base is not None:
         _link_view(out, inputs)
+    edges = []
+    meta = []
+    for t in inputs:
+        node = t.grad_fn
+        if node is None and t._requires_grad:
+            node = t._acc if t._acc is not None else t._accumulator()
+        edges.append((node, 0))
+        meta.append((t._data.shape, t.dtype))
+    # NOTE: torch computes an input's gradient, and saves what only that gradient uses, when
+    # the input's edge is valid (should_compute_output), not when it requires grad: a view
+    # of a leaf made under no_grad requires grad yet has neither node nor accumulator.
+    needs = [node is not None for node, _ in edges]
     ctx = Ctx()
     ctx.needs = needs
     ctx.freed = False
@@ -113,14 +125,6 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
                 "`torch.inference_mode()`.")
     ctx.tensors = saved
     ctx.versions = versions
-    edges = []
-    meta = []
-    for t in inputs:
-        node = t.grad_fn
-        if node is None and t._requires_grad:
-            node = t._acc if t._acc is not None else t._accumulator()
-        edges.append((node, 0))
-        meta.append((t._data.shape, t.dtype))
     out.grad_fn = rule.node(rule.backward, tuple(edges), meta, ctx)
     return out
 

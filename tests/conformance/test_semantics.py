@@ -553,6 +553,22 @@ CASES = {
                 print(e)
         print(x.grad)
     """,
+    "a_view_made_under_no_grad_gets_no_gradient_and_saves_nothing_for_one": """
+        x0 = torch.tensor([[1.0, -2.0, 0.5], [2.0, 4.0, -1.0]], requires_grad=True)
+        with torch.no_grad():
+            v0 = x0.T
+        print(v0.requires_grad, v0.is_leaf, v0.grad_fn)
+        x1 = torch.tensor(1.5)
+        y = x1 / v0
+        print(y.grad_fn.name())
+        x1.mul_(-0.5)   # only the gradient of v0 would need x1: torch did not save it
+        y.sum().backward()
+        print(x0.grad)
+        w = torch.tensor(2.0, requires_grad=True)
+        z = w * v0
+        z.sum().backward()
+        print(w.grad, x0.grad)
+    """,
     "backward_twice_error_after_grad": """
         x = torch.tensor([1., 2.], requires_grad=True)
         y = (x * x).sum()
