@@ -166,7 +166,9 @@ class CopySlices(node_class("torch::autograd::CopySlices")):
     __slots__ = ()
 
     def _release(self):
-        Node._release(self)
+        # NOTE: torch's CopySlices drops its op's node after a backward without retain_graph,
+        # so a second backward through it raises even when nothing was saved.
+        self.ctx.freed = True
         self.ctx.fn._release()
 
 

@@ -569,6 +569,20 @@ CASES = {
         z.sum().backward()
         print(w.grad, x0.grad)
     """,
+    "copy_slices_refuses_a_second_backward_even_saving_nothing": """
+        x = torch.tensor([1., 2., 3.], requires_grad=True)
+        for modify in (lambda y: y.__setitem__(0, 2.), lambda y: y[1:].neg_()):
+            y = torch.sign(x)
+            modify(y)
+            loss = y.sum()
+            loss.backward(retain_graph=True)
+            loss.backward()
+            try:
+                loss.backward()
+            except RuntimeError as e:
+                print(e)
+        print(x.grad)
+    """,
     "backward_twice_error_after_grad": """
         x = torch.tensor([1., 2.], requires_grad=True)
         y = (x * x).sum()
