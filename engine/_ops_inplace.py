@@ -369,15 +369,13 @@ def __setitem__(self: Tensor, index, value) -> None:
 
     NOTE: as torch's set_item: a basic index (ints, slices, None, Ellipsis) writes into the
     view `x[index]` (copy_, or fill_ for a 0-d value into a larger part), so the base records
-    CopySlices; an index of only full slices and Ellipsis writes into `x` itself; any other
+    CopySlices; an index of only whole slices and Ellipsis writes into `x` itself; any other
     index is index_put_ (IndexPutBackward0).
     """
     key = _numpy_index(index)
     value_tensor = value if isinstance(value, Tensor) else _scalar_tensor(value, _dtype.result_type([self], [value]))
     if _is_basic(key):
-        parts = index if isinstance(index, tuple) else (index,)
-        whole = all(p is Ellipsis or (isinstance(p, slice) and p == slice(None)) for p in parts)
-        region = self if whole else self[index]
+        region = self if _writes_whole(index, self._data.shape) else self[index]
         shape, src_shape = region._data.shape, value_tensor._data.shape
         if shape == src_shape:
             copy_(region, value_tensor)
@@ -411,6 +409,30 @@ def __setitem__(self: Tensor, index, value) -> None:
         for n, t in enumerate(index_tensors):
             save_for_backward(result, f"indices{n}", t)
     write_result(self, result)
+
+
+def _writes_whole(index, shape: tuple) -> bool:
+    """Whether a basic index is only Ellipsis and slices that keep their whole dim.
+
+    NOTE: torch's set_item skips a slice with start 0 (as written: -size is not 0), step 1 and
+    stop >= the dim's size, even a lone one (`x[0:] = v` fills `x` itself: FillBackward3).
+    """
+    from ._ops_index import _slice_bounds   # circular: indexing imports the in-place ops
+    parts = index if isinstance(index, tuple) else (index,)
+    if not all(p is Ellipsis or isinstance(p, slice) for p in parts):
+        return False
+    # Slices before the first Ellipsis index the leading dims, the others the trailing dims.
+    ellipsis = next((i for i, p in enumerate(parts) if p is Ellipsis), len(parts))
+    leading = parts[:ellipsis]
+    trailing = [p for p in parts[ellipsis:] if p is not Ellipsis]
+    if len(leading) + len(trailing) > len(shape):
+        return False   # too many indices: the view `x[index]` raises torch's error
+    dims = [*range(len(leading)), *range(len(shape) - len(trailing), len(shape))]
+    for dim, p in zip(dims, [*leading, *trailing]):
+        start, stop, step = _slice_bounds(p)
+        if not (start == 0 and step == 1 and stop >= shape[dim]):
+            return False
+    return True
 
 
 def _is_basic(key) -> bool:

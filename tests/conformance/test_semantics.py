@@ -583,6 +583,23 @@ CASES = {
                 print(e)
         print(x.grad)
     """,
+    "setitem_through_whole_slices_writes_the_tensor_itself": """
+        x = torch.tensor([[1., 2., 3.], [4., 5., 6.]], requires_grad=True)
+        empty = torch.zeros(0, 2, requires_grad=True)
+        for base, index in [(x, slice(0, None)), (x, slice(None, 2)), (x, slice(0, 5)), (x, slice(-2, None)),
+                            (x, (Ellipsis, slice(0, None))), (x, (slice(None), slice(0, 2))), (x, (None, slice(0, None))),
+                            (x, (slice(0, None), 1)), (empty, slice(None, 0)), (empty, slice(None, -1)), (empty, slice(1, None))]:
+            for value in (2.0, torch.tensor(-1.0), torch.ones(base.shape[-1])):
+                y = base * 1
+                y[index] = value
+                print(index, y.grad_fn.name(), y)
+                (y * y).sum().backward()
+        print(x.grad, empty.grad)
+        try:
+            x.sum()[0:] = 1.0
+        except Exception as e:
+            print(type(e).__name__, e)
+    """,
     "backward_twice_error_after_grad": """
         x = torch.tensor([1., 2.], requires_grad=True)
         y = (x * x).sum()
