@@ -384,7 +384,7 @@ def __setitem__(self: Tensor, index, value) -> None:
         else:
             from ._ops_shape import _expand_shape   # circular: shape ops import the in-place ones
             # NOTE: torch drops the value's leading 1-sized dims, then expands it (with expand's errors).
-            stripped = src_shape[next((i for i, n in enumerate(src_shape) if n != 1), len(src_shape)):]
+            stripped = _without_leading_ones(src_shape)
             src = _reshape(value_tensor, stripped) if stripped != src_shape else value_tensor
             _expand_shape(src, shape)
             copy_(region, src)
@@ -393,15 +393,18 @@ def __setitem__(self: Tensor, index, value) -> None:
     if isinstance(value, Tensor):   # NOTE: torch's index_put_ refuses any overlap at all
         _assert_no_overlap(self._data, value._data, partial_only=False)
     data = self._data.copy()
-    with _errstate():
-        try:
-            data[key] = _as(value_tensor, self.dtype)
-        except IndexError as e:
-            raise IndexError(str(e)) from None
-        except ValueError:
-            target = data[key].shape
-            raise RuntimeError(f"shape mismatch: value tensor of shape {list(value_tensor.shape)} cannot be "
-                               f"broadcast to indexing result of shape {list(target)}") from None
+    try:
+        target = data[key].shape
+    except IndexError as e:
+        raise IndexError(str(e)) from None
+    # NOTE: index_put_ also drops the value's leading 1-sized dims before broadcasting it.
+    src = _as(value_tensor, self.dtype)
+    try:
+        src = np.broadcast_to(src.reshape(_without_leading_ones(src.shape)), target)
+    except ValueError:
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(value_tensor.shape)} cannot be "
+                           f"broadcast to indexing result of shape {list(target)}") from None
+    data[key] = src
     index_tensors = [i for i in (index if isinstance(index, tuple) else (index,)) if isinstance(i, Tensor)]
     positions = np.arange(data.size).reshape(data.shape)[key]   # the flat indices written
     result = record(_INDEX_PUT, (self, value_tensor), data, self.dtype, index=positions)
@@ -409,6 +412,10 @@ def __setitem__(self: Tensor, index, value) -> None:
         for n, t in enumerate(index_tensors):
             save_for_backward(result, f"indices{n}", t)
     write_result(self, result)
+
+
+def _without_leading_ones(shape: tuple) -> tuple:
+    return shape[next((i for i, n in enumerate(shape) if n != 1), len(shape)):]
 
 
 def _writes_whole(index, shape: tuple) -> bool:

@@ -105,6 +105,8 @@ OP_ERRORS = {
     "setitem 1-d, wrong size": lambda m: _setitem(m, slice(None), (2,), shape=(4,)),
     "setitem index tensor, wrong size": lambda m: _setitem(m, _i(m, [0, 1]), (3, 3)),
     "setitem mask, wrong size": lambda m: _setitem(m, _b(m, [True, False]), (2, 3)),
+    "setitem 1-d mask, 2-d value": lambda m: _setitem(m, _b(m, [True]), (2, 3), shape=(1,)),
+    "setitem 1-d mask, value with a leading 2": lambda m: _setitem(m, _b(m, [True]), (2, 1), shape=(1,)),
     "index_select dim": lambda m: m.index_select(_x(m), 2, _i(m, [0])),
     "index_select matrix index": lambda m: m.index_select(_x(m), 0, _i(m, [[0]])),
     "index_select float index": lambda m: m.index_select(_x(m), 0, m.tensor([0.0])),
@@ -164,6 +166,9 @@ def test_op_errors_match_torch(name):
 
 VALUES = {
     "setitem leading ones dropped": lambda m: _setitem(m, 0, (1, 1, 3)),
+    "setitem index_put_ drops leading ones": lambda m: _setitem(m, _b(m, [True]), (1, 1, 1), shape=(1,)),
+    "setitem mask drops leading ones": lambda m: _setitem(m, _b(m, [True, False]), (1, 1, 3)),
+    "setitem index tensors drop leading ones": lambda m: _setitem(m, (_i(m, [0, 1, 1]), _i(m, [2, 0, 1])), (1, 3)),
     # torch applies ints first (as selects), then places the advanced dims: x[0, :, [1, 2]]
     # has shape (4, 2) in torch and (2, 4) in NumPy.
     "int with list": lambda m: _x(m, X3)[0, :, [1, 2]],
