@@ -600,6 +600,19 @@ CASES = {
         except Exception as e:
             print(type(e).__name__, e)
     """,
+    "modified_saved_tensor_names_its_node_as_torch": """
+        a = torch.tensor([1., 2.], requires_grad=True)
+        b = torch.tensor([3., 4.], requires_grad=True)
+        for modify in (lambda y: y.copy_(b), lambda y: y.__setitem__(0, b[0]), lambda y: y.__setitem__(slice(None), 2.0),
+                       lambda y: y.__setitem__(torch.tensor([0]), 2.0), lambda y: y.lerp_(b, 0.5), lambda y: y.sub_(b)):
+            y = a * 1
+            w = y.sin()
+            modify(y)
+            try:
+                w.sum().backward()
+            except RuntimeError as e:
+                print(e)
+    """,
     "backward_twice_error_after_grad": """
         x = torch.tensor([1., 2.], requires_grad=True)
         y = (x * x).sum()
