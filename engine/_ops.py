@@ -968,17 +968,18 @@ def _product(rule, a: Tensor, b: Tensor, **attrs) -> Tensor:
     return record(rule, (a, b), data, a.dtype, **attrs)
 
 
-# The products check sizes, then dtypes, then bool support, in torch's order and words.
+# The products check sizes, then dtypes, then bool support, in torch's order and words
+# (dot: dtypes first).
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
+    if a.dtype is not b.dtype:
+        raise RuntimeError("dot : expected both vectors to have same dtype, but found "
+                           f"{a.dtype.scalar_name} and {b.dtype.scalar_name}")
     n, m = a._data.shape[0], b._data.shape[0]
     if n != m:
         raise RuntimeError(
             f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same number "
             f"of elements, but got {n} and {m} elements respectively")
-    if a.dtype is not b.dtype:
-        raise RuntimeError("dot : expected both vectors to have same dtype, but found "
-                           f"{a.dtype.scalar_name} and {b.dtype.scalar_name}")
     _not_for_bool(a, "dot")
     return _product(_DOT, a, b)
 
