@@ -84,6 +84,9 @@ def v_times_mask(g, mask: np.ndarray):
 
 
 def v_sign(x):
+    # NOTE: with create_graph torch's sgn(x) stays in the graph (its own gradient is zero), so a
+    # gradient built from it requires grad. Its sign of NaN is 0 (a zero gradient for |x| or the
+    # 1- and inf-norms at NaN).
     return sign(x) if isinstance(x, Tensor) else _sign(x)
 
 
