@@ -369,7 +369,7 @@ def v_zeros_like(x):
 
 
 def v_log(x):
-    return log(x) if isinstance(x, Tensor) else np.log(x)
+    return log(x) if isinstance(x, Tensor) else _rounded(np.log, x)
 
 
 def v_exp(x):

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _dtype, _ops
 from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor, _errstate,
-                   _float_dtype, _is_number, _scalar_tensor, _unary_float, record, v_data, v_exp,
+                   _float_dtype, _is_number, _rounded, _scalar_tensor, _unary_float, record, v_data, v_exp,
                    v_masked_zero, v_where)
 from ._tensor import Tensor
 
@@ -91,19 +91,19 @@ def v_sign(x):
 
 
 def v_sin(x):
-    return sin(x) if isinstance(x, Tensor) else np.sin(x)
+    return sin(x) if isinstance(x, Tensor) else _rounded(np.sin, x)
 
 
 def v_cos(x):
-    return cos(x) if isinstance(x, Tensor) else np.cos(x)
+    return cos(x) if isinstance(x, Tensor) else _rounded(np.cos, x)
 
 
 def v_sinh(x):
-    return sinh(x) if isinstance(x, Tensor) else np.sinh(x)
+    return sinh(x) if isinstance(x, Tensor) else _rounded(np.sinh, x)
 
 
 def v_cosh(x):
-    return cosh(x) if isinstance(x, Tensor) else np.cosh(x)
+    return cosh(x) if isinstance(x, Tensor) else _rounded(np.cosh, x)
 
 
 
