@@ -411,3 +411,18 @@ def test_float32_gradients_round_like_the_forward_kernels(name, derivative, sign
         grads.append(x.grad.numpy())
         np.testing.assert_array_equal(grads[-1], sign * getattr(backend, derivative)(x.detach()).numpy())
     assert np.mean(grads[0] == grads[1]) > 0.9
+
+
+@pytest.mark.parametrize("size", [6, 4096])   # torch's scalar and vectorized loops
+def test_float32_tanh_gradient_rounds_one_minus_the_square_once_like_torch(size):
+    values = np.random.default_rng(1).uniform(0.05, 3.0, size).astype(np.float32)
+    grads = []
+    for backend in (engine, torch):
+        x = backend.tensor(values.tolist(), dtype=backend.float32, requires_grad=True)
+        y = backend.tanh(x)
+        y.sum().backward()
+        grads.append((x.grad.numpy(), y.detach().numpy()))
+    (got, y_engine), (want, y_torch) = grads
+    same_y = y_engine == y_torch
+    assert same_y.mean() > 0.9
+    np.testing.assert_array_equal(got[same_y], want[same_y])
