@@ -396,6 +396,9 @@ def __setitem__(self: Tensor, index, value) -> None:
     try:
         target = data[key].shape
     except IndexError as e:
+        # NOTE: torch refuses a bad index (out of bounds, mask shape, too many indices) in
+        # index_put_ with the words of indexing: let the engine's getitem raise them.
+        self.detach()[index]
         raise IndexError(str(e)) from None
     # NOTE: index_put_ also drops the value's leading 1-sized dims before broadcasting it.
     src = _as(value_tensor, self.dtype)

@@ -105,6 +105,13 @@ OP_ERRORS = {
     "setitem 1-d, wrong size": lambda m: _setitem(m, slice(None), (2,), shape=(4,)),
     "setitem index tensor, wrong size": lambda m: _setitem(m, _i(m, [0, 1]), (3, 3)),
     "setitem mask, wrong size": lambda m: _setitem(m, _b(m, [True, False]), (2, 3)),
+    # index_put_ refuses a bad index in the words of indexing
+    "setitem index out of bounds": lambda m: _setitem(m, _i(m, [5]), (3,)),
+    "setitem second index out of bounds": lambda m: _setitem(m, (_i(m, [0]), _i(m, [4])), (1,)),
+    "setitem list out of bounds after a slice": lambda m: _setitem(m, (slice(None), [3]), (1,)),
+    "setitem int then list out of bounds": lambda m: _setitem(m, (0, [1, 5]), (1,)),
+    "setitem mask of the wrong shape": lambda m: _setitem(m, _b(m, [True, False, True]), (1,)),
+    "setitem too many indices": lambda m: _setitem(m, (_i(m, [0]), 1, _i(m, [0])), (1,)),
     "setitem 1-d mask, 2-d value": lambda m: _setitem(m, _b(m, [True]), (2, 3), shape=(1,)),
     "setitem 1-d mask, value with a leading 2": lambda m: _setitem(m, _b(m, [True]), (2, 1), shape=(1,)),
     "index_select dim": lambda m: m.index_select(_x(m), 2, _i(m, [0])),
