@@ -407,14 +407,31 @@ def __setitem__(self: Tensor, index, value) -> None:
     except ValueError:
         raise RuntimeError(f"shape mismatch: value tensor of shape {list(value_tensor.shape)} cannot be "
                            f"broadcast to indexing result of shape {list(target)}") from None
+    parts = index if isinstance(index, tuple) else (index,)
+    index_tensors = [i for i in parts if isinstance(i, Tensor)]
+    if isinstance(value, Tensor) and value.dtype is not self.dtype and not _fills_by_mask(parts, value):
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{self.dtype.scalar_name} for the destination and {value.dtype.scalar_name} for the source.")
     data[key] = src
-    index_tensors = [i for i in (index if isinstance(index, tuple) else (index,)) if isinstance(i, Tensor)]
     positions = np.arange(data.size).reshape(data.shape)[key]   # the flat indices written
     result = record(_INDEX_PUT, (self, value_tensor), data, self.dtype, index=positions)
     if result.grad_fn is not None:
         for n, t in enumerate(index_tensors):
             save_for_backward(result, f"indices{n}", t)
     write_result(self, result)
+
+
+def _fills_by_mask(parts: tuple, value: Tensor) -> bool:
+    """NOTE: torch's index_put_ with one bool mask and a one-element value is masked_fill_
+    with value.item(), which converts any dtype; other index_put_s require the value's dtype
+    to be the tensor's."""
+    advanced = [p for p in parts if not (p is None or p is Ellipsis or isinstance(p, slice) or _is_plain_int(p))]
+    return (value._data.size == 1 and len(advanced) == 1 and isinstance(advanced[0], Tensor)
+            and advanced[0].dtype is _dtype.bool_)
+
+
+def _is_plain_int(p) -> bool:
+    return isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_))
 
 
 def _without_leading_ones(shape: tuple) -> tuple:
