@@ -389,6 +389,12 @@ def __setitem__(self: Tensor, index, value) -> None:
             _expand_shape(src, shape)
             copy_(region, src)
         return
+    split = _split_basic(index if isinstance(index, tuple) else (index,))
+    if split is not None and not _writes_whole(split[0], self._data.shape):
+        # NOTE: torch applies the ints, slices and Nones first (a view), then index_put_ on
+        # that view, so the base records CopySlices around IndexPutBackward0.
+        __setitem__(self[split[0]], split[1], value)
+        return
     check_writable(self, value)
     if isinstance(value, Tensor):   # NOTE: torch's index_put_ refuses any overlap at all
         _assert_no_overlap(self._data, value._data, partial_only=False)
@@ -419,6 +425,28 @@ def __setitem__(self: Tensor, index, value) -> None:
         for n, t in enumerate(index_tensors):
             save_for_backward(result, f"indices{n}", t)
     write_result(self, result)
+
+
+def _split_basic(parts: tuple):
+    """An index with tensors as (its basic part, which torch applies first as a view; the
+    index left for index_put_ on that view), or None for parts this does not cover
+    (sequences, Python bools, 0-d tensors), which index the tensor itself."""
+    view, rest = [], []
+    for p in parts:
+        if isinstance(p, Tensor) and p.ndim and p.dtype in (_dtype.int64, _dtype.bool_):
+            view += [slice(None)] * (p.ndim if p.dtype is _dtype.bool_ else 1)
+            rest.append(p)
+        elif p is None or isinstance(p, slice):
+            view.append(p)
+            rest.append(slice(None))
+        elif p is Ellipsis:
+            view.append(p)
+            rest.append(p)
+        elif _is_plain_int(p):
+            view.append(p)
+        else:
+            return None
+    return tuple(view), tuple(rest)
 
 
 def _fills_by_mask(parts: tuple, value: Tensor) -> bool:

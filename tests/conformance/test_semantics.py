@@ -613,6 +613,23 @@ CASES = {
             except RuntimeError as e:
                 print(e)
     """,
+    "setitem_with_tensors_applies_ints_and_slices_first_as_a_view": """
+        t = torch.tensor
+        for idx in [(t([True, False]), 1), (0, t([1, 0])), (slice(0, 1), t([0, 2])), (t([0, 1]), slice(1, 3)),
+                    (None, t([1])), (t([1]), None), (Ellipsis, t([0, 2])), (t([1]), Ellipsis, 0),
+                    (0, t([True, False, True])), (t([0, 1]), 0, t([1, 2])), (slice(None), t([[0, 1]])),
+                    (1, slice(None), t([0]))]:
+            for value in (5.0, torch.tensor([7.0]), torch.tensor(3.0, requires_grad=True)):
+                x = torch.tensor([[1., 2., 3.], [4., 5., 6.]], requires_grad=True)
+                y = x * 1
+                try:
+                    y[idx] = value
+                    print(y, y.grad_fn.name())
+                    (y * y).sum().backward()
+                    print(x.grad, getattr(value, 'grad', None))
+                except Exception as e:
+                    print(type(e).__name__, e)
+    """,
     "backward_twice_error_after_grad": """
         x = torch.tensor([1., 2.], requires_grad=True)
         y = (x * x).sum()
