@@ -85,11 +85,14 @@ def _bind_ops():
             function = method = fn
             if parser is not None:   # the public forms check their arguments as torch's parser does
                 function = _args.bind(fn, parser.renamed(name))
-                method = _args.bind(fn, parser.method(name), method=True)
+                if optable.METHOD in op.forms:
+                    method = _args.bind(fn, parser.method(name), method=True)
             if python_method is not None:
                 method = python_method(method)
             if optable.FUNCTION in op.forms and "." not in op.name:
                 globals()[name] = function
+            elif optable.FUNCTION in op.forms and parser is not None:   # nn.functional.gelu
+                setattr(importlib.import_module(fn.__module__), name, function)
             if optable.METHOD in op.forms:
                 setattr(Tensor, name, method)
             if optable.PROPERTY in op.forms:

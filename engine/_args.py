@@ -31,7 +31,8 @@ from ._tensor import Tensor
 # Parser type -> the name torch prints for it.
 _TYPE_NAMES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "SymInt": "int", "double": "float",
                "bool": "bool", "IntArrayRef": "tuple of ints", "SymIntArrayRef": "tuple of ints",
-               "ScalarType": "torch.dtype", "c10::string_view": "str", "TensorList": "tuple of Tensors"}
+               "ScalarType": "torch.dtype", "c10::string_view": "str", "TensorList": "tuple of Tensors",
+               "MemoryFormat": "torch.memory_format", "Layout": "torch.layout", "Device": "torch.device"}
 _INT_LISTS = ("IntArrayRef", "SymIntArrayRef")
 # NOTE: torch also takes some parameters by their numpy names (torch.sum(x, axis=0)).
 _NUMPY_NAMES = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
@@ -80,21 +81,44 @@ def _check_tensor_list(p, value) -> bool:
     return True
 
 
+def _is_number_tensor(value: Tensor) -> bool:
+    return value.ndim == 0 and not value.requires_grad
+
+
 # What each parameter type takes, as torch's FunctionParameter::check.
 _CHECKS = {
     "Tensor": lambda p, value: isinstance(value, Tensor),
-    "int64_t": lambda p, value: type(value) is int or _is_int(value),
+    # NOTE: a tensor passes for an int, a float or a number only when it is 0-d (and, for a
+    # float or a number, does not require grad): torch.add(x, y, alpha=torch.tensor(2.)).
+    "int64_t": lambda p, value: type(value) is int or (_is_int(value) and getattr(value, "ndim", 0) == 0),
     "bool": lambda p, value: value is True or value is False,
-    "double": lambda p, value: (value._data.size == 1 if isinstance(value, Tensor)
+    "double": lambda p, value: (_is_number_tensor(value) if isinstance(value, Tensor)
                                 else isinstance(value, (numbers.Real, np.number, np.bool_))),
-    "Scalar": lambda p, value: (value._data.size == 1 if isinstance(value, Tensor)
+    "Scalar": lambda p, value: (_is_number_tensor(value) if isinstance(value, Tensor)
                                 else isinstance(value, (numbers.Number, np.number, np.bool_))),
     "IntArrayRef": _check_int_list,
     "ScalarType": lambda p, value: isinstance(value, _dtype),
     "c10::string_view": lambda p, value: isinstance(value, str),
     "TensorList": _check_tensor_list,
+    "MemoryFormat": lambda p, value: False,   # the engine has no memory formats
+    "Layout": lambda p, value: False,         # nor layouts (None only)
+    "Device": lambda p, value: isinstance(value, str) or _is_int(value),   # a name or an index
 }
 _CHECKS["SymInt"], _CHECKS["SymIntArrayRef"] = _CHECKS["int64_t"], _CHECKS["IntArrayRef"]
+
+# NOTE: the Tensor parameters of these ops also take a Python number (torch.add(2, x));
+# torch's should_allow_numbers_as_tensors (python_arg_parser.cpp).
+_NUMBERS_AS_TENSORS = frozenset(f"{name}{suffix}" for name in (
+    "add", "div", "divide", "mul", "multiply", "sub", "subtract", "true_divide", "floor_divide")
+    for suffix in ("", "_")) | {"to", "copy_"}
+
+
+def _check_tensor_or_number(p, value) -> bool:
+    return isinstance(value, (Tensor, numbers.Number, np.number, np.bool_))
+
+
+def _plain_tensor_or_number(p, value) -> bool:
+    return type(value) is Tensor or type(value) is float or type(value) is int or type(value) is bool
 
 # The plain values of each type (exact Python types, every list element an int): a call made
 # of them fits where its count and names do, and needs no further reading (`Signature.fits`).
@@ -111,6 +135,9 @@ _PLAIN = {
     "c10::string_view": lambda p, value: type(value) is str,
     "TensorList": lambda p, value: ((type(value) is tuple or type(value) is list)
                                     and all(type(item) is Tensor for item in value)),
+    "MemoryFormat": lambda p, value: False,
+    "Layout": lambda p, value: False,
+    "Device": lambda p, value: type(value) is str,
 }
 _PLAIN["SymInt"], _PLAIN["SymIntArrayRef"] = _PLAIN["int64_t"], _PLAIN["IntArrayRef"]
 
@@ -160,10 +187,15 @@ class Signature:
     """One of an op's signatures: its parameters and the matching of a call against them."""
 
     __slots__ = ("name", "params", "min_args", "max_args", "max_pos_args", "varargs", "deprecated", "by_name",
-                 "required", "positional_required")
+                 "required", "positional_required", "function_only")
 
-    def __init__(self, name: str, params: list, deprecated: bool = False):
+    def __init__(self, name: str, params: list, deprecated: bool = False, function_only: bool = False):
         self.name = name
+        if name in _NUMBERS_AS_TENSORS:
+            params = [_copy(p) for p in params]
+            for p in params:
+                if p.type == "Tensor":
+                    p.check, p.plain = _check_tensor_or_number, _plain_tensor_or_number
         self.params = params
         for index, p in enumerate(params):
             p.index = index
@@ -174,11 +206,15 @@ class Signature:
                                         for p in self.required), default=0)
         # A deprecated overload ("...)|deprecated") is tried last and never listed in errors.
         self.deprecated = deprecated
+        # A function-only overload ("...)|function", torch.mm's out_dtype) has no method form.
+        self.function_only = function_only
         self.min_args = sum(not p.optional for p in params)
         self.max_args = len(params)
         self.max_pos_args = sum(not p.keyword_only for p in params)
-        # A single positional int list also takes its ints as varargs: x.permute(1, 0).
-        self.varargs = self.max_pos_args == 1 and params[0].type in _INT_LISTS
+        # A single positional int list also takes its ints as varargs: x.permute(1, 0). NOTE: not
+        # one that takes a lone int (IntArrayRef[1]): torch tries varargs only where the first
+        # int does not fit, so x.var(0, 0) has extra arguments.
+        self.varargs = self.max_pos_args == 1 and params[0].type in _INT_LISTS and not params[0].size
 
     @classmethod
     def parse(cls, text: str) -> "Signature":
@@ -190,7 +226,13 @@ class Signature:
                 keyword_only = True
             else:
                 params.append(Param(item, keyword_only))
-        return cls(name, params, suffix == "|deprecated")
+        return cls(name, params, suffix == "|deprecated", suffix == "|function")
+
+    @property
+    def has_method(self) -> bool:
+        """Whether the Tensor method has this signature: not where `self` is a number
+        (torch.pow(2, x) has no method form), nor where it is marked function-only."""
+        return not self.function_only and bool(self.params) and self.params[0].type == "Tensor"
 
     def method(self) -> "Signature":
         """The Tensor method's signature: without `input` (bound as self) and `out`."""
@@ -339,11 +381,17 @@ class Parser:
 
     def renamed(self, name: str) -> "Parser":
         """The parser of an alias (torch.clip for clamp), which names itself in its errors."""
-        return Parser([Signature(name, s.params, s.deprecated) for s in self.signatures])
+        return Parser([Signature(name, s.params, s.deprecated, s.function_only) for s in self.signatures])
 
     def method(self, name: str | None = None) -> "Parser":
         """The Tensor method's parser; `name` renames it (the in-place method: "add_")."""
-        return Parser([Signature(name or s.name, s.method().params, s.deprecated) for s in self.signatures])
+        return Parser([Signature(name or s.name, s.method().params, s.deprecated)
+                       for s in self.signatures if s.has_method])
+
+    @property
+    def takes_nothing(self) -> bool:
+        """A method without parameters (Tensor.exp), which Python binds as METH_NOARGS."""
+        return len(self.signatures) == 1 and not self.signatures[0].params
 
     def check(self, args: tuple, kwargs: dict) -> dict:
         """Raise torch's TypeError unless a signature takes the call; the keywords to call the
@@ -458,10 +506,28 @@ def invalid_combination(function: str, args: tuple, kwargs: dict, options: list)
     return "".join(lines)
 
 
+def attribute_of(value, name: str) -> None:
+    """Where torch's Python function reads `value.<name>` first (input.softmax(dim), input.layout):
+    for a value that is no tensor, Python's AttributeError ("'NoneType' object has no attribute
+    'layout'")."""
+    if not isinstance(value, Tensor):
+        getattr(value, name)
+
+
 def bind(fn, parser: Parser, method: bool = False):
     """`fn` behind torch's argument checks, as a function or (self first) as a Tensor method."""
     check = parser.check
-    if method:
+    if method and parser.takes_nothing:
+        name = parser.name
+
+        def bound(self, *args, **kwargs):
+            # NOTE: CPython's own messages for a METH_NOARGS method, keywords checked first
+            if kwargs:
+                raise TypeError(f"Tensor.{name}() takes no keyword arguments")
+            if args:
+                raise TypeError(f"Tensor.{name}() takes no arguments ({len(args)} given)")
+            return fn(self)
+    elif method:
         def bound(self, *args, **kwargs):
             return fn(self, *args, **check(args, kwargs))
     else:

@@ -290,9 +290,11 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     def as_tensor(g, dt):
         return g if create_graph else Tensor._make(np.asarray(g), dt)
 
+    node = None    # the next node to run when it is the only one ready (a chain): no heap round trip
     with (enable_grad() if create_graph else no_grad()), _errstate():
-        while ready:
-            node = pop(ready)[2]
+        while ready or node is not None:
+            if node is None:
+                node = pop(ready)[2]
             g = pending.pop(node)
             if node._pre_hooks or node._retained is not None:
                 g = _run_tensor_hooks(node, g, create_graph, as_tensor)
@@ -304,13 +306,17 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
             if type(node) is AccumulateGrad:
                 if accumulate and inputs is None:
                     _accumulate(node.variable, g, create_graph)
+                node = None
                 continue
             if needed is not None and node not in needed:
+                node = None
                 continue
             input_grads = node._apply(g, create_graph)
             if not retain_graph:
                 node._release()
-            for (child, _), (shape, dt), ig in zip(node.next_functions, node._input_meta, input_grads):
+            edges, meta = node.next_functions, node._input_meta
+            node = None
+            for (child, _), (shape, dt), ig in zip(edges, meta, input_grads):
                 if child is None or (needed is not None and child not in needed):
                     continue
                 if ig is not None:
@@ -325,11 +331,20 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                 count = dependencies[child] - 1
                 dependencies[child] = count
                 if count == 0:
+                    if node is not None:     # more than one node ready: the heap orders them
+                        push(ready, (-node._seq, next(order), node))
+                        node = None
                     if child in pending:
-                        push(ready, (-child._seq, next(order), child))
+                        if ready:
+                            push(ready, (-child._seq, next(order), child))
+                        else:
+                            node = child
                     else:
                         # Every path to this node carried no gradient: nothing flows on.
                         _drain(child, dependencies, pending, ready, retain_graph, needed, order)
+            if node is not None and ready:
+                push(ready, (-node._seq, next(order), node))
+                node = None
     if results is None:
         return None
     return [None if g is None else as_tensor(g, t.dtype) if not create_graph else g

@@ -79,6 +79,19 @@ def scalar_dtype(value) -> dtype:
     raise TypeError(f"expected a Tensor or a Python number, got {type(value).__name__}")
 
 
+def check_cast(result: dtype, out: dtype) -> None:
+    """torch's refusal to write a result into a tensor of a lower category (float into int64)."""
+    if result.category > out.category:
+        raise RuntimeError(f"result type {result.scalar_name} can't be cast to the desired output type "
+                           f"{out.scalar_name}")
+
+
+def wrapped_number_dtype(value) -> dtype:
+    """The dtype of a Python number torch takes as a tensor (scalar_to_tensor): a float is a double."""
+    dt = scalar_dtype(value)
+    return float64 if dt is default_float else dt
+
+
 def result_type(tensors, scalars=()) -> dtype:
     """torch.result_type over tensors (anything with .dtype and .ndim) and Python scalars."""
     dimensioned = zero_dim = None

@@ -15,6 +15,7 @@ scheduler sums each gradient to its input's shape (`_autograd.sum_to_shape`).
 from __future__ import annotations
 
 import numbers
+from types import MappingProxyType
 
 import numpy as np
 
@@ -40,8 +41,7 @@ class Ctx:
     def drop_saved(self):
         for name in self.tensors:
             self.__dict__.pop(name, None)
-        self.tensors = {}
-        self.versions = {}
+        self.tensors = self.versions = NOTHING_SAVED
 
     def as_tensors(self) -> "Ctx":
         """A copy of this context whose saved values are the saved tensors."""
@@ -72,6 +72,11 @@ class Rule:
                                for name, trigger in self.saves.items())
 
 
+# The saved tensors (and their versions) of a node that saved none: shared, and read-only so
+# that code writing into them without making the node its own dicts fails loudly.
+NOTHING_SAVED = MappingProxyType({})
+
+
 def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     """Wrap a forward result and, when grad mode is on and an input requires grad, record the op.
 
@@ -82,9 +87,14 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         data = np.asarray(data)
     if data.dtype is not dt.np and data.dtype != dt.np:
         data = data.astype(dt.np)
-    # NOTE: a view requires grad when its base does (the base may have started to since).
-    requires = [t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs] \
-        if _GradMode.enabled else ()
+    if not _GradMode.enabled:
+        requires = ()
+    elif len(inputs) == 1:    # (a comprehension is a function call in Python 3.11: the common size skips it)
+        t = inputs[0]
+        requires = [t._requires_grad or (t._base is not None and t._base._requires_grad)]
+    else:
+        # NOTE: a view requires grad when its base does (the base may have started to since).
+        requires = [t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs]
     if True not in requires:
         return _plain(data, dt, inputs)
     out = Tensor._make(data, dt, True)
@@ -105,26 +115,26 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     ctx = Ctx()
     ctx.needs = needs
     ctx.freed = False
-    d = ctx.__dict__
-    if attrs:
-        d.update(attrs)
-    saved = {}
-    versions = {}
+    ctx.__dict__ = attrs    # this call's own dict of keyword arguments: the saved values
     if rule.save_plan:
+        saved = {}
+        versions = {}
         for name, trigger, index in rule.save_plan:
             if trigger is None or needs[trigger]:
                 t = out if index is None else inputs[index]
                 saved[name] = t
                 versions[name] = t._vc[0]   # a saved tensor modified in place later fails backward
-                d[name] = t._data
+                attrs[name] = t._data
         if INFERENCE_TENSORS.data and any(is_inference_tensor(t) for t in saved.values()):  # .data: a cheap emptiness test
             raise RuntimeError(
                 "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
                 "inference mode in computation tracked by autograd. To work around this, you can make a "
                 "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
                 "`torch.inference_mode()`.")
-    ctx.tensors = saved
-    ctx.versions = versions
+        ctx.tensors = saved
+        ctx.versions = versions
+    else:
+        ctx.tensors = ctx.versions = NOTHING_SAVED
     out.grad_fn = rule.node(rule.backward, tuple(edges), meta, ctx)
     return out
 
@@ -133,6 +143,8 @@ def save_for_backward(out: Tensor, name: str, tensor: Tensor) -> None:
     """Save one more tensor in `out`'s node (e.g. the indices output of max), as a rule input
     `ctx.<name>` with its version checked, like the tensors `record` saves."""
     ctx = out.grad_fn.ctx
+    if ctx.tensors is NOTHING_SAVED:
+        ctx.tensors, ctx.versions = {}, {}
     ctx.tensors[name], ctx.versions[name] = tensor, tensor._vc[0]
     ctx.__dict__[name] = tensor._data
 
@@ -311,6 +323,16 @@ class _IgnoreFloatingPointErrors:
         _ERROR_STATE.reset(self._token)
 
 
+def _quietly(fn, *args):
+    """`fn(*args)` under `_errstate()`, for the hot elementwise ops: one call instead of a
+    with-statement's three (the context manager, __enter__, __exit__)."""
+    token = _ERROR_STATE.set(_IGNORE_ALL)
+    try:
+        return fn(*args)
+    finally:
+        _ERROR_STATE.reset(token)
+
+
 try:   # NOTE: numpy >= 2 keeps its error state in this context variable (private API)
     from numpy._core._ufunc_config import _extobj_contextvar as _ERROR_STATE
     with np.errstate(all="ignore"):
@@ -319,6 +341,10 @@ try:   # NOTE: numpy >= 2 keeps its error state in this context variable (privat
 except ImportError:   # pragma: no cover - other numpy layouts: the public, slower way
     def _errstate():
         return np.errstate(all="ignore")
+
+    def _quietly(fn, *args):
+        with np.errstate(all="ignore"):
+            return fn(*args)
 
 
 # ---------------------------------------------------------------------------------
@@ -546,9 +572,9 @@ def _unary_float(op: str, rule: Rule, fn, input) -> Tensor:
             raise RuntimeError(_BOOL_UNARY_MESSAGES[op])
         dt = _float_dtype(input.dtype) if op not in ("relu", "neg") else input.dtype
         x = _as(input, dt)
-    with _errstate():
-        data = fn(x) if x.dtype != np.float32 or op not in _VIA_FLOAT64 else _via_float64(fn, x)
-    return record(rule, (input,), data, dt)
+    if x.dtype == np.float32 and op in _VIA_FLOAT64:
+        return record(rule, (input,), _quietly(_via_float64, fn, x), dt)
+    return record(rule, (input,), _quietly(fn, x), dt)
 
 
 # NOTE: torch's float32 transcendental kernels (SLEEF, 1-ulp) round almost always as the
@@ -605,6 +631,11 @@ _SIGMOID_BACKWARD = Rule("SigmoidBackwardBackward0",
                          ("grad_output", "output"), saves={"output": None, "grad_output": 1})
 
 
+# 1 as a 0-d array of each float dtype: in a plain backward, numpy combines it with an array of
+# its dtype several times faster than the Python number 1, with the same result.
+_ONE = {np.dtype(np.float32): np.ones((), np.float32), np.dtype(np.float64): np.ones((), np.float64)}
+
+
 def _one_minus_square(y: np.ndarray) -> np.ndarray:
     """1 - y * y rounded once in float32.
 
@@ -614,7 +645,7 @@ def _one_minus_square(y: np.ndarray) -> np.ndarray:
     """
     if y.dtype == np.float32:
         return (1 - np.square(y.astype(np.float64))).astype(np.float32)
-    return 1 - y * y
+    return _ONE.get(y.dtype, 1) - y * y
 
 
 def v_tanh_backward(g, y):
@@ -680,9 +711,7 @@ def _binary(op: str, rule: Rule, fn, input, other, dt=None) -> Tensor:
     dt = dt or result_dt
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
-    with _errstate():
-        data = fn(x, y)
-    return record(rule, (a, b), data, dt)
+    return record(rule, (a, b), _quietly(fn, x, y), dt)
 
 
 _ADD = Rule("AddBackward0", lambda ctx, g: (g, g if ctx.alpha == 1 else g * ctx.alpha), ("self", "other"))
@@ -732,8 +761,11 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
         _check_alpha(alpha, dt)
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
-    with _errstate():
-        data = fn(x, y if alpha == 1 else y * np.asarray(alpha, dt.np))
+    if alpha == 1:
+        data = _quietly(fn, x, y)
+    else:
+        with _errstate():
+            data = fn(x, y * np.asarray(alpha, dt.np))
     return record(rule, (a, b), data, dt, alpha=alpha)
 
 

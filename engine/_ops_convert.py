@@ -6,24 +6,35 @@ integer or bool dtype leaves it, as in torch.
 from __future__ import annotations
 
 import builtins
+import numbers
 
 from . import _dtype
 from ._ops import _to
 from ._tensor import Tensor
 
 
-def to(self: Tensor, *args, dtype=None, copy: builtins.bool = False, non_blocking: builtins.bool = False,
-       **kwargs) -> Tensor:
-    """`x.to(dtype)`, `x.to("cpu")`, `x.to(other)`: the engine has one device, the CPU."""
-    for arg in args + tuple(kwargs.values()):
-        if isinstance(arg, _dtype.dtype):
-            dtype = arg
-        elif isinstance(arg, Tensor):
-            dtype = arg.dtype
-        elif str(arg) != "cpu":
-            raise NotImplementedError(f"engine: Tensor.to({arg!r}): the engine has only the CPU device "
-                                      "and the dtypes float32, float64, int64 and bool")
-    if dtype is None or (dtype is self.dtype and not copy):
+def to(self: Tensor, *args, **kwargs) -> Tensor:
+    """`x.to(dtype)`, `x.to("cpu")`, `x.to(other)`: the engine has one device, the CPU.
+
+    The call has matched one of torch's overloads (optable.SIGNATURES["to"]); the first
+    positional argument says which."""
+    first = args[0] if args else None
+    if isinstance(first, _dtype.dtype):
+        names = ("dtype", "non_blocking", "copy")
+    elif first is None or isinstance(first, str) or (isinstance(first, numbers.Integral)
+                                                      and not isinstance(first, builtins.bool)):
+        names = ("device", "dtype", "non_blocking", "copy")
+    else:   # a tensor, or a number, which torch takes as a tensor here
+        names = ("tensor", "non_blocking", "copy")
+    options = {**dict(zip(names, args)), **kwargs}
+    device = options.get("device")
+    if device is not None and device != "cpu":
+        raise NotImplementedError(f"engine: Tensor.to({device!r}): the engine has only the CPU device")
+    dtype = options.get("dtype")
+    if "tensor" in options:
+        other = options["tensor"]
+        dtype = other.dtype if isinstance(other, Tensor) else _dtype.wrapped_number_dtype(other)
+    if dtype is None or (dtype is self.dtype and not options.get("copy")):
         return self
     return _to(self, dtype)
 

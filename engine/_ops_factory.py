@@ -92,13 +92,9 @@ def _leaf(data: np.ndarray, dt, requires_grad: bool) -> Tensor:
     return Tensor._make(data, dt, bool(requires_grad))
 
 
-def _number(op: str, x, arg: str, position: int):
-    """A Python number from a number or a 0-d tensor."""
-    if isinstance(x, Tensor) and x.ndim == 0:
-        return x.item()
-    if not isinstance(x, numbers.Number) or isinstance(x, Tensor):
-        raise TypeError(f"{op}(): argument '{arg}' (position {position}) must be Number, not {_type_name(x)}")
-    return x
+def _number(x):
+    """A Python number from a number or a 0-d tensor (which torch's parser takes for a number)."""
+    return x.item() if isinstance(x, Tensor) else x
 
 
 def _filled(shape: tuple, value, dt) -> np.ndarray:
@@ -111,85 +107,105 @@ def _filled(shape: tuple, value, dt) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 # Constant factories
 # ---------------------------------------------------------------------------------
+# Their arguments are checked by torch's signatures (optable.SIGNATURES, engine/_args.py);
+# the options the engine cannot honour (another device, pinned memory) raise NotImplementedError.
 
-def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    _check_dtype("zeros", dtype)
-    shape = _size("zeros", size)
+def _cpu_only(op: str, device, pin_memory) -> None:
+    if device not in (None, "cpu") or pin_memory:
+        option = f"device={device!r}" if device not in (None, "cpu") else "pin_memory=True"
+        raise NotImplementedError(f"engine: {op}({option}): the engine has only the CPU device")
+
+
+def _shape(sizes: tuple, size) -> tuple:
+    """The shape given as varargs (`zeros(2, 3)`), one sequence (`zeros((2, 3))`) or `size=`."""
+    if size is not None:
+        sizes = (size,)
+    if len(sizes) == 1 and not _is_int(sizes[0]):
+        sizes = sizes[0]
+    return tuple(int(n) for n in sizes)
+
+
+def zeros(*sizes, size=None, dtype=None, layout=None, device=None, pin_memory=False,
+          requires_grad: bool = False) -> Tensor:
+    _cpu_only("zeros", device, pin_memory)
+    shape = _shape(sizes, size)
     # NOTE: torch.zeros has its own negative-size message; ones, full, rand, ... share another.
     _check_nonnegative(shape, "zeros: Dimension size must be non-negative.")
     dt = dtype or _dtype.default_float
     return _leaf(np.zeros(shape, dt.np), dt, requires_grad)
 
 
-def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    _check_dtype("ones", dtype)
-    shape = _size("ones", size)
+def ones(*sizes, size=None, dtype=None, layout=None, device=None, pin_memory=False,
+         requires_grad: bool = False) -> Tensor:
+    _cpu_only("ones", device, pin_memory)
+    shape = _shape(sizes, size)
     _check_nonnegative(shape)
     dt = dtype or _dtype.default_float
     return _leaf(np.ones(shape, dt.np), dt, requires_grad)
 
 
-def full(size, fill_value, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    _check_dtype("full", dtype)
-    shape = _size("full", size, varargs=False)
-    value = _number("full", fill_value, "fill_value", 2)
+def full(size, fill_value, *, dtype=None, layout=None, device=None, pin_memory=False,
+         requires_grad: bool = False) -> Tensor:
+    _cpu_only("full", device, pin_memory)
+    shape = _shape((), size)
+    value = _number(fill_value)
     _check_nonnegative(shape)
     dt = dtype or _dtype.scalar_dtype(value)    # bool -> bool, int -> int64, float -> float32
     return _leaf(_filled(shape, value, dt), dt, requires_grad)
 
 
-def _like(op: str, input, dtype, requires_grad, fill) -> Tensor:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-    _check_dtype(op, dtype)
+def _like(op: str, input, dtype, device, pin_memory, requires_grad, fill) -> Tensor:
+    _cpu_only(op, device, pin_memory)
     dt = dtype or input.dtype
     return _leaf(_filled(input.shape, fill, dt), dt, requires_grad)
 
 
-def zeros_like(input, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _like("zeros_like", input, dtype, requires_grad, 0)
+def zeros_like(input, *, memory_format=None, dtype=None, layout=None, device=None, pin_memory=False,
+               requires_grad: bool = False) -> Tensor:
+    return _like("zeros_like", input, dtype, device, pin_memory, requires_grad, 0)
 
 
-def ones_like(input, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _like("ones_like", input, dtype, requires_grad, 1)
+def ones_like(input, *, memory_format=None, dtype=None, layout=None, device=None, pin_memory=False,
+              requires_grad: bool = False) -> Tensor:
+    return _like("ones_like", input, dtype, device, pin_memory, requires_grad, 1)
 
 
-def full_like(input, fill_value, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    value = _number("full_like", fill_value, "fill_value", 2)
+def full_like(input, fill_value, *, memory_format=None, dtype=None, layout=None, device=None, pin_memory=False,
+              requires_grad: bool = False) -> Tensor:
     # NOTE: unlike full, full_like keeps the input's dtype whatever the fill value (2.7 -> 2 for int64).
-    return _like("full_like", input, dtype, requires_grad, value)
+    return _like("full_like", input, dtype, device, pin_memory, requires_grad, _number(fill_value))
 
 
-def new_zeros(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
-    _check_dtype("new_zeros", dtype)
-    shape = _size("new_zeros", size)
+def new_zeros(self, *sizes, size=None, dtype=None, layout=None, device=None, pin_memory=False,
+              requires_grad: bool = False) -> Tensor:
+    _cpu_only("new_zeros", device, pin_memory)
+    shape = _shape(sizes, size)
     _check_nonnegative(shape)
     dt = dtype or self.dtype
     return _leaf(np.zeros(shape, dt.np), dt, requires_grad)
 
 
-def new_ones(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
-    _check_dtype("new_ones", dtype)
-    shape = _size("new_ones", size)
+def new_ones(self, *sizes, size=None, dtype=None, layout=None, device=None, pin_memory=False,
+             requires_grad: bool = False) -> Tensor:
+    _cpu_only("new_ones", device, pin_memory)
+    shape = _shape(sizes, size)
     _check_nonnegative(shape)
     dt = dtype or self.dtype
     return _leaf(np.ones(shape, dt.np), dt, requires_grad)
 
 
-def new_full(self, size, fill_value, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    _check_dtype("new_full", dtype)
-    shape = _size("new_full", size, varargs=False)
-    value = _number("new_full", fill_value, "fill_value", 2)
+def new_full(self, size, fill_value, *, dtype=None, layout=None, device=None, pin_memory=False,
+             requires_grad: bool = False) -> Tensor:
+    _cpu_only("new_full", device, pin_memory)
+    shape = _shape((), size)
+    value = _number(fill_value)
     _check_nonnegative(shape)
     dt = dtype or self.dtype          # NOTE: the tensor's dtype, not the fill value's
     return _leaf(_filled(shape, value, dt), dt, requires_grad)
 
 
-def eye(n, m=None, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    _check_dtype("eye", dtype)
-    for name, position, value in (("n", 1, n), ("m", 2, m)):
-        if value is not None and not _is_int(value):
-            raise TypeError(f"eye(): argument '{name}' (position {position}) must be int, not {_type_name(value)}")
+def eye(n, m=None, *, dtype=None, layout=None, device=None, pin_memory=False, requires_grad: bool = False) -> Tensor:
+    _cpu_only("eye", device, pin_memory)
     n = int(n)
     m = n if m is None else int(m)
     if n < 0:
@@ -209,17 +225,13 @@ def _cpp_number(x) -> str:
     return format(float(x), "g") if isinstance(x, float) else str(x)
 
 
-def arange(start=None, end=None, step=1, *, dtype=None, requires_grad: bool = False) -> Tensor:
+def arange(start=0, end=None, step=1, *, dtype=None, layout=None, device=None, pin_memory=False,
+           requires_grad: bool = False) -> Tensor:
     """torch.arange: [start, end) by step; int64 for integer arguments, else the default float."""
-    _check_dtype("arange", dtype)
-    if end is None:
-        if start is None:
-            raise TypeError("arange() missing 1 required positional arguments: \"end\"")
+    _cpu_only("arange", device, pin_memory)
+    if end is None:   # arange(end)
         start, end = 0, start
-    elif start is None:
-        start = 0
-    start, end, step = (_number("arange", x, name, i + 1)
-                        for i, (name, x) in enumerate((("start", start), ("end", end), ("step", step))))
+    start, end, step = (_number(x) for x in (start, end, step))
     is_float = any(isinstance(x, float) for x in (start, end, step))
     dt = dtype or (_dtype.default_float if is_float else _dtype.int64)
     if dt is _dtype.bool_:
@@ -251,24 +263,15 @@ def arange(start=None, end=None, step=1, *, dtype=None, requires_grad: bool = Fa
     return _leaf(data, dt, requires_grad)
 
 
-_LINSPACE_SIGNATURES = "".join(
-    f" * ({a} start, {b} end, int steps, *, Tensor out = None, torch.dtype dtype = None, torch.layout layout = "
-    "None, torch.device device = None, bool pin_memory = False, bool requires_grad = False)\n"
-    for a, b in (("Tensor", "Tensor"), ("Number", "Tensor"), ("Tensor", "Number"), ("Number", "Number")))
-
-
-def linspace(start, end, steps=None, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    """torch.linspace: `steps` evenly spaced values from start to end (steps is required)."""
-    if steps is None or not _is_int(steps):
-        got = ", ".join(type(x).__name__ for x in (start, end, steps) if x is not None)
-        raise TypeError(f"linspace() received an invalid combination of arguments - got ({got}), "
-                        f"but expected one of:\n{_LINSPACE_SIGNATURES}")
-    _check_dtype("linspace", dtype)
+def linspace(start, end, steps, *, dtype=None, layout=None, device=None, pin_memory=False,
+             requires_grad: bool = False) -> Tensor:
+    """torch.linspace: `steps` evenly spaced values from start to end."""
+    _cpu_only("linspace", device, pin_memory)
     for name, x in (("start", start), ("end", end)):
         if isinstance(x, Tensor) and x.ndim:
             raise RuntimeError(f"linspace only supports 0-dimensional start and end tensors, "
                                f"but got {name} with {x.ndim} dimension(s).")
-    start, end = _number("linspace", start, "start", 1), _number("linspace", end, "end", 2)
+    start, end = _number(start), _number(end)
     steps = int(steps)
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")

@@ -701,20 +701,23 @@ _MASKED_FILL_TENSOR = Rule("MaskedFillBackward1",
                            ("self", "value"))
 
 
-def masked_fill(input, mask, value) -> Tensor:
-    """A copy of `input` (broadcast with `mask`) holding `value` where `mask` is True."""
-    _check_tensor(input, "masked_fill")
-    _check_tensor(mask, "masked_fill", "mask", 2)
-    if not (isinstance(value, Tensor) or _is_number(value)):
-        raise TypeError(f"masked_fill(): argument 'value' (position 3) must be Tensor or Number, "
-                        f"not {type(value).__name__}")
-    shape = _broadcast_shape(mask._data.shape, input._data.shape)
+def _masked_fill_meta(input, mask, value) -> None:
+    """The value's and the mask's checks; masked_fill_ makes them before broadcasting the
+    mask, masked_fill after."""
     if isinstance(value, Tensor) and value.ndim:
         raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
                            f"with {value.ndim} dimension(s).")
     if mask.dtype is not _dtype.bool_:
         raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
                            + mask.dtype.cpp_name)
+
+
+def masked_fill(input, mask, value) -> Tensor:
+    """A copy of `input` (broadcast with `mask`) holding `value` where `mask` is True."""
+    _check_tensor(input, "masked_fill")
+    _check_tensor(mask, "masked_fill", "mask", 2)
+    shape = _broadcast_shape(mask._data.shape, input._data.shape)
+    _masked_fill_meta(input, mask, value)
     fill = _fill_value(value, input.dtype)
     data = np.where(np.broadcast_to(mask._data, shape), fill, np.broadcast_to(input._data, shape))
     if isinstance(value, Tensor):

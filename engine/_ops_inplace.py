@@ -56,9 +56,7 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     if result.shape != self.shape:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                            f"{list(result.shape)}")
-    if result.dtype.category > self.dtype.category:
-        raise RuntimeError(f"result type {result.dtype.scalar_name} can't be cast to the "
-                           f"desired output type {self.dtype.scalar_name}")
+    _dtype.check_cast(result.dtype, self.dtype)
     node = result.grad_fn
     if node is not None:
         ctx = node.ctx
@@ -338,9 +336,12 @@ _COPY_ = Rule("torch::autograd::CopyBackwards",
               ("self", "src"))
 
 
-def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
-    """Copy `src` (broadcast to this tensor's shape, converted to its dtype) into this tensor."""
-    _check_tensor(src, "copy_", "src")
+def copy_(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
+    """Copy `other` (broadcast to this tensor's shape, converted to its dtype) into this tensor."""
+    src = other
+    if not isinstance(src, Tensor):
+        # NOTE: torch takes a number as a 0-d tensor (scalar_to_tensor: a float is a double).
+        src = _scalar_tensor(src, _dtype.wrapped_number_dtype(src))
     check_writable(self, src)
     _assert_no_overlap(self._data, src._data, partial_only=True)
     shape = _broadcast_shape(self._data.shape, src._data.shape)

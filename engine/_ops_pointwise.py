@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _dtype, _ops
 from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor, _errstate,
-                   _float_dtype, _is_number, _rounded, _scalar_tensor, _unary_float, record, v_data, v_exp,
+                   _float_dtype, _rounded, _scalar_tensor, _unary_float, record, v_data, v_exp,
                    v_masked_zero, v_where)
 from ._tensor import Tensor
 
@@ -27,31 +27,6 @@ from ._tensor import Tensor
 
 def _not_implemented_for(kernel: str, dt) -> NotImplementedError:
     return NotImplementedError(f'"{kernel}" not implemented for \'{dt.scalar_name}\'')
-
-
-def _type_name(x) -> str:
-    return "Tensor" if isinstance(x, Tensor) else type(x).__name__
-
-
-def _invalid_arguments(op: str, args, signatures) -> TypeError:
-    """torch's overload-resolution error: which argument types were given, which are accepted.
-
-    A signature is a string, or (string, marks) for the overloads after which torch
-    notes which arguments had invalid types: marks "fit" marks (with "!float!") each
-    argument whose type does not fit its parameter, "all" marks every argument.
-    """
-    def marked(signature: str, marks: str) -> str:
-        params = [p.split()[0] for p in signature.split(", ") if p != "*"]
-        fits = {"Tensor": lambda a: isinstance(a, Tensor), "Number": _is_number}
-        return "(" + ", ".join(_type_name(a) if marks == "fit" and fits[p](a) else f"!{_type_name(a)}!"
-                               for a, p in zip(args, params)) + ")"
-
-    got = ", ".join(_type_name(a) for a in args)
-    accepted = "".join(
-        f" * ({s[0]})\n      didn't match because some of the arguments have invalid types: {marked(*s)}\n"
-        if isinstance(s, tuple) else f" * ({s})\n" for s in signatures)
-    return TypeError(f"{op}() received an invalid combination of arguments - got ({got}), "
-                     f"but expected one of:\n{accepted}")
 
 
 def _full(data: np.ndarray, shape: tuple) -> np.ndarray:
@@ -310,10 +285,6 @@ def round(input, *, decimals: int | None = None) -> Tensor:  # noqa: A001
 # clamp / clip, clamp_min, clamp_max, nan_to_num
 # ---------------------------------------------------------------------------------
 
-_CLAMP_SIGNATURES = ("Tensor input, Tensor min = None, Tensor max = None, *, Tensor out = None",
-                     "Tensor input, Number min = None, Number max = None, *, Tensor out = None")
-
-
 def _clamp_scalar_backward(ctx, g):
     # NOTE: torch passes the gradient at the bounds (x >= min and x <= max), and none where
     # x is NaN; a select, so an inf or NaN gradient of a clamped element does not leak.
@@ -371,17 +342,13 @@ def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if all(b is None or isinstance(b, Tensor) for b in bounds):
         return _clamp_tensor(input, min, max)
-    # NOTE: as torch's overload resolution, a 0-d tensor that does not require grad, next to a
-    # number, is read as a number.
-    if all(b is None or _is_number(b) or (isinstance(b, Tensor) and b.ndim == 0 and not b.requires_grad)
-           for b in bounds):
-        lo, hi = (b.item() if isinstance(b, Tensor) else b for b in bounds)
-        dt = _dtype.result_type([input], [b for b in (lo, hi) if b is not None])
-        if dt is _dtype.bool_:
-            raise _not_implemented_for("clamp_scalar_cpu", dt)
-        return _clamp_scalar(_CLAMP_SCALAR, input, lo, hi, dt)
-    raise _invalid_arguments("clamp", tuple(a for a in (input, min, max) if a is not None)
-                             if max is None else (input, min, max), _CLAMP_SIGNATURES)
+    # NOTE: as torch's overload resolution (engine/_args.py), a 0-d tensor that does not
+    # require grad, next to a number, is read as a number.
+    lo, hi = (b.item() if isinstance(b, Tensor) else b for b in bounds)
+    dt = _dtype.result_type([input], [b for b in (lo, hi) if b is not None])
+    if dt is _dtype.bool_:
+        raise _not_implemented_for("clamp_scalar_cpu", dt)
+    return _clamp_scalar(_CLAMP_SCALAR, input, lo, hi, dt)
 
 
 def _tie_first(fn, a, b):
@@ -448,9 +415,8 @@ def _clamp_one_side(op: str, input, bound, scalar_rule: Rule, tensor_rule: Rule)
         with _errstate():
             data = _full(fn(_as(input, dt), _as(bound, dt)), shape)
         return record(tensor_rule, (input, bound), data, dt)
-    if not _is_number(bound):
-        raise _invalid_arguments(op, (input, bound), (f"Tensor input, Tensor {name}, *, Tensor out = None",
-                                                      f"Tensor input, Number {name}, *, Tensor out = None"))
+    if isinstance(bound, Tensor):   # a 0-d tensor taken as a number (engine/_args.py)
+        bound = bound.item()
     dt = _dtype.result_type([input], [bound])
     if dt is _dtype.bool_:
         raise _not_implemented_for(f"{op}_scalar_cpu", dt)
@@ -475,9 +441,8 @@ _NAN_TO_NUM = Rule("NanToNumBackward0", lambda ctx, g: (v_times_mask(g, np.isfin
 def nan_to_num(input, nan: float | None = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
     """Replace NaN, +inf and -inf (defaults: 0, the dtype's largest and lowest finite values)."""
     _check_tensor(input, "nan_to_num")
-    for name, value in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
-        if value is not None and not _is_number(value):
-            raise TypeError(f"nan_to_num(): argument '{name}' must be float, not {type(value).__name__}")
+    # a 0-d tensor taken as a number (engine/_args.py)
+    nan, posinf, neginf = (v.item() if isinstance(v, Tensor) else v for v in (nan, posinf, neginf))
     dt = input.dtype
     if not dt.is_floating_point:
         return _plain(input._data.copy(), dt)
@@ -559,11 +524,6 @@ def _remainder(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where((mod != 0) & ((y < 0) != (mod < 0)), mod + y, mod)
 
 
-# The overloads of binary ops that accept a number on either side (remainder, bitwise_and, ...).
-_NUMBER_SELF_SIGNATURES = ("Tensor input, Tensor other, *, Tensor out = None",
-                           ("Number self, Tensor other", "all"),
-                           "Tensor input, Number other, *, Tensor out = None")
-
 _REMAINDER_SCALAR = Rule("RemainderBackward0", lambda ctx, g: (g,))
 _REMAINDER = Rule("RemainderBackward1",
                   lambda ctx, g: (g if ctx.needs[0] else None,
@@ -573,8 +533,6 @@ _REMAINDER = Rule("RemainderBackward1",
 
 def remainder(input, other) -> Tensor:
     """Python's modulo (the `%` operator): the result takes the divisor's sign."""
-    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
-        raise _invalid_arguments("remainder", (input, other), _NUMBER_SELF_SIGNATURES)
     a, b, dt = _binary_operands("remainder", input, other)
     _check_divisor("remainder_cpu", b, dt)
     with _errstate():
@@ -596,9 +554,6 @@ _FMOD = Rule("FmodBackward1",
 
 def fmod(input, other) -> Tensor:
     """C's fmod: the remainder of truncated division (takes the dividend's sign)."""
-    if not isinstance(input, Tensor):
-        raise _invalid_arguments("fmod", (input, other), ("Tensor input, Tensor other, *, Tensor out = None",
-                                                          "Tensor input, Number other, *, Tensor out = None"))
     a, b, dt = _binary_operands("fmod", input, other)
     _check_divisor("fmod_cpu", b, dt)
     with _errstate():
@@ -694,10 +649,6 @@ _XLOGY_NUMBER_OTHER = Rule("XlogyBackward2", _xlogy_number_other_backward, saves
 
 def xlogy(input, other) -> Tensor:
     """x * log(y), defined as 0 where x == 0 (unless y is NaN)."""
-    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
-        raise _invalid_arguments("xlogy", (input, other), ("Tensor input, Tensor other, *, Tensor out = None",
-                                                           "Number self, Tensor other, *, Tensor out = None",
-                                                           "Tensor input, Number other, *, Tensor out = None"))
     a, b, dt = _binary_operands("xlogy", input, other)
     dt = _float_dtype(dt)
     data = _xlogy(_as(a, dt), _as(b, dt))
@@ -741,11 +692,6 @@ def _lerp_meta(input, end, weight) -> None:
 
 def lerp(input, end, weight) -> Tensor:
     """input + weight * (end - input); weight a number or a tensor; all three broadcast."""
-    if not (isinstance(input, Tensor) and isinstance(end, Tensor)
-            and (isinstance(weight, Tensor) or _is_number(weight))):
-        raise _invalid_arguments("lerp", (input, end, weight), (
-            "Tensor input, Tensor end, Tensor weight, *, Tensor out = None",
-            "Tensor input, Tensor end, Number weight, *, Tensor out = None"))
     _lerp_meta(input, end, weight)
     dt = input.dtype
     tensor_weight = isinstance(weight, Tensor)
@@ -814,12 +760,6 @@ def addcdiv(input, tensor1, tensor2, *, value=1) -> Tensor:
     return record(_ADDCDIV, (input, tensor1, tensor2), _full(data, shape), dt, value=v.item())
 
 
-_WHERE_SIGNATURES = ("Tensor condition", "Tensor condition, Tensor input, Tensor other, *, Tensor out = None",
-                     ("Tensor condition, Number self, Tensor other", "fit"),
-                     ("Tensor condition, Tensor input, Number other", "fit"),
-                     ("Tensor condition, Number self, Number other", "fit"))
-
-
 def where(condition, input, other) -> Tensor:
     """`input` where the boolean `condition` holds, else `other` (tensors or numbers, broadcast).
 
@@ -827,12 +767,14 @@ def where(condition, input, other) -> Tensor:
     gradient is NaN. (A NaN produced inside the unused branch's own backward, as in
     where(x > 0, x.sqrt(), 0) at x < 0, still reaches x: 0 / (2 * nan) is NaN, as in torch.)
     """
-    operands_ok = all(isinstance(x, Tensor) or _is_number(x) for x in (input, other))
-    if not isinstance(condition, Tensor) or not operands_ok:
-        raise _invalid_arguments("where", (condition, input, other), _WHERE_SIGNATURES)
     if condition.dtype is not _dtype.bool_:
         raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor with dtype "
                            f"{condition.dtype.scalar_name}")
+    # NOTE: torch broadcasts condition, input and other in this order (its error names them so).
+    shape = condition._data.shape
+    for operand in (input, other):
+        if isinstance(operand, Tensor):
+            shape = _broadcast_shape(shape, operand._data.shape)
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         dt = _dtype.result_type([], [input, other])
         input, other = _scalar_tensor(input, dt), _scalar_tensor(other, dt)
@@ -843,13 +785,7 @@ def where(condition, input, other) -> Tensor:
 # Comparisons, logical and bitwise ops: no gradient
 # ---------------------------------------------------------------------------------
 
-_COMPARE_SIGNATURES = ("Tensor input, Tensor other, *, Tensor out = None",
-                       "Tensor input, Number other, *, Tensor out = None")
-
-
 def _compare(op: str, fn, input, other) -> Tensor:
-    if not isinstance(input, Tensor) or not (isinstance(other, Tensor) or _is_number(other)):
-        raise _invalid_arguments(op, (input, other), _COMPARE_SIGNATURES)
     # Compared in the promoted dtype, as torch: an int64 tensor against a float is compared in float32.
     a, b, dt = _binary_operands(op, input, other)
     return _plain(fn(_as(a, dt), _as(b, dt)), _dtype.bool_)
@@ -923,9 +859,19 @@ def isfinite(input) -> Tensor:
     return _classify("isfinite", np.isfinite, True, input)
 
 
+def _bitwise_meta(input, other) -> None:
+    """In place, torch refuses operands that do not broadcast, then a result type the tensor
+    cannot hold (x.bitwise_and_(1.5) on int64), before the kernel refuses floats."""
+    tensors = [t for t in (input, other) if isinstance(t, Tensor)]
+    if isinstance(other, Tensor):
+        _broadcast_shape(input._data.shape, other._data.shape)
+    _dtype.check_cast(_dtype.result_type(tensors, [t for t in (other,) if not isinstance(t, Tensor)]), input.dtype)
+
+
+_bitwise_and_meta = _bitwise_or_meta = _bitwise_xor_meta = _bitwise_meta
+
+
 def _bitwise(op: str, fn, input, other) -> Tensor:
-    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
-        raise _invalid_arguments(op, (input, other), _NUMBER_SELF_SIGNATURES)
     a, b, dt = _binary_operands(op, input, other)
     if dt.is_floating_point:
         raise _not_implemented_for(f"{op}_cpu", dt)

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from . import _dtype
+from . import _args, _dtype, optable
 from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims, _reshape, _rounded,
                    _transpose, exp, mean, record, save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero,
                    v_reshape, v_transpose, v_where)
@@ -129,13 +129,6 @@ def _check_int_dim(op: str, dim, position: int = 1):
         raise TypeError(f"{op}(): argument 'dim' (position {position}) must be int, not {type(dim).__name__}")
 
 
-def _invalid_combination(op: str, got: str, signatures: tuple) -> TypeError:
-    """torch's argument-parser error (function form) for a call no signature accepts."""
-    lines = "".join(f" * ({s})\n" for s in signatures)
-    return TypeError(f"{op}() received an invalid combination of arguments - got ({got}), "
-                     f"but expected one of:\n{lines}")
-
-
 def _check_nonempty(op: str, x: np.ndarray, dims):
     """torch's errors for reductions without an identity (max, amin, argmax, ...) on empty input."""
     if dims is None:
@@ -197,14 +190,7 @@ def prod(input, dim=_NO_DIM, keepdim: bool = False, *, dtype=None) -> Tensor:
     """Product of all elements, or along one dim (torch.prod; `dim` is one int)."""
     _check_tensor(input, "prod")
     x = input._data
-    if dim is _NO_DIM:
-        if keepdim:
-            raise _invalid_combination("prod", "Tensor, keepdim=bool", _PROD_SIGNATURES)
-        dims = None
-    else:
-        if not isinstance(dim, numbers.Integral):
-            raise _invalid_combination("prod", f"Tensor, {type(dim).__name__}", _PROD_SIGNATURES)
-        dims = (_wrap_dim(dim, x.ndim),)
+    dims = None if dim is _NO_DIM else (_wrap_dim(dim, x.ndim),)
     dt = _result_dtype("prod", input, dtype)
     axes = _axes(dims, x.ndim) if x.ndim else ()
     with _errstate():
@@ -212,10 +198,6 @@ def prod(input, dim=_NO_DIM, keepdim: bool = False, *, dtype=None) -> Tensor:
     return _record_or_plain(_PROD_ALL if dims is None else _PROD_DIM, input, data, dt,
                             dim=None if dims is None or not x.ndim else dims[0],
                             keep_shape=_keep_shape(x.shape, axes))
-
-
-_PROD_SIGNATURES = ("Tensor input, *, torch.dtype dtype = None",
-                    "Tensor input, int dim, bool keepdim = False, *, torch.dtype dtype = None, Tensor out = None")
 
 
 # ---------------------------------------------------------------------------------
@@ -302,10 +284,6 @@ _MIN_ALL = Rule("MinBackward1", _evenly_distribute_backward, saves={"self": None
 _MAX_DIM = Rule("MaxBackward0", _select_backward)
 _MIN_DIM = Rule("MinBackward0", _select_backward)
 
-_MAX_SIGNATURES = ("Tensor input, *, Tensor out = None", "Tensor input, Tensor other, *, Tensor out = None",
-                   "Tensor input, int dim, bool keepdim = False, *, tuple of Tensors out = None")
-
-
 def _max_min(op: str, input, dim, keepdim, other):
     _check_tensor(input, op)
     if isinstance(dim, Tensor) or other is not None:
@@ -313,13 +291,9 @@ def _max_min(op: str, input, dim, keepdim, other):
     x = input._data
     is_max = op == "max"
     if dim is _NO_DIM:
-        if keepdim is not None:
-            raise _invalid_combination(op, "Tensor, keepdim=bool", _MAX_SIGNATURES)
         _check_nonempty(op, x, None)
         data = np.amax(x) if is_max else np.amin(x)
         return record(_MAX_ALL if is_max else _MIN_ALL, (input,), data, input.dtype)
-    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
-        raise _invalid_combination(op, f"Tensor, {type(dim).__name__}", _MAX_SIGNATURES)
     d = _wrap_dim(dim, x.ndim)
     _check_nonempty(op, x, (d,))
     values, indices, picked = _select(x, d if x.ndim else None, is_max)
@@ -434,18 +408,10 @@ def _std_backward(ctx, g):
 _VAR = Rule("VarBackward0", lambda ctx, g: (_var_backward(ctx, g),), saves={"self": None})
 _STD = Rule("StdBackward0", _std_backward, saves={"self": None, "result": None})
 
-_VAR_SIGNATURES = ("Tensor input, tuple of ints dim, bool unbiased = True, bool keepdim = False, *, Tensor out = None",
-                   "Tensor input, tuple of ints dim = None, *, Number correction = None, bool keepdim = False, "
-                   "Tensor out = None",
-                   "Tensor input, bool unbiased = True")
-
-
 def _var_std(op: str, input, dim, unbiased, keepdim, correction) -> Tensor:
     _check_tensor(input, op)
     if isinstance(dim, bool):            # var(x, False): the legacy `unbiased` overload
         dim, unbiased = None, dim if unbiased is None else unbiased
-    if unbiased is not None and correction is not None:
-        raise _invalid_combination(op, "Tensor, correction=int, unbiased=bool", _VAR_SIGNATURES)
     if correction is None:
         correction = 0 if unbiased is False else 1
     if not input.dtype.is_floating_point:
@@ -560,22 +526,38 @@ def _norm_backward(ctx, g):
 _NORM = Rule("LinalgVectorNormBackward0", _norm_backward, saves={"self": None, "result": None})
 
 
+_VECTOR_NORM_ARGS = _args.Parser.from_text(optable.NATIVE_SIGNATURES["linalg_vector_norm"])
+
+
+def _norm_method(native):
+    """Tensor.norm: in torch a Python method calling torch.norm."""
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        return native(self, p, dim, keepdim, dtype=dtype)
+    norm.__qualname__ = "Tensor.norm"
+    norm.__doc__, norm.__wrapped__ = native.__doc__, native
+    return norm
+
+
 def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Vector p-norm over `dim` (all elements by default), as torch.norm, which computes it with
-    torch.linalg.vector_norm ('fro' is p = 2); p is a number, 'fro' or inf / -inf."""
-    _check_tensor(input, "norm")
+    torch.linalg.vector_norm ('fro' is p = 2); p is a number, 'fro' or inf / -inf.
+
+    In torch a Python function: it reads input.layout first, then calls linalg.vector_norm."""
+    _args.attribute_of(input, "layout")
     x = input._data
-    explicit = None if dim is None else ((dim,) if isinstance(dim, numbers.Integral) else tuple(dim))
     if p is None:
-        p = "fro"
-    if isinstance(p, str):
-        if p == "nuc":
-            raise NotImplementedError("norm(p='nuc') (the nuclear matrix norm) is not supported")
-        if p != "fro":
-            raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
-        if explicit is not None and len(explicit) > 2:
-            raise RuntimeError("linalg.matrix_norm: dim must be a 2-tuple. Got " + " ".join(map(str, explicit)))
         p = 2
+    elif isinstance(p, str):
+        if p == "fro" and (dim is None or isinstance(dim, int) or len(dim) <= 2):
+            p = 2
+        elif p == "nuc":
+            raise NotImplementedError("norm(p='nuc') (the nuclear matrix norm) is not supported")
+        elif p == "fro":
+            raise RuntimeError("linalg.matrix_norm: dim must be a 2-tuple. Got " + " ".join(map(str, dim)))
+        else:
+            raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
+    _VECTOR_NORM_ARGS.check((input, p, [dim] if isinstance(dim, int) else dim, keepdim),
+                            {} if dtype is None else {"dtype": dtype})
     p = float(p)
     if not input.dtype.is_floating_point:
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as input. "

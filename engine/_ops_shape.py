@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from . import _dtype
+from . import _args, _dtype, optable
 from ._autograd import _GradMode
 from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule, _diagonal_view,
                    _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_reshape)
@@ -216,9 +216,18 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def _split_method(native):
-    """Tensor.split(split_size, dim=0): in torch a Python method, with its own parameter names."""
+    """Tensor.split(split_size, dim=0): in torch a Python method, with its own parameter names,
+    calling the native split (an int size) or split_with_sizes (anything else)."""
     def split(self, split_size, dim=0):
-        return native(self, split_size, dim)
+        # NOTE: torch tries int(split_size) on a tensor, keeping the tensor where that raises
+        # ValueError (more than one element).
+        if isinstance(split_size, Tensor) and split_size._data.size == 1:
+            split_size = int(split_size)
+        if isinstance(split_size, int):
+            _SPLIT_ARGS.check((self, split_size, dim), {})
+            return _split_by_size(self, split_size, dim)
+        _SPLIT_WITH_SIZES_ARGS.check((self, split_size, dim), {})
+        return split_with_sizes(self, split_size, dim)
     split.__qualname__ = "Tensor.split"
     split.__doc__, split.__wrapped__ = native.__doc__, native
     return split
@@ -228,7 +237,7 @@ def _unflatten_method(native):
     """Tensor.unflatten(dim, sizes): in torch a Python method that refuses empty sizes itself
     before its native method parses the arguments."""
     def unflatten(self, dim, sizes):
-        if not isinstance(sizes, Tensor) and not sizes:
+        if not sizes:   # NOTE: as torch, a tensor of several sizes raises here (its truth value)
             raise RuntimeError("unflatten: sizes must be non-empty")
         return native(self, dim, sizes)
     unflatten.__qualname__ = "Tensor.unflatten"
@@ -576,6 +585,8 @@ def _embed(input: Tensor, shape: tuple, key: tuple) -> Tensor:
 
 def narrow(input, dim: int, start: int, length: int) -> Tensor:
     _check_tensor(input, "narrow")
+    if isinstance(start, Tensor) and (start.ndim or start.dtype is not _dtype.int64):   # the Tensor overload
+        raise RuntimeError("start must be an 0-dim integral Tensor.")
     shape = input._data.shape
     if not shape:
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
@@ -749,12 +760,19 @@ def _split_dim(op: str, input: Tensor, dim: int) -> int:
 
 
 def split(tensor, split_size_or_sections, dim: int = 0) -> tuple:
-    """torch.split(tensor, split_size_or_sections, dim): pieces of one size, or of the sizes listed."""
-    _check_tensor(tensor, "split")
-    sizes = split_size_or_sections
-    if isinstance(sizes, (tuple, list)):
-        return split_with_sizes(tensor, sizes, dim)
-    size = operator.index(sizes)
+    """torch.split(tensor, split_size_or_sections, dim): pieces of one size, or of the sizes listed.
+
+    In torch a Python function that calls `tensor.split(split_size_or_sections, dim)` (a value
+    that is no tensor fails as Python makes it fail: "'NoneType' object has no attribute 'split'")."""
+    return tensor.split(split_size_or_sections, dim)
+
+
+# torch's signatures of the natives Tensor.split calls (python_arg_parser.cpp checks them)
+_SPLIT_ARGS = _args.Parser.from_text(optable.NATIVE_SIGNATURES["split"])
+_SPLIT_WITH_SIZES_ARGS = _args.Parser.from_text(optable.SIGNATURES["split_with_sizes"])
+
+
+def _split_by_size(tensor: Tensor, size: int, dim: int) -> tuple:
     d = _split_dim("split", tensor, dim)
     length = tensor._data.shape[d]
     if size < 0:

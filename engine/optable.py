@@ -799,8 +799,47 @@ BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 # torch's Python signatures of ops (function form, in torch's parser syntax, in torch's order):
 # the engine checks a call's arguments against them as torch's argument parser does
 # (engine/_args.py), with its TypeErrors; the Tensor method form drops `input` and `out`.
+_OUT = "Tensor out=None, "
+_FACTORY_OPTIONS = ("ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False, "
+                    "bool? requires_grad=False")
 SIGNATURES: dict[str, tuple[str, ...]] = {
     # pointwise
+    **{name: (f"{name}(Tensor input, *, Tensor out=None)",) for name in (
+        "neg", "exp", "log", "tanh", "sigmoid", "expm1", "log2", "log10", "log1p", "sqrt", "rsqrt", "reciprocal",
+        "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "erf", "square", "abs", "sign", "floor",
+        "ceil", "trunc", "logical_not", "bitwise_not")},
+    **{name: (f"{name}(Tensor input)",) for name in ("relu", "isnan", "isinf", "isfinite", "trace")},
+    "round": ("round(Tensor input, *, Tensor out=None)", "round(Tensor input, *, int64_t decimals, Tensor out=None)"),
+    "nan_to_num": ("nan_to_num(Tensor input, double? nan=None, double? posinf=None, double? neginf=None, *, "
+                   "Tensor out=None)",),
+    **{name: (f"{name}(Tensor input, Tensor other, *, Scalar alpha=1, Tensor out=None)",
+              f"{name}(Tensor input, Scalar alpha, Tensor other, *, Tensor out=None)|deprecated")
+       for name in ("add", "sub")},
+    "div": ("div(Tensor input, Tensor other, *, Tensor out=None)",
+            "div(Tensor input, Tensor other, *, c10::string_view? rounding_mode, Tensor out=None)",
+            "div(Tensor input, Scalar other, *, c10::string_view? rounding_mode)"),
+    "pow": ("pow(Tensor input, Tensor exponent, *, Tensor out=None)",
+            "pow(Scalar self, Tensor exponent, *, Tensor out=None)",
+            "pow(Tensor input, Scalar exponent, *, Tensor out=None)"),
+    **{name: (f"{name}(Tensor input, Tensor other, *, Tensor out=None)",
+              f"{name}(Scalar self, Tensor other)",
+              f"{name}(Tensor input, Scalar other, *, Tensor out=None)")
+       for name in ("remainder", "bitwise_and", "bitwise_or", "bitwise_xor")},
+    "xlogy": ("xlogy(Tensor input, Tensor other, *, Tensor out=None)",
+              "xlogy(Scalar self, Tensor other, *, Tensor out=None)",
+              "xlogy(Tensor input, Scalar other, *, Tensor out=None)"),
+    **{name: (f"{name}(Tensor input, Tensor other, *, Tensor out=None)",
+              f"{name}(Tensor input, Scalar other, *, Tensor out=None)")
+       for name in ("fmod", "eq", "ne", "lt", "le", "gt", "ge")},
+    "floor_divide": ("floor_divide(Tensor input, Tensor other, *, Tensor out=None)",
+                     "floor_divide(Tensor input, Scalar other)"),
+    **{name: (f"{name}(Tensor input, Tensor other, *, Tensor out=None)",) for name in (
+        "mul", "maximum", "minimum", "logical_and", "logical_or", "logical_xor", "matmul")},
+    "where": ("where(Tensor condition)",
+              "where(Tensor condition, Tensor input, Tensor other, *, Tensor out=None)",
+              "where(Tensor condition, Scalar self, Tensor other)",
+              "where(Tensor condition, Tensor input, Scalar other)",
+              "where(Tensor condition, Scalar self, Scalar other)"),
     "atan2": ("atan2(Tensor input, Tensor other, *, Tensor out=None)",),
     "lerp": ("lerp(Tensor input, Tensor end, Tensor weight, *, Tensor out=None)",
              "lerp(Tensor input, Tensor end, Scalar weight, *, Tensor out=None)"),
@@ -842,7 +881,43 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
        for name in ("all", "any")},
     **{name: (f"{name}(Tensor input, int64_t dim, *, ScalarType? dtype=None, Tensor out=None)",)
        for name in ("cumsum", "cumprod")},
+    # factories
+    **{name: (f"{name}(SymIntArrayRef size, *, {_OUT}{_FACTORY_OPTIONS})",) for name in ("zeros", "ones")},
+    "full": (f"full(SymIntArrayRef size, Scalar fill_value, *, {_OUT}{_FACTORY_OPTIONS})",),
+    **{name: (f"{name}(Tensor input, *, MemoryFormat? memory_format=None, {_FACTORY_OPTIONS})",)
+       for name in ("zeros_like", "ones_like")},
+    "full_like": (f"full_like(Tensor input, Scalar fill_value, *, MemoryFormat? memory_format=None, "
+                  f"{_FACTORY_OPTIONS})",),
+    **{name: (f"{name}(Tensor input, SymIntArrayRef size, *, {_FACTORY_OPTIONS})",) for name in ("new_zeros", "new_ones")},
+    "new_full": (f"new_full(Tensor input, SymIntArrayRef size, Scalar fill_value, *, {_FACTORY_OPTIONS})",),
+    "eye": (f"eye(SymInt n, *, {_OUT}{_FACTORY_OPTIONS})", f"eye(SymInt n, SymInt m, *, {_OUT}{_FACTORY_OPTIONS})"),
+    "arange": (f"arange(Scalar end, *, {_OUT}{_FACTORY_OPTIONS})",
+               f"arange(Scalar start, Scalar end, *, {_FACTORY_OPTIONS})",
+               f"arange(Scalar start, Scalar end, Scalar step=1, *, {_OUT}{_FACTORY_OPTIONS})"),
+    "linspace": tuple(f"linspace({start} start, {end} end, int64_t steps, *, {_OUT}{_FACTORY_OPTIONS})"
+                      for start, end in (("Tensor", "Tensor"), ("Scalar", "Tensor"), ("Tensor", "Scalar"),
+                                         ("Scalar", "Scalar"))),
+    # nn.functional functions that are torch's natives
+    "nn.functional.gelu": ('gelu(Tensor input, *, c10::string_view approximate="none")',),
+    "nn.functional.softplus": ("softplus(Tensor input, Scalar beta=1, Scalar threshold=20)",),
+    "nn.functional.linear": ("linear(Tensor input, Tensor weight, Tensor? bias=None)",),
+    # in-place and conversion methods
+    "to": ("to(Tensor input, Device? device=None, ScalarType? dtype=None, bool non_blocking=False, bool copy=False, *, "
+           "MemoryFormat? memory_format=None)",
+           "to(Tensor input, ScalarType dtype, bool non_blocking=False, bool copy=False, *, "
+           "MemoryFormat? memory_format=None)",
+           "to(Tensor input, Tensor tensor, bool non_blocking=False, bool copy=False, *, "
+           "MemoryFormat? memory_format=None)"),
+    "zero_": ("zero_(Tensor input)",),
+    "fill_": ("fill_(Tensor input, Tensor value)", "fill_(Tensor input, Scalar value)"),
+    "copy_": ("copy_(Tensor input, Tensor other, bool non_blocking=False)",
+              "copy_(Tensor input, Tensor other, bool async=False)|deprecated"),
+    **{name: (f"{name}(Tensor input, *, MemoryFormat? memory_format=None)",)
+       for name in ("float", "double", "long", "bool", "int", "clone")},
+    "contiguous": ("contiguous(Tensor input, *, MemoryFormat memory_format=contiguous_format)",),
     # shapes
+    **{name: (f"{name}(Tensor input)",) for name in ("t", "adjoint")},
+    "expand_as": ("expand_as(Tensor input, Tensor other)",),
     "reshape": ("reshape(Tensor input, SymIntArrayRef shape)",),
     "view": ("view(Tensor input, ScalarType dtype)", "view(Tensor input, SymIntArrayRef size)"),
     "flatten": ("flatten(Tensor input, int64_t start_dim=0, int64_t end_dim=-1)",),
@@ -861,6 +936,13 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "diagonal": ("diagonal(Tensor input, int64_t offset=0, int64_t dim1=0, int64_t dim2=1)",),
     "narrow": ("narrow(Tensor input, int64_t dim, Tensor start, SymInt length)",
                "narrow(Tensor input, int64_t dim, SymInt start, SymInt length)"),
+    # linear algebra
+    **{name: (f"{name}(Tensor input, Tensor mat2, *, Tensor out=None)",
+              f"{name}(Tensor input, Tensor mat2, ScalarType out_dtype, *, Tensor out=None)|function")
+       for name in ("mm", "bmm")},
+    **{name: (f"{name}(Tensor input, Tensor {other}, *, Tensor out=None)",) for name, other in (
+        ("mv", "vec"), ("dot", "tensor"), ("outer", "vec2"), ("ger", "vec2"),
+        ("take", "index"))},
     # joins and indexing
     **{name: (f"{name}(TensorList tensors, int64_t dim=0, *, Tensor out=None)",) for name in ("cat", "stack")},
     "split_with_sizes": ("split_with_sizes(Tensor input, SymIntArrayRef split_sizes, int64_t dim=0)",),
@@ -875,4 +957,29 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
                 "scatter(Tensor input, int64_t dim, Tensor index, Scalar value, *, Tensor out=None)",
                 "scatter(Tensor input, int64_t dim, Tensor index, Scalar value, *, c10::string_view reduce, "
                 "Tensor out=None)"),
+}
+
+# torch's signatures of the natives that torch's Python functions (nn.functional) call with
+# their arguments, positionally: the engine's functions check them with these.
+NATIVE_SIGNATURES: dict[str, tuple[str, ...]] = {
+    "linalg_vector_norm": ("linalg_vector_norm(Tensor input, Scalar ord=2, IntArrayRef[1]? dim=None, "
+                           "bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)",),
+    "split": ("split(Tensor input, SymInt split_size, int64_t dim=0)",
+              "split(Tensor input, SymIntArrayRef split_size, int64_t dim=0)"),
+    "relu_": ("relu_(Tensor input)",),
+    "leaky_relu": ("leaky_relu(Tensor input, Scalar negative_slope=0.01, *, Tensor out=None)",),
+    "elu": ("elu(Tensor input, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor out=None)",),
+    "nll_loss_nd": ("nll_loss_nd(Tensor input, Tensor target, Tensor? weight=None, int64_t reduction=at::Reduction::Mean, "
+                    "SymInt ignore_index=-100)",),
+    "cross_entropy_loss": ("cross_entropy_loss(Tensor input, Tensor target, Tensor? weight=None, "
+                           "int64_t reduction=at::Reduction::Mean, SymInt ignore_index=-100, "
+                           "double label_smoothing=0.0)",),
+    "binary_cross_entropy": ("binary_cross_entropy(Tensor input, Tensor target, Tensor? weight=None, "
+                             "int64_t reduction=at::Reduction::Mean, *, Tensor out=None)",),
+    "binary_cross_entropy_with_logits": ("binary_cross_entropy_with_logits(Tensor input, Tensor target, "
+                                         "Tensor? weight=None, Tensor? pos_weight=None, "
+                                         "int64_t reduction=at::Reduction::Mean)",),
+    **{name: (f"{name}(Tensor input, int64_t dim, ScalarType? dtype=None)",) for name in ("softmax", "log_softmax")},
+    "layer_norm": ("layer_norm(Tensor input, SymIntArrayRef normalized_shape, Tensor? weight=None, Tensor? bias=None, "
+                   "double eps=1e-05, bool cudnn_enable=True)",),
 }

@@ -27,6 +27,7 @@ Output directory (Contract 5 in DESIGN.md)::
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import json
@@ -208,8 +209,16 @@ def load_backend(name: str) -> ModuleType:
 
 
 def slug(signature: str) -> str:
-    """A file name for a signature: ``gradient|mul|float32`` -> ``gradient-mul-float32``."""
-    return re.sub(r"[^a-z0-9]+", "-", signature.lower()).strip("-")
+    """A file name for a signature: ``gradient|mul|float32`` -> ``gradient-mul-float32``.
+
+    Op names differ by case alone (``T`` and ``t``): a name with capitals gets a short
+    digest of the signature, so no two findings share a file, on case-insensitive file
+    systems too.
+    """
+    name = re.sub(r"[^a-z0-9]+", "-", signature.lower()).strip("-")
+    if signature != signature.lower():
+        name += "-" + hashlib.sha1(signature.encode()).hexdigest()[:6]
+    return name
 
 
 def run_campaign(config: CampaignConfig, *, console: Console | None = None) -> Summary:

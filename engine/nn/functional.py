@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _ops, _ops_pointwise, _ops_reduce, _random
+from .. import _args, _dtype, _ops, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
                     _rounded, _transpose, _T, record, v_data, v_exp, v_masked_zero, v_zeros_like, v_mm, v_t, v_where)
 from .._ops_pointwise import _not_implemented_for, v_cosh
@@ -167,6 +167,17 @@ def _float_input(op: str, kernel: str, input) -> None:
         raise NotImplementedError(f'"{kernel}" not implemented for \'{input.dtype.scalar_name}\'')
 
 
+# The natives torch's Python functions call with their arguments, checked as torch's parser does.
+_NATIVES = {name: _args.Parser.from_text(texts) for name, texts in optable.NATIVE_SIGNATURES.items()}
+
+
+_NATIVE_METHODS = {"softmax": _NATIVES["softmax"].method(), "log_softmax": _NATIVES["log_softmax"].method()}
+
+
+def _native_args(name: str, *args) -> None:
+    _NATIVES[name].check(args, {})
+
+
 def _no_inplace(op: str, inplace: bool):
     if inplace:
         raise NotImplementedError(f"engine.nn.functional.{op}: inplace=True is not supported")
@@ -209,7 +220,9 @@ def v_mask(condition: np.ndarray, like):
 
 
 def relu(input, inplace: bool = False) -> Tensor:
-    _no_inplace("relu", inplace)
+    if inplace:   # torch.relu_(input)
+        _native_args("relu_", input)
+        return input.relu_()
     return _ops.relu(input)
 
 
@@ -229,6 +242,7 @@ def _leaky_relu_map(positive: np.ndarray, negative_slope: float):
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     _no_inplace("leaky_relu", inplace)
+    _native_args("leaky_relu", input, negative_slope)
     _float_input("leaky_relu", "leaky_relu_cpu", input)
     x = input._data
     data = np.where(x > 0, x, x * np.asarray(negative_slope, x.dtype))
@@ -250,6 +264,7 @@ _ELU = Rule("EluBackward0", lambda ctx, g: (_elu_backward(g, ctx.self, alpha=ctx
 
 def elu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     _no_inplace("elu", inplace)
+    _native_args("elu", input, alpha)
     _float_input("elu", "elu_cpu", input)
     x = input._data
     with _errstate():
@@ -406,13 +421,13 @@ def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
 
 def _softmax_args(name: str, input, dim, stacklevel: int, dtype):
     """The input (cast to `dtype` first, node ToCopyBackward0, as torch) and the wrapped dim."""
-    _check_tensor(input, name)
-    if dtype is not None:
-        if not isinstance(dtype, _dtype.dtype):
-            raise TypeError(f"{name}(): argument 'dtype' must be torch.dtype, not {type(dtype).__name__}")
-        input = input.to(dtype)
+    # NOTE: as torch's Python function: the implicit dim from input.dim(), then input.<name>(dim, dtype=)
     if dim is None:
-        dim = _softmax_dim(name, input.ndim, stacklevel + 1)
+        dim = _softmax_dim(name, input.dim(), stacklevel + 1)
+    _args.attribute_of(input, name)
+    _NATIVE_METHODS[name].check((dim,), {} if dtype is None else {"dtype": dtype})
+    if dtype is not None:
+        input = input.to(dtype)
     dim = _wrap_dim(dim, input.ndim)
     if not input.dtype.is_floating_point:
         kernel = "lastdim_kernel_impl" if dim == max(input.ndim - 1, 0) else "kernel_impl"
@@ -517,12 +532,30 @@ def linear(input, weight, bias=None) -> Tensor:
 # Losses
 # ---------------------------------------------------------------------------------
 
-def _check_reduction(reduction: str, size_average=None, reduce=None):
+_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}   # torch's enum, passed to its natives
+
+
+def _reduction(reduction: str, size_average=None, reduce=None) -> str:
+    """The reduction, as torch/nn/_reduction.py reads it: the deprecated size_average and
+    reduce, when given, replace `reduction` (with a warning)."""
     if size_average is not None or reduce is not None:
-        raise NotImplementedError("engine.nn.functional losses: size_average and reduce are deprecated and "
-                                  "not supported; use reduction=")
-    if reduction not in ("none", "mean", "sum"):
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = "mean" if size_average and reduce else "sum" if reduce else "none"
+        warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{reduction}' "
+                      "instead.", UserWarning, stacklevel=3)
+    return reduction
+
+
+def _checked_reduction(reduction: str) -> str:
+    """A valid reduction, checked where torch's _Reduction.get_enum checks it."""
+    if reduction == "elementwise_mean":
+        warnings.warn("reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead.",
+                      UserWarning, stacklevel=3)
+        return "mean"
+    if reduction not in _REDUCTIONS:
         raise ValueError(f"{reduction} is not a valid value for reduction")
+    return reduction
 
 
 def _reduce_loss(loss: Tensor, reduction: str) -> Tensor:
@@ -657,9 +690,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     NOTE: as torch's nll_loss_nd, 1-d and 2-d inputs record NllLossBackward0, 4-d inputs
     NllLoss2DBackward0, and other inputs are viewed as (N, C, 1, -1) around NllLoss2DBackward0.
     """
-    _check_tensor(input, "nll_loss")
-    _check_tensor(target, "nll_loss", "target", 2)
-    _check_reduction(reduction, size_average, reduce)
+    reduction = _checked_reduction(_reduction(reduction, size_average, reduce))
+    _native_args("nll_loss_nd", input, target, weight, _REDUCTIONS[reduction], ignore_index)
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     # NOTE: torch reads a 0-d target's batch size as 0.
@@ -696,9 +728,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     nodes (AddBackward0 / DivBackward1 / NegBackward0 on top); this follows its
     composition in aten/src/ATen/native/LossNLL.cpp.
     """
-    _check_tensor(input, "cross_entropy")
-    _check_tensor(target, "cross_entropy", "target", 2)
-    _check_reduction(reduction, size_average, reduce)
+    reduction = _checked_reduction(_reduction(reduction, size_average, reduce))
+    _native_args("cross_entropy_loss", input, target, weight, _REDUCTIONS[reduction], ignore_index,
+                 label_smoothing)
     # NOTE: a 0-d input fails where torch first uses its class dim (1): log_softmax or size.
     class_dim = 0 if input.ndim == 1 else 1
     if input._data.shape == target._data.shape:
@@ -771,7 +803,8 @@ def _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, labe
 
 
 def _warn_size_mismatch(input: Tensor, target: Tensor):
-    if input.shape != target.shape:
+    # NOTE: torch reads target.size() first (an AttributeError for a target that is no tensor)
+    if target.size() != input.size():
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). "
                       "This will likely lead to incorrect results due to broadcasting. Please ensure they have "
                       "the same size.", UserWarning, stacklevel=3)
@@ -805,26 +838,39 @@ _MSE_LOSS = Rule("MseLossBackward0", _mse_backward, ("self", "target"), saves={"
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> Tensor:
-    _check_tensor(input, "mse_loss")
-    _check_tensor(target, "mse_loss", "target", 2)
-    _check_reduction(reduction, size_average, reduce)
-    if weight is not None:
-        raise NotImplementedError("engine.nn.functional.mse_loss: the weight argument is not supported")
     _warn_size_mismatch(input, target)
+    reduction = _reduction(reduction, size_average, reduce)
     input, target = _broadcast_pair(input, target)
+    if weight is not None:
+        return _weighted_loss(_ops.pow(_ops.sub(input, target), 2), input, weight, reduction)
+    reduction = _checked_reduction(reduction)
     return _pointwise_loss("mse_loss", "mse_cpu", _MSE_LOSS, lambda x, t: (x - t) ** 2, input, target, reduction)
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> Tensor:
     """mean / sum / none of |input - target|, composed as torch: SubBackward0, AbsBackward0, then the reduction."""
-    _check_tensor(input, "l1_loss")
-    _check_tensor(target, "l1_loss", "target", 2)
-    _check_reduction(reduction, size_average, reduce)
-    if weight is not None:
-        raise NotImplementedError("engine.nn.functional.l1_loss: the weight argument is not supported")
     _warn_size_mismatch(input, target)
+    reduction = _reduction(reduction, size_average, reduce)
     input, target = _broadcast_pair(input, target)
+    if weight is not None:
+        return _weighted_loss(_ops_pointwise.abs(_ops.sub(input, target)), input, weight, reduction)
+    reduction = _checked_reduction(reduction)
     return _reduce_loss(_ops_pointwise.abs(_ops.sub(input, target)), reduction)
+
+
+def _weighted_loss(errors: Tensor, input: Tensor, weight, reduction: str) -> Tensor:
+    """mse_loss and l1_loss with `weight`, composed in Python as torch's: the weighted errors,
+    their sum, and for "mean" that sum divided by the sum of the weights."""
+    if weight.size() != input.size():
+        raise ValueError("Weights and input must have the same size.")
+    weighted = _ops.mul(errors, weight)
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return _ops.sum(weighted)
+    if reduction == "mean":
+        return _ops.div(_ops.sum(weighted), _ops.sum(weight))
+    raise ValueError(f"Invalid reduction mode: {reduction}. Expected one of 'none', 'mean', 'sum'.")
 
 
 def _smooth_l1_backward(ctx, g):
@@ -847,13 +893,12 @@ _SMOOTH_L1_LOSS = Rule("SmoothL1LossBackward0", _smooth_l1_backward, ("self", "t
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
                    beta: float = 1.0) -> Tensor:
-    _check_tensor(input, "smooth_l1_loss")
-    _check_tensor(target, "smooth_l1_loss", "target", 2)
-    _check_reduction(reduction, size_average, reduce)
     _warn_size_mismatch(input, target)
+    reduction = _reduction(reduction, size_average, reduce)
+    input, target = _broadcast_pair(input, target)
+    reduction = _checked_reduction(reduction)
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
-    input, target = _broadcast_pair(input, target)
     if beta == 0:
         # NOTE: torch computes smooth_l1_loss with beta=0 as l1_loss (its nodes).
         return _reduce_loss(_ops_pointwise.abs(_ops.sub(input, target)), reduction)
@@ -888,12 +933,13 @@ _BCE = Rule("BinaryCrossEntropyBackward0", _bce_backward, ("self", "target"), sa
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction: str = "mean") -> Tensor:
-    _check_tensor(input, "binary_cross_entropy")
-    _check_tensor(target, "binary_cross_entropy", "target", 2)
-    _check_reduction(reduction, size_average, reduce)
-    if target.shape != input.shape:
+    reduction = _checked_reduction(_reduction(reduction, size_average, reduce))
+    if target.size() != input.size():
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input size "
                          f"({input.shape}) is deprecated. Please ensure they have the same size.")
+    if weight is not None:
+        _args.attribute_of(weight, "size")   # torch.broadcast_shapes(target.size(), weight.size()) first
+    _native_args("binary_cross_entropy", input, target, weight, _REDUCTIONS[reduction])
     shape = input._data.shape
     weights = None
     if weight is not None:
@@ -945,11 +991,10 @@ _BCE_LOGITS = Rule("BinaryCrossEntropyWithLogitsBackward0", _bce_logits_backward
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction: str = "mean", pos_weight=None) -> Tensor:
-    _check_tensor(input, "binary_cross_entropy_with_logits")
-    _check_tensor(target, "binary_cross_entropy_with_logits", "target", 2)
-    _check_reduction(reduction, size_average, reduce)
-    if target.shape != input.shape:
+    reduction = _checked_reduction(_reduction(reduction, size_average, reduce))
+    if target.size() != input.size():
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
+    _native_args("binary_cross_entropy_with_logits", input, target, weight, pos_weight, _REDUCTIONS[reduction])
     dt = input.dtype
     if not dt.is_floating_point:
         raise NotImplementedError(
@@ -991,7 +1036,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
     """input / max(norm(input, p, dim), eps), composed as torch: LinalgVectorNormBackward0,
     ClampMinBackward0, ExpandBackward0 and DivBackward0."""
-    _check_tensor(input, "normalize")
+    _args.attribute_of(input, "norm")   # input.norm(p, dim, keepdim=True) first, as torch
     if out is not None:
         raise NotImplementedError("engine.nn.functional.normalize: the out argument is not supported")
     if not input.dtype.is_floating_point:   # NOTE: torch checks the dtype before the dim
@@ -1023,10 +1068,7 @@ _LAYER_NORM = Rule("NativeLayerNormBackward0", _layer_norm_backward, ("input", "
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
-    _check_tensor(input, "layer_norm")
-    if not isinstance(normalized_shape, (tuple, list)):
-        raise TypeError(f"layer_norm(): argument 'normalized_shape' (position 2) must be tuple of ints, "
-                        f"not {type(normalized_shape).__name__}")
+    _native_args("layer_norm", input, normalized_shape, weight, bias, eps, True)
     normalized_shape = tuple(int(n) for n in normalized_shape)
     shape = input._data.shape
     k = len(normalized_shape)

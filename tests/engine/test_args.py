@@ -93,3 +93,78 @@ def test_bad_arguments_raise_torchs_error(op, form, args, kwargs):
     # A few calls torch accepts are here on purpose (None where a default is None, a bool
     # past the first element of an int list): the engine must accept them too.
     assert _outcome(engine, op, form, args, kwargs) == _outcome(torch, op, form, args, kwargs)
+
+
+@pytest.mark.parametrize("call", [
+    lambda b, x: b.add(x, x, alpha=b.tensor(2.0)), lambda b, x: b.add(x, x, alpha=b.tensor(2)),
+    lambda b, x: b.add(x, x, alpha=b.tensor([2.0])), lambda b, x: b.add(x, x, alpha=b.tensor(2.0, requires_grad=True)),
+    lambda b, x: b.clamp(x, b.tensor(0.0), 2.0), lambda b, x: b.clamp(x, b.tensor(0.0, requires_grad=True), 2.0),
+    lambda b, x: b.nan_to_num(x, b.tensor(1.0)), lambda b, x: b.nan_to_num(x, b.tensor([1.0])),
+    lambda b, x: x.unsqueeze(b.tensor(0)), lambda b, x: x.unsqueeze(b.tensor([0])), lambda b, x: x.sum(b.tensor([0])),
+    lambda b, x: b.clamp_min(x, b.tensor(0.5)), lambda b, x: x.copy_(1.5), lambda b, x: x.copy_(b.tensor(2.0)),
+])
+def test_tensors_as_numbers(call):
+    # A tensor passes for a number (or an int) only when 0-d and not requiring grad.
+    def outcome(backend):
+        try:
+            return "ok", call(backend, backend.ones(2, 3)).tolist()
+        except Exception as error:   # noqa: BLE001 - the outcome under test
+            return type(error).__name__, str(error)
+    assert outcome(engine) == outcome(torch)
+
+
+@pytest.mark.parametrize("call", [
+    lambda b, x: x.to(b.float64), lambda b, x: x.to("cpu"), lambda b, x: x.to("cpu", b.int64),
+    lambda b, x: x.to(b.ones(2, dtype=b.int64)), lambda b, x: x.to(dtype=b.float64, copy=True),
+    lambda b, x: x.to(tensor=b.ones(1, dtype=b.float64)), lambda b, x: x.to(None), lambda b, x: x.to(1.5),
+    lambda b, x: x.to(True), lambda b, x: x.to("cpu", "a"), lambda b, x: x.to(dtype="a"),
+    lambda b, x: x.to(b.float64, foo=1), lambda b, x: x.split(None), lambda b, x: x.split(b.tensor(1)),
+    lambda b, x: x.split(b.tensor([1, 1])), lambda b, x: b.split(x, 1, None), lambda b, x: b.split(None, 1),
+    lambda b, x: b.split("a", 1), lambda b, x: x.split([1, 1], dim=0), lambda b, x: x.split(1.5),
+])
+def test_overloads_of_python_methods(call):
+    # Tensor.to's three overloads; torch.split / Tensor.split (Python) and the natives they call
+    def outcome(backend):
+        x = backend.ones(2, 3)
+        try:
+            out = call(backend, x)
+            return "ok", [str(t.dtype) for t in (out if isinstance(out, tuple) else (out,))]
+        except Exception as error:   # noqa: BLE001 - the outcome under test
+            return type(error).__name__, str(error)
+    assert outcome(engine) == outcome(torch)
+
+
+@pytest.mark.parametrize("call", [
+    lambda b: b.tensor([1, 2]).bitwise_and_(b.tensor([1.0, 2.0])), lambda b: b.tensor([1, 2]).bitwise_and_(1.5),
+    lambda b: b.tensor([1.0, 2.0]).bitwise_or_(1), lambda b: b.tensor([1, 2]).bitwise_xor_(b.tensor([1, 2, 3])),
+    lambda b: b.tensor([True]).bitwise_or_(2), lambda b: b.where(b.ones(2, 3) > 0, b.ones(2), b.ones(2, 3)),
+    lambda b: b.where(b.ones(2, 1) > 0, b.ones(3), b.ones(4)), lambda b: b.ones(2, 3).unflatten(1, b.tensor([1, 3])),
+    lambda b: b.ones(4).narrow(0, b.tensor([1]), 2), lambda b: b.ones(4).narrow(0, b.tensor(True), 2),
+    lambda b: b.ones(2, 4).masked_fill_(b.ones(4), b.ones(2)), lambda b: b.ones(2, 4).masked_fill_(b.ones(3), 1.0),
+    lambda b: b.ones(2, 3).var(0, 0, 0, 0),
+])
+def test_which_check_fails_first(call):
+    # In-place ops, where, unflatten, narrow, varargs: the check torch makes first raises.
+    def outcome(backend):
+        try:
+            return "ok", call(backend).tolist()
+        except Exception as error:   # noqa: BLE001 - the outcome under test
+            return type(error).__name__, str(error)
+    assert outcome(engine) == outcome(torch)
+
+
+@pytest.mark.parametrize("call", [
+    lambda b: b.norm(None), lambda b: b.norm(b.ones(2, 3), 2, 1, 1), lambda b: b.ones(2, 3).norm(foo=1),
+    lambda b: b.ones(2, 3).norm(2, 1, 1), lambda b: b.ones(2, 3).norm(2, 1.5), lambda b: b.ones(2, 3).norm("a"),
+    lambda b: b.ones(2, 3).norm(2, dim=(0, 1), keepdim=True, dtype=b.float64), lambda b: b.ones(2, 3).norm(None, 1.5),
+    lambda b: b.ones(2, 3, 4).norm("fro", (0, 1, 2)), lambda b: b.ones(2, 3).norm("fro", 1.5),
+    lambda b: b.ones(2, 3).norm(None, 1), lambda b: b.ones(2, 3).norm("fro", [1]),
+])
+def test_norm_arguments_as_torchs_python(call):
+    # torch.norm / Tensor.norm are Python: input.layout first, then linalg.vector_norm's parser
+    def outcome(backend):
+        try:
+            return "ok", call(backend).tolist()
+        except Exception as error:   # noqa: BLE001 - the outcome under test
+            return type(error).__name__, str(error)
+    assert outcome(engine) == outcome(torch)

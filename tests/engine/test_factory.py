@@ -203,3 +203,15 @@ def test_factories_make_fresh_writable_leaves():
         assert x.is_leaf and x.grad_fn is None
         x.zero_()
         assert x.tolist() == make(torch).zero_().tolist()
+
+
+@pytest.mark.parametrize("call", [
+    lambda b: b.zeros(size=(2, 3)), lambda b: b.zeros(2, size=(2, 3)), lambda b: b.ones(2, device="cpu"),
+    lambda b: b.full((2,), 1.5, device="cpu", pin_memory=False, requires_grad=None), lambda b: b.eye(2, layout=1),
+    lambda b: b.arange(2, 3, device=1.5), lambda b: b.ones(2).new_zeros(2, device=1.5),
+    lambda b: b.zeros_like(b.ones(2), foo=1, dtype=1), lambda b: b.linspace(0, 1, steps=b.tensor(3)),
+    lambda b: b.arange(b.tensor(3)), lambda b: b.full((2,), b.tensor(2.5)), lambda b: b.ones(2, 3).new_ones(size=(1,)),
+])
+def test_factory_arguments_as_torch(call):
+    # size by keyword, the options torch's signature takes (the CPU device), 0-d tensors as numbers
+    assert _outcome(engine, call) == _outcome(torch, call)

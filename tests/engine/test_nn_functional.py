@@ -125,6 +125,27 @@ ERRORS = {
     "layer_norm mixed dtypes": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)).double(), (3,), _x(b, (3,))),
     "normalize integer": lambda b: b.nn.functional.normalize(_t(b, [1, 2], "int64")),
     "normalize dim": lambda b: b.nn.functional.normalize(_x(b), dim=2),
+    # arguments, checked as torch's Python function and the native it calls check them
+    "leaky_relu None slope": lambda b: b.nn.functional.leaky_relu(_x(b), None),
+    "elu str alpha": lambda b: b.nn.functional.elu(_x(b), "a"),
+    "gelu positional approximate": lambda b: b.nn.functional.gelu(_x(b), "tanh"),
+    "softplus None beta": lambda b: b.nn.functional.softplus(_x(b), None),
+    "linear None weight": lambda b: b.nn.functional.linear(_x(b), None),
+    "layer_norm int shape": lambda b: b.nn.functional.layer_norm(_x(b), 5),
+    "relu inplace None": lambda b: b.nn.functional.relu(None, True),
+    "relu inplace leaf": lambda b: b.nn.functional.relu(_x(b), True),
+    "softmax str dim": lambda b: b.nn.functional.softmax(_x(b), "a"),
+    "softmax None input": lambda b: b.nn.functional.softmax(None, 0),
+    "softmax None input, implicit dim": lambda b: b.nn.functional.softmax(None),
+    "normalize None input": lambda b: b.nn.functional.normalize(None),
+    "mse None target": lambda b: b.nn.functional.mse_loss(_x(b), None),
+    "mse weight size": lambda b: b.nn.functional.mse_loss(_x(b), _x(b), weight=_x(b, (5,))),
+    "l1 weighted reduction": lambda b: b.nn.functional.l1_loss(_x(b), _x(b), reduction="foo", weight=_x(b)),
+    "bce int weight": lambda b: b.nn.functional.binary_cross_entropy(_x(b).sigmoid(), _x(b).sigmoid(), 0),
+    "nll float weight": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, [1, 2], "int64"), 1.5),
+    "cross_entropy None target": lambda b: b.nn.functional.cross_entropy(_x(b), None),
+    "bce_with_logits int pos_weight": lambda b: b.nn.functional.binary_cross_entropy_with_logits(
+        _x(b), _x(b), pos_weight=1),
 }
 
 
@@ -153,6 +174,30 @@ def test_broadcast_target_warns_and_expands_like_torch(loss):
     assert got_warnings == want_warnings and len(want_warnings) == 1
     assert _graph(got) == _graph(want)
     np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6)
+
+
+LEGACY_REDUCTIONS = {
+    "mse size_average=False": lambda b: b.nn.functional.mse_loss(_x(b), _x(b).detach() * 2, size_average=False),
+    "l1 reduce=False": lambda b: b.nn.functional.l1_loss(_x(b), _x(b).detach() * 2, None, False),
+    "smooth_l1 both": lambda b: b.nn.functional.smooth_l1_loss(_x(b), _x(b).detach() * 2, True, True),
+    "nll size_average=False": lambda b: b.nn.functional.nll_loss(_x(b), _t(b, [1, 2], "int64"), None, False),
+    "cross_entropy reduce=False": lambda b: b.nn.functional.cross_entropy(_x(b), _t(b, [1, 2], "int64"),
+                                                                          reduce=False),
+    "bce reduce=True": lambda b: b.nn.functional.binary_cross_entropy(_x(b).sigmoid(), _x(b).detach().sigmoid(),
+                                                                      reduce=True, size_average=False),
+    "mse weighted mean": lambda b: b.nn.functional.mse_loss(_x(b), _x(b).detach() * 2, weight=_x(b).detach() + 2),
+    "l1 weighted none": lambda b: b.nn.functional.l1_loss(_x(b), _x(b).detach() * 2, reduction="none",
+                                                          weight=_x(b) + 2),
+    "mse elementwise_mean": lambda b: b.nn.functional.mse_loss(_x(b), _x(b).detach() * 2, reduction="elementwise_mean"),
+}
+
+
+@pytest.mark.parametrize("name", LEGACY_REDUCTIONS)
+def test_legacy_reductions_and_weights_warn_and_compose_like_torch(name):
+    (got_warnings, got), (want_warnings, want) = (_warnings(LEGACY_REDUCTIONS[name], b) for b in (engine, torch))
+    assert got_warnings == want_warnings
+    assert _graph(got) == _graph(want)
+    torch.testing.assert_close(torch.from_numpy(got.detach().numpy().copy()), want.detach())
 
 
 @pytest.mark.parametrize("shape", [(), (4,), (2, 3), (2, 3, 4), (2, 3, 4, 2)])

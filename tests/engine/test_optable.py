@@ -40,6 +40,8 @@ def test_every_table_entry_has_an_engine_function_exposed_in_each_form():
 def test_every_signature_names_a_table_entry_with_its_own_name():
     for name, signatures in optable.SIGNATURES.items():
         assert name in optable.BY_NAME, name
+        assert all(text.startswith(f"{name.rpartition('.')[2]}(") for text in signatures), name   # nn.functional.gelu
+    for name, signatures in optable.NATIVE_SIGNATURES.items():
         assert all(text.startswith(f"{name}(") for text in signatures), name
 
 

@@ -208,3 +208,10 @@ def _session(leader: int) -> list[str]:
 
 def _text(path: Path) -> str:
     return path.read_text() if path.exists() else ""
+
+
+def test_findings_of_ops_differing_by_case_get_their_own_files():
+    from fuzz.campaign import slug
+    names = {slug(f"error-vs-success|{op}|float64") for op in ("T", "t", "H", "h", "mT", "mt")}
+    assert len({name.lower() for name in names}) == 6   # case-insensitive file systems too
+    assert slug("gradient|mul|float32") == "gradient-mul-float32"

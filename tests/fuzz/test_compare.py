@@ -207,3 +207,19 @@ def test_a_deferred_adjudication_is_the_one_compare_gives():
     deferred = compare(engine_outcome, torch_outcome, program, backend=broken_torch, adjudicate=False)
     assert full.kind == "gradient" and deferred.adjudication is None and full.adjudication is not None
     assert comparator.adjudicated(deferred, program, engine_outcome, torch_outcome) == full
+
+
+def test_a_float64_gradient_through_float32_steps_is_held_to_float32s_tolerance():
+    # x0 (float64) -> float() -> sinh: x0's gradient comes from float32 arithmetic, so a
+    # relative difference of 2e-7 (below float32's 1.3e-6, above float64's 1e-7) is rounding.
+    values = [2.0, -2.3]
+    cast = Program((Input("x0", (2,), "float64", values, True),),
+                   (Step("float", "method", (Ref("x0"),), {}, "v0"), Step("sinh", "function", (Ref("v0"),), {}, "v1")),
+                   Action(SUM_BACKWARD, "v1"))
+    reference = oracle.run_torch(cast)
+    nudged = reference.grads["x0"].data * (1 + 2e-7)
+    assert not compare(with_grad(reference, nudged), reference, cast).diverged
+    plain = unary("sinh", values, dtype="float64")
+    reference = oracle.run_torch(plain)
+    verdict = compare(with_grad(reference, reference.grads["x0"].data * (1 + 2e-7)), reference, plain)
+    assert verdict.kind == "gradient"
