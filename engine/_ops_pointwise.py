@@ -476,8 +476,11 @@ def _check_divisor(kernel: str, b: Tensor, dt):
 
 
 # NOTE: torch's div with a rounding mode has a zero gradient (zeros, even for an inf or NaN
-# incoming gradient). It appears inside the gradients of remainder and fmod.
-_DIV_ROUNDED = Rule("DivBackward2", lambda ctx, g: (v_zeros(g), v_zeros(g)), ("self", "other"))
+# incoming gradient). It appears inside the gradients of remainder and fmod. Its formulas
+# still name other (for both inputs) and self (for other's), so torch saves them: a second
+# backward without retain_graph raises.
+_DIV_ROUNDED = Rule("DivBackward2", lambda ctx, g: (v_zeros(g), v_zeros(g)), ("self", "other"),
+                    saves={"other": None, "self": 1})
 
 
 def _div_rounded(a, b, mode: str) -> Tensor:

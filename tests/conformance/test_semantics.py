@@ -630,6 +630,22 @@ CASES = {
                 except Exception as e:
                     print(type(e).__name__, e)
     """,
+    "div_with_a_rounding_mode_saves_its_operands": """
+        for make in (lambda x, y: x.div(x, rounding_mode='floor'), lambda x, y: torch.div(x, y, rounding_mode='trunc'),
+                     lambda x, y: torch.div(x, 2., rounding_mode='trunc'),
+                     lambda x, y: torch.div(x, y.detach(), rounding_mode='floor'),
+                     lambda x, y: torch.div(x.detach(), y, rounding_mode='floor'),
+                     lambda x, y: torch.div(3., y, rounding_mode='floor')):
+            x = torch.tensor([1.5, 2.], requires_grad=True)
+            y = torch.tensor([1., 3.], requires_grad=True)
+            loss = make(x, y).sum()
+            loss.backward()
+            print(x.grad, y.grad)
+            try:
+                loss.backward()
+            except RuntimeError as e:
+                print(e)
+    """,
     "backward_twice_error_after_grad": """
         x = torch.tensor([1., 2.], requires_grad=True)
         y = (x * x).sum()
