@@ -413,7 +413,7 @@ def _clamp_one_side(op: str, input, bound, scalar_rule: Rule, tensor_rule: Rule)
         shape = _broadcast_shape(input._data.shape, bound._data.shape)
         fn = np.maximum if name == "min" else np.minimum
         with _errstate():
-            data = _full(fn(_as(input, dt), _as(bound, dt)), shape)
+            data = _full(_tie_first(fn, _as(input, dt), _as(bound, dt)), shape)
         return record(tensor_rule, (input, bound), data, dt)
     if isinstance(bound, Tensor):   # a 0-d tensor taken as a number (engine/_args.py)
         bound = bound.item()

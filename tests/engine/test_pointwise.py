@@ -392,7 +392,8 @@ def test_maximum_minimum_and_clamp_keep_the_first_operand_on_a_tie():
         b = backend.tensor([0.0, -0.0, -0.0, 0.0, 1.0, NAN])
         z = backend.tensor([-0.0, 0.0])
         results = [backend.minimum(a, b), backend.maximum(a, b), backend.clamp(z, min=0.0), backend.clamp(z, max=-0.0),
-                   backend.clamp(z, backend.tensor(0.0), backend.tensor(-0.0))]
+                   backend.clamp(z, backend.tensor(0.0), backend.tensor(-0.0)),
+                   backend.clamp_max(z, backend.tensor([0, 0])), backend.clamp_min(z, backend.tensor([0.0, -0.0]))]
         outs.append([(np.nan_to_num(r.numpy()).tolist(), np.signbit(r.numpy()).tolist()) for r in results])
     assert outs[0] == outs[1]
 
