@@ -160,10 +160,12 @@ class Node:
 def _modified_message(tensor, version, producer) -> str:
     described = f"[torch.{tensor.dtype.scalar_name}Tensor [{', '.join(map(str, tensor.shape))}]]"
     if producer is not None:
-        # NOTE: torch drops "Backward" and a 0 suffix: ExpBackward0 -> Exp, LerpBackward1 -> Lerp1.
-        op = type(producer).__name__
+        # NOTE: torch drops "Backward" and a 0 suffix from generated nodes (ExpBackward0 -> Exp,
+        # LerpBackward1 -> Lerp1) and keeps other names whole (torch::autograd::CopyBackwards).
+        op = producer.name()
         head, _, number = op.rpartition("Backward")
-        op = (head + ("" if number == "0" else number)) if head else op
+        if head and number.isdigit():
+            op = head + ("" if number == "0" else number)
         described += f", which is output 0 of {op},"
     return ("one of the variables needed for gradient computation has been modified by an inplace "
             f"operation: {described} is at version {tensor._vc[0]}; expected version {version} instead. "

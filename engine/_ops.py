@@ -88,18 +88,30 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     if data.dtype is not dt.np and data.dtype != dt.np:
         data = data.astype(dt.np)
     if not _GradMode.enabled:
-        needs = ()
+        requires = ()
     elif len(inputs) == 1:    # (a comprehension is a function call in Python 3.11: the common size skips it)
         t = inputs[0]
-        needs = [t._requires_grad or (t._base is not None and t._base._requires_grad)]
+        requires = [t._requires_grad or (t._base is not None and t._base._requires_grad)]
     else:
         # NOTE: a view requires grad when its base does (the base may have started to since).
-        needs = [t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs]
-    if True not in needs:
+        requires = [t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs]
+    if True not in requires:
         return _plain(data, dt, inputs)
     out = Tensor._make(data, dt, True)
     if data.base is not None:
         _link_view(out, inputs)
+    edges = []
+    meta = []
+    for t in inputs:
+        node = t.grad_fn
+        if node is None and t._requires_grad:
+            node = t._acc if t._acc is not None else t._accumulator()
+        edges.append((node, 0))
+        meta.append((t._data.shape, t.dtype))
+    # NOTE: torch computes an input's gradient, and saves what only that gradient uses, when
+    # the input's edge is valid (should_compute_output), not when it requires grad: a view
+    # of a leaf made under no_grad requires grad yet has neither node nor accumulator.
+    needs = [node is not None for node, _ in edges]
     ctx = Ctx()
     ctx.needs = needs
     ctx.freed = False
@@ -123,14 +135,6 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         ctx.versions = versions
     else:
         ctx.tensors = ctx.versions = NOTHING_SAVED
-    edges = []
-    meta = []
-    for t in inputs:
-        node = t.grad_fn
-        if node is None and t._requires_grad:
-            node = t._acc if t._acc is not None else t._accumulator()
-        edges.append((node, 0))
-        meta.append((t._data.shape, t.dtype))
     out.grad_fn = rule.node(rule.backward, tuple(edges), meta, ctx)
     return out
 
@@ -391,7 +395,7 @@ def v_zeros_like(x):
 
 
 def v_log(x):
-    return log(x) if isinstance(x, Tensor) else np.log(x)
+    return log(x) if isinstance(x, Tensor) else _rounded(np.log, x)
 
 
 def v_exp(x):
@@ -632,10 +636,22 @@ _SIGMOID_BACKWARD = Rule("SigmoidBackwardBackward0",
 _ONE = {np.dtype(np.float32): np.ones((), np.float32), np.dtype(np.float64): np.ones((), np.float64)}
 
 
+def _one_minus_square(y: np.ndarray) -> np.ndarray:
+    """1 - y * y rounded once in float32.
+
+    NOTE: torch's tanh_backward kernel computes 1 - y * y with a fused multiply-add (one
+    rounding); float32 products are exact in float64, so this agrees with it (numpy's two
+    float32 roundings agree on ~40 % of inputs).
+    """
+    if y.dtype == np.float32:
+        return (1 - np.square(y.astype(np.float64))).astype(np.float32)
+    return _ONE.get(y.dtype, 1) - y * y
+
+
 def v_tanh_backward(g, y):
     if isinstance(g, Tensor):
-        return record(_TANH_BACKWARD, (g, y), g._data * (1 - y._data * y._data), g.dtype)
-    return g * (_ONE.get(y.dtype, 1) - y * y)
+        return record(_TANH_BACKWARD, (g, y), g._data * _one_minus_square(y._data), g.dtype)
+    return g * _one_minus_square(y)
 
 
 def v_sigmoid_backward(g, y):
@@ -851,8 +867,11 @@ def _pow_number_base_backward(ctx, g):
 
 
 _POW_SCALAR = Rule("PowBackward0", _pow_scalar_backward, saves={"self": None})
+# NOTE: torch saves an op's result unconditionally (its codegen guards only saved inputs), so
+# PowBackward1 holds its result even when only the base needs a gradient: an in-place op on it
+# then fails backward ("output 0 of Pow1").
 _POW_TENSOR = Rule("PowBackward1", _pow_tensor_backward, ("self", "exponent"),
-                   saves={"self": None, "exponent": None, "result": 1})
+                   saves={"self": None, "exponent": None, "result": None})
 _POW_NUMBER_BASE = Rule("PowBackward2", _pow_number_base_backward, ("exponent_tensor",),
                         saves={"exponent_tensor": None, "result": None})
 
@@ -998,17 +1017,18 @@ def _product(rule, a: Tensor, b: Tensor, **attrs) -> Tensor:
     return record(rule, (a, b), data, a.dtype, **attrs)
 
 
-# The products check sizes, then dtypes, then bool support, in torch's order and words.
+# The products check sizes, then dtypes, then bool support, in torch's order and words
+# (dot: dtypes first).
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
+    if a.dtype is not b.dtype:
+        raise RuntimeError("dot : expected both vectors to have same dtype, but found "
+                           f"{a.dtype.scalar_name} and {b.dtype.scalar_name}")
     n, m = a._data.shape[0], b._data.shape[0]
     if n != m:
         raise RuntimeError(
             f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same number "
             f"of elements, but got {n} and {m} elements respectively")
-    if a.dtype is not b.dtype:
-        raise RuntimeError("dot : expected both vectors to have same dtype, but found "
-                           f"{a.dtype.scalar_name} and {b.dtype.scalar_name}")
     _not_for_bool(a, "dot")
     return _product(_DOT, a, b)
 

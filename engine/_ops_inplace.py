@@ -164,7 +164,9 @@ class CopySlices(node_class("torch::autograd::CopySlices")):
     __slots__ = ()
 
     def _release(self):
-        Node._release(self)
+        # NOTE: torch's CopySlices drops its op's node after a backward without retain_graph,
+        # so a second backward through it raises even when nothing was saved.
+        self.ctx.freed = True
         self.ctx.fn._release()
 
 
@@ -368,15 +370,13 @@ def __setitem__(self: Tensor, index, value) -> None:
 
     NOTE: as torch's set_item: a basic index (ints, slices, None, Ellipsis) writes into the
     view `x[index]` (copy_, or fill_ for a 0-d value into a larger part), so the base records
-    CopySlices; an index of only full slices and Ellipsis writes into `x` itself; any other
+    CopySlices; an index of only whole slices and Ellipsis writes into `x` itself; any other
     index is index_put_ (IndexPutBackward0).
     """
     key = _numpy_index(index)
     value_tensor = value if isinstance(value, Tensor) else _scalar_tensor(value, _dtype.result_type([self], [value]))
     if _is_basic(key):
-        parts = index if isinstance(index, tuple) else (index,)
-        whole = all(p is Ellipsis or (isinstance(p, slice) and p == slice(None)) for p in parts)
-        region = self if whole else self[index]
+        region = self if _writes_whole(index, self._data.shape) else self[index]
         shape, src_shape = region._data.shape, value_tensor._data.shape
         if shape == src_shape:
             copy_(region, value_tensor)
@@ -385,31 +385,110 @@ def __setitem__(self: Tensor, index, value) -> None:
         else:
             from ._ops_shape import _expand_shape   # circular: shape ops import the in-place ones
             # NOTE: torch drops the value's leading 1-sized dims, then expands it (with expand's errors).
-            stripped = src_shape[next((i for i, n in enumerate(src_shape) if n != 1), len(src_shape)):]
+            stripped = _without_leading_ones(src_shape)
             src = _reshape(value_tensor, stripped) if stripped != src_shape else value_tensor
             _expand_shape(src, shape)
             copy_(region, src)
+        return
+    split = _split_basic(index if isinstance(index, tuple) else (index,))
+    if split is not None and not _writes_whole(split[0], self._data.shape):
+        # NOTE: torch applies the ints, slices and Nones first (a view), then index_put_ on
+        # that view, so the base records CopySlices around IndexPutBackward0.
+        __setitem__(self[split[0]], split[1], value)
         return
     check_writable(self, value)
     if isinstance(value, Tensor):   # NOTE: torch's index_put_ refuses any overlap at all
         _assert_no_overlap(self._data, value._data, partial_only=False)
     data = self._data.copy()
-    with _errstate():
-        try:
-            data[key] = _as(value_tensor, self.dtype)
-        except IndexError as e:
-            raise IndexError(str(e)) from None
-        except ValueError:
-            target = data[key].shape
-            raise RuntimeError(f"shape mismatch: value tensor of shape {list(value_tensor.shape)} cannot be "
-                               f"broadcast to indexing result of shape {list(target)}") from None
-    index_tensors = [i for i in (index if isinstance(index, tuple) else (index,)) if isinstance(i, Tensor)]
+    try:
+        target = data[key].shape
+    except IndexError as e:
+        # NOTE: torch refuses a bad index (out of bounds, mask shape, too many indices) in
+        # index_put_ with the words of indexing: let the engine's getitem raise them.
+        self.detach()[index]
+        raise IndexError(str(e)) from None
+    # NOTE: index_put_ also drops the value's leading 1-sized dims before broadcasting it.
+    src = _as(value_tensor, self.dtype)
+    try:
+        src = np.broadcast_to(src.reshape(_without_leading_ones(src.shape)), target)
+    except ValueError:
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(value_tensor.shape)} cannot be "
+                           f"broadcast to indexing result of shape {list(target)}") from None
+    parts = index if isinstance(index, tuple) else (index,)
+    index_tensors = [i for i in parts if isinstance(i, Tensor)]
+    if isinstance(value, Tensor) and value.dtype is not self.dtype and not _fills_by_mask(parts, value):
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{self.dtype.scalar_name} for the destination and {value.dtype.scalar_name} for the source.")
+    data[key] = src
     positions = np.arange(data.size).reshape(data.shape)[key]   # the flat indices written
     result = record(_INDEX_PUT, (self, value_tensor), data, self.dtype, index=positions)
     if result.grad_fn is not None:
         for n, t in enumerate(index_tensors):
             save_for_backward(result, f"indices{n}", t)
     write_result(self, result)
+
+
+def _split_basic(parts: tuple):
+    """An index with tensors as (its basic part, which torch applies first as a view; the
+    index left for index_put_ on that view), or None for parts this does not cover
+    (sequences, Python bools, 0-d tensors), which index the tensor itself."""
+    view, rest = [], []
+    for p in parts:
+        if isinstance(p, Tensor) and p.ndim and p.dtype in (_dtype.int64, _dtype.bool_):
+            view += [slice(None)] * (p.ndim if p.dtype is _dtype.bool_ else 1)
+            rest.append(p)
+        elif p is None or isinstance(p, slice):
+            view.append(p)
+            rest.append(slice(None))
+        elif p is Ellipsis:
+            view.append(p)
+            rest.append(p)
+        elif _is_plain_int(p):
+            view.append(p)
+        else:
+            return None
+    return tuple(view), tuple(rest)
+
+
+def _fills_by_mask(parts: tuple, value: Tensor) -> bool:
+    """NOTE: torch's index_put_ with one bool mask and a one-element value is masked_fill_
+    with value.item(), which converts any dtype; other index_put_s require the value's dtype
+    to be the tensor's."""
+    advanced = [p for p in parts if not (p is None or p is Ellipsis or isinstance(p, slice) or _is_plain_int(p))]
+    return (value._data.size == 1 and len(advanced) == 1 and isinstance(advanced[0], Tensor)
+            and advanced[0].dtype is _dtype.bool_)
+
+
+def _is_plain_int(p) -> bool:
+    return isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_))
+
+
+def _without_leading_ones(shape: tuple) -> tuple:
+    return shape[next((i for i, n in enumerate(shape) if n != 1), len(shape)):]
+
+
+def _writes_whole(index, shape: tuple) -> bool:
+    """Whether a basic index is only Ellipsis and slices that keep their whole dim.
+
+    NOTE: torch's set_item skips a slice with start 0 (as written: -size is not 0), step 1 and
+    stop >= the dim's size, even a lone one (`x[0:] = v` fills `x` itself: FillBackward3).
+    """
+    from ._ops_index import _slice_bounds   # circular: indexing imports the in-place ops
+    parts = index if isinstance(index, tuple) else (index,)
+    if not all(p is Ellipsis or isinstance(p, slice) for p in parts):
+        return False
+    # Slices before the first Ellipsis index the leading dims, the others the trailing dims.
+    ellipsis = next((i for i, p in enumerate(parts) if p is Ellipsis), len(parts))
+    leading = parts[:ellipsis]
+    trailing = [p for p in parts[ellipsis:] if p is not Ellipsis]
+    if len(leading) + len(trailing) > len(shape):
+        return False   # too many indices: the view `x[index]` raises torch's error
+    dims = [*range(len(leading)), *range(len(shape) - len(trailing), len(shape))]
+    for dim, p in zip(dims, [*leading, *trailing]):
+        start, stop, step = _slice_bounds(p)
+        if not (start == 0 and step == 1 and stop >= shape[dim]):
+            return False
+    return True
 
 
 def _is_basic(key) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _dtype, _ops
 from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor, _errstate,
-                   _float_dtype, _scalar_tensor, _unary_float, record, v_data, v_exp,
+                   _float_dtype, _rounded, _scalar_tensor, _unary_float, record, v_data, v_exp,
                    v_masked_zero, v_where)
 from ._tensor import Tensor
 
@@ -59,23 +59,26 @@ def v_times_mask(g, mask: np.ndarray):
 
 
 def v_sign(x):
+    # NOTE: with create_graph torch's sgn(x) stays in the graph (its own gradient is zero), so a
+    # gradient built from it requires grad. Its sign of NaN is 0 (a zero gradient for |x| or the
+    # 1- and inf-norms at NaN).
     return sign(x) if isinstance(x, Tensor) else _sign(x)
 
 
 def v_sin(x):
-    return sin(x) if isinstance(x, Tensor) else np.sin(x)
+    return sin(x) if isinstance(x, Tensor) else _rounded(np.sin, x)
 
 
 def v_cos(x):
-    return cos(x) if isinstance(x, Tensor) else np.cos(x)
+    return cos(x) if isinstance(x, Tensor) else _rounded(np.cos, x)
 
 
 def v_sinh(x):
-    return sinh(x) if isinstance(x, Tensor) else np.sinh(x)
+    return sinh(x) if isinstance(x, Tensor) else _rounded(np.sinh, x)
 
 
 def v_cosh(x):
-    return cosh(x) if isinstance(x, Tensor) else np.cosh(x)
+    return cosh(x) if isinstance(x, Tensor) else _rounded(np.cosh, x)
 
 
 
@@ -410,7 +413,7 @@ def _clamp_one_side(op: str, input, bound, scalar_rule: Rule, tensor_rule: Rule)
         shape = _broadcast_shape(input._data.shape, bound._data.shape)
         fn = np.maximum if name == "min" else np.minimum
         with _errstate():
-            data = _full(fn(_as(input, dt), _as(bound, dt)), shape)
+            data = _full(_tie_first(fn, _as(input, dt), _as(bound, dt)), shape)
         return record(tensor_rule, (input, bound), data, dt)
     if isinstance(bound, Tensor):   # a 0-d tensor taken as a number (engine/_args.py)
         bound = bound.item()
@@ -473,8 +476,11 @@ def _check_divisor(kernel: str, b: Tensor, dt):
 
 
 # NOTE: torch's div with a rounding mode has a zero gradient (zeros, even for an inf or NaN
-# incoming gradient). It appears inside the gradients of remainder and fmod.
-_DIV_ROUNDED = Rule("DivBackward2", lambda ctx, g: (v_zeros(g), v_zeros(g)), ("self", "other"))
+# incoming gradient). It appears inside the gradients of remainder and fmod. Its formulas
+# still name other (for both inputs) and self (for other's), so torch saves them: a second
+# backward without retain_graph raises.
+_DIV_ROUNDED = Rule("DivBackward2", lambda ctx, g: (v_zeros(g), v_zeros(g)), ("self", "other"),
+                    saves={"other": None, "self": 1})
 
 
 def _div_rounded(a, b, mode: str) -> Tensor:

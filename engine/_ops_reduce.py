@@ -21,6 +21,7 @@ from . import _args, _dtype, optable
 from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims, _reshape, _rounded,
                    _transpose, exp, mean, record, save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero,
                    v_reshape, v_transpose, v_where)
+from ._ops_pointwise import v_sign
 from ._tensor import Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------
@@ -68,15 +69,6 @@ def v_flip(x, dim: int):
 def v_abs(x):
     """|x| as x * sign(x): the sign is a constant, so the product carries the graph."""
     return x * v_const(np.sign(v_data(x)), x)
-
-
-def v_sign(x):
-    # NOTE: with create_graph torch's sgn(x) stays in the graph (its own gradient is zero),
-    # so a gradient built from it requires grad and can be differentiated again.
-    if isinstance(x, Tensor):
-        from ._ops_pointwise import sign
-        return sign(x)
-    return np.sign(x)
 
 
 _FLIP = Rule("FlipBackward0", lambda ctx, g: (v_flip(g, ctx.dim),))

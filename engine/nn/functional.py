@@ -16,8 +16,8 @@ import numpy as np
 
 from .. import _args, _dtype, _ops, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
-                    _transpose, _T, record, v_data, v_exp, v_masked_zero, v_zeros_like, v_mm, v_t, v_where)
-from .._ops_pointwise import _not_implemented_for
+                    _rounded, _transpose, _T, record, v_data, v_exp, v_masked_zero, v_zeros_like, v_mm, v_t, v_where)
+from .._ops_pointwise import _not_implemented_for, v_cosh
 from .._tensor import Tensor, _wrap_dim
 
 
@@ -28,11 +28,7 @@ from .._tensor import Tensor, _wrap_dim
 
 
 def v_tanh(x):
-    return _ops.tanh(x) if isinstance(x, Tensor) else np.tanh(x)
-
-
-def v_cosh(x):
-    return _ops_pointwise.cosh(x) if isinstance(x, Tensor) else np.cosh(x)
+    return _ops.tanh(x) if isinstance(x, Tensor) else _rounded(np.tanh, x)
 
 
 def v_sigmoid(x):

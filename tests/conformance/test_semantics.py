@@ -542,6 +542,110 @@ CASES = {
         y.backward()
         print(x.grad)
     """,
+    "pow_with_a_tensor_exponent_saves_its_result": """
+        x = torch.tensor([[0.5, 2.0], [1.5, -1.0]], requires_grad=True)
+        for exponent in (torch.tensor([2, -1]), torch.tensor([2.0, 3.0])):
+            y = torch.pow(x, exponent)
+            y.neg_()
+            try:
+                y.sum().backward()
+            except RuntimeError as e:
+                print(e)
+        print(x.grad)
+    """,
+    "a_view_made_under_no_grad_gets_no_gradient_and_saves_nothing_for_one": """
+        x0 = torch.tensor([[1.0, -2.0, 0.5], [2.0, 4.0, -1.0]], requires_grad=True)
+        with torch.no_grad():
+            v0 = x0.T
+        print(v0.requires_grad, v0.is_leaf, v0.grad_fn)
+        x1 = torch.tensor(1.5)
+        y = x1 / v0
+        print(y.grad_fn.name())
+        x1.mul_(-0.5)   # only the gradient of v0 would need x1: torch did not save it
+        y.sum().backward()
+        print(x0.grad)
+        w = torch.tensor(2.0, requires_grad=True)
+        z = w * v0
+        z.sum().backward()
+        print(w.grad, x0.grad)
+    """,
+    "copy_slices_refuses_a_second_backward_even_saving_nothing": """
+        x = torch.tensor([1., 2., 3.], requires_grad=True)
+        for modify in (lambda y: y.__setitem__(0, 2.), lambda y: y[1:].neg_()):
+            y = torch.sign(x)
+            modify(y)
+            loss = y.sum()
+            loss.backward(retain_graph=True)
+            loss.backward()
+            try:
+                loss.backward()
+            except RuntimeError as e:
+                print(e)
+        print(x.grad)
+    """,
+    "setitem_through_whole_slices_writes_the_tensor_itself": """
+        x = torch.tensor([[1., 2., 3.], [4., 5., 6.]], requires_grad=True)
+        empty = torch.zeros(0, 2, requires_grad=True)
+        for base, index in [(x, slice(0, None)), (x, slice(None, 2)), (x, slice(0, 5)), (x, slice(-2, None)),
+                            (x, (Ellipsis, slice(0, None))), (x, (slice(None), slice(0, 2))), (x, (None, slice(0, None))),
+                            (x, (slice(0, None), 1)), (empty, slice(None, 0)), (empty, slice(None, -1)), (empty, slice(1, None))]:
+            for value in (2.0, torch.tensor(-1.0), torch.ones(base.shape[-1])):
+                y = base * 1
+                y[index] = value
+                print(index, y.grad_fn.name(), y)
+                (y * y).sum().backward()
+        print(x.grad, empty.grad)
+        try:
+            x.sum()[0:] = 1.0
+        except Exception as e:
+            print(type(e).__name__, e)
+    """,
+    "modified_saved_tensor_names_its_node_as_torch": """
+        a = torch.tensor([1., 2.], requires_grad=True)
+        b = torch.tensor([3., 4.], requires_grad=True)
+        for modify in (lambda y: y.copy_(b), lambda y: y.__setitem__(0, b[0]), lambda y: y.__setitem__(slice(None), 2.0),
+                       lambda y: y.__setitem__(torch.tensor([0]), 2.0), lambda y: y.lerp_(b, 0.5), lambda y: y.sub_(b)):
+            y = a * 1
+            w = y.sin()
+            modify(y)
+            try:
+                w.sum().backward()
+            except RuntimeError as e:
+                print(e)
+    """,
+    "setitem_with_tensors_applies_ints_and_slices_first_as_a_view": """
+        t = torch.tensor
+        for idx in [(t([True, False]), 1), (0, t([1, 0])), (slice(0, 1), t([0, 2])), (t([0, 1]), slice(1, 3)),
+                    (None, t([1])), (t([1]), None), (Ellipsis, t([0, 2])), (t([1]), Ellipsis, 0),
+                    (0, t([True, False, True])), (t([0, 1]), 0, t([1, 2])), (slice(None), t([[0, 1]])),
+                    (1, slice(None), t([0]))]:
+            for value in (5.0, torch.tensor([7.0]), torch.tensor(3.0, requires_grad=True)):
+                x = torch.tensor([[1., 2., 3.], [4., 5., 6.]], requires_grad=True)
+                y = x * 1
+                try:
+                    y[idx] = value
+                    print(y, y.grad_fn.name())
+                    (y * y).sum().backward()
+                    print(x.grad, getattr(value, 'grad', None))
+                except Exception as e:
+                    print(type(e).__name__, e)
+    """,
+    "div_with_a_rounding_mode_saves_its_operands": """
+        for make in (lambda x, y: x.div(x, rounding_mode='floor'), lambda x, y: torch.div(x, y, rounding_mode='trunc'),
+                     lambda x, y: torch.div(x, 2., rounding_mode='trunc'),
+                     lambda x, y: torch.div(x, y.detach(), rounding_mode='floor'),
+                     lambda x, y: torch.div(x.detach(), y, rounding_mode='floor'),
+                     lambda x, y: torch.div(3., y, rounding_mode='floor')):
+            x = torch.tensor([1.5, 2.], requires_grad=True)
+            y = torch.tensor([1., 3.], requires_grad=True)
+            loss = make(x, y).sum()
+            loss.backward()
+            print(x.grad, y.grad)
+            try:
+                loss.backward()
+            except RuntimeError as e:
+                print(e)
+    """,
     "backward_twice_error_after_grad": """
         x = torch.tensor([1., 2.], requires_grad=True)
         y = (x * x).sum()

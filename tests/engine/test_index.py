@@ -94,6 +94,12 @@ def _setitem(backend, index, value_shape, shape=(2, 3)):
     return x
 
 
+def _setitem_value(backend, index, value):
+    x = backend.ones(2, 3)
+    x[index] = value
+    return x
+
+
 OP_ERRORS = {
     # x[index] = v: a basic index expands v to the view (expand's errors, leading 1s of v
     # dropped first); an index with tensors broadcasts (index_put_'s error)
@@ -105,6 +111,22 @@ OP_ERRORS = {
     "setitem 1-d, wrong size": lambda m: _setitem(m, slice(None), (2,), shape=(4,)),
     "setitem index tensor, wrong size": lambda m: _setitem(m, _i(m, [0, 1]), (3, 3)),
     "setitem mask, wrong size": lambda m: _setitem(m, _b(m, [True, False]), (2, 3)),
+    # index_put_ refuses a bad index in the words of indexing
+    "setitem index out of bounds": lambda m: _setitem(m, _i(m, [5]), (3,)),
+    "setitem second index out of bounds": lambda m: _setitem(m, (_i(m, [0]), _i(m, [4])), (1,)),
+    "setitem list out of bounds after a slice": lambda m: _setitem(m, (slice(None), [3]), (1,)),
+    "setitem int then list out of bounds": lambda m: _setitem(m, (0, [1, 5]), (1,)),
+    "setitem mask of the wrong shape": lambda m: _setitem(m, _b(m, [True, False, True]), (1,)),
+    "setitem too many indices": lambda m: _setitem(m, (_i(m, [0]), 1, _i(m, [0])), (1,)),
+    # index_put_ requires the value's dtype, except a one-element value through one mask (masked_fill_)
+    "setitem float64 value by index tensor": lambda m: _setitem_value(m, _i(m, [0, 0]), m.tensor(0.5, dtype=m.float64)),
+    "setitem int64 value by list": lambda m: _setitem_value(m, [0], m.tensor([1, 2, 3])),
+    "setitem float64 value by mask and index": lambda m: _setitem_value(
+        m, (_b(m, [True, False]), _i(m, [0])), m.tensor([0.5], dtype=m.float64)),
+    "setitem two float64 values by mask": lambda m: _setitem_value(
+        m, _b(m, [True, False]), m.tensor([0.5, 1.5, 2.5], dtype=m.float64)),
+    "setitem 1-d mask, 2-d value": lambda m: _setitem(m, _b(m, [True]), (2, 3), shape=(1,)),
+    "setitem 1-d mask, value with a leading 2": lambda m: _setitem(m, _b(m, [True]), (2, 1), shape=(1,)),
     "index_select dim": lambda m: m.index_select(_x(m), 2, _i(m, [0])),
     "index_select matrix index": lambda m: m.index_select(_x(m), 0, _i(m, [[0]])),
     "index_select float index": lambda m: m.index_select(_x(m), 0, m.tensor([0.0])),
@@ -164,6 +186,13 @@ def test_op_errors_match_torch(name):
 
 VALUES = {
     "setitem leading ones dropped": lambda m: _setitem(m, 0, (1, 1, 3)),
+    "setitem float64 value by mask is masked_fill_": lambda m: _setitem_value(
+        m, _b(m, [True, False]), m.tensor([0.5], dtype=m.float64)),
+    "setitem bool value by mask after a slice": lambda m: _setitem_value(
+        m, (slice(None), _b(m, [True, False, True])), m.tensor(True)),
+    "setitem index_put_ drops leading ones": lambda m: _setitem(m, _b(m, [True]), (1, 1, 1), shape=(1,)),
+    "setitem mask drops leading ones": lambda m: _setitem(m, _b(m, [True, False]), (1, 1, 3)),
+    "setitem index tensors drop leading ones": lambda m: _setitem(m, (_i(m, [0, 1, 1]), _i(m, [2, 0, 1])), (1, 3)),
     # torch applies ints first (as selects), then places the advanced dims: x[0, :, [1, 2]]
     # has shape (4, 2) in torch and (2, 4) in NumPy.
     "int with list": lambda m: _x(m, X3)[0, :, [1, 2]],

@@ -144,6 +144,9 @@ EDGES = {
     **{f"norm p={p} zero and ties": ([[0.0, 0.0, 0.0], [0.0, -2.0, 2.0]], lambda x, p=p: x.norm(p, dim=1))
        for p in (1, 2, 3, 1.5, 0.5, -1, INF, -INF, 0, "fro")},
     "norm inf over an empty dim list": ([[1.0, -4.0], [4.0, 2.0]], lambda x: x.norm(INF, dim=())),
+    # NaN entries: torch's sgn(NaN) is 0, so the 1- and inf-norms give them a zero gradient
+    **{f"norm p={p} nan": ([[NAN, 1.0, -2.0], [NAN, NAN, 0.0]], lambda x, p=p: x.norm(p, dim=1))
+       for p in (1, 2, 3, INF, 0.5)},
 }
 
 
