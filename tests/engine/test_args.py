@@ -134,6 +134,14 @@ def test_overloads_of_python_methods(call):
     assert outcome(engine) == outcome(torch)
 
 
+def _outcome(call, backend):
+    """What `call(backend)` gives: its values, or the type and message of what it raised."""
+    try:
+        return "ok", call(backend).tolist()
+    except Exception as error:   # noqa: BLE001 - the outcome under test
+        return type(error).__name__, str(error)
+
+
 @pytest.mark.parametrize("call", [
     lambda b: b.tensor([1, 2]).bitwise_and_(b.tensor([1.0, 2.0])), lambda b: b.tensor([1, 2]).bitwise_and_(1.5),
     lambda b: b.tensor([1.0, 2.0]).bitwise_or_(1), lambda b: b.tensor([1, 2]).bitwise_xor_(b.tensor([1, 2, 3])),
@@ -145,12 +153,7 @@ def test_overloads_of_python_methods(call):
 ])
 def test_which_check_fails_first(call):
     # In-place ops, where, unflatten, narrow, varargs: the check torch makes first raises.
-    def outcome(backend):
-        try:
-            return "ok", call(backend).tolist()
-        except Exception as error:   # noqa: BLE001 - the outcome under test
-            return type(error).__name__, str(error)
-    assert outcome(engine) == outcome(torch)
+    assert _outcome(call, engine) == _outcome(call, torch)
 
 
 @pytest.mark.parametrize("call", [
@@ -162,9 +165,4 @@ def test_which_check_fails_first(call):
 ])
 def test_norm_arguments_as_torchs_python(call):
     # torch.norm / Tensor.norm are Python: input.layout first, then linalg.vector_norm's parser
-    def outcome(backend):
-        try:
-            return "ok", call(backend).tolist()
-        except Exception as error:   # noqa: BLE001 - the outcome under test
-            return type(error).__name__, str(error)
-    assert outcome(engine) == outcome(torch)
+    assert _outcome(call, engine) == _outcome(call, torch)
