@@ -134,7 +134,7 @@ def test_overloads_of_python_methods(call):
     assert outcome(engine) == outcome(torch)
 
 
-def _outcome(call, backend):
+def _call_outcome(call, backend):
     """What `call(backend)` gives: its values, or the type and message of what it raised."""
     try:
         return "ok", call(backend).tolist()
@@ -153,7 +153,7 @@ def _outcome(call, backend):
 ])
 def test_which_check_fails_first(call):
     # In-place ops, where, unflatten, narrow, varargs: the check torch makes first raises.
-    assert _outcome(call, engine) == _outcome(call, torch)
+    assert _call_outcome(call, engine) == _call_outcome(call, torch)
 
 
 @pytest.mark.parametrize("call", [
@@ -165,4 +165,4 @@ def test_which_check_fails_first(call):
 ])
 def test_norm_arguments_as_torchs_python(call):
     # torch.norm / Tensor.norm are Python: input.layout first, then linalg.vector_norm's parser
-    assert _outcome(call, engine) == _outcome(call, torch)
+    assert _call_outcome(call, engine) == _call_outcome(call, torch)
