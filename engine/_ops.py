@@ -876,6 +876,13 @@ def _check_integer_power(base_dt, exponent_values):
         raise RuntimeError("Integers to negative integer powers are not allowed.")
 
 
+# NOTE: torch computes a floating tensor to these number powers with other kernels (sqrt,
+# rsqrt, reciprocal, products), whose signed zeros and infinities differ from IEEE pow:
+# pow(-0.0, -0.5) is -inf and pow(-inf, -0.5) is nan.
+_POW_KERNELS = {0.5: np.sqrt, -0.5: lambda x: 1 / np.sqrt(x), -1: np.reciprocal,
+                2: lambda x: x * x, 3: lambda x: x * x * x, -2: lambda x: 1 / (x * x)}
+
+
 def pow(input, exponent) -> Tensor:
     if isinstance(input, Tensor) and isinstance(exponent, Tensor):
         a, b, dt = _binary_operands("pow", input, exponent)
@@ -890,8 +897,10 @@ def pow(input, exponent) -> Tensor:
         dt = _dtype.result_type([input], [exponent])
         if not dt.is_floating_point:
             _check_integer_power(dt, exponent)
+        special = _POW_KERNELS.get(exponent) if dt.is_floating_point else None
         with _errstate():
-            data = np.power(_as(input, dt), np.asarray(exponent, dt.np))
+            x = _as(input, dt)
+            data = special(x) if special is not None else np.power(x, np.asarray(exponent, dt.np))
         return record(_POW_SCALAR, (input,), data, dt, exponent=exponent)
     if not _is_number(input):
         raise TypeError(f"pow(): argument 'input' must be Tensor or Number, not {type(input).__name__}")
