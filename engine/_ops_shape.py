@@ -252,6 +252,10 @@ def unflatten(input, dim: int, sizes) -> Tensor:
     sizes = _int_or_ints("unflatten", "sizes", sizes, 2)
     if not sizes:
         raise RuntimeError("unflatten: sizes must be non-empty")
+    if not shape:
+        # NOTE: torch wraps the dim of a 0-d tensor like any dim, then fails inside and
+        # re-raises as RuntimeError; its message goes on with a C++ backtrace (addresses).
+        raise RuntimeError("unflatten got an unexpected error:\nDimension specified as 0 but tensor has no dimensions")
     try:
         inferred = _infer_size(sizes, shape[d])
     except RuntimeError:

@@ -305,3 +305,15 @@ def test_deprecated_T_warns_once_with_torchs_message():
         "will throw an error in a future release. Consider `x.mT` to transpose batches of matrices or "
         "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of a tensor.",
         "Tensor.T is deprecated on 0-D tensors. This function is the identity in these cases."]
+
+
+@pytest.mark.parametrize("dim", [0, -1])
+def test_unflatten_of_a_0d_tensor_raises_torch_wrapped_error(dim):
+    """torch re-raises the inner error as RuntimeError, its message followed by a C++
+    backtrace (addresses vary): the engine's message is torch's up to that backtrace."""
+    messages = []
+    for backend in (torch, engine):
+        with pytest.raises(RuntimeError) as info:
+            backend.unflatten(backend.tensor(1.0), dim, (1,))
+        messages.append(str(info.value))
+    assert messages[0].startswith(messages[1] + "\n")
