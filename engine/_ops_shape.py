@@ -365,11 +365,19 @@ def _matrix_transpose(input, what: str) -> Tensor:
 
 
 def mT(input) -> Tensor:
+    if input._data.ndim == 0:
+        # NOTE: torch returns a 0-d tensor itself (no node) after a one-time warning.
+        _warn_once("Tensor.mT is deprecated on 0-D tensors. This function is the identity in these cases.")
+        return input
     return _matrix_transpose(input, "tensor.mT")
 
 
 def mH(input) -> Tensor:
     """The conjugate transpose of the last two dims; engine tensors are real, so mT."""
+    if input._data.ndim == 0:
+        # NOTE: torch returns a 0-d tensor itself (no node) after a one-time warning.
+        _warn_once("Tensor.mH is deprecated on 0-D tensors. Consider using x.conj().")
+        return input
     return _matrix_transpose(input, "tensor.mH")
 
 
