@@ -842,7 +842,7 @@ def _reciprocal(input: Tensor) -> Tensor:
 def _pow_scalar_backward(ctx, g):
     if ctx.exponent == 0:
         return (v_zeros_like(ctx.self),)
-    return (g * (ctx.self ** (ctx.exponent - 1) * ctx.exponent),)
+    return (g * (v_pow_number(ctx.self, ctx.exponent - 1) * ctx.exponent),)
 
 
 def _pow_tensor_backward(ctx, g):
@@ -881,6 +881,22 @@ def _check_integer_power(base_dt, exponent_values):
         raise RuntimeError("Integers to negative integer powers are not allowed.")
 
 
+# NOTE: torch computes a floating tensor to these number powers with other kernels (sqrt,
+# rsqrt, reciprocal, products), whose signed zeros and infinities differ from IEEE pow:
+# pow(-0.0, -0.5) is -inf and pow(-inf, -0.5) is nan.
+_POW_KERNELS = {0.5: np.sqrt, -0.5: lambda x: 1 / np.sqrt(x), -1: np.reciprocal,
+                2: lambda x: x * x, 3: lambda x: x * x * x, -2: lambda x: 1 / (x * x)}
+
+
+def v_pow_number(x, exponent):
+    """x ** exponent for a number exponent, with torch's kernels for a floating array."""
+    if isinstance(x, Tensor):
+        return pow(x, exponent)
+    special = _POW_KERNELS.get(exponent) if x.dtype.kind == "f" else None
+    with _errstate():
+        return special(x) if special is not None else np.power(x, np.asarray(exponent, x.dtype))
+
+
 def pow(input, exponent) -> Tensor:
     if isinstance(input, Tensor) and isinstance(exponent, Tensor):
         a, b, dt = _binary_operands("pow", input, exponent)
@@ -895,8 +911,10 @@ def pow(input, exponent) -> Tensor:
         dt = _dtype.result_type([input], [exponent])
         if not dt.is_floating_point:
             _check_integer_power(dt, exponent)
+        special = _POW_KERNELS.get(exponent) if dt.is_floating_point else None
         with _errstate():
-            data = np.power(_as(input, dt), np.asarray(exponent, dt.np))
+            x = _as(input, dt)
+            data = special(x) if special is not None else np.power(x, np.asarray(exponent, dt.np))
         return record(_POW_SCALAR, (input,), data, dt, exponent=exponent)
     if not _is_number(input):
         raise TypeError(f"pow(): argument 'input' must be Tensor or Number, not {type(input).__name__}")

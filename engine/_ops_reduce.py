@@ -660,7 +660,14 @@ def _cumulative(op: str, rule: Rule, fn, input, dim, dtype) -> Tensor:
     d = _wrap_dim(dim, x.ndim)
     dt = _result_dtype(op, input, dtype)
     with _errstate():
-        data = fn(x.astype(dt.np), axis=d) if x.ndim else x.astype(dt.np).copy()
+        if not x.ndim:
+            data = x.astype(dt.np).copy()
+        elif dt.np == np.float32:
+            # NOTE: torch's CPU kernel accumulates float32 in double (its acc_type), rounding
+            # each output once: cumprod of [1e30, 1e10, 1e-10] ends at 1e30, not inf.
+            data = fn(x.astype(np.float64), axis=d).astype(np.float32)
+        else:
+            data = fn(x.astype(dt.np), axis=d)
     return _record_or_plain(rule, input, data, dt, dim=d if x.ndim else None)
 
 

@@ -252,6 +252,10 @@ def unflatten(input, dim: int, sizes) -> Tensor:
     sizes = _int_or_ints("unflatten", "sizes", sizes, 2)
     if not sizes:
         raise RuntimeError("unflatten: sizes must be non-empty")
+    if not shape:
+        # NOTE: torch wraps the dim of a 0-d tensor like any dim, then fails inside and
+        # re-raises as RuntimeError; its message goes on with a C++ backtrace (addresses).
+        raise RuntimeError("unflatten got an unexpected error:\nDimension specified as 0 but tensor has no dimensions")
     try:
         inferred = _infer_size(sizes, shape[d])
     except RuntimeError:
@@ -361,11 +365,19 @@ def _matrix_transpose(input, what: str) -> Tensor:
 
 
 def mT(input) -> Tensor:
+    if input._data.ndim == 0:
+        # NOTE: torch returns a 0-d tensor itself (no node) after a one-time warning.
+        _warn_once("Tensor.mT is deprecated on 0-D tensors. This function is the identity in these cases.")
+        return input
     return _matrix_transpose(input, "tensor.mT")
 
 
 def mH(input) -> Tensor:
     """The conjugate transpose of the last two dims; engine tensors are real, so mT."""
+    if input._data.ndim == 0:
+        # NOTE: torch returns a 0-d tensor itself (no node) after a one-time warning.
+        _warn_once("Tensor.mH is deprecated on 0-D tensors. Consider using x.conj().")
+        return input
     return _matrix_transpose(input, "tensor.mH")
 
 

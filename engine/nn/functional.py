@@ -125,15 +125,16 @@ _ADDMM = Rule("AddmmBackward0", _addmm_backward, ("self", "mat1", "mat2"), saves
 
 
 def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
-    (n, k), (k2, m) = mat1._data.shape, mat2._data.shape
-    if k != k2:
-        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{m})")
+    # NOTE: torch's addmm checks the dtypes (bias, then mat1) before the shapes, in its own words.
     if bias.dtype is not mat2.dtype:
         raise RuntimeError(f"self and mat2 must have the same dtype, but got "
                            f"{bias.dtype.scalar_name} and {mat2.dtype.scalar_name}")
     if mat1.dtype is not mat2.dtype:
-        raise RuntimeError("expected m1 and m2 to have the same dtype, but got: "
-                           f"{mat1.dtype.cpp_name} != {mat2.dtype.cpp_name}")
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got "
+                           f"{mat1.dtype.scalar_name} and {mat2.dtype.scalar_name}")
+    (n, k), (k2, m) = mat1._data.shape, mat2._data.shape
+    if k != k2:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{m})")
     _check_expand(bias, (n, m))
     with _errstate():
         data = bias._data + mat1._data @ mat2._data

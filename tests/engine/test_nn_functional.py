@@ -110,6 +110,12 @@ ERRORS = {
     "linear 0-d input": lambda b: b.nn.functional.linear(_t(b, 1.0), _x(b, (4, 3))),
     "linear dtypes": lambda b: b.nn.functional.linear(_x(b, (2, 3)).double(), _x(b, (4, 3))),
     "linear bias dtype": lambda b: b.nn.functional.linear(_x(b, (2, 3)), _x(b, (4, 3)), _x(b, (4,)).double()),
+    # addmm checks the dtypes (bias, then input) before the shapes, in its own words
+    "linear input dtype with a bias": lambda b: b.nn.functional.linear(
+        _x(b, (2, 3)), _x(b, (4, 3)).double(), _x(b, (4,)).double()),
+    "linear dtypes before shapes": lambda b: b.nn.functional.linear(
+        _x(b, (2, 3)), _x(b, (4, 2)).double(), _x(b, (4,)).double()),
+    "linear bias dtype before shapes": lambda b: b.nn.functional.linear(_x(b, (2, 3)), _x(b, (4, 2)).double(), _x(b, (4,))),
     "layer_norm shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (2,)),
     "layer_norm weight shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), _x(b, (2,))),
     "layer_norm bias shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), None, _x(b, (2,))),

@@ -436,3 +436,32 @@ def test_float32_tanh_gradient_rounds_one_minus_the_square_once_like_torch(size)
     same_y = y_engine == y_torch
     assert same_y.mean() > 0.9
     np.testing.assert_array_equal(got[same_y], want[same_y])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("exponent", [0.5, -0.5, -1, 2, 3, -2, 2.0, 1.5, 4])
+def test_pow_by_a_number_uses_torch_kernels_for_signed_zeros_and_infinities(dtype, exponent):
+    """torch computes x ** 0.5, -0.5, -1, 2, 3, -2 with sqrt, rsqrt, reciprocal and products."""
+    values = [-0.0, 0.0, -INF, INF, -1.0, 2.0, NAN, 1e-30, 3.5]
+    outs = []
+    for backend in (torch, engine):
+        r = backend.pow(backend.tensor(values, dtype=getattr(backend, dtype)), exponent).numpy()
+        outs.append(r)
+    np.testing.assert_allclose(outs[1], outs[0], rtol=2e-16 if dtype == "float64" else 0, equal_nan=True)
+    numbers = ~np.isnan(outs[0])   # (the sign of a NaN is not observable through torch's API)
+    assert np.array_equal(np.signbit(outs[1][numbers]), np.signbit(outs[0][numbers]))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("exponent", [0.5, 1.5, -0.5, 3, 2, -1, 2.5, 0.0, 1])
+def test_pow_by_a_number_gradient_uses_the_same_kernels(dtype, exponent):
+    """PowBackward0 is exponent * x ** (exponent - 1): at -0.0, x ** -0.5 is rsqrt's -inf."""
+    values = [-0.0, 0.0, -INF, INF, -1.0, 2.0, 1e-30]
+    grads = []
+    for backend in (torch, engine):
+        x = backend.tensor(values, dtype=getattr(backend, dtype), requires_grad=True)
+        backend.pow(x, exponent).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-15 if dtype == "float64" else 0, equal_nan=True)
+    numbers = ~np.isnan(grads[0])
+    assert np.array_equal(np.signbit(grads[1][numbers]), np.signbit(grads[0][numbers]))

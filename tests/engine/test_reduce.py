@@ -293,3 +293,13 @@ def test_float64_gradient_matches_finite_differences(fn):
         step[index] = eps
         numeric[index] = (objective(values + step) - objective(values - step)) / (2 * eps)
     np.testing.assert_allclose(x.grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("op", ["cumprod", "cumsum"])
+@pytest.mark.parametrize("shape, dim", [((6,), 0), ((3, 2), 0), ((2, 3), 1)])
+def test_float32_cumulative_ops_accumulate_in_double_like_torch(op, shape, dim):
+    """torch's CPU kernel keeps the running value in double: 1e30 * 1e10 * 1e-10 is 1e30."""
+    values = np.array([1e30, 1e10, 1e-10, 1e8, 1.0, -1e8], dtype=np.float32)
+    values = values.reshape(shape) if dim == 0 else values.reshape(shape[::-1]).T.copy()
+    outs = [getattr(backend, op)(backend.tensor(values.tolist()), dim).numpy() for backend in (torch, engine)]
+    np.testing.assert_array_equal(outs[1], outs[0])

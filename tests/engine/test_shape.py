@@ -305,3 +305,37 @@ def test_deprecated_T_warns_once_with_torchs_message():
         "will throw an error in a future release. Consider `x.mT` to transpose batches of matrices or "
         "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of a tensor.",
         "Tensor.T is deprecated on 0-D tensors. This function is the identity in these cases."]
+
+
+@pytest.mark.parametrize("dim", [0, -1])
+def test_unflatten_of_a_0d_tensor_raises_torch_wrapped_error(dim):
+    """torch re-raises the inner error as RuntimeError, its message followed by a C++
+    backtrace (addresses vary): the engine's message is torch's up to that backtrace."""
+    messages = []
+    for backend in (torch, engine):
+        with pytest.raises(RuntimeError) as info:
+            backend.unflatten(backend.tensor(1.0), dim, (1,))
+        messages.append(str(info.value))
+    assert messages[0].startswith(messages[1] + "\n")
+
+
+@pytest.mark.parametrize("name, message", [
+    ("mT", "Tensor.mT is deprecated on 0-D tensors. This function is the identity in these cases."),
+    ("mH", "Tensor.mH is deprecated on 0-D tensors. Consider using x.conj().")])
+def test_matrix_transposes_of_a_0d_tensor_are_the_tensor_itself_like_torch(name, message):
+    seen = []
+    for backend in (torch, engine):
+        x = backend.tensor(0.5, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y = getattr(x, name)
+        y.sum().backward()
+        seen.append((y is x, y.grad_fn, x.grad.item()))
+    assert seen[0] == seen[1]
+    # torch's warning (once per process, so not observable here after another test) is this one
+    _ops_shape._warned.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        getattr(engine.tensor(0.5), name)
+        getattr(engine.tensor(0.5), name)
+    assert [str(w.message) for w in caught] == [message]
