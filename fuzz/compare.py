@@ -17,6 +17,7 @@ finite differences (`oracle.numerical_gradient`).
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from types import ModuleType
@@ -160,8 +161,17 @@ def adjudicated(verdict: Verdict, program: Program, engine_outcome: Outcome, tor
 
 
 def tolerance(dtype: str, ops: tuple[str, ...] = ()) -> tuple[float, float]:
-    """(rtol, atol) for ``dtype``: assert_close's default, loosened by any op's table override."""
-    rtol, atol = TOLERANCES.get(dtype, (0.0, 0.0))
+    """(rtol, atol) for ``dtype``: assert_close's default, loosened by any op's table override.
+
+    A multi-output result (``"tuple[float32[2],int64[2]]"``) takes its loosest floating part's:
+    its values copy inputs that may already differ within tolerance (integer parts, indices,
+    still differ by at least 1 when they differ).
+    """
+    if dtype.startswith("tuple["):
+        parts = [TOLERANCES[part] for part in re.findall(r"float(?:32|64)", dtype)] or [(0.0, 0.0)]
+        rtol, atol = max(part[0] for part in parts), max(part[1] for part in parts)
+    else:
+        rtol, atol = TOLERANCES.get(dtype, (0.0, 0.0))
     for name in ops:
         override = (BY_NAME[name].tol or {}).get(dtype) if name in BY_NAME else None
         if override:

@@ -159,7 +159,7 @@ def _tuple_result(ref: str, results: tuple | list) -> StepResult:
     """A multi-output op (split, max along a dim): one Array of the flattened outputs.
 
     Its dtype names every part (``"tuple[float32[2],int64[2]]"``), so shapes and
-    dtypes are compared exactly; values are compared exactly (these ops copy).
+    dtypes are compared exactly; values within the loosest floating part's tolerance.
     """
     try:
         parts = [snapshot(item) for item in results]

@@ -237,3 +237,9 @@ def test_a_float64_value_computed_from_a_float32_one_is_held_to_float32s_toleran
     plain = scaled([2.0, -2.3], dtype="float64", factor=3.0)
     reference = oracle.run_torch(plain)
     assert compare(with_value(reference, reference.values[0].value.data * (1 + 2e-7)), reference, plain).kind == "value"
+
+
+def test_multi_output_results_take_their_loosest_floating_parts_tolerance():
+    assert comparator.tolerance("tuple[float32[2],int64[2]]") == comparator.TOLERANCES["float32"]
+    assert comparator.tolerance("tuple[float64[3],float32[1]]") == comparator.TOLERANCES["float32"]
+    assert comparator.tolerance("tuple[int64[2],bool[2]]") == (0.0, 0.0)
