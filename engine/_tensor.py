@@ -400,7 +400,13 @@ def _from_python(data, dtype=None):
         dt = _dtype.float32    # empty: torch.tensor([]) is float32
     if dtype is not None:
         dt = dtype             # convert once, from the Python values, to keep float64 precision
-    return np.array(data, dtype=dt.np), dt
+    try:
+        return np.array(data, dtype=dt.np), dt
+    except (OverflowError, ValueError):
+        if dt is not _dtype.int64:
+            raise
+        # NOTE: torch refuses an inf, a NaN or a number out of int64's range in the same words.
+        raise RuntimeError("value cannot be converted to type int64 without overflow") from None
 
 
 def _check_nested(data, dim, kinds):

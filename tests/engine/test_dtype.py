@@ -1,8 +1,10 @@
-"""Type promotion equals torch's, for tensors of every rank class and Python scalars."""
+"""Type promotion equals torch's, for tensors of every rank class and Python scalars;
+numbers out of int64's range are refused as torch refuses them."""
 from __future__ import annotations
 
 import hypothesis.strategies as st
 import numpy as np
+import pytest
 import torch
 from hypothesis import given
 
@@ -45,3 +47,13 @@ def test_binary_op_results_follow_promotion():
              (engine.tensor([1, 2]), engine.tensor(2.0, dtype=engine.float64), "torch.float64")]
     for a, b, want in pairs:
         assert repr((a * b).dtype) == want
+
+
+@pytest.mark.parametrize("value", [[float("inf")], [float("nan")], [1e30], float("-inf"), [1.0, 2.0 ** 70]])
+def test_an_int64_tensor_of_a_number_out_of_range_is_refused_as_torch(value):
+    outcomes = []
+    for backend in (engine, torch):
+        with pytest.raises(Exception) as raised:
+            backend.tensor(value, dtype=backend.int64)
+        outcomes.append((raised.type, str(raised.value)))
+    assert outcomes[0] == outcomes[1]
