@@ -263,10 +263,11 @@ def test_torch_layer_norm_third_order_still_differs_from_the_mathematics():
 # ---- float64 gradients against central finite differences --------------------------------
 
 def _drawn_only(args, kwargs) -> bool:
-    """No floating argument of the dtype under test has literal values: those samples sit at
-    kinks and ties on purpose, where finite differences say nothing."""
-    return not any(t.values is not None and t.dtype is None
-                   for t in _flat_outputs([*args, *kwargs.values()]) if isinstance(t, T))
+    """Some argument is a tensor of the dtype under test (so it requires grad), and none of
+    those has literal values: such samples sit at kinks and ties on purpose, where finite
+    differences say nothing."""
+    tensors = [t for t in _flat_outputs([*args, *kwargs.values()]) if isinstance(t, T) and t.dtype is None]
+    return bool(tensors) and all(t.values is None for t in tensors)
 
 
 FD_CASES = [pytest.param(op, i, id=f"{op.name}-{i}") for op in optable.OPS
@@ -293,10 +294,15 @@ def test_float64_gradient_matches_finite_differences(op, index):
                                       if o.ndim else 0.5, dtype=o.dtype)).sum() for o in outs)
 
     total = loss()
+    # NOTE: runtime skips, each naming what it saw: which samples these are follows from the
+    # op's output (e.g. `to(float32)`, `abs` of an int64 sample, `var` with correction >= n).
     if not leaves or not getattr(total, "requires_grad", False):
-        pytest.skip("no floating output depends on a floating input")
+        outs = _flat_outputs(function(*built, **built_kwargs))
+        pytest.skip(f"{op.name} sample {index}: {len(leaves)} float64 inputs requiring grad, outputs "
+                    f"{[str(o.dtype) for o in outs]}: no float64 output depends on a float64 input")
     if not np.isfinite(float(total)):
-        pytest.skip("the sample's output is not finite (e.g. var with no degrees of freedom)")
+        pytest.skip(f"{op.name} sample {index}: the weighted output sum is {float(total)}, "
+                    "not a point where finite differences are defined")
     total.backward()
     step = 1e-6
     with engine.no_grad():
