@@ -551,7 +551,7 @@ def _where(condition, input, other) -> Tensor:
     """
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     a, b, dt = _binary_operands("where", input, other)
-    shape = _broadcast_shape(np.shape(cond), _broadcast_shape(a._data.shape, b._data.shape))
+    _broadcast_shape(np.shape(cond), _broadcast_shape(a._data.shape, b._data.shape))   # torch's broadcast error first
     out = record(_WHERE, (a, b), np.where(cond, _as(a, dt), _as(b, dt)), dt, condition=cond)
     if isinstance(condition, Tensor) and out.grad_fn is not None:
         save_for_backward(out, "condition", condition)   # NOTE: torch saves the condition

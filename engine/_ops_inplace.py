@@ -14,8 +14,8 @@ import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode
-from ._autograd import Node, node_class, sum_to_shape
-from ._ops import (Ctx, Rule, Written, _as, _assert_no_overlap, _broadcast_shape, _check_tensor, _errstate, _reshape,
+from ._autograd import node_class, sum_to_shape
+from ._ops import (Ctx, Rule, Written, _as, _assert_no_overlap, _broadcast_shape, _check_tensor, _reshape,
                    _scalar_tensor, record, save_for_backward, v_zeros_like)
 from ._tensor import Tensor
 

@@ -11,16 +11,15 @@ back (torch's `unsqueeze_multiple` / `restore_reduced_dims`).
 """
 from __future__ import annotations
 
-import collections
 import numbers
 import warnings
 
 import numpy as np
 
 from . import _args, _dtype, optable
-from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims, _reshape, _rounded,
-                   _transpose, exp, mean, record, save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero,
-                   v_reshape, v_transpose, v_where)
+from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims, _rounded, mean, record,
+                   save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero, v_reshape, v_transpose,
+                   v_where)
 from ._ops_pointwise import v_sign
 from ._tensor import Tensor, _wrap_dim
 

@@ -9,7 +9,7 @@ import weakref
 import numpy as np
 
 from . import _dtype
-from ._autograd import AccumulateGrad, _GradMode, run_backward
+from ._autograd import AccumulateGrad, _GradMode
 from ._dtype import dtype as _dtype_cls
 
 _NON_LEAF_GRAD_WARNING = (
@@ -312,7 +312,7 @@ class Tensor:
     def __bool__(self):
         if self._data.size != 1:
             raise RuntimeError(
-                f"Boolean value of Tensor with more than one value is ambiguous")
+                "Boolean value of Tensor with more than one value is ambiguous")
         return bool(self._data.reshape(()).item())
 
     def __index__(self):

@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.optable import BY_NAME
 from fuzz.outcome import Array, Failure, Outcome, RecordedWarning, StepResult
-from fuzz.program import (BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, REGISTER_HOOK, REPEATED_BACKWARD,
+from fuzz.program import (BACKWARD, BACKWARD_GRADIENT, DOUBLE_BACKWARD, REGISTER_HOOK, REPEATED_BACKWARD,
                           RETAIN_GRAD, SUM_BACKWARD, Action, Dots, DType, Input, Literal, Program, Ref, Seq, Slice,
                           Step)
 

@@ -7,7 +7,6 @@ engine, torch or the fuzz package. matplotlib is imported when the chart is draw
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
