@@ -30,7 +30,7 @@ from engine.optable import BY_NAME, OPS
 from engine.optable import LINALG as LINALG_KIND, MATMUL as MATMUL_KIND, REDUCTION as REDUCTION_KIND
 from fuzz import interpreter
 from fuzz.outcome import Array, Failure, Outcome, StepResult
-from fuzz.program import INPUT_NAME, SUM_BACKWARD, Action, Literal, Program, Ref
+from fuzz.program import BACKWARD_GRADIENT, INPUT_NAME, SUM_BACKWARD, Action, Literal, Program, Ref
 
 MATCH = "match"
 # Consequential kinds change the data that later steps see; cosmetic ones do not.
@@ -142,7 +142,7 @@ def compare(engine_outcome: Outcome, torch_outcome: Outcome, program: Program, *
     elif place.where.startswith("input"):
         op = "tensor"
     else:
-        op = (_localize(primary.kind, program, backend) if backend is not None else None) \
+        op = (_localize(primary.kind, program, backend, torch_outcome) if backend is not None else None) \
             or _nearest_input_op(program)
     adjudication = None
     if primary.kind == GRADIENT and adjudicate:
@@ -480,19 +480,34 @@ def _nearest_input_op(program: Program) -> str | None:
     return program.steps[ancestors[0]].op if ancestors else None
 
 
-def _localize(kind: str, program: Program, backend: ModuleType) -> str | None:
+def _localize(kind: str, program: Program, backend: ModuleType, torch_outcome: Outcome) -> str | None:
     """The op of the shortest prefix of the program that shows the same kind of divergence.
 
-    Each prefix ends at one step, with ``sum().backward()`` on that step's
-    output, or the original action when that output is the action's target.
+    Each prefix ends at one step, with a backward through that step's output
+    (`_probe`), or the original action when that output is the action's target.
     """
     for index, step in enumerate(program.steps):
         is_target = step.out == program.action.target
-        prefix = program.prefix(index + 1, program.action if is_target else Action(SUM_BACKWARD, step.out))
+        prefix = program.prefix(index + 1, program.action if is_target else _probe(step.out, torch_outcome))
         found = _divergences(interpreter.run(prefix, backend), oracle.run_torch(prefix), prefix, [])
         if any(divergence.kind == kind for divergence in found):
             return step.op
     return None
+
+
+def _probe(ref: str, torch_outcome: Outcome) -> Action:
+    """The backward that tests a prefix ending at ``ref``: with a gradient of 1, 2, ..., 7, 1, ...
+
+    A uniform gradient (``sum().backward()``) hides every bug that moves gradient elements to
+    the wrong place (roll, flip, permute, gather): all of them are 1. Small integers are exact
+    in every float dtype. A non-float or one-element output keeps ``sum().backward()``.
+    """
+    result = torch_outcome.value(ref)
+    value = result.value if result is not None else None
+    if value is None or value.dtype not in ("float32", "float64") or value.data.size < 2:
+        return Action(SUM_BACKWARD, ref)
+    weights = np.arange(value.data.size) % 7 + 1.0
+    return Action(BACKWARD_GRADIENT, ref, gradient=weights.reshape(value.shape).tolist())
 
 
 def _adjudicate(program: Program, name: str, engine: Outcome, torch_: Outcome) -> str:

@@ -188,6 +188,21 @@ def test_gradient_divergences_are_pinned_on_the_op_that_causes_them():
     assert compare(interpreter.run(program, torch), torch_outcome, program, backend=torch).kind == "match"
 
 
+def test_a_bug_that_a_uniform_gradient_hides_is_pinned_on_its_op():
+    # roll (its gradient rolled the wrong way in rolled_torch) -> mul by weights: under sum(),
+    # roll's prefix gets a gradient of ones, which any roll leaves unchanged; the probe's
+    # gradient differs per element, so the prefix ending at roll already diverges.
+    import rolled_torch
+    program = Program((Input("x0", (3,), "float32", [0.5, 1.0, 2.0], True),
+                       Input("x1", (3,), "float32", [1.0, 2.0, 4.0], False)),
+                      (Step("roll", "function", (Ref("x0"), Literal(1)), {}, "v0"),
+                       Step("mul", "function", (Ref("v0"), Ref("x1")), {}, "v1")), Action(SUM_BACKWARD, "v1"))
+    engine_outcome, torch_outcome = interpreter.run(program, rolled_torch), oracle.run_torch(program)
+    verdict = compare(engine_outcome, torch_outcome, program, backend=rolled_torch)
+    assert verdict.signature == "gradient|roll|float32"
+    assert compare(interpreter.run(program, torch), torch_outcome, program, backend=torch).kind == "match"
+
+
 def test_close_is_numpys_isclose_with_equal_nans_on_every_special_pair():
     special = [0.0, -0.0, 1.0, 1.0 + 1e-7, 1.0 + 1e-5, -1.0, 1e-30, 1e30, 3e38, np.inf, -np.inf, np.nan]
     actual = np.repeat(special, len(special))
