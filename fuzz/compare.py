@@ -141,6 +141,8 @@ def compare(engine_outcome: Outcome, torch_outcome: Outcome, program: Program, *
         op = program.steps[place.step].op
     elif place.where.startswith("input"):
         op = "tensor"
+    elif primary.kind == ERROR_MESSAGE and place.where == "action" and torch_outcome.error is not None:
+        op = _message_owner(torch_outcome.error.message, program.action.kind)
     else:
         op = (_localize(primary.kind, program, backend, torch_outcome) if backend is not None else None) \
             or _nearest_input_op(program)
@@ -472,6 +474,24 @@ def _describe_success(result: StepResult | None) -> str:
 def _one_line(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _message_owner(message: str, action_kind: str) -> str:
+    """Who owns a message that backward raised: the node it names, else the backward call.
+
+    Both backends raised the same exception type at the backward call with different texts.
+    Those texts come from the autograd engine itself (graph freed, saved tensor modified,
+    gradient shape), not from the ops the program happens to contain: keyed on an op, one
+    wrong message shows as one finding per op. Keyed on the node the message names
+    ("... output 0 of ExpBackward0 ...") or else on the action, it is one finding.
+    """
+    named = _NODE_NAME.search(message)
+    return next(group for group in named.groups() if group) if named else action_kind
+
+
+# "..., which is output 0 of Exp, is at version 1; ..." (torch names the op, not the node, there)
+# or a node name such as MulBackward0.
+_NODE_NAME = re.compile(r"\boutput \d+ of (\w+)|\b([A-Z]\w*Backward\d+)\b")
 
 
 def _nearest_input_op(program: Program) -> str | None:
