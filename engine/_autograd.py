@@ -244,6 +244,14 @@ def sum_to_shape(grad, shape: tuple):
     return out
 
 
+class BackwardRun:
+    """Which backward call runs now: `id` changes with each. The engine gives each output of
+    a multi-output torch node its own node; a rule emulating such a torch node's joint
+    behaviour (layer_norm's double backward) tells one backward from the next by it."""
+
+    id = 0
+
+
 def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs=None,
                  accumulate: bool = True):
     """Backpropagate `grads` (tensors shaped like `roots`).
@@ -264,6 +272,7 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     from ._ops import _errstate
     from ._tensor import Tensor
 
+    BackwardRun.id += 1
     root_nodes = [root.grad_fn if root.grad_fn is not None else root._accumulator() for root in roots]
     # A view made under no_grad has no node: its gradient goes nowhere, as in torch.
     grads = [g for node, g in zip(root_nodes, grads) if node is not None]

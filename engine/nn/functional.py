@@ -16,7 +16,9 @@ import numpy as np
 
 from .. import _args, _dtype, _ops, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
-                    _rounded, _transpose, _T, record, v_data, v_exp, v_masked_zero, v_zeros_like, v_mm, v_t, v_where)
+                    _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero, v_zeros_like, v_mm,
+                    v_reshape, v_t, v_where)
+from .._autograd import BackwardRun
 from .._ops_pointwise import _not_implemented_for, v_cosh
 from .._tensor import Tensor, _wrap_dim
 
@@ -1049,23 +1051,135 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None)
 
 
 def _layer_norm_backward(ctx, g):
-    """Gradients recomputed from the input with differentiable ops, so that a create_graph
-    backward differentiates mean and variance too (as torch's layer_norm_double_backward)."""
-    x, dims = ctx.input, ctx.dims
-    centered = x - v_mean(x, dims, True)
-    rstd = (v_mean(centered * centered, dims, True) + ctx.eps) ** -0.5
-    normalized = centered * rstd
+    """NativeLayerNormBackward0: the gradients of input, weight and bias from the saved mean and
+    rstd. With create_graph each is one node, as torch's native_layer_norm_backward records."""
+    if isinstance(g, Tensor):
+        return _native_layer_norm_backward(ctx, g)
+    return _layer_norm_grads(g, ctx.input, ctx.weight if ctx.has_weight else None, ctx.mean, ctx.rstd,
+                             ctx.dims, ctx.needs)
+
+
+def _layer_norm_grads(g, x, w, mean, rstd, dims, needs) -> tuple:
+    """torch's layer_norm backward on arrays (the weight's and bias's not yet summed over the
+    leading dims)."""
+    normalized = (x - mean) * rstd
     grad_input = grad_weight = None
-    if ctx.needs[0]:
-        gw = g * ctx.weight if ctx.has_weight else g
-        grad_input = rstd * (gw - v_mean(gw, dims, True) - normalized * v_mean(gw * normalized, dims, True))
-    if ctx.needs[1]:
+    if needs[0]:
+        gw = g * w if w is not None else g
+        grad_input = rstd * (gw - np.mean(gw, axis=dims, keepdims=True)
+                             - normalized * np.mean(gw * normalized, axis=dims, keepdims=True))
+    if needs[1]:
         grad_weight = g * normalized
-    return grad_input, grad_weight, g if ctx.needs[2] else None
+    return grad_input, grad_weight, g if needs[2] else None
+
+
+def _native_layer_norm_backward(ctx, g: Tensor) -> tuple:
+    """The create_graph backward of layer_norm. NOTE: torch records native_layer_norm_backward as
+    one node, NativeLayerNormBackwardBackward0, over (grad_out, input, mean, rstd, weight, bias)
+    whose three outputs all require grad when any of these does (the weight's gradient too,
+    though its value does not depend on the weight); the engine gives each output its own node
+    of that name (as for split), and their derivatives add up to torch's."""
+    x, dims, dt = ctx.input, ctx.dims, g.dtype
+    grads = _layer_norm_grads(g._data, x._data, ctx.weight._data if ctx.has_weight else None,
+                              ctx.mean, ctx.rstd, dims, ctx.needs)
+    leading = tuple(range(x.ndim - len(dims)))
+    inputs = (g, x, Tensor._make(ctx.mean, dt), Tensor._make(ctx.rstd, dt), ctx.weight, ctx.bias)
+    out, group = [], {}
+    for k, grad in enumerate(grads):
+        if grad is not None and k > 0:
+            grad = np.sum(grad, axis=leading)    # the weight's and bias's shape
+        out.append(None if grad is None else
+                   record(_LAYER_NORM_BACKWARD[k], inputs, grad, dt, output=k, dims=dims,
+                          has_weight=ctx.has_weight, eps=ctx.eps, group=group))
+    return tuple(out)
+
+
+def _layer_norm_double_backward(ctx, gg) -> tuple:
+    """NativeLayerNormBackwardBackward0 of output `ctx.output` (0 input, 1 weight, 2 bias): torch's
+    layer_norm_double_backward (FunctionsManual.cpp) with only that output's gradient defined.
+    Returns the gradients of (grad_out, input, mean, rstd, weight, bias)."""
+    if not ctx.has_weight and ctx.output != 1 and _layer_norm_bias_without_weight(ctx):
+        return (None,) * 6
+    x, g, dims = ctx.input, ctx.grad_out, ctx.dims
+    shape = x.shape
+    m = int(np.prod(shape[:len(shape) - len(dims)], dtype=np.int64))
+    n = int(np.prod([shape[d] for d in dims], dtype=np.int64))
+    x2, g2 = v_reshape(x, (m, n)), v_reshape(g, (m, n))
+    # NOTE: torch's formula reads the saved mean and rstd, constants to a further backward, so its
+    # third-order gradients are wrong (tests/engine/test_ops_against_torch.py, THIRD_ORDER_REFERENCE);
+    # the engine computes them from the input, which keeps them differentiable.
+    mu = v_mean(x2, 1, True)
+    centered = x2 - mu
+    rstd = (v_mean(centered * centered, 1, True) + ctx.eps) ** -0.5
+    one = v_const(np.ones((1,)), x)
+    gamma = v_reshape(ctx.weight, (1, n)) if ctx.has_weight else one
+    rstd2, rstd3 = rstd ** 2, rstd ** 3
+    centered_rstd3 = centered * rstd3
+
+    def first_backward_grad_input(g_local, gamma_local):
+        h0 = gamma_local * rstd / n
+        h1 = (n * g_local - v_sum(g_local, 1, True)) - centered * rstd2 * v_sum(g_local * centered, 1, True)
+        return h0 * h1
+
+    grad_input = grad_weight = grad_grad_out = None
+    if ctx.output == 0:                  # ggI
+        ggi = v_reshape(gg, (m, n))
+        gxhat = g2 * gamma
+        gxhat_mu_sum = v_sum(gxhat * centered, 1, True)
+        gxhat_sum = v_sum(gxhat, 1, True)
+        ggi_sum = v_sum(ggi, 1, True)
+        ggi_mu_sum = v_sum(ggi * centered, 1, True)
+        all_sub = (ggi_sum * gxhat_sum / n - v_sum(ggi * gxhat, 1, True)
+                   + rstd2 * gxhat_mu_sum * ggi_mu_sum * (3.0 / n))
+        grad_input = (centered_rstd3 * all_sub / n + ggi_mu_sum * rstd3 / n * (gxhat_sum / n - gxhat)
+                      + gxhat_mu_sum * rstd3 / n * (ggi_sum / n - ggi))
+        if ctx.has_weight:
+            grad_weight = v_reshape(v_sum(g2 * first_backward_grad_input(ggi, one), 0),
+                                    ctx.weight.shape)
+        grad_grad_out = first_backward_grad_input(ggi, gamma)
+    elif ctx.output == 1:                # ggG (the weight's gradient exists only with a weight)
+        ggg = v_reshape(gg, (1, n))
+        grad_input = (g2 * ggg * rstd - rstd * v_sum(g2 * ggg, 1, True) / n
+                      - centered_rstd3 * v_sum(g2 * ggg * centered, 1, True) / n)
+        grad_grad_out = ggg * centered * rstd
+    else:                                # ggB: only grad_out's gradient
+        grad_grad_out = v_expand(v_reshape(gg, (1, n)), (m, n))
+    if grad_input is not None:
+        grad_input = v_reshape(grad_input, shape)
+    if grad_grad_out is not None:
+        grad_grad_out = v_reshape(v_expand(grad_grad_out, (m, n)), shape)
+    needs = ctx.needs
+    return (grad_grad_out if needs[0] else None, grad_input if needs[1] else None, None, None,
+            grad_weight if needs[4] else None, None)
+
+
+def _layer_norm_bias_without_weight(ctx) -> bool:
+    """Whether this output's double backward gives nothing: the bias's, without a weight.
+
+    NOTE: torch's layer_norm_double_backward makes the bias's gradient term (ggB_expanded) only
+    with a weight, so without one the bias's gradient adds nothing (though grad_out's gradient
+    depends on it); when the input's gradient is defined too, it adds that undefined term and
+    raises. Mathematically wrong (gradgradcheck fails there: pytorch/pytorch#63276, review of the
+    layer_norm OpInfo), but what torch 2.13's double backward gives, so the engine follows it.
+    torch computes the outputs in one node: the engine's per-output nodes note, per backward
+    call, which of the two had a gradient."""
+    group, run = ctx.group, BackwardRun.id
+    if group.get("run") != run:
+        group["run"], group["seen"] = run, set()
+    group["seen"].add(ctx.output)
+    if {0, 2} <= group["seen"]:
+        raise RuntimeError("Expected a proper Tensor but got None (or an undefined Tensor in C++) for "
+                           "argument #1 'other'")
+    return ctx.output == 2
 
 
 _LAYER_NORM = Rule("NativeLayerNormBackward0", _layer_norm_backward, ("input", "weight", "bias"),
                    saves={"input": None, "weight": None, "bias": None})
+_LAYER_NORM_BACKWARD = tuple(
+    Rule("NativeLayerNormBackwardBackward0", _layer_norm_double_backward,
+         ("grad_out", "input", "mean", "rstd", "weight", "bias"),
+         saves={"grad_out": None, "input": None, "weight": None})
+    for _ in range(3))
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
@@ -1104,4 +1218,5 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
             + (bias._data if bias is not None else 0.0)
     absent = Tensor._make(np.zeros(normalized_shape, input.dtype.np), input.dtype)
     return record(_LAYER_NORM, (input, weight if weight is not None else absent, bias if bias is not None else absent),
-                  data, input.dtype, dims=dims, eps=eps, has_weight=weight is not None)
+                  data, input.dtype, dims=dims, eps=eps, has_weight=weight is not None,
+                  mean=mean.astype(input.dtype.np), rstd=rstd.astype(input.dtype.np))
