@@ -140,6 +140,12 @@ EDGES = {
     "prod 0-d": (3.0, lambda x: x.prod(0)),
     "cumprod zeros": ([2.0, 0.0, 3.0, 0.0, 5.0], lambda x: x.cumprod(0)),
     "cumprod inf": ([2.0, INF, 3.0], lambda x: x.cumprod(0)),
+    # Fuzzer finding: with a zero anywhere in the input torch takes another formula for every
+    # slice (NaN from inf / inf where the slice has no zero), and its plain and recorded forms
+    # differ with inf and under/overflow.
+    "cumprod zero in another slice": ([[1e-40, 0.0], [-1e30, 2.0], [INF, -0.5]], lambda x: x.cumprod(0)),
+    "cumprod zeros, inf and NaN": ([[2.0, INF, 0.0, 3.0, 0.0], [0.0, NAN, 1e30, 1e-30, 4.0]], lambda x: x.cumprod(1)),
+    "cumprod overflow after a zero": ([1e-200, 0.0, 1e200, 1e200, 1e-200], lambda x: x.cumprod(0)),
     # norms at zero vectors and ties
     **{f"norm p={p} zero and ties": ([[0.0, 0.0, 0.0], [0.0, -2.0, 2.0]], lambda x, p=p: x.norm(p, dim=1))
        for p in (1, 2, 3, 1.5, 0.5, -1, INF, -INF, 0, "fro")},
