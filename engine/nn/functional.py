@@ -916,22 +916,94 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
 
 def _bce_backward(ctx, g):
     x, t = ctx.self, ctx.target
-    weighted = g * v_const(ctx.weight, g) if ctx.weight is not None else g
-    if ctx.reduction == "mean":
-        weighted = weighted / ctx.numel
     grad_input = grad_target = None
     if ctx.needs[0]:
-        # NOTE: torch divides by max((1 - x) * x, 1e-12).
-        denominator = (1 - x) * x
-        grad_input = weighted * (x - t) / v_where(v_data(denominator) < 1e-12, 1e-12, denominator)
+        grad_input = (_bce_input_backward(ctx, g) if isinstance(g, Tensor)
+                      else _bce_input_grad(g, x, t, ctx.weight, ctx.reduction, ctx.numel))
     if ctx.needs[1]:
-        # NOTE: torch's binary_cross_entropy_target_backward is -logit(x), without the clamp.
-        grad_target = weighted * (_ops.log(1 - x) - _ops.log(x) if isinstance(x, Tensor)
-                                  else np.log1p(-x) - np.log(x))
+        # NOTE: torch's binary_cross_entropy_target_backward is -logit(x) * grad * weight / numel
+        # (in that order), without the clamp.
+        grad_target = -_v_logit(x) * g
+        if ctx.weight is not None:
+            grad_target = grad_target * v_const(ctx.weight, grad_target)
+        if ctx.reduction == "mean":
+            grad_target = grad_target / ctx.numel
     return grad_input, grad_target
 
 
+def _v_logit(x):
+    """torch.logit(x) (no eps): log(x / (1 - x)); with a graph, node LogitBackward0."""
+    with _errstate():
+        data = np.log(v_data(x) / (1 - v_data(x)))
+    return record(_LOGIT, (x,), data, x.dtype) if isinstance(x, Tensor) else data
+
+
+def _logit_backward(ctx, g):
+    """torch's logit_backward without eps: NaN outside [0, 1], else g / (x (1 - x))."""
+    x = ctx.self
+    outside = (v_data(x) < 0) | (v_data(x) > 1)
+    return (v_where(outside, v_const(np.nan, g), g / (x * (1 - x))),)
+
+
+_LOGIT = Rule("LogitBackward0", _logit_backward, saves={"self": None})
+
+
+# NOTE: torch's binary_cross_entropy_backward kernel clamps at EPSILON, a float constant 1e-12:
+# 9.999999960041972e-13 in float64.
+_BCE_EPSILON = float(np.float32(1e-12))
+
+
+def _bce_input_grad(g: np.ndarray, x: np.ndarray, t: np.ndarray, weight, reduction: str, numel: int) -> np.ndarray:
+    """torch's binary_cross_entropy_backward: g (x - t) / max((1 - x) x, EPSILON), then times
+    the weight, then over numel for the mean (in that order: it decides inf and NaN)."""
+    denominator = (1 - x) * x
+    eps = np.asarray(_BCE_EPSILON, x.dtype)
+    grad = g * (x - t) / np.where(denominator < eps, eps, denominator)
+    if weight is not None:
+        grad = grad * weight
+    return grad / numel if reduction == "mean" else grad
+
+
+def _bce_input_backward(ctx, g: Tensor) -> Tensor:
+    """The create_graph gradient of the input. NOTE: torch records binary_cross_entropy_backward
+    as one node, BinaryCrossEntropyBackwardBackward0 over (grad_output, self, target), whose
+    derivatives are its own formulas (binary_cross_entropy_double_backward*), not those of
+    the clamped quotient."""
+    x, t = ctx.self, ctx.target
+    data = _bce_input_grad(g._data, x._data, t._data, ctx.weight, ctx.reduction, ctx.numel)
+    return record(_BCE_BACKWARD, (g, x, t), data, x.dtype, weight=ctx.weight, reduction=ctx.reduction,
+                  numel=ctx.numel)
+
+
+def _bce_double_backward(ctx, gg):
+    """torch's binary_cross_entropy_double_backward (self), ..._double_backward_target and
+    ..._double_backward_grad_output (FunctionsManual.cpp), with their 1e-12 as torch places it."""
+    go, x, t = ctx.grad_output, ctx.self, ctx.target
+    eps = 1e-12
+
+    def weighted(value):
+        return value * v_const(ctx.weight, value) if ctx.weight is not None else value
+
+    def mean(value):
+        return value / ctx.numel if ctx.reduction == "mean" else value
+
+    grad_output = grad_self = grad_target = None
+    if ctx.needs[0]:
+        grad_output = mean(weighted((x - t) / ((x + eps) * (1 - x + eps)) * gg))
+    if ctx.needs[1]:
+        grad_self = mean(weighted((x * x - 2 * x * t + t) / ((x + eps) ** 2 * (1 - x + eps) ** 2) * (gg * go)))
+    if ctx.needs[2]:
+        # NOTE: torch clamps this denominator at 1e-12 in place under no_grad: the clamp has no
+        # derivative of its own.
+        denominator = (1 - x) * x
+        clamp = v_const(np.maximum(v_data(denominator), eps) - v_data(denominator), x)
+        grad_target = mean(weighted(-gg * go) / (denominator + clamp))
+    return grad_output, grad_self, grad_target
+
+
 _BCE = Rule("BinaryCrossEntropyBackward0", _bce_backward, ("self", "target"), saves={"self": None, "target": None})
+_BCE_BACKWARD = Rule("BinaryCrossEntropyBackwardBackward0", _bce_double_backward, ("grad_output", "self", "target"),
+                     saves={"grad_output": None, "self": None, "target": None})
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
@@ -956,8 +1028,12 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f'"binary_cross_entropy" not implemented for \'{input.dtype.scalar_name}\'')
     x, t = input._data, target._data
-    if not np.all((x >= 0) & (x <= 1)):
-        raise RuntimeError("all elements of input should be between 0 and 1")
+    # NOTE: torch's kernel checks element by element, the input's value before the target's.
+    bad_input, bad_target = ~((x >= 0) & (x <= 1)).ravel(), ~((t >= 0) & (t <= 1)).ravel()
+    first = np.flatnonzero(bad_input | bad_target)
+    if first.size:
+        raise RuntimeError(f"all elements of {'input' if bad_input[first[0]] else 'target'} should be "
+                           "between 0 and 1")
     with _errstate():
         # NOTE: torch clamps both logarithms at -100, so the loss is finite at x = 0 and 1.
         losses = (t - 1) * np.maximum(np.log1p(-x), -100) - t * np.maximum(np.log(x), -100)

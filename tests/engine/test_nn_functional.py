@@ -80,6 +80,10 @@ ERRORS = {
         _t(b, [[[[1]], [[2]]]], "int64"), _t(b, [[[9]]], "int64")),
     "bce input outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
         _t(b, [1.5, 0.5]), _t(b, [1.0, 0.0])),
+    "bce target outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
+        _t(b, [0.5, 0.5]), _t(b, [0.5, 2.0])),
+    "bce input and target outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
+        _t(b, [0.5, 1.5]), _t(b, [float("nan"), 0.5])),
     "bce size": lambda b: b.nn.functional.binary_cross_entropy(_t(b, [0.5, 0.5]), _t(b, [[1.0, 0.0]])),
     "bce target dtype": lambda b: b.nn.functional.binary_cross_entropy(
         _t(b, [0.5, 0.5], "float64"), _t(b, [1.0, 0.0])),
@@ -614,3 +618,32 @@ def test_layer_norm_bias_without_weight_double_backward_is_judged_per_backward_c
         return first, x.grad.numpy(), b.grad.numpy()
     for got, want in zip(program(engine), program(torch)):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def _bce_second_order(backend, dtype, reduction, weight, seed):
+    x = _t(backend, [[0.1, 0.5, 0.9], [0.0, 1.0, 1e-13]], dtype, True)
+    t = _t(backend, [[0.0, 1.0, 0.5], [1.0, 1.0, 0.25]], dtype, True)
+    w = None if weight is None else _t(backend, weight, dtype)
+    out = backend.nn.functional.binary_cross_entropy(x, t, w, reduction=reduction)
+    grads = backend.autograd.grad(out.sum() if seed == "constant" else (out * out).sum(), [x, t], create_graph=True)
+    first = [g.detach().numpy() for g in grads]
+    sum(g.sum() for g in grads).backward()
+    return first + [x.grad.numpy(), t.grad.numpy()], grads[0].grad_fn.name()
+
+
+@pytest.mark.parametrize("seed", ["constant", "squared"])
+@pytest.mark.parametrize("weight", [None, [float("inf"), 1e30, 3.0], [0.0, -1.0, 1e-30]])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_binary_cross_entropy_second_order_follows_torchs_formulas(dtype, reduction, weight, seed):
+    # Fuzzer finding: torch records the input's gradient as BinaryCrossEntropyBackwardBackward0,
+    # differentiated by its own formulas (with 1e-12 added, not clamped), and clamps the first
+    # derivative at a float EPSILON; with infinite and huge weights the order of the products
+    # decides inf and NaN.
+    got, got_node = _bce_second_order(engine, dtype, reduction, weight, seed)
+    want, want_node = _bce_second_order(torch, dtype, reduction, weight, seed)
+    assert got_node == want_node
+    tolerance = {"float32": 1e-5, "float64": 1e-12}[dtype]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=tolerance, atol=0, equal_nan=True)
+        np.testing.assert_array_equal(np.signbit(g), np.signbit(w))
