@@ -50,7 +50,15 @@ def v_mean_keep(x, axes):
 
 
 def v_cumsum(x, dim: int):
-    return cumsum(x, dim) if isinstance(x, Tensor) else np.cumsum(x, axis=dim)
+    return cumsum(x, dim) if isinstance(x, Tensor) else _accumulated(np.cumsum, x, dim)
+
+
+def _accumulated(fn, x: np.ndarray, dim: int) -> np.ndarray:
+    """np.cumsum or np.cumprod along `dim` as torch's CPU kernels compute them (and cumsum and
+    cumprod below): float32 accumulated in double, each output rounded once."""
+    if x.dtype == np.float32:
+        return fn(x.astype(np.float64), axis=dim).astype(np.float32)
+    return fn(x, axis=dim)
 
 
 def v_prod(x, dim: int):
@@ -654,18 +662,11 @@ def _cumprod_backward_zeros(x: np.ndarray, g: np.ndarray, y: np.ndarray, d: int)
     first = np.argmax(after_first, axis=d)[(slice(None),) * d + (None,)]
     first_mask = (np.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - d - 1)) == first) & after_first
     between = after_first & ~first_mask
-    partial = _cumprod_like_torch(np.where(between, x, np.ones((), x.dtype)), d)
+    partial = _accumulated(np.cumprod, np.where(between, x, np.ones((), x.dtype)), d)
     total = np.sum(partial * np.where(after_first, g, np.zeros((), g.dtype)), axis=d, keepdims=True)
     previous = np.take_along_axis(y, np.maximum(first - 1, 0), axis=d)
     previous = np.where(first == 0, np.ones((), y.dtype), previous)
     return np.where(first_mask, total * previous, grad)
-
-
-def _cumprod_like_torch(x: np.ndarray, d: int) -> np.ndarray:
-    """cumprod as torch's CPU kernel computes it: float32 accumulated in double."""
-    if x.dtype == np.float32:
-        return np.cumprod(x.astype(np.float64), axis=d).astype(np.float32)
-    return np.cumprod(x, axis=d)
 
 
 def _cumprod_backward_recorded(x: Tensor, g: Tensor, d: int) -> Tensor:

@@ -309,3 +309,17 @@ def test_float32_cumulative_ops_accumulate_in_double_like_torch(op, shape, dim):
     values = values.reshape(shape) if dim == 0 else values.reshape(shape[::-1]).T.copy()
     outs = [getattr(backend, op)(backend.tensor(values.tolist()), dim).numpy() for backend in (torch, engine)]
     np.testing.assert_array_equal(outs[1], outs[0])
+
+
+def test_float32_cumprod_second_order_sums_in_double_like_torch():
+    """Backward sums (reversed cumsum) run torch's cumsum kernel, in double too: a float32
+    running sum over products near 1e30 rounds differently (found comparing second orders)."""
+    values = [[1e30, -1.4291302, 1e-30], [-3.8779383, -1.4154394, 4.1338528], [0.4071922, 2.0, -2.3615782]]
+    results = []
+    for backend in (torch, engine):
+        x = backend.tensor(values, dtype=backend.float32, requires_grad=True)
+        grad, = backend.autograd.grad(backend.cumprod(x, 1).sum(), [x], create_graph=True)
+        (grad * grad).sum().backward()
+        results.append((grad.detach().numpy(), x.grad.numpy()))
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
