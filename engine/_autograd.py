@@ -147,7 +147,14 @@ class Node:
                     # current grad_fn.
                     producer = self if name == "result" else tensor.grad_fn
                     raise RuntimeError(_modified_message(tensor, versions[name], producer))
+        if g is None:
+            return self._undefined_grads(ctx)
         return self._rule(ctx.as_tensors() if create_graph else ctx, g)
+
+    def _undefined_grads(self, ctx):
+        # NOTE: torch runs a node whose incoming gradient is undefined (norm with p=0 gives none):
+        # it unpacks its saved tensors (the checks above) and passes undefined gradients on.
+        return (None,) * len(self.next_functions)
 
     def _release(self):
         # Saved tensors are dropped after a backward without retain_graph. Nodes
@@ -204,6 +211,7 @@ def node_class(name: str) -> type:
     cls = type(name.rpartition("::")[2], (Node,), {"__slots__": (), "_qualified_name": name})
     if name == "torch::autograd::NotImplemented":
         cls.__init__ = _run_at_once_init
+        cls._undefined_grads = lambda self, ctx: self._rule(ctx, None)   # raises, gradient or not
     return cls
 
 
@@ -236,6 +244,14 @@ def sum_to_shape(grad, shape: tuple):
     return out
 
 
+class BackwardRun:
+    """Which backward call runs now: `id` changes with each. The engine gives each output of
+    a multi-output torch node its own node; a rule emulating such a torch node's joint
+    behaviour (layer_norm's double backward) tells one backward from the next by it."""
+
+    id = 0
+
+
 def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs=None,
                  accumulate: bool = True):
     """Backpropagate `grads` (tensors shaped like `roots`).
@@ -256,6 +272,7 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     from ._ops import _errstate
     from ._tensor import Tensor
 
+    BackwardRun.id += 1
     root_nodes = [root.grad_fn if root.grad_fn is not None else root._accumulator() for root in roots]
     # A view made under no_grad has no node: its gradient goes nowhere, as in torch.
     grads = [g for node, g in zip(root_nodes, grads) if node is not None]
@@ -301,10 +318,10 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
             if captures and node in captures:
                 for i in captures[node]:
                     results[i] = g
-                if accumulate:
+                if accumulate and g is not None:
                     _accumulate(inputs[captures[node][0]], g, create_graph)
             if type(node) is AccumulateGrad:
-                if accumulate and inputs is None:
+                if accumulate and inputs is None and g is not None:
                     _accumulate(node.variable, g, create_graph)
                 node = None
                 continue
@@ -327,21 +344,20 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                             ig = ig.to(dt)
                     elif ig.dtype is not dt.np and ig.dtype != dt.np:
                         ig = ig.astype(dt.np)
-                    pending[child] = pending[child] + ig if child in pending else ig
+                    previous = pending.get(child)
+                    pending[child] = ig if previous is None else previous + ig
+                elif child not in pending:
+                    pending[child] = None    # undefined: the child still runs, as in torch
                 count = dependencies[child] - 1
                 dependencies[child] = count
                 if count == 0:
                     if node is not None:     # more than one node ready: the heap orders them
                         push(ready, (-node._seq, next(order), node))
                         node = None
-                    if child in pending:
-                        if ready:
-                            push(ready, (-child._seq, next(order), child))
-                        else:
-                            node = child
+                    if ready:
+                        push(ready, (-child._seq, next(order), child))
                     else:
-                        # Every path to this node carried no gradient: nothing flows on.
-                        _drain(child, dependencies, pending, ready, retain_graph, needed, order)
+                        node = child
             if node is not None and ready:
                 push(ready, (-node._seq, next(order), node))
                 node = None
@@ -400,6 +416,8 @@ def _needed(graph: dict, captures: dict) -> set:
 
 def _run_tensor_hooks(node, g, create_graph, as_tensor):
     """Tensor hooks in registration order, then the retain_grad store (torch runs it last)."""
+    if g is None:
+        return _run_tensor_hooks_undefined(node)
     dt = node.variable.dtype if isinstance(node, AccumulateGrad) else None
     if node._pre_hooks:
         for hook in list(node._pre_hooks.values()):
@@ -417,30 +435,21 @@ def _run_tensor_hooks(node, g, create_graph, as_tensor):
     return g
 
 
+def _run_tensor_hooks_undefined(node):
+    """NOTE: torch calls a tensor's hooks with None when its gradient is undefined, refuses a
+    replacement, and leaves a retained gradient as it was."""
+    for hook in list(node._pre_hooks.values() if node._pre_hooks else ()):
+        if hook(None) is not None:
+            raise RuntimeError("can't replace a None gradient with a non-None value")
+    return None
+
+
 def _dtype_of(value):
     """The engine dtype of a gradient: a tensor's own (create_graph), or its array's."""
     from ._dtype import dtype, from_numpy
     if isinstance(getattr(value, "dtype", None), dtype):
         return value.dtype
     return from_numpy(np.asarray(value).dtype)
-
-
-def _drain(node, dependencies, pending, ready, retain_graph, needed, order):
-    """Release a node that received no gradient and propagate the absence."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if not retain_graph:
-            n._release()
-        for child, _ in n.next_functions:
-            if child is None or (needed is not None and child not in needed):
-                continue
-            dependencies[child] -= 1
-            if dependencies[child] == 0:
-                if child in pending:
-                    heapq.heappush(ready, (-child._seq, next(order), child))
-                else:
-                    stack.append(child)
 
 
 _CREATE_GRAPH_WARNING = (

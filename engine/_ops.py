@@ -1091,9 +1091,10 @@ def matmul(input, other) -> Tensor:
 
     NOTE: which composition torch picks for batched operands (fold the batch into one
     mm / mv, or broadcast and bmm) depends on which operand requires grad, so that the
-    gradient of a shared matrix is not materialized per batch. The top node (and so
-    `grad_fn.name()`) follows torch; intermediate view nodes may be named differently
-    where torch's choice depends on memory strides, which engine tensors do not have.
+    gradient of a shared matrix is not materialized per batch, and on the strides of the
+    larger one (`_should_fold`). The top node (and so `grad_fn.name()`) follows torch; the
+    reshape of a non-contiguous operand inside a fold is named UnsafeViewBackward0 or
+    ViewBackward0, where torch's reshape may record CloneBackward0 or ReshapeAliasBackward0.
     """
     _check_tensor(input, "matmul")
     _check_tensor(other, "matmul", "other", 2)
@@ -1110,18 +1111,36 @@ def matmul(input, other) -> Tensor:
                         _SQUEEZE_INPLACE)
     if d1 == 2 and d2 == 2:
         return _mm(input, other)
-    grad = _GradMode.enabled
-    if d1 == d2 == 3 and grad:
+    if d1 == d2 == 3:
         # A 3-d operand with a batch of one that requires grad is squeezed to a matrix.
+        # NOTE: torch asks requires_grad, not the grad mode (as should_fold below).
         if input.shape[0] == 1 != other.shape[0] and input._requires_grad:
             input, d1 = _reshape(input, input.shape[1:], _SQUEEZE_DIM), 2
         elif other.shape[0] == 1 != input.shape[0] and other._requires_grad:
             other, d2 = _reshape(other, other.shape[1:], _SQUEEZE_DIM), 2
-    if d1 >= 3 and d2 <= 2:
-        return _folded_matmul(input, other)
-    if d2 >= 3 and d1 <= 2 and grad and input._requires_grad:
+    if _should_fold(input, other):
         return _folded_matmul(input, other)
     return _batched_matmul(input, other)
+
+
+def _should_fold(input: Tensor, other: Tensor) -> bool:
+    """torch's should_fold (LinearAlgebra.cpp): fold the larger operand (>= 3-d, the other
+    <= 2-d) into one mm / mv when the smaller requires grad (whatever the grad mode), or when
+    the fold needs no copy (its leading dims nest contiguously; for a first operand of 2 dims,
+    never). Engine arrays have torch's strides, so the test reads numpy's."""
+    first_larger = input.ndim >= other.ndim
+    big = input._data if first_larger else np.swapaxes(other._data, -1, -2)
+    small = other if first_larger else input
+    if not (big.ndim >= 3 and small.ndim <= 2):
+        return False
+    if small.requires_grad:
+        return True
+    if input.ndim == 2:
+        return False
+    if big.size == 0:
+        return True
+    strides, shape = big.strides, big.shape
+    return all(strides[i] == strides[i + 1] * shape[i + 1] for i in range(big.ndim - 2))
 
 
 def _folded_matmul(input: Tensor, other: Tensor) -> Tensor:

@@ -50,11 +50,15 @@ def v_mean_keep(x, axes):
 
 
 def v_cumsum(x, dim: int):
-    return cumsum(x, dim) if isinstance(x, Tensor) else np.cumsum(x, axis=dim)
+    return cumsum(x, dim) if isinstance(x, Tensor) else _accumulated(np.cumsum, x, dim)
 
 
-def v_cumprod(x, dim: int):
-    return cumprod(x, dim) if isinstance(x, Tensor) else np.cumprod(x, axis=dim)
+def _accumulated(fn, x: np.ndarray, dim: int) -> np.ndarray:
+    """np.cumsum or np.cumprod along `dim` as torch's CPU kernels compute them (and cumsum and
+    cumprod below): float32 accumulated in double, each output rounded once."""
+    if x.dtype == np.float32:
+        return fn(x.astype(np.float64), axis=dim).astype(np.float32)
+    return fn(x, axis=dim)
 
 
 def v_prod(x, dim: int):
@@ -631,21 +635,59 @@ def _cumsum_backward(ctx, g):
 
 
 def _cumprod_backward(ctx, g):
-    x = ctx.self
-    if ctx.dim is None or np.shape(x)[ctx.dim] == 1:
+    """torch's cumprod_backward (ReduceOps.cpp): without a zero in the input, the reversed
+    cumsum of result * g over x; with zeros, its O(n) masked form in a plain backward and its
+    O(n^2) differentiable form when the backward is recorded. They differ with inf, NaN and
+    over/underflow, so each is followed as written."""
+    x, d = ctx.self, ctx.dim
+    if d is None or np.size(v_data(x)) <= 1 or np.shape(x)[d] == 1:
         return (g,)
     if not (v_data(x) == 0).any():
-        return (_reversed_cumsum(ctx.result * g, ctx.dim) / x,)
-    # With zeros: dx_k = sum_{j >= k} g_j prod_{i <= j, i != k} x_i, the formula of torch's
-    # cumprod_backward (its O(n) form when not recording the backward gives the same numbers).
-    d = ctx.dim
-    partial = v_cumprod(_leave_one_out(x, d), -1)           # [..., k, j] = prod_{i <= j, i != k} x_i
-    n = np.shape(x)[d]
-    later = np.triu(np.ones((n, n), dtype=bool))             # j >= k
-    g_last = v_transpose(g, d, -1)
-    rows = v_where(np.broadcast_to(later, np.shape(partial)), partial, v_const(0, g_last))
-    grad = v_sum_keep(rows * v_reshape(g_last, np.shape(g_last)[:-1] + (1, n)), (-1,))
-    return (v_transpose(v_reshape(grad, np.shape(grad)[:-1]), d, -1),)
+        return (_reversed_cumsum(ctx.result * g, d) / x,)
+    if isinstance(g, Tensor):
+        return (_cumprod_backward_recorded(x, g, d),)
+    return (_cumprod_backward_zeros(x, g, ctx.result, d),)
+
+
+def _cumprod_backward_zeros(x: np.ndarray, g: np.ndarray, y: np.ndarray, d: int) -> np.ndarray:
+    """torch's O(n) gradient of cumprod with zeros: with z1 (z2) the first (second) zero along
+    `d`, the plain formula before z1, 0 after it, and at z1
+    y[z1 - 1] * sum_{z1 <= j < z2} g_j * prod(x[z1 + 1 : j + 1])."""
+    zeros_seen = np.cumsum(x == 0, axis=d)
+    before = zeros_seen == 0
+    w = np.where(before, y * g, np.zeros((), g.dtype))
+    grad = np.where(before, _reversed_cumsum(w, d) / x, np.zeros((), g.dtype))
+    after_first = zeros_seen == 1
+    # NOTE: torch locates z1 with max(dim).indices of the mask: 0 in a slice without a zero.
+    first = np.argmax(after_first, axis=d)[(slice(None),) * d + (None,)]
+    first_mask = (np.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - d - 1)) == first) & after_first
+    between = after_first & ~first_mask
+    partial = _accumulated(np.cumprod, np.where(between, x, np.ones((), x.dtype)), d)
+    total = np.sum(partial * np.where(after_first, g, np.zeros((), g.dtype)), axis=d, keepdims=True)
+    previous = np.take_along_axis(y, np.maximum(first - 1, 0), axis=d)
+    previous = np.where(first == 0, np.ones((), y.dtype), previous)
+    return np.where(first_mask, total * previous, grad)
+
+
+def _cumprod_backward_recorded(x: Tensor, g: Tensor, d: int) -> Tensor:
+    """torch's O(n^2) gradient of cumprod with zeros, the one it differentiates again: for each
+    k, sum_{j >= k} g_j * prod(x[:k]) * prod(x[k + 1 : j + 1])."""
+    from ._ops_shape import cat, stack   # circular: shape ops import this module's neighbours
+    n = x.shape[d]
+    ones = v_const(np.ones(tuple(1 if i == d else m for i, m in enumerate(x.shape))), x)
+    slices = []
+    for k in range(n):
+        if k == 0:
+            omitted = cat([ones, cumprod(x.narrow(d, 1, n - 1), d)], d)
+        else:
+            until = prod(x.narrow(d, 0, k), d, keepdim=True)
+            if k == n - 1:
+                omitted = until
+            else:
+                after = cumprod(x.narrow(d, k + 1, n - k - 1), d)
+                omitted = cat([until, until.expand_as(after) * after], d)
+        slices.append(_sum(g.narrow(d, k, n - k) * omitted, d))
+    return stack(slices, d)
 
 
 _CUMSUM = Rule("CumsumBackward0", _cumsum_backward)

@@ -31,7 +31,8 @@ import numpy as np
 from . import _args, _dtype, optable
 from ._autograd import _GradMode
 from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule, _diagonal_view,
-                   _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_reshape)
+                   _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_data,
+                   v_reshape)
 from ._ops import sum as _sum
 from ._tensor import Tensor, _wrap_dim
 
@@ -674,7 +675,10 @@ def _cat_backward(ctx, g):
         if not need:
             grads.append(None)
         elif legacy_empty:
-            grads.append(v_reshape(v_take(g, _dim_key(ctx.dim, slice(0, 0))), (0,)))
+            # NOTE: torch's cat_tensors_backward gives a skipped input a fresh zeros({0}), outside
+            # the graph: with create_graph, that gradient does not require grad.
+            zeros = np.zeros((0,), v_data(g).dtype)
+            grads.append(Tensor._make(zeros, g.dtype) if isinstance(g, Tensor) else zeros)
         else:
             grads.append(v_take(g, _dim_key(ctx.dim, slice(start, stop))))
     return tuple(grads)

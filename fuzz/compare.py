@@ -420,6 +420,8 @@ ONCE_PER_PROCESS_WARNINGS = (
     "The use of `x.T` on tensors of dimension other than 2",
     "Tensor.T is deprecated on 0-D tensors",
     "Tensor.H is deprecated on 0-D tensors",
+    "Tensor.mT is deprecated on 0-D tensors",
+    "Tensor.mH is deprecated on 0-D tensors",
     "adjoint() is deprecated on 0-D tensors",
     "Using backward() with create_graph=True",
 )

@@ -16,7 +16,9 @@ import numpy as np
 
 from .. import _args, _dtype, _ops, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
-                    _rounded, _transpose, _T, record, v_data, v_exp, v_masked_zero, v_zeros_like, v_mm, v_t, v_where)
+                    _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero, v_zeros_like, v_mm,
+                    v_reshape, v_t, v_where)
+from .._autograd import BackwardRun
 from .._ops_pointwise import _not_implemented_for, v_cosh
 from .._tensor import Tensor, _wrap_dim
 
@@ -914,22 +916,94 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
 
 def _bce_backward(ctx, g):
     x, t = ctx.self, ctx.target
-    weighted = g * v_const(ctx.weight, g) if ctx.weight is not None else g
-    if ctx.reduction == "mean":
-        weighted = weighted / ctx.numel
     grad_input = grad_target = None
     if ctx.needs[0]:
-        # NOTE: torch divides by max((1 - x) * x, 1e-12).
-        denominator = (1 - x) * x
-        grad_input = weighted * (x - t) / v_where(v_data(denominator) < 1e-12, 1e-12, denominator)
+        grad_input = (_bce_input_backward(ctx, g) if isinstance(g, Tensor)
+                      else _bce_input_grad(g, x, t, ctx.weight, ctx.reduction, ctx.numel))
     if ctx.needs[1]:
-        # NOTE: torch's binary_cross_entropy_target_backward is -logit(x), without the clamp.
-        grad_target = weighted * (_ops.log(1 - x) - _ops.log(x) if isinstance(x, Tensor)
-                                  else np.log1p(-x) - np.log(x))
+        # NOTE: torch's binary_cross_entropy_target_backward is -logit(x) * grad * weight / numel
+        # (in that order), without the clamp.
+        grad_target = -_v_logit(x) * g
+        if ctx.weight is not None:
+            grad_target = grad_target * v_const(ctx.weight, grad_target)
+        if ctx.reduction == "mean":
+            grad_target = grad_target / ctx.numel
     return grad_input, grad_target
 
 
+def _v_logit(x):
+    """torch.logit(x) (no eps): log(x / (1 - x)); with a graph, node LogitBackward0."""
+    with _errstate():
+        data = np.log(v_data(x) / (1 - v_data(x)))
+    return record(_LOGIT, (x,), data, x.dtype) if isinstance(x, Tensor) else data
+
+
+def _logit_backward(ctx, g):
+    """torch's logit_backward without eps: NaN outside [0, 1], else g / (x (1 - x))."""
+    x = ctx.self
+    outside = (v_data(x) < 0) | (v_data(x) > 1)
+    return (v_where(outside, v_const(np.nan, g), g / (x * (1 - x))),)
+
+
+_LOGIT = Rule("LogitBackward0", _logit_backward, saves={"self": None})
+
+
+# NOTE: torch's binary_cross_entropy_backward kernel clamps at EPSILON, a float constant 1e-12:
+# 9.999999960041972e-13 in float64.
+_BCE_EPSILON = float(np.float32(1e-12))
+
+
+def _bce_input_grad(g: np.ndarray, x: np.ndarray, t: np.ndarray, weight, reduction: str, numel: int) -> np.ndarray:
+    """torch's binary_cross_entropy_backward: g (x - t) / max((1 - x) x, EPSILON), then times
+    the weight, then over numel for the mean (in that order: it decides inf and NaN)."""
+    denominator = (1 - x) * x
+    eps = np.asarray(_BCE_EPSILON, x.dtype)
+    grad = g * (x - t) / np.where(denominator < eps, eps, denominator)
+    if weight is not None:
+        grad = grad * weight
+    return grad / numel if reduction == "mean" else grad
+
+
+def _bce_input_backward(ctx, g: Tensor) -> Tensor:
+    """The create_graph gradient of the input. NOTE: torch records binary_cross_entropy_backward
+    as one node, BinaryCrossEntropyBackwardBackward0 over (grad_output, self, target), whose
+    derivatives are its own formulas (binary_cross_entropy_double_backward*), not those of
+    the clamped quotient."""
+    x, t = ctx.self, ctx.target
+    data = _bce_input_grad(g._data, x._data, t._data, ctx.weight, ctx.reduction, ctx.numel)
+    return record(_BCE_BACKWARD, (g, x, t), data, x.dtype, weight=ctx.weight, reduction=ctx.reduction,
+                  numel=ctx.numel)
+
+
+def _bce_double_backward(ctx, gg):
+    """torch's binary_cross_entropy_double_backward (self), ..._double_backward_target and
+    ..._double_backward_grad_output (FunctionsManual.cpp), with their 1e-12 as torch places it."""
+    go, x, t = ctx.grad_output, ctx.self, ctx.target
+    eps = 1e-12
+
+    def weighted(value):
+        return value * v_const(ctx.weight, value) if ctx.weight is not None else value
+
+    def mean(value):
+        return value / ctx.numel if ctx.reduction == "mean" else value
+
+    grad_output = grad_self = grad_target = None
+    if ctx.needs[0]:
+        grad_output = mean(weighted((x - t) / ((x + eps) * (1 - x + eps)) * gg))
+    if ctx.needs[1]:
+        grad_self = mean(weighted((x * x - 2 * x * t + t) / ((x + eps) ** 2 * (1 - x + eps) ** 2) * (gg * go)))
+    if ctx.needs[2]:
+        # NOTE: torch clamps this denominator at 1e-12 in place under no_grad: the clamp has no
+        # derivative of its own.
+        denominator = (1 - x) * x
+        clamp = v_const(np.maximum(v_data(denominator), eps) - v_data(denominator), x)
+        grad_target = mean(weighted(-gg * go) / (denominator + clamp))
+    return grad_output, grad_self, grad_target
+
+
 _BCE = Rule("BinaryCrossEntropyBackward0", _bce_backward, ("self", "target"), saves={"self": None, "target": None})
+_BCE_BACKWARD = Rule("BinaryCrossEntropyBackwardBackward0", _bce_double_backward, ("grad_output", "self", "target"),
+                     saves={"grad_output": None, "self": None, "target": None})
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
@@ -954,8 +1028,12 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f'"binary_cross_entropy" not implemented for \'{input.dtype.scalar_name}\'')
     x, t = input._data, target._data
-    if not np.all((x >= 0) & (x <= 1)):
-        raise RuntimeError("all elements of input should be between 0 and 1")
+    # NOTE: torch's kernel checks element by element, the input's value before the target's.
+    bad_input, bad_target = ~((x >= 0) & (x <= 1)).ravel(), ~((t >= 0) & (t <= 1)).ravel()
+    first = np.flatnonzero(bad_input | bad_target)
+    if first.size:
+        raise RuntimeError(f"all elements of {'input' if bad_input[first[0]] else 'target'} should be "
+                           "between 0 and 1")
     with _errstate():
         # NOTE: torch clamps both logarithms at -100, so the loss is finite at x = 0 and 1.
         losses = (t - 1) * np.maximum(np.log1p(-x), -100) - t * np.maximum(np.log(x), -100)
@@ -1049,23 +1127,135 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None)
 
 
 def _layer_norm_backward(ctx, g):
-    """Gradients recomputed from the input with differentiable ops, so that a create_graph
-    backward differentiates mean and variance too (as torch's layer_norm_double_backward)."""
-    x, dims = ctx.input, ctx.dims
-    centered = x - v_mean(x, dims, True)
-    rstd = (v_mean(centered * centered, dims, True) + ctx.eps) ** -0.5
-    normalized = centered * rstd
+    """NativeLayerNormBackward0: the gradients of input, weight and bias from the saved mean and
+    rstd. With create_graph each is one node, as torch's native_layer_norm_backward records."""
+    if isinstance(g, Tensor):
+        return _native_layer_norm_backward(ctx, g)
+    return _layer_norm_grads(g, ctx.input, ctx.weight if ctx.has_weight else None, ctx.mean, ctx.rstd,
+                             ctx.dims, ctx.needs)
+
+
+def _layer_norm_grads(g, x, w, mean, rstd, dims, needs) -> tuple:
+    """torch's layer_norm backward on arrays (the weight's and bias's not yet summed over the
+    leading dims)."""
+    normalized = (x - mean) * rstd
     grad_input = grad_weight = None
-    if ctx.needs[0]:
-        gw = g * ctx.weight if ctx.has_weight else g
-        grad_input = rstd * (gw - v_mean(gw, dims, True) - normalized * v_mean(gw * normalized, dims, True))
-    if ctx.needs[1]:
+    if needs[0]:
+        gw = g * w if w is not None else g
+        grad_input = rstd * (gw - np.mean(gw, axis=dims, keepdims=True)
+                             - normalized * np.mean(gw * normalized, axis=dims, keepdims=True))
+    if needs[1]:
         grad_weight = g * normalized
-    return grad_input, grad_weight, g if ctx.needs[2] else None
+    return grad_input, grad_weight, g if needs[2] else None
+
+
+def _native_layer_norm_backward(ctx, g: Tensor) -> tuple:
+    """The create_graph backward of layer_norm. NOTE: torch records native_layer_norm_backward as
+    one node, NativeLayerNormBackwardBackward0, over (grad_out, input, mean, rstd, weight, bias)
+    whose three outputs all require grad when any of these does (the weight's gradient too,
+    though its value does not depend on the weight); the engine gives each output its own node
+    of that name (as for split), and their derivatives add up to torch's."""
+    x, dims, dt = ctx.input, ctx.dims, g.dtype
+    grads = _layer_norm_grads(g._data, x._data, ctx.weight._data if ctx.has_weight else None,
+                              ctx.mean, ctx.rstd, dims, ctx.needs)
+    leading = tuple(range(x.ndim - len(dims)))
+    inputs = (g, x, Tensor._make(ctx.mean, dt), Tensor._make(ctx.rstd, dt), ctx.weight, ctx.bias)
+    out, group = [], {}
+    for k, grad in enumerate(grads):
+        if grad is not None and k > 0:
+            grad = np.sum(grad, axis=leading)    # the weight's and bias's shape
+        out.append(None if grad is None else
+                   record(_LAYER_NORM_BACKWARD[k], inputs, grad, dt, output=k, dims=dims,
+                          has_weight=ctx.has_weight, eps=ctx.eps, group=group))
+    return tuple(out)
+
+
+def _layer_norm_double_backward(ctx, gg) -> tuple:
+    """NativeLayerNormBackwardBackward0 of output `ctx.output` (0 input, 1 weight, 2 bias): torch's
+    layer_norm_double_backward (FunctionsManual.cpp) with only that output's gradient defined.
+    Returns the gradients of (grad_out, input, mean, rstd, weight, bias)."""
+    if not ctx.has_weight and ctx.output != 1 and _layer_norm_bias_without_weight(ctx):
+        return (None,) * 6
+    x, g, dims = ctx.input, ctx.grad_out, ctx.dims
+    shape = x.shape
+    m = int(np.prod(shape[:len(shape) - len(dims)], dtype=np.int64))
+    n = int(np.prod([shape[d] for d in dims], dtype=np.int64))
+    x2, g2 = v_reshape(x, (m, n)), v_reshape(g, (m, n))
+    # NOTE: torch's formula reads the saved mean and rstd, constants to a further backward, so its
+    # third-order gradients are wrong (tests/engine/test_ops_against_torch.py, THIRD_ORDER_REFERENCE);
+    # the engine computes them from the input, which keeps them differentiable.
+    mu = v_mean(x2, 1, True)
+    centered = x2 - mu
+    rstd = (v_mean(centered * centered, 1, True) + ctx.eps) ** -0.5
+    one = v_const(np.ones((1,)), x)
+    gamma = v_reshape(ctx.weight, (1, n)) if ctx.has_weight else one
+    rstd2, rstd3 = rstd ** 2, rstd ** 3
+    centered_rstd3 = centered * rstd3
+
+    def first_backward_grad_input(g_local, gamma_local):
+        h0 = gamma_local * rstd / n
+        h1 = (n * g_local - v_sum(g_local, 1, True)) - centered * rstd2 * v_sum(g_local * centered, 1, True)
+        return h0 * h1
+
+    grad_input = grad_weight = grad_grad_out = None
+    if ctx.output == 0:                  # ggI
+        ggi = v_reshape(gg, (m, n))
+        gxhat = g2 * gamma
+        gxhat_mu_sum = v_sum(gxhat * centered, 1, True)
+        gxhat_sum = v_sum(gxhat, 1, True)
+        ggi_sum = v_sum(ggi, 1, True)
+        ggi_mu_sum = v_sum(ggi * centered, 1, True)
+        all_sub = (ggi_sum * gxhat_sum / n - v_sum(ggi * gxhat, 1, True)
+                   + rstd2 * gxhat_mu_sum * ggi_mu_sum * (3.0 / n))
+        grad_input = (centered_rstd3 * all_sub / n + ggi_mu_sum * rstd3 / n * (gxhat_sum / n - gxhat)
+                      + gxhat_mu_sum * rstd3 / n * (ggi_sum / n - ggi))
+        if ctx.has_weight:
+            grad_weight = v_reshape(v_sum(g2 * first_backward_grad_input(ggi, one), 0),
+                                    ctx.weight.shape)
+        grad_grad_out = first_backward_grad_input(ggi, gamma)
+    elif ctx.output == 1:                # ggG (the weight's gradient exists only with a weight)
+        ggg = v_reshape(gg, (1, n))
+        grad_input = (g2 * ggg * rstd - rstd * v_sum(g2 * ggg, 1, True) / n
+                      - centered_rstd3 * v_sum(g2 * ggg * centered, 1, True) / n)
+        grad_grad_out = ggg * centered * rstd
+    else:                                # ggB: only grad_out's gradient
+        grad_grad_out = v_expand(v_reshape(gg, (1, n)), (m, n))
+    if grad_input is not None:
+        grad_input = v_reshape(grad_input, shape)
+    if grad_grad_out is not None:
+        grad_grad_out = v_reshape(v_expand(grad_grad_out, (m, n)), shape)
+    needs = ctx.needs
+    return (grad_grad_out if needs[0] else None, grad_input if needs[1] else None, None, None,
+            grad_weight if needs[4] else None, None)
+
+
+def _layer_norm_bias_without_weight(ctx) -> bool:
+    """Whether this output's double backward gives nothing: the bias's, without a weight.
+
+    NOTE: torch's layer_norm_double_backward makes the bias's gradient term (ggB_expanded) only
+    with a weight, so without one the bias's gradient adds nothing (though grad_out's gradient
+    depends on it); when the input's gradient is defined too, it adds that undefined term and
+    raises. Mathematically wrong (gradgradcheck fails there: pytorch/pytorch#63276, review of the
+    layer_norm OpInfo), but what torch 2.13's double backward gives, so the engine follows it.
+    torch computes the outputs in one node: the engine's per-output nodes note, per backward
+    call, which of the two had a gradient."""
+    group, run = ctx.group, BackwardRun.id
+    if group.get("run") != run:
+        group["run"], group["seen"] = run, set()
+    group["seen"].add(ctx.output)
+    if {0, 2} <= group["seen"]:
+        raise RuntimeError("Expected a proper Tensor but got None (or an undefined Tensor in C++) for "
+                           "argument #1 'other'")
+    return ctx.output == 2
 
 
 _LAYER_NORM = Rule("NativeLayerNormBackward0", _layer_norm_backward, ("input", "weight", "bias"),
                    saves={"input": None, "weight": None, "bias": None})
+_LAYER_NORM_BACKWARD = tuple(
+    Rule("NativeLayerNormBackwardBackward0", _layer_norm_double_backward,
+         ("grad_out", "input", "mean", "rstd", "weight", "bias"),
+         saves={"grad_out": None, "input": None, "weight": None})
+    for _ in range(3))
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
@@ -1104,4 +1294,5 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
             + (bias._data if bias is not None else 0.0)
     absent = Tensor._make(np.zeros(normalized_shape, input.dtype.np), input.dtype)
     return record(_LAYER_NORM, (input, weight if weight is not None else absent, bias if bias is not None else absent),
-                  data, input.dtype, dims=dims, eps=eps, has_weight=weight is not None)
+                  data, input.dtype, dims=dims, eps=eps, has_weight=weight is not None,
+                  mean=mean.astype(input.dtype.np), rstd=rstd.astype(input.dtype.np))

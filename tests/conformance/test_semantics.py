@@ -513,6 +513,30 @@ CASES = {
         x = torch.tensor([1., 2.])
         x.bitwise_or_(torch.tensor([[1., 2.], [3., 4.]]))
     """,
+    "matmul_folds_as_torch_decides_from_strides_and_requires_grad": """
+        # Fuzzer finding: torch folds a batch into one mm / mv only when that needs no copy or
+        # the smaller operand requires grad (whatever the grad mode); otherwise it runs bmm.
+        flags = torch.tensor([True, False, True])
+        stacked = torch.ones(2, 4, 3)
+        transposed = torch.ones(2, 3, 4).transpose(1, 2)
+        for big in (stacked, transposed):
+            for small in (flags, torch.ones(3, 2, dtype=torch.bool)):
+                try:
+                    torch.matmul(big, small)
+                except RuntimeError as e:
+                    print(e)
+        w = torch.ones(3, 2, requires_grad=True)
+        for big in (stacked, transposed, transposed.detach().requires_grad_()):
+            out = torch.matmul(big, w)
+            print(out.grad_fn.name(), out.grad_fn.next_functions[0][0].name())
+            out = torch.matmul(big, w.detach())
+            print(out.grad_fn and out.grad_fn.name(), out.grad_fn and out.grad_fn.next_functions[0][0].name())
+        with torch.no_grad():
+            try:
+                torch.matmul(transposed, torch.ones(1, 3, 2, requires_grad=True))
+            except RuntimeError as e:
+                print(e)
+    """,
     "views_made_under_no_grad": """
         a = torch.tensor([1., 2., 3., 4.], requires_grad=True)
         with torch.no_grad():

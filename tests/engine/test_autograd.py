@@ -161,3 +161,63 @@ def test_tensor_hooks_run_on_tensor_gradients_with_create_graph():
         g.sum().backward()
         results.append((g.detach().tolist(), x.grad.tolist()))
     assert results[0] == results[1]
+
+
+def _transcript(backend, program) -> list:
+    """What `program(backend, log)` logs, ending with the exception it raises (type and message)."""
+    log = []
+    try:
+        program(backend, log.append)
+    except Exception as exc:   # noqa: BLE001 - the exception is the observation
+        log.append(f"{type(exc).__name__}: {exc}")
+    return log
+
+
+def _shape_or_none(g):
+    return None if g is None else tuple(g.shape)
+
+
+UNDEFINED_GRADIENT = {
+    # Fuzzer finding: torch's norm with p=0 gives an undefined gradient; torch still runs the nodes
+    # below it, calling tensor hooks (of leaves and non-leaves) with None.
+    "hooks see None": lambda b, log: (
+        [x := b.tensor([1.0, 0.0, 2.0], requires_grad=True), x.register_hook(lambda g: log(("leaf", g))),
+         c := x.cos(), c.retain_grad(), c.register_hook(lambda g: log(("cos", g))),
+         b.norm(c, p=0).backward(), log((x.grad, c.grad))]),
+    "hook using the gradient raises": lambda b, log: (
+        [x := b.tensor(0.5, requires_grad=True), x.register_hook(lambda g: g * 3.0),
+         b.norm(x.cos(), p=0).backward()]),
+    "hook replacing None": lambda b, log: (
+        [x := b.tensor([1.0, 2.0], requires_grad=True), c := x.exp(),
+         c.register_hook(lambda g: b.ones(2)), b.norm(c, p=0).backward()]),
+    "a defined path wins": lambda b, log: (
+        [x := b.tensor([1.0, 0.0], requires_grad=True), x.register_hook(lambda g: log(_shape_or_none(g))),
+         (b.norm(x, p=0) + x.sum()).backward(), log(x.grad.tolist())]),
+    "grad not allowed unused": lambda b, log: b.autograd.grad(b.norm(b.tensor([1.0, 2.0], requires_grad=True).cos(), p=0),
+                                                              [b.tensor(0.0, requires_grad=True)]),
+    "grad of an undefined input": lambda b, log: (
+        [x := b.tensor([1.0, 0.0], requires_grad=True),
+         log(b.autograd.grad(b.norm(x.cos(), p=0), [x], allow_unused=True)),
+         log(b.autograd.grad(b.norm(x.cos(), p=0), [x], create_graph=True, materialize_grads=True)[0].tolist()),
+         b.autograd.grad(b.norm(x.cos(), p=0, dim=0), [x], create_graph=True)]),
+    "saved tensors are still unpacked": lambda b, log: (
+        [x := b.tensor([1.0, 0.0], requires_grad=True), a := x.exp(),
+         b.norm(a, p=0).backward(), log("first"), b.norm(a, p=0).backward()]),
+    "saved versions are still checked": lambda b, log: _modify_then_backward(b),
+}
+
+
+def _modify_then_backward(b):
+    x = b.tensor([1.0, 0.0], requires_grad=True)
+    a = x.exp()                       # ExpBackward0 saves its result
+    n = b.norm(a * 1, p=0)
+    with b.no_grad():
+        a.mul_(2)
+    n.backward()
+
+
+@pytest.mark.parametrize("name", UNDEFINED_GRADIENT)
+def test_undefined_gradients_flow_through_the_graph_like_torch(name):
+    program = UNDEFINED_GRADIENT[name]
+    got, want = _transcript(engine, program), _transcript(torch, program)
+    assert got == want, f"\nengine: {got}\ntorch:  {want}"

@@ -80,6 +80,10 @@ ERRORS = {
         _t(b, [[[[1]], [[2]]]], "int64"), _t(b, [[[9]]], "int64")),
     "bce input outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
         _t(b, [1.5, 0.5]), _t(b, [1.0, 0.0])),
+    "bce target outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
+        _t(b, [0.5, 0.5]), _t(b, [0.5, 2.0])),
+    "bce input and target outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
+        _t(b, [0.5, 1.5]), _t(b, [float("nan"), 0.5])),
     "bce size": lambda b: b.nn.functional.binary_cross_entropy(_t(b, [0.5, 0.5]), _t(b, [[1.0, 0.0]])),
     "bce target dtype": lambda b: b.nn.functional.binary_cross_entropy(
         _t(b, [0.5, 0.5], "float64"), _t(b, [1.0, 0.0])),
@@ -562,3 +566,84 @@ def test_bce_with_logits_takes_the_targets_dtype(input_dtype, target_dtype):
     assert outs[0][0] == outs[1][0] and outs[0][2] == outs[1][2]
     np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-6)   # float32 arithmetic somewhere
     np.testing.assert_allclose(outs[0][3], outs[1][3], rtol=1e-6)
+
+
+def _layer_norm_higher_order(backend, affine, input_grad, seed, dtype):
+    """layer_norm's create_graph gradients (value, requires_grad, node and edges), then the
+    second-order gradients of their sum (or the error), as the fuzzer's double backward takes them."""
+    values = (np.arange(12).reshape(2, 2, 3) ** 1.3 % 5 - 2).tolist()
+    x = _t(backend, values, dtype, input_grad)
+    w = _t(backend, [[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], dtype, True) if "weight" in affine else None
+    b = _t(backend, [[0.5, 0.0, 0.2], [1.0, 2.0, 3.0]], dtype, True) if "bias" in affine else None
+    out = backend.nn.functional.layer_norm(x, (2, 3), w, b)
+    leaves = [t for t in (x, w, b) if t is not None and t.requires_grad]
+    grads = backend.autograd.grad(out.sum() if seed == "constant" else (out * out).sum(), leaves, create_graph=True)
+    first = [(g.detach().numpy(), g.requires_grad, g.grad_fn.name(),
+              [None if n is None else n.name() for n, _ in g.grad_fn.next_functions]) for g in grads]
+    outcome = _outcome(lambda _: sum(g.sum() for g in grads).backward(), backend)
+    return first, outcome, [None if t.grad is None else t.grad.numpy() for t in leaves]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("seed", ["constant", "squared"])
+@pytest.mark.parametrize("affine, input_grad", [(affine, input_grad) for affine in ("weight", "bias", "weight+bias")
+                                                 for input_grad in (False, True)] + [("none", True)])
+def test_layer_norm_double_backward_is_torchs_recorded_node(affine, input_grad, seed, dtype):
+    # Fuzzer finding: torch records native_layer_norm_backward as NativeLayerNormBackwardBackward0
+    # over (grad_out, input, mean, rstd, weight, bias), so the weight's gradient requires grad even
+    # from a constant input and seed; without a weight, its double backward drops the bias's term
+    # and raises when the input's term is there too.
+    got = _layer_norm_higher_order(engine, affine, input_grad, seed, dtype)
+    want = _layer_norm_higher_order(torch, affine, input_grad, seed, dtype)
+    tolerance = {"float32": 1e-4, "float64": 1e-9}[dtype]
+    assert [f[1:] for f in got[0]] == [f[1:] for f in want[0]]
+    for a, b in zip(got[0], want[0]):
+        np.testing.assert_allclose(a[0], b[0], rtol=tolerance, atol=tolerance)
+    assert got[1] == want[1]
+    assert [g is None for g in got[2]] == [g is None for g in want[2]]
+    for a, b in zip(got[2], want[2]):
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
+
+
+def test_layer_norm_bias_without_weight_double_backward_is_judged_per_backward_call():
+    def program(backend):
+        x = _t(backend, [[0.3, 1.0, 3.0], [2.0, -1.0, 0.5]], "float64", True)
+        b = _t(backend, [0.5, 0.0, 0.2], "float64", True)
+        out = backend.nn.functional.layer_norm(x, (3,), None, b)
+        grad_x, grad_b = backend.autograd.grad((out * out).sum(), [x, b], create_graph=True)
+        grad_x.sum().backward(retain_graph=True)      # the input's term alone
+        first = x.grad.numpy().copy()
+        grad_b.sum().backward(retain_graph=True)      # then the bias's alone: adds nothing
+        return first, x.grad.numpy(), b.grad.numpy()
+    for got, want in zip(program(engine), program(torch)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def _bce_second_order(backend, dtype, reduction, weight, seed):
+    x = _t(backend, [[0.1, 0.5, 0.9], [0.0, 1.0, 1e-13]], dtype, True)
+    t = _t(backend, [[0.0, 1.0, 0.5], [1.0, 1.0, 0.25]], dtype, True)
+    w = None if weight is None else _t(backend, weight, dtype)
+    out = backend.nn.functional.binary_cross_entropy(x, t, w, reduction=reduction)
+    grads = backend.autograd.grad(out.sum() if seed == "constant" else (out * out).sum(), [x, t], create_graph=True)
+    first = [g.detach().numpy() for g in grads]
+    sum(g.sum() for g in grads).backward()
+    return first + [x.grad.numpy(), t.grad.numpy()], grads[0].grad_fn.name()
+
+
+@pytest.mark.parametrize("seed", ["constant", "squared"])
+@pytest.mark.parametrize("weight", [None, [float("inf"), 1e30, 3.0], [0.0, -1.0, 1e-30]])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_binary_cross_entropy_second_order_follows_torchs_formulas(dtype, reduction, weight, seed):
+    # Fuzzer finding: torch records the input's gradient as BinaryCrossEntropyBackwardBackward0,
+    # differentiated by its own formulas (with 1e-12 added, not clamped), and clamps the first
+    # derivative at a float EPSILON; with infinite and huge weights the order of the products
+    # decides inf and NaN.
+    got, got_node = _bce_second_order(engine, dtype, reduction, weight, seed)
+    want, want_node = _bce_second_order(torch, dtype, reduction, weight, seed)
+    assert got_node == want_node
+    tolerance = {"float32": 1e-5, "float64": 1e-12}[dtype]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=tolerance, atol=0, equal_nan=True)
+        np.testing.assert_array_equal(np.signbit(g), np.signbit(w))

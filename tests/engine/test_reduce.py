@@ -140,6 +140,12 @@ EDGES = {
     "prod 0-d": (3.0, lambda x: x.prod(0)),
     "cumprod zeros": ([2.0, 0.0, 3.0, 0.0, 5.0], lambda x: x.cumprod(0)),
     "cumprod inf": ([2.0, INF, 3.0], lambda x: x.cumprod(0)),
+    # Fuzzer finding: with a zero anywhere in the input torch takes another formula for every
+    # slice (NaN from inf / inf where the slice has no zero), and its plain and recorded forms
+    # differ with inf and under/overflow.
+    "cumprod zero in another slice": ([[1e-40, 0.0], [-1e30, 2.0], [INF, -0.5]], lambda x: x.cumprod(0)),
+    "cumprod zeros, inf and NaN": ([[2.0, INF, 0.0, 3.0, 0.0], [0.0, NAN, 1e30, 1e-30, 4.0]], lambda x: x.cumprod(1)),
+    "cumprod overflow after a zero": ([1e-200, 0.0, 1e200, 1e200, 1e-200], lambda x: x.cumprod(0)),
     # norms at zero vectors and ties
     **{f"norm p={p} zero and ties": ([[0.0, 0.0, 0.0], [0.0, -2.0, 2.0]], lambda x, p=p: x.norm(p, dim=1))
        for p in (1, 2, 3, 1.5, 0.5, -1, INF, -INF, 0, "fro")},
@@ -303,3 +309,17 @@ def test_float32_cumulative_ops_accumulate_in_double_like_torch(op, shape, dim):
     values = values.reshape(shape) if dim == 0 else values.reshape(shape[::-1]).T.copy()
     outs = [getattr(backend, op)(backend.tensor(values.tolist()), dim).numpy() for backend in (torch, engine)]
     np.testing.assert_array_equal(outs[1], outs[0])
+
+
+def test_float32_cumprod_second_order_sums_in_double_like_torch():
+    """Backward sums (reversed cumsum) run torch's cumsum kernel, in double too: a float32
+    running sum over products near 1e30 rounds differently (found comparing second orders)."""
+    values = [[1e30, -1.4291302, 1e-30], [-3.8779383, -1.4154394, 4.1338528], [0.4071922, 2.0, -2.3615782]]
+    results = []
+    for backend in (torch, engine):
+        x = backend.tensor(values, dtype=backend.float32, requires_grad=True)
+        grad, = backend.autograd.grad(backend.cumprod(x, 1).sum(), [x], create_graph=True)
+        (grad * grad).sum().backward()
+        results.append((grad.detach().numpy(), x.grad.numpy()))
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)

@@ -203,6 +203,21 @@ def test_cat_skips_legacy_empty_tensors_and_promotes():
     np.testing.assert_allclose(got[2], want[2])
 
 
+
+def test_cat_gives_a_legacy_empty_input_a_constant_gradient_like_torch():
+    # Fuzzer finding: torch's cat backward gives a skipped 1-d empty input a fresh zeros({0})
+    # outside the graph, so differentiating that gradient again raises.
+    results = {}
+    for backend in (engine, torch):
+        x = _x(backend, grad=False)
+        empty = backend.tensor([], dtype=backend.float64, requires_grad=True)
+        out = backend.cat([x, empty], dim=1)
+        grad, = backend.autograd.grad((out * out).sum(), [empty], create_graph=True)
+        results[backend.__name__] = (tuple(grad.shape), str(grad.dtype), grad.requires_grad,
+                                     _raised(lambda b: grad.sum().backward(), backend))
+    assert results["engine"] == results["torch"]
+
+
 SECOND_ORDER = {
     "reshape": lambda b, x: x.reshape(3, 2),
     "flatten": lambda b, x: x.flatten(),

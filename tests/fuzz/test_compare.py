@@ -286,3 +286,30 @@ def test_multi_output_results_take_their_loosest_floating_parts_tolerance():
     assert comparator.tolerance("tuple[float32[2],int64[2]]") == comparator.TOLERANCES["float32"]
     assert comparator.tolerance("tuple[float64[3],float32[1]]") == comparator.TOLERANCES["float32"]
     assert comparator.tolerance("tuple[int64[2],bool[2]]") == (0.0, 0.0)
+
+
+# Each 0-D deprecation the comparator leaves out, with the attribute that raises it.
+ZERO_DIM_DEPRECATIONS = {"T": "Tensor.T is deprecated on 0-D tensors", "H": "Tensor.H is deprecated on 0-D tensors",
+                         "mT": "Tensor.mT is deprecated on 0-D tensors",
+                         "mH": "Tensor.mH is deprecated on 0-D tensors"}
+
+
+def test_the_left_out_0d_deprecations_are_warned_once_per_process_by_torch():
+    """Fuzzer finding (warning|mT): torch warned for x.mT of a 0-d tensor in one program and not
+    in the next. In a fresh process torch warns for each attribute once, then never again, so
+    whether a program sees it depends on what ran before it: not comparable."""
+    import json
+    import subprocess
+    import sys
+    script = ("import json, warnings, torch\nx = torch.tensor(1.0)\nseen = {}\n"
+              f"for name in {list(ZERO_DIM_DEPRECATIONS)!r}:\n"
+              "    with warnings.catch_warnings(record=True) as caught:\n"
+              "        warnings.simplefilter('always')\n"
+              "        getattr(x, name); getattr(x, name)\n"
+              "    seen[name] = [str(w.message) for w in caught]\n"
+              "print(json.dumps(seen))\n")
+    seen = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                     check=True).stdout)
+    for name, prefix in ZERO_DIM_DEPRECATIONS.items():
+        assert len(seen[name]) == 1 and seen[name][0].startswith(prefix), (name, seen[name])
+        assert prefix in comparator.ONCE_PER_PROCESS_WARNINGS
