@@ -691,11 +691,13 @@ def v_sigmoid_backward(g, y):
 
 def _sigmoid(x):
     # exp(-x) overflows to inf for very negative x, giving exactly 0, as torch does.
-    e = _np_exp(-x)
-    if type(e) is np.ndarray and e.ndim:   # a new array: 1 / (1 + e) computed in it
-        np.add(e, 1, out=e)
-        return np.divide(1, e, out=e)
-    return 1 / (1 + e)
+    x = np.asarray(x)
+    if x.ndim == 0 or (x.dtype == np.float32 and x.size <= _VIA_FLOAT64_MAX_NUMEL):
+        return 1 / (1 + _np_exp(-x))
+    e = np.negative(x)     # a large array: 1 / (1 + exp(-x)) computed in this one new array
+    np.exp(e, out=e)
+    np.add(e, 1, out=e)
+    return np.divide(1, e, out=e)
 
 
 def _np_exp(x):

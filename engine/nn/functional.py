@@ -136,8 +136,17 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     if k != k2:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{m})")
     _check_expand(bias, (n, m))
+    a, b = mat1._data, mat2._data
     with _errstate():
-        data = bias._data + mat1._data @ mat2._data
+        if n < m and _is_transposed(b) and a.flags.c_contiguous:
+            # A linear layer's product (a batch of inputs times a weight used transposed) with
+            # fewer rows than columns: OpenBLAS computes it as the transposed product
+            # weight @ input.T 1.2-2x faster. Adding the bias lays the result out row-major,
+            # as torch's addmm result.
+            data = np.add(bias._data, (b.T @ a.T).T, order="C")
+        else:
+            data = a @ b
+            np.add(bias._data, data, out=data)
     return record(_ADDMM, (bias, mat1, mat2), data, mat1.dtype,
                   mat1_transposed=_is_transposed(mat1._data), mat2_transposed=_is_transposed(mat2._data))
 
@@ -579,7 +588,7 @@ class _NllPlan:
     The forward, its backward and the backward's own backward (nll_loss again) all read it.
     """
 
-    __slots__ = ("rule", "double_rule", "folded", "target_shape", "safe_target", "valid", "weight", "total",
+    __slots__ = ("rule", "double_rule", "folded", "target_shape", "at_target", "valid", "weight", "total",
                  "reduction")
 
     def __init__(self, rule, folded, target: np.ndarray, weight: np.ndarray, ignore_index: int, reduction: str):
@@ -592,13 +601,15 @@ class _NllPlan:
         bad = self.valid & ((target < 0) | (target >= c))
         if np.any(bad):
             raise IndexError(f"Target {target[bad][0]} is out of bounds.")
-        self.safe_target = np.where(self.valid, target, 0)
-        self.weight = np.where(self.valid, weight[self.safe_target], np.zeros((), weight.dtype))   # (N, K)
+        safe_target = np.where(self.valid, target, 0)
+        # The (N, K) elements at the targets of an (N, C, K) array, as an index.
+        self.at_target = (np.arange(n)[:, None], safe_target, np.arange(k)[None, :])
+        self.weight = np.where(self.valid, weight[safe_target], np.zeros((), weight.dtype))   # (N, K)
         self.total = self.weight.sum(dtype=weight.dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         n, c, k = self.folded
-        picked = np.take_along_axis(x.reshape(n, c, k), self.safe_target[:, None, :], axis=1)[:, 0, :]
+        picked = x.reshape(n, c, k)[self.at_target]
         with _errstate():
             losses = np.where(self.valid, -self.weight * picked, np.zeros((), x.dtype))
             if self.reduction == "none":
@@ -623,7 +634,7 @@ class _NllPlan:
                 g = g / self.total
             values = np.where(self.valid, -self.weight * g, np.zeros((), self.weight.dtype))
         grad = np.zeros((n, c, k), values.dtype)
-        np.put_along_axis(grad, self.safe_target[:, None, :], values[:, None, :], axis=1)
+        grad[self.at_target] = values
         return grad.reshape(shape)
 
 
