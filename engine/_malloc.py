@@ -7,8 +7,9 @@ its size). An autograd step allocates and frees many arrays of one size in an or
 that leaves the heap top free, so each step gave its memory back and page-faulted it
 in again: about 1000 faults (1-1.5 us each here) per round of 20 elementwise ops on a
 256 x 256 float32 tensor and their backward, a third of the round's time (torch's own
-round, with the same malloc, takes about 40). Fixed thresholds (those of glibc's own dynamic maximum for mmap) keep up to
-`TRIM_THRESHOLD` bytes free in the process instead.
+round, with the same malloc, takes about 40). Fixed thresholds keep up to `TRIM_THRESHOLD`
+bytes free in the process instead, and serve blocks of up to `MMAP_THRESHOLD` (glibc's own
+dynamic maximum) from the heap.
 
 This is process-wide: it applies to everything in the process that allocates with
 malloc. It is skipped where the C library is not glibc, where the user set glibc's
