@@ -704,6 +704,12 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     """
     reduction = _checked_reduction(_reduction(reduction, size_average, reduce))
     _native_args("nll_loss_nd", input, target, weight, _REDUCTIONS[reduction], ignore_index)
+    return _nll_loss(input, target, weight, ignore_index, reduction)
+
+
+def _nll_loss(input, target, weight, ignore_index: int, reduction: str) -> Tensor:
+    """nll_loss of arguments that passed its native's checks (cross_entropy checked its own,
+    of the same types)."""
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     # NOTE: torch reads a 0-d target's batch size as 0.
@@ -756,8 +762,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         if label_smoothing > 1.0:   # NOTE: torch prints a double as C++ streams do (%g)
             raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing:g}")
         return _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, label_smoothing, class_dim)
-    return nll_loss(log_softmax(input, class_dim), target, weight, ignore_index=ignore_index,
-                    reduction=reduction)
+    return _nll_loss(log_softmax(input, class_dim), target, weight, ignore_index, reduction)
 
 
 def _class_view(weight: Tensor, ndim: int, class_dim: int) -> Tensor:
@@ -791,7 +796,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
 
 def _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, label_smoothing, class_dim):
     log_probabilities = log_softmax(input, class_dim)
-    nll = nll_loss(log_probabilities, target, weight, ignore_index=ignore_index, reduction=reduction)
+    nll = _nll_loss(log_probabilities, target, weight, ignore_index, reduction)
     n_classes = input.size(class_dim)
     ignored = target._data == ignore_index
     if weight is not None:
