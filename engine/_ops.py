@@ -580,12 +580,24 @@ def _unary_float(op: str, rule: Rule, fn, input) -> Tensor:
 # NOTE: torch's float32 transcendental kernels (SLEEF, 1-ulp) round almost always as the
 # exact value does; numpy's float32 loops trade accuracy for speed and differ from torch on
 # 10-50 % of inputs. Computing these in float64 and rounding once agrees with torch on ~99 %.
+# That matters on small tensors (the fuzzer's have at most 64 elements), where a 1-ulp
+# difference early in a program can be amplified into a divergence; it costs 5-15x the
+# float32 loop. Above _VIA_FLOAT64_MAX_NUMEL elements numpy's float32 loop is used: its results
+# are within 4 ulp of torch's (tests/engine/test_pointwise.py), well inside float32's
+# comparison tolerance (rtol 1.3e-6, about 11 ulp), and torch's own results on large tensors are
+# not those of its small-tensor path bit for bit either (SIMD chunks vs scalar tail; its
+# vectorized float32 sinh and cosh overflow above 88.72, its scalar ones, like numpy's loop
+# and the float64 route, above 89.41).
 _VIA_FLOAT64 = {"exp", "log", "tanh", "expm1", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan",
                 "sinh", "cosh"}
+_VIA_FLOAT64_MAX_NUMEL = 4096
 
 
 def _via_float64(fn, x: np.ndarray) -> np.ndarray:
-    """fn of a float32 array, computed in float64 and rounded once to float32."""
+    """fn of a float32 array, computed in float64 and rounded once to float32 (small arrays only,
+    see _VIA_FLOAT64)."""
+    if x.size > _VIA_FLOAT64_MAX_NUMEL:
+        return fn(x)
     return fn(x.astype(np.float64)).astype(np.float32)
 
 
@@ -640,30 +652,54 @@ def _one_minus_square(y: np.ndarray) -> np.ndarray:
     """1 - y * y rounded once in float32.
 
     NOTE: torch's tanh_backward kernel computes 1 - y * y with a fused multiply-add (one
-    rounding); float32 products are exact in float64, so this agrees with it (numpy's two
-    float32 roundings agree on ~40 % of inputs).
+    rounding), on small and large tensors alike; float32 products are exact in float64, so
+    this agrees with it (numpy's two float32 roundings agree on ~40 % of inputs).
     """
     if y.dtype == np.float32:
-        return (1 - np.square(y.astype(np.float64))).astype(np.float32)
-    return _ONE.get(y.dtype, 1) - y * y
+        wide = y.astype(np.float64)     # a new array: the arithmetic runs in it, without temporaries
+        np.multiply(wide, wide, out=wide)
+        np.subtract(1, wide, out=wide)
+        return wide.astype(np.float32)
+    square = y * y
+    if type(square) is np.ndarray:
+        return np.subtract(_ONE.get(y.dtype, 1), square, out=square)
+    return _ONE.get(y.dtype, 1) - square
+
+
+def _times(g, r: np.ndarray):
+    """g * r, written into r when r is a temporary that can hold the product (same shape and
+    dtype, not 0-d: numpy gives 0-d products as scalars); large backward computations then
+    allocate one array instead of one per operation."""
+    if type(g) is np.ndarray and g.shape == r.shape and g.dtype == r.dtype and r.ndim:
+        return np.multiply(g, r, out=r)
+    return g * r
 
 
 def v_tanh_backward(g, y):
     if isinstance(g, Tensor):
         return record(_TANH_BACKWARD, (g, y), g._data * _one_minus_square(y._data), g.dtype)
-    return g * _one_minus_square(y)
+    return _times(g, _one_minus_square(y))
 
 
 def v_sigmoid_backward(g, y):
     if isinstance(g, Tensor):
         return record(_SIGMOID_BACKWARD, (g, y), g._data * (1 - y._data) * y._data, g.dtype)
-    return g * (1 - y) * y
-
+    one_minus = 1 - y
+    if type(one_minus) is not np.ndarray:
+        return g * one_minus * y
+    product = _times(g, one_minus)     # (g * (1 - y)) * y, torch's order
+    return np.multiply(product, y, out=product) if product is one_minus else product * y
 
 
 def _sigmoid(x):
     # exp(-x) overflows to inf for very negative x, giving exactly 0, as torch does.
-    return 1 / (1 + _np_exp(-x))
+    x = np.asarray(x)
+    if x.ndim == 0 or (x.dtype == np.float32 and x.size <= _VIA_FLOAT64_MAX_NUMEL):
+        return 1 / (1 + _np_exp(-x))
+    e = np.negative(x)     # a large array: 1 / (1 + exp(-x)) computed in this one new array
+    np.exp(e, out=e)
+    np.add(e, 1, out=e)
+    return np.divide(1, e, out=e)
 
 
 def _np_exp(x):

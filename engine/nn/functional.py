@@ -138,8 +138,17 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     if k != k2:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{m})")
     _check_expand(bias, (n, m))
+    a, b = mat1._data, mat2._data
     with _errstate():
-        data = bias._data + mat1._data @ mat2._data
+        if n < m and _is_transposed(b) and a.flags.c_contiguous:
+            # A linear layer's product (a batch of inputs times a weight used transposed) with
+            # fewer rows than columns: OpenBLAS computes it as the transposed product
+            # weight @ input.T 1.2-2x faster. Adding the bias lays the result out row-major,
+            # as torch's addmm result.
+            data = np.add(bias._data, (b.T @ a.T).T, order="C")
+        else:
+            data = a @ b
+            np.add(bias._data, data, out=data)
     return record(_ADDMM, (bias, mat1, mat2), data, mat1.dtype,
                   mat1_transposed=_is_transposed(mat1._data), mat2_transposed=_is_transposed(mat2._data))
 
@@ -581,7 +590,7 @@ class _NllPlan:
     The forward, its backward and the backward's own backward (nll_loss again) all read it.
     """
 
-    __slots__ = ("rule", "double_rule", "folded", "target_shape", "safe_target", "valid", "weight", "total",
+    __slots__ = ("rule", "double_rule", "folded", "target_shape", "at_target", "valid", "weight", "total",
                  "reduction")
 
     def __init__(self, rule, folded, target: np.ndarray, weight: np.ndarray, ignore_index: int, reduction: str):
@@ -594,13 +603,15 @@ class _NllPlan:
         bad = self.valid & ((target < 0) | (target >= c))
         if np.any(bad):
             raise IndexError(f"Target {target[bad][0]} is out of bounds.")
-        self.safe_target = np.where(self.valid, target, 0)
-        self.weight = np.where(self.valid, weight[self.safe_target], np.zeros((), weight.dtype))   # (N, K)
+        safe_target = np.where(self.valid, target, 0)
+        # The (N, K) elements at the targets of an (N, C, K) array, as an index.
+        self.at_target = (np.arange(n)[:, None], safe_target, np.arange(k)[None, :])
+        self.weight = np.where(self.valid, weight[safe_target], np.zeros((), weight.dtype))   # (N, K)
         self.total = self.weight.sum(dtype=weight.dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         n, c, k = self.folded
-        picked = np.take_along_axis(x.reshape(n, c, k), self.safe_target[:, None, :], axis=1)[:, 0, :]
+        picked = x.reshape(n, c, k)[self.at_target]
         with _errstate():
             losses = np.where(self.valid, -self.weight * picked, np.zeros((), x.dtype))
             if self.reduction == "none":
@@ -625,7 +636,7 @@ class _NllPlan:
                 g = g / self.total
             values = np.where(self.valid, -self.weight * g, np.zeros((), self.weight.dtype))
         grad = np.zeros((n, c, k), values.dtype)
-        np.put_along_axis(grad, self.safe_target[:, None, :], values[:, None, :], axis=1)
+        grad[self.at_target] = values
         return grad.reshape(shape)
 
 
@@ -695,6 +706,12 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     """
     reduction = _checked_reduction(_reduction(reduction, size_average, reduce))
     _native_args("nll_loss_nd", input, target, weight, _REDUCTIONS[reduction], ignore_index)
+    return _nll_loss(input, target, weight, ignore_index, reduction)
+
+
+def _nll_loss(input, target, weight, ignore_index: int, reduction: str) -> Tensor:
+    """nll_loss of arguments that passed its native's checks (cross_entropy checked its own,
+    of the same types)."""
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     # NOTE: torch reads a 0-d target's batch size as 0.
@@ -747,8 +764,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         if label_smoothing > 1.0:   # NOTE: torch prints a double as C++ streams do (%g)
             raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing:g}")
         return _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, label_smoothing, class_dim)
-    return nll_loss(log_softmax(input, class_dim), target, weight, ignore_index=ignore_index,
-                    reduction=reduction)
+    return _nll_loss(log_softmax(input, class_dim), target, weight, ignore_index, reduction)
 
 
 def _class_view(weight: Tensor, ndim: int, class_dim: int) -> Tensor:
@@ -782,7 +798,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
 
 def _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, label_smoothing, class_dim):
     log_probabilities = log_softmax(input, class_dim)
-    nll = nll_loss(log_probabilities, target, weight, ignore_index=ignore_index, reduction=reduction)
+    nll = _nll_loss(log_probabilities, target, weight, ignore_index, reduction)
     n_classes = input.size(class_dim)
     ignored = target._data == ignore_index
     if weight is not None:

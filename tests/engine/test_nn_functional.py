@@ -647,3 +647,21 @@ def test_binary_cross_entropy_second_order_follows_torchs_formulas(dtype, reduct
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=tolerance, atol=0, equal_nan=True)
         np.testing.assert_array_equal(np.signbit(g), np.signbit(w))
+
+
+@pytest.mark.parametrize("batch, features", [(8, 32), (32, 8), (64, 256)])
+def test_linear_with_bias_is_row_major_whichever_way_the_product_is_computed(batch, features):
+    """addmm computes a product with fewer rows than columns transposed (faster in OpenBLAS);
+    its result is still laid out row-major like torch's (contiguous() returns it), with
+    torch's values and gradients."""
+    rng = np.random.default_rng(0)
+    arrays = (rng.standard_normal((batch, 16)), rng.standard_normal((features, 16)), rng.standard_normal(features))
+    results = []
+    for backend in (engine, torch):
+        x, w, b = (backend.tensor(a.astype(np.float32), requires_grad=True) for a in arrays)
+        out = backend.nn.functional.linear(x, w, b)
+        assert out.contiguous() is out
+        (out * out).sum().backward()
+        results.append([t.detach().numpy() for t in (out, x.grad, w.grad, b.grad)])
+    for got, want in zip(*results):
+        torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(want))
