@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import importlib
 
-from . import _args, _malloc, _ops, _ops_inplace, optable
+from . import _args, _ops, _ops_inplace, optable
 from ._autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
                         set_grad_enabled)
 from ._dtype import bool_ as bool  # noqa: A001  (torch.bool shadows the builtin too)
 from ._dtype import dtype, float32, float64, int64
 from ._tensor import Size, Tensor, tensor
 
-_malloc.keep_freed_memory()   # large arrays reuse freed memory instead of page-faulting (see _malloc)
 
 float = float32    # noqa: A001
 double = float64
