@@ -3,7 +3,9 @@
 The search draws programs with the program builder of `fuzz.strategies` fed by
 a plain `random.Random` (seeded from the campaign seed: the same seed gives the
 same programs), which is many times faster than drawing through Hypothesis
-and records every choice as the Hypothesis choice it stands for. When a
+and records every choice as the Hypothesis choice it stands for; torch's
+outcome of each is the builder's own evaluation of its steps
+(`fast_examples`), so torch runs a program once. When a
 program diverges with a signature not seen before, its recorded choices are
 offered to a Hypothesis run of the same builder (`_Offer`, an example
 database whose one entry is that program); Hypothesis replays it and shrinks
@@ -62,7 +64,7 @@ from fuzz.compare import MATCH, Verdict, adjudicated, compare
 from fuzz.outcome import Outcome
 from fuzz.program import Program, nested_shape
 from fuzz.repro import render_script
-from fuzz.strategies import choices_blob, fast_programs, programs
+from fuzz.strategies import choices_blob, fast_examples, programs
 
 COMPLETED, INTERRUPTED, MAX_FINDINGS_REACHED = "completed", "interrupted", "max-findings"
 # Shrinking one finding may take this share of the budget (at least MIN_SHRINK_SECONDS);
@@ -92,7 +94,7 @@ class CampaignConfig:
 
     @property
     def program_options(self) -> dict:
-        """The program builder's options (`fuzz.strategies.programs`, `fast_programs`)."""
+        """The program builder's options (`fuzz.strategies.programs`, `fast_examples`)."""
         return {"ops": self.ops, "max_steps": self.max_steps, "autograd_features": self.autograd_features}
 
     def run_seed(self, run_index: int) -> int:
@@ -400,9 +402,9 @@ class _Campaign:
                 if self.enough_findings():
                     self.summary.status = MAX_FINDINGS_REACHED
                     return
-            search = fast_programs(random.Random(config.run_seed(0)), **config.program_options)
-            for program, source in search:
-                failure = self.check(program)
+            search = fast_examples(random.Random(config.run_seed(0)), **config.program_options)
+            for program, torch_outcome, source in search:
+                failure = self.check(program, torch_outcome)
                 if failure is None:
                     continue
                 earlier = self.unhunted.pop(failure.verdict.signature, None)
@@ -456,13 +458,15 @@ class _Campaign:
 
         return gradfuzz_campaign
 
-    def check(self, program: Program) -> _Failure | None:
-        """Run, compare, count; the failure if the program diverges with a signature not known."""
+    def check(self, program: Program, torch_outcome: Outcome | None = None) -> _Failure | None:
+        """Run, compare, count; the failure if the program diverges with a signature not known.
+        ``torch_outcome``: torch's, if known already (the program builder's, `fast_examples`)."""
         if time.monotonic() > self.deadline:
             raise _StopCampaign(COMPLETED)
         self.poll()
         engine_outcome = interpreter.run(program, self.backend)
-        torch_outcome = oracle.run_torch(program)
+        if torch_outcome is None:
+            torch_outcome = oracle.run_torch(program)
         verdict = compare(engine_outcome, torch_outcome, program, backend=self.backend, adjudicate=False)
         self.count(program, verdict, engine_outcome, torch_outcome)
         self.refresh()

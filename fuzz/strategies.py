@@ -10,6 +10,8 @@ Hypothesis choice it stands for: `choices_blob` turns a random program into
 an example-database entry from which `programs()` builds the same program
 again, so a campaign searches fast and still shrinks with Hypothesis. A
 tensor's values take two choices (a flavour and a seed), not one per element.
+`fast_examples()` also gives torch's Outcome of each program, recorded while
+the builder evaluated its steps (torch then runs each program once).
 
 The builder builds a DAG one step at a time. Each step samples an op from
 `engine.optable.OPS` (so a new table entry of a kind drawn here is fuzzed
@@ -43,9 +45,8 @@ from __future__ import annotations
 
 import functools
 import random
-import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -55,7 +56,8 @@ from hypothesis.database import choices_to_bytes
 from engine.optable import (BINARY, BY_NAME, COMPARISON, INPLACE, MATMUL, NONZERO, OPS, POSITIVE, PROPERTY, REAL,
                             REDUCTION, UNARY, Op, T)
 from fuzz import interpreter
-from oracle.reference import torch_input
+from fuzz.outcome import Outcome, StepResult
+from oracle.reference import normalize_message, torch_input
 from fuzz.program import (ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, REGISTER_HOOK,
                           REPEATED_BACKWARD, RETAIN_GRAD, SETITEM, SUM_BACKWARD, Action, DType, Input, Literal,
                           Program, Ref, Seq, Slice, Step, as_arg)
@@ -166,7 +168,9 @@ def programs(*, ops: Iterable[str] | None = None, max_steps: int = 6, max_inputs
     return _programs(_limits(ops, max_steps, max_inputs, dtypes, max_dims, max_side, autograd_features))
 
 
-def _limits(ops, max_steps, max_inputs, dtypes, max_dims, max_side, autograd_features) -> _Limits:
+def _limits(ops=None, max_steps=6, max_inputs=3, dtypes=DTYPES, max_dims=3, max_side=4,
+            autograd_features=None) -> _Limits:
+    """The builder's limits from `programs()`'s arguments (its defaults), validated."""
     chosen = _validate(ops, max_steps, max_inputs, dtypes, max_dims, max_side)
     features = ops is None if autograd_features is None else bool(autograd_features)
     return _Limits(tuple(op.name for op in chosen), max_steps, max_inputs, tuple(dtypes), max_dims, max_side,
@@ -346,6 +350,18 @@ def fast_programs(rng: random.Random, *, ops: Iterable[str] | None = None, max_s
         yield _build(source, limits), source
 
 
+def fast_examples(rng: random.Random, **options):
+    """`fast_programs` (same arguments, same programs) with torch's outcome of each: endless
+    ``(program, torch_outcome, source)``. The outcome is what `oracle.run_torch(program)` records,
+    taken from the builder's own evaluation of the steps (so torch runs each step once); it is None
+    where the builder cannot tell (then run the oracle)."""
+    limits = _limits(**options)
+    while True:
+        source = RandomSource(rng)
+        program, outcome = _build(source, limits, trace=True)
+        yield program, outcome, source
+
+
 # ---- values ------------------------------------------------------------------------------
 
 _STREAMS = 6  # pseudo-random words per element: magnitude, sign, simple?, which simple, special?, which special
@@ -493,6 +509,12 @@ class _Builder:
     forced: Ref | None = None      # the next operand() (an in-place op's receiver)
     no_grad: bool = False          # the step being drawn runs under no_grad
     failed: bool = False           # torch rejected the last step
+    # Tracing (see `outcome`): the list the build's warnings land in (None: no tracing), each step's
+    # result and warnings as the oracle records them, and each input's warnings.
+    caught: list | None = None
+    trace: list[tuple[StepResult, list]] = field(default_factory=list)
+    input_warnings: dict[str, list] = field(default_factory=dict)
+    untraceable: bool = False      # a step raised ProgramError: only the oracle's run says what happens
 
     def add_tensor(self, name: str, tensor: torch.Tensor) -> None:
         self.tensors[name] = self.env[name] = tensor
@@ -514,7 +536,10 @@ class _Builder:
             requires_grad = dtype in DTYPES and not source.rarely(NO_GRAD_ONE_IN)
         name = f"x{len(self.inputs)}"
         self.inputs.append(Input(name, shape, dtype, values, requires_grad))
+        mark = len(self.caught) if self.caught is not None else 0
         self.add_tensor(name, torch_input(self.inputs[-1]))
+        if self.caught is not None:
+            self.input_warnings[name] = self.caught[mark:]
         return Ref(name)
 
     def can_add_input(self) -> bool:
@@ -560,11 +585,18 @@ class _Builder:
         """
         step = Step(op, form, args, kwargs, f"v{len(self.steps)}", self.no_grad)
         self.steps.append(step)
-        try:  # (warnings are ignored while a program is built: see _build)
+        caught = self.caught
+        mark = len(caught) if caught is not None else 0
+        try:
             result = interpreter.apply_step(torch, step, self.env)
-        except Exception:  # noqa: BLE001  (a step torch rejects is a valid test of error behaviour)
+        except Exception as error:  # noqa: BLE001  (a step torch rejects is a valid test of error behaviour)
             self.failed = True
+            if caught is not None:
+                self.trace.append((StepResult(step.out, error=interpreter.failure(error)), caught[mark:]))
+                self.untraceable |= isinstance(error, interpreter.ProgramError)
             return False
+        if caught is not None:  # read now, as the oracle does: later in-place steps may change it
+            self.trace.append((interpreter.step_result(step.out, result), caught[mark:]))
         if isinstance(result, (tuple, list)):
             self.env[step.out] = result  # read by the indexing step only
             if not result:
@@ -578,6 +610,32 @@ class _Builder:
                 if tensor is result:
                     self.domains[name] = self.domains[step.out]
         return True
+
+    def outcome(self, built: Program, program: Program, kept: list[int], names: dict[str, str]) -> Outcome | None:
+        """torch's Outcome of ``program`` (``built`` pruned: `Program.pruning`) from this evaluation,
+        exactly as `oracle.run_torch(program)` records it; None where this run cannot stand for that
+        one (then run the oracle).
+
+        The pruned steps do not change what the kept ones compute (that is what pruning keeps), so
+        the kept steps' results, errors and warnings are the oracle's; the action then runs here on
+        the same tensors. Warnings torch raises once per process may differ, as between any two
+        runs (the comparator leaves them out).
+        """
+        if self.untraceable:
+            return None
+        caught = [warning for tensor in built.inputs if tensor.name in names
+                  for warning in self.input_warnings[tensor.name]]
+        values = []
+        for index in kept:
+            result, raised = self.trace[index]
+            values.append(replace(result, ref=names[built.steps[index].out]))
+            caught.extend(raised)
+        if any(value.error is not None for value in values[:-1]):
+            return None  # a result that could not be read ends the oracle's run there; the builder went on
+        error = replace(values[-1].error, where=f"step {len(values) - 1}") \
+            if values and values[-1].error is not None else None
+        env = {new: self.env[old] for old, new in names.items() if old in self.env}
+        return interpreter.finish(program, torch, env, tuple(values), error, caught).with_messages(normalize_message)
 
     def float_tensors(self, *, non_leaf: bool = False) -> list[str]:
         return [name for name, tensor in self.tensors.items() if tensor.is_floating_point()
@@ -1052,13 +1110,19 @@ def _programs(draw, limits: _Limits) -> Program:
     return _build(HypothesisSource(draw), limits)
 
 
-def _build(src: ChoiceSource, limits: _Limits) -> Program:
-    with warnings.catch_warnings():  # torch's warnings while the builder evaluates steps
-        warnings.simplefilter("ignore")
-        return _build_program(src, limits)
+def _build(src: ChoiceSource, limits: _Limits, *, trace: bool = False):
+    """The program (pruned) drawn from ``src``; with ``trace``, ``(program, torch outcome)``, the
+    outcome from the builder's own evaluation (`_Builder.outcome`; None where it cannot be)."""
+    with interpreter.recording_warnings() as caught:  # torch's, while the builder evaluates steps
+        builder, built = _build_program(src, limits, caught if trace else None)
+    program, kept, names = built.pruning()
+    if not trace:
+        return program
+    return program, builder.outcome(built, program, kept, names)
 
 
-def _build_program(src: ChoiceSource, limits: _Limits) -> Program:
+def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> tuple[_Builder, Program]:
+    """The builder and the program it built, before pruning."""
     step_count = src.integer(1, limits.max_steps)
     # The action's kind is drawn up front (it is used last): a failure then shrinks to the plainest
     # action, sum().backward(), before its values shrink (x = 0 can hide a bug from a first-order
@@ -1066,7 +1130,7 @@ def _build_program(src: ChoiceSource, limits: _Limits) -> Program:
     action_kind = src.pick(ACTIONS if limits.features else ACTION_KINDS[:3])
     dtype = src.pick(limits.dtypes)
     mixed = len(limits.dtypes) > 1 and src.rarely(MIXED_DTYPES_ONE_IN)
-    builder = _Builder(src, limits, dtype, mixed)
+    builder = _Builder(src, limits, dtype, mixed, caught=caught)
     # One input exists before the first step, so every step's choices have the
     # same layout and the shrinker can delete any of them (even the first).
     builder.new_input(src.shape(0, limits.max_dims, limits.max_side), REAL)
@@ -1090,7 +1154,7 @@ def _build_program(src: ChoiceSource, limits: _Limits) -> Program:
     if not builder.steps:  # only possible with special steps that found nothing to act on
         builder.add_step("clone" if "clone" in BY_NAME else "neg", "function", (Ref("x0"),), {})
     action = _action(src, builder, action_kind, no_grad_target=invalid_mode == "no-grad-target")
-    return Program(tuple(builder.inputs), tuple(builder.steps), action).pruned()
+    return builder, Program(tuple(builder.inputs), tuple(builder.steps), action)
 
 
 def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: bool = False) -> Action:
