@@ -367,24 +367,51 @@ def fast_examples(rng: random.Random, **options):
 _STREAMS = 6  # pseudo-random words per element: magnitude, sign, simple?, which simple, special?, which special
 
 
+_U64 = np.uint64
+_GOLDEN, _MIX1, _MIX2 = _U64(0x9E3779B97F4A7C15), _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+_SHIFTS = (_U64(30), _U64(27), _U64(31), _U64(11))
+_ONE, _SEVEN = _U64(1), _U64(7)
+# The counter times the golden ratio, for tensors up to 256 elements (a larger one computes its own).
+_COUNTER = np.arange(_STREAMS * 256, dtype=np.uint64) * _GOLDEN
+
+
 def _words(seed: int, count: int) -> np.ndarray:
     """``(_STREAMS, count)`` pseudo-random uint64 words from ``seed`` (splitmix64 over a counter)."""
-    x = np.arange(_STREAMS * count, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(
-        (seed * 0xD1B54A32D192ED03 + 1) % 2 ** 64)
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
+    size = _STREAMS * count
+    counter = _COUNTER[:size] if size <= len(_COUNTER) else np.arange(size, dtype=np.uint64) * _GOLDEN
+    x = counter + _U64((seed * 0xD1B54A32D192ED03 + 1) % 2 ** 64)
+    x ^= x >> _SHIFTS[0]
+    x *= _MIX1
+    x ^= x >> _SHIFTS[1]
+    x *= _MIX2
+    x ^= x >> _SHIFTS[2]
     return x.reshape(_STREAMS, count)
 
 
 def _uniform(words: np.ndarray) -> np.ndarray:
-    return (words >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return (words >> _SHIFTS[3]).astype(np.float64) * 2.0 ** -53
 
 
-def _chosen(table: tuple, words: np.ndarray) -> np.ndarray:
-    return np.asarray(table, dtype=np.float64)[(words % np.uint64(len(table))).astype(np.intp)]
+@functools.lru_cache(maxsize=None)
+def _table(values: tuple) -> tuple[np.ndarray, np.uint64]:
+    return np.asarray(values, dtype=np.float64), _U64(len(values))
+
+
+def _chosen(values: tuple, words: np.ndarray) -> np.ndarray:
+    table, size = _table(values)
+    return table[(words % size).astype(np.intp)]
+
+
+@functools.lru_cache(maxsize=None)
+def _specials(flavour: str, domain: str, kinks: tuple) -> tuple:
+    """The values a flavour mixes in (see `_values`)."""
+    if flavour == "edges":
+        return tuple(dict.fromkeys(_EDGE_VALUES[domain] + tuple(_f32(kink) for kink in kinks)))
+    return _TIE_VALUES[domain] if flavour == "ties" else _EXTREME_VALUES
+
+
+# The share of elements a flavour replaces by its special values.
+_SPECIAL_SHARES = {"edges": 0.5, "ties": 1.0, "extreme": 0.25}
 
 
 # Seeds of the pseudo-random values of one tensor (a Hypothesis integer choice).
@@ -405,10 +432,10 @@ def _values(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: st
     for side in shape:
         count *= side
     if dtype == "int64":  # -3..3
-        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] % np.uint64(7)).astype(np.int64) - 3
+        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] % _SEVEN).astype(np.int64) - 3
                 ).reshape(shape).tolist()
     if dtype == "bool":
-        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] & np.uint64(1)) == 1).reshape(shape).tolist()
+        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] & _ONE) == 1).reshape(shape).tolist()
     flavour = source.pick(VALUE_FLAVOURS)
     if flavour == "constant":
         return np.full(shape, source.pick(_SIMPLE_VALUES[domain]), dtype=dtype).tolist()
@@ -416,13 +443,11 @@ def _values(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: st
     # Moderate values: 0.1 <= |x| <= 4 (positive for POSITIVE), a quarter of them simple ones.
     values = SMALLEST_MAGNITUDE + _uniform(words[0]) * (4.0 - SMALLEST_MAGNITUDE)
     if domain != POSITIVE:
-        values = np.where(words[1] & np.uint64(1), -values, values)
+        values = np.where(words[1] & _ONE, -values, values)
     values = np.where(_uniform(words[2]) < 0.25, _chosen(_SIMPLE_VALUES[domain], words[3]), values)
     if flavour != "plain":
-        special = {"edges": tuple(dict.fromkeys(_EDGE_VALUES[domain] + tuple(_f32(kink) for kink in kinks))),
-                   "ties": _TIE_VALUES[domain], "extreme": _EXTREME_VALUES}[flavour]
-        share = {"edges": 0.5, "ties": 1.0, "extreme": 0.25}[flavour]
-        values = np.where(_uniform(words[4]) < share, _chosen(special, words[5]), values)
+        values = np.where(_uniform(words[4]) < _SPECIAL_SHARES[flavour],
+                          _chosen(_specials(flavour, domain, kinks), words[5]), values)
     return values.astype(dtype).reshape(shape).tolist()
 
 
@@ -510,9 +535,11 @@ class _Builder:
     no_grad: bool = False          # the step being drawn runs under no_grad
     failed: bool = False           # torch rejected the last step
     # Tracing (see `outcome`): the list the build's warnings land in (None: no tracing), each step's
-    # result and warnings as the oracle records them, and each input's warnings.
+    # result (None while pending) and warnings as the oracle records them, and each input's warnings.
     caught: list | None = None
-    trace: list[tuple[StepResult, list]] = field(default_factory=list)
+    trace: list[list] = field(default_factory=list)
+    # Step results not read yet (most steps are pruned away): index -> (tensor, its version then).
+    pending: dict[int, tuple[torch.Tensor, int]] = field(default_factory=dict)
     input_warnings: dict[str, list] = field(default_factory=dict)
     untraceable: bool = False      # a step raised ProgramError: only the oracle's run says what happens
 
@@ -584,19 +611,25 @@ class _Builder:
         step that picks the output the program goes on with.
         """
         step = Step(op, form, args, kwargs, f"v{len(self.steps)}", self.no_grad)
-        self.steps.append(step)
         caught = self.caught
+        if caught is not None and step.aliases_first:
+            self.settle(caught)  # this step changes a tensor in place: read what it may change first
+        self.steps.append(step)
         mark = len(caught) if caught is not None else 0
         try:
             result = interpreter.apply_step(torch, step, self.env)
         except Exception as error:  # noqa: BLE001  (a step torch rejects is a valid test of error behaviour)
             self.failed = True
             if caught is not None:
-                self.trace.append((StepResult(step.out, error=interpreter.failure(error)), caught[mark:]))
+                self.trace.append([StepResult(step.out, error=interpreter.failure(error)), caught[mark:]])
                 self.untraceable |= isinstance(error, interpreter.ProgramError)
             return False
-        if caught is not None:  # read now, as the oracle does: later in-place steps may change it
-            self.trace.append((interpreter.step_result(step.out, result), caught[mark:]))
+        if caught is not None:
+            if isinstance(result, torch.Tensor):  # read later, if the step is kept (see settle)
+                self.trace.append([None, caught[mark:]])
+                self.pending[len(self.steps) - 1] = (result, result._version)
+            else:
+                self.trace.append([interpreter.step_result(step.out, result), caught[mark:]])
         if isinstance(result, (tuple, list)):
             self.env[step.out] = result  # read by the indexing step only
             if not result:
@@ -611,6 +644,24 @@ class _Builder:
                     self.domains[name] = self.domains[step.out]
         return True
 
+    def settle(self, caught: list, indices: Iterable[int] | None = None) -> bool:
+        """Read the pending step results (of ``indices``, default all) as the oracle reads each right
+        after its step; the warnings reading raises land in ``caught``, a `recording_warnings` list.
+
+        A tensor's data, requires_grad and grad_fn change only with its version (in-place ops,
+        through a view too), so a result whose version is unchanged reads as it did after its
+        step. Results are settled before every step that writes in place; False if a version
+        changed all the same (the result as the step left it is lost).
+        """
+        changed = False
+        for index in list(self.pending) if indices is None else [i for i in indices if i in self.pending]:
+            tensor, version = self.pending.pop(index)
+            changed |= tensor._version != version
+            mark = len(caught)
+            self.trace[index][0] = interpreter.step_result(self.steps[index].out, tensor)
+            self.trace[index][1] = self.trace[index][1] + caught[mark:]
+        return not changed
+
     def outcome(self, built: Program, program: Program, kept: list[int], names: dict[str, str]) -> Outcome | None:
         """torch's Outcome of ``program`` (``built`` pruned: `Program.pruning`) from this evaluation,
         exactly as `oracle.run_torch(program)` records it; None where this run cannot stand for that
@@ -621,7 +672,9 @@ class _Builder:
         the same tensors. Warnings torch raises once per process may differ, as between any two
         runs (the comparator leaves them out).
         """
-        if self.untraceable:
+        with interpreter.recording_warnings() as reading:
+            settled = self.settle(reading, kept)
+        if self.untraceable or not settled:
             return None
         caught = [warning for tensor in built.inputs if tensor.name in names
                   for warning in self.input_warnings[tensor.name]]
