@@ -29,6 +29,7 @@ Output directory (Contract 5 in DESIGN.md)::
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -64,7 +65,7 @@ from fuzz.compare import MATCH, Verdict, adjudicated, compare
 from fuzz.outcome import Outcome
 from fuzz.program import Program, nested_shape
 from fuzz.repro import render_script
-from fuzz.strategies import choices_blob, fast_examples, programs
+from fuzz.strategies import choices_blob, fast_examples, traced_programs
 
 COMPLETED, INTERRUPTED, MAX_FINDINGS_REACHED = "completed", "interrupted", "max-findings"
 # Shrinking one finding may take this share of the budget (at least MIN_SHRINK_SECONDS);
@@ -354,6 +355,7 @@ class _Campaign:
         # next Hypothesis runs usually meet them again and shrink them; those they
         # do not are recorded unshrunk when the campaign ends.
         self.unhunted: dict[str, _Failure] = {}
+        self.last_drawn: tuple[Program | None, Outcome | None] = (None, None)
         self.started = time.monotonic()
         self.deadline = self.started + config.budget_seconds
         self.next_refresh = 0.0
@@ -446,6 +448,12 @@ class _Campaign:
     def hypothesis_test(self, database: ExampleDatabase, run_seed: int) -> Callable[[], None]:
         config = self.config
 
+        # The strategy reports torch's outcome of each program it draws (see shrink_check).
+        # NOTE: Hypothesis keys the example database by the test's source text, decorators
+        # included for a nested function: changing the lines below would orphan the failures
+        # earlier campaigns stored.
+        programs = functools.partial(traced_programs, self.drawn)
+
         # NOTE: @seed outside @settings would switch the database off (Hypothesis does that for
         # reproducible seeds); inside, the settings' database still replays its entries.
         @settings(database=database, max_examples=10**9, deadline=None, suppress_health_check=list(HealthCheck),
@@ -480,7 +488,8 @@ class _Campaign:
         when replaying stored failures)."""
         if self.hunted is not None and time.monotonic() > self.hunt_started + self.config.shrink_limit:
             raise _StopShrinking
-        failure = self.check(program)
+        drawn, torch_outcome = self.last_drawn
+        failure = self.check(program, torch_outcome if drawn is program else None)
         if failure is None:
             return
         signature = failure.verdict.signature
@@ -492,6 +501,10 @@ class _Campaign:
             self.smallest = replace(failure, examples=self.first_sighting[0], seconds=self.first_sighting[1])
             raise _NewDivergence(signature)
         self.unhunted.setdefault(signature, failure)
+
+    def drawn(self, program: Program, torch_outcome: Outcome | None) -> None:
+        """The Hypothesis strategy's report of the program it drew for the test and torch's outcome of it."""
+        self.last_drawn = (program, torch_outcome)
 
     def poll(self) -> None:
         """Hook for parallel shards: learn signatures other workers found (see fuzz.workers)."""

@@ -1163,6 +1163,20 @@ def _programs(draw, limits: _Limits) -> Program:
     return _build(HypothesisSource(draw), limits)
 
 
+def traced_programs(report: Callable[[Program, Outcome | None], None], **options) -> st.SearchStrategy[Program]:
+    """`programs(**options)` (the same programs from the same choices) that also calls
+    ``report(program, torch_outcome)`` for each program it draws, with torch's outcome as
+    `fast_examples` gives it (None where the builder cannot tell)."""
+    return _traced_programs(_limits(**options), report)
+
+
+@st.composite
+def _traced_programs(draw, limits: _Limits, report: Callable[[Program, Outcome | None], None]) -> Program:
+    program, outcome = _build(HypothesisSource(draw), limits, trace=True)
+    report(program, outcome)
+    return program
+
+
 def _build(src: ChoiceSource, limits: _Limits, *, trace: bool = False):
     """The program (pruned) drawn from ``src``; with ``trace``, ``(program, torch outcome)``, the
     outcome from the builder's own evaluation (`_Builder.outcome`; None where it cannot be)."""

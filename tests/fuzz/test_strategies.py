@@ -158,7 +158,7 @@ from collections import Counter  # noqa: E402
 from hypothesis.database import choices_from_bytes  # noqa: E402
 from hypothesis.internal.conjecture.data import ConjectureData  # noqa: E402
 
-from fuzz.strategies import choices_blob, fast_examples, fast_programs  # noqa: E402
+from fuzz.strategies import choices_blob, fast_examples, fast_programs, traced_programs  # noqa: E402
 
 
 @pytest.mark.parametrize("options", [{}, {"ops": ["mul", "sum", "matmul", "permute"], "max_steps": 4},
@@ -206,6 +206,16 @@ def test_the_builders_torch_outcome_is_what_the_oracle_records(seed, options):
                      "action error": outcome.error is not None and outcome.error.where == "action",
                      "warnings": bool(outcome.warnings), "grads": any(outcome.grads.values())})
     assert all(seen[what] > 0 for what in ("step error", "action error", "warnings", "grads")), seen
+
+
+def test_the_traced_strategy_draws_the_same_programs_and_reports_torchs_outcome():
+    # The campaign's Hypothesis runs (replay, shrinking) take torch's outcome from traced_programs.
+    reported = []
+    strategy = traced_programs(lambda program, outcome: reported.append((program, outcome)), max_steps=10)
+    for program, source in itertools.islice(fast_programs(random.Random(13), max_steps=10), 60):
+        drawn = ConjectureData.for_choices(choices_from_bytes(choices_blob(source))).draw(strategy)
+        assert drawn.to_json() == program.to_json() and reported[-1][0] is drawn
+        assert _exactly(reported[-1][1]) == _exactly(oracle.run_torch(drawn))
 
 
 def test_the_same_seed_gives_the_same_programs():
