@@ -308,9 +308,16 @@ def run_bench(out_dir: str | Path, *, workloads: Sequence[str] | None = None, ro
             for backend in everyone:
                 if backend != reference and entries[backend].get("status") == "ok":
                     ratios[backend] = bootstrap_ratio(entries[backend]["rounds"], entries[reference]["rounds"])
+        # The tested backend against each peer, from the same interleaved rounds (issue 7 asks
+        # for an engine faster than every peer on every workload).
+        versus = {}
+        if entries.get(tested, {}).get("status") == "ok":
+            for peer in everyone:
+                if peer not in (tested, reference) and entries[peer].get("status") == "ok":
+                    versus[peer] = bootstrap_ratio(entries[tested]["rounds"], entries[peer]["rounds"])
         results[name] = {"description": _description(name),
                          "target": TARGETS.get(name), "backends": entries, "ratios": ratios,
-                         "ratio": ratios.get(tested)}
+                         "ratio": ratios.get(tested), "versus": versus}
 
     memory = None
     if MEMORY_WORKLOAD in names and memory_repeats > 0:
@@ -352,7 +359,9 @@ def rich_table(data: dict[str, Any]):
     from rich.table import Table
     tested, reference = data["tested"], data["reference"]
     table = Table(title=f"{tested} time / {reference} time (medians; below 1: {tested} faster)")
-    for column in ("workload", tested, reference, "ratio", "95% CI", "target", "status"):
+    peers = [b for b in data.get("backends", ()) if b not in (tested, reference)]
+    for column in ("workload", tested, reference, "ratio", "95% CI", "target", "status",
+                   *(f"{tested} / {peer}" for peer in peers)):
         table.add_column(column, justify="left" if column in ("workload", "status") else "right", no_wrap=True)
     for name, entry in data["workloads"].items():
         sides = entry["backends"]
@@ -360,10 +369,13 @@ def rich_table(data: dict[str, Any]):
         verdict = ""
         if ratio and target is not None:
             verdict = "[green]met[/green]" if ratio["estimate"] <= target else "[red]missed[/red]"
+        versus = [(entry.get("versus") or {}).get(peer) for peer in peers]
         table.add_row(name, _ms(sides.get(tested)), _ms(sides.get(reference)),
                       f"{ratio['estimate']:.3g}" if ratio else "-",
                       f"{ratio['low']:.3g}–{ratio['high']:.3g}" if ratio else "-",
-                      f"≤ {target:g}" if target is not None else "", verdict)
+                      f"≤ {target:g}" if target is not None else "", verdict,
+                      *((f"[{'green' if r['estimate'] < 1 else 'red'}]{r['estimate']:.3g}[/]" if r else "-")
+                        for r in versus))
     return table
 
 

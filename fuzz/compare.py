@@ -30,7 +30,7 @@ from engine.optable import BY_NAME, OPS
 from engine.optable import LINALG as LINALG_KIND, MATMUL as MATMUL_KIND, REDUCTION as REDUCTION_KIND
 from fuzz import interpreter
 from fuzz.outcome import Array, Failure, Outcome, StepResult
-from fuzz.program import INPUT_NAME, SUM_BACKWARD, Action, Literal, Program, Ref
+from fuzz.program import BACKWARD_GRADIENT, INPUT_NAME, SUM_BACKWARD, Action, Literal, Program, Ref
 
 MATCH = "match"
 # Consequential kinds change the data that later steps see; cosmetic ones do not.
@@ -141,8 +141,10 @@ def compare(engine_outcome: Outcome, torch_outcome: Outcome, program: Program, *
         op = program.steps[place.step].op
     elif place.where.startswith("input"):
         op = "tensor"
+    elif primary.kind == ERROR_MESSAGE and place.where == "action" and torch_outcome.error is not None:
+        op = _message_owner(torch_outcome.error.message, program.action.kind)
     else:
-        op = (_localize(primary.kind, program, backend) if backend is not None else None) \
+        op = (_localize(primary.kind, program, backend, torch_outcome) if backend is not None else None) \
             or _nearest_input_op(program)
     adjudication = None
     if primary.kind == GRADIENT and adjudicate:
@@ -474,25 +476,58 @@ def _one_line(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _message_owner(message: str, action_kind: str) -> str:
+    """Who owns a message that backward raised: the node it names, else the backward call.
+
+    Both backends raised the same exception type at the backward call with different texts.
+    Those texts come from the autograd engine itself (graph freed, saved tensor modified,
+    gradient shape), not from the ops the program happens to contain: keyed on an op, one
+    wrong message shows as one finding per op. Keyed on the node the message names
+    ("... output 0 of ExpBackward0 ...") or else on the action, it is one finding.
+    """
+    named = _NODE_NAME.search(message)
+    return next(group for group in named.groups() if group) if named else action_kind
+
+
+# "..., which is output 0 of Exp, is at version 1; ..." (torch names the op, not the node, there)
+# or a node name such as MulBackward0.
+_NODE_NAME = re.compile(r"\boutput \d+ of (\w+)|\b([A-Z]\w*Backward\d+)\b")
+
+
 def _nearest_input_op(program: Program) -> str | None:
     """The op of the target's ancestor step nearest the inputs (the first one)."""
     ancestors = program.ancestors(program.action.target)
     return program.steps[ancestors[0]].op if ancestors else None
 
 
-def _localize(kind: str, program: Program, backend: ModuleType) -> str | None:
+def _localize(kind: str, program: Program, backend: ModuleType, torch_outcome: Outcome) -> str | None:
     """The op of the shortest prefix of the program that shows the same kind of divergence.
 
-    Each prefix ends at one step, with ``sum().backward()`` on that step's
-    output, or the original action when that output is the action's target.
+    Each prefix ends at one step, with a backward through that step's output
+    (`_probe`), or the original action when that output is the action's target.
     """
     for index, step in enumerate(program.steps):
         is_target = step.out == program.action.target
-        prefix = program.prefix(index + 1, program.action if is_target else Action(SUM_BACKWARD, step.out))
+        prefix = program.prefix(index + 1, program.action if is_target else _probe(step.out, torch_outcome))
         found = _divergences(interpreter.run(prefix, backend), oracle.run_torch(prefix), prefix, [])
         if any(divergence.kind == kind for divergence in found):
             return step.op
     return None
+
+
+def _probe(ref: str, torch_outcome: Outcome) -> Action:
+    """The backward that tests a prefix ending at ``ref``: with a gradient of 1, 2, ..., 7, 1, ...
+
+    A uniform gradient (``sum().backward()``) hides every bug that moves gradient elements to
+    the wrong place (roll, flip, permute, gather): all of them are 1. Small integers are exact
+    in every float dtype. A non-float or one-element output keeps ``sum().backward()``.
+    """
+    result = torch_outcome.value(ref)
+    value = result.value if result is not None else None
+    if value is None or value.dtype not in ("float32", "float64") or value.data.size < 2:
+        return Action(SUM_BACKWARD, ref)
+    weights = np.arange(value.data.size) % 7 + 1.0
+    return Action(BACKWARD_GRADIENT, ref, gradient=weights.reshape(value.shape).tolist())
 
 
 def _adjudicate(program: Program, name: str, engine: Outcome, torch_: Outcome) -> str:

@@ -130,7 +130,8 @@ def _scalar_promotes_to_float64():
             return a, b, _dtype.float64
         return a, b, dt
     _ops._binary_operands = binary_operands
-    assert engine.mul is _ops.mul
+    # engine.mul is the argument parser's wrapper of _ops.mul, which calls the patched name.
+    assert getattr(engine.mul, "__wrapped__", engine.mul) is _ops.mul
 
 
 def _reduction_dim_off_by_one():
@@ -212,6 +213,43 @@ def _cumsum_forward_scan():
     _ops_reduce._CUMSUM.backward = lambda ctx, g: (g if ctx.dim is None else _ops_reduce.v_cumsum(g, ctx.dim),)
 
 
+def _roll_not_inverted():
+    from engine import _ops_shape
+    # The bug: roll's gradient is rolled by +shifts, like the input, instead of back by -shifts.
+    # Under sum().backward() every gradient element is 1 and any roll leaves it unchanged.
+    _ops_shape._ROLL.backward = lambda ctx, g: (_ops_shape.v_roll(g, tuple(ctx.shifts), ctx.dims),)
+
+
+def _softmax_last_dim():
+    from engine.nn import functional
+    # The bug: softmax's backward sums g * y over the last dim, whatever dim the forward used.
+    functional._SOFTMAX.backward = lambda ctx, g: (
+        (g - functional.v_sum(g * ctx.result, -1, True)) * ctx.result,)
+
+
+def _zero_dim_promotes():
+    from engine import _dtype
+    correct = _dtype.result_type
+
+    def result_type(tensors, scalars=()):
+        # The bug: a 0-d tensor takes part in promotion like a dimensioned one, so a float64
+        # 0-d tensor times a float32 vector gives float64 (torch: float32).
+        tensors = list(tensors)
+        widest = None
+        for t in tensors:
+            widest = _dtype.promote(widest, t.dtype)
+        result = correct(tensors, scalars)
+        return widest if widest is not None and result.category == widest.category else result
+    _dtype.result_type = result_type
+
+
+def _freed_graph_message():
+    from engine import _autograd
+    # The bug: the "backward through the graph a second time" error advises the wrong flag.
+    _autograd._FREED_MESSAGE = _autograd._FREED_MESSAGE.replace("Specify retain_graph=True",
+                                                                "Specify retain_graph=False")
+
+
 GRADIENT_KINDS = ("gradient", "gradient-none")
 MUTANTS = {mutant.name: mutant for mutant in (
     Mutant("sub-other-sign", "wrong sign: sub's gradient for `other` is +g", _sub_other_sign,
@@ -250,6 +288,16 @@ MUTANTS = {mutant.name: mutant for mutant in (
            ("mul", "add", "sum", "exp"), features=True),
     Mutant("cumsum-forward-scan", "wrong scan direction: cumsum's gradient sums g forwards, not from the end",
            _cumsum_forward_scan, GRADIENT_KINDS, ("cumsum",), ("cumsum", "sum", "mul", "add")),
+    Mutant("roll-not-inverted", "wrong direction: roll's gradient is rolled like the input, not back",
+           _roll_not_inverted, GRADIENT_KINDS, ("roll",), ("roll", "mul", "add", "sum")),
+    Mutant("softmax-last-dim", "wrong dim in a rule: softmax's backward reduces over the last dim",
+           _softmax_last_dim, GRADIENT_KINDS, ("nn.functional.softmax",),
+           ("nn.functional.softmax", "mul", "add", "sum")),
+    Mutant("zero-dim-promotes", "wrong dtype promotion: a 0-d tensor promotes like a dimensioned one",
+           _zero_dim_promotes, ("dtype", "error-type", "error-message", "error-vs-success"), (),
+           ("mul", "add", "maximum", "where", "sum")),
+    Mutant("freed-graph-message", "wrong error message: a second backward through a freed graph",
+           _freed_graph_message, ("error-message",), (), ("exp", "mul", "sigmoid", "sum"), features=True),
 )}
 
 

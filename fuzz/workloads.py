@@ -137,7 +137,7 @@ def _autograd_w2(dtype="float32"):
 
 def _autograd_w3():
     import autograd.numpy as anp
-    from autograd import grad
+    from autograd import value_and_grad
     rng = _rng()
     xs = rng.standard_normal((64, 784)).astype(np.float32)
     labels = rng.integers(0, 10, 64)
@@ -150,12 +150,13 @@ def _autograd_w3():
         top = anp.max(logits, axis=1, keepdims=True)
         logp = logits - top - anp.log(anp.sum(anp.exp(logits - top), axis=1, keepdims=True))
         return -anp.mean(logp[np.arange(64), labels])
-    step = grad(loss)
+    step = value_and_grad(loss)
 
     def run():
-        for p, g in zip(params, step(params)):
+        value, grads = step(params)
+        for p, g in zip(params, grads):
             p -= 0.01 * g  # SGD in place, as optim.SGD does
-        return params[0]
+        return value
     return run
 
 

@@ -12,7 +12,7 @@ import torch
 
 import engine
 
-from fuzz.workloads import WORKLOADS
+from fuzz.workloads import PEERS, WORKLOADS, build
 
 
 @pytest.mark.parametrize("backend", [engine, torch], ids=["engine", "torch"])
@@ -29,5 +29,18 @@ def test_workloads_compute_the_same_on_both_backends(workload):
     got = WORKLOADS[workload](engine)().detach().numpy().astype(np.float64)
     want = WORKLOADS[workload](torch)().detach().numpy().astype(np.float64)
     # Norm-wise: float32 sums of 1024 products differ elementwise with summation order.
+    assert got.shape == want.shape
+    assert np.linalg.norm(got - want) <= 1e-5 * max(np.linalg.norm(want), 1.0)
+
+
+@pytest.mark.parametrize("peer", sorted(PEERS))
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_peer_adapters_compute_what_torch_computes(workload, peer):
+    """A peer's adapter is the same workload in its own API: same inputs, same result."""
+    pytest.importorskip(peer)  # the test extra installs both peers, so CI runs these
+    run = build(workload, peer)
+    assert run is not None, f"{peer} has no adapter for {workload}"
+    got = np.asarray(run(), dtype=np.float64)
+    want = WORKLOADS[workload](torch)().detach().numpy().astype(np.float64)
     assert got.shape == want.shape
     assert np.linalg.norm(got - want) <= 1e-5 * max(np.linalg.norm(want), 1.0)

@@ -73,6 +73,22 @@ def test_quick_run_writes_bench_json_and_the_report(tmp_path, monkeypatch):
     assert "W2-float32" in html and "<svg" in html and "not expressible" in html
 
 
+def test_a_peer_that_ran_is_compared_with_the_engine_round_by_round(tmp_path):
+    pytest.importorskip("mygrad")  # the test extra installs it
+    run_bench(tmp_path, workloads=["W1"], extra_backends=("mygrad",), **QUICK)
+    data = json.loads((tmp_path / "bench.json").read_text())
+    entry = data["workloads"]["W1"]
+    sides = entry["backends"]
+    assert sides["mygrad"]["status"] == "ok" and set(entry["ratios"]) == {"engine", "mygrad"}
+    versus = entry["versus"]["mygrad"]
+    assert versus["estimate"] == pytest.approx(sides["engine"]["median"] / sides["mygrad"]["median"])
+    assert 0 < versus["low"] <= versus["estimate"] <= versus["high"]
+    from rich.console import Console
+    console = Console(width=200, record=True)
+    console.print(bench.rich_table(data))
+    assert "engine / mygrad" in console.export_text()
+
+
 def test_run_bench_rejects_unknown_workloads(tmp_path):
     with pytest.raises(ValueError, match="W9"):
         run_bench(tmp_path, workloads=["W9"])

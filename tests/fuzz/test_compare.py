@@ -12,7 +12,7 @@ from fuzz import compare as comparator
 from fuzz import interpreter
 from fuzz.compare import compare
 from fuzz.outcome import Array, Failure, Outcome, RecordedWarning, StepResult
-from fuzz.program import BACKWARD, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Step
+from fuzz.program import BACKWARD, REPEATED_BACKWARD, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Step
 
 
 def scaled(values, dtype="float32", op="mul", factor=2.0, action=SUM_BACKWARD):
@@ -186,6 +186,49 @@ def test_gradient_divergences_are_pinned_on_the_op_that_causes_them():
     assert verdict.signature == "gradient|mul|float32"
     assert verdict.adjudication == comparator.TORCH_AGREES
     assert compare(interpreter.run(program, torch), torch_outcome, program, backend=torch).kind == "match"
+
+
+def test_a_bug_that_a_uniform_gradient_hides_is_pinned_on_its_op():
+    # roll (its gradient rolled the wrong way in rolled_torch) -> mul by weights: under sum(),
+    # roll's prefix gets a gradient of ones, which any roll leaves unchanged; the probe's
+    # gradient differs per element, so the prefix ending at roll already diverges.
+    import rolled_torch
+    program = Program((Input("x0", (3,), "float32", [0.5, 1.0, 2.0], True),
+                       Input("x1", (3,), "float32", [1.0, 2.0, 4.0], False)),
+                      (Step("roll", "function", (Ref("x0"), Literal(1)), {}, "v0"),
+                       Step("mul", "function", (Ref("v0"), Ref("x1")), {}, "v1")), Action(SUM_BACKWARD, "v1"))
+    engine_outcome, torch_outcome = interpreter.run(program, rolled_torch), oracle.run_torch(program)
+    verdict = compare(engine_outcome, torch_outcome, program, backend=rolled_torch)
+    assert verdict.signature == "gradient|roll|float32"
+    assert compare(interpreter.run(program, torch), torch_outcome, program, backend=torch).kind == "match"
+
+
+def test_a_wrong_message_of_backward_itself_is_one_finding_whatever_the_ops():
+    # Backward twice without retain_graph: torch's "graph freed" message names no op. A backend
+    # with another text for it diverges on every program that saves tensors; keyed on the op
+    # that would be one finding per op.
+    signatures = set()
+    for op in ("exp", "sigmoid", "tanh"):
+        program = Program((Input("x0", (2,), "float32", [0.5, 1.0], True),),
+                          (Step(op, "function", (Ref("x0"),), {}, "v0"),),
+                          Action(REPEATED_BACKWARD, "v0", retain_graph=False))
+        torch_outcome = oracle.run_torch(program)
+        assert "a second time" in torch_outcome.error.message
+        retold = replace(torch_outcome, error=replace(torch_outcome.error, message="graph already freed"))
+        verdict = compare(retold, torch_outcome, program, backend=torch)
+        assert (verdict.kind, verdict.where) == ("error-message", "action")
+        signatures.add(verdict.signature)
+    assert signatures == {"error-message|repeated_backward|float32"}
+
+
+def test_a_wrong_message_naming_a_node_is_keyed_on_that_node():
+    program = Program((Input("x0", (2,), "float32", [0.5, 1.0], True),),
+                      (Step("exp", "function", (Ref("x0"),), {}, "v0"),
+                       Step("mul_", "method", (Ref("v0"), Literal(2.0)), {}, "v1")), Action(SUM_BACKWARD, "v1"))
+    torch_outcome = oracle.run_torch(program)
+    assert "output 0 of Exp," in torch_outcome.error.message  # torch 2.13 names the op here, not ExpBackward0
+    retold = replace(torch_outcome, error=replace(torch_outcome.error, message="saved tensor modified"))
+    assert compare(retold, torch_outcome, program, backend=torch).signature == "error-message|Exp|float32"
 
 
 def test_close_is_numpys_isclose_with_equal_nans_on_every_special_pair():

@@ -1,6 +1,9 @@
 """The self-test catches representative planted engine bugs within a small budget."""
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 from rich.console import Console
@@ -17,6 +20,21 @@ def test_the_catalogue_names_at_least_ten_bugs_with_what_catches_them():
     assert len(MUTANTS) >= 10
     for mutant in MUTANTS.values():
         assert mutant.description and mutant.kinds and mutant.focus and callable(mutant.plant)
+
+
+def test_every_bug_of_the_catalogue_plants_into_the_engine_as_it_is():
+    # A mutant patches engine internals by name: one whose target was renamed or reshaped
+    # would fail here (AttributeError, ...) instead of silently testing nothing.
+    code = ("from fuzz.mutants import MUTANTS, apply_mutant\n"
+            "for name in MUTANTS: apply_mutant(name)\n"
+            "import engine\n"
+            "x = engine.tensor([1.0, 2.0, 3.0], requires_grad=True)\n"
+            "engine.roll(x, 1).backward(engine.tensor([1.0, 2.0, 3.0]))\n"
+            "print(x.grad.tolist())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[3.0, 1.0, 2.0]"  # torch: [2.0, 3.0, 1.0]; the planted roll bug is live
 
 
 def test_representative_bugs_are_caught_quickly(tmp_path):
@@ -46,7 +64,7 @@ def test_an_unknown_bug_is_a_usage_error():
 # A dropped accumulation shows only across two backward calls; hooks and no_grad need autograd
 # steps; a permutation's inverse needs a 3-cycle; a scan's direction needs a cumsum.
 AUTOGRAD_AND_SHAPE = ("accumulate-overwrites", "hook-result-ignored", "no-grad-records", "permute-not-inverted",
-                      "cumsum-forward-scan")
+                      "cumsum-forward-scan", "roll-not-inverted")
 
 
 def test_autograd_and_shape_bugs_are_caught_and_shrunk_to_a_few_steps(tmp_path):

@@ -55,6 +55,8 @@ CURRENT = {
     "W2-float64": workload("20 elementwise ops (float64)", None, 2e-3, 4e-3, (0.5, 0.45, 0.55)),
 }
 CURRENT["W3"]["ratios"]["mygrad"] = {"estimate": 1.5, "low": 1.4, "high": 1.6}
+# engine / mygrad from the same rounds: the engine is faster, one more target met.
+CURRENT["W3"]["versus"] = {"mygrad": {"estimate": 0.683, "low": 0.6, "high": 0.75}}
 PREVIOUS = bench_json({
     "W1": workload("A chain of 50 elementwise ops", 0.5, 8e-4, 1e-3, (0.8, 0.7, 0.9)),
     "W3": workload("One MLP training step", 1.0, 0.02, 0.02, (1.0, 0.95, 1.05)),
@@ -85,16 +87,20 @@ def test_ratios_targets_and_change_vs_previous(run):
     assert path == run / "index.html"
     page = parse(path)
     assert page.find("title").text == "gradfuzz bench · engine vs torch"
-    assert page.find("span", id="status").text == "1 of 3 targets met"
+    # 3 workloads with a target (1 met) + 1 workload where the peer ran (engine faster).
+    assert page.find("span", id="status").text == "2 of 4 targets met"
     table = section(page, "ratios").find("table")
     header = [th.clean_text for th in table.find("thead").find_all("th")]
-    assert header == ["workload", "what", "engine", "torch", "ratio", "95% CI", "target", "status", "previous",
-                      "change"]
+    assert header == ["workload", "what", "engine", "torch", "ratio", "95% CI", "target", "status",
+                      "engine / mygrad", "previous", "change"]
     rows = keyed_rows(table)
-    assert rows["W1"][1:] == ["400 µs", "1 ms", "0.4", "0.35 – 0.46", "≤ 0.5", "met", "0.8", "-50%"]
-    assert rows["W3"][1:] == ["20.5 ms", "20 ms", "1.02", "0.97 – 1.08", "≤ 1", "missed (unsure)", "1", "+2%"]
-    assert rows["W4"][-4:] == ["≤ 1.05", "missed", "—", "—"]
-    assert rows["W2-float64"][-4:] == ["—", "no target", "—", "—"]
+    assert rows["W1"][1:] == ["400 µs", "1 ms", "0.4", "0.35 – 0.46", "≤ 0.5", "met", "—", "0.8", "-50%"]
+    assert rows["W3"][1:] == ["20.5 ms", "20 ms", "1.02", "0.97 – 1.08", "≤ 1", "missed (unsure)", "0.683", "1",
+                              "+2%"]
+    assert rows["W4"][-5:] == ["≤ 1.05", "missed", "—", "—", "—"]
+    assert rows["W2-float64"][-5:] == ["—", "no target", "—", "—", "—"]
+    versus = table.find("tr", data_workload="W3").find_all("td")[8]
+    assert "good" in versus.attrs["class"].split() and versus.attrs["title"] == "95% CI 0.6 – 0.75"
     previous = section(page, "previous").clean_text
     assert "runs/2026-11-20" in previous and "Same machine" in previous
 
@@ -143,7 +149,7 @@ def test_without_previous_or_memory_and_with_a_backend_missing(tmp_path):
     page = parse(render_bench(directory))
     assert not page.find_all("section", id="previous")
     rows = keyed_rows(section(page, "ratios").find("table"))
-    assert rows["W3"][-2:] == ["≤ 1", "no data"] and "torch: failed (RuntimeError: no)" in rows["W3"][0]
+    assert rows["W3"][-3:] == ["≤ 1", "no data", "—"] and "torch: failed (RuntimeError: no)" in rows["W3"][0]
     assert not section(page, "ratios").find_all("figure")
     assert "not measured" in section(page, "memory").text
 
