@@ -287,10 +287,13 @@ class Step:
     def __post_init__(self) -> None:
         object.__setattr__(self, "args", tuple(as_arg(arg) for arg in self.args))
         object.__setattr__(self, "kwargs", {key: _plain(as_arg(value)) for key, value in self.kwargs.items()})
+        # Read often (validation, pruning, comparison): computed once (not a field).
+        object.__setattr__(self, "_refs", tuple(name for arg in (*self.args, *self.kwargs.values())
+                                                for name in arg_refs(arg)))
 
     def refs(self) -> tuple[str, ...]:
         """Names of the tensors this step reads."""
-        return tuple(name for arg in (*self.args, *self.kwargs.values()) for name in arg_refs(arg))
+        return self._refs
 
     @property
     def aliases_first(self) -> bool:

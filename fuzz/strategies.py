@@ -440,13 +440,14 @@ def _values(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: st
     if flavour == "constant":
         return np.full(shape, source.pick(_SIMPLE_VALUES[domain]), dtype=dtype).tolist()
     words = _words(source.integer(0, VALUE_SEEDS - 1), count)
+    uniform = _uniform(words)  # every stream (numpy calls, not elements, cost here)
     # Moderate values: 0.1 <= |x| <= 4 (positive for POSITIVE), a quarter of them simple ones.
-    values = SMALLEST_MAGNITUDE + _uniform(words[0]) * (4.0 - SMALLEST_MAGNITUDE)
+    values = SMALLEST_MAGNITUDE + uniform[0] * (4.0 - SMALLEST_MAGNITUDE)
     if domain != POSITIVE:
         values = np.where(words[1] & _ONE, -values, values)
-    values = np.where(_uniform(words[2]) < 0.25, _chosen(_SIMPLE_VALUES[domain], words[3]), values)
+    values = np.where(uniform[2] < 0.25, _chosen(_SIMPLE_VALUES[domain], words[3]), values)
     if flavour != "plain":
-        values = np.where(_uniform(words[4]) < _SPECIAL_SHARES[flavour],
+        values = np.where(uniform[4] < _SPECIAL_SHARES[flavour],
                           _chosen(_specials(flavour, domain, kinks), words[5]), values)
     return values.astype(dtype).reshape(shape).tolist()
 
