@@ -613,8 +613,8 @@ class _Builder:
         """
         step = Step(op, form, args, kwargs, f"v{len(self.steps)}", self.no_grad)
         caught = self.caught
-        if caught is not None and step.aliases_first:
-            self.settle(caught)  # this step changes a tensor in place: read what it may change first
+        if caught is not None and step.aliases_first and step.op not in (RETAIN_GRAD, REGISTER_HOOK):
+            self.settle_sharing(step)  # this step writes a tensor in place: read what it may change first
         self.steps.append(step)
         mark = len(caught) if caught is not None else 0
         try:
@@ -651,8 +651,9 @@ class _Builder:
 
         A tensor's data, requires_grad and grad_fn change only with its version (in-place ops,
         through a view too), so a result whose version is unchanged reads as it did after its
-        step. Results are settled before every step that writes in place; False if a version
-        changed all the same (the result as the step left it is lost).
+        step. The results sharing storage with what a step writes in place are settled before
+        it (`settle_sharing`); False if a version changed all the same (the result as its step
+        left it is lost: the oracle must run).
         """
         changed = False
         for index in list(self.pending) if indices is None else [i for i in indices if i in self.pending]:
@@ -663,6 +664,16 @@ class _Builder:
             self.trace[index][1] = self.trace[index][1] + caught[mark:]
         return not changed
 
+    def settle_sharing(self, step: Step) -> None:
+        """Settle the pending results that share storage with ``step``'s first operand (which it writes)."""
+        receiver = self.env.get(step.args[0].name)
+        if not isinstance(receiver, torch.Tensor):
+            self.settle(self.caught)
+            return
+        storage = receiver.untyped_storage().data_ptr()
+        self.settle(self.caught, [index for index, (tensor, _) in self.pending.items()
+                                  if tensor.untyped_storage().data_ptr() == storage])
+
     def outcome(self, built: Program, program: Program, kept: list[int], names: dict[str, str]) -> Outcome | None:
         """torch's Outcome of ``program`` (``built`` pruned: `Program.pruning`) from this evaluation,
         exactly as `oracle.run_torch(program)` records it; None where this run cannot stand for that
@@ -671,11 +682,9 @@ class _Builder:
         The pruned steps do not change what the kept ones compute (that is what pruning keeps), so
         the kept steps' results, errors and warnings are the oracle's; the action then runs here on
         the same tensors. Warnings torch raises once per process may differ, as between any two
-        runs (the comparator leaves them out).
+        runs (the comparator leaves them out). Called inside the build's `recording_warnings`.
         """
-        with interpreter.recording_warnings() as reading:
-            settled = self.settle(reading, kept)
-        if self.untraceable or not settled:
+        if not self.settle(self.caught, kept) or self.untraceable:
             return None
         caught = [warning for tensor in built.inputs if tensor.name in names
                   for warning in self.input_warnings[tensor.name]]
@@ -1183,10 +1192,10 @@ def _build(src: ChoiceSource, limits: _Limits, *, trace: bool = False):
     outcome from the builder's own evaluation (`_Builder.outcome`; None where it cannot be)."""
     with interpreter.recording_warnings() as caught:  # torch's, while the builder evaluates steps
         builder, built = _build_program(src, limits, caught if trace else None)
-    program, kept, names = built.pruning()
-    if not trace:
-        return program
-    return program, builder.outcome(built, program, kept, names)
+        program, kept, names = built.pruning()
+        if not trace:
+            return program
+        return program, builder.outcome(built, program, kept, names)
 
 
 def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> tuple[_Builder, Program]:
