@@ -3,7 +3,9 @@
 The search draws programs with the program builder of `fuzz.strategies` fed by
 a plain `random.Random` (seeded from the campaign seed: the same seed gives the
 same programs), which is many times faster than drawing through Hypothesis
-and records every choice as the Hypothesis choice it stands for. When a
+and records every choice as the Hypothesis choice it stands for; torch's
+outcome of each is the builder's own evaluation of its steps
+(`fast_examples`), so torch runs a program once. When a
 program diverges with a signature not seen before, its recorded choices are
 offered to a Hypothesis run of the same builder (`_Offer`, an example
 database whose one entry is that program); Hypothesis replays it and shrinks
@@ -27,6 +29,7 @@ Output directory (Contract 5 in DESIGN.md)::
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -62,7 +65,7 @@ from fuzz.compare import MATCH, Verdict, adjudicated, compare
 from fuzz.outcome import Outcome
 from fuzz.program import Program, nested_shape
 from fuzz.repro import render_script
-from fuzz.strategies import choices_blob, fast_programs, programs
+from fuzz.strategies import choices_blob, fast_examples, traced_programs
 
 COMPLETED, INTERRUPTED, MAX_FINDINGS_REACHED = "completed", "interrupted", "max-findings"
 # Shrinking one finding may take this share of the budget (at least MIN_SHRINK_SECONDS);
@@ -92,7 +95,7 @@ class CampaignConfig:
 
     @property
     def program_options(self) -> dict:
-        """The program builder's options (`fuzz.strategies.programs`, `fast_programs`)."""
+        """The program builder's options (`fuzz.strategies.programs`, `fast_examples`)."""
         return {"ops": self.ops, "max_steps": self.max_steps, "autograd_features": self.autograd_features}
 
     def run_seed(self, run_index: int) -> int:
@@ -352,6 +355,7 @@ class _Campaign:
         # next Hypothesis runs usually meet them again and shrink them; those they
         # do not are recorded unshrunk when the campaign ends.
         self.unhunted: dict[str, _Failure] = {}
+        self.last_drawn: tuple[Program | None, Outcome | None] = (None, None)
         self.started = time.monotonic()
         self.deadline = self.started + config.budget_seconds
         self.next_refresh = 0.0
@@ -400,9 +404,9 @@ class _Campaign:
                 if self.enough_findings():
                     self.summary.status = MAX_FINDINGS_REACHED
                     return
-            search = fast_programs(random.Random(config.run_seed(0)), **config.program_options)
-            for program, source in search:
-                failure = self.check(program)
+            search = fast_examples(random.Random(config.run_seed(0)), **config.program_options)
+            for program, torch_outcome, source in search:
+                failure = self.check(program, torch_outcome)
                 if failure is None:
                     continue
                 earlier = self.unhunted.pop(failure.verdict.signature, None)
@@ -444,6 +448,12 @@ class _Campaign:
     def hypothesis_test(self, database: ExampleDatabase, run_seed: int) -> Callable[[], None]:
         config = self.config
 
+        # The strategy reports torch's outcome of each program it draws (see shrink_check).
+        # NOTE: Hypothesis keys the example database by the test's source text, decorators
+        # included for a nested function: changing the lines below would orphan the failures
+        # earlier campaigns stored.
+        programs = functools.partial(traced_programs, self.drawn)
+
         # NOTE: @seed outside @settings would switch the database off (Hypothesis does that for
         # reproducible seeds); inside, the settings' database still replays its entries.
         @settings(database=database, max_examples=10**9, deadline=None, suppress_health_check=list(HealthCheck),
@@ -456,13 +466,15 @@ class _Campaign:
 
         return gradfuzz_campaign
 
-    def check(self, program: Program) -> _Failure | None:
-        """Run, compare, count; the failure if the program diverges with a signature not known."""
+    def check(self, program: Program, torch_outcome: Outcome | None = None) -> _Failure | None:
+        """Run, compare, count; the failure if the program diverges with a signature not known.
+        ``torch_outcome``: torch's, if known already (the program builder's, `fast_examples`)."""
         if time.monotonic() > self.deadline:
             raise _StopCampaign(COMPLETED)
         self.poll()
         engine_outcome = interpreter.run(program, self.backend)
-        torch_outcome = oracle.run_torch(program)
+        if torch_outcome is None:
+            torch_outcome = oracle.run_torch(program)
         verdict = compare(engine_outcome, torch_outcome, program, backend=self.backend, adjudicate=False)
         self.count(program, verdict, engine_outcome, torch_outcome)
         self.refresh()
@@ -476,7 +488,8 @@ class _Campaign:
         when replaying stored failures)."""
         if self.hunted is not None and time.monotonic() > self.hunt_started + self.config.shrink_limit:
             raise _StopShrinking
-        failure = self.check(program)
+        drawn, torch_outcome = self.last_drawn
+        failure = self.check(program, torch_outcome if drawn is program else None)
         if failure is None:
             return
         signature = failure.verdict.signature
@@ -488,6 +501,10 @@ class _Campaign:
             self.smallest = replace(failure, examples=self.first_sighting[0], seconds=self.first_sighting[1])
             raise _NewDivergence(signature)
         self.unhunted.setdefault(signature, failure)
+
+    def drawn(self, program: Program, torch_outcome: Outcome | None) -> None:
+        """The Hypothesis strategy's report of the program it drew for the test and torch's outcome of it."""
+        self.last_drawn = (program, torch_outcome)
 
     def poll(self) -> None:
         """Hook for parallel shards: learn signatures other workers found (see fuzz.workers)."""

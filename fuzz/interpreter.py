@@ -8,11 +8,12 @@ Python operators, ``.backward()``, ``.grad``, ``.detach().numpy()``,
 """
 from __future__ import annotations
 
+import contextlib
 import operator
 import warnings
 from dataclasses import replace
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -173,11 +174,13 @@ def _tuple_result(ref: str, results: tuple | list) -> StepResult:
                                              f"reading the result ({type(results).__name__}): {error}"))
 
 
-def _failure(error: BaseException, where: str | None = None) -> Failure:
+def failure(error: BaseException, where: str | None = None) -> Failure:
+    """An exception as an outcome records it."""
     return Failure(type(error).__name__, str(error), where)
 
 
-def _step_result(ref: str, result: Any) -> StepResult:
+def step_result(ref: str, result: Any) -> StepResult:
+    """What a step's result is recorded as, read right after the step (later in-place ops cannot change it)."""
     if isinstance(result, (tuple, list)):
         return _tuple_result(ref, result)
     try:
@@ -187,6 +190,15 @@ def _step_result(ref: str, result: Any) -> StepResult:
     except Exception as error:  # noqa: BLE001  (a result that is not a tensor is the backend's bug)
         return StepResult(ref, error=Failure(type(error).__name__,
                                              f"reading the result ({type(result).__name__}): {error}"))
+
+
+@contextlib.contextmanager
+def recording_warnings() -> Iterator[list]:
+    """``with recording_warnings() as caught:`` every warning raised inside lands in the list ``caught``,
+    repeats included (the filter is "always"), as a run records them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
 
 
 def run(program: Program, backend: ModuleType, *, make_input: Callable[[Input], Any] | None = None) -> Outcome:
@@ -202,41 +214,61 @@ def run(program: Program, backend: ModuleType, *, make_input: Callable[[Input], 
     """
     values: list[StepResult] = []
     env: dict[str, Any] = {}
+    with recording_warnings() as caught:
+        error = _execute(program, backend, env, values, make_input)
+    return finish(program, backend, env, tuple(values), error, caught)
+
+
+def finish(program: Program, backend: ModuleType, env: dict[str, Any], values: tuple[StepResult, ...],
+           error: Failure | None, caught: list) -> Outcome:
+    """The Outcome of a run whose inputs and steps have run: the action (unless ``error``, the first
+    failure so far), then the gradients.
+
+    ``env`` maps the program's names to the backend's tensors, ``values`` are the
+    steps' results (`step_result`), ``caught`` the warnings the inputs and steps
+    raised (`recording_warnings`). `run` ends here; so does the program builder of
+    `fuzz.strategies`, which has run the steps already while drawing them.
+    """
     extra: dict[str, Array | None] = {}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        error = _execute(program, backend, env, values, extra, make_input)
+    with recording_warnings() as more:
+        if error is None:
+            error = _act(program, backend, env, extra)
         grads = {tensor.name: _leaf_grad(env.get(tensor.name)) for tensor in program.inputs}
         # Retained grads of non-leaf tensors are part of the outcome, under the step's name.
         for step in program.steps:
             if step.op == RETAIN_GRAD and step.out in env:
                 grads[step.out] = _leaf_grad(env[step.out])
         grads.update(extra)
-    recorded = tuple(RecordedWarning(warning.category.__name__, str(warning.message)) for warning in caught)
-    return Outcome(tuple(values), error, grads, recorded)
+    recorded = tuple(RecordedWarning(warning.category.__name__, str(warning.message)) for warning in (*caught, *more))
+    return Outcome(values, error, grads, recorded)
 
 
 def _execute(program: Program, backend: ModuleType, env: dict[str, Any], values: list[StepResult],
-             extra: dict[str, Array | None], input_maker: Callable[[Input], Any] | None) -> Failure | None:
+             input_maker: Callable[[Input], Any] | None) -> Failure | None:
     """Fill ``env`` and ``values`` step by step; return the first failure, if any."""
     # Catching every Exception is the point: the backend's exceptions are observations.
     for tensor in program.inputs:
         try:
             env[tensor.name] = input_maker(tensor) if input_maker else make_input(backend, tensor)
         except Exception as exc:  # noqa: BLE001
-            return _failure(exc, f"input {tensor.name}")
+            return failure(exc, f"input {tensor.name}")
     for index, step in enumerate(program.steps):
         try:
             result = apply_step(backend, step, env)
         except ProgramError:
             raise
         except Exception as exc:  # noqa: BLE001
-            values.append(StepResult(step.out, error=_failure(exc)))
-            return _failure(exc, f"step {index}")
+            values.append(StepResult(step.out, error=failure(exc)))
+            return failure(exc, f"step {index}")
         env[step.out] = result
-        values.append(_step_result(step.out, result))
+        values.append(step_result(step.out, result))
         if values[-1].error is not None:
             return replace(values[-1].error, where=f"step {index}")
+    return None
+
+
+def _act(program: Program, backend: ModuleType, env: dict[str, Any], extra: dict[str, Array | None]) -> Failure | None:
+    """Run the action; the gradients it reports along the way go to ``extra``. Its failure, if any."""
     def record(label: str, grads: dict[str, Any]) -> None:
         extra.update({f"{name}@{label}": _leaf_grad_value(grad) for name, grad in grads.items()})
     leaves = tuple(tensor.name for tensor in program.inputs if tensor.requires_grad)
@@ -245,7 +277,7 @@ def _execute(program: Program, backend: ModuleType, env: dict[str, Any], values:
     except ProgramError:
         raise
     except Exception as exc:  # noqa: BLE001
-        return _failure(exc, "action")
+        return failure(exc, "action")
     return None
 
 

@@ -287,10 +287,13 @@ class Step:
     def __post_init__(self) -> None:
         object.__setattr__(self, "args", tuple(as_arg(arg) for arg in self.args))
         object.__setattr__(self, "kwargs", {key: _plain(as_arg(value)) for key, value in self.kwargs.items()})
+        # Read often (validation, pruning, comparison): computed once (not a field).
+        object.__setattr__(self, "_refs", tuple(name for arg in (*self.args, *self.kwargs.values())
+                                                for name in arg_refs(arg)))
 
     def refs(self) -> tuple[str, ...]:
         """Names of the tensors this step reads."""
-        return tuple(name for arg in (*self.args, *self.kwargs.values()) for name in arg_refs(arg))
+        return self._refs
 
     @property
     def aliases_first(self) -> bool:
@@ -444,17 +447,23 @@ class Program:
 
     def pruned(self) -> Program:
         """Only the steps and inputs the action depends on (`kept_steps`), renamed ``x0.., v0..`` in order."""
-        kept = [self.steps[index] for index in self.kept_steps()]
+        return self.pruning()[0]
+
+    def pruning(self) -> tuple[Program, list[int], dict[str, str]]:
+        """`pruned`, with the indices of the steps it keeps and the new name of each kept input and step."""
+        kept_indices = self.kept_steps()
+        kept = [self.steps[index] for index in kept_indices]
         used = {name for step in kept for name in step.refs()} | {self.action.target}
         inputs = [tensor for tensor in self.inputs if tensor.name in used]
         names = {tensor.name: f"x{index}" for index, tensor in enumerate(inputs)}
         names.update({step.out: f"v{index}" for index, step in enumerate(kept)})
-        return replace(
+        program = replace(
             self,
             inputs=tuple(replace(tensor, name=names[tensor.name]) for tensor in inputs),
             steps=tuple(step.renamed(names.__getitem__, names[step.out]) for step in kept),
             action=replace(self.action, target=names[self.action.target]),
         )
+        return program, kept_indices, names
 
     def uses_autograd_features(self) -> bool:
         """Whether finite differences of the action's loss cannot stand for its gradients (hooks,

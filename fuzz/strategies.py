@@ -10,6 +10,8 @@ Hypothesis choice it stands for: `choices_blob` turns a random program into
 an example-database entry from which `programs()` builds the same program
 again, so a campaign searches fast and still shrinks with Hypothesis. A
 tensor's values take two choices (a flavour and a seed), not one per element.
+`fast_examples()` also gives torch's Outcome of each program, recorded while
+the builder evaluated its steps (torch then runs each program once).
 
 The builder builds a DAG one step at a time. Each step samples an op from
 `engine.optable.OPS` (so a new table entry of a kind drawn here is fuzzed
@@ -43,9 +45,8 @@ from __future__ import annotations
 
 import functools
 import random
-import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -55,7 +56,8 @@ from hypothesis.database import choices_to_bytes
 from engine.optable import (BINARY, BY_NAME, COMPARISON, INPLACE, MATMUL, NONZERO, OPS, POSITIVE, PROPERTY, REAL,
                             REDUCTION, UNARY, Op, T)
 from fuzz import interpreter
-from oracle.reference import torch_input
+from fuzz.outcome import Outcome, StepResult
+from oracle.reference import normalize_message, torch_input
 from fuzz.program import (ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, REGISTER_HOOK,
                           REPEATED_BACKWARD, RETAIN_GRAD, SETITEM, SUM_BACKWARD, Action, DType, Input, Literal,
                           Program, Ref, Seq, Slice, Step, as_arg)
@@ -166,7 +168,9 @@ def programs(*, ops: Iterable[str] | None = None, max_steps: int = 6, max_inputs
     return _programs(_limits(ops, max_steps, max_inputs, dtypes, max_dims, max_side, autograd_features))
 
 
-def _limits(ops, max_steps, max_inputs, dtypes, max_dims, max_side, autograd_features) -> _Limits:
+def _limits(ops=None, max_steps=6, max_inputs=3, dtypes=DTYPES, max_dims=3, max_side=4,
+            autograd_features=None) -> _Limits:
+    """The builder's limits from `programs()`'s arguments (its defaults), validated."""
     chosen = _validate(ops, max_steps, max_inputs, dtypes, max_dims, max_side)
     features = ops is None if autograd_features is None else bool(autograd_features)
     return _Limits(tuple(op.name for op in chosen), max_steps, max_inputs, tuple(dtypes), max_dims, max_side,
@@ -346,29 +350,68 @@ def fast_programs(rng: random.Random, *, ops: Iterable[str] | None = None, max_s
         yield _build(source, limits), source
 
 
+def fast_examples(rng: random.Random, **options):
+    """`fast_programs` (same arguments, same programs) with torch's outcome of each: endless
+    ``(program, torch_outcome, source)``. The outcome is what `oracle.run_torch(program)` records,
+    taken from the builder's own evaluation of the steps (so torch runs each step once); it is None
+    where the builder cannot tell (then run the oracle)."""
+    limits = _limits(**options)
+    while True:
+        source = RandomSource(rng)
+        program, outcome = _build(source, limits, trace=True)
+        yield program, outcome, source
+
+
 # ---- values ------------------------------------------------------------------------------
 
 _STREAMS = 6  # pseudo-random words per element: magnitude, sign, simple?, which simple, special?, which special
 
 
+_U64 = np.uint64
+_GOLDEN, _MIX1, _MIX2 = _U64(0x9E3779B97F4A7C15), _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+_SHIFTS = (_U64(30), _U64(27), _U64(31), _U64(11))
+_ONE, _SEVEN = _U64(1), _U64(7)
+# The counter times the golden ratio, for tensors up to 256 elements (a larger one computes its own).
+_COUNTER = np.arange(_STREAMS * 256, dtype=np.uint64) * _GOLDEN
+
+
 def _words(seed: int, count: int) -> np.ndarray:
     """``(_STREAMS, count)`` pseudo-random uint64 words from ``seed`` (splitmix64 over a counter)."""
-    x = np.arange(_STREAMS * count, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(
-        (seed * 0xD1B54A32D192ED03 + 1) % 2 ** 64)
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
+    size = _STREAMS * count
+    counter = _COUNTER[:size] if size <= len(_COUNTER) else np.arange(size, dtype=np.uint64) * _GOLDEN
+    x = counter + _U64((seed * 0xD1B54A32D192ED03 + 1) % 2 ** 64)
+    x ^= x >> _SHIFTS[0]
+    x *= _MIX1
+    x ^= x >> _SHIFTS[1]
+    x *= _MIX2
+    x ^= x >> _SHIFTS[2]
     return x.reshape(_STREAMS, count)
 
 
 def _uniform(words: np.ndarray) -> np.ndarray:
-    return (words >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return (words >> _SHIFTS[3]).astype(np.float64) * 2.0 ** -53
 
 
-def _chosen(table: tuple, words: np.ndarray) -> np.ndarray:
-    return np.asarray(table, dtype=np.float64)[(words % np.uint64(len(table))).astype(np.intp)]
+@functools.lru_cache(maxsize=None)
+def _table(values: tuple) -> tuple[np.ndarray, np.uint64]:
+    return np.asarray(values, dtype=np.float64), _U64(len(values))
+
+
+def _chosen(values: tuple, words: np.ndarray) -> np.ndarray:
+    table, size = _table(values)
+    return table[(words % size).astype(np.intp)]
+
+
+@functools.lru_cache(maxsize=None)
+def _specials(flavour: str, domain: str, kinks: tuple) -> tuple:
+    """The values a flavour mixes in (see `_values`)."""
+    if flavour == "edges":
+        return tuple(dict.fromkeys(_EDGE_VALUES[domain] + tuple(_f32(kink) for kink in kinks)))
+    return _TIE_VALUES[domain] if flavour == "ties" else _EXTREME_VALUES
+
+
+# The share of elements a flavour replaces by its special values.
+_SPECIAL_SHARES = {"edges": 0.5, "ties": 1.0, "extreme": 0.25}
 
 
 # Seeds of the pseudo-random values of one tensor (a Hypothesis integer choice).
@@ -389,24 +432,23 @@ def _values(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: st
     for side in shape:
         count *= side
     if dtype == "int64":  # -3..3
-        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] % np.uint64(7)).astype(np.int64) - 3
+        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] % _SEVEN).astype(np.int64) - 3
                 ).reshape(shape).tolist()
     if dtype == "bool":
-        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] & np.uint64(1)) == 1).reshape(shape).tolist()
+        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] & _ONE) == 1).reshape(shape).tolist()
     flavour = source.pick(VALUE_FLAVOURS)
     if flavour == "constant":
         return np.full(shape, source.pick(_SIMPLE_VALUES[domain]), dtype=dtype).tolist()
     words = _words(source.integer(0, VALUE_SEEDS - 1), count)
+    uniform = _uniform(words)  # every stream (numpy calls, not elements, cost here)
     # Moderate values: 0.1 <= |x| <= 4 (positive for POSITIVE), a quarter of them simple ones.
-    values = SMALLEST_MAGNITUDE + _uniform(words[0]) * (4.0 - SMALLEST_MAGNITUDE)
+    values = SMALLEST_MAGNITUDE + uniform[0] * (4.0 - SMALLEST_MAGNITUDE)
     if domain != POSITIVE:
-        values = np.where(words[1] & np.uint64(1), -values, values)
-    values = np.where(_uniform(words[2]) < 0.25, _chosen(_SIMPLE_VALUES[domain], words[3]), values)
+        values = np.where(words[1] & _ONE, -values, values)
+    values = np.where(uniform[2] < 0.25, _chosen(_SIMPLE_VALUES[domain], words[3]), values)
     if flavour != "plain":
-        special = {"edges": tuple(dict.fromkeys(_EDGE_VALUES[domain] + tuple(_f32(kink) for kink in kinks))),
-                   "ties": _TIE_VALUES[domain], "extreme": _EXTREME_VALUES}[flavour]
-        share = {"edges": 0.5, "ties": 1.0, "extreme": 0.25}[flavour]
-        values = np.where(_uniform(words[4]) < share, _chosen(special, words[5]), values)
+        values = np.where(uniform[4] < _SPECIAL_SHARES[flavour],
+                          _chosen(_specials(flavour, domain, kinks), words[5]), values)
     return values.astype(dtype).reshape(shape).tolist()
 
 
@@ -493,6 +535,14 @@ class _Builder:
     forced: Ref | None = None      # the next operand() (an in-place op's receiver)
     no_grad: bool = False          # the step being drawn runs under no_grad
     failed: bool = False           # torch rejected the last step
+    # Tracing (see `outcome`): the list the build's warnings land in (None: no tracing), each step's
+    # result (None while pending) and warnings as the oracle records them, and each input's warnings.
+    caught: list | None = None
+    trace: list[list] = field(default_factory=list)
+    # Step results not read yet (most steps are pruned away): index -> (tensor, its version then).
+    pending: dict[int, tuple[torch.Tensor, int]] = field(default_factory=dict)
+    input_warnings: dict[str, list] = field(default_factory=dict)
+    untraceable: bool = False      # a step raised ProgramError: only the oracle's run says what happens
 
     def add_tensor(self, name: str, tensor: torch.Tensor) -> None:
         self.tensors[name] = self.env[name] = tensor
@@ -514,7 +564,10 @@ class _Builder:
             requires_grad = dtype in DTYPES and not source.rarely(NO_GRAD_ONE_IN)
         name = f"x{len(self.inputs)}"
         self.inputs.append(Input(name, shape, dtype, values, requires_grad))
+        mark = len(self.caught) if self.caught is not None else 0
         self.add_tensor(name, torch_input(self.inputs[-1]))
+        if self.caught is not None:
+            self.input_warnings[name] = self.caught[mark:]
         return Ref(name)
 
     def can_add_input(self) -> bool:
@@ -559,12 +612,25 @@ class _Builder:
         step that picks the output the program goes on with.
         """
         step = Step(op, form, args, kwargs, f"v{len(self.steps)}", self.no_grad)
+        caught = self.caught
+        if caught is not None and step.aliases_first and step.op not in (RETAIN_GRAD, REGISTER_HOOK):
+            self.settle_sharing(step)  # this step writes a tensor in place: read what it may change first
         self.steps.append(step)
-        try:  # (warnings are ignored while a program is built: see _build)
+        mark = len(caught) if caught is not None else 0
+        try:
             result = interpreter.apply_step(torch, step, self.env)
-        except Exception:  # noqa: BLE001  (a step torch rejects is a valid test of error behaviour)
+        except Exception as error:  # noqa: BLE001  (a step torch rejects is a valid test of error behaviour)
             self.failed = True
+            if caught is not None:
+                self.trace.append([StepResult(step.out, error=interpreter.failure(error)), caught[mark:]])
+                self.untraceable |= isinstance(error, interpreter.ProgramError)
             return False
+        if caught is not None:
+            if isinstance(result, torch.Tensor):  # read later, if the step is kept (see settle)
+                self.trace.append([None, caught[mark:]])
+                self.pending[len(self.steps) - 1] = (result, result._version)
+            else:
+                self.trace.append([interpreter.step_result(step.out, result), caught[mark:]])
         if isinstance(result, (tuple, list)):
             self.env[step.out] = result  # read by the indexing step only
             if not result:
@@ -578,6 +644,61 @@ class _Builder:
                 if tensor is result:
                     self.domains[name] = self.domains[step.out]
         return True
+
+    def settle(self, caught: list, indices: Iterable[int] | None = None) -> bool:
+        """Read the pending step results (of ``indices``, default all) as the oracle reads each right
+        after its step; the warnings reading raises land in ``caught``, a `recording_warnings` list.
+
+        A tensor's data, requires_grad and grad_fn change only with its version (in-place ops,
+        through a view too), so a result whose version is unchanged reads as it did after its
+        step. The results sharing storage with what a step writes in place are settled before
+        it (`settle_sharing`); False if a version changed all the same (the result as its step
+        left it is lost: the oracle must run).
+        """
+        changed = False
+        for index in list(self.pending) if indices is None else [i for i in indices if i in self.pending]:
+            tensor, version = self.pending.pop(index)
+            changed |= tensor._version != version
+            mark = len(caught)
+            self.trace[index][0] = interpreter.step_result(self.steps[index].out, tensor)
+            self.trace[index][1] = self.trace[index][1] + caught[mark:]
+        return not changed
+
+    def settle_sharing(self, step: Step) -> None:
+        """Settle the pending results that share storage with ``step``'s first operand (which it writes)."""
+        receiver = self.env.get(step.args[0].name)
+        if not isinstance(receiver, torch.Tensor):
+            self.settle(self.caught)
+            return
+        storage = receiver.untyped_storage().data_ptr()
+        self.settle(self.caught, [index for index, (tensor, _) in self.pending.items()
+                                  if tensor.untyped_storage().data_ptr() == storage])
+
+    def outcome(self, built: Program, program: Program, kept: list[int], names: dict[str, str]) -> Outcome | None:
+        """torch's Outcome of ``program`` (``built`` pruned: `Program.pruning`) from this evaluation,
+        exactly as `oracle.run_torch(program)` records it; None where this run cannot stand for that
+        one (then run the oracle).
+
+        The pruned steps do not change what the kept ones compute (that is what pruning keeps), so
+        the kept steps' results, errors and warnings are the oracle's; the action then runs here on
+        the same tensors. Warnings torch raises once per process may differ, as between any two
+        runs (the comparator leaves them out). Called inside the build's `recording_warnings`.
+        """
+        if not self.settle(self.caught, kept) or self.untraceable:
+            return None
+        caught = [warning for tensor in built.inputs if tensor.name in names
+                  for warning in self.input_warnings[tensor.name]]
+        values = []
+        for index in kept:
+            result, raised = self.trace[index]
+            values.append(replace(result, ref=names[built.steps[index].out]))
+            caught.extend(raised)
+        if any(value.error is not None for value in values[:-1]):
+            return None  # a result that could not be read ends the oracle's run there; the builder went on
+        error = replace(values[-1].error, where=f"step {len(values) - 1}") \
+            if values and values[-1].error is not None else None
+        env = {new: self.env[old] for old, new in names.items() if old in self.env}
+        return interpreter.finish(program, torch, env, tuple(values), error, caught).with_messages(normalize_message)
 
     def float_tensors(self, *, non_leaf: bool = False) -> list[str]:
         return [name for name, tensor in self.tensors.items() if tensor.is_floating_point()
@@ -1052,13 +1173,33 @@ def _programs(draw, limits: _Limits) -> Program:
     return _build(HypothesisSource(draw), limits)
 
 
-def _build(src: ChoiceSource, limits: _Limits) -> Program:
-    with warnings.catch_warnings():  # torch's warnings while the builder evaluates steps
-        warnings.simplefilter("ignore")
-        return _build_program(src, limits)
+def traced_programs(report: Callable[[Program, Outcome | None], None], **options) -> st.SearchStrategy[Program]:
+    """`programs(**options)` (the same programs from the same choices) that also calls
+    ``report(program, torch_outcome)`` for each program it draws, with torch's outcome as
+    `fast_examples` gives it (None where the builder cannot tell)."""
+    return _traced_programs(_limits(**options), report)
 
 
-def _build_program(src: ChoiceSource, limits: _Limits) -> Program:
+@st.composite
+def _traced_programs(draw, limits: _Limits, report: Callable[[Program, Outcome | None], None]) -> Program:
+    program, outcome = _build(HypothesisSource(draw), limits, trace=True)
+    report(program, outcome)
+    return program
+
+
+def _build(src: ChoiceSource, limits: _Limits, *, trace: bool = False):
+    """The program (pruned) drawn from ``src``; with ``trace``, ``(program, torch outcome)``, the
+    outcome from the builder's own evaluation (`_Builder.outcome`; None where it cannot be)."""
+    with interpreter.recording_warnings() as caught:  # torch's, while the builder evaluates steps
+        builder, built = _build_program(src, limits, caught if trace else None)
+        program, kept, names = built.pruning()
+        if not trace:
+            return program
+        return program, builder.outcome(built, program, kept, names)
+
+
+def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> tuple[_Builder, Program]:
+    """The builder and the program it built, before pruning."""
     step_count = src.integer(1, limits.max_steps)
     # The action's kind is drawn up front (it is used last): a failure then shrinks to the plainest
     # action, sum().backward(), before its values shrink (x = 0 can hide a bug from a first-order
@@ -1066,7 +1207,7 @@ def _build_program(src: ChoiceSource, limits: _Limits) -> Program:
     action_kind = src.pick(ACTIONS if limits.features else ACTION_KINDS[:3])
     dtype = src.pick(limits.dtypes)
     mixed = len(limits.dtypes) > 1 and src.rarely(MIXED_DTYPES_ONE_IN)
-    builder = _Builder(src, limits, dtype, mixed)
+    builder = _Builder(src, limits, dtype, mixed, caught=caught)
     # One input exists before the first step, so every step's choices have the
     # same layout and the shrinker can delete any of them (even the first).
     builder.new_input(src.shape(0, limits.max_dims, limits.max_side), REAL)
@@ -1090,7 +1231,7 @@ def _build_program(src: ChoiceSource, limits: _Limits) -> Program:
     if not builder.steps:  # only possible with special steps that found nothing to act on
         builder.add_step("clone" if "clone" in BY_NAME else "neg", "function", (Ref("x0"),), {})
     action = _action(src, builder, action_kind, no_grad_target=invalid_mode == "no-grad-target")
-    return Program(tuple(builder.inputs), tuple(builder.steps), action).pruned()
+    return builder, Program(tuple(builder.inputs), tuple(builder.steps), action)
 
 
 def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: bool = False) -> Action:

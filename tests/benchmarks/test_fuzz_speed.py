@@ -1,13 +1,14 @@
 """Differential examples per second on small programs (<= 10 ops, <= 64 elements per tensor).
 
 End to end, as a campaign does it (`_Campaign.search`): the program builder
-(`fuzz.strategies`, which evaluates every drawn step on torch) draws from a
-seeded `random.Random`, the engine runs the program, torch runs it, the
-comparator compares the outcomes, and the campaign counts it. Divergences
-count as examples but are not shrunk here (shrinking is a campaign's other
-work, measured by the self-test). A second benchmark times the same pipeline
-without generation, on programs built beforehand, to show how much of the
-time is generation.
+(`fuzz.strategies.fast_examples`, which evaluates every drawn step on torch
+and runs the action there, so torch's outcome comes with the program) draws
+from a seeded `random.Random`, the engine runs the program, the comparator
+compares the outcomes, and the campaign counts it. Divergences count as
+examples but are not shrunk here (shrinking is a campaign's other work,
+measured by the self-test). A second benchmark times the same pipeline
+without generation, on programs and torch outcomes built beforehand, to show
+how much of the time is generation.
 
 CI runs each once as a smoke test (pytest-benchmark is disabled by default),
 still checking that every example got a verdict; measure with
@@ -31,8 +32,9 @@ import oracle
 from fuzz import interpreter
 from fuzz.campaign import CampaignConfig, _Campaign
 from fuzz.compare import compare
+from fuzz.outcome import Outcome
 from fuzz.program import Program
-from fuzz.strategies import fast_programs
+from fuzz.strategies import fast_examples
 
 MAX_STEPS, MAX_DIMS, MAX_SIDE = 10, 3, 4  # at most 4**3 = 64 elements per drawn tensor
 SECONDS = 5.0  # per round (one short round in CI's smoke run)
@@ -80,19 +82,22 @@ def test_differential_examples_per_second_end_to_end(benchmark, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def drawn_programs() -> list[Program]:
-    search = fast_programs(random.Random(0), max_steps=MAX_STEPS, max_dims=MAX_DIMS, max_side=MAX_SIDE)
-    return [program for program, _ in itertools.islice(search, EXAMPLES)]
+def drawn_examples() -> list[tuple[Program, Outcome]]:
+    search = fast_examples(random.Random(0), max_steps=MAX_STEPS, max_dims=MAX_DIMS, max_side=MAX_SIDE)
+    return [(program, torch_outcome or oracle.run_torch(program))
+            for program, torch_outcome, _ in itertools.islice(search, EXAMPLES)]
 
 
-def test_differential_examples_per_second_without_generation(benchmark, drawn_programs):
-    """The ceiling generation cannot raise: engine run + torch run + compare per program."""
+def test_differential_examples_per_second_without_generation(benchmark, drawn_examples):
+    """The ceiling generation cannot raise: engine run + compare per program (torch's outcome is the builder's)."""
+    drawn_programs = [program for program, _ in drawn_examples]
+
     def run():
         started = time.perf_counter()
-        verdicts = [compare(interpreter.run(program, engine), oracle.run_torch(program), program, backend=engine,
+        verdicts = [compare(interpreter.run(program, engine), torch_outcome, program, backend=engine,
                             adjudicate=False)
-                    for program in drawn_programs]
-        return verdicts, len(drawn_programs) / (time.perf_counter() - started)
+                    for program, torch_outcome in drawn_examples]
+        return verdicts, len(drawn_examples) / (time.perf_counter() - started)
     verdicts, rate = benchmark.pedantic(run, rounds=3 if benchmark.enabled else 1, iterations=1)
     benchmark.extra_info["examples_per_second"] = round(rate, 1)
     assert len(verdicts) == len(drawn_programs) > 0 and all(verdict.kind for verdict in verdicts)

@@ -153,11 +153,12 @@ def test_some_programs_are_invalid_on_purpose():
 
 import itertools  # noqa: E402
 import random  # noqa: E402
+from collections import Counter  # noqa: E402
 
 from hypothesis.database import choices_from_bytes  # noqa: E402
 from hypothesis.internal.conjecture.data import ConjectureData  # noqa: E402
 
-from fuzz.strategies import choices_blob, fast_programs  # noqa: E402
+from fuzz.strategies import choices_blob, fast_examples, fast_programs, traced_programs  # noqa: E402
 
 
 @pytest.mark.parametrize("options", [{}, {"ops": ["mul", "sum", "matmul", "permute"], "max_steps": 4},
@@ -172,6 +173,49 @@ def test_hypothesis_replays_the_recorded_choices_of_a_random_program_exactly(opt
         replayed = data.draw(strategy)
         assert replayed.to_json() == program.to_json()
         assert data.misaligned_at is None and tuple(data.choices) == tuple(choices)
+
+
+def _exactly(outcome):
+    """An outcome as comparable data: its JSON (NaN spelled out) and the sign bit of every float."""
+    arrays = [result.value for result in outcome.values if result.value is not None] + \
+        [grad for grad in outcome.grads.values() if grad is not None]
+    data = outcome.to_json()
+    del data["warnings"]
+    return data, [np.signbit(array.data).tolist() for array in arrays if array.data.dtype.kind == "f"]
+
+
+@pytest.mark.parametrize("seed, options", [(11, {"max_steps": 10}), (12, {})])
+def test_the_builders_torch_outcome_is_what_the_oracle_records(seed, options):
+    # The campaign takes torch's outcome from the builder's evaluation of the steps (before pruning)
+    # instead of running torch again: it must be oracle.run_torch's, exactly, for the same programs.
+    examples = itertools.islice(fast_examples(random.Random(seed), **options), 400)
+    same = itertools.islice(fast_programs(random.Random(seed), **options), 400)
+    seen, once = Counter(), set()
+    for (program, outcome, _), (drawn, _) in zip(examples, same):
+        assert program.to_json() == drawn.to_json()
+        assert outcome is not None
+        reference = oracle.run_torch(program)
+        assert _exactly(outcome) == _exactly(reference), program.to_json()
+        # The builder's run comes first: it may see a warning torch raises once per process (then
+        # the oracle's run does not); any other warning both see alike.
+        extra = Counter(map(repr, outcome.warnings)) - Counter(map(repr, reference.warnings))
+        assert not Counter(map(repr, reference.warnings)) - Counter(map(repr, outcome.warnings))
+        assert not set(extra) & once and all(count == 1 for count in extra.values())
+        once |= set(extra)
+        seen.update({"step error": outcome.error is not None and outcome.error.where.startswith("step"),
+                     "action error": outcome.error is not None and outcome.error.where == "action",
+                     "warnings": bool(outcome.warnings), "grads": any(outcome.grads.values())})
+    assert all(seen[what] > 0 for what in ("step error", "action error", "warnings", "grads")), seen
+
+
+def test_the_traced_strategy_draws_the_same_programs_and_reports_torchs_outcome():
+    # The campaign's Hypothesis runs (replay, shrinking) take torch's outcome from traced_programs.
+    reported = []
+    strategy = traced_programs(lambda program, outcome: reported.append((program, outcome)), max_steps=10)
+    for program, source in itertools.islice(fast_programs(random.Random(13), max_steps=10), 60):
+        drawn = ConjectureData.for_choices(choices_from_bytes(choices_blob(source))).draw(strategy)
+        assert drawn.to_json() == program.to_json() and reported[-1][0] is drawn
+        assert _exactly(reported[-1][1]) == _exactly(oracle.run_torch(drawn))
 
 
 def test_the_same_seed_gives_the_same_programs():
