@@ -44,6 +44,7 @@ of one simple value, zeros first) before pseudo-random ones.
 from __future__ import annotations
 
 import functools
+import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -406,7 +407,9 @@ def _chosen(values: tuple, words: np.ndarray) -> np.ndarray:
 def _specials(flavour: str, domain: str, kinks: tuple) -> tuple:
     """The values a flavour mixes in (see `_values`)."""
     if flavour == "edges":
-        return tuple(dict.fromkeys(_EDGE_VALUES[domain] + tuple(_f32(kink) for kink in kinks)))
+        # Distinct by value and sign: 0.0 == -0.0, so a plain dict.fromkeys dropped the negative zero.
+        values = _EDGE_VALUES[domain] + tuple(_f32(kink) for kink in kinks)
+        return tuple({(value, math.copysign(1.0, value)): value for value in values}.values())
     return _TIE_VALUES[domain] if flavour == "ties" else _EXTREME_VALUES
 
 

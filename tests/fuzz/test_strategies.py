@@ -240,6 +240,15 @@ def test_random_programs_reach_the_edges_of_values_and_the_autograd_features():
     assert len(steps & {op.name for op in drawable_ops()}) >= 0.7 * len(drawable_ops())
 
 
+def test_the_edges_flavour_mixes_in_both_zeros():
+    from fuzz.strategies import POSITIVE, REAL, _specials
+    for domain in (REAL, POSITIVE):
+        edges = np.asarray(_specials("edges", domain, (0.0, 1.0)))
+        zeros = edges[edges == 0]
+        assert sorted(np.signbit(zeros).tolist()) == [False, True], edges
+        assert len(edges) == len({(v, np.signbit(v)) for v in edges.tolist()})  # no value twice
+
+
 def test_a_failing_program_shrinks_to_one_step_small_shapes_and_simple_values():
     # A "bug" in exp on any tensor of at least two elements: the minimal program is one exp on an
     # input of two elements with a simple value.
