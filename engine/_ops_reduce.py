@@ -45,7 +45,15 @@ def v_mean_keep(x, axes):
     """Mean over `axes` keeping them (over everything, as a 0-d value, for None)."""
     if isinstance(x, Tensor):
         return mean(x) if axes is None else mean(x, axes, keepdim=True)
-    return np.mean(x) if axes is None else np.mean(x, axis=axes, keepdims=True)
+    return _np_mean(x) if axes is None else _np_mean(x, axes, keepdims=True)
+
+
+def _np_mean(x: np.ndarray, axis=None, keepdims: bool = False):
+    """np.mean's arithmetic (sum / count) without its "Mean of empty slice" warning: a mean of
+    nothing is NaN, silently, as in torch."""
+    count = x.size if axis is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axis)], dtype=np.int64))
+    with _errstate():
+        return np.true_divide(np.sum(x, axis=axis, keepdims=keepdims), count)
 
 
 
@@ -387,7 +395,7 @@ def _var_backward(ctx, g, x=None):
         if dof <= 0:
             # NOTE: torch's var_backward gives inf (nan where x equals the mean) when the
             # degrees of freedom are <= 0 in a full reduction.
-            at_mean = v_data(x) == np.mean(v_data(x))
+            at_mean = v_data(x) == _np_mean(v_data(x))
             return g * v_const(np.where(at_mean, np.nan, np.inf), x)
         return (2.0 / dof) * g * (x - v_mean_keep(x, None))
     # NOTE: with dims, torch scales by 2 / (n - correction) with n the product of the reduced
@@ -423,12 +431,14 @@ def _var_std(op: str, input, dim, unbiased, keepdim, correction) -> Tensor:
     dims = _reduction_dims(dim, x.ndim)
     axes = _axes(dims, x.ndim)
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
-    if count - correction <= 0:
+    # NOTE: torch's reduction factor is input numel / output numel: 0 for an empty output.
+    out_numel = int(np.prod([n for i, n in enumerate(x.shape) if i not in axes], dtype=np.int64))
+    if (x.size // out_numel if out_numel else 0) - correction <= 0:
         warnings.warn(f"{op}(): degrees of freedom is <= 0. Correction should be strictly less than the "
                       "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=3)
     keep = bool(keepdim)
     with _errstate():
-        centered = x - np.mean(x, axis=axes, keepdims=True)
+        centered = x - _np_mean(x, axes, keepdims=True)
         data = np.sum(centered * centered, axis=axes, keepdims=keep) / np.asarray(
             np.maximum(count - correction, 0), dtype=x.dtype)
         if op == "std":

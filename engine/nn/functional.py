@@ -819,6 +819,15 @@ def _broadcast_pair(input: Tensor, target: Tensor):
     return tuple(t if t._data.shape == shape else _expand(t, shape) for t in (input, target))
 
 
+def _reduced_loss(losses: np.ndarray, reduction: str, dtype) -> np.ndarray:
+    """A loss's reduction as np.mean / np.sum compute it; the mean of no element is NaN without
+    numpy's "Mean of empty slice" warning (torch gives NaN silently). Call under _errstate()."""
+    if reduction == "none":
+        return losses
+    total = np.sum(losses, dtype=dtype)
+    return total / np.asarray(losses.size, dtype) if reduction == "mean" else total
+
+
 def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reduction, **attrs) -> Tensor:
     """A loss torch computes as one node over (input, target) with the reduction inside."""
     dt = _dtype.promote(input.dtype, target.dtype)
@@ -826,7 +835,7 @@ def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reducti
         raise NotImplementedError(f'"{kernel}" not implemented for \'{dt.scalar_name}\'')
     with _errstate():
         losses = fn(_as(input, dt), _as(target, dt))
-        data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=dt.np)
+        data = _reduced_loss(losses, reduction, dt.np)
     numel = max(int(np.prod(np.broadcast_shapes(input._data.shape, target._data.shape))), 1)
     return record(rule, (input, target), data, dt, reduction=reduction, numel=numel, **attrs)
 
@@ -1039,7 +1048,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         losses = (t - 1) * np.maximum(np.log1p(-x), -100) - t * np.maximum(np.log(x), -100)
         if weights is not None:
             losses = losses * weights
-        data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=x.dtype)
+        data = _reduced_loss(losses, reduction, x.dtype)
     return record(_BCE, (input, target), data, input.dtype, weight=weights, reduction=reduction,
                   numel=max(x.size, 1))
 
@@ -1103,7 +1112,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         losses = ((1 - t) * x).astype(dt.np) - log_sigmoid
         if weights is not None:
             losses = losses.astype(dt.np) * weights
-        data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=dt.np)
+        data = _reduced_loss(losses, reduction, dt.np)
     return record(_BCE_LOGITS, (input, target), data, dt, weight=weights, pos_weight=pos_weights,
                   reduction=reduction, numel=max(x.size, 1))
 
@@ -1285,9 +1294,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     dims = tuple(range(len(shape) - k, len(shape)))
     wide = input._data.astype(np.float64)
     with _errstate():
-        mean = wide.mean(axis=dims, keepdims=True)
+        mean = _ops_reduce._np_mean(wide, dims, keepdims=True)
         centered = wide - mean
-        rstd = 1 / np.sqrt((centered * centered).mean(axis=dims, keepdims=True) + eps)
+        rstd = 1 / np.sqrt(_ops_reduce._np_mean(centered * centered, dims, keepdims=True) + eps)
         # NOTE: torch's kernel computes (x * rstd + (-rstd * mean)) * weight + bias, with
         # weight 1 and bias 0 when absent: the sum decides the sign of a zero.
         data = (wide * rstd + (-rstd * mean)) * (weight._data if weight is not None else 1.0) \

@@ -323,3 +323,29 @@ def test_float32_cumprod_second_order_sums_in_double_like_torch():
         results.append((grad.detach().numpy(), x.grad.numpy()))
     for got, want in zip(results[1], results[0]):
         np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+
+
+EMPTY = {
+    "mean": lambda b, x: x.mean(), "mean dim": lambda b, x: x.mean(1), "var": lambda b, x: x.var(),
+    "std dim 0": lambda b, x: x.std(0), "std dim 1": lambda b, x: x.std(1),
+    "l1_loss": lambda b, x: b.nn.functional.l1_loss(x, x.detach()),
+    "smooth_l1_loss": lambda b, x: b.nn.functional.smooth_l1_loss(x, x.detach()),
+}
+
+
+@pytest.mark.parametrize("name", EMPTY)
+def test_reductions_of_nothing_warn_only_what_torch_warns(name):
+    """Fuzzer finding: numpy warns "Mean of empty slice" where torch gives NaN silently; and
+    torch's degrees-of-freedom warning reads the reduction factor input numel / output numel
+    (0 for an empty output)."""
+    seen = []
+    for backend in (engine, torch):
+        x = backend.zeros(2, 0, dtype=backend.float64, requires_grad=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = EMPTY[name](backend, x)
+            out.sum().backward()
+        messages = [str(w.message).split(" (Triggered internally at")[0] for w in caught]
+        seen.append((out.detach().numpy().tolist(), messages, tuple(x.grad.shape)))
+    got, want = seen
+    assert str(got) == str(want)
