@@ -1145,16 +1145,22 @@ def _layer_norm_backward(ctx, g):
 
 
 def _layer_norm_grads(g, x, w, mean, rstd, dims, needs) -> tuple:
-    """torch's layer_norm backward on arrays (the weight's and bias's not yet summed over the
-    leading dims)."""
-    normalized = (x - mean) * rstd
+    """torch's CPU layer_norm backward kernel on arrays (the weight's and bias's gradients not yet
+    summed over the leading dims). NOTE: its arithmetic, in its order, decides where inf and
+    huge gradients give NaN: with ds = sum(g x w), db = sum(g w) over the normalized dims,
+    a = rstd, b = (db mean - ds) a^3 / N and c = -b mean - db a / N, the input's gradient is
+    a g w + b x + c, the weight's g (a x - a mean)."""
+    scale = np.asarray(1, x.dtype) / np.asarray(int(np.prod([x.shape[d] for d in dims])), x.dtype)
     grad_input = grad_weight = None
     if needs[0]:
-        gw = g * w if w is not None else g
-        grad_input = rstd * (gw - np.mean(gw, axis=dims, keepdims=True)
-                             - normalized * np.mean(gw * normalized, axis=dims, keepdims=True))
+        gx = g * x if w is None else g * x * w
+        gw = g if w is None else g * w
+        ds, db = np.sum(gx, axis=dims, keepdims=True), np.sum(gw, axis=dims, keepdims=True)
+        b = (db * mean - ds) * rstd * rstd * rstd * scale
+        c = -b * mean - db * rstd * scale
+        grad_input = (rstd * g if w is None else rstd * g * w) + b * x + c
     if needs[1]:
-        grad_weight = g * normalized
+        grad_weight = g * (rstd * x + -rstd * mean)
     return grad_input, grad_weight, g if needs[2] else None
 
 

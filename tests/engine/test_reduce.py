@@ -330,6 +330,7 @@ EMPTY = {
     "std dim 0": lambda b, x: x.std(0), "std dim 1": lambda b, x: x.std(1),
     "l1_loss": lambda b, x: b.nn.functional.l1_loss(x, x.detach()),
     "smooth_l1_loss": lambda b, x: b.nn.functional.smooth_l1_loss(x, x.detach()),
+    "layer_norm": lambda b, x: b.nn.functional.layer_norm(x, (0,)),
 }
 
 
