@@ -21,6 +21,7 @@ from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduc
                    save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero, v_reshape, v_transpose,
                    v_where)
 from ._ops_pointwise import v_sign
+from ._ops_shape import cat, stack
 from ._tensor import Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------
@@ -54,7 +55,6 @@ def _np_mean(x: np.ndarray, axis=None, keepdims: bool = False):
     count = x.size if axis is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axis)], dtype=np.int64))
     with _errstate():
         return np.true_divide(np.sum(x, axis=axis, keepdims=keepdims), count)
-
 
 
 def v_cumsum(x, dim: int):
@@ -682,7 +682,6 @@ def _cumprod_backward_zeros(x: np.ndarray, g: np.ndarray, y: np.ndarray, d: int)
 def _cumprod_backward_recorded(x: Tensor, g: Tensor, d: int) -> Tensor:
     """torch's O(n^2) gradient of cumprod with zeros, the one it differentiates again: for each
     k, sum_{j >= k} g_j * prod(x[:k]) * prod(x[k + 1 : j + 1])."""
-    from ._ops_shape import cat, stack   # circular: shape ops import this module's neighbours
     n = x.shape[d]
     ones = v_const(np.ones(tuple(1 if i == d else m for i, m in enumerate(x.shape))), x)
     slices = []
