@@ -404,6 +404,8 @@ def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool =
         raise ValueError("min_val cannot be greater than max_val")
     _no_inplace("hardtanh", inplace)
     _check_tensor(input, "hardtanh")
+    if input.dtype is _dtype.bool_:
+        raise RuntimeError("Bool inputs not supported for hardtanh")
     x = input._data
     low, high = np.asarray(min_val).astype(x.dtype), np.asarray(max_val).astype(x.dtype)
     # NOTE: torch's kernel is x < min ? min : (x > max ? max : x), which keeps a -0.0 at a bound

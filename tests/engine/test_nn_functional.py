@@ -81,6 +81,7 @@ ERRORS = {
         _t(b, [[[[1]], [[2]]]], "int64"), _t(b, [[[9]]], "int64")),
     "bce input outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
         _t(b, [1.5, 0.5]), _t(b, [1.0, 0.0])),
+    "hardtanh of bools": lambda b: b.nn.functional.hardtanh(b.tensor([[0.5, 0.0]]).logical_xor(b.tensor([1, 0]))),
     "bce target outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
         _t(b, [0.5, 0.5]), _t(b, [0.5, 2.0])),
     "bce input and target outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
