@@ -58,7 +58,13 @@ def _np_mean(x: np.ndarray, axis=None, keepdims: bool = False):
 
 
 def v_cumsum(x, dim: int):
-    return cumsum(x, dim) if isinstance(x, Tensor) else _accumulated(np.cumsum, x, dim)
+    return cumsum(x, dim) if isinstance(x, Tensor) else _accumulated(_np_cumsum, x, dim)
+
+
+def _np_cumsum(x: np.ndarray, axis: int) -> np.ndarray:
+    """np.cumsum, with torch's signed zeros. NOTE: torch's kernel starts its running sum at
+    +0, so a run of -0.0 sums to +0.0 (numpy keeps -0.0); adding +0 changes nothing else."""
+    return np.cumsum(x, axis=axis) + 0
 
 
 def _accumulated(fn, x: np.ndarray, dim: int) -> np.ndarray:
@@ -723,7 +729,7 @@ def _cumulative(op: str, rule: Rule, fn, input, dim, dtype) -> Tensor:
 
 def cumsum(input, dim, *, dtype=None) -> Tensor:
     """Cumulative sum along `dim` (integral input sums in int64, or in `dtype`)."""
-    return _cumulative("cumsum", _CUMSUM, np.cumsum, input, dim, dtype)
+    return _cumulative("cumsum", _CUMSUM, _np_cumsum, input, dim, dtype)
 
 
 def cumprod(input, dim, *, dtype=None) -> Tensor:

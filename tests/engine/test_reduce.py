@@ -350,3 +350,17 @@ def test_reductions_of_nothing_warn_only_what_torch_warns(name):
         seen.append((out.detach().numpy().tolist(), messages, tuple(x.grad.shape)))
     got, want = seen
     assert str(got) == str(want)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cumsum_starts_its_running_sum_at_positive_zero_like_torch(dtype):
+    """Fuzzer finding (atan2 of a negated cumsum gave pi against torch's -pi): a run of -0.0
+    sums to +0.0 in torch's kernel, forward and in the backward's reversed cumsum."""
+    signs = []
+    for backend in (engine, torch):
+        x = backend.tensor([[-0.0, -0.0, 1.0, -1.0, -0.0], [2.0, -0.0, -2.0, -0.0, -0.0]],
+                           dtype=getattr(backend, dtype), requires_grad=True)
+        y = backend.cumsum(x, 1)
+        y.backward(backend.full_like(y, -0.0))
+        signs.append((np.signbit(y.detach().numpy()).tolist(), np.signbit(x.grad.numpy()).tolist()))
+    assert signs[0] == signs[1]
