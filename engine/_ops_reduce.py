@@ -443,12 +443,15 @@ def _var_std(op: str, input, dim, unbiased, keepdim, correction) -> Tensor:
         warnings.warn(f"{op}(): degrees of freedom is <= 0. Correction should be strictly less than the "
                       "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=3)
     keep = bool(keepdim)
+    # NOTE: torch's var/std kernel accumulates float32 in double: squares of 1e30 do not overflow.
+    wide = x.astype(np.float64) if x.dtype == np.float32 else x
     with _errstate():
-        centered = x - _np_mean(x, axes, keepdims=True)
+        centered = wide - _np_mean(wide, axes, keepdims=True)
         data = np.sum(centered * centered, axis=axes, keepdims=keep) / np.asarray(
-            np.maximum(count - correction, 0), dtype=x.dtype)
+            np.maximum(count - correction, 0), dtype=wide.dtype)
         if op == "std":
             data = np.sqrt(data)
+        data = data.astype(x.dtype)
     full = x.ndim == 0 or dim is None
     # The backward's n: the product of the sizes of the dims as given (1 for an empty list).
     explicit = () if full else (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)

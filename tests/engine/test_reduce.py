@@ -364,3 +364,11 @@ def test_cumsum_starts_its_running_sum_at_positive_zero_like_torch(dtype):
         y.backward(backend.full_like(y, -0.0))
         signs.append((np.signbit(y.detach().numpy()).tolist(), np.signbit(x.grad.numpy()).tolist()))
     assert signs[0] == signs[1]
+
+
+@pytest.mark.parametrize("op", ["var", "std"])
+def test_float32_var_and_std_accumulate_in_double_like_torch(op):
+    """Fuzzer finding: the squares of 1e30 overflow float32, not torch's double accumulator."""
+    values = [[1e30, -2.3, 3.0], [1e-40, -1.9, -0.0]]
+    got, want = (getattr(backend, op)(backend.tensor(values), 0).numpy() for backend in (engine, torch))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
