@@ -1018,10 +1018,13 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
         dt = input.dtype if input.dtype.is_floating_point else _dtype.int64
     axes = dims if dims is not None else tuple(range(x.ndim))
     keep = keepdim and dim is not None
-    with _errstate():
-        data = (np.mean if mean else np.sum)(x, axis=axes, dtype=dt.np, keepdims=keep)
-    keep_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None
+    with _errstate():
+        data = np.sum(x, axis=axes, dtype=dt.np, keepdims=keep)
+        if mean:
+            # np.mean's arithmetic, without its warning for a mean of nothing (NaN in torch, silently)
+            data = np.true_divide(data, count)
+    keep_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
     full = dim is None
     rule = (_MEAN_ALL if full else _MEAN_DIM) if mean else (_SUM_ALL if full else _SUM_DIM)
     return record(rule, (input,), data, dt, dims=dims, keepdim=keep, keep_shape=keep_shape,

@@ -21,6 +21,7 @@ from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduc
                    save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero, v_reshape, v_transpose,
                    v_where)
 from ._ops_pointwise import v_sign
+from ._ops_shape import cat, stack
 from ._tensor import Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------
@@ -45,12 +46,25 @@ def v_mean_keep(x, axes):
     """Mean over `axes` keeping them (over everything, as a 0-d value, for None)."""
     if isinstance(x, Tensor):
         return mean(x) if axes is None else mean(x, axes, keepdim=True)
-    return np.mean(x) if axes is None else np.mean(x, axis=axes, keepdims=True)
+    return _np_mean(x) if axes is None else _np_mean(x, axes, keepdims=True)
 
+
+def _np_mean(x: np.ndarray, axis=None, keepdims: bool = False):
+    """np.mean's arithmetic (sum / count) without its "Mean of empty slice" warning: a mean of
+    nothing is NaN, silently, as in torch."""
+    count = x.size if axis is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axis)], dtype=np.int64))
+    with _errstate():
+        return np.true_divide(np.sum(x, axis=axis, keepdims=keepdims), count)
 
 
 def v_cumsum(x, dim: int):
-    return cumsum(x, dim) if isinstance(x, Tensor) else _accumulated(np.cumsum, x, dim)
+    return cumsum(x, dim) if isinstance(x, Tensor) else _accumulated(_np_cumsum, x, dim)
+
+
+def _np_cumsum(x: np.ndarray, axis: int) -> np.ndarray:
+    """np.cumsum, with torch's signed zeros. NOTE: torch's kernel starts its running sum at
+    +0, so a run of -0.0 sums to +0.0 (numpy keeps -0.0); adding +0 changes nothing else."""
+    return np.cumsum(x, axis=axis) + 0
 
 
 def _accumulated(fn, x: np.ndarray, dim: int) -> np.ndarray:
@@ -387,7 +401,7 @@ def _var_backward(ctx, g, x=None):
         if dof <= 0:
             # NOTE: torch's var_backward gives inf (nan where x equals the mean) when the
             # degrees of freedom are <= 0 in a full reduction.
-            at_mean = v_data(x) == np.mean(v_data(x))
+            at_mean = v_data(x) == _np_mean(v_data(x))
             return g * v_const(np.where(at_mean, np.nan, np.inf), x)
         return (2.0 / dof) * g * (x - v_mean_keep(x, None))
     # NOTE: with dims, torch scales by 2 / (n - correction) with n the product of the reduced
@@ -423,16 +437,21 @@ def _var_std(op: str, input, dim, unbiased, keepdim, correction) -> Tensor:
     dims = _reduction_dims(dim, x.ndim)
     axes = _axes(dims, x.ndim)
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
-    if count - correction <= 0:
+    # NOTE: torch's reduction factor is input numel / output numel: 0 for an empty output.
+    out_numel = int(np.prod([n for i, n in enumerate(x.shape) if i not in axes], dtype=np.int64))
+    if (x.size // out_numel if out_numel else 0) - correction <= 0:
         warnings.warn(f"{op}(): degrees of freedom is <= 0. Correction should be strictly less than the "
                       "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=3)
     keep = bool(keepdim)
+    # NOTE: torch's var/std kernel accumulates float32 in double: squares of 1e30 do not overflow.
+    wide = x.astype(np.float64) if x.dtype == np.float32 else x
     with _errstate():
-        centered = x - np.mean(x, axis=axes, keepdims=True)
+        centered = wide - _np_mean(wide, axes, keepdims=True)
         data = np.sum(centered * centered, axis=axes, keepdims=keep) / np.asarray(
-            np.maximum(count - correction, 0), dtype=x.dtype)
+            np.maximum(count - correction, 0), dtype=wide.dtype)
         if op == "std":
             data = np.sqrt(data)
+        data = data.astype(x.dtype)
     full = x.ndim == 0 or dim is None
     # The backward's n: the product of the sizes of the dims as given (1 for an empty list).
     explicit = () if full else (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
@@ -672,7 +691,6 @@ def _cumprod_backward_zeros(x: np.ndarray, g: np.ndarray, y: np.ndarray, d: int)
 def _cumprod_backward_recorded(x: Tensor, g: Tensor, d: int) -> Tensor:
     """torch's O(n^2) gradient of cumprod with zeros, the one it differentiates again: for each
     k, sum_{j >= k} g_j * prod(x[:k]) * prod(x[k + 1 : j + 1])."""
-    from ._ops_shape import cat, stack   # circular: shape ops import this module's neighbours
     n = x.shape[d]
     ones = v_const(np.ones(tuple(1 if i == d else m for i, m in enumerate(x.shape))), x)
     slices = []
@@ -714,7 +732,7 @@ def _cumulative(op: str, rule: Rule, fn, input, dim, dtype) -> Tensor:
 
 def cumsum(input, dim, *, dtype=None) -> Tensor:
     """Cumulative sum along `dim` (integral input sums in int64, or in `dtype`)."""
-    return _cumulative("cumsum", _CUMSUM, np.cumsum, input, dim, dtype)
+    return _cumulative("cumsum", _CUMSUM, _np_cumsum, input, dim, dtype)
 
 
 def cumprod(input, dim, *, dtype=None) -> Tensor:

@@ -413,6 +413,8 @@ def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool =
         raise ValueError("min_val cannot be greater than max_val")
     _no_inplace("hardtanh", inplace)
     _check_tensor(input, "hardtanh")
+    if input.dtype is _dtype.bool_:
+        raise RuntimeError("Bool inputs not supported for hardtanh")
     x = input._data
     low, high = np.asarray(min_val).astype(x.dtype), np.asarray(max_val).astype(x.dtype)
     # NOTE: torch's kernel is x < min ? min : (x > max ? max : x), which keeps a -0.0 at a bound
@@ -835,6 +837,15 @@ def _broadcast_pair(input: Tensor, target: Tensor):
     return tuple(t if t._data.shape == shape else _expand(t, shape) for t in (input, target))
 
 
+def _reduced_loss(losses: np.ndarray, reduction: str, dtype) -> np.ndarray:
+    """A loss's reduction as np.mean / np.sum compute it; the mean of no element is NaN without
+    numpy's "Mean of empty slice" warning (torch gives NaN silently). Call under _errstate()."""
+    if reduction == "none":
+        return losses
+    total = np.sum(losses, dtype=dtype)
+    return total / np.asarray(losses.size, dtype) if reduction == "mean" else total
+
+
 def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reduction, **attrs) -> Tensor:
     """A loss torch computes as one node over (input, target) with the reduction inside."""
     dt = _dtype.promote(input.dtype, target.dtype)
@@ -842,7 +853,7 @@ def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reducti
         raise NotImplementedError(f'"{kernel}" not implemented for \'{dt.scalar_name}\'')
     with _errstate():
         losses = fn(_as(input, dt), _as(target, dt))
-        data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=dt.np)
+        data = _reduced_loss(losses, reduction, dt.np)
     numel = max(int(np.prod(np.broadcast_shapes(input._data.shape, target._data.shape))), 1)
     return record(rule, (input, target), data, dt, reduction=reduction, numel=numel, **attrs)
 
@@ -1055,7 +1066,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         losses = (t - 1) * np.maximum(np.log1p(-x), -100) - t * np.maximum(np.log(x), -100)
         if weights is not None:
             losses = losses * weights
-        data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=x.dtype)
+        data = _reduced_loss(losses, reduction, x.dtype)
     return record(_BCE, (input, target), data, input.dtype, weight=weights, reduction=reduction,
                   numel=max(x.size, 1))
 
@@ -1119,7 +1130,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         losses = ((1 - t) * x).astype(dt.np) - log_sigmoid
         if weights is not None:
             losses = losses.astype(dt.np) * weights
-        data = losses if reduction == "none" else (np.mean if reduction == "mean" else np.sum)(losses, dtype=dt.np)
+        data = _reduced_loss(losses, reduction, dt.np)
     return record(_BCE_LOGITS, (input, target), data, dt, weight=weights, pos_weight=pos_weights,
                   reduction=reduction, numel=max(x.size, 1))
 
@@ -1152,16 +1163,22 @@ def _layer_norm_backward(ctx, g):
 
 
 def _layer_norm_grads(g, x, w, mean, rstd, dims, needs) -> tuple:
-    """torch's layer_norm backward on arrays (the weight's and bias's not yet summed over the
-    leading dims)."""
-    normalized = (x - mean) * rstd
+    """torch's CPU layer_norm backward kernel on arrays (the weight's and bias's gradients not yet
+    summed over the leading dims). NOTE: its arithmetic, in its order, decides where inf and
+    huge gradients give NaN: with ds = sum(g x w), db = sum(g w) over the normalized dims,
+    a = rstd, b = (db mean - ds) a^3 / N and c = -b mean - db a / N, the input's gradient is
+    a g w + b x + c, the weight's g (a x - a mean)."""
+    scale = np.asarray(1, x.dtype) / np.asarray(int(np.prod([x.shape[d] for d in dims])), x.dtype)
     grad_input = grad_weight = None
     if needs[0]:
-        gw = g * w if w is not None else g
-        grad_input = rstd * (gw - np.mean(gw, axis=dims, keepdims=True)
-                             - normalized * np.mean(gw * normalized, axis=dims, keepdims=True))
+        gx = g * x if w is None else g * x * w
+        gw = g if w is None else g * w
+        ds, db = np.sum(gx, axis=dims, keepdims=True), np.sum(gw, axis=dims, keepdims=True)
+        b = (db * mean - ds) * rstd * rstd * rstd * scale
+        c = -b * mean - db * rstd * scale
+        grad_input = (rstd * g if w is None else rstd * g * w) + b * x + c
     if needs[1]:
-        grad_weight = g * normalized
+        grad_weight = g * (rstd * x + -rstd * mean)
     return grad_input, grad_weight, g if needs[2] else None
 
 
@@ -1301,9 +1318,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     dims = tuple(range(len(shape) - k, len(shape)))
     wide = input._data.astype(np.float64)
     with _errstate():
-        mean = wide.mean(axis=dims, keepdims=True)
+        mean = _ops_reduce._np_mean(wide, dims, keepdims=True)
         centered = wide - mean
-        rstd = 1 / np.sqrt((centered * centered).mean(axis=dims, keepdims=True) + eps)
+        rstd = 1 / np.sqrt(_ops_reduce._np_mean(centered * centered, dims, keepdims=True) + eps)
         # NOTE: torch's kernel computes (x * rstd + (-rstd * mean)) * weight + bias, with
         # weight 1 and bias 0 when absent: the sum decides the sign of a zero.
         data = (wide * rstd + (-rstd * mean)) * (weight._data if weight is not None else 1.0) \

@@ -15,6 +15,7 @@ import torch
 import engine
 
 BACKENDS = (engine, torch)
+INF = float("inf")
 
 
 def _t(backend, values, dtype="float32", requires_grad=False):
@@ -80,6 +81,7 @@ ERRORS = {
         _t(b, [[[[1]], [[2]]]], "int64"), _t(b, [[[9]]], "int64")),
     "bce input outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
         _t(b, [1.5, 0.5]), _t(b, [1.0, 0.0])),
+    "hardtanh of bools": lambda b: b.nn.functional.hardtanh(b.tensor([[0.5, 0.0]]).logical_xor(b.tensor([1, 0]))),
     "bce target outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
         _t(b, [0.5, 0.5]), _t(b, [0.5, 2.0])),
     "bce input and target outside [0, 1]": lambda b: b.nn.functional.binary_cross_entropy(
@@ -665,3 +667,25 @@ def test_linear_with_bias_is_row_major_whichever_way_the_product_is_computed(bat
         results.append([t.detach().numpy() for t in (out, x.grad, w.grad, b.grad)])
     for got, want in zip(*results):
         torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(want))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("with_weight", [False, True])
+def test_layer_norm_gradient_with_huge_and_infinite_upstream_is_torchs_kernel(dtype, with_weight):
+    # Fuzzer finding: torch's CPU backward kernel sums g x w and g w per row and combines them
+    # as a g w + b x + c; where the upstream gradient holds inf and 1e30, its order of operations
+    # decides which elements become NaN and which +-inf.
+    upstream = [[1e30, -2.3, -3.0, -1e-30], [-2.0, -1.8, 3.1, 3.5], [-0.0, -1.2, 2.0, -1.7],
+                [1e-40, -1.9, -0.0, 1.8], [-1e30, 2.6, -3.3, 1e30], [INF, -0.36, -0.5, 1.0]]
+    values = [[0.0, -2.3, -3.0, -3.9], [-2.0, -1.8, 3.1, 3.5], [-0.0, -1.2, 2.0, -1.7],
+              [2.5, -1.9, -0.0, 1.8], [0.75, 2.6, -3.3, -1.0], [0.0, -0.36, -0.5, 1.0]]
+    grads = []
+    for backend in BACKENDS:
+        x = _t(backend, values, dtype, True)
+        w = _t(backend, [1.0, 0.5, -2.0, 1.0], dtype, True) if with_weight else None
+        out = backend.nn.functional.layer_norm(x, (4,), w)
+        out.backward(_t(backend, upstream, dtype))
+        grads.append([t.grad.numpy() for t in (x, w) if t is not None])
+    for got, want in zip(*grads):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-5, equal_nan=True)

@@ -323,3 +323,52 @@ def test_float32_cumprod_second_order_sums_in_double_like_torch():
         results.append((grad.detach().numpy(), x.grad.numpy()))
     for got, want in zip(results[1], results[0]):
         np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+
+
+EMPTY = {
+    "mean": lambda b, x: x.mean(), "mean dim": lambda b, x: x.mean(1), "var": lambda b, x: x.var(),
+    "std dim 0": lambda b, x: x.std(0), "std dim 1": lambda b, x: x.std(1),
+    "l1_loss": lambda b, x: b.nn.functional.l1_loss(x, x.detach()),
+    "smooth_l1_loss": lambda b, x: b.nn.functional.smooth_l1_loss(x, x.detach()),
+    "layer_norm": lambda b, x: b.nn.functional.layer_norm(x, (0,)),
+}
+
+
+@pytest.mark.parametrize("name", EMPTY)
+def test_reductions_of_nothing_warn_only_what_torch_warns(name):
+    """Fuzzer finding: numpy warns "Mean of empty slice" where torch gives NaN silently; and
+    torch's degrees-of-freedom warning reads the reduction factor input numel / output numel
+    (0 for an empty output)."""
+    seen = []
+    for backend in (engine, torch):
+        x = backend.zeros(2, 0, dtype=backend.float64, requires_grad=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = EMPTY[name](backend, x)
+            out.sum().backward()
+        messages = [str(w.message).split(" (Triggered internally at")[0] for w in caught]
+        seen.append((out.detach().numpy().tolist(), messages, tuple(x.grad.shape)))
+    got, want = seen
+    assert str(got) == str(want)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cumsum_starts_its_running_sum_at_positive_zero_like_torch(dtype):
+    """Fuzzer finding (atan2 of a negated cumsum gave pi against torch's -pi): a run of -0.0
+    sums to +0.0 in torch's kernel, forward and in the backward's reversed cumsum."""
+    signs = []
+    for backend in (engine, torch):
+        x = backend.tensor([[-0.0, -0.0, 1.0, -1.0, -0.0], [2.0, -0.0, -2.0, -0.0, -0.0]],
+                           dtype=getattr(backend, dtype), requires_grad=True)
+        y = backend.cumsum(x, 1)
+        y.backward(backend.full_like(y, -0.0))
+        signs.append((np.signbit(y.detach().numpy()).tolist(), np.signbit(x.grad.numpy()).tolist()))
+    assert signs[0] == signs[1]
+
+
+@pytest.mark.parametrize("op", ["var", "std"])
+def test_float32_var_and_std_accumulate_in_double_like_torch(op):
+    """Fuzzer finding: the squares of 1e30 overflow float32, not torch's double accumulator."""
+    values = [[1e30, -2.3, 3.0], [1e-40, -1.9, -0.0]]
+    got, want = (getattr(backend, op)(backend.tensor(values), 0).numpy() for backend in (engine, torch))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
