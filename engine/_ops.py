@@ -15,41 +15,16 @@ scheduler sums each gradient to its input's shape (`_autograd.sum_to_shape`).
 from __future__ import annotations
 
 import numbers
-from types import MappingProxyType
 
 import numpy as np
 
 from . import _dtype
-from ._autograd import _GradMode, node_class
-from ._tensor import INFERENCE_TENSORS, Tensor, _wrap_dim, is_inference_tensor
+from ._autograd import NOTHING_SAVED, _GradMode, new_node, node_class
+from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _wrap_dim, is_inference_tensor
 
 # ---------------------------------------------------------------------------------
 # Recording machinery
 # ---------------------------------------------------------------------------------
-
-
-class Ctx:
-    """What a node keeps for its backward.
-
-    Saved tensors are stored twice: their arrays as attributes (what a plain
-    backward reads) and the tensors themselves in `tensors` (what a
-    create_graph backward reads, through `as_tensors()`).
-    """
-
-    __slots__ = ("needs", "freed", "tensors", "versions", "__dict__")
-
-    def drop_saved(self):
-        for name in self.tensors:
-            self.__dict__.pop(name, None)
-        self.tensors = self.versions = NOTHING_SAVED
-
-    def as_tensors(self) -> "Ctx":
-        """A copy of this context whose saved values are the saved tensors."""
-        view = Ctx()
-        view.needs, view.freed, view.tensors, view.versions = self.needs, self.freed, self.tensors, self.versions
-        view.__dict__.update(self.__dict__)
-        view.__dict__.update(self.tensors)
-        return view
 
 
 class Rule:
@@ -72,13 +47,11 @@ class Rule:
                                for name, trigger in self.saves.items())
 
 
-# The saved tensors (and their versions) of a node that saved none: shared, and read-only so
-# that code writing into them without making the node its own dicts fails loudly.
-NOTHING_SAVED = MappingProxyType({})
-
-
 def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     """Wrap a forward result and, when grad mode is on and an input requires grad, record the op.
+
+    `inputs` are tensors, or `WrappedNumber`s for Python numbers. `attrs` are values the
+    rule reads besides the saved tensors; this call's own dict of them becomes the node's.
 
     This runs once per op, so it is written for speed: no helper calls on the
     common path.
@@ -88,65 +61,69 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     if data.dtype is not dt.np and data.dtype != dt.np:
         data = data.astype(dt.np)
     if not _GradMode.enabled:
-        requires = ()
-    elif len(inputs) == 1:    # (a comprehension is a function call in Python 3.11: the common size skips it)
-        t = inputs[0]
-        requires = [t._requires_grad or (t._base is not None and t._base._requires_grad)]
-    else:
+        return _plain(data, dt, inputs)
+    for t in inputs:
         # NOTE: a view requires grad when its base does (the base may have started to since).
-        requires = [t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs]
-    if True not in requires:
+        if t._requires_grad or (t._base is not None and t._base._requires_grad):
+            break
+    else:
         return _plain(data, dt, inputs)
     out = Tensor._make(data, dt, True)
     if data.base is not None:
         _link_view(out, inputs)
-    edges = []
-    meta = []
-    for t in inputs:
-        node = t.grad_fn
-        if node is None and t._requires_grad:
-            node = t._acc if t._acc is not None else t._accumulator()
-        edges.append((node, 0))
-        meta.append((t._data.shape, t.dtype))
     # NOTE: torch computes an input's gradient, and saves what only that gradient uses, when
     # the input's edge is valid (should_compute_output), not when it requires grad: a view
     # of a leaf made under no_grad requires grad yet has neither node nor accumulator.
-    needs = [node is not None for node, _ in edges]
-    ctx = Ctx()
-    ctx.needs = needs
-    ctx.freed = False
-    ctx.__dict__ = attrs    # this call's own dict of keyword arguments: the saved values
+    if len(inputs) == 1:    # the common sizes without lists (a comprehension is a call in Python 3.11)
+        edge = _edge(inputs[0])
+        edges, meta, needs = (edge,), ((inputs[0]._data.shape, inputs[0].dtype),), (edge[0] is not None,)
+    elif len(inputs) == 2:
+        a, b = inputs
+        edge, other_edge = _edge(a), _edge(b)
+        edges, meta = (edge, other_edge), ((a._data.shape, a.dtype), (b._data.shape, b.dtype))
+        needs = (edge[0] is not None, other_edge[0] is not None)
+    else:
+        edges = tuple(map(_edge, inputs))
+        meta = tuple((t._data.shape, t.dtype) for t in inputs)
+        needs = tuple(edge[0] is not None for edge in edges)
+    saved = NOTHING_SAVED
     if rule.save_plan:
-        saved = {}
-        versions = {}
+        saved = []
         for name, trigger, index in rule.save_plan:
             if trigger is None or needs[trigger]:
                 t = out if index is None else inputs[index]
-                saved[name] = t
-                versions[name] = t._vc[0]   # a saved tensor modified in place later fails backward
+                saved.append((name, t, t._vc[0]))   # a saved tensor modified in place later fails backward
                 attrs[name] = t._data
-        if INFERENCE_TENSORS.data and any(is_inference_tensor(t) for t in saved.values()):  # .data: a cheap emptiness test
+        if INFERENCE_TENSORS.data and any(is_inference_tensor(t) for _, t, _ in saved):  # .data: a cheap emptiness test
             raise RuntimeError(
                 "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
                 "inference mode in computation tracked by autograd. To work around this, you can make a "
                 "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
                 "`torch.inference_mode()`.")
-        ctx.tensors = saved
-        ctx.versions = versions
-    else:
-        ctx.tensors = ctx.versions = NOTHING_SAVED
-    out.grad_fn = rule.node(rule.backward, tuple(edges), meta, ctx)
+        saved = tuple(saved)
+    # (out's version is the one of its base for a view, which _link_view set as _view_version.)
+    out._grad_fn = new_node(rule.node, rule.backward, edges, meta, needs, saved, attrs)
     return out
+
+
+def _edge(t) -> tuple:
+    """The (node, input_nr) pair a node links to for its input `t`: (None, 0) outside the graph."""
+    if t._base is not None:
+        return t._edge()       # a view's grad_fn may need refreshing first
+    if t._grad_fn is not None:
+        return (t._grad_fn, 0)
+    if t._requires_grad:
+        return (t._acc if t._acc is not None else t._accumulator(), 0)
+    return _NO_EDGE
+
+
+_NO_EDGE = (None, 0)
 
 
 def save_for_backward(out: Tensor, name: str, tensor: Tensor) -> None:
     """Save one more tensor in `out`'s node (e.g. the indices output of max), as a rule input
     `ctx.<name>` with its version checked, like the tensors `record` saves."""
-    ctx = out.grad_fn.ctx
-    if ctx.tensors is NOTHING_SAVED:
-        ctx.tensors, ctx.versions = {}, {}
-    ctx.tensors[name], ctx.versions[name] = tensor, tensor._vc[0]
-    ctx.__dict__[name] = tensor._data
+    out.grad_fn._save(name, tensor)
 
 
 def _plain(data, dt, inputs) -> Tensor:
@@ -706,9 +683,24 @@ def sigmoid(input) -> Tensor:
 # Elementwise binary ops
 # ---------------------------------------------------------------------------------
 
-def _binary(op: str, rule: Rule, fn, input, other, dt=None) -> Tensor:
-    a, b, result_dt = _binary_operands(op, input, other)
-    dt = dt or result_dt
+def _arithmetic_operands(op: str, input, other):
+    """`_binary_operands` for add, sub, mul and div, whose nodes take a Python number as a
+    `WrappedNumber` (an operand outside the graph, cheaper than a tensor)."""
+    if type(other) in _WEAK_NUMBERS and isinstance(input, Tensor) and input.dtype.is_floating_point:
+        dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
+        return input, WrappedNumber(np.asarray(other, dt.np), dt), dt
+    return _binary_operands(op, input, other)
+
+
+_WEAK_NUMBERS = (float, int)   # exact types: a bool is not weak the same way
+
+
+def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -> Tensor:
+    """An elementwise op of two operands in their promoted dtype (the default float dtype
+    for integral operands when `float_result`)."""
+    a, b, dt = _arithmetic_operands(op, input, other)
+    if float_result and not dt.is_floating_point:
+        dt = _dtype.default_float
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
     return record(rule, (a, b), _quietly(fn, x, y), dt)
@@ -735,7 +727,7 @@ def _check_bool_sub(input, other):
     """torch refuses subtraction with a bool operand (tensor or Python bool)."""
     def is_bool(x):
         return x.dtype is _dtype.bool_ if isinstance(x, Tensor) else isinstance(x, bool)
-    if isinstance(input, Tensor) and isinstance(other, Tensor) and is_bool(input) and is_bool(other):
+    if is_bool(input) and is_bool(other):   # NOTE: torch counts a Python bool as a bool tensor here
         raise RuntimeError(
             "Subtraction, the `-` operator, with two bool tensors is not supported. "
             "Use the `^` or `logical_xor()` operator instead.")
@@ -756,7 +748,7 @@ def _check_alpha(alpha, dt) -> None:
 
 def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
     """input (+ or -) alpha * other, in the promoted dtype (alpha 1 skips the product)."""
-    a, b, dt = _binary_operands(op, input, other)
+    a, b, dt = _arithmetic_operands(op, input, other)
     if alpha != 1 or isinstance(alpha, (bool, float)):
         _check_alpha(alpha, dt)
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
@@ -806,9 +798,8 @@ _OMITTED = object()
 
 def div(input, other, *, rounding_mode=_OMITTED) -> Tensor:
     if rounding_mode is _OMITTED or rounding_mode is None:
-        a, b, dt = _binary_operands("div", input, other)
         rule = _DIV if rounding_mode is _OMITTED else _DIV_MODE_NONE
-        return _binary("div", rule, np.true_divide, a, b, _float_dtype(dt))
+        return _binary("div", rule, np.true_divide, input, other, float_result=True)
     if rounding_mode not in ("trunc", "floor"):
         raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
                            f"but found '{rounding_mode}'")

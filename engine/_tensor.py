@@ -112,7 +112,7 @@ class Tensor:
     @classmethod
     def _make(cls, data: np.ndarray, dt: _dtype_cls, requires_grad=False, grad_fn=None) -> "Tensor":
         """A tensor around `data` (no copy, no checks): the engine's own constructor."""
-        t = object.__new__(cls)
+        t = _new(cls)
         t._init(data, dt, requires_grad, grad_fn)
         return t
 
@@ -351,6 +351,33 @@ class Tensor:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self._data if dtype is None else self._data.astype(dtype)
+
+
+_new = object.__new__
+
+
+class WrappedNumber:
+    """A Python number taking part in an arithmetic op with a tensor (torch's "wrapped number").
+
+    It holds the number as a 0-d array of the op's dtype and answers what `record` reads of
+    an input that is outside the graph, at a fraction of a Tensor's cost. A node that saves
+    it gives rules its array, and, in a create_graph backward, `as_tensor()`.
+    """
+
+    __slots__ = ("_data", "dtype")
+    _requires_grad = False
+    _base = None
+    _grad_fn = None
+    grad_fn = None
+    _acc = None
+    _vc = (0,)     # never modified in place: a saved wrapped number never fails the version check
+
+    def __init__(self, data: np.ndarray, dt: _dtype_cls):
+        self._data = data
+        self.dtype = dt
+
+    def as_tensor(self) -> Tensor:
+        return Tensor._make(self._data, self.dtype)
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:
