@@ -166,7 +166,21 @@ def _memory_owner(array: np.ndarray):
 
 def _scalar_tensor(value, dt) -> Tensor:
     """A Python number taking part in an op as a 0-d tensor (torch's "wrapped number")."""
-    return Tensor._make(np.asarray(value, dtype=dt.np), dt)
+    return Tensor._make(_number_array(value, dt), dt)
+
+
+def _number_array(value, dt) -> np.ndarray:
+    """A Python number as a 0-d array of `dt`.
+
+    NOTE: torch converts a number beyond float32's range to inf without a warning (numpy warns).
+    """
+    if dt is _dtype.float32 and not -_FLOAT32_MAX <= value <= _FLOAT32_MAX:
+        with _errstate():
+            return np.asarray(value, dt.np)
+    return np.asarray(value, dt.np)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _is_number(x) -> bool:
@@ -256,7 +270,7 @@ def _binary_operands(op: str, input, other):
                 return input, other, input.dtype
         elif type(other) in (float, int) and input.dtype.is_floating_point:
             dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
-            return input, Tensor._make(np.asarray(other, dt.np), dt), dt
+            return input, _scalar_tensor(other, dt), dt
     elif not isinstance(other, Tensor):
         raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     tensors = [x for x in (input, other) if isinstance(x, Tensor)]
@@ -688,7 +702,7 @@ def _arithmetic_operands(op: str, input, other):
     `WrappedNumber` (an operand outside the graph, cheaper than a tensor)."""
     if type(other) in _WEAK_NUMBERS and isinstance(input, Tensor) and input.dtype.is_floating_point:
         dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
-        return input, WrappedNumber(np.asarray(other, dt.np), dt), dt
+        return input, WrappedNumber(_number_array(other, dt), dt), dt
     return _binary_operands(op, input, other)
 
 

@@ -2,6 +2,8 @@
 numbers out of int64's range are refused as torch refuses them."""
 from __future__ import annotations
 
+import warnings
+
 import hypothesis.strategies as st
 import numpy as np
 import pytest
@@ -73,10 +75,12 @@ NUMBER_OPS = {
 def _number_op_outcome(backend, dtype: str, op: str, number):
     x = backend.tensor([0.25, -1.5, 3.0], dtype=getattr(backend, dtype), requires_grad=dtype.startswith("float"))
     try:
-        y = NUMBER_OPS[op](x, number)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            y = NUMBER_OPS[op](x, number)
     except Exception as e:   # noqa: BLE001 - the error itself is compared
         return ("error", type(e).__name__, str(e))
-    seen = [repr(y.dtype), np.asarray(y.detach().numpy(), np.float64).tolist()]
+    seen = [repr(y.dtype), np.asarray(y.detach().numpy(), np.float64).tolist(), [str(w.message) for w in caught]]
     if y.grad_fn is not None:
         seen.append([(type(n).__name__ if n is not None else None, i) for n, i in y.grad_fn.next_functions])
         seen.append(y.grad_fn.name())
