@@ -14,7 +14,9 @@ scheduler sums each gradient to its input's shape (`_autograd.sum_to_shape`).
 """
 from __future__ import annotations
 
+import contextvars
 import numbers
+import threading
 
 import numpy as np
 
@@ -87,20 +89,17 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         meta = tuple((t._data.shape, t.dtype) for t in inputs)
         needs = tuple(edge[0] is not None for edge in edges)
     saved = NOTHING_SAVED
-    if rule.save_plan:
-        saved = []
-        for name, trigger, index in rule.save_plan:
-            if trigger is None or needs[trigger]:
-                t = out if index is None else inputs[index]
-                saved.append((name, t, t._vc[0]))   # a saved tensor modified in place later fails backward
-                attrs[name] = t._data
-        if INFERENCE_TENSORS.data and any(is_inference_tensor(t) for _, t, _ in saved):  # .data: a cheap emptiness test
-            raise RuntimeError(
-                "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
-                "inference mode in computation tracked by autograd. To work around this, you can make a "
-                "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
-                "`torch.inference_mode()`.")
-        saved = tuple(saved)
+    for name, trigger, index in rule.save_plan:
+        if trigger is None or needs[trigger]:
+            t = out if index is None else inputs[index]
+            saved += ((name, t, t._vc[0]),)   # (plans are short) a saved tensor modified in place later fails backward
+            attrs[name] = t._data
+    if saved and INFERENCE_TENSORS.data and any(is_inference_tensor(t) for _, t, _ in saved):  # .data: a cheap emptiness test
+        raise RuntimeError(
+            "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
+            "inference mode in computation tracked by autograd. To work around this, you can make a "
+            "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
+            "`torch.inference_mode()`.")
     # (out's version is the one of its base for a view, which _link_view set as _view_version.)
     out._grad_fn = new_node(rule.node, rule.backward, edges, meta, needs, saved, attrs)
     return out
@@ -297,6 +296,9 @@ def _float_dtype(dt):
     return dt if dt.is_floating_point else _dtype.default_float
 
 
+_ABSENT = object()
+
+
 class _IgnoreFloatingPointErrors:
     """numpy's errstate(all="ignore"), at a tenth of its cost.
 
@@ -314,14 +316,28 @@ class _IgnoreFloatingPointErrors:
         _ERROR_STATE.reset(self._token)
 
 
-def _quietly(fn, *args):
-    """`fn(*args)` under `_errstate()`, for the hot elementwise ops: one call instead of a
-    with-statement's three (the context manager, __enter__, __exit__)."""
-    token = _ERROR_STATE.set(_IGNORE_ALL)
-    try:
-        return fn(*args)
-    finally:
-        _ERROR_STATE.reset(token)
+def _quietly(fn, x, y=_ABSENT):
+    """`fn(x)` or `fn(x, y)` under `_errstate()`, for the hot elementwise ops.
+
+    `fn` runs in a context, made once per thread, whose error state ignores everything:
+    entering it costs a fraction of setting and resetting the variable (and fixed arguments
+    a fraction of `*args`). Where the error state ignores everything already (inside
+    `_errstate()`, a backward, or this function), `fn` is called directly, so the context is
+    never entered twice.
+    """
+    if _ERROR_STATE.get() is _IGNORE_ALL:
+        return fn(x) if y is _ABSENT else fn(x, y)
+    return _QUIET.run(fn, x) if y is _ABSENT else _QUIET.run(fn, x, y)
+
+
+class _QuietContext(threading.local):
+    """Per thread: `run(fn, *args)` in a copy of the thread's context that ignores
+    floating-point errors (a context can be entered by one thread at a time)."""
+
+    def __init__(self):
+        context = contextvars.copy_context()
+        context.run(_ERROR_STATE.set, _IGNORE_ALL)
+        self.run = context.run
 
 
 try:   # NOTE: numpy >= 2 keeps its error state in this context variable (private API)
@@ -329,13 +345,14 @@ try:   # NOTE: numpy >= 2 keeps its error state in this context variable (privat
     with np.errstate(all="ignore"):
         _IGNORE_ALL = _ERROR_STATE.get()
     _errstate = _IgnoreFloatingPointErrors
+    _QUIET = _QuietContext()
 except ImportError:   # pragma: no cover - other numpy layouts: the public, slower way
     def _errstate():
         return np.errstate(all="ignore")
 
-    def _quietly(fn, *args):
+    def _quietly(fn, x, y=_ABSENT):
         with np.errstate(all="ignore"):
-            return fn(*args)
+            return fn(x) if y is _ABSENT else fn(x, y)
 
 
 # ---------------------------------------------------------------------------------

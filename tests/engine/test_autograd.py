@@ -163,3 +163,32 @@ def test_tensor_hooks_run_on_tensor_gradients_with_create_graph():
         g.sum().backward()
         results.append((g.detach().tolist(), x.grad.tolist()))
     assert results[0] == results[1]
+
+
+def test_ops_in_threads_compute_quietly_and_concurrently():
+    """The engine computes without numpy's floating-point warnings in any thread, and threads
+    may run ops at the same time (large arrays: numpy releases the GIL inside the loop)."""
+    import threading
+    import warnings
+
+    errors = []
+
+    def work():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                for _ in range(20):
+                    # (No backward: the engine's grad mode is global, torch's is per thread.)
+                    x = engine.tensor(np.full(200_000, 3e38, np.float32))
+                    y = (x * 10.0 + 1.0) / 0.0
+                    assert np.isinf(y.numpy()).all()
+        except Exception as e:   # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    work()
+    for t in threads:
+        t.join()
+    assert errors == []
