@@ -411,7 +411,7 @@ def v_exp(x):
 
 
 def v_reshape(x, shape, rule=None):
-    return _reshape(x, shape, rule or _VIEW) if isinstance(x, Tensor) else np.reshape(x, shape)
+    return _reshape(x, shape, rule or _VIEW) if isinstance(x, Tensor) else x.reshape(shape)
 
 
 def v_expand(x, shape):
@@ -1005,8 +1005,9 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     axes = dims if dims is not None else tuple(range(x.ndim))
     keep = keepdim and dim is not None
     with _errstate():
-        data = (np.mean if mean else np.sum)(x, axis=axes, dtype=dt.np, keepdims=keep)
-    keep_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        # (np.add.reduce is what np.sum runs for an array, without its Python-level dispatch.)
+        data = (np.mean if mean else np.add.reduce)(x, axis=axes, dtype=dt.np, keepdims=keep)
+    keep_shape = (1,) * x.ndim if dims is None else tuple(1 if i in axes else n for i, n in enumerate(x.shape))
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None
     full = dim is None
     rule = (_MEAN_ALL if full else _MEAN_DIM) if mean else (_SUM_ALL if full else _SUM_DIM)
