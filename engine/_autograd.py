@@ -133,7 +133,8 @@ class Node:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} object at {id(self):#x}>"
 
-    def _apply(self, g, create_graph: bool):
+    def _apply(self, g, create_graph: bool, release: bool = False):
+        """The gradients for the inputs; with `release`, the saved tensors are freed after."""
         saved = self._saved
         if saved is None:
             raise RuntimeError(_FREED_MESSAGE)
@@ -143,7 +144,10 @@ class Node:
                 # current grad_fn.
                 producer = self if name == "result" else tensor.grad_fn
                 raise RuntimeError(_modified_message(tensor, version, producer))
-        return self._backward(self._with_saved_tensors() if create_graph else self, g)
+        grads = self._backward(self._with_saved_tensors() if create_graph else self, g)
+        if release:
+            self._release()
+        return grads
 
     def _with_saved_tensors(self) -> "SavedTensors":
         """The context of a create_graph backward: the saved values are the saved tensors."""
@@ -367,9 +371,7 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
             if node._saved is NOTHING_SAVED and not create_graph:
                 input_grads = node._backward(node, g)    # nothing to check: the rule runs at once
             else:
-                input_grads = node._apply(g, create_graph)
-                if not retain_graph:
-                    node._release()
+                input_grads = node._apply(g, create_graph, not retain_graph)
             edges, meta = node.next_functions, node._input_meta
             node = None
             for (child, _), (shape, dt), ig in zip(edges, meta, input_grads):

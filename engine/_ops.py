@@ -81,9 +81,13 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         edges, meta, needs = (edge,), ((inputs[0]._data.shape, inputs[0].dtype),), (edge[0] is not None,)
     elif len(inputs) == 2:
         a, b = inputs
-        edge, other_edge = _edge(a), _edge(b)
-        edges, meta = (edge, other_edge), ((a._data.shape, a.dtype), (b._data.shape, b.dtype))
-        needs = (edge[0] is not None, other_edge[0] is not None)
+        edge = _edge(a)
+        if type(b) is WrappedNumber:     # `tensor op number`: the number is outside the graph
+            edges, meta, needs = (edge, _NO_EDGE), ((a._data.shape, a.dtype), _NO_META), (edge[0] is not None, False)
+        else:
+            other_edge = _edge(b)
+            edges, meta = (edge, other_edge), ((a._data.shape, a.dtype), (b._data.shape, b.dtype))
+            needs = (edge[0] is not None, other_edge[0] is not None)
     else:
         edges = tuple(map(_edge, inputs))
         meta = tuple((t._data.shape, t.dtype) for t in inputs)
@@ -117,6 +121,7 @@ def _edge(t) -> tuple:
 
 
 _NO_EDGE = (None, 0)
+_NO_META = (None, None)   # the meta of an edge to no node: never read
 
 
 def save_for_backward(out: Tensor, name: str, tensor: Tensor) -> None:
