@@ -109,25 +109,23 @@ class enable_grad(contextlib.ContextDecorator):
 
 
 class Node:
-    """A recorded op: the base of every `XxxBackward0` class.
+    """A recorded op: the base of every `XxxBackward0` class, and the context its rule reads.
 
     Subclasses are made per op by `node_class(name)`, so `type(t.grad_fn).__name__`
     and `t.grad_fn.name()` both read as torch's do.
+
+    A rule is `backward(ctx, g)` with the node itself as `ctx`: what the op kept for its
+    backward are attributes of the node (its instance dict: `ctx.alpha`, `ctx.self_shape`,
+    and the arrays of saved tensors under torch's argument names, `ctx.self`, `ctx.result`),
+    and `ctx.needs` says which inputs want a gradient. `_saved` lists the saved tensors as
+    (name, tensor, version at saving) triples; it is None once they were freed.
     """
 
-    __slots__ = ("next_functions", "_input_meta", "_rule", "ctx", "_pre_hooks", "_retained", "_seq",
-                 "__weakref__")
-
-    def __init__(self, rule, next_functions, input_meta, ctx):
-        self._seq = next(_SEQUENCE)          # creation order: backward runs later nodes first
-        self._rule = rule                    # backward(ctx, g) -> tuple of grads, one per edge
-        self.next_functions = next_functions  # tuple of (Node | None, 0), one per tensor input
-        self._input_meta = input_meta        # (shape, dtype) per edge: gradients are fitted to these
-        self.ctx = ctx
-        self._pre_hooks = None               # {handle id: hook} from Tensor.register_hook
-        self._retained = None                # weakref to the output tensor that retains its grad
+    __slots__ = ("next_functions", "_input_meta", "_backward", "needs", "_saved", "_pre_hooks", "_retained",
+                 "_seq", "__dict__", "__weakref__")
 
     _qualified_name = "Node"
+    _run_at_once = False
 
     def name(self) -> str:
         return self._qualified_name
@@ -135,33 +133,96 @@ class Node:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} object at {id(self):#x}>"
 
-    def _apply(self, g, create_graph: bool):
-        ctx = self.ctx
-        if ctx.freed:
+    def _apply(self, g, create_graph: bool, release: bool = False):
+        """The gradients for the inputs; with `release`, the saved tensors are freed after."""
+        saved = self._saved
+        if saved is None:
             raise RuntimeError(_FREED_MESSAGE)
-        if ctx.tensors:
-            versions = ctx.versions
-            for name, tensor in ctx.tensors.items():
-                if tensor._vc[0] != versions[name]:
-                    # NOTE: torch names a saved output's producer (this node) and a saved input's
-                    # current grad_fn.
-                    producer = self if name == "result" else tensor.grad_fn
-                    raise RuntimeError(_modified_message(tensor, versions[name], producer))
+        for name, tensor, version in saved:
+            if tensor._vc[0] != version:
+                # NOTE: torch names a saved output's producer (this node) and a saved input's
+                # current grad_fn.
+                producer = self if name == "result" else tensor.grad_fn
+                raise RuntimeError(_modified_message(tensor, version, producer))
         if g is None:
-            return self._undefined_grads(ctx)
-        return self._rule(ctx.as_tensors() if create_graph else ctx, g)
+            grads = self._undefined_grads()
+        else:
+            grads = self._backward(self._with_saved_tensors() if create_graph else self, g)
+        if release:
+            self._release()
+        return grads
 
-    def _undefined_grads(self, ctx):
+    def _undefined_grads(self):
         # NOTE: torch runs a node whose incoming gradient is undefined (norm with p=0 gives none):
         # it unpacks its saved tensors (the checks above) and passes undefined gradients on.
         return (None,) * len(self.next_functions)
 
+    def _with_saved_tensors(self) -> "SavedTensors":
+        """The context of a create_graph backward: the saved values are the saved tensors."""
+        from ._tensor import WrappedNumber  # circular: tensors link to nodes
+        ctx = SavedTensors()
+        ctx.__dict__.update(self.__dict__)
+        ctx.needs = self.needs
+        for name, tensor, _ in self._saved:
+            # A wrapped Python number becomes the 0-d tensor torch saved for it.
+            ctx.__dict__[name] = tensor.as_tensor() if type(tensor) is WrappedNumber else tensor
+        return ctx
+
+    def _save(self, name: str, tensor) -> None:
+        """Save `tensor` as `ctx.<name>` with its current version (in the place of what was
+        saved under that name)."""
+        entry = (name, tensor, tensor._vc[0])
+        saved = self._saved
+        names = [e[0] for e in saved]
+        self._saved = saved[:names.index(name)] + (entry,) + saved[names.index(name) + 1:] \
+            if name in names else saved + (entry,)
+        self.__dict__[name] = tensor._data
+
     def _release(self):
         # Saved tensors are dropped after a backward without retain_graph. Nodes
         # that saved nothing stay usable, as in torch.
-        if self.ctx.tensors:
-            self.ctx.freed = True
-            self.ctx.drop_saved()
+        if self._saved:
+            attrs = self.__dict__
+            for name, _, _ in self._saved:
+                attrs.pop(name, None)
+            self._saved = None
+
+
+class SavedTensors:
+    """The context a rule reads in a create_graph backward: a node's attributes, with the
+    saved tensors themselves in place of their arrays."""
+
+
+# What a node that saved nothing holds in `_saved` (the backward loop tests for it by identity).
+NOTHING_SAVED = ()
+
+
+def new_node(cls, backward, edges: tuple, input_meta, needs, saved: tuple, attrs: dict) -> Node:
+    """A node of class `cls` (a Node subclass) that runs `backward(ctx, g)`.
+
+    `edges`: (Node | None, 0) per input; `input_meta`: (shape, dtype) per input, which the
+    scheduler fits each gradient to; `needs`: per input, whether its gradient is wanted;
+    `saved`: (name, tensor, version) triples; `attrs`: the rule's other values (becomes the
+    node's instance dict, with the saved tensors' arrays).
+    """
+    node = _new(cls)
+    node.__dict__ = attrs
+    node._seq = next(_SEQUENCE)       # creation order: backward runs later nodes first
+    node._backward = backward
+    node.next_functions = edges
+    node._input_meta = input_meta
+    node.needs = needs
+    node._saved = saved
+    node._pre_hooks = None            # {handle id: hook} from Tensor.register_hook
+    node._retained = None             # weakref to the output tensor that retains its grad
+    if cls._run_at_once:
+        # NOTE: torch gives the nodes of ops without a derivative (NotImplemented) the highest
+        # sequence number, like AccumulateGrad: among them, the first edge pushed runs first.
+        node._seq = sys.maxsize
+    return node
+
+
+_new = object.__new__
 
 
 def _modified_message(tensor, version, producer) -> str:
@@ -192,6 +253,8 @@ class AccumulateGrad(Node):
         self.variable = variable
         self.next_functions = ()
         self._input_meta = ()
+        self.needs = ()
+        self._saved = NOTHING_SAVED
         self._pre_hooks = None
         self._retained = None
 
@@ -208,18 +271,11 @@ def node_class(name: str) -> type:
     Names in torch's C++ namespace ("torch::autograd::CopySlices") keep it in
     `name()` and drop it from the class name, as torch's repr shows them.
     """
-    cls = type(name.rpartition("::")[2], (Node,), {"__slots__": (), "_qualified_name": name})
-    if name == "torch::autograd::NotImplemented":
-        cls.__init__ = _run_at_once_init
-        cls._undefined_grads = lambda self, ctx: self._rule(ctx, None)   # raises, gradient or not
+    cls = type(name.rpartition("::")[2], (Node,), {
+        "__slots__": (), "_qualified_name": name, "_run_at_once": name == "torch::autograd::NotImplemented"})
+    if cls._run_at_once:
+        cls._undefined_grads = lambda self: self._backward(self, None)   # raises, gradient or not
     return cls
-
-
-def _run_at_once_init(self, *args):
-    # NOTE: torch gives the nodes of ops without a derivative (NotImplemented) the highest
-    # sequence number, like AccumulateGrad: among them, the first edge pushed runs first.
-    Node.__init__(self, *args)
-    self._seq = sys.maxsize
 
 
 def sum_to_shape(grad, shape: tuple):
@@ -307,12 +363,16 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     def as_tensor(g, dt):
         return g if create_graph else Tensor._make(np.asarray(g), dt)
 
-    node = None    # the next node to run when it is the only one ready (a chain): no heap round trip
+    # The next node to run when it is the only one ready (a chain), with its gradient: no heap
+    # or `pending` round trip.
+    node = g = None
     with (enable_grad() if create_graph else no_grad()), _errstate():
-        while ready or node is not None:
+        while True:
             if node is None:
+                if not ready:
+                    break
                 node = pop(ready)[2]
-            g = pending.pop(node)
+                g = pending.pop(node)
             if node._pre_hooks or node._retained is not None:
                 g = _run_tensor_hooks(node, g, create_graph, as_tensor)
             if captures and node in captures:
@@ -328,9 +388,10 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
             if needed is not None and node not in needed:
                 node = None
                 continue
-            input_grads = node._apply(g, create_graph)
-            if not retain_graph:
-                node._release()
+            if node._saved is NOTHING_SAVED and not create_graph and g is not None:
+                input_grads = node._backward(node, g)    # nothing to check: the rule runs at once
+            else:
+                input_grads = node._apply(g, create_graph, not retain_graph)
             edges, meta = node.next_functions, node._input_meta
             node = None
             for (child, _), (shape, dt), ig in zip(edges, meta, input_grads):
@@ -344,21 +405,30 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                             ig = ig.to(dt)
                     elif ig.dtype is not dt.np and ig.dtype != dt.np:
                         ig = ig.astype(dt.np)
-                    previous = pending.get(child)
-                    pending[child] = ig if previous is None else previous + ig
-                elif child not in pending:
-                    pending[child] = None    # undefined: the child still runs, as in torch
+                    if child in pending:
+                        previous = pending.pop(child)
+                        ig = ig if previous is None else previous + ig
+                elif child in pending:
+                    ig = pending.pop(child)
+                # `pending` holds the gradients of nodes that wait for more or sit in the heap;
+                # None there: reached so far only by undefined gradients. Such a node still
+                # runs, as in torch (its saved tensors are checked, its hooks see None).
                 count = dependencies[child] - 1
                 dependencies[child] = count
-                if count == 0:
-                    if node is not None:     # more than one node ready: the heap orders them
-                        push(ready, (-node._seq, next(order), node))
-                        node = None
-                    if ready:
-                        push(ready, (-child._seq, next(order), child))
-                    else:
-                        node = child
+                if count:
+                    pending[child] = ig
+                    continue
+                if node is not None:     # more than one node ready: the heap orders them
+                    pending[node] = g
+                    push(ready, (-node._seq, next(order), node))
+                    node = None
+                if ready:
+                    pending[child] = ig
+                    push(ready, (-child._seq, next(order), child))
+                else:
+                    node, g = child, ig
             if node is not None and ready:
+                pending[node] = g
                 push(ready, (-node._seq, next(order), node))
                 node = None
     if results is None:

@@ -14,42 +14,19 @@ scheduler sums each gradient to its input's shape (`_autograd.sum_to_shape`).
 """
 from __future__ import annotations
 
+import contextvars
 import numbers
-from types import MappingProxyType
+import threading
 
 import numpy as np
 
 from . import _dtype
-from ._autograd import _GradMode, node_class
-from ._tensor import INFERENCE_TENSORS, Tensor, _wrap_dim, is_inference_tensor
+from ._autograd import NOTHING_SAVED, _GradMode, new_node, node_class
+from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _wrap_dim, is_inference_tensor
 
 # ---------------------------------------------------------------------------------
 # Recording machinery
 # ---------------------------------------------------------------------------------
-
-
-class Ctx:
-    """What a node keeps for its backward.
-
-    Saved tensors are stored twice: their arrays as attributes (what a plain
-    backward reads) and the tensors themselves in `tensors` (what a
-    create_graph backward reads, through `as_tensors()`).
-    """
-
-    __slots__ = ("needs", "freed", "tensors", "versions", "__dict__")
-
-    def drop_saved(self):
-        for name in self.tensors:
-            self.__dict__.pop(name, None)
-        self.tensors = self.versions = NOTHING_SAVED
-
-    def as_tensors(self) -> "Ctx":
-        """A copy of this context whose saved values are the saved tensors."""
-        view = Ctx()
-        view.needs, view.freed, view.tensors, view.versions = self.needs, self.freed, self.tensors, self.versions
-        view.__dict__.update(self.__dict__)
-        view.__dict__.update(self.tensors)
-        return view
 
 
 class Rule:
@@ -72,13 +49,11 @@ class Rule:
                                for name, trigger in self.saves.items())
 
 
-# The saved tensors (and their versions) of a node that saved none: shared, and read-only so
-# that code writing into them without making the node its own dicts fails loudly.
-NOTHING_SAVED = MappingProxyType({})
-
-
 def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     """Wrap a forward result and, when grad mode is on and an input requires grad, record the op.
+
+    `inputs` are tensors, or `WrappedNumber`s for Python numbers. `attrs` are values the
+    rule reads besides the saved tensors; this call's own dict of them becomes the node's.
 
     This runs once per op, so it is written for speed: no helper calls on the
     common path.
@@ -88,65 +63,71 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     if data.dtype is not dt.np and data.dtype != dt.np:
         data = data.astype(dt.np)
     if not _GradMode.enabled:
-        requires = ()
-    elif len(inputs) == 1:    # (a comprehension is a function call in Python 3.11: the common size skips it)
-        t = inputs[0]
-        requires = [t._requires_grad or (t._base is not None and t._base._requires_grad)]
-    else:
+        return _plain(data, dt, inputs)
+    for t in inputs:
         # NOTE: a view requires grad when its base does (the base may have started to since).
-        requires = [t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs]
-    if True not in requires:
+        if t._requires_grad or (t._base is not None and t._base._requires_grad):
+            break
+    else:
         return _plain(data, dt, inputs)
     out = Tensor._make(data, dt, True)
     if data.base is not None:
         _link_view(out, inputs)
-    edges = []
-    meta = []
-    for t in inputs:
-        node = t.grad_fn
-        if node is None and t._requires_grad:
-            node = t._acc if t._acc is not None else t._accumulator()
-        edges.append((node, 0))
-        meta.append((t._data.shape, t.dtype))
     # NOTE: torch computes an input's gradient, and saves what only that gradient uses, when
     # the input's edge is valid (should_compute_output), not when it requires grad: a view
     # of a leaf made under no_grad requires grad yet has neither node nor accumulator.
-    needs = [node is not None for node, _ in edges]
-    ctx = Ctx()
-    ctx.needs = needs
-    ctx.freed = False
-    ctx.__dict__ = attrs    # this call's own dict of keyword arguments: the saved values
-    if rule.save_plan:
-        saved = {}
-        versions = {}
-        for name, trigger, index in rule.save_plan:
-            if trigger is None or needs[trigger]:
-                t = out if index is None else inputs[index]
-                saved[name] = t
-                versions[name] = t._vc[0]   # a saved tensor modified in place later fails backward
-                attrs[name] = t._data
-        if INFERENCE_TENSORS.data and any(is_inference_tensor(t) for t in saved.values()):  # .data: a cheap emptiness test
-            raise RuntimeError(
-                "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
-                "inference mode in computation tracked by autograd. To work around this, you can make a "
-                "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
-                "`torch.inference_mode()`.")
-        ctx.tensors = saved
-        ctx.versions = versions
+    if len(inputs) == 1:    # the common sizes without lists (a comprehension is a call in Python 3.11)
+        edge = _edge(inputs[0])
+        edges, meta, needs = (edge,), ((inputs[0]._data.shape, inputs[0].dtype),), (edge[0] is not None,)
+    elif len(inputs) == 2:
+        a, b = inputs
+        edge = _edge(a)
+        if type(b) is WrappedNumber:     # `tensor op number`: the number is outside the graph
+            edges, meta, needs = (edge, _NO_EDGE), ((a._data.shape, a.dtype), _NO_META), (edge[0] is not None, False)
+        else:
+            other_edge = _edge(b)
+            edges, meta = (edge, other_edge), ((a._data.shape, a.dtype), (b._data.shape, b.dtype))
+            needs = (edge[0] is not None, other_edge[0] is not None)
     else:
-        ctx.tensors = ctx.versions = NOTHING_SAVED
-    out.grad_fn = rule.node(rule.backward, tuple(edges), meta, ctx)
+        edges = tuple(map(_edge, inputs))
+        meta = tuple((t._data.shape, t.dtype) for t in inputs)
+        needs = tuple(edge[0] is not None for edge in edges)
+    saved = NOTHING_SAVED
+    for name, trigger, index in rule.save_plan:
+        if trigger is None or needs[trigger]:
+            t = out if index is None else inputs[index]
+            saved += ((name, t, t._vc[0]),)   # (plans are short) a saved tensor modified in place later fails backward
+            attrs[name] = t._data
+    if saved and INFERENCE_TENSORS.data and any(is_inference_tensor(t) for _, t, _ in saved):  # .data: a cheap emptiness test
+        raise RuntimeError(
+            "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
+            "inference mode in computation tracked by autograd. To work around this, you can make a "
+            "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
+            "`torch.inference_mode()`.")
+    # (out's version is the one of its base for a view, which _link_view set as _view_version.)
+    out._grad_fn = new_node(rule.node, rule.backward, edges, meta, needs, saved, attrs)
     return out
+
+
+def _edge(t) -> tuple:
+    """The (node, input_nr) pair a node links to for its input `t`: (None, 0) outside the graph."""
+    if t._base is not None:
+        return t._edge()       # a view's grad_fn may need refreshing first
+    if t._grad_fn is not None:
+        return (t._grad_fn, 0)
+    if t._requires_grad:
+        return (t._acc if t._acc is not None else t._accumulator(), 0)
+    return _NO_EDGE
+
+
+_NO_EDGE = (None, 0)
+_NO_META = (None, None)   # the meta of an edge to no node: never read
 
 
 def save_for_backward(out: Tensor, name: str, tensor: Tensor) -> None:
     """Save one more tensor in `out`'s node (e.g. the indices output of max), as a rule input
     `ctx.<name>` with its version checked, like the tensors `record` saves."""
-    ctx = out.grad_fn.ctx
-    if ctx.tensors is NOTHING_SAVED:
-        ctx.tensors, ctx.versions = {}, {}
-    ctx.tensors[name], ctx.versions[name] = tensor, tensor._vc[0]
-    ctx.__dict__[name] = tensor._data
+    out.grad_fn._save(name, tensor)
 
 
 def _plain(data, dt, inputs) -> Tensor:
@@ -189,7 +170,21 @@ def _memory_owner(array: np.ndarray):
 
 def _scalar_tensor(value, dt) -> Tensor:
     """A Python number taking part in an op as a 0-d tensor (torch's "wrapped number")."""
-    return Tensor._make(np.asarray(value, dtype=dt.np), dt)
+    return Tensor._make(_number_array(value, dt), dt)
+
+
+def _number_array(value, dt) -> np.ndarray:
+    """A Python number as a 0-d array of `dt`.
+
+    NOTE: torch converts a number beyond float32's range to inf without a warning (numpy warns).
+    """
+    if dt is _dtype.float32 and not -_FLOAT32_MAX <= value <= _FLOAT32_MAX:
+        with _errstate():
+            return np.asarray(value, dt.np)
+    return np.asarray(value, dt.np)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _is_number(x) -> bool:
@@ -279,7 +274,7 @@ def _binary_operands(op: str, input, other):
                 return input, other, input.dtype
         elif type(other) in (float, int) and input.dtype.is_floating_point:
             dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
-            return input, Tensor._make(np.asarray(other, dt.np), dt), dt
+            return input, _scalar_tensor(other, dt), dt
     elif not isinstance(other, Tensor):
         raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     tensors = [x for x in (input, other) if isinstance(x, Tensor)]
@@ -306,6 +301,9 @@ def _float_dtype(dt):
     return dt if dt.is_floating_point else _dtype.default_float
 
 
+_ABSENT = object()
+
+
 class _IgnoreFloatingPointErrors:
     """numpy's errstate(all="ignore"), at a tenth of its cost.
 
@@ -323,14 +321,28 @@ class _IgnoreFloatingPointErrors:
         _ERROR_STATE.reset(self._token)
 
 
-def _quietly(fn, *args):
-    """`fn(*args)` under `_errstate()`, for the hot elementwise ops: one call instead of a
-    with-statement's three (the context manager, __enter__, __exit__)."""
-    token = _ERROR_STATE.set(_IGNORE_ALL)
-    try:
-        return fn(*args)
-    finally:
-        _ERROR_STATE.reset(token)
+def _quietly(fn, x, y=_ABSENT):
+    """`fn(x)` or `fn(x, y)` under `_errstate()`, for the hot elementwise ops.
+
+    `fn` runs in a context, made once per thread, whose error state ignores everything:
+    entering it costs a fraction of setting and resetting the variable (and fixed arguments
+    a fraction of `*args`). Where the error state ignores everything already (inside
+    `_errstate()`, a backward, or this function), `fn` is called directly, so the context is
+    never entered twice.
+    """
+    if _ERROR_STATE.get() is _IGNORE_ALL:
+        return fn(x) if y is _ABSENT else fn(x, y)
+    return _QUIET.run(fn, x) if y is _ABSENT else _QUIET.run(fn, x, y)
+
+
+class _QuietContext(threading.local):
+    """Per thread: `run(fn, *args)` in a copy of the thread's context that ignores
+    floating-point errors (a context can be entered by one thread at a time)."""
+
+    def __init__(self):
+        context = contextvars.copy_context()
+        context.run(_ERROR_STATE.set, _IGNORE_ALL)
+        self.run = context.run
 
 
 try:   # NOTE: numpy >= 2 keeps its error state in this context variable (private API)
@@ -338,13 +350,14 @@ try:   # NOTE: numpy >= 2 keeps its error state in this context variable (privat
     with np.errstate(all="ignore"):
         _IGNORE_ALL = _ERROR_STATE.get()
     _errstate = _IgnoreFloatingPointErrors
+    _QUIET = _QuietContext()
 except ImportError:   # pragma: no cover - other numpy layouts: the public, slower way
     def _errstate():
         return np.errstate(all="ignore")
 
-    def _quietly(fn, *args):
+    def _quietly(fn, x, y=_ABSENT):
         with np.errstate(all="ignore"):
-            return fn(*args)
+            return fn(x) if y is _ABSENT else fn(x, y)
 
 
 # ---------------------------------------------------------------------------------
@@ -403,7 +416,7 @@ def v_exp(x):
 
 
 def v_reshape(x, shape, rule=None):
-    return _reshape(x, shape, rule or _VIEW) if isinstance(x, Tensor) else np.reshape(x, shape)
+    return _reshape(x, shape, rule or _VIEW) if isinstance(x, Tensor) else x.reshape(shape)
 
 
 def v_expand(x, shape):
@@ -742,9 +755,24 @@ def sigmoid(input) -> Tensor:
 # Elementwise binary ops
 # ---------------------------------------------------------------------------------
 
-def _binary(op: str, rule: Rule, fn, input, other, dt=None) -> Tensor:
-    a, b, result_dt = _binary_operands(op, input, other)
-    dt = dt or result_dt
+def _arithmetic_operands(op: str, input, other):
+    """`_binary_operands` for add, sub, mul and div, whose nodes take a Python number as a
+    `WrappedNumber` (an operand outside the graph, cheaper than a tensor)."""
+    if type(other) in _WEAK_NUMBERS and isinstance(input, Tensor) and input.dtype.is_floating_point:
+        dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
+        return input, WrappedNumber(_number_array(other, dt), dt), dt
+    return _binary_operands(op, input, other)
+
+
+_WEAK_NUMBERS = (float, int)   # exact types: a bool is not weak the same way
+
+
+def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -> Tensor:
+    """An elementwise op of two operands in their promoted dtype (the default float dtype
+    for integral operands when `float_result`)."""
+    a, b, dt = _arithmetic_operands(op, input, other)
+    if float_result and not dt.is_floating_point:
+        dt = _dtype.default_float
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
     return record(rule, (a, b), _quietly(fn, x, y), dt)
@@ -771,7 +799,7 @@ def _check_bool_sub(input, other):
     """torch refuses subtraction with a bool operand (tensor or Python bool)."""
     def is_bool(x):
         return x.dtype is _dtype.bool_ if isinstance(x, Tensor) else isinstance(x, bool)
-    if isinstance(input, Tensor) and isinstance(other, Tensor) and is_bool(input) and is_bool(other):
+    if is_bool(input) and is_bool(other):   # NOTE: torch counts a Python bool as a bool tensor here
         raise RuntimeError(
             "Subtraction, the `-` operator, with two bool tensors is not supported. "
             "Use the `^` or `logical_xor()` operator instead.")
@@ -792,7 +820,7 @@ def _check_alpha(alpha, dt) -> None:
 
 def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
     """input (+ or -) alpha * other, in the promoted dtype (alpha 1 skips the product)."""
-    a, b, dt = _binary_operands(op, input, other)
+    a, b, dt = _arithmetic_operands(op, input, other)
     if alpha != 1 or isinstance(alpha, (bool, float)):
         _check_alpha(alpha, dt)
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
@@ -842,9 +870,8 @@ _OMITTED = object()
 
 def div(input, other, *, rounding_mode=_OMITTED) -> Tensor:
     if rounding_mode is _OMITTED or rounding_mode is None:
-        a, b, dt = _binary_operands("div", input, other)
         rule = _DIV if rounding_mode is _OMITTED else _DIV_MODE_NONE
-        return _binary("div", rule, np.true_divide, a, b, _float_dtype(dt))
+        return _binary("div", rule, np.true_divide, input, other, float_result=True)
     if rounding_mode not in ("trunc", "floor"):
         raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
                            f"but found '{rounding_mode}'")
@@ -1020,11 +1047,12 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     keep = keepdim and dim is not None
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None
     with _errstate():
-        data = np.sum(x, axis=axes, dtype=dt.np, keepdims=keep)
+        # (np.add.reduce is what np.sum runs for an array, without its Python-level dispatch.)
+        data = np.add.reduce(x, axis=axes, dtype=dt.np, keepdims=keep)
         if mean:
             # np.mean's arithmetic, without its warning for a mean of nothing (NaN in torch, silently)
             data = np.true_divide(data, count)
-    keep_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    keep_shape = (1,) * x.ndim if dims is None else tuple(1 if i in axes else n for i, n in enumerate(x.shape))
     full = dim is None
     rule = (_MEAN_ALL if full else _MEAN_DIM) if mean else (_SUM_ALL if full else _SUM_DIM)
     return record(rule, (input,), data, dt, dims=dims, keepdim=keep, keep_shape=keep_shape,

@@ -14,8 +14,8 @@ import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode
-from ._autograd import node_class, sum_to_shape
-from ._ops import (Ctx, Rule, Written, _as, _assert_no_overlap, _broadcast_shape, _check_tensor, _reshape,
+from ._autograd import NOTHING_SAVED, new_node, node_class, sum_to_shape
+from ._ops import (Rule, Written, _as, _assert_no_overlap, _broadcast_shape, _check_tensor, _reshape,
                    _scalar_tensor, record, save_for_backward, v_zeros_like)
 from ._tensor import Tensor
 
@@ -63,16 +63,13 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     _dtype.check_cast(result.dtype, self.dtype)
     node = result.grad_fn
     if node is not None:
-        ctx = node.ctx
-        for name, saved in list(ctx.tensors.items()):
+        for name, saved, _ in node._saved:
             # Only the modified argument itself (`self`/`input`), not another argument that
             # happens to be the same tensor: torch checks that one's version (x.lerp_(x, w)).
             if saved is self and name in ("self", "input"):
                 # NOTE: torch saves the original value of the modified input (a clone) where
                 # the rule needs it, so mul_ by a tensor that requires grad still backwards.
-                snapshot = Tensor._make(self._data.copy(), self.dtype, self._requires_grad, self.grad_fn)
-                ctx.tensors[name], ctx.versions[name] = snapshot, 0
-                ctx.__dict__[name] = snapshot._data
+                node._save(name, Tensor._make(self._data.copy(), self.dtype, self._requires_grad, self.grad_fn))
     if node is not None and self._base is not None:
         _rebase_view(self, node)
     self._data[...] = result._data if result.dtype is self.dtype else result._data.astype(self.dtype.np)
@@ -82,10 +79,8 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     if _GradMode.enabled and self._base is None:
         _set_node(self, node)
         self._requires_grad = result._requires_grad
-    if node is not None and "result" in node.ctx.tensors:
-        # The saved output is this tensor now, at its new version.
-        node.ctx.tensors["result"], node.ctx.versions["result"] = self, self._vc[0]
-        node.ctx.__dict__["result"] = self._data
+    if node is not None and any(name == "result" for name, _, _ in node._saved):
+        node._save("result", self)   # the saved output is this tensor now, at its new version
     return self
 
 
@@ -154,12 +149,9 @@ _PUT_FLAT = Rule("AsStridedScatterBackward0",
                  ("self", "src"))
 
 
-def _node(rule: Rule, edges: tuple, meta: list, needs: list, node_type=None, **attrs):
+def _node(rule: Rule, edges: tuple, meta: list, needs: list, node_type=None, saved=NOTHING_SAVED, **attrs):
     """A node made directly (not by an op's `record`), saving no tensors."""
-    ctx = Ctx()
-    ctx.needs, ctx.freed, ctx.tensors, ctx.versions = needs, False, {}, {}
-    ctx.__dict__.update(attrs)
-    return (node_type or rule.node)(rule.backward, edges, meta, ctx)
+    return new_node(node_type or rule.node, rule.backward, edges, meta, needs, saved, attrs)
 
 
 class CopySlices(node_class("torch::autograd::CopySlices")):
@@ -170,8 +162,8 @@ class CopySlices(node_class("torch::autograd::CopySlices")):
     def _release(self):
         # NOTE: torch's CopySlices drops its op's node after a backward without retain_graph,
         # so a second backward through it raises even when nothing was saved.
-        self.ctx.freed = True
-        self.ctx.fn._release()
+        self._saved = None
+        self.fn._release()
 
 
 def _copy_slices_view_backward(ctx, g):
@@ -197,9 +189,10 @@ def _rebase_view(view: Tensor, node) -> None:
     edge = base._edge()
     edges = (edge, *node.next_functions[1:])
     meta = [(base._data.shape, base.dtype), *node._input_meta[1:]]
-    needs = [edge[0] is not None, *node.ctx.needs[1:]]
+    needs = [edge[0] is not None, *node.needs[1:]]
     index = _flat_positions(view._data, base._data)
-    _set_node(base, _node(_COPY_SLICES_VIEW, edges, meta, needs, CopySlices, fn=node, index=index,
+    # (Saved: an empty list, not NOTHING_SAVED, so that the scheduler releases it; see _release.)
+    _set_node(base, _node(_COPY_SLICES_VIEW, edges, meta, needs, CopySlices, [], fn=node, index=index,
                           overlapping=np.unique(index).size != index.size))
     base._requires_grad = True
 
@@ -286,9 +279,9 @@ def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = 
             result = fn(self, *args, **kwargs)
         finally:
             Written.tensor = None
-        if result.grad_fn is not None and "not_implemented" in result.grad_fn.ctx.__dict__:
+        if result.grad_fn is not None and "not_implemented" in result.grad_fn.__dict__:
             # NOTE: torch's error for a missing derivative names the in-place op called.
-            result.grad_fn.ctx.not_implemented = name
+            result.grad_fn.not_implemented = name
         if comparison and _GradMode.enabled and (self._requires_grad or any(
                 isinstance(a, Tensor) and a._requires_grad for a in args)):
             result = _comparison_node(name, self, args, result)

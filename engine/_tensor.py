@@ -95,26 +95,34 @@ class Tensor:
             raise TypeError("Tensor(): expected a sequence of numbers or sizes as ints")
         self._init(data, _dtype.float32)
 
-    def _init(self, data, dt, requires_grad=False, grad_fn=None):
-        self._data = data
-        self.dtype = dt
-        self._requires_grad = requires_grad
-        self._grad_fn = grad_fn
-        self._grad = None
-        self._acc = None
-        self._vc = [0]
-        self._base = None
-        self._view_version = 0
-        self._view_creation = None
-        if _GradMode.inference:
-            INFERENCE_TENSORS[id(self)] = self
-
     @classmethod
     def _make(cls, data: np.ndarray, dt: _dtype_cls, requires_grad=False, grad_fn=None) -> "Tensor":
-        """A tensor around `data` (no copy, no checks): the engine's own constructor."""
-        t = object.__new__(cls)
-        t._init(data, dt, requires_grad, grad_fn)
+        """A tensor around `data` (no copy, no checks): the engine's own constructor.
+
+        (It runs for every op's result, so it sets the fields itself rather than call `_init`.)
+        """
+        t = _new(cls)
+        t._data = data
+        t.dtype = dt
+        t._requires_grad = requires_grad
+        t._grad_fn = grad_fn
+        t._grad = None
+        t._acc = None
+        t._vc = [0]
+        t._base = None
+        t._view_version = 0
+        t._view_creation = None
+        if _GradMode.inference:
+            INFERENCE_TENSORS[id(t)] = t
         return t
+
+    def _init(self, data: np.ndarray, dt: _dtype_cls) -> None:
+        """Set up a tensor that a constructor made (`Tensor(...)`, `Parameter(...)`) as `_make` does."""
+        made = Tensor._make(data, dt)
+        for name in _FIELDS:
+            setattr(self, name, getattr(made, name))
+        if _GradMode.inference:
+            INFERENCE_TENSORS[id(self)] = self
 
     # ---- metadata -----------------------------------------------------------------
     @property
@@ -351,6 +359,34 @@ class Tensor:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self._data if dtype is None else self._data.astype(dtype)
+
+
+_new = object.__new__
+_FIELDS = tuple(name for name in Tensor.__slots__ if name != "__weakref__")
+
+
+class WrappedNumber:
+    """A Python number taking part in an arithmetic op with a tensor (torch's "wrapped number").
+
+    It holds the number as a 0-d array of the op's dtype and answers what `record` reads of
+    an input that is outside the graph, at a fraction of a Tensor's cost. A node that saves
+    it gives rules its array, and, in a create_graph backward, `as_tensor()`.
+    """
+
+    __slots__ = ("_data", "dtype")
+    _requires_grad = False
+    _base = None
+    _grad_fn = None
+    grad_fn = None
+    _acc = None
+    _vc = (0,)     # never modified in place: a saved wrapped number never fails the version check
+
+    def __init__(self, data: np.ndarray, dt: _dtype_cls):
+        self._data = data
+        self.dtype = dt
+
+    def as_tensor(self) -> Tensor:
+        return Tensor._make(self._data, self.dtype)
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:

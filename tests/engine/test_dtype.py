@@ -2,6 +2,8 @@
 numbers out of int64's range are refused as torch refuses them."""
 from __future__ import annotations
 
+import warnings
+
 import hypothesis.strategies as st
 import numpy as np
 import pytest
@@ -57,3 +59,55 @@ def test_an_int64_tensor_of_a_number_out_of_range_is_refused_as_torch(value):
             backend.tensor(value, dtype=backend.int64)
         outcomes.append((raised.type, str(raised.value)))
     assert outcomes[0] == outcomes[1]
+
+
+# Arithmetic of a tensor with a Python number: the engine's fast path keeps the number as a
+# wrapped number (no tensor); everything observable must stay torch's.
+NUMBER_OPERANDS = [0.9, -0.0, 3, 0, True, 1e300, float("nan"), float("inf"), 2 ** 40]
+NUMBER_OPS = {
+    "mul": lambda x, s: x * s, "rmul": lambda x, s: s * x, "add": lambda x, s: x + s,
+    "radd": lambda x, s: s + x, "sub": lambda x, s: x - s, "rsub": lambda x, s: s - x,
+    "div": lambda x, s: x / s, "rdiv": lambda x, s: s / x, "add_alpha": lambda x, s: x.add(s, alpha=2),
+    "sub_alpha": lambda x, s: x.sub(s, alpha=0.5), "div_none": lambda x, s: x.div(s, rounding_mode=None),
+}
+
+
+def _number_op_outcome(backend, dtype: str, op: str, number):
+    x = backend.tensor([0.25, -1.5, 3.0], dtype=getattr(backend, dtype), requires_grad=dtype.startswith("float"))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            y = NUMBER_OPS[op](x, number)
+    except Exception as e:   # noqa: BLE001 - the error itself is compared
+        return ("error", type(e).__name__, str(e))
+    seen = [repr(y.dtype), np.asarray(y.detach().numpy(), np.float64).tolist(), [str(w.message) for w in caught]]
+    if y.grad_fn is not None:
+        seen.append([(type(n).__name__ if n is not None else None, i) for n, i in y.grad_fn.next_functions])
+        seen.append(y.grad_fn.name())
+        (gx,) = backend.autograd.grad(y.sum(), x, create_graph=True)
+        seen.append(gx.detach().numpy().tolist())
+        if gx.requires_grad:
+            (ggx,) = backend.autograd.grad((gx * gx).sum(), x)
+            seen += [gx.grad_fn.name(), ggx.numpy().tolist()]
+    return seen
+
+
+@pytest.mark.parametrize("op", sorted(NUMBER_OPS))
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "bool"])
+def test_arithmetic_with_a_python_number_is_torchs(dtype, op):
+    for number in NUMBER_OPERANDS:
+        got, want = (_number_op_outcome(b, dtype, op, number) for b in (engine, torch))
+        assert repr(got) == repr(want), number   # repr: NaN equals NaN, -0.0 differs from 0.0
+
+
+def test_a_saved_python_number_is_freed_with_its_graph_as_torch():
+    for backend in (engine, torch):
+        x = backend.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 0.5
+        y.sum().backward()
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            y.sum().backward()
+        z = x + 0.5       # AddBackward0 saves nothing: a second backward runs
+        z.sum().backward()
+        z.sum().backward()
+        assert x.grad.tolist() == [2.5, 2.5]
