@@ -231,6 +231,25 @@ def test_a_wrong_message_naming_a_node_is_keyed_on_that_node():
     assert compare(retold, torch_outcome, program, backend=torch).signature == "error-message|Exp|float32"
 
 
+def test_the_sign_of_a_zero_picked_at_a_tie_of_two_tensors_is_not_compared():
+    # torch's SIMD and scalar loops pick different operands at a tie of 0.0 and -0.0
+    # (tests/engine/test_pointwise.py); with a number bound torch's rule is fixed and compared.
+    def flipped(outcome):
+        last = outcome.values[-1]
+        return replace(outcome, values=outcome.values[:-1] + (replace(last, value=Array(
+            last.value.dtype, -last.value.data)),))
+    zeros = Input("x1", (3,), "float64", [0.0, 0.0, 0.0], False)
+    for op in ("clamp_min", "maximum"):
+        program = Program((Input("x0", (3,), "float64", [-0.0, -0.0, -0.0], True), zeros),
+                          (Step(op, "function", (Ref("x0"), Ref("x1")), {}, "v0"),), Action(SUM_BACKWARD, "v0"))
+        assert verdict_for(program, flipped).kind == "match"
+    number_bound = Program((Input("x0", (3,), "float64", [-0.0, -0.0, -0.0], True),),
+                           (Step("clamp_min", "function", (Ref("x0"), Literal(0.0)), {}, "v0"),),
+                           Action(SUM_BACKWARD, "v0"))
+    verdict = verdict_for(number_bound, flipped)
+    assert verdict.kind == "value" and "sign of zero" in verdict.detail
+
+
 def test_close_is_numpys_isclose_with_equal_nans_on_every_special_pair():
     special = [0.0, -0.0, 1.0, 1.0 + 1e-7, 1.0 + 1e-5, -1.0, 1e-30, 1e30, 3e38, np.inf, -np.inf, np.nan]
     actual = np.repeat(special, len(special))
