@@ -101,9 +101,9 @@ _TRACE = Rule("TraceBackward0", _trace_backward)
 
 def trace(input) -> Tensor:
     _check_tensor(input, "trace")
+    _ops._not_for_bool(input, "trace")   # NOTE: torch refuses bool before it checks the dims
     if input.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
-    _ops._not_for_bool(input, "trace")
     dt = input.dtype
     return record(_TRACE, (input,), np.trace(input._data, dtype=dt.np), dt, self_shape=input.shape)
 

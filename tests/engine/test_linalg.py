@@ -192,3 +192,15 @@ def test_gradients_match_finite_differences_in_float64():
                 values.append(float(_loss(*(engine.tensor(x.tolist(), dtype=engine.float64) for x in moved))))
             numeric[idx] = (values[0] - values[1]) / (2 * eps)
         np.testing.assert_allclose(leaves[k].grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("values", [True, [True, False], [[True, False], [False, True]], 1, [[1, 2], [3, 4]]])
+def test_trace_refuses_bool_before_it_checks_the_dims_as_torch(values):
+    # Fuzzer finding: torch.trace(tensor(True)) raises NotImplementedError, not the matrix error.
+    outcomes = []
+    for backend in (engine, torch):
+        try:
+            outcomes.append(backend.trace(backend.tensor(values)).tolist())
+        except Exception as exc:  # noqa: BLE001 - the exception is the observation
+            outcomes.append((type(exc).__name__, str(exc)))
+    assert outcomes[0] == outcomes[1]
