@@ -409,7 +409,7 @@ def __setitem__(self: Tensor, index, value) -> None:
     try:
         src = np.broadcast_to(src.reshape(_without_leading_ones(src.shape)), target)
     except ValueError:
-        raise RuntimeError(f"shape mismatch: value tensor of shape {list(value_tensor.shape)} cannot be "
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(_without_leading_ones(src.shape))} cannot be "
                            f"broadcast to indexing result of shape {list(target)}") from None
     parts = index if isinstance(index, tuple) else (index,)
     index_tensors = [i for i in parts if isinstance(i, Tensor)]

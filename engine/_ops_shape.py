@@ -407,12 +407,17 @@ def H(input) -> Tensor:
 # Broadcasting and repetition: expand, expand_as, broadcast_to, repeat
 # ---------------------------------------------------------------------------------
 
+def _type_name(input: Tensor) -> str:
+    # NOTE: torch's legacy type names (torch.FloatTensor), except bool, which reads CPUBoolType there.
+    return "CPUBoolType" if input.dtype is _dtype.bool_ else f"torch.{input.dtype.scalar_name}Tensor"
+
+
 def _expand_shape(input: Tensor, sizes: tuple) -> tuple:
     """torch's inferExpandGeometry: the target shape, -1 keeping a dim, with torch's errors."""
     shape = input._data.shape
     if len(sizes) < len(shape):
         raise RuntimeError(
-            f"expand(torch.{input.dtype.scalar_name}Tensor{{{list(shape)}}}, size={list(sizes)}): the number "
+            f"expand({_type_name(input)}{{{list(shape)}}}, size={list(sizes)}): the number "
             f"of sizes provided ({len(sizes)}) must be greater or equal to the number of dimensions in the tensor "
             f"({len(shape)})")
     lead = len(sizes) - len(shape)

@@ -354,3 +354,20 @@ def test_matrix_transposes_of_a_0d_tensor_are_the_tensor_itself_like_torch(name,
         getattr(engine.tensor(0.5), name)
         getattr(engine.tensor(0.5), name)
     assert [str(w.message) for w in caught] == [message]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "bool"])
+def test_expand_to_fewer_dims_names_the_type_as_torch(dtype):
+    # Fuzzer finding: torch names a bool tensor CPUBoolType there, the others torch.XxxTensor.
+    def expand(backend):
+        backend.zeros(1, 1, 1, dtype=getattr(backend, dtype)).expand(2, 2)
+    assert _raised(expand, engine) == _raised(expand, torch)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 1), (1, 1, 3, 1), (2, 1, 3), (3, 1, 1)])
+def test_a_masked_assignment_of_a_wrong_shape_names_the_value_without_leading_ones(shape):
+    # Fuzzer finding: index_put_ drops the value's leading 1-sized dims, in its message too.
+    def assign(backend):
+        x = backend.zeros(2, 2)
+        x[backend.tensor([[True, False], [False, True]])] = backend.zeros(*shape)
+    assert _raised(assign, engine) == _raised(assign, torch)
