@@ -517,7 +517,7 @@ def linear(input, weight, bias=None) -> Tensor:
     NOTE: torch fuses bias and product into one addmm (node AddmmBackward0) for a 2-d
     input, and for other inputs flattens them to 2-d around an addmm (ViewBackward0 on top)
     when the bias is 1-d or holds one value per output feature; otherwise it adds the bias
-    to matmul(input, weight.t()) (AddBackward0).
+    in place to matmul(input, weight.t()) (AddBackward0).
     """
     _check_tensor(input, "linear")
     _check_tensor(weight, "linear", "weight", 2)
@@ -539,7 +539,9 @@ def linear(input, weight, bias=None) -> Tensor:
         rows = int(np.prod(shape[:-1], dtype=np.int64))
         flat = _addmm(bias, _reshape(input, (rows, shape[-1])), weight_t)
         return _reshape(flat, shape[:-1] + (flat._data.shape[1],))
-    return _ops.add(_ops.matmul(input, weight_t), bias)
+    # NOTE: torch adds this bias in place (output.add_(bias)): the result keeps the product's
+    # dtype (a float64 bias on float32 operands gives float32) and in-place broadcasting rules.
+    return _ops.matmul(input, weight_t).add_(bias)
 
 
 # ---------------------------------------------------------------------------------

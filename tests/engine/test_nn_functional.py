@@ -689,3 +689,24 @@ def test_layer_norm_gradient_with_huge_and_infinite_upstream_is_torchs_kernel(dt
     for got, want in zip(*grads):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("bias_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bias_shape", [(2, 4), (2, 2, 4), (3, 4), (2, 1, 4), (1, 2, 4), (2, 2, 2, 4)])
+def test_linear_adds_a_bias_of_another_shape_in_place_as_torch(bias_shape, bias_dtype):
+    # Fuzzer finding: for a batched input and a bias that is not one value per output feature,
+    # torch runs output.add_(bias): a float64 bias leaves a float32 result, and a bias that would
+    # broadcast the output larger raises the in-place error.
+    def run(backend):
+        x = backend.ones(2, 2, 3, requires_grad=True)
+        w = backend.ones(4, 3, requires_grad=True)
+        b = backend.ones(*bias_shape, dtype=getattr(backend, bias_dtype), requires_grad=True)
+        try:
+            out = backend.nn.functional.linear(x, w, b)
+            out.sum().backward()
+        except Exception as exc:  # noqa: BLE001 - the exception is the observation
+            return type(exc).__name__, str(exc)
+        return (str(out.dtype).rpartition(".")[2], tuple(out.shape), out.grad_fn.name(),
+                str(b.grad.dtype).rpartition(".")[2], b.grad.numpy().tolist(), x.grad.numpy().tolist(),
+                w.grad.numpy().tolist())
+    assert run(engine) == run(torch)
