@@ -268,11 +268,18 @@ class Tensor:
         """Keep the gradient of this non-leaf tensor in `.grad` after backward."""
         if not self._requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._view_creation == "no_grad":
+            # NOTE: torch keeps a view made under no_grad a leaf here without reading its grad_fn,
+            # so retain_grad does nothing even after its base was modified in place (reading
+            # grad_fn would raise then).
+            return
         if self.grad_fn is not None:
             self.grad_fn._retained = weakref.ref(self)
 
     @property
     def retains_grad(self) -> bool:
+        if self._view_creation == "no_grad":   # never retains (see retain_grad)
+            return False
         return self.grad_fn is not None and self.grad_fn._retained is not None \
             and self.grad_fn._retained() is self
 

@@ -240,3 +240,29 @@ def test_in_place_ops_on_empty_results_find_no_overlap_like_torch(op):
         out.sum().backward()
         shapes.append((tuple(out.shape), tuple(x.grad.shape)))
     assert shapes[0] == shapes[1]
+
+
+@pytest.mark.parametrize("modify_first", [True, False])
+def test_retain_grad_on_a_view_made_under_no_grad_does_nothing_even_after_its_base_changed(modify_first):
+    # Fuzzer finding: torch's retain_grad does not read such a view's grad_fn (which raises once
+    # its base was modified in place); retains_grad stays False; backward raises the view error.
+    def program(backend):
+        seen = []
+        x = backend.zeros(2, 3, requires_grad=True)
+        with backend.no_grad():
+            v = backend.transpose(x, 0, 1)
+        seen.append((v.is_leaf, v.requires_grad, v.retains_grad))
+        if modify_first:
+            v.detach().neg_()
+        v.retain_grad()
+        seen.append(v.retains_grad)
+        if not modify_first:
+            v.detach().neg_()
+        seen.append(v.retains_grad)
+        try:
+            v.sum().backward()
+        except RuntimeError as error:
+            seen.append(str(error))
+        seen.append(x.grad)
+        return seen
+    assert program(engine) == program(torch)
