@@ -733,10 +733,16 @@ def _nll_loss(input, target, weight, ignore_index: int, reduction: str) -> Tenso
         return _nll(_NLL_LOSS, input, target, weight, reduction, ignore_index, "nll_loss_forward")
     shape = input._data.shape
     expected = (shape[0],) + shape[2:]
+    if input.ndim == 4:
+        # NOTE: a 4-d input goes to nll_loss2d as it is, whose own checks word the errors.
+        if target.ndim != 3:
+            raise RuntimeError("only batches of spatial targets supported (3D tensors) but got targets of "
+                               f"dimension: {target.ndim}")
+        if target._data.shape != expected:
+            raise RuntimeError(f"size mismatch (got input: {list(shape)} , target: {list(target._data.shape)}")
+        return _nll(_NLL_LOSS_2D, input, target, weight, reduction, ignore_index, "nll_loss2d_forward")
     if target._data.shape != expected:
         raise RuntimeError(f"Expected target size {list(expected)}, got {list(target._data.shape)}")
-    if input.ndim == 4:
-        return _nll(_NLL_LOSS_2D, input, target, weight, reduction, ignore_index, "nll_loss2d_forward")
     viewed = _reshape(input, (shape[0], shape[1], 1, -1))
     target = Tensor._make(target._data.reshape(shape[0], 1, -1), target.dtype)
     out = _nll(_NLL_LOSS_2D, viewed, target, weight, reduction, ignore_index, "nll_loss2d_forward")

@@ -710,3 +710,19 @@ def test_linear_adds_a_bias_of_another_shape_in_place_as_torch(bias_shape, bias_
                 str(b.grad.dtype).rpartition(".")[2], b.grad.numpy().tolist(), x.grad.numpy().tolist(),
                 w.grad.numpy().tolist())
     assert run(engine) == run(torch)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("input_shape, target_shape", [
+    ((2, 1, 3, 1), (2, 3)), ((2, 3, 4, 5), (2, 4)), ((2, 3, 4, 5), (2, 4, 5, 1)), ((2, 3, 4, 5), (2, 4, 6)),
+    ((2, 3, 4), (2,)), ((2, 3, 4), (2, 5)), ((2, 3, 4, 5, 6), (2, 4, 5)), ((2, 3, 4, 5), (3, 4, 5))])
+def test_class_index_targets_of_the_wrong_shape_raise_as_torch(loss, input_shape, target_shape):
+    # Fuzzer finding: a 4-d input goes to nll_loss2d unchanged, whose checks word the errors.
+    def call(backend):
+        getattr(backend.nn.functional, loss)(backend.zeros(*input_shape), backend.zeros(*target_shape, dtype=backend.int64))
+    outcomes = []
+    for backend in (engine, torch):
+        with pytest.raises(Exception) as info:
+            call(backend)
+        outcomes.append((type(info.value), str(info.value)))
+    assert outcomes[0] == outcomes[1]
