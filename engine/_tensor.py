@@ -201,7 +201,8 @@ class Tensor:
 
     @property
     def grad(self):
-        if self.grad_fn is not None and not self.retains_grad:
+        # (A view made under no_grad reads as a leaf here, without its grad_fn: see retain_grad.)
+        if self._view_creation != "no_grad" and self.grad_fn is not None and not self.retains_grad:
             warnings.warn(_NON_LEAF_GRAD_WARNING, UserWarning, stacklevel=2)
         return self._grad
 

@@ -233,11 +233,17 @@ def finish(program: Program, backend: ModuleType, env: dict[str, Any], values: t
     with recording_warnings() as more:
         if error is None:
             error = _act(program, backend, env, extra)
-        grads = {tensor.name: _leaf_grad(env.get(tensor.name)) for tensor in program.inputs}
-        # Retained grads of non-leaf tensors are part of the outcome, under the step's name.
-        for step in program.steps:
-            if step.op == RETAIN_GRAD and step.out in env:
-                grads[step.out] = _leaf_grad(env[step.out])
+        grads: dict[str, Array | None] = {}
+        try:
+            for tensor in program.inputs:
+                grads[tensor.name] = _leaf_grad(env.get(tensor.name))
+            # Retained grads of non-leaf tensors are part of the outcome, under the step's name.
+            for step in program.steps:
+                if step.op == RETAIN_GRAD and step.out in env:
+                    grads[step.out] = _leaf_grad(env[step.out])
+        except Exception as exc:  # noqa: BLE001 - a backend whose .grad raises: an outcome, not a crash
+            if error is None:
+                error = failure(exc, "action")
         grads.update(extra)
     recorded = tuple(RecordedWarning(warning.category.__name__, str(warning.message)) for warning in (*caught, *more))
     return Outcome(values, error, grads, recorded)

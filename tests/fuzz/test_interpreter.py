@@ -111,3 +111,15 @@ def test_a_hook_on_a_view_whose_alias_changed_in_place_does_not_crash_torch():
                             text=True, timeout=120, cwd=Path(__file__).parents[2])
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["None", "[1.0,", "1.0,", "1.0]"]  # 2 * 0.5 per element
+
+
+def test_a_backend_whose_grad_raises_gives_an_outcome_not_a_crash(monkeypatch):
+    import engine
+
+    def grad(self):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(engine.Tensor, "grad", property(grad))
+    program = Program((Input("x0", (2,), "float32", [1.0, 2.0], True),),
+                      (Step("exp", "function", (Ref("x0"),), {}, "v0"),), Action(SUM_BACKWARD, "v0"))
+    outcome = interpreter.run(program, engine)
+    assert (outcome.error.type, outcome.error.message, outcome.error.where) == ("RuntimeError", "boom", "action")
