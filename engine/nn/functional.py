@@ -460,7 +460,7 @@ _LOG_SOFTMAX = Rule("LogSoftmaxBackward0",
 
 
 def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
-    if x.ndim == 0:
+    if x.ndim == 0 or x.size == 0:   # (an empty input: numpy's max refuses a zero-size axis)
         return x - x
     return x - np.max(x, axis=dim, keepdims=True)
 

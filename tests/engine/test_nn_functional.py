@@ -726,3 +726,23 @@ def test_class_index_targets_of_the_wrong_shape_raise_as_torch(loss, input_shape
             call(backend)
         outcomes.append((type(info.value), str(info.value)))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (0, 3), (3, 0), (2, 0, 3)])
+def test_softmax_and_log_softmax_of_an_empty_input_are_empty_as_torch(shape):
+    for dim in range(len(shape)):
+        for name in ("softmax", "log_softmax"):
+            x = engine.zeros(*shape, requires_grad=True)
+            out = getattr(engine.nn.functional, name)(x, dim)
+            out.sum().backward()
+            assert tuple(out.shape) == shape and tuple(x.grad.shape) == shape
+
+
+def test_cross_entropy_of_an_empty_batch_checks_the_batch_size_as_torch():
+    # Fuzzer finding: log_softmax of a (0, 0) input raised numpy's zero-size error first.
+    outcomes = []
+    for backend in (engine, torch):
+        with pytest.raises(ValueError) as info:
+            backend.nn.functional.cross_entropy(backend.eye(0), backend.tensor([1, 4, 0]))
+        outcomes.append(str(info.value))
+    assert outcomes[0] == outcomes[1]
