@@ -56,10 +56,25 @@ def v_const(array: np.ndarray, like):
     return np.asarray(array, like.dtype)
 
 
+def _log_sigmoid_values(x: np.ndarray) -> np.ndarray:
+    return _ops._rounded(lambda z: np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z))), x)
+
+
 def v_log_sigmoid(x):
     if isinstance(x, Tensor):
-        return _ops.log(_ops.sigmoid(x))
-    return _ops._rounded(lambda z: np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z))), x)
+        return record(_LOG_SIGMOID, (x,), _log_sigmoid_values(x._data), x.dtype)
+    return _log_sigmoid_values(x)
+
+
+def _log_sigmoid_backward(ctx, g):
+    # NOTE: torch's log_sigmoid_backward is g * sigmoid(-x) (in the form max_deriv - sign * z / (1 + z),
+    # z = exp(-|x|)), finite for every x; its derivative, log_sigmoid_double_backward, is
+    # -sigmoid(x) * (1 - sigmoid(x)), which the sigmoid node gives. log(sigmoid(x)) instead is -inf
+    # below about -745 and its gradient NaN (fuzzer finding: bce_with_logits double backward at 1e30).
+    return (g * v_sigmoid(-ctx.self),)
+
+
+_LOG_SIGMOID = Rule("LogSigmoidBackward0", _log_sigmoid_backward, saves={"self": None})
 
 
 # ---------------------------------------------------------------------------------

@@ -746,3 +746,21 @@ def test_cross_entropy_of_an_empty_batch_checks_the_batch_size_as_torch():
             backend.nn.functional.cross_entropy(backend.eye(0), backend.tensor([1, 4, 0]))
         outcomes.append(str(info.value))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bce_with_logits_double_backward_with_pos_weight_at_huge_logits_as_torch(dtype):
+    # Fuzzer finding: the target's gradient, log_sigmoid(-x) - pos_weight * log_sigmoid(x), was
+    # recorded as log(sigmoid(.)), -inf at x = 1e30 and NaN below it in the double backward;
+    # torch records LogSigmoidBackward0, whose derivative is sigmoid(-x).
+    def program(backend):
+        dt = getattr(backend, dtype)
+        x = backend.tensor([[1e-40, -2.3, 1e30], [3.9, 2.0, float("inf")]], dtype=dt, requires_grad=True)
+        t = backend.tensor([[0.0, 1.0, 0.5], [1.0, 0.0, 0.25]], dtype=dt, requires_grad=True)
+        loss = backend.nn.functional.binary_cross_entropy_with_logits(x, t, pos_weight=backend.tensor([1.0, 2.0, 0.5],
+                                                                                                       dtype=dt))
+        grads = backend.autograd.grad(loss.sum(), [x, t], create_graph=True)
+        sum(g.sum() for g in grads).backward()
+        return [g.detach().numpy() for g in grads] + [x.grad.numpy(), t.grad.numpy()]
+    for got, want in zip(program(engine), program(torch)):
+        np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == "float32" else 1e-12)
