@@ -250,6 +250,30 @@ def test_the_sign_of_a_zero_picked_at_a_tie_of_two_tensors_is_not_compared():
     assert verdict.kind == "value" and "sign of zero" in verdict.detail
 
 
+def test_inf_against_nan_in_a_sum_of_overflowing_terms_is_the_summation_order():
+    # Fuzzer finding: einsum('ij,jk') of float32 terms near 3e38: torch's kernel gave NaN
+    # (inf + -inf), the engine's BLAS call inf; the order of an overflowing sum is the kernel's.
+    # (float64 here: float32 values would also pass through the float64 program's rounding check.)
+    def replaced(outcome, value):
+        last = outcome.values[-1]
+        data = last.value.data.copy()
+        data.flat[0] = value
+        return replace(outcome, values=outcome.values[:-1] + (replace(last, value=Array(last.value.dtype, data)),))
+    x0 = Input("x0", (1, 2), "float64", [[1.5, -2.5]], True)
+    x1 = Input("x1", (2, 1), "float64", [[1.5e308], [1.5e308]], True)
+    matmul = Program((x0, x1), (Step("matmul", "function", (Ref("x0"), Ref("x1")), {}, "v0"),),
+                     Action(SUM_BACKWARD, "v0"))
+    verdict = verdict_for(matmul, lambda outcome: replaced(outcome, np.nan if np.isinf(
+        outcome.values[-1].value.data.flat[0]) else np.inf))
+    assert verdict.kind == "match" and "inf against NaN" in verdict.notes[0]
+    # +inf against -inf is a sign, and a pointwise op has no order: both still diverge.
+    assert verdict_for(matmul, lambda outcome: replaced(outcome, -outcome.values[-1].value.data.flat[0])).kind \
+        == "value"
+    add = Program((x0,), (Step("add", "function", (Ref("x0"), Literal(float("inf"))), {}, "v0"),),
+                  Action(SUM_BACKWARD, "v0"))
+    assert verdict_for(add, lambda outcome: replaced(outcome, np.nan)).kind == "value"
+
+
 def test_close_is_numpys_isclose_with_equal_nans_on_every_special_pair():
     special = [0.0, -0.0, 1.0, 1.0 + 1e-7, 1.0 + 1e-5, -1.0, 1e-30, 1e30, 3e38, np.inf, -np.inf, np.nan]
     actual = np.repeat(special, len(special))
