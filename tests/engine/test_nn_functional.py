@@ -125,7 +125,7 @@ ERRORS = {
     "layer_norm shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (2,)),
     "layer_norm weight shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), _x(b, (2,))),
     "layer_norm bias shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), None, _x(b, (2,))),
-    "layer_norm int shape": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), 3),
+    "layer_norm int shape matching": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), 3),
     "layer_norm float32 input, float64 weight": lambda b: b.nn.functional.layer_norm(
         _x(b, (2, 3)), (3,), _x(b, (3,)).double()),
     "layer_norm mixed dtypes before shapes": lambda b: b.nn.functional.layer_norm(
