@@ -332,25 +332,24 @@ def _compare_failures(engine_error: Failure | None, torch_error: Failure | None,
 _ACCUMULATING_OPS = frozenset(op.name for op in OPS if op.kind in (MATMUL_KIND, LINALG_KIND, REDUCTION_KIND)) | {
     "nn.functional.linear", "cumsum", "cumprod"}
 
-
-def _signs_comparable(step) -> bool:
-    """Whether a zero's sign in this step's result is a convention the engine must follow.
-
-    Only for an op that does not sum (see _ACCUMULATING_OPS) applied directly to program
-    inputs: an earlier step's zero can carry an order-dependent sign that later steps
-    merely propagate.
-    """
-    if step.op in _TIE_PICKING_OPS and len(step.refs()) > 1:
-        return False
-    return step.op not in _ACCUMULATING_OPS and all(INPUT_NAME.fullmatch(ref) for ref in step.refs())
-
-
 # NOTE: at a tie of 0.0 and -0.0 between two tensors, torch's scalar loop returns the first
 # operand and its SIMD loop (_mm*_max_pd / _min_pd) the second; which elements take which loop
 # depends on the length and the CPU's vector width (tests/engine/test_pointwise.py shows it).
 # The sign there is a machine artefact, not torch behaviour: with a number bound (one tensor)
 # torch uses the scalar rule throughout, and that stays compared.
 _TIE_PICKING_OPS = frozenset({"maximum", "minimum", "clamp", "clamp_min", "clamp_max", "clip"})
+
+
+def _signs_comparable(step) -> bool:
+    """Whether a zero's sign in this step's result is a convention the engine must follow.
+
+    Only for an op that does not sum (see _ACCUMULATING_OPS) applied directly to program
+    inputs: an earlier step's zero can carry an order-dependent sign that later steps
+    merely propagate. Not for a tie between two tensors in _TIE_PICKING_OPS.
+    """
+    if step.op in _TIE_PICKING_OPS and len(step.refs()) > 1:
+        return False
+    return step.op not in _ACCUMULATING_OPS and all(INPUT_NAME.fullmatch(ref) for ref in step.refs())
 
 
 def _compare_arrays(engine: Array, torch_: Array, place: _Place, kind: str, rtol_atol: tuple[float, float],
