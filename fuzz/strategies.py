@@ -1055,12 +1055,13 @@ def _setitem_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     shape = builder.shape(receiver)
     side = shape[0] if shape else 1
     kind = src.pick(("int", "slice", "column", "mask", "repeated"))
+    # An empty dim still gets index 0 (or [:, 0]): torch's IndexError is compared then.
     if kind == "int" or not shape:
-        index = Literal(src.integer(-side, side - 1)) if shape else Literal(None)
+        index = Literal(src.integer(-side, max(side - 1, 0))) if shape else Literal(None)
     elif kind == "slice":
         index = Slice(src.integer(0, side), None, None)
     elif kind == "column" and len(shape) >= 2:
-        index = Seq((Slice(), Literal(src.integer(0, shape[1] - 1))))
+        index = Seq((Slice(), Literal(src.integer(0, max(shape[1] - 1, 0)))))
     elif kind == "mask":
         index = builder.new_input(shape, REAL, dtype="bool", requires_grad=False)
     else:  # repeated positions: which write wins is torch's business, compared too
