@@ -14,12 +14,13 @@ import warnings
 
 import numpy as np
 
-from .. import _args, _dtype, _ops, _ops_pointwise, _ops_reduce, _random, optable
+from .. import _args, _dtype, _ops, _ops_index, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
-                    _rounded, _transpose, _T, record, save_for_backward, v_data, v_exp, v_expand, v_masked_zero,
+                    _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero,
                     v_zeros_like, v_mm, v_reshape, v_t, v_where)
 from .._autograd import BackwardRun
 from .._ops_pointwise import _not_implemented_for, v_cosh
+from .._ops_shape import _contiguous_array
 from .._tensor import Tensor, _wrap_dim
 
 
@@ -486,7 +487,7 @@ def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
         e = _ops._np_exp(_shifted(input._data, dim))
         # NOTE: torch's kernel multiplies by the reciprocal of the sum.
         data = e * (1 / np.sum(e, axis=dim if input.ndim else None, keepdims=True))
-    return record(_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
+    return record(_SOFTMAX, (input,), _contiguous_array(data), input.dtype, dim=dim if input.ndim else None)
 
 
 def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
@@ -495,7 +496,7 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
         shifted = _shifted(input._data, dim)
         data = shifted - _ops._rounded(np.log, np.sum(_ops._np_exp(shifted), axis=dim if input.ndim else None,
                                                       keepdims=True))
-    return record(_LOG_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
+    return record(_LOG_SOFTMAX, (input,), _contiguous_array(data), input.dtype, dim=dim if input.ndim else None)
 
 
 # ---------------------------------------------------------------------------------
@@ -608,11 +609,9 @@ def _save_constants(out: Tensor, **tensors) -> Tensor:
     before self): which one the error names when several were modified. These nodes save
     inputs only.
     """
+    _ops_index._save(out, **{name: tensor for name, tensor in tensors.items() if tensor is not None})
     node = out.grad_fn
     if node is not None:
-        for name, tensor in tensors.items():
-            if tensor is not None:
-                save_for_backward(out, name, tensor)
         node._saved = tuple(sorted(node._saved, key=lambda entry: entry[0]))
     return out
 
@@ -1376,5 +1375,5 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
             + (bias._data if bias is not None else 0.0)
     absent = Tensor._make(np.zeros(normalized_shape, input.dtype.np), input.dtype)
     return record(_LAYER_NORM, (input, weight if weight is not None else absent, bias if bias is not None else absent),
-                  data, input.dtype, dims=dims, eps=eps, has_weight=weight is not None,
+                  _contiguous_array(data), input.dtype, dims=dims, eps=eps, has_weight=weight is not None,
                   mean=mean.astype(input.dtype.np), rstd=rstd.astype(input.dtype.np))
