@@ -27,6 +27,7 @@ from ._autograd import _GradMode
 from ._ops import (_SQUEEZE_DIM, Rule, Written, _assert_no_overlap, _broadcast_shape, _check_tensor, _errstate,
                    _is_number, _reshape,
                    record, save_for_backward, v_data, v_reshape, v_where)
+from ._ops_shape import _contiguous_array
 from ._tensor import Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------
@@ -719,7 +720,7 @@ def masked_fill(input, mask, value) -> Tensor:
     shape = _broadcast_shape(mask._data.shape, input._data.shape)
     _masked_fill_meta(input, mask, value)
     fill = _fill_value(value, input.dtype)
-    data = np.where(np.broadcast_to(mask._data, shape), fill, np.broadcast_to(input._data, shape))
+    data = _contiguous_array(np.where(np.broadcast_to(mask._data, shape), fill, np.broadcast_to(input._data, shape)))
     if isinstance(value, Tensor):
         out = _record(_MASKED_FILL_TENSOR, (input, value), data, input.dtype)
     else:

@@ -21,7 +21,7 @@ from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduc
                    save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero, v_reshape, v_transpose,
                    v_where)
 from ._ops_pointwise import v_sign
-from ._ops_shape import cat, stack
+from ._ops_shape import cat, _contiguous_array, stack
 from ._tensor import Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------
@@ -727,7 +727,7 @@ def _cumulative(op: str, rule: Rule, fn, input, dim, dtype) -> Tensor:
             data = fn(x.astype(np.float64), axis=d).astype(np.float32)
         else:
             data = fn(x.astype(dt.np), axis=d)
-    return _record_or_plain(rule, input, data, dt, dim=d if x.ndim else None)
+    return _record_or_plain(rule, input, _contiguous_array(data), dt, dim=d if x.ndim else None)
 
 
 def cumsum(input, dim, *, dtype=None) -> Tensor:

@@ -14,12 +14,13 @@ import warnings
 
 import numpy as np
 
-from .. import _args, _dtype, _ops, _ops_pointwise, _ops_reduce, _random, optable
+from .. import _args, _dtype, _ops, _ops_index, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
-                    _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero, v_zeros_like, v_mm,
-                    v_reshape, v_t, v_where)
+                    _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero,
+                    v_zeros_like, v_mm, v_reshape, v_t, v_where)
 from .._autograd import BackwardRun
 from .._ops_pointwise import _not_implemented_for, v_cosh
+from .._ops_shape import _contiguous_array
 from .._tensor import Tensor, _wrap_dim
 
 
@@ -486,7 +487,7 @@ def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
         e = _ops._np_exp(_shifted(input._data, dim))
         # NOTE: torch's kernel multiplies by the reciprocal of the sum.
         data = e * (1 / np.sum(e, axis=dim if input.ndim else None, keepdims=True))
-    return record(_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
+    return record(_SOFTMAX, (input,), _contiguous_array(data), input.dtype, dim=dim if input.ndim else None)
 
 
 def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
@@ -495,7 +496,7 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
         shifted = _shifted(input._data, dim)
         data = shifted - _ops._rounded(np.log, np.sum(_ops._np_exp(shifted), axis=dim if input.ndim else None,
                                                       keepdims=True))
-    return record(_LOG_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
+    return record(_LOG_SOFTMAX, (input,), _contiguous_array(data), input.dtype, dim=dim if input.ndim else None)
 
 
 # ---------------------------------------------------------------------------------
@@ -597,6 +598,24 @@ def _reduce_loss(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
+def _save_constants(out: Tensor, **tensors) -> Tensor:
+    """Save in `out`'s node the tensors its op reads outside the graph (a loss's weights, class
+    targets), as `ctx.<name>`; the rules read the values from other attributes.
+
+    NOTE: torch saves these for backward as it saves the inputs, so modifying one in place
+    after the call makes backward raise its version error (fuzzer finding: a
+    binary_cross_entropy_with_logits weight zeroed in place after the call). Its generated
+    nodes save, and check at backward, the inputs in the order of their names (pos_weight
+    before self): which one the error names when several were modified. These nodes save
+    inputs only.
+    """
+    _ops_index._save(out, **{name: tensor for name, tensor in tensors.items() if tensor is not None})
+    node = out.grad_fn
+    if node is not None:
+        node._saved = tuple(sorted(node._saved, key=lambda entry: entry[0]))
+    return out
+
+
 def _check_no_grad(t, function: str, argument: str):
     if t is not None and t.requires_grad:
         raise RuntimeError(f"The function '{function}' is not differentiable with respect to argument "
@@ -669,8 +688,9 @@ def _nll_backward(ctx, g):
     if isinstance(g, Tensor):
         # NOTE: with create_graph torch records nll_loss_backward as one node, differentiable
         # in the incoming gradient and in the loss's input (see _nll_double_backward).
-        return (record(plan.double_rule, (g, ctx.self), plan.backward(g._data, ctx.self_shape), g.dtype,
-                       plan=plan, self_shape=ctx.self_shape),)
+        out = record(plan.double_rule, (g, ctx.self), plan.backward(g._data, ctx.self_shape), g.dtype,
+                     plan=plan, self_shape=ctx.self_shape)
+        return (_save_constants(out, target=ctx.target, weight=getattr(ctx, "weight", None)),)
     return (plan.backward(g, ctx.self_shape),)
 
 
@@ -713,7 +733,8 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
         raise _not_implemented_for("nll_loss_out_frame" if rule is _NLL_LOSS else "nll_loss2d_forward_out_frame",
                                    input.dtype)
     w = weight._data if weight is not None else np.ones(c, x.dtype)
-    return _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction), input)
+    out = _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction), input)
+    return _save_constants(out, target=target, weight=weight)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
@@ -759,7 +780,7 @@ def _nll_loss(input, target, weight, ignore_index: int, reduction: str) -> Tenso
     if target._data.shape != expected:
         raise RuntimeError(f"Expected target size {list(expected)}, got {list(target._data.shape)}")
     viewed = _reshape(input, (shape[0], shape[1], 1, -1))
-    target = Tensor._make(target._data.reshape(shape[0], 1, -1), target.dtype)
+    target = _reshape(target, (shape[0], 1, -1))   # a view where it can be: torch saves it
     out = _nll(_NLL_LOSS_2D, viewed, target, weight, reduction, ignore_index, "nll_loss2d_forward")
     return _reshape(out, expected) if reduction == "none" else out
 
@@ -969,13 +990,13 @@ def _bce_backward(ctx, g):
     grad_input = grad_target = None
     if ctx.needs[0]:
         grad_input = (_bce_input_backward(ctx, g) if isinstance(g, Tensor)
-                      else _bce_input_grad(g, x, t, ctx.weight, ctx.reduction, ctx.numel))
+                      else _bce_input_grad(g, x, t, ctx.weights, ctx.reduction, ctx.numel))
     if ctx.needs[1]:
         # NOTE: torch's binary_cross_entropy_target_backward is -logit(x) * grad * weight / numel
         # (in that order), without the clamp.
         grad_target = -_v_logit(x) * g
-        if ctx.weight is not None:
-            grad_target = grad_target * v_const(ctx.weight, grad_target)
+        if ctx.weights is not None:
+            grad_target = grad_target * v_const(ctx.weights, grad_target)
         if ctx.reduction == "mean":
             grad_target = grad_target / ctx.numel
     return grad_input, grad_target
@@ -1020,9 +1041,10 @@ def _bce_input_backward(ctx, g: Tensor) -> Tensor:
     derivatives are its own formulas (binary_cross_entropy_double_backward*), not those of
     the clamped quotient."""
     x, t = ctx.self, ctx.target
-    data = _bce_input_grad(g._data, x._data, t._data, ctx.weight, ctx.reduction, ctx.numel)
-    return record(_BCE_BACKWARD, (g, x, t), data, x.dtype, weight=ctx.weight, reduction=ctx.reduction,
-                  numel=ctx.numel)
+    data = _bce_input_grad(g._data, x._data, t._data, ctx.weights, ctx.reduction, ctx.numel)
+    out = record(_BCE_BACKWARD, (g, x, t), data, x.dtype, weights=ctx.weights, reduction=ctx.reduction,
+                 numel=ctx.numel)
+    return _save_constants(out, weight=getattr(ctx, "weight", None))
 
 
 def _bce_double_backward(ctx, gg):
@@ -1032,7 +1054,7 @@ def _bce_double_backward(ctx, gg):
     eps = 1e-12
 
     def weighted(value):
-        return value * v_const(ctx.weight, value) if ctx.weight is not None else value
+        return value * v_const(ctx.weights, value) if ctx.weights is not None else value
 
     def mean(value):
         return value / ctx.numel if ctx.reduction == "mean" else value
@@ -1090,13 +1112,15 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         if weights is not None:
             losses = losses * weights
         data = _reduced_loss(losses, reduction, x.dtype)
-    return record(_BCE, (input, target), data, input.dtype, weight=weights, reduction=reduction,
-                  numel=max(x.size, 1))
+    out = record(_BCE, (input, target), data, input.dtype, weights=weights, reduction=reduction,
+                 numel=max(x.size, 1))
+    # NOTE: torch's functional expands the weight to the target's size before the call: it saves that view.
+    return _save_constants(out, weight=None if weight is None else _expand(weight, shape))
 
 
 def _bce_logits_backward(ctx, g):
-    x, t, pos_weight = ctx.self, ctx.target, ctx.pos_weight
-    weighted = g * v_const(ctx.weight, g) if ctx.weight is not None else g
+    x, t, pos_weight = ctx.self, ctx.target, ctx.pos_weights
+    weighted = g * v_const(ctx.weights, g) if ctx.weights is not None else g
     if ctx.reduction == "mean":
         weighted = weighted / ctx.numel
     grad_input = grad_target = None
@@ -1154,8 +1178,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         if weights is not None:
             losses = losses.astype(dt.np) * weights
         data = _reduced_loss(losses, reduction, dt.np)
-    return record(_BCE_LOGITS, (input, target), data, dt, weight=weights, pos_weight=pos_weights,
-                  reduction=reduction, numel=max(x.size, 1))
+    out = record(_BCE_LOGITS, (input, target), data, dt, weights=weights, pos_weights=pos_weights,
+                 reduction=reduction, numel=max(x.size, 1))
+    return _save_constants(out, weight=weight, pos_weight=pos_weight)
 
 
 # ---------------------------------------------------------------------------------
@@ -1350,5 +1375,5 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
             + (bias._data if bias is not None else 0.0)
     absent = Tensor._make(np.zeros(normalized_shape, input.dtype.np), input.dtype)
     return record(_LAYER_NORM, (input, weight if weight is not None else absent, bias if bias is not None else absent),
-                  data, input.dtype, dims=dims, eps=eps, has_weight=weight is not None,
+                  _contiguous_array(data), input.dtype, dims=dims, eps=eps, has_weight=weight is not None,
                   mean=mean.astype(input.dtype.np), rstd=rstd.astype(input.dtype.np))

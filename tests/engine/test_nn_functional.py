@@ -764,3 +764,62 @@ def test_bce_with_logits_double_backward_with_pos_weight_at_huge_logits_as_torch
         return [g.detach().numpy() for g in grads] + [x.grad.numpy(), t.grad.numpy()]
     for got, want in zip(program(engine), program(torch)):
         np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == "float32" else 1e-12)
+
+
+
+def _bce_with_logits_saved(b, given):
+    return b.nn.functional.binary_cross_entropy_with_logits(given["x"], given["t"], weight=given["w"],
+                                                            pos_weight=given["pw"])
+
+
+def _bce_saved(b, given):
+    return b.nn.functional.binary_cross_entropy(given["x"].sigmoid(), given["t"], weight=given["w"])
+
+
+def _nll_5d_saved(b, given):
+    # NOTE: torch views an input of more than 4 dims, and its target, for nll_loss2d.
+    return b.nn.functional.nll_loss(given["x"].reshape(2, 3, 1, 1, 1), given["c"].reshape(2, 1, 1, 1),
+                                    weight=given["w"][0])
+
+
+def _nll_double_saved(b, given):
+    x = given["x"]
+    g, = b.autograd.grad(b.nn.functional.nll_loss(x, given["c"], weight=given["w"][0]), x, create_graph=True)
+    return (g * x).sum()
+
+
+def _bce_double_saved(b, given):
+    x = given["x"]
+    g, = b.autograd.grad(b.nn.functional.binary_cross_entropy(x.sigmoid(), given["t"], weight=given["w"]), x,
+                         create_graph=True)
+    return (g * x).sum()
+
+
+SAVED_CONSTANTS = [(loss, modified) for loss, cases in [
+    (_bce_with_logits_saved, [("w",), ("pw",), ("t", "w"), ("w", "pw"), ("t", "w", "pw")]),
+    (_bce_saved, [("w",), ("t", "w")]),
+    (_nll_5d_saved, [("w",), ("c",), ("c", "w")]),
+    (_nll_double_saved, [("w",), ("c",)]),
+    (_bce_double_saved, [("w",), ("t",)]),
+] for modified in cases]
+
+
+@pytest.mark.parametrize("loss, modified", SAVED_CONSTANTS)
+def test_losses_save_their_weights_and_targets_for_backward_as_torch(loss, modified):
+    # Fuzzer finding: a binary_cross_entropy_with_logits weight zeroed in place after the call
+    # made torch's backward raise its version error, not the engine's. torch saves a loss's
+    # weight, pos_weight and class targets as it saves the input, and checks them in the order
+    # of their names (pos_weight first): the error names the first modified one.
+    def program(backend):
+        given = {"x": _t(backend, [[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]], "float64", requires_grad=True),
+                 "t": _t(backend, [[0.0, 1.0, 0.5], [1.0, 0.0, 0.25]], "float64"),
+                 "c": _t(backend, [2, 0], "int64"),
+                 "w": _t(backend, [[1.0, 2.0, 0.5]], "float64"),
+                 "pw": _t(backend, [[3.0], [0.5]], "float64")}
+        out = loss(backend, given)
+        for name in modified:
+            given[name].mul_(2)
+        return _outcome(lambda b: out.backward(), backend)
+    ours, theirs = program(engine), program(torch)
+    assert ours == theirs
+    assert ours[0] == "RuntimeError"
