@@ -516,9 +516,23 @@ _EXPAND = Rule("ExpandBackward0", lambda ctx, g: (g,))
 
 def _expand(t: Tensor, shape) -> Tensor:
     # A writable view, as torch's: fill_ and zero_ may write through it (see _ops_inplace.check_writable).
-    view = np.broadcast_to(t._data, shape)
-    view = np.lib.stride_tricks.as_strided(t._data, view.shape, view.strides, writeable=t._data.flags.writeable)
+    view = np.lib.stride_tricks.as_strided(t._data, tuple(shape), _expand_strides(t._data, tuple(shape)),
+                                           writeable=t._data.flags.writeable)
     return record(_EXPAND, (t,), view, t.dtype)
+
+
+def _expand_strides(x: np.ndarray, shape: tuple) -> tuple:
+    """NOTE: torch's expand strides (inferExpandGeometry), which tril_ reads: an expanded dim
+    gets 0, a kept dim its stride (also of size 1, where numpy's broadcast gives 0), a new
+    leading dim of size 1 the size times the stride of the dim after it (0 for a 0-d tensor)."""
+    strides = [0] * len(shape)
+    lead = len(shape) - x.ndim
+    for i in reversed(range(len(shape)) if x.ndim else ()):
+        if i >= lead:
+            strides[i] = x.strides[i - lead] if x.shape[i - lead] == shape[i] else 0
+        elif shape[i] == 1:
+            strides[i] = shape[i + 1] * strides[i + 1]
+    return tuple(strides)
 
 
 _TRANSPOSE = Rule("TransposeBackward0", lambda ctx, g: (v_transpose(g, ctx.dim0, ctx.dim1),))

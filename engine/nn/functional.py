@@ -1119,23 +1119,66 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 
 
 def _bce_logits_backward(ctx, g):
+    """NOTE: torch's binary_cross_entropy_with_logits_backward and ..._target_backward
+    (FunctionsManual.cpp), in their order and dtypes. Without a graph the input's gradient is
+    computed in place (sigmoid(x).sub_(t).mul_(grad).mul_(weight)), so in the dtype of its
+    first tensor; with one, out of place. The target's gradient is -x * grad (the input's
+    dtype under a 0-d grad), then mul_(weight) in place in both cases (a float32 product of a
+    huge logit and a weight overflows to inf even for a float64 target)."""
     x, t, pos_weight = ctx.self, ctx.target, ctx.pos_weights
-    weighted = g * v_const(ctx.weights, g) if ctx.weights is not None else g
-    if ctx.reduction == "mean":
-        weighted = weighted / ctx.numel
+    graph = isinstance(g, Tensor)
+    weight = None if ctx.weights is None else v_const(ctx.weights, g)
     grad_input = grad_target = None
     if ctx.needs[0]:
         if pos_weight is not None:
-            scaled_target = v_const(pos_weight, weighted) * t
-            grad_input = weighted * ((scaled_target + 1 - t) * v_sigmoid(x) - scaled_target)
+            scaled_target = _v_mul(v_const(pos_weight, g), t)
+            first = scaled_target + 1
+            grad_input = _v_in_place(lambda a, b: a - b, first, t, not graph)
+            grad_input = _v_in_place(lambda a, b: a * b, grad_input, v_sigmoid(x), not graph)
+            grad_input = _v_in_place(lambda a, b: a - b, grad_input, scaled_target, not graph)
         else:
-            grad_input = weighted * (v_sigmoid(x) - t)
+            grad_input = _v_in_place(lambda a, b: a - b, v_sigmoid(x), t, not graph)
+        grad_input = _v_in_place(_v_mul, grad_input, g, not graph)
+        if weight is not None:
+            grad_input = _v_in_place(_v_mul, grad_input, weight, not graph)
+        if ctx.reduction == "mean":
+            grad_input = _v_in_place(lambda a, b: a / b, grad_input, ctx.numel, True)
     if ctx.needs[1]:
         if pos_weight is not None:
-            grad_target = weighted * (v_log_sigmoid(-x) - v_const(pos_weight, weighted) * v_log_sigmoid(x))
+            grad_target = _v_in_place(_v_mul, v_log_sigmoid(x), v_const(pos_weight, g), True)
+            grad_target = _v_in_place(lambda a, b: a - b, v_log_sigmoid(-x), grad_target, True)
+            grad_target = _v_in_place(_v_mul, grad_target, g, True)
         else:
-            grad_target = weighted * -x
+            grad_target = _v_mul(-x, g)
+        if weight is not None:
+            grad_target = _v_in_place(_v_mul, grad_target, weight, True)
+        if ctx.reduction == "mean":
+            grad_target = _v_in_place(lambda a, b: a / b, grad_target, ctx.numel, True)
     return grad_input, grad_target
+
+
+def _v_dtype(x):
+    return x.dtype.np if isinstance(x, Tensor) else np.asarray(x).dtype
+
+
+def _v_mul(a, b):
+    """a * b with torch's dtype: a 0-d operand (the loss's gradient) takes the other's float dtype."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return a * b
+    if np.ndim(b) == 0 and np.ndim(a):
+        b = np.asarray(b, a.dtype)
+    elif np.ndim(a) == 0 and np.ndim(b):
+        a = np.asarray(a, b.dtype)
+    return a * b
+
+
+def _v_in_place(op, a, b, in_place: bool):
+    """op(a, b), written into `a` (torch's sub_, mul_, div_: computed in the promoted dtype,
+    stored in a's) when `in_place`, else out of place."""
+    out = op(a, b)
+    if not in_place or _v_dtype(out) == _v_dtype(a):
+        return out
+    return out.to(a.dtype) if isinstance(out, Tensor) else out.astype(_v_dtype(a))
 
 
 _BCE_LOGITS = Rule("BinaryCrossEntropyWithLogitsBackward0", _bce_logits_backward, ("self", "target"),

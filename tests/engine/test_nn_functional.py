@@ -823,3 +823,29 @@ def test_losses_save_their_weights_and_targets_for_backward_as_torch(loss, modif
     ours, theirs = program(engine), program(torch)
     assert ours == theirs
     assert ours[0] == "RuntimeError"
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("weights", ["none", "weight", "pos_weight", "both"])
+@pytest.mark.parametrize("dtypes", [("float32", "float64", "float64"), ("float64", "float32", "float32"),
+                                    ("float32", "float32", "float64"), ("float64", "float64", "float32")])
+def test_bce_with_logits_gradients_follow_torch_dtypes_and_in_place_steps(dtypes, weights, reduction, create_graph):
+    # Fuzzer finding: a float32 logit of 3e38 with a float64 target and a weight of 2: torch's
+    # target gradient is (-x * grad).mul_(weight), float32 under a 0-d grad, so -inf; the engine
+    # computed it in float64 (-6e38). The input's gradient is computed in place too (without a graph).
+    input_dtype, target_dtype, weight_dtype = dtypes
+
+    def program(backend):
+        x = _t(backend, [[-2.2, 1.57, 1e-30], [1.15, 3e38, float("nan")], [-3e38, 40.0, -1e30]], input_dtype, True)
+        t = _t(backend, [[0.0, 1.0, 0.5], [1.0, 0.0, 0.25], [0.75, 1.0, 0.0]], target_dtype, True)
+        weight = _t(backend, [2.0, 3e30, 0.5], weight_dtype) if weights in ("weight", "both") else None
+        pos_weight = _t(backend, [1.5, 2.0, 1e20], weight_dtype) if weights in ("pos_weight", "both") else None
+        loss = backend.nn.functional.binary_cross_entropy_with_logits(x, t, weight, reduction=reduction,
+                                                                       pos_weight=pos_weight)
+        return [g.detach().numpy() for g in backend.autograd.grad(loss.sum(), (x, t), create_graph=create_graph)]
+
+    for got, want in zip(program(engine), program(torch)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        np.testing.assert_allclose(got, want, rtol=1.3e-6 if want.dtype == np.float32 else 1e-7, atol=1e-5)
