@@ -246,6 +246,7 @@ def run_campaign(config: CampaignConfig, *, console: Console | None = None) -> S
     # Programs are tiny: one torch thread is fastest (more spin-wait on each other's cores), as in workers.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    warm_up_torch()
     try:
         return _Campaign(config, load_backend(config.backend), console).run()
     finally:
@@ -344,6 +345,17 @@ class KeepFailures(ExampleDatabase):
 
     def move(self, src: bytes, dest: bytes, value: bytes) -> None:
         self.database.move(src, dest, value)
+
+
+def warm_up_torch() -> None:
+    """Import what torch would import in the middle of the first program that needs it.
+
+    NOTE: torch 2.13 wraps some Python backward formulas (reached by double backward through
+    decomposed ops) in `torch._disable_dynamo`, which imports torch._dynamo on its first call:
+    1.5 s of CPU (2-5 s under load) inside one example, in every process. It cannot be avoided
+    without leaving those programs out, so each process searching does it before its clock starts.
+    """
+    import torch._dynamo  # noqa: F401
 
 
 class _Campaign:

@@ -457,6 +457,9 @@ class Program:
         inputs = [tensor for tensor in self.inputs if tensor.name in used]
         names = {tensor.name: f"x{index}" for index, tensor in enumerate(inputs)}
         names.update({step.out: f"v{index}" for index, step in enumerate(kept)})
+        if len(kept) == len(self.steps) and len(inputs) == len(self.inputs) and \
+                all(old == new for old, new in names.items()):
+            return self, kept_indices, names  # nothing to prune or rename
         program = replace(
             self,
             inputs=tuple(replace(tensor, name=names[tensor.name]) for tensor in inputs),

@@ -533,7 +533,8 @@ class _Builder:
     steps: list[Step] = field(default_factory=list)
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # successful outputs and inputs, in order
     env: dict[str, object] = field(default_factory=dict)  # the tensors and multi-output results, by name
-    domains: dict[str, frozenset[str]] = field(default_factory=dict)  # each tensor's, see _domains
+    # Each tensor's domains (see _domains), computed when first asked (`in_domain`): most are never.
+    domains: dict[str, frozenset[str]] = field(default_factory=dict)
     kinks: tuple = ()              # the kinks of the op whose operands are being drawn
     forced: Ref | None = None      # the next operand() (an in-place op's receiver)
     no_grad: bool = False          # the step being drawn runs under no_grad
@@ -546,10 +547,18 @@ class _Builder:
     pending: dict[int, tuple[torch.Tensor, int]] = field(default_factory=dict)
     input_warnings: dict[str, list] = field(default_factory=dict)
     untraceable: bool = False      # a step raised ProgramError: only the oracle's run says what happens
+    # Each step output's ancestors: the indices of the steps it depends on, its own included.
+    ancestors: dict[str, frozenset[int]] = field(default_factory=dict)
 
     def add_tensor(self, name: str, tensor: torch.Tensor) -> None:
         self.tensors[name] = self.env[name] = tensor
-        self.domains[name] = _domains(tensor)
+
+    def in_domain(self, name: str, domain: str) -> bool:
+        """Whether every element of tensor ``name`` is moderate and inside ``domain`` (see _domains)."""
+        domains = self.domains.get(name)
+        if domains is None:
+            domains = self.domains[name] = _domains(self.tensors[name])
+        return domain in domains
 
     def new_input(self, shape: tuple[int, ...], domain: str, *, dtype: str | None = None, values=None,
                   requires_grad: bool | None = None) -> Ref:
@@ -590,7 +599,7 @@ class _Builder:
         ignore_domain = source.rarely(OUT_OF_DOMAIN_ONE_IN)
         # Bool and integer results (comparisons, argmax) reach float ops only through templates.
         existing = [name for name, tensor in self.tensors.items() if tensor.is_floating_point() and accept(tensor)
-                    and (ignore_domain or domain in self.domains[name])]
+                    and (ignore_domain or self.in_domain(name, domain))]
         sources = [source for source in OPERAND_SOURCES
                    if (source == "new" and self.can_add_input()) or (source != "new" and existing)]
         if not sources:
@@ -634,6 +643,9 @@ class _Builder:
                 self.pending[len(self.steps) - 1] = (result, result._version)
             else:
                 self.trace.append([interpreter.step_result(step.out, result), caught[mark:]])
+        index = len(self.steps) - 1
+        self.ancestors[step.out] = frozenset((index,)).union(
+            *(self.ancestors[name] for name in step.refs() if name in self.ancestors))
         if isinstance(result, (tuple, list)):
             self.env[step.out] = result  # read by the indexing step only
             if not result:
@@ -642,10 +654,10 @@ class _Builder:
             return self.add_step("__getitem__", "method",
                                  (Ref(step.out), Literal(self.source.integer(0, len(result) - 1))), {})
         self.add_tensor(step.out, result)
-        if step.aliases_first:  # an in-place op changed a tensor other names see too
+        if step.aliases_first:  # an in-place op changed a tensor other names see too: their domains are stale
             for name, tensor in self.tensors.items():
                 if tensor is result:
-                    self.domains[name] = self.domains[step.out]
+                    self.domains.pop(name, None)
         return True
 
     def settle(self, caught: list, indices: Iterable[int] | None = None) -> bool:
@@ -702,6 +714,11 @@ class _Builder:
             if values and values[-1].error is not None else None
         env = {new: self.env[old] for old, new in names.items() if old in self.env}
         return interpreter.finish(program, torch, env, tuple(values), error, caught).with_messages(normalize_message)
+
+    def chain(self) -> int:
+        """How many steps the action's default target (`_default_target`) depends on so far."""
+        outputs = [step.out for step in self.steps if step.out in self.tensors]
+        return len(self.ancestors[_default_target(self, outputs)]) if outputs else 0
 
     def float_tensors(self, *, non_leaf: bool = False) -> list[str]:
         return [name for name, tensor in self.tensors.items() if tensor.is_floating_point()
@@ -1204,7 +1221,7 @@ def _build(src: ChoiceSource, limits: _Limits, *, trace: bool = False):
 
 def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> tuple[_Builder, Program]:
     """The builder and the program it built, before pruning."""
-    step_count = src.integer(1, limits.max_steps)
+    length = _chain_length(src, limits.max_steps)
     # The action's kind is drawn up front (it is used last): a failure then shrinks to the plainest
     # action, sum().backward(), before its values shrink (x = 0 can hide a bug from a first-order
     # backward that a double backward still shows).
@@ -1218,8 +1235,8 @@ def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> t
     invalid_mode, invalid_at = None, None
     if limits.features and src.rarely(INVALID_ONE_IN):
         invalid_mode = src.pick(INVALID_MODES)
-        invalid_at = src.integer(0, step_count - 1)
-    for index in range(step_count):
+        invalid_at = src.integer(0, length - 1)
+    for index in range(limits.max_steps):
         builder.no_grad = limits.features and src.rarely(NO_GRAD_STEP_ONE_IN)
         kind = src.pick(STEP_KINDS) if limits.features else "op"
         if index == invalid_at and invalid_mode in ("shape", "dtype", "leaf-inplace"):
@@ -1230,12 +1247,44 @@ def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> t
             ok = _inplace_step(builder)
         else:
             ok = _special_step(builder, kind)
-        if not ok:
+        if not ok or builder.chain() >= length:
             break
     if not builder.steps:  # only possible with special steps that found nothing to act on
         builder.add_step("clone" if "clone" in BY_NAME else "neg", "function", (Ref("x0"),), {})
     action = _action(src, builder, action_kind, no_grad_target=invalid_mode == "no-grad-target")
     return builder, Program(tuple(builder.inputs), tuple(builder.steps), action)
+
+
+def _chain_length(src: ChoiceSource, max_steps: int) -> int:
+    """How many steps the action's target should depend on: 1..max_steps, geometric (each length
+    CHAIN_RATIO times as likely as the one before), so short programs are many and every length up
+    to max_steps occurs; one choice that shrinks to length 1.
+
+    The builder draws steps until the default target (`_Builder.chain`) depends on this many (or
+    max_steps steps are drawn, or torch rejects one): steps the target does not depend on are
+    pruned, so drawing a fixed number of steps would run most of them on torch for nothing.
+    """
+    return src.pick(_chain_lengths(max_steps))
+
+
+# Each chain length is this many times as likely as the one before (see _chain_length); with the
+# programs torch rejects early, the kept programs are then at least as long as when the builder drew
+# 1..max_steps steps uniformly and pruned about 60 % of them.
+CHAIN_RATIO = 0.6
+
+
+@functools.lru_cache(maxsize=None)
+def _chain_lengths(max_steps: int) -> tuple[int, ...]:
+    """1..max_steps, each repeated in proportion to its probability (at least once)."""
+    return tuple(length for length in range(1, max_steps + 1)
+                 for _ in range(max(1, round(1000 * CHAIN_RATIO ** (length - 1)))))
+
+
+def _default_target(builder: _Builder, outputs: list[str]) -> str:
+    """The action's usual target among step ``outputs`` (oldest first): the newest that requires grad,
+    else the newest (`_action`; the program is pruned to what it depends on)."""
+    tensors = builder.tensors
+    return next((name for name in reversed(outputs) if tensors[name].requires_grad), outputs[-1])
 
 
 def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: bool = False) -> Action:
@@ -1253,11 +1302,12 @@ def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: 
     # Usually the newest output that requires grad: the program is pruned to the
     # target's ancestors, and the action then usually reaches a backward pass.
     newest = outputs[-1]
+    default = _default_target(builder, outputs)
     outputs = sorted(reversed(outputs), key=lambda name: not builder.tensors[name].requires_grad)
     # Otherwise the newest output itself, even when it does not require grad (comparisons, argmax,
     # factories): its values are compared, and what backward says about it.
     choice = src.pick(("grad", "newest", "any")) if src.rarely(OTHER_TARGET_ONE_IN // 2) else "grad"
-    target = {"grad": outputs[0], "newest": newest, "any": src.pick(outputs) if choice == "any" else None}[choice]
+    target = {"grad": default, "newest": newest, "any": src.pick(outputs) if choice == "any" else None}[choice]
     gradient, retain_graph = None, False
     if kind == BACKWARD_GRADIENT:
         result = builder.tensors[target]

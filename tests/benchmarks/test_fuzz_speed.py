@@ -30,7 +30,7 @@ from rich.console import Console
 import engine
 import oracle
 from fuzz import interpreter
-from fuzz.campaign import CampaignConfig, _Campaign
+from fuzz.campaign import CampaignConfig, _Campaign, warm_up_torch
 from fuzz.compare import compare
 from fuzz.outcome import Outcome
 from fuzz.program import Program
@@ -58,6 +58,7 @@ class _Everything(set):
 def one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # per core
+    warm_up_torch()  # as a campaign does before its clock starts
     yield
     torch.set_num_threads(threads)
 
