@@ -470,9 +470,32 @@ def _softmax_args(name: str, input, dim, stacklevel: int, dtype):
 _SOFTMAX = Rule("SoftmaxBackward0",
                 lambda ctx, g: ((g - v_sum(g * ctx.result, ctx.dim, True)) * ctx.result,),
                 saves={"result": None})
-_LOG_SOFTMAX = Rule("LogSoftmaxBackward0",
-                    lambda ctx, g: (g - v_exp(ctx.result) * v_sum(g, ctx.dim, True),),
-                    saves={"result": None})
+
+
+def _log_softmax_backward(ctx, g):
+    if isinstance(g, Tensor):
+        # NOTE: with create_graph torch records _log_softmax_backward_data as one node,
+        # LogSoftmaxBackwardDataBackward0 over (grad_output, output), whose derivatives are its
+        # own formulas (see below): their rounding, not that of the composed ops, is torch's
+        # (fuzzer finding: a second-order gradient that cancels exactly when composed).
+        y = ctx.result
+        data = g._data - np.exp(y._data) * np.sum(g._data, axis=ctx.dim, keepdims=True)
+        return (record(_LOG_SOFTMAX_BACKWARD, (g, y), data, g.dtype, dim=ctx.dim),)
+    return (g - v_exp(ctx.result) * v_sum(g, ctx.dim, True),)
+
+
+def _log_softmax_double_backward(ctx, gg):
+    """torch's derivatives of _log_softmax_backward_data: gg - sum(gg * exp(y)) for the
+    incoming gradient, -sum(grad_output) * exp(y) * gg for the output y."""
+    go, y = ctx.grad_output, ctx.output
+    grad_go = gg - v_sum(gg * v_exp(y), ctx.dim, True) if ctx.needs[0] else None
+    grad_y = -v_sum(go, ctx.dim, True) * v_exp(y) * gg if ctx.needs[1] else None
+    return grad_go, grad_y
+
+
+_LOG_SOFTMAX = Rule("LogSoftmaxBackward0", _log_softmax_backward, saves={"result": None})
+_LOG_SOFTMAX_BACKWARD = Rule("LogSoftmaxBackwardDataBackward0", _log_softmax_double_backward,
+                             ("grad_output", "output"), saves={"grad_output": None, "output": None})
 
 
 def _shifted(x: np.ndarray, dim: int) -> np.ndarray:

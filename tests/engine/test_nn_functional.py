@@ -823,3 +823,21 @@ def test_losses_save_their_weights_and_targets_for_backward_as_torch(loss, modif
     ours, theirs = program(engine), program(torch)
     assert ours == theirs
     assert ours[0] == "RuntimeError"
+
+
+@pytest.mark.parametrize("shape, dim", [((2, 3), 1), ((2, 3), 0), ((4,), 0), ((), 0)])
+def test_log_softmax_gradient_with_create_graph_is_torchs_recorded_node(shape, dim):
+    # Fuzzer finding (cross_entropy double backward): torch records _log_softmax_backward_data
+    # as one node, LogSoftmaxBackwardDataBackward0, with derivatives of its own.
+    def program(backend):
+        values = np.linspace(-2.0, 3.0, int(np.prod(shape))).reshape(shape)
+        x = backend.tensor(values.tolist(), dtype=backend.float64, requires_grad=True)
+        w = backend.tensor((values * values - 1).tolist(), dtype=backend.float64, requires_grad=True)
+        y = backend.nn.functional.log_softmax(x, dim)
+        g, = backend.autograd.grad((y * w).sum(), x, create_graph=True)
+        ((g * g * w).sum()).backward()
+        return g.grad_fn.name(), g.detach().numpy(), x.grad.numpy(), w.grad.numpy()
+    ours, theirs = program(engine), program(torch)
+    assert ours[0] == theirs[0]
+    for got, want in zip(ours[1:], theirs[1:]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
