@@ -470,9 +470,32 @@ def _softmax_args(name: str, input, dim, stacklevel: int, dtype):
 _SOFTMAX = Rule("SoftmaxBackward0",
                 lambda ctx, g: ((g - v_sum(g * ctx.result, ctx.dim, True)) * ctx.result,),
                 saves={"result": None})
-_LOG_SOFTMAX = Rule("LogSoftmaxBackward0",
-                    lambda ctx, g: (g - v_exp(ctx.result) * v_sum(g, ctx.dim, True),),
-                    saves={"result": None})
+
+
+def _log_softmax_backward(ctx, g):
+    if isinstance(g, Tensor):
+        # NOTE: with create_graph torch records _log_softmax_backward_data as one node,
+        # LogSoftmaxBackwardDataBackward0 over (grad_output, output), whose derivatives are its
+        # own formulas (see below): their rounding, not that of the composed ops, is torch's
+        # (fuzzer finding: a second-order gradient that cancels exactly when composed).
+        y = ctx.result
+        data = g._data - np.exp(y._data) * np.sum(g._data, axis=ctx.dim, keepdims=True)
+        return (record(_LOG_SOFTMAX_BACKWARD, (g, y), data, g.dtype, dim=ctx.dim),)
+    return (g - v_exp(ctx.result) * v_sum(g, ctx.dim, True),)
+
+
+def _log_softmax_double_backward(ctx, gg):
+    """torch's derivatives of _log_softmax_backward_data: gg - sum(gg * exp(y)) for the
+    incoming gradient, -sum(grad_output) * exp(y) * gg for the output y."""
+    go, y = ctx.grad_output, ctx.output
+    grad_go = gg - v_sum(gg * v_exp(y), ctx.dim, True) if ctx.needs[0] else None
+    grad_y = -v_sum(go, ctx.dim, True) * v_exp(y) * gg if ctx.needs[1] else None
+    return grad_go, grad_y
+
+
+_LOG_SOFTMAX = Rule("LogSoftmaxBackward0", _log_softmax_backward, saves={"result": None})
+_LOG_SOFTMAX_BACKWARD = Rule("LogSoftmaxBackwardDataBackward0", _log_softmax_double_backward,
+                             ("grad_output", "output"), saves={"grad_output": None, "output": None})
 
 
 def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
@@ -622,6 +645,32 @@ def _check_no_grad(t, function: str, argument: str):
                            f"'{argument}'. This input cannot have requires_grad True.")
 
 
+def _cascade_sum(values: np.ndarray, valid: np.ndarray):
+    """The sum of `values` at `valid` as torch's nll_loss kernels add them: in order into the
+    first of 8 partial sums, which at every multiple of 16**j (of the flat index, valid ones
+    only) moves up into the next, j times; then the 8 partial sums in order.
+
+    NOTE: the order decides what cancels (1e30 - 1e30 + 2.5 is 2.5 or 0; fuzzer finding), and
+    the index 0 alone moves up to the last partial sum, added last.
+    """
+    values, valid = values.reshape(-1), valid.reshape(-1)
+    # level_power is max(4, ceil(log2(n)) // 8): 4 below 2**40 elements.
+    power = max(4, (int(values.size) - 1).bit_length() // 8) if values.size > 1 else 4
+    mask = (1 << power) - 1
+    zero = values.dtype.type(0)
+    partial = [zero] * 8
+    for index in np.flatnonzero(valid).tolist():
+        partial[0] = partial[0] + values[index]
+        for j in range(7):
+            if index & (mask << (j * power)):
+                break
+            partial[j + 1], partial[j] = partial[j + 1] + partial[j], zero
+    total = zero
+    for part in partial:
+        total = total + part
+    return total
+
+
 class _NllPlan:
     """What nll_loss over an input folded as (N, C, K) needs of its target and weight.
 
@@ -645,7 +694,7 @@ class _NllPlan:
         # The (N, K) elements at the targets of an (N, C, K) array, as an index.
         self.at_target = (np.arange(n)[:, None], safe_target, np.arange(k)[None, :])
         self.weight = np.where(self.valid, weight[safe_target], np.zeros((), weight.dtype))   # (N, K)
-        self.total = self.weight.sum(dtype=weight.dtype)
+        self.total = _cascade_sum(self.weight, self.valid)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         n, c, k = self.folded
@@ -654,7 +703,7 @@ class _NllPlan:
             losses = np.where(self.valid, -self.weight * picked, np.zeros((), x.dtype))
             if self.reduction == "none":
                 return losses.reshape(self.target_shape)
-            total = losses.sum(dtype=x.dtype)
+            total = _cascade_sum(losses, self.valid)
             return total / self.total if self.reduction == "mean" else total
 
     def backward(self, g: np.ndarray, shape: tuple) -> np.ndarray:

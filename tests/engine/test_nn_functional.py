@@ -849,3 +849,45 @@ def test_bce_with_logits_gradients_follow_torch_dtypes_and_in_place_steps(dtypes
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
         np.testing.assert_allclose(got, want, rtol=1.3e-6 if want.dtype == np.float32 else 1e-7, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, dim", [((2, 3), 1), ((2, 3), 0), ((4,), 0), ((), 0)])
+def test_log_softmax_gradient_with_create_graph_is_torchs_recorded_node(shape, dim):
+    # Fuzzer finding (cross_entropy double backward): torch records _log_softmax_backward_data
+    # as one node, LogSoftmaxBackwardDataBackward0, with derivatives of its own.
+    def program(backend):
+        values = np.linspace(-2.0, 3.0, int(np.prod(shape))).reshape(shape)
+        x = backend.tensor(values.tolist(), dtype=backend.float64, requires_grad=True)
+        w = backend.tensor((values * values - 1).tolist(), dtype=backend.float64, requires_grad=True)
+        y = backend.nn.functional.log_softmax(x, dim)
+        g, = backend.autograd.grad((y * w).sum(), x, create_graph=True)
+        ((g * g * w).sum()).backward()
+        return g.grad_fn.name(), g.detach().numpy(), x.grad.numpy(), w.grad.numpy()
+    ours, theirs = program(engine), program(torch)
+    assert ours[0] == theirs[0]
+    for got, want in zip(ours[1:], theirs[1:]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape", [(3,), (40, 3), (2, 3, 20), (2, 3, 4, 5), (300, 2)])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_nll_loss_sums_in_torchs_cascade_order(shape, reduction, weighted, dtype):
+    # Fuzzer finding: a loss of picked values 2.6, ..., 1e30, ..., -1e30 was 0 in the engine and
+    # 2.6 / 12 in torch: torch's kernel adds into cascading partial sums, in which the first
+    # term is added last.
+    rng = np.random.default_rng(sum(shape))
+    values = rng.choice([1e30, -1e30, 2.5, -3.25, 1.0, 1e-3, 7.0], size=shape)
+    classes = shape[1] if len(shape) > 1 else shape[0]
+    target_shape = (shape[0],) + shape[2:] if len(shape) > 1 else ()
+    target = rng.integers(-1, classes, size=target_shape)   # -1: ignored below
+
+    def program(b):
+        dt = getattr(b, dtype)
+        weight = b.tensor(rng_weights.tolist(), dtype=dt) if weighted else None
+        return b.nn.functional.nll_loss(b.tensor(values.tolist(), dtype=dt), b.tensor(target.tolist()),
+                                        weight=weight, ignore_index=-1, reduction=reduction).item()
+    rng_weights = np.random.default_rng(7).choice([0.5, 2.0, 1e10, 3.0], size=classes)
+    ours, theirs = program(engine), program(torch)
+    assert ours == theirs or (np.isnan(ours) and np.isnan(theirs))
