@@ -22,7 +22,9 @@ torch as it is drawn, so the builder knows every intermediate shape, dtype
 and value: it picks operands inside the op's domain most of the time, and
 ends the program at a step torch rejects (that step's error is then what gets
 compared). The program is finally pruned to what the action's target depends
-on.
+on, so the builder grows a chain: it draws a length (geometric, see
+`_chain_length`), prefers operands that depend on the target so far (and
+samples that fit them), and stops once the target depends on that many steps.
 
 Ops of the kinds without a shape rule here (shape, indexing, join, linalg,
 nn, factory, comparison, in-place) are drawn from their table samples: a
@@ -36,7 +38,7 @@ extreme magnitudes; and a share of programs is invalid on purpose (shape
 or dtype mismatches, in-place ops on leaves, backward on what does not
 require grad), so errors are compared too.
 
-Choices are ordered so failures shrink bottom-up: the number of steps first,
+Choices are ordered so failures shrink bottom-up: the chain length first,
 ops and forms as indices, operands towards the inputs (so steps in between
 become dead code and are pruned), small shapes, and simple values (a tensor
 of one simple value, zeros first) before pseudo-random ones.
@@ -609,7 +611,7 @@ class _Builder:
         if where == "any":
             return Ref(source.pick(existing))
         if where == "newest":
-            return Ref(existing[-1])
+            return Ref(self.newest(existing))
         limits = self.limits
         shape = new_shape() if new_shape is not None else source.shape(0, limits.max_dims, limits.max_side)
         return self.new_input(shape, REAL if ignore_domain else domain)
@@ -715,10 +717,26 @@ class _Builder:
         env = {new: self.env[old] for old, new in names.items() if old in self.env}
         return interpreter.finish(program, torch, env, tuple(values), error, caught).with_messages(normalize_message)
 
-    def chain(self) -> int:
-        """How many steps the action's default target (`_default_target`) depends on so far."""
+    def target(self) -> str | None:
+        """The action's default target (`_default_target`) if the program ended here."""
         outputs = [step.out for step in self.steps if step.out in self.tensors]
-        return len(self.ancestors[_default_target(self, outputs)]) if outputs else 0
+        return _default_target(self, outputs) if outputs else None
+
+    def chain(self) -> int:
+        """How many steps the action's default target depends on so far."""
+        target = self.target()
+        return len(self.ancestors[target]) if target is not None else 0
+
+    def newest(self, names: list[str]) -> str:
+        """The newest of ``names`` (oldest first) that depends on the default target (the target
+        itself, or a step that read it, so the chain grows and is not pruned), else the newest."""
+        target = self.target()
+        if target is not None:
+            chain, ancestors = self.ancestors[target], self.ancestors
+            for name in reversed(names):
+                if name in ancestors and chain <= ancestors[name]:
+                    return name
+        return names[-1]
 
     def float_tensors(self, *, non_leaf: bool = False) -> list[str]:
         return [name for name, tensor in self.tensors.items() if tensor.is_floating_point()
@@ -1001,10 +1019,24 @@ def _adaptable(anchor: T, tensors: list[T]) -> bool:
                shape[len(shape) - len(tensor.shape):] == tuple(tensor.shape) for tensor in tensors)
 
 
+@functools.lru_cache(maxsize=None)
+def _samples_of_rank(name: str, rank: int) -> tuple:
+    """The op's samples whose anchor (first drawn tensor) has ``rank`` dims."""
+    def anchor(sample):
+        args, kwargs = sample
+        return next((tensor for tensor in _tensors_in((args, tuple(kwargs.values()))) if _free(tensor)), None)
+    return tuple(sample for sample in BY_NAME[name].samples
+                 if anchor(sample) is not None and len(anchor(sample).shape) == rank)
+
+
 def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """Operands from one of the op's samples (`sampled_from`, shrinking to the first)."""
     src = builder.source
-    args, kwargs = src.pick(op.samples)
+    # The samples whose anchor has the rank of the newest tensor that depends on the action's target,
+    # where the op has any: the step then usually reads it (`adapt` mode), and is not pruned.
+    head = builder.newest(builder.float_tensors()) if builder.steps else None
+    samples = op.samples if head is None else _samples_of_rank(op.name, builder.tensors[head].dim()) or op.samples
+    args, kwargs = src.pick(samples)
     tensors = _tensors_in((args, tuple(kwargs.values())))
     anchor = next((tensor for tensor in tensors if _free(tensor)), None)
     receiver = op.kind == INPLACE or form == "inplace"
@@ -1281,10 +1313,13 @@ def _chain_lengths(max_steps: int) -> tuple[int, ...]:
 
 
 def _default_target(builder: _Builder, outputs: list[str]) -> str:
-    """The action's usual target among step ``outputs`` (oldest first): the newest that requires grad,
-    else the newest (`_action`; the program is pruned to what it depends on)."""
-    tensors = builder.tensors
-    return next((name for name in reversed(outputs) if tensors[name].requires_grad), outputs[-1])
+    """The action's usual target among step ``outputs`` (oldest first): of those that require grad, the
+    one that depends on the most steps (the newest of those), else the newest output. The program is
+    pruned to what the target depends on: a step that starts a chain of its own does not make the
+    chain drawn so far dead code."""
+    tensors, ancestors = builder.tensors, builder.ancestors
+    grad = [(len(ancestors[name]), index) for index, name in enumerate(outputs) if tensors[name].requires_grad]
+    return outputs[max(grad)[1]] if grad else outputs[-1]
 
 
 def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: bool = False) -> Action:
