@@ -790,3 +790,40 @@ def test_bce_with_logits_gradients_follow_torch_dtypes_and_in_place_steps(dtypes
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
         np.testing.assert_allclose(got, want, rtol=1.3e-6 if want.dtype == np.float32 else 1e-7, atol=1e-5)
+
+
+LAYER_NORM_ROWS = {
+    # fuzzer findings: a constant row (its input gradient cancels to exactly 0 in torch), and
+    # rows with huge values (torch's float32 variance overflows: rstd 0, and NaN gradients)
+    "constant row": ([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], (3,), True, True),
+    "huge values": ([[[float("nan"), 1.51, 3.96, 1.85], [float("nan"), float("nan"), -1.15, float("nan")],
+                      [1.0, 1e-40, -0.0, -0.95]],
+                     [[-1.76, 1e30, 2.18, -0.5], [3.76, 1e-40, 1.53, 0.5], [1e-30, 2.73, 3e38, 1.14]]], (3, 4), True, False),
+    "constant row above 1.8e19": ([[1e20, 1e20, 1e20]], (3,), False, False),
+    "near-constant rows": ((100 + np.arange(18.0).reshape(2, 9) * 1e-4).tolist(), (9,), True, True),
+    "rows of 8 lanes and a tail": ((np.arange(60.0).reshape(2, 30) % 7 * 1.37 - 3).tolist(), (30,), True, True),
+    "many chunks": ((np.sin(np.arange(600.0)) * 50 + 100).reshape(2, 300).tolist(), (300,), False, True),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(LAYER_NORM_ROWS))
+def test_layer_norm_is_torchs_kernel_arithmetic(case, dtype):
+    # Fuzzer findings: float32 gradients of a constant row (3e-5 where torch's is exactly 0,
+    # amplified by rstd = 316) and of huge rows (inf where torch's is NaN). torch's kernel
+    # computes the moments by Welford updates on 8 float32 (4 float64) lanes, rstd and the
+    # output in the input's dtype (with fused multiply-adds), and its backward sums by lanes.
+    values, shape, with_weight, with_bias = LAYER_NORM_ROWS[case]
+
+    def program(backend):
+        x = _t(backend, values, dtype, True)
+        n = int(np.prod(shape))
+        weight = _t(backend, (np.cos(np.arange(n)) + 0.5).reshape(shape).tolist(), dtype, True) if with_weight else None
+        bias = _t(backend, np.linspace(-1, 1, n).reshape(shape).tolist(), dtype, True) if with_bias else None
+        y = backend.nn.functional.layer_norm(x, shape, weight, bias, 1e-5)
+        upstream = _t(backend, np.cos(np.arange(y.numel()) * 0.7).reshape(tuple(y.shape)).tolist(), dtype)
+        (y * upstream).sum().backward()
+        return [y.detach().numpy(), x.grad.numpy()]
+
+    for got, want in zip(program(engine), program(torch)):
+        np.testing.assert_array_equal(got, want)
