@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .. import _args, _dtype, _ops, _ops_pointwise, _ops_reduce, _random, optable
+from .. import _args, _dtype, _ops, _ops_inplace, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
                     _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero, v_zeros_like, v_mm,
                     v_reshape, v_t, v_where)
@@ -813,11 +813,12 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
         product = _ops.mul(product, _class_view(weight, input.ndim, class_dim) if input.ndim > 1 else weight)
     if reduction == "none":
         return _ops.neg(_ops.sum(product, class_dim))
+    if reduction == "mean" and input.numel() == 0:
+        # NOTE: torch fills the sum with NaN in place (FillBackward2), then negates it.
+        return _ops.neg(_ops_inplace.fill_(_ops.sum(product), math.nan))
     total = _ops.neg(_ops.sum(product))
     if reduction == "sum":
         return total
-    if input.numel() == 0:
-        raise NotImplementedError("engine.nn.functional.cross_entropy: empty input with reduction='mean'")
     return _div_scalar(total, input.numel() // n_classes)
 
 
@@ -1279,8 +1280,9 @@ def _fma(a, b, c):
     product_error = ((a_hi * b_hi - product) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
     virtual = plain - product
     sum_error = (product - (plain - virtual)) + (c - virtual)
-    exact = plain + (sum_error + product_error)
-    return np.where(np.isfinite(exact), exact, plain)
+    error = sum_error + product_error
+    exact = plain + error
+    return np.where(np.isfinite(exact) & (error != 0), exact, plain)   # (plain keeps a zero's sign)
 
 
 def _lane_sum(terms: np.ndarray, fused=None) -> np.ndarray:

@@ -507,14 +507,19 @@ def test_gradients_of_linear_backwards_stay_in_the_graph(name):
     assert _second_order(engine, name) == _second_order(torch, name)
 
 
-@pytest.mark.parametrize("affine", ["none", "weight", "both"])
-def test_layer_norm_signs_of_zero_follow_torchs_formula(affine):
-    """torch computes (x * rstd + (-rstd * mean)) * weight + bias (weight 1, bias 0 when absent)."""
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("affine", ["none", "weight", "bias", "both", "negative zeros"])
+def test_layer_norm_signs_of_zero_follow_torchs_formula(affine, dtype):
+    """torch computes fma((x - mean) * rstd, weight, bias), fma(x - mean, rstd, bias) without a
+    weight, bias 0 when absent (fuzzer finding: weight and bias -0.0 give -0.0, float64 too)."""
     outs = []
     for backend in BACKENDS:
-        x = backend.zeros(2, 3)
-        weight = backend.tensor([-1.0, 1.0, 0.5]) if affine != "none" else None
-        bias = backend.tensor([0.0, -0.0, 1.0]) if affine == "both" else None
+        dt = getattr(backend, dtype)
+        x = backend.zeros(2, 3, dtype=dt)
+        weight = {"none": None, "bias": None, "negative zeros": backend.tensor([-0.0, -0.0, -0.0], dtype=dt)}.get(
+            affine, backend.tensor([-1.0, 1.0, 0.5], dtype=dt))
+        bias = {"none": None, "weight": None, "negative zeros": weight}.get(
+            affine, backend.tensor([0.0, -0.0, 1.0], dtype=dt))
         y = backend.nn.functional.layer_norm(x, (3,), weight, bias).numpy()
         outs.append((y.tolist(), np.signbit(y).tolist()))
     assert outs[0] == outs[1]
@@ -827,3 +832,19 @@ def test_layer_norm_is_torchs_kernel_arithmetic(case, dtype):
 
     for got, want in zip(program(engine), program(torch)):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape, with_weight", [((0,), False), ((0, 3), False), ((0, 3), True)])
+def test_cross_entropy_of_an_empty_input_with_probability_targets_is_torchs_nan(shape, with_weight):
+    # Fuzzer finding: the engine refused reduction='mean' of an empty input; torch fills the
+    # sum with NaN in place and negates it (NegBackward0 over FillBackward2), and backward works.
+    outs = []
+    for backend in BACKENDS:
+        x = backend.zeros(shape, requires_grad=True)
+        target = backend.zeros(shape, requires_grad=True)
+        weight = backend.ones(3) if with_weight else None
+        loss = backend.nn.functional.cross_entropy(x, target, weight=weight)
+        graph = _graph(loss)
+        loss.backward()
+        outs.append((np.isnan(loss.item()), graph, tuple(x.grad.shape), tuple(target.grad.shape)))
+    assert outs[0] == outs[1]
