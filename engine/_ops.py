@@ -924,15 +924,20 @@ def _pow_scalar_backward(ctx, g):
 
 def _pow_tensor_backward(ctx, g):
     base, exponent = ctx.self, ctx.exponent
+    # NOTE: torch computes both gradients in the result's dtype, to which it casts a 0-d operand
+    # of another dtype (after `exponent - 1`); numpy would promote to the 0-d array's dtype.
+    cast = (lambda x: x) if isinstance(g, Tensor) else (lambda x: np.asarray(x).astype(g.dtype, copy=False))
     grad_base = grad_exponent = None
     if ctx.needs[0]:
         if v_data(exponent).dtype == np.bool_:
             # NOTE: torch's pow_backward_self computes `exponent - 1`, which a bool tensor refuses.
             raise RuntimeError(_BOOL_SUB_MESSAGE)
-        grad_base = v_where(v_data(exponent) == 0, 0, g * (exponent * base ** (exponent - 1)))
+        with _errstate():
+            grad_base = v_where(v_data(exponent) == 0, 0,
+                                g * (cast(exponent) * cast(base) ** cast(exponent - 1)))
     if ctx.needs[1]:
         at_zero = (v_data(base) == 0) & (v_data(exponent) >= 0)
-        grad_exponent = g * v_where(at_zero, 0, ctx.result * v_log(base))
+        grad_exponent = g * v_where(at_zero, 0, ctx.result * v_log(cast(base)))
     return grad_base, grad_exponent
 
 

@@ -507,14 +507,19 @@ def test_gradients_of_linear_backwards_stay_in_the_graph(name):
     assert _second_order(engine, name) == _second_order(torch, name)
 
 
-@pytest.mark.parametrize("affine", ["none", "weight", "both"])
-def test_layer_norm_signs_of_zero_follow_torchs_formula(affine):
-    """torch computes (x * rstd + (-rstd * mean)) * weight + bias (weight 1, bias 0 when absent)."""
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("affine", ["none", "weight", "bias", "both", "negative zeros"])
+def test_layer_norm_signs_of_zero_follow_torchs_formula(affine, dtype):
+    """torch computes fma((x - mean) * rstd, weight, bias), fma(x - mean, rstd, bias) without a
+    weight, bias 0 when absent (fuzzer finding: weight and bias -0.0 give -0.0, float64 too)."""
     outs = []
     for backend in BACKENDS:
-        x = backend.zeros(2, 3)
-        weight = backend.tensor([-1.0, 1.0, 0.5]) if affine != "none" else None
-        bias = backend.tensor([0.0, -0.0, 1.0]) if affine == "both" else None
+        dt = getattr(backend, dtype)
+        x = backend.zeros(2, 3, dtype=dt)
+        weight = {"none": None, "bias": None, "negative zeros": backend.tensor([-0.0, -0.0, -0.0], dtype=dt)}.get(
+            affine, backend.tensor([-1.0, 1.0, 0.5], dtype=dt))
+        bias = {"none": None, "weight": None, "negative zeros": weight}.get(
+            affine, backend.tensor([0.0, -0.0, 1.0], dtype=dt))
         y = backend.nn.functional.layer_norm(x, (3,), weight, bias).numpy()
         outs.append((y.tolist(), np.signbit(y).tolist()))
     assert outs[0] == outs[1]
@@ -891,3 +896,56 @@ def test_nll_loss_sums_in_torchs_cascade_order(shape, reduction, weighted, dtype
     rng_weights = np.random.default_rng(7).choice([0.5, 2.0, 1e10, 3.0], size=classes)
     ours, theirs = program(engine), program(torch)
     assert ours == theirs or (np.isnan(ours) and np.isnan(theirs))
+
+
+LAYER_NORM_ROWS = {
+    # fuzzer findings: a constant row (its input gradient cancels to exactly 0 in torch), and
+    # rows with huge values (torch's float32 variance overflows: rstd 0, and NaN gradients)
+    "constant row": ([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], (3,), True, True),
+    "huge values": ([[[float("nan"), 1.51, 3.96, 1.85], [float("nan"), float("nan"), -1.15, float("nan")],
+                      [1.0, 1e-40, -0.0, -0.95]],
+                     [[-1.76, 1e30, 2.18, -0.5], [3.76, 1e-40, 1.53, 0.5], [1e-30, 2.73, 3e38, 1.14]]], (3, 4), True, False),
+    "constant row above 1.8e19": ([[1e20, 1e20, 1e20]], (3,), False, False),
+    "near-constant rows": ((100 + np.arange(18.0).reshape(2, 9) * 1e-4).tolist(), (9,), True, True),
+    "rows of 8 lanes and a tail": ((np.arange(60.0).reshape(2, 30) % 7 * 1.37 - 3).tolist(), (30,), True, True),
+    "many chunks": ((np.sin(np.arange(600.0)) * 50 + 100).reshape(2, 300).tolist(), (300,), False, True),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(LAYER_NORM_ROWS))
+def test_layer_norm_is_torchs_kernel_arithmetic(case, dtype):
+    # Fuzzer findings: float32 gradients of a constant row (3e-5 where torch's is exactly 0,
+    # amplified by rstd = 316) and of huge rows (inf where torch's is NaN). torch's kernel
+    # computes the moments by Welford updates on 8 float32 (4 float64) lanes, rstd and the
+    # output in the input's dtype (with fused multiply-adds), and its backward sums by lanes.
+    values, shape, with_weight, with_bias = LAYER_NORM_ROWS[case]
+
+    def program(backend):
+        x = _t(backend, values, dtype, True)
+        n = int(np.prod(shape))
+        weight = _t(backend, (np.cos(np.arange(n)) + 0.5).reshape(shape).tolist(), dtype, True) if with_weight else None
+        bias = _t(backend, np.linspace(-1, 1, n).reshape(shape).tolist(), dtype, True) if with_bias else None
+        y = backend.nn.functional.layer_norm(x, shape, weight, bias, 1e-5)
+        upstream = _t(backend, np.cos(np.arange(y.numel()) * 0.7).reshape(tuple(y.shape)).tolist(), dtype)
+        (y * upstream).sum().backward()
+        return [y.detach().numpy(), x.grad.numpy()]
+
+    for got, want in zip(program(engine), program(torch)):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape, with_weight", [((0,), False), ((0, 3), False), ((0, 3), True)])
+def test_cross_entropy_of_an_empty_input_with_probability_targets_is_torchs_nan(shape, with_weight):
+    # Fuzzer finding: the engine refused reduction='mean' of an empty input; torch fills the
+    # sum with NaN in place and negates it (NegBackward0 over FillBackward2), and backward works.
+    outs = []
+    for backend in BACKENDS:
+        x = backend.zeros(shape, requires_grad=True)
+        target = backend.zeros(shape, requires_grad=True)
+        weight = backend.ones(3) if with_weight else None
+        loss = backend.nn.functional.cross_entropy(x, target, weight=weight)
+        graph = _graph(loss)
+        loss.backward()
+        outs.append((np.isnan(loss.item()), graph, tuple(x.grad.shape), tuple(target.grad.shape)))
+    assert outs[0] == outs[1]
