@@ -347,6 +347,9 @@ def _advanced_index(t: Tensor, indices: list) -> Tensor:
     # With ints gone (selected) and masks expanded, numpy's placement of the indexed dims
     # is torch's: in place when the index arrays are adjacent, else in front.
     key = tuple(slice(None) if a is None else a for a in expanded)
+    if 0 not in broadcast and any(shape[k] == 0 for k, _ in defined):
+        # NOTE: torch's AdvancedIndex checks this before any element (no index fits a size-0 dim).
+        raise IndexError("index is out of bounds for dimension with size 0")
     kept = [n for k, n in enumerate(shape) if k >= len(expanded) or expanded[k] is None]
     if np.prod(kept, dtype=np.int64) * np.prod(broadcast, dtype=np.int64) == 0:
         # NOTE: torch checks the bounds while it copies, so an empty result never fails
@@ -473,7 +476,7 @@ def index_select(input, dim: int, index) -> Tensor:
     # dim 1 (of a contiguous tensor) words the error differently, and as a RuntimeError.
     bad = (idx < 0) | (idx >= size)
     if bad.any():
-        if dim == 1:
+        if dim == 1 or (input.ndim > 1 and input._data.size == 0):   # an empty input: also its own words
             value = idx.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
             raise RuntimeError(f"INDICES element is out of DATA bounds, id={value} axis_dim={size}")
         raise IndexError("index out of range in self")

@@ -952,13 +952,45 @@ def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reducti
     return record(rule, (input, target), data, dt, reduction=reduction, numel=numel, **attrs)
 
 
-def _mse_backward(ctx, g):
+def _loss_backward(rule: Rule, kernel, g, x, y, ctx):
+    """torch's <loss>_backward(grad_output, x, y, ...) for the gradient of x (the target's is
+    the same call with x and y swapped): one kernel, so in the dtype of x, with no operator's
+    checks (a bool operand is fine). With a graph it is one node of its own, as torch's."""
+    with _errstate():
+        data = kernel(v_data(g), v_data(x), v_data(y), ctx).astype(v_data(x).dtype, copy=False)
+    if isinstance(g, Tensor):
+        return record(rule, (g, x, y), data, x.dtype, reduction=ctx.reduction, numel=ctx.numel,
+                      **({"beta": ctx.beta} if hasattr(ctx, "beta") else {}))
+    return data
+
+
+def _mse_kernel(g, x, y, ctx):
     norm = 2.0 / ctx.numel if ctx.reduction == "mean" else 2.0
-    grad = norm * (ctx.self - ctx.target) * g
-    return grad if ctx.needs[0] else None, -grad if ctx.needs[1] else None
+    return norm * (x - y) * g
+
+
+def _mse_backward(ctx, g):
+    return (_loss_backward(_MSE_LOSS_BACKWARD, _mse_kernel, g, ctx.self, ctx.target, ctx) if ctx.needs[0] else None,
+            _loss_backward(_MSE_LOSS_BACKWARD, _mse_kernel, g, ctx.target, ctx.self, ctx) if ctx.needs[1] else None)
+
+
+def _mse_double_backward(ctx, gg):
+    """torch's derivatives of mse_loss_backward(grad_output, x, y): mse_loss_backward(gg, x, y)
+    for grad_output, and mse_loss_double_backward(gg * grad_output) = 2 gg grad_output (over
+    numel for "mean") for x, its negative for y."""
+    go, x, y = ctx.grad_output, ctx.self, ctx.target
+    grad_go = _loss_backward(_MSE_LOSS_BACKWARD, _mse_kernel, gg, x, y, ctx) if ctx.needs[0] else None
+    second = None
+    if ctx.needs[1] or ctx.needs[2]:
+        second = 2 * (gg * go)
+        if ctx.reduction == "mean":
+            second = second / ctx.numel
+    return grad_go, second if ctx.needs[1] else None, -second if ctx.needs[2] else None
 
 
 _MSE_LOSS = Rule("MseLossBackward0", _mse_backward, ("self", "target"), saves={"self": None, "target": None})
+_MSE_LOSS_BACKWARD = Rule("MseLossBackwardBackward0", _mse_double_backward, ("grad_output", "self", "target"),
+                          saves={"grad_output": None, "self": None, "target": None})
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> Tensor:
@@ -997,22 +1029,45 @@ def _weighted_loss(errors: Tensor, input: Tensor, weight, reduction: str) -> Ten
     raise ValueError(f"Invalid reduction mode: {reduction}. Expected one of 'none', 'mean', 'sum'.")
 
 
+def _smooth_l1_kernel(g, x, y, ctx):
+    # NOTE: torch's smooth_l1_loss_backward: x - y <= -beta gives -norm g, >= beta norm g,
+    # between them norm (x - y) g / beta.
+    norm = 1.0 / ctx.numel if ctx.reduction == "mean" else 1.0
+    d = np.asarray(x - y)
+    return np.where(d <= -ctx.beta, -norm * g, np.where(d >= ctx.beta, norm * g, norm * d * g / ctx.beta))
+
+
 def _smooth_l1_backward(ctx, g):
-    # NOTE: torch's smooth_l1_loss_backward uses (x - t) / beta where |x - t| <= beta and
-    # sign(x - t) outside; its double backward masks with |x - t| < beta, so at |x - t| ==
-    # beta the gradient is the constant sign.
-    diff = ctx.self - ctx.target
-    data = v_data(diff)
-    inside = np.abs(data) < ctx.beta
-    grad = v_where(inside, v_where(inside, diff, 0) / ctx.beta, v_const(np.sign(data), diff))
-    grad = grad * g
-    if ctx.reduction == "mean":
-        grad = grad / ctx.numel
-    return grad if ctx.needs[0] else None, -grad if ctx.needs[1] else None
+    rule = _SMOOTH_L1_LOSS_BACKWARD
+    return (_loss_backward(rule, _smooth_l1_kernel, g, ctx.self, ctx.target, ctx) if ctx.needs[0] else None,
+            _loss_backward(rule, _smooth_l1_kernel, g, ctx.target, ctx.self, ctx) if ctx.needs[1] else None)
+
+
+def _smooth_l1_double_backward(ctx, gg):
+    """torch's derivatives of smooth_l1_loss_backward(grad_output, x, y): the same backward of gg
+    for grad_output; smooth_l1_loss_double_backward(gg * grad_output) = gg grad_output
+    (|x - y| < beta) / beta (over numel for "mean") for x, its negative for y. The latter computes
+    x - y as an operator (so a bool operand raises there, as in torch)."""
+    go, x, y = ctx.grad_output, ctx.self, ctx.target
+    grad_go = _loss_backward(_SMOOTH_L1_LOSS_BACKWARD, _smooth_l1_kernel, gg, x, y, ctx) if ctx.needs[0] else None
+    second = None
+    if ctx.needs[1] or ctx.needs[2]:
+        _ops._check_bool_sub(*(v if isinstance(v, Tensor) else Tensor._make(v, _dtype.from_numpy(v.dtype))
+                               for v in (x, y)))
+        product = gg * go
+        with _errstate():
+            inside = np.abs(v_data(x) - v_data(y)) < ctx.beta
+        second = product * v_const(inside.astype(v_data(product).dtype), product) / ctx.beta
+        if ctx.reduction == "mean":
+            second = second / ctx.numel
+    return grad_go, second if ctx.needs[1] else None, -second if ctx.needs[2] else None
 
 
 _SMOOTH_L1_LOSS = Rule("SmoothL1LossBackward0", _smooth_l1_backward, ("self", "target"),
                        saves={"self": None, "target": None})
+_SMOOTH_L1_LOSS_BACKWARD = Rule("SmoothL1LossBackwardBackward0", _smooth_l1_double_backward,
+                                ("grad_output", "self", "target"),
+                                saves={"grad_output": None, "self": None, "target": None})
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
@@ -1242,9 +1297,16 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
     _native_args("binary_cross_entropy_with_logits", input, target, weight, pos_weight, _REDUCTIONS[reduction])
     dt = input.dtype
+    # NOTE: torch's kernel starts with log_sigmoid(input), which has no integer loop, then
+    # computes (1 - target).mul_(input): in place, so in the target's dtype.
     if not dt.is_floating_point:
-        raise NotImplementedError(
-            f"engine.nn.functional.binary_cross_entropy_with_logits: {dt.name} input is not supported")
+        raise NotImplementedError(f'"log_sigmoid_cpu" not implemented for \'{dt.scalar_name}\'')
+    if target.dtype is _dtype.bool_:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if not target.dtype.is_floating_point:
+        raise RuntimeError(f"result type {dt.scalar_name} can't be cast to the desired output type "
+                           f"{target.dtype.scalar_name}")
     if target.dtype.is_floating_point:
         # NOTE: torch computes (1 - target).mul_(input).sub_(...): in place on a tensor of the
         # target's dtype, which is the loss's dtype.

@@ -949,3 +949,49 @@ def test_cross_entropy_of_an_empty_input_with_probability_targets_is_torchs_nan(
         loss.backward()
         outs.append((np.isnan(loss.item()), graph, tuple(x.grad.shape), tuple(target.grad.shape)))
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("input_dtype", ["int64", "bool", "float32", "float64"])
+@pytest.mark.parametrize("target_dtype", ["float32", "int64", "bool"])
+@pytest.mark.parametrize("pos_weight", [False, True])
+def test_bce_with_logits_of_non_float_operands_raises_as_torch(input_dtype, target_dtype, pos_weight):
+    # Fuzzer finding (int64 logits): torch's kernel starts with log_sigmoid(input), which has no
+    # integer loop, then computes (1 - target).mul_(input) in the target's dtype.
+    def call(b):
+        return b.nn.functional.binary_cross_entropy_with_logits(
+            b.ones(2, dtype=getattr(b, input_dtype)), b.ones(2, dtype=getattr(b, target_dtype)),
+            pos_weight=b.ones(2) if pos_weight else None).dtype.is_floating_point
+    assert _outcome(call, engine) == _outcome(call, torch)
+
+
+@pytest.mark.parametrize("loss", ["mse_loss", "smooth_l1_loss"])
+@pytest.mark.parametrize("input_dtype", ["float32", "float64", "bool"])
+@pytest.mark.parametrize("target_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_pointwise_loss_gradients_with_a_graph_are_torchs_backward_nodes(loss, input_dtype, target_dtype, reduction):
+    # Fuzzer finding: mse_loss(bool input, float target) differentiated twice. torch's first
+    # gradient is one <Loss>BackwardBackward0 node (its kernel takes a bool operand); the second
+    # order is that node's own formulas: mse's never subtracts, smooth_l1's does (and raises).
+    def program(b):
+        x = b.tensor([0.5, 2.0, -1.0], dtype=getattr(b, input_dtype), requires_grad=input_dtype != "bool")
+        t = b.tensor([1.0, -1.0, 0.0], dtype=getattr(b, target_dtype), requires_grad=True)
+        inputs = [a for a in (x, t) if a.requires_grad]
+        out = []
+        try:
+            grads = b.autograd.grad(getattr(b.nn.functional, loss)(x, t, reduction=reduction).sum(), inputs,
+                                    create_graph=True)
+            out += [(g.grad_fn.name(), str(g.dtype), g.detach().numpy().tolist()) for g in grads]
+            seconds = b.autograd.grad(sum(g.sum() for g in grads), inputs, allow_unused=True, create_graph=True)
+            out += [None if g is None else (g.grad_fn and g.grad_fn.name(), g.detach().numpy().tolist())
+                    for g in seconds]
+        except RuntimeError as error:
+            out.append(str(error))
+        return out
+    ours, theirs = program(engine), program(torch)
+    assert len(ours) == len(theirs)
+    for mine, reference in zip(ours, theirs):
+        if isinstance(reference, tuple):
+            assert mine[:-1] == reference[:-1]
+            np.testing.assert_allclose(mine[-1], reference[-1], rtol=1e-6)
+        else:
+            assert mine == reference
