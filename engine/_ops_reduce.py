@@ -18,10 +18,10 @@ import numpy as np
 
 from . import _args, _dtype, optable
 from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims, _rounded, mean, record,
-                   save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero, v_reshape, v_transpose,
+                   save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero, v_reshape,
                    v_where)
 from ._ops_pointwise import v_sign
-from ._ops_shape import cat, _contiguous_array, stack
+from ._ops_shape import cat, _contiguous_array, narrow, stack
 from ._tensor import Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------
@@ -100,25 +100,30 @@ def _reversed_cumsum(g, dim: int):
     return v_flip(v_cumsum(v_flip(g, dim), dim), dim)
 
 
-def _leave_one_out(x, dim: int):
-    """Along `dim`, n copies of x with copy k holding 1 at position k: shape (..., n, n) with
-    `dim` moved last, the copy index second to last."""
-    x = v_transpose(x, dim, -1)
-    n = np.shape(x)[-1]
-    shape = np.shape(x)[:-1] + (n, n)
-    copies = v_expand(v_reshape(x, np.shape(x)[:-1] + (1, n)), shape)
-    return v_where(np.broadcast_to(np.eye(n, dtype=bool), shape), v_const(1, x), copies)
+def _prod_safe_zeros_backward(g, x, dim: int):
+    """g times prod_{j != k} x_j along `dim`, for every k: the gradient of a product with zeros
+    in it; g itself along a dim of size 1 (as torch's prod_safe_zeros_backward)."""
+    return g if np.shape(x)[dim] == 1 else g * _exclusive_prod(x, dim)
 
 
 def _exclusive_prod(x, dim: int):
-    """prod_{j != k} x_j along `dim`, for every k: the gradient of a product with zeros in it.
+    """prod_{j != k} x_j along `dim`, for every k.
 
-    NOTE: torch's prod_safe_zeros_backward computes the same products as two shifted cumprods.
+    NOTE: as torch's prod_safe_zeros_backward, the product of two shifted cumprods (of
+    [1, x_0 .. x_{n-2}] and of the flipped [1, x_{n-1} .. x_1], flipped back): with a graph
+    those ops are its nodes, whose derivatives decide a second-order gradient's NaNs and zeros.
     """
     n = np.shape(x)[dim]
-    if n == 1:
-        return v_const(np.ones(np.shape(x)), x)
-    return v_transpose(v_prod(_leave_one_out(x, dim), -1), dim, -1)
+    ones = v_const(np.ones(np.shape(x)[:dim] + (1,) + np.shape(x)[dim + 1:], v_data(x).dtype), x)
+    if isinstance(x, Tensor):
+        normal = cumprod(cat([ones, narrow(x, dim, 0, n - 1)], dim), dim)
+        reverse = _flip(cumprod(cat([ones, _flip(narrow(x, dim, 1, n - 1), dim)], dim), dim), dim)
+        return normal * reverse
+    with _errstate():
+        normal = np.cumprod(np.concatenate([ones, np.take(x, range(n - 1), axis=dim)], dim), axis=dim)
+        reverse = np.flip(np.cumprod(np.concatenate([ones, np.flip(np.take(x, range(1, n), axis=dim), dim)], dim),
+                                     axis=dim), dim)
+        return normal * reverse
 
 
 # ---------------------------------------------------------------------------------
@@ -184,19 +189,19 @@ def _prod_backward(ctx, g):
     x = ctx.self
     if np.ndim(x) == 0:
         return (g,)
-    g = _unsqueeze_to(g, ctx.keep_shape)
     zeros = v_data(x) == 0
-    if not zeros.any():
-        return (g * (_unsqueeze_to(ctx.result, ctx.keep_shape) / x),)
-    if ctx.dim is None:
+    if ctx.dim is None and zeros.any():
         # NOTE: torch's prod_backward returns zeros for several zeros in a full product when
         # not recording the backward (even where an inf in the input makes the product
-        # of the others nan), and the products of the others when it records it.
+        # of the others nan), and else the products of the others over the flattened input,
+        # viewed as the input (its node, ViewBackward0, is the gradient's).
         if zeros.sum() > 1 and not isinstance(g, Tensor):
             return (np.zeros(np.shape(x), dtype=np.result_type(g)),)
-        flat = v_reshape(x, (-1,))
-        return (g * v_reshape(_exclusive_prod(flat, 0), np.shape(x)),)
-    return (g * _exclusive_prod(x, ctx.dim),)
+        return (v_reshape(_prod_safe_zeros_backward(g, v_reshape(x, (-1,)), 0), np.shape(x)),)
+    g = _unsqueeze_to(g, ctx.keep_shape)
+    if not zeros.any():
+        return (g * (_unsqueeze_to(ctx.result, ctx.keep_shape) / x),)
+    return (_prod_safe_zeros_backward(g, x, ctx.dim),)
 
 
 _PROD_ALL = Rule("ProdBackward0", _prod_backward, saves={"self": None, "result": None})

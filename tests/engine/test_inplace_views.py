@@ -230,6 +230,22 @@ def test_views_of_no_grad_and_multi_output_views_inherit_their_refusals():
     assert outcomes[0] == outcomes[1] and all(outcomes[0])
 
 
+@pytest.mark.parametrize("view", ["base.squeeze()", "base.squeeze(1)", "base.unsqueeze(0)", "base.transpose(0, 2)",
+                                  "base.view(-1)", "base[0]", "base.narrow(2, 0, 2)"])
+def test_the_refusal_names_the_view_op_as_torch(view):
+    # Fuzzer finding: a squeeze(dim) view of a no_grad view is "Output 0 of Squeeze1" in torch
+    # (SqueezeBackward1: "Backward" and only a 0 suffix dropped).
+    messages = []
+    for module in (engine, torch):
+        x = module.zeros(2, 1, 3, requires_grad=True)
+        with module.no_grad():
+            base = x.mH
+        with pytest.raises(RuntimeError) as info:
+            eval(view, {"base": base}).neg_()
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+
+
 @pytest.mark.parametrize("op", ["exp_", "neg_", "relu_", "reciprocal_", "zero_"])
 def test_in_place_ops_on_empty_results_find_no_overlap_like_torch(op):
     """Fuzzer finding: numpy gives an empty product (outer of an empty vector) zero strides;

@@ -395,3 +395,31 @@ def test_extremes_of_tied_zeros_have_torchs_sign(values, transposed):
             outs += [b.amax(x, (0, 1)), b.amin(x, (1, 0))]
         return [np.signbit(o.numpy()).tolist() for o in outs]
     assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_prod_gradients_with_zeros_are_torchs_graph_to_second_order(dtype):
+    # Fuzzer finding: the second-order gradient of a full product of [1e-40, ..., nan, -0.0, ...]:
+    # torch differentiates prod_safe_zeros_backward's cumprods (and views the flattened result
+    # as the input: ViewBackward0); leave-one-out products gave -0.0 where torch has NaN. Along
+    # a dim of size 1 the gradient is the incoming one itself, with no graph.
+    rng = np.random.default_rng(1)
+    for trial in range(150):
+        shape = [(4,), (2, 3), (3, 1, 2), (1,), (2, 2)][trial % 5]
+        data = rng.choice([0.0, -0.0, 2.0, np.nan, np.inf, -1.5, 3.0], size=shape).tolist()
+        dim = None if trial % 3 == 0 else int(rng.integers(0, len(shape)))
+        seen = []
+        for b in (torch, engine):
+            x = b.tensor(data, dtype=getattr(b, dtype), requires_grad=True)
+            g, = b.autograd.grad((b.prod(x) if dim is None else b.prod(x, dim)).sum(), [x], create_graph=True)
+            second = b.autograd.grad(g.sum(), [x])[0].numpy() if g.requires_grad else None
+            seen.append((g.grad_fn and g.grad_fn.name(), g.detach().numpy(), second))
+        (node, first, second), (reference_node, reference_first, reference_second) = seen[1], seen[0]
+        assert node == reference_node, (data, dim)
+        for mine, reference in ((first, reference_first), (second, reference_second)):
+            if reference is None:
+                assert mine is None
+                continue
+            np.testing.assert_allclose(mine, reference, rtol=1e-5, equal_nan=True)
+            numbers = ~np.isnan(reference)
+            assert (np.signbit(mine[numbers]) == np.signbit(reference[numbers])).all(), (data, dim)
