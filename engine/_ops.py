@@ -485,9 +485,12 @@ _TO = Rule("ToCopyBackward0", lambda ctx, g: (g,))
 
 
 def _to(t: Tensor, dt) -> Tensor:
+    # NOTE: torch casts silently: inf and NaN to int64 are INT64_MIN (as numpy's cast on
+    # x86), 1e300 to float32 is inf; numpy would warn.
+    data = _quietly(np.ndarray.astype, t._data, dt.np)
     if not dt.is_floating_point:
-        return Tensor._make(t._data.astype(dt.np), dt)     # integer results leave the graph
-    return record(_TO, (t,), t._data.astype(dt.np), dt)
+        return Tensor._make(data, dt)     # integer results leave the graph
+    return record(_TO, (t,), data, dt)
 
 
 def _reshape_backward(ctx, g):
@@ -579,7 +582,8 @@ def _where(condition, input, other) -> Tensor:
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     a, b, dt = _binary_operands("where", input, other)
     _broadcast_shape(np.shape(cond), _broadcast_shape(a._data.shape, b._data.shape))   # torch's broadcast error first
-    out = record(_WHERE, (a, b), np.where(cond, _as(a, dt), _as(b, dt)), dt, condition=cond)
+    data = _iterator_layout(np.where(cond, _as(a, dt), _as(b, dt)), cond, a._data, b._data)
+    out = record(_WHERE, (a, b), data, dt, condition=cond)
     if isinstance(condition, Tensor) and out.grad_fn is not None:
         save_for_backward(out, "condition", condition)   # NOTE: torch saves the condition
     return out
@@ -781,6 +785,55 @@ def _arithmetic_operands(op: str, input, other):
 _WEAK_NUMBERS = (float, int)   # exact types: a bool is not weak the same way
 
 
+def _iterator_layout(data: np.ndarray, *operands: np.ndarray) -> np.ndarray:
+    """`data`, an elementwise result over `operands` (numpy arrays in torch's argument order),
+    laid out in memory as torch's TensorIterator lays out its output.
+
+    NOTE: torch orders the dims by the strides of the first operand that tells two dims apart
+    (a broadcast dim tells nothing; equal strides put the smaller dim innermost); numpy
+    falls back to row-major order when its operands disagree (x.t() + y: torch's result is
+    transposed, numpy's contiguous). The layout decides whether a later reshape is a view
+    (ViewBackward0) or a copy (UnsafeViewBackward0), and whether view() refuses.
+    """
+    ndim = data.ndim
+    if ndim < 2 or all(a.flags.c_contiguous for a in operands):
+        return data
+    shape = data.shape
+    strides = []
+    for a in operands:
+        if a.ndim == 0:
+            continue
+        pad = ndim - a.ndim
+        strides.append([0] * pad + [0 if n == 1 and shape[pad + i] != 1 else s
+                                    for i, (n, s) in enumerate(zip(a.shape, a.strides))])
+
+    def should_swap(dim0: int, dim1: int) -> int:
+        for operand in strides:
+            stride0, stride1 = operand[dim0], operand[dim1]
+            if stride0 == 0 or stride1 == 0:
+                continue
+            if stride0 != stride1:
+                return -1 if stride0 < stride1 else 1
+            if shape[dim0] > shape[dim1]:
+                return 1
+        return 0
+
+    perm = list(range(ndim - 1, -1, -1))     # innermost dim first, as torch's perm_
+    for i in range(1, ndim):
+        dim1 = i
+        for dim0 in range(i - 1, -1, -1):
+            comparison = should_swap(perm[dim0], perm[dim1])
+            if comparison > 0:
+                perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
+                dim1 = dim0
+            elif comparison < 0:
+                break
+    order = perm[::-1]                       # outermost first
+    out = np.empty([shape[d] for d in order], data.dtype).transpose(np.argsort(order))
+    out[...] = data
+    return out
+
+
 def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -> Tensor:
     """An elementwise op of two operands in their promoted dtype (the default float dtype
     for integral operands when `float_result`)."""
@@ -789,7 +842,7 @@ def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -
         dt = _dtype.default_float
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
-    return record(rule, (a, b), _quietly(fn, x, y), dt)
+    return record(rule, (a, b), _iterator_layout(_quietly(fn, x, y), x, y), dt)
 
 
 _ADD = Rule("AddBackward0", lambda ctx, g: (g, g if ctx.alpha == 1 else g * ctx.alpha), ("self", "other"))
@@ -849,7 +902,7 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
     else:
         with _errstate():
             data = fn(x, y * np.asarray(alpha, dt.np))
-    return record(rule, (a, b), data, dt, alpha=alpha)
+    return record(rule, (a, b), _iterator_layout(data, x, y), dt, alpha=alpha)
 
 
 def add(input, other, *, alpha=1) -> Tensor:
@@ -999,7 +1052,7 @@ def pow(input, exponent) -> Tensor:
             _check_integer_power(dt, b._data)
         with _errstate():
             data = _np_pow_elementwise(_as(a, dt), _as(b, dt))
-        return record(_POW_TENSOR, (a, b), data, dt)
+        return record(_POW_TENSOR, (a, b), _iterator_layout(data, a._data, b._data), dt)
     if isinstance(input, Tensor):
         if not _is_number(exponent):
             raise TypeError(f"pow(): argument 'exponent' must be Tensor or Number, not {type(exponent).__name__}")

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from . import _dtype, _ops
-from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor, _errstate,
+from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor, _errstate, _iterator_layout,
                    _float_dtype, _rounded, _scalar_tensor, _unary_float, record, v_data, v_exp,
                    v_masked_zero, v_where)
 from ._tensor import Tensor
@@ -33,6 +33,12 @@ def _full(data: np.ndarray, shape: tuple) -> np.ndarray:
     """`data` broadcast to the result shape, as a writable array of its own (not a view)."""
     data = np.asarray(data)
     return data if data.shape == shape else np.broadcast_to(data, shape).copy()
+
+
+def _laid_out(data, *operands) -> np.ndarray:
+    """An elementwise result laid out as torch's TensorIterator lays it out (see
+    `_ops._iterator_layout`); `operands` in torch's argument order, numbers ignored."""
+    return _iterator_layout(np.asarray(data), *(t._data for t in operands if isinstance(t, Tensor)))
 
 
 def _plain(data: np.ndarray, dt) -> Tensor:
@@ -383,7 +389,7 @@ def _clamp_tensor(input: Tensor, lo, hi) -> Tensor:
         if hi is not None:
             x = _tie_first(np.minimum, x, _as(hi, dt))
     rule = _CLAMP_TENSOR[lo is not None, hi is not None]
-    return record(rule, (input, *present), _full(x, shape), dt,
+    return record(rule, (input, *present), _laid_out(_full(x, shape), input, *present), dt,
                   has_min=lo is not None, has_max=hi is not None)
 
 
@@ -489,7 +495,7 @@ def _div_rounded(a, b, mode: str) -> Tensor:
     with _errstate():
         x, y = _as(a, dt), _as(b, dt)
         data = np.floor_divide(x, y) if mode == "floor" else np.trunc(x / y)
-    return record(_DIV_ROUNDED, (a, b), data, dt)
+    return record(_DIV_ROUNDED, (a, b), _laid_out(data, a, b), dt)
 
 
 def div_rounding(input, other, mode: str) -> Tensor:
@@ -502,7 +508,7 @@ def div_rounding(input, other, mode: str) -> Tensor:
             data = np.floor_divide(x, y) if mode == "floor" else np.trunc(x / y)
         else:
             data = np.floor_divide(x, y) if mode == "floor" else np.fix(x / y).astype(x.dtype)
-    return record(_DIV_ROUNDED, (a, b), data, dt)
+    return record(_DIV_ROUNDED, (a, b), _laid_out(data, a, b), dt)
 
 
 def floor_divide(input, other) -> Tensor:
@@ -512,7 +518,7 @@ def floor_divide(input, other) -> Tensor:
     with _errstate():
         # numpy's floor_divide is Python's (and torch's div_floor) algorithm: fmod, then adjust.
         data = np.floor_divide(_as(a, dt), _as(b, dt))
-    return record(_NOT_IMPLEMENTED, (a, b), data, dt, not_implemented="floor_divide")
+    return record(_NOT_IMPLEMENTED, (a, b), _laid_out(data, a, b), dt, not_implemented="floor_divide")
 
 
 def _remainder(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -541,10 +547,10 @@ def remainder(input, other) -> Tensor:
     with _errstate():
         data = _remainder(_as(a, dt), _as(b, dt))
     if isinstance(input, Tensor) and isinstance(other, Tensor):
-        return record(_REMAINDER, (a, b), data, dt)
+        return record(_REMAINDER, (a, b), _laid_out(data, a, b), dt)
     if isinstance(input, Tensor):
         return record(_REMAINDER_SCALAR, (a,), data, dt)
-    return record(_NOT_IMPLEMENTED, (a, b), data, dt, not_implemented="remainder")
+    return record(_NOT_IMPLEMENTED, (a, b), _laid_out(data, a, b), dt, not_implemented="remainder")
 
 
 
@@ -562,7 +568,7 @@ def fmod(input, other) -> Tensor:
     with _errstate():
         data = np.fmod(_as(a, dt), _as(b, dt))
     if isinstance(other, Tensor):
-        return record(_FMOD, (a, b), data, dt)
+        return record(_FMOD, (a, b), _laid_out(data, a, b), dt)
     return record(_FMOD_SCALAR, (a,), data, dt)
 
 
@@ -589,12 +595,12 @@ def _tensor_binary(op: str, input, other):
 
 def maximum(input, other) -> Tensor:
     a, b, dt = _tensor_binary("maximum", input, other)
-    return record(_MAXIMUM, (a, b), _tie_first(np.maximum, _as(a, dt), _as(b, dt)), dt)
+    return record(_MAXIMUM, (a, b), _laid_out(_tie_first(np.maximum, _as(a, dt), _as(b, dt)), a, b), dt)
 
 
 def minimum(input, other) -> Tensor:
     a, b, dt = _tensor_binary("minimum", input, other)
-    return record(_MINIMUM, (a, b), _tie_first(np.minimum, _as(a, dt), _as(b, dt)), dt)
+    return record(_MINIMUM, (a, b), _laid_out(_tie_first(np.minimum, _as(a, dt), _as(b, dt)), a, b), dt)
 
 
 def _atan2_backward(ctx, g):
@@ -618,7 +624,7 @@ def atan2(input, other) -> Tensor:
         # Rounded as torch's kernel rounds (see _ops._VIA_FLOAT64).
         data = np.arctan2(y, x) if dt.np != np.float32 else \
             np.arctan2(y.astype(np.float64), x.astype(np.float64)).astype(np.float32)
-    return record(_ATAN2, (a, b), data, dt)
+    return record(_ATAN2, (a, b), _laid_out(data, a, b), dt)
 
 
 def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -656,7 +662,7 @@ def xlogy(input, other) -> Tensor:
     dt = _float_dtype(dt)
     data = _xlogy(_as(a, dt), _as(b, dt))
     if isinstance(input, Tensor) and isinstance(other, Tensor):
-        return record(_XLOGY, (a, b), data, dt)
+        return record(_XLOGY, (a, b), _laid_out(data, a, b), dt)
     if isinstance(input, Tensor):
         return record(_XLOGY_NUMBER_OTHER, (a,), data, dt, other_number=other)
     return record(_XLOGY_NUMBER_SELF, (b,), data, dt, self_number=input)
@@ -704,10 +710,10 @@ def lerp(input, end, weight) -> Tensor:
     if tensor_weight:
         shape = _broadcast_shape(shape, weight._data.shape)
         data = _lerp(input._data, end._data, _as(weight, dt))
-        return record(_LERP_TENSOR, (input, end, weight), _full(data, shape), dt)
+        return record(_LERP_TENSOR, (input, end, weight), _laid_out(_full(data, shape), input, end, weight), dt)
     w = np.asarray(weight, dt.np)
     data = _lerp(input._data, end._data, w)
-    return record(_LERP_SCALAR, (input, end), _full(data, shape), dt, weight=float(weight))
+    return record(_LERP_SCALAR, (input, end), _laid_out(_full(data, shape), input, end), dt, weight=float(weight))
 
 
 def _check_three(op: str, input, tensor1, tensor2):
@@ -733,7 +739,7 @@ def addcmul(input, tensor1, tensor2, *, value=1) -> Tensor:
     v = np.asarray(value, np.float64).astype(dt.np)
     with _errstate():
         data = _as(input, dt) + v * _as(tensor1, dt) * _as(tensor2, dt)
-    return record(_ADDCMUL, (input, tensor1, tensor2), _full(data, shape), dt, value=v.item())
+    return record(_ADDCMUL, (input, tensor1, tensor2), _laid_out(_full(data, shape), input, tensor1, tensor2), dt, value=v.item())
 
 
 # NOTE: torch saves tensor2 when tensor1 or tensor2 needs a gradient; the engine's saves
@@ -760,7 +766,7 @@ def addcdiv(input, tensor1, tensor2, *, value=1) -> Tensor:
     v = np.asarray(value, np.float64).astype(dt.np)
     with _errstate():
         data = _as(input, dt) + v * _as(tensor1, dt) / _as(tensor2, dt)
-    return record(_ADDCDIV, (input, tensor1, tensor2), _full(data, shape), dt, value=v.item())
+    return record(_ADDCDIV, (input, tensor1, tensor2), _laid_out(_full(data, shape), input, tensor1, tensor2), dt, value=v.item())
 
 
 def where(condition, input, other) -> Tensor:
@@ -791,7 +797,7 @@ def where(condition, input, other) -> Tensor:
 def _compare(op: str, fn, input, other) -> Tensor:
     # Compared in the promoted dtype, as torch: an int64 tensor against a float is compared in float32.
     a, b, dt = _binary_operands(op, input, other)
-    return _plain(fn(_as(a, dt), _as(b, dt)), _dtype.bool_)
+    return _plain(_laid_out(fn(_as(a, dt), _as(b, dt)), a, b), _dtype.bool_)
 
 
 def eq(input, other) -> Tensor:
@@ -822,7 +828,7 @@ def _logical(op: str, fn, input, other) -> Tensor:
     _check_tensor(input, op)
     _check_tensor(other, op, "other", 2)
     _broadcast_shape(input._data.shape, other._data.shape)
-    return _plain(fn(input._data, other._data), _dtype.bool_)
+    return _plain(_laid_out(fn(input._data, other._data), input, other), _dtype.bool_)
 
 
 def logical_and(input, other) -> Tensor:
@@ -878,7 +884,7 @@ def _bitwise(op: str, fn, input, other) -> Tensor:
     a, b, dt = _binary_operands(op, input, other)
     if dt.is_floating_point:
         raise _not_implemented_for(f"{op}_cpu", dt)
-    return _plain(fn(_as(a, dt), _as(b, dt)), dt)
+    return _plain(_laid_out(fn(_as(a, dt), _as(b, dt)), a, b), dt)
 
 
 def bitwise_and(input, other) -> Tensor:

@@ -7,6 +7,8 @@ derivative.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -551,3 +553,53 @@ def test_pow_gradients_are_computed_in_the_result_dtype_as_torch(base_dtype, exp
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got, want, rtol=1.3e-6, atol=1e-5)
+
+
+_LAYOUT_OPS = {
+    "add": lambda m, a, b: a + b, "sub": lambda m, a, b: m.sub(a, b, alpha=2), "mul": lambda m, a, b: a * b,
+    "div": lambda m, a, b: a / b, "pow": lambda m, a, b: m.pow(a, b), "maximum": lambda m, a, b: m.maximum(a, b),
+    "minimum": lambda m, a, b: m.minimum(a, b), "atan2": lambda m, a, b: m.atan2(a, b), "eq": lambda m, a, b: a == b,
+    "lt": lambda m, a, b: a < b, "remainder": lambda m, a, b: m.remainder(a, b), "fmod": lambda m, a, b: m.fmod(a, b),
+    "floor_divide": lambda m, a, b: a // b, "xlogy": lambda m, a, b: m.xlogy(a, b),
+    "addcdiv": lambda m, a, b: m.addcdiv(a, a, b), "addcmul": lambda m, a, b: m.addcmul(a, b, b),
+    "lerp": lambda m, a, b: m.lerp(a, b, 0.5), "lerp_tensor": lambda m, a, b: m.lerp(a, b, b),
+    "where": lambda m, a, b: m.where(b > 0, a, b), "clamp": lambda m, a, b: m.clamp(a, b, None),
+    "logical_and": lambda m, a, b: m.logical_and(a, b), "bitwise_and": lambda m, a, b: (a > 0) & (b > 0),
+}
+
+
+@pytest.mark.parametrize("op", sorted(_LAYOUT_OPS))
+def test_elementwise_results_are_laid_out_as_torchs_tensor_iterator(op):
+    # Fuzzer finding: flatten(addcdiv(x.t(), x.t(), y)) records UnsafeViewBackward0 in torch
+    # (the result keeps the first operand's transposed layout, so flatten copies); numpy's
+    # result of operands that disagree is row-major, and its flatten was a view.
+    def make(m, shape, transposed):
+        return (m.ones(shape[::-1]).transpose(0, len(shape) - 1) if transposed else m.ones(shape)) + 1
+
+    def strides(m, out):
+        raw = out.stride() if m is torch else tuple(s // out._data.itemsize for s in out._data.strides)
+        return tuple(s for s, n in zip(raw, out.shape) if n > 1)
+    cases = [((2, 3), True, (2, 3), False), ((2, 3, 4), True, (2, 3, 4), False), ((2, 3), True, (3,), False),
+             ((2, 3), False, (2, 3), True), ((2, 1, 4), True, (3, 1), False), ((4, 2), True, (1, 2), True)]
+    for a_shape, a_transposed, b_shape, b_transposed in cases:
+        seen = []
+        for m in (torch, engine):
+            out = _LAYOUT_OPS[op](m, make(m, a_shape, a_transposed), make(m, b_shape, b_transposed))
+            flattened = out.float().requires_grad_().flatten() if out.dtype == m.bool else \
+                out.requires_grad_().flatten()
+            seen.append((strides(m, out), flattened.grad_fn.name()))
+        assert seen[1] == seen[0], (a_shape, a_transposed, b_shape, b_transposed)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float32", "bool"])
+def test_casts_out_of_range_are_silent_and_torchs(dtype):
+    # Fuzzer finding: x.to(int64) of [1.0, 3e38, -inf] warned "invalid value encountered in cast"
+    # (numpy); torch casts silently (inf and NaN to INT64_MIN on x86, 1e300 to float32 inf).
+    values = [1.0, 3e38, -float("inf"), float("nan"), -0.0, 1e300, -2.5]
+    results = []
+    for b in (torch, engine):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = b.tensor(values, dtype=b.float64).to(dtype=getattr(b, dtype))
+        results.append((str(out.numpy().tolist()), [str(w.message) for w in caught]))
+    assert results[1] == results[0]
