@@ -884,7 +884,11 @@ def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reducti
 
 def _mse_backward(ctx, g):
     norm = 2.0 / ctx.numel if ctx.reduction == "mean" else 2.0
-    grad = norm * (ctx.self - ctx.target) * g
+    # NOTE: torch's mse_loss_backward is one kernel over the promoted dtype, so a bool operand
+    # (which the `-` operator refuses) takes part as 0 and 1 there, also with create_graph.
+    x, t = (v.to(g.dtype) if isinstance(v, Tensor) and v.dtype is _dtype.bool_ else v
+            for v in (ctx.self, ctx.target))
+    grad = norm * (x - t) * g
     return grad if ctx.needs[0] else None, -grad if ctx.needs[1] else None
 
 
@@ -1176,6 +1180,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         # NOTE: torch computes (1 - target).mul_(input).sub_(...): in place on a tensor of the
         # target's dtype, which is the loss's dtype.
         dt = target.dtype
+    elif target.dtype is _dtype.bool_:
+        # NOTE: torch's `1 - target` is empty_like(target).fill_(1).sub_(target): two bool tensors.
+        _ops._check_bool_sub(target, target)
+    else:   # ... and mul_(input) cannot write a float product into the integral tensor
+        _dtype.check_cast(_dtype.promote(target.dtype, dt), target.dtype)
     shape = input._data.shape
     weights = pos_weights = None
     for name, value in (("weight", weight), ("pos_weight", pos_weight)):

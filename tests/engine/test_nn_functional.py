@@ -158,6 +158,11 @@ ERRORS = {
     "cross_entropy None target": lambda b: b.nn.functional.cross_entropy(_x(b), None),
     "bce_with_logits int pos_weight": lambda b: b.nn.functional.binary_cross_entropy_with_logits(
         _x(b), _x(b), pos_weight=1),
+    # `1 - target` is empty_like(target).fill_(1).sub_(target), then mul_(input) in place
+    "bce_with_logits bool target": lambda b: b.nn.functional.binary_cross_entropy_with_logits(
+        _x(b), _x(b) > 0),
+    "bce_with_logits int64 target": lambda b: b.nn.functional.binary_cross_entropy_with_logits(
+        _x(b), (_x(b) > 0).long()),
 }
 
 
@@ -847,4 +852,19 @@ def test_cross_entropy_of_an_empty_input_with_probability_targets_is_torchs_nan(
         graph = _graph(loss)
         loss.backward()
         outs.append((np.isnan(loss.item()), graph, tuple(x.grad.shape), tuple(target.grad.shape)))
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("bool_side", ["input", "target"])
+def test_mse_loss_double_backward_with_a_bool_operand_as_torch(bool_side):
+    # Fuzzer finding: torch's mse_loss_backward is one kernel over the promoted dtype; the engine's
+    # create_graph backward subtracted the bool operand with `-`, which refuses bool tensors.
+    outs = []
+    for backend in BACKENDS:
+        mask = backend.tensor([True, False, True])
+        t = backend.tensor([0.25, 0.5, 0.75], requires_grad=True)
+        loss = backend.nn.functional.mse_loss(*((mask, t) if bool_side == "input" else (t, mask)))
+        (grad,) = backend.autograd.grad(loss, [t], create_graph=True)
+        grad.sum().backward()
+        outs.append((grad.tolist(), t.grad.tolist()))
     assert outs[0] == outs[1]
