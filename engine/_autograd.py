@@ -142,7 +142,7 @@ class Node:
             if tensor._vc[0] != version:
                 # NOTE: torch names a saved output's producer (this node) and a saved input's
                 # current grad_fn.
-                producer = self if name == "result" else tensor.grad_fn
+                producer = self._result_producer() if name == "result" else tensor.grad_fn
                 raise RuntimeError(_modified_message(tensor, version, producer))
         if g is None:
             grads = self._undefined_grads()
@@ -151,6 +151,14 @@ class Node:
         if release:
             self._release()
         return grads
+
+    def _result_producer(self):
+        """The node a modified saved output is described as the output of: this node, or for
+        an in-place op on a view the view's node regenerated at saving, while it lives (torch
+        keeps a weak reference to it: `result_producer`, set by the in-place machinery)."""
+        ref = self.__dict__.get("result_producer")
+        node = ref() if ref is not None else None
+        return self if node is None else node
 
     def _undefined_grads(self):
         # NOTE: torch runs a node whose incoming gradient is undefined (norm with p=0 gives none):

@@ -970,6 +970,19 @@ _POW_KERNELS = {0.5: np.sqrt, -0.5: lambda x: 1 / np.sqrt(x), -1: np.reciprocal,
                 2: lambda x: x * x, 3: lambda x: x * x * x, -2: lambda x: 1 / (x * x)}
 
 
+def _np_pow_elementwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """np.power as C's pow at every element. NOTE: numpy computes an array to a broadcast
+    exponent 0.5 as sqrt (pow(-inf, 0.5) is nan, pow(-0.0, 0.5) is -0.0); torch's pow of two
+    tensors is std::pow throughout (inf, 0.0), so the exponent is spelled out in full, laid out
+    as the base (fuzzer finding: x.pow_(tensor(0.5)) of -inf)."""
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    if not shape:
+        return np.power(x.reshape(1), y.reshape(1)).reshape(())
+    exponents = np.empty_like(np.broadcast_to(x, shape), dtype=y.dtype)
+    exponents[...] = y
+    return np.power(x, exponents)
+
+
 def v_pow_number(x, exponent):
     """x ** exponent for a number exponent, with torch's kernels for a floating array."""
     if isinstance(x, Tensor):
@@ -985,7 +998,7 @@ def pow(input, exponent) -> Tensor:
         if not dt.is_floating_point:
             _check_integer_power(dt, b._data)
         with _errstate():
-            data = np.power(_as(a, dt), _as(b, dt))
+            data = _np_pow_elementwise(_as(a, dt), _as(b, dt))
         return record(_POW_TENSOR, (a, b), data, dt)
     if isinstance(input, Tensor):
         if not _is_number(exponent):

@@ -28,6 +28,7 @@ from ._ops import (_SQUEEZE_DIM, Rule, Written, _assert_no_overlap, _broadcast_s
                    _is_number, _reshape,
                    record, save_for_backward, v_data, v_reshape, v_where)
 from ._ops_inplace import aliased_write, check_no_internal_overlap, has_internal_overlap, overlap_warning
+from ._ops_shape import _contiguous_array
 from ._tensor import Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------
@@ -346,6 +347,9 @@ def _advanced_index(t: Tensor, indices: list) -> Tensor:
     # With ints gone (selected) and masks expanded, numpy's placement of the indexed dims
     # is torch's: in place when the index arrays are adjacent, else in front.
     key = tuple(slice(None) if a is None else a for a in expanded)
+    if 0 not in broadcast and any(shape[k] == 0 for k, _ in defined):
+        # NOTE: torch's AdvancedIndex checks this before any element (no index fits a size-0 dim).
+        raise IndexError("index is out of bounds for dimension with size 0")
     kept = [n for k, n in enumerate(shape) if k >= len(expanded) or expanded[k] is None]
     if np.prod(kept, dtype=np.int64) * np.prod(broadcast, dtype=np.int64) == 0:
         # NOTE: torch checks the bounds while it copies, so an empty result never fails
@@ -472,7 +476,7 @@ def index_select(input, dim: int, index) -> Tensor:
     # dim 1 (of a contiguous tensor) words the error differently, and as a RuntimeError.
     bad = (idx < 0) | (idx >= size)
     if bad.any():
-        if dim == 1:
+        if dim == 1 or (input.ndim > 1 and input._data.size == 0):   # an empty input: also its own words
             value = idx.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
             raise RuntimeError(f"INDICES element is out of DATA bounds, id={value} axis_dim={size}")
         raise IndexError("index out of range in self")
@@ -741,7 +745,7 @@ def masked_fill(input, mask, value) -> Tensor:
     _masked_fill_checks(input, mask, value)
     fill = _fill_value(value, input.dtype)
     mask_data = np.broadcast_to(mask._data, shape)
-    data = np.where(mask_data, fill, np.broadcast_to(input._data, shape))
+    data = _contiguous_array(np.where(mask_data, fill, np.broadcast_to(input._data, shape)))
     if Written.tensor is input and shape == input._data.shape and has_internal_overlap(input._data):
         data = aliased_write(input._data, data, np.flatnonzero(mask_data))
     if isinstance(value, Tensor):

@@ -11,6 +11,7 @@ raises it.
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import numpy as np
 
@@ -112,8 +113,17 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
     if _GradMode.enabled and self._base is None:
         _set_node(self, node)
         self._requires_grad = result._requires_grad
+    # NOTE: torch regenerates a view's node right after an in-place op on it (rebase_history).
+    view_node = self.grad_fn if node is not None and self._base is not None else None
     if node is not None and any(name == "result" for name, _, _ in node._saved):
         node._save("result", self)   # the saved output is this tensor now, at its new version
+        if view_node is not None:
+            # NOTE: torch's saved output of an in-place op on a view names the view's node as
+            # regenerated here (a weak reference) while that node lives: until the view's node
+            # is regenerated again and nothing else holds the old one. (Unlike torch's, the
+            # engine's saved output is the view itself, which keeps the view's node alive
+            # after the program dropped the view.)
+            node.result_producer = weakref.ref(view_node)
     return self
 
 
@@ -228,9 +238,14 @@ def _rebase_view(view: Tensor, node) -> None:
     # (Saved: an empty list, not NOTHING_SAVED, so that the scheduler releases it; see _release.)
     _set_node(base, _node(_COPY_SLICES_VIEW, edges, meta, needs, CopySlices, [], fn=node, index=index,
                           overlapping=np.unique(index).size != index.size))
+    # NOTE: the op's node keeps no link to the view's old node (torch's CopySlices takes the
+    # op's other edges only): once the view's node is regenerated, the old one can die, which
+    # decides how a saved output's version error names its producer (see write_result).
+    node.next_functions = (_NO_LINK, *node.next_functions[1:])
     base._requires_grad = True
 
 
+_NO_LINK = (None, 0)
 _AS_STRIDED = Rule("AsStridedBackward0", lambda ctx, g: (v_scatter_add_flat(g, ctx.index, ctx.shape),))
 
 def _view_rebase_message(view: Tensor, indirect: bool) -> str:

@@ -21,7 +21,7 @@ from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduc
                    save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero, v_reshape, v_transpose,
                    v_where)
 from ._ops_pointwise import v_sign
-from ._ops_shape import cat, stack
+from ._ops_shape import cat, _contiguous_array, stack
 from ._tensor import Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------
@@ -235,24 +235,47 @@ _AMAX = Rule("AmaxBackward0", _amax_backward, saves={"self": None, "result": Non
 _AMIN = Rule("AminBackward0", _amax_backward, saves={"self": None, "result": None})
 
 
-def _extreme(op: str, rule: Rule, fn, input, dim, keepdim: bool) -> Tensor:
+def _np_extreme(x: np.ndarray, axes: tuple, keepdims: bool, is_max: bool, last: bool = False) -> np.ndarray:
+    """np.amax or np.amin, with torch's sign for a zero extreme: the first zero's (the last's
+    with `last`).
+
+    NOTE: torch's amax/amin kernels keep their running extreme on a tie, so of tied 0.0 and
+    -0.0 the first read wins (in memory order), and its max()/min() of all elements takes the
+    later one; a later sign-sensitive op such as atan2 or a division shows it (fuzzer
+    finding), and numpy's SIMD loop may pick either. (torch's vectorized loops, used from one
+    vector's worth of elements for max()/min() and four for amax/amin, combine lanes in their
+    own order: a property of the machine, not followed.)
+    """
+    data = (np.amax if is_max else np.amin)(x, axis=axes, keepdims=True)
+    if x.dtype.kind == "f" and (data == 0).any():
+        rest = [a for a in range(x.ndim) if a not in axes]
+        read = sorted(axes, key=lambda a: -abs(x.strides[a]))   # outermost in memory first
+        slices = np.transpose(x, rest + read).reshape(tuple(x.shape[a] for a in rest) + (-1,))
+        if last:
+            slices = slices[..., ::-1]
+        first = np.take_along_axis(slices, np.argmax(slices == 0, axis=-1)[..., None], axis=-1)
+        data = np.where(data == 0, first.reshape(data.shape), data)
+    return data if keepdims else np.squeeze(data, axis=axes)
+
+
+def _extreme(op: str, rule: Rule, is_max: bool, input, dim, keepdim: bool) -> Tensor:
     _check_tensor(input, op)
     x = input._data
     dims = _reduction_dims(() if dim is None else dim, x.ndim)
     _check_nonempty(op, x, dims)
     axes = _axes(dims, x.ndim)
-    data = fn(x, axis=axes, keepdims=keepdim)
+    data = _np_extreme(x, axes, keepdim, is_max)
     return record(rule, (input,), data, input.dtype, axes=axes, keep_shape=_keep_shape(x.shape, axes))
 
 
 def amax(input, dim=(), keepdim: bool = False) -> Tensor:
     """Maximum over `dim` (all dims by default); the gradient is shared among ties."""
-    return _extreme("amax", _AMAX, np.amax, input, dim, keepdim)
+    return _extreme("amax", _AMAX, True, input, dim, keepdim)
 
 
 def amin(input, dim=(), keepdim: bool = False) -> Tensor:
     """Minimum over `dim` (all dims by default); the gradient is shared among ties."""
-    return _extreme("amin", _AMIN, np.amin, input, dim, keepdim)
+    return _extreme("amin", _AMIN, False, input, dim, keepdim)
 
 
 class _ReturnType(tuple):
@@ -309,7 +332,7 @@ def _max_min(op: str, input, dim, keepdim, other):
     is_max = op == "max"
     if dim is _NO_DIM:
         _check_nonempty(op, x, None)
-        data = np.amax(x) if is_max else np.amin(x)
+        data = _np_extreme(x, tuple(range(x.ndim)), False, is_max, last=True)
         return record(_MAX_ALL if is_max else _MIN_ALL, (input,), data, input.dtype)
     d = _wrap_dim(dim, x.ndim)
     _check_nonempty(op, x, (d,))
@@ -727,7 +750,7 @@ def _cumulative(op: str, rule: Rule, fn, input, dim, dtype) -> Tensor:
             data = fn(x.astype(np.float64), axis=d).astype(np.float32)
         else:
             data = fn(x.astype(dt.np), axis=d)
-    return _record_or_plain(rule, input, data, dt, dim=d if x.ndim else None)
+    return _record_or_plain(rule, input, _contiguous_array(data), dt, dim=d if x.ndim else None)
 
 
 def cumsum(input, dim, *, dtype=None) -> Tensor:

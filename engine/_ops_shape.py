@@ -42,6 +42,17 @@ from ._tensor import Tensor, _wrap_dim
 # ---------------------------------------------------------------------------------
 
 
+def _contiguous_array(data: np.ndarray) -> np.ndarray:
+    """`data` in row-major order (copied if it is not): the layout of the result of a torch
+    kernel that writes a new contiguous tensor whatever its inputs' layout (cat, stack, repeat,
+    roll, masked_fill, cumsum, softmax, layer_norm), where numpy's result keeps a transposed
+    input's order. NOTE: the layout decides whether torch's reshape of the result records
+    ViewBackward0, ReshapeAliasBackward0 or a copy, and whether view refuses it (fuzzer
+    finding: reshape of the softmax of a transposed input). (np.ascontiguousarray would make
+    a 0-d array 1-d.)"""
+    return np.asarray(data, order="C")
+
+
 def _ints(op: str, arg: str, values, position: int = 1) -> tuple:
     """A tuple of Python ints, with torch's TypeError for anything else."""
     out = []
@@ -487,7 +498,7 @@ def repeat(input, *repeats_args, repeats=None) -> Tensor:
     target = tuple(r * n for r, n in zip(reps, padded))
     if any(n < 0 for n in target):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(target)}: {list(target)}")
-    data = np.tile(input._data.reshape(padded), reps)
+    data = _contiguous_array(np.tile(input._data.reshape(padded), reps))
     return record(_REPEAT, (input,), data, input.dtype, repeats=reps, padded_shape=padded,
                   self_shape=shape)
 
@@ -505,8 +516,8 @@ _TRIU = Rule("TriuBackward0", lambda ctx, g: (v_tril(g, ctx.diagonal, True),))
 def flip(input, *dims_args, dims=None) -> Tensor:
     _check_tensor(input, "flip")
     order = _wrap_dims(_int_args("flip", "dims", dims_args, dims), input._data.ndim)
-    # torch's flip returns a new contiguous tensor, not a view.
-    data = np.flip(input._data, order).copy() if input._data.ndim else input._data.copy()
+    # NOTE: torch's flip returns a new tensor, not a view, in the input's dim order (as clone).
+    data = np.array(np.flip(input._data, order) if input._data.ndim else input._data, order="K", copy=True)
     return record(_FLIP, (input,), data, input.dtype, dims=order)
 
 
@@ -520,7 +531,7 @@ def roll(input, shifts, dims=None) -> Tensor:
     if n == 0 and dims:   # NOTE: torch names the first dim as given, wrapping none
         raise IndexError(f"Dimension specified as {dims[0]} but tensor has no dimensions")
     dims = tuple(_wrap_dim(d, n) for d in dims)
-    data = np.roll(input._data, shifts, dims or None)
+    data = _contiguous_array(np.roll(input._data, shifts, dims or None))
     return record(_ROLL, (input,), data, input.dtype, shifts=shifts, dims=dims)
 
 
@@ -749,7 +760,7 @@ def cat(tensors, dim: int = 0, *, axis=None) -> Tensor:
         n = 0 if skip else x._data.shape[d]
         spans.append((offset, offset + n))
         offset += n
-    data = np.concatenate([x._data.astype(dt.np, copy=False) for x in parts], axis=d)
+    data = _contiguous_array(np.concatenate([x._data.astype(dt.np, copy=False) for x in parts], axis=d))
     return record(_CAT, tuple(tensors), data, dt, spans=spans, legacy_empty=legacy_empty, dim=d)
 
 
@@ -771,7 +782,7 @@ def stack(tensors, dim: int = 0, *, axis=None) -> Tensor:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(first)} at entry 0 "
                                f"and {list(x._data.shape)} at entry {i}")
     dt = _dtype.result_type(tensors)
-    data = np.stack([x._data.astype(dt.np, copy=False) for x in tensors], axis=d)
+    data = _contiguous_array(np.stack([x._data.astype(dt.np, copy=False) for x in tensors], axis=d))
     return record(_STACK, tuple(tensors), data, dt, dim=d)
 
 

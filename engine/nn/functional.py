@@ -14,12 +14,13 @@ import warnings
 
 import numpy as np
 
-from .. import _args, _dtype, _ops, _ops_inplace, _ops_pointwise, _ops_reduce, _random, optable
+from .. import _args, _dtype, _ops, _ops_index, _ops_inplace, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
-                    _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero, v_zeros_like, v_mm,
-                    v_reshape, v_t, v_where)
+                    _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero,
+                    v_zeros_like, v_mm, v_reshape, v_t, v_where)
 from .._autograd import BackwardRun
 from .._ops_pointwise import _not_implemented_for, v_cosh
+from .._ops_shape import _contiguous_array
 from .._tensor import Tensor, _wrap_dim
 
 
@@ -469,9 +470,32 @@ def _softmax_args(name: str, input, dim, stacklevel: int, dtype):
 _SOFTMAX = Rule("SoftmaxBackward0",
                 lambda ctx, g: ((g - v_sum(g * ctx.result, ctx.dim, True)) * ctx.result,),
                 saves={"result": None})
-_LOG_SOFTMAX = Rule("LogSoftmaxBackward0",
-                    lambda ctx, g: (g - v_exp(ctx.result) * v_sum(g, ctx.dim, True),),
-                    saves={"result": None})
+
+
+def _log_softmax_backward(ctx, g):
+    if isinstance(g, Tensor):
+        # NOTE: with create_graph torch records _log_softmax_backward_data as one node,
+        # LogSoftmaxBackwardDataBackward0 over (grad_output, output), whose derivatives are its
+        # own formulas (see below): their rounding, not that of the composed ops, is torch's
+        # (fuzzer finding: a second-order gradient that cancels exactly when composed).
+        y = ctx.result
+        data = g._data - np.exp(y._data) * np.sum(g._data, axis=ctx.dim, keepdims=True)
+        return (record(_LOG_SOFTMAX_BACKWARD, (g, y), data, g.dtype, dim=ctx.dim),)
+    return (g - v_exp(ctx.result) * v_sum(g, ctx.dim, True),)
+
+
+def _log_softmax_double_backward(ctx, gg):
+    """torch's derivatives of _log_softmax_backward_data: gg - sum(gg * exp(y)) for the
+    incoming gradient, -sum(grad_output) * exp(y) * gg for the output y."""
+    go, y = ctx.grad_output, ctx.output
+    grad_go = gg - v_sum(gg * v_exp(y), ctx.dim, True) if ctx.needs[0] else None
+    grad_y = -v_sum(go, ctx.dim, True) * v_exp(y) * gg if ctx.needs[1] else None
+    return grad_go, grad_y
+
+
+_LOG_SOFTMAX = Rule("LogSoftmaxBackward0", _log_softmax_backward, saves={"result": None})
+_LOG_SOFTMAX_BACKWARD = Rule("LogSoftmaxBackwardDataBackward0", _log_softmax_double_backward,
+                             ("grad_output", "output"), saves={"grad_output": None, "output": None})
 
 
 def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
@@ -486,7 +510,7 @@ def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
         e = _ops._np_exp(_shifted(input._data, dim))
         # NOTE: torch's kernel multiplies by the reciprocal of the sum.
         data = e * (1 / np.sum(e, axis=dim if input.ndim else None, keepdims=True))
-    return record(_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
+    return record(_SOFTMAX, (input,), _contiguous_array(data), input.dtype, dim=dim if input.ndim else None)
 
 
 def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
@@ -495,7 +519,7 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
         shifted = _shifted(input._data, dim)
         data = shifted - _ops._rounded(np.log, np.sum(_ops._np_exp(shifted), axis=dim if input.ndim else None,
                                                       keepdims=True))
-    return record(_LOG_SOFTMAX, (input,), data, input.dtype, dim=dim if input.ndim else None)
+    return record(_LOG_SOFTMAX, (input,), _contiguous_array(data), input.dtype, dim=dim if input.ndim else None)
 
 
 # ---------------------------------------------------------------------------------
@@ -597,10 +621,54 @@ def _reduce_loss(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
+def _save_constants(out: Tensor, **tensors) -> Tensor:
+    """Save in `out`'s node the tensors its op reads outside the graph (a loss's weights, class
+    targets), as `ctx.<name>`; the rules read the values from other attributes.
+
+    NOTE: torch saves these for backward as it saves the inputs, so modifying one in place
+    after the call makes backward raise its version error (fuzzer finding: a
+    binary_cross_entropy_with_logits weight zeroed in place after the call). Its generated
+    nodes save, and check at backward, the inputs in the order of their names (pos_weight
+    before self): which one the error names when several were modified. These nodes save
+    inputs only.
+    """
+    _ops_index._save(out, **{name: tensor for name, tensor in tensors.items() if tensor is not None})
+    node = out.grad_fn
+    if node is not None:
+        node._saved = tuple(sorted(node._saved, key=lambda entry: entry[0]))
+    return out
+
+
 def _check_no_grad(t, function: str, argument: str):
     if t is not None and t.requires_grad:
         raise RuntimeError(f"The function '{function}' is not differentiable with respect to argument "
                            f"'{argument}'. This input cannot have requires_grad True.")
+
+
+def _cascade_sum(values: np.ndarray, valid: np.ndarray):
+    """The sum of `values` at `valid` as torch's nll_loss kernels add them: in order into the
+    first of 8 partial sums, which at every multiple of 16**j (of the flat index, valid ones
+    only) moves up into the next, j times; then the 8 partial sums in order.
+
+    NOTE: the order decides what cancels (1e30 - 1e30 + 2.5 is 2.5 or 0; fuzzer finding), and
+    the index 0 alone moves up to the last partial sum, added last.
+    """
+    values, valid = values.reshape(-1), valid.reshape(-1)
+    # level_power is max(4, ceil(log2(n)) // 8): 4 below 2**40 elements.
+    power = max(4, (int(values.size) - 1).bit_length() // 8) if values.size > 1 else 4
+    mask = (1 << power) - 1
+    zero = values.dtype.type(0)
+    partial = [zero] * 8
+    for index in np.flatnonzero(valid).tolist():
+        partial[0] = partial[0] + values[index]
+        for j in range(7):
+            if index & (mask << (j * power)):
+                break
+            partial[j + 1], partial[j] = partial[j + 1] + partial[j], zero
+    total = zero
+    for part in partial:
+        total = total + part
+    return total
 
 
 class _NllPlan:
@@ -626,7 +694,7 @@ class _NllPlan:
         # The (N, K) elements at the targets of an (N, C, K) array, as an index.
         self.at_target = (np.arange(n)[:, None], safe_target, np.arange(k)[None, :])
         self.weight = np.where(self.valid, weight[safe_target], np.zeros((), weight.dtype))   # (N, K)
-        self.total = self.weight.sum(dtype=weight.dtype)
+        self.total = _cascade_sum(self.weight, self.valid)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         n, c, k = self.folded
@@ -635,7 +703,7 @@ class _NllPlan:
             losses = np.where(self.valid, -self.weight * picked, np.zeros((), x.dtype))
             if self.reduction == "none":
                 return losses.reshape(self.target_shape)
-            total = losses.sum(dtype=x.dtype)
+            total = _cascade_sum(losses, self.valid)
             return total / self.total if self.reduction == "mean" else total
 
     def backward(self, g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -669,8 +737,9 @@ def _nll_backward(ctx, g):
     if isinstance(g, Tensor):
         # NOTE: with create_graph torch records nll_loss_backward as one node, differentiable
         # in the incoming gradient and in the loss's input (see _nll_double_backward).
-        return (record(plan.double_rule, (g, ctx.self), plan.backward(g._data, ctx.self_shape), g.dtype,
-                       plan=plan, self_shape=ctx.self_shape),)
+        out = record(plan.double_rule, (g, ctx.self), plan.backward(g._data, ctx.self_shape), g.dtype,
+                     plan=plan, self_shape=ctx.self_shape)
+        return (_save_constants(out, target=ctx.target, weight=getattr(ctx, "weight", None)),)
     return (plan.backward(g, ctx.self_shape),)
 
 
@@ -713,7 +782,8 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
         raise _not_implemented_for("nll_loss_out_frame" if rule is _NLL_LOSS else "nll_loss2d_forward_out_frame",
                                    input.dtype)
     w = weight._data if weight is not None else np.ones(c, x.dtype)
-    return _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction), input)
+    out = _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction), input)
+    return _save_constants(out, target=target, weight=weight)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
@@ -759,7 +829,7 @@ def _nll_loss(input, target, weight, ignore_index: int, reduction: str) -> Tenso
     if target._data.shape != expected:
         raise RuntimeError(f"Expected target size {list(expected)}, got {list(target._data.shape)}")
     viewed = _reshape(input, (shape[0], shape[1], 1, -1))
-    target = Tensor._make(target._data.reshape(shape[0], 1, -1), target.dtype)
+    target = _reshape(target, (shape[0], 1, -1))   # a view where it can be: torch saves it
     out = _nll(_NLL_LOSS_2D, viewed, target, weight, reduction, ignore_index, "nll_loss2d_forward")
     return _reshape(out, expected) if reduction == "none" else out
 
@@ -882,17 +952,45 @@ def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reducti
     return record(rule, (input, target), data, dt, reduction=reduction, numel=numel, **attrs)
 
 
-def _mse_backward(ctx, g):
+def _loss_backward(rule: Rule, kernel, g, x, y, ctx):
+    """torch's <loss>_backward(grad_output, x, y, ...) for the gradient of x (the target's is
+    the same call with x and y swapped): one kernel, so in the dtype of x, with no operator's
+    checks (a bool operand is fine). With a graph it is one node of its own, as torch's."""
+    with _errstate():
+        data = kernel(v_data(g), v_data(x), v_data(y), ctx).astype(v_data(x).dtype, copy=False)
+    if isinstance(g, Tensor):
+        return record(rule, (g, x, y), data, x.dtype, reduction=ctx.reduction, numel=ctx.numel,
+                      **({"beta": ctx.beta} if hasattr(ctx, "beta") else {}))
+    return data
+
+
+def _mse_kernel(g, x, y, ctx):
     norm = 2.0 / ctx.numel if ctx.reduction == "mean" else 2.0
-    # NOTE: torch's mse_loss_backward is one kernel over the promoted dtype, so a bool operand
-    # (which the `-` operator refuses) takes part as 0 and 1 there, also with create_graph.
-    x, t = (v.to(g.dtype) if isinstance(v, Tensor) and v.dtype is _dtype.bool_ else v
-            for v in (ctx.self, ctx.target))
-    grad = norm * (x - t) * g
-    return grad if ctx.needs[0] else None, -grad if ctx.needs[1] else None
+    return norm * (x - y) * g
+
+
+def _mse_backward(ctx, g):
+    return (_loss_backward(_MSE_LOSS_BACKWARD, _mse_kernel, g, ctx.self, ctx.target, ctx) if ctx.needs[0] else None,
+            _loss_backward(_MSE_LOSS_BACKWARD, _mse_kernel, g, ctx.target, ctx.self, ctx) if ctx.needs[1] else None)
+
+
+def _mse_double_backward(ctx, gg):
+    """torch's derivatives of mse_loss_backward(grad_output, x, y): mse_loss_backward(gg, x, y)
+    for grad_output, and mse_loss_double_backward(gg * grad_output) = 2 gg grad_output (over
+    numel for "mean") for x, its negative for y."""
+    go, x, y = ctx.grad_output, ctx.self, ctx.target
+    grad_go = _loss_backward(_MSE_LOSS_BACKWARD, _mse_kernel, gg, x, y, ctx) if ctx.needs[0] else None
+    second = None
+    if ctx.needs[1] or ctx.needs[2]:
+        second = 2 * (gg * go)
+        if ctx.reduction == "mean":
+            second = second / ctx.numel
+    return grad_go, second if ctx.needs[1] else None, -second if ctx.needs[2] else None
 
 
 _MSE_LOSS = Rule("MseLossBackward0", _mse_backward, ("self", "target"), saves={"self": None, "target": None})
+_MSE_LOSS_BACKWARD = Rule("MseLossBackwardBackward0", _mse_double_backward, ("grad_output", "self", "target"),
+                          saves={"grad_output": None, "self": None, "target": None})
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> Tensor:
@@ -931,22 +1029,45 @@ def _weighted_loss(errors: Tensor, input: Tensor, weight, reduction: str) -> Ten
     raise ValueError(f"Invalid reduction mode: {reduction}. Expected one of 'none', 'mean', 'sum'.")
 
 
+def _smooth_l1_kernel(g, x, y, ctx):
+    # NOTE: torch's smooth_l1_loss_backward: x - y <= -beta gives -norm g, >= beta norm g,
+    # between them norm (x - y) g / beta.
+    norm = 1.0 / ctx.numel if ctx.reduction == "mean" else 1.0
+    d = np.asarray(x - y)
+    return np.where(d <= -ctx.beta, -norm * g, np.where(d >= ctx.beta, norm * g, norm * d * g / ctx.beta))
+
+
 def _smooth_l1_backward(ctx, g):
-    # NOTE: torch's smooth_l1_loss_backward uses (x - t) / beta where |x - t| <= beta and
-    # sign(x - t) outside; its double backward masks with |x - t| < beta, so at |x - t| ==
-    # beta the gradient is the constant sign.
-    diff = ctx.self - ctx.target
-    data = v_data(diff)
-    inside = np.abs(data) < ctx.beta
-    grad = v_where(inside, v_where(inside, diff, 0) / ctx.beta, v_const(np.sign(data), diff))
-    grad = grad * g
-    if ctx.reduction == "mean":
-        grad = grad / ctx.numel
-    return grad if ctx.needs[0] else None, -grad if ctx.needs[1] else None
+    rule = _SMOOTH_L1_LOSS_BACKWARD
+    return (_loss_backward(rule, _smooth_l1_kernel, g, ctx.self, ctx.target, ctx) if ctx.needs[0] else None,
+            _loss_backward(rule, _smooth_l1_kernel, g, ctx.target, ctx.self, ctx) if ctx.needs[1] else None)
+
+
+def _smooth_l1_double_backward(ctx, gg):
+    """torch's derivatives of smooth_l1_loss_backward(grad_output, x, y): the same backward of gg
+    for grad_output; smooth_l1_loss_double_backward(gg * grad_output) = gg grad_output
+    (|x - y| < beta) / beta (over numel for "mean") for x, its negative for y. The latter computes
+    x - y as an operator (so a bool operand raises there, as in torch)."""
+    go, x, y = ctx.grad_output, ctx.self, ctx.target
+    grad_go = _loss_backward(_SMOOTH_L1_LOSS_BACKWARD, _smooth_l1_kernel, gg, x, y, ctx) if ctx.needs[0] else None
+    second = None
+    if ctx.needs[1] or ctx.needs[2]:
+        _ops._check_bool_sub(*(v if isinstance(v, Tensor) else Tensor._make(v, _dtype.from_numpy(v.dtype))
+                               for v in (x, y)))
+        product = gg * go
+        with _errstate():
+            inside = np.abs(v_data(x) - v_data(y)) < ctx.beta
+        second = product * v_const(inside.astype(v_data(product).dtype), product) / ctx.beta
+        if ctx.reduction == "mean":
+            second = second / ctx.numel
+    return grad_go, second if ctx.needs[1] else None, -second if ctx.needs[2] else None
 
 
 _SMOOTH_L1_LOSS = Rule("SmoothL1LossBackward0", _smooth_l1_backward, ("self", "target"),
                        saves={"self": None, "target": None})
+_SMOOTH_L1_LOSS_BACKWARD = Rule("SmoothL1LossBackwardBackward0", _smooth_l1_double_backward,
+                                ("grad_output", "self", "target"),
+                                saves={"grad_output": None, "self": None, "target": None})
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
@@ -974,13 +1095,13 @@ def _bce_backward(ctx, g):
     grad_input = grad_target = None
     if ctx.needs[0]:
         grad_input = (_bce_input_backward(ctx, g) if isinstance(g, Tensor)
-                      else _bce_input_grad(g, x, t, ctx.weight, ctx.reduction, ctx.numel))
+                      else _bce_input_grad(g, x, t, ctx.weights, ctx.reduction, ctx.numel))
     if ctx.needs[1]:
         # NOTE: torch's binary_cross_entropy_target_backward is -logit(x) * grad * weight / numel
         # (in that order), without the clamp.
         grad_target = -_v_logit(x) * g
-        if ctx.weight is not None:
-            grad_target = grad_target * v_const(ctx.weight, grad_target)
+        if ctx.weights is not None:
+            grad_target = grad_target * v_const(ctx.weights, grad_target)
         if ctx.reduction == "mean":
             grad_target = grad_target / ctx.numel
     return grad_input, grad_target
@@ -1025,9 +1146,10 @@ def _bce_input_backward(ctx, g: Tensor) -> Tensor:
     derivatives are its own formulas (binary_cross_entropy_double_backward*), not those of
     the clamped quotient."""
     x, t = ctx.self, ctx.target
-    data = _bce_input_grad(g._data, x._data, t._data, ctx.weight, ctx.reduction, ctx.numel)
-    return record(_BCE_BACKWARD, (g, x, t), data, x.dtype, weight=ctx.weight, reduction=ctx.reduction,
-                  numel=ctx.numel)
+    data = _bce_input_grad(g._data, x._data, t._data, ctx.weights, ctx.reduction, ctx.numel)
+    out = record(_BCE_BACKWARD, (g, x, t), data, x.dtype, weights=ctx.weights, reduction=ctx.reduction,
+                 numel=ctx.numel)
+    return _save_constants(out, weight=getattr(ctx, "weight", None))
 
 
 def _bce_double_backward(ctx, gg):
@@ -1037,7 +1159,7 @@ def _bce_double_backward(ctx, gg):
     eps = 1e-12
 
     def weighted(value):
-        return value * v_const(ctx.weight, value) if ctx.weight is not None else value
+        return value * v_const(ctx.weights, value) if ctx.weights is not None else value
 
     def mean(value):
         return value / ctx.numel if ctx.reduction == "mean" else value
@@ -1095,8 +1217,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         if weights is not None:
             losses = losses * weights
         data = _reduced_loss(losses, reduction, x.dtype)
-    return record(_BCE, (input, target), data, input.dtype, weight=weights, reduction=reduction,
-                  numel=max(x.size, 1))
+    out = record(_BCE, (input, target), data, input.dtype, weights=weights, reduction=reduction,
+                 numel=max(x.size, 1))
+    # NOTE: torch's functional expands the weight to the target's size before the call: it saves that view.
+    return _save_constants(out, weight=None if weight is None else _expand(weight, shape))
 
 
 def _bce_logits_backward(ctx, g):
@@ -1106,9 +1230,9 @@ def _bce_logits_backward(ctx, g):
     first tensor; with one, out of place. The target's gradient is -x * grad (the input's
     dtype under a 0-d grad), then mul_(weight) in place in both cases (a float32 product of a
     huge logit and a weight overflows to inf even for a float64 target)."""
-    x, t, pos_weight = ctx.self, ctx.target, ctx.pos_weight
+    x, t, pos_weight = ctx.self, ctx.target, ctx.pos_weights
     graph = isinstance(g, Tensor)
-    weight = None if ctx.weight is None else v_const(ctx.weight, g)
+    weight = None if ctx.weights is None else v_const(ctx.weights, g)
     grad_input = grad_target = None
     if ctx.needs[0]:
         if pos_weight is not None:
@@ -1173,18 +1297,20 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
     _native_args("binary_cross_entropy_with_logits", input, target, weight, pos_weight, _REDUCTIONS[reduction])
     dt = input.dtype
+    # NOTE: torch's kernel starts with log_sigmoid(input), which has no integer loop, then
+    # computes (1 - target).mul_(input): in place, so in the target's dtype.
     if not dt.is_floating_point:
-        raise NotImplementedError(
-            f"engine.nn.functional.binary_cross_entropy_with_logits: {dt.name} input is not supported")
+        raise NotImplementedError(f'"log_sigmoid_cpu" not implemented for \'{dt.scalar_name}\'')
+    if target.dtype is _dtype.bool_:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if not target.dtype.is_floating_point:
+        raise RuntimeError(f"result type {dt.scalar_name} can't be cast to the desired output type "
+                           f"{target.dtype.scalar_name}")
     if target.dtype.is_floating_point:
         # NOTE: torch computes (1 - target).mul_(input).sub_(...): in place on a tensor of the
         # target's dtype, which is the loss's dtype.
         dt = target.dtype
-    elif target.dtype is _dtype.bool_:
-        # NOTE: torch's `1 - target` is empty_like(target).fill_(1).sub_(target): two bool tensors.
-        _ops._check_bool_sub(target, target)
-    else:   # ... and mul_(input) cannot write a float product into the integral tensor
-        _dtype.check_cast(_dtype.promote(target.dtype, dt), target.dtype)
     shape = input._data.shape
     weights = pos_weights = None
     for name, value in (("weight", weight), ("pos_weight", pos_weight)):
@@ -1207,8 +1333,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         if weights is not None:
             losses = losses.astype(dt.np) * weights
         data = _reduced_loss(losses, reduction, dt.np)
-    return record(_BCE_LOGITS, (input, target), data, dt, weight=weights, pos_weight=pos_weights,
-                  reduction=reduction, numel=max(x.size, 1))
+    out = record(_BCE_LOGITS, (input, target), data, dt, weights=weights, pos_weights=pos_weights,
+                 reduction=reduction, numel=max(x.size, 1))
+    return _save_constants(out, weight=weight, pos_weight=pos_weight)
 
 
 # ---------------------------------------------------------------------------------
@@ -1541,4 +1668,5 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
                 _fma(centered * rstd, weight._data, shift))
     absent = Tensor._make(np.zeros(normalized_shape, dt), input.dtype)
     return record(_LAYER_NORM, (input, weight if weight is not None else absent, bias if bias is not None else absent),
-                  data, input.dtype, dims=dims, eps=eps, has_weight=weight is not None, mean=mean, rstd=rstd)
+                  _contiguous_array(data), input.dtype, dims=dims, eps=eps, has_weight=weight is not None,
+                  mean=mean, rstd=rstd)

@@ -511,6 +511,22 @@ def test_pow_by_a_number_gradient_uses_the_same_kernels(dtype, exponent):
     assert np.array_equal(np.signbit(grads[1][numbers]), np.signbit(grads[0][numbers]))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("exponent_shape", [(), (1,), (2,), (3, 2)])
+def test_pow_of_two_tensors_is_ieee_pow_at_every_element(dtype, exponent_shape):
+    # Fuzzer finding: x.pow_(tensor(0.5)) of -inf was nan (numpy computes a broadcast exponent
+    # 0.5 as sqrt); torch's pow of two tensors is std::pow: inf, and +0.0 for -0.0.
+    def program(b):
+        dt = getattr(b, dtype)
+        base = b.tensor([[-float("inf"), -0.0, 4.0], [0.0, -1.0, float("inf")]], dtype=dt).t()
+        exponent = b.full(exponent_shape, 0.5, dtype=dt)
+        out = b.pow(base, exponent)
+        leaf = base.detach().requires_grad_()
+        node = b.pow(leaf, exponent).reshape(out.shape).grad_fn.name()   # the result keeps the base's layout
+        return str(out.numpy().tolist()), np.signbit(out.numpy()).tolist(), node
+    assert program(engine) == program(torch)
+
+
 @pytest.mark.parametrize("base_dtype, exponent_dtype", [("float32", "float64"), ("float64", "float32"),
                                                         ("float32", "int64"), ("float32", "float32")])
 @pytest.mark.parametrize("zero_d", ["exponent", "base", "neither"])

@@ -372,3 +372,26 @@ def test_float32_var_and_std_accumulate_in_double_like_torch(op):
     values = [[1e30, -2.3, 3.0], [1e-40, -1.9, -0.0]]
     got, want = (getattr(backend, op)(backend.tensor(values), 0).numpy() for backend in (engine, torch))
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+ZERO_TIES = [[0.0, -0.0], [-0.0, 0.0], [-1.0, -0.0, 0.0], [[0.0, -0.0, -1.0], [-0.0, 0.0, 2.0]],
+             [[-0.0, 0.0], [0.0, -0.0], [-2.0, -0.0]], [[[0.0, -0.0], [-0.0, -0.0]], [[0.0, 0.0], [-0.0, 0.0]]]]
+
+
+@pytest.mark.parametrize("values", ZERO_TIES)
+@pytest.mark.parametrize("transposed", [False, True])
+def test_extremes_of_tied_zeros_have_torchs_sign(values, transposed):
+    # Fuzzer finding: atan2 by the amax of [0.0, -0.0] was pi in the engine, 0 in torch. torch's
+    # amax/amin keep the first zero read, its max()/min() of all elements the last (inputs below
+    # a vector's worth of elements, where torch's loops are scalar).
+    def program(b):
+        x = b.tensor(values, dtype=b.float32)
+        if transposed and x.ndim > 1:
+            x = x.transpose(0, 1)
+        outs = [b.amax(x), b.amin(x), b.max(x), b.min(x)]
+        for d in range(x.ndim):
+            outs += [b.amax(x, d), b.amin(x, d, keepdim=True)]
+        if x.ndim > 1:
+            outs += [b.amax(x, (0, 1)), b.amin(x, (1, 0))]
+        return [np.signbit(o.numpy()).tolist() for o in outs]
+    assert program(engine) == program(torch)
