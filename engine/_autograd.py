@@ -233,16 +233,21 @@ def new_node(cls, backward, edges: tuple, input_meta, needs, saved: tuple, attrs
 _new = object.__new__
 
 
+def op_name(node) -> str:
+    """The op a node names in torch's messages.
+
+    NOTE: torch drops "Backward" and a 0 suffix from generated nodes (ExpBackward0 -> Exp,
+    LerpBackward1 -> Lerp1) and keeps other names whole (torch::autograd::CopyBackwards).
+    """
+    op = node.name()
+    head, _, number = op.rpartition("Backward")
+    return head + ("" if number == "0" else number) if head and number.isdigit() else op
+
+
 def _modified_message(tensor, version, producer) -> str:
     described = f"[torch.{tensor.dtype.scalar_name}Tensor [{', '.join(map(str, tensor.shape))}]]"
     if producer is not None:
-        # NOTE: torch drops "Backward" and a 0 suffix from generated nodes (ExpBackward0 -> Exp,
-        # LerpBackward1 -> Lerp1) and keeps other names whole (torch::autograd::CopyBackwards).
-        op = producer.name()
-        head, _, number = op.rpartition("Backward")
-        if head and number.isdigit():
-            op = head + ("" if number == "0" else number)
-        described += f", which is output 0 of {op},"
+        described += f", which is output 0 of {op_name(producer)},"
     return ("one of the variables needed for gradient computation has been modified by an inplace "
             f"operation: {described} is at version {tensor._vc[0]}; expected version {version} instead. "
             "Hint: enable anomaly detection to find the operation that failed to compute its gradient, "

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _dtype
 from ._autograd import _GradMode
-from ._autograd import NOTHING_SAVED, new_node, node_class, sum_to_shape
+from ._autograd import NOTHING_SAVED, new_node, node_class, op_name, sum_to_shape
 from ._ops import (Rule, Written, _as, _assert_no_overlap, _broadcast_shape, _check_tensor, _reshape,
                    _scalar_tensor, record, save_for_backward, v_zeros_like)
 from ._tensor import Tensor
@@ -252,7 +252,7 @@ def _view_rebase_message(view: Tensor, indirect: bool) -> str:
     """torch's refusal to modify in place a view made under no_grad or by a multi-output op
     (or a view of such a view), or its base afterwards (`indirect`)."""
     modified = "its base or another view of its base has been" if indirect else "is being"
-    op = view._grad_fn.name().rpartition("Backward")[0] if view._grad_fn is not None else None
+    op = op_name(view._grad_fn) if view._grad_fn is not None else None
     if view._view_creation != "no_grad":
         # NOTE: a multi-output view without a node (of a tensor that does not require grad,
         # written with an operand that does) is described as made in no_grad mode.
