@@ -21,7 +21,7 @@ from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduc
                    save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero, v_reshape, v_transpose,
                    v_where)
 from ._ops_pointwise import v_sign
-from ._ops_shape import cat, _contiguous_array, stack
+from ._ops_shape import cat, _contiguous_array, narrow, stack
 from ._tensor import Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------
@@ -75,10 +75,6 @@ def _accumulated(fn, x: np.ndarray, dim: int) -> np.ndarray:
     return fn(x, axis=dim)
 
 
-def v_prod(x, dim: int):
-    return prod(x, dim) if isinstance(x, Tensor) else np.prod(x, axis=dim)
-
-
 def v_flip(x, dim: int):
     return _flip(x, dim) if isinstance(x, Tensor) else np.flip(x, axis=dim)
 
@@ -100,25 +96,32 @@ def _reversed_cumsum(g, dim: int):
     return v_flip(v_cumsum(v_flip(g, dim), dim), dim)
 
 
-def _leave_one_out(x, dim: int):
-    """Along `dim`, n copies of x with copy k holding 1 at position k: shape (..., n, n) with
-    `dim` moved last, the copy index second to last."""
-    x = v_transpose(x, dim, -1)
-    n = np.shape(x)[-1]
-    shape = np.shape(x)[:-1] + (n, n)
-    copies = v_expand(v_reshape(x, np.shape(x)[:-1] + (1, n)), shape)
-    return v_where(np.broadcast_to(np.eye(n, dtype=bool), shape), v_const(1, x), copies)
-
-
 def _exclusive_prod(x, dim: int):
     """prod_{j != k} x_j along `dim`, for every k: the gradient of a product with zeros in it.
 
-    NOTE: torch's prod_safe_zeros_backward computes the same products as two shifted cumprods.
+    NOTE: as torch's prod_safe_zeros_backward, the product of two shifted cumprods (the
+    elements before k, from the front; those after k, from the back), whose order decides
+    where an inf or NaN meets a zero.
     """
     n = np.shape(x)[dim]
-    if n == 1:
-        return v_const(np.ones(np.shape(x)), x)
-    return v_transpose(v_prod(_leave_one_out(x, dim), -1), dim, -1)
+    ones = v_const(np.ones(np.shape(x)[:dim] + (1,) + np.shape(x)[dim + 1:]), x)
+    front = v_cumprod(v_cat([ones, v_narrow(x, dim, 0, n - 1)], dim), dim)
+    back = v_flip(v_cumprod(v_cat([ones, v_flip(v_narrow(x, dim, 1, n - 1), dim)], dim), dim), dim)
+    return front * back
+
+
+def v_cumprod(x, dim: int):
+    return cumprod(x, dim) if isinstance(x, Tensor) else _accumulated(np.cumprod, x, dim)
+
+
+def v_cat(parts: list, dim: int):
+    return cat(parts, dim) if isinstance(parts[0], Tensor) else np.concatenate(parts, axis=dim)
+
+
+def v_narrow(x, dim: int, start: int, length: int):
+    if isinstance(x, Tensor):
+        return narrow(x, dim, start, length)
+    return np.take(x, np.arange(start, start + length), axis=dim)
 
 
 # ---------------------------------------------------------------------------------
@@ -194,8 +197,8 @@ def _prod_backward(ctx, g):
         # of the others nan), and the products of the others when it records it.
         if zeros.sum() > 1 and not isinstance(g, Tensor):
             return (np.zeros(np.shape(x), dtype=np.result_type(g)),)
-        flat = v_reshape(x, (-1,))
-        return (g * v_reshape(_exclusive_prod(flat, 0), np.shape(x)),)
+        # (torch multiplies the flat products by the gradient, then views them as the input)
+        return (v_reshape(v_reshape(g, ()) * _exclusive_prod(v_reshape(x, (-1,)), 0), np.shape(x)),)
     return (g * _exclusive_prod(x, ctx.dim),)
 
 

@@ -395,3 +395,34 @@ def test_extremes_of_tied_zeros_have_torchs_sign(values, transposed):
             outs += [b.amax(x, (0, 1)), b.amin(x, (1, 0))]
         return [np.signbit(o.numpy()).tolist() for o in outs]
     assert program(engine) == program(torch)
+
+
+PROD_WITH_ZEROS = {
+    "one zero, nan and tiny": [[[1e-40, 2.31, 2.0]], [[3.89, float("nan"), -0.0]], [[-3.08, 3.52, 1e-30]],
+                               [[1.21, 1e-30, -1.68]]],
+    "one zero, inf": [[[2.0, float("inf"), 0.0]], [[1.5, -1.0, 3.0]], [[1.0, 2.0, 1e30]], [[1e30, 0.5, 1.0]]],
+    "two zeros": [[[0.0, 2.0, -0.0]], [[1.5, -1.0, 3.0]], [[1.0, 2.0, 4.0]], [[0.5, 0.5, 1.0]]],
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dim", [None, 0, 2])
+@pytest.mark.parametrize("case", sorted(PROD_WITH_ZEROS))
+def test_prod_gradient_with_zeros_is_torchs_two_cumprods(case, dim, dtype):
+    # Fuzzer finding: the double backward of prod(x) with one zero, a NaN and tiny values: torch's
+    # prod_safe_zeros_backward multiplies the cumprods of the elements before and after each one
+    # (views the flat result as the input: ViewBackward0), which decides NaN against -0.0.
+    def program(backend):
+        x = backend.tensor(PROD_WITH_ZEROS[case], dtype=getattr(backend, dtype), requires_grad=True)
+        out = backend.prod(x) if dim is None else backend.prod(x, dim)
+        (grad,) = backend.autograd.grad(out.sum(), [x], create_graph=True)
+        grad.sum().backward()
+        (plain,) = backend.autograd.grad((backend.prod(x) if dim is None else backend.prod(x, dim)).sum(), [x])
+        return grad.grad_fn.name(), [grad.detach().numpy(), x.grad.numpy(), plain.numpy()]
+
+    (ours_node, ours), (theirs_node, theirs) = program(engine), program(torch)
+    assert ours_node == theirs_node
+    for got, want in zip(ours, theirs):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.signbit(got[got == 0]), np.signbit(want[got == 0]))
+        np.testing.assert_allclose(got, want, rtol=1.3e-6 if dtype == "float32" else 1e-7, atol=1e-5)
