@@ -7,6 +7,8 @@ derivative.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -551,3 +553,18 @@ def test_pow_gradients_are_computed_in_the_result_dtype_as_torch(base_dtype, exp
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got, want, rtol=1.3e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["mul_", "add_", "copy_"])
+def test_in_place_float64_results_overflow_a_float32_tensor_silently_as_torch(op):
+    # Fuzzer finding: x.mul_(float64 operand) wrote a float64 product above float32's range with
+    # numpy's "overflow encountered in cast" warning; torch writes inf and warns nothing.
+    outs = []
+    for backend in (engine, torch):
+        x = backend.tensor([2.0, 3e38, -3e38], dtype=backend.float32)
+        other = backend.tensor([70.0, 10.0, 1e300], dtype=backend.float64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            getattr(x, op)(other)
+        outs.append((x.tolist(), [str(w.message) for w in caught]))
+    assert outs[0] == outs[1]
