@@ -628,7 +628,12 @@ def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     ax = np.abs(x.astype(dt.np))
     keep = bool(keepdim)
     with _errstate():
-        if p == np.inf:
+        if int(np.prod([x.shape[a] for a in axes], dtype=np.int64)) == 1:   # every reduced dim of size 1
+            # NOTE: torch's linalg_vector_norm reduces over dims of size 1 as abs(x) (x != 0 for
+            # p = 0), without the p-th powers that would overflow.
+            data = (ax != 0).astype(dt.np) if p == 0 else ax
+            data = data if keep else data.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+        elif p == np.inf:
             data = np.amax(ax, axis=axes, keepdims=keep)
         elif p == -np.inf:
             data = np.amin(ax, axis=axes, keepdims=keep)

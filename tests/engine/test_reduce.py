@@ -426,3 +426,19 @@ def test_prod_gradient_with_zeros_is_torchs_two_cumprods(case, dim, dtype):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_array_equal(np.signbit(got[got == 0]), np.signbit(want[got == 0]))
         np.testing.assert_allclose(got, want, rtol=1.3e-6 if dtype == "float32" else 1e-7, atol=1e-5)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0, 1.5, 2.0, 3.0, float("inf")])
+@pytest.mark.parametrize("shape, dim", [((2, 1), 1), ((2, 3, 1), -1), ((1, 1), None), ((), None), ((2, 1), 0)])
+def test_norm_over_dims_of_size_one_is_abs_as_torch(p, shape, dim):
+    # Fuzzer finding: normalize(p=3) of 1e30 along a dim of size 1: torch's linalg_vector_norm
+    # takes abs(x) there (x != 0 for p = 0); the engine's |x|^3 overflowed float32 (norm inf).
+    values = np.array([1e30, -2.5, 0.0, -1e-40, 3e38, 1.0])
+    outs = []
+    for backend in (engine, torch):
+        x = backend.tensor(values[:int(np.prod(shape))].reshape(shape).tolist(), dtype=backend.float32,
+                           requires_grad=True)
+        out = x.norm(p, dim=dim, keepdim=dim is not None)
+        out.sum().backward()
+        outs.append((out.detach().numpy().tolist(), x.grad.numpy().tolist() if x.grad is not None else None))
+    np.testing.assert_equal(outs[0], outs[1])
