@@ -18,7 +18,7 @@ import numpy as np
 from . import _dtype
 from ._autograd import _GradMode
 from ._autograd import NOTHING_SAVED, new_node, node_class, op_label, sum_to_shape
-from ._ops import (Rule, Written, _as, _assert_no_overlap, _broadcast_shape, _check_tensor, _reshape,
+from ._ops import (Rule, Written, _as, _assert_no_overlap, _broadcast_shape, _check_tensor, _errstate, _reshape,
                    _scalar_tensor, record, save_for_backward, v_zeros_like)
 from ._tensor import Tensor
 
@@ -106,7 +106,8 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
                 node._save(name, Tensor._make(self._data.copy(), self.dtype, self._requires_grad, self.grad_fn))
     if node is not None and self._base is not None:
         _rebase_view(self, node)
-    self._data[...] = result._data if result.dtype is self.dtype else result._data.astype(self.dtype.np)
+    with _errstate():   # a float64 result overflows float32 to inf silently, as torch's copy
+        self._data[...] = result._data if result.dtype is self.dtype else result._data.astype(self.dtype.np)
     self._vc[0] += 1
     # A view's node is regenerated when it is read (Tensor.grad_fn); under no_grad a tensor
     # keeps its place in the graph, as in torch.
@@ -397,7 +398,8 @@ def copy_(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     shape = _broadcast_shape(self._data.shape, src._data.shape)
     if shape != self._data.shape:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(shape)}")
-    data = np.broadcast_to(src._data, shape).astype(self.dtype.np)
+    with _errstate():   # (overflowing the tensor's dtype to inf silently, as torch)
+        data = np.broadcast_to(src._data, shape).astype(self.dtype.np)
     result = record(_COPY_, (self, src), data, self.dtype)
     if result.dtype is not self.dtype:
         result = result.to(self.dtype)

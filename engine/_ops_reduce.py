@@ -75,10 +75,6 @@ def _accumulated(fn, x: np.ndarray, dim: int) -> np.ndarray:
     return fn(x, axis=dim)
 
 
-def v_prod(x, dim: int):
-    return prod(x, dim) if isinstance(x, Tensor) else np.prod(x, axis=dim)
-
-
 def v_flip(x, dim: int):
     return _flip(x, dim) if isinstance(x, Tensor) else np.flip(x, axis=dim)
 
@@ -119,10 +115,11 @@ def _exclusive_prod(x, dim: int):
         normal = cumprod(cat([ones, narrow(x, dim, 0, n - 1)], dim), dim)
         reverse = _flip(cumprod(cat([ones, _flip(narrow(x, dim, 1, n - 1), dim)], dim), dim), dim)
         return normal * reverse
+    # (cumprod as the engine's op computes it: float32 products accumulated in double, as torch's)
+    normal = _accumulated(np.cumprod, np.concatenate([ones, np.take(x, range(n - 1), axis=dim)], dim), dim)
+    reverse = np.flip(_accumulated(np.cumprod, np.concatenate([ones, np.flip(np.take(x, range(1, n), axis=dim), dim)],
+                                                              dim), dim), dim)
     with _errstate():
-        normal = np.cumprod(np.concatenate([ones, np.take(x, range(n - 1), axis=dim)], dim), axis=dim)
-        reverse = np.flip(np.cumprod(np.concatenate([ones, np.flip(np.take(x, range(1, n), axis=dim), dim)], dim),
-                                     axis=dim), dim)
         return normal * reverse
 
 
@@ -630,7 +627,12 @@ def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     ax = np.abs(x.astype(dt.np))
     keep = bool(keepdim)
     with _errstate():
-        if p == np.inf:
+        if int(np.prod([x.shape[a] for a in axes], dtype=np.int64)) == 1:   # every reduced dim of size 1
+            # NOTE: torch's linalg_vector_norm reduces over dims of size 1 as abs(x) (x != 0 for
+            # p = 0), without the p-th powers that would overflow.
+            data = (ax != 0).astype(dt.np) if p == 0 else ax
+            data = data if keep else data.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+        elif p == np.inf:
             data = np.amax(ax, axis=axes, keepdims=keep)
         elif p == -np.inf:
             data = np.amin(ax, axis=axes, keepdims=keep)

@@ -1543,9 +1543,11 @@ def _layer_norm_double_backward(ctx, gg) -> tuple:
     # NOTE: torch's formula reads the saved mean and rstd, constants to a further backward, so its
     # third-order gradients are wrong (tests/engine/test_ops_against_torch.py, THIRD_ORDER_REFERENCE);
     # the engine computes them from the input, which keeps them differentiable.
-    mu = v_mean(x2, 1, True)
+    # Their values are the saved ones, though, as torch's: where rows are constant or huge, its
+    # zeros and infinities follow from them.
+    mu = _with_value(v_mean(x2, 1, True), v_data(ctx.mean).reshape(m, 1))
     centered = x2 - mu
-    rstd = (v_mean(centered * centered, 1, True) + ctx.eps) ** -0.5
+    rstd = _with_value((v_mean(centered * centered, 1, True) + ctx.eps) ** -0.5, v_data(ctx.rstd).reshape(m, 1))
     one = v_const(np.ones((1,)), x)
     gamma = v_reshape(ctx.weight, (1, n)) if ctx.has_weight else one
     rstd2, rstd3 = rstd ** 2, rstd ** 3
@@ -1588,6 +1590,16 @@ def _layer_norm_double_backward(ctx, gg) -> tuple:
             grad_weight if needs[4] else None, None)
 
 
+def _with_value(x, value: np.ndarray):
+    """`value` in the place of `x`: x's derivative (a node passing its gradient on) with another value."""
+    if isinstance(x, Tensor):
+        return record(_WITH_VALUE, (x,), value.astype(x.dtype.np), x.dtype)
+    return value.astype(x.dtype)
+
+
+_WITH_VALUE = Rule("AliasBackward0", lambda ctx, g: (g,))
+
+
 def _layer_norm_bias_without_weight(ctx) -> bool:
     """Whether this output's double backward gives nothing: the bias's, without a weight.
 
@@ -1613,7 +1625,7 @@ _LAYER_NORM = Rule("NativeLayerNormBackward0", _layer_norm_backward, ("input", "
 _LAYER_NORM_BACKWARD = tuple(
     Rule("NativeLayerNormBackwardBackward0", _layer_norm_double_backward,
          ("grad_out", "input", "mean", "rstd", "weight", "bias"),
-         saves={"grad_out": None, "input": None, "weight": None})
+         saves={"grad_out": None, "input": None, "mean": None, "rstd": None, "weight": None})
     for _ in range(3))
 
 

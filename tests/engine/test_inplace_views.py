@@ -455,3 +455,23 @@ def test_a_saved_view_output_modified_names_the_views_node_while_it_lives(progra
         outcomes.append(str(info.value))
         del held
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("view", ["squeeze", "squeeze dim", "squeeze dims", "transpose", "select", "unsqueeze"])
+def test_refusal_of_a_view_of_a_no_grad_view_names_its_op_as_torch(view):
+    """Fuzzer finding: torch names the view's node without "Backward" and a 0 suffix, so
+    squeeze(dim) is Squeeze1 and squeeze(dims) Squeeze2 (the engine dropped the number)."""
+    make = {"squeeze": lambda v: v.squeeze(), "squeeze dim": lambda v: v.squeeze(1),
+            "squeeze dims": lambda v: v.squeeze((0, 1)), "transpose": lambda v: v.transpose(0, 1),
+            "select": lambda v: v[0], "unsqueeze": lambda v: v.unsqueeze(0)}[view]
+    messages = []
+    for module in (engine, torch):
+        x = module.zeros(4, 1, 3, requires_grad=True)
+        with module.no_grad():
+            base = x.mH
+        try:
+            make(base).neg_()
+            messages.append(None)
+        except RuntimeError as error:
+            messages.append(str(error))
+    assert messages[1] is not None and messages[0] == messages[1]

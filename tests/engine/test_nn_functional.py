@@ -904,7 +904,8 @@ LAYER_NORM_ROWS = {
     "constant row": ([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], (3,), True, True),
     "huge values": ([[[float("nan"), 1.51, 3.96, 1.85], [float("nan"), float("nan"), -1.15, float("nan")],
                       [1.0, 1e-40, -0.0, -0.95]],
-                     [[-1.76, 1e30, 2.18, -0.5], [3.76, 1e-40, 1.53, 0.5], [1e-30, 2.73, 3e38, 1.14]]], (3, 4), True, False),
+                     [[-1.76, 1e30, 2.18, -0.5], [3.76, 1e-40, 1.53, 0.5], [1e-30, 2.73, 3e38, 1.14]]],
+                    (3, 4), True, False),
     "constant row above 1.8e19": ([[1e20, 1e20, 1e20]], (3,), False, False),
     "near-constant rows": ((100 + np.arange(18.0).reshape(2, 9) * 1e-4).tolist(), (9,), True, True),
     "rows of 8 lanes and a tail": ((np.arange(60.0).reshape(2, 30) % 7 * 1.37 - 3).tolist(), (30,), True, True),
@@ -949,6 +950,50 @@ def test_cross_entropy_of_an_empty_input_with_probability_targets_is_torchs_nan(
         loss.backward()
         outs.append((np.isnan(loss.item()), graph, tuple(x.grad.shape), tuple(target.grad.shape)))
     assert outs[0] == outs[1]
+
+
+# fuzzer programs (seed 4): an input and a weight of zeros, some signed
+LAYER_NORM_ZERO_WEIGHTS = {   # (input, weight) of shapes (2, 3, 4) and (3, 4)
+    "float32": (np.array([
+        2.7721850872039795, -3.9999194145202637, 1.2692936658859253, 1.2656729221343994,
+        -3.6830637454986572, 3.2402422428131104, 1.4905296564102173, -0.5096372961997986, -0.5,
+        -0.11978225409984589, 0.9639906883239746, -3.6583526134490967, -0.0, 1.7099844217300415,
+        3.8600378036499023, -2.0, 2.9683897495269775, -2.919560432434082, -3.5812265872955322,
+        -0.37253138422966003, -1.5770809650421143, -1.3081387281417847, 3.4647417068481445,
+        2.5571959018707275
+    ]).reshape(2, 3, 4).tolist(), np.array([
+        0.0, -3.5706710815429688, 0.0, -1.3601138591766357, -0.0, 0.0, -2.3708460330963135, 0.0,
+        -0.5060673952102661, -0.0, 3.2255945205688477, -2.5181562900543213
+    ]).reshape(3, 4).tolist()),
+    "float64": (np.array([
+        0.0, -2.3095901438177693, -3.008548853703349, -3.8869107390317144, -2.0,
+        -1.8326323340509065, 3.075288128809183, 3.5216598785630393, -0.0, -1.213483870212845, 2.0,
+        -1.6761544601837777, 2.461139439591753, -1.8742578399463352, -0.0, 1.8002650601569048,
+        0.7514364588893636, 2.616805097384566, -3.279867275410738, -1.0, 0.0, -0.3572447546595759,
+        -0.5, 1.0
+    ]).reshape(2, 3, 4).tolist(), np.array([
+        0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    ]).reshape(3, 4).tolist()),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_layer_norm_double_backward_reads_the_saved_statistics_as_torch(dtype):
+    # Fuzzer finding: log2 of a layer_norm with a zero weight has infinite gradients; where the
+    # double backward's terms are exactly 0 (inf * 0 = NaN) follows from torch's saved mean and
+    # rstd, which the engine's recomputed statistics missed by a rounding.
+    def program(backend):
+        values, weights = LAYER_NORM_ZERO_WEIGHTS[dtype]
+        x, w = _t(backend, values, dtype, True), _t(backend, weights, dtype, True)
+        y = backend.nn.functional.layer_norm(x, [3, 4], w, eps=0.001)
+        y.log2_()
+        grads = backend.autograd.grad(y.sum(), [x, w], create_graph=True)
+        sum(g.sum() for g in grads).backward()
+        return [g.detach().numpy() for g in grads] + [x.grad.numpy(), w.grad.numpy()]
+
+    for got, want in zip(program(engine), program(torch)):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1.3e-6 if dtype == "float32" else 1e-7, atol=1e-5)
 
 
 @pytest.mark.parametrize("input_dtype", ["int64", "bool", "float32", "float64"])

@@ -603,3 +603,18 @@ def test_casts_out_of_range_are_silent_and_torchs(dtype):
             out = b.tensor(values, dtype=b.float64).to(dtype=getattr(b, dtype))
         results.append((str(out.numpy().tolist()), [str(w.message) for w in caught]))
     assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("op", ["mul_", "add_", "copy_"])
+def test_in_place_float64_results_overflow_a_float32_tensor_silently_as_torch(op):
+    # Fuzzer finding: x.mul_(float64 operand) wrote a float64 product above float32's range with
+    # numpy's "overflow encountered in cast" warning; torch writes inf and warns nothing.
+    outs = []
+    for backend in (engine, torch):
+        x = backend.tensor([2.0, 3e38, -3e38], dtype=backend.float32)
+        other = backend.tensor([70.0, 10.0, 1e300], dtype=backend.float64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            getattr(x, op)(other)
+        outs.append((x.tolist(), [str(w.message) for w in caught]))
+    assert outs[0] == outs[1]

@@ -423,3 +423,50 @@ def test_prod_gradients_with_zeros_are_torchs_graph_to_second_order(dtype):
             np.testing.assert_allclose(mine, reference, rtol=1e-5, equal_nan=True)
             numbers = ~np.isnan(reference)
             assert (np.signbit(mine[numbers]) == np.signbit(reference[numbers])).all(), (data, dim)
+
+
+PROD_WITH_ZEROS = {
+    "one zero, nan and tiny": [[[1e-40, 2.31, 2.0]], [[3.89, float("nan"), -0.0]], [[-3.08, 3.52, 1e-30]],
+                               [[1.21, 1e-30, -1.68]]],
+    "one zero, inf": [[[2.0, float("inf"), 0.0]], [[1.5, -1.0, 3.0]], [[1.0, 2.0, 1e30]], [[1e30, 0.5, 1.0]]],
+    "two zeros": [[[0.0, 2.0, -0.0]], [[1.5, -1.0, 3.0]], [[1.0, 2.0, 4.0]], [[0.5, 0.5, 1.0]]],
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dim", [None, 0, 2])
+@pytest.mark.parametrize("case", sorted(PROD_WITH_ZEROS))
+def test_prod_gradient_with_zeros_is_torchs_two_cumprods(case, dim, dtype):
+    # Fuzzer finding: the double backward of prod(x) with one zero, a NaN and tiny values: torch's
+    # prod_safe_zeros_backward multiplies the cumprods of the elements before and after each one
+    # (views the flat result as the input: ViewBackward0), which decides NaN against -0.0.
+    def program(backend):
+        x = backend.tensor(PROD_WITH_ZEROS[case], dtype=getattr(backend, dtype), requires_grad=True)
+        out = backend.prod(x) if dim is None else backend.prod(x, dim)
+        (grad,) = backend.autograd.grad(out.sum(), [x], create_graph=True)
+        grad.sum().backward()
+        (plain,) = backend.autograd.grad((backend.prod(x) if dim is None else backend.prod(x, dim)).sum(), [x])
+        return grad.grad_fn.name(), [grad.detach().numpy(), x.grad.numpy(), plain.numpy()]
+
+    (ours_node, ours), (theirs_node, theirs) = program(engine), program(torch)
+    assert ours_node == theirs_node
+    for got, want in zip(ours, theirs):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.signbit(got[got == 0]), np.signbit(want[got == 0]))
+        np.testing.assert_allclose(got, want, rtol=1.3e-6 if dtype == "float32" else 1e-7, atol=1e-5)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0, 1.5, 2.0, 3.0, float("inf")])
+@pytest.mark.parametrize("shape, dim", [((2, 1), 1), ((2, 3, 1), -1), ((1, 1), None), ((), None), ((2, 1), 0)])
+def test_norm_over_dims_of_size_one_is_abs_as_torch(p, shape, dim):
+    # Fuzzer finding: normalize(p=3) of 1e30 along a dim of size 1: torch's linalg_vector_norm
+    # takes abs(x) there (x != 0 for p = 0); the engine's |x|^3 overflowed float32 (norm inf).
+    values = np.array([1e30, -2.5, 0.0, -1e-40, 3e38, 1.0])
+    outs = []
+    for backend in (engine, torch):
+        x = backend.tensor(values[:int(np.prod(shape))].reshape(shape).tolist(), dtype=backend.float32,
+                           requires_grad=True)
+        out = x.norm(p, dim=dim, keepdim=dim is not None)
+        out.sum().backward()
+        outs.append((out.detach().numpy().tolist(), x.grad.numpy().tolist() if x.grad is not None else None))
+    np.testing.assert_equal(outs[0], outs[1])
