@@ -551,6 +551,7 @@ class _Builder:
     untraceable: bool = False      # a step raised ProgramError: only the oracle's run says what happens
     # Each step output's ancestors: the indices of the steps it depends on, its own included.
     ancestors: dict[str, frozenset[int]] = field(default_factory=dict)
+    targets: tuple[int, str | None] = (-1, None)  # (step count, `target()` then)
 
     def add_tensor(self, name: str, tensor: torch.Tensor) -> None:
         self.tensors[name] = self.env[name] = tensor
@@ -708,7 +709,8 @@ class _Builder:
         values = []
         for index in kept:
             result, raised = self.trace[index]
-            values.append(replace(result, ref=names[built.steps[index].out]))
+            ref = names[built.steps[index].out]
+            values.append(result if result.ref == ref else replace(result, ref=ref))
             caught.extend(raised)
         if any(value.error is not None for value in values[:-1]):
             return None  # a result that could not be read ends the oracle's run there; the builder went on
@@ -719,8 +721,11 @@ class _Builder:
 
     def target(self) -> str | None:
         """The action's default target (`_default_target`) if the program ended here."""
-        outputs = [step.out for step in self.steps if step.out in self.tensors]
-        return _default_target(self, outputs) if outputs else None
+        steps = len(self.steps)
+        if self.targets[0] != steps:  # asked for every operand: computed once per step
+            outputs = [step.out for step in self.steps if step.out in self.tensors]
+            self.targets = (steps, _default_target(self, outputs) if outputs else None)
+        return self.targets[1]
 
     def chain(self) -> int:
         """How many steps the action's default target depends on so far."""
@@ -1032,9 +1037,11 @@ def _samples_of_rank(name: str, rank: int) -> tuple:
 def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """Operands from one of the op's samples (`sampled_from`, shrinking to the first)."""
     src = builder.source
-    # The samples whose anchor has the rank of the newest tensor that depends on the action's target,
-    # where the op has any: the step then usually reads it (`adapt` mode), and is not pruned.
-    head = builder.newest(builder.float_tensors()) if builder.steps else None
+    # The samples whose anchor has the rank of the newest tensor that depends on the action's target
+    # (or of the newest input), where the op has any: the step then usually reads it (`adapt` mode),
+    # and it is not pruned.
+    floats = builder.float_tensors()
+    head = builder.newest(floats) if floats else None
     samples = op.samples if head is None else _samples_of_rank(op.name, builder.tensors[head].dim()) or op.samples
     args, kwargs = src.pick(samples)
     tensors = _tensors_in((args, tuple(kwargs.values())))
