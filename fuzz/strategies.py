@@ -978,7 +978,7 @@ def _receiver(builder: _Builder, shape: tuple | None) -> Ref:
              if (shape is None or tuple(builder.tensors[name].shape) == shape)
              and _not_a_grad_leaf(builder.tensors[name])]
     if names and src.pick((True, False)):
-        return Ref(names[-1] if src.pick((True, False)) else src.pick(names))
+        return Ref(builder.newest(names) if src.pick((True, False)) else src.pick(names))
     if shape is None:
         shape = src.shape(0, builder.limits.max_dims, builder.limits.max_side)
     return builder.new_input(shape, REAL, requires_grad=False)
@@ -1201,7 +1201,7 @@ def _special_step(builder: _Builder, kind: str) -> bool:
              if builder.tensors[name].requires_grad == wants_grad]
     if not names:
         return True  # nothing to act on: no step
-    target = Ref(names[-1] if src.pick((True, False)) else src.pick(names))
+    target = Ref(builder.newest(names) if src.pick((True, False)) else src.pick(names))
     args = (target, Literal(src.pick(HOOK_SCALES))) if kind == REGISTER_HOOK else (target,)
     return builder.add_step(kind, "method", args, {})
 
