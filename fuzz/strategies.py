@@ -1026,12 +1026,17 @@ def _adaptable(anchor: T, tensors: list[T]) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _samples_of_rank(name: str, rank: int) -> tuple:
-    """The op's samples whose anchor (first drawn tensor) has ``rank`` dims."""
-    def anchor(sample):
+    """The op's samples whose anchor (first drawn tensor) has ``rank`` dims, and those without one (their
+    tensors are spelled out: integer indices, masks, factories), which fit any program; empty if no
+    sample has an anchor of that rank."""
+    def anchor_rank(sample):
         args, kwargs = sample
-        return next((tensor for tensor in _tensors_in((args, tuple(kwargs.values()))) if _free(tensor)), None)
-    return tuple(sample for sample in BY_NAME[name].samples
-                 if anchor(sample) is not None and len(anchor(sample).shape) == rank)
+        anchor = next((tensor for tensor in _tensors_in((args, tuple(kwargs.values()))) if _free(tensor)), None)
+        return None if anchor is None else len(anchor.shape)
+    ranks = [anchor_rank(sample) for sample in BY_NAME[name].samples]
+    if rank not in ranks:
+        return ()
+    return tuple(sample for sample, anchor in zip(BY_NAME[name].samples, ranks) if anchor in (rank, None))
 
 
 def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
