@@ -90,6 +90,11 @@ DOMAIN_MARGIN = 1e-3
 # 0.1 rounded to float32, so one bound serves float32 and float64 draws.
 SMALLEST_MAGNITUDE = float(np.float32(0.1))
 
+# Each chain length (how many steps the action's target depends on, see _chain_length) is this many
+# times as likely as the one before; with the programs torch rejects early, the kept programs are then
+# at least as long at every length as when the builder drew 1..max_steps steps and pruned 60 % of them.
+CHAIN_RATIO = 0.6
+
 # Rare choices, as "one in N" (each shrinks to the common choice):
 OUT_OF_DOMAIN_ONE_IN = 10  # an operand ignores the op's domain: edges are behaviour too
 NO_GRAD_ONE_IN = 8         # an input does not require grad
@@ -1310,12 +1315,6 @@ def _chain_length(src: ChoiceSource, max_steps: int) -> int:
     return src.pick(_chain_lengths(max_steps))
 
 
-# Each chain length is this many times as likely as the one before (see _chain_length); with the
-# programs torch rejects early, the kept programs are then at least as long as when the builder drew
-# 1..max_steps steps uniformly and pruned about 60 % of them.
-CHAIN_RATIO = 0.6
-
-
 @functools.lru_cache(maxsize=None)
 def _chain_lengths(max_steps: int) -> tuple[int, ...]:
     """1..max_steps, each repeated in proportion to its probability (at least once)."""
@@ -1345,8 +1344,8 @@ def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: 
         # Backward on what does not require grad: a detached output.
         builder.add_step(DETACH, "method", (Ref(outputs[-1]),), {})
         return Action(src.pick((SUM_BACKWARD, BACKWARD)), builder.steps[-1].out)
-    # Usually the newest output that requires grad: the program is pruned to the
-    # target's ancestors, and the action then usually reaches a backward pass.
+    # Usually the output that requires grad and depends on the most steps: the program is pruned
+    # to the target's ancestors, and the action then usually reaches a backward pass.
     newest = outputs[-1]
     default = _default_target(builder, outputs)
     outputs = sorted(reversed(outputs), key=lambda name: not builder.tensors[name].requires_grad)
