@@ -90,6 +90,11 @@ DOMAIN_MARGIN = 1e-3
 # 0.1 rounded to float32, so one bound serves float32 and float64 draws.
 SMALLEST_MAGNITUDE = float(np.float32(0.1))
 
+# Each chain length (how many steps the action's target depends on, see _chain_length) is this many
+# times as likely as the one before; with the programs torch rejects early, the kept programs are then
+# at least as long at every length as when the builder drew 1..max_steps steps and pruned 60 % of them.
+CHAIN_RATIO = 0.6
+
 # Rare choices, as "one in N" (each shrinks to the common choice):
 OUT_OF_DOMAIN_ONE_IN = 10  # an operand ignores the op's domain: edges are behaviour too
 NO_GRAD_ONE_IN = 8         # an input does not require grad
@@ -551,6 +556,7 @@ class _Builder:
     untraceable: bool = False      # a step raised ProgramError: only the oracle's run says what happens
     # Each step output's ancestors: the indices of the steps it depends on, its own included.
     ancestors: dict[str, frozenset[int]] = field(default_factory=dict)
+    targets: tuple[int, str | None] = (-1, None)  # (step count, `target()` then)
 
     def add_tensor(self, name: str, tensor: torch.Tensor) -> None:
         self.tensors[name] = self.env[name] = tensor
@@ -708,7 +714,8 @@ class _Builder:
         values = []
         for index in kept:
             result, raised = self.trace[index]
-            values.append(replace(result, ref=names[built.steps[index].out]))
+            ref = names[built.steps[index].out]
+            values.append(result if result.ref == ref else replace(result, ref=ref))
             caught.extend(raised)
         if any(value.error is not None for value in values[:-1]):
             return None  # a result that could not be read ends the oracle's run there; the builder went on
@@ -719,8 +726,11 @@ class _Builder:
 
     def target(self) -> str | None:
         """The action's default target (`_default_target`) if the program ended here."""
-        outputs = [step.out for step in self.steps if step.out in self.tensors]
-        return _default_target(self, outputs) if outputs else None
+        steps = len(self.steps)
+        if self.targets[0] != steps:  # asked for every operand: computed once per step
+            outputs = [step.out for step in self.steps if step.out in self.tensors]
+            self.targets = (steps, _default_target(self, outputs) if outputs else None)
+        return self.targets[1]
 
     def chain(self) -> int:
         """How many steps the action's default target depends on so far."""
@@ -973,7 +983,7 @@ def _receiver(builder: _Builder, shape: tuple | None) -> Ref:
              if (shape is None or tuple(builder.tensors[name].shape) == shape)
              and _not_a_grad_leaf(builder.tensors[name])]
     if names and src.pick((True, False)):
-        return Ref(names[-1] if src.pick((True, False)) else src.pick(names))
+        return Ref(builder.newest(names) if src.pick((True, False)) else src.pick(names))
     if shape is None:
         shape = src.shape(0, builder.limits.max_dims, builder.limits.max_side)
     return builder.new_input(shape, REAL, requires_grad=False)
@@ -1021,20 +1031,27 @@ def _adaptable(anchor: T, tensors: list[T]) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _samples_of_rank(name: str, rank: int) -> tuple:
-    """The op's samples whose anchor (first drawn tensor) has ``rank`` dims."""
-    def anchor(sample):
+    """The op's samples whose anchor (first drawn tensor) has ``rank`` dims, and those without one (their
+    tensors are spelled out: integer indices, masks, factories), which fit any program; empty if no
+    sample has an anchor of that rank."""
+    def anchor_rank(sample):
         args, kwargs = sample
-        return next((tensor for tensor in _tensors_in((args, tuple(kwargs.values()))) if _free(tensor)), None)
-    return tuple(sample for sample in BY_NAME[name].samples
-                 if anchor(sample) is not None and len(anchor(sample).shape) == rank)
+        anchor = next((tensor for tensor in _tensors_in((args, tuple(kwargs.values()))) if _free(tensor)), None)
+        return None if anchor is None else len(anchor.shape)
+    ranks = [anchor_rank(sample) for sample in BY_NAME[name].samples]
+    if rank not in ranks:
+        return ()
+    return tuple(sample for sample, anchor in zip(BY_NAME[name].samples, ranks) if anchor in (rank, None))
 
 
 def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """Operands from one of the op's samples (`sampled_from`, shrinking to the first)."""
     src = builder.source
-    # The samples whose anchor has the rank of the newest tensor that depends on the action's target,
-    # where the op has any: the step then usually reads it (`adapt` mode), and is not pruned.
-    head = builder.newest(builder.float_tensors()) if builder.steps else None
+    # The samples whose anchor has the rank of the newest tensor that depends on the action's target
+    # (or of the newest input), where the op has any: the step then usually reads it (`adapt` mode),
+    # and it is not pruned.
+    floats = builder.float_tensors()
+    head = builder.newest(floats) if floats else None
     samples = op.samples if head is None else _samples_of_rank(op.name, builder.tensors[head].dim()) or op.samples
     args, kwargs = src.pick(samples)
     tensors = _tensors_in((args, tuple(kwargs.values())))
@@ -1195,7 +1212,7 @@ def _special_step(builder: _Builder, kind: str) -> bool:
              if builder.tensors[name].requires_grad == wants_grad]
     if not names:
         return True  # nothing to act on: no step
-    target = Ref(names[-1] if src.pick((True, False)) else src.pick(names))
+    target = Ref(builder.newest(names) if src.pick((True, False)) else src.pick(names))
     args = (target, Literal(src.pick(HOOK_SCALES))) if kind == REGISTER_HOOK else (target,)
     return builder.add_step(kind, "method", args, {})
 
@@ -1299,12 +1316,6 @@ def _chain_length(src: ChoiceSource, max_steps: int) -> int:
     return src.pick(_chain_lengths(max_steps))
 
 
-# Each chain length is this many times as likely as the one before (see _chain_length); with the
-# programs torch rejects early, the kept programs are then at least as long as when the builder drew
-# 1..max_steps steps uniformly and pruned about 60 % of them.
-CHAIN_RATIO = 0.6
-
-
 @functools.lru_cache(maxsize=None)
 def _chain_lengths(max_steps: int) -> tuple[int, ...]:
     """1..max_steps, each repeated in proportion to its probability (at least once)."""
@@ -1334,8 +1345,8 @@ def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: 
         # Backward on what does not require grad: a detached output.
         builder.add_step(DETACH, "method", (Ref(outputs[-1]),), {})
         return Action(src.pick((SUM_BACKWARD, BACKWARD)), builder.steps[-1].out)
-    # Usually the newest output that requires grad: the program is pruned to the
-    # target's ancestors, and the action then usually reaches a backward pass.
+    # Usually the output that requires grad and depends on the most steps: the program is pruned
+    # to the target's ancestors, and the action then usually reaches a backward pass.
     newest = outputs[-1]
     default = _default_target(builder, outputs)
     outputs = sorted(reversed(outputs), key=lambda name: not builder.tensors[name].requires_grad)
