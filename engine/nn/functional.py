@@ -273,7 +273,8 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Te
     _native_args("leaky_relu", input, negative_slope)
     _float_input("leaky_relu", "leaky_relu_cpu", input)
     x = input._data
-    data = np.where(x > 0, x, x * np.asarray(negative_slope, x.dtype))
+    with _errstate():   # (x * slope overflows where x > 0 picks x: no warning, as torch)
+        data = np.where(x > 0, x, x * np.asarray(negative_slope, x.dtype))
     return record(_LEAKY_RELU, (input,), data, input.dtype, negative_slope=negative_slope)
 
 

@@ -865,3 +865,15 @@ def test_nll_loss_sums_in_torchs_cascade_order(shape, reduction, weighted, dtype
     rng_weights = np.random.default_rng(7).choice([0.5, 2.0, 1e10, 3.0], size=classes)
     ours, theirs = program(engine), program(torch)
     assert ours == theirs or (np.isnan(ours) and np.isnan(theirs))
+
+
+def test_leaky_relu_of_huge_positive_values_warns_nothing_as_torch():
+    # Fuzzer finding: x * negative_slope overflowed (numpy's RuntimeWarning) where x > 0 keeps x.
+    caught = []
+    for backend in (engine, torch):
+        with warnings.catch_warnings(record=True) as found:
+            warnings.simplefilter("always")
+            x = backend.tensor([[-2.2, 3e38], [1e-30, float("nan")]], requires_grad=True)
+            backend.nn.functional.leaky_relu(x, negative_slope=2).sum().backward()
+        caught.append([str(w.message) for w in found])
+    assert caught[0] == caught[1] == []
