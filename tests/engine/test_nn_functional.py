@@ -877,3 +877,19 @@ def test_leaky_relu_of_huge_positive_values_warns_nothing_as_torch():
             backend.nn.functional.leaky_relu(x, negative_slope=2).sum().backward()
         caught.append([str(w.message) for w in found])
     assert caught[0] == caught[1] == []
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_log_softmax_gradient_is_torchs_fused_multiply_add(dtype, create_graph):
+    # Fuzzer finding (cross_entropy double backward): g - exp(y) * sum(g) with g all 1.2e38 at
+    # y = -log(5) is -6.7e21 in torch, whose kernel fuses the product and the difference, and
+    # was 0 in the engine, which rounded the product first.
+    def program(b):
+        dt = getattr(b, dtype)
+        x = b.zeros(5, dtype=dt, requires_grad=True)
+        y = b.nn.functional.log_softmax(x, 0)
+        g, = b.autograd.grad(y, x, b.full((5,), 1.2000000001991024e38 if dtype == "float64" else 1.2e37, dtype=dt),
+                             create_graph=create_graph)
+        return g.detach().numpy().tolist()
+    assert program(engine) == program(torch)
