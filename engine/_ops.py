@@ -516,9 +516,23 @@ _EXPAND = Rule("ExpandBackward0", lambda ctx, g: (g,))
 
 def _expand(t: Tensor, shape) -> Tensor:
     # A writable view, as torch's: fill_ and zero_ may write through it (see _ops_inplace.check_writable).
-    view = np.broadcast_to(t._data, shape)
-    view = np.lib.stride_tricks.as_strided(t._data, view.shape, view.strides, writeable=t._data.flags.writeable)
+    view = np.lib.stride_tricks.as_strided(t._data, tuple(shape), _expand_strides(t._data, tuple(shape)),
+                                           writeable=t._data.flags.writeable)
     return record(_EXPAND, (t,), view, t.dtype)
+
+
+def _expand_strides(x: np.ndarray, shape: tuple) -> tuple:
+    """NOTE: torch's expand strides (inferExpandGeometry), which tril_ reads: an expanded dim
+    gets 0, a kept dim its stride (also of size 1, where numpy's broadcast gives 0), a new
+    leading dim of size 1 the size times the stride of the dim after it (0 for a 0-d tensor)."""
+    strides = [0] * len(shape)
+    lead = len(shape) - x.ndim
+    for i in reversed(range(len(shape)) if x.ndim else ()):
+        if i >= lead:
+            strides[i] = x.strides[i - lead] if x.shape[i - lead] == shape[i] else 0
+        elif shape[i] == 1:
+            strides[i] = shape[i + 1] * strides[i + 1]
+    return tuple(strides)
 
 
 _TRANSPOSE = Rule("TransposeBackward0", lambda ctx, g: (v_transpose(g, ctx.dim0, ctx.dim1),))
@@ -910,15 +924,20 @@ def _pow_scalar_backward(ctx, g):
 
 def _pow_tensor_backward(ctx, g):
     base, exponent = ctx.self, ctx.exponent
+    # NOTE: torch computes both gradients in the result's dtype, to which it casts a 0-d operand
+    # of another dtype (after `exponent - 1`); numpy would promote to the 0-d array's dtype.
+    cast = (lambda x: x) if isinstance(g, Tensor) else (lambda x: np.asarray(x).astype(g.dtype, copy=False))
     grad_base = grad_exponent = None
     if ctx.needs[0]:
         if v_data(exponent).dtype == np.bool_:
             # NOTE: torch's pow_backward_self computes `exponent - 1`, which a bool tensor refuses.
             raise RuntimeError(_BOOL_SUB_MESSAGE)
-        grad_base = v_where(v_data(exponent) == 0, 0, g * (exponent * base ** (exponent - 1)))
+        with _errstate():
+            grad_base = v_where(v_data(exponent) == 0, 0,
+                                g * (cast(exponent) * cast(base) ** cast(exponent - 1)))
     if ctx.needs[1]:
         at_zero = (v_data(base) == 0) & (v_data(exponent) >= 0)
-        grad_exponent = g * v_where(at_zero, 0, ctx.result * v_log(base))
+        grad_exponent = g * v_where(at_zero, 0, ctx.result * v_log(cast(base)))
     return grad_base, grad_exponent
 
 

@@ -27,6 +27,7 @@ from ._autograd import _GradMode
 from ._ops import (_SQUEEZE_DIM, Rule, Written, _assert_no_overlap, _broadcast_shape, _check_tensor, _errstate,
                    _is_number, _reshape,
                    record, save_for_backward, v_data, v_reshape, v_where)
+from ._ops_inplace import aliased_write, check_no_internal_overlap, has_internal_overlap, overlap_warning
 from ._ops_shape import _contiguous_array
 from ._tensor import Tensor, _wrap_dim
 
@@ -346,6 +347,9 @@ def _advanced_index(t: Tensor, indices: list) -> Tensor:
     # With ints gone (selected) and masks expanded, numpy's placement of the indexed dims
     # is torch's: in place when the index arrays are adjacent, else in front.
     key = tuple(slice(None) if a is None else a for a in expanded)
+    if 0 not in broadcast and any(shape[k] == 0 for k, _ in defined):
+        # NOTE: torch's AdvancedIndex checks this before any element (no index fits a size-0 dim).
+        raise IndexError("index is out of bounds for dimension with size 0")
     kept = [n for k, n in enumerate(shape) if k >= len(expanded) or expanded[k] is None]
     if np.prod(kept, dtype=np.int64) * np.prod(broadcast, dtype=np.int64) == 0:
         # NOTE: torch checks the bounds while it copies, so an empty result never fails
@@ -472,7 +476,7 @@ def index_select(input, dim: int, index) -> Tensor:
     # dim 1 (of a contiguous tensor) words the error differently, and as a RuntimeError.
     bad = (idx < 0) | (idx >= size)
     if bad.any():
-        if dim == 1:
+        if dim == 1 or (input.ndim > 1 and input._data.size == 0):   # an empty input: also its own words
             value = idx.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
             raise RuntimeError(f"INDICES element is out of DATA bounds, id={value} axis_dim={size}")
         raise IndexError("index out of range in self")
@@ -615,6 +619,7 @@ def _check_scatter(op: str, input: Tensor, dim: int, index: Tensor, src) -> int:
     if src is not None and src.dtype is not input.dtype:
         raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype")
     if index._data.size == 0:
+        _check_scatter_overlap(input, index, src)
         return dim
     ndim = max(input.ndim, 1)
     if ndim != max(index.ndim, 1):
@@ -632,12 +637,20 @@ def _check_scatter(op: str, input: Tensor, dim: int, index: Tensor, src) -> int:
         raise RuntimeError(message)
     if not same_ndim_as_src:
         raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
-    if Written.tensor is input:   # scatter_: nothing read may share the written memory
+    _check_scatter_overlap(input, index, src)
+    _check_in_bounds(index._data, _size(input, dim), dim)
+    return dim
+
+
+def _check_scatter_overlap(input: Tensor, index: Tensor, src) -> None:
+    """scatter_: the tensor's elements may not share memory, nor anything read share it.
+
+    NOTE: torch checks so after the shapes, also for an empty index."""
+    if Written.tensor is input:
+        check_no_internal_overlap(input._data)
         _assert_no_overlap(input._data, index._data, partial_only=False)
         if src is not None:
             _assert_no_overlap(input._data, src._data, partial_only=False)
-    _check_in_bounds(index._data, _size(input, dim), dim)
-    return dim
 
 
 def scatter(input, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:
@@ -702,7 +715,7 @@ _MASKED_FILL_TENSOR = Rule("MaskedFillBackward1",
                            ("self", "value"))
 
 
-def _masked_fill_meta(input, mask, value) -> None:
+def _masked_fill_checks(input, mask, value) -> None:
     """The value's and the mask's checks; masked_fill_ makes them before broadcasting the
     mask, masked_fill after."""
     if isinstance(value, Tensor) and value.ndim:
@@ -713,14 +726,28 @@ def _masked_fill_meta(input, mask, value) -> None:
                            + mask.dtype.cpp_name)
 
 
+def _masked_fill_meta(input, mask, value) -> None:
+    """masked_fill_'s checks before it broadcasts the mask.
+
+    NOTE: torch's masked_fill_ writes into an expanded tensor (its memory locations that any
+    masked element refers to), with a deprecation warning.
+    """
+    _masked_fill_checks(input, mask, value)
+    if has_internal_overlap(input._data):
+        overlap_warning("masked_fill_", "tensor[mask] = scalar")
+
+
 def masked_fill(input, mask, value) -> Tensor:
     """A copy of `input` (broadcast with `mask`) holding `value` where `mask` is True."""
     _check_tensor(input, "masked_fill")
     _check_tensor(mask, "masked_fill", "mask", 2)
     shape = _broadcast_shape(mask._data.shape, input._data.shape)
-    _masked_fill_meta(input, mask, value)
+    _masked_fill_checks(input, mask, value)
     fill = _fill_value(value, input.dtype)
-    data = _contiguous_array(np.where(np.broadcast_to(mask._data, shape), fill, np.broadcast_to(input._data, shape)))
+    mask_data = np.broadcast_to(mask._data, shape)
+    data = _contiguous_array(np.where(mask_data, fill, np.broadcast_to(input._data, shape)))
+    if Written.tensor is input and shape == input._data.shape and has_internal_overlap(input._data):
+        data = aliased_write(input._data, data, np.flatnonzero(mask_data))
     if isinstance(value, Tensor):
         out = _record(_MASKED_FILL_TENSOR, (input, value), data, input.dtype)
     else:

@@ -10,6 +10,7 @@ raises it.
 """
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import numpy as np
@@ -27,10 +28,13 @@ def check_writable(self: Tensor, *others, overlap_allowed: bool = False) -> None
     """torch's refusals to modify a tensor in place (`others`: the op's other arguments).
 
     NOTE: torch refuses to write through a view in which several elements share memory
-    (a stride 0 over a size > 1, as `expand` makes), except for fill_ and zero_ (a backward
-    through such a write raises instead, see _copy_slices_view_backward). A view made under
-    no_grad or by a multi-output op is refused as soon as the write would be recorded: when
-    the view or any other argument requires grad.
+    (a stride 0 over a size > 1, as `expand` makes) in its elementwise ops and copy_; the
+    others (`overlap_allowed`) decide for themselves, later: fill_ and zero_ with a number
+    write anyway (a backward through such a write raises instead, see
+    _copy_slices_view_backward), masked_fill_ and index_put_ write with a deprecation
+    warning, tril_ and triu_ write where their kernel works in place, scatter_ refuses after
+    its shape checks. A view made under no_grad or by a multi-output op is refused as soon as
+    the write would be recorded: when the view or any other argument requires grad.
     """
     if (_GradMode.enabled and self._base is not None and self._view_creation is not None
             and (self.requires_grad or any(isinstance(o, Tensor) and o._requires_grad for o in others))):
@@ -48,13 +52,41 @@ _OVERLAP_MESSAGE = ("unsupported operation: more than one element of the written
                     "memory location. Please clone() the tensor before performing the operation.")
 
 
+def has_internal_overlap(array: np.ndarray) -> bool:
+    """torch's has_internal_overlap(...) == MemOverlap::Yes: a stride 0 over a size > 1.
+
+    NOTE: torch finds no overlap in an empty tensor (it counts as contiguous), whatever its
+    strides; numpy gives some empty results zero strides.
+    """
+    return array.size != 0 and any(stride == 0 and n > 1 for n, stride in zip(array.shape, array.strides))
+
+
 def check_no_internal_overlap(array: np.ndarray) -> None:
-    # NOTE: torch finds no overlap in an empty tensor (it counts as contiguous), whatever its
-    # strides; numpy gives some empty results zero strides.
-    if array.size == 0:
-        return
-    if not array.flags.writeable or any(stride == 0 and n > 1 for n, stride in zip(array.shape, array.strides)):
+    if array.size and (not array.flags.writeable or has_internal_overlap(array)):
         raise RuntimeError(_OVERLAP_MESSAGE)
+
+
+def overlap_warning(op: str, example: str) -> None:
+    """torch's deprecation warning of masked_fill_ and index_put_ writing into an expanded tensor."""
+    warnings.warn(f"Use of {op} on expanded tensors is deprecated. Please clone() the tensor before performing "
+                  f"this operation. This also applies to advanced indexing e.g. {example}", UserWarning, stacklevel=4)
+
+
+def aliased_write(target: np.ndarray, result: np.ndarray, written: np.ndarray) -> np.ndarray:
+    """What a kernel that writes `result` at the flat positions `written` (in its order) leaves
+    in `target`, whose elements may share memory: every element reads its memory location,
+    which holds the result at the last written position that refers to it (else its old
+    value). Torch's masked_fill_, index_put_, tril_ and triu_ write so into an expanded tensor.
+    """
+    offsets = _element_offsets(target, target).reshape(-1)
+    locations = offsets[written.reshape(-1)][::-1]   # reversed: the first found is the last written
+    locations, last = np.unique(locations, return_index=True)
+    values = result.reshape(-1)[written.reshape(-1)[::-1][last]]
+    out = target.copy().reshape(-1)
+    slot = np.minimum(np.searchsorted(locations, offsets), max(locations.size - 1, 0))
+    hit = locations[slot] == offsets if locations.size else np.zeros(offsets.shape, bool)
+    out[hit] = values[slot[hit]]
+    return out.reshape(target.shape)
 
 
 def write_result(self: Tensor, result: Tensor) -> Tensor:
@@ -106,23 +138,24 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
 # the view to its flat index in the base, and the three `v_*_flat` helpers below gather,
 # scatter-add and overwrite by such an index, differentiably (for create_graph).
 
+def _element_offsets(a: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """For each element of `a` (a numpy view of `base`'s memory), its offset in elements from `base`'s start."""
+    item = base.itemsize
+    out = np.full((), (a.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // item, np.int64)
+    for axis, (n, stride) in enumerate(zip(a.shape, a.strides)):
+        shape = [1] * a.ndim
+        shape[axis] = n
+        out = out + (np.arange(n, dtype=np.int64) * (stride // item)).reshape(shape)
+    return np.broadcast_to(out, a.shape)
+
+
 def _flat_positions(view: np.ndarray, base: np.ndarray) -> np.ndarray:
     """For each element of `view` (a numpy view of `base`'s memory), its flat C-order index in `base`."""
     if view.size == 0:
         return np.zeros(view.shape, np.int64)
-    item = base.itemsize
-
-    def offsets(a):
-        out = np.full((), (a.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // item, np.int64)
-        for axis, (n, stride) in enumerate(zip(a.shape, a.strides)):
-            shape = [1] * a.ndim
-            shape[axis] = n
-            out = out + (np.arange(n, dtype=np.int64) * (stride // item)).reshape(shape)
-        return np.broadcast_to(out, a.shape)
-
-    in_base = offsets(base).ravel()
+    in_base = _element_offsets(base, base).ravel()
     order = np.argsort(in_base, kind="stable")
-    return order[np.searchsorted(in_base[order], offsets(view))]
+    return order[np.searchsorted(in_base[order], _element_offsets(view, base))]
 
 
 def v_take_flat(x, index: np.ndarray):
@@ -271,12 +304,13 @@ def _set_node(tensor: Tensor, node) -> None:
 
 def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = True, meta=None):
     """The in-place method of an out-of-place op (`add` -> `add_`). `meta`: the op's checks that
-    torch makes before any other (lerp's dtypes). An `elementwise` op then refuses operands that
-    partly share the tensor's memory, and operands that do not broadcast to the tensor's shape,
-    as torch's TensorIterator; the others check what they need while they compute (`Written`)."""
+    torch makes before any other (lerp's dtypes). An `elementwise` op refuses a tensor whose
+    elements share memory, operands that partly share the tensor's memory, and operands that
+    do not broadcast to the tensor's shape, as torch's TensorIterator; the others check what
+    they need while they compute (`Written`)."""
     def method(self, *args, **kwargs):
         _check_tensor(self, name)
-        check_writable(self, *args, *kwargs.values())
+        check_writable(self, *args, *kwargs.values(), overlap_allowed=not elementwise)
         if meta is not None:
             meta(self, *args, **kwargs)
         if elementwise:
@@ -338,6 +372,9 @@ def fill_(self: Tensor, value) -> Tensor:
         if value.ndim:
             raise RuntimeError(
                 f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
+        # NOTE: torch fills from a tensor by copy_, which refuses an expanded tensor (a number
+        # fills it); so does setitem, which makes its value a tensor.
+        check_no_internal_overlap(self._data)
         data = np.full(self._data.shape, value._data, dtype=self.dtype.np)
         return write_result(self, record(_FILL_TENSOR, (self, value), data, self.dtype))
     data = np.full(self._data.shape, value, dtype=self.dtype.np)
@@ -409,9 +446,15 @@ def __setitem__(self: Tensor, index, value) -> None:
         # that view, so the base records CopySlices around IndexPutBackward0.
         __setitem__(self[split[0]], split[1], value)
         return
-    check_writable(self, value)
-    if isinstance(value, Tensor):   # NOTE: torch's index_put_ refuses any overlap at all
-        _assert_no_overlap(self._data, value._data, partial_only=False)
+    from ._ops_index import _count_specified_dims   # circular: indexing imports the in-place ops
+    check_writable(self, value, overlap_allowed=True)
+    parts = index if isinstance(index, tuple) else (index,)
+    by_mask = _fills_by_mask(parts, value_tensor)
+    # NOTE: index_put_ writes into an expanded tensor with a warning (after Python's count of
+    # the indices), then masked_fill_ warns too where it takes over.
+    overlapping = has_internal_overlap(self._data) and _count_specified_dims(parts) <= self.ndim
+    if overlapping:
+        overlap_warning("index_put_", "tensor[indices] = tensor")
     data = self._data.copy()
     try:
         target = data[key].shape
@@ -420,6 +463,12 @@ def __setitem__(self: Tensor, index, value) -> None:
         # index_put_ with the words of indexing: let the engine's getitem raise them.
         self.detach()[index]
         raise IndexError(str(e)) from None
+    if overlapping and by_mask:
+        overlap_warning("masked_fill_", "tensor[mask] = scalar")
+    if isinstance(value, Tensor) and not by_mask:
+        # NOTE: torch's index_put_ refuses any overlap at all, unless masked_fill_ takes over
+        # (it reads the value as a number first).
+        _assert_no_overlap(self._data, value._data, partial_only=False)
     # NOTE: index_put_ also drops the value's leading 1-sized dims before broadcasting it.
     src = _as(value_tensor, self.dtype)
     try:
@@ -427,13 +476,14 @@ def __setitem__(self: Tensor, index, value) -> None:
     except ValueError:
         raise RuntimeError(f"shape mismatch: value tensor of shape {list(_without_leading_ones(src.shape))} cannot be "
                            f"broadcast to indexing result of shape {list(target)}") from None
-    parts = index if isinstance(index, tuple) else (index,)
     index_tensors = [i for i in parts if isinstance(i, Tensor)]
-    if isinstance(value, Tensor) and value.dtype is not self.dtype and not _fills_by_mask(parts, value):
+    if isinstance(value, Tensor) and value.dtype is not self.dtype and not by_mask:
         raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
                            f"{self.dtype.scalar_name} for the destination and {value.dtype.scalar_name} for the source.")
     data[key] = src
     positions = np.arange(data.size).reshape(data.shape)[key]   # the flat indices written
+    if overlapping:
+        data = aliased_write(self._data, data, positions)
     result = record(_INDEX_PUT, (self, value_tensor), data, self.dtype, index=positions)
     if result.grad_fn is not None:
         for n, t in enumerate(index_tensors):

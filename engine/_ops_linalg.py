@@ -427,6 +427,10 @@ def _sumproduct_pair(left: Tensor, right: Tensor, sum_dims: list) -> Tensor:
         else:
             ro.append(i)
             ro_size *= right.shape[i]
+    # NOTE: torch swaps the operands when every right-only dim precedes every left-only dim, so
+    # that bmm writes the output in its memory order; bmm's dtype message shows the swap.
+    if lo and ro and ro[-1] < lo[0]:
+        left, right, lo, ro, lo_size, ro_size = right, left, ro, lo, ro_size, lo_size
     out_size = ([left.shape[d] for d in lro] + [left.shape[d] for d in lo] + [1] * len(sum_dims)
                 + [right.shape[d] for d in ro])
     left_order = lro + lo + sum_dims + ro

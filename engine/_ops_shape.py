@@ -31,9 +31,10 @@ import numpy as np
 from . import _args, _dtype, optable
 from ._autograd import _GradMode
 from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule, _diagonal_view,
-                   _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_data,
+                   Written, _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_data,
                    v_reshape)
 from ._ops import sum as _sum
+from ._ops_inplace import _OVERLAP_MESSAGE, aliased_write, has_internal_overlap
 from ._tensor import Tensor, _wrap_dim
 
 # ---------------------------------------------------------------------------------
@@ -539,7 +540,31 @@ def _triangle(op: str, rule: Rule, fn, input, diagonal: int) -> Tensor:
     if input._data.ndim < 2:
         raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions")
     diagonal = operator.index(diagonal)
-    return record(rule, (input,), fn(input._data, diagonal), input.dtype, diagonal=diagonal)
+    data = fn(input._data, diagonal)
+    if Written.tensor is input and has_internal_overlap(input._data):
+        data = _triangle_in_place(input._data, data, fn, diagonal)
+    return record(rule, (input,), data, input.dtype, diagonal=diagonal)
+
+
+def _triangle_in_place(x: np.ndarray, result: np.ndarray, fn, diagonal: int) -> np.ndarray:
+    """tril_ or triu_ of an expanded tensor `x`: what torch's kernel leaves in its memory.
+
+    NOTE: torch's kernel zeroes the elements outside the triangle in place where the batch
+    dims allow it (checkTrilTriuBatchContiguous: up to 3 dims, else batch strides of a
+    contiguous stack of matrices, the first dim may be expanded), so a memory location that
+    any zeroed element refers to reads 0; otherwise it computes a copy and copy_ refuses to
+    write it back.
+    """
+    strides = [stride // x.itemsize for stride in x.strides]
+    expected = x.shape[-1] * x.shape[-2]
+    for i in range(x.ndim - 3, -1, -1) if x.ndim > 3 else ():
+        if i == 0 and (strides[0] == 0 or x.shape[0] == 1):
+            continue
+        if strides[i] != expected:
+            raise RuntimeError(_OVERLAP_MESSAGE)
+        expected *= x.shape[i]
+    outside = ~fn(np.ones(x.shape[-2:], bool), diagonal)
+    return aliased_write(x, result, np.flatnonzero(np.broadcast_to(outside, x.shape)))
 
 
 def tril(input, diagonal: int = 0) -> Tensor:

@@ -21,7 +21,8 @@ from fuzz.workloads import WORKLOADS
 
 EXIT_CODES = """\b
 Exit codes:
-  0    no divergence
+  0    no divergence the backend is at fault for (findings where torch's gradient
+       disagrees with finite differences and the backend's agrees are reported only)
   1    divergences found (run), or the finding still diverges (replay)
   2    usage error (bad option or argument)
   130  interrupted with Ctrl-C (the output directory is still complete)"""
@@ -129,7 +130,9 @@ def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: 
     summary = run_campaign(config, console=console)
     console.print(f"{summary.status}: {summary.examples} examples in {summary.duration_seconds:.1f}s "
                   f"({summary.examples / max(summary.duration_seconds, 1e-9):.0f}/s), "
-                  f"{len(summary.findings)} findings")
+                  f"{len(summary.findings)} findings"
+                  + (f" ({len(summary.findings) - len(summary.engine_findings)} where torch disagrees with finite "
+                     f"differences and {backend} agrees)" if len(summary.engine_findings) < len(summary.findings) else ""))
     for finding in summary.findings:
         steps = finding["steps"]
         console.print(f"  {finding['signature']}  ({steps} step{'s' * (steps != 1)})  {out / finding['reproducer']}",
@@ -139,7 +142,7 @@ def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: 
         console.print(f"report: {index}")
     if summary.status == INTERRUPTED:
         sys.exit(EXIT_INTERRUPTED)
-    sys.exit(EXIT_DIVERGED if summary.findings else 0)
+    sys.exit(EXIT_DIVERGED if summary.engine_findings else 0)
 
 
 @main.command(epilog=EXIT_CODES)

@@ -56,6 +56,7 @@ BOTH_AGREE = "both agree with finite differences (precision difference)"
 CONVENTION = "non-differentiable point (kink or tie): convention difference"
 NEITHER_AGREES = "neither agrees with finite differences"
 NO_FINITE_DIFFERENCES = "no finite differences (the float64 program raises)"
+NOT_ONE_LOSS = "no finite differences (hooks, detach, no_grad or double backward: the gradients are no loss's)"
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,12 @@ class Verdict:
     @property
     def diverged(self) -> bool:
         return self.kind != MATCH
+
+    @property
+    def torch_at_fault(self) -> bool:
+        """Torch's gradient disagrees with the mathematics and the engine's agrees: a finding about
+        torch, reported, but no fault of the engine's (see `fuzz.campaign.Summary.engine_findings`)."""
+        return self.adjudication == ENGINE_AGREES
 
     @property
     def signature(self) -> str:
@@ -573,6 +580,8 @@ def _probe(ref: str, torch_outcome: Outcome) -> Action:
 
 def _adjudicate(program: Program, name: str, engine: Outcome, torch_: Outcome) -> str:
     """Which side, if either, agrees with float64 finite differences on input ``name``'s gradient."""
+    if program.loss_multiple() is None:
+        return NOT_ONE_LOSS
     if _at_kink(program, engine, torch_):
         return CONVENTION
     numerical = oracle.numerical_gradient(program)

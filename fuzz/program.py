@@ -457,6 +457,9 @@ class Program:
         inputs = [tensor for tensor in self.inputs if tensor.name in used]
         names = {tensor.name: f"x{index}" for index, tensor in enumerate(inputs)}
         names.update({step.out: f"v{index}" for index, step in enumerate(kept)})
+        if len(kept) == len(self.steps) and len(inputs) == len(self.inputs) and \
+                all(old == new for old, new in names.items()):
+            return self, kept_indices, names  # nothing to prune or rename
         program = replace(
             self,
             inputs=tuple(replace(tensor, name=names[tensor.name]) for tensor in inputs),
@@ -465,11 +468,19 @@ class Program:
         )
         return program, kept_indices, names
 
-    def uses_autograd_features(self) -> bool:
-        """Whether finite differences of the action's loss cannot stand for its gradients (hooks,
-        detach, no_grad regions, retained grads, repeated or double backward)."""
-        return self.action.kind in (REPEATED_BACKWARD, DOUBLE_BACKWARD) or any(
-            step.no_grad or step.op in SPECIAL_OPS for step in self.steps)
+    def loss_multiple(self) -> int | None:
+        """How many times the action adds the gradient of its loss (``sum(target)``, or
+        ``sum(target * gradient)``) into each leaf's ``.grad``: 2 for repeated backward, else 1.
+
+        None when the leaves' gradients are not a multiple of one loss's derivative, so that
+        finite differences have no opinion on them: double backward, and programs with
+        hooks (which rescale a gradient), detach or no_grad regions (which cut the graph
+        where the loss's value still flows). ``retain_grad`` only records a gradient.
+        """
+        if self.action.kind == DOUBLE_BACKWARD or any(
+                step.no_grad or step.op in (DETACH, REGISTER_HOOK) for step in self.steps):
+            return None
+        return 2 if self.action.kind == REPEATED_BACKWARD else 1
 
     def with_dtype(self, dtype: str) -> Program:
         """The same program with every floating input cast to ``dtype`` (values kept)."""

@@ -151,7 +151,8 @@ def render_script(program: Program, *, backend: str = "engine", verdict: Verdict
         summary += [f"Divergence: {verdict.signature}", f"Detail: {verdict.detail}"]
         if verdict.adjudication:
             summary.append(f"Adjudication: {verdict.adjudication}")
-    summary.append(f"Run: python this_file.py  (compares the `{backend}` module with torch)")
+    summary.append(f"Run: python this_file.py  (compares the `{backend}` module with torch; "
+                   "exit status 1 while they differ)")
     header = "\n".join(summary)
     return _TEMPLATE.format(
         header=header,
@@ -166,6 +167,8 @@ _TEMPLATE = '''\
 """{header}
 """
 import importlib
+import re
+import sys
 import traceback
 import warnings
 
@@ -225,7 +228,12 @@ def difference(ours, theirs):
     a, b = numpy(ours), numpy(theirs)
     if a.shape != b.shape:
         return f"DIFFERENT shapes {{a.shape}} vs {{b.shape}}"
-    if a.dtype.kind == "f" and b.dtype.kind == "f" and (np.signbit(a) != np.signbit(b))[(a == 0) & (b == 0)].any():
+    if a.dtype != b.dtype:
+        return f"DIFFERENT dtypes {{a.dtype}} vs {{b.dtype}}"
+    nodes = [getattr(getattr(tensor, "grad_fn", None), "name", lambda: None)() for tensor in (ours, theirs)]
+    if nodes[0] != nodes[1]:
+        return f"DIFFERENT grad_fn {{nodes[0]}} vs {{nodes[1]}}"
+    if a.dtype.kind == "f" and (np.signbit(a) != np.signbit(b))[(a == 0) & (b == 0)].any():
         return "DIFFERENT: sign of zero"
     rtol, atol = TOLERANCES.get(str(b.dtype), (0.0, 0.0))
     close = np.isclose(a.astype(np.float64), b.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True)
@@ -235,28 +243,48 @@ def difference(ours, theirs):
     return f"{{verdict}}; max |{{BACKEND}} - torch| = {{largest:.6g}}"
 
 
+def without_cpp_context(message):
+    """torch appends where in its C++ sources an error or warning came from; that is no difference."""
+    message = re.sub(r"\\s*\\(Triggered internally at .*?\\)(?=\\s*(\\[at: |$))", "", message, flags=re.DOTALL)
+    return re.sub(r"\\nException raised from .*?(?=\\s*\\[at: |$)", "", message, flags=re.DOTALL)
+
+
+def same(ours, theirs):
+    return "same" if ours == theirs else "DIFFERENT"
+
+
 def main():
+    """Print both sides of everything the program makes; 1 while a difference is there (the exit
+    status: `git bisect run python this_file.py` finds the commit that made or fixed it), else 0."""
     backend = importlib.import_module(BACKEND)
     made, grads, error, warned = run(backend)
     torch_made, torch_grads, torch_error, torch_warned = run(torch)
+    torch_error = torch_error and without_cpp_context(torch_error)
+    torch_warned = [without_cpp_context(message) for message in torch_warned]
+    verdicts = []
     for name in dict.fromkeys([*made, *torch_made]):
         print(f"== {{name}}")
         print(f"{{BACKEND}}: {{describe(made.get(name))}}")
         print(f"torch: {{describe(torch_made.get(name))}}")
-        print(difference(made.get(name), torch_made.get(name)))
+        verdicts.append(difference(made.get(name), torch_made.get(name)))
+        print(verdicts[-1])
     for name in INPUTS:
         print(f"== {{name}}.grad")
         print(f"{{BACKEND}}: {{describe(grads.get(name))}}")
         print(f"torch: {{describe(torch_grads.get(name))}}")
-        print(difference(grads.get(name), torch_grads.get(name)))
-    print("== errors")
-    print(f"{{BACKEND}}: {{error}}")
-    print(f"torch: {{torch_error}}")
-    print("== warnings")
-    print(f"{{BACKEND}}: {{warned}}")
-    print(f"torch: {{torch_warned}}")
+        verdicts.append(difference(grads.get(name), torch_grads.get(name)))
+        print(verdicts[-1])
+    for title, ours, theirs in (("errors", error, torch_error), ("warnings", warned, torch_warned)):
+        print(f"== {{title}}")
+        print(f"{{BACKEND}}: {{ours}}")
+        print(f"torch: {{theirs}}")
+        verdicts.append(same(ours, theirs))
+        print(verdicts[-1])
+    differing = sum("DIFFERENT" in verdict for verdict in verdicts)
+    print(f"== {{differing}} of {{len(verdicts)}} comparisons differ")
+    return 1 if differing else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
 '''

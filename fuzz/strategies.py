@@ -22,7 +22,9 @@ torch as it is drawn, so the builder knows every intermediate shape, dtype
 and value: it picks operands inside the op's domain most of the time, and
 ends the program at a step torch rejects (that step's error is then what gets
 compared). The program is finally pruned to what the action's target depends
-on.
+on, so the builder grows a chain: it draws a length (geometric, see
+`_chain_length`), prefers operands that depend on the target so far (and
+samples that fit them), and stops once the target depends on that many steps.
 
 Ops of the kinds without a shape rule here (shape, indexing, join, linalg,
 nn, factory, comparison, in-place) are drawn from their table samples: a
@@ -36,7 +38,7 @@ extreme magnitudes; and a share of programs is invalid on purpose (shape
 or dtype mismatches, in-place ops on leaves, backward on what does not
 require grad), so errors are compared too.
 
-Choices are ordered so failures shrink bottom-up: the number of steps first,
+Choices are ordered so failures shrink bottom-up: the chain length first,
 ops and forms as indices, operands towards the inputs (so steps in between
 become dead code and are pruned), small shapes, and simple values (a tensor
 of one simple value, zeros first) before pseudo-random ones.
@@ -533,7 +535,8 @@ class _Builder:
     steps: list[Step] = field(default_factory=list)
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # successful outputs and inputs, in order
     env: dict[str, object] = field(default_factory=dict)  # the tensors and multi-output results, by name
-    domains: dict[str, frozenset[str]] = field(default_factory=dict)  # each tensor's, see _domains
+    # Each tensor's domains (see _domains), computed when first asked (`in_domain`): most are never.
+    domains: dict[str, frozenset[str]] = field(default_factory=dict)
     kinks: tuple = ()              # the kinks of the op whose operands are being drawn
     forced: Ref | None = None      # the next operand() (an in-place op's receiver)
     no_grad: bool = False          # the step being drawn runs under no_grad
@@ -546,10 +549,18 @@ class _Builder:
     pending: dict[int, tuple[torch.Tensor, int]] = field(default_factory=dict)
     input_warnings: dict[str, list] = field(default_factory=dict)
     untraceable: bool = False      # a step raised ProgramError: only the oracle's run says what happens
+    # Each step output's ancestors: the indices of the steps it depends on, its own included.
+    ancestors: dict[str, frozenset[int]] = field(default_factory=dict)
 
     def add_tensor(self, name: str, tensor: torch.Tensor) -> None:
         self.tensors[name] = self.env[name] = tensor
-        self.domains[name] = _domains(tensor)
+
+    def in_domain(self, name: str, domain: str) -> bool:
+        """Whether every element of tensor ``name`` is moderate and inside ``domain`` (see _domains)."""
+        domains = self.domains.get(name)
+        if domains is None:
+            domains = self.domains[name] = _domains(self.tensors[name])
+        return domain in domains
 
     def new_input(self, shape: tuple[int, ...], domain: str, *, dtype: str | None = None, values=None,
                   requires_grad: bool | None = None) -> Ref:
@@ -590,7 +601,7 @@ class _Builder:
         ignore_domain = source.rarely(OUT_OF_DOMAIN_ONE_IN)
         # Bool and integer results (comparisons, argmax) reach float ops only through templates.
         existing = [name for name, tensor in self.tensors.items() if tensor.is_floating_point() and accept(tensor)
-                    and (ignore_domain or domain in self.domains[name])]
+                    and (ignore_domain or self.in_domain(name, domain))]
         sources = [source for source in OPERAND_SOURCES
                    if (source == "new" and self.can_add_input()) or (source != "new" and existing)]
         if not sources:
@@ -600,7 +611,7 @@ class _Builder:
         if where == "any":
             return Ref(source.pick(existing))
         if where == "newest":
-            return Ref(existing[-1])
+            return Ref(self.newest(existing))
         limits = self.limits
         shape = new_shape() if new_shape is not None else source.shape(0, limits.max_dims, limits.max_side)
         return self.new_input(shape, REAL if ignore_domain else domain)
@@ -634,6 +645,9 @@ class _Builder:
                 self.pending[len(self.steps) - 1] = (result, result._version)
             else:
                 self.trace.append([interpreter.step_result(step.out, result), caught[mark:]])
+        index = len(self.steps) - 1
+        self.ancestors[step.out] = frozenset((index,)).union(
+            *(self.ancestors[name] for name in step.refs() if name in self.ancestors))
         if isinstance(result, (tuple, list)):
             self.env[step.out] = result  # read by the indexing step only
             if not result:
@@ -642,10 +656,10 @@ class _Builder:
             return self.add_step("__getitem__", "method",
                                  (Ref(step.out), Literal(self.source.integer(0, len(result) - 1))), {})
         self.add_tensor(step.out, result)
-        if step.aliases_first:  # an in-place op changed a tensor other names see too
+        if step.aliases_first:  # an in-place op changed a tensor other names see too: their domains are stale
             for name, tensor in self.tensors.items():
                 if tensor is result:
-                    self.domains[name] = self.domains[step.out]
+                    self.domains.pop(name, None)
         return True
 
     def settle(self, caught: list, indices: Iterable[int] | None = None) -> bool:
@@ -702,6 +716,27 @@ class _Builder:
             if values and values[-1].error is not None else None
         env = {new: self.env[old] for old, new in names.items() if old in self.env}
         return interpreter.finish(program, torch, env, tuple(values), error, caught).with_messages(normalize_message)
+
+    def target(self) -> str | None:
+        """The action's default target (`_default_target`) if the program ended here."""
+        outputs = [step.out for step in self.steps if step.out in self.tensors]
+        return _default_target(self, outputs) if outputs else None
+
+    def chain(self) -> int:
+        """How many steps the action's default target depends on so far."""
+        target = self.target()
+        return len(self.ancestors[target]) if target is not None else 0
+
+    def newest(self, names: list[str]) -> str:
+        """The newest of ``names`` (oldest first) that depends on the default target (the target
+        itself, or a step that read it, so the chain grows and is not pruned), else the newest."""
+        target = self.target()
+        if target is not None:
+            chain, ancestors = self.ancestors[target], self.ancestors
+            for name in reversed(names):
+                if name in ancestors and chain <= ancestors[name]:
+                    return name
+        return names[-1]
 
     def float_tensors(self, *, non_leaf: bool = False) -> list[str]:
         return [name for name, tensor in self.tensors.items() if tensor.is_floating_point()
@@ -984,10 +1019,24 @@ def _adaptable(anchor: T, tensors: list[T]) -> bool:
                shape[len(shape) - len(tensor.shape):] == tuple(tensor.shape) for tensor in tensors)
 
 
+@functools.lru_cache(maxsize=None)
+def _samples_of_rank(name: str, rank: int) -> tuple:
+    """The op's samples whose anchor (first drawn tensor) has ``rank`` dims."""
+    def anchor(sample):
+        args, kwargs = sample
+        return next((tensor for tensor in _tensors_in((args, tuple(kwargs.values()))) if _free(tensor)), None)
+    return tuple(sample for sample in BY_NAME[name].samples
+                 if anchor(sample) is not None and len(anchor(sample).shape) == rank)
+
+
 def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """Operands from one of the op's samples (`sampled_from`, shrinking to the first)."""
     src = builder.source
-    args, kwargs = src.pick(op.samples)
+    # The samples whose anchor has the rank of the newest tensor that depends on the action's target,
+    # where the op has any: the step then usually reads it (`adapt` mode), and is not pruned.
+    head = builder.newest(builder.float_tensors()) if builder.steps else None
+    samples = op.samples if head is None else _samples_of_rank(op.name, builder.tensors[head].dim()) or op.samples
+    args, kwargs = src.pick(samples)
     tensors = _tensors_in((args, tuple(kwargs.values())))
     anchor = next((tensor for tensor in tensors if _free(tensor)), None)
     receiver = op.kind == INPLACE or form == "inplace"
@@ -1055,12 +1104,13 @@ def _setitem_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     shape = builder.shape(receiver)
     side = shape[0] if shape else 1
     kind = src.pick(("int", "slice", "column", "mask", "repeated"))
+    # An empty dim still gets index 0 (or [:, 0]): torch's IndexError is compared then.
     if kind == "int" or not shape:
-        index = Literal(src.integer(-side, side - 1)) if shape else Literal(None)
+        index = Literal(src.integer(-side, max(side - 1, 0))) if shape else Literal(None)
     elif kind == "slice":
         index = Slice(src.integer(0, side), None, None)
     elif kind == "column" and len(shape) >= 2:
-        index = Seq((Slice(), Literal(src.integer(0, shape[1] - 1))))
+        index = Seq((Slice(), Literal(src.integer(0, max(shape[1] - 1, 0)))))
     elif kind == "mask":
         index = builder.new_input(shape, REAL, dtype="bool", requires_grad=False)
     else:  # repeated positions: which write wins is torch's business, compared too
@@ -1203,7 +1253,7 @@ def _build(src: ChoiceSource, limits: _Limits, *, trace: bool = False):
 
 def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> tuple[_Builder, Program]:
     """The builder and the program it built, before pruning."""
-    step_count = src.integer(1, limits.max_steps)
+    length = _chain_length(src, limits.max_steps)
     # The action's kind is drawn up front (it is used last): a failure then shrinks to the plainest
     # action, sum().backward(), before its values shrink (x = 0 can hide a bug from a first-order
     # backward that a double backward still shows).
@@ -1217,8 +1267,8 @@ def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> t
     invalid_mode, invalid_at = None, None
     if limits.features and src.rarely(INVALID_ONE_IN):
         invalid_mode = src.pick(INVALID_MODES)
-        invalid_at = src.integer(0, step_count - 1)
-    for index in range(step_count):
+        invalid_at = src.integer(0, length - 1)
+    for index in range(limits.max_steps):
         builder.no_grad = limits.features and src.rarely(NO_GRAD_STEP_ONE_IN)
         kind = src.pick(STEP_KINDS) if limits.features else "op"
         if index == invalid_at and invalid_mode in ("shape", "dtype", "leaf-inplace"):
@@ -1229,12 +1279,47 @@ def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> t
             ok = _inplace_step(builder)
         else:
             ok = _special_step(builder, kind)
-        if not ok:
+        if not ok or builder.chain() >= length:
             break
     if not builder.steps:  # only possible with special steps that found nothing to act on
         builder.add_step("clone" if "clone" in BY_NAME else "neg", "function", (Ref("x0"),), {})
     action = _action(src, builder, action_kind, no_grad_target=invalid_mode == "no-grad-target")
     return builder, Program(tuple(builder.inputs), tuple(builder.steps), action)
+
+
+def _chain_length(src: ChoiceSource, max_steps: int) -> int:
+    """How many steps the action's target should depend on: 1..max_steps, geometric (each length
+    CHAIN_RATIO times as likely as the one before), so short programs are many and every length up
+    to max_steps occurs; one choice that shrinks to length 1.
+
+    The builder draws steps until the default target (`_Builder.chain`) depends on this many (or
+    max_steps steps are drawn, or torch rejects one): steps the target does not depend on are
+    pruned, so drawing a fixed number of steps would run most of them on torch for nothing.
+    """
+    return src.pick(_chain_lengths(max_steps))
+
+
+# Each chain length is this many times as likely as the one before (see _chain_length); with the
+# programs torch rejects early, the kept programs are then at least as long as when the builder drew
+# 1..max_steps steps uniformly and pruned about 60 % of them.
+CHAIN_RATIO = 0.6
+
+
+@functools.lru_cache(maxsize=None)
+def _chain_lengths(max_steps: int) -> tuple[int, ...]:
+    """1..max_steps, each repeated in proportion to its probability (at least once)."""
+    return tuple(length for length in range(1, max_steps + 1)
+                 for _ in range(max(1, round(1000 * CHAIN_RATIO ** (length - 1)))))
+
+
+def _default_target(builder: _Builder, outputs: list[str]) -> str:
+    """The action's usual target among step ``outputs`` (oldest first): of those that require grad, the
+    one that depends on the most steps (the newest of those), else the newest output. The program is
+    pruned to what the target depends on: a step that starts a chain of its own does not make the
+    chain drawn so far dead code."""
+    tensors, ancestors = builder.tensors, builder.ancestors
+    grad = [(len(ancestors[name]), index) for index, name in enumerate(outputs) if tensors[name].requires_grad]
+    return outputs[max(grad)[1]] if grad else outputs[-1]
 
 
 def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: bool = False) -> Action:
@@ -1252,11 +1337,12 @@ def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: 
     # Usually the newest output that requires grad: the program is pruned to the
     # target's ancestors, and the action then usually reaches a backward pass.
     newest = outputs[-1]
+    default = _default_target(builder, outputs)
     outputs = sorted(reversed(outputs), key=lambda name: not builder.tensors[name].requires_grad)
     # Otherwise the newest output itself, even when it does not require grad (comparisons, argmax,
     # factories): its values are compared, and what backward says about it.
     choice = src.pick(("grad", "newest", "any")) if src.rarely(OTHER_TARGET_ONE_IN // 2) else "grad"
-    target = {"grad": outputs[0], "newest": newest, "any": src.pick(outputs) if choice == "any" else None}[choice]
+    target = {"grad": default, "newest": newest, "any": src.pick(outputs) if choice == "any" else None}[choice]
     gradient, retain_graph = None, False
     if kind == BACKWARD_GRADIENT:
         result = builder.tensors[target]

@@ -33,7 +33,7 @@ from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 from fuzz.campaign import (COMPLETED, INTERRUPTED, PROGRESS_REFRESH_SECONDS, CampaignConfig, Summary, _Campaign,
                            _StopCampaign, append_record, count_finding, load_backend, prepare_directory,
-                           write_finding)
+                           warm_up_torch, write_finding)
 
 ORPHANED = "orphaned"
 # How long the parent waits for workers to report after the budget or Ctrl-C.
@@ -232,6 +232,7 @@ def _worker_main(config: CampaignConfig, events, inbox, parent: int, ends: float
         if config.mutant:
             from fuzz.mutants import apply_mutant
             apply_mutant(config.mutant)
+        warm_up_torch()  # before its first program needs it (the budget is the parent's clock's)
         shard = _Shard(config, load_backend(config.backend), events, inbox, parent, ends)
         shard.run()
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from fuzz import interpreter
-from fuzz.program import BACKWARD_GRADIENT, DTYPES, Program
+from fuzz.program import BACKWARD_GRADIENT, DTYPES, RETAIN_GRAD, Program
 
 
 def _loss(program: Program, leaves: dict[str, np.ndarray]) -> float:
@@ -14,7 +14,9 @@ def _loss(program: Program, leaves: dict[str, np.ndarray]) -> float:
     env = {name: torch.from_numpy(array.copy()) for name, array in leaves.items()}
     with torch.no_grad():
         for step in program.steps:
-            env[step.out] = interpreter.apply_step(torch, step, env)
+            # retain_grad only records a gradient (and would refuse the no_grad values here).
+            env[step.out] = env[step.args[0].name] if step.op == RETAIN_GRAD \
+                else interpreter.apply_step(torch, step, env)
         target = env[program.action.target]
         if program.action.kind == BACKWARD_GRADIENT:
             target = target * torch.tensor(program.action.gradient, dtype=target.dtype)
@@ -27,9 +29,10 @@ def numerical_gradient(program: Program, *, step: float = 1e-6) -> dict[str, np.
 
     The loss is ``sum(target)`` (``sum_backward``, and ``backward`` on a
     scalar) or ``sum(target * gradient)`` (``backward_gradient``), evaluated
-    on torch with every floating input cast to float64. Returns None for
-    programs whose gradients are not those of the loss
-    (`Program.uses_autograd_features`). Each element ``x`` is moved by
+    on torch with every floating input cast to float64, times the number of
+    backward calls that accumulate it (`Program.loss_multiple`: 2 for repeated
+    backward). Returns None for programs whose gradients are not a multiple
+    of the loss's derivative (hooks, detach, no_grad, double backward). Each element ``x`` is moved by
     ``step * max(1, |x|)`` both ways. Returns None when the float64 program
     raises (then there is no loss to differentiate).
 
@@ -38,9 +41,8 @@ def numerical_gradient(program: Program, *, step: float = 1e-6) -> dict[str, np.
     """
     if step <= 0:
         raise ValueError(f"step must be positive, got {step}")
-    if program.uses_autograd_features():
-        # Hooks, detach, no_grad regions, repeated and double backward: the grads are not
-        # the derivative of one loss, so finite differences have no opinion.
+    multiple = program.loss_multiple()
+    if multiple is None:
         return None
     program = program.with_dtype("float64")
     leaves = {tensor.name: np.array(tensor.values, dtype=np.float64 if tensor.dtype in DTYPES else tensor.dtype)
@@ -60,7 +62,7 @@ def numerical_gradient(program: Program, *, step: float = 1e-6) -> dict[str, np.
                 point[index] = original - delta
                 below = _loss(program, leaves)
                 point[index] = original
-                gradient[index] = (above - below) / (2 * delta)
+                gradient[index] = multiple * (above - below) / (2 * delta)
             gradients[tensor.name] = gradient
     except Exception:  # noqa: BLE001  (any torch error means the loss is undefined here)
         return None

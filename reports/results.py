@@ -78,7 +78,8 @@ def load_results(results_dir: str | Path) -> Results:
         {"type": "finding", "signature": "gradient|mul|float32",
          "kind": "gradient", "op": "mul", "dtype": "float32",
          "detail": "max abs error 2.0 at (1,) in grad of x0",
-         "adjudication": "engine disagrees with finite differences" | null,
+         "adjudication": "torch agrees with finite differences" | null,
+         "at_fault": "engine" | "torch",   # torch: its gradient alone disagrees with finite differences
          "steps": 2, "program": {...Program JSON, not read here...},
          "reproducer": "repro/gradient-mul-float32.py",
          "finding_file": "findings/gradient-mul-float32.json",

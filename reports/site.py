@@ -104,14 +104,18 @@ def _index(results: Results, findings: list[dict[str, Any]]) -> dict[str, Any]:
     ops, features = _op_rows(results)
     shown = {**results.meta, "budget_seconds": seconds(results.meta.get("budget_seconds")),
              "duration_seconds": seconds(summary.get("duration_seconds"))}
+    totals = [
+        ("examples run", count(summary.get("examples"))),
+        ("valid programs", count(summary.get("valid"))),
+        ("raised on both sides", count(summary.get("raised_both"))),
+        ("findings", count(summary.get("findings", len(findings)))),
+    ]
+    torch_at_fault = summary.get("torch_at_fault", sum(f.get("at_fault") == "torch" for f in results.findings))
+    if torch_at_fault:
+        totals.append(("of which torch disagrees with finite differences (the backend agrees)", count(torch_at_fault)))
     return {
         "meta": meta_rows(shown, META_FIRST) + [("status", results.status)],
-        "totals": [
-            ("examples run", count(summary.get("examples"))),
-            ("valid programs", count(summary.get("valid"))),
-            ("raised on both sides", count(summary.get("raised_both"))),
-            ("findings", count(summary.get("findings", len(findings)))),
-        ],
+        "totals": totals,
         "verdicts": _verdict_rows(results),
         "ops": ops,
         "features": features,

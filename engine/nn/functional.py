@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .. import _args, _dtype, _ops, _ops_index, _ops_pointwise, _ops_reduce, _random, optable
+from .. import _args, _dtype, _ops, _ops_index, _ops_inplace, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
                     _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero,
                     v_zeros_like, v_mm, v_reshape, v_t, v_where)
@@ -922,11 +922,12 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
         product = _ops.mul(product, _class_view(weight, input.ndim, class_dim) if input.ndim > 1 else weight)
     if reduction == "none":
         return _ops.neg(_ops.sum(product, class_dim))
+    if reduction == "mean" and input.numel() == 0:
+        # NOTE: torch fills the sum with NaN in place (FillBackward2), then negates it.
+        return _ops.neg(_ops_inplace.fill_(_ops.sum(product), math.nan))
     total = _ops.neg(_ops.sum(product))
     if reduction == "sum":
         return total
-    if input.numel() == 0:
-        raise NotImplementedError("engine.nn.functional.cross_entropy: empty input with reduction='mean'")
     return _div_scalar(total, input.numel() // n_classes)
 
 
@@ -990,13 +991,45 @@ def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reducti
     return record(rule, (input, target), data, dt, reduction=reduction, numel=numel, **attrs)
 
 
-def _mse_backward(ctx, g):
+def _loss_backward(rule: Rule, kernel, g, x, y, ctx):
+    """torch's <loss>_backward(grad_output, x, y, ...) for the gradient of x (the target's is
+    the same call with x and y swapped): one kernel, so in the dtype of x, with no operator's
+    checks (a bool operand is fine). With a graph it is one node of its own, as torch's."""
+    with _errstate():
+        data = kernel(v_data(g), v_data(x), v_data(y), ctx).astype(v_data(x).dtype, copy=False)
+    if isinstance(g, Tensor):
+        return record(rule, (g, x, y), data, x.dtype, reduction=ctx.reduction, numel=ctx.numel,
+                      **({"beta": ctx.beta} if hasattr(ctx, "beta") else {}))
+    return data
+
+
+def _mse_kernel(g, x, y, ctx):
     norm = 2.0 / ctx.numel if ctx.reduction == "mean" else 2.0
-    grad = norm * (ctx.self - ctx.target) * g
-    return grad if ctx.needs[0] else None, -grad if ctx.needs[1] else None
+    return norm * (x - y) * g
+
+
+def _mse_backward(ctx, g):
+    return (_loss_backward(_MSE_LOSS_BACKWARD, _mse_kernel, g, ctx.self, ctx.target, ctx) if ctx.needs[0] else None,
+            _loss_backward(_MSE_LOSS_BACKWARD, _mse_kernel, g, ctx.target, ctx.self, ctx) if ctx.needs[1] else None)
+
+
+def _mse_double_backward(ctx, gg):
+    """torch's derivatives of mse_loss_backward(grad_output, x, y): mse_loss_backward(gg, x, y)
+    for grad_output, and mse_loss_double_backward(gg * grad_output) = 2 gg grad_output (over
+    numel for "mean") for x, its negative for y."""
+    go, x, y = ctx.grad_output, ctx.self, ctx.target
+    grad_go = _loss_backward(_MSE_LOSS_BACKWARD, _mse_kernel, gg, x, y, ctx) if ctx.needs[0] else None
+    second = None
+    if ctx.needs[1] or ctx.needs[2]:
+        second = 2 * (gg * go)
+        if ctx.reduction == "mean":
+            second = second / ctx.numel
+    return grad_go, second if ctx.needs[1] else None, -second if ctx.needs[2] else None
 
 
 _MSE_LOSS = Rule("MseLossBackward0", _mse_backward, ("self", "target"), saves={"self": None, "target": None})
+_MSE_LOSS_BACKWARD = Rule("MseLossBackwardBackward0", _mse_double_backward, ("grad_output", "self", "target"),
+                          saves={"grad_output": None, "self": None, "target": None})
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> Tensor:
@@ -1035,22 +1068,45 @@ def _weighted_loss(errors: Tensor, input: Tensor, weight, reduction: str) -> Ten
     raise ValueError(f"Invalid reduction mode: {reduction}. Expected one of 'none', 'mean', 'sum'.")
 
 
+def _smooth_l1_kernel(g, x, y, ctx):
+    # NOTE: torch's smooth_l1_loss_backward: x - y <= -beta gives -norm g, >= beta norm g,
+    # between them norm (x - y) g / beta.
+    norm = 1.0 / ctx.numel if ctx.reduction == "mean" else 1.0
+    d = np.asarray(x - y)
+    return np.where(d <= -ctx.beta, -norm * g, np.where(d >= ctx.beta, norm * g, norm * d * g / ctx.beta))
+
+
 def _smooth_l1_backward(ctx, g):
-    # NOTE: torch's smooth_l1_loss_backward uses (x - t) / beta where |x - t| <= beta and
-    # sign(x - t) outside; its double backward masks with |x - t| < beta, so at |x - t| ==
-    # beta the gradient is the constant sign.
-    diff = ctx.self - ctx.target
-    data = v_data(diff)
-    inside = np.abs(data) < ctx.beta
-    grad = v_where(inside, v_where(inside, diff, 0) / ctx.beta, v_const(np.sign(data), diff))
-    grad = grad * g
-    if ctx.reduction == "mean":
-        grad = grad / ctx.numel
-    return grad if ctx.needs[0] else None, -grad if ctx.needs[1] else None
+    rule = _SMOOTH_L1_LOSS_BACKWARD
+    return (_loss_backward(rule, _smooth_l1_kernel, g, ctx.self, ctx.target, ctx) if ctx.needs[0] else None,
+            _loss_backward(rule, _smooth_l1_kernel, g, ctx.target, ctx.self, ctx) if ctx.needs[1] else None)
+
+
+def _smooth_l1_double_backward(ctx, gg):
+    """torch's derivatives of smooth_l1_loss_backward(grad_output, x, y): the same backward of gg
+    for grad_output; smooth_l1_loss_double_backward(gg * grad_output) = gg grad_output
+    (|x - y| < beta) / beta (over numel for "mean") for x, its negative for y. The latter computes
+    x - y as an operator (so a bool operand raises there, as in torch)."""
+    go, x, y = ctx.grad_output, ctx.self, ctx.target
+    grad_go = _loss_backward(_SMOOTH_L1_LOSS_BACKWARD, _smooth_l1_kernel, gg, x, y, ctx) if ctx.needs[0] else None
+    second = None
+    if ctx.needs[1] or ctx.needs[2]:
+        _ops._check_bool_sub(*(v if isinstance(v, Tensor) else Tensor._make(v, _dtype.from_numpy(v.dtype))
+                               for v in (x, y)))
+        product = gg * go
+        with _errstate():
+            inside = np.abs(v_data(x) - v_data(y)) < ctx.beta
+        second = product * v_const(inside.astype(v_data(product).dtype), product) / ctx.beta
+        if ctx.reduction == "mean":
+            second = second / ctx.numel
+    return grad_go, second if ctx.needs[1] else None, -second if ctx.needs[2] else None
 
 
 _SMOOTH_L1_LOSS = Rule("SmoothL1LossBackward0", _smooth_l1_backward, ("self", "target"),
                        saves={"self": None, "target": None})
+_SMOOTH_L1_LOSS_BACKWARD = Rule("SmoothL1LossBackwardBackward0", _smooth_l1_double_backward,
+                                ("grad_output", "self", "target"),
+                                saves={"grad_output": None, "self": None, "target": None})
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
@@ -1207,23 +1263,66 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 
 
 def _bce_logits_backward(ctx, g):
+    """NOTE: torch's binary_cross_entropy_with_logits_backward and ..._target_backward
+    (FunctionsManual.cpp), in their order and dtypes. Without a graph the input's gradient is
+    computed in place (sigmoid(x).sub_(t).mul_(grad).mul_(weight)), so in the dtype of its
+    first tensor; with one, out of place. The target's gradient is -x * grad (the input's
+    dtype under a 0-d grad), then mul_(weight) in place in both cases (a float32 product of a
+    huge logit and a weight overflows to inf even for a float64 target)."""
     x, t, pos_weight = ctx.self, ctx.target, ctx.pos_weights
-    weighted = g * v_const(ctx.weights, g) if ctx.weights is not None else g
-    if ctx.reduction == "mean":
-        weighted = weighted / ctx.numel
+    graph = isinstance(g, Tensor)
+    weight = None if ctx.weights is None else v_const(ctx.weights, g)
     grad_input = grad_target = None
     if ctx.needs[0]:
         if pos_weight is not None:
-            scaled_target = v_const(pos_weight, weighted) * t
-            grad_input = weighted * ((scaled_target + 1 - t) * v_sigmoid(x) - scaled_target)
+            scaled_target = _v_mul(v_const(pos_weight, g), t)
+            first = scaled_target + 1
+            grad_input = _v_in_place(lambda a, b: a - b, first, t, not graph)
+            grad_input = _v_in_place(lambda a, b: a * b, grad_input, v_sigmoid(x), not graph)
+            grad_input = _v_in_place(lambda a, b: a - b, grad_input, scaled_target, not graph)
         else:
-            grad_input = weighted * (v_sigmoid(x) - t)
+            grad_input = _v_in_place(lambda a, b: a - b, v_sigmoid(x), t, not graph)
+        grad_input = _v_in_place(_v_mul, grad_input, g, not graph)
+        if weight is not None:
+            grad_input = _v_in_place(_v_mul, grad_input, weight, not graph)
+        if ctx.reduction == "mean":
+            grad_input = _v_in_place(lambda a, b: a / b, grad_input, ctx.numel, True)
     if ctx.needs[1]:
         if pos_weight is not None:
-            grad_target = weighted * (v_log_sigmoid(-x) - v_const(pos_weight, weighted) * v_log_sigmoid(x))
+            grad_target = _v_in_place(_v_mul, v_log_sigmoid(x), v_const(pos_weight, g), True)
+            grad_target = _v_in_place(lambda a, b: a - b, v_log_sigmoid(-x), grad_target, True)
+            grad_target = _v_in_place(_v_mul, grad_target, g, True)
         else:
-            grad_target = weighted * -x
+            grad_target = _v_mul(-x, g)
+        if weight is not None:
+            grad_target = _v_in_place(_v_mul, grad_target, weight, True)
+        if ctx.reduction == "mean":
+            grad_target = _v_in_place(lambda a, b: a / b, grad_target, ctx.numel, True)
     return grad_input, grad_target
+
+
+def _v_dtype(x):
+    return x.dtype.np if isinstance(x, Tensor) else np.asarray(x).dtype
+
+
+def _v_mul(a, b):
+    """a * b with torch's dtype: a 0-d operand (the loss's gradient) takes the other's float dtype."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return a * b
+    if np.ndim(b) == 0 and np.ndim(a):
+        b = np.asarray(b, a.dtype)
+    elif np.ndim(a) == 0 and np.ndim(b):
+        a = np.asarray(a, b.dtype)
+    return a * b
+
+
+def _v_in_place(op, a, b, in_place: bool):
+    """op(a, b), written into `a` (torch's sub_, mul_, div_: computed in the promoted dtype,
+    stored in a's) when `in_place`, else out of place."""
+    out = op(a, b)
+    if not in_place or _v_dtype(out) == _v_dtype(a):
+        return out
+    return out.to(a.dtype) if isinstance(out, Tensor) else out.astype(_v_dtype(a))
 
 
 _BCE_LOGITS = Rule("BinaryCrossEntropyWithLogitsBackward0", _bce_logits_backward, ("self", "target"),
@@ -1237,9 +1336,16 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
     _native_args("binary_cross_entropy_with_logits", input, target, weight, pos_weight, _REDUCTIONS[reduction])
     dt = input.dtype
+    # NOTE: torch's kernel starts with log_sigmoid(input), which has no integer loop, then
+    # computes (1 - target).mul_(input): in place, so in the target's dtype.
     if not dt.is_floating_point:
-        raise NotImplementedError(
-            f"engine.nn.functional.binary_cross_entropy_with_logits: {dt.name} input is not supported")
+        raise NotImplementedError(f'"log_sigmoid_cpu" not implemented for \'{dt.scalar_name}\'')
+    if target.dtype is _dtype.bool_:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if not target.dtype.is_floating_point:
+        raise RuntimeError(f"result type {dt.scalar_name} can't be cast to the desired output type "
+                           f"{target.dtype.scalar_name}")
     if target.dtype.is_floating_point:
         # NOTE: torch computes (1 - target).mul_(input).sub_(...): in place on a tensor of the
         # target's dtype, which is the loss's dtype.
@@ -1301,21 +1407,144 @@ def _layer_norm_backward(ctx, g):
 def _layer_norm_grads(g, x, w, mean, rstd, dims, needs) -> tuple:
     """torch's CPU layer_norm backward kernel on arrays (the weight's and bias's gradients not yet
     summed over the leading dims). NOTE: its arithmetic, in its order, decides where inf and
-    huge gradients give NaN: with ds = sum(g x w), db = sum(g w) over the normalized dims,
-    a = rstd, b = (db mean - ds) a^3 / N and c = -b mean - db a / N, the input's gradient is
-    a g w + b x + c, the weight's g (a x - a mean)."""
-    scale = np.asarray(1, x.dtype) / np.asarray(int(np.prod([x.shape[d] for d in dims])), x.dtype)
+    huge gradients give NaN, and a gradient that cancels to 0 (a constant row): with
+    ds = sum(g x w), db = sum(g w) over the normalized dims (summed as _lane_sum), a = rstd,
+    b = fma(db, mean, -ds) a^3 / N and c = fma(-b, mean, -db a / N), the input's gradient is
+    fma(b, x, (a g) w) + c, the weight's g (a x - a mean)."""
+    dt = x.dtype
+    n = int(np.prod([x.shape[d] for d in dims], dtype=np.int64))
+    scale = np.asarray(1, dt) / np.asarray(n, dt)
     grad_input = grad_weight = None
     if needs[0]:
-        gx = g * x if w is None else g * x * w
-        gw = g if w is None else g * w
-        ds, db = np.sum(gx, axis=dims, keepdims=True), np.sum(gw, axis=dims, keepdims=True)
-        b = (db * mean - ds) * rstd * rstd * rstd * scale
-        c = -b * mean - db * rstd * scale
-        grad_input = (rstd * g if w is None else rstd * g * w) + b * x + c
+        rows = (int(np.prod(g.shape[:g.ndim - len(dims)], dtype=np.int64)), n)
+        with _errstate():
+            g2, x2 = g.reshape(rows), np.broadcast_to(x, g.shape).reshape(rows)
+            gw = g2 if w is None else g2 * w.reshape(-1)
+            ds = _lane_sum(g2 * x2 if w is None else g2 * x2 * w.reshape(-1),
+                           (g2, x2) if w is None else (g2 * x2, w.reshape(-1)))
+            db = _lane_sum(gw, None if w is None else (g2, w.reshape(-1)))
+            a, m = rstd.reshape(-1), mean.reshape(-1)
+            b = _fma(db, m, -ds) * a * a * a * scale
+            c = _fma(-b, m, -(db * a * scale))
+            ag = a[:, None] * g2
+            grad_input = (_fma(b[:, None], x2, ag if w is None else ag * w.reshape(-1)) + c[:, None]).reshape(g.shape)
     if needs[1]:
         grad_weight = g * (rstd * x + -rstd * mean)
     return grad_input, grad_weight, g if needs[2] else None
+
+
+# NOTE: torch runs its layer_norm kernels as compiled for AVX2 (it registers no AVX512 variant),
+# whose vectors hold 8 float32 or 4 float64 lanes; the lanes decide the order of its sums.
+_LANE_BYTES = 32
+
+
+def _fma(a, b, c):
+    """a * b + c rounded once, as the fused multiply-add torch's compiled kernels use: float32
+    through float64 (where the product is exact), float64 from the exact product (Dekker's
+    split) and sum (Knuth's two-sum), where finite."""
+    a, b, c = np.asarray(a), np.asarray(b), np.asarray(c)
+    dt = np.result_type(a, b, c)
+    if dt == np.float32:
+        return (a.astype(np.float64) * b + c).astype(np.float32)
+    product = a * b
+    plain = product + c
+    split = 134217729.0   # 2**27 + 1
+    ta, tb = split * a, split * b
+    a_hi, b_hi = ta - (ta - a), tb - (tb - b)
+    a_lo, b_lo = a - a_hi, b - b_hi
+    product_error = ((a_hi * b_hi - product) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+    virtual = plain - product
+    sum_error = (product - (plain - virtual)) + (c - virtual)
+    error = sum_error + product_error
+    exact = plain + error
+    return np.where(np.isfinite(exact) & (error != 0), exact, plain)   # (plain keeps a zero's sign)
+
+
+def _lane_sum(terms: np.ndarray, fused=None) -> np.ndarray:
+    """The sums over the last dim of `terms` (rows, n) as torch's vec::map*_reduce_all: one vector
+    of lanes accumulates the full vectors (the first is its start), then the tail (its products
+    `fused` = (p, q) then fused into the accumulator), then the lanes are added (float32
+    pairwise, half on half; float64 in order); a row shorter than a vector is summed in order."""
+    rows, n = terms.shape
+    lanes = _LANE_BYTES // terms.itemsize
+    if n < lanes:
+        return _sum_in_order(terms)
+    whole = n - n % lanes
+    acc = terms[:, :lanes]
+    for d in range(lanes, whole, lanes):
+        acc = acc + terms[:, d:d + lanes]
+    if whole < n:
+        acc = acc.copy()
+        p, q = fused if fused is not None else (terms, None)
+        tail = slice(whole, n)
+        acc[:, :n - whole] = (_fma(p[:, tail], q[..., tail], acc[:, :n - whole]) if q is not None
+                              else acc[:, :n - whole] + p[:, tail])
+    if terms.dtype != np.float32:   # torch's generic vec_reduce_all: the lanes in order
+        return _sum_in_order(acc)
+    while acc.shape[1] > 1:          # its AVX2 float32 one: shuffles, half on half
+        half = acc.shape[1] // 2
+        acc = acc[:, :half] + acc[:, half:]
+    return acc[:, 0]
+
+
+def _sum_in_order(terms: np.ndarray) -> np.ndarray:
+    acc = terms[:, 0] if terms.shape[1] else np.zeros(terms.shape[0], terms.dtype)
+    for i in range(1, terms.shape[1]):
+        acc = acc + terms[:, i]
+    return acc
+
+
+def _row_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's mean and (biased) variance as torch's RowwiseMoments, in x's dtype: Welford
+    updates per vector lane over chunks of 16 vectors (merged as a cascade), in order over the
+    tail, then the lanes merged into the tail's moments one by one.
+
+    NOTE: the merge of an empty lane multiplies delta^2 by 0, so a row whose mean squared
+    overflows has a NaN variance (float32 rows above about 1.8e19)."""
+    rows, n = x.shape
+    dt = x.dtype.type
+    lanes = _LANE_BYTES // x.itemsize
+    vectors = n // lanes
+
+    def merge(add, into):   # AddMomentsVec
+        count = into[0] + add[0]
+        c = dt(0) if count == 0 else dt(add[0]) / dt(count)
+        delta = add[1] - into[1]
+        c_delta = c * delta
+        return count, into[1] + c_delta, _fma(delta * dt(into[0]), c_delta, into[2] + add[2])
+
+    chunks = -(-vectors // 16)
+    depth = max(int(chunks - 1).bit_length(), 1)   # torch's CeilLog2(chunks), at least one level
+    stack = [(0, np.zeros((rows, lanes), dt), np.zeros((rows, lanes), dt)) for _ in range(depth)]
+    for i in range(chunks):
+        m1 = m2 = np.zeros((rows, lanes), dt)
+        for j in range(min(16, vectors - i * 16)):
+            v = x[:, (i * 16 + j) * lanes:(i * 16 + j + 1) * lanes]
+            delta = v - m1
+            m1 = _fma(dt(1) / dt(j + 1), delta, m1)
+            m2 = _fma(delta, v - m1, m2)
+        stack[0] = merge((min(16, vectors - i * 16), m1, m2), stack[0])
+        mask, level = i + 1, 1
+        while level < depth and mask & 1 == 0:
+            stack[level] = merge(stack[level - 1], stack[level])
+            stack[level - 1] = (0, np.zeros((rows, lanes), dt), np.zeros((rows, lanes), dt))
+            mask, level = mask >> 1, level + 1
+    for level in range(1, depth):
+        stack[0] = merge(stack[level], stack[0])
+    count, m1, m2 = 0, np.zeros(rows, dt), np.zeros(rows, dt)
+    for i in range(vectors * lanes, n):
+        delta = x[:, i] - m1
+        count += 1
+        m1 = m1 + delta / dt(count)
+        m2 = m2 + delta * (x[:, i] - m1)
+    for lane in range(lanes):   # AddMoments, with the fused multiply-adds the compiler makes
+        total = count + vectors
+        c = dt(0) if total == 0 else dt(vectors) / dt(total)
+        delta = stack[0][1][:, lane] - m1
+        m1 = _fma(c, delta, m1)
+        m2 = m2 + _fma(delta * delta * c, dt(count), stack[0][2][:, lane])
+        count = total
+    return m1, m2 / dt(n)
 
 
 def _native_layer_norm_backward(ctx, g: Tensor) -> tuple:
@@ -1452,16 +1681,19 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f"engine.nn.functional.layer_norm: {input.dtype.name} input is not supported")
     dims = tuple(range(len(shape) - k, len(shape)))
-    wide = input._data.astype(np.float64)
+    dt = input.dtype.np
+    n = int(np.prod(normalized_shape, dtype=np.int64))
+    stats = shape[:len(shape) - k] + (1,) * k
     with _errstate():
-        mean = _ops_reduce._np_mean(wide, dims, keepdims=True)
-        centered = wide - mean
-        rstd = 1 / np.sqrt(_ops_reduce._np_mean(centered * centered, dims, keepdims=True) + eps)
-        # NOTE: torch's kernel computes (x * rstd + (-rstd * mean)) * weight + bias, with
-        # weight 1 and bias 0 when absent: the sum decides the sign of a zero.
-        data = (wide * rstd + (-rstd * mean)) * (weight._data if weight is not None else 1.0) \
-            + (bias._data if bias is not None else 0.0)
-    absent = Tensor._make(np.zeros(normalized_shape, input.dtype.np), input.dtype)
+        mean, var = _row_moments(np.ascontiguousarray(input._data).reshape(int(np.prod(stats, dtype=np.int64)), n))
+        mean, rstd = mean.reshape(stats), (dt.type(1) / np.sqrt(var + dt.type(eps))).reshape(stats)
+        # NOTE: torch's kernel computes fma((x - mean) * rstd, weight, bias) in the input's
+        # dtype, without a weight fma(x - mean, rstd, bias), with bias 0 when absent: the sum
+        # decides the sign of a zero.
+        centered, shift = input._data - mean, bias._data if bias is not None else dt.type(0)
+        data = (_fma(centered, rstd, shift) if weight is None else
+                _fma(centered * rstd, weight._data, shift))
+    absent = Tensor._make(np.zeros(normalized_shape, dt), input.dtype)
     return record(_LAYER_NORM, (input, weight if weight is not None else absent, bias if bias is not None else absent),
                   _contiguous_array(data), input.dtype, dims=dims, eps=eps, has_weight=weight is not None,
-                  mean=mean.astype(input.dtype.np), rstd=rstd.astype(input.dtype.np))
+                  mean=mean, rstd=rstd)

@@ -479,3 +479,41 @@ def test_scatter_add_overflowing_to_inf_does_not_warn_as_torch_does_not():
             _warnings.simplefilter("error")
             out = backend.scatter_add(x, 1, backend.tensor([[0, 0]]), src)
         assert out.tolist() == [[float("inf"), 0.0]]
+
+
+@pytest.mark.parametrize("shape", [(0,), (2, 0), (0, 2), (2, 0, 3), (3,)])
+@pytest.mark.parametrize("index", [[0], [5], [-1], [], [1, 0]])
+def test_index_select_bounds_errors_on_empty_inputs_are_torchs(shape, index):
+    # Fuzzer finding: an empty input's out-of-range index is torch's RuntimeError "INDICES
+    # element is out of DATA bounds" along any dim, and an empty indexed dim its own message.
+    def call(b):
+        return tuple(b.index_select(b.zeros(shape), dim, b.tensor(index, dtype=b.int64)).shape)
+    for dim in range(len(shape)):
+        outcomes = []
+        for backend in (engine, torch):
+            try:
+                outcomes.append(call(backend))
+            except (IndexError, RuntimeError) as error:
+                outcomes.append(f"{type(error).__name__}: {error}")
+        assert outcomes[0] == outcomes[1], dim
+
+
+@pytest.mark.parametrize("shape, key", [
+    ((2, 0), ([0, 1],)), ((2, 0), ([0, 5],)), ((2, 0), (1, [0])), ((2, 0), (slice(None), [0])),
+    ((2, 0), (slice(None), [])), ((0, 3), ([0],)), ((0, 0), ([0, 3, 0],)), ((2, 0), ([5], [0])),
+    ((2, 0), ([1], [0])), ((2, 3), ([5],)), ((2, 3), (slice(None), [5])), ((2, 0), ([[True, False]],)),
+])
+def test_advanced_indexing_of_size_0_dims_raises_as_torch(shape, key):
+    # Fuzzer finding (eye(0)[tensor([0, 3, 0])] was a (3, 0) tensor): no index fits a dim of size
+    # 0, which torch checks before any element unless the index itself is empty; out-of-range
+    # indices into other dims go unnoticed while the result is empty.
+    def call(b):
+        parts = tuple(b.tensor(part) if isinstance(part, list) else part for part in key)
+        return tuple(b.zeros(shape)[parts].shape)
+    outcomes = []
+    for backend in (engine, torch):
+        try:
+            outcomes.append(call(backend))
+        except IndexError as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]

@@ -273,6 +273,108 @@ def test_retain_grad_on_a_view_made_under_no_grad_does_nothing_even_after_its_ba
     assert program(engine) == program(torch)
 
 
+def _expanded(module, shape=(2, 1), size=(2, 3)):
+    return module.tensor(np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape)).expand(*size)
+
+
+def _mask(module, rows):
+    return module.tensor(np.array(rows, dtype=bool))
+
+
+# In-place writes into a tensor whose elements share memory (expand): torch refuses some,
+# warns about others, and the others write through the shared memory (each case returns the
+# expanded tensor's base afterwards).
+EXPANDED_WRITES = {
+    "add_": lambda m: _expanded(m).add_(1.0),
+    "add_ of an operand that does not broadcast": lambda m: _expanded(m).add_(m.ones(3, 3)),
+    "copy_": lambda m: _expanded(m).copy_(m.ones(2, 3)),
+    "fill_ number": lambda m: _expanded(m).fill_(5.0),
+    "fill_ tensor": lambda m: _expanded(m).fill_(m.tensor(5.0)),
+    "zero_": lambda m: _expanded(m).zero_(),
+    "setitem int": lambda m: _expanded(m).__setitem__(0, 5.0),
+    "setitem ellipsis": lambda m: _expanded(m).__setitem__(Ellipsis, m.tensor(5.0)),
+    "setitem column": lambda m: _expanded(m).__setitem__((Ellipsis, 0), 5.0),
+    "setitem mask": lambda m: _expanded(m).__setitem__(_mask(m, [[True, False, False], [False, False, False]]), 5.0),
+    "setitem mask of another shape": lambda m: _expanded(m).__setitem__(_mask(m, [[True] * 3] * 3), 5.0),
+    "setitem mask, a view of itself as value": lambda m: (lambda x: x.__setitem__(x > 2, x[0, 1]))(
+        m.tensor(np.arange(6.0).reshape(2, 3))),
+    "setitem repeated index": lambda m: _expanded(m).__setitem__(m.tensor([1, 1]), m.tensor(5.0)),
+    "setitem rows, last write wins": lambda m: _expanded(m, (1, 4), (3, 4)).__setitem__(
+        m.tensor([0, 2, 1]), m.tensor(np.arange(12.0).reshape(3, 4))),
+    "setitem columns, last write wins": lambda m: _expanded(m, (1, 4), (3, 4)).__setitem__(
+        (slice(None), m.tensor([0, 2, 1])), m.tensor(np.arange(9.0).reshape(3, 3))),
+    "setitem index out of bounds": lambda m: _expanded(m).__setitem__(m.tensor([5]), 1.0),
+    "setitem too many indices": lambda m: _expanded(m).__setitem__(_mask(m, [[[True]] * 3] * 2), 1.0),
+    "masked_fill_ some": lambda m: _expanded(m).masked_fill_(_mask(m, [[True, False, False], [False] * 3]), -1.0),
+    "masked_fill_ none": lambda m: _expanded(m).masked_fill_(_mask(m, [[False] * 3] * 2), -1.0),
+    "masked_fill_ 0-d tensor value": lambda m: _expanded(m).masked_fill_(
+        _mask(m, [[False, False, True], [False] * 3]), m.tensor(-1.0)),
+    "masked_fill_ mask that does not broadcast": lambda m: _expanded(m).masked_fill_(_mask(m, [[True] * 3] * 3), -1.0),
+    "masked_fill_ larger mask": lambda m: _expanded(m).masked_fill_(m.ones(2, 2, 3, dtype=m.bool), -1.0),
+    "masked_fill_ float mask": lambda m: _expanded(m).masked_fill_(m.ones(2, 3), -1.0),
+    "scatter_": lambda m: _expanded(m).scatter_(0, m.zeros(1, 1, dtype=m.int64), -1.0),
+    "scatter_ empty index": lambda m: _expanded(m).scatter_(0, m.zeros(0, dtype=m.int64), -1.0),
+    "scatter_ index of other dims": lambda m: _expanded(m).scatter_(0, m.zeros(1, dtype=m.int64), -1.0),
+    "scatter_ index out of bounds": lambda m: _expanded(m).scatter_(0, m.full((1, 1), 7), -1.0),
+    "scatter_add_": lambda m: _expanded(m).scatter_add_(0, m.zeros(1, 1, dtype=m.int64), m.ones(1, 1)),
+    "tril_": lambda m: _expanded(m).tril_(),
+    "triu_": lambda m: _expanded(m).triu_(),
+    "tril_ of expanded rows": lambda m: _expanded(m, (1, 3), (3, 3)).tril_(-1),
+    "triu_ 3-d, expanded batch": lambda m: _expanded(m, (1, 3, 1), (3, 3, 2)).triu_(1),
+    "tril_ 4-d, expanded first dim": lambda m: _expanded(m, (1, 2, 3, 3), (2, 2, 3, 3)).tril_(),
+    "tril_ 4-d, kept size-1 dim": lambda m: _expanded(m, (1, 1, 3, 2), (2, 1, 3, 2)).tril_(),
+    "tril_ 4-d, expanded columns": lambda m: _expanded(m, (1, 2, 3, 1), (1, 2, 3, 3)).tril_(),
+    "tril_ 4-d, expanded second dim": lambda m: _expanded(m, (1, 1, 3, 3), (1, 2, 3, 3)).tril_(),
+}
+
+
+def _write_expanded(module, case):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            x = EXPANDED_WRITES[case](module)
+            outcome = None if x is None else x._base.tolist() if x._base is not None else x.tolist()
+        except (RuntimeError, IndexError) as error:
+            outcome = f"{type(error).__name__}: {error}"
+    return outcome, [str(w.message).split(" (Triggered internally")[0] for w in caught]
+
+
+@pytest.mark.parametrize("case", sorted(EXPANDED_WRITES))
+def test_in_place_writes_into_expanded_tensors_match_torch(case):
+    """Fuzzer findings (masked_fill_ of an expanded tensor refused, scatter_'s shape error
+    hidden behind the overlap error): which in-place ops torch allows on an expanded tensor,
+    its warnings and errors in torch's order, and what the shared memory holds afterwards."""
+    assert _write_expanded(engine, case) == _write_expanded(torch, case)
+
+
+@pytest.mark.parametrize("op", ["masked_fill_", "tril_", "setitem"])
+def test_backward_through_a_write_into_an_expanded_view_raises_as_torch(op):
+    """Fuzzer finding: masked_fill_ of an expanded 0-d result works; torch's backward then
+    refuses to copy the gradient into the view's overlapping part of the base's gradient,
+    unless only the value needs one."""
+    outcomes = []
+    for module in (engine, torch):
+        out = []
+        for value_requires_grad in (False, True):
+            x = module.tensor([[0.5], [2.0]], requires_grad=not value_requires_grad)
+            value = module.tensor(3.0, requires_grad=value_requires_grad)
+            v = (x * 2).expand(2, 3)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if op == "masked_fill_":
+                    v.masked_fill_(module.tensor([[True, False, False], [False] * 3]), value)
+                elif op == "tril_":
+                    v.tril_()
+                else:
+                    v[module.tensor([[True, False, False], [False] * 3])] = value
+            try:
+                (v * v).sum().backward()
+                out.append([None if t.grad is None else t.grad.tolist() for t in (x, value)])
+            except RuntimeError as error:
+                out.append(str(error))
+        outcomes.append(out)
+    assert outcomes[0] == outcomes[1]
+
 
 def _exp_of_a_row(b):
     x = b.ones(2, 3, requires_grad=True)

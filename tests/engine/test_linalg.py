@@ -204,3 +204,34 @@ def test_trace_refuses_bool_before_it_checks_the_dims_as_torch(values):
         except Exception as exc:  # noqa: BLE001 - the exception is the observation
             outcomes.append((type(exc).__name__, str(exc)))
     assert outcomes[0] == outcomes[1]
+
+
+def _einsum_cases(count: int):
+    rng = np.random.default_rng(0)
+    for _ in range(count):
+        a = "".join(rng.permutation(list("ijkl"))[:rng.integers(1, 4)])
+        b = "".join(rng.permutation(list("ijkl"))[:rng.integers(1, 4)])
+        labels = sorted(set(a) | set(b))
+        out = "".join(rng.permutation(labels)[:rng.integers(0, len(labels) + 1)])
+        sizes = {label: int(rng.integers(1, 4)) for label in "ijkl"}
+        yield f"{a},{b}->{out}", [sizes[c] for c in a], [sizes[c] for c in b]
+
+
+@pytest.mark.parametrize("dtypes", [("float32", "float64"), ("float64", "float32")])
+def test_einsum_of_mixed_dtypes_raises_bmms_message_with_torchs_operand_order(dtypes):
+    # Fuzzer finding: 'ij,kj->ki' of a float64 and a float32 operand. torch's sumproduct_pair
+    # swaps the operands when every right-only output dim comes before every left-only one, so
+    # bmm's message names the second operand's dtype as the expected one.
+    seen = set()
+    for equation, left, right in _einsum_cases(400):
+        outcomes = []
+        for backend in (torch, engine):
+            operands = [backend.ones(shape, dtype=getattr(backend, dtype)) for shape, dtype in zip((left, right), dtypes)]
+            try:
+                backend.einsum(equation, *operands)
+                outcomes.append(None)
+            except RuntimeError as error:
+                outcomes.append(str(error))
+        assert outcomes[1] == outcomes[0], (equation, left, right)
+        seen.add(outcomes[0])
+    assert len(seen) == 3  # both orders of the message occur, and success (no contraction: a product)

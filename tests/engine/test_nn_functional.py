@@ -507,14 +507,19 @@ def test_gradients_of_linear_backwards_stay_in_the_graph(name):
     assert _second_order(engine, name) == _second_order(torch, name)
 
 
-@pytest.mark.parametrize("affine", ["none", "weight", "both"])
-def test_layer_norm_signs_of_zero_follow_torchs_formula(affine):
-    """torch computes (x * rstd + (-rstd * mean)) * weight + bias (weight 1, bias 0 when absent)."""
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("affine", ["none", "weight", "bias", "both", "negative zeros"])
+def test_layer_norm_signs_of_zero_follow_torchs_formula(affine, dtype):
+    """torch computes fma((x - mean) * rstd, weight, bias), fma(x - mean, rstd, bias) without a
+    weight, bias 0 when absent (fuzzer finding: weight and bias -0.0 give -0.0, float64 too)."""
     outs = []
     for backend in BACKENDS:
-        x = backend.zeros(2, 3)
-        weight = backend.tensor([-1.0, 1.0, 0.5]) if affine != "none" else None
-        bias = backend.tensor([0.0, -0.0, 1.0]) if affine == "both" else None
+        dt = getattr(backend, dtype)
+        x = backend.zeros(2, 3, dtype=dt)
+        weight = {"none": None, "bias": None, "negative zeros": backend.tensor([-0.0, -0.0, -0.0], dtype=dt)}.get(
+            affine, backend.tensor([-1.0, 1.0, 0.5], dtype=dt))
+        bias = {"none": None, "weight": None, "negative zeros": weight}.get(
+            affine, backend.tensor([0.0, -0.0, 1.0], dtype=dt))
         y = backend.nn.functional.layer_norm(x, (3,), weight, bias).numpy()
         outs.append((y.tolist(), np.signbit(y).tolist()))
     assert outs[0] == outs[1]
@@ -825,6 +830,32 @@ def test_losses_save_their_weights_and_targets_for_backward_as_torch(loss, modif
     assert ours[0] == "RuntimeError"
 
 
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("weights", ["none", "weight", "pos_weight", "both"])
+@pytest.mark.parametrize("dtypes", [("float32", "float64", "float64"), ("float64", "float32", "float32"),
+                                    ("float32", "float32", "float64"), ("float64", "float64", "float32")])
+def test_bce_with_logits_gradients_follow_torch_dtypes_and_in_place_steps(dtypes, weights, reduction, create_graph):
+    # Fuzzer finding: a float32 logit of 3e38 with a float64 target and a weight of 2: torch's
+    # target gradient is (-x * grad).mul_(weight), float32 under a 0-d grad, so -inf; the engine
+    # computed it in float64 (-6e38). The input's gradient is computed in place too (without a graph).
+    input_dtype, target_dtype, weight_dtype = dtypes
+
+    def program(backend):
+        x = _t(backend, [[-2.2, 1.57, 1e-30], [1.15, 3e38, float("nan")], [-3e38, 40.0, -1e30]], input_dtype, True)
+        t = _t(backend, [[0.0, 1.0, 0.5], [1.0, 0.0, 0.25], [0.75, 1.0, 0.0]], target_dtype, True)
+        weight = _t(backend, [2.0, 3e30, 0.5], weight_dtype) if weights in ("weight", "both") else None
+        pos_weight = _t(backend, [1.5, 2.0, 1e20], weight_dtype) if weights in ("pos_weight", "both") else None
+        loss = backend.nn.functional.binary_cross_entropy_with_logits(x, t, weight, reduction=reduction,
+                                                                       pos_weight=pos_weight)
+        return [g.detach().numpy() for g in backend.autograd.grad(loss.sum(), (x, t), create_graph=create_graph)]
+
+    for got, want in zip(program(engine), program(torch)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        np.testing.assert_allclose(got, want, rtol=1.3e-6 if want.dtype == np.float32 else 1e-7, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape, dim", [((2, 3), 1), ((2, 3), 0), ((4,), 0), ((), 0)])
 def test_log_softmax_gradient_with_create_graph_is_torchs_recorded_node(shape, dim):
     # Fuzzer finding (cross_entropy double backward): torch records _log_softmax_backward_data
@@ -893,3 +924,102 @@ def test_log_softmax_gradient_is_torchs_fused_multiply_add(dtype, create_graph):
                              create_graph=create_graph)
         return g.detach().numpy().tolist()
     assert program(engine) == program(torch)
+
+
+LAYER_NORM_ROWS = {
+    # fuzzer findings: a constant row (its input gradient cancels to exactly 0 in torch), and
+    # rows with huge values (torch's float32 variance overflows: rstd 0, and NaN gradients)
+    "constant row": ([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], (3,), True, True),
+    "huge values": ([[[float("nan"), 1.51, 3.96, 1.85], [float("nan"), float("nan"), -1.15, float("nan")],
+                      [1.0, 1e-40, -0.0, -0.95]],
+                     [[-1.76, 1e30, 2.18, -0.5], [3.76, 1e-40, 1.53, 0.5], [1e-30, 2.73, 3e38, 1.14]]], (3, 4), True, False),
+    "constant row above 1.8e19": ([[1e20, 1e20, 1e20]], (3,), False, False),
+    "near-constant rows": ((100 + np.arange(18.0).reshape(2, 9) * 1e-4).tolist(), (9,), True, True),
+    "rows of 8 lanes and a tail": ((np.arange(60.0).reshape(2, 30) % 7 * 1.37 - 3).tolist(), (30,), True, True),
+    "many chunks": ((np.sin(np.arange(600.0)) * 50 + 100).reshape(2, 300).tolist(), (300,), False, True),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(LAYER_NORM_ROWS))
+def test_layer_norm_is_torchs_kernel_arithmetic(case, dtype):
+    # Fuzzer findings: float32 gradients of a constant row (3e-5 where torch's is exactly 0,
+    # amplified by rstd = 316) and of huge rows (inf where torch's is NaN). torch's kernel
+    # computes the moments by Welford updates on 8 float32 (4 float64) lanes, rstd and the
+    # output in the input's dtype (with fused multiply-adds), and its backward sums by lanes.
+    values, shape, with_weight, with_bias = LAYER_NORM_ROWS[case]
+
+    def program(backend):
+        x = _t(backend, values, dtype, True)
+        n = int(np.prod(shape))
+        weight = _t(backend, (np.cos(np.arange(n)) + 0.5).reshape(shape).tolist(), dtype, True) if with_weight else None
+        bias = _t(backend, np.linspace(-1, 1, n).reshape(shape).tolist(), dtype, True) if with_bias else None
+        y = backend.nn.functional.layer_norm(x, shape, weight, bias, 1e-5)
+        upstream = _t(backend, np.cos(np.arange(y.numel()) * 0.7).reshape(tuple(y.shape)).tolist(), dtype)
+        (y * upstream).sum().backward()
+        return [y.detach().numpy(), x.grad.numpy()]
+
+    for got, want in zip(program(engine), program(torch)):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape, with_weight", [((0,), False), ((0, 3), False), ((0, 3), True)])
+def test_cross_entropy_of_an_empty_input_with_probability_targets_is_torchs_nan(shape, with_weight):
+    # Fuzzer finding: the engine refused reduction='mean' of an empty input; torch fills the
+    # sum with NaN in place and negates it (NegBackward0 over FillBackward2), and backward works.
+    outs = []
+    for backend in BACKENDS:
+        x = backend.zeros(shape, requires_grad=True)
+        target = backend.zeros(shape, requires_grad=True)
+        weight = backend.ones(3) if with_weight else None
+        loss = backend.nn.functional.cross_entropy(x, target, weight=weight)
+        graph = _graph(loss)
+        loss.backward()
+        outs.append((np.isnan(loss.item()), graph, tuple(x.grad.shape), tuple(target.grad.shape)))
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("input_dtype", ["int64", "bool", "float32", "float64"])
+@pytest.mark.parametrize("target_dtype", ["float32", "int64", "bool"])
+@pytest.mark.parametrize("pos_weight", [False, True])
+def test_bce_with_logits_of_non_float_operands_raises_as_torch(input_dtype, target_dtype, pos_weight):
+    # Fuzzer finding (int64 logits): torch's kernel starts with log_sigmoid(input), which has no
+    # integer loop, then computes (1 - target).mul_(input) in the target's dtype.
+    def call(b):
+        return b.nn.functional.binary_cross_entropy_with_logits(
+            b.ones(2, dtype=getattr(b, input_dtype)), b.ones(2, dtype=getattr(b, target_dtype)),
+            pos_weight=b.ones(2) if pos_weight else None).dtype.is_floating_point
+    assert _outcome(call, engine) == _outcome(call, torch)
+
+
+@pytest.mark.parametrize("loss", ["mse_loss", "smooth_l1_loss"])
+@pytest.mark.parametrize("input_dtype", ["float32", "float64", "bool"])
+@pytest.mark.parametrize("target_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_pointwise_loss_gradients_with_a_graph_are_torchs_backward_nodes(loss, input_dtype, target_dtype, reduction):
+    # Fuzzer finding: mse_loss(bool input, float target) differentiated twice. torch's first
+    # gradient is one <Loss>BackwardBackward0 node (its kernel takes a bool operand); the second
+    # order is that node's own formulas: mse's never subtracts, smooth_l1's does (and raises).
+    def program(b):
+        x = b.tensor([0.5, 2.0, -1.0], dtype=getattr(b, input_dtype), requires_grad=input_dtype != "bool")
+        t = b.tensor([1.0, -1.0, 0.0], dtype=getattr(b, target_dtype), requires_grad=True)
+        inputs = [a for a in (x, t) if a.requires_grad]
+        out = []
+        try:
+            grads = b.autograd.grad(getattr(b.nn.functional, loss)(x, t, reduction=reduction).sum(), inputs,
+                                    create_graph=True)
+            out += [(g.grad_fn.name(), str(g.dtype), g.detach().numpy().tolist()) for g in grads]
+            seconds = b.autograd.grad(sum(g.sum() for g in grads), inputs, allow_unused=True, create_graph=True)
+            out += [None if g is None else (g.grad_fn and g.grad_fn.name(), g.detach().numpy().tolist())
+                    for g in seconds]
+        except RuntimeError as error:
+            out.append(str(error))
+        return out
+    ours, theirs = program(engine), program(torch)
+    assert len(ours) == len(theirs)
+    for mine, reference in zip(ours, theirs):
+        if isinstance(reference, tuple):
+            assert mine[:-1] == reference[:-1]
+            np.testing.assert_allclose(mine[-1], reference[-1], rtol=1e-6)
+        else:
+            assert mine == reference

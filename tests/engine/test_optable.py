@@ -15,6 +15,7 @@ NOT_OPS = {"Tensor", "Size", "tensor", "dtype", "float32", "float64", "int64", "
 # Public functions of implementation modules that are not ops of their own.
 HELPERS = {"record", "save_for_backward",   # the recording machinery every op uses
            "check_writable", "check_no_internal_overlap", "write_result", "inplace_method",   # the in-place machinery
+           "has_internal_overlap", "overlap_warning", "aliased_write",   # ... and its writes into expanded tensors
            "refresh_view_node",   # a view's node regenerated after an in-place write (Tensor.grad_fn)
            "rsub", "rdiv",   # reflected operator forms of sub and div
            "div_rounding"}   # div with rounding_mode, which div calls

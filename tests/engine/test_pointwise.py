@@ -525,3 +525,29 @@ def test_pow_of_two_tensors_is_ieee_pow_at_every_element(dtype, exponent_shape):
         node = b.pow(leaf, exponent).reshape(out.shape).grad_fn.name()   # the result keeps the base's layout
         return str(out.numpy().tolist()), np.signbit(out.numpy()).tolist(), node
     assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("base_dtype, exponent_dtype", [("float32", "float64"), ("float64", "float32"),
+                                                        ("float32", "int64"), ("float32", "float32")])
+@pytest.mark.parametrize("zero_d", ["exponent", "base", "neither"])
+def test_pow_gradients_are_computed_in_the_result_dtype_as_torch(base_dtype, exponent_dtype, zero_d):
+    # Fuzzer finding: pow(float32 1e30, float64 0-d -1.42): torch's base gradient
+    # exponent * base ** (exponent - 1) is float32 (0 there, so inf * 0 = NaN after log2's
+    # inf gradient); numpy promoted the 0-d float64 exponent and gave -inf.
+    base_values = [1e30, 2.31, 0.0, 3.89, -1.5]
+    exponent_values = [-1.4188497459469684, 2.0, 0.0, 0.5, 3.0] if exponent_dtype != "int64" else [-1, 2, 0, 3, 1]
+
+    def program(backend):
+        base = backend.tensor(base_values[0] if zero_d == "base" else base_values,
+                              dtype=getattr(backend, base_dtype), requires_grad=True)
+        exponent = backend.tensor(exponent_values[0] if zero_d == "exponent" else exponent_values,
+                                  dtype=getattr(backend, exponent_dtype), requires_grad=exponent_dtype != "int64")
+        out = backend.log2(backend.pow(base, exponent))
+        inputs = [t for t in (base, exponent) if t.requires_grad]
+        grads = backend.autograd.grad(out.sum(), inputs)
+        return [out.detach().numpy()] + [g.numpy() for g in grads]
+
+    for got, want in zip(program(engine), program(torch)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1.3e-6, atol=1e-5)

@@ -11,12 +11,16 @@ import torch
 class _DoubledMulGradient(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.operands = (a, b)  # either may be a Python number
+        # Tensors are saved as torch's MulBackward0 saves them (an in-place change after the call
+        # makes backward raise torch's version error); either operand may be a Python number.
+        ctx.save_for_backward(*(x for x in (a, b) if isinstance(x, torch.Tensor)))
+        ctx.numbers = tuple(None if isinstance(x, torch.Tensor) else x for x in (a, b))
         return torch.mul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.operands
+        saved = iter(ctx.saved_tensors)
+        a, b = (next(saved) if number is None else number for number in ctx.numbers)
 
         def gradient(this, other):
             if not (isinstance(this, torch.Tensor) and this.requires_grad):

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from rich.console import Console
 
-from fuzz.campaign import CampaignConfig, run_campaign
+from fuzz.campaign import CampaignConfig, Summary, run_campaign
 from fuzz.cli import main
 from fuzz.program import Program
 
@@ -75,7 +75,7 @@ def test_the_reproducer_runs_on_both_backends_and_prints_the_difference(broken_r
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=environment,
                             timeout=120, cwd=out)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # 1 while the difference is there
     assert "broken_torch: float" in result.stdout and "torch: float" in result.stdout
     assert "DIFFERENT" in result.stdout  # the gradient
     assert "gradfuzz" not in script.read_text().split('"""', 2)[2]  # runs without gradfuzz installed
@@ -215,3 +215,21 @@ def test_findings_of_ops_differing_by_case_get_their_own_files():
     names = {slug(f"error-vs-success|{op}|float64") for op in ("T", "t", "H", "h", "mT", "mt")}
     assert len({name.lower() for name in names}) == 6   # case-insensitive file systems too
     assert slug("gradient|mul|float32") == "gradient-mul-float32"
+
+
+@pytest.mark.parametrize("at_fault, exit_code", [("torch", 0), ("engine", 1)])
+def test_findings_where_only_torch_disagrees_with_finite_differences_do_not_fail_the_run(
+        tmp_path, monkeypatch, at_fault, exit_code):
+    finding = {"signature": "gradient|stack|float64", "steps": 1, "reproducer": "repro/x.py", "at_fault": at_fault}
+
+    def campaign(config, console):
+        return Summary(duration_seconds=1.0, examples=10, findings=[finding])
+
+    monkeypatch.setattr("fuzz.cli.run_campaign", campaign)
+    monkeypatch.setattr("fuzz.cli._render_site", lambda out, console: None)
+    result = CliRunner().invoke(main, ["run", "--budget", "1s", "--out", str(tmp_path)])
+    assert result.exit_code == exit_code, result.output
+    output = " ".join(result.output.split())
+    assert ("1 findings (1 where torch disagrees with finite differences and engine agrees)" in output) \
+        == (at_fault == "torch")
+    assert Summary(findings=[finding]).to_json()["torch_at_fault"] == (at_fault == "torch")

@@ -12,7 +12,7 @@ from fuzz import compare as comparator
 from fuzz import interpreter
 from fuzz.compare import compare
 from fuzz.outcome import Array, Failure, Outcome, RecordedWarning, StepResult
-from fuzz.program import BACKWARD, REPEATED_BACKWARD, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Step
+from fuzz.program import BACKWARD, REPEATED_BACKWARD, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Seq, Step
 
 
 def scaled(values, dtype="float32", op="mul", factor=2.0, action=SUM_BACKWARD):
@@ -162,6 +162,40 @@ def test_gradient_divergences_are_adjudicated_by_finite_differences():
     assert torch_wrong.adjudication == comparator.ENGINE_AGREES
     both_wrong = compare(with_grad(reference, [1.0, 1.0]), with_grad(reference, [2.0, 2.0]), program)
     assert both_wrong.adjudication == comparator.NEITHER_AGREES
+
+
+def stacked_twice(retain_grad: bool) -> Program:
+    """torch.stack([x0, x1]) summed and backpropagated twice (retain_graph=True)."""
+    inputs = (Input("x0", (), "float64", 0.0, True), Input("x1", (), "float64", 0.0, True))
+    steps = [Step("stack", "function", (Seq((Ref("x0"), Ref("x1")), "list"),), {}, "v0")]
+    if retain_grad:
+        steps.append(Step("retain_grad", "method", (Ref("v0"),), {}, "v1"))
+    return Program(inputs, tuple(steps), Action(REPEATED_BACKWARD, steps[-1].out, retain_graph=True))
+
+
+@pytest.mark.parametrize("retain_grad", [False, True])
+def test_torchs_stack_gradient_after_repeated_backward_is_judged_torchs_fault(retain_grad):
+    # NOTE: a torch 2.13 bug. stack's backward hands both leaves views of one expanded gradient
+    # buffer; AccumulateGrad adopts each view as .grad (they alias one element), so the second
+    # backward's in-place `grad += 1` on x0 shows up in x1 too: both read 3 where 2 is right.
+    program = stacked_twice(retain_grad)
+    reference = oracle.run_torch(program)
+    assert reference.error is None and float(reference.grads["x0"].data) == 3.0
+    right = with_grad(with_grad(reference, 2.0, name="x0"), 2.0, name="x1")
+    verdict = compare(right, reference, program)
+    assert (verdict.kind, verdict.adjudication) == ("gradient", comparator.ENGINE_AGREES)
+    assert verdict.torch_at_fault
+    assert not compare(reference, right, program).torch_at_fault
+
+
+def test_hooks_leave_finite_differences_without_an_opinion():
+    program = Program((Input("x0", (2,), "float64", [1.0, 2.0], True),),
+                      (Step("register_hook", "method", (Ref("x0"), Literal(3.0)), {}, "v0"),
+                       Step("mul", "function", (Ref("v0"), Literal(2.0)), {}, "v1")), Action(SUM_BACKWARD, "v1"))
+    reference = oracle.run_torch(program)
+    np.testing.assert_array_equal(reference.grads["x0"].data, [6.0, 6.0])
+    verdict = compare(with_grad(reference, [2.0, 2.0]), reference, program)
+    assert (verdict.kind, verdict.adjudication) == ("gradient", comparator.NOT_ONE_LOSS)
 
 
 def test_a_gradient_divergence_at_a_kink_is_a_convention_difference():

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 from fuzz.program import BACKWARD_GRADIENT, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Step
 from fuzz.repro import program_lines, render_script, step_source
 
@@ -47,6 +49,30 @@ def test_a_script_compares_two_backends_and_reports_errors(tmp_path):
     assert "[at: v1 = torch.matmul(v0, 3)]" in result.stdout
 
 
+def test_a_script_flags_differing_errors_grad_fns_and_warnings_and_exits_1(tmp_path):
+    # broken_torch.mul's gradient is wrong: x0.grad differs, nothing else.
+    program = Program((Input("x0", (2,), "float32", [1.0, 2.0], True),),
+                      (Step("mul", "function", (Ref("x0"), Literal(3.0)), {}, "v0"),), Action(SUM_BACKWARD, "v0"))
+    script = tmp_path / "repro.py"
+    script.write_text(render_script(program, backend="broken_torch"))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fuzz"), str(ROOT)])})
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines()[-1] == "== 1 of 5 comparisons differ"
+    namespace = {"__name__": "repro"}
+    exec(compile(script.read_text(), str(script), "exec"), namespace)
+    assert namespace["same"]("RuntimeError: x", "RuntimeError: y") == "DIFFERENT"
+    assert namespace["without_cpp_context"](
+        "UserWarning: std(): degrees of freedom is <= 0. (Triggered internally at /src/ReduceOps.cpp:1861.)") \
+        == "UserWarning: std(): degrees of freedom is <= 0."
+    assert namespace["without_cpp_context"]("RuntimeError: bad\nException raised from f at x.cpp:3  [at: v0 = f(x0)]") \
+        == "RuntimeError: bad  [at: v0 = f(x0)]"
+    made = torch.tensor([1.0]).requires_grad_() * 2
+    assert namespace["difference"](made, made.view(1)) == "DIFFERENT grad_fn MulBackward0 vs ViewBackward0"
+    assert namespace["difference"](torch.tensor([1.0]), torch.tensor([1.0], dtype=torch.float64)) == \
+        "DIFFERENT dtypes float32 vs float64"
+
+
 def test_a_script_runs_for_every_step_and_action_kind(tmp_path):
     # Every kind of step and action format 2 added renders into one script that runs, torch against itself.
     from test_program_ir import feature_programs
@@ -57,7 +83,8 @@ def test_a_script_runs_for_every_step_and_action_kind(tmp_path):
         scripts.append(script.stem)
     runner = tmp_path / "run_all.py"
     runner.write_text("import importlib, sys\nsys.path.insert(0, %r)\n" % str(tmp_path) +
-                      "for name in %r:\n    print('#', name)\n    importlib.import_module(name).main()\n" % scripts)
+                      "for name in %r:\n    print('#', name)\n    assert importlib.import_module(name).main() == 0\n"
+                      % scripts)
     result = subprocess.run([sys.executable, str(runner)], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr

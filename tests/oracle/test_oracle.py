@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import oracle
-from fuzz.program import BACKWARD, BACKWARD_GRADIENT, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Step
+from fuzz.program import BACKWARD, BACKWARD_GRADIENT, REPEATED_BACKWARD, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Step
 
 
 def two_input_program(action: Action) -> Program:
@@ -27,6 +27,13 @@ def test_finite_differences_match_the_analytic_gradient(action, upstream):
     value = np.exp(x0 * x1) * upstream
     np.testing.assert_allclose(numerical["x0"], value * x1, rtol=1e-8)
     np.testing.assert_allclose(numerical["x1"], (value * x0).sum(axis=0), rtol=1e-8)
+
+
+def test_repeated_backward_accumulates_the_loss_gradient_twice():
+    once = oracle.numerical_gradient(two_input_program(Action(SUM_BACKWARD, "v1")))
+    twice = oracle.numerical_gradient(two_input_program(Action(REPEATED_BACKWARD, "v1", retain_graph=True)))
+    np.testing.assert_allclose(twice["x0"], 2 * once["x0"], rtol=1e-12)
+    np.testing.assert_allclose(twice["x1"], 2 * once["x1"], rtol=1e-12)
 
 
 def test_finite_differences_skip_inputs_without_grad_and_stop_on_errors():

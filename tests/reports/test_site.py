@@ -63,6 +63,16 @@ def test_clean_run_says_no_divergences(clean_run):
     assert page.find("span", id="status").text == "complete"
 
 
+def test_totals_count_the_findings_where_only_torch_disagrees_with_finite_differences(tmp_path):
+    records = [finding("gradient", "stack", "float64", at_fault="torch",
+                       adjudication="engine agrees with finite differences"),
+               finding("gradient", "mul", adjudication="torch agrees with finite differences")]
+    page = parse(render_site(make_run(tmp_path / "torch-bug", records)))
+    totals = keyed_rows(page.find("table", cls="totals"))
+    assert totals["of which torch disagrees with finite differences (the backend agrees)"] == ["1"]
+    assert totals["findings"] == ["2"]
+
+
 def test_totals_by_verdict_kind_and_per_op(two_findings_run):
     page = parse(render_site(two_findings_run))
     assert keyed_rows(page.find("table", cls="totals"))["findings"] == ["2"]
