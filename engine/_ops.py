@@ -625,7 +625,15 @@ def _via_float64(fn, x: np.ndarray) -> np.ndarray:
     see _VIA_FLOAT64)."""
     if x.size > _VIA_FLOAT64_MAX_NUMEL:
         return fn(x)
-    return fn(x.astype(np.float64)).astype(np.float32)
+    return fn(_float64_copy(x)).astype(np.float32)
+
+
+def _float64_copy(x: np.ndarray) -> np.ndarray:
+    """`x` in float64, laid out as any op's result. NOTE: a ufunc's copy follows the layout
+    rule of numpy's other results (torch's, for an expanded input: contiguous); astype and
+    asarray order an expanded input's dims by stride, transposed (fuzzer finding: contiguous()
+    of the exp of an expanded tensor recorded a copy)."""
+    return np.positive(x, dtype=np.float64)
 
 
 _BOOL_UNARY_MESSAGES = {
