@@ -808,11 +808,22 @@ _MUL = Rule("MulBackward0",
             lambda ctx, g: (g * ctx.other if ctx.needs[0] else None,
                             g * ctx.self if ctx.needs[1] else None),
             ("self", "other"), saves={"other": 0, "self": 1})
-# NOTE: torch's div_tensor_other_backward computes -g * ((self / other) / other), in that order.
-_DIV = Rule("DivBackward0",
-            lambda ctx, g: (g / ctx.other if ctx.needs[0] else None,
-                            -g * ((ctx.self / ctx.other) / ctx.other) if ctx.needs[1] else None),
-            ("self", "other"), saves={"other": None, "self": 1})
+def _in_result_dtype(x, g):
+    """A saved operand as torch's backward formulas compute with it: in the gradient's (the
+    result's) dtype. NOTE: torch casts a 0-d operand of another dtype to it; numpy would
+    promote the arithmetic to the 0-d array's dtype (and its overflow with it)."""
+    return x if isinstance(g, Tensor) else np.asarray(x).astype(g.dtype, copy=False)
+
+
+def _div_backward(ctx, g):
+    # NOTE: torch's div_tensor_other_backward computes -g * ((self / other) / other), in that
+    # order, in the result's dtype (fuzzer finding: eye(3) / a float64 1e-30 overflows float32).
+    other = _in_result_dtype(ctx.other, g)
+    return (g / other if ctx.needs[0] else None,
+            -g * ((_in_result_dtype(ctx.self, g) / other) / other) if ctx.needs[1] else None)
+
+
+_DIV = Rule("DivBackward0", _div_backward, ("self", "other"), saves={"other": None, "self": 1})
 _RECIPROCAL = Rule("ReciprocalBackward0", lambda ctx, g: (-g * (ctx.result * ctx.result),),
                    saves={"result": None})
 
@@ -932,9 +943,9 @@ def _pow_scalar_backward(ctx, g):
 
 def _pow_tensor_backward(ctx, g):
     base, exponent = ctx.self, ctx.exponent
-    # NOTE: torch computes both gradients in the result's dtype, to which it casts a 0-d operand
-    # of another dtype (after `exponent - 1`); numpy would promote to the 0-d array's dtype.
-    cast = (lambda x: x) if isinstance(g, Tensor) else (lambda x: np.asarray(x).astype(g.dtype, copy=False))
+    # NOTE: torch computes both gradients in the result's dtype (after `exponent - 1`).
+    def cast(x):
+        return _in_result_dtype(x, g)
     grad_base = grad_exponent = None
     if ctx.needs[0]:
         if v_data(exponent).dtype == np.bool_:
