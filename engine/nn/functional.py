@@ -593,9 +593,10 @@ def linear(input, weight, bias=None) -> Tensor:
     """input @ weight.T + bias, composed as torch 2.13 composes it.
 
     NOTE: torch fuses bias and product into one addmm (node AddmmBackward0) for a 2-d
-    input, and for other inputs flattens them to 2-d around an addmm (ViewBackward0 on top)
-    when the bias is 1-d or holds one value per output feature; otherwise it adds the bias
-    in place to matmul(input, weight.t()) (AddBackward0).
+    input, and for other contiguous inputs flattens them to 2-d around an addmm (ViewBackward0
+    on top) when the bias is 1-d or holds one value per output feature; otherwise (a
+    non-contiguous input too: fuzzer finding, a diagonal) it adds the bias in place to
+    matmul(input, weight.t()) (AddBackward0).
     """
     _check_tensor(input, "linear")
     _check_tensor(weight, "linear", "weight", 2)
@@ -612,7 +613,7 @@ def linear(input, weight, bias=None) -> Tensor:
     if input.ndim == 2:
         return _addmm(bias, input, weight_t)
     out_features = weight._data.shape[0]
-    if bias.ndim == 1 or (bias.ndim >= 1 and bias.numel() == out_features):
+    if input._data.flags.c_contiguous and (bias.ndim == 1 or (bias.ndim >= 1 and bias.numel() == out_features)):
         shape = input._data.shape
         rows = int(np.prod(shape[:-1], dtype=np.int64))
         flat = _addmm(bias, _reshape(input, (rows, shape[-1])), weight_t)

@@ -1023,3 +1023,25 @@ def test_pointwise_loss_gradients_with_a_graph_are_torchs_backward_nodes(loss, i
             np.testing.assert_allclose(mine[-1], reference[-1], rtol=1e-6)
         else:
             assert mine == reference
+
+
+LINEAR_INPUTS = {
+    "contiguous 3-d": lambda b: b.ones(2, 5, 3, requires_grad=True) * 1,
+    "transposed 3-d": lambda b: b.ones(2, 3, 5, requires_grad=True).transpose(1, 2),
+    "expanded 3-d": lambda b: b.ones(1, 5, 3, requires_grad=True).expand(2, 5, 3),
+    "diagonal": lambda b: b.diagonal(b.ones(3, 3, requires_grad=True)),
+    "strided 1-d": lambda b: b.ones(6, requires_grad=True)[::2],
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINEAR_INPUTS))
+def test_linear_flattens_only_a_contiguous_input_as_torch(name):
+    # Fuzzer finding: linear of a diagonal (1-d, not contiguous) with a bias is matmul then
+    # add_ in torch (AddBackward0), not the flattened addmm (ViewBackward0) of contiguous inputs.
+    def program(b):
+        x = LINEAR_INPUTS[name](b)
+        weight = b.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], requires_grad=True)
+        out = b.nn.functional.linear(x, weight, b.tensor([0.25, -0.5], requires_grad=True))
+        out.sum().backward()
+        return out.grad_fn.name(), out.detach().numpy().tolist(), weight.grad.numpy().tolist()
+    assert program(engine) == program(torch)
