@@ -1154,7 +1154,7 @@ def _product(rule, a: Tensor, b: Tensor, **attrs) -> Tensor:
 
 
 # The products check sizes, then dtypes, then bool support, in torch's order and words
-# (dot: dtypes first).
+# (dot: dtypes first; bmm: bool before dtypes).
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
     if a.dtype is not b.dtype:
@@ -1197,10 +1197,12 @@ def _bmm(a: Tensor, b: Tensor) -> Tensor:
     if (n2, k2) != (n, k):
         raise RuntimeError(
             f"Expected size for first two dimensions of batch2 tensor to be: [{n}, {k}] but got: [{n2}, {k2}].")
+    # NOTE: bmm's kernel refuses a bool first operand before comparing dtypes (fuzzer finding:
+    # matmul of a bool batch by a float matrix).
+    _not_for_bool(a, "bmm")
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected scalar type {a.dtype.scalar_name} "
                            f"but found {b.dtype.scalar_name}")
-    _not_for_bool(a, "bmm")
     return _product(_BMM, a, b)
 
 
