@@ -629,7 +629,15 @@ def _via_float64(fn, x: np.ndarray) -> np.ndarray:
     see _VIA_FLOAT64)."""
     if x.size > _VIA_FLOAT64_MAX_NUMEL:
         return fn(x)
-    return fn(x.astype(np.float64)).astype(np.float32)
+    return fn(_float64_copy(x)).astype(np.float32)
+
+
+def _float64_copy(x: np.ndarray) -> np.ndarray:
+    """`x` in float64, laid out as any op's result. NOTE: a ufunc's copy follows the layout
+    rule of numpy's other results (torch's, for an expanded input: contiguous); astype and
+    asarray order an expanded input's dims by stride, transposed (fuzzer finding: contiguous()
+    of the exp of an expanded tensor recorded a copy)."""
+    return np.positive(x, dtype=np.float64)
 
 
 _BOOL_UNARY_MESSAGES = {
@@ -853,11 +861,22 @@ _MUL = Rule("MulBackward0",
             lambda ctx, g: (g * ctx.other if ctx.needs[0] else None,
                             g * ctx.self if ctx.needs[1] else None),
             ("self", "other"), saves={"other": 0, "self": 1})
-# NOTE: torch's div_tensor_other_backward computes -g * ((self / other) / other), in that order.
-_DIV = Rule("DivBackward0",
-            lambda ctx, g: (g / ctx.other if ctx.needs[0] else None,
-                            -g * ((ctx.self / ctx.other) / ctx.other) if ctx.needs[1] else None),
-            ("self", "other"), saves={"other": None, "self": 1})
+def _in_result_dtype(x, g):
+    """A saved operand as torch's backward formulas compute with it: in the gradient's (the
+    result's) dtype. NOTE: torch casts a 0-d operand of another dtype to it; numpy would
+    promote the arithmetic to the 0-d array's dtype (and its overflow with it)."""
+    return x if isinstance(g, Tensor) else np.asarray(x).astype(g.dtype, copy=False)
+
+
+def _div_backward(ctx, g):
+    # NOTE: torch's div_tensor_other_backward computes -g * ((self / other) / other), in that
+    # order, in the result's dtype (fuzzer finding: eye(3) / a float64 1e-30 overflows float32).
+    other = _in_result_dtype(ctx.other, g)
+    return (g / other if ctx.needs[0] else None,
+            -g * ((_in_result_dtype(ctx.self, g) / other) / other) if ctx.needs[1] else None)
+
+
+_DIV = Rule("DivBackward0", _div_backward, ("self", "other"), saves={"other": None, "self": 1})
 _RECIPROCAL = Rule("ReciprocalBackward0", lambda ctx, g: (-g * (ctx.result * ctx.result),),
                    saves={"result": None})
 
@@ -977,9 +996,9 @@ def _pow_scalar_backward(ctx, g):
 
 def _pow_tensor_backward(ctx, g):
     base, exponent = ctx.self, ctx.exponent
-    # NOTE: torch computes both gradients in the result's dtype, to which it casts a 0-d operand
-    # of another dtype (after `exponent - 1`); numpy would promote to the 0-d array's dtype.
-    cast = (lambda x: x) if isinstance(g, Tensor) else (lambda x: np.asarray(x).astype(g.dtype, copy=False))
+    # NOTE: torch computes both gradients in the result's dtype (after `exponent - 1`).
+    def cast(x):
+        return _in_result_dtype(x, g)
     grad_base = grad_exponent = None
     if ctx.needs[0]:
         if v_data(exponent).dtype == np.bool_:
@@ -1188,7 +1207,7 @@ def _product(rule, a: Tensor, b: Tensor, **attrs) -> Tensor:
 
 
 # The products check sizes, then dtypes, then bool support, in torch's order and words
-# (dot: dtypes first).
+# (dot: dtypes first; bmm: bool before dtypes).
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
     if a.dtype is not b.dtype:
@@ -1231,10 +1250,12 @@ def _bmm(a: Tensor, b: Tensor) -> Tensor:
     if (n2, k2) != (n, k):
         raise RuntimeError(
             f"Expected size for first two dimensions of batch2 tensor to be: [{n}, {k}] but got: [{n2}, {k2}].")
+    # NOTE: bmm's kernel refuses a bool first operand before comparing dtypes (fuzzer finding:
+    # matmul of a bool batch by a float matrix).
+    _not_for_bool(a, "bmm")
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected scalar type {a.dtype.scalar_name} "
                            f"but found {b.dtype.scalar_name}")
-    _not_for_bool(a, "bmm")
     return _product(_BMM, a, b)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _dtype, _ops
 from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor, _errstate, _iterator_layout,
-                   _float_dtype, _rounded, _scalar_tensor, _unary_float, record, v_data, v_exp,
+                   _float64_copy, _float_dtype, _rounded, _scalar_tensor, _unary_float, record, v_data, v_exp,
                    v_masked_zero, v_where)
 from ._tensor import Tensor
 
@@ -134,7 +134,7 @@ _erf_scalar = np.frompyfunc(math.erf, 1, 1)
 
 def _erf(x: np.ndarray) -> np.ndarray:
     # math.erf in double precision, rounded once to the input's dtype.
-    return np.asarray(_erf_scalar(np.asarray(x, np.float64)), np.float64).astype(x.dtype)
+    return np.asarray(_erf_scalar(_float64_copy(x)), np.float64).astype(x.dtype)
 
 
 def expm1(input) -> Tensor:
@@ -623,7 +623,7 @@ def atan2(input, other) -> Tensor:
         y, x = _as(a, dt), _as(b, dt)
         # Rounded as torch's kernel rounds (see _ops._VIA_FLOAT64).
         data = np.arctan2(y, x) if dt.np != np.float32 else \
-            np.arctan2(y.astype(np.float64), x.astype(np.float64)).astype(np.float32)
+            np.arctan2(_float64_copy(y), _float64_copy(x)).astype(np.float32)
     return record(_ATAN2, (a, b), _laid_out(data, a, b), dt)
 
 

@@ -471,9 +471,19 @@ def _var_std(op: str, input, dim, unbiased, keepdim, correction) -> Tensor:
     # NOTE: torch's var/std kernel accumulates float32 in double: squares of 1e30 do not overflow.
     wide = x.astype(np.float64) if x.dtype == np.float32 else x
     with _errstate():
-        centered = wide - _np_mean(wide, axes, keepdims=True)
-        data = np.sum(centered * centered, axis=axes, keepdims=keep) / np.asarray(
-            np.maximum(count - correction, 0), dtype=wide.dtype)
+        if out_numel <= 1 and x.size:
+            # NOTE: for one output torch's std_var_all_cpu takes the mean in the input's dtype
+            # (self.mean(): a float32 mean of equal values may differ from them), then adds the
+            # squared deviations from it in double, one by one in memory order (fuzzer
+            # finding: std of six equal float32 values is 5.2e-7, not 0).
+            deviations = np.ravel(wide, order="K") - np.float64(_np_mean(x))
+            squares = np.cumsum(deviations * deviations)[-1]
+            data = np.asarray(squares / np.maximum(np.float64(count - correction), 0)).reshape(
+                _keep_shape(x.shape, axes) if keep else ())
+        else:
+            centered = wide - _np_mean(wide, axes, keepdims=True)
+            data = np.sum(centered * centered, axis=axes, keepdims=keep) / np.asarray(
+                np.maximum(count - correction, 0), dtype=wide.dtype)
         if op == "std":
             data = np.sqrt(data)
         data = data.astype(x.dtype)

@@ -273,7 +273,8 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Te
     _native_args("leaky_relu", input, negative_slope)
     _float_input("leaky_relu", "leaky_relu_cpu", input)
     x = input._data
-    data = np.where(x > 0, x, x * np.asarray(negative_slope, x.dtype))
+    with _errstate():   # (x * slope overflows where x > 0 picks x: no warning, as torch)
+        data = np.where(x > 0, x, x * np.asarray(negative_slope, x.dtype))
     return record(_LEAKY_RELU, (input,), data, input.dtype, negative_slope=negative_slope)
 
 
@@ -472,6 +473,44 @@ _SOFTMAX = Rule("SoftmaxBackward0",
                 saves={"result": None})
 
 
+def _two_product(a: np.ndarray, b: np.ndarray) -> tuple:
+    """(p, e) with p = fl(a * b) and a * b = p + e exactly (Dekker's product, Veltkamp's split;
+    finite float64 operands below 2**996)."""
+    p = a * b
+
+    def halves(x):
+        scaled = 134217729.0 * x   # 2**27 + 1
+        high = scaled - (scaled - x)
+        return high, x - high
+    (ah, al), (bh, bl) = halves(a), halves(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _fused_subtract_product(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """c - a * b rounded once, as a fused multiply-add: computed in float64 from the exact
+    product and sum (Dekker, Knuth), then in c's dtype; where a term is not finite or too large
+    for the split, the plain c - a * b. (The last float64 addition, and for float32 the cast,
+    can round twice in rare ties: not an FMA to the last bit there.)"""
+    a64, b64, c64 = (np.asarray(v, np.float64) for v in (a, b, c))
+    with _errstate():
+        plain = c64 - a64 * b64
+        p, e = _two_product(a64, b64)
+        s = c64 - p
+        back = s - c64
+        t = (c64 - (s - back)) + (-p - back)   # c - p = s + t exactly (Knuth's two-sum)
+        fused = s + (t - e)
+        exact = np.isfinite(fused) & (np.abs(a64) < 2.0 ** 996) & (np.abs(b64) < 2.0 ** 996)
+    return np.where(exact, fused, plain).astype(np.result_type(c), copy=False)
+
+
+def _log_softmax_grad(g: np.ndarray, y: np.ndarray, dim) -> np.ndarray:
+    """torch's _log_softmax_backward_data kernel: g - exp(y) * sum(g), the product and the
+    difference fused into one multiply-add (its vectorized loop, compiled with FMA): where they
+    nearly cancel, the rounding of the product decides the result (fuzzer finding: 0 against
+    -6.7e21 at gradients of 1.2e38)."""
+    return _fused_subtract_product(g, _ops._np_exp(y), np.sum(g, axis=dim, keepdims=True))
+
+
 def _log_softmax_backward(ctx, g):
     if isinstance(g, Tensor):
         # NOTE: with create_graph torch records _log_softmax_backward_data as one node,
@@ -479,9 +518,9 @@ def _log_softmax_backward(ctx, g):
         # own formulas (see below): their rounding, not that of the composed ops, is torch's
         # (fuzzer finding: a second-order gradient that cancels exactly when composed).
         y = ctx.result
-        data = g._data - np.exp(y._data) * np.sum(g._data, axis=ctx.dim, keepdims=True)
-        return (record(_LOG_SOFTMAX_BACKWARD, (g, y), data, g.dtype, dim=ctx.dim),)
-    return (g - v_exp(ctx.result) * v_sum(g, ctx.dim, True),)
+        return (record(_LOG_SOFTMAX_BACKWARD, (g, y), _log_softmax_grad(g._data, y._data, ctx.dim), g.dtype,
+                       dim=ctx.dim),)
+    return (_log_softmax_grad(g, ctx.result, ctx.dim),)
 
 
 def _log_softmax_double_backward(ctx, gg):
@@ -554,9 +593,10 @@ def linear(input, weight, bias=None) -> Tensor:
     """input @ weight.T + bias, composed as torch 2.13 composes it.
 
     NOTE: torch fuses bias and product into one addmm (node AddmmBackward0) for a 2-d
-    input, and for other inputs flattens them to 2-d around an addmm (ViewBackward0 on top)
-    when the bias is 1-d or holds one value per output feature; otherwise it adds the bias
-    in place to matmul(input, weight.t()) (AddBackward0).
+    input, and for other contiguous inputs flattens them to 2-d around an addmm (ViewBackward0
+    on top) when the bias is 1-d or holds one value per output feature; otherwise (a
+    non-contiguous input too: fuzzer finding, a diagonal) it adds the bias in place to
+    matmul(input, weight.t()) (AddBackward0).
     """
     _check_tensor(input, "linear")
     _check_tensor(weight, "linear", "weight", 2)
@@ -573,7 +613,7 @@ def linear(input, weight, bias=None) -> Tensor:
     if input.ndim == 2:
         return _addmm(bias, input, weight_t)
     out_features = weight._data.shape[0]
-    if bias.ndim == 1 or (bias.ndim >= 1 and bias.numel() == out_features):
+    if input._data.flags.c_contiguous and (bias.ndim == 1 or (bias.ndim >= 1 and bias.numel() == out_features)):
         shape = input._data.shape
         rows = int(np.prod(shape[:-1], dtype=np.int64))
         flat = _addmm(bias, _reshape(input, (rows, shape[-1])), weight_t)

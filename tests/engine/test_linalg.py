@@ -37,6 +37,10 @@ MISUSE = {
     "bmm sizes": lambda b: b.bmm(_m(b, 2, 2, 3), _m(b, 3, 3, 3)),
     "bmm dtypes": lambda b: b.bmm(_m(b, 2, 2, 3), _m(b, 2, 3, 3, dtype="float64")),
     "bmm bool": lambda b: b.bmm(_m(b, 2, 2, 3, dtype="bool"), _m(b, 2, 3, 3, dtype="bool")),
+    # (fuzzer finding: bmm refuses a bool first operand before comparing dtypes)
+    "bmm bool float": lambda b: b.bmm(_m(b, 2, 2, 3, dtype="bool"), _m(b, 2, 3, 3)),
+    "bmm float bool": lambda b: b.bmm(_m(b, 2, 2, 3), _m(b, 2, 3, 3, dtype="bool")),
+    "matmul bool batch float matrix": lambda b: b.matmul(_m(b, 1, 2, 3, dtype="bool"), _m(b, 1, 3, 2)),
     "mv 1-d": lambda b: b.mv(_m(b, 3), _m(b, 3)),
     "mv 2-d vec": lambda b: b.mv(_m(b, 2, 3), _m(b, 2, 3)),
     "mv 0-d": lambda b: b.mv(b.tensor(1.0), b.tensor(2.0)),

@@ -898,6 +898,34 @@ def test_nll_loss_sums_in_torchs_cascade_order(shape, reduction, weighted, dtype
     assert ours == theirs or (np.isnan(ours) and np.isnan(theirs))
 
 
+def test_leaky_relu_of_huge_positive_values_warns_nothing_as_torch():
+    # Fuzzer finding: x * negative_slope overflowed (numpy's RuntimeWarning) where x > 0 keeps x.
+    caught = []
+    for backend in (engine, torch):
+        with warnings.catch_warnings(record=True) as found:
+            warnings.simplefilter("always")
+            x = backend.tensor([[-2.2, 3e38], [1e-30, float("nan")]], requires_grad=True)
+            backend.nn.functional.leaky_relu(x, negative_slope=2).sum().backward()
+        caught.append([str(w.message) for w in found])
+    assert caught[0] == caught[1] == []
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_log_softmax_gradient_is_torchs_fused_multiply_add(dtype, create_graph):
+    # Fuzzer finding (cross_entropy double backward): g - exp(y) * sum(g) with g all 1.2e38 at
+    # y = -log(5) is -6.7e21 in torch, whose kernel fuses the product and the difference, and
+    # was 0 in the engine, which rounded the product first.
+    def program(b):
+        dt = getattr(b, dtype)
+        x = b.zeros(5, dtype=dt, requires_grad=True)
+        y = b.nn.functional.log_softmax(x, 0)
+        g, = b.autograd.grad(y, x, b.full((5,), 1.2000000001991024e38 if dtype == "float64" else 1.2e37, dtype=dt),
+                             create_graph=create_graph)
+        return g.detach().numpy().tolist()
+    assert program(engine) == program(torch)
+
+
 LAYER_NORM_ROWS = {
     # fuzzer findings: a constant row (its input gradient cancels to exactly 0 in torch), and
     # rows with huge values (torch's float32 variance overflows: rstd 0, and NaN gradients)
@@ -1040,3 +1068,25 @@ def test_pointwise_loss_gradients_with_a_graph_are_torchs_backward_nodes(loss, i
             np.testing.assert_allclose(mine[-1], reference[-1], rtol=1e-6)
         else:
             assert mine == reference
+
+
+LINEAR_INPUTS = {
+    "contiguous 3-d": lambda b: b.ones(2, 5, 3, requires_grad=True) * 1,
+    "transposed 3-d": lambda b: b.ones(2, 3, 5, requires_grad=True).transpose(1, 2),
+    "expanded 3-d": lambda b: b.ones(1, 5, 3, requires_grad=True).expand(2, 5, 3),
+    "diagonal": lambda b: b.diagonal(b.ones(3, 3, requires_grad=True)),
+    "strided 1-d": lambda b: b.ones(6, requires_grad=True)[::2],
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINEAR_INPUTS))
+def test_linear_flattens_only_a_contiguous_input_as_torch(name):
+    # Fuzzer finding: linear of a diagonal (1-d, not contiguous) with a bias is matmul then
+    # add_ in torch (AddBackward0), not the flattened addmm (ViewBackward0) of contiguous inputs.
+    def program(b):
+        x = LINEAR_INPUTS[name](b)
+        weight = b.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], requires_grad=True)
+        out = b.nn.functional.linear(x, weight, b.tensor([0.25, -0.5], requires_grad=True))
+        out.sum().backward()
+        return out.grad_fn.name(), out.detach().numpy().tolist(), weight.grad.numpy().tolist()
+    assert program(engine) == program(torch)

@@ -618,3 +618,28 @@ def test_in_place_float64_results_overflow_a_float32_tensor_silently_as_torch(op
             getattr(x, op)(other)
         outs.append((x.tolist(), [str(w.message) for w in caught]))
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("op", ["exp", "erf", "sin", "tanh", "atan2"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_results_of_an_expanded_input_are_contiguous_as_torch(op, dtype):
+    # Fuzzer finding: exp of x.expand(2, 3) in float32 (computed in float64) had a transposed
+    # layout, so its contiguous() recorded CloneBackward0 where torch returns the tensor itself.
+    def program(b):
+        x = b.tensor([-1.0, 0.5, 2.0], dtype=getattr(b, dtype), requires_grad=True).expand(2, 3)
+        y = b.atan2(x, x) if op == "atan2" else getattr(b, op)(x)
+        return y.contiguous().grad_fn.name(), y.reshape(6).grad_fn.name()
+    assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_div_gradient_by_a_0d_operand_of_another_dtype_is_computed_in_the_result_dtype(inplace):
+    # Fuzzer finding: eye(3).div_(float64 tensor 1e-30): the divisor's gradient -g * ((x / d) / d)
+    # overflows in float32 (the result's dtype) in torch, -inf; numpy promoted it to float64.
+    def program(b):
+        d = b.tensor(1e-30, dtype=b.float64, requires_grad=True)
+        x = b.eye(3)
+        y = x.div_(d) if inplace else x / d
+        y.sum().backward()
+        return y.dtype == b.float32, d.grad.item()
+    assert program(engine) == program(torch)

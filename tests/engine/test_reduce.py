@@ -470,3 +470,18 @@ def test_norm_over_dims_of_size_one_is_abs_as_torch(p, shape, dim):
         out.sum().backward()
         outs.append((out.detach().numpy().tolist(), x.grad.numpy().tolist() if x.grad is not None else None))
     np.testing.assert_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("op", ["var", "std"])
+def test_std_and_var_of_all_elements_are_torchs_two_pass_arithmetic(dtype, transposed, op):
+    # Fuzzer finding: std of six equal float32 values exp(2) is 5.2e-7 in torch, whose single-
+    # output kernel subtracts the mean taken in float32 (not equal to them) and sums in double.
+    def program(b):
+        x = b.exp(b.full((2, 3), 2.0, dtype=getattr(b, dtype), requires_grad=True))
+        x = x.transpose(0, 1) if transposed else x
+        out = getattr(b, op)(x)
+        out.backward()
+        return out.item(), getattr(b, op)(x.detach(), correction=0).item()
+    assert program(engine) == program(torch)

@@ -390,3 +390,22 @@ def test_the_left_out_0d_deprecations_are_warned_once_per_process_by_torch():
     for name, prefix in ZERO_DIM_DEPRECATIONS.items():
         assert len(seen[name]) == 1 and seen[name][0].startswith(prefix), (name, seen[name])
         assert prefix in comparator.ONCE_PER_PROCESS_WARNINGS
+
+
+def test_inf_against_nan_in_a_gradient_through_a_sum_of_products_is_the_summation_order():
+    # Fuzzer finding: the gradient of einsum('ij,jk,kl->il') with terms near 3e38 was NaN in
+    # torch (inf + -inf in its bmm backward) and -inf in the engine's BLAS call.
+    def nan_for_inf(outcome):
+        grad = outcome.grads["x0"]
+        data = np.where(np.isinf(grad.data), np.nan, grad.data)
+        return replace(outcome, grads={**outcome.grads, "x0": Array(grad.dtype, data)})
+    x0 = Input("x0", (1, 2), "float64", [[1.5, -2.5]], True)
+    x1 = Input("x1", (2, 1), "float64", [[np.inf], [1.0]], True)
+    matmul = Program((x0, x1), (Step("matmul", "function", (Ref("x0"), Ref("x1")), {}, "v0"),),
+                     Action(SUM_BACKWARD, "v0"))
+    verdict = verdict_for(matmul, nan_for_inf)
+    assert verdict.kind == "match" and any("inf against NaN" in note for note in verdict.notes)
+    # A gradient that passed pointwise ops only has no summation order: it still diverges.
+    scaled_by_inf = Program((x0,), (Step("mul", "function", (Ref("x0"), Literal(float("inf"))), {}, "v0"),),
+                            Action(SUM_BACKWARD, "v0"))
+    assert verdict_for(scaled_by_inf, nan_for_inf).kind == "gradient"
