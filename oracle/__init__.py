@@ -5,7 +5,7 @@ finite-difference gradients that adjudicate gradient divergences.
     >>> outcome = run_torch(program)            # the reference Outcome
     >>> numerical_gradient(program)["x0"]       # float64 central differences
 """
-from oracle.numerical import numerical_gradient
+from oracle.numerical import finite_difference_noise, numerical_gradient
 from oracle.reference import normalize_message, run_torch
 
-__all__ = ["run_torch", "normalize_message", "numerical_gradient"]
+__all__ = ["run_torch", "normalize_message", "numerical_gradient", "finite_difference_noise"]

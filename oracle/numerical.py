@@ -8,8 +8,9 @@ from fuzz import interpreter
 from fuzz.program import BACKWARD_GRADIENT, DTYPES, RETAIN_GRAD, Program
 
 
-def _loss(program: Program, leaves: dict[str, np.ndarray]) -> float:
-    """The scalar the action differentiates, on float64 torch tensors built from ``leaves``."""
+def _evaluated(program: Program, leaves: dict[str, np.ndarray]) -> tuple[float, dict]:
+    """The scalar the action differentiates, on float64 torch tensors built from ``leaves``,
+    and every value the program made on the way."""
     # Copies: an in-place step on an input must not move the point being differentiated at.
     env = {name: torch.from_numpy(array.copy()) for name, array in leaves.items()}
     with torch.no_grad():
@@ -21,7 +22,43 @@ def _loss(program: Program, leaves: dict[str, np.ndarray]) -> float:
         if program.action.kind == BACKWARD_GRADIENT:
             target = target * torch.tensor(program.action.gradient, dtype=target.dtype)
         # For a scalar target, plain backward() differentiates the target itself, which is its sum.
-        return float(target.sum())
+        return float(target.sum()), env
+
+
+def _loss(program: Program, leaves: dict[str, np.ndarray]) -> float:
+    return _evaluated(program, leaves)[0]
+
+
+# The loss's rounding error, in units of float64's epsilon times the largest magnitude the
+# program computes on the way (a generous count of the roundings that can add up).
+ROUNDINGS = 64
+
+
+def finite_difference_noise(program: Program, *, step: float = 1e-6) -> dict[str, np.ndarray] | None:
+    """Per requires_grad input, how far `numerical_gradient` may be off by rounding alone.
+
+    The loss is computed through values up to some magnitude M, so its rounding error can be
+    ~ROUNDINGS * eps * M whatever the loss's own size (x0 @ [-1e30, 1e30, 0.5] sums to 0 or to
+    0.5 depending on the order of the terms); divided by the step, that bounds the error of a
+    central difference. Where it exceeds the difference of two gradients, finite differences
+    cannot tell them apart. None where `numerical_gradient` is None.
+    """
+    multiple = program.loss_multiple()
+    if multiple is None:
+        return None
+    program = program.with_dtype("float64")
+    leaves = {tensor.name: np.array(tensor.values, dtype=np.float64 if tensor.dtype in DTYPES else tensor.dtype)
+              for tensor in program.inputs}
+    try:
+        loss, env = _evaluated(program, leaves)
+    except Exception:  # noqa: BLE001  (as numerical_gradient: no loss, no opinion)
+        return None
+    magnitudes = [abs(loss)] + [float(np.max(np.abs(finite), initial=0.0))
+                                for value in env.values() if isinstance(value, torch.Tensor) and value.is_floating_point()
+                                for finite in [value.detach().numpy()[np.isfinite(value.detach().numpy())]]]
+    rounding = ROUNDINGS * np.finfo(np.float64).eps * max(magnitudes)
+    return {tensor.name: multiple * rounding / (step * np.maximum(1.0, np.abs(leaves[tensor.name])))
+            for tensor in program.inputs if tensor.requires_grad}
 
 
 def numerical_gradient(program: Program, *, step: float = 1e-6) -> dict[str, np.ndarray] | None:

@@ -485,3 +485,20 @@ def test_std_and_var_of_all_elements_are_torchs_two_pass_arithmetic(dtype, trans
         out.backward()
         return out.item(), getattr(b, op)(x.detach(), correction=0).item()
     assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("op", ["std", "var"])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("shape, dim", [((1, 1), 1), ((1,), 0), ((2, 1), 1), ((1, 3, 1), (0, 2)), ((1, 1, 1), -1),
+                                        ((1, 1), (0, 1)), ((), None)])
+def test_std_and_var_with_one_output_keep_torchs_shape(op, keepdim, shape, dim):
+    # Fuzzer finding: std(x of shape (1, 1), dim=1) is a (1,) tensor; the one-output arithmetic
+    # path returned a 0-d result.
+    results = []
+    for b in (torch, engine):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            x = b.full(shape, 2.5, requires_grad=True)
+            out = getattr(b, op)(x) if dim is None else getattr(b, op)(x, dim=dim, keepdim=keepdim, correction=0)
+        results.append((tuple(out.shape), out.detach().numpy().tolist()))
+    assert results[1] == results[0]

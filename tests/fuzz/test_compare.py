@@ -188,6 +188,25 @@ def test_torchs_stack_gradient_after_repeated_backward_is_judged_torchs_fault(re
     assert not compare(reference, right, program).torch_at_fault
 
 
+def test_finite_differences_have_no_opinion_where_the_loss_rounds_away_the_difference():
+    # Fuzzer finding: x0 @ x1 with a row [-1.6, 2.2, -1e30, 1e30] in x1. Its sum is 0.55 or 0
+    # by the order of the terms (torch's BLAS 0.55, numpy's 0); finite differences of a loss
+    # through 1e30 carry rounding of ~1e14 / step, so they cannot say which one is right.
+    x1 = [[-1.37, 0.5], [-3.43, 0.75], [-1.6451281090811227, 2.1969375255748256], [-1e30, 1e30]]
+    program = Program((Input("x0", (1, 4), "float64", [[0.0, 0.0, 0.0, 0.0]], True),
+                       Input("x1", (4, 2), "float64", x1, False)),
+                      (Step("mm", "function", (Ref("x0"), Ref("x1")), {}, "v0"),), Action(SUM_BACKWARD, "v0"))
+    reference = oracle.run_torch(program)
+    grads = reference.grads["x0"].data.copy()
+    grads[0, 3] = grads[0, 3] + 0.55      # the other summation order at the cancelling row
+    verdict = compare(with_grad(reference, grads), reference, program)
+    assert (verdict.kind, verdict.adjudication) == ("gradient", comparator.UNRESOLVED)
+    assert not verdict.torch_at_fault
+    noise = oracle.finite_difference_noise(program)["x0"]
+    assert noise.shape == (1, 4) and noise.min() > 1e15
+    assert oracle.finite_difference_noise(scaled([1.0, -3.0], dtype="float64", op="mul", factor=3.0))["x0"].max() < 1e-6
+
+
 def test_hooks_leave_finite_differences_without_an_opinion():
     program = Program((Input("x0", (2,), "float64", [1.0, 2.0], True),),
                       (Step("register_hook", "method", (Ref("x0"), Literal(3.0)), {}, "v0"),
