@@ -26,6 +26,8 @@ _FREED_MESSAGE = (
 
 
 _SEQUENCE = itertools.count()
+_next_seq = _SEQUENCE.__next__     # a node's creation number (backward runs later nodes first)
+_RUN_AT_ONCE_SEQ = sys.maxsize     # see new_node
 
 
 class _GradMode:
@@ -207,7 +209,7 @@ def new_node(cls, backward, edges: tuple, input_meta, needs, saved: tuple, attrs
     """
     node = _new(cls)
     node.__dict__ = attrs
-    node._seq = next(_SEQUENCE)       # creation order: backward runs later nodes first
+    node._seq = _next_seq()           # creation order: backward runs later nodes first
     node._backward = backward
     node.next_functions = edges
     node._input_meta = input_meta
@@ -218,7 +220,7 @@ def new_node(cls, backward, edges: tuple, input_meta, needs, saved: tuple, attrs
     if cls._run_at_once:
         # NOTE: torch gives the nodes of ops without a derivative (NotImplemented) the highest
         # sequence number, like AccumulateGrad: among them, the first edge pushed runs first.
-        node._seq = sys.maxsize
+        node._seq = _RUN_AT_ONCE_SEQ
     return node
 
 

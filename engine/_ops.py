@@ -21,8 +21,8 @@ import threading
 import numpy as np
 
 from . import _dtype
-from ._autograd import NOTHING_SAVED, _GradMode, new_node, node_class
-from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _wrap_dim, is_inference_tensor
+from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, _GradMode, _next_seq, new_node, node_class
+from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
 # ---------------------------------------------------------------------------------
 # Recording machinery
@@ -55,13 +55,15 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     `inputs` are tensors, or `WrappedNumber`s for Python numbers. `attrs` are values the
     rule reads besides the saved tensors; this call's own dict of them becomes the node's.
 
-    This runs once per op, so it is written for speed: no helper calls on the
-    common path.
+    This runs once per op, so it is written for speed: the one- and two-input cases are
+    spelled out (no helper calls, no comprehensions, no tuples built where a constant does),
+    and the node is made here rather than by `new_node`.
     """
     if type(data) is not np.ndarray:   # numpy returns scalars from 0-d computations
         data = np.asarray(data)
-    if data.dtype is not dt.np and data.dtype != dt.np:
-        data = data.astype(dt.np)
+    npdt = dt.np
+    if data.dtype is not npdt and data.dtype != npdt:
+        data = data.astype(npdt)
     if not _GradMode.enabled:
         return _plain(data, dt, inputs)
     for t in inputs:
@@ -70,24 +72,28 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
             break
     else:
         return _plain(data, dt, inputs)
-    out = Tensor._make(data, dt, True)
+    out = _make_tensor(data, dt, True)
     if data.base is not None:
         _link_view(out, inputs)
     # NOTE: torch computes an input's gradient, and saves what only that gradient uses, when
     # the input's edge is valid (should_compute_output), not when it requires grad: a view
     # of a leaf made under no_grad requires grad yet has neither node nor accumulator.
-    if len(inputs) == 1:    # the common sizes without lists (a comprehension is a call in Python 3.11)
-        edge = _edge(inputs[0])
-        edges, meta, needs = (edge,), ((inputs[0]._data.shape, inputs[0].dtype),), (edge[0] is not None,)
-    elif len(inputs) == 2:
+    n = len(inputs)
+    if n == 1:
+        a = inputs[0]
+        edge = _edge(a)
+        edges, meta = (edge,), ((a._data.shape, a.dtype),)
+        needs = _NEEDS_ONE if edge[0] is not None else _NEEDS_NONE
+    elif n == 2:
         a, b = inputs
         edge = _edge(a)
         if type(b) is WrappedNumber:     # `tensor op number`: the number is outside the graph
-            edges, meta, needs = (edge, _NO_EDGE), ((a._data.shape, a.dtype), _NO_META), (edge[0] is not None, False)
+            edges, meta = (edge, _NO_EDGE), ((a._data.shape, a.dtype), _NO_META)
+            needs = _NEEDS_FIRST if edge[0] is not None else _NEEDS_NEITHER
         else:
             other_edge = _edge(b)
             edges, meta = (edge, other_edge), ((a._data.shape, a.dtype), (b._data.shape, b.dtype))
-            needs = (edge[0] is not None, other_edge[0] is not None)
+            needs = _NEEDS_TWO[edge[0] is not None][other_edge[0] is not None]
     else:
         edges = tuple(map(_edge, inputs))
         meta = tuple((t._data.shape, t.dtype) for t in inputs)
@@ -105,8 +111,27 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
             "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
             "`torch.inference_mode()`.")
     # (out's version is the one of its base for a view, which _link_view set as _view_version.)
-    out._grad_fn = new_node(rule.node, rule.backward, edges, meta, needs, saved, attrs)
+    # The node, as `new_node` makes it.
+    cls = rule.node
+    node = _new(cls)
+    node.__dict__ = attrs
+    node._seq = _next_seq() if not cls._run_at_once else _RUN_AT_ONCE_SEQ
+    node._backward = rule.backward
+    node.next_functions = edges
+    node._input_meta = meta
+    node.needs = needs
+    node._saved = saved
+    node._pre_hooks = None
+    node._retained = None
+    out._grad_fn = node
     return out
+
+
+# `needs` of a node by which inputs want a gradient (shared constants: no tuple per node).
+_NEEDS_ONE, _NEEDS_NONE = (True,), (False,)
+_NEEDS_FIRST, _NEEDS_NEITHER = (True, False), (False, False)
+_NEEDS_TWO = ((_NEEDS_NEITHER, (False, True)), (_NEEDS_FIRST, (True, True)))
+_new = object.__new__
 
 
 def _edge(t) -> tuple:
@@ -131,7 +156,7 @@ def save_for_backward(out: Tensor, name: str, tensor: Tensor) -> None:
 
 
 def _plain(data, dt, inputs) -> Tensor:
-    out = Tensor._make(data, dt)
+    out = _make_tensor(data, dt, False)
     if data.base is not None:
         _link_view(out, inputs)
         if out._base is not None and out._base._requires_grad and dt.is_floating_point:
