@@ -610,7 +610,7 @@ def _unary_float(op: str, rule: Rule, fn, input) -> Tensor:
             raise RuntimeError(_BOOL_UNARY_MESSAGES[op])
         dt = _float_dtype(input.dtype) if op not in ("relu", "neg") else input.dtype
         x = _as(input, dt)
-    if x.dtype == np.float32 and op in _VIA_FLOAT64:
+    if dt is _dtype.float32 and op in _VIA_FLOAT64:
         return record(rule, (input,), _quietly(_via_float64, fn, x), dt)
     return record(rule, (input,), _quietly(fn, x), dt)
 
@@ -636,7 +636,16 @@ def _via_float64(fn, x: np.ndarray) -> np.ndarray:
     see _VIA_FLOAT64)."""
     if x.size > _VIA_FLOAT64_MAX_NUMEL:
         return fn(x)
-    return fn(x.astype(np.float64)).astype(np.float32)
+    return fn(x.astype(_F64)).astype(_F32)
+
+
+# numpy's float dtypes as dtype objects: comparing an array's dtype with one (by identity first)
+# costs a fraction of comparing it with the scalar type np.float32.
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def _is_f32(a: np.ndarray) -> bool:
+    return a.dtype is _F32 or a.dtype == _F32
 
 
 _BOOL_UNARY_MESSAGES = {
@@ -693,11 +702,9 @@ def _one_minus_square(y: np.ndarray) -> np.ndarray:
     rounding), on small and large tensors alike; float32 products are exact in float64, so
     this agrees with it (numpy's two float32 roundings agree on ~40 % of inputs).
     """
-    if y.dtype == np.float32:
-        wide = y.astype(np.float64)     # a new array: the arithmetic runs in it, without temporaries
-        np.multiply(wide, wide, out=wide)
-        np.subtract(1, wide, out=wide)
-        return wide.astype(np.float32)
+    if _is_f32(y):
+        wide = y.astype(_F64)
+        return (_ONE[_F64] - wide * wide).astype(_F32)
     square = y * y
     if type(square) is np.ndarray:
         return np.subtract(_ONE.get(y.dtype, 1), square, out=square)
@@ -708,7 +715,7 @@ def _times(g, r: np.ndarray):
     """g * r, written into r when r is a temporary that can hold the product (same shape and
     dtype, not 0-d: numpy gives 0-d products as scalars); large backward computations then
     allocate one array instead of one per operation."""
-    if type(g) is np.ndarray and g.shape == r.shape and g.dtype == r.dtype and r.ndim:
+    if type(g) is np.ndarray and r.ndim and g.shape == r.shape and g.dtype is r.dtype:
         return np.multiply(g, r, out=r)
     return g * r
 
@@ -732,7 +739,7 @@ def v_sigmoid_backward(g, y):
 def _sigmoid(x):
     # exp(-x) overflows to inf for very negative x, giving exactly 0, as torch does.
     x = np.asarray(x)
-    if x.ndim == 0 or (x.dtype == np.float32 and x.size <= _VIA_FLOAT64_MAX_NUMEL):
+    if x.ndim == 0 or (_is_f32(x) and x.size <= _VIA_FLOAT64_MAX_NUMEL):
         return 1 / (1 + _np_exp(-x))
     e = np.negative(x)     # a large array: 1 / (1 + exp(-x)) computed in this one new array
     np.exp(e, out=e)
@@ -747,8 +754,9 @@ def _np_exp(x):
 
 def _rounded(fn, x):
     """A numpy transcendental function, rounded as torch's kernel rounds (see _VIA_FLOAT64)."""
-    x = np.asarray(x)
-    return _via_float64(fn, x) if x.dtype == np.float32 else fn(x)
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    return _via_float64(fn, x) if _is_f32(x) else fn(x)
 
 
 def neg(input) -> Tensor:
@@ -785,11 +793,35 @@ def _arithmetic_operands(op: str, input, other):
     `WrappedNumber` (an operand outside the graph, cheaper than a tensor)."""
     if type(other) in _WEAK_NUMBERS and isinstance(input, Tensor) and input.dtype.is_floating_point:
         dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
-        return input, WrappedNumber(_number_array(other, dt), dt), dt
+        return input, _wrapped_number(other, dt), dt
     return _binary_operands(op, input, other)
 
 
 _WEAK_NUMBERS = (float, int)   # exact types: a bool is not weak the same way
+
+
+def _wrapped_number(value, dt) -> WrappedNumber:
+    """`value` as a WrappedNumber of `dt`, made once per (value, dtype): programs reuse their
+    constants (`y * 0.9` in a loop), and a WrappedNumber never changes (its array is read-only).
+
+    Zeros are not cached: 0.0 and -0.0 are one key of a dict. NaNs miss (nan != nan) and are
+    made anew. The cache is emptied when it grows large (programs with ever new numbers).
+    """
+    key = (value, dt)
+    wrapped = _WRAPPED.get(key)
+    if wrapped is None:
+        array = _number_array(value, dt)
+        array.flags.writeable = False
+        wrapped = WrappedNumber(array, dt)
+        if value != 0:
+            if len(_WRAPPED) >= _WRAPPED_MAX:
+                _WRAPPED.clear()
+            _WRAPPED[key] = wrapped
+    return wrapped
+
+
+_WRAPPED: dict = {}
+_WRAPPED_MAX = 1024
 
 
 def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -> Tensor:

@@ -399,7 +399,7 @@ class WrappedNumber:
         self.dtype = dt
 
     def as_tensor(self) -> Tensor:
-        return Tensor._make(self._data, self.dtype)
+        return Tensor._make(self._data.copy(), self.dtype)   # (a writable array of its own)
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:
