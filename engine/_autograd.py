@@ -384,6 +384,9 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                     _accumulate(inputs[captures[node][0]], g, create_graph)
             if type(node) is AccumulateGrad:
                 if accumulate and inputs is None and g is not None:
+                    # (The loop's other names for the gradient let go of it first: `_accumulate`
+                    # adopts a first gradient nothing else refers to.)
+                    ig = input_grads = None
                     _accumulate(node.variable, g, create_graph)
                 node = None
                 continue
@@ -563,6 +566,11 @@ def _accumulate(variable, g, create_graph):
         else:
             variable._grad = variable._grad + g
     elif variable._grad is None:
+        if _adoptable(g, variable._data):
+            # NOTE: torch's AccumulateGrad steals a first gradient that nothing else references
+            # and that is laid out like the leaf, instead of copying it.
+            variable._grad = Tensor._make(g, variable.dtype)
+            return
         # NOTE: torch's gradient layout contract: a leaf's first gradient is laid out like the
         # leaf (the gradient of a weight used transposed arrives transposed), so that updates
         # such as SGD's `p += lr * grad` run over both arrays in the same memory order.
@@ -574,3 +582,31 @@ def _accumulate(variable, g, create_graph):
     else:
         # NOTE: torch accumulates in place, so references to .grad see the sum.
         np.add(variable._grad._data, g, out=variable._grad._data)
+
+
+def _references(g) -> int:
+    return sys.getrefcount(g)
+
+
+def _count_unshared() -> int:
+    """How many references `_adoptable` sees to an array only its caller holds (as the
+    backward loop holds a gradient: one local name, passed on as an argument)."""
+    def accumulate(g, data):
+        return _references(g)
+    g = np.empty(0)
+    return accumulate(g, None)
+
+
+_UNSHARED = _count_unshared()
+
+
+def _adoptable(g, data: np.ndarray) -> bool:
+    """Whether a plain-backward gradient can become a leaf's `.grad` as it is (torch's
+    AccumulateGrad condition: `new_grad.use_count() <= num_expected_refs` and the layout
+    contract): an array that owns its memory, that nothing but the backward loop refers to
+    (not a tensor's data, a user's gradient, a value a hook kept or an array another edge
+    received), of the leaf's dtype, shape and strides (and of more than one element: below that a
+    copy costs nothing)."""
+    return (type(g) is np.ndarray and g.base is None and g.dtype is data.dtype and g.shape == data.shape
+            and g.strides == data.strides and g.flags.writeable and data.size > 1
+            and _references(g) <= _UNSHARED + 1)   # + 1: `_accumulate`'s own name for it
