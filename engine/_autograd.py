@@ -26,6 +26,8 @@ _FREED_MESSAGE = (
 
 
 _SEQUENCE = itertools.count()
+_next_seq = _SEQUENCE.__next__     # a node's creation number (backward runs later nodes first)
+_RUN_AT_ONCE_SEQ = sys.maxsize     # see new_node
 
 
 class _GradMode:
@@ -215,7 +217,7 @@ def new_node(cls, backward, edges: tuple, input_meta, needs, saved: tuple, attrs
     """
     node = _new(cls)
     node.__dict__ = attrs
-    node._seq = next(_SEQUENCE)       # creation order: backward runs later nodes first
+    node._seq = _next_seq()           # creation order: backward runs later nodes first
     node._backward = backward
     node.next_functions = edges
     node._input_meta = input_meta
@@ -226,7 +228,7 @@ def new_node(cls, backward, edges: tuple, input_meta, needs, saved: tuple, attrs
     if cls._run_at_once:
         # NOTE: torch gives the nodes of ops without a derivative (NotImplemented) the highest
         # sequence number, like AccumulateGrad: among them, the first edge pushed runs first.
-        node._seq = sys.maxsize
+        node._seq = _RUN_AT_ONCE_SEQ
     return node
 
 
@@ -395,14 +397,23 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                     _accumulate(inputs[captures[node][0]], g, create_graph)
             if type(node) is AccumulateGrad:
                 if accumulate and inputs is None and g is not None:
+                    # (The loop's other names for the gradient let go of it first: `_accumulate`
+                    # adopts a first gradient nothing else refers to.)
+                    ig = input_grads = None
                     _accumulate(node.variable, g, create_graph)
                 node = None
                 continue
             if needed is not None and node not in needed:
                 node = None
                 continue
-            if node._saved is NOTHING_SAVED and not create_graph and g is not None:
+            saved = node._saved
+            if saved is NOTHING_SAVED and not create_graph and g is not None:
                 input_grads = node._backward(node, g)    # nothing to check: the rule runs at once
+            elif type(saved) is tuple and not create_graph and g is not None and all_current(saved):
+                # `_apply` spelled out for the common case: saved tensors unmodified, plain backward.
+                input_grads = node._backward(node, g)
+                if not retain_graph:
+                    node._release()
             else:
                 input_grads = node._apply(g, create_graph, not retain_graph)
             edges, meta = node.next_functions, node._input_meta
@@ -448,6 +459,14 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
         return None
     return [None if g is None else as_tensor(g, t.dtype) if not create_graph else g
             for g, t in zip(results, inputs)]
+
+
+def all_current(saved: tuple) -> bool:
+    """Whether no saved (name, tensor, version) entry was modified in place since it was saved."""
+    for _, tensor, version in saved:
+        if tensor._vc[0] != version:
+            return False
+    return True
 
 
 def _consumer_counts(root_nodes) -> dict:
@@ -560,6 +579,11 @@ def _accumulate(variable, g, create_graph):
         else:
             variable._grad = variable._grad + g
     elif variable._grad is None:
+        if _adoptable(g, variable._data):
+            # NOTE: torch's AccumulateGrad steals a first gradient that nothing else references
+            # and that is laid out like the leaf, instead of copying it.
+            variable._grad = Tensor._make(g, variable.dtype)
+            return
         # NOTE: torch's gradient layout contract: a leaf's first gradient is laid out like the
         # leaf (the gradient of a weight used transposed arrives transposed), so that updates
         # such as SGD's `p += lr * grad` run over both arrays in the same memory order.
@@ -571,3 +595,31 @@ def _accumulate(variable, g, create_graph):
     else:
         # NOTE: torch accumulates in place, so references to .grad see the sum.
         np.add(variable._grad._data, g, out=variable._grad._data)
+
+
+def _references(g) -> int:
+    return sys.getrefcount(g)
+
+
+def _count_unshared() -> int:
+    """How many references `_adoptable` sees to an array only its caller holds (as the
+    backward loop holds a gradient: one local name, passed on as an argument)."""
+    def accumulate(g, data):
+        return _references(g)
+    g = np.empty(0)
+    return accumulate(g, None)
+
+
+_UNSHARED = _count_unshared()
+
+
+def _adoptable(g, data: np.ndarray) -> bool:
+    """Whether a plain-backward gradient can become a leaf's `.grad` as it is (torch's
+    AccumulateGrad condition: `new_grad.use_count() <= num_expected_refs` and the layout
+    contract): an array that owns its memory, that nothing but the backward loop refers to
+    (not a tensor's data, a user's gradient, a value a hook kept or an array another edge
+    received), of the leaf's dtype, shape and strides (and of more than one element: below that a
+    copy costs nothing)."""
+    return (type(g) is np.ndarray and g.base is None and g.dtype is data.dtype and g.shape == data.shape
+            and g.strides == data.strides and g.flags.writeable and data.size > 1
+            and _references(g) <= _UNSHARED + 1)   # + 1: `_accumulate`'s own name for it

@@ -21,8 +21,8 @@ import threading
 import numpy as np
 
 from . import _dtype
-from ._autograd import NOTHING_SAVED, _GradMode, new_node, node_class
-from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _wrap_dim, is_inference_tensor
+from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, _GradMode, _next_seq, node_class
+from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
 # ---------------------------------------------------------------------------------
 # Recording machinery
@@ -55,13 +55,15 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     `inputs` are tensors, or `WrappedNumber`s for Python numbers. `attrs` are values the
     rule reads besides the saved tensors; this call's own dict of them becomes the node's.
 
-    This runs once per op, so it is written for speed: no helper calls on the
-    common path.
+    This runs once per op, so it is written for speed: the one- and two-input cases are
+    spelled out (no helper calls, no comprehensions, no tuples built where a constant does),
+    and the node is made here rather than by `new_node`.
     """
     if type(data) is not np.ndarray:   # numpy returns scalars from 0-d computations
         data = np.asarray(data)
-    if data.dtype is not dt.np and data.dtype != dt.np:
-        data = data.astype(dt.np)
+    npdt = dt.np
+    if data.dtype is not npdt and data.dtype != npdt:
+        data = data.astype(npdt)
     if not _GradMode.enabled:
         return _plain(data, dt, inputs)
     for t in inputs:
@@ -70,24 +72,28 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
             break
     else:
         return _plain(data, dt, inputs)
-    out = Tensor._make(data, dt, True)
+    out = _make_tensor(data, dt, True)
     if data.base is not None:
         _link_view(out, inputs)
     # NOTE: torch computes an input's gradient, and saves what only that gradient uses, when
     # the input's edge is valid (should_compute_output), not when it requires grad: a view
     # of a leaf made under no_grad requires grad yet has neither node nor accumulator.
-    if len(inputs) == 1:    # the common sizes without lists (a comprehension is a call in Python 3.11)
-        edge = _edge(inputs[0])
-        edges, meta, needs = (edge,), ((inputs[0]._data.shape, inputs[0].dtype),), (edge[0] is not None,)
-    elif len(inputs) == 2:
+    n = len(inputs)
+    if n == 1:
+        a = inputs[0]
+        edge = _edge(a)
+        edges, meta = (edge,), ((a._data.shape, a.dtype),)
+        needs = _NEEDS_ONE if edge[0] is not None else _NEEDS_NONE
+    elif n == 2:
         a, b = inputs
         edge = _edge(a)
         if type(b) is WrappedNumber:     # `tensor op number`: the number is outside the graph
-            edges, meta, needs = (edge, _NO_EDGE), ((a._data.shape, a.dtype), _NO_META), (edge[0] is not None, False)
+            edges, meta = (edge, _NO_EDGE), ((a._data.shape, a.dtype), _NO_META)
+            needs = _NEEDS_FIRST if edge[0] is not None else _NEEDS_NEITHER
         else:
             other_edge = _edge(b)
             edges, meta = (edge, other_edge), ((a._data.shape, a.dtype), (b._data.shape, b.dtype))
-            needs = (edge[0] is not None, other_edge[0] is not None)
+            needs = _NEEDS_TWO[edge[0] is not None][other_edge[0] is not None]
     else:
         edges = tuple(map(_edge, inputs))
         meta = tuple((t._data.shape, t.dtype) for t in inputs)
@@ -105,8 +111,27 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
             "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
             "`torch.inference_mode()`.")
     # (out's version is the one of its base for a view, which _link_view set as _view_version.)
-    out._grad_fn = new_node(rule.node, rule.backward, edges, meta, needs, saved, attrs)
+    # The node, as `new_node` makes it.
+    cls = rule.node
+    node = _new(cls)
+    node.__dict__ = attrs
+    node._seq = _next_seq() if not cls._run_at_once else _RUN_AT_ONCE_SEQ
+    node._backward = rule.backward
+    node.next_functions = edges
+    node._input_meta = meta
+    node.needs = needs
+    node._saved = saved
+    node._pre_hooks = None
+    node._retained = None
+    out._grad_fn = node
     return out
+
+
+# `needs` of a node by which inputs want a gradient (shared constants: no tuple per node).
+_NEEDS_ONE, _NEEDS_NONE = (True,), (False,)
+_NEEDS_FIRST, _NEEDS_NEITHER = (True, False), (False, False)
+_NEEDS_TWO = ((_NEEDS_NEITHER, (False, True)), (_NEEDS_FIRST, (True, True)))
+_new = object.__new__
 
 
 def _edge(t) -> tuple:
@@ -131,7 +156,7 @@ def save_for_backward(out: Tensor, name: str, tensor: Tensor) -> None:
 
 
 def _plain(data, dt, inputs) -> Tensor:
-    out = Tensor._make(data, dt)
+    out = _make_tensor(data, dt, False)
     if data.base is not None:
         _link_view(out, inputs)
         if out._base is not None and out._base._requires_grad and dt.is_floating_point:
@@ -603,7 +628,7 @@ def _unary_float(op: str, rule: Rule, fn, input) -> Tensor:
             raise RuntimeError(_BOOL_UNARY_MESSAGES[op])
         dt = _float_dtype(input.dtype) if op not in ("relu", "neg") else input.dtype
         x = _as(input, dt)
-    if x.dtype == np.float32 and op in _VIA_FLOAT64:
+    if dt is _dtype.float32 and op in _VIA_FLOAT64:
         return record(rule, (input,), _quietly(_via_float64, fn, x), dt)
     return record(rule, (input,), _quietly(fn, x), dt)
 
@@ -629,7 +654,7 @@ def _via_float64(fn, x: np.ndarray) -> np.ndarray:
     see _VIA_FLOAT64)."""
     if x.size > _VIA_FLOAT64_MAX_NUMEL:
         return fn(x)
-    return fn(_float64_copy(x)).astype(np.float32)
+    return fn(_float64_copy(x)).astype(_F32)
 
 
 def _float64_copy(x: np.ndarray) -> np.ndarray:
@@ -638,6 +663,15 @@ def _float64_copy(x: np.ndarray) -> np.ndarray:
     asarray order an expanded input's dims by stride, transposed (fuzzer finding: contiguous()
     of the exp of an expanded tensor recorded a copy)."""
     return np.positive(x, dtype=np.float64)
+
+
+# numpy's float dtypes as dtype objects: comparing an array's dtype with one (by identity first)
+# costs a fraction of comparing it with the scalar type np.float32.
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def _is_f32(a: np.ndarray) -> bool:
+    return a.dtype is _F32 or a.dtype == _F32
 
 
 _BOOL_UNARY_MESSAGES = {
@@ -694,11 +728,11 @@ def _one_minus_square(y: np.ndarray) -> np.ndarray:
     rounding), on small and large tensors alike; float32 products are exact in float64, so
     this agrees with it (numpy's two float32 roundings agree on ~40 % of inputs).
     """
-    if y.dtype == np.float32:
-        wide = y.astype(np.float64)     # a new array: the arithmetic runs in it, without temporaries
-        np.multiply(wide, wide, out=wide)
-        np.subtract(1, wide, out=wide)
-        return wide.astype(np.float32)
+    if _is_f32(y):
+        wide = y.astype(_F64)     # a new array: the arithmetic runs in it, without temporaries
+        np.multiply(wide, wide, wide)     # (out given by position: keywords cost a call ~1K instructions)
+        np.subtract(_ONE[_F64], wide, wide)
+        return wide.astype(_F32)
     square = y * y
     if type(square) is np.ndarray:
         return np.subtract(_ONE.get(y.dtype, 1), square, out=square)
@@ -709,7 +743,7 @@ def _times(g, r: np.ndarray):
     """g * r, written into r when r is a temporary that can hold the product (same shape and
     dtype, not 0-d: numpy gives 0-d products as scalars); large backward computations then
     allocate one array instead of one per operation."""
-    if type(g) is np.ndarray and g.shape == r.shape and g.dtype == r.dtype and r.ndim:
+    if type(g) is np.ndarray and r.ndim and g.shape == r.shape and g.dtype is r.dtype:
         return np.multiply(g, r, out=r)
     return g * r
 
@@ -733,7 +767,7 @@ def v_sigmoid_backward(g, y):
 def _sigmoid(x):
     # exp(-x) overflows to inf for very negative x, giving exactly 0, as torch does.
     x = np.asarray(x)
-    if x.ndim == 0 or (x.dtype == np.float32 and x.size <= _VIA_FLOAT64_MAX_NUMEL):
+    if x.ndim == 0 or (_is_f32(x) and x.size <= _VIA_FLOAT64_MAX_NUMEL):
         return 1 / (1 + _np_exp(-x))
     e = np.negative(x)     # a large array: 1 / (1 + exp(-x)) computed in this one new array
     np.exp(e, out=e)
@@ -748,8 +782,9 @@ def _np_exp(x):
 
 def _rounded(fn, x):
     """A numpy transcendental function, rounded as torch's kernel rounds (see _VIA_FLOAT64)."""
-    x = np.asarray(x)
-    return _via_float64(fn, x) if x.dtype == np.float32 else fn(x)
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    return _via_float64(fn, x) if _is_f32(x) else fn(x)
 
 
 def neg(input) -> Tensor:
@@ -786,7 +821,7 @@ def _arithmetic_operands(op: str, input, other):
     `WrappedNumber` (an operand outside the graph, cheaper than a tensor)."""
     if type(other) in _WEAK_NUMBERS and isinstance(input, Tensor) and input.dtype.is_floating_point:
         dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
-        return input, WrappedNumber(_number_array(other, dt), dt), dt
+        return input, _wrapped_number(other, dt), dt
     return _binary_operands(op, input, other)
 
 
@@ -840,6 +875,30 @@ def _iterator_layout(data: np.ndarray, *operands: np.ndarray) -> np.ndarray:
     out = np.empty([shape[d] for d in order], data.dtype).transpose(np.argsort(order))
     out[...] = data
     return out
+
+
+def _wrapped_number(value, dt) -> WrappedNumber:
+    """`value` as a WrappedNumber of `dt`, made once per (value, dtype): programs reuse their
+    constants (`y * 0.9` in a loop), and a WrappedNumber never changes (its array is read-only).
+
+    Zeros are not cached: 0.0 and -0.0 are one key of a dict. NaNs miss (nan != nan) and are
+    made anew. The cache is emptied when it grows large (programs with ever new numbers).
+    """
+    key = (value, dt)
+    wrapped = _WRAPPED.get(key)
+    if wrapped is None:
+        array = _number_array(value, dt)
+        array.flags.writeable = False
+        wrapped = WrappedNumber(array, dt)
+        if value != 0:
+            if len(_WRAPPED) >= _WRAPPED_MAX:
+                _WRAPPED.clear()
+            _WRAPPED[key] = wrapped
+    return wrapped
+
+
+_WRAPPED: dict = {}
+_WRAPPED_MAX = 1024
 
 
 def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -> Tensor:

@@ -97,23 +97,9 @@ class Tensor:
 
     @classmethod
     def _make(cls, data: np.ndarray, dt: _dtype_cls, requires_grad=False, grad_fn=None) -> "Tensor":
-        """A tensor around `data` (no copy, no checks): the engine's own constructor.
-
-        (It runs for every op's result, so it sets the fields itself rather than call `_init`.)
-        """
-        t = _new(cls)
-        t._data = data
-        t.dtype = dt
-        t._requires_grad = requires_grad
+        """A tensor around `data` (no copy, no checks): the engine's own constructor."""
+        t = _make_tensor(data, dt, requires_grad)
         t._grad_fn = grad_fn
-        t._grad = None
-        t._acc = None
-        t._vc = [0]
-        t._base = None
-        t._view_version = 0
-        t._view_creation = None
-        if _GradMode.inference:
-            INFERENCE_TENSORS[id(t)] = t
         return t
 
     def _init(self, data: np.ndarray, dt: _dtype_cls) -> None:
@@ -373,6 +359,25 @@ _new = object.__new__
 _FIELDS = tuple(name for name in Tensor.__slots__ if name != "__weakref__")
 
 
+def _make_tensor(data: np.ndarray, dt: _dtype_cls, requires_grad: bool) -> Tensor:
+    """A Tensor around `data` (no copy, no checks), without a node: what every op's result
+    starts as. (It runs once per op, so it sets the fields itself rather than call `_init`.)"""
+    t = _new(Tensor)
+    t._data = data
+    t.dtype = dt
+    t._requires_grad = requires_grad
+    t._grad_fn = None
+    t._grad = None
+    t._acc = None
+    t._vc = [0]
+    t._base = None
+    t._view_version = 0
+    t._view_creation = None
+    if _GradMode.inference:
+        INFERENCE_TENSORS[id(t)] = t
+    return t
+
+
 class WrappedNumber:
     """A Python number taking part in an arithmetic op with a tensor (torch's "wrapped number").
 
@@ -394,7 +399,7 @@ class WrappedNumber:
         self.dtype = dt
 
     def as_tensor(self) -> Tensor:
-        return Tensor._make(self._data, self.dtype)
+        return Tensor._make(self._data.copy(), self.dtype)   # (a writable array of its own)
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:
