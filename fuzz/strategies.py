@@ -798,23 +798,19 @@ def _binary_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     if src.pick(sources) == "scalar":
         other = Literal(_scalar(src, other_domain))
     else:
+        into_anchor = form == "inplace"  # the result is written into the anchor: the other side broadcasts to it
+
         def broadcasts(tensor: torch.Tensor) -> bool:
             try:
-                np.broadcast_shapes(anchor_shape, tuple(tensor.shape))
+                shape = np.broadcast_shapes(anchor_shape, tuple(tensor.shape))
             except ValueError:
                 return False
-            return True
-        if form == "inplace":  # the result is written into the anchor: the other side broadcasts to it
-            def broadcasts(tensor: torch.Tensor) -> bool:
-                try:
-                    return np.broadcast_shapes(anchor_shape, tuple(tensor.shape)) == anchor_shape
-                except ValueError:
-                    return False
-            def new_shape():
+            return shape == anchor_shape or not into_anchor
+
+        def new_shape():
+            if into_anchor:
                 return _broadcastable(src, anchor_shape, len(anchor_shape), limits.max_side, grow=False)
-        else:
-            def new_shape():
-                return _broadcastable(src, anchor_shape, limits.max_dims, limits.max_side)
+            return _broadcastable(src, anchor_shape, limits.max_dims, limits.max_side)
         other = builder.operand(other_domain, accept=broadcasts, new_shape=new_shape)
     return ((anchor, other) if anchor_position == 0 else (other, anchor)), _keywords(builder, op, anchor)
 
