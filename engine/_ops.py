@@ -963,6 +963,37 @@ def _check_alpha(alpha, dt) -> None:
         raise RuntimeError("Boolean alpha only supported for Boolean results.")
 
 
+def _fma(a, b, c):
+    """a * b + c rounded once, as the fused multiply-add torch's compiled kernels use: float32
+    through float64 (where the product is exact), float64 from the exact product (Dekker's
+    split) and sum (Knuth's two-sum), where finite."""
+    a, b, c = np.asarray(a), np.asarray(b), np.asarray(c)
+    dt = np.result_type(a, b, c)
+    if dt == np.float32:
+        # The float64 product is exact; the float64 sum is rounded to odd (nudged to an odd last
+        # bit when inexact), so that rounding it to float32 rounds the exact sum once.
+        product = a.astype(np.float64) * b
+        total = product + c
+        virtual = total - product
+        error = (product - (total - virtual)) + (c - virtual)
+        inexact = (error != 0) & np.isfinite(total) & ((total.view(np.int64) & 1) == 0)
+        if inexact.any():
+            total = np.where(inexact, np.nextafter(total, np.where(error > 0, np.inf, -np.inf)), total)
+        return total.astype(np.float32)
+    product = a * b
+    plain = product + c
+    split = 134217729.0   # 2**27 + 1
+    ta, tb = split * a, split * b
+    a_hi, b_hi = ta - (ta - a), tb - (tb - b)
+    a_lo, b_lo = a - a_hi, b - b_hi
+    product_error = ((a_hi * b_hi - product) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+    virtual = plain - product
+    sum_error = (product - (plain - virtual)) + (c - virtual)
+    error = sum_error + product_error
+    exact = plain + error
+    return np.where(np.isfinite(exact) & (error != 0), exact, plain)   # (plain keeps a zero's sign)
+
+
 def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
     """input (+ or -) alpha * other, in the promoted dtype (alpha 1 skips the product)."""
     a, b, dt = _arithmetic_operands(op, input, other)
@@ -972,14 +1003,13 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
     if alpha == 1:
         data = _quietly(fn, x, y)
-    elif fn is np.subtract:
-        # NOTE: torch's sub is add with -alpha, negated as the Python number it is: with
-        # alpha 0 (an int) the product is +0.0, so -0.0 - 0 * y is +0.0, not -0.0.
-        with _errstate():
-            data = np.add(x, y * np.asarray(-alpha, dt.np))
     else:
+        # NOTE: torch's kernel is one fused multiply-add, x + alpha * y rounded once (3e38 - 2 *
+        # 3e38 is -3e38 in float32, not -inf). Its sub is add with -alpha, negated as the Python
+        # number it is: with alpha 0 (an int) the product is +0.0, so -0.0 - 0 * y is +0.0.
+        scale = np.asarray(-alpha if fn is np.subtract else alpha, dt.np)
         with _errstate():
-            data = fn(x, y * np.asarray(alpha, dt.np))
+            data = _fma(y, scale, x) if dt.is_floating_point else np.add(x, y * scale)
     return record(rule, (a, b), _iterator_layout(data, x, y), dt, alpha=alpha)
 
 

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from .. import _args, _dtype, _ops, _ops_index, _ops_inplace, _ops_pointwise, _ops_reduce, _random, optable
-from .._ops import (Rule, _as, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
+from .._ops import (Rule, _as, _fma, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
                     _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero,
                     v_zeros_like, v_mm, v_reshape, v_t, v_where)
 from .._autograd import BackwardRun
@@ -1437,28 +1437,6 @@ def _layer_norm_grads(g, x, w, mean, rstd, dims, needs) -> tuple:
 # NOTE: torch runs its layer_norm kernels as compiled for AVX2 (it registers no AVX512 variant),
 # whose vectors hold 8 float32 or 4 float64 lanes; the lanes decide the order of its sums.
 _LANE_BYTES = 32
-
-
-def _fma(a, b, c):
-    """a * b + c rounded once, as the fused multiply-add torch's compiled kernels use: float32
-    through float64 (where the product is exact), float64 from the exact product (Dekker's
-    split) and sum (Knuth's two-sum), where finite."""
-    a, b, c = np.asarray(a), np.asarray(b), np.asarray(c)
-    dt = np.result_type(a, b, c)
-    if dt == np.float32:
-        return (a.astype(np.float64) * b + c).astype(np.float32)
-    product = a * b
-    plain = product + c
-    split = 134217729.0   # 2**27 + 1
-    ta, tb = split * a, split * b
-    a_hi, b_hi = ta - (ta - a), tb - (tb - b)
-    a_lo, b_lo = a - a_hi, b - b_hi
-    product_error = ((a_hi * b_hi - product) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
-    virtual = plain - product
-    sum_error = (product - (plain - virtual)) + (c - virtual)
-    error = sum_error + product_error
-    exact = plain + error
-    return np.where(np.isfinite(exact) & (error != 0), exact, plain)   # (plain keeps a zero's sign)
 
 
 def _lane_sum(terms: np.ndarray, fused=None) -> np.ndarray:

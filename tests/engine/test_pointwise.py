@@ -643,3 +643,16 @@ def test_div_gradient_by_a_0d_operand_of_another_dtype_is_computed_in_the_result
         y.sum().backward()
         return y.dtype == b.float32, d.grad.item()
     assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("op", ["add", "sub"])
+@pytest.mark.parametrize("alpha", [2, -2, 0, 0.5, 1.0000001, 3])
+def test_add_and_sub_with_alpha_are_one_fused_multiply_add_as_torch(op, alpha):
+    # Fuzzer finding: gelu(3e38).sub_(x, alpha=2) is -3e38 in torch, whose kernel computes
+    # x + alpha * y rounded once; rounding alpha * y first overflowed to -inf.
+    values = np.array([3e38, -3e38, 1.0, -0.0, 0.0, 1e-30, 2.5, np.nan, np.inf, 1 + 2 ** -23], dtype=np.float32)
+    pairs = np.array(np.meshgrid(values, values)).reshape(2, -1)
+    results = [getattr(b, op)(b.tensor(pairs[0]), b.tensor(pairs[1]), alpha=alpha).numpy() for b in (torch, engine)]
+    np.testing.assert_array_equal(results[1], results[0])
+    numbers = ~np.isnan(results[0])
+    assert (np.signbit(results[1][numbers]) == np.signbit(results[0][numbers])).all()
