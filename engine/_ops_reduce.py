@@ -477,7 +477,7 @@ def _var_std(op: str, input, dim, unbiased, keepdim, correction) -> Tensor:
             deviations = np.ravel(wide, order="K") - np.float64(_np_mean(x))
             squares = np.cumsum(deviations * deviations)[-1]
             data = np.asarray(squares / np.maximum(np.float64(count - correction), 0)).reshape(
-                _keep_shape(x.shape, axes) if keep else ())
+                _keep_shape(x.shape, axes) if keep else tuple(n for i, n in enumerate(x.shape) if i not in axes))
         else:
             centered = wide - _np_mean(wide, axes, keepdims=True)
             data = np.sum(centered * centered, axis=axes, keepdims=keep) / np.asarray(
