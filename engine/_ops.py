@@ -485,9 +485,11 @@ _TO = Rule("ToCopyBackward0", lambda ctx, g: (g,))
 
 
 def _to(t: Tensor, dt) -> Tensor:
+    with _errstate():   # NOTE: torch converts inf, NaN and out-of-range values silently
+        data = t._data.astype(dt.np)
     if not dt.is_floating_point:
-        return Tensor._make(t._data.astype(dt.np), dt)     # integer results leave the graph
-    return record(_TO, (t,), t._data.astype(dt.np), dt)
+        return Tensor._make(data, dt)     # integer results leave the graph
+    return record(_TO, (t,), data, dt)
 
 
 def _reshape_backward(ctx, g):

@@ -7,6 +7,8 @@ derivative.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -576,3 +578,16 @@ def test_div_gradient_by_a_0d_operand_of_another_dtype_is_computed_in_the_result
         y.sum().backward()
         return y.dtype == b.float32, d.grad.item()
     assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool", "float32"])
+def test_conversions_of_infinite_and_huge_values_warn_nothing_as_torch(dtype):
+    # Fuzzer finding: x.to(int64) of [1, 3e38, -inf] raised numpy's "invalid value encountered
+    # in cast" warning; torch converts silently.
+    caught = []
+    for backend in (engine, torch):
+        with warnings.catch_warnings(record=True) as found:
+            warnings.simplefilter("always")
+            backend.tensor([1.0, 3e38, -float("inf"), 1e300], dtype=backend.float64).to(getattr(backend, dtype))
+        caught.append([str(w.message) for w in found])
+    assert caught[0] == caught[1] == []
