@@ -44,9 +44,12 @@ class Rule:
         self.backward = backward
         self.arg_names = arg_names
         self.saves = saves or {}
-        # (name, trigger, input index or None for the result), resolved once.
+        # (name, trigger, input index or None for the result), resolved once. NOTE: torch's
+        # generated nodes save, and check at backward, their inputs in the order of their names,
+        # then their outputs: which one a version error names when several were modified.
         self.save_plan = tuple((name, trigger, None if name == "result" else arg_names.index(name))
-                               for name, trigger in self.saves.items())
+                               for name, trigger in sorted(self.saves.items(),
+                                                           key=lambda item: (item[0] == "result", item[0])))
 
 
 def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:

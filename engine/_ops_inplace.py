@@ -181,7 +181,9 @@ def v_put_flat(x, index: np.ndarray, values):
     if isinstance(x, Tensor):
         values = values if isinstance(values, Tensor) else _scalar_tensor(values, x.dtype)
         return record(_PUT_FLAT, (x, values), v_put_flat(x._data, index, values._data), x.dtype, index=index)
-    out = np.array(x, copy=True)
+    # NOTE: a C-order copy, so that reshape(-1) is a view the writes land in (a transposed
+    # gradient's K-order copy would reshape to a copy: fuzzer finding, .T's explicit gradient).
+    out = np.array(x, copy=True, order="C")
     out.reshape(-1)[index.reshape(-1)] = np.broadcast_to(values, index.shape).reshape(-1)
     return out
 

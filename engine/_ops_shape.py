@@ -478,11 +478,27 @@ def broadcast_to(input, size) -> Tensor:
 
 
 def _repeat_backward(ctx, g):
-    """Sum the copies: view g as (repeat, size) pairs per dim and reduce the repeats."""
-    padded, repeats = ctx.padded_shape, ctx.repeats
-    pairs = tuple(n for pair in zip(repeats, padded) for n in pair)
-    g = v_sum(v_reshape(g, pairs), tuple(range(0, len(pairs), 2)))
-    return (v_reshape(g, ctx.self_shape),)
+    """torch's repeat_backward: zeros if a repeat is 0; else the new leading dims summed, then g
+    reshaped to (repeat, size) at each repeated dim (size alone where the repeat is 1) and the
+    repeats summed. NOTE: that reshape infers a repeat of -1 (allowed forward on an empty
+    input), so its errors are torch's (fuzzer finding: repeat(-1) of an empty tensor)."""
+    repeats, shape = ctx.repeats, ctx.self_shape
+    if 0 in repeats:   # zeros of the input's shape, a constant
+        zeros = np.zeros(shape, v_data(g).dtype)
+        return (Tensor._make(zeros, g.dtype) if isinstance(g, Tensor) else zeros,)
+    lead = len(repeats) - len(shape)
+    if lead:
+        g = v_sum(g, tuple(range(lead)))
+    grad_size, sum_dims = [], []
+    for repeat, size in zip(repeats[lead:], shape):
+        if repeat != 1:
+            grad_size.append(repeat)
+            sum_dims.append(len(grad_size) - 1)
+        grad_size.append(size)
+    if sum_dims:
+        g = v_sum(v_reshape(g, _infer_size(tuple(grad_size), int(np.prod(np.shape(g), dtype=np.int64)))),
+                  tuple(sum_dims))
+    return (g,)
 
 
 _REPEAT = Rule("RepeatBackward0", _repeat_backward)

@@ -286,3 +286,16 @@ def test_ops_in_threads_compute_quietly_and_concurrently():
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_a_version_error_names_the_first_modified_saved_input_in_the_order_of_their_names():
+    # Fuzzer finding: addcdiv_ of a detached alias of v by (itself, v): both saved inputs were
+    # modified; torch checks tensor1 (now output 0 of Addcdiv) before tensor2 (output of Mm).
+    def program(b):
+        product = b.tensor([[-0.7, 0.5, -1.75]]).mm(b.tensor([[-1.0], [0.0], [0.0]], requires_grad=True))
+        alias = product.detach()
+        alias.addcdiv_(alias, product)
+        with pytest.raises(RuntimeError) as info:
+            alias.sum().backward()
+        return str(info.value)
+    assert program(engine) == program(torch)

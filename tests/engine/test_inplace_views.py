@@ -475,3 +475,18 @@ def test_refusal_of_a_view_of_a_no_grad_view_names_its_op_as_torch(view):
         except RuntimeError as error:
             messages.append(str(error))
     assert messages[1] is not None and messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("gradient_of", ["transpose", "base"])
+def test_an_in_place_op_on_a_view_backwards_from_a_non_contiguous_gradient(gradient_of):
+    # Fuzzer finding: neg_ on a reshape of a base, then backward from base.T with an explicit
+    # gradient: the op's gradient was written into a copy of the (transposed) incoming gradient
+    # and lost, so the base's gradient was +1 where torch's is -1.
+    def program(b):
+        x = b.zeros(2, 3, dtype=b.float64, requires_grad=True)
+        base = x * 1
+        b.reshape(base, (3, 2)).neg_()
+        out = base.T if gradient_of == "transpose" else base
+        out.backward(gradient=b.tensor(np.arange(6.0).reshape(tuple(out.shape)).tolist(), dtype=b.float64))
+        return x.grad.numpy().tolist()
+    assert program(engine) == program(torch)

@@ -502,3 +502,13 @@ def test_std_and_var_with_one_output_keep_torchs_shape(op, keepdim, shape, dim):
             out = getattr(b, op)(x) if dim is None else getattr(b, op)(x, dim=dim, keepdim=keepdim, correction=0)
         results.append((tuple(out.shape), str(out.detach().numpy().tolist())))
     assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("shape, dim", [((1, 3), 1), ((3, 1), 0), ((3,), 0), ((1, 1, 4), (0, 2))])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_std_and_var_over_dims_with_one_output_keep_torchs_shape(shape, dim, keepdim):
+    def program(b):
+        x = b.exp(b.full(shape, 2.0, requires_grad=True))
+        out = b.std(x, dim=dim, keepdim=keepdim)
+        return list(out.shape), out.detach().numpy().tolist(), list(b.var(x, dim, keepdim=keepdim).shape)
+    assert program(engine) == program(torch)

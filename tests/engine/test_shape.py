@@ -397,3 +397,22 @@ def test_results_of_a_transposed_input_have_torchs_layout(name):
         y = RESULT_LAYOUTS[name](b, _x(b).t())
         return [_names(y.reshape(y.shape)), _names(y.reshape(-1)), _names(y.contiguous())]
     assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("shape, repeats", [((2, 3), (2, 1)), ((2, 3), (3, 2, 2)), ((3,), (2, 0)), ((0,), (-1,)),
+                                            ((0,), (-2,)), ((), (3,)), ((0, 2), (-1, 3))])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_repeat_backward_is_torchs_reshape_and_sum(shape, repeats, create_graph):
+    # Fuzzer finding: repeat(-1) of an empty tensor is allowed, and its backward fails in torch's
+    # reshape of the gradient to (-1, 0) (the -1 inferred): a RuntimeError, not numpy's ValueError.
+    def program(b):
+        x = b.zeros(*shape, requires_grad=True) if 0 in shape else \
+            b.tensor(np.arange(float(np.prod(shape))).reshape(shape).tolist(), requires_grad=True)
+        y = x.repeat(*repeats)
+        weights = b.tensor(np.arange(float(np.prod(tuple(y.shape)))).reshape(tuple(y.shape)).tolist())
+        try:
+            g, = b.autograd.grad((y * weights).sum(), x, create_graph=create_graph)
+        except RuntimeError as exc:
+            return str(exc)
+        return g.detach().numpy().tolist()
+    assert program(engine) == program(torch)
