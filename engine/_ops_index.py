@@ -357,7 +357,9 @@ def _advanced_index(t: Tensor, indices: list) -> Tensor:
         data = np.zeros(_index_result_shape(shape, expanded, broadcast), t.dtype.np)
     else:
         _check_index_bounds([a for _, a in defined], [shape[k] for k, _ in defined], broadcast)
-        data = t._data[key]
+        # NOTE: torch's index kernel writes a new tensor in row-major order; numpy's result of
+        # slices mixed with index arrays is laid out otherwise (contiguous() then copied).
+        data = _contiguous_array(t._data[key])
     out = record(_INDEX, (t,), data, t.dtype, key=key, self_shape=shape)
     return _save(out, **{f"indices{k}": Tensor._make(a, _dtype.int64) for k, a in defined})
 
