@@ -1144,6 +1144,11 @@ def _np_pow_elementwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.power(x.reshape(1), y.reshape(1)).reshape(())
     exponents = np.empty_like(np.broadcast_to(x, shape), dtype=y.dtype)
     exponents[...] = y
+    if x.dtype == _F32 and exponents.size <= _VIA_FLOAT64_MAX_NUMEL:
+        # NOTE: torch's float32 pow (glibc's powf, SLEEF's) is the float64 power rounded once;
+        # numpy's float32 power can be an ulp off (3.897 ** 2.8468: 48.05371, torch 48.053707),
+        # which a steep op after it (sin, tan) turns into a gradient difference.
+        return np.power(_float64_copy(x), exponents.astype(_F64)).astype(_F32)
     return np.power(x, exponents)
 
 
