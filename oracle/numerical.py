@@ -25,6 +25,13 @@ def _evaluated(program: Program, leaves: dict[str, np.ndarray]) -> tuple[float, 
         return float(target.sum()), env
 
 
+def _float64_point(program: Program) -> tuple[Program, dict[str, np.ndarray]]:
+    """`program` with its floating inputs in float64, and their values as arrays by name."""
+    program = program.with_dtype("float64")
+    return program, {tensor.name: np.array(tensor.values, dtype=np.float64 if tensor.dtype in DTYPES else tensor.dtype)
+                     for tensor in program.inputs}
+
+
 def _loss(program: Program, leaves: dict[str, np.ndarray]) -> float:
     return _evaluated(program, leaves)[0]
 
@@ -46,9 +53,7 @@ def finite_difference_noise(program: Program, *, step: float = 1e-6) -> dict[str
     multiple = program.loss_multiple()
     if multiple is None:
         return None
-    program = program.with_dtype("float64")
-    leaves = {tensor.name: np.array(tensor.values, dtype=np.float64 if tensor.dtype in DTYPES else tensor.dtype)
-              for tensor in program.inputs}
+    program, leaves = _float64_point(program)
     try:
         loss, env = _evaluated(program, leaves)
     except Exception:  # noqa: BLE001  (as numerical_gradient: no loss, no opinion)
@@ -81,9 +86,7 @@ def numerical_gradient(program: Program, *, step: float = 1e-6) -> dict[str, np.
     multiple = program.loss_multiple()
     if multiple is None:
         return None
-    program = program.with_dtype("float64")
-    leaves = {tensor.name: np.array(tensor.values, dtype=np.float64 if tensor.dtype in DTYPES else tensor.dtype)
-              for tensor in program.inputs}
+    program, leaves = _float64_point(program)
     gradients: dict[str, np.ndarray] = {}
     try:
         for tensor in program.inputs:
