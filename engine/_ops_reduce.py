@@ -264,6 +264,11 @@ def _extreme(op: str, rule: Rule, is_max: bool, input, dim, keepdim: bool) -> Te
     _check_tensor(input, op)
     x = input._data
     dims = _reduction_dims(() if dim is None else dim, x.ndim)
+    if dim is not None and x.ndim:
+        # NOTE: amax/amin name the first empty dim as it was given (-1 stays -1; max(dim) wraps it).
+        for given in (dim,) if isinstance(dim, numbers.Integral) else tuple(dim):
+            if x.shape[_wrap_dim(given, x.ndim)] == 0:
+                raise IndexError(f"{op}(): Expected reduction dim {given} to have non-zero size.")
     _check_nonempty(op, x, dims)
     axes = _axes(dims, x.ndim)
     data = _np_extreme(x, axes, keepdim, is_max)

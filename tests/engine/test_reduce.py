@@ -512,3 +512,15 @@ def test_std_and_var_over_dims_with_one_output_keep_torchs_shape(shape, dim, kee
         out = b.std(x, dim=dim, keepdim=keepdim)
         return list(out.shape), out.detach().numpy().tolist(), list(b.var(x, dim, keepdim=keepdim).shape)
     assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("op", ["amin", "amax"])
+@pytest.mark.parametrize("dim", [-1, 1, (0, -1), (-1,), (1, 0), (-2, -1)])
+def test_amax_and_amin_of_an_empty_dim_name_it_as_given(op, dim):
+    # Fuzzer finding: amin(zeros(0), dim=-1) names "dim -1" in torch (max(dim=-1) wraps it).
+    messages = []
+    for b in (torch, engine):
+        with pytest.raises(IndexError) as info:
+            getattr(b, op)(b.zeros((2, 0)), dim=dim)
+        messages.append(str(info.value))
+    assert messages[1] == messages[0]
