@@ -58,10 +58,12 @@ def finite_difference_noise(program: Program, *, step: float = 1e-6) -> dict[str
         loss, env = _evaluated(program, leaves)
     except Exception:  # noqa: BLE001  (as numerical_gradient: no loss, no opinion)
         return None
-    magnitudes = [abs(loss)] + [float(np.max(np.abs(finite), initial=0.0))
-                                for value in env.values() if isinstance(value, torch.Tensor) and value.is_floating_point()
-                                for finite in [value.detach().numpy()[np.isfinite(value.detach().numpy())]]]
-    rounding = ROUNDINGS * np.finfo(np.float64).eps * max(magnitudes)
+    largest = abs(loss)
+    for value in env.values():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            values = np.abs(value.detach().numpy())
+            largest = max(largest, float(np.max(values[np.isfinite(values)], initial=0.0)))
+    rounding = ROUNDINGS * np.finfo(np.float64).eps * largest
     return {tensor.name: multiple * rounding / (step * np.maximum(1.0, np.abs(leaves[tensor.name])))
             for tensor in program.inputs if tensor.requires_grad}
 

@@ -992,15 +992,15 @@ def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reducti
     return record(rule, (input, target), data, dt, reduction=reduction, numel=numel, **attrs)
 
 
-def _loss_backward(rule: Rule, kernel, g, x, y, ctx):
+def _loss_backward(rule: Rule, kernel, g, x, y, ctx, **attrs):
     """torch's <loss>_backward(grad_output, x, y, ...) for the gradient of x (the target's is
     the same call with x and y swapped): one kernel, so in the dtype of x, with no operator's
-    checks (a bool operand is fine). With a graph it is one node of its own, as torch's."""
+    checks (a bool operand is fine). With a graph it is one node of its own, as torch's, with
+    the loss's reduction and `attrs` (smooth_l1's beta)."""
     with _errstate():
         data = kernel(v_data(g), v_data(x), v_data(y), ctx).astype(v_data(x).dtype, copy=False)
     if isinstance(g, Tensor):
-        return record(rule, (g, x, y), data, x.dtype, reduction=ctx.reduction, numel=ctx.numel,
-                      **({"beta": ctx.beta} if hasattr(ctx, "beta") else {}))
+        return record(rule, (g, x, y), data, x.dtype, reduction=ctx.reduction, numel=ctx.numel, **attrs)
     return data
 
 
@@ -1077,10 +1077,13 @@ def _smooth_l1_kernel(g, x, y, ctx):
     return np.where(d <= -ctx.beta, -norm * g, np.where(d >= ctx.beta, norm * g, norm * d * g / ctx.beta))
 
 
+def _smooth_l1_grad(g, x, y, ctx):
+    return _loss_backward(_SMOOTH_L1_LOSS_BACKWARD, _smooth_l1_kernel, g, x, y, ctx, beta=ctx.beta)
+
+
 def _smooth_l1_backward(ctx, g):
-    rule = _SMOOTH_L1_LOSS_BACKWARD
-    return (_loss_backward(rule, _smooth_l1_kernel, g, ctx.self, ctx.target, ctx) if ctx.needs[0] else None,
-            _loss_backward(rule, _smooth_l1_kernel, g, ctx.target, ctx.self, ctx) if ctx.needs[1] else None)
+    return (_smooth_l1_grad(g, ctx.self, ctx.target, ctx) if ctx.needs[0] else None,
+            _smooth_l1_grad(g, ctx.target, ctx.self, ctx) if ctx.needs[1] else None)
 
 
 def _smooth_l1_double_backward(ctx, gg):
@@ -1089,7 +1092,7 @@ def _smooth_l1_double_backward(ctx, gg):
     (|x - y| < beta) / beta (over numel for "mean") for x, its negative for y. The latter computes
     x - y as an operator (so a bool operand raises there, as in torch)."""
     go, x, y = ctx.grad_output, ctx.self, ctx.target
-    grad_go = _loss_backward(_SMOOTH_L1_LOSS_BACKWARD, _smooth_l1_kernel, gg, x, y, ctx) if ctx.needs[0] else None
+    grad_go = _smooth_l1_grad(gg, x, y, ctx) if ctx.needs[0] else None
     second = None
     if ctx.needs[1] or ctx.needs[2]:
         _ops._check_bool_sub(*(v if isinstance(v, Tensor) else Tensor._make(v, _dtype.from_numpy(v.dtype))
