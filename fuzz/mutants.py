@@ -3,8 +3,9 @@
 Each mutant is a small function that patches `engine` (rules, helpers,
 functions; the engine is in-process Python) and never edits its files. The
 self-test (`fuzz.selftest`) plants one per fresh process and checks that a
-short campaign finds it: a finding whose kind and op match the mutant's
-``expect``.
+short campaign finds it: a finding that the planted bug causes (an unmutated
+copy of the engine, `pristine_engine`, agrees with torch on its program). Each
+mutant also names the kinds and ops of the findings it is expected to show.
 
     >>> from fuzz.mutants import MUTANTS, apply_mutant
     >>> apply_mutant("sub-other-sign")   # engine.sub's gradient for `other` is now +g
@@ -12,7 +13,11 @@ short campaign finds it: a finding whose kind and op match the mutant's
 from __future__ import annotations
 
 import functools
+import importlib.util
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
@@ -20,19 +25,24 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Mutant:
-    """One planted bug: what it breaks, how to plant it, and what finding catches it."""
+    """One planted bug: what it breaks, how to plant it, and the findings it is expected to show."""
 
     name: str
     description: str
     plant: Callable[[], None]
-    kinds: tuple[str, ...]       # divergence kinds that catch it
-    ops: tuple[str, ...]         # ops a catching finding names (None: any op)
+    kinds: tuple[str, ...]       # divergence kinds it is expected to show
+    ops: tuple[str, ...]         # ops such a finding names (empty: any op)
     focus: tuple[str, ...]       # the ops a targeted campaign draws
     features: bool = False       # the targeted campaign also draws autograd features (in-place steps,
     #                              hooks, retain_grad, no_grad regions, repeated and double backward)
 
-    def catches(self, finding: dict) -> bool:
-        """Whether a campaign finding relates to this bug (kind and op)."""
+    def expects(self, finding: dict) -> bool:
+        """Whether a campaign finding is of a kind and on an op this bug is expected to show.
+
+        A bug in a helper many ops share (a reduction's dims, a broadcast reduction) also
+        shows through those ops; whether a finding is caused by the bug is decided by
+        replaying it on `pristine_engine` (see fuzz.selftest), not by this.
+        """
         return finding.get("kind") in self.kinds and (not self.ops or finding.get("op") in self.ops)
 
 
@@ -299,6 +309,34 @@ MUTANTS = {mutant.name: mutant for mutant in (
     Mutant("freed-graph-message", "wrong error message: a second backward through a freed graph",
            _freed_graph_message, ("error-message",), (), ("exp", "mul", "sigmoid", "sum"), features=True),
 )}
+
+
+PRISTINE_ENGINE = "gradfuzz_pristine_engine"
+
+
+def pristine_engine() -> ModuleType:
+    """A second, independent copy of the engine package, which no mutant patches.
+
+    Loaded from the same files under another module name, it has module objects (rules,
+    helpers, functions) of its own: patching `engine._ops` leaves this copy's `_ops` as
+    written. The self-test replays a finding on it to tell whether the planted bug causes
+    the finding or the engine showed it anyway. (The engine imports its own modules
+    relatively, so the copy never reaches back into `engine`.)
+    """
+    if PRISTINE_ENGINE in sys.modules:
+        return sys.modules[PRISTINE_ENGINE]
+    import engine
+    package = Path(engine.__file__).parent
+    spec = importlib.util.spec_from_file_location(PRISTINE_ENGINE, package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PRISTINE_ENGINE] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[PRISTINE_ENGINE]
+        raise
+    return module
 
 
 def apply_mutant(name: str) -> Mutant:

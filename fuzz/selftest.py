@@ -2,8 +2,12 @@
 
 For each mutant of `fuzz.mutants.MUTANTS`, a fresh process plants the bug in
 its engine and runs a campaign on it (by default over the mutant's focus ops)
-until a finding relates to the bug (its kind and op, `Mutant.catches`) or the
-budget per bug is spent. Output directory::
+until a finding is caused by the bug or the budget per bug is spent. A finding
+is the bug's when an unmutated copy of the engine (`fuzz.mutants.pristine_engine`),
+run on the finding's program, agrees with torch: a divergence the engine shows
+anyway is not counted, and a bug in a shared helper is caught through whichever
+op shows it first (whether that is a kind and op the mutant expects is recorded
+as ``expected``). Output directory::
 
     selftest.jsonl   one {"type": "selftest", ...} record per mutant, fsync'd as each ends
     meta.json        versions, seed, budget per bug, the mutants
@@ -20,12 +24,17 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from rich.console import Console
 from rich.table import Table
 
+import oracle
+from fuzz import interpreter
 from fuzz.campaign import CampaignConfig, _Campaign, load_backend, write_finding
-from fuzz.mutants import MUTANTS, Mutant, apply_mutant
+from fuzz.compare import MATCH, compare
+from fuzz.mutants import MUTANTS, Mutant, apply_mutant, pristine_engine
+from fuzz.program import Program
 
 # Shrinking a finding may use this share of the budget per bug: the self-test
 # measures finding, and a caught bug ends its campaign once recorded.
@@ -93,19 +102,26 @@ def table(records: list[dict]) -> Table:
 
 
 class _MutantCampaign(_Campaign):
-    """A campaign that ends as soon as a finding relates to the planted bug."""
+    """A campaign that ends as soon as a finding is caused by the planted bug."""
 
-    def __init__(self, config: CampaignConfig, mutant: Mutant):
+    def __init__(self, config: CampaignConfig, mutant: Mutant, pristine: ModuleType):
         import engine
         super().__init__(config, engine, Console(file=io.StringIO()))
         self.mutant = mutant
+        self.pristine = pristine
         self.caught: dict | None = None
 
     def emit(self, record: dict, verdict: dict, script: str, features: list[str]) -> bool:
         write_finding(self.config.out, record, verdict, script)
-        if self.caught is None and self.mutant.catches(record):
+        if self.caught is None and self.caused_by_the_bug(record):
             self.caught = record
         return True
+
+    def caused_by_the_bug(self, finding: dict) -> bool:
+        """Whether the engine without the planted bug agrees with torch on the finding's program."""
+        program = Program.from_json(finding["program"])
+        pristine = interpreter.run(program, self.pristine)
+        return compare(pristine, oracle.run_torch(program), program, adjudicate=False).kind == MATCH
 
     def enough_findings(self) -> bool:
         return self.caught is not None or super().enough_findings()
@@ -115,6 +131,7 @@ def _run_one(config: SelftestConfig, name: str) -> dict:
     """In a fresh process: plant mutant ``name``, fuzz the engine, report whether it was caught."""
     import torch
     torch.set_num_threads(1)
+    pristine = pristine_engine()   # (loaded before the bug is planted, though it shares no module with it)
     mutant = apply_mutant(name)
     campaign_config = CampaignConfig(
         out=config.out / name, budget_seconds=config.budget_per_bug, seed=config.seed, backend="engine",
@@ -124,7 +141,7 @@ def _run_one(config: SelftestConfig, name: str) -> dict:
         command=f"gradfuzz selftest --bugs {name}")
     load_backend("engine")
     started = time.monotonic()
-    campaign = _MutantCampaign(campaign_config, mutant)
+    campaign = _MutantCampaign(campaign_config, mutant, pristine)
     summary = campaign.run()
     caught = campaign.caught
     try:
@@ -143,6 +160,7 @@ def _run_one(config: SelftestConfig, name: str) -> dict:
         "duration_seconds": round(time.monotonic() - started, 3),
         "ops": list(campaign_config.ops) if campaign_config.ops else None,
         "expects": {"kinds": list(mutant.kinds), "ops": list(mutant.ops)},
+        "expected": mutant.expects(caught) if caught else None,
     }
 
 

@@ -45,7 +45,7 @@ def test_representative_bugs_are_caught_quickly(tmp_path):
         assert record["caught"], record
         mutant = MUTANTS[record["mutant"]]
         kind, op, _ = record["signature"].split("|")
-        assert kind in mutant.kinds and op in mutant.ops
+        assert kind in mutant.kinds and op in mutant.ops and record["expected"]
         assert record["seconds"] < 15 and (tmp_path / record["finding_file"]).is_file()
     lines = [json.loads(line) for line in (tmp_path / "selftest.jsonl").read_text().splitlines()]
     assert [line["type"] for line in lines] == ["selftest"] * len(REPRESENTATIVE)
@@ -53,6 +53,39 @@ def test_representative_bugs_are_caught_quickly(tmp_path):
     from reports.selftest import render_selftest
     page = render_selftest(tmp_path).read_text()
     assert "4 of 4 planted bugs caught" in page and "relu-kink" in page
+
+
+def test_the_pristine_engine_is_a_copy_no_mutant_reaches():
+    # In a fresh process: plant every mutant, then run the same roll on both engines.
+    code = ("from fuzz.mutants import MUTANTS, apply_mutant, pristine_engine\n"
+            "pristine = pristine_engine()\n"
+            "for name in MUTANTS: apply_mutant(name)\n"
+            "import engine\n"
+            "for module in (engine, pristine):\n"
+            "    x = module.tensor([1.0, 2.0, 3.0], requires_grad=True)\n"
+            "    module.roll(x, 1).backward(module.tensor([1.0, 2.0, 3.0]))\n"
+            "    print(x.grad.tolist())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[3.0, 1.0, 2.0]", "[2.0, 3.0, 1.0]"]  # mutated, then torch's
+
+
+def test_a_finding_counts_only_when_the_planted_bug_causes_it(tmp_path):
+    # The finding's program is replayed on the pristine engine: where it agrees with torch, the
+    # planted bug made the divergence. Torch's stack under repeated backward (the engine is right,
+    # torch is not) diverges without any bug, so a finding on it is not the bug's.
+    from fuzz.campaign import CampaignConfig
+    from fuzz.mutants import pristine_engine
+    from fuzz.program import SUM_BACKWARD, Action, Input, Program, Ref, Step
+    from fuzz.selftest import _MutantCampaign
+    from tests.fuzz.test_compare import stacked_twice
+
+    campaign = _MutantCampaign(CampaignConfig(out=tmp_path, budget_seconds=1), MUTANTS["relu-kink"], pristine_engine())
+    relu = Program((Input("x0", (3,), "float32", [-1.0, 0.0, 2.0], True),),
+                   (Step("nn.functional.relu", "function", (Ref("x0"),), {}, "v0"),), Action(SUM_BACKWARD, "v0"))
+    assert campaign.caused_by_the_bug({"program": relu.to_json()})
+    assert not campaign.caused_by_the_bug({"program": stacked_twice(False).to_json()})
 
 
 def test_an_unknown_bug_is_a_usage_error():
