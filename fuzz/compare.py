@@ -30,7 +30,8 @@ from engine.optable import BY_NAME, OPS
 from engine.optable import LINALG as LINALG_KIND, MATMUL as MATMUL_KIND, REDUCTION as REDUCTION_KIND
 from fuzz import interpreter
 from fuzz.outcome import Array, Failure, Outcome, StepResult
-from fuzz.program import BACKWARD_GRADIENT, INPUT_NAME, SUM_BACKWARD, Action, Literal, Program, Ref
+from fuzz.program import (BACKWARD_GRADIENT, DOUBLE_BACKWARD, INPUT_NAME, REPEATED_BACKWARD, SUM_BACKWARD, Action,
+                          Literal, Program, Ref)
 
 MATCH = "match"
 # Consequential kinds change the data that later steps see; cosmetic ones do not.
@@ -553,14 +554,25 @@ def _localize(kind: str, program: Program, backend: ModuleType, torch_outcome: O
     """The op of the shortest prefix of the program that shows the same kind of divergence.
 
     Each prefix ends at one step, with a backward through that step's output
-    (`_probe`), or the original action when that output is the action's target.
+    (`_probe`) and, for an action of several backward passes (a double or repeated
+    backward), that action on the step's output, or the original action when that
+    output is the action's target. Without the second, a bug that only a second-order
+    gradient shows (in a rule that a double backward runs, such as mean's inside std's
+    backward) would be blamed on the last step before the action.
     """
+    action = program.action
     for index, step in enumerate(program.steps):
-        is_target = step.out == program.action.target
-        prefix = program.prefix(index + 1, program.action if is_target else _probe(step.out, torch_outcome))
-        found = _divergences(interpreter.run(prefix, backend), oracle.run_torch(prefix), prefix, [])
-        if any(divergence.kind == kind for divergence in found):
-            return step.op
+        if step.out == action.target:
+            probes = (action,)
+        elif action.kind in (DOUBLE_BACKWARD, REPEATED_BACKWARD):
+            probes = (_probe(step.out, torch_outcome), replace(action, target=step.out))
+        else:
+            probes = (_probe(step.out, torch_outcome),)
+        for probe in probes:
+            prefix = program.prefix(index + 1, probe)
+            found = _divergences(interpreter.run(prefix, backend), oracle.run_torch(prefix), prefix, [])
+            if any(divergence.kind == kind for divergence in found):
+                return step.op
     return None
 
 

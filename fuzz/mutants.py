@@ -317,24 +317,32 @@ PRISTINE_ENGINE = "gradfuzz_pristine_engine"
 def pristine_engine() -> ModuleType:
     """A second, independent copy of the engine package, which no mutant patches.
 
-    Loaded from the same files under another module name, it has module objects (rules,
-    helpers, functions) of its own: patching `engine._ops` leaves this copy's `_ops` as
-    written. The self-test replays a finding on it to tell whether the planted bug causes
-    the finding or the engine showed it anyway. (The engine imports its own modules
-    relatively, so the copy never reaches back into `engine`.)
+    The self-test replays a finding on it to tell whether the planted bug causes the
+    finding or the engine showed it anyway.
     """
-    if PRISTINE_ENGINE in sys.modules:
-        return sys.modules[PRISTINE_ENGINE]
+    return engine_copy(PRISTINE_ENGINE)
+
+
+def engine_copy(name: str) -> ModuleType:
+    """The engine package loaded once more, as module ``name`` (the same copy on later calls).
+
+    Loaded from the same files under another module name, it has module objects (rules,
+    helpers, functions) of its own: patching `engine._ops` leaves the copy's `_ops` as
+    written, and patching the copy leaves `engine` as it is. (The engine imports its own
+    modules relatively, so a copy never reaches back into `engine`.)
+    """
+    if name in sys.modules:
+        return sys.modules[name]
     import engine
     package = Path(engine.__file__).parent
-    spec = importlib.util.spec_from_file_location(PRISTINE_ENGINE, package / "__init__.py",
+    spec = importlib.util.spec_from_file_location(name, package / "__init__.py",
                                                   submodule_search_locations=[str(package)])
     module = importlib.util.module_from_spec(spec)
-    sys.modules[PRISTINE_ENGINE] = module
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules[PRISTINE_ENGINE]
+        del sys.modules[name]
         raise
     return module
 

@@ -7,12 +7,13 @@ import pytest
 import torch
 
 import broken_torch
+import engine
 import oracle
 from fuzz import compare as comparator
 from fuzz import interpreter
 from fuzz.compare import compare
 from fuzz.outcome import Array, Failure, Outcome, RecordedWarning, StepResult
-from fuzz.program import BACKWARD, REPEATED_BACKWARD, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Seq, Step
+from fuzz.program import BACKWARD, DOUBLE_BACKWARD, REPEATED_BACKWARD, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Seq, Step
 
 
 def scaled(values, dtype="float32", op="mul", factor=2.0, action=SUM_BACKWARD):
@@ -254,6 +255,28 @@ def test_a_bug_that_a_uniform_gradient_hides_is_pinned_on_its_op():
     verdict = compare(engine_outcome, torch_outcome, program, backend=rolled_torch)
     assert verdict.signature == "gradient|roll|float32"
     assert compare(interpreter.run(program, torch), torch_outcome, program, backend=torch).kind == "match"
+
+
+def test_a_bug_only_a_second_order_gradient_shows_is_pinned_on_the_op_whose_backward_runs_it():
+    # Fuzzer finding (an unseen planted bug: mean over dims scales its gradient by 1 / numel):
+    # std's backward computes a mean, which a double backward differentiates. A first-order probe
+    # of the prefix ending at std does not reach that mean, so the divergence was blamed on the
+    # `t` after it; the prefix is now probed with the double backward too.
+    from fuzz.mutants import engine_copy
+    buggy = engine_copy("gradfuzz_test_mean_backward_bug")
+    ops = buggy._ops
+    correct = ops._reduce_backward
+
+    def mean_backward(ctx, g):
+        return correct(ctx, g * (ctx.count / max(int(np.prod(ctx.self_shape)), 1)))
+    ops._MEAN_DIM.backward = mean_backward
+    program = Program((Input("x0", (2, 3), "float64", [[1.0, 1.0, 1.0], [0.0, 1.0, 2.0]], True),),
+                      (Step("std", "function", (Ref("x0"),), {"dim": 0}, "v0"),
+                       Step("t", "function", (Ref("v0"),), {}, "v1")), Action(DOUBLE_BACKWARD, "v1"))
+    torch_outcome = oracle.run_torch(program)
+    verdict = compare(interpreter.run(program, buggy), torch_outcome, program, backend=buggy)
+    assert verdict.signature == "gradient|std|float64"
+    assert compare(interpreter.run(program, engine), torch_outcome, program, backend=engine).kind == "match"
 
 
 def test_a_wrong_message_of_backward_itself_is_one_finding_whatever_the_ops():
