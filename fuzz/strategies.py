@@ -61,7 +61,8 @@ from engine.optable import (BINARY, BY_NAME, COMPARISON, INPLACE, MATMUL, NONZER
 from fuzz import interpreter
 from fuzz.outcome import Outcome, StepResult
 from oracle.reference import normalize_message, torch_input
-from fuzz.program import (ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, REGISTER_HOOK,
+from fuzz.program import (ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, INPUT_DTYPES,
+                          REGISTER_HOOK,
                           REPEATED_BACKWARD, RETAIN_GRAD, SETITEM, SUM_BACKWARD, Action, DType, Input, Literal,
                           Program, Ref, Seq, Slice, Step, as_arg)
 
@@ -99,6 +100,8 @@ CHAIN_RATIO = 0.6
 OUT_OF_DOMAIN_ONE_IN = 10  # an operand ignores the op's domain: edges are behaviour too
 NO_GRAD_ONE_IN = 8         # an input does not require grad
 MIXED_DTYPES_ONE_IN = 8    # a program's inputs mix dtypes (type promotion)
+INTEGRAL_DTYPES = tuple(dtype for dtype in INPUT_DTYPES if dtype not in DTYPES)
+INTEGRAL_INPUT_ONE_IN = 4  # in such a program, an input is int64 or bool (integer arithmetic, int / int, ...)
 OTHER_TARGET_ONE_IN = 4    # the action targets another output than the newest one requiring grad
 NO_GRAD_STEP_ONE_IN = 16   # a step runs inside `with torch.no_grad():`
 INVALID_ONE_IN = 12        # a program contains one step (or action) that is invalid on purpose
@@ -572,7 +575,12 @@ class _Builder:
                   requires_grad: bool | None = None) -> Ref:
         source = self.source
         if dtype is None:
-            dtype = source.pick(self.limits.dtypes) if self.mixed else self.dtype
+            if not self.mixed:
+                dtype = self.dtype
+            elif self.inputs and source.rarely(INTEGRAL_INPUT_ONE_IN):   # (x0 stays floating: steps build on it)
+                dtype = source.pick(INTEGRAL_DTYPES)
+            else:
+                dtype = source.pick(self.limits.dtypes)
         if values is None:
             # NOTE: nested lists cannot spell an empty side before another side (`[]` is shape (0,)
             # whatever follows): such a side (from a tensor like eye(0) this input goes with) is 1.
