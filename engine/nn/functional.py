@@ -607,20 +607,24 @@ def linear(input, weight, bias=None) -> Tensor:
                            f"{input.ndim}D and {weight.ndim}D")
     if weight.ndim != 2:
         raise NotImplementedError(f"engine.nn.functional.linear: weight of {weight.ndim} dims is not supported")
-    weight_t = _transpose(weight, 0, 1, _T)
     if bias is None:
-        return _ops.matmul(input, weight_t)
+        return _ops.matmul(input, _transpose(weight, 0, 1, _T))
     if input.ndim == 2:
-        return _addmm(bias, input, weight_t)
+        return _addmm(bias, input, _transpose(weight, 0, 1, _T))
     out_features = weight._data.shape[0]
     if input._data.flags.c_contiguous and (bias.ndim == 1 or (bias.ndim >= 1 and bias.numel() == out_features)):
+        # NOTE: torch's _flatten_nd_linear reshapes the input before it transposes the weight,
+        # so TBackward0 is the later node and runs first in backward: the weight's gradient is
+        # accumulated before the input's branch is entered (fuzzer finding: a 1-d input made by
+        # floor_divide, whose missing derivative raises after the weight got its gradient).
         shape = input._data.shape
         rows = int(np.prod(shape[:-1], dtype=np.int64))
-        flat = _addmm(bias, _reshape(input, (rows, shape[-1])), weight_t)
+        flat_input = _reshape(input, (rows, shape[-1]))
+        flat = _addmm(bias, flat_input, _transpose(weight, 0, 1, _T))
         return _reshape(flat, shape[:-1] + (flat._data.shape[1],))
     # NOTE: torch adds this bias in place (output.add_(bias)): the result keeps the product's
     # dtype (a float64 bias on float32 operands gives float32) and in-place broadcasting rules.
-    return _ops.matmul(input, weight_t).add_(bias)
+    return _ops.matmul(input, _transpose(weight, 0, 1, _T)).add_(bias)
 
 
 # ---------------------------------------------------------------------------------

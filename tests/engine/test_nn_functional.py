@@ -1090,3 +1090,27 @@ def test_linear_flattens_only_a_contiguous_input_as_torch(name):
         out.sum().backward()
         return out.grad_fn.name(), out.detach().numpy().tolist(), weight.grad.numpy().tolist()
     assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("input_shape", [(3,), (2, 3), (2, 2, 3), (2, 1, 2, 3)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_backward_reaches_its_leaves_in_torchs_order(input_shape, with_bias):
+    # Fuzzer finding: torch's flattened linear reshapes the input before it transposes the
+    # weight, so the weight's gradient is accumulated first; a backward that then raises in the
+    # input's branch (floor_divide has no derivative) leaves the weight's gradient set.
+    def program(b):
+        order = []
+        x = b.ones(input_shape, requires_grad=True)
+        weight = b.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], requires_grad=True)
+        bias = b.tensor([0.25, -0.5], requires_grad=True) if with_bias else None
+        for name, leaf in (("input", x), ("weight", weight), ("bias", bias)):
+            if leaf is not None:
+                leaf.register_hook(lambda g, name=name: order.append(name))
+        b.nn.functional.linear(x, weight, bias).sum().backward()
+        raised = None
+        try:
+            b.nn.functional.linear(b.floor_divide(x, 2.0), weight, bias).sum().backward()
+        except RuntimeError as error:
+            raised = str(error)
+        return order, raised, weight.grad.numpy().tolist(), None if bias is None else bias.grad.numpy().tolist()
+    assert program(engine) == program(torch)
