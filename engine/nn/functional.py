@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .. import _args, _dtype, _libm, _ops, _ops_index, _ops_inplace, _ops_pointwise, _ops_reduce, _random, optable
+from .. import _args, _cpu, _dtype, _ops, _ops_index, _ops_inplace, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _fma, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
                     _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero,
                     v_zeros_like, v_mm, v_reshape, v_t, v_where)
@@ -1260,9 +1260,9 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                            "between 0 and 1")
     with _errstate():
         # NOTE: torch clamps both logarithms at -100, so the loss is finite at x = 0 and 1. Its
-        # kernel is a scalar loop calling the C library's log1p and log (see _libm).
-        losses = (t - 1) * np.maximum(_libm.call("log1p", np.log1p, -x), -100) - t * np.maximum(
-            _libm.call("log", np.log, x), -100)
+        # kernel is a scalar loop calling the C library's log1p and log (see _cpu.libm).
+        losses = (t - 1) * np.maximum(_cpu.libm("log1p", np.log1p, -x), -100) - t * np.maximum(
+            _cpu.libm("log", np.log, x), -100)
         if weights is not None:
             losses = losses * weights
         data = _reduced_loss(losses, reduction, x.dtype)
