@@ -1400,7 +1400,7 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None)
     if not input.dtype.is_floating_point:   # NOTE: torch checks the dtype before the dim
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
                            f"Got {input.dtype.scalar_name}")
-    dim = _wrap_dim(dim, input.ndim)
+    _wrap_dim(dim, input.ndim)   # (torch's IndexError for a bad dim; the norm is given the dim as given)
     norm = _ops_reduce.norm(input, float(p), dim if input.ndim else None, keepdim=True)
     return _ops.div(input, _expand(_clamp_min(norm, eps), input._data.shape))
 

@@ -524,3 +524,19 @@ def test_amax_and_amin_of_an_empty_dim_name_it_as_given(op, dim):
             getattr(b, op)(b.zeros((2, 0)), dim=dim)
         messages.append(str(info.value))
     assert messages[1] == messages[0]
+
+
+@pytest.mark.parametrize("p", [-1.0, -0.5, -1e20, 0.0, 2.0, float("inf"), float("-inf")])
+@pytest.mark.parametrize("shape, dim", [((0, 0), 0), ((0, 3), 0), ((3, 0), 0), ((3, 0), -1), ((0, 3), (1, 0)),
+                                        ((0,), None), ((2, 0), None), ((2, 0), [])])
+def test_norms_without_an_identity_refuse_empty_reductions_as_torch(p, shape, dim):
+    # Fuzzer finding: normalize(p=-1) over an empty dim returned an empty tensor; torch refuses
+    # negative and infinite norms over an empty dim (named as given) or an empty tensor.
+    def run(b, fn):
+        try:
+            return tuple(fn(b).shape)
+        except RuntimeError as error:
+            return str(error)
+    for fn in (lambda b: b.norm(b.ones(shape), p, dim),
+               lambda b: b.nn.functional.normalize(b.ones(shape), p, dim if isinstance(dim, int) else 0)):
+        assert run(engine, fn) == run(torch, fn)
