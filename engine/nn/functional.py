@@ -1679,7 +1679,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
         if t.dtype is not input.dtype:
             raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found {t.dtype.scalar_name}")
     if not input.dtype.is_floating_point:
-        raise NotImplementedError(f"engine.nn.functional.layer_norm: {input.dtype.name} input is not supported")
+        raise _not_implemented_for("LayerNormKernelImpl", input.dtype)
     dims = tuple(range(len(shape) - k, len(shape)))
     dt = input.dtype.np
     n = int(np.prod(normalized_shape, dtype=np.int64))

@@ -135,6 +135,10 @@ ERRORS = {
     "layer_norm float64 bias alone": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), None,
                                                                            _x(b, (3,)).double()),
     "layer_norm mixed dtypes": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)).double(), (3,), _x(b, (3,))),
+    # fuzzer finding: an integer input has no kernel, in torch's words
+    "layer_norm int64 input": lambda b: b.nn.functional.layer_norm(_t(b, [[1, 2, 0], [3, 3, 1]], "int64"), (3,)),
+    "layer_norm bool input and weight": lambda b: b.nn.functional.layer_norm(
+        _t(b, [[True, False]], "bool"), (2,), _t(b, [True, True], "bool")),
     "normalize integer": lambda b: b.nn.functional.normalize(_t(b, [1, 2], "int64")),
     "normalize dim": lambda b: b.nn.functional.normalize(_x(b), dim=2),
     # arguments, checked as torch's Python function and the native it calls check them
