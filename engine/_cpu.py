@@ -103,3 +103,82 @@ def vector_loop_mask(x: np.ndarray) -> np.ndarray:
     inner = (np.arange(length) < length - length % step).reshape(view.shape[first:len(dims)])
     view_mask = np.broadcast_to(inner.reshape(inner.shape + (1,) * (x.ndim - len(dims))), view.shape)
     return np.transpose(view_mask, np.argsort(dims + [d for d in range(x.ndim) if d not in dims])).copy()
+
+
+# NOTE: torch's full reductions run one loop over at most this many elements; above it its threads
+# each sum a part (how many depends on the machine), and the engine's sums are numpy's.
+_GRAIN_SIZE = 32768
+# NOTE: torch registers its sum kernel without an AVX512 variant (REGISTER_DISPATCH, not
+# ALSO_REGISTER_AVX512_DISPATCH): it runs with 32-byte vectors on every x86 machine.
+_SUM_VECTOR_BYTES = 32
+
+
+def full_sum(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
+    """The sum of every element of the float array `x` as torch's cascade_sum adds them (0-d,
+    in x's dtype), or None where the engine does not follow its order (see below).
+
+    NOTE: torch walks a dense tensor in memory order as one row. A row of at least one vector
+    (8 float32) is summed as vectors: groups of 4 vectors accumulate lane by lane
+    into 4 partial vectors (in levels of 16 groups: `multi_row_sum`), the vectors left over go
+    into the first, the other three are added to it, then the elements after the last whole
+    vector are added in order to 0 and the lanes of the vector in order to that. A shorter row
+    is the same with numbers for vectors. Float32 accumulates in float32. Only dense arrays of
+    x's own dtype up to _GRAIN_SIZE elements are covered: others are walked as several rows.
+    """
+    if x.dtype != dtype or x.dtype not in (np.float32, np.float64) or not 0 < x.size <= _GRAIN_SIZE:
+        return None
+    order = sorted(range(x.ndim), key=lambda d: -x.strides[d])
+    flat = x.transpose(order)
+    if not flat.flags.c_contiguous:
+        return None
+    flat = flat.reshape(-1)
+    lanes = _SUM_VECTOR_BYTES // x.itemsize
+    zero = x.dtype.type(0)
+    if flat.size < lanes:
+        total = _row_sum(flat)
+    else:
+        whole = flat.size - flat.size % lanes
+        vector = _row_sum(flat[:whole].reshape(-1, lanes))
+        total = zero
+        for value in flat[whole:]:
+            total = total + value
+        for value in vector:
+            total = total + value
+    return np.asarray(zero + total, dtype=x.dtype)   # (stored by adding to the zeroed output)
+
+
+def _row_sum(elements: np.ndarray):
+    """torch's row_sum: elements (numbers or vectors) in 4 interleaved partial sums (multi_row_sum),
+    the ones after the last group of 4 into the first, then the other three added to it."""
+    groups = elements.shape[0] // 4
+    partial = _multi_row_sum(elements[:groups * 4].reshape((groups, 4) + elements.shape[1:]))
+    first = partial[0]
+    for element in elements[groups * 4:]:
+        first = first + element
+    for k in range(1, 4):
+        first = first + partial[k]
+    return first
+
+
+def _multi_row_sum(rows: np.ndarray) -> np.ndarray:
+    """torch's multi_row_sum over rows (size, 4, ...): 4 levels of accumulators; every 16 rows the
+    first moves up into the next, and further up at every 16**j rows (level_power is 4 below
+    2**20 rows)."""
+    level_power, levels = 4, 4
+    step, mask = 1 << level_power, (1 << level_power) - 1
+    zero = np.zeros(rows.shape[1:], rows.dtype)
+    acc = [zero] * levels
+    size, i = rows.shape[0], 0
+    while i + step <= size:
+        for row in rows[i:i + step]:
+            acc[0] = acc[0] + row
+        i += step
+        for j in range(1, levels):
+            acc[j], acc[j - 1] = acc[j] + acc[j - 1], zero
+            if i & (mask << (j * level_power)):
+                break
+    for row in rows[i:]:
+        acc[0] = acc[0] + row
+    for j in range(1, levels):
+        acc[0] = acc[0] + acc[j]
+    return acc[0]

@@ -1276,8 +1276,15 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     keep = keepdim and dim is not None
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None
     with _errstate():
-        # (np.add.reduce is what np.sum runs for an array, without its Python-level dispatch.)
-        data = np.add.reduce(x, axis=axes, dtype=dt.np, keepdims=keep)
+        # NOTE: torch's float sum of every element adds them in its own order (_cpu.full_sum),
+        # which decides how cancellations round (fuzzer finding: a float32 loss an ulp off, then
+        # exp'd); other sums are numpy's. (np.add.reduce is what np.sum runs for an array,
+        # without its Python-level dispatch.)
+        data = _cpu.full_sum(x, dt.np) if len(axes) == x.ndim and dt.is_floating_point else None
+        if data is None:
+            data = np.add.reduce(x, axis=axes, dtype=dt.np, keepdims=keep)
+        elif keep:
+            data = data.reshape((1,) * x.ndim)
         if mean:
             # np.mean's arithmetic, without its warning for a mean of nothing (NaN in torch, silently)
             data = np.true_divide(data, count)
