@@ -330,14 +330,14 @@ def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = 
         Written.tensor = self
         try:
             result = fn(self, *args, **kwargs)
+            if comparison and _GradMode.enabled and (self._requires_grad or any(
+                    isinstance(a, Tensor) and a._requires_grad for a in args)):
+                result = _comparison_node(name, self, args, result)
         finally:
             Written.tensor = None
         if result.grad_fn is not None and "not_implemented" in result.grad_fn.__dict__:
             # NOTE: torch's error for a missing derivative names the in-place op called.
             result.grad_fn.not_implemented = name
-        if comparison and _GradMode.enabled and (self._requires_grad or any(
-                isinstance(a, Tensor) and a._requires_grad for a in args)):
-            result = _comparison_node(name, self, args, result)
         return write_result(self, result)
     method.__name__ = method.__qualname__ = name
     method.__doc__ = f"In-place version of :func:`{fn.__name__}`."
@@ -402,10 +402,9 @@ def copy_(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(shape)}")
     with _errstate():   # (overflowing the tensor's dtype to inf silently, as torch)
         data = np.broadcast_to(src._data, shape).astype(self.dtype.np)
-    result = record(_COPY_, (self, src), data, self.dtype)
-    if result.dtype is not self.dtype:
-        result = result.to(self.dtype)
-    return write_result(self, result)
+    if not self.dtype.is_floating_point:   # NOTE: torch records a copy into a differentiable dtype only
+        return write_result(self, Tensor._make(data, self.dtype))
+    return write_result(self, record(_COPY_, (self, src), data, self.dtype))
 
 
 def _index_put_backward(ctx, g):
