@@ -236,6 +236,10 @@ PROGRAMS = [
     ("clone of int64 in the graph", lambda m: _int_requiring_grad(m).clone()),
     ("int64 in the graph times a float", lambda m: _int_requiring_grad(m) * 2.5),
     ("int64 in the graph, mul_ in place", lambda m: _int_requiring_grad(m).mul_(2)),
+    ("backward from int64 in the graph", lambda m: _int_requiring_grad(m).backward(m.ones(3, dtype=m.int64))),
+    ("backward through int64 in the graph", lambda m: (_int_requiring_grad(m) * 2.5).sum().backward()),
+    ("create_graph backward through int64 in the graph", lambda m: (_int_requiring_grad(m) * 2.5).sum().backward(
+        create_graph=True)),
     ("masked_fill_ of int64 by a value that requires grad", lambda m: m.tensor([1, 2]).masked_fill_(
         m.tensor([True, False]), m.tensor(2.5, requires_grad=True))),
 ]
