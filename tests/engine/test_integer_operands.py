@@ -207,6 +207,18 @@ def _int_requiring_grad(m):
     return m.tensor([1, 2, 3]).eq_(m.tensor([1.5, 2.0, 3.0], requires_grad=True))
 
 
+def _setitem(m, index):
+    x = m.tensor([1, 2, 3])
+    x[index] = m.tensor(2.5, requires_grad=True) * 1
+    return x
+
+
+def _setitem_none(m):
+    x = m.tensor(3)
+    x[None] = m.tensor(2.5, requires_grad=True) * 1
+    return x
+
+
 PROGRAMS = [
     ("clamp of bool, min only", lambda m: m.clamp(m.tensor([True, False]), min=True)),
     ("clamp of bool, max only", lambda m: m.clamp(m.tensor([True, False]), max=True)),
@@ -240,6 +252,12 @@ PROGRAMS = [
     ("backward through int64 in the graph", lambda m: (_int_requiring_grad(m) * 2.5).sum().backward()),
     ("create_graph backward through int64 in the graph", lambda m: (_int_requiring_grad(m) * 2.5).sum().backward(
         create_graph=True)),
+    ("setitem of an int64 0-d tensor (fill_) from a value that requires grad", _setitem_none),
+    ("setitem of int64 by a mask from a value that requires grad", lambda m: _setitem(m, m.tensor([True, False, True]))),
+    ("setitem of int64 at an int from a value that requires grad (copy_)", lambda m: _setitem(m, 0)),
+    ("fill_ of int64 with a value that requires grad", lambda m: m.tensor([1, 2]).fill_(
+        m.tensor(2.5, requires_grad=True) * 1)),
+    ("zero_ of int64 in the graph", lambda m: _int_requiring_grad(m).zero_()),
     ("masked_fill_ of int64 by a value that requires grad", lambda m: m.tensor([1, 2]).masked_fill_(
         m.tensor([True, False]), m.tensor(2.5, requires_grad=True))),
 ]
