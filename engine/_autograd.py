@@ -323,6 +323,13 @@ class BackwardRun:
     id = 0
 
 
+# NOTE: torch's engine asserts that no gradient reaches an integral tensor; one can only be in a
+# graph when an in-place op on it was recorded (x_int.eq_(y) with y requiring grad). Its
+# message is an internal assert's, with the path of the file torch 2.13 was built from.
+_INTEGRAL_GRADIENT = ('isDifferentiableType(grad.scalar_type()) INTERNAL ASSERT FAILED at '
+                      '"/__w/pytorch/pytorch/torch/csrc/autograd/engine.cpp":998, please report a bug to PyTorch. ')
+
+
 def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs=None,
                  accumulate: bool = True):
     """Backpropagate `grads` (tensors shaped like `roots`).
@@ -344,6 +351,8 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     from ._tensor import Tensor
 
     BackwardRun.id += 1
+    if not all(root.dtype.is_floating_point for root in roots):
+        raise RuntimeError(_INTEGRAL_GRADIENT)
     root_nodes = [root.grad_fn if root.grad_fn is not None else root._accumulator() for root in roots]
     # A view made under no_grad has no node: its gradient goes nowhere, as in torch.
     grads = [g for node, g in zip(root_nodes, grads) if node is not None]
@@ -426,8 +435,12 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                         ig = sum_to_shape(ig, shape)
                     if create_graph:
                         if ig.dtype is not dt:
+                            if not dt.is_floating_point:
+                                raise RuntimeError(_INTEGRAL_GRADIENT)
                             ig = ig.to(dt)
                     elif ig.dtype is not dt.np and ig.dtype != dt.np:
+                        if not dt.is_floating_point:
+                            raise RuntimeError(_INTEGRAL_GRADIENT)
                         ig = ig.astype(dt.np)
                     if child in pending:
                         previous = pending.pop(child)

@@ -79,11 +79,21 @@ def scalar_dtype(value) -> dtype:
     raise TypeError(f"expected a Tensor or a Python number, got {type(value).__name__}")
 
 
-def check_cast(result: dtype, out: dtype) -> None:
-    """torch's refusal to write a result into a tensor of a lower category (float into int64)."""
+def check_cast(result: dtype, out: dtype, *, out_as_typemeta: bool = False) -> None:
+    """torch's refusal to write a result into a tensor of a lower category (float into int64).
+
+    NOTE: TensorIterator names the output's dtype as a ScalarType ("Long"); the checks of ops
+    that promote by hand (clamp_ with number bounds) name it as a TypeMeta, which prints the
+    C++ type ("long int"): `out_as_typemeta`.
+    """
     if result.category > out.category:
-        raise RuntimeError(f"result type {result.scalar_name} can't be cast to the desired output type "
-                           f"{out.scalar_name}")
+        name = out.cpp_name if out_as_typemeta else out.scalar_name
+        raise RuntimeError(f"result type {result.scalar_name} can't be cast to the desired output type {name}")
+
+
+def not_implemented_for(kernel: str, dt: dtype) -> NotImplementedError:
+    """torch's error of a kernel that has no loop for a dtype: '"addmm_impl_cpu_" not implemented for 'Bool''."""
+    return NotImplementedError(f'"{kernel}" not implemented for \'{dt.scalar_name}\'')
 
 
 def wrapped_number_dtype(value) -> dtype:

@@ -75,6 +75,10 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
             break
     else:
         return _plain(data, dt, inputs)
+    if not dt.is_floating_point and Written.tensor is None:
+        # NOTE: torch refuses to record an op with an integral result (an integral input that
+        # requires grad was left in a graph by an in-place op: x_int.eq_(y)); in place it records.
+        raise RuntimeError(f"Autograd not support dtype: {dt.scalar_name}")
     out = _make_tensor(data, dt, True)
     if data.base is not None:
         _link_view(out, inputs)
@@ -1025,6 +1029,11 @@ def sub(input, other, *, alpha=1) -> Tensor:
     return _add_scaled("sub", _SUB, np.subtract, input, other, alpha)
 
 
+def _sub_meta(input, other, *, alpha=1) -> None:
+    """sub_ refuses bool operands before it broadcasts them, as torch's sub_check."""
+    _check_bool_sub(input, other)
+
+
 def rsub(input: Tensor, other) -> Tensor:
     """`other - input`: the `number - tensor` operator (torch's rsub, node RsubBackward1)."""
     if isinstance(other, Tensor):
@@ -1134,6 +1143,19 @@ def _check_integer_power(base_dt, exponent_values):
         raise RuntimeError("Integers to negative integer powers are not allowed.")
 
 
+def _integer_power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Integer x ** y elementwise, as torch's powi (wrapping around on overflow, as numpy).
+
+    NOTE: torch refuses negative exponents only as a number (_check_integer_power); a tensor
+    of them gives 1 for base 1, -1 or 1 for base -1 (odd or even exponent), else 0 (0 too).
+    """
+    negative = y < 0
+    data = np.power(x, np.where(negative, 0, y))
+    if negative.any():
+        data = np.where(negative, np.where(x == 1, 1, np.where(x == -1, np.where(y % 2 == 0, 1, -1), 0)), data)
+    return data
+
+
 # NOTE: torch computes a floating tensor to these number powers with other kernels (sqrt,
 # rsqrt, reciprocal, products), whose signed zeros and infinities differ from IEEE pow:
 # pow(-0.0, -0.5) is -inf and pow(-inf, -0.5) is nan.
@@ -1193,10 +1215,8 @@ def pow(input, exponent) -> Tensor:
     if isinstance(input, Tensor) and isinstance(exponent, Tensor):
         a, b, dt = _binary_operands("pow", input, exponent)
         _check_pow_kernel(dt)
-        if not dt.is_floating_point:
-            _check_integer_power(dt, b._data)
         with _errstate():
-            data = _np_pow_elementwise(_as(a, dt), _as(b, dt))
+            data = (_np_pow_elementwise if dt.is_floating_point else _integer_power)(_as(a, dt), _as(b, dt))
         return record(_POW_TENSOR, (a, b), _iterator_layout(data, a._data, b._data), dt)
     if isinstance(input, Tensor):
         if not _is_number(exponent):
@@ -1212,10 +1232,9 @@ def pow(input, exponent) -> Tensor:
     _check_tensor(exponent, "pow", "exponent", 2)
     dt = _dtype.result_type([exponent], [input])
     _check_pow_kernel(dt)
-    if not dt.is_floating_point:
-        _check_integer_power(dt, exponent._data)
     with _errstate():
-        data = np.power(np.asarray(input, dt.np), _as(exponent, dt))
+        power = np.power if dt.is_floating_point else _integer_power
+        data = power(np.asarray(input, dt.np), _as(exponent, dt))
     return record(_POW_NUMBER_BASE, (exponent,), data, dt, base=input)
 
 
@@ -1329,7 +1348,7 @@ _BMM = Rule("BmmBackward0",
 
 def _not_for_bool(t: Tensor, kernel: str):
     if t.dtype is _dtype.bool_:
-        raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
+        raise _dtype.not_implemented_for(kernel, _dtype.bool_)
 
 
 def _product(rule, a: Tensor, b: Tensor, **attrs) -> Tensor:

@@ -235,7 +235,7 @@ def arange(start=0, end=None, step=1, *, dtype=None, layout=None, device=None, p
     is_float = any(isinstance(x, float) for x in (start, end, step))
     dt = dtype or (_dtype.default_float if is_float else _dtype.int64)
     if dt is _dtype.bool_:
-        raise NotImplementedError('"arange_cpu" not implemented for \'Bool\'')
+        raise _dtype.not_implemented_for("arange_cpu", _dtype.bool_)
     lo, hi, by = float(start), float(end), float(step)
     if not (by > 0 or by < 0):
         raise RuntimeError("step must be nonzero")
@@ -277,7 +277,7 @@ def linspace(start, end, steps, *, dtype=None, layout=None, device=None, pin_mem
         raise RuntimeError("number of steps must be non-negative")
     dt = dtype or _dtype.default_float
     if dt is _dtype.bool_:
-        raise NotImplementedError('"linspace_cpu" not implemented for \'Bool\'')
+        raise _dtype.not_implemented_for("linspace_cpu", _dtype.bool_)
     return _leaf(_linspace_values(start, end, steps, dt), dt, requires_grad)
 
 
@@ -314,7 +314,7 @@ def _random_dtype(op: str, dtype, kernel: str):
     _check_dtype(op, dtype)
     dt = dtype or _dtype.default_float
     if not dt.is_floating_point:
-        raise NotImplementedError(f'"{kernel}" not implemented for \'{dt.scalar_name}\'')
+        raise _dtype.not_implemented_for(kernel, dt)
     return dt
 
 

@@ -23,7 +23,6 @@ import warnings
 import numpy as np
 
 from . import _dtype
-from ._autograd import _GradMode
 from ._ops import (_SQUEEZE_DIM, Rule, Written, _assert_no_overlap, _broadcast_shape, _check_tensor, _errstate,
                    _is_number, _reshape,
                    record, save_for_backward, v_data, v_reshape, v_where)
@@ -46,13 +45,6 @@ def _save(out: Tensor, when: bool = True, **tensors: Tensor) -> Tensor:
         for name, t in tensors.items():
             save_for_backward(out, name, t)
     return out
-
-
-def _record(rule: Rule, inputs: tuple, data, dt, **attrs) -> Tensor:
-    """`record`, refusing a graph for integer and bool results as torch does."""
-    if not dt.is_floating_point and _GradMode.enabled and any(t._requires_grad for t in inputs):
-        raise RuntimeError(f"Autograd not support dtype: {dt.scalar_name}")
-    return record(rule, inputs, data, dt, **attrs)
 
 
 def _index_tensor(index) -> Tensor:
@@ -673,10 +665,10 @@ def scatter(input, dim: int, index, src=None, *, value=None, reduce=None) -> Ten
     dim = _check_scatter("scatter", input, dim, index, src)
     if src is None:
         data = _scatter_np(input._data, dim, index._data, _fill_value(value, input.dtype), False)
-        out = _record(_SCATTER_VALUE, (input,), data, input.dtype, dim=dim)
+        out = record(_SCATTER_VALUE, (input,), data, input.dtype, dim=dim)
     else:
         data = _scatter_np(input._data, dim, index._data, src._data, False)
-        out = _record(_SCATTER_SRC, (input, src), data, input.dtype, dim=dim, src_shape=src._data.shape)
+        out = record(_SCATTER_SRC, (input, src), data, input.dtype, dim=dim, src_shape=src._data.shape)
     return _save(out, index=index)
 
 
@@ -687,7 +679,7 @@ def scatter_add(input, dim: int, index, src) -> Tensor:
     _check_tensor(src, "scatter_add", "src", 4)
     dim = _check_scatter("scatter", input, dim, index, src)
     data = _scatter_np(input._data, dim, index._data, src._data, True)
-    out = _record(_SCATTER_ADD, (input, src), data, input.dtype, dim=dim, src_shape=src._data.shape)
+    out = record(_SCATTER_ADD, (input, src), data, input.dtype, dim=dim, src_shape=src._data.shape)
     # NOTE: torch saves the index only when src requires grad (the self gradient is g itself).
     return _save(out, when=src._requires_grad, index=index)
 
@@ -751,9 +743,9 @@ def masked_fill(input, mask, value) -> Tensor:
     if Written.tensor is input and shape == input._data.shape and has_internal_overlap(input._data):
         data = aliased_write(input._data, data, np.flatnonzero(mask_data))
     if isinstance(value, Tensor):
-        out = _record(_MASKED_FILL_TENSOR, (input, value), data, input.dtype)
+        out = record(_MASKED_FILL_TENSOR, (input, value), data, input.dtype)
     else:
-        out = _record(_MASKED_FILL_NUMBER, (input,), data, input.dtype)
+        out = record(_MASKED_FILL_NUMBER, (input,), data, input.dtype)
     return _save(out, mask=mask)
 
 

@@ -330,14 +330,14 @@ def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = 
         Written.tensor = self
         try:
             result = fn(self, *args, **kwargs)
+            if comparison and _GradMode.enabled and (self._requires_grad or any(
+                    isinstance(a, Tensor) and a._requires_grad for a in args)):
+                result = _comparison_node(name, self, args, result)
         finally:
             Written.tensor = None
         if result.grad_fn is not None and "not_implemented" in result.grad_fn.__dict__:
             # NOTE: torch's error for a missing derivative names the in-place op called.
             result.grad_fn.not_implemented = name
-        if comparison and _GradMode.enabled and (self._requires_grad or any(
-                isinstance(a, Tensor) and a._requires_grad for a in args)):
-            result = _comparison_node(name, self, args, result)
         return write_result(self, result)
     method.__name__ = method.__qualname__ = name
     method.__doc__ = f"In-place version of :func:`{fn.__name__}`."
@@ -356,6 +356,16 @@ def _comparison_node(name: str, self: Tensor, args, result: Tensor) -> Tensor:
 
 # ---- in-place ops without an out-of-place twin --------------------------------------
 
+def _record_own(self: Tensor, rule: Rule, inputs: tuple, data, dt, **attrs) -> Tensor:
+    """`record` for an in-place op without an out-of-place twin: torch records it even into an
+    integral tensor (which `record` refuses out of place), as `inplace_method` does."""
+    outer, Written.tensor = Written.tensor, self
+    try:
+        return record(rule, inputs, data, dt, **attrs)
+    finally:
+        Written.tensor = outer
+
+
 _ZERO = Rule("ZeroBackward0", lambda ctx, g: (v_zeros_like(g),))
 _FILL = Rule("FillBackward2", lambda ctx, g: (v_zeros_like(g),))
 _FILL_TENSOR = Rule("FillBackward3", lambda ctx, g: (v_zeros_like(g), g.sum() if ctx.needs[1] else None),
@@ -365,7 +375,7 @@ _FILL_TENSOR = Rule("FillBackward3", lambda ctx, g: (v_zeros_like(g), g.sum() if
 def zero_(self: Tensor) -> Tensor:
     """Fill with zeros in place."""
     check_writable(self, overlap_allowed=True)
-    return write_result(self, record(_ZERO, (self,), np.zeros_like(self._data), self.dtype))
+    return write_result(self, _record_own(self, _ZERO, (self,), np.zeros_like(self._data), self.dtype))
 
 
 def fill_(self: Tensor, value) -> Tensor:
@@ -379,9 +389,9 @@ def fill_(self: Tensor, value) -> Tensor:
         # fills it); so does setitem, which makes its value a tensor.
         check_no_internal_overlap(self._data)
         data = np.full(self._data.shape, value._data, dtype=self.dtype.np)
-        return write_result(self, record(_FILL_TENSOR, (self, value), data, self.dtype))
+        return write_result(self, _record_own(self, _FILL_TENSOR, (self, value), data, self.dtype))
     data = np.full(self._data.shape, value, dtype=self.dtype.np)
-    return write_result(self, record(_FILL, (self,), data, self.dtype))
+    return write_result(self, _record_own(self, _FILL, (self,), data, self.dtype))
 
 
 _COPY_ = Rule("torch::autograd::CopyBackwards",
@@ -402,10 +412,9 @@ def copy_(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(shape)}")
     with _errstate():   # (overflowing the tensor's dtype to inf silently, as torch)
         data = np.broadcast_to(src._data, shape).astype(self.dtype.np)
-    result = record(_COPY_, (self, src), data, self.dtype)
-    if result.dtype is not self.dtype:
-        result = result.to(self.dtype)
-    return write_result(self, result)
+    if not self.dtype.is_floating_point:   # NOTE: torch records a copy into a differentiable dtype only
+        return write_result(self, Tensor._make(data, self.dtype))
+    return write_result(self, record(_COPY_, (self, src), data, self.dtype))
 
 
 def _index_put_backward(ctx, g):
@@ -493,7 +502,7 @@ def __setitem__(self: Tensor, index, value) -> None:
     positions = np.arange(data.size).reshape(data.shape)[key]   # the flat indices written
     if overlapping:
         data = aliased_write(self._data, data, positions)
-    result = record(_INDEX_PUT, (self, value_tensor), data, self.dtype, index=positions)
+    result = _record_own(self, _INDEX_PUT, (self, value_tensor), data, self.dtype, index=positions)
     if result.grad_fn is not None:
         for n, t in enumerate(index_tensors):
             save_for_backward(result, f"indices{n}", t)

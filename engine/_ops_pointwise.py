@@ -21,12 +21,7 @@ from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor,
                    v_masked_zero, v_where)
 from ._tensor import Tensor
 
-# torch's names of the supported dtypes in kernel errors ("not implemented for 'Float'")
-# and in lerp's dtype check ("expected dtype float").
-
-
-def _not_implemented_for(kernel: str, dt) -> NotImplementedError:
-    return NotImplementedError(f'"{kernel}" not implemented for \'{dt.scalar_name}\'')
+_not_implemented_for = _dtype.not_implemented_for
 
 
 def _full(data: np.ndarray, shape: tuple) -> np.ndarray:
@@ -348,13 +343,41 @@ def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if all(b is None or isinstance(b, Tensor) for b in bounds):
         return _clamp_tensor(input, min, max)
-    # NOTE: as torch's overload resolution (engine/_args.py), a 0-d tensor that does not
-    # require grad, next to a number, is read as a number.
-    lo, hi = (b.item() if isinstance(b, Tensor) else b for b in bounds)
+    lo, hi = _number_bounds(bounds)
     dt = _dtype.result_type([input], [b for b in (lo, hi) if b is not None])
-    if dt is _dtype.bool_:
-        raise _not_implemented_for("clamp_scalar_cpu", dt)
+    if dt is _dtype.bool_:   # NOTE: torch's clamp with one bound runs that side's kernel
+        raise _not_implemented_for("clamp_min_scalar_cpu" if hi is None else
+                                   "clamp_max_scalar_cpu" if lo is None else "clamp_scalar_cpu", dt)
     return _clamp_scalar(_CLAMP_SCALAR, input, lo, hi, dt)
+
+
+def _number_bounds(bounds):
+    """The bounds of clamp's number overload. NOTE: as torch's overload resolution
+    (engine/_args.py), a 0-d tensor that does not require grad, next to a number, is read as a number."""
+    return tuple(b.item() if isinstance(b, Tensor) else b for b in bounds)
+
+
+def _check_clamp_in_place(input, bounds) -> None:
+    """clamp_ (clamp_min_, clamp_max_) with number bounds: torch promotes an integral tensor
+    with the numbers by hand, before anything else, and refuses a result it cannot write back.
+    NOTE: this check names the tensor's dtype as a TypeMeta ("long int"; see check_cast)."""
+    if all(b is None or isinstance(b, Tensor) for b in bounds) or input.dtype.is_floating_point:
+        return
+    numbers = [b for b in _number_bounds(bounds) if b is not None]
+    if numbers:
+        _dtype.check_cast(_dtype.result_type([input], numbers), input.dtype, out_as_typemeta=True)
+
+
+def _clamp_meta(input, min=None, max=None) -> None:  # noqa: A002
+    _check_clamp_in_place(input, (min, max))
+
+
+def _clamp_min_meta(input, min) -> None:  # noqa: A002
+    _check_clamp_in_place(input, (min,))
+
+
+def _clamp_max_meta(input, max) -> None:  # noqa: A002
+    _check_clamp_in_place(input, (max,))
 
 
 def _tie_first(fn, a, b):
@@ -379,6 +402,8 @@ def _clamp_scalar(rule: Rule, input: Tensor, lo, hi, dt) -> Tensor:
 def _clamp_tensor(input: Tensor, lo, hi) -> Tensor:
     present = [t for t in (lo, hi) if t is not None]
     dt = _dtype.result_type([input, *present])
+    if dt is _dtype.bool_ and len(present) == 2:   # (one tensor bound: maximum's or minimum's bool loop)
+        raise _not_implemented_for("clamp_cpu", dt)
     shape = input._data.shape
     for t in present:
         shape = _broadcast_shape(shape, t._data.shape)
@@ -672,12 +697,27 @@ def xlogy(input, other) -> Tensor:
 # Ternary ops: lerp, addcmul, addcdiv, where
 # ---------------------------------------------------------------------------------
 
+def v_number_first(op: str, number, t):
+    """`number - t` or `number / t` as torch's C++ derivative formulas compute them
+    (at::empty_like(t).fill_(number).sub_(t)): in t's dtype, so a bool t refuses the subtraction
+    as two bool tensors (lerp's `1 - weight`) and an integral t refuses a true division's
+    floating result (addcdiv's `value / tensor2`). A floating t gives what Python's operators give."""
+    dt = t.dtype if isinstance(t, Tensor) else _dtype.from_numpy(t.dtype)
+    if op == "-":
+        if dt is _dtype.bool_:
+            _ops._check_bool_sub(t, t)
+        return number - t
+    if not dt.is_floating_point:
+        _dtype.check_cast(_dtype.default_float, dt)
+    return number / t
+
+
 _LERP_SCALAR = Rule("LerpBackward0",
                     lambda ctx, g: (g * (1 - ctx.weight) if ctx.needs[0] else None,
                                     g * ctx.weight if ctx.needs[1] else None),
                     ("self", "end"))
 _LERP_TENSOR = Rule("LerpBackward1",
-                    lambda ctx, g: (g * (1 - ctx.weight) if ctx.needs[0] else None,
+                    lambda ctx, g: (g * v_number_first("-", 1, ctx.weight) if ctx.needs[0] else None,
                                     g * ctx.weight if ctx.needs[1] else None,
                                     g * (ctx.end - ctx.self) if ctx.needs[2] else None),
                     ("self", "end", "weight"), saves={"self": 2, "end": 2, "weight": None})
@@ -746,7 +786,7 @@ def addcmul(input, tensor1, tensor2, *, value=1) -> Tensor:
 # can name one trigger, so tensor2 is saved whenever the node is recorded.
 _ADDCDIV = Rule("AddcdivBackward0",
                 lambda ctx, g: (g if ctx.needs[0] else None,
-                                g * (ctx.value / ctx.tensor2) if ctx.needs[1] else None,
+                                g * v_number_first("/", ctx.value, ctx.tensor2) if ctx.needs[1] else None,
                                 -g * (ctx.value * ctx.tensor1 / (ctx.tensor2 * ctx.tensor2)) if ctx.needs[2] else None),
                 ("self", "tensor1", "tensor2"), saves={"tensor2": None, "tensor1": 2})
 
@@ -758,11 +798,17 @@ _ADDCDIV_INTEGER_MESSAGE = (
     "implementation: (input + value * tensor1 / tensor2), for all dtypes.")
 
 
+def _addcdiv_meta(input, tensor1, tensor2, *, value=1) -> None:
+    """addcdiv refuses integral tensor1 and tensor2 before it broadcasts them (addcdiv_ too)."""
+    if (isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and not tensor1.dtype.is_floating_point
+            and not tensor2.dtype.is_floating_point):
+        raise RuntimeError(_ADDCDIV_INTEGER_MESSAGE)
+
+
 def addcdiv(input, tensor1, tensor2, *, value=1) -> Tensor:
     """input + value * tensor1 / tensor2 (integer tensor1 and tensor2 are refused, as in torch)."""
+    _addcdiv_meta(input, tensor1, tensor2)
     dt, shape = _check_three("addcdiv", input, tensor1, tensor2)
-    if not tensor1.dtype.is_floating_point and not tensor2.dtype.is_floating_point:
-        raise RuntimeError(_ADDCDIV_INTEGER_MESSAGE)
     v = np.asarray(value, np.float64).astype(dt.np)
     with _errstate():
         data = _as(input, dt) + v * _as(tensor1, dt) / _as(tensor2, dt)

@@ -154,6 +154,8 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     if k != k2:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{m})")
     _check_expand(bias, (n, m))
+    if mat1.dtype is _dtype.bool_:
+        raise _not_implemented_for("addmm_impl_cpu_", mat1.dtype)
     a, b = mat1._data, mat2._data
     with _errstate():
         if n < m and _is_transposed(b) and a.flags.c_contiguous:
@@ -192,7 +194,7 @@ def _check_expand(t: Tensor, shape: tuple):
 def _float_input(op: str, kernel: str, input) -> None:
     _check_tensor(input, op)
     if not input.dtype.is_floating_point:
-        raise NotImplementedError(f'"{kernel}" not implemented for \'{input.dtype.scalar_name}\'')
+        raise _not_implemented_for(kernel, input.dtype)
 
 
 # The natives torch's Python functions call with their arguments, checked as torch's parser does.
@@ -462,7 +464,7 @@ def _softmax_args(name: str, input, dim, stacklevel: int, dtype):
     dim = _wrap_dim(dim, input.ndim)
     if not input.dtype.is_floating_point:
         kernel = "lastdim_kernel_impl" if dim == max(input.ndim - 1, 0) else "kernel_impl"
-        raise NotImplementedError(f'"{name}_{kernel}" not implemented for \'{input.dtype.scalar_name}\'')
+        raise _not_implemented_for(f"{name}_{kernel}", input.dtype)
     return input, dim
 
 
@@ -578,14 +580,12 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     _check_tensor(input, "dropout")
     if p == 0 or not training or input.numel() == 0:
         return input
-    if not input.dtype.is_floating_point:
-        raise RuntimeError(f"result type Float can't be cast to the desired output type "
-                           f"{input.dtype.scalar_name}")
+    if p == 1:   # NOTE: torch multiplies by a 0-d zero of the input's dtype: an integral input stays so
+        return _ops.mul(input, Tensor._make(np.zeros((), input.dtype.np), input.dtype))
+    # NOTE: torch scales the noise in place in the input's dtype (bernoulli_(1 - p).div_(1 - p)).
+    _dtype.check_cast(_dtype.default_float, input.dtype)
     shape = input._data.shape
-    if p == 1:
-        noise = np.zeros(shape, input.dtype.np)
-    else:
-        noise = (_random.generator.random(shape) < 1 - p).astype(input.dtype.np) / np.asarray(1 - p, input.dtype.np)
+    noise = (_random.generator.random(shape) < 1 - p).astype(input.dtype.np) / np.asarray(1 - p, input.dtype.np)
     return _ops.mul(input, Tensor._make(noise, input.dtype))
 
 
@@ -818,13 +818,14 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
         if weight._data.shape != (c,):
             raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no classes but "
                                f"got weight tensor of shape: {list(weight._data.shape)}")
-        if weight.dtype is not input.dtype:
-            raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found "
-                               f"{weight.dtype.scalar_name}")
         _check_no_grad(weight, function, "weight")
-    if not input.dtype.is_floating_point:   # NOTE: torch's kernel refuses the dtype before reading targets
+    # NOTE: torch's kernel refuses the input's dtype before it reads the weight (as that dtype)
+    # and the targets.
+    if not input.dtype.is_floating_point:
         raise _not_implemented_for("nll_loss_out_frame" if rule is _NLL_LOSS else "nll_loss2d_forward_out_frame",
                                    input.dtype)
+    if weight is not None and weight.dtype is not input.dtype:
+        raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found {weight.dtype.scalar_name}")
     w = weight._data if weight is not None else np.ones(c, x.dtype)
     out = _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction), input)
     return _save_constants(out, target=target, weight=weight)
@@ -988,7 +989,7 @@ def _pointwise_loss(op: str, kernel: str, rule: Rule, fn, input, target, reducti
     """A loss torch computes as one node over (input, target) with the reduction inside."""
     dt = _dtype.promote(input.dtype, target.dtype)
     if not dt.is_floating_point:
-        raise NotImplementedError(f'"{kernel}" not implemented for \'{dt.scalar_name}\'')
+        raise _not_implemented_for(kernel, dt)
     with _errstate():
         losses = fn(_as(input, dt), _as(target, dt))
         data = _reduced_loss(losses, reduction, dt.np)
@@ -1250,7 +1251,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise RuntimeError(f"Found dtype {target.dtype.scalar_name} but expected "
                            f"{input.dtype.scalar_name}")
     if not input.dtype.is_floating_point:
-        raise NotImplementedError(f'"binary_cross_entropy" not implemented for \'{input.dtype.scalar_name}\'')
+        raise _not_implemented_for("binary_cross_entropy", input.dtype)
     x, t = input._data, target._data
     # NOTE: torch's kernel checks element by element, the input's value before the target's.
     bad_input, bad_target = ~((x >= 0) & (x <= 1)).ravel(), ~((t >= 0) & (t <= 1)).ravel()
@@ -1349,7 +1350,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     # NOTE: torch's kernel starts with log_sigmoid(input), which has no integer loop, then
     # computes (1 - target).mul_(input): in place, so in the target's dtype.
     if not dt.is_floating_point:
-        raise NotImplementedError(f'"log_sigmoid_cpu" not implemented for \'{dt.scalar_name}\'')
+        raise _not_implemented_for("log_sigmoid_cpu", dt)
+    if isinstance(pos_weight, Tensor):   # NOTE: torch's next step is (pos_weight - 1).mul(target)
+        _ops._check_bool_sub(pos_weight, 1)
     if target.dtype is _dtype.bool_:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
@@ -1675,11 +1678,12 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     if k == 0 or k > len(shape) or shape[len(shape) - k:] != normalized_shape:
         raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
                            f"[*, {', '.join(map(str, normalized_shape))}], but got input of size{list(shape)}")
+    # NOTE: torch's kernel dispatches on the input's dtype, then reads the parameters as that dtype.
+    if not input.dtype.is_floating_point:
+        raise _not_implemented_for("LayerNormKernelImpl", input.dtype)
     for t in params:   # a bias whose dtype differs from the weight's (and input's)
         if t.dtype is not input.dtype:
             raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found {t.dtype.scalar_name}")
-    if not input.dtype.is_floating_point:
-        raise _not_implemented_for("LayerNormKernelImpl", input.dtype)
     dims = tuple(range(len(shape) - k, len(shape)))
     dt = input.dtype.np
     n = int(np.prod(normalized_shape, dtype=np.int64))
