@@ -8,6 +8,7 @@ Python operators, ``.backward()``, ``.grad``, ``.detach().numpy()``,
 """
 from __future__ import annotations
 
+import functools
 import operator
 import warnings
 from dataclasses import replace
@@ -36,6 +37,7 @@ class ProgramError(Exception):
     """The program cannot be run as written (not an exception of the backend's)."""
 
 
+@functools.lru_cache(maxsize=None)
 def dtype_name(dtype: Any) -> str:
     """``torch.float32`` -> ``"float32"`` (any module prefix is dropped)."""
     return str(dtype).rpartition(".")[2]
@@ -149,7 +151,8 @@ def snapshot(tensor: Any) -> Array:
     """A tensor's dtype name and a numpy copy of its data (later in-place ops cannot change it)."""
     detached = tensor.detach()
     name = dtype_name(tensor.dtype)
-    if getattr(detached, "_is_zerotensor", lambda: False)():
+    is_zerotensor = getattr(detached, "_is_zerotensor", None)
+    if is_zerotensor is not None and is_zerotensor():
         # torch's ZeroTensor gradients (abs'' = 0) refuse .numpy() and have no dense CPU kernel.
         return Array(name, np.zeros(tuple(detached.shape), dtype=np.dtype(name)))
     return Array(name, np.array(detached.numpy(), copy=True))

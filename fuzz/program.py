@@ -294,11 +294,15 @@ class Step:
     no_grad: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "args", tuple(as_arg(arg) for arg in self.args))
-        object.__setattr__(self, "kwargs", {key: _plain(as_arg(value)) for key, value in self.kwargs.items()})
+        args = tuple(map(as_arg, self.args))
+        kwargs = {key: _plain(as_arg(value)) for key, value in self.kwargs.items()}
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "kwargs", kwargs)
         # Read often (validation, pruning, comparison): computed once (not a field).
-        object.__setattr__(self, "_refs", tuple(name for arg in (*self.args, *self.kwargs.values())
-                                                for name in arg_refs(arg)))
+        refs = [arg.name for arg in args if type(arg) is Ref]
+        if len(refs) < len(args) or kwargs:  # tensors inside sequences or keywords: the general walk
+            refs = [name for arg in (*args, *kwargs.values()) for name in arg_refs(arg)]
+        object.__setattr__(self, "_refs", tuple(refs))
 
     def refs(self) -> tuple[str, ...]:
         """Names of the tensors this step reads."""

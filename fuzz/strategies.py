@@ -1069,6 +1069,33 @@ def _samples_of_rank(name: str, rank: int) -> tuple:
     return tuple(sample for sample, anchor in zip(BY_NAME[name].samples, ranks) if anchor in (rank, None))
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Where a sample's tensors are: read once per sample (samples are the op table's constants)."""
+
+    tensors: list[T]               # every tensor, in argument order
+    anchor: T | None               # the first free one (`_free`)
+    adaptable: bool                # `_adaptable(anchor, tensors)`
+    in_args: tuple[bool, ...]      # whether each positional argument holds a tensor
+    in_kwargs: frozenset[str]      # the keywords that hold a tensor
+
+
+_LAYOUTS: dict[int, tuple[tuple, _Layout]] = {}  # id(sample) -> (sample, its layout); the sample is kept alive
+
+
+def _layout(sample: tuple) -> _Layout:
+    entry = _LAYOUTS.get(id(sample))
+    if entry is None or entry[0] is not sample:
+        args, kwargs = sample
+        tensors = _tensors_in((args, tuple(kwargs.values())))
+        anchor = next((tensor for tensor in tensors if _free(tensor)), None)
+        entry = _LAYOUTS[id(sample)] = (sample, _Layout(
+            tensors, anchor, anchor is not None and _adaptable(anchor, tensors),
+            tuple(bool(_tensors_in(value)) for value in args),
+            frozenset(key for key, value in kwargs.items() if _tensors_in(value))))
+    return entry[1]
+
+
 def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """Operands from one of the op's samples (`sampled_from`, shrinking to the first)."""
     src = builder.source
@@ -1078,11 +1105,12 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     floats = builder.float_tensors()
     head = builder.newest(floats) if floats else None
     samples = op.samples if head is None else _samples_of_rank(op.name, len(builder.shapes[head])) or op.samples
-    args, kwargs = src.pick(samples)
-    tensors = _tensors_in((args, tuple(kwargs.values())))
-    anchor = next((tensor for tensor in tensors if _free(tensor)), None)
+    sample = src.pick(samples)
+    args, kwargs = sample
+    layout = _layout(sample)
+    anchor = layout.anchor
     receiver = op.kind == INPLACE or form == "inplace"
-    adapt = anchor is not None and _adaptable(anchor, tensors) and src.pick(TEMPLATE_MODES) == "adapt"
+    adapt = layout.adaptable and src.pick(TEMPLATE_MODES) == "adapt"
     template = _Template(builder, op, adapt, anchor, {}, receiver)
     anchor_shape = None
     if receiver:
@@ -1112,19 +1140,19 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
         return as_arg(value)
 
     built_args = []
-    for value in args:
-        if _tensors_in(value):
+    for value, holds_tensors in zip(args, layout.in_args):
+        if holds_tensors:
             built_args.append(build(value))
             continue
         key = names.pop(0) if names else None
         if key is not None and key not in frozen:
             value = _vary(template, op.kwargs[key], value, rank, anchor_shape)
-        built_args.append(build(value))
+        built_args.append(as_arg(value))  # a sample's constant, or a value drawn by its spec: no tensors
     built_kwargs = {}
     for key, value in kwargs.items():
         if key == "dtype" and isinstance(value, str):
             built_kwargs[key] = DType(value)
-        elif _tensors_in(value):
+        elif key in layout.in_kwargs:
             built_kwargs[key] = build(value)
         elif key in op.kwargs and key not in frozen:
             built_kwargs[key] = _vary(template, op.kwargs[key], value, rank, anchor_shape)
