@@ -784,7 +784,16 @@ def v_tanh_backward(g, y):
 
 
 def _tanh_backward_into(g, y, out):
-    return np.multiply(g, _one_minus_square(y), out=out)
+    """g * (1 - y * y) into `out`, with _one_minus_square's rounding (its float64 arithmetic in a
+    reused scratch array, rounded into `out`)."""
+    if not _is_f32(y):
+        return np.multiply(g, _one_minus_square(y), out=out)
+    wide = _parallel.scratch(y.shape, _F64)
+    np.copyto(wide, y)
+    np.multiply(wide, wide, wide)
+    np.subtract(_ONE[_F64], wide, wide)
+    np.copyto(out, wide, casting="same_kind")
+    return np.multiply(g, out, out=out)
 
 
 def _splits_like(g, y: np.ndarray) -> bool:

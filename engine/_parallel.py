@@ -128,6 +128,34 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _Scratch(threading.local):
+    """Per thread: one buffer for a kernel's temporary, kept between calls."""
+
+    buffer = np.empty(0, np.uint8)
+
+
+_scratch = _Scratch()
+SCRATCH_MAX_BYTES = 1 << 23   # larger temporaries are allocated and freed as usual
+
+
+def scratch(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialized row-major array for a kernel's temporary, valid until this thread's
+    next call: the same memory serves every call.
+
+    NOTE: glibc returns a freed array above its mmap threshold to the system and the next one
+    page-faults its memory in again (128 faults for the 512 KB float64 temporary of a float32
+    tanh backward on 256 x 256); torch's fused kernels need no such temporary.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > SCRATCH_MAX_BYTES:
+        return np.empty(shape, dtype)
+    buffer = _scratch.buffer
+    if buffer.nbytes < nbytes:
+        buffer = _scratch.buffer = np.empty(nbytes, np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)
+
+
 def split(kernel, out: np.ndarray, *operands) -> np.ndarray:
     """`kernel(*operands, out=out)`, an elementwise computation that writes every element of
     `out`, split over threads when `out` is large; returns `out`.
