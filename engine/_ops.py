@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 
-from . import _dtype, _parallel
+from . import _dtype, _memory, _parallel
 from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
@@ -481,13 +481,25 @@ def v_mm(a, b, transposed: bool = False):
     """
     if isinstance(a, Tensor):
         return _mm(a, b)
-    # A broadcast operand (the gradient of a sum) has zero strides, which BLAS cannot take:
-    # numpy would fall back to its own, slower loop.
-    if 0 in a.strides:
-        a = np.ascontiguousarray(a)
-    if 0 in b.strides:
-        b = np.ascontiguousarray(b)
-    return (b.T @ a.T).T if transposed else a @ b
+    a, b = _blas_operand(a), _blas_operand(b)
+    return _matmul(b.T, a.T).T if transposed else _matmul(a, b)
+
+
+def _blas_operand(a: np.ndarray) -> np.ndarray:
+    """A matrix BLAS can take: a broadcast one (the gradient of a sum) has zero strides, for
+    which numpy would fall back to its own, slower loop; it is made row-major."""
+    if 0 not in a.strides:
+        return a
+    out = _memory.empty(a.shape, a.dtype)
+    np.copyto(out, a)
+    return out
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of two matrices, the product written into recycled memory (see _memory)."""
+    if a.ndim == 2 and b.ndim == 2 and a.dtype is b.dtype:
+        return np.matmul(a, b, out=_memory.empty((a.shape[0], b.shape[1]), a.dtype))
+    return a @ b
 
 
 def _is_transposed(a: np.ndarray) -> bool:
@@ -919,7 +931,7 @@ def _empty_result(shape: tuple, dtype, operands) -> np.ndarray:
     order), laid out as torch's TensorIterator lays out its output (see _iterator_layout)."""
     ndim = len(shape)
     if ndim < 2 or all(a.flags.c_contiguous for a in operands):
-        return np.empty(shape, dtype)
+        return _memory.empty(shape, dtype)
     strides = []
     for a in operands:
         if a.ndim == 0:
@@ -950,7 +962,7 @@ def _empty_result(shape: tuple, dtype, operands) -> np.ndarray:
             elif comparison < 0:
                 break
     order = perm[::-1]                       # outermost first
-    return np.empty([shape[d] for d in order], dtype).transpose(np.argsort(order))
+    return _memory.empty([shape[d] for d in order], dtype).transpose(np.argsort(order))
 
 
 def _wrapped_number(value, dt) -> WrappedNumber:
@@ -1363,10 +1375,14 @@ _MV = Rule("MvBackward0",
                            if ctx.needs[0] else None,
                            v_mv(v_t(ctx.self), g) if ctx.needs[1] else None),
            ("self", "vec"), saves={"vec": 0, "self": 1})
-_MM = Rule("MmBackward0",
-           lambda ctx, g: (v_mm(g, v_t(ctx.mat2), ctx.self_transposed) if ctx.needs[0] else None,
-                           v_mm(v_t(ctx.self), g, ctx.mat2_transposed) if ctx.needs[1] else None),
-           ("self", "mat2"), saves={"mat2": 0, "self": 1})
+def _mm_backward(ctx, g):
+    if not isinstance(g, Tensor):
+        g = _blas_operand(g)     # (once for both products)
+    return (v_mm(g, v_t(ctx.mat2), ctx.self_transposed) if ctx.needs[0] else None,
+            v_mm(v_t(ctx.self), g, ctx.mat2_transposed) if ctx.needs[1] else None)
+
+
+_MM = Rule("MmBackward0", _mm_backward, ("self", "mat2"), saves={"mat2": 0, "self": 1})
 _BMM = Rule("BmmBackward0",
             lambda ctx, g: (v_bmm(g, v_transpose(ctx.mat2, 1, 2)) if ctx.needs[0] else None,
                             v_bmm(v_transpose(ctx.self, 1, 2), g) if ctx.needs[1] else None),
@@ -1379,7 +1395,7 @@ def _not_for_bool(t: Tensor, kernel: str):
 
 def _product(rule, a: Tensor, b: Tensor, **attrs) -> Tensor:
     with _errstate():
-        data = np.matmul(a._data, b._data)
+        data = _matmul(a._data, b._data)
     return record(rule, (a, b), data, a.dtype, **attrs)
 
 

@@ -135,6 +135,8 @@ def _clamp_min(t: Tensor, minimum: float) -> Tensor:
 
 
 def _addmm_backward(ctx, g):
+    if not isinstance(g, Tensor) and ctx.needs[1] and ctx.needs[2]:
+        g = _ops._blas_operand(g)     # (once for both products)
     return (g,
             v_mm(g, v_t(ctx.mat2), ctx.mat1_transposed) if ctx.needs[1] else None,
             v_mm(v_t(ctx.mat1), g, ctx.mat2_transposed) if ctx.needs[2] else None)

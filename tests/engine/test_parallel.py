@@ -1,4 +1,5 @@
-"""Large elementwise computations split over threads (engine/_parallel.py).
+"""Large arrays: elementwise computations split over threads (engine/_parallel.py) and
+recycled memory (engine/_memory.py).
 
 A split computation must give the values (bit for bit, NaN payloads and signed zeros
 included) and the memory layout of one call on the whole, for every layout of its
@@ -7,6 +8,7 @@ with torch's result layouts.
 """
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import pytest
 import torch
 
 import engine
-from engine import _ops, _parallel
+from engine import _memory, _ops, _parallel
 
 N = _parallel.MIN_NUMEL
 
@@ -236,3 +238,41 @@ def test_large_unary_op_of_a_non_dense_input_is_laid_out_as_torchs():
         mine = getattr(engine.tensor(values).permute(2, 0, 1)[::2], fn)()
         theirs = getattr(torch.tensor(values).permute(2, 0, 1)[::2], fn)()
         assert _strides(mine) == theirs.stride(), fn
+
+
+# -- recycled memory for large arrays (engine/_memory.py) ------------------------------------
+
+def test_recycled_arrays_never_share_memory_while_alive():
+    shape = (512, 256)
+    first = _memory.empty(shape, np.float32)
+    view = first.T[::2]
+    address = first.__array_interface__["data"][0]
+    del first
+    gc.collect()
+    # A view keeps its memory: no array made now may use it.
+    others = [_memory.empty(shape, np.float32) for _ in range(4)]
+    assert all(not np.shares_memory(view, o) for o in others)
+    assert all(not np.shares_memory(a, b) for i, a in enumerate(others) for b in others[i + 1:])
+    assert view.base.base.__class__.__name__ == "_Block" and _memory.is_recycled(view.base)
+    del view, others
+    gc.collect()
+    # Once the view is gone too, the memory comes back for an array of its size.
+    again = [_memory.empty(shape, np.float32) for _ in range(6)]
+    assert any(a.__array_interface__["data"][0] == address for a in again)
+
+
+def test_large_tensors_in_recycled_memory_keep_torchs_view_semantics():
+    values = _values((512, 256), np.float32, 0)
+    for backend in (engine, torch):
+        x = backend.tensor(values)
+        view = x.t()
+        view.mul_(2.0)                       # writes through to x, bumps the shared version
+        assert x._version == view._version == 1
+        assert np.array_equal(x.numpy()[3], 2 * values[3], equal_nan=True)
+        with pytest.raises(RuntimeError, match="single memory location"):
+            x[:256].add_(x[:256].t())        # partial overlap: torch refuses
+    # A large gradient that only the backward holds becomes .grad without a copy, as in torch.
+    leaf = engine.tensor(values, requires_grad=True)
+    (leaf * 3.0).sum().backward()
+    grad = leaf.grad.numpy()
+    assert grad.flags.c_contiguous and (_memory.is_recycled(grad) or grad.base is None)
