@@ -188,7 +188,7 @@ class Tensor:
     @property
     def grad(self):
         # (A view made under no_grad reads as a leaf here, without its grad_fn: see retain_grad.)
-        if self._view_creation != "no_grad" and self.grad_fn is not None and not self.retains_grad:
+        if not self._no_grad_view_leaf() and self.grad_fn is not None and not self.retains_grad:
             warnings.warn(_NON_LEAF_GRAD_WARNING, UserWarning, stacklevel=2)
         return self._grad
 
@@ -255,17 +255,21 @@ class Tensor:
         """Keep the gradient of this non-leaf tensor in `.grad` after backward."""
         if not self._requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        if self._view_creation == "no_grad":
-            # NOTE: torch keeps a view made under no_grad a leaf here without reading its grad_fn,
-            # so retain_grad does nothing even after its base was modified in place (reading
-            # grad_fn would raise then).
+        if self._no_grad_view_leaf():
             return
         if self.grad_fn is not None:
             self.grad_fn._retained = weakref.ref(self)
 
+    def _no_grad_view_leaf(self) -> bool:
+        """NOTE: torch keeps a view made under no_grad a leaf for retain_grad and .grad without
+        reading its grad_fn (its node field is empty), so retain_grad does nothing even after its
+        base was modified in place (reading grad_fn would raise then). A view of it made with
+        grad mode on has a node of its own and retains its gradient (fuzzer finding)."""
+        return self._view_creation == "no_grad" and self._grad_fn is None
+
     @property
     def retains_grad(self) -> bool:
-        if self._view_creation == "no_grad":   # never retains (see retain_grad)
+        if self._no_grad_view_leaf():   # never retains (see retain_grad)
             return False
         return self.grad_fn is not None and self.grad_fn._retained is not None \
             and self.grad_fn._retained() is self

@@ -509,6 +509,9 @@ def _fused_subtract_product(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.n
         t = (c64 - (s - back)) + (-p - back)   # c - p = s + t exactly (Knuth's two-sum)
         fused = s + (t - e)
         exact = np.isfinite(fused) & (np.abs(a64) < 2.0 ** 996) & (np.abs(b64) < 2.0 ** 996)
+        # (A zero of c - a * b where both are zeros keeps the plain difference's sign: -0 - 0 is -0,
+        # which the two-sum's +0 corrections would lose.)
+        exact &= (fused != 0) | (plain != 0)
     return np.where(exact, fused, plain).astype(np.result_type(c), copy=False)
 
 
@@ -768,9 +771,13 @@ class _NllPlan:
         picked = x.reshape(n, c, k)[self.at_target]
         with _errstate():
             losses = np.where(self.valid, -self.weight * picked, np.zeros((), x.dtype))
-            if self.reduction == "none":
+            if self.reduction == "none" and self.target_shape:
                 return losses.reshape(self.target_shape)
+            # NOTE: an unbatched input's loss (a 0-d target) comes out of torch's reducing loop
+            # for 'none' too: 0 - w x, +0 where w x is 0 (fuzzer finding: the engine's -0.0).
             total = _cascade_sum(losses, self.valid)
+            if self.reduction == "none":
+                return np.asarray(total)
             return total / self.total if self.reduction == "mean" else total
 
     def backward(self, g: np.ndarray, shape: tuple) -> np.ndarray:

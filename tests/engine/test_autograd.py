@@ -299,3 +299,19 @@ def test_a_version_error_names_the_first_modified_saved_input_in_the_order_of_th
             alias.sum().backward()
         return str(info.value)
     assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("make_view", ["split", "narrow"])
+def test_retain_grad_on_a_view_of_a_no_grad_view_keeps_its_gradient_as_torch(make_view):
+    # Fuzzer finding: a view made under no_grad is a leaf (retain_grad does nothing), but a view
+    # of it made with grad mode on has its own node (TBackward0) and retains its gradient.
+    def run(b):
+        x = b.tensor([[0.5, 1.0]], requires_grad=True)
+        with b.no_grad():
+            view = b.split(x, 2)[0] if make_view == "split" else x.narrow(1, 0, 2)
+        view.retain_grad()
+        t = view.t()
+        t.retain_grad()
+        (t * 3).sum().backward()
+        return view.retains_grad, t.retains_grad, t.grad.numpy().tolist(), view.grad, x.grad
+    assert run(engine) == run(torch)

@@ -1134,3 +1134,17 @@ def test_binary_cross_entropy_is_torchs_scalar_kernel_bit_for_bit(dtype):
     def loss(b):
         return b.nn.functional.binary_cross_entropy(b.tensor(x), b.tensor(t), reduction="none").numpy()
     np.testing.assert_array_equal(loss(engine), loss(torch))
+
+
+@pytest.mark.parametrize("loss", ["nll_loss", "cross_entropy"])
+@pytest.mark.parametrize("kwargs", [{}, {"ignore_index": 2}, {"weight": [1.0, 0.0, 0.0]}])
+def test_unbatched_class_losses_without_reduction_come_from_torchs_reducing_loop(loss, kwargs):
+    # Fuzzer finding: nll_loss of a 1-d input of zeros, reduction 'none', is +0.0 in torch (its
+    # loop computes 0 - w x), -0.0 in the engine (-w x).
+    def run(b):
+        kw = {k: b.tensor(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+        x = b.tensor([0.0, -0.0, 0.0], requires_grad=True)
+        out = getattr(b.nn.functional, loss)(x * 1, b.tensor(2), reduction="none", **kw)
+        out.backward()
+        return str(out.detach().numpy()), out.grad_fn.name(), str(x.grad.numpy())
+    assert run(engine) == run(torch)
