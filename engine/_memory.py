@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 
 import numpy as np
 
@@ -30,8 +29,7 @@ _PAGE = 4096
 
 _free: dict[int, list] = {}   # size in bytes -> buffers no live array uses
 _released: set = set()        # sizes of which one buffer went back to glibc
-_cached = [0]                 # bytes in _free
-_lock = threading.Lock()
+_cached = [0]                 # bytes in _free (list and dict operations are atomic under the GIL)
 
 
 class _Block(np.ndarray):
@@ -42,16 +40,15 @@ class _Block(np.ndarray):
         memory = self.base
         try:
             size = len(memory)
-            with _lock:
-                if size not in _released:
-                    # NOTE: the first buffer of a size goes back to glibc, as numpy's array would:
-                    # freeing a mapped chunk raises glibc's mmap threshold to its size, so numpy's
-                    # own temporaries of that size come from the heap too instead of being
-                    # mapped (and faulted in) anew each time.
-                    _released.add(size)
-                elif _cached[0] + size <= CACHE_BYTES:
-                    _free.setdefault(size, []).append(memory)
-                    _cached[0] += size
+            if size not in _released:
+                # NOTE: the first buffer of a size goes back to glibc, as numpy's array would:
+                # freeing a mapped chunk raises glibc's mmap threshold to its size, so numpy's
+                # own temporaries of that size come from the heap too instead of being mapped
+                # (and faulted in) anew each time.
+                _released.add(size)
+            elif _cached[0] + size <= CACHE_BYTES:
+                _free.setdefault(size, []).append(memory)
+                _cached[0] += size
         except Exception:   # noqa: BLE001 - interpreter shutdown: module globals may be gone
             pass
 
@@ -63,13 +60,11 @@ def empty(shape, dtype) -> np.ndarray:
     if nbytes < MIN_BYTES or CACHE_BYTES <= 0:
         return np.empty(shape, dtype)
     size = -(-nbytes // _PAGE) * _PAGE
-    memory = None
-    with _lock:
-        stack = _free.get(size)
-        if stack:
-            memory = stack.pop()
-            _cached[0] -= size
-    if memory is None:
+    stack = _free.get(size)
+    memory = stack.pop() if stack else None   # (atomic under the GIL, as append)
+    if memory is not None:
+        _cached[0] -= size
+    else:
         # NOTE: not an ndarray (nor a memoryview of one, which numpy unwraps): numpy's base
         # collapsing would skip the block and free it while the array lives.
         memory = bytearray(size)
@@ -85,6 +80,5 @@ def is_recycled(array: np.ndarray) -> bool:
 
 def clear() -> None:
     """Give every cached buffer back (to Python's allocator)."""
-    with _lock:
-        _free.clear()
-        _cached[0] = 0
+    _free.clear()
+    _cached[0] = 0
