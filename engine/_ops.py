@@ -1382,6 +1382,8 @@ _MV = Rule("MvBackward0",
                            if ctx.needs[0] else None,
                            v_mv(v_t(ctx.self), g) if ctx.needs[1] else None),
            ("self", "vec"), saves={"vec": 0, "self": 1})
+
+
 def _mm_backward(ctx, g):
     if not isinstance(g, Tensor):
         g = _blas_operand(g)     # (once for both products)
@@ -1390,6 +1392,8 @@ def _mm_backward(ctx, g):
 
 
 _MM = Rule("MmBackward0", _mm_backward, ("self", "mat2"), saves={"mat2": 0, "self": 1})
+
+
 _BMM = Rule("BmmBackward0",
             lambda ctx, g: (v_bmm(g, v_transpose(ctx.mat2, 1, 2)) if ctx.needs[0] else None,
                             v_bmm(v_transpose(ctx.self, 1, 2), g) if ctx.needs[1] else None),
