@@ -654,14 +654,16 @@ def _unary_float(op: str, rule: Rule, fn, input) -> Tensor:
     return record(rule, (input,), _quietly(fn, x), dt)
 
 
-# Elements from which an elementwise computation is split over threads (see _parallel).
-_LARGE = _parallel.MIN_NUMEL
+# Elements from which an elementwise result is computed into an array allocated for it, in
+# torch's layout and recycled memory (see _memory), and split over threads when larger still
+# (see _parallel).
+_LARGE = 1 << 16
 
 
 def _split_result(kernel, dtype, shape: tuple, *operands) -> np.ndarray:
     """`kernel(*operands, out=result)` into a new array laid out as torch lays out the result,
     computed in blocks over threads (see _parallel): for large elementwise results."""
-    out = _empty_result(shape, dtype, [a for a in operands if type(a) is np.ndarray])
+    out = _empty_result(shape, dtype, operands)
     with _errstate():
         return _parallel.split(kernel, out, *operands)
 
@@ -823,7 +825,7 @@ def v_mul(a, b):
     blocks over threads."""
     if (type(a) is np.ndarray and type(b) is np.ndarray and (a.size >= _LARGE or b.size >= _LARGE)
             and a.dtype is b.dtype):
-        shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
+        shape = a.shape if a.shape == b.shape else _broadcast_shape(a.shape, b.shape)
         if _row_major_result(shape, a, b):
             return _split_result(np.multiply, a.dtype, shape, a, b)
     return a * b
@@ -934,7 +936,12 @@ def _empty_result(shape: tuple, dtype, operands) -> np.ndarray:
     """An uninitialized elementwise result over `operands` (numpy arrays in torch's argument
     order), laid out as torch's TensorIterator lays out its output (see _iterator_layout)."""
     ndim = len(shape)
-    if ndim < 2 or all(a.flags.c_contiguous for a in operands):
+    for a in operands:
+        if not a.flags.c_contiguous:
+            break
+    else:
+        return _memory.empty(shape, dtype)
+    if ndim < 2:
         return _memory.empty(shape, dtype)
     strides = []
     for a in operands:
@@ -1429,6 +1436,8 @@ _MV = Rule("MvBackward0",
                            if ctx.needs[0] else None,
                            v_mv(v_t(ctx.self), g) if ctx.needs[1] else None),
            ("self", "vec"), saves={"vec": 0, "self": 1})
+
+
 def _mm_backward(ctx, g):
     if not isinstance(g, Tensor):
         g = _blas_operand(g)     # (once for both products)
@@ -1437,6 +1446,8 @@ def _mm_backward(ctx, g):
 
 
 _MM = Rule("MmBackward0", _mm_backward, ("self", "mat2"), saves={"mat2": 0, "self": 1})
+
+
 _BMM = Rule("BmmBackward0",
             lambda ctx, g: (v_bmm(g, v_transpose(ctx.mat2, 1, 2)) if ctx.needs[0] else None,
                             v_bmm(v_transpose(ctx.self, 1, 2), g) if ctx.needs[1] else None),

@@ -726,7 +726,8 @@ def _cascade_sum(values: np.ndarray, valid: np.ndarray):
         runs[:, 1:] = values[1:1 + m * group].reshape(m, group)
         sums = np.add.accumulate(runs, axis=1)[:, -1]
         tail = np.add.accumulate(np.concatenate((runs[0, :1], values[1 + m * group:])))[-1]
-        items = itertools.chain([(0, values[0], 0)], zip(range(group, (m + 1) * group, group), sums, itertools.repeat(1)))
+        runs_ends = range(group, (m + 1) * group, group)
+        items = itertools.chain([(0, values[0], 0)], zip(runs_ends, sums, itertools.repeat(1)))
     for index, value, level in items:
         partial[level] = partial[level] + value
         for j in range(level, 7):

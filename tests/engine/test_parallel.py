@@ -154,7 +154,7 @@ def test_a_helpers_error_reaches_the_caller(threads):
             raise FloatingPointError("in a helper")
         np.negative(x, out=out)
 
-    x = _values(64 * N, np.float32, 0)
+    x = _values(8 * N, np.float32, 0)
     for _ in range(20):   # until a helper takes a block (it nearly always does)
         try:
             _parallel.split(kernel, np.empty_like(x), x)
