@@ -1066,6 +1066,11 @@ def _check_alpha(alpha, dt) -> None:
         raise RuntimeError("Boolean alpha only supported for Boolean results.")
 
 
+# The 29 bits a float64 has beyond a float32's 24, the pattern of a float64 exactly halfway between
+# two float32 numbers, and the smallest normal float32 (below it, float32 keeps fewer bits).
+_FLOAT32_DROPPED_BITS, _FLOAT32_HALFWAY, _FLOAT32_NORMAL_MIN = (1 << 29) - 1, 1 << 28, 2.0 ** -126
+
+
 def _fma(a, b, c):
     """a * b + c rounded once, as the fused multiply-add torch's compiled kernels use: float32
     through float64 (where the product is exact), float64 from the exact product (Dekker's
@@ -1073,15 +1078,21 @@ def _fma(a, b, c):
     a, b, c = np.asarray(a), np.asarray(b), np.asarray(c)
     dt = np.result_type(a, b, c)
     if dt == np.float32:
-        # The float64 product is exact; the float64 sum is rounded to odd (nudged to an odd last
-        # bit when inexact), so that rounding it to float32 rounds the exact sum once.
+        # The float64 product is exact and the float64 sum is rounded once. Rounding that sum to
+        # float32 rounds the exact sum once too, unless the float64 sum landed exactly halfway
+        # between two float32 numbers (its 29 low bits 1 followed by zeros) or lies where float32
+        # has fewer bits (subnormal): only there is it rounded to odd (nudged to an odd last bit
+        # when inexact), which makes the second rounding go the exact sum's way.
         product = a.astype(np.float64) * b
-        total = product + c
-        virtual = total - product
-        error = (product - (total - virtual)) + (c - virtual)
-        inexact = (error != 0) & np.isfinite(total) & ((total.view(np.int64) & 1) == 0)
-        if inexact.any():
-            total = np.where(inexact, np.nextafter(total, np.where(error > 0, np.inf, -np.inf)), total)
+        total = np.asarray(product + c)
+        low_bits = total.view(np.int64) & _FLOAT32_DROPPED_BITS
+        suspect = (low_bits == _FLOAT32_HALFWAY) | (np.abs(total) < _FLOAT32_NORMAL_MIN)
+        if suspect.any():
+            p, t = np.broadcast_to(product, total.shape)[suspect], total[suspect]
+            virtual = t - p
+            error = (p - (t - virtual)) + (np.broadcast_to(c, total.shape)[suspect] - virtual)
+            inexact = (error != 0) & np.isfinite(t) & ((t.view(np.int64) & 1) == 0)
+            total[suspect] = np.where(inexact, np.nextafter(t, np.where(error > 0, np.inf, -np.inf)), t)
         return total.astype(np.float32)
     product = a * b
     plain = product + c
