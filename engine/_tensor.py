@@ -490,5 +490,13 @@ def _check_nested(data, dim, kinds):
                 raise TypeError("not a sequence")
             if len(item) != length:
                 raise ValueError(f"expected sequence of length {length} at dim {dim + 1} (got {len(item)})")
+    leaf_types = set(map(type, data))
+    if leaf_types <= _PLAIN_NUMBERS:   # the common innermost list: its kinds at once
+        kinds |= leaf_types
+        return
     for item in data:
         _check_nested(item, dim + 1, kinds)
+
+
+# Python number types that are their own kind in _check_nested (subclasses take the checks above).
+_PLAIN_NUMBERS = frozenset((bool, int, float))
