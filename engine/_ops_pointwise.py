@@ -632,6 +632,8 @@ def _atan2_backward(ctx, g):
     # NOTE: torch zeroes 1 / (x^2 + y^2) where it is infinite, so the gradient at (0, 0) (and
     # where x^2 + y^2 underflows) is 0 (-0.0 for other), not NaN.
     x, y = ctx.self, ctx.other
+    if ctx.needs[1] and v_data(x).dtype == np.bool_:   # NOTE: torch's formula negates self (-self)
+        raise RuntimeError(_ops._BOOL_UNARY_MESSAGES["neg"])
     denominator = x * x + y * y
     recip = v_where(v_data(denominator) == 0, 0, 1 / denominator)
     return (g * y * recip if ctx.needs[0] else None,
@@ -705,7 +707,7 @@ def v_number_first(op: str, number, t):
     dt = t.dtype if isinstance(t, Tensor) else _dtype.from_numpy(t.dtype)
     if op == "-":
         if dt is _dtype.bool_:
-            _ops._check_bool_sub(t, t)
+            _ops._check_bool_sub(True, True)   # (the filled tensor is bool too)
         return number - t
     if not dt.is_floating_point:
         _dtype.check_cast(_dtype.default_float, dt)
