@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 
-from . import _dtype
+from . import _cpu, _dtype
 from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
@@ -1131,6 +1131,13 @@ _POW_NUMBER_BASE = Rule("PowBackward2", _pow_number_base_backward, ("exponent_te
                         saves={"exponent_tensor": None, "result": None})
 
 
+def _check_pow_kernel(dt):
+    # NOTE: torch's pow kernels of a tensor exponent have no bool variant (a bool tensor to a
+    # number power has one: pow(b, True) is b).
+    if dt is _dtype.bool_:
+        raise NotImplementedError('"pow" not implemented for \'Bool\'')
+
+
 def _check_integer_power(base_dt, exponent_values):
     if not base_dt.is_floating_point and np.any(np.asarray(exponent_values) < 0):
         raise RuntimeError("Integers to negative integer powers are not allowed.")
@@ -1178,14 +1185,36 @@ def v_pow_number(x, exponent):
     """x ** exponent for a number exponent, with torch's kernels for a floating array."""
     if isinstance(x, Tensor):
         return pow(x, exponent)
-    special = _POW_KERNELS.get(exponent) if x.dtype.kind == "f" else None
     with _errstate():
-        return special(x) if special is not None else np.power(x, np.asarray(exponent, x.dtype))
+        return _pow_number_array(x, exponent)
+
+
+def _pow_number_array(x: np.ndarray, exponent) -> np.ndarray:
+    """x ** exponent for an array and a number, as torch's pow_tensor_scalar kernels compute it.
+
+    NOTE: for float32 torch's generic kernel is `std::pow(base, double(exponent))` in its scalar
+    op, which computes in double, and SLEEF's powf of `float(exponent)` in its vector op: the two
+    differ where the exponent is not a float32 (pow(1e-30, -1.2123379260) is 2.3449727e36 in
+    the scalar op, 2.3449799e36 in the vector op; fuzzer finding: pow's gradient, which is a
+    power to `exponent - 1`). Which element took which op is the loop's choice (_cpu).
+    """
+    special = _POW_KERNELS.get(exponent) if x.dtype.kind == "f" else None
+    if special is not None:
+        return special(x)
+    if not _is_f32(x) or x.size > _VIA_FLOAT64_MAX_NUMEL:
+        return np.power(x, np.asarray(exponent, x.dtype))
+    wide = _float64_copy(x)
+    data = np.power(wide, np.float64(exponent)).astype(_F32)
+    vector = _cpu.vector_loop_mask(x)
+    if vector.any():
+        data[vector] = np.power(wide[vector], np.float64(np.float32(exponent))).astype(_F32)
+    return data
 
 
 def pow(input, exponent) -> Tensor:
     if isinstance(input, Tensor) and isinstance(exponent, Tensor):
         a, b, dt = _binary_operands("pow", input, exponent)
+        _check_pow_kernel(dt)
         with _errstate():
             data = (_np_pow_elementwise if dt.is_floating_point else _integer_power)(_as(a, dt), _as(b, dt))
         return record(_POW_TENSOR, (a, b), _iterator_layout(data, a._data, b._data), dt)
@@ -1195,15 +1224,14 @@ def pow(input, exponent) -> Tensor:
         dt = _dtype.result_type([input], [exponent])
         if not dt.is_floating_point:
             _check_integer_power(dt, exponent)
-        special = _POW_KERNELS.get(exponent) if dt.is_floating_point else None
         with _errstate():
-            x = _as(input, dt)
-            data = special(x) if special is not None else np.power(x, np.asarray(exponent, dt.np))
+            data = _pow_number_array(_as(input, dt), exponent)
         return record(_POW_SCALAR, (input,), data, dt, exponent=exponent)
     if not _is_number(input):
         raise TypeError(f"pow(): argument 'input' must be Tensor or Number, not {type(input).__name__}")
     _check_tensor(exponent, "pow", "exponent", 2)
     dt = _dtype.result_type([exponent], [input])
+    _check_pow_kernel(dt)
     with _errstate():
         power = np.power if dt.is_floating_point else _integer_power
         data = power(np.asarray(input, dt.np), _as(exponent, dt))
@@ -1267,8 +1295,15 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     keep = keepdim and dim is not None
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None
     with _errstate():
-        # (np.add.reduce is what np.sum runs for an array, without its Python-level dispatch.)
-        data = np.add.reduce(x, axis=axes, dtype=dt.np, keepdims=keep)
+        # NOTE: torch's float sum of every element adds them in its own order (_cpu.full_sum),
+        # which decides how cancellations round (fuzzer finding: a float32 loss an ulp off, then
+        # exp'd); other sums are numpy's. (np.add.reduce is what np.sum runs for an array,
+        # without its Python-level dispatch.)
+        data = _cpu.full_sum(x, dt.np) if len(axes) == x.ndim and dt.is_floating_point else None
+        if data is None:
+            data = np.add.reduce(x, axis=axes, dtype=dt.np, keepdims=keep)
+        elif keep:
+            data = data.reshape((1,) * x.ndim)
         if mean:
             # np.mean's arithmetic, without its warning for a mean of nothing (NaN in torch, silently)
             data = np.true_divide(data, count)

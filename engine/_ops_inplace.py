@@ -461,6 +461,12 @@ def __setitem__(self: Tensor, index, value) -> None:
         return
     from ._ops_index import _count_specified_dims   # circular: indexing imports the in-place ops
     check_writable(self, value, overlap_allowed=True)
+    # NOTE: torch's set_item views the value without its leading 1-sized dims before index_put_
+    # (ViewBackward0 in the graph; fuzzer finding: a (1, 1) value written through a mask got a
+    # gradient of the mask's count of elements, which cannot be summed to (1, 1) directly).
+    stripped = _without_leading_ones(value_tensor._data.shape)
+    if stripped != value_tensor._data.shape:
+        value_tensor = _reshape(value_tensor, stripped)
     parts = index if isinstance(index, tuple) else (index,)
     by_mask = _fills_by_mask(parts, value_tensor)
     # NOTE: index_put_ writes into an expanded tensor with a warning (after Python's count of
@@ -482,12 +488,11 @@ def __setitem__(self: Tensor, index, value) -> None:
         # NOTE: torch's index_put_ refuses any overlap at all, unless masked_fill_ takes over
         # (it reads the value as a number first).
         _assert_no_overlap(self._data, value._data, partial_only=False)
-    # NOTE: index_put_ also drops the value's leading 1-sized dims before broadcasting it.
     src = _as(value_tensor, self.dtype)
     try:
-        src = np.broadcast_to(src.reshape(_without_leading_ones(src.shape)), target)
+        src = np.broadcast_to(src, target)
     except ValueError:
-        raise RuntimeError(f"shape mismatch: value tensor of shape {list(_without_leading_ones(src.shape))} cannot be "
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(src.shape)} cannot be "
                            f"broadcast to indexing result of shape {list(target)}") from None
     index_tensors = [i for i in parts if isinstance(i, Tensor)]
     if isinstance(value, Tensor) and value.dtype is not self.dtype and not by_mask:

@@ -600,6 +600,21 @@ def _norm_method(native):
     return norm
 
 
+def _check_identity_free_norm(p: float, shape: tuple, dim):
+    """NOTE: a norm of negative or infinite p has no identity: torch refuses an empty tensor (no
+    dim) and an empty reduced dim, named as given, in the order given (its message lacks a space;
+    fuzzer finding: normalize(p=-1) of an empty tensor)."""
+    if dim is None:
+        if 0 in shape:
+            raise RuntimeError(f"linalg.vector_norm cannot compute the {p:g} norm on an empty tensor because the "
+                               "operation does not have an identity")
+        return
+    for d in (dim,) if isinstance(dim, numbers.Integral) else dim:
+        if shape[d] == 0:
+            raise RuntimeError(f"linalg.vector_norm cannot compute the {p:g} norm on the dimension {d}because "
+                               "this dimension is empty and the operation does not have an identity")
+
+
 def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Vector p-norm over `dim` (all elements by default), as torch.norm, which computes it with
     torch.linalg.vector_norm ('fro' is p = 2); p is a number, 'fro' or inf / -inf.
@@ -636,9 +651,8 @@ def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
         dt = dtype
     dims = _reduction_dims(dim, x.ndim)
     axes = _axes(dims, x.ndim)
-    if np.isinf(p) and x.size == 0:
-        raise RuntimeError("linalg.vector_norm cannot compute the inf norm on an empty tensor because the "
-                           "operation does not have an identity")
+    if p < 0 or p == np.inf:
+        _check_identity_free_norm(p, x.shape, None if dims is None else dim)
     ax = np.abs(x.astype(dt.np))
     keep = bool(keepdim)
     with _errstate():

@@ -260,6 +260,68 @@ def _freed_graph_message():
                                                                 "Specify retain_graph=False")
 
 
+def _index_select_overwrites():
+    from engine import _ops_index
+
+    def index_add(g, shape, dim, index):
+        out = np.zeros(shape, g.dtype)
+        if not shape:
+            return out + g.reshape(())
+        # The bug: gradients of a repeated index overwrite each other (torch adds them).
+        out[(slice(None),) * dim + (index.reshape(-1),)] = g
+        return out
+    _ops_index._index_add_np = index_add
+
+
+def _int_division_truncates():
+    from engine import _ops
+    correct = _ops._binary
+
+    def binary(op, rule, fn, input, other, float_result=False):
+        # The bug: true division of integer tensors stays integral (torch: the default float dtype).
+        return correct(op, rule, fn, input, other, float_result=float_result and op != "div")
+    _ops._binary = binary
+
+
+def _retained_before_hooks():
+    from engine import _autograd
+    correct = _autograd._run_tensor_hooks
+
+    def run_tensor_hooks(node, g, create_graph, as_tensor):
+        # The bug: retain_grad stores the gradient before the tensor's hooks replace it
+        # (torch runs the retain_grad store last).
+        if g is None or not node._pre_hooks or node._retained is None:
+            return correct(node, g, create_graph, as_tensor)
+        retained, node._retained = node._retained, None
+        hooks, node._pre_hooks = node._pre_hooks, None
+        try:
+            node._retained = retained
+            correct(node, g, create_graph, as_tensor)
+            node._retained, node._pre_hooks = None, hooks
+            return correct(node, g, create_graph, as_tensor)
+        finally:
+            node._retained, node._pre_hooks = retained, hooks
+    _autograd._run_tensor_hooks = run_tensor_hooks
+
+
+def _view_own_version():
+    from engine import _ops
+    correct = _ops._link_view
+
+    def link_view(out, inputs):
+        correct(out, inputs)
+        # The bug: a view counts its own versions, so modifying it in place does not
+        # invalidate what backward saved of its base (torch shares one counter).
+        out._vc = [out._vc[0]]
+    _ops._link_view = link_view
+
+
+def _detach_copies():
+    from engine import _tensor
+    # The bug: detach() copies the data (torch shares storage: in-place writes show through).
+    _tensor.Tensor.detach = lambda self: _tensor.Tensor._make(self._data.copy(), self.dtype)
+
+
 GRADIENT_KINDS = ("gradient", "gradient-none")
 MUTANTS = {mutant.name: mutant for mutant in (
     Mutant("sub-other-sign", "wrong sign: sub's gradient for `other` is +g", _sub_other_sign,
@@ -308,6 +370,19 @@ MUTANTS = {mutant.name: mutant for mutant in (
            ("mul", "add", "maximum", "where", "sum")),
     Mutant("freed-graph-message", "wrong error message: a second backward through a freed graph",
            _freed_graph_message, ("error-message",), (), ("exp", "mul", "sigmoid", "sum"), features=True),
+    Mutant("index-select-overwrites", "dropped accumulation: index_select's gradient overwrites at repeated indices",
+           _index_select_overwrites, GRADIENT_KINDS, ("index_select",), ("index_select", "mul", "add", "sum")),
+    Mutant("int-division-truncates", "wrong dtype promotion: int / int stays an integer tensor",
+           _int_division_truncates, ("dtype", "value", "error-type", "error-message", "error-vs-success"), ("div",),
+           ("div", "mul", "add", "sum")),
+    Mutant("retained-before-hooks", "wrong order: retain_grad keeps the gradient before the tensor's hooks change it",
+           _retained_before_hooks, GRADIENT_KINDS, ("retain_grad", "register_hook"), ("mul", "add", "exp", "sum"),
+           features=True),
+    Mutant("view-own-version", "missing shared version counter: a view counts its own in-place writes",
+           _view_own_version, ("error-vs-success", "gradient", "value"), (), ("mul", "exp", "transpose", "sum"),
+           features=True),
+    Mutant("detach-copies", "wrong aliasing: detach() copies instead of sharing storage",
+           _detach_copies, ("value", "gradient", "error-vs-success"), (), ("mul", "exp", "add", "sum"), features=True),
 )}
 
 

@@ -206,9 +206,19 @@ def describe(tensor):
         return "None"
     if isinstance(tensor, (tuple, list)):
         return "(" + ", ".join(describe(item) for item in tensor) + ")"
-    grad_fn = getattr(tensor, "grad_fn", None)
-    node = f" grad_fn={{grad_fn.name()}}" if grad_fn is not None else ""
+    name = node_name(tensor)
+    node = f" grad_fn={{name}}" if name is not None else ""
     return f"{{str(tensor.dtype).rpartition('.')[2]}}{{list(tensor.shape)}}{{node}}\\n{{numpy(tensor)}}"
+
+
+def node_name(tensor):
+    """The name of the tensor's grad_fn, or the error reading it raises (torch refuses to give the
+    node of a view made under no_grad once its base was modified in place)."""
+    try:
+        grad_fn = getattr(tensor, "grad_fn", None)
+    except Exception as exc:
+        return f"<{{type(exc).__name__}}: {{exc}}>"
+    return None if grad_fn is None else grad_fn.name()
 
 
 def numpy(tensor):
@@ -230,7 +240,7 @@ def difference(ours, theirs):
         return f"DIFFERENT shapes {{a.shape}} vs {{b.shape}}"
     if a.dtype != b.dtype:
         return f"DIFFERENT dtypes {{a.dtype}} vs {{b.dtype}}"
-    nodes = [getattr(getattr(tensor, "grad_fn", None), "name", lambda: None)() for tensor in (ours, theirs)]
+    nodes = [node_name(tensor) for tensor in (ours, theirs)]
     if nodes[0] != nodes[1]:
         return f"DIFFERENT grad_fn {{nodes[0]}} vs {{nodes[1]}}"
     if a.dtype.kind == "f" and (np.signbit(a) != np.signbit(b))[(a == 0) & (b == 0)].any():

@@ -99,9 +99,9 @@ CHAIN_RATIO = 0.6
 # Rare choices, as "one in N" (each shrinks to the common choice):
 OUT_OF_DOMAIN_ONE_IN = 10  # an operand ignores the op's domain: edges are behaviour too
 NO_GRAD_ONE_IN = 8         # an input does not require grad
-MIXED_DTYPES_ONE_IN = 8    # a program's inputs mix dtypes (type promotion)
+MIXED_DTYPES_ONE_IN = 6    # a program's inputs mix dtypes (type promotion)
 INTEGRAL_DTYPES = tuple(dtype for dtype in INPUT_DTYPES if dtype not in DTYPES)
-INTEGRAL_INPUT_ONE_IN = 4  # in such a program, an input is int64 or bool (integer arithmetic, int / int, ...)
+INTEGRAL_INPUT_ONE_IN = 3  # in such a program, an input is int64 or bool (integer arithmetic, int / int, ...)
 OTHER_TARGET_ONE_IN = 4    # the action targets another output than the newest one requiring grad
 NO_GRAD_STEP_ONE_IN = 16   # a step runs inside `with torch.no_grad():`
 INVALID_ONE_IN = 12        # a program contains one step (or action) that is invalid on purpose
@@ -120,7 +120,7 @@ TEMPLATE_MODES = ("template", "adapt", "adapt", "adapt")
 # "extreme" mixes in huge, tiny and non-finite values (a small share: they make tolerances
 # meaningless after a few ops).
 VALUE_FLAVOURS = ("constant",) + ("plain",) * 7 + ("edges", "edges", "ties", "ties", "extreme")
-INVALID_MODES = ("shape", "dtype", "leaf-inplace", "no-grad-target")
+INVALID_MODES = ("shape", "dtype", "leaf-inplace", "no-grad-target", "gradient-shape")
 HOOK_SCALES = (2.0, -1.0, 0.5, 0.0, 3.0)
 # Action kinds, in shrink order.
 ACTIONS = (SUM_BACKWARD, SUM_BACKWARD, BACKWARD_GRADIENT, BACKWARD, REPEATED_BACKWARD, DOUBLE_BACKWARD)
@@ -577,7 +577,7 @@ class _Builder:
         if dtype is None:
             if not self.mixed:
                 dtype = self.dtype
-            elif self.inputs and source.rarely(INTEGRAL_INPUT_ONE_IN):   # (x0 stays floating: steps build on it)
+            elif source.rarely(INTEGRAL_INPUT_ONE_IN):
                 dtype = source.pick(INTEGRAL_DTYPES)
             else:
                 dtype = source.pick(self.limits.dtypes)
@@ -1227,7 +1227,7 @@ def _invalid_step(builder: _Builder, mode: str) -> bool:
     names = builder.float_tensors()
     if mode == "leaf-inplace" and limits.inplace_ops:
         return _inplace_step(builder, on_leaf=True)
-    anchor = Ref(names[-1])
+    anchor = Ref(names[-1]) if names else builder.new_input(builder.shape(Ref("x0")), REAL, dtype=builder.dtype)
     shape = builder.shape(anchor)
     binary = [name for name in limits.ops if BY_NAME[name].kind in (BINARY, MATMUL)] or ["add"]
     op = BY_NAME[src.pick(binary)]
@@ -1304,8 +1304,19 @@ def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> t
             break
     if not builder.steps:  # only possible with special steps that found nothing to act on
         builder.add_step("clone" if "clone" in BY_NAME else "neg", "function", (Ref("x0"),), {})
-    action = _action(src, builder, action_kind, no_grad_target=invalid_mode == "no-grad-target")
+    if invalid_mode == "gradient-shape":
+        action_kind = BACKWARD_GRADIENT
+    action = _action(src, builder, action_kind, no_grad_target=invalid_mode == "no-grad-target",
+                     wrong_gradient_shape=invalid_mode == "gradient-shape")
     return builder, Program(tuple(builder.inputs), tuple(builder.steps), action)
+
+
+def _wrong_shape(src: ChoiceSource, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape other than ``shape``: a size-1 dim in front, the last side one longer, or the first dim dropped
+    (a 0-d shape becomes (1,))."""
+    if not shape:
+        return (1,)
+    return src.pick(((1,) + shape, shape[:-1] + (shape[-1] + 1,), shape[1:]))
 
 
 def _chain_length(src: ChoiceSource, max_steps: int) -> int:
@@ -1337,8 +1348,12 @@ def _default_target(builder: _Builder, outputs: list[str]) -> str:
     return outputs[max(grad)[1]] if grad else outputs[-1]
 
 
-def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: bool = False) -> Action:
-    """The final action, on a step output that usually requires grad (or on the step torch rejected)."""
+def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: bool = False,
+            wrong_gradient_shape: bool = False) -> Action:
+    """The final action, on a step output that usually requires grad (or on the step torch rejected).
+
+    With ``wrong_gradient_shape``, backward's explicit gradient has a shape other than the target's
+    (torch's "Mismatch in shape" error is compared)."""
     last = builder.steps[-1]
     if builder.failed:
         return Action(SUM_BACKWARD, last.out)  # never runs: the program stops at this step
@@ -1363,7 +1378,8 @@ def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: 
         result = builder.tensors[target]
         # A bool target (all, any) gets float values, which backward rejects like torch does.
         dtype = interpreter.dtype_name(result.dtype) if result.is_floating_point() else builder.dtype
-        gradient = _values(src, dtype, tuple(result.shape), REAL)
+        shape = tuple(result.shape)
+        gradient = _values(src, dtype, _wrong_shape(src, shape) if wrong_gradient_shape else shape, REAL)
     if kind == REPEATED_BACKWARD:
         retain_graph = src.pick((True, False))
     return Action(kind, target, gradient, retain_graph)

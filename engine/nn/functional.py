@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .. import _args, _dtype, _ops, _ops_index, _ops_inplace, _ops_pointwise, _ops_reduce, _random, optable
+from .. import _args, _cpu, _dtype, _ops, _ops_index, _ops_inplace, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _fma, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
                     _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero,
                     v_zeros_like, v_mm, v_reshape, v_t, v_where)
@@ -607,20 +607,24 @@ def linear(input, weight, bias=None) -> Tensor:
                            f"{input.ndim}D and {weight.ndim}D")
     if weight.ndim != 2:
         raise NotImplementedError(f"engine.nn.functional.linear: weight of {weight.ndim} dims is not supported")
-    weight_t = _transpose(weight, 0, 1, _T)
     if bias is None:
-        return _ops.matmul(input, weight_t)
+        return _ops.matmul(input, _transpose(weight, 0, 1, _T))
     if input.ndim == 2:
-        return _addmm(bias, input, weight_t)
+        return _addmm(bias, input, _transpose(weight, 0, 1, _T))
     out_features = weight._data.shape[0]
     if input._data.flags.c_contiguous and (bias.ndim == 1 or (bias.ndim >= 1 and bias.numel() == out_features)):
+        # NOTE: torch's _flatten_nd_linear reshapes the input before it transposes the weight,
+        # so TBackward0 is the later node and runs first in backward: the weight's gradient is
+        # accumulated before the input's branch is entered (fuzzer finding: a 1-d input made by
+        # floor_divide, whose missing derivative raises after the weight got its gradient).
         shape = input._data.shape
         rows = int(np.prod(shape[:-1], dtype=np.int64))
-        flat = _addmm(bias, _reshape(input, (rows, shape[-1])), weight_t)
+        flat_input = _reshape(input, (rows, shape[-1]))
+        flat = _addmm(bias, flat_input, _transpose(weight, 0, 1, _T))
         return _reshape(flat, shape[:-1] + (flat._data.shape[1],))
     # NOTE: torch adds this bias in place (output.add_(bias)): the result keeps the product's
     # dtype (a float64 bias on float32 operands gives float32) and in-place broadcasting rules.
-    return _ops.matmul(input, weight_t).add_(bias)
+    return _ops.matmul(input, _transpose(weight, 0, 1, _T)).add_(bias)
 
 
 # ---------------------------------------------------------------------------------
@@ -1256,8 +1260,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise RuntimeError(f"all elements of {'input' if bad_input[first[0]] else 'target'} should be "
                            "between 0 and 1")
     with _errstate():
-        # NOTE: torch clamps both logarithms at -100, so the loss is finite at x = 0 and 1.
-        losses = (t - 1) * np.maximum(np.log1p(-x), -100) - t * np.maximum(np.log(x), -100)
+        # NOTE: torch clamps both logarithms at -100, so the loss is finite at x = 0 and 1. Its
+        # kernel is a scalar loop calling the C library's log1p and log (see _cpu.libm).
+        losses = (t - 1) * np.maximum(_cpu.libm("log1p", np.log1p, -x), -100) - t * np.maximum(
+            _cpu.libm("log", np.log, x), -100)
         if weights is not None:
             losses = losses * weights
         data = _reduced_loss(losses, reduction, x.dtype)
@@ -1397,7 +1403,7 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None)
     if not input.dtype.is_floating_point:   # NOTE: torch checks the dtype before the dim
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
                            f"Got {input.dtype.scalar_name}")
-    dim = _wrap_dim(dim, input.ndim)
+    _wrap_dim(dim, input.ndim)   # (torch's IndexError for a bad dim; the norm is given the dim as given)
     norm = _ops_reduce.norm(input, float(p), dim if input.ndim else None, keepdim=True)
     return _ops.div(input, _expand(_clamp_min(norm, eps), input._data.shape))
 

@@ -531,3 +531,23 @@ def test_advanced_indexing_of_a_contiguous_tensor_is_contiguous_as_torch(key):
         out = eval(f"x{key}", {"x": x})
         seen.append(out.contiguous().grad_fn.name())
     assert seen[1] == seen[0] == "IndexBackward0"
+
+
+@pytest.mark.parametrize("key", ["mask", "lists"])
+@pytest.mark.parametrize("value_shape", [(1, 1), (1, 1, 1), (1, 2), (1,), ()])
+def test_index_put_views_the_value_without_its_leading_ones_as_torch(key, value_shape):
+    # Fuzzer finding: x[mask] = value of shape (1, 1) has torch's ViewBackward0 between the
+    # value and IndexPutBackward0 (set_item strips the value's leading 1-sized dims), so the
+    # value's gradient, one per written element, sums to it; the engine failed in backward.
+    def program(b):
+        x = b.zeros(3, 4, requires_grad=True) * 1
+        value = b.ones(value_shape, requires_grad=True)
+        index = (b.tensor([[True, True, True, False], [True, True, False, True], [True, False, False, True]])
+                 if key == "mask" else (b.tensor([0, 1]), b.tensor([[1], [2]])))
+        try:
+            x[index] = value * 2
+        except RuntimeError as error:
+            return str(error)
+        (x * b.arange(12.0).reshape(3, 4)).sum().backward()
+        return x.grad_fn.next_functions[1][0].name(), value.grad.numpy().tolist()
+    assert program(engine) == program(torch)

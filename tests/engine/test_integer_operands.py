@@ -37,10 +37,7 @@ INTEGRAL = ("int64", "bool")
 AS = "as "   # `T(dtype="as int64")`: a floating sample tensor turned integral
 
 # (op name, form) -> why the engine still differs from torch there.
-KNOWN: dict[tuple[str, str], str] = {
-    ("pow", form): "pow of two bool tensors must raise '\"pow\" not implemented for 'Bool''; fixed by helper "
-                   "'find' on its branch (engine/_ops.py _check_pow_kernel): drop these entries when it is merged"
-    for form in ("function", "method", "inplace")}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _forms(op):

@@ -135,6 +135,10 @@ ERRORS = {
     "layer_norm float64 bias alone": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)), (3,), None,
                                                                            _x(b, (3,)).double()),
     "layer_norm mixed dtypes": lambda b: b.nn.functional.layer_norm(_x(b, (2, 3)).double(), (3,), _x(b, (3,))),
+    # fuzzer finding: an integer input has no kernel, in torch's words
+    "layer_norm int64 input": lambda b: b.nn.functional.layer_norm(_t(b, [[1, 2, 0], [3, 3, 1]], "int64"), (3,)),
+    "layer_norm bool input and weight": lambda b: b.nn.functional.layer_norm(
+        _t(b, [[True, False]], "bool"), (2,), _t(b, [True, True], "bool")),
     "normalize integer": lambda b: b.nn.functional.normalize(_t(b, [1, 2], "int64")),
     "normalize dim": lambda b: b.nn.functional.normalize(_x(b), dim=2),
     # arguments, checked as torch's Python function and the native it calls check them
@@ -1090,3 +1094,42 @@ def test_linear_flattens_only_a_contiguous_input_as_torch(name):
         out.sum().backward()
         return out.grad_fn.name(), out.detach().numpy().tolist(), weight.grad.numpy().tolist()
     assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("input_shape", [(3,), (2, 3), (2, 2, 3), (2, 1, 2, 3)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_backward_reaches_its_leaves_in_torchs_order(input_shape, with_bias):
+    # Fuzzer finding: torch's flattened linear reshapes the input before it transposes the
+    # weight, so the weight's gradient is accumulated first; a backward that then raises in the
+    # input's branch (floor_divide has no derivative) leaves the weight's gradient set.
+    def program(b):
+        order = []
+        x = b.ones(input_shape, requires_grad=True)
+        weight = b.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], requires_grad=True)
+        bias = b.tensor([0.25, -0.5], requires_grad=True) if with_bias else None
+        for name, leaf in (("input", x), ("weight", weight), ("bias", bias)):
+            if leaf is not None:
+                leaf.register_hook(lambda g, name=name: order.append(name))
+        b.nn.functional.linear(x, weight, bias).sum().backward()
+        raised = None
+        try:
+            b.nn.functional.linear(b.floor_divide(x, 2.0), weight, bias).sum().backward()
+        except RuntimeError as error:
+            raised = str(error)
+        return order, raised, weight.grad.numpy().tolist(), None if bias is None else bias.grad.numpy().tolist()
+    assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_binary_cross_entropy_is_torchs_scalar_kernel_bit_for_bit(dtype):
+    # Fuzzer finding: torch's binary_cross_entropy calls the C library's log1p and log element by
+    # element; numpy's float32 log1p was an ulp off (-log(0.9)), which v / v amplified to a
+    # second-order gradient of 3e-5 where torch's is 0.
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0, 1, 600).astype(dtype)
+    x[:4] = [0.0, 1.0, 0.1, 0.5]
+    t = rng.uniform(0, 1, 600).astype(dtype)
+    t[::3], t[1::3] = 0, 1
+    def loss(b):
+        return b.nn.functional.binary_cross_entropy(b.tensor(x), b.tensor(t), reduction="none").numpy()
+    np.testing.assert_array_equal(loss(engine), loss(torch))

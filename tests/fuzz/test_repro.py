@@ -108,3 +108,20 @@ def test_step_source_for_the_new_forms():
         ["v0[1] = 0.5", "v1 = v0"]
     assert step_lines(Step("exp", "function", (Ref("x0"),), {}, "v0", no_grad=True)) == \
         ["with torch.no_grad():", "    v0 = torch.exp(x0)"]
+
+
+def test_a_script_reads_a_node_that_torch_refuses_to_give_as_that_error(tmp_path):
+    # Campaign finding (seed 0): reading grad_fn of a view made under no_grad whose base was then
+    # modified in place raises in torch (and the engine); the script crashed printing it.
+    script = tmp_path / "repro.py"
+    script.write_text(render_script(Program((Input("x0", (2,), "float32", [1.0, 2.0], True),), (),
+                                            Action(SUM_BACKWARD, "x0")), backend="torch"))
+    namespace = {"__name__": "repro"}
+    exec(compile(script.read_text(), str(script), "exec"), namespace)
+    base = torch.zeros(2, 3, requires_grad=True)
+    with torch.no_grad():
+        view = base.narrow(1, 1, 0)
+    base.detach().neg_()
+    assert namespace["node_name"](view).startswith("<RuntimeError: A view was created in no_grad mode")
+    assert "grad_fn=<RuntimeError: A view was created in no_grad mode" in namespace["describe"](view)
+    assert namespace["difference"](view, view).startswith("same within tolerance")

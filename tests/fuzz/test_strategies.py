@@ -147,6 +147,7 @@ def test_some_programs_are_invalid_on_purpose():
          settings=quick)
     find(programs(), error_at("step", "must match the size of tensor"), settings=quick)
     find(programs(), error_at("action", "Trying to backward through the graph a second time"), settings=quick)
+    find(programs(), error_at("action", "Mismatch in shape: grad_output[0] has a shape of"), settings=quick)
 
 
 # ---- the two choice sources: fast random programs that Hypothesis replays and shrinks ----
@@ -159,6 +160,21 @@ from hypothesis.database import choices_from_bytes  # noqa: E402
 from hypothesis.internal.conjecture.data import ConjectureData  # noqa: E402
 
 from fuzz.strategies import choices_blob, fast_examples, fast_programs, traced_programs  # noqa: E402
+
+
+def test_integer_and_bool_operands_reach_arithmetic():
+    # An unseen planted bug (int / int kept int64) went unfound while int64 inputs were only
+    # index tensors and deliberately wrong operands: mixed programs now draw them as operands,
+    # x0 included, so ops also run with integer operands only.
+    integral_ops = Counter()
+    for program, _ in itertools.islice(fast_programs(random.Random(0)), 3000):
+        dtypes = {tensor.name: tensor.dtype for tensor in program.inputs}
+        integral_ops.update(step.op for step in program.steps
+                            if step.refs() and all(dtypes.get(name) in ("int64", "bool") for name in step.refs()))
+    # (Without them: 20 ops, mostly comparisons, factories and the bitwise ops' integer samples.)
+    assert len(integral_ops) >= 50, integral_ops
+    kinds = Counter(BY_NAME[name].kind for name in integral_ops)
+    assert kinds["unary"] >= 10 and kinds["binary"] >= 3 and kinds["reduction"] >= 1, kinds
 
 
 @pytest.mark.parametrize("options", [{}, {"ops": ["mul", "sum", "matmul", "permute"], "max_steps": 4},

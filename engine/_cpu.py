@@ -1,0 +1,184 @@
+"""How torch's CPU kernels loop, where the loop decides the rounding.
+
+NOTE: most of torch's float kernels are vectorized (SLEEF); the engine matches those by
+computing in float64 and rounding once (`_ops._VIA_FLOAT64`). Two other facts of torch's CPU
+loops show in the last bits of results:
+
+- Some kernels are plain scalar loops that call `std::log`, `std::log1p`, ... of the C library
+  torch is linked against (on Linux, glibc's `logf`, `log1pf`, ...). Their float32 results are
+  neither numpy's nor the correctly rounded ones (glibc's log1pf differs from the rounded float64
+  log1p on ~7 % of inputs in (0, 1)), so `libm` calls the same C functions: through ctypes on
+  small arrays, numpy's loop above `_ops._VIA_FLOAT64_MAX_NUMEL` elements (as for the float64
+  route).
+- `cpu_kernel_vec` computes each inner loop two vectors at a time with its vector op and the rest
+  (the tail, and whole loops whose input is neither contiguous nor a broadcast scalar) with its
+  scalar op; the two can round differently (`vector_loop_mask` says which element took which).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+import numpy as np
+
+
+def _load():
+    """The C math library, or None where it cannot be found (then numpy's loops are used)."""
+    name = ctypes.util.find_library("m") or ("libm.so.6" if sys.platform.startswith("linux") else None)
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+_LIBM = _load()
+_FUNCTIONS: dict = {}
+
+
+def _function(name: str, dtype: np.dtype):
+    """The C function `name` (float64) or `name + "f"` (float32), as a numpy ufunc over objects."""
+    key = (name, dtype)
+    if key not in _FUNCTIONS:
+        c_type = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+        function = getattr(_LIBM, name + "f" if dtype == np.float32 else name)
+        function.restype, function.argtypes = c_type, [c_type]
+        _FUNCTIONS[key] = np.frompyfunc(function, 1, 1)
+    return _FUNCTIONS[key]
+
+
+def libm(name: str, numpy_fn, x: np.ndarray) -> np.ndarray:
+    """The C library's `name` of each element of the float array `x`, in x's dtype (numpy_fn,
+    the same function in numpy, on large arrays or without a C library)."""
+    from ._ops import _VIA_FLOAT64_MAX_NUMEL
+    x = np.asarray(x)
+    if _LIBM is None or x.size > _VIA_FLOAT64_MAX_NUMEL or x.dtype not in (np.float32, np.float64):
+        return numpy_fn(x)
+    return np.asarray(_function(name, x.dtype)(x), dtype=x.dtype)
+
+
+def _vector_bytes() -> int:
+    """The bytes of one vector of torch's kernels on this machine: 64 where it dispatches to its
+    AVX512 build (the CPU has AVX512 F, BW, VL and DQ, unless ATEN_CPU_CAPABILITY says
+    otherwise), else 32 (AVX2, and the 32-byte Vectorized of its default build)."""
+    capability = os.environ.get("ATEN_CPU_CAPABILITY", "").lower()
+    if capability:
+        return 64 if capability == "avx512" else 32
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return 32
+    return 64 if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= set(flags) else 32
+
+
+VECTOR_BYTES = _vector_bytes()
+
+
+def vector_loop_mask(x: np.ndarray) -> np.ndarray:
+    """Where a unary `cpu_kernel_vec` over `x` takes its vector op: a bool array of x's shape.
+
+    NOTE: TensorIterator walks x in memory order (its dims sorted by stride; C order when a dim
+    is broadcast) and merges dims that follow one another in memory into one inner loop; the
+    loop is vectorized when x's inner stride is one element (or 0), for its first whole multiples
+    of two vectors (32 float32 elements with AVX512). Loops run over at most 32768 elements
+    per thread; the engine's arrays that use this are smaller (`_ops._VIA_FLOAT64_MAX_NUMEL`).
+    """
+    mask = np.zeros(x.shape, dtype=bool)
+    dims = [d for d in range(x.ndim) if x.shape[d] != 1]
+    if not dims:
+        return mask
+    strides = [x.strides[d] for d in dims]
+    if 0 not in strides:
+        dims = [d for _, d in sorted(zip(strides, dims), key=lambda pair: -abs(pair[0]))]
+    view = x.transpose(dims + [d for d in range(x.ndim) if d not in dims])
+    inner_stride, length, first = x.strides[dims[-1]], x.shape[dims[-1]], len(dims) - 1
+    while first > 0 and view.strides[first - 1] == inner_stride * length:
+        first -= 1
+        length *= view.shape[first]
+    if inner_stride not in (0, x.itemsize):
+        return mask
+    step = 2 * VECTOR_BYTES // x.itemsize
+    inner = (np.arange(length) < length - length % step).reshape(view.shape[first:len(dims)])
+    view_mask = np.broadcast_to(inner.reshape(inner.shape + (1,) * (x.ndim - len(dims))), view.shape)
+    return np.transpose(view_mask, np.argsort(dims + [d for d in range(x.ndim) if d not in dims])).copy()
+
+
+# NOTE: torch's full reductions run one loop over at most this many elements; above it its threads
+# each sum a part (how many depends on the machine), and the engine's sums are numpy's.
+_GRAIN_SIZE = 32768
+# NOTE: torch registers its sum kernel without an AVX512 variant (REGISTER_DISPATCH, not
+# ALSO_REGISTER_AVX512_DISPATCH): it runs with 32-byte vectors on every x86 machine.
+_SUM_VECTOR_BYTES = 32
+
+
+def full_sum(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
+    """The sum of every element of the float array `x` as torch's cascade_sum adds them (0-d,
+    in x's dtype), or None where the engine does not follow its order (see below).
+
+    NOTE: torch walks a dense tensor in memory order as one row. A row of at least one vector
+    (8 float32) is summed as vectors: groups of 4 vectors accumulate lane by lane
+    into 4 partial vectors (in levels of 16 groups: `multi_row_sum`), the vectors left over go
+    into the first, the other three are added to it, then the elements after the last whole
+    vector are added in order to 0 and the lanes of the vector in order to that. A shorter row
+    is the same with numbers for vectors. Float32 accumulates in float32. Only dense arrays of
+    x's own dtype up to _GRAIN_SIZE elements are covered: others are walked as several rows.
+    """
+    if x.dtype != dtype or x.dtype not in (np.float32, np.float64) or not 0 < x.size <= _GRAIN_SIZE:
+        return None
+    order = sorted(range(x.ndim), key=lambda d: -x.strides[d])
+    flat = x.transpose(order)
+    if not flat.flags.c_contiguous:
+        return None
+    flat = flat.reshape(-1)
+    lanes = _SUM_VECTOR_BYTES // x.itemsize
+    zero = x.dtype.type(0)
+    if flat.size < lanes:
+        total = _row_sum(flat)
+    else:
+        whole = flat.size - flat.size % lanes
+        vector = _row_sum(flat[:whole].reshape(-1, lanes))
+        total = zero
+        for value in flat[whole:]:
+            total = total + value
+        for value in vector:
+            total = total + value
+    return np.asarray(zero + total, dtype=x.dtype)   # (stored by adding to the zeroed output)
+
+
+def _row_sum(elements: np.ndarray):
+    """torch's row_sum: elements (numbers or vectors) in 4 interleaved partial sums (multi_row_sum),
+    the ones after the last group of 4 into the first, then the other three added to it."""
+    groups = elements.shape[0] // 4
+    partial = _multi_row_sum(elements[:groups * 4].reshape((groups, 4) + elements.shape[1:]))
+    first = partial[0]
+    for element in elements[groups * 4:]:
+        first = first + element
+    for k in range(1, 4):
+        first = first + partial[k]
+    return first
+
+
+def _multi_row_sum(rows: np.ndarray) -> np.ndarray:
+    """torch's multi_row_sum over rows (size, 4, ...): 4 levels of accumulators; every 16 rows the
+    first moves up into the next, and further up at every 16**j rows (level_power is 4 below
+    2**20 rows)."""
+    level_power, levels = 4, 4
+    step, mask = 1 << level_power, (1 << level_power) - 1
+    zero = np.zeros(rows.shape[1:], rows.dtype)
+    acc = [zero] * levels
+    size, i = rows.shape[0], 0
+    while i + step <= size:
+        for row in rows[i:i + step]:
+            acc[0] = acc[0] + row
+        i += step
+        for j in range(1, levels):
+            acc[j], acc[j - 1] = acc[j] + acc[j - 1], zero
+            if i & (mask << (j * level_power)):
+                break
+    for row in rows[i:]:
+        acc[0] = acc[0] + row
+    for j in range(1, levels):
+        acc[0] = acc[0] + acc[j]
+    return acc[0]
