@@ -744,14 +744,15 @@ def _lerp_meta(input, end, weight) -> None:
 def lerp(input, end, weight) -> Tensor:
     """input + weight * (end - input); weight a number or a tensor; all three broadcast."""
     _lerp_meta(input, end, weight)
-    dt = input.dtype
     tensor_weight = isinstance(weight, Tensor)
+    # NOTE: a 0-d weight takes part in type promotion: lerp(int64, int64, tensor(0.5)) is float32.
+    dt = _dtype.result_type([input, end, weight]) if tensor_weight else input.dtype
     if not dt.is_floating_point:
         raise _not_implemented_for("lerp_kernel_tensor" if tensor_weight else "lerp_kernel_scalar", dt)
     shape = _broadcast_shape(input._data.shape, end._data.shape)
     if tensor_weight:
         shape = _broadcast_shape(shape, weight._data.shape)
-        data = _lerp(input._data, end._data, _as(weight, dt))
+        data = _lerp(_as(input, dt), _as(end, dt), _as(weight, dt))
         return record(_LERP_TENSOR, (input, end, weight), _laid_out(_full(data, shape), input, end, weight), dt)
     w = np.asarray(weight, dt.np)
     data = _lerp(input._data, end._data, w)

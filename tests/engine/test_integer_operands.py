@@ -235,6 +235,12 @@ def _setitem_none(m):
     return x
 
 
+def _lerp_weight_grad(m):
+    weight = m.tensor(0.5, requires_grad=True)
+    m.lerp(m.tensor([3, 1]), m.tensor([1, 4]), weight).sum().backward()
+    return weight.grad
+
+
 PROGRAMS = [
     ("clamp of bool, min only", lambda m: m.clamp(m.tensor([True, False]), min=True)),
     ("clamp of bool, max only", lambda m: m.clamp(m.tensor([True, False]), max=True)),
@@ -248,6 +254,10 @@ PROGRAMS = [
     ("int64 ** negative number", lambda m: m.tensor([2]) ** -1),
     ("dropout of int64, p = 1", lambda m: m.nn.functional.dropout(m.tensor([1, 2]), 1.0)),
     ("dropout of bool, p = 0.3", lambda m: m.nn.functional.dropout(m.tensor([True]), 0.3)),
+    ("lerp of int64 with a 0-d float weight", lambda m: m.lerp(m.tensor([3, 1]), m.tensor([1, 2]), m.tensor(0.5))),
+    ("lerp_ of int64 with a 0-d float weight", lambda m: m.tensor([3]).lerp_(m.tensor([1]), m.tensor(0.5))),
+    ("lerp of bool with a 0-d bool weight", lambda m: m.lerp(m.tensor([True]), m.tensor([False]), m.tensor(True))),
+    ("lerp of int64 with a 0-d float weight, backward", _lerp_weight_grad),
     ("linear of bool with bias", lambda m: m.nn.functional.linear(m.tensor([[True]]), m.tensor([[True]]), m.tensor([True]))),
     ("layer_norm of int64, int64 weight, float bias", lambda m: m.nn.functional.layer_norm(
         m.tensor([[1, 2]]), (2,), m.tensor([1, 1]), m.tensor([0.0, 1.0]))),
