@@ -17,6 +17,8 @@ import warnings
 
 import numpy as np
 
+from . import _memory
+
 _FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
     "after they have already been freed). Saved intermediate values of the graph are freed "
@@ -629,10 +631,11 @@ _UNSHARED = _count_unshared()
 def _adoptable(g, data: np.ndarray) -> bool:
     """Whether a plain-backward gradient can become a leaf's `.grad` as it is (torch's
     AccumulateGrad condition: `new_grad.use_count() <= num_expected_refs` and the layout
-    contract): an array that owns its memory, that nothing but the backward loop refers to
+    contract): an array that owns its memory (numpy's or `_memory`'s), that nothing but the backward loop refers to
     (not a tensor's data, a user's gradient, a value a hook kept or an array another edge
     received), of the leaf's dtype, shape and strides (and of more than one element: below that a
     copy costs nothing)."""
-    return (type(g) is np.ndarray and g.base is None and g.dtype is data.dtype and g.shape == data.shape
+    return (type(g) is np.ndarray and (g.base is None or _memory.is_recycled(g)) and g.dtype is data.dtype
+            and g.shape == data.shape
             and g.strides == data.strides and g.flags.writeable and data.size > 1
             and _references(g) <= _UNSHARED + 1)   # + 1: `_accumulate`'s own name for it

@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 
-from . import _cpu, _dtype
+from . import _cpu, _dtype, _memory, _parallel
 from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
@@ -485,13 +485,25 @@ def v_mm(a, b, transposed: bool = False):
     """
     if isinstance(a, Tensor):
         return _mm(a, b)
-    # A broadcast operand (the gradient of a sum) has zero strides, which BLAS cannot take:
-    # numpy would fall back to its own, slower loop.
-    if 0 in a.strides:
-        a = np.ascontiguousarray(a)
-    if 0 in b.strides:
-        b = np.ascontiguousarray(b)
-    return (b.T @ a.T).T if transposed else a @ b
+    a, b = _blas_operand(a), _blas_operand(b)
+    return _matmul(b.T, a.T).T if transposed else _matmul(a, b)
+
+
+def _blas_operand(a: np.ndarray) -> np.ndarray:
+    """A matrix BLAS can take: a broadcast one (the gradient of a sum) has zero strides, for
+    which numpy would fall back to its own, slower loop; it is made row-major."""
+    if 0 not in a.strides:
+        return a
+    out = _memory.empty(a.shape, a.dtype)
+    np.copyto(out, a)
+    return out
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of two matrices, the product written into recycled memory (see _memory)."""
+    if a.ndim == 2 and b.ndim == 2 and a.dtype is b.dtype:
+        return np.matmul(a, b, out=_memory.empty((a.shape[0], b.shape[1]), a.dtype))
+    return a @ b
 
 
 def _is_transposed(a: np.ndarray) -> bool:
@@ -635,9 +647,33 @@ def _unary_float(op: str, rule: Rule, fn, input) -> Tensor:
             raise RuntimeError(_BOOL_UNARY_MESSAGES[op])
         dt = _float_dtype(input.dtype) if op not in ("relu", "neg") else input.dtype
         x = _as(input, dt)
+    if x.size >= _LARGE and (type(fn) is np.ufunc or fn is _sigmoid):
+        return record(rule, (input,), _split_result(fn, x.dtype, x.shape, x), dt)
     if dt is _dtype.float32 and op in _VIA_FLOAT64:
         return record(rule, (input,), _quietly(_via_float64, fn, x), dt)
     return record(rule, (input,), _quietly(fn, x), dt)
+
+
+# Elements from which an elementwise computation is split over threads (see _parallel).
+_LARGE = _parallel.MIN_NUMEL
+
+
+def _split_result(kernel, dtype, shape: tuple, *operands) -> np.ndarray:
+    """`kernel(*operands, out=result)` into a new array laid out as torch lays out the result,
+    computed in blocks over threads (see _parallel): for large elementwise results."""
+    out = _empty_result(shape, dtype, [a for a in operands if type(a) is np.ndarray])
+    with _errstate():
+        return _parallel.split(kernel, out, *operands)
+
+
+def _row_major_result(shape: tuple, *operands) -> bool:
+    """Whether numpy lays out an elementwise result of `shape` over `operands` row-major, as
+    torch does: every operand is row-major (or 0-d, or one value broadcast everywhere). The
+    backward helpers split large computations where the layout is known thus."""
+    for a in operands:
+        if type(a) is not np.ndarray or not (a.flags.c_contiguous or not any(a.strides)):
+            return False
+    return True
 
 
 # NOTE: torch's float32 transcendental kernels (SLEEF, 1-ulp) round almost always as the
@@ -688,7 +724,7 @@ _BOOL_UNARY_MESSAGES = {
 }
 
 _NEG = Rule("NegBackward0", lambda ctx, g: (-g,))
-_EXP = Rule("ExpBackward0", lambda ctx, g: (g * ctx.result,), saves={"result": None})
+_EXP = Rule("ExpBackward0", lambda ctx, g: (v_mul(g, ctx.result),), saves={"result": None})
 _LOG = Rule("LogBackward0", lambda ctx, g: (g / ctx.self,), saves={"self": None})
 # NOTE: torch's threshold_backward passes the gradient where result > 0 and where the result
 # is NaN, and gives exactly 0 (not NaN for an infinite gradient) at and below 0: relu'(0) = 0.
@@ -758,12 +794,46 @@ def _times(g, r: np.ndarray):
 def v_tanh_backward(g, y):
     if isinstance(g, Tensor):
         return record(_TANH_BACKWARD, (g, y), g._data * _one_minus_square(y._data), g.dtype)
+    if y.size >= _LARGE and _splits_like(g, y):
+        return _split_result(_tanh_backward_into, y.dtype, y.shape, g, y)
     return _times(g, _one_minus_square(y))
+
+
+def _tanh_backward_into(g, y, out):
+    """g * (1 - y * y) into `out`, with _one_minus_square's rounding (its float64 arithmetic in a
+    reused scratch array, rounded into `out`)."""
+    if not _is_f32(y):
+        return np.multiply(g, _one_minus_square(y), out=out)
+    wide = _parallel.scratch(y.shape, _F64)
+    np.copyto(wide, y)
+    np.multiply(wide, wide, wide)
+    np.subtract(_ONE[_F64], wide, wide)
+    np.copyto(out, wide, casting="same_kind")
+    return np.multiply(g, out, out=out)
+
+
+def _splits_like(g, y: np.ndarray) -> bool:
+    """Whether a backward helper's g * f(y) can be computed in blocks over threads with the
+    values and layout of one call: g an array of y's shape and dtype, both row-major."""
+    return type(g) is np.ndarray and g.shape == y.shape and g.dtype is y.dtype and _row_major_result(y.shape, g, y)
+
+
+def v_mul(a, b):
+    """a * b, for values of rules: a large product of arrays of one dtype is computed in
+    blocks over threads."""
+    if (type(a) is np.ndarray and type(b) is np.ndarray and (a.size >= _LARGE or b.size >= _LARGE)
+            and a.dtype is b.dtype):
+        shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
+        if _row_major_result(shape, a, b):
+            return _split_result(np.multiply, a.dtype, shape, a, b)
+    return a * b
 
 
 def v_sigmoid_backward(g, y):
     if isinstance(g, Tensor):
         return record(_SIGMOID_BACKWARD, (g, y), g._data * (1 - y._data) * y._data, g.dtype)
+    if y.size >= _LARGE and _splits_like(g, y):
+        return _split_result(_sigmoid_backward_into, y.dtype, y.shape, g, y)
     one_minus = 1 - y
     if type(one_minus) is not np.ndarray:
         return g * one_minus * y
@@ -771,12 +841,20 @@ def v_sigmoid_backward(g, y):
     return np.multiply(product, y, out=product) if product is one_minus else product * y
 
 
-def _sigmoid(x):
-    # exp(-x) overflows to inf for very negative x, giving exactly 0, as torch does.
+def _sigmoid_backward_into(g, y, out):
+    np.subtract(1, y, out=out)
+    np.multiply(g, out, out=out)     # (g * (1 - y)) * y, torch's order
+    return np.multiply(out, y, out=out)
+
+
+def _sigmoid(x, out=None):
+    """1 / (1 + exp(-x)), into `out` when given (as a ufunc).
+
+    exp(-x) overflows to inf for very negative x, giving exactly 0, as torch does."""
     x = np.asarray(x)
-    if x.ndim == 0 or (_is_f32(x) and x.size <= _VIA_FLOAT64_MAX_NUMEL):
+    if out is None and (x.ndim == 0 or (_is_f32(x) and x.size <= _VIA_FLOAT64_MAX_NUMEL)):
         return 1 / (1 + _np_exp(-x))
-    e = np.negative(x)     # a large array: 1 / (1 + exp(-x)) computed in this one new array
+    e = np.negative(x, out=out)     # a large array: computed in this one array
     np.exp(e, out=e)
     np.add(e, 1, out=e)
     return np.divide(1, e, out=e)
@@ -845,10 +923,19 @@ def _iterator_layout(data: np.ndarray, *operands: np.ndarray) -> np.ndarray:
     transposed, numpy's contiguous). The layout decides whether a later reshape is a view
     (ViewBackward0) or a copy (UnsafeViewBackward0), and whether view() refuses.
     """
-    ndim = data.ndim
-    if ndim < 2 or all(a.flags.c_contiguous for a in operands):
+    if data.ndim < 2 or all(a.flags.c_contiguous for a in operands):
         return data
-    shape = data.shape
+    out = _empty_result(data.shape, data.dtype, operands)
+    out[...] = data
+    return out
+
+
+def _empty_result(shape: tuple, dtype, operands) -> np.ndarray:
+    """An uninitialized elementwise result over `operands` (numpy arrays in torch's argument
+    order), laid out as torch's TensorIterator lays out its output (see _iterator_layout)."""
+    ndim = len(shape)
+    if ndim < 2 or all(a.flags.c_contiguous for a in operands):
+        return _memory.empty(shape, dtype)
     strides = []
     for a in operands:
         if a.ndim == 0:
@@ -879,9 +966,7 @@ def _iterator_layout(data: np.ndarray, *operands: np.ndarray) -> np.ndarray:
             elif comparison < 0:
                 break
     order = perm[::-1]                       # outermost first
-    out = np.empty([shape[d] for d in order], data.dtype).transpose(np.argsort(order))
-    out[...] = data
-    return out
+    return _memory.empty([shape[d] for d in order], dtype).transpose(np.argsort(order))
 
 
 def _wrapped_number(value, dt) -> WrappedNumber:
@@ -916,6 +1001,8 @@ def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -
         dt = _dtype.default_float
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
+    if x.size >= _LARGE or y.size >= _LARGE:
+        return record(rule, (a, b), _split_result(fn, dt.np, _broadcast_shape(x.shape, y.shape), x, y), dt)
     return record(rule, (a, b), _iterator_layout(_quietly(fn, x, y), x, y), dt)
 
 
@@ -924,9 +1011,11 @@ _SUB = Rule("SubBackward0", lambda ctx, g: (g, (-g if ctx.alpha == 1 else -g * c
             ("self", "other"))
 _RSUB = Rule("RsubBackward1", lambda ctx, g: (-g,))
 _MUL = Rule("MulBackward0",
-            lambda ctx, g: (g * ctx.other if ctx.needs[0] else None,
-                            g * ctx.self if ctx.needs[1] else None),
+            lambda ctx, g: (v_mul(g, ctx.other) if ctx.needs[0] else None,
+                            v_mul(g, ctx.self) if ctx.needs[1] else None),
             ("self", "other"), saves={"other": 0, "self": 1})
+
+
 def _in_result_dtype(x, g):
     """A saved operand as torch's backward formulas compute with it: in the gradient's (the
     result's) dtype. NOTE: torch casts a 0-d operand of another dtype to it; numpy would
@@ -1008,6 +1097,9 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
         _check_alpha(alpha, dt)
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
+    if alpha == 1 and (x.size >= _LARGE or y.size >= _LARGE):
+        return record(rule, (a, b), _split_result(fn, dt.np, _broadcast_shape(x.shape, y.shape), x, y), dt,
+                      alpha=alpha)
     if alpha == 1:
         data = _quietly(fn, x, y)
     else:
@@ -1337,10 +1429,14 @@ _MV = Rule("MvBackward0",
                            if ctx.needs[0] else None,
                            v_mv(v_t(ctx.self), g) if ctx.needs[1] else None),
            ("self", "vec"), saves={"vec": 0, "self": 1})
-_MM = Rule("MmBackward0",
-           lambda ctx, g: (v_mm(g, v_t(ctx.mat2), ctx.self_transposed) if ctx.needs[0] else None,
-                           v_mm(v_t(ctx.self), g, ctx.mat2_transposed) if ctx.needs[1] else None),
-           ("self", "mat2"), saves={"mat2": 0, "self": 1})
+def _mm_backward(ctx, g):
+    if not isinstance(g, Tensor):
+        g = _blas_operand(g)     # (once for both products)
+    return (v_mm(g, v_t(ctx.mat2), ctx.self_transposed) if ctx.needs[0] else None,
+            v_mm(v_t(ctx.self), g, ctx.mat2_transposed) if ctx.needs[1] else None)
+
+
+_MM = Rule("MmBackward0", _mm_backward, ("self", "mat2"), saves={"mat2": 0, "self": 1})
 _BMM = Rule("BmmBackward0",
             lambda ctx, g: (v_bmm(g, v_transpose(ctx.mat2, 1, 2)) if ctx.needs[0] else None,
                             v_bmm(v_transpose(ctx.self, 1, 2), g) if ctx.needs[1] else None),
@@ -1353,7 +1449,7 @@ def _not_for_bool(t: Tensor, kernel: str):
 
 def _product(rule, a: Tensor, b: Tensor, **attrs) -> Tensor:
     with _errstate():
-        data = np.matmul(a._data, b._data)
+        data = _matmul(a._data, b._data)
     return record(rule, (a, b), data, a.dtype, **attrs)
 
 

@@ -8,7 +8,7 @@ import weakref
 
 import numpy as np
 
-from . import _dtype
+from . import _dtype, _memory
 from ._autograd import AccumulateGrad, _GradMode
 from ._dtype import dtype as _dtype_cls
 
@@ -421,7 +421,8 @@ def tensor(data, dtype: _dtype_cls | None = None, requires_grad: bool = False) -
         dt = data.dtype
     elif isinstance(data, np.ndarray):
         dt = _dtype.from_numpy(data.dtype)
-        array = data.copy()
+        array = _memory.empty(data.shape, data.dtype)   # a row-major copy, as torch's
+        np.copyto(array, data)
     else:
         array, dt = _from_python(data, dtype)
     if dtype is not None:

@@ -63,7 +63,7 @@ import oracle
 from fuzz import interpreter
 from fuzz.compare import MATCH, Verdict, adjudicated, compare
 from fuzz.outcome import Outcome
-from fuzz.program import Program, nested_shape
+from fuzz.program import Program
 from fuzz.repro import render_script
 from fuzz.strategies import choices_blob, fast_examples, traced_programs
 
@@ -159,10 +159,11 @@ def op_features(program: Program, torch_outcome: Outcome) -> dict[str, set[str]]
     operands differ in shape; "error" when torch raised at the step or in the
     action after it.
     """
-    shapes = {tensor.name: nested_shape(tensor.values) for tensor in program.inputs}
+    shapes = {tensor.name: tuple(tensor.shape) for tensor in program.inputs}  # validated against the values
+    results = {result.ref: result for result in torch_outcome.values}
     features: dict[str, set[str]] = defaultdict(set)
-    for index, step in enumerate(program.steps):
-        result = torch_outcome.value(step.out)
+    for step in program.steps:
+        result = results.get(step.out)
         if result is None:
             break
         found = features[step.op]

@@ -8,12 +8,12 @@ Python operators, ``.backward()``, ``.grad``, ``.detach().numpy()``,
 """
 from __future__ import annotations
 
-import contextlib
+import functools
 import operator
 import warnings
 from dataclasses import replace
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -37,6 +37,7 @@ class ProgramError(Exception):
     """The program cannot be run as written (not an exception of the backend's)."""
 
 
+@functools.lru_cache(maxsize=None)
 def dtype_name(dtype: Any) -> str:
     """``torch.float32`` -> ``"float32"`` (any module prefix is dropped)."""
     return str(dtype).rpartition(".")[2]
@@ -150,7 +151,8 @@ def snapshot(tensor: Any) -> Array:
     """A tensor's dtype name and a numpy copy of its data (later in-place ops cannot change it)."""
     detached = tensor.detach()
     name = dtype_name(tensor.dtype)
-    if getattr(detached, "_is_zerotensor", lambda: False)():
+    is_zerotensor = getattr(detached, "_is_zerotensor", None)
+    if is_zerotensor is not None and is_zerotensor():
         # torch's ZeroTensor gradients (abs'' = 0) refuse .numpy() and have no dense CPU kernel.
         return Array(name, np.zeros(tuple(detached.shape), dtype=np.dtype(name)))
     return Array(name, np.array(detached.numpy(), copy=True))
@@ -192,13 +194,12 @@ def step_result(ref: str, result: Any) -> StepResult:
                                              f"reading the result ({type(result).__name__}): {error}"))
 
 
-@contextlib.contextmanager
-def recording_warnings() -> Iterator[list]:
+class recording_warnings(warnings.catch_warnings):
     """``with recording_warnings() as caught:`` every warning raised inside lands in the list ``caught``,
     repeats included (the filter is "always"), as a run records them."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield caught
+
+    def __init__(self):
+        super().__init__(record=True, action="always")
 
 
 def run(program: Program, backend: ModuleType, *, make_input: Callable[[Input], Any] | None = None) -> Outcome:
@@ -216,11 +217,11 @@ def run(program: Program, backend: ModuleType, *, make_input: Callable[[Input], 
     env: dict[str, Any] = {}
     with recording_warnings() as caught:
         error = _execute(program, backend, env, values, make_input)
-    return finish(program, backend, env, tuple(values), error, caught)
+        return finish(program, backend, env, tuple(values), error, caught[:], recording=caught)
 
 
 def finish(program: Program, backend: ModuleType, env: dict[str, Any], values: tuple[StepResult, ...],
-           error: Failure | None, caught: list) -> Outcome:
+           error: Failure | None, caught: list, *, recording: list | None = None) -> Outcome:
     """The Outcome of a run whose inputs and steps have run: the action (unless ``error``, the first
     failure so far), then the gradients.
 
@@ -228,24 +229,30 @@ def finish(program: Program, backend: ModuleType, env: dict[str, Any], values: t
     steps' results (`step_result`), ``caught`` the warnings the inputs and steps
     raised (`recording_warnings`). `run` ends here; so does the program builder of
     `fuzz.strategies`, which has run the steps already while drawing them.
+    ``recording``: the list of the `recording_warnings` this is called inside, if any
+    (the action's warnings are then read from it rather than recorded anew).
     """
+    if recording is None:
+        with recording_warnings() as recording:
+            return finish(program, backend, env, values, error, caught, recording=recording)
+    mark = len(recording)
     extra: dict[str, Array | None] = {}
-    with recording_warnings() as more:
+    if error is None:
+        error = _act(program, backend, env, extra)
+    grads: dict[str, Array | None] = {}
+    try:
+        for tensor in program.inputs:
+            grads[tensor.name] = _leaf_grad(env.get(tensor.name))
+        # Retained grads of non-leaf tensors are part of the outcome, under the step's name.
+        for step in program.steps:
+            if step.op == RETAIN_GRAD and step.out in env:
+                grads[step.out] = _leaf_grad(env[step.out])
+    except Exception as exc:  # noqa: BLE001 - a backend whose .grad raises: an outcome, not a crash
         if error is None:
-            error = _act(program, backend, env, extra)
-        grads: dict[str, Array | None] = {}
-        try:
-            for tensor in program.inputs:
-                grads[tensor.name] = _leaf_grad(env.get(tensor.name))
-            # Retained grads of non-leaf tensors are part of the outcome, under the step's name.
-            for step in program.steps:
-                if step.op == RETAIN_GRAD and step.out in env:
-                    grads[step.out] = _leaf_grad(env[step.out])
-        except Exception as exc:  # noqa: BLE001 - a backend whose .grad raises: an outcome, not a crash
-            if error is None:
-                error = failure(exc, "action")
-        grads.update(extra)
-    recorded = tuple(RecordedWarning(warning.category.__name__, str(warning.message)) for warning in (*caught, *more))
+            error = failure(exc, "action")
+    grads.update(extra)
+    recorded = tuple(RecordedWarning(warning.category.__name__, str(warning.message))
+                     for warning in (*caught, *recording[mark:]))
     return Outcome(values, error, grads, recorded)
 
 

@@ -71,6 +71,15 @@ _NON_FINITE_TO_TEXT = {math.inf: "inf", -math.inf: "-inf"}
 _TEXT_TO_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
+def _frozen(cls, **fields):
+    """An instance of the frozen dataclass ``cls`` with these fields, without running its __init__
+    (nor __post_init__): for copies of values that were normalized and validated already."""
+    instance = object.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(instance, name, value)
+    return instance
+
+
 def encode_values(values: Any) -> Any:
     """Nested lists of floats -> JSON-safe nested lists (non-finite floats as strings)."""
     if isinstance(values, (list, tuple)):
@@ -285,11 +294,15 @@ class Step:
     no_grad: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "args", tuple(as_arg(arg) for arg in self.args))
-        object.__setattr__(self, "kwargs", {key: _plain(as_arg(value)) for key, value in self.kwargs.items()})
+        args = tuple(map(as_arg, self.args))
+        kwargs = {key: _plain(as_arg(value)) for key, value in self.kwargs.items()}
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "kwargs", kwargs)
         # Read often (validation, pruning, comparison): computed once (not a field).
-        object.__setattr__(self, "_refs", tuple(name for arg in (*self.args, *self.kwargs.values())
-                                                for name in arg_refs(arg)))
+        refs = [arg.name for arg in args if type(arg) is Ref]
+        if len(refs) < len(args) or kwargs:  # tensors inside sequences or keywords: the general walk
+            refs = [name for arg in (*args, *kwargs.values()) for name in arg_refs(arg)]
+        object.__setattr__(self, "_refs", tuple(refs))
 
     def refs(self) -> tuple[str, ...]:
         """Names of the tensors this step reads."""
@@ -301,8 +314,16 @@ class Step:
         return self.form == "inplace" or self.op in ALIASING_OPS
 
     def renamed(self, rename: Callable[[str], str], out: str) -> Step:
-        return replace(self, args=tuple(map_refs(arg, rename) for arg in self.args),
-                       kwargs={key: map_refs(value, rename) for key, value in self.kwargs.items()}, out=out)
+        """This step reading ``rename(name)`` for each name it reads, its output named ``out``."""
+        refs = tuple(rename(name) for name in self._refs)
+        if refs == self._refs and out == self.out:
+            return self
+        # The operands are normalized already: the copy skips __post_init__ (pruning renames every step).
+        step = _frozen(Step, op=self.op, form=self.form, args=tuple(map_refs(arg, rename) for arg in self.args),
+                       kwargs={key: map_refs(value, rename) for key, value in self.kwargs.items()}, out=out,
+                       no_grad=self.no_grad)
+        object.__setattr__(step, "_refs", refs)
+        return step
 
     def to_json(self) -> dict:
         data = {
@@ -411,21 +432,30 @@ class Program:
 
     def ancestors(self, ref: str) -> list[int]:
         """Indices of the steps that ``ref`` depends on (its own step included), ascending."""
-        producer = {step.out: index for index, step in enumerate(self.steps)}
+        return sorted(self._ancestors(ref, self._producers()))
+
+    def _producers(self) -> dict[str, int]:
+        """The index of the step that defines each step output."""
+        return {step.out: index for index, step in enumerate(self.steps)}
+
+    def _ancestors(self, ref: str, producer: dict[str, int]) -> set[int]:
         pending, found = [ref], set()
         while pending:
             index = producer.get(pending.pop())
             if index is not None and index not in found:
                 found.add(index)
                 pending.extend(self.steps[index].refs())
-        return sorted(found)
+        return found
 
     def kept_steps(self) -> list[int]:
         """The steps the action's outcome depends on: the target's ancestors, plus every in-place
         op, hook or retain_grad on a tensor that shares an input or step with them (and its
         ancestors), since those change what backward sees."""
-        kept = set(self.ancestors(self.action.target))
-        producer = {step.out: index for index, step in enumerate(self.steps)}
+        producer = self._producers()
+        kept = self._ancestors(self.action.target, producer)
+        aliasing = [index for index, step in enumerate(self.steps) if step.aliases_first and step.refs()]
+        if not aliasing:
+            return sorted(kept)
 
         def lineage(indices) -> set:
             names = {name for index in indices for name in self.steps[index].refs()}
@@ -433,17 +463,16 @@ class Program:
 
         def receiver_lineage(step: Step) -> set:
             receiver = step.refs()[0]
-            return lineage(self.ancestors(receiver)) | ({receiver} - set(producer))
+            return lineage(self._ancestors(receiver, producer)) | ({receiver} - set(producer))
         target_inputs = {self.action.target} - set(producer)
         while True:
             reached = lineage(kept) | target_inputs
-            added = {index for index, step in enumerate(self.steps)
-                     if index not in kept and step.aliases_first and step.refs()
-                     and receiver_lineage(step) & reached}
+            added = {index for index in aliasing
+                     if index not in kept and receiver_lineage(self.steps[index]) & reached}
             if not added:
                 return sorted(kept)
             for index in added:
-                kept.update(self.ancestors(self.steps[index].out))
+                kept |= self._ancestors(self.steps[index].out, producer)
 
     def pruned(self) -> Program:
         """Only the steps and inputs the action depends on (`kept_steps`), renamed ``x0.., v0..`` in order."""
@@ -460,11 +489,14 @@ class Program:
         if len(kept) == len(self.steps) and len(inputs) == len(self.inputs) and \
                 all(old == new for old, new in names.items()):
             return self, kept_indices, names  # nothing to prune or rename
-        program = replace(
-            self,
-            inputs=tuple(replace(tensor, name=names[tensor.name]) for tensor in inputs),
+        # A valid program, consistently renamed, is valid: no second validation (__post_init__).
+        program = _frozen(
+            Program,
+            inputs=tuple(tensor if tensor.name == names[tensor.name] else replace(tensor, name=names[tensor.name])
+                         for tensor in inputs),
             steps=tuple(step.renamed(names.__getitem__, names[step.out]) for step in kept),
             action=replace(self.action, target=names[self.action.target]),
+            format=self.format,
         )
         return program, kept_indices, names
 

@@ -131,6 +131,9 @@ ACTIONS = (SUM_BACKWARD, SUM_BACKWARD, BACKWARD_GRADIENT, BACKWARD, REPEATED_BAC
 # dead code); a "new" input; most often the "newest" tensor, so that generated
 # programs are deep.
 OPERAND_SOURCES = ("any", "new") + ("newest",) * 5
+# The sources open, by (whether a tensor fits, whether an input can be added).
+_OPERAND_SOURCES = {(fits, new): tuple(source for source in OPERAND_SOURCES if (new if source == "new" else fits))
+                    for fits in (False, True) for new in (False, True)}
 
 _SIMPLE_VALUES = {
     REAL: (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -0.0),
@@ -506,12 +509,31 @@ def _domains(tensor) -> frozenset[str]:
         return frozenset()
     if not data.size:
         return _POSITIVE_DOMAINS  # every element of nothing is in every domain
-    values = np.abs(data)
-    if not values.max() <= MODERATE:  # also when a value is NaN
+    low, high = data.min(), data.max()
+    if not (-MODERATE <= low and high <= MODERATE):  # also when a value is NaN (then both are)
         return frozenset()
-    if not values.min() > DOMAIN_MARGIN:
+    if low > DOMAIN_MARGIN:
+        return _POSITIVE_DOMAINS
+    if high < -DOMAIN_MARGIN:
+        return _NONZERO_DOMAINS
+    if not np.abs(data).min() > DOMAIN_MARGIN:  # both signs: is any element near zero?
         return _JUST_REAL
-    return _POSITIVE_DOMAINS if data.min() > 0 else _NONZERO_DOMAINS
+    return _NONZERO_DOMAINS
+
+
+def broadcast_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The broadcast of two shapes (as `np.broadcast_shapes`), or None when they do not broadcast."""
+    if len(left) < len(right):
+        left, right = right, left
+    offset = len(left) - len(right)
+    result = list(left)
+    for position, side in enumerate(right, offset):
+        mine = result[position]
+        if side != mine and side != 1:
+            if mine != 1:
+                return None
+            result[position] = side
+    return tuple(result)
 
 
 def matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -522,9 +544,8 @@ def matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ..
     right_matrix = right + (1,) if len(right) == 1 else right
     if left_matrix[-1] != right_matrix[-2]:
         return None
-    try:
-        batch = np.broadcast_shapes(left_matrix[:-2], right_matrix[:-2])
-    except ValueError:
+    batch = broadcast_shape(left_matrix[:-2], right_matrix[:-2])
+    if batch is None:
         return None
     rows = () if len(left) == 1 else (left_matrix[-2],)
     columns = () if len(right) == 1 else (right_matrix[-1],)
@@ -542,6 +563,10 @@ class _Builder:
     inputs: list[Input] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # successful outputs and inputs, in order
+    # Each tensor's shape, and the floating ones' names in order: what operands are chosen by (in-place
+    # ops change neither a tensor's shape nor its dtype, so they are read once).
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    floats: list[str] = field(default_factory=list)
     env: dict[str, object] = field(default_factory=dict)  # the tensors and multi-output results, by name
     # Each tensor's domains (see _domains), computed when first asked (`in_domain`): most are never.
     domains: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -563,6 +588,9 @@ class _Builder:
 
     def add_tensor(self, name: str, tensor: torch.Tensor) -> None:
         self.tensors[name] = self.env[name] = tensor
+        self.shapes[name] = tuple(tensor.shape)
+        if tensor.is_floating_point():
+            self.floats.append(name)
 
     def in_domain(self, name: str, domain: str) -> bool:
         """Whether every element of tensor ``name`` is moderate and inside ``domain`` (see _domains)."""
@@ -601,12 +629,14 @@ class _Builder:
     def can_add_input(self) -> bool:
         return sum(tensor.dtype in DTYPES for tensor in self.inputs) < self.limits.max_inputs
 
-    def operand(self, domain: str, *, accept=lambda tensor: True,
-                new_shape: Callable[[], tuple[int, ...]] | None = None) -> Ref:
-        """An existing tensor that ``accept``s and fits ``domain`` (oldest first), or a new input.
+    def operand(self, domain: str, *, accept: Callable[[tuple[int, ...]], bool] | None = None,
+                new_shape: Callable[[], tuple[int, ...]] | None = None, floats_only: bool = False) -> Ref:
+        """An existing floating tensor whose shape ``accept``s (default: any) and that fits ``domain``
+        (oldest first), or a new input.
 
         Once in a while (and when nothing fits and no input can be added) the
-        domain is ignored: what an op does at its edges is behaviour too.
+        domain is ignored: what an op does at its edges is behaviour too; then
+        tensors of any dtype are taken (``floats_only``: floating ones still).
         """
         if self.forced is not None:
             forced, self.forced = self.forced, None
@@ -614,13 +644,14 @@ class _Builder:
         source = self.source
         ignore_domain = source.rarely(OUT_OF_DOMAIN_ONE_IN)
         # Bool and integer results (comparisons, argmax) reach float ops only through templates.
-        existing = [name for name, tensor in self.tensors.items() if tensor.is_floating_point() and accept(tensor)
+        shapes = self.shapes
+        existing = [name for name in self.floats if (accept is None or accept(shapes[name]))
                     and (ignore_domain or self.in_domain(name, domain))]
-        sources = [source for source in OPERAND_SOURCES
-                   if (source == "new" and self.can_add_input()) or (source != "new" and existing)]
+        sources = _OPERAND_SOURCES[bool(existing), self.can_add_input()]
         if not sources:
-            existing = [name for name, tensor in self.tensors.items() if accept(tensor)] or list(self.tensors)
-            sources = ["any"]
+            existing = [name for name in (self.floats if floats_only else self.tensors)
+                        if accept is None or accept(shapes[name])] or list(self.tensors)
+            sources = ("any",)
         where = source.pick(sources)
         if where == "any":
             return Ref(source.pick(existing))
@@ -631,7 +662,7 @@ class _Builder:
         return self.new_input(shape, REAL if ignore_domain else domain)
 
     def shape(self, ref: Ref) -> tuple[int, ...]:
-        return tuple(self.tensors[ref.name].shape)
+        return self.shapes[ref.name]
 
     def add_step(self, op: str, form: str, args: tuple, kwargs: dict) -> bool:
         """Append the step and evaluate it on torch; False if torch raised (the program ends there).
@@ -723,14 +754,16 @@ class _Builder:
         for index in kept:
             result, raised = self.trace[index]
             ref = names[built.steps[index].out]
-            values.append(result if result.ref == ref else replace(result, ref=ref))
+            values.append(result if result.ref == ref else StepResult(ref, result.value, result.requires_grad,
+                                                                      result.grad_fn, result.error))
             caught.extend(raised)
         if any(value.error is not None for value in values[:-1]):
             return None  # a result that could not be read ends the oracle's run there; the builder went on
         error = replace(values[-1].error, where=f"step {len(values) - 1}") \
             if values and values[-1].error is not None else None
         env = {new: self.env[old] for old, new in names.items() if old in self.env}
-        return interpreter.finish(program, torch, env, tuple(values), error, caught).with_messages(normalize_message)
+        return interpreter.finish(program, torch, env, tuple(values), error, caught,
+                                  recording=self.caught).with_messages(normalize_message)
 
     def target(self) -> str | None:
         """The action's default target (`_default_target`) if the program ended here."""
@@ -757,8 +790,7 @@ class _Builder:
         return names[-1]
 
     def float_tensors(self, *, non_leaf: bool = False) -> list[str]:
-        return [name for name, tensor in self.tensors.items() if tensor.is_floating_point()
-                and not (non_leaf and name.startswith("x"))]
+        return [name for name in self.floats if not name.startswith("x")] if non_leaf else self.floats[:]
 
 
 def _domain(op: Op, position: int) -> str:
@@ -808,12 +840,9 @@ def _binary_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     else:
         into_anchor = form == "inplace"  # the result is written into the anchor: the other side broadcasts to it
 
-        def broadcasts(tensor: torch.Tensor) -> bool:
-            try:
-                shape = np.broadcast_shapes(anchor_shape, tuple(tensor.shape))
-            except ValueError:
-                return False
-            return shape == anchor_shape or not into_anchor
+        def broadcasts(shape: tuple[int, ...]) -> bool:
+            result = broadcast_shape(anchor_shape, shape)
+            return result is not None and (result == anchor_shape or not into_anchor)
 
         def new_shape():
             if into_anchor:
@@ -878,12 +907,12 @@ def _matmul_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """Two tensors whose shapes multiply: vector or (batched) matrix on each side."""
     src, limits = builder.source, builder.limits
     anchor_on_left = src.boolean()
-    anchor = builder.operand(_domain(op, 0 if anchor_on_left else 1), accept=lambda tensor: tensor.dim() >= 1,
+    anchor = builder.operand(_domain(op, 0 if anchor_on_left else 1), accept=lambda shape: len(shape) >= 1,
                              new_shape=lambda: src.shape(1, limits.max_dims, limits.max_side))
     anchor_shape = builder.shape(anchor)
 
-    def multiplies(tensor: torch.Tensor) -> bool:
-        shapes = (anchor_shape, tuple(tensor.shape)) if anchor_on_left else (tuple(tensor.shape), anchor_shape)
+    def multiplies(shape: tuple[int, ...]) -> bool:
+        shapes = (anchor_shape, shape) if anchor_on_left else (shape, anchor_shape)
         return matmul_shape(*shapes) is not None
 
     other = builder.operand(_domain(op, 1 if anchor_on_left else 0), accept=multiplies,
@@ -951,9 +980,9 @@ class _Template:
             return builder.new_input(tuple(np.shape(values)), spec.domain, dtype=dtype, values=values,
                                      requires_grad=requires_grad)
         if spec.dtype is None:
-            fits = lambda tensor: tuple(tensor.shape) == shape and tensor.is_floating_point()  # noqa: E731
-            if builder.can_add_input() or any(fits(tensor) for tensor in builder.tensors.values()):
-                return builder.operand(spec.domain, accept=fits, new_shape=lambda: shape)
+            fits = shape.__eq__
+            if builder.can_add_input() or any(fits(builder.shapes[name]) for name in builder.floats):
+                return builder.operand(spec.domain, accept=fits, new_shape=lambda: shape, floats_only=True)
             return builder.new_input(shape, spec.domain)  # the sample's shape, over max_inputs
         dtype = builder.dtype if spec.dtype == "no_grad" else spec.dtype
         return builder.new_input(shape, spec.domain, dtype=dtype, requires_grad=False)
@@ -984,7 +1013,7 @@ def _receiver(builder: _Builder, shape: tuple | None) -> Ref:
     src = builder.source
     # Not a leaf that requires grad (a factory's `requires_grad=True` output): that is the invalid case.
     names = [name for name in builder.float_tensors(non_leaf=True)
-             if (shape is None or tuple(builder.tensors[name].shape) == shape)
+             if (shape is None or builder.shapes[name] == shape)
              and _not_a_grad_leaf(builder.tensors[name])]
     if names and src.pick((True, False)):
         return Ref(builder.newest(names) if src.pick((True, False)) else src.pick(names))
@@ -1048,6 +1077,33 @@ def _samples_of_rank(name: str, rank: int) -> tuple:
     return tuple(sample for sample, anchor in zip(BY_NAME[name].samples, ranks) if anchor in (rank, None))
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Where a sample's tensors are: read once per sample (samples are the op table's constants)."""
+
+    tensors: list[T]               # every tensor, in argument order
+    anchor: T | None               # the first free one (`_free`)
+    adaptable: bool                # `_adaptable(anchor, tensors)`
+    in_args: tuple[bool, ...]      # whether each positional argument holds a tensor
+    in_kwargs: frozenset[str]      # the keywords that hold a tensor
+
+
+_LAYOUTS: dict[int, tuple[tuple, _Layout]] = {}  # id(sample) -> (sample, its layout); the sample is kept alive
+
+
+def _layout(sample: tuple) -> _Layout:
+    entry = _LAYOUTS.get(id(sample))
+    if entry is None or entry[0] is not sample:
+        args, kwargs = sample
+        tensors = _tensors_in((args, tuple(kwargs.values())))
+        anchor = next((tensor for tensor in tensors if _free(tensor)), None)
+        entry = _LAYOUTS[id(sample)] = (sample, _Layout(
+            tensors, anchor, anchor is not None and _adaptable(anchor, tensors),
+            tuple(bool(_tensors_in(value)) for value in args),
+            frozenset(key for key, value in kwargs.items() if _tensors_in(value))))
+    return entry[1]
+
+
 def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """Operands from one of the op's samples (`sampled_from`, shrinking to the first)."""
     src = builder.source
@@ -1056,12 +1112,13 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     # and it is not pruned.
     floats = builder.float_tensors()
     head = builder.newest(floats) if floats else None
-    samples = op.samples if head is None else _samples_of_rank(op.name, builder.tensors[head].dim()) or op.samples
-    args, kwargs = src.pick(samples)
-    tensors = _tensors_in((args, tuple(kwargs.values())))
-    anchor = next((tensor for tensor in tensors if _free(tensor)), None)
+    samples = op.samples if head is None else _samples_of_rank(op.name, len(builder.shapes[head])) or op.samples
+    sample = src.pick(samples)
+    args, kwargs = sample
+    layout = _layout(sample)
+    anchor = layout.anchor
     receiver = op.kind == INPLACE or form == "inplace"
-    adapt = anchor is not None and _adaptable(anchor, tensors) and src.pick(TEMPLATE_MODES) == "adapt"
+    adapt = layout.adaptable and src.pick(TEMPLATE_MODES) == "adapt"
     template = _Template(builder, op, adapt, anchor, {}, receiver)
     anchor_shape = None
     if receiver:
@@ -1069,7 +1126,7 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     elif anchor is not None:
         if adapt:
             # Any tensor of the sample's rank stands in (so dims and index expressions still fit).
-            ref = builder.operand(anchor.domain, accept=lambda tensor: tensor.dim() == len(anchor.shape),
+            ref = builder.operand(anchor.domain, accept=lambda shape: len(shape) == len(anchor.shape),
                                   new_shape=lambda: tuple(anchor.shape))
             template.shapes[tuple(anchor.shape)] = builder.shape(ref)
         else:
@@ -1091,19 +1148,19 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
         return as_arg(value)
 
     built_args = []
-    for value in args:
-        if _tensors_in(value):
+    for value, holds_tensors in zip(args, layout.in_args):
+        if holds_tensors:
             built_args.append(build(value))
             continue
         key = names.pop(0) if names else None
         if key is not None and key not in frozen:
             value = _vary(template, op.kwargs[key], value, rank, anchor_shape)
-        built_args.append(build(value))
+        built_args.append(as_arg(value))  # a sample's constant, or a value drawn by its spec: no tensors
     built_kwargs = {}
     for key, value in kwargs.items():
         if key == "dtype" and isinstance(value, str):
             built_kwargs[key] = DType(value)
-        elif _tensors_in(value):
+        elif key in layout.in_kwargs:
             built_kwargs[key] = build(value)
         elif key in op.kwargs and key not in frozen:
             built_kwargs[key] = _vary(template, op.kwargs[key], value, rank, anchor_shape)
@@ -1139,7 +1196,7 @@ def _setitem_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     if src.pick(("scalar", "tensor")) == "scalar":
         value = Literal(_scalar(src, REAL))
     else:
-        value = builder.operand(REAL, accept=lambda tensor: tensor.dim() == 0, new_shape=lambda: ())
+        value = builder.operand(REAL, accept=lambda shape: not shape, new_shape=lambda: ())
     return (receiver, index, value), {}
 
 

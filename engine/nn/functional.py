@@ -9,6 +9,7 @@ plain backward and on tensors with create_graph, through the `v_*` helpers.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -134,6 +135,8 @@ def _clamp_min(t: Tensor, minimum: float) -> Tensor:
 
 
 def _addmm_backward(ctx, g):
+    if not isinstance(g, Tensor) and ctx.needs[1] and ctx.needs[2]:
+        g = _ops._blas_operand(g)     # (once for both products)
     return (g,
             v_mm(g, v_t(ctx.mat2), ctx.mat1_transposed) if ctx.needs[1] else None,
             v_mm(v_t(ctx.mat1), g, ctx.mat2_transposed) if ctx.needs[2] else None)
@@ -496,6 +499,10 @@ def _fused_subtract_product(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.n
     a64, b64, c64 = (np.asarray(v, np.float64) for v in (a, b, c))
     with _errstate():
         plain = c64 - a64 * b64
+        if all(np.result_type(v) == np.float32 for v in (a, b, c)):
+            # The float64 product of float32 numbers is exact: the product's error e below is 0,
+            # and s + t the exact difference, whose float64 rounding is `plain`.
+            return plain.astype(np.float32)
         p, e = _two_product(a64, b64)
         s = c64 - p
         back = s - c64
@@ -699,16 +706,32 @@ def _cascade_sum(values: np.ndarray, valid: np.ndarray):
     """
     values, valid = values.reshape(-1), valid.reshape(-1)
     # level_power is max(4, ceil(log2(n)) // 8): 4 below 2**40 elements.
-    power = max(4, (int(values.size) - 1).bit_length() // 8) if values.size > 1 else 4
+    n = int(values.size)
+    power = max(4, (n - 1).bit_length() // 8) if n > 1 else 4
     mask = (1 << power) - 1
     zero = values.dtype.type(0)
     partial = [zero] * 8
-    for index in np.flatnonzero(valid).tolist():
-        partial[0] = partial[0] + values[index]
-        for j in range(7):
+    group = mask + 1
+    items = ((index, values[index], 0) for index in np.flatnonzero(valid).tolist())
+    tail = None
+    if n > group and valid.all():
+        # Every index valid: the first partial sum's runs, (16k - 16, 16k] for k = 1..m and the
+        # tail after them, are added at once, each in order from +0 (accumulate is sequential);
+        # the runs then enter the second partial sum at their last index, as the loop has them.
+        m = (n - 1) // group
+        runs = np.zeros((m, group + 1), values.dtype)
+        runs[:, 1:] = values[1:1 + m * group].reshape(m, group)
+        sums = np.add.accumulate(runs, axis=1)[:, -1]
+        tail = np.add.accumulate(np.concatenate((runs[0, :1], values[1 + m * group:])))[-1]
+        items = itertools.chain([(0, values[0], 0)], zip(range(group, (m + 1) * group, group), sums, itertools.repeat(1)))
+    for index, value, level in items:
+        partial[level] = partial[level] + value
+        for j in range(level, 7):
             if index & (mask << (j * power)):
                 break
             partial[j + 1], partial[j] = partial[j + 1] + partial[j], zero
+    if tail is not None:
+        partial[0] = tail
     total = zero
     for part in partial:
         total = total + part

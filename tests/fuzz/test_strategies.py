@@ -302,3 +302,43 @@ def test_chain_lengths_are_geometric_and_shrink_to_one():
     assert _chain_lengths(10)[0] == 1 and set(lengths) == set(range(1, 11))
     assert all(abs(lengths[n + 1] / lengths[n] - CHAIN_RATIO) < 0.02 for n in range(1, 6))
     assert set(_chain_lengths(200)) == set(range(1, 201))  # every length stays reachable
+
+
+def test_broadcast_shape_is_numpys_and_matmul_shape_is_torchs():
+    # The builder's pure-Python shape rules (operand filters) against numpy and torch themselves.
+    from fuzz.strategies import broadcast_shape, matmul_shape
+    rng = np.random.default_rng(0)
+    shapes = [tuple(int(side) for side in rng.integers(1, 4, size=rank)) for rank in rng.integers(0, 4, size=60)]
+    for left in shapes:
+        for right in shapes[:20]:
+            try:
+                expected = tuple(np.broadcast_shapes(left, right))
+            except ValueError:
+                expected = None
+            assert broadcast_shape(left, right) == expected, (left, right)
+            try:
+                product = tuple(torch.matmul(torch.ones(left), torch.ones(right)).shape)
+            except RuntimeError:
+                product = None
+            assert matmul_shape(left, right) == product, (left, right)
+
+
+@pytest.mark.parametrize("values, domains", [
+    ([0.5, 2.0], {"real", "nonzero", "positive"}),
+    ([-2.0, -0.5], {"real", "nonzero"}),
+    ([-1.0, 1.0], {"real", "nonzero"}),
+    ([-1.0, 0.0005], {"real"}),
+    ([0.0005, 2.0], {"real"}),
+    ([-0.0, 3.0], {"real"}),
+    ([2.0, 1e5], set()),
+    ([-1e5, 2.0], set()),
+    ([float("nan"), 2.0], set()),
+    ([float("inf")], set()),
+])
+def test_a_tensor_is_in_the_domains_its_elements_are_moderate_and_inside_of(values, domains):
+    from fuzz.strategies import _domains
+    from engine.optable import NONZERO, POSITIVE, REAL
+    names = {REAL: "real", NONZERO: "nonzero", POSITIVE: "positive"}
+    for dtype in (torch.float32, torch.float64):
+        found = _domains(torch.tensor(values, dtype=dtype, requires_grad=True))
+        assert {names[domain] for domain in found} == domains, dtype

@@ -1,0 +1,224 @@
+"""Large elementwise computations split over threads, as torch's intra-op parallelism.
+
+torch runs an elementwise kernel on a large tensor on all its intra-op threads, each on
+a contiguous range of the output. numpy's loops run on the calling thread only, but
+release the GIL while they run. `split(kernel, out, *operands)` does what torch does:
+it cuts the output into blocks along its outermost memory axis (the operands with it,
+where they are not broadcast along that axis) and runs `kernel(*operand_blocks,
+out=out_block)` on the blocks on a small pool of threads, the calling thread included.
+
+An elementwise kernel computes each element from the elements at its own index only,
+so the blocks' results are bit for bit those of one call on the whole: the split never
+changes a value, only which thread computes it. Block boundaries keep every block
+64-byte aligned where the whole was, so numpy's SIMD loops see the same alignment.
+Reductions are never split: their summation order is a matter of parity with torch.
+
+Threads: ``ENGINE_NUM_THREADS`` in the environment (read at import; ``1`` turns splitting
+off), else the CPUs this process may run on (os.sched_getaffinity), at most
+`MAX_THREADS`; `set_num_threads` changes it at run time. Work is claimed block by block,
+so a busy machine that leaves a helper thread no CPU costs a wake-up, never a wait for
+it: the calling thread computes the blocks no helper has claimed.
+"""
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+
+import numpy as np
+
+# Elements below which an elementwise op runs in one call: handing blocks to another thread
+# costs a few microseconds, the time numpy's float32 multiply takes on ~16K elements.
+MIN_NUMEL = 1 << 16
+MAX_THREADS = 8
+BLOCKS_PER_THREAD = 2   # more blocks than threads: the faster thread takes the remainder
+_ALIGN = 64             # bytes: a cache line, the widest SIMD register
+
+
+def _default_threads() -> int:
+    value = os.environ.get("ENGINE_NUM_THREADS")
+    if value:
+        return max(1, int(value))
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:   # pragma: no cover - platforms without affinity masks
+        available = os.cpu_count() or 1
+    return max(1, min(available, MAX_THREADS))
+
+
+_threads = _default_threads()
+
+
+def get_num_threads() -> int:
+    """Threads an elementwise computation on a large array is split over (1: not split)."""
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Split large elementwise computations over `n` threads (1 turns splitting off)."""
+    global _threads
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"number of threads must be a positive integer, got {n!r}")
+    _threads = n
+
+
+class _Task:
+    """One split computation: `blocks[i]` is (out block, operand blocks); whoever takes block i
+    from `claims` computes it; `done[i]` is released when a helper thread has."""
+
+    __slots__ = ("kernel", "blocks", "claims", "done", "error")
+
+    def __init__(self, kernel, blocks):
+        self.kernel = kernel
+        self.blocks = blocks
+        self.claims = iter(range(len(blocks)))   # next() on it is atomic under the GIL
+        self.done = []
+        for _ in blocks:
+            lock = threading.Lock()
+            lock.acquire()
+            self.done.append(lock)
+        self.error = None
+
+    def help(self):
+        """A helper thread's part: take blocks until none is left."""
+        for i in self.claims:
+            out, operands = self.blocks[i]
+            try:
+                self.kernel(*operands, out=out)
+            except BaseException as error:   # noqa: BLE001 - handed to the calling thread
+                self.error = error
+            finally:
+                self.done[i].release()
+
+
+class _Pool:
+    """Helper threads, started on first use, each waiting for tasks on one shared queue."""
+
+    def __init__(self):
+        self.tasks = queue.SimpleQueue()
+        self.helpers = 0
+        self.lock = threading.Lock()
+
+    def ensure(self, helpers: int) -> None:
+        if self.helpers >= helpers:
+            return
+        with self.lock:
+            while self.helpers < helpers:
+                threading.Thread(target=_serve, args=(self.tasks,), name="engine-elementwise", daemon=True).start()
+                self.helpers += 1
+
+
+def _serve(tasks: queue.SimpleQueue) -> None:
+    # NOTE: numpy's error state is per thread; torch never warns about floating-point errors,
+    # and the engine computes with numpy's warnings off (callers hold _ops._errstate()).
+    with np.errstate(all="ignore"):
+        while True:
+            tasks.get().help()
+
+
+_pool = _Pool()
+
+
+def _after_fork_in_child() -> None:
+    global _pool
+    _pool = _Pool()   # threads do not survive a fork; their queue would only fill up
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Scratch(threading.local):
+    """Per thread: one buffer for a kernel's temporary, kept between calls."""
+
+    buffer = np.empty(0, np.uint8)
+
+
+_scratch = _Scratch()
+SCRATCH_MAX_BYTES = 1 << 23   # larger temporaries are allocated and freed as usual
+
+
+def scratch(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialized row-major array for a kernel's temporary, valid until this thread's
+    next call: the same memory serves every call.
+
+    NOTE: glibc returns a freed array above its mmap threshold to the system and the next one
+    page-faults its memory in again (128 faults for the 512 KB float64 temporary of a float32
+    tanh backward on 256 x 256); torch's fused kernels need no such temporary.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > SCRATCH_MAX_BYTES:
+        return np.empty(shape, dtype)
+    buffer = _scratch.buffer
+    if buffer.nbytes < nbytes:
+        buffer = _scratch.buffer = np.empty(nbytes, np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+def split(kernel, out: np.ndarray, *operands) -> np.ndarray:
+    """`kernel(*operands, out=out)`, an elementwise computation that writes every element of
+    `out`, split over threads when `out` is large; returns `out`.
+
+    Operands are arrays that broadcast to `out`'s shape (or numbers). `out` may be an operand
+    itself but must not overlap one otherwise. Callers compute under `_ops._errstate()`.
+    """
+    if _threads > 1 and out.size >= MIN_NUMEL:
+        blocks = _blocks(out, operands, _threads * BLOCKS_PER_THREAD)
+        if blocks is not None:
+            _run(kernel, blocks)
+            return out
+    kernel(*operands, out=out)
+    return out
+
+
+def _blocks(out: np.ndarray, operands: tuple, count: int):
+    """`out` and `operands` cut into at most `count` blocks along `out`'s outermost memory axis,
+    as (out block, operand blocks) pairs; None when that axis cannot be cut."""
+    axes = [i for i in range(out.ndim) if out.shape[i] > 1]
+    if not axes:
+        return None
+    axis = max(axes, key=lambda i: abs(out.strides[i]))
+    length = out.shape[axis]
+    sliced = []   # per operand: its axis aligned with `axis`, or None when it is not cut
+    quantum = _ALIGN // math.gcd(_ALIGN, abs(out.strides[axis]))
+    for x in operands:
+        own = axis - (out.ndim - x.ndim) if isinstance(x, np.ndarray) else -1
+        if own >= 0 and x.shape[own] == length:
+            sliced.append(own)
+            quantum = math.lcm(quantum, _ALIGN // math.gcd(_ALIGN, abs(x.strides[own]) or _ALIGN))
+        else:
+            sliced.append(None)
+    count = min(count, length // quantum)
+    if count < 2:
+        return None
+    step = -(-length // (count * quantum)) * quantum
+    blocks = []
+    for start in range(0, length, step):
+        cut = slice(start, start + step)
+        blocks.append((out[(slice(None),) * axis + (cut,)],
+                       tuple(x if own is None else x[(slice(None),) * own + (cut,)]
+                             for x, own in zip(operands, sliced))))
+    return blocks
+
+
+def _run(kernel, blocks: list) -> None:
+    task = _Task(kernel, blocks)
+    helpers = min(_threads - 1, len(blocks) - 1)
+    _pool.ensure(helpers)
+    for _ in range(helpers):
+        _pool.tasks.put(task)
+    mine = set()
+    try:
+        for i in task.claims:
+            mine.add(i)
+            out, operands = blocks[i]
+            kernel(*operands, out=out)
+    finally:
+        mine.update(task.claims)   # after an error: the blocks nobody took stay undone
+        # Blocks a helper took are finished before `out` is handed on (or an error raised).
+        for i, lock in enumerate(task.done):
+            if i not in mine:
+                lock.acquire()
+    if task.error is not None:
+        raise task.error
