@@ -632,6 +632,8 @@ def _atan2_backward(ctx, g):
     # NOTE: torch zeroes 1 / (x^2 + y^2) where it is infinite, so the gradient at (0, 0) (and
     # where x^2 + y^2 underflows) is 0 (-0.0 for other), not NaN.
     x, y = ctx.self, ctx.other
+    if ctx.needs[1] and v_data(x).dtype == np.bool_:   # NOTE: torch's formula negates self (-self)
+        raise RuntimeError(_ops._BOOL_UNARY_MESSAGES["neg"])
     denominator = x * x + y * y
     recip = v_where(v_data(denominator) == 0, 0, 1 / denominator)
     return (g * y * recip if ctx.needs[0] else None,
@@ -705,7 +707,7 @@ def v_number_first(op: str, number, t):
     dt = t.dtype if isinstance(t, Tensor) else _dtype.from_numpy(t.dtype)
     if op == "-":
         if dt is _dtype.bool_:
-            _ops._check_bool_sub(t, t)
+            _ops._check_bool_sub(True, True)   # (the filled tensor is bool too)
         return number - t
     if not dt.is_floating_point:
         _dtype.check_cast(_dtype.default_float, dt)
@@ -742,14 +744,15 @@ def _lerp_meta(input, end, weight) -> None:
 def lerp(input, end, weight) -> Tensor:
     """input + weight * (end - input); weight a number or a tensor; all three broadcast."""
     _lerp_meta(input, end, weight)
-    dt = input.dtype
     tensor_weight = isinstance(weight, Tensor)
+    # NOTE: a 0-d weight takes part in type promotion: lerp(int64, int64, tensor(0.5)) is float32.
+    dt = _dtype.result_type([input, end, weight]) if tensor_weight else input.dtype
     if not dt.is_floating_point:
         raise _not_implemented_for("lerp_kernel_tensor" if tensor_weight else "lerp_kernel_scalar", dt)
     shape = _broadcast_shape(input._data.shape, end._data.shape)
     if tensor_weight:
         shape = _broadcast_shape(shape, weight._data.shape)
-        data = _lerp(input._data, end._data, _as(weight, dt))
+        data = _lerp(_as(input, dt), _as(end, dt), _as(weight, dt))
         return record(_LERP_TENSOR, (input, end, weight), _laid_out(_full(data, shape), input, end, weight), dt)
     w = np.asarray(weight, dt.np)
     data = _lerp(input._data, end._data, w)

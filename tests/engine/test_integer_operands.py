@@ -4,7 +4,8 @@ For every op, in each of its call forms (function, Tensor method, in-place metho
 sample call of the op's table entry is rerun with its floating tensor arguments turned
 into int64 or bool tensors: one argument at a time, and all of them at once. Both
 backends run the call, then (when a floating output requires grad) a backward of its
-sum, then a second backward through the first's graph; the outcomes must be the same:
+sum, plain and with create_graph, then a second backward through the first's graph;
+the outcomes must be the same:
 the exception type and message (normalized as the fuzzer's comparator does), or the
 result's dtype, shape, values, requires_grad and node name, and each leaf's gradient.
 
@@ -130,12 +131,27 @@ def _error(error):
 def _describe(t):
     """What is compared of a result tensor: dtype, shape, requires_grad, node name, values."""
     values = t.numpy(force=True) if isinstance(t, torch.Tensor) else t.detach().numpy()   # (ZeroTensors)
-    if values.dtype.kind == "f":   # rounded: float32 rounding is not under test; NaN compares equal as a str
-        values = np.where(np.isnan(values), None, np.round(values.astype(np.float64), 4)).tolist()
-    else:
-        values = values.tolist()
     return (str(t.dtype), tuple(t.shape), t.requires_grad,
-            t.grad_fn.name() if t.grad_fn is not None else None, values)
+            t.grad_fn.name() if t.grad_fn is not None else None, _Values(values))
+
+
+class _Values:
+    """A result's values, equal to another's within float32's assert_close tolerances (rounding
+    is not under test here), NaN equal to NaN."""
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
+
+    def __eq__(self, other) -> bool:
+        a, b = self.values, other.values
+        if a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        if a.dtype.kind != "f":
+            return bool(np.array_equal(a, b))
+        return bool(np.allclose(a, b, rtol=1.3e-6, atol=1e-5, equal_nan=True))
+
+    def __repr__(self) -> str:
+        return repr(np.round(self.values, 4).tolist() if self.values.dtype.kind == "f" else self.values.tolist())
 
 
 def outcome(backend, op, form, args, kwargs):
@@ -156,6 +172,9 @@ def outcome(backend, op, form, args, kwargs):
         if not graded:
             return result
         total = sum(t.sum() for t in graded)
+        # (a plain backward computes on arrays, one with create_graph on tensors: both are compared)
+        grads = backend.autograd.grad(total, leaves, allow_unused=True, retain_graph=True)
+        result.append([None if g is None else _describe(g)[:2] + _describe(g)[4:] for g in grads])
         for order in ("first", "second"):
             grads = backend.autograd.grad(total, leaves, allow_unused=True, create_graph=True)
             result.append([None if g is None else _describe(g)[:2] + _describe(g)[4:] for g in grads])
@@ -216,6 +235,12 @@ def _setitem_none(m):
     return x
 
 
+def _lerp_weight_grad(m):
+    weight = m.tensor(0.5, requires_grad=True)
+    m.lerp(m.tensor([3, 1]), m.tensor([1, 4]), weight).sum().backward()
+    return weight.grad
+
+
 PROGRAMS = [
     ("clamp of bool, min only", lambda m: m.clamp(m.tensor([True, False]), min=True)),
     ("clamp of bool, max only", lambda m: m.clamp(m.tensor([True, False]), max=True)),
@@ -229,6 +254,10 @@ PROGRAMS = [
     ("int64 ** negative number", lambda m: m.tensor([2]) ** -1),
     ("dropout of int64, p = 1", lambda m: m.nn.functional.dropout(m.tensor([1, 2]), 1.0)),
     ("dropout of bool, p = 0.3", lambda m: m.nn.functional.dropout(m.tensor([True]), 0.3)),
+    ("lerp of int64 with a 0-d float weight", lambda m: m.lerp(m.tensor([3, 1]), m.tensor([1, 2]), m.tensor(0.5))),
+    ("lerp_ of int64 with a 0-d float weight", lambda m: m.tensor([3]).lerp_(m.tensor([1]), m.tensor(0.5))),
+    ("lerp of bool with a 0-d bool weight", lambda m: m.lerp(m.tensor([True]), m.tensor([False]), m.tensor(True))),
+    ("lerp of int64 with a 0-d float weight, backward", _lerp_weight_grad),
     ("linear of bool with bias", lambda m: m.nn.functional.linear(m.tensor([[True]]), m.tensor([[True]]), m.tensor([True]))),
     ("layer_norm of int64, int64 weight, float bias", lambda m: m.nn.functional.layer_norm(
         m.tensor([[1, 2]]), (2,), m.tensor([1, 1]), m.tensor([0.0, 1.0]))),
@@ -238,8 +267,8 @@ PROGRAMS = [
         m.tensor([1.5, 2.5], requires_grad=True))),
     ("addcdiv backward, int64 tensor2", lambda m: m.addcdiv(
         m.zeros(2), m.tensor([1.0, 2.0], requires_grad=True), m.tensor([1, 2]), value=-0.5).sum().backward()),
-    ("lerp backward, bool weight", lambda m: m.lerp(
-        m.tensor([1.0, 2.0], requires_grad=True), m.tensor([0.0, 1.0]), m.tensor([True, False])).sum().backward()),
+    ("lerp backward, 0-d bool weight", lambda m: m.lerp(
+        m.tensor([1.0, 2.0], requires_grad=True), m.tensor([0.0, 1.0]), m.tensor(False)).sum().backward()),
     ("an in-place comparison leaves int64 in the graph", _int_requiring_grad),
     ("sum of int64 in the graph", lambda m: _int_requiring_grad(m).sum()),
     ("clone of int64 in the graph", lambda m: _int_requiring_grad(m).clone()),
