@@ -2,7 +2,8 @@
 
 For each mutant of `fuzz.mutants.MUTANTS`, a fresh process plants the bug in
 its engine and runs a campaign on it (by default over the mutant's focus ops)
-until a finding is caused by the bug or the budget per bug is spent. A finding
+until a finding is caused by the bug (over the focus ops: one of the kind and op
+the mutant expects, else the first it caused) or the budget per bug is spent. A finding
 is the bug's when an unmutated copy of the engine (`fuzz.mutants.pristine_engine`),
 run on the finding's program, agrees with torch: a divergence the engine shows
 anyway is not counted, and a bug in a shared helper is caught through whichever
@@ -102,19 +103,31 @@ def table(records: list[dict]) -> Table:
 
 
 class _MutantCampaign(_Campaign):
-    """A campaign that ends as soon as a finding is caused by the planted bug."""
+    """A campaign that ends as soon as a finding caused by the planted bug is one it expects.
 
-    def __init__(self, config: CampaignConfig, mutant: Mutant, pristine: ModuleType):
+    With ``prefer_expected`` (a campaign over the mutant's focus ops), a finding the bug
+    causes but of another kind or op (a wrong permutation's gradient of the wrong shape
+    raising in backward, rather than the gradient itself) is kept as the catch only if no
+    expected one comes before the budget ends; otherwise (the whole table) the first
+    finding the bug causes ends the campaign.
+    """
+
+    def __init__(self, config: CampaignConfig, mutant: Mutant, pristine: ModuleType, *, prefer_expected: bool = False):
         import engine
         super().__init__(config, engine, Console(file=io.StringIO()))
         self.mutant = mutant
         self.pristine = pristine
+        self.prefer_expected = prefer_expected
         self.caught: dict | None = None
+        self.fallback: dict | None = None   # the first finding the bug causes, expected or not
 
     def emit(self, record: dict, verdict: dict, script: str, features: list[str]) -> bool:
         write_finding(self.config.out, record, verdict, script)
         if self.caught is None and self.caused_by_the_bug(record):
-            self.caught = record
+            if self.prefer_expected and not self.mutant.expects(record):
+                self.fallback = self.fallback or record
+            else:
+                self.caught = record
         return True
 
     def caused_by_the_bug(self, finding: dict) -> bool:
@@ -141,9 +154,9 @@ def _run_one(config: SelftestConfig, name: str) -> dict:
         command=f"gradfuzz selftest --bugs {name}")
     load_backend("engine")
     started = time.monotonic()
-    campaign = _MutantCampaign(campaign_config, mutant, pristine)
+    campaign = _MutantCampaign(campaign_config, mutant, pristine, prefer_expected=not config.all_ops)
     summary = campaign.run()
-    caught = campaign.caught
+    caught = campaign.caught or campaign.fallback
     try:
         from reports import render_site
         render_site(campaign_config.out)
