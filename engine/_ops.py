@@ -1095,14 +1095,22 @@ def _fma(a, b, c):
         # between two float32 numbers (its 29 low bits 1 followed by zeros) or lies where float32
         # has fewer bits (subnormal): only there is it rounded to odd (nudged to an odd last bit
         # when inexact), which makes the second rounding go the exact sum's way.
-        product = a.astype(np.float64) * b
-        total = np.asarray(product + c)
-        low_bits = total.view(np.int64) & _FLOAT32_DROPPED_BITS
-        suspect = (low_bits == _FLOAT32_HALFWAY) | (np.abs(total) < _FLOAT32_NORMAL_MIN)
+        shape = np.broadcast_shapes(a.shape, b.shape, c.shape)
+        if not shape:    # (numpy gives 0-d results as scalars)
+            return _fma(a.reshape(1), b.reshape(1), c.reshape(1)).reshape(())
+        total = np.multiply(a, b, dtype=np.float64)      # exact, in a new array the sum is written into
+        if total.shape != shape:
+            total = np.array(np.broadcast_to(total, shape))
+        np.add(total, c, out=total)
+        scratch = np.bitwise_and(total.view(np.int64), _FLOAT32_DROPPED_BITS)   # one more array, reused below
+        suspect = scratch == _FLOAT32_HALFWAY
+        magnitude = np.abs(total, out=scratch.view(np.float64))
+        suspect |= magnitude < _FLOAT32_NORMAL_MIN
         if suspect.any():
-            p, t = np.broadcast_to(product, total.shape)[suspect], total[suspect]
+            p = np.multiply(np.broadcast_to(a, shape)[suspect], np.broadcast_to(b, shape)[suspect], dtype=np.float64)
+            t = total[suspect]
             virtual = t - p
-            error = (p - (t - virtual)) + (np.broadcast_to(c, total.shape)[suspect] - virtual)
+            error = (p - (t - virtual)) + (np.broadcast_to(c, shape)[suspect] - virtual)
             inexact = (error != 0) & np.isfinite(t) & ((t.view(np.int64) & 1) == 0)
             total[suspect] = np.where(inexact, np.nextafter(t, np.where(error > 0, np.inf, -np.inf)), t)
         return total.astype(np.float32)
