@@ -1098,11 +1098,19 @@ def _fma(a, b, c):
         shape = np.broadcast_shapes(a.shape, b.shape, c.shape)
         if not shape:    # (numpy gives 0-d results as scalars)
             return _fma(a.reshape(1), b.reshape(1), c.reshape(1)).reshape(())
-        total = np.multiply(a, b, dtype=np.float64)      # exact, in a new array the sum is written into
-        if total.shape != shape:
-            total = np.array(np.broadcast_to(total, shape))
+        # The exact product, in a new array the sum is written into, and one scratch array: in
+        # recycled memory when all operands are row-major (as the result is then too).
+        row_major = a.flags.c_contiguous and b.flags.c_contiguous and c.flags.c_contiguous
+        if row_major:
+            total = np.multiply(a, b, out=_memory.empty(shape, np.float64), dtype=np.float64)
+            scratch = _memory.empty(shape, np.int64)
+        else:
+            total = np.multiply(a, b, dtype=np.float64)
+            if total.shape != shape:
+                total = np.array(np.broadcast_to(total, shape))
+            scratch = np.empty_like(total, dtype=np.int64)
         np.add(total, c, out=total)
-        scratch = np.bitwise_and(total.view(np.int64), _FLOAT32_DROPPED_BITS)   # one more array, reused below
+        np.bitwise_and(total.view(np.int64), _FLOAT32_DROPPED_BITS, out=scratch)
         suspect = scratch == _FLOAT32_HALFWAY
         magnitude = np.abs(total, out=scratch.view(np.float64))
         suspect |= magnitude < _FLOAT32_NORMAL_MIN
