@@ -44,11 +44,12 @@ KNOWN: dict[tuple[str, str], str] = {
 }
 
 
-def _forms(op):
+def sweep_forms(op, *, properties: bool = False) -> list[str]:
+    """The forms a sweep calls an op in: function, method (a property too, with `properties`), in-place."""
     forms = []
     if optable.FUNCTION in op.forms:
         forms.append(FUNCTION_FORM)
-    if optable.METHOD in op.forms:
+    if optable.METHOD in op.forms or (properties and optable.PROPERTY in op.forms):
         forms.append(METHOD_FORM)
     if op.inplace:
         forms.append(INPLACE_FORM)
@@ -75,13 +76,16 @@ def _spoiled(args: tuple, kwargs: dict, first: int):
     return calls
 
 
-def _target(backend, op, form):
+def sweep_target(backend, op, form):
+    """What a sweep calls: the function, or a call of the method (or read of the property) on its first argument."""
     namespace, _, name = op.name.rpartition(".")
     if form == FUNCTION_FORM:
         module = backend
         for part in filter(None, namespace.split(".")):
             module = getattr(module, part)
         return getattr(module, name)
+    if optable.PROPERTY in op.forms:   # (no op of the table is both a method and a property)
+        return lambda self: getattr(self, name)
     method = op.inplace if form == INPLACE_FORM else name
     return lambda self, *args, **kwargs: getattr(self, method)(*args, **kwargs)
 
@@ -107,7 +111,7 @@ def _outcome(backend, op, form, template, label):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _target(backend, op, form)(*args, **kwargs)
+            sweep_target(backend, op, form)(*args, **kwargs)
     except Exception as error:   # noqa: BLE001 - the outcome under test
         return type(error).__name__, normalize_message(str(error))
     return "ok", None
@@ -129,28 +133,37 @@ def differences(op, form) -> list:
     return found
 
 
-CASES = [(op, form) for op in optable.OPS if samples(op) for form in _forms(op)]
+CASES = [(op, form) for op in optable.OPS if samples(op) for form in sweep_forms(op)]
 
 
-def _param(op, form):
+def sweep_param(op, form, known: dict):
+    """One sweep case, a strict xfail with its reason where `known` lists it."""
     marks = ()
-    if (op.name, form) in KNOWN:
-        marks = pytest.mark.xfail(reason=KNOWN[op.name, form], strict=True)
+    if (op.name, form) in known:
+        marks = pytest.mark.xfail(reason=known[op.name, form], strict=True)
     return pytest.param(op, form, id=f"{op.name}-{form}", marks=marks)
 
 
-@pytest.mark.parametrize("op, form", [_param(op, form) for op, form in CASES])
-def test_bad_arguments_raise_as_torch(op, form):
-    found = differences(op, form)
+def assert_no_differences(found: list) -> None:
     assert not found, "\n".join(f"{label}:\n  torch:  {expected}\n  engine: {got}" for label, expected, got in found)
 
 
-if __name__ == "__main__":   # every difference, and their count
+@pytest.mark.parametrize("op, form", [sweep_param(op, form, KNOWN) for op, form in CASES])
+def test_bad_arguments_raise_as_torch(op, form):
+    assert_no_differences(differences(op, form))
+
+
+def print_differences(cases, differences, names) -> None:
+    """Every difference of the sweep's cases (of the ops `names`, when given), and their count."""
     total = 0
-    for op, form in CASES:
-        if len(sys.argv) > 1 and op.name not in sys.argv[1:]:
+    for op, form in cases:
+        if names and op.name not in names:
             continue
         for label, expected, got in differences(op, form):
             total += 1
             print(f"{op.name} [{form}] {label}\n  torch:  {expected}\n  engine: {got}")
     print("differences:", total)
+
+
+if __name__ == "__main__":   # python test_arg_sweep.py [op ...]
+    print_differences(CASES, differences, sys.argv[1:])

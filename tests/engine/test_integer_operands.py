@@ -30,25 +30,15 @@ import engine
 from engine import optable
 from engine.optable import T
 from oracle import normalize_message
+from test_arg_sweep import (FUNCTION_FORM, INPLACE_FORM, assert_no_differences, print_differences, sweep_forms,
+                            sweep_param, sweep_target)
 from test_ops_against_torch import NO_GRAD, RNG_SEED, _values, samples
 
-FUNCTION_FORM, METHOD_FORM, INPLACE_FORM = "function", "method", "inplace"
 INTEGRAL = ("int64", "bool")
 AS = "as "   # `T(dtype="as int64")`: a floating sample tensor turned integral
 
 # (op name, form) -> why the engine still differs from torch there.
 KNOWN: dict[tuple[str, str], str] = {}
-
-
-def _forms(op):
-    forms = []
-    if optable.FUNCTION in op.forms:
-        forms.append(FUNCTION_FORM)
-    if optable.METHOD in op.forms or optable.PROPERTY in op.forms:
-        forms.append(METHOD_FORM)
-    if op.inplace:
-        forms.append(INPLACE_FORM)
-    return forms
 
 
 def _floating_slots(arg, path=()):
@@ -105,19 +95,6 @@ def _build(backend, arg, rng):
     return backend.tensor(data.tolist(), dtype=getattr(backend, dt_name), requires_grad=grad)
 
 
-def _target(backend, op, form):
-    namespace, _, name = op.name.rpartition(".")
-    if form == FUNCTION_FORM:
-        module = backend
-        for part in filter(None, namespace.split(".")):
-            module = getattr(module, part)
-        return getattr(module, name)
-    if optable.PROPERTY in op.forms:
-        return lambda self: getattr(self, name)
-    method = op.inplace if form == INPLACE_FORM else name
-    return lambda self, *args, **kwargs: getattr(self, method)(*args, **kwargs)
-
-
 def _tensors(out):
     if isinstance(out, (tuple, list)):
         return [t for item in out for t in _tensors(item)]
@@ -166,7 +143,7 @@ def outcome(backend, op, form, args, kwargs):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            outs = _tensors(_target(backend, op, form)(*args, **kwargs))
+            outs = _tensors(sweep_target(backend, op, form)(*args, **kwargs))
         result.append([_describe(t) for t in outs])
         graded = [t for t in outs if t.requires_grad]
         if not graded:
@@ -201,20 +178,13 @@ def differences(op, form) -> list:
     return found
 
 
-CASES = [(op, form) for op in optable.OPS if op.kind != optable.FACTORY and samples(op) for form in _forms(op)]
+CASES = [(op, form) for op in optable.OPS if op.kind != optable.FACTORY and samples(op)
+         for form in sweep_forms(op, properties=True)]
 
 
-def _param(op, form):
-    marks = ()
-    if (op.name, form) in KNOWN:
-        marks = pytest.mark.xfail(reason=KNOWN[op.name, form], strict=True)
-    return pytest.param(op, form, id=f"{op.name}-{form}", marks=marks)
-
-
-@pytest.mark.parametrize("op, form", [_param(op, form) for op, form in CASES])
+@pytest.mark.parametrize("op, form", [sweep_param(op, form, KNOWN) for op, form in CASES])
 def test_integral_operands_as_torch(op, form):
-    found = differences(op, form)
-    assert not found, "\n".join(f"{label}:\n  torch:  {expected}\n  engine: {got}" for label, expected, got in found)
+    assert_no_differences(differences(op, form))
 
 
 # Calls no sample of the table makes: (label, program on a backend module).
@@ -302,12 +272,5 @@ def test_integral_programs_as_torch(program):
     assert _program_outcome(engine, program) == _program_outcome(torch, program)
 
 
-if __name__ == "__main__":   # every difference, and their count
-    total = 0
-    for op, form in CASES:
-        if len(sys.argv) > 1 and op.name not in sys.argv[1:]:
-            continue
-        for label, expected, got in differences(op, form):
-            total += 1
-            print(f"{op.name} [{form}] {label}\n  torch:  {expected}\n  engine: {got}")
-    print("differences:", total)
+if __name__ == "__main__":   # python test_integer_operands.py [op ...]
+    print_differences(CASES, differences, sys.argv[1:])
