@@ -1100,7 +1100,7 @@ def _fma(a, b, c):
             return _fma(a.reshape(1), b.reshape(1), c.reshape(1)).reshape(())
         # The exact product, in a new array the sum is written into, and one scratch array: in
         # recycled memory when all operands are row-major (as the result is then too).
-        row_major = a.flags.c_contiguous and b.flags.c_contiguous and c.flags.c_contiguous
+        row_major = _row_major_result(shape, a, b, c)
         if row_major:
             total = np.multiply(a, b, out=_memory.empty(shape, np.float64), dtype=np.float64)
             scratch = _memory.empty(shape, np.int64)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ._ops import _fma
+from ._ops import _errstate, _fma
 from ._tensor import Tensor
 
 
@@ -83,7 +83,7 @@ class SGD(Optimizer):
                         buf[...] = _fma(d_p, np_dt.type(1 - group["dampening"]), buf)
                     self.state[id(p)]["momentum_buffer"] = buf
                     d_p = _fma(buf, np_dt.type(group["momentum"]), d_p) if group["nesterov"] else buf
-                with np.errstate(all="ignore"):
+                with _errstate():
                     p._data[...] = _fma(d_p, np_dt.type(-group["lr"]), p._data)
                 p._vc[0] += 1
         return loss
