@@ -148,7 +148,7 @@ def _edge(t) -> tuple:
     if t._grad_fn is not None:
         return (t._grad_fn, 0)
     if t._requires_grad:
-        return (t._acc if t._acc is not None else t._accumulator(), 0)
+        return (t._accumulator(), 0)
     return _NO_EDGE
 
 

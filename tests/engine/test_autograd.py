@@ -315,3 +315,35 @@ def test_retain_grad_on_a_view_of_a_no_grad_view_keeps_its_gradient_as_torch(mak
         (t * 3).sum().backward()
         return view.retains_grad, t.retains_grad, t.grad.numpy().tolist(), view.grad, x.grad
     assert run(engine) == run(torch)
+
+
+@pytest.fixture
+def no_cycle_collector():
+    """What only reference counting frees (the cycle collector paused)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("lib", [engine, torch], ids=["engine", "torch"])
+def test_a_dead_leaf_frees_its_grad_without_the_cycle_collector(lib, no_cycle_collector):
+    import weakref
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    (x * 2).sum().backward()
+    leaf, grad = weakref.ref(x), weakref.ref(x.grad)
+    del x
+    assert leaf() is None and grad() is None
+
+
+@pytest.mark.parametrize("lib", [engine, torch], ids=["engine", "torch"])
+def test_a_leaf_keeps_its_hooks_and_live_graphs_share_its_accumulator(lib, no_cycle_collector):
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: g * 10)      # no graph holds x's accumulator after this line
+    (x * 2).sum().backward()
+    assert x.grad.tolist() == [20.0, 20.0]
+    y = lib.tensor([1.0], requires_grad=True)
+    first = (y * 2).grad_fn.next_functions[0][0]
+    assert (y * 3).grad_fn.next_functions[0][0] is first
