@@ -221,6 +221,17 @@ def test_clamp_max_of_negative_zeros_by_a_0d_zero():
     assert np.signbit(out).tolist() == [False] * 16 + [True] * 4
 
 
+def test_normalize_with_a_negative_zero_eps_keeps_the_norm():
+    """normalize divides by norm.clamp_min(eps), a number bound: a norm of +0.0 (underflow)
+    stays +0.0 at eps=-0.0, so the quotients are +-inf with the input's signs."""
+    outs = []
+    for backend in (torch, engine):
+        x = backend.tensor([[1e-30, -1e-30, 0.0]], dtype=backend.float32)
+        outs.append(backend.nn.functional.normalize(x, p=2.0, dim=1, eps=-0.0).numpy())
+    np.testing.assert_array_equal(outs[1], outs[0])
+    assert outs[0][0, :2].tolist() == [np.inf, -np.inf]
+
+
 def test_vector_loop_mask_follows_torchs_iterator():
     """The engine's model of torch's loops (engine/_cpu.py), on layouts whose answer is known."""
     x = np.zeros((3, 20), np.float32)
