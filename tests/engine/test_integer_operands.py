@@ -309,6 +309,12 @@ PROGRAMS = [
     ("div_ of bool by an int64: the float result type", lambda m: m.tensor([True]).div_(m.tensor([0]))),
     ("bitwise_and_ of int64 with a float", lambda m: m.tensor([1]).bitwise_and_(1.5)),
     ("eq_ of bool with a float (a comparison writes any result)", lambda m: m.tensor([True]).eq_(1.5)),
+    # Before those: every operand must broadcast to the tensor's shape, not only the first.
+    ("addcmul_ of bool with a wider tensor2", lambda m: m.tensor([True, False]).addcmul_(
+        m.tensor([True, True]), m.ones(3, 2, dtype=m.bool))),
+    ("addcdiv_ of bool with a wider float tensor2", lambda m: m.tensor([True, False]).addcdiv_(
+        m.ones(2), m.ones(3, 2))),
+    ("lerp_ of int64 with a wider weight", lambda m: m.tensor([1, 2]).lerp_(m.tensor([3, 4]), m.ones(3, 2, dtype=m.int64))),
     ("masked_fill_ of int64 by a value that requires grad", lambda m: m.tensor([1, 2]).masked_fill_(
         m.tensor([True, False]), m.tensor(2.5, requires_grad=True))),
 ]
