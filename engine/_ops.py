@@ -229,6 +229,20 @@ class Written:
     tensor = None
 
 
+def _check_output_cast(input, dt) -> None:
+    """An in-place op's refusal of a common dtype `dt` that its tensor (`input`) cannot hold.
+
+    NOTE: torch's TensorIterator makes this check as it is built (after broadcasting the
+    operands to the output, before the op's own checks and its kernel), for arithmetic ops
+    (not comparisons): torch.tensor([True]).add_(0, alpha=0.5) and .floor_divide_(0) raise
+    "result type Long can't be cast to the desired output type Bool", not the alpha or
+    division-by-zero error. The ops call this where they promote their operands (their
+    iterator's build); write_result checks the same again for ops that promote otherwise.
+    """
+    if input is Written.tensor and input is not None:
+        _dtype.check_cast(dt, input.dtype)
+
+
 def _memory_root(array: np.ndarray) -> np.ndarray:
     while isinstance(array.base, np.ndarray):
         array = array.base
@@ -296,8 +310,10 @@ def _broadcast_shape(a: tuple, b: tuple) -> tuple:
     return tuple(out)
 
 
-def _binary_operands(op: str, input, other):
-    """Promote two operands (tensors or Python numbers) to tensors of torch's result dtype."""
+def _binary_operands(op: str, input, other, comparison: bool = False, float_result: bool = False):
+    """Promote two operands (tensors or Python numbers) to tensors of torch's result dtype.
+    An in-place op's tensor must be able to hold it (the default float dtype for integral
+    operands of an op with a `float_result`), unless the op is a `comparison`."""
     if isinstance(input, Tensor):
         if isinstance(other, Tensor):
             if input.dtype is other.dtype:   # the common case, without general promotion
@@ -319,6 +335,8 @@ def _binary_operands(op: str, input, other):
     dt = _dtype.result_type(tensors, scalars)
     if isinstance(input, Tensor) and isinstance(other, Tensor):
         _broadcast_shape(input._data.shape, other._data.shape)
+    if not comparison:   # (the fast paths above keep the input's dtype: write_result checks a float result)
+        _check_output_cast(input, _float_dtype(dt) if float_result else dt)
     a = input if isinstance(input, Tensor) else _scalar_tensor(input, dt)
     b = other if isinstance(other, Tensor) else _scalar_tensor(other, dt)
     return a, b, dt
@@ -915,13 +933,13 @@ def sigmoid(input) -> Tensor:
 # Elementwise binary ops
 # ---------------------------------------------------------------------------------
 
-def _arithmetic_operands(op: str, input, other):
+def _arithmetic_operands(op: str, input, other, float_result: bool = False):
     """`_binary_operands` for add, sub, mul and div, whose nodes take a Python number as a
     `WrappedNumber` (an operand outside the graph, cheaper than a tensor)."""
     if type(other) in _WEAK_NUMBERS and isinstance(input, Tensor) and input.dtype.is_floating_point:
         dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
         return input, _wrapped_number(other, dt), dt
-    return _binary_operands(op, input, other)
+    return _binary_operands(op, input, other, float_result=float_result)
 
 
 _WEAK_NUMBERS = (float, int)   # exact types: a bool is not weak the same way
@@ -1015,7 +1033,7 @@ _WRAPPED_MAX = 1024
 def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -> Tensor:
     """An elementwise op of two operands in their promoted dtype (the default float dtype
     for integral operands when `float_result`)."""
-    a, b, dt = _arithmetic_operands(op, input, other)
+    a, b, dt = _arithmetic_operands(op, input, other, float_result)
     if float_result and not dt.is_floating_point:
         dt = _dtype.default_float
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
