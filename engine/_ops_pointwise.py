@@ -17,9 +17,8 @@ import numpy as np
 
 from . import _cpu, _dtype, _ops
 from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
-                   _iterator_layout,
-                   _float64_copy, _float_dtype, _rounded, _scalar_tensor, _unary_float, record, v_data, v_exp,
-                   v_masked_zero, v_where)
+                   _float64_copy, _float_dtype, _iterator_layout, _rounded, _scalar_tensor, _unary_float, record,
+                   v_data, v_exp, v_masked_zero, v_where)
 from ._tensor import Tensor
 
 _not_implemented_for = _dtype.not_implemented_for
