@@ -470,7 +470,17 @@ def v_transpose(x, dim0: int, dim1: int, rule=None):
 def v_t(x):
     if x.ndim < 2:
         return x    # t() of a 0-d or 1-d tensor is the tensor itself
-    return _transpose(x, 0, 1, _T) if isinstance(x, Tensor) else x.T
+    if isinstance(x, Tensor):
+        return _transpose(x, 0, 1, _T)
+    t = x.T
+    base = t.base
+    if (type(base) is np.ndarray and base.shape == t.shape and base.strides == t.strides
+            and base.__array_interface__["data"] == t.__array_interface__["data"]):
+        # The transpose of a transposed array (a linear layer's weight gradient, computed for
+        # weight.t() as v_mm's `transposed` product) is that array: returned as itself rather
+        # than as a view of it, AccumulateGrad can adopt it as the weight's .grad (no copy).
+        return base
+    return t
 
 
 def _diagonal_view(x: np.ndarray, offset: int, dim1: int, dim2: int) -> np.ndarray:
