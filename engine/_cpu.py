@@ -258,22 +258,28 @@ def _row_sum(elements: np.ndarray):
 def _multi_row_sum(rows: np.ndarray) -> np.ndarray:
     """torch's multi_row_sum over rows (size, 4, ...): 4 levels of accumulators; every 16 rows the
     first moves up into the next, and further up at every 16**j rows (level_power is 4 below
-    2**20 rows)."""
-    level_power, levels = 4, 4
-    step, mask = 1 << level_power, (1 << level_power) - 1
+    2**20 rows); at the end the others are added to the first.
+
+    Computed level by level rather than row by row: level 0's moves are the sums of each 16
+    rows, level 1's the sums of each 16 of those, and so on; each level's last, incomplete group
+    is what its accumulator holds at the end. The top level never moves up. Every sum adds in
+    the loop's order, so the result is the loop's bit for bit."""
+    levels, step = 4, 16
     zero = np.zeros(rows.shape[1:], rows.dtype)
-    acc = [zero] * levels
-    size, i = rows.shape[0], 0
-    while i + step <= size:
-        for row in rows[i:i + step]:
-            acc[0] = acc[0] + row
-        i += step
-        for j in range(1, levels):
-            acc[j], acc[j - 1] = acc[j] + acc[j - 1], zero
-            if i & (mask << (j * level_power)):
-                break
-    for row in rows[i:]:
-        acc[0] = acc[0] + row
-    for j in range(1, levels):
-        acc[0] = acc[0] + acc[j]
-    return acc[0]
+    total = None
+    moved = rows                 # what reaches the current level
+    for level in range(levels):
+        size = moved.shape[0]
+        whole = size - size % step if level < levels - 1 else 0
+        held = zero              # the accumulator at the end: the rows after its last move up
+        for row in moved[whole:] if whole else moved:
+            held = held + row
+        total = held if total is None else total + held
+        if not whole:
+            for _ in range(level + 1, levels):
+                total = total + zero
+            return total
+        # NOTE: accumulate adds in order (a reduce may add pairwise); it starts from the first
+        # row instead of zero + it, which differs only where every row is -0.0: adding its
+        # result to zero gives the loop's +0.0 there and the same value everywhere else.
+        moved = zero + np.add.accumulate(moved[:whole].reshape((-1, step) + moved.shape[1:]), axis=1)[:, -1]

@@ -16,9 +16,9 @@ import math
 import numpy as np
 
 from . import _cpu, _dtype, _ops
-from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor, _errstate, _iterator_layout,
-                   _float64_copy, _float_dtype, _rounded, _scalar_tensor, _unary_float, record, v_data, v_exp,
-                   v_masked_zero, v_where)
+from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
+                   _float64_copy, _float_dtype, _iterator_layout, _rounded, _scalar_tensor, _unary_float, record,
+                   v_data, v_exp, v_masked_zero, v_where)
 from ._tensor import Tensor
 
 _not_implemented_for = _dtype.not_implemented_for
@@ -635,10 +635,10 @@ _MINIMUM = Rule("MinimumBackward0", lambda ctx, g: _extremum_backward(ctx, g, np
                 ("self", "other"), saves={"self": None, "other": None})
 
 
-def _tensor_binary(op: str, input, other):
+def _tensor_binary(op: str, input, other, float_result: bool = False):
     _check_tensor(input, op)
     _check_tensor(other, op, "other", 2)
-    return _binary_operands(op, input, other)
+    return _binary_operands(op, input, other, float_result=float_result)
 
 
 def maximum(input, other) -> Tensor:
@@ -669,7 +669,7 @@ _ATAN2 = Rule("Atan2Backward0", _atan2_backward, ("self", "other"), saves={"self
 
 
 def atan2(input, other) -> Tensor:
-    a, b, dt = _tensor_binary("atan2", input, other)
+    a, b, dt = _tensor_binary("atan2", input, other, float_result=True)
     dt = _float_dtype(dt)
     with _errstate():
         y, x = _as(a, dt), _as(b, dt)
@@ -680,9 +680,11 @@ def atan2(input, other) -> Tensor:
 
 
 def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    # NOTE: torch's xlogy: NaN if y is NaN, else 0 where x == 0 (even for y <= 0), else x * log(y).
+    # NOTE: torch's xlogy: NaN if y is NaN, else 0 where x == 0 (even for y <= 0), else x * log(y),
+    # its float32 log rounded once from float64 as (nearly always) glibc's logf in torch's scalar
+    # kernel (numpy's own float32 log is an ulp off for 1 in 10 values, 0.77 among them).
     with _errstate():
-        return np.where(np.isnan(y), np.nan, np.where(x == 0, 0, x * np.log(y))).astype(np.result_type(x, y))
+        return np.where(np.isnan(y), np.nan, np.where(x == 0, 0, x * _rounded(np.log, y))).astype(np.result_type(x, y))
 
 
 def _xlogy_self_grad(g, x, y):
@@ -710,7 +712,7 @@ _XLOGY_NUMBER_OTHER = Rule("XlogyBackward2", _xlogy_number_other_backward, saves
 
 def xlogy(input, other) -> Tensor:
     """x * log(y), defined as 0 where x == 0 (unless y is NaN)."""
-    a, b, dt = _binary_operands("xlogy", input, other)
+    a, b, dt = _binary_operands("xlogy", input, other, float_result=True)
     dt = _float_dtype(dt)
     data = _xlogy(_as(a, dt), _as(b, dt))
     if isinstance(input, Tensor) and isinstance(other, Tensor):
@@ -772,6 +774,7 @@ def lerp(input, end, weight) -> Tensor:
     tensor_weight = isinstance(weight, Tensor)
     # NOTE: a 0-d weight takes part in type promotion: lerp(int64, int64, tensor(0.5)) is float32.
     dt = _dtype.result_type([input, end, weight]) if tensor_weight else input.dtype
+    _check_output_cast(input, dt)
     if not dt.is_floating_point:
         raise _not_implemented_for("lerp_kernel_tensor" if tensor_weight else "lerp_kernel_scalar", dt)
     shape = _broadcast_shape(input._data.shape, end._data.shape)
@@ -788,7 +791,9 @@ def _check_three(op: str, input, tensor1, tensor2):
     for position, (name, x) in enumerate((("input", input), ("tensor1", tensor1), ("tensor2", tensor2)), 1):
         _check_tensor(x, op, name, position)
     shape = _broadcast_shape(_broadcast_shape(input._data.shape, tensor1._data.shape), tensor2._data.shape)
-    return _dtype.result_type([input, tensor1, tensor2]), shape
+    dt = _dtype.result_type([input, tensor1, tensor2])
+    _check_output_cast(input, dt)
+    return dt, shape
 
 
 _ADDCMUL = Rule("AddcmulBackward0",
@@ -870,7 +875,7 @@ def where(condition, input, other) -> Tensor:
 
 def _compare(op: str, fn, input, other) -> Tensor:
     # Compared in the promoted dtype, as torch: an int64 tensor against a float is compared in float32.
-    a, b, dt = _binary_operands(op, input, other)
+    a, b, dt = _binary_operands(op, input, other, comparison=True)
     return _plain(_laid_out(fn(_as(a, dt), _as(b, dt)), a, b), _dtype.bool_)
 
 
@@ -940,18 +945,6 @@ def isinf(input) -> Tensor:
 
 def isfinite(input) -> Tensor:
     return _classify("isfinite", np.isfinite, True, input)
-
-
-def _bitwise_meta(input, other) -> None:
-    """In place, torch refuses operands that do not broadcast, then a result type the tensor
-    cannot hold (x.bitwise_and_(1.5) on int64), before the kernel refuses floats."""
-    tensors = [t for t in (input, other) if isinstance(t, Tensor)]
-    if isinstance(other, Tensor):
-        _broadcast_shape(input._data.shape, other._data.shape)
-    _dtype.check_cast(_dtype.result_type(tensors, [t for t in (other,) if not isinstance(t, Tensor)]), input.dtype)
-
-
-_bitwise_and_meta = _bitwise_or_meta = _bitwise_xor_meta = _bitwise_meta
 
 
 def _bitwise(op: str, fn, input, other) -> Tensor:

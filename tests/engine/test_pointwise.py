@@ -409,6 +409,21 @@ def test_float32_atan2_rounds_as_torch_does():
     assert np.mean(ours != theirs) < 0.06
 
 
+def test_float32_xlogy_rounds_its_log_as_torch_does():
+    """torch's xlogy is a scalar kernel, x * logf(y) with glibc's logf, which nearly always
+    rounds as the exact log: the engine's float64 log rounded once agrees on > 99 % (numpy's
+    float32 log differed on 10 %; fuzzer finding: xlogy_(0.77) of 1.5 was an ulp off)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-5, 5, 20000).astype(np.float32)
+    y = rng.uniform(1e-3, 10, 20000).astype(np.float32)
+    ours = np.concatenate([engine.xlogy(engine.tensor(a), engine.tensor(b)).numpy()
+                           for a, b in zip(x.reshape(20, 1000), y.reshape(20, 1000))])
+    theirs = torch.xlogy(torch.from_numpy(x), torch.from_numpy(y)).numpy()
+    assert np.mean(ours != theirs) < 0.01
+    assert engine.xlogy(engine.tensor([1.5, -0.5]), 0.77).tolist() == torch.xlogy(
+        torch.tensor([1.5, -0.5]), 0.77).tolist()
+
+
 def test_maximum_minimum_and_clamp_keep_the_first_operand_on_a_tie():
     """On short tensors (torch's scalar loops) the first operand wins a tie: the sign of a zero
     tells. Longer ones: tests/engine/test_zero_ties.py."""
