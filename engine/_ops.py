@@ -983,36 +983,7 @@ def _empty_result(shape: tuple, dtype, operands) -> np.ndarray:
         return _memory.empty(shape, dtype)
     if ndim < 2:
         return _memory.empty(shape, dtype)
-    strides = []
-    for a in operands:
-        if a.ndim == 0:
-            continue
-        pad = ndim - a.ndim
-        strides.append([0] * pad + [0 if n == 1 and shape[pad + i] != 1 else s
-                                    for i, (n, s) in enumerate(zip(a.shape, a.strides))])
-
-    def should_swap(dim0: int, dim1: int) -> int:
-        for operand in strides:
-            stride0, stride1 = operand[dim0], operand[dim1]
-            if stride0 == 0 or stride1 == 0:
-                continue
-            if stride0 != stride1:
-                return -1 if stride0 < stride1 else 1
-            if shape[dim0] > shape[dim1]:
-                return 1
-        return 0
-
-    perm = list(range(ndim - 1, -1, -1))     # innermost dim first, as torch's perm_
-    for i in range(1, ndim):
-        dim1 = i
-        for dim0 in range(i - 1, -1, -1):
-            comparison = should_swap(perm[dim0], perm[dim1])
-            if comparison > 0:
-                perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
-                dim1 = dim0
-            elif comparison < 0:
-                break
-    order = perm[::-1]                       # outermost first
+    order = _cpu.iterator_order(shape, [_cpu.iterator_strides(a, shape) for a in operands])   # outermost first
     return _memory.empty([shape[d] for d in order], dtype).transpose(np.argsort(order))
 
 
