@@ -1438,8 +1438,9 @@ _MEAN_DIM = Rule("MeanBackward1", _reduce_backward)
 def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     _check_tensor(input, op)
     x = input._data
-    dims = _reduction_dims(dim, x.ndim)
     if mean:
+        # NOTE: torch's mean refuses an integral input before it reads the dims (even repeated
+        # or out of range ones).
         if not input.dtype.is_floating_point:
             raise RuntimeError(
                 "mean(): could not infer output dtype. Input dtype must be either a floating point "
@@ -1447,6 +1448,7 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
         dt = input.dtype
     else:
         dt = input.dtype if input.dtype.is_floating_point else _dtype.int64
+    dims = _reduction_dims(dim, x.ndim)
     axes = dims if dims is not None else tuple(range(x.ndim))
     keep = keepdim and dim is not None
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None
