@@ -1099,12 +1099,19 @@ def _check_alpha(alpha, dt) -> None:
 # The 29 bits a float64 has beyond a float32's 24, the pattern of a float64 exactly halfway between
 # two float32 numbers, and the smallest normal float32 (below it, float32 keeps fewer bits).
 _FLOAT32_DROPPED_BITS, _FLOAT32_HALFWAY, _FLOAT32_NORMAL_MIN = (1 << 29) - 1, 1 << 28, 2.0 ** -126
+# Elements per block of a float32 fused multiply-add over row-major operands: the block's float64
+# sum and scratch array (512 KB) stay in the core's cache over the ~8 passes made on them.
+_FMA_BLOCK = 1 << 15
 
 
-def _fma(a, b, c):
+def _fma(a, b, c, out=None):
     """a * b + c rounded once, as the fused multiply-add torch's compiled kernels use: float32
     through float64 (where the product is exact), float64 from the exact product (Dekker's
-    split) and sum (Knuth's two-sum), where finite."""
+    split) and sum (Knuth's two-sum), where finite.
+
+    `out`, when given, is an array of the result's shape and dtype the result is written into
+    (and returned); it may be one of the operands, but must not overlap one otherwise.
+    """
     a, b, c = np.asarray(a), np.asarray(b), np.asarray(c)
     dt = np.result_type(a, b, c)
     if dt == np.float32:
@@ -1115,43 +1122,74 @@ def _fma(a, b, c):
         # when inexact), which makes the second rounding go the exact sum's way.
         shape = np.broadcast_shapes(a.shape, b.shape, c.shape)
         if not shape:    # (numpy gives 0-d results as scalars)
-            return _fma(a.reshape(1), b.reshape(1), c.reshape(1)).reshape(())
-        # The exact product, in a new array the sum is written into, and one scratch array: in
-        # recycled memory when all operands are row-major (as the result is then too).
-        row_major = _row_major_result(shape, a, b, c)
-        if row_major:
-            total = np.multiply(a, b, out=_memory.empty(shape, np.float64), dtype=np.float64)
-            scratch = _memory.empty(shape, np.int64)
+            result = _fma(a.reshape(1), b.reshape(1), c.reshape(1)).reshape(())
+        elif (all(x.size == 1 or (x.shape == shape and x.flags.c_contiguous) for x in (a, b, c))
+              and (out is None or out.flags.c_contiguous)):
+            # Row-major operands (or single values), as an optimizer's: computed block by block
+            # into the (recycled, row-major) result.
+            if out is None:
+                out = _memory.empty(shape, np.float32)
+            _fma_float32_blocks(*(x.reshape(-1) if x.size > 1 else x.reshape(()) for x in (a, b, c)),
+                                out.reshape(-1))
+            return out
         else:
             total = np.multiply(a, b, dtype=np.float64)
             if total.shape != shape:
                 total = np.array(np.broadcast_to(total, shape))
-            scratch = np.empty_like(total, dtype=np.int64)
-        np.add(total, c, out=total)
-        np.bitwise_and(total.view(np.int64), _FLOAT32_DROPPED_BITS, out=scratch)
-        suspect = scratch == _FLOAT32_HALFWAY
-        magnitude = np.abs(total, out=scratch.view(np.float64))
-        suspect |= magnitude < _FLOAT32_NORMAL_MIN
-        if suspect.any():
-            p = np.multiply(np.broadcast_to(a, shape)[suspect], np.broadcast_to(b, shape)[suspect], dtype=np.float64)
-            t = total[suspect]
-            virtual = t - p
-            error = (p - (t - virtual)) + (np.broadcast_to(c, shape)[suspect] - virtual)
-            inexact = (error != 0) & np.isfinite(t) & ((t.view(np.int64) & 1) == 0)
-            total[suspect] = np.where(inexact, np.nextafter(t, np.where(error > 0, np.inf, -np.inf)), t)
-        return total.astype(np.float32)
-    product = a * b
-    plain = product + c
-    split = 134217729.0   # 2**27 + 1
-    ta, tb = split * a, split * b
-    a_hi, b_hi = ta - (ta - a), tb - (tb - b)
-    a_lo, b_lo = a - a_hi, b - b_hi
-    product_error = ((a_hi * b_hi - product) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
-    virtual = plain - product
-    sum_error = (product - (plain - virtual)) + (c - virtual)
-    error = sum_error + product_error
-    exact = plain + error
-    return np.where(np.isfinite(exact) & (error != 0), exact, plain)   # (plain keeps a zero's sign)
+            np.add(total, c, out=total)
+            _round_float32_halfway_to_odd(total, a, b, c, np.empty_like(total, dtype=np.int64))
+            result = total.astype(np.float32)
+    else:
+        product = a * b
+        plain = product + c
+        split = 134217729.0   # 2**27 + 1
+        ta, tb = split * a, split * b
+        a_hi, b_hi = ta - (ta - a), tb - (tb - b)
+        a_lo, b_lo = a - a_hi, b - b_hi
+        product_error = ((a_hi * b_hi - product) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+        virtual = plain - product
+        sum_error = (product - (plain - virtual)) + (c - virtual)
+        error = sum_error + product_error
+        exact = plain + error
+        result = np.where(np.isfinite(exact) & (error != 0), exact, plain)   # (plain keeps a zero's sign)
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def _fma_float32_blocks(a, b, c, out) -> None:
+    """_fma of float32 operands into `out`, a 1-d array; each operand is 1-d like it or 0-d."""
+    n = out.size
+    size = min(n, _FMA_BLOCK)
+    total, scratch = _memory.empty((size,), np.float64), _memory.empty((size,), np.int64)
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        x, y, z = (v if v.ndim == 0 else v[start:stop] for v in (a, b, c))
+        t = total[:stop - start]
+        np.multiply(x, y, out=t, dtype=np.float64)
+        np.add(t, z, out=t)
+        _round_float32_halfway_to_odd(t, x, y, z, scratch[:stop - start])
+        np.copyto(out[start:stop], t, casting="same_kind")
+
+
+def _round_float32_halfway_to_odd(total, a, b, c, scratch) -> None:
+    """Round `total`, the float64 sum a * b + c (of float32 operands broadcast to its shape),
+    to odd where rounding it to float32 could round twice: halfway between two float32
+    numbers, or where float32 is subnormal. `scratch` is an int64 array of its shape."""
+    np.bitwise_and(total.view(np.int64), _FLOAT32_DROPPED_BITS, out=scratch)
+    suspect = np.equal(scratch, _FLOAT32_HALFWAY)
+    tiny = np.less(np.abs(total, out=scratch.view(np.float64)), _FLOAT32_NORMAL_MIN)
+    if not (suspect.any() or tiny.any()):
+        return
+    suspect |= tiny
+    shape = total.shape
+    p = np.multiply(np.broadcast_to(a, shape)[suspect], np.broadcast_to(b, shape)[suspect], dtype=np.float64)
+    t = total[suspect]
+    virtual = t - p
+    error = (p - (t - virtual)) + (np.broadcast_to(c, shape)[suspect] - virtual)
+    inexact = (error != 0) & np.isfinite(t) & ((t.view(np.int64) & 1) == 0)
+    total[suspect] = np.where(inexact, np.nextafter(t, np.where(error > 0, np.inf, -np.inf)), t)
 
 
 def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:

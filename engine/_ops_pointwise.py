@@ -15,10 +15,10 @@ import math
 
 import numpy as np
 
-from . import _dtype, _ops
-from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate, _iterator_layout,
-                   _float64_copy, _float_dtype, _rounded, _scalar_tensor, _unary_float, record, v_data, v_exp,
-                   v_masked_zero, v_where)
+from . import _cpu, _dtype, _ops
+from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
+                   _float64_copy, _float_dtype, _iterator_layout, _rounded, _scalar_tensor, _unary_float, record,
+                   v_data, v_exp, v_masked_zero, v_where)
 from ._tensor import Tensor
 
 _not_implemented_for = _dtype.not_implemented_for
@@ -380,22 +380,44 @@ def _clamp_max_meta(input, max) -> None:  # noqa: A002
     _check_clamp_in_place(input, (max,))
 
 
-def _tie_first(fn, a, b):
-    """np.maximum / np.minimum keeping the first operand on a tie.
+def _extremum(fn, a: np.ndarray, b: np.ndarray, loop: tuple | None = None, dt=None) -> np.ndarray:
+    """fn(a, b), np.maximum or np.minimum of arrays in the result dtype, with torch's operand
+    where a and b are zeros of opposite signs (a tie: which one is the result's sign).
 
-    NOTE: torch's maximum, minimum and clamp return their first operand when both are
-    equal, so maximum(-0.0, 0.0) is -0.0 (numpy returns the second).
+    NOTE: torch's scalar loops (std::max, std::min) keep the FIRST operand on a tie; the vector
+    loops of its maximum, minimum and clamp kernels (x86 max_ps / min_ps) the SECOND: maximum
+    and minimum compute max(a, b), clamp with tensor bounds min(max(x, lo), hi), clamp_min /
+    clamp_max with a tensor bound are maximum / minimum. Which elements take the vector loop
+    depends on every operand's layout (`_cpu.vector_loop_mask` over the arrays `loop`, in
+    torch's argument order, computing in `dt`; these kernels have no AVX512 build), and in an
+    in-place op (x.clamp_min_(y)) on the written tensor's dtype. `loop` None: a kernel whose
+    vector op keeps the first operand too (clamp, clamp_min and clamp_max with number bounds,
+    whose vector ops are max(bound, x) / min(bound, x); relu and hardtanh are these).
     """
-    return np.where(a == b, a, fn(a, b))
+    data = fn(a, b)
+    if data.dtype.kind != "f":
+        return data
+    tie = a == b
+    if not tie.any():                      # (the common case: one comparison)
+        return data
+    tie &= a == 0
+    if not tie.any():
+        return data
+    if loop is not None:
+        written = _ops.Written.tensor
+        out = written._data if written is not None and written._data is loop[0] else None
+        vector = _cpu.vector_loop_mask(*loop, dtype=dt.np, vector_bytes=_cpu.AVX2_VECTOR_BYTES, out=out)
+        return np.where(tie, np.where(vector, b, a), data)
+    return np.where(tie, a, data)
 
 
 def _clamp_scalar(rule: Rule, input: Tensor, lo, hi, dt) -> Tensor:
     x = _as(input, dt)
     with _errstate():
         if lo is not None:
-            x = _tie_first(np.maximum, x, np.asarray(lo, dt.np))
+            x = _extremum(np.maximum, x, np.asarray(lo, dt.np))
         if hi is not None:
-            x = _tie_first(np.minimum, x, np.asarray(hi, dt.np))
+            x = _extremum(np.minimum, x, np.asarray(hi, dt.np))
     return record(rule, (input,), x, dt, min=lo, max=hi)
 
 
@@ -408,11 +430,12 @@ def _clamp_tensor(input: Tensor, lo, hi) -> Tensor:
     for t in present:
         shape = _broadcast_shape(shape, t._data.shape)
     x = _as(input, dt)
+    loop = tuple(t._data for t in (input, *present))
     with _errstate():
         if lo is not None:
-            x = _tie_first(np.maximum, x, _as(lo, dt))
+            x = _extremum(np.maximum, x, _as(lo, dt), loop, dt)
         if hi is not None:
-            x = _tie_first(np.minimum, x, _as(hi, dt))
+            x = _extremum(np.minimum, x, _as(hi, dt), loop, dt)
     rule = _CLAMP_TENSOR[lo is not None, hi is not None]
     return record(rule, (input, *present), _laid_out(_full(x, shape), input, *present), dt,
                   has_min=lo is not None, has_max=hi is not None)
@@ -444,7 +467,7 @@ def _clamp_one_side(op: str, input, bound, scalar_rule: Rule, tensor_rule: Rule)
         shape = _broadcast_shape(input._data.shape, bound._data.shape)
         fn = np.maximum if name == "min" else np.minimum
         with _errstate():
-            data = _full(_tie_first(fn, _as(input, dt), _as(bound, dt)), shape)
+            data = _full(_extremum(fn, _as(input, dt), _as(bound, dt), (input._data, bound._data), dt), shape)
         return record(tensor_rule, (input, bound), data, dt)
     if isinstance(bound, Tensor):   # a 0-d tensor taken as a number (engine/_args.py)
         bound = bound.item()
@@ -620,12 +643,14 @@ def _tensor_binary(op: str, input, other, float_result: bool = False):
 
 def maximum(input, other) -> Tensor:
     a, b, dt = _tensor_binary("maximum", input, other)
-    return record(_MAXIMUM, (a, b), _laid_out(_tie_first(np.maximum, _as(a, dt), _as(b, dt)), a, b), dt)
+    data = _extremum(np.maximum, _as(a, dt), _as(b, dt), (a._data, b._data), dt)
+    return record(_MAXIMUM, (a, b), _laid_out(data, a, b), dt)
 
 
 def minimum(input, other) -> Tensor:
     a, b, dt = _tensor_binary("minimum", input, other)
-    return record(_MINIMUM, (a, b), _laid_out(_tie_first(np.minimum, _as(a, dt), _as(b, dt)), a, b), dt)
+    data = _extremum(np.minimum, _as(a, dt), _as(b, dt), (a._data, b._data), dt)
+    return record(_MINIMUM, (a, b), _laid_out(data, a, b), dt)
 
 
 def _atan2_backward(ctx, g):

@@ -125,15 +125,6 @@ def _masked_fill_zero(t: Tensor, mask: np.ndarray) -> Tensor:
     return record(_MASKED_FILL, (t,), np.where(mask, np.zeros((), t.dtype.np), t._data), t.dtype, mask=mask)
 
 
-# NOTE: torch's clamp_min backward passes the gradient where self >= min (ties included).
-_CLAMP_MIN = Rule("ClampMinBackward0", lambda ctx, g: (v_masked_zero(g, ~(v_data(ctx.self) >= ctx.min)),),
-                  saves={"self": None})
-
-
-def _clamp_min(t: Tensor, minimum: float) -> Tensor:
-    return record(_CLAMP_MIN, (t,), np.maximum(t._data, np.asarray(minimum, t.dtype.np)), t.dtype, min=minimum)
-
-
 def _addmm_backward(ctx, g):
     if not isinstance(g, Tensor) and ctx.needs[1] and ctx.needs[2]:
         g = _ops._blas_operand(g)     # (once for both products)
@@ -1436,7 +1427,7 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None)
                            f"Got {input.dtype.scalar_name}")
     _wrap_dim(dim, input.ndim)   # (torch's IndexError for a bad dim; the norm is given the dim as given)
     norm = _ops_reduce.norm(input, float(p), dim if input.ndim else None, keepdim=True)
-    return _ops.div(input, _expand(_clamp_min(norm, eps), input._data.shape))
+    return _ops.div(input, _expand(_ops_pointwise.clamp_min(norm, eps), input._data.shape))
 
 
 def _layer_norm_backward(ctx, g):

@@ -425,7 +425,8 @@ def test_float32_xlogy_rounds_its_log_as_torch_does():
 
 
 def test_maximum_minimum_and_clamp_keep_the_first_operand_on_a_tie():
-    """torch returns the first operand when both are equal: the sign of a zero tells."""
+    """On short tensors (torch's scalar loops) the first operand wins a tie: the sign of a zero
+    tells. Longer ones: tests/engine/test_zero_ties.py."""
     outs = []
     for backend in (torch, engine):
         a = backend.tensor([-0.0, 0.0, -0.0, 0.0, NAN, 1.0])
@@ -437,23 +438,6 @@ def test_maximum_minimum_and_clamp_keep_the_first_operand_on_a_tie():
         outs.append([(np.nan_to_num(r.numpy()).tolist(), np.signbit(r.numpy()).tolist()) for r in results])
     assert outs[0] == outs[1]
 
-
-
-@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() == "DEFAULT", reason="torch without SIMD kernels")
-def test_torchs_sign_of_zero_at_a_tensor_bound_tie_depends_on_its_simd_width():
-    """Fuzzer finding (clamp_min of -0.0 by an int64 tensor 0 gave +0.0 in torch): the tie rule
-    above is torch's scalar loop; its SIMD loop (_mm*_max_pd) returns the other operand, and
-    which elements take which loop depends on the length and on the CPU's vector width (with
-    AVX512: elements of whole 8-double vectors get +0.0, the tail -0.0). So the sign of a zero at such a tie is not torch behaviour the
-    engine can follow; it keeps the scalar rule everywhere (torch's rule for a number bound)."""
-    n = 64                                  # a multiple of every SIMD width: vector loops only
-    x = torch.full((n,), -0.0, dtype=torch.float64)
-    vectorized = torch.clamp_min(x, torch.zeros(n, dtype=torch.float64))
-    scalar = torch.clamp_min(x[:1], torch.zeros(1, dtype=torch.float64))
-    assert not torch.signbit(vectorized).any() and torch.signbit(scalar).all()
-    assert torch.signbit(torch.clamp_min(x, 0.0)).all()   # a number bound: the scalar rule throughout
-    got = engine.clamp_min(engine.tensor([-0.0] * n, dtype=engine.float64), engine.zeros(n, dtype=engine.float64))
-    assert np.signbit(got.numpy()).all()
 
 @pytest.mark.parametrize("a, b, alpha", [(-0.0, 0.0, 0), (-0.0, 0.0, 0.0), (-0.0, 0.0, 2), (0.0, -0.0, 0),
                                          (-0.0, -0.0, -0.0), (-0.0, 0.0, 1)])

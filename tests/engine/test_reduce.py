@@ -558,3 +558,23 @@ def test_full_sums_of_transposed_tensors_walk_memory_order_as_torch():
     x = (np.random.default_rng(0).standard_normal((4, 8, 3)) * 100).astype(np.float32)
     np.testing.assert_array_equal(engine.tensor(x).permute(2, 0, 1).sum().numpy(),
                                   torch.tensor(x).permute(2, 0, 1).sum().numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [8, 512, 4096, 8192, 8200, 32768])
+def test_full_sums_of_signed_zeros_infinities_and_nans_are_torchs(dtype, n):
+    # _cpu.full_sum adds each level of torch's cascade in one numpy call (np.add.accumulate,
+    # which starts from the first row rather than from zero): every -0.0, or an inf/nan placed at
+    # a level boundary, must still come out as torch's loop gives it.
+    rng = np.random.default_rng(n)
+    cases = [np.full(n, -0.0), np.where(rng.random(n) < 0.5, -0.0, 0.0),
+             rng.choice([-0.0, 1e-30, -1e-30, 1e30, -1e30], n)]
+    for position in (0, n // 2, n - 1, min(n - 1, 4096)):
+        for special in (np.inf, -np.inf, np.nan):
+            x = rng.standard_normal(n)
+            x[position] = special
+            cases.append(x)
+    for x in cases:
+        x = x.astype(dtype)
+        np.testing.assert_array_equal(engine.tensor(x).sum().numpy(), torch.tensor(x).sum().numpy())
+        assert np.signbit(engine.tensor(x).sum().numpy()) == np.signbit(torch.tensor(x).sum().numpy())
