@@ -1129,7 +1129,7 @@ def _fma(a, b, c, out=None):
             # into the (recycled, row-major) result.
             if out is None:
                 out = _memory.empty(shape, np.float32)
-            _fma_float32_blocks(*(x.reshape(-1) if x.size > 1 else x.reshape(()) for x in (a, b, c)),
+            _fma_float32_blocks(*(x.reshape(()) if x.size == 1 else x.reshape(-1) for x in (a, b, c)),
                                 out.reshape(-1))
             return out
         else:
@@ -1161,6 +1161,8 @@ def _fma(a, b, c, out=None):
 def _fma_float32_blocks(a, b, c, out) -> None:
     """_fma of float32 operands into `out`, a 1-d array; each operand is 1-d like it or 0-d."""
     n = out.size
+    if not n:   # (an empty result: fuzzer finding, x.sub(x, alpha=2) of an empty diagonal)
+        return
     size = min(n, _FMA_BLOCK)
     total, scratch = _memory.empty((size,), np.float64), _memory.empty((size,), np.int64)
     for start in range(0, n, size):
