@@ -1115,7 +1115,7 @@ def _fma(a, b, c, out=None):
                 out = _memory.empty(shape, np.float32)
             with _errstate():
                 _parallel.split(_fma_float32_blocks, out.reshape(-1),
-                                *(x.reshape(-1) if x.size > 1 else x.reshape(()) for x in (a, b, c)),
+                                *(x.reshape(()) if x.size == 1 else x.reshape(-1) for x in (a, b, c)),
                                 min_numel=_FMA_SPLIT_MIN)
             return out
         else:
@@ -1147,6 +1147,8 @@ def _fma(a, b, c, out=None):
 def _fma_float32_blocks(a, b, c, *, out) -> None:
     """_fma of float32 operands into `out`, a 1-d array; each operand is 1-d like it or 0-d."""
     n = out.size
+    if not n:   # (an empty result: fuzzer finding, x.sub(x, alpha=2) of an empty diagonal)
+        return
     size = min(n, _FMA_BLOCK)
     total, scratch = _memory.empty((size,), np.float64), _memory.empty((size,), np.int64)
     for start in range(0, n, size):
@@ -1462,8 +1464,9 @@ _MEAN_DIM = Rule("MeanBackward1", _reduce_backward)
 def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     _check_tensor(input, op)
     x = input._data
-    dims = _reduction_dims(dim, x.ndim)
     if mean:
+        # NOTE: torch's mean refuses an integral input before it reads the dims (even repeated
+        # or out of range ones).
         if not input.dtype.is_floating_point:
             raise RuntimeError(
                 "mean(): could not infer output dtype. Input dtype must be either a floating point "
@@ -1471,6 +1474,7 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
         dt = input.dtype
     else:
         dt = input.dtype if input.dtype.is_floating_point else _dtype.int64
+    dims = _reduction_dims(dim, x.ndim)
     axes = dims if dims is not None else tuple(range(x.ndim))
     keep = keepdim and dim is not None
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None

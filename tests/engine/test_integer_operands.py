@@ -265,6 +265,8 @@ PROGRAMS = [
     ("int64 ** negative int64 tensor", lambda m: m.tensor([-2, -1, 0, 1, 2, -1]) ** m.tensor([-1, -1, -1, -1, -2, -3])),
     ("number ** negative int64 tensor", lambda m: 2 ** m.tensor([-1, 2])),
     ("int64 ** negative number", lambda m: m.tensor([2]) ** -1),
+    ("mean of int64 over a repeated dim (the dtype is refused first)", lambda m: m.mean(m.tensor([1, 2]), dim=(0, 0))),
+    ("mean of bool over a dim out of range", lambda m: m.tensor([True]).mean(dim=3)),
     ("dropout of int64, p = 1", lambda m: m.nn.functional.dropout(m.tensor([1, 2]), 1.0)),
     ("dropout of bool, p = 0.3", lambda m: m.nn.functional.dropout(m.tensor([True]), 0.3)),
     ("lerp of int64 with a 0-d float weight", lambda m: m.lerp(m.tensor([3, 1]), m.tensor([1, 2]), m.tensor(0.5))),

@@ -657,6 +657,18 @@ def test_add_and_sub_with_alpha_are_one_fused_multiply_add_as_torch(op, alpha):
     assert (np.signbit(results[1][numbers]) == np.signbit(results[0][numbers])).all()
 
 
+@pytest.mark.parametrize("shapes", [((3, 0), (3, 0)), ((3, 0), (0,)), ((1,), (0,)), ((0,), ())])
+def test_add_and_sub_with_alpha_of_empty_tensors(shapes):
+    # Fuzzer finding: x.sub(x, alpha=2) of an empty float32 diagonal raised numpy's reshape error.
+    results = []
+    for b in (torch, engine):
+        x, y = b.zeros(shapes[0], requires_grad=True), b.zeros(shapes[1], requires_grad=True)
+        out = b.sub(x, y, alpha=2) + b.add(x, 1.5, alpha=0.5)
+        out.sum().backward()
+        results.append((tuple(out.shape), tuple(x.grad.shape), y.grad.tolist()))
+    assert results[1] == results[0]
+
+
 @pytest.mark.parametrize("dtype", ["int64", "bool", "float32"])
 def test_conversions_of_infinite_and_huge_values_warn_nothing_as_torch(dtype):
     # Fuzzer finding: x.to(int64) of [1, 3e38, -inf] raised numpy's "invalid value encountered
