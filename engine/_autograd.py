@@ -32,9 +32,18 @@ _next_seq = _SEQUENCE.__next__     # a node's creation number (backward runs lat
 _RUN_AT_ONCE_SEQ = sys.maxsize     # see new_node
 
 
-class _GradMode:
-    enabled = True
-    inference = False
+class _GradModeState:
+    """Whether ops record (`enabled`) and whether they make inference tensors: one instance,
+    `_GradMode`, read by every op (a slot of an instance costs a fraction of a class attribute)."""
+
+    __slots__ = ("enabled", "inference")
+
+    def __init__(self):
+        self.enabled = True
+        self.inference = False
+
+
+_GradMode = _GradModeState()
 
 
 def is_grad_enabled() -> bool:

@@ -1,4 +1,6 @@
 """The small-tensor fast paths (issue 7, W1) give what the general paths they replace give, bit for bit."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,15 @@ def test_expanding_a_one_element_gradient_is_broadcast_to(name, shape):
     assert fast.shape == reference.shape and fast.strides == reference.strides and fast.dtype == reference.dtype
     assert not fast.flags.writeable and np.shares_memory(fast, x) == (fast.size > 0)
     np.testing.assert_array_equal(fast, reference)
+
+
+def test_one_minus_square_of_a_few_elements_on_python_floats_is_the_float64_route_bit_for_bit():
+    for x in _float32_inputs():
+        for y in (x.reshape(-1)[i:i + n] for n in (1, 5, _ops._PYTHON_FLOATS_MAX) for i in range(0, 64, n)):
+            with warnings.catch_warnings(), _ops._errstate():   # (as in a backward: overflow is silent)
+                warnings.simplefilter("error")
+                fast = _ops._one_minus_square(y)
+            with np.errstate(all="ignore"):
+                reference = (1 - np.square(y.astype(np.float64))).astype(np.float32)
+            assert fast.dtype == np.float32 and fast.shape == y.shape
+            np.testing.assert_array_equal(fast.view(np.int32), reference.view(np.int32))
