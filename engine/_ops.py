@@ -21,7 +21,7 @@ import threading
 import numpy as np
 
 from . import _cpu, _dtype, _memory, _parallel
-from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, _GradMode, _next_seq, node_class
+from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, Node, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
 # ---------------------------------------------------------------------------------
@@ -135,9 +135,10 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
                 "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
                 "`torch.inference_mode()`.")
     # (out's version is the one of its base for a view, which _link_view set as _view_version.)
-    # The node, as `new_node` makes it.
-    cls = rule.node
-    node = _new(cls)
+    # The node, as `new_node` makes it. NOTE (speed): its fields are set while it is a plain Node,
+    # and its class (one per op, of the same layout) is given last: CPython specializes an
+    # attribute store for one class, which would miss here as ops alternate (~1K instructions).
+    node = _new(Node)
     node.__dict__ = attrs
     node._seq = _next_seq() if not rule.run_at_once else _RUN_AT_ONCE_SEQ
     node._backward = rule.backward
@@ -147,6 +148,7 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     node._saved = saved
     node._pre_hooks = None
     node._retained = None
+    node.__class__ = rule.node
     out._grad_fn = node
     return out
 
