@@ -495,14 +495,15 @@ def _consumer_counts(root_nodes) -> dict:
     iterative pass; each node's edges are read once)."""
     counts = dict.fromkeys(root_nodes, 0)
     stack = list(counts)
+    pop, push = stack.pop, stack.append
     while stack:
-        for child, _ in stack.pop().next_functions:
+        for child, _ in pop().next_functions:
             if child is not None:
                 if child in counts:
                     counts[child] += 1
                 else:
                     counts[child] = 1
-                    stack.append(child)
+                    push(child)
     return counts
 
 
