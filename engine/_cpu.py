@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import os
 import sys
 
@@ -76,33 +77,127 @@ def _vector_bytes() -> int:
 VECTOR_BYTES = _vector_bytes()
 
 
-def vector_loop_mask(x: np.ndarray) -> np.ndarray:
-    """Where a unary `cpu_kernel_vec` over `x` takes its vector op: a bool array of x's shape.
+# NOTE: kernels registered with REGISTER_DISPATCH (not ALSO_REGISTER_AVX512_DISPATCH) have no
+# AVX512 variant: on an AVX512 machine torch runs their AVX2 build, with 32-byte vectors (sum,
+# maximum, minimum, clamp, clamp_min, clamp_max: seen in tests/engine/test_zero_ties.py).
+AVX2_VECTOR_BYTES = min(VECTOR_BYTES, 32)
 
-    NOTE: TensorIterator walks x in memory order (its dims sorted by stride; C order when a dim
-    is broadcast) and merges dims that follow one another in memory into one inner loop; the
-    loop is vectorized when x's inner stride is one element (or 0), for its first whole multiples
-    of two vectors (32 float32 elements with AVX512). Loops run over at most 32768 elements
-    per thread; the engine's arrays that use this are smaller (`_ops._VIA_FLOAT64_MAX_NUMEL`).
+
+_ROW_MAJOR_MASKS: dict = {}   # (shape, elements per pair of vectors, two single numbers) -> mask
+
+
+def vector_loop_mask(*operands: np.ndarray, dtype=None, vector_bytes: int = VECTOR_BYTES,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """Where an elementwise `cpu_kernel_vec` over the input arrays `operands` (torch's argument
+    order, broadcast together) takes its vector op: a bool array of the broadcast shape (not
+    to be written: it may be shared).
+    `dtype`: the dtype the kernel computes in (the first operand's by default); `vector_bytes`:
+    its vector width (VECTOR_BYTES, or AVX2_VECTOR_BYTES for a kernel without an AVX512 build);
+    `out`: the array an in-place op writes into (None: a result TensorIterator allocates).
+
+    NOTE: torch's TensorIterator orders the dims by the operands' strides (`iterator_order`),
+    then merges neighbouring dims along which every operand steps evenly (a broadcast operand
+    too: stride 0) into one inner loop. The loop is vectorized when every operand steps one
+    element along it, or one input is a stride-0 broadcast and the others step one element
+    (the output TensorIterator allocates always does); then its first whole multiples of two
+    vectors take the vector op, the rest (the tail) the scalar op, and otherwise every element
+    takes the scalar op. An input of another dtype is first copied into `dtype` (keeping its
+    strides if it is dense, else contiguous); an `out` of another dtype is replaced by a
+    contiguous temporary (copied into it after the loop), which then orders the dims. Loops run
+    over at most 32768 elements per thread (`_GRAIN_SIZE`); torch with several threads splits
+    larger ones mid-row, which is not modelled (the fuzzer runs torch with one thread).
     """
-    mask = np.zeros(x.shape, dtype=bool)
-    dims = [d for d in range(x.ndim) if x.shape[d] != 1]
-    if not dims:
+    dtype = np.dtype(dtype if dtype is not None else operands[0].dtype)
+    shape = operands[0].shape
+    if any(a.shape != shape for a in operands):
+        shape = np.broadcast_shapes(*(a.shape for a in operands))
+    step = 2 * vector_bytes // dtype.itemsize
+    if all(a.size == 1 or (a.shape == shape and a.flags.c_contiguous) for a in operands) and (
+            out is None or out.flags.c_contiguous):
+        # (the common case: row-major operands of the result's shape and single numbers,
+        # walked as one loop, vectorized unless two inputs are single numbers)
+        key = (shape, step, sum(a.size == 1 for a in operands) > 1)
+        mask = _ROW_MAJOR_MASKS.get(key)
+        if mask is None:
+            size = math.prod(shape)
+            mask = np.zeros(shape, dtype=bool) if size <= 1 or key[2] else (
+                np.arange(size) < size - size % step).reshape(shape)
+            mask.flags.writeable = False
+            if len(_ROW_MAJOR_MASKS) > 256:
+                _ROW_MAJOR_MASKS.clear()
+            _ROW_MAJOR_MASKS[key] = mask
         return mask
-    strides = [x.strides[d] for d in dims]
-    if 0 not in strides:
-        dims = [d for _, d in sorted(zip(strides, dims), key=lambda pair: -abs(pair[0]))]
-    view = x.transpose(dims + [d for d in range(x.ndim) if d not in dims])
-    inner_stride, length, first = x.strides[dims[-1]], x.shape[dims[-1]], len(dims) - 1
-    while first > 0 and view.strides[first - 1] == inner_stride * length:
-        first -= 1
-        length *= view.shape[first]
-    if inner_stride not in (0, x.itemsize):
-        return mask
-    step = 2 * VECTOR_BYTES // x.itemsize
-    inner = (np.arange(length) < length - length % step).reshape(view.shape[first:len(dims)])
-    view_mask = np.broadcast_to(inner.reshape(inner.shape + (1,) * (x.ndim - len(dims))), view.shape)
-    return np.transpose(view_mask, np.argsort(dims + [d for d in range(x.ndim) if d not in dims])).copy()
+    strides = [iterator_strides(a, shape, dtype) for a in operands]
+    if out is not None:
+        strides.insert(0, iterator_strides(out if out.dtype == dtype else np.empty(out.shape, dtype), shape, dtype))
+    order = iterator_order(shape, strides)            # outermost first
+    mask = np.zeros([shape[d] for d in order], dtype=bool)
+    if mask.size <= 1:
+        return mask.transpose(np.argsort(order))
+    # NOTE: TensorIteratorBase::coalesce_dimensions, from the innermost dim while it merges
+    length, steps, merged = shape[order[-1]], [s[order[-1]] for s in strides], 1
+    for dim in order[-2::-1]:
+        if length != 1 and shape[dim] != 1 and any(inner * length != s[dim] for inner, s in zip(steps, strides)):
+            break
+        if length == 1:
+            steps = [s[dim] for s in strides]
+        length *= shape[dim]
+        merged += 1
+    if all(inner == 1 for inner in steps) or (steps.count(0) == 1 and all(inner in (0, 1) for inner in steps)):
+        whole = length - length % step
+        mask[...] = (np.arange(length) < whole).reshape(mask.shape[mask.ndim - merged:])
+    return mask.transpose(np.argsort(order))
+
+
+def iterator_strides(a: np.ndarray, shape: tuple, dtype: np.dtype | None = None) -> list:
+    """The strides (in elements) of the operand `a` in TensorIterator, broadcast to `shape`
+    (0 along broadcast dims); `a` cast to `dtype` first if given (see vector_loop_mask)."""
+    strides = [s // a.itemsize for s in a.strides]
+    if dtype is not None and a.dtype != dtype:
+        from ._ops import _non_overlapping_and_dense
+        if not _non_overlapping_and_dense(a):
+            # NOTE: torch's .to() (empty_like, preserve_format) of a tensor with gaps or overlaps
+            # (an expanded one) makes it dense in its own order of dims (infer_dense_strides)
+            step = 1
+            for d in iterator_order(a.shape, [strides])[::-1]:
+                strides[d] = step
+                step *= max(a.shape[d], 1)
+    pad = len(shape) - a.ndim
+    return [0] * pad + [0 if n == 1 and shape[pad + i] != 1 else s for i, (n, s) in enumerate(zip(a.shape, strides))]
+
+
+def iterator_order(shape: tuple, strides: list) -> list:
+    """The dims of an elementwise TensorIterator over operands with these strides (per operand,
+    one per dim of `shape`, 0 where broadcast), outermost first.
+
+    NOTE: torch orders the dims by the strides of the first operand that tells two dims apart
+    (a broadcast dim tells nothing; equal strides put the smaller dim innermost), by insertion
+    sort from the innermost dim (TensorIteratorBase::reorder_dimensions).
+    """
+    ndim = len(shape)
+
+    def should_swap(dim0: int, dim1: int) -> int:
+        for operand in strides:
+            stride0, stride1 = operand[dim0], operand[dim1]
+            if stride0 == 0 or stride1 == 0:
+                continue
+            if stride0 != stride1:
+                return -1 if stride0 < stride1 else 1
+            if shape[dim0] > shape[dim1]:
+                return 1
+        return 0
+
+    perm = list(range(ndim - 1, -1, -1))     # innermost dim first, as torch's perm_
+    for i in range(1, ndim):
+        dim1 = i
+        for dim0 in range(i - 1, -1, -1):
+            comparison = should_swap(perm[dim0], perm[dim1])
+            if comparison > 0:
+                perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
+                dim1 = dim0
+            elif comparison < 0:
+                break
+    return perm[::-1]
 
 
 # NOTE: torch's full reductions run one loop over at most this many elements; above it its threads
@@ -163,22 +258,28 @@ def _row_sum(elements: np.ndarray):
 def _multi_row_sum(rows: np.ndarray) -> np.ndarray:
     """torch's multi_row_sum over rows (size, 4, ...): 4 levels of accumulators; every 16 rows the
     first moves up into the next, and further up at every 16**j rows (level_power is 4 below
-    2**20 rows)."""
-    level_power, levels = 4, 4
-    step, mask = 1 << level_power, (1 << level_power) - 1
+    2**20 rows); at the end the others are added to the first.
+
+    Computed level by level rather than row by row: level 0's moves are the sums of each 16
+    rows, level 1's the sums of each 16 of those, and so on; each level's last, incomplete group
+    is what its accumulator holds at the end. The top level never moves up. Every sum adds in
+    the loop's order, so the result is the loop's bit for bit."""
+    levels, step = 4, 16
     zero = np.zeros(rows.shape[1:], rows.dtype)
-    acc = [zero] * levels
-    size, i = rows.shape[0], 0
-    while i + step <= size:
-        for row in rows[i:i + step]:
-            acc[0] = acc[0] + row
-        i += step
-        for j in range(1, levels):
-            acc[j], acc[j - 1] = acc[j] + acc[j - 1], zero
-            if i & (mask << (j * level_power)):
-                break
-    for row in rows[i:]:
-        acc[0] = acc[0] + row
-    for j in range(1, levels):
-        acc[0] = acc[0] + acc[j]
-    return acc[0]
+    total = None
+    moved = rows                 # what reaches the current level
+    for level in range(levels):
+        size = moved.shape[0]
+        whole = size - size % step if level < levels - 1 else 0
+        held = zero              # the accumulator at the end: the rows after its last move up
+        for row in moved[whole:] if whole else moved:
+            held = held + row
+        total = held if total is None else total + held
+        if not whole:
+            for _ in range(level + 1, levels):
+                total = total + zero
+            return total
+        # NOTE: accumulate adds in order (a reduce may add pairwise); it starts from the first
+        # row instead of zero + it, which differs only where every row is -0.0: adding its
+        # result to zero gives the loop's +0.0 there and the same value everywhere else.
+        moved = zero + np.add.accumulate(moved[:whole].reshape((-1, step) + moved.shape[1:]), axis=1)[:, -1]

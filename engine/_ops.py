@@ -148,7 +148,7 @@ def _edge(t) -> tuple:
     if t._grad_fn is not None:
         return (t._grad_fn, 0)
     if t._requires_grad:
-        return (t._acc if t._acc is not None else t._accumulator(), 0)
+        return (t._accumulator(), 0)
     return _NO_EDGE
 
 
@@ -229,6 +229,20 @@ class Written:
     tensor = None
 
 
+def _check_output_cast(input, dt) -> None:
+    """An in-place op's refusal of a common dtype `dt` that its tensor (`input`) cannot hold.
+
+    NOTE: torch's TensorIterator makes this check as it is built (after broadcasting the
+    operands to the output, before the op's own checks and its kernel), for arithmetic ops
+    (not comparisons): torch.tensor([True]).add_(0, alpha=0.5) and .floor_divide_(0) raise
+    "result type Long can't be cast to the desired output type Bool", not the alpha or
+    division-by-zero error. The ops call this where they promote their operands (their
+    iterator's build); write_result checks the same again for ops that promote otherwise.
+    """
+    if input is Written.tensor and input is not None:
+        _dtype.check_cast(dt, input.dtype)
+
+
 def _memory_root(array: np.ndarray) -> np.ndarray:
     while isinstance(array.base, np.ndarray):
         array = array.base
@@ -296,8 +310,10 @@ def _broadcast_shape(a: tuple, b: tuple) -> tuple:
     return tuple(out)
 
 
-def _binary_operands(op: str, input, other):
-    """Promote two operands (tensors or Python numbers) to tensors of torch's result dtype."""
+def _binary_operands(op: str, input, other, comparison: bool = False, float_result: bool = False):
+    """Promote two operands (tensors or Python numbers) to tensors of torch's result dtype.
+    An in-place op's tensor must be able to hold it (the default float dtype for integral
+    operands of an op with a `float_result`), unless the op is a `comparison`."""
     if isinstance(input, Tensor):
         if isinstance(other, Tensor):
             if input.dtype is other.dtype:   # the common case, without general promotion
@@ -319,6 +335,8 @@ def _binary_operands(op: str, input, other):
     dt = _dtype.result_type(tensors, scalars)
     if isinstance(input, Tensor) and isinstance(other, Tensor):
         _broadcast_shape(input._data.shape, other._data.shape)
+    if not comparison:   # (the fast paths above keep the input's dtype: write_result checks a float result)
+        _check_output_cast(input, _float_dtype(dt) if float_result else dt)
     a = input if isinstance(input, Tensor) else _scalar_tensor(input, dt)
     b = other if isinstance(other, Tensor) else _scalar_tensor(other, dt)
     return a, b, dt
@@ -470,7 +488,17 @@ def v_transpose(x, dim0: int, dim1: int, rule=None):
 def v_t(x):
     if x.ndim < 2:
         return x    # t() of a 0-d or 1-d tensor is the tensor itself
-    return _transpose(x, 0, 1, _T) if isinstance(x, Tensor) else x.T
+    if isinstance(x, Tensor):
+        return _transpose(x, 0, 1, _T)
+    t = x.T
+    base = t.base
+    if (type(base) is np.ndarray and base.shape == t.shape and base.strides == t.strides
+            and base.__array_interface__["data"] == t.__array_interface__["data"]):
+        # The transpose of a transposed array (a linear layer's weight gradient, computed for
+        # weight.t() as v_mm's `transposed` product) is that array: returned as itself rather
+        # than as a view of it, AccumulateGrad can adopt it as the weight's .grad (no copy).
+        return base
+    return t
 
 
 def _diagonal_view(x: np.ndarray, offset: int, dim1: int, dim2: int) -> np.ndarray:
@@ -915,13 +943,13 @@ def sigmoid(input) -> Tensor:
 # Elementwise binary ops
 # ---------------------------------------------------------------------------------
 
-def _arithmetic_operands(op: str, input, other):
+def _arithmetic_operands(op: str, input, other, float_result: bool = False):
     """`_binary_operands` for add, sub, mul and div, whose nodes take a Python number as a
     `WrappedNumber` (an operand outside the graph, cheaper than a tensor)."""
     if type(other) in _WEAK_NUMBERS and isinstance(input, Tensor) and input.dtype.is_floating_point:
         dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
         return input, _wrapped_number(other, dt), dt
-    return _binary_operands(op, input, other)
+    return _binary_operands(op, input, other, float_result=float_result)
 
 
 _WEAK_NUMBERS = (float, int)   # exact types: a bool is not weak the same way
@@ -955,36 +983,7 @@ def _empty_result(shape: tuple, dtype, operands) -> np.ndarray:
         return _memory.empty(shape, dtype)
     if ndim < 2:
         return _memory.empty(shape, dtype)
-    strides = []
-    for a in operands:
-        if a.ndim == 0:
-            continue
-        pad = ndim - a.ndim
-        strides.append([0] * pad + [0 if n == 1 and shape[pad + i] != 1 else s
-                                    for i, (n, s) in enumerate(zip(a.shape, a.strides))])
-
-    def should_swap(dim0: int, dim1: int) -> int:
-        for operand in strides:
-            stride0, stride1 = operand[dim0], operand[dim1]
-            if stride0 == 0 or stride1 == 0:
-                continue
-            if stride0 != stride1:
-                return -1 if stride0 < stride1 else 1
-            if shape[dim0] > shape[dim1]:
-                return 1
-        return 0
-
-    perm = list(range(ndim - 1, -1, -1))     # innermost dim first, as torch's perm_
-    for i in range(1, ndim):
-        dim1 = i
-        for dim0 in range(i - 1, -1, -1):
-            comparison = should_swap(perm[dim0], perm[dim1])
-            if comparison > 0:
-                perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
-                dim1 = dim0
-            elif comparison < 0:
-                break
-    order = perm[::-1]                       # outermost first
+    order = _cpu.iterator_order(shape, [_cpu.iterator_strides(a, shape) for a in operands])   # outermost first
     return _memory.empty([shape[d] for d in order], dtype).transpose(np.argsort(order))
 
 
@@ -1015,7 +1014,7 @@ _WRAPPED_MAX = 1024
 def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -> Tensor:
     """An elementwise op of two operands in their promoted dtype (the default float dtype
     for integral operands when `float_result`)."""
-    a, b, dt = _arithmetic_operands(op, input, other)
+    a, b, dt = _arithmetic_operands(op, input, other, float_result)
     if float_result and not dt.is_floating_point:
         dt = _dtype.default_float
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
@@ -1081,12 +1080,22 @@ def _check_alpha(alpha, dt) -> None:
 # The 29 bits a float64 has beyond a float32's 24, the pattern of a float64 exactly halfway between
 # two float32 numbers, and the smallest normal float32 (below it, float32 keeps fewer bits).
 _FLOAT32_DROPPED_BITS, _FLOAT32_HALFWAY, _FLOAT32_NORMAL_MIN = (1 << 29) - 1, 1 << 28, 2.0 ** -126
+# Elements per block of a float32 fused multiply-add over row-major operands: the block's float64
+# sum and scratch array (512 KB) stay in the core's cache over the ~8 passes made on them. From
+# _FMA_SPLIT_MIN elements on (the cost of ~10 multiplies on 4x as many) the blocks are
+# computed on the engine's threads (_parallel.split), as torch splits its add over its threads.
+_FMA_BLOCK = 1 << 15
+_FMA_SPLIT_MIN = 1 << 16
 
 
-def _fma(a, b, c):
+def _fma(a, b, c, out=None):
     """a * b + c rounded once, as the fused multiply-add torch's compiled kernels use: float32
     through float64 (where the product is exact), float64 from the exact product (Dekker's
-    split) and sum (Knuth's two-sum), where finite."""
+    split) and sum (Knuth's two-sum), where finite.
+
+    `out`, when given, is an array of the result's shape and dtype the result is written into
+    (and returned); it may be one of the operands, but must not overlap one otherwise.
+    """
     a, b, c = np.asarray(a), np.asarray(b), np.asarray(c)
     dt = np.result_type(a, b, c)
     if dt == np.float32:
@@ -1097,43 +1106,78 @@ def _fma(a, b, c):
         # when inexact), which makes the second rounding go the exact sum's way.
         shape = np.broadcast_shapes(a.shape, b.shape, c.shape)
         if not shape:    # (numpy gives 0-d results as scalars)
-            return _fma(a.reshape(1), b.reshape(1), c.reshape(1)).reshape(())
-        # The exact product, in a new array the sum is written into, and one scratch array: in
-        # recycled memory when all operands are row-major (as the result is then too).
-        row_major = _row_major_result(shape, a, b, c)
-        if row_major:
-            total = np.multiply(a, b, out=_memory.empty(shape, np.float64), dtype=np.float64)
-            scratch = _memory.empty(shape, np.int64)
+            result = _fma(a.reshape(1), b.reshape(1), c.reshape(1)).reshape(())
+        elif (all(x.size == 1 or (x.shape == shape and x.flags.c_contiguous) for x in (a, b, c))
+              and (out is None or out.flags.c_contiguous)):
+            # Row-major operands (or single values), as an optimizer's: computed block by block
+            # into the (recycled, row-major) result.
+            if out is None:
+                out = _memory.empty(shape, np.float32)
+            with _errstate():
+                _parallel.split(_fma_float32_blocks, out.reshape(-1),
+                                *(x.reshape(()) if x.size == 1 else x.reshape(-1) for x in (a, b, c)),
+                                min_numel=_FMA_SPLIT_MIN)
+            return out
         else:
             total = np.multiply(a, b, dtype=np.float64)
             if total.shape != shape:
                 total = np.array(np.broadcast_to(total, shape))
-            scratch = np.empty_like(total, dtype=np.int64)
-        np.add(total, c, out=total)
-        np.bitwise_and(total.view(np.int64), _FLOAT32_DROPPED_BITS, out=scratch)
-        suspect = scratch == _FLOAT32_HALFWAY
-        magnitude = np.abs(total, out=scratch.view(np.float64))
-        suspect |= magnitude < _FLOAT32_NORMAL_MIN
-        if suspect.any():
-            p = np.multiply(np.broadcast_to(a, shape)[suspect], np.broadcast_to(b, shape)[suspect], dtype=np.float64)
-            t = total[suspect]
-            virtual = t - p
-            error = (p - (t - virtual)) + (np.broadcast_to(c, shape)[suspect] - virtual)
-            inexact = (error != 0) & np.isfinite(t) & ((t.view(np.int64) & 1) == 0)
-            total[suspect] = np.where(inexact, np.nextafter(t, np.where(error > 0, np.inf, -np.inf)), t)
-        return total.astype(np.float32)
-    product = a * b
-    plain = product + c
-    split = 134217729.0   # 2**27 + 1
-    ta, tb = split * a, split * b
-    a_hi, b_hi = ta - (ta - a), tb - (tb - b)
-    a_lo, b_lo = a - a_hi, b - b_hi
-    product_error = ((a_hi * b_hi - product) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
-    virtual = plain - product
-    sum_error = (product - (plain - virtual)) + (c - virtual)
-    error = sum_error + product_error
-    exact = plain + error
-    return np.where(np.isfinite(exact) & (error != 0), exact, plain)   # (plain keeps a zero's sign)
+            np.add(total, c, out=total)
+            _round_float32_halfway_to_odd(total, a, b, c, np.empty_like(total, dtype=np.int64))
+            result = total.astype(np.float32)
+    else:
+        product = a * b
+        plain = product + c
+        split = 134217729.0   # 2**27 + 1
+        ta, tb = split * a, split * b
+        a_hi, b_hi = ta - (ta - a), tb - (tb - b)
+        a_lo, b_lo = a - a_hi, b - b_hi
+        product_error = ((a_hi * b_hi - product) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+        virtual = plain - product
+        sum_error = (product - (plain - virtual)) + (c - virtual)
+        error = sum_error + product_error
+        exact = plain + error
+        result = np.where(np.isfinite(exact) & (error != 0), exact, plain)   # (plain keeps a zero's sign)
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def _fma_float32_blocks(a, b, c, *, out) -> None:
+    """_fma of float32 operands into `out`, a 1-d array; each operand is 1-d like it or 0-d."""
+    n = out.size
+    if not n:   # (an empty result: fuzzer finding, x.sub(x, alpha=2) of an empty diagonal)
+        return
+    size = min(n, _FMA_BLOCK)
+    total, scratch = _memory.empty((size,), np.float64), _memory.empty((size,), np.int64)
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        x, y, z = (v if v.ndim == 0 else v[start:stop] for v in (a, b, c))
+        t = total[:stop - start]
+        np.multiply(x, y, out=t, dtype=np.float64)
+        np.add(t, z, out=t)
+        _round_float32_halfway_to_odd(t, x, y, z, scratch[:stop - start])
+        np.copyto(out[start:stop], t, casting="same_kind")
+
+
+def _round_float32_halfway_to_odd(total, a, b, c, scratch) -> None:
+    """Round `total`, the float64 sum a * b + c (of float32 operands broadcast to its shape),
+    to odd where rounding it to float32 could round twice: halfway between two float32
+    numbers, or where float32 is subnormal. `scratch` is an int64 array of its shape."""
+    np.bitwise_and(total.view(np.int64), _FLOAT32_DROPPED_BITS, out=scratch)
+    suspect = np.equal(scratch, _FLOAT32_HALFWAY)
+    tiny = np.less(np.abs(total, out=scratch.view(np.float64)), _FLOAT32_NORMAL_MIN)
+    if not (suspect.any() or tiny.any()):
+        return
+    suspect |= tiny
+    shape = total.shape
+    p = np.multiply(np.broadcast_to(a, shape)[suspect], np.broadcast_to(b, shape)[suspect], dtype=np.float64)
+    t = total[suspect]
+    virtual = t - p
+    error = (p - (t - virtual)) + (np.broadcast_to(c, shape)[suspect] - virtual)
+    inexact = (error != 0) & np.isfinite(t) & ((t.view(np.int64) & 1) == 0)
+    total[suspect] = np.where(inexact, np.nextafter(t, np.where(error > 0, np.inf, -np.inf)), t)
 
 
 def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
@@ -1420,8 +1464,9 @@ _MEAN_DIM = Rule("MeanBackward1", _reduce_backward)
 def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     _check_tensor(input, op)
     x = input._data
-    dims = _reduction_dims(dim, x.ndim)
     if mean:
+        # NOTE: torch's mean refuses an integral input before it reads the dims (even repeated
+        # or out of range ones).
         if not input.dtype.is_floating_point:
             raise RuntimeError(
                 "mean(): could not infer output dtype. Input dtype must be either a floating point "
@@ -1429,6 +1474,7 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
         dt = input.dtype
     else:
         dt = input.dtype if input.dtype.is_floating_point else _dtype.int64
+    dims = _reduction_dims(dim, x.ndim)
     axes = dims if dims is not None else tuple(range(x.ndim))
     keep = keepdim and dim is not None
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None

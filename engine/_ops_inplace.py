@@ -309,24 +309,30 @@ def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = 
     """The in-place method of an out-of-place op (`add` -> `add_`). `meta`: the op's checks that
     torch makes before any other (lerp's dtypes). An `elementwise` op refuses a tensor whose
     elements share memory, operands that partly share the tensor's memory, and operands that
-    do not broadcast to the tensor's shape, as torch's TensorIterator; the others check what
-    they need while they compute (`Written`)."""
+    do not broadcast to the tensor's shape, as torch's TensorIterator as it is built (then it
+    refuses a result dtype the tensor cannot hold: see _ops._check_output_cast); the others
+    check what they need while they compute (`Written`)."""
     def method(self, *args, **kwargs):
         _check_tensor(self, name)
         check_writable(self, *args, *kwargs.values(), overlap_allowed=not elementwise)
         if meta is not None:
             meta(self, *args, **kwargs)
         if elementwise:
-            for other in (*args, *kwargs.values()):
-                if isinstance(other, Tensor):
-                    _assert_no_overlap(self._data, other._data, partial_only=True)
-        if args and isinstance(args[0], Tensor) and args[0].shape != self.shape:
-            # NOTE: torch checks that the other operand broadcasts to this tensor's shape
-            # before anything about the op (its dtypes, its values).
-            shape = _broadcast_shape(self._data.shape, args[0]._data.shape)
-            if shape != self._data.shape:
-                raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
-                                   f"{list(shape)}")
+            operands = [t for t in (*args, *kwargs.values()) if isinstance(t, Tensor)]
+            for other in operands:
+                _assert_no_overlap(self._data, other._data, partial_only=True)
+        else:   # (masked_fill_'s mask)
+            operands = args[:1] if args and isinstance(args[0], Tensor) else ()
+        shape = self._data.shape
+        for other in operands:
+            if other._data.shape != shape:
+                # NOTE: torch checks that the operands broadcast to this tensor's shape before
+                # anything about the op (its dtypes, its values): addcmul_ of bool with a
+                # wider tensor2 raises this, not addcmul's refusal of bool.
+                shape = _broadcast_shape(shape, other._data.shape)
+        if shape != self._data.shape:
+            raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+                               f"{list(shape)}")
         Written.tensor = self
         try:
             result = fn(self, *args, **kwargs)

@@ -15,10 +15,10 @@ import math
 
 import numpy as np
 
-from . import _dtype, _ops
-from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_tensor, _errstate, _iterator_layout,
-                   _float64_copy, _float_dtype, _rounded, _scalar_tensor, _unary_float, record, v_data, v_exp,
-                   v_masked_zero, v_where)
+from . import _cpu, _dtype, _ops
+from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
+                   _float64_copy, _float_dtype, _iterator_layout, _rounded, _scalar_tensor, _unary_float, record,
+                   v_data, v_exp, v_masked_zero, v_where)
 from ._tensor import Tensor
 
 _not_implemented_for = _dtype.not_implemented_for
@@ -380,22 +380,44 @@ def _clamp_max_meta(input, max) -> None:  # noqa: A002
     _check_clamp_in_place(input, (max,))
 
 
-def _tie_first(fn, a, b):
-    """np.maximum / np.minimum keeping the first operand on a tie.
+def _extremum(fn, a: np.ndarray, b: np.ndarray, loop: tuple | None = None, dt=None) -> np.ndarray:
+    """fn(a, b), np.maximum or np.minimum of arrays in the result dtype, with torch's operand
+    where a and b are zeros of opposite signs (a tie: which one is the result's sign).
 
-    NOTE: torch's maximum, minimum and clamp return their first operand when both are
-    equal, so maximum(-0.0, 0.0) is -0.0 (numpy returns the second).
+    NOTE: torch's scalar loops (std::max, std::min) keep the FIRST operand on a tie; the vector
+    loops of its maximum, minimum and clamp kernels (x86 max_ps / min_ps) the SECOND: maximum
+    and minimum compute max(a, b), clamp with tensor bounds min(max(x, lo), hi), clamp_min /
+    clamp_max with a tensor bound are maximum / minimum. Which elements take the vector loop
+    depends on every operand's layout (`_cpu.vector_loop_mask` over the arrays `loop`, in
+    torch's argument order, computing in `dt`; these kernels have no AVX512 build), and in an
+    in-place op (x.clamp_min_(y)) on the written tensor's dtype. `loop` None: a kernel whose
+    vector op keeps the first operand too (clamp, clamp_min and clamp_max with number bounds,
+    whose vector ops are max(bound, x) / min(bound, x); relu and hardtanh are these).
     """
-    return np.where(a == b, a, fn(a, b))
+    data = fn(a, b)
+    if data.dtype.kind != "f":
+        return data
+    tie = a == b
+    if not tie.any():                      # (the common case: one comparison)
+        return data
+    tie &= a == 0
+    if not tie.any():
+        return data
+    if loop is not None:
+        written = _ops.Written.tensor
+        out = written._data if written is not None and written._data is loop[0] else None
+        vector = _cpu.vector_loop_mask(*loop, dtype=dt.np, vector_bytes=_cpu.AVX2_VECTOR_BYTES, out=out)
+        return np.where(tie, np.where(vector, b, a), data)
+    return np.where(tie, a, data)
 
 
 def _clamp_scalar(rule: Rule, input: Tensor, lo, hi, dt) -> Tensor:
     x = _as(input, dt)
     with _errstate():
         if lo is not None:
-            x = _tie_first(np.maximum, x, np.asarray(lo, dt.np))
+            x = _extremum(np.maximum, x, np.asarray(lo, dt.np))
         if hi is not None:
-            x = _tie_first(np.minimum, x, np.asarray(hi, dt.np))
+            x = _extremum(np.minimum, x, np.asarray(hi, dt.np))
     return record(rule, (input,), x, dt, min=lo, max=hi)
 
 
@@ -408,11 +430,12 @@ def _clamp_tensor(input: Tensor, lo, hi) -> Tensor:
     for t in present:
         shape = _broadcast_shape(shape, t._data.shape)
     x = _as(input, dt)
+    loop = tuple(t._data for t in (input, *present))
     with _errstate():
         if lo is not None:
-            x = _tie_first(np.maximum, x, _as(lo, dt))
+            x = _extremum(np.maximum, x, _as(lo, dt), loop, dt)
         if hi is not None:
-            x = _tie_first(np.minimum, x, _as(hi, dt))
+            x = _extremum(np.minimum, x, _as(hi, dt), loop, dt)
     rule = _CLAMP_TENSOR[lo is not None, hi is not None]
     return record(rule, (input, *present), _laid_out(_full(x, shape), input, *present), dt,
                   has_min=lo is not None, has_max=hi is not None)
@@ -444,7 +467,7 @@ def _clamp_one_side(op: str, input, bound, scalar_rule: Rule, tensor_rule: Rule)
         shape = _broadcast_shape(input._data.shape, bound._data.shape)
         fn = np.maximum if name == "min" else np.minimum
         with _errstate():
-            data = _full(_tie_first(fn, _as(input, dt), _as(bound, dt)), shape)
+            data = _full(_extremum(fn, _as(input, dt), _as(bound, dt), (input._data, bound._data), dt), shape)
         return record(tensor_rule, (input, bound), data, dt)
     if isinstance(bound, Tensor):   # a 0-d tensor taken as a number (engine/_args.py)
         bound = bound.item()
@@ -612,20 +635,22 @@ _MINIMUM = Rule("MinimumBackward0", lambda ctx, g: _extremum_backward(ctx, g, np
                 ("self", "other"), saves={"self": None, "other": None})
 
 
-def _tensor_binary(op: str, input, other):
+def _tensor_binary(op: str, input, other, float_result: bool = False):
     _check_tensor(input, op)
     _check_tensor(other, op, "other", 2)
-    return _binary_operands(op, input, other)
+    return _binary_operands(op, input, other, float_result=float_result)
 
 
 def maximum(input, other) -> Tensor:
     a, b, dt = _tensor_binary("maximum", input, other)
-    return record(_MAXIMUM, (a, b), _laid_out(_tie_first(np.maximum, _as(a, dt), _as(b, dt)), a, b), dt)
+    data = _extremum(np.maximum, _as(a, dt), _as(b, dt), (a._data, b._data), dt)
+    return record(_MAXIMUM, (a, b), _laid_out(data, a, b), dt)
 
 
 def minimum(input, other) -> Tensor:
     a, b, dt = _tensor_binary("minimum", input, other)
-    return record(_MINIMUM, (a, b), _laid_out(_tie_first(np.minimum, _as(a, dt), _as(b, dt)), a, b), dt)
+    data = _extremum(np.minimum, _as(a, dt), _as(b, dt), (a._data, b._data), dt)
+    return record(_MINIMUM, (a, b), _laid_out(data, a, b), dt)
 
 
 def _atan2_backward(ctx, g):
@@ -644,7 +669,7 @@ _ATAN2 = Rule("Atan2Backward0", _atan2_backward, ("self", "other"), saves={"self
 
 
 def atan2(input, other) -> Tensor:
-    a, b, dt = _tensor_binary("atan2", input, other)
+    a, b, dt = _tensor_binary("atan2", input, other, float_result=True)
     dt = _float_dtype(dt)
     with _errstate():
         y, x = _as(a, dt), _as(b, dt)
@@ -655,9 +680,11 @@ def atan2(input, other) -> Tensor:
 
 
 def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    # NOTE: torch's xlogy: NaN if y is NaN, else 0 where x == 0 (even for y <= 0), else x * log(y).
+    # NOTE: torch's xlogy: NaN if y is NaN, else 0 where x == 0 (even for y <= 0), else x * log(y),
+    # its float32 log rounded once from float64 as (nearly always) glibc's logf in torch's scalar
+    # kernel (numpy's own float32 log is an ulp off for 1 in 10 values, 0.77 among them).
     with _errstate():
-        return np.where(np.isnan(y), np.nan, np.where(x == 0, 0, x * np.log(y))).astype(np.result_type(x, y))
+        return np.where(np.isnan(y), np.nan, np.where(x == 0, 0, x * _rounded(np.log, y))).astype(np.result_type(x, y))
 
 
 def _xlogy_self_grad(g, x, y):
@@ -685,7 +712,7 @@ _XLOGY_NUMBER_OTHER = Rule("XlogyBackward2", _xlogy_number_other_backward, saves
 
 def xlogy(input, other) -> Tensor:
     """x * log(y), defined as 0 where x == 0 (unless y is NaN)."""
-    a, b, dt = _binary_operands("xlogy", input, other)
+    a, b, dt = _binary_operands("xlogy", input, other, float_result=True)
     dt = _float_dtype(dt)
     data = _xlogy(_as(a, dt), _as(b, dt))
     if isinstance(input, Tensor) and isinstance(other, Tensor):
@@ -747,6 +774,7 @@ def lerp(input, end, weight) -> Tensor:
     tensor_weight = isinstance(weight, Tensor)
     # NOTE: a 0-d weight takes part in type promotion: lerp(int64, int64, tensor(0.5)) is float32.
     dt = _dtype.result_type([input, end, weight]) if tensor_weight else input.dtype
+    _check_output_cast(input, dt)
     if not dt.is_floating_point:
         raise _not_implemented_for("lerp_kernel_tensor" if tensor_weight else "lerp_kernel_scalar", dt)
     shape = _broadcast_shape(input._data.shape, end._data.shape)
@@ -763,7 +791,9 @@ def _check_three(op: str, input, tensor1, tensor2):
     for position, (name, x) in enumerate((("input", input), ("tensor1", tensor1), ("tensor2", tensor2)), 1):
         _check_tensor(x, op, name, position)
     shape = _broadcast_shape(_broadcast_shape(input._data.shape, tensor1._data.shape), tensor2._data.shape)
-    return _dtype.result_type([input, tensor1, tensor2]), shape
+    dt = _dtype.result_type([input, tensor1, tensor2])
+    _check_output_cast(input, dt)
+    return dt, shape
 
 
 _ADDCMUL = Rule("AddcmulBackward0",
@@ -845,7 +875,7 @@ def where(condition, input, other) -> Tensor:
 
 def _compare(op: str, fn, input, other) -> Tensor:
     # Compared in the promoted dtype, as torch: an int64 tensor against a float is compared in float32.
-    a, b, dt = _binary_operands(op, input, other)
+    a, b, dt = _binary_operands(op, input, other, comparison=True)
     return _plain(_laid_out(fn(_as(a, dt), _as(b, dt)), a, b), _dtype.bool_)
 
 
@@ -915,18 +945,6 @@ def isinf(input) -> Tensor:
 
 def isfinite(input) -> Tensor:
     return _classify("isfinite", np.isfinite, True, input)
-
-
-def _bitwise_meta(input, other) -> None:
-    """In place, torch refuses operands that do not broadcast, then a result type the tensor
-    cannot hold (x.bitwise_and_(1.5) on int64), before the kernel refuses floats."""
-    tensors = [t for t in (input, other) if isinstance(t, Tensor)]
-    if isinstance(other, Tensor):
-        _broadcast_shape(input._data.shape, other._data.shape)
-    _dtype.check_cast(_dtype.result_type(tensors, [t for t in (other,) if not isinstance(t, Tensor)]), input.dtype)
-
-
-_bitwise_and_meta = _bitwise_or_meta = _bitwise_xor_meta = _bitwise_meta
 
 
 def _bitwise(op: str, fn, input, other) -> Tensor:

@@ -204,11 +204,20 @@ class Tensor:
         self._grad = value
 
     def _accumulator(self) -> AccumulateGrad | None:
-        """The leaf's AccumulateGrad node (one per leaf, as torch keeps it); None for a view
-        made under no_grad, which requires grad but accumulates nothing, as in torch."""
-        if self._acc is None and self._base is None:
-            self._acc = AccumulateGrad(self)
-        return self._acc
+        """The leaf's AccumulateGrad node; None for a view made under no_grad, which requires
+        grad but accumulates nothing, as in torch.
+
+        NOTE: as torch's (a weak pointer in the tensor's autograd meta), the leaf refers to its
+        accumulator weakly: the graphs that lead to it keep it alive, and the accumulator keeps
+        the leaf. A strong reference would be a cycle, and a dead leaf and its `.grad` would
+        wait for Python's cycle collector instead of going when the last reference does.
+        One accumulator lives at a time, so every live graph reaches the same one.
+        """
+        acc = self._acc() if self._acc is not None else None
+        if acc is None and self._base is None:
+            acc = AccumulateGrad(self)
+            self._acc = weakref.ref(acc)
+        return acc
 
     def _edge(self):
         """The (node, input_nr) pair a consumer of this tensor links to."""
@@ -284,6 +293,10 @@ class Tensor:
             # NOTE: a view made under no_grad has neither node nor accumulator: torch accepts
             # the hook, and no gradient ever reaches it.
             return RemovableHandle({})
+        if self.grad_fn is None:
+            # NOTE: torch keeps a leaf's hooks in the tensor, so they outlive any one accumulator;
+            # here they are the accumulator's, which the leaf now holds (see _accumulator).
+            self._acc = _Held(node)
         if node._pre_hooks is None:
             node._pre_hooks = {}
         handle = RemovableHandle(node._pre_hooks)
@@ -361,6 +374,18 @@ class Tensor:
 
 _new = object.__new__
 _FIELDS = tuple(name for name in Tensor.__slots__ if name != "__weakref__")
+
+
+class _Held:
+    """A strong reference to a leaf's accumulator, called as the weak one it replaces is."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node):
+        self.node = node
+
+    def __call__(self):
+        return self.node
 
 
 def _make_tensor(data: np.ndarray, dt: _dtype_cls, requires_grad: bool) -> Tensor:

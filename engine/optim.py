@@ -80,11 +80,11 @@ class SGD(Optimizer):
                         buf = d_p.copy()
                     else:
                         buf *= np_dt.type(group["momentum"])
-                        buf[...] = _fma(d_p, np_dt.type(1 - group["dampening"]), buf)
+                        _fma(d_p, np_dt.type(1 - group["dampening"]), buf, out=buf)
                     self.state[id(p)]["momentum_buffer"] = buf
                     d_p = _fma(buf, np_dt.type(group["momentum"]), d_p) if group["nesterov"] else buf
                 with _errstate():
-                    p._data[...] = _fma(d_p, np_dt.type(-group["lr"]), p._data)
+                    _fma(d_p, np_dt.type(-group["lr"]), p._data, out=p._data)
                 p._vc[0] += 1
         return loss
 

@@ -74,6 +74,48 @@ def variants(args, kwargs):
     return out
 
 
+# What replaces a call's numbers (and the op's float keywords, as alpha) in receiver_variants:
+# as sampled, zero (with zero tensors: a division by zero), a float, a bool.
+_NUMBERS = (None, 0, 0.5, True)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (bool, int, float))
+
+
+def receiver_variants(op, args, kwargs):
+    """(label, args, kwargs) of in-place calls whose receiver cannot hold the call's result
+    dtype: a bool receiver with the other tensors int64, an int64 receiver with them
+    floating; each with the call's numbers (and the op's float keywords, as alpha) as
+    sampled, 0 (the other tensors zeros), 0.5 and True. Torch refuses the result dtype as
+    it builds its iterator, before the op's own checks of the numbers and its kernel's of
+    the values (an integer division by zero)."""
+    if not (args and isinstance(args[0], T)):
+        return []
+    out = []
+    for receiver, others, number in itertools.product(INTEGRAL[::-1], (None, "int64"), _NUMBERS):
+        if (receiver == "bool") != (others == "int64"):
+            continue
+        zeros = number == 0
+
+        def other(arg):
+            if isinstance(arg, (list, tuple)):
+                return type(arg)(other(a) for a in arg)
+            if isinstance(arg, T) and (arg.dtype in (None, NO_GRAD, "int64")):
+                values = np.zeros(arg.shape).tolist() if zeros else arg.values
+                dtype = AS + others if others and arg.dtype != "int64" else arg.dtype
+                return T(arg.shape, dtype, values, arg.domain)
+            return number if number is not None and _is_number(arg) else arg
+
+        new_args = (T(args[0].shape, AS + receiver, args[0].values, args[0].domain),
+                    *(other(a) for a in args[1:]))
+        new_kwargs = {k: other(v) for k, v in kwargs.items()}
+        if number is not None:
+            new_kwargs.update({k: number for k, kind in op.kwargs.items() if kind == "float" and k not in kwargs})
+        out.append((f"receiver={receiver} others={others or 'as sampled'} numbers={number}", new_args, new_kwargs))
+    return out
+
+
 def _integral(values, dtype):
     if dtype == "bool":
         return values > 0
@@ -170,7 +212,8 @@ def differences(op, form) -> list:
     for index, (args, kwargs) in enumerate(samples(op)):
         if form != FUNCTION_FORM and not (args and isinstance(args[0], T)):
             continue
-        for label, new_args, new_kwargs in variants(args, kwargs):
+        more = receiver_variants(op, args, kwargs) if form == INPLACE_FORM else []
+        for label, new_args, new_kwargs in variants(args, kwargs) + more:
             expected = outcome(torch, op, form, new_args, new_kwargs)
             got = outcome(engine, op, form, new_args, new_kwargs)
             if got != expected:
@@ -222,6 +265,8 @@ PROGRAMS = [
     ("int64 ** negative int64 tensor", lambda m: m.tensor([-2, -1, 0, 1, 2, -1]) ** m.tensor([-1, -1, -1, -1, -2, -3])),
     ("number ** negative int64 tensor", lambda m: 2 ** m.tensor([-1, 2])),
     ("int64 ** negative number", lambda m: m.tensor([2]) ** -1),
+    ("mean of int64 over a repeated dim (the dtype is refused first)", lambda m: m.mean(m.tensor([1, 2]), dim=(0, 0))),
+    ("mean of bool over a dim out of range", lambda m: m.tensor([True]).mean(dim=3)),
     ("dropout of int64, p = 1", lambda m: m.nn.functional.dropout(m.tensor([1, 2]), 1.0)),
     ("dropout of bool, p = 0.3", lambda m: m.nn.functional.dropout(m.tensor([True]), 0.3)),
     ("lerp of int64 with a 0-d float weight", lambda m: m.lerp(m.tensor([3, 1]), m.tensor([1, 2]), m.tensor(0.5))),
@@ -254,6 +299,24 @@ PROGRAMS = [
     ("fill_ of int64 with a value that requires grad", lambda m: m.tensor([1, 2]).fill_(
         m.tensor(2.5, requires_grad=True) * 1)),
     ("zero_ of int64 in the graph", lambda m: _int_requiring_grad(m).zero_()),
+    # An in-place op's tensor that cannot hold the result dtype: torch refuses that first,
+    # before the op's own checks (alpha) and its kernel's (division by zero, no bool lerp).
+    ("add_ of bool, a number and a float alpha", lambda m: m.tensor([True]).add_(0, alpha=0.77)),
+    ("sub_ of int64, a float tensor and a bool alpha", lambda m: m.tensor([1]).sub_(m.tensor([0.5]), alpha=True)),
+    ("floor_divide_ of bool by 0", lambda m: m.tensor([True]).floor_divide_(0)),
+    ("div_ of bool by 0, rounding down", lambda m: m.tensor([True]).div_(0, rounding_mode="floor")),
+    ("remainder_ of bool by an int64 0", lambda m: m.tensor([True]).remainder_(m.tensor([0]))),
+    ("lerp_ of bool with a 0-d int64 weight", lambda m: m.tensor([True]).lerp_(m.tensor([False]), m.tensor(0))),
+    ("xlogy_ of bool by an int64: the float result type", lambda m: m.tensor([True]).xlogy_(m.tensor([2]))),
+    ("div_ of bool by an int64: the float result type", lambda m: m.tensor([True]).div_(m.tensor([0]))),
+    ("bitwise_and_ of int64 with a float", lambda m: m.tensor([1]).bitwise_and_(1.5)),
+    ("eq_ of bool with a float (a comparison writes any result)", lambda m: m.tensor([True]).eq_(1.5)),
+    # Before those: every operand must broadcast to the tensor's shape, not only the first.
+    ("addcmul_ of bool with a wider tensor2", lambda m: m.tensor([True, False]).addcmul_(
+        m.tensor([True, True]), m.ones(3, 2, dtype=m.bool))),
+    ("addcdiv_ of bool with a wider float tensor2", lambda m: m.tensor([True, False]).addcdiv_(
+        m.ones(2), m.ones(3, 2))),
+    ("lerp_ of int64 with a wider weight", lambda m: m.tensor([1, 2]).lerp_(m.tensor([3, 4]), m.ones(3, 2, dtype=m.int64))),
     ("masked_fill_ of int64 by a value that requires grad", lambda m: m.tensor([1, 2]).masked_fill_(
         m.tensor([True, False]), m.tensor(2.5, requires_grad=True))),
 ]

@@ -84,3 +84,38 @@ def test_zero_grad_set_to_none_false_keeps_zeroed_tensors():
 def test_invalid_hyperparameters_are_refused(make):
     with pytest.raises(ValueError):
         make([engine.tensor([1.0], requires_grad=True)])
+
+
+def _double_rounding_cases(n: int):
+    """Float32 parameters, gradients and a learning rate where the float64 sum p - lr * g lands
+    exactly halfway between two float32 numbers without being exact (every third element), and
+    where the result is subnormal (every third, from 1 on); the rest random."""
+    rng = np.random.default_rng(1)
+    lr = 1 - 2.0 ** -23
+    k = rng.integers(-100, 100, n).astype(np.float64)
+    param = rng.standard_normal(n)
+    grad = rng.standard_normal(n)
+    # p + g * (1 - 2**-23) with p = (1 + 2**-23) 2**k and g = (1 + 2**-23) 2**(k - 24) is exactly
+    # (1 + 2**-23 + 2**-24 - 2**-70) 2**k: float64 rounds it to the float32 halfway point above.
+    param[0::3] = (1 + 2.0 ** -23) * 2.0 ** k[0::3]
+    grad[0::3] = -(1 + 2.0 ** -23) * 2.0 ** (k[0::3] - 24)
+    param[1::3] = rng.standard_normal(param[1::3].size) * 2.0 ** -140
+    grad[1::3] = rng.standard_normal(grad[1::3].size) * 2.0 ** -141
+    return param.astype(np.float32), grad.astype(np.float32), float(np.float32(lr))
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 33000), (70001,)])   # one, several and a partial block
+def test_fused_steps_round_once_where_float64_would_round_twice(shape):
+    n = int(np.prod(shape))
+    param, grad, lr = _double_rounding_cases(n)
+    param, grad = param.reshape(shape), grad.reshape(shape)
+
+    def step(backend):
+        w = backend.tensor(param, requires_grad=True)
+        w.grad = backend.tensor(grad)
+        backend.optim.SGD([w], lr=lr).step()
+        return w.detach().numpy(), backend.add(backend.tensor(param), backend.tensor(grad), alpha=-lr).numpy()
+    for got, want in zip(step(engine), step(torch)):
+        twice = (param - np.float32(lr) * grad)   # (float32 product, then sum: rounded twice)
+        assert np.count_nonzero(twice != want) > n // 4   # the cases are hard ones
+        assert got.tobytes() == want.tobytes(), f"{np.count_nonzero(got != want)} of {n} differ"
