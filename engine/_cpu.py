@@ -127,9 +127,9 @@ def vector_loop_mask(*operands: np.ndarray, dtype=None, vector_bytes: int = VECT
                 _ROW_MAJOR_MASKS.clear()
             _ROW_MAJOR_MASKS[key] = mask
         return mask
-    strides = [_iterator_strides(a, shape, dtype) for a in operands]
+    strides = [iterator_strides(a, shape, dtype) for a in operands]
     if out is not None:
-        strides.insert(0, _iterator_strides(out if out.dtype == dtype else np.empty(out.shape, dtype), shape, dtype))
+        strides.insert(0, iterator_strides(out if out.dtype == dtype else np.empty(out.shape, dtype), shape, dtype))
     order = iterator_order(shape, strides)            # outermost first
     mask = np.zeros([shape[d] for d in order], dtype=bool)
     if mask.size <= 1:
@@ -149,11 +149,11 @@ def vector_loop_mask(*operands: np.ndarray, dtype=None, vector_bytes: int = VECT
     return mask.transpose(np.argsort(order))
 
 
-def _iterator_strides(a: np.ndarray, shape: tuple, dtype: np.dtype) -> list:
+def iterator_strides(a: np.ndarray, shape: tuple, dtype: np.dtype | None = None) -> list:
     """The strides (in elements) of the operand `a` in TensorIterator, broadcast to `shape`
-    (0 along broadcast dims); `a` cast to `dtype` first (see vector_loop_mask)."""
+    (0 along broadcast dims); `a` cast to `dtype` first if given (see vector_loop_mask)."""
     strides = [s // a.itemsize for s in a.strides]
-    if a.dtype != dtype:
+    if dtype is not None and a.dtype != dtype:
         from ._ops import _non_overlapping_and_dense
         if not _non_overlapping_and_dense(a):
             # NOTE: torch's .to() (empty_like, preserve_format) of a tensor with gaps or overlaps

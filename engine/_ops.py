@@ -488,7 +488,17 @@ def v_transpose(x, dim0: int, dim1: int, rule=None):
 def v_t(x):
     if x.ndim < 2:
         return x    # t() of a 0-d or 1-d tensor is the tensor itself
-    return _transpose(x, 0, 1, _T) if isinstance(x, Tensor) else x.T
+    if isinstance(x, Tensor):
+        return _transpose(x, 0, 1, _T)
+    t = x.T
+    base = t.base
+    if (type(base) is np.ndarray and base.shape == t.shape and base.strides == t.strides
+            and base.__array_interface__["data"] == t.__array_interface__["data"]):
+        # The transpose of a transposed array (a linear layer's weight gradient, computed for
+        # weight.t() as v_mm's `transposed` product) is that array: returned as itself rather
+        # than as a view of it, AccumulateGrad can adopt it as the weight's .grad (no copy).
+        return base
+    return t
 
 
 def _diagonal_view(x: np.ndarray, offset: int, dim1: int, dim2: int) -> np.ndarray:
@@ -973,36 +983,7 @@ def _empty_result(shape: tuple, dtype, operands) -> np.ndarray:
         return _memory.empty(shape, dtype)
     if ndim < 2:
         return _memory.empty(shape, dtype)
-    strides = []
-    for a in operands:
-        if a.ndim == 0:
-            continue
-        pad = ndim - a.ndim
-        strides.append([0] * pad + [0 if n == 1 and shape[pad + i] != 1 else s
-                                    for i, (n, s) in enumerate(zip(a.shape, a.strides))])
-
-    def should_swap(dim0: int, dim1: int) -> int:
-        for operand in strides:
-            stride0, stride1 = operand[dim0], operand[dim1]
-            if stride0 == 0 or stride1 == 0:
-                continue
-            if stride0 != stride1:
-                return -1 if stride0 < stride1 else 1
-            if shape[dim0] > shape[dim1]:
-                return 1
-        return 0
-
-    perm = list(range(ndim - 1, -1, -1))     # innermost dim first, as torch's perm_
-    for i in range(1, ndim):
-        dim1 = i
-        for dim0 in range(i - 1, -1, -1):
-            comparison = should_swap(perm[dim0], perm[dim1])
-            if comparison > 0:
-                perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
-                dim1 = dim0
-            elif comparison < 0:
-                break
-    order = perm[::-1]                       # outermost first
+    order = _cpu.iterator_order(shape, [_cpu.iterator_strides(a, shape) for a in operands])   # outermost first
     return _memory.empty([shape[d] for d in order], dtype).transpose(np.argsort(order))
 
 
@@ -1100,8 +1081,11 @@ def _check_alpha(alpha, dt) -> None:
 # two float32 numbers, and the smallest normal float32 (below it, float32 keeps fewer bits).
 _FLOAT32_DROPPED_BITS, _FLOAT32_HALFWAY, _FLOAT32_NORMAL_MIN = (1 << 29) - 1, 1 << 28, 2.0 ** -126
 # Elements per block of a float32 fused multiply-add over row-major operands: the block's float64
-# sum and scratch array (512 KB) stay in the core's cache over the ~8 passes made on them.
+# sum and scratch array (512 KB) stay in the core's cache over the ~8 passes made on them. From
+# _FMA_SPLIT_MIN elements on (the cost of ~10 multiplies on 4x as many) the blocks are
+# computed on the engine's threads (_parallel.split), as torch splits its add over its threads.
 _FMA_BLOCK = 1 << 15
+_FMA_SPLIT_MIN = 1 << 16
 
 
 def _fma(a, b, c, out=None):
@@ -1129,8 +1113,10 @@ def _fma(a, b, c, out=None):
             # into the (recycled, row-major) result.
             if out is None:
                 out = _memory.empty(shape, np.float32)
-            _fma_float32_blocks(*(x.reshape(()) if x.size == 1 else x.reshape(-1) for x in (a, b, c)),
-                                out.reshape(-1))
+            with _errstate():
+                _parallel.split(_fma_float32_blocks, out.reshape(-1),
+                                *(x.reshape(()) if x.size == 1 else x.reshape(-1) for x in (a, b, c)),
+                                min_numel=_FMA_SPLIT_MIN)
             return out
         else:
             total = np.multiply(a, b, dtype=np.float64)
@@ -1158,7 +1144,7 @@ def _fma(a, b, c, out=None):
     return out
 
 
-def _fma_float32_blocks(a, b, c, out) -> None:
+def _fma_float32_blocks(a, b, c, *, out) -> None:
     """_fma of float32 operands into `out`, a 1-d array; each operand is 1-d like it or 0-d."""
     n = out.size
     if not n:   # (an empty result: fuzzer finding, x.sub(x, alpha=2) of an empty diagonal)

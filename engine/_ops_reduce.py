@@ -11,15 +11,16 @@ back (torch's `unsqueeze_multiple` / `restore_reduced_dims`).
 """
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
 import numpy as np
 
-from . import _args, _dtype, optable
-from ._ops import (Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims, _rounded, mean, record,
-                   save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero, v_reshape,
-                   v_where)
+from . import _args, _dtype, _memory, optable
+from ._ops import (_F32, _F64, _LARGE, _ONE, Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims,
+                   _rounded, mean, record, save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero,
+                   v_reshape, v_where)
 from ._ops_pointwise import v_sign
 from ._ops_shape import cat, _contiguous_array, narrow, stack
 from ._tensor import Tensor, _wrap_dim
@@ -227,10 +228,32 @@ def _amax_backward(ctx, g):
     # NOTE: torch's scale_grad_by_count splits the gradient evenly among ties, as
     # (g / count) * mask; a NaN extreme matches nothing, so every gradient is nan (g / 0 * 0).
     g = _unsqueeze_to(g, ctx.keep_shape)
-    mask = v_data(ctx.self) == np.reshape(v_data(ctx.result), ctx.keep_shape)
-    count = mask.sum(axis=ctx.axes, keepdims=True)
+    x, result = v_data(ctx.self), np.reshape(v_data(ctx.result), ctx.keep_shape)
+    mask = x == result
     with _errstate():
+        if (type(g) is np.ndarray and x.size >= _LARGE and x.flags.c_contiguous
+                and x.size // result.size < _EXACT_COUNTS.get(g.dtype, 0)):
+            return (_scale_by_count(g, mask, result, ctx.axes),)
+        count = mask.sum(axis=ctx.axes, keepdims=True)
         return ((g / v_const(count, g)) * v_const(mask, g),)
+
+
+# Float dtypes in which counting ones gives every count below this exactly.
+_EXACT_COUNTS = {_F32: 1 << 24, _F64: 1 << 53}
+
+
+def _scale_by_count(g: np.ndarray, mask: np.ndarray, result: np.ndarray, axes: tuple) -> np.ndarray:
+    """(g / count) * mask for a large row-major mask, as _amax_backward computes it, in fewer
+    passes: the mask converted once into the result's (recycled) memory, the count summed from
+    that, and the product written over it. Where every extreme is matched once (as many matches
+    as extremes, and none is NaN, which matches nothing), g is divided by 1 without a count."""
+    out = _memory.empty(mask.shape, g.dtype)
+    np.copyto(out, mask)
+    if np.count_nonzero(mask) == result.size and not np.isnan(result).any():
+        count = _ONE[g.dtype]
+    else:
+        count = np.add.reduce(out, axis=axes, keepdims=True)
+    return np.multiply(g / count, out, out=out)
 
 
 _AMAX = Rule("AmaxBackward0", _amax_backward, saves={"self": None, "result": None})
@@ -248,7 +271,9 @@ def _np_extreme(x: np.ndarray, axes: tuple, keepdims: bool, is_max: bool, last: 
     vector's worth of elements for max()/min() and four for amax/amin, combine lanes in their
     own order: a property of the machine, not followed.)
     """
-    data = (np.amax if is_max else np.amin)(x, axis=axes, keepdims=True)
+    data = _folded_extreme(x, axes, is_max)
+    if data is None:
+        data = (np.amax if is_max else np.amin)(x, axis=axes, keepdims=True)
     if x.dtype.kind == "f" and (data == 0).any():
         rest = [a for a in range(x.ndim) if a not in axes]
         read = sorted(axes, key=lambda a: -abs(x.strides[a]))   # outermost in memory first
@@ -258,6 +283,30 @@ def _np_extreme(x: np.ndarray, axes: tuple, keepdims: bool, is_max: bool, last: 
         first = np.take_along_axis(slices, np.argmax(slices == 0, axis=-1)[..., None], axis=-1)
         data = np.where(data == 0, first.reshape(data.shape), data)
     return data if keepdims else np.squeeze(data, axis=axes)
+
+
+def _folded_extreme(x: np.ndarray, axes: tuple, is_max: bool):
+    """np.amax or np.amin over one inner axis of a large row-major array (None otherwise), by
+    halving that axis: the maximum (minimum) of its first and second halves, until one is left.
+
+    numpy reduces such an axis (neither the first nor the last) with one short inner loop per
+    element of the dims after it (64 elements in W5's (128, 32, 64) amax(dim=1)); each halving
+    runs over the halves' rows as one contiguous block. An extreme is exact in any order, and
+    np.maximum/np.minimum propagate NaN as the reduction does; which zero of a +-0 tie comes
+    out is settled by _np_extreme afterwards either way."""
+    if (len(axes) != 1 or x.size < _LARGE or not x.flags.c_contiguous or not 0 < axes[0] < x.ndim - 1
+            or x.shape[axes[0]] < 2):
+        return None
+    fn = np.maximum if is_max else np.minimum
+    n = x.shape[axes[0]]
+    folded = x.reshape(math.prod(x.shape[:axes[0]]), n, -1)
+    while n > 1:
+        half = n // 2
+        left = fn(folded[:, :half], folded[:, half:2 * half])
+        if n % 2:
+            fn(left[:, :1], folded[:, n - 1:], out=left[:, :1])
+        folded, n = left, half
+    return folded.reshape(x.shape[:axes[0]] + (1,) + x.shape[axes[0] + 1:])
 
 
 def _extreme(op: str, rule: Rule, is_max: bool, input, dim, keepdim: bool) -> Tensor:

@@ -157,14 +157,15 @@ def scratch(shape: tuple, dtype) -> np.ndarray:
     return buffer[:nbytes].view(dtype).reshape(shape)
 
 
-def split(kernel, out: np.ndarray, *operands) -> np.ndarray:
+def split(kernel, out: np.ndarray, *operands, min_numel: int = MIN_NUMEL) -> np.ndarray:
     """`kernel(*operands, out=out)`, an elementwise computation that writes every element of
-    `out`, split over threads when `out` is large; returns `out`.
+    `out`, split over threads when `out` has `min_numel` elements or more (a kernel of many
+    passes gains from fewer than one multiply); returns `out`.
 
     Operands are arrays that broadcast to `out`'s shape (or numbers). `out` may be an operand
     itself but must not overlap one otherwise. Callers compute under `_ops._errstate()`.
     """
-    if _threads > 1 and out.size >= MIN_NUMEL:
+    if _threads > 1 and out.size >= min_numel:
         blocks = _blocks(out, operands, _threads * BLOCKS_PER_THREAD)
         if blocks is not None:
             _run(kernel, blocks)

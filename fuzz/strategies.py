@@ -102,6 +102,14 @@ NO_GRAD_ONE_IN = 8         # an input does not require grad
 MIXED_DTYPES_ONE_IN = 6    # a program's inputs mix dtypes (type promotion)
 INTEGRAL_DTYPES = tuple(dtype for dtype in INPUT_DTYPES if dtype not in DTYPES)
 INTEGRAL_INPUT_ONE_IN = 3  # in such a program, an input is int64 or bool (integer arithmetic, int / int, ...)
+# NOTE: torch's reductions and cumulative ops have result dtypes of their own for integral operands: sums
+# and products of int64 or bool are int64 (sum, prod, cumsum, cumprod, trace), mean/var/std refuse them,
+# all/any give bool, amax/amin keep the dtype. These ops take an int64 or bool first operand one in
+# INTEGRAL_REDUCTION_ONE_IN draws, in any program; the step then ends the program and the action targets
+# its result (which requires no grad, so no later step would keep it). Mixed programs alone gave sum a
+# bool operand about once in 10,000 programs (a planted bool.sum() -> bool went unfound in 60 s).
+ACCUMULATING_OPS = frozenset(op.name for op in OPS if op.kind == REDUCTION) | {"cumsum", "cumprod", "trace"}
+INTEGRAL_REDUCTION_ONE_IN = 4
 OTHER_TARGET_ONE_IN = 4    # the action targets another output than the newest one requiring grad
 NO_GRAD_STEP_ONE_IN = 16   # a step runs inside `with torch.no_grad():`
 INVALID_ONE_IN = 12        # a program contains one step (or action) that is invalid on purpose
@@ -495,6 +503,7 @@ def _broadcastable(source: ChoiceSource, shape: tuple[int, ...], max_dims: int, 
     return tuple(sides)
 
 
+_INTEGRAL_TORCH_DTYPES = (torch.int64, torch.bool)
 _JUST_REAL, _NONZERO_DOMAINS = frozenset({REAL}), frozenset({REAL, NONZERO})
 _POSITIVE_DOMAINS = frozenset({REAL, NONZERO, POSITIVE})
 
@@ -572,6 +581,8 @@ class _Builder:
     domains: dict[str, frozenset[str]] = field(default_factory=dict)
     kinks: tuple = ()              # the kinks of the op whose operands are being drawn
     forced: Ref | None = None      # the next operand() (an in-place op's receiver)
+    integral: bool = False         # the next operand() is int64 or bool (ACCUMULATING_OPS)
+    final: str | None = None       # a step output the program ends with, the action's target
     no_grad: bool = False          # the step being drawn runs under no_grad
     failed: bool = False           # torch rejected the last step
     # Tracing (see `outcome`): the list the build's warnings land in (None: no tracing), each step's
@@ -641,6 +652,9 @@ class _Builder:
         if self.forced is not None:
             forced, self.forced = self.forced, None
             return forced
+        if self.integral:
+            self.integral = False
+            return self.integral_operand(accept, new_shape)
         source = self.source
         ignore_domain = source.rarely(OUT_OF_DOMAIN_ONE_IN)
         # Bool and integer results (comparisons, argmax) reach float ops only through templates.
@@ -660,6 +674,19 @@ class _Builder:
         limits = self.limits
         shape = new_shape() if new_shape is not None else source.shape(0, limits.max_dims, limits.max_side)
         return self.new_input(shape, REAL if ignore_domain else domain)
+
+    def integral_operand(self, accept: Callable[[tuple[int, ...]], bool] | None,
+                         new_shape: Callable[[], tuple[int, ...]] | None) -> Ref:
+        """An int64 or bool operand (see ACCUMULATING_OPS): sometimes an existing one whose shape
+        ``accept``s (the newest on the target's chain: a comparison's mask, an argmax), else a new input."""
+        source, shapes = self.source, self.shapes
+        existing = [name for name, tensor in self.tensors.items() if tensor.dtype in _INTEGRAL_TORCH_DTYPES
+                    and (accept is None or accept(shapes[name]))]
+        if existing and source.boolean():
+            return Ref(self.newest(existing))
+        limits = self.limits
+        shape = new_shape() if new_shape is not None else source.shape(0, limits.max_dims, limits.max_side)
+        return self.new_input(shape, REAL, dtype=source.pick(INTEGRAL_DTYPES), requires_grad=False)
 
     def shape(self, ref: Ref) -> tuple[int, ...]:
         return self.shapes[ref.name]
@@ -981,7 +1008,8 @@ class _Template:
                                      requires_grad=requires_grad)
         if spec.dtype is None:
             fits = shape.__eq__
-            if builder.can_add_input() or any(fits(builder.shapes[name]) for name in builder.floats):
+            if builder.integral or builder.can_add_input() or any(fits(builder.shapes[name])
+                                                                  for name in builder.floats):
                 return builder.operand(spec.domain, accept=fits, new_shape=lambda: shape, floats_only=True)
             return builder.new_input(shape, spec.domain)  # the sample's shape, over max_inputs
         dtype = builder.dtype if spec.dtype == "no_grad" else spec.dtype
@@ -1237,10 +1265,16 @@ def _op_step(builder: _Builder, op: Op) -> bool:
     form = None
     if maker in _ARGUMENTS_BY_KIND.values():
         form = src.pick(op.forms)
+    integral = op.name in ACCUMULATING_OPS and src.rarely(INTEGRAL_REDUCTION_ONE_IN)
+    builder.integral = integral
     args, kwargs = maker(builder, op, form)
+    builder.integral = False  # (a template without a drawn tensor never asked)
     if form is None:
         form = _form(src, op, args, kwargs)
-    return builder.add_step(op.name, form, args, kwargs)
+    ok = builder.add_step(op.name, form, args, kwargs)
+    if ok and integral:
+        builder.final = builder.steps[-1].out
+    return ok
 
 
 def _inplace_step(builder: _Builder, *, on_leaf: bool = False) -> bool:
@@ -1357,7 +1391,7 @@ def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> t
             ok = _inplace_step(builder)
         else:
             ok = _special_step(builder, kind)
-        if not ok or builder.chain() >= length:
+        if not ok or builder.final is not None or builder.chain() >= length:
             break
     if not builder.steps:  # only possible with special steps that found nothing to act on
         builder.add_step("clone" if "clone" in BY_NAME else "neg", "function", (Ref("x0"),), {})
@@ -1424,7 +1458,7 @@ def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: 
     # Usually the output that requires grad and depends on the most steps: the program is pruned
     # to the target's ancestors, and the action then usually reaches a backward pass.
     newest = outputs[-1]
-    default = _default_target(builder, outputs)
+    default = builder.final or _default_target(builder, outputs)
     outputs = sorted(reversed(outputs), key=lambda name: not builder.tensors[name].requires_grad)
     # Otherwise the newest output itself, even when it does not require grad (comparisons, argmax,
     # factories): its values are compared, and what backward says about it.

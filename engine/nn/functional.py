@@ -712,9 +712,10 @@ def _cascade_sum(values: np.ndarray, valid: np.ndarray):
     zero = values.dtype.type(0)
     partial = [zero] * 8
     group = mask + 1
-    items = ((index, values[index], 0) for index in np.flatnonzero(valid).tolist())
     tail = None
-    if n > group and valid.all():
+    if not (n > group and valid.all()):
+        items = ((index, values[index], 0) for index in np.flatnonzero(valid).tolist())
+    else:
         # Every index valid: the first partial sum's runs, (16k - 16, 16k] for k = 1..m and the
         # tail after them, are added at once, each in order from +0 (accumulate is sequential);
         # the runs then enter the second partial sum at their last index, as the loop has them.
@@ -748,7 +749,8 @@ class _NllPlan:
     __slots__ = ("rule", "double_rule", "folded", "target_shape", "at_target", "valid", "weight", "total",
                  "reduction")
 
-    def __init__(self, rule, folded, target: np.ndarray, weight: np.ndarray, ignore_index: int, reduction: str):
+    def __init__(self, rule, folded, target: np.ndarray, weight: np.ndarray, ignore_index: int, reduction: str,
+                 unweighted: bool = False):
         n, c, k = folded
         self.rule, self.folded, self.reduction = rule, folded, reduction
         self.double_rule = _NLL_DOUBLE[rule]
@@ -762,7 +764,12 @@ class _NllPlan:
         # The (N, K) elements at the targets of an (N, C, K) array, as an index.
         self.at_target = (np.arange(n)[:, None], safe_target, np.arange(k)[None, :])
         self.weight = np.where(self.valid, weight[safe_target], np.zeros((), weight.dtype))   # (N, K)
-        self.total = _cascade_sum(self.weight, self.valid)
+        count = int(np.count_nonzero(self.valid))
+        if unweighted and count <= 2 ** (np.finfo(weight.dtype).nmant + 1):
+            # Ones, added in any order, sum exactly to their count where the dtype holds it.
+            self.total = weight.dtype.type(count)
+        else:
+            self.total = _cascade_sum(self.weight, self.valid)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         n, c, k = self.folded
@@ -855,7 +862,7 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
     if weight is not None and weight.dtype is not input.dtype:
         raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found {weight.dtype.scalar_name}")
     w = weight._data if weight is not None else np.ones(c, x.dtype)
-    out = _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction), input)
+    out = _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction, weight is None), input)
     return _save_constants(out, target=target, weight=weight)
 
 

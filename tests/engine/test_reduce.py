@@ -578,3 +578,32 @@ def test_full_sums_of_signed_zeros_infinities_and_nans_are_torchs(dtype, n):
         x = x.astype(dtype)
         np.testing.assert_array_equal(engine.tensor(x).sum().numpy(), torch.tensor(x).sum().numpy())
         assert np.signbit(engine.tensor(x).sum().numpy()) == np.signbit(torch.tensor(x).sum().numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("op", ["amax", "amin"])
+@pytest.mark.parametrize("values", ["distinct", "ties", "nan"])
+def test_extremes_of_large_tensors_over_a_middle_dim_and_their_gradients_are_torchs(dtype, op, values):
+    # Large row-major inputs take other paths: amax/amin over an inner dim by halving it
+    # (_folded_extreme), and the backward's (g / count) * mask in the gradient's own memory, with
+    # the count skipped where every extreme is unique (_scale_by_count). Gradients of both signs
+    # (their zeros keep g's sign: (g / count) * 0), ties split evenly, NaN rows all NaN.
+    rng = np.random.default_rng(len(values))
+    x = rng.standard_normal((64, 33, 40))
+    if values == "ties":
+        x = np.round(x * 2) / 2
+    elif values == "nan":
+        x[rng.integers(0, 64, 20), rng.integers(0, 33, 20), rng.integers(0, 40, 20)] = np.nan
+    x = x.astype(dtype)
+    w = rng.standard_normal((64, 40)).astype(dtype)
+
+    def run(b, dim):
+        t = b.tensor(x, requires_grad=True)
+        out = getattr(b, op)(t, dim)
+        (out * b.tensor(w if dim == 1 else w[:, :1])).sum().backward()
+        return out.detach().numpy(), t.grad.numpy()
+
+    for dim in (1, 2):
+        (got, got_grad), (want, want_grad) = run(engine, dim), run(torch, dim)
+        np.testing.assert_array_equal(got, want)
+        assert got_grad.tobytes() == want_grad.tobytes()

@@ -83,11 +83,11 @@ def _assert_same_bits(op, shape: tuple, layouts: tuple, dtypes: tuple, seed: int
             operands[0] = operands[0].clone() if layouts[0] != "t" else operands[0].t().clone().t()
         results.append(op(backend, *operands))
     want, got = results
-    assert got.dtype.__repr__().split(".")[-1] == str(want.dtype).split(".")[-1]
+    assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
     assert tuple(got.shape) == tuple(want.shape)
     if not np.array_equal(_bits(got), _bits(want)):
-        raise AssertionError(f"{shape} {layouts} {dtypes}: torch sign bits\n{np.signbit(want.detach().numpy()).astype(int)}"
-                             f"\nengine\n{np.signbit(got.numpy()).astype(int)}")
+        signs = [np.signbit(r.detach().numpy()).astype(int) for r in results]
+        raise AssertionError(f"{shape} {layouts} {dtypes}: signs of torch's result\n{signs[0]}\nof the engine's\n{signs[1]}")
 
 
 # ---------------------------------------------------------------------------------
