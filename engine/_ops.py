@@ -1357,7 +1357,9 @@ def _np_pow_elementwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     shape = np.broadcast_shapes(x.shape, y.shape)
     if not shape:
         return np.power(x.reshape(1), y.reshape(1)).reshape(())
-    exponents = np.empty_like(np.broadcast_to(x, shape), dtype=y.dtype)
+    # (A broadcast base lays nothing out: numpy would order the exponents' dims by its zero
+    # strides; fuzzer finding: pow of a (4, 3) base to a (2, 1, 1) exponent came out permuted.)
+    exponents = np.empty_like(x, dtype=y.dtype) if x.shape == shape else np.empty(shape, dtype=y.dtype)
     exponents[...] = y
     if x.dtype == _F32 and exponents.size <= _VIA_FLOAT64_MAX_NUMEL:
         # NOTE: torch's float32 pow (glibc's powf, SLEEF's) is the float64 power rounded once;
