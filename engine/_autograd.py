@@ -418,15 +418,20 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                 node = None
                 continue
             saved = node._saved
-            if saved is NOTHING_SAVED and not create_graph and g is not None:
-                input_grads = node._backward(node, g)    # nothing to check: the rule runs at once
-            elif type(saved) is tuple and not create_graph and g is not None and all_current(saved):
-                # `_apply` spelled out for the common case: saved tensors unmodified, plain backward.
-                input_grads = node._backward(node, g)
-                if not retain_graph:
-                    node._release()
-            else:
+            if create_graph or g is None or type(saved) is not tuple:
                 input_grads = node._apply(g, create_graph, not retain_graph)
+            elif saved is NOTHING_SAVED:
+                input_grads = node._backward(node, g)    # nothing to check: the rule runs at once
+            else:
+                # `_apply` spelled out for the common case: saved tensors unmodified, plain backward.
+                for _, tensor, version in saved:
+                    if tensor._vc[0] != version:
+                        input_grads = node._apply(g, create_graph, not retain_graph)   # raises
+                        break
+                else:
+                    input_grads = node._backward(node, g)
+                    if not retain_graph:
+                        node._release()
             edges, meta = node.next_functions, node._input_meta
             node = None
             for (child, _), (shape, dt), ig in zip(edges, meta, input_grads):
@@ -474,14 +479,6 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
         return None
     return [None if g is None else as_tensor(g, t.dtype) if not create_graph else g
             for g, t in zip(results, inputs)]
-
-
-def all_current(saved: tuple) -> bool:
-    """Whether no saved (name, tensor, version) entry was modified in place since it was saved."""
-    for _, tensor, version in saved:
-        if tensor._vc[0] != version:
-            return False
-    return True
 
 
 def _consumer_counts(root_nodes) -> dict:

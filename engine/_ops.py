@@ -60,7 +60,7 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
 
     This runs once per op, so it is written for speed: the one- and two-input cases are
     spelled out (no helper calls, no comprehensions, no tuples built where a constant does),
-    and the node is made here rather than by `new_node`.
+    and the result and its node are made here rather than by `_make_tensor` and `new_node`.
     """
     if type(data) is not np.ndarray:   # numpy returns scalars from 0-d computations
         data = np.asarray(data)
@@ -79,21 +79,35 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         # NOTE: torch refuses to record an op with an integral result (an integral input that
         # requires grad was left in a graph by an in-place op: x_int.eq_(y)); in place it records.
         raise RuntimeError(f"Autograd not support dtype: {dt.scalar_name}")
-    out = _make_tensor(data, dt, True)
+    # The result, as `_make_tensor` makes it (its node is set below).
+    out = _new(Tensor)
+    out._data = data
+    out.dtype = dt
+    out._requires_grad = True
+    out._grad = None
+    out._acc = None
+    out._vc = [0]
+    out._base = None
+    out._view_version = 0
+    out._view_creation = None
+    if _GradMode.inference:
+        INFERENCE_TENSORS[id(out)] = out
     if data.base is not None:
         _link_view(out, inputs)
     # NOTE: torch computes an input's gradient, and saves what only that gradient uses, when
     # the input's edge is valid (should_compute_output), not when it requires grad: a view
     # of a leaf made under no_grad requires grad yet has neither node nor accumulator.
+    a = inputs[0]
+    if a._base is None and a._grad_fn is not None:   # `_edge(a)` for the common input
+        edge = (a._grad_fn, 0)
+    else:
+        edge = _edge(a)
     n = len(inputs)
     if n == 1:
-        a = inputs[0]
-        edge = _edge(a)
         edges, meta = (edge,), ((a._data.shape, a.dtype),)
         needs = _NEEDS_ONE if edge[0] is not None else _NEEDS_NONE
     elif n == 2:
-        a, b = inputs
-        edge = _edge(a)
+        b = inputs[1]
         if type(b) is WrappedNumber:     # `tensor op number`: the number is outside the graph
             edges, meta = (edge, _NO_EDGE), ((a._data.shape, a.dtype), _NO_META)
             needs = _NEEDS_FIRST if edge[0] is not None else _NEEDS_NEITHER
@@ -106,17 +120,19 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         meta = tuple((t._data.shape, t.dtype) for t in inputs)
         needs = tuple(edge[0] is not None for edge in edges)
     saved = NOTHING_SAVED
-    for name, trigger, index in rule.save_plan:
-        if trigger is None or needs[trigger]:
-            t = out if index is None else inputs[index]
-            saved += ((name, t, t._vc[0]),)   # (plans are short) a saved tensor modified in place later fails backward
-            attrs[name] = t._data
-    if saved and INFERENCE_TENSORS.data and any(is_inference_tensor(t) for _, t, _ in saved):  # .data: a cheap emptiness test
-        raise RuntimeError(
-            "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
-            "inference mode in computation tracked by autograd. To work around this, you can make a "
-            "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
-            "`torch.inference_mode()`.")
+    plan = rule.save_plan
+    if plan:
+        for name, trigger, index in plan:
+            if trigger is None or needs[trigger]:
+                t = out if index is None else inputs[index]
+                saved += ((name, t, t._vc[0]),)   # (plans are short) a saved tensor modified in place later fails backward
+                attrs[name] = t._data
+        if saved and INFERENCE_TENSORS.data and any(is_inference_tensor(t) for _, t, _ in saved):  # .data: a cheap emptiness test
+            raise RuntimeError(
+                "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
+                "inference mode in computation tracked by autograd. To work around this, you can make a "
+                "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
+                "`torch.inference_mode()`.")
     # (out's version is the one of its base for a view, which _link_view set as _view_version.)
     # The node, as `new_node` makes it.
     cls = rule.node
@@ -685,9 +701,12 @@ def _unary_float(op: str, rule: Rule, fn, input) -> Tensor:
         x = _as(input, dt)
     if x.size >= _LARGE and (type(fn) is np.ufunc or fn is _sigmoid):
         return record(rule, (input,), _split_result(fn, x.dtype, x.shape, x), dt)
+    # (`_quietly` spelled out: this runs once per op)
     if dt is _dtype.float32 and op in _VIA_FLOAT64:
-        return record(rule, (input,), _quietly(_via_float64, fn, x), dt)
-    return record(rule, (input,), _quietly(fn, x), dt)
+        data = _via_float64(fn, x) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(_via_float64, fn, x)
+    else:
+        data = fn(x) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(fn, x)
+    return record(rule, (input,), data, dt)
 
 
 # Elements from which an elementwise result is computed into an array allocated for it, in
@@ -829,7 +848,7 @@ def _times(g, r: np.ndarray):
     dtype, not 0-d: numpy gives 0-d products as scalars); large backward computations then
     allocate one array instead of one per operation."""
     if type(g) is np.ndarray and r.ndim and g.shape == r.shape and g.dtype is r.dtype:
-        return np.multiply(g, r, out=r)
+        return np.multiply(g, r, r)     # (out by position: a keyword costs a call ~1K instructions)
     return g * r
 
 
@@ -948,7 +967,7 @@ def _arithmetic_operands(op: str, input, other, float_result: bool = False):
     `WrappedNumber` (an operand outside the graph, cheaper than a tensor)."""
     if type(other) in _WEAK_NUMBERS and isinstance(input, Tensor) and input.dtype.is_floating_point:
         dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
-        return input, _wrapped_number(other, dt), dt
+        return input, _WRAPPED.get((other, dt)) or _wrapped_number(other, dt), dt
     return _binary_operands(op, input, other, float_result=float_result)
 
 
@@ -1021,7 +1040,8 @@ def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
     if x.size >= _LARGE or y.size >= _LARGE:
         return record(rule, (a, b), _split_result(fn, dt.np, _broadcast_shape(x.shape, y.shape), x, y), dt)
-    return record(rule, (a, b), _iterator_layout(_quietly(fn, x, y), x, y), dt)
+    data = fn(x, y) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(fn, x, y)   # (`_quietly` spelled out)
+    return record(rule, (a, b), _iterator_layout(data, x, y) if data.ndim > 1 else data, dt)
 
 
 _ADD = Rule("AddBackward0", lambda ctx, g: (g, g if ctx.alpha == 1 else g * ctx.alpha), ("self", "other"))
@@ -1195,7 +1215,7 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
         return record(rule, (a, b), _split_result(fn, dt.np, _broadcast_shape(x.shape, y.shape), x, y), dt,
                       alpha=alpha)
     if alpha == 1:
-        data = _quietly(fn, x, y)
+        data = fn(x, y) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(fn, x, y)   # (`_quietly` spelled out)
     else:
         # NOTE: torch's kernel is one fused multiply-add, x + alpha * y rounded once (3e38 - 2 *
         # 3e38 is -3e38 in float32, not -inf). Its sub is add with -alpha, negated as the Python
@@ -1203,7 +1223,7 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
         scale = np.asarray(-alpha if fn is np.subtract else alpha, dt.np)
         with _errstate():
             data = _fma(y, scale, x) if dt.is_floating_point else np.add(x, y * scale)
-    return record(rule, (a, b), _iterator_layout(data, x, y), dt, alpha=alpha)
+    return record(rule, (a, b), _iterator_layout(data, x, y) if data.ndim > 1 else data, dt, alpha=alpha)
 
 
 def add(input, other, *, alpha=1) -> Tensor:
