@@ -11,8 +11,9 @@ loops show in the last bits of results:
   small arrays, numpy's loop above `_ops._VIA_FLOAT64_MAX_NUMEL` elements (as for the float64
   route).
 - `cpu_kernel_vec` computes each inner loop two vectors at a time with its vector op and the rest
-  (the tail, and whole loops whose input is neither contiguous nor a broadcast scalar) with its
-  scalar op; the two can round differently (`vector_loop_mask` says which element took which).
+  (the tail, and whole loops whose operands are neither contiguous nor one broadcast scalar) with
+  its scalar op; the two can round differently, or return different operands of a tie of +0.0
+  and -0.0 (`vector_loop_mask` says which element took which).
 """
 from __future__ import annotations
 

@@ -1135,7 +1135,9 @@ def _fma(a, b, c, out=None):
         # between two float32 numbers (its 29 low bits 1 followed by zeros) or lies where float32
         # has fewer bits (subnormal): only there is it rounded to odd (nudged to an odd last bit
         # when inexact), which makes the second rounding go the exact sum's way.
-        shape = np.broadcast_shapes(a.shape, b.shape, c.shape)
+        shape = c.shape
+        if not ((a.shape == shape or not a.ndim) and (b.shape == shape or not b.ndim)):
+            shape = np.broadcast_shapes(a.shape, b.shape, shape)
         if not shape:    # (numpy gives 0-d results as scalars)
             result = _fma(a.reshape(1), b.reshape(1), c.reshape(1)).reshape(())
         elif (all(x.size == 1 or (x.shape == shape and x.flags.c_contiguous) for x in (a, b, c))
@@ -1144,10 +1146,9 @@ def _fma(a, b, c, out=None):
             # into the (recycled, row-major) result.
             if out is None:
                 out = _memory.empty(shape, np.float32)
-            with _errstate():
-                _parallel.split(_fma_float32_blocks, out.reshape(-1),
-                                *(x.reshape(()) if x.size == 1 else x.reshape(-1) for x in (a, b, c)),
-                                min_numel=_FMA_SPLIT_MIN)
+            _parallel.split(_fma_float32_blocks, out.reshape(-1),
+                            *(x.reshape(()) if x.size == 1 else x.reshape(-1) for x in (a, b, c)),
+                            min_numel=_FMA_SPLIT_MIN)
             return out
         else:
             total = np.multiply(a, b, dtype=np.float64)
@@ -1178,12 +1179,15 @@ def _fma(a, b, c, out=None):
 def _fma_float32_blocks(a, b, c, *, out) -> None:
     """_fma of float32 operands into `out`, a 1-d array; each operand is 1-d like it or 0-d."""
     n = out.size
-    if not n:   # (an empty result: fuzzer finding, x.sub(x, alpha=2) of an empty diagonal)
+    if n <= _FMA_BLOCK:   # (one block; also an empty result: fuzzer finding, x.sub(x, alpha=2) of an empty diagonal)
+        t = np.multiply(a, b, out=np.empty(n), dtype=np.float64)
+        np.add(t, c, out=t)
+        _round_float32_halfway_to_odd(t, a, b, c, np.empty(t.shape, np.int64))
+        np.copyto(out, t, casting="same_kind")
         return
-    size = min(n, _FMA_BLOCK)
-    total, scratch = _memory.empty((size,), np.float64), _memory.empty((size,), np.int64)
-    for start in range(0, n, size):
-        stop = min(start + size, n)
+    total, scratch = _memory.empty((_FMA_BLOCK,), np.float64), _memory.empty((_FMA_BLOCK,), np.int64)
+    for start in range(0, n, _FMA_BLOCK):
+        stop = min(start + _FMA_BLOCK, n)
         x, y, z = (v if v.ndim == 0 else v[start:stop] for v in (a, b, c))
         t = total[:stop - start]
         np.multiply(x, y, out=t, dtype=np.float64)
@@ -1199,7 +1203,7 @@ def _round_float32_halfway_to_odd(total, a, b, c, scratch) -> None:
     np.bitwise_and(total.view(np.int64), _FLOAT32_DROPPED_BITS, out=scratch)
     suspect = np.equal(scratch, _FLOAT32_HALFWAY)
     tiny = np.less(np.abs(total, out=scratch.view(np.float64)), _FLOAT32_NORMAL_MIN)
-    if not (suspect.any() or tiny.any()):
+    if not (np.count_nonzero(suspect) or np.count_nonzero(tiny)):   # (cheaper than any())
         return
     suspect |= tiny
     shape = total.shape
@@ -1384,7 +1388,9 @@ def _np_pow_elementwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     shape = np.broadcast_shapes(x.shape, y.shape)
     if not shape:
         return np.power(x.reshape(1), y.reshape(1)).reshape(())
-    exponents = np.empty_like(np.broadcast_to(x, shape), dtype=y.dtype)
+    # (A broadcast base lays nothing out: numpy would order the exponents' dims by its zero
+    # strides; fuzzer finding: pow of a (4, 3) base to a (2, 1, 1) exponent came out permuted.)
+    exponents = np.empty_like(x, dtype=y.dtype) if x.shape == shape else np.empty(shape, dtype=y.dtype)
     exponents[...] = y
     if x.dtype == _F32 and exponents.size <= _VIA_FLOAT64_MAX_NUMEL:
         # NOTE: torch's float32 pow (glibc's powf, SLEEF's) is the float64 power rounded once;

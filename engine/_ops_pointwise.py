@@ -398,10 +398,10 @@ def _extremum(fn, a: np.ndarray, b: np.ndarray, loop: tuple | None = None, dt=No
     if data.dtype.kind != "f":
         return data
     tie = a == b
-    if not tie.any():                      # (the common case: one comparison)
+    if not np.count_nonzero(tie):          # (the common case: one comparison; ndarray.any is slower)
         return data
     tie &= a == 0
-    if not tie.any():
+    if not np.count_nonzero(tie):
         return data
     if loop is not None:
         written = _ops.Written.tensor

@@ -172,13 +172,6 @@ def _result_dtype(op: str, input: Tensor, dtype):
     return dtype
 
 
-def _record_or_plain(rule, input: Tensor, data, dt, **attrs) -> Tensor:
-    """Record a differentiable result; integral results (e.g. dtype=torch.int64) leave the graph."""
-    if not dt.is_floating_point:
-        return Tensor._make(np.asarray(data).astype(dt.np), dt)
-    return record(rule, (input,), data, dt, **attrs)
-
-
 # ---------------------------------------------------------------------------------
 # prod
 # ---------------------------------------------------------------------------------
@@ -215,9 +208,10 @@ def prod(input, dim=_NO_DIM, keepdim: bool = False, *, dtype=None) -> Tensor:
     axes = _axes(dims, x.ndim) if x.ndim else ()
     with _errstate():
         data = np.prod(x.astype(dt.np), axis=axes, keepdims=keepdim and dims is not None)
-    return _record_or_plain(_PROD_ALL if dims is None else _PROD_DIM, input, data, dt,
-                            dim=None if dims is None or not x.ndim else dims[0],
-                            keep_shape=_keep_shape(x.shape, axes))
+    # NOTE: as torch, an integral result (dtype=torch.int64, or an int64 input an in-place op
+    # left in a graph) of an input that requires grad is refused: "Autograd not support dtype".
+    return record(_PROD_ALL if dims is None else _PROD_DIM, (input,), data, dt,
+                  dim=None if dims is None or not x.ndim else dims[0], keep_shape=_keep_shape(x.shape, axes))
 
 
 # ---------------------------------------------------------------------------------
@@ -835,7 +829,7 @@ def _cumulative(op: str, rule: Rule, fn, input, dim, dtype) -> Tensor:
             data = fn(x.astype(np.float64), axis=d).astype(np.float32)
         else:
             data = fn(x.astype(dt.np), axis=d)
-    return _record_or_plain(rule, input, _contiguous_array(data), dt, dim=d if x.ndim else None)
+    return record(rule, (input,), _contiguous_array(data), dt, dim=d if x.ndim else None)   # (see prod)
 
 
 def cumsum(input, dim, *, dtype=None) -> Tensor:

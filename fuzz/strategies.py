@@ -105,9 +105,9 @@ INTEGRAL_INPUT_ONE_IN = 3  # in such a program, an input is int64 or bool (integ
 # NOTE: torch's reductions and cumulative ops have result dtypes of their own for integral operands: sums
 # and products of int64 or bool are int64 (sum, prod, cumsum, cumprod, trace), mean/var/std refuse them,
 # all/any give bool, amax/amin keep the dtype. These ops take an int64 or bool first operand one in
-# INTEGRAL_REDUCTION_ONE_IN draws, in any program; the step then ends the program and the action targets
-# its result (which requires no grad, so no later step would keep it). Mixed programs alone gave sum a
-# bool operand about once in 10,000 programs (a planted bool.sum() -> bool went unfound in 60 s).
+# INTEGRAL_REDUCTION_ONE_IN draws, in any program of several dtypes; the step then ends the program and
+# the action targets its result (which requires no grad, so no later step would keep it). Mixed programs
+# alone gave sum no integral operand in 10,000 programs (a planted bool.sum() -> bool went unfound in 60 s).
 ACCUMULATING_OPS = frozenset(op.name for op in OPS if op.kind == REDUCTION) | {"cumsum", "cumprod", "trace"}
 INTEGRAL_REDUCTION_ONE_IN = 4
 OTHER_TARGET_ONE_IN = 4    # the action targets another output than the newest one requiring grad
@@ -443,7 +443,13 @@ VALUE_SEEDS = 2 ** 16
 
 
 def _values(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: str, kinks: tuple = ()) -> list:
-    """An input's values (nested lists) from two choices: a flavour and a seed (or a simple value).
+    """An input's values (nested lists): `_value_array`'s."""
+    return _value_array(source, dtype, shape, domain, kinks).tolist()
+
+
+def _value_array(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: str,
+                 kinks: tuple = ()) -> np.ndarray:
+    """An input's values (an array of ``dtype``) from two choices: a flavour and a seed (or a simple value).
 
     Flavours (VALUE_FLAVOURS, in shrink order): "constant", every element one simple
     value (what failures shrink to); "plain", moderate values (a quarter of them simple);
@@ -457,12 +463,12 @@ def _values(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: st
         count *= side
     if dtype == "int64":  # -3..3
         return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] % _SEVEN).astype(np.int64) - 3
-                ).reshape(shape).tolist()
+                ).reshape(shape)
     if dtype == "bool":
-        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] & _ONE) == 1).reshape(shape).tolist()
+        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] & _ONE) == 1).reshape(shape)
     flavour = source.pick(VALUE_FLAVOURS)
     if flavour == "constant":
-        return np.full(shape, source.pick(_SIMPLE_VALUES[domain]), dtype=dtype).tolist()
+        return np.full(shape, source.pick(_SIMPLE_VALUES[domain]), dtype=dtype)
     words = _words(source.integer(0, VALUE_SEEDS - 1), count)
     uniform = _uniform(words)  # every stream (numpy calls, not elements, cost here)
     # Moderate values: 0.1 <= |x| <= 4 (positive for POSITIVE), a quarter of them simple ones.
@@ -473,7 +479,7 @@ def _values(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: st
     if flavour != "plain":
         values = np.where(uniform[4] < _SPECIAL_SHARES[flavour],
                           _chosen(_specials(flavour, domain, kinks), words[5]), values)
-    return values.astype(dtype).reshape(shape).tolist()
+    return values.astype(dtype).reshape(shape)
 
 
 def _scalar(source: ChoiceSource, domain: str) -> int | float:
@@ -620,11 +626,13 @@ class _Builder:
                 dtype = source.pick(INTEGRAL_DTYPES)
             else:
                 dtype = source.pick(self.limits.dtypes)
+        array = None
         if values is None:
             # NOTE: nested lists cannot spell an empty side before another side (`[]` is shape (0,)
             # whatever follows): such a side (from a tensor like eye(0) this input goes with) is 1.
             shape = tuple(1 if side == 0 and index < len(shape) - 1 else side for index, side in enumerate(shape))
-            values = _values(source, dtype, shape, domain, self.kinks)
+            array = _value_array(source, dtype, shape, domain, self.kinks)
+            values = array.tolist()
         if requires_grad is None:
             # Usually requires grad; shrinks to False. Sometimes no input does, so that
             # "element 0 of tensors does not require grad" is compared too.
@@ -632,7 +640,10 @@ class _Builder:
         name = f"x{len(self.inputs)}"
         self.inputs.append(Input(name, shape, dtype, values, requires_grad))
         mark = len(self.caught) if self.caught is not None else 0
-        self.add_tensor(name, torch_input(self.inputs[-1]))
+        # A float input's tensor straight from its drawn array: the same numbers `torch_input` would
+        # parse from the values (float32 values are exact in the lists' Python floats).
+        self.add_tensor(name, torch.from_numpy(array).requires_grad_(requires_grad)
+                        if array is not None and dtype in DTYPES else torch_input(self.inputs[-1]))
         if self.caught is not None:
             self.input_warnings[name] = self.caught[mark:]
         return Ref(name)
@@ -658,19 +669,24 @@ class _Builder:
         source = self.source
         ignore_domain = source.rarely(OUT_OF_DOMAIN_ONE_IN)
         # Bool and integer results (comparisons, argmax) reach float ops only through templates.
-        shapes = self.shapes
-        existing = [name for name in self.floats if (accept is None or accept(shapes[name]))
-                    and (ignore_domain or self.in_domain(name, domain))]
-        sources = _OPERAND_SOURCES[bool(existing), self.can_add_input()]
+        shapes, floats = self.shapes, self.floats
+
+        def fits(name: str) -> bool:
+            return (accept is None or accept(shapes[name])) and (ignore_domain or self.in_domain(name, domain))
+        # The fitting tensors are found newest first and only as far as the choice needs (a tensor's
+        # domains cost numpy reductions): the newest one says whether any fits, "newest" usually
+        # stops at it, and only "any" lists them all (oldest first).
+        newest_fit = next((name for name in reversed(floats) if fits(name)), None)
+        sources, existing = _OPERAND_SOURCES[newest_fit is not None, self.can_add_input()], None
         if not sources:
-            existing = [name for name in (self.floats if floats_only else self.tensors)
+            existing = [name for name in (floats if floats_only else self.tensors)
                         if accept is None or accept(shapes[name])] or list(self.tensors)
             sources = ("any",)
         where = source.pick(sources)
         if where == "any":
-            return Ref(source.pick(existing))
+            return Ref(source.pick(existing or [name for name in floats if fits(name)]))
         if where == "newest":
-            return Ref(self.newest(existing))
+            return Ref(self.newest_of(reversed(floats), fits) or newest_fit)
         limits = self.limits
         shape = new_shape() if new_shape is not None else source.shape(0, limits.max_dims, limits.max_side)
         return self.new_input(shape, REAL if ignore_domain else domain)
@@ -808,13 +824,17 @@ class _Builder:
     def newest(self, names: list[str]) -> str:
         """The newest of ``names`` (oldest first) that depends on the default target (the target
         itself, or a step that read it, so the chain grows and is not pruned), else the newest."""
+        return self.newest_of(reversed(names)) or names[-1]
+
+    def newest_of(self, names: Iterable[str], fits: Callable[[str], bool] | None = None) -> str | None:
+        """The first of ``names`` (newest first) that depends on the default target and ``fits``, or None."""
         target = self.target()
         if target is not None:
             chain, ancestors = self.ancestors[target], self.ancestors
-            for name in reversed(names):
-                if name in ancestors and chain <= ancestors[name]:
+            for name in names:
+                if name in ancestors and chain <= ancestors[name] and (fits is None or fits(name)):
                     return name
-        return names[-1]
+        return None
 
     def float_tensors(self, *, non_leaf: bool = False) -> list[str]:
         return [name for name in self.floats if not name.startswith("x")] if non_leaf else self.floats[:]
@@ -1265,7 +1285,9 @@ def _op_step(builder: _Builder, op: Op) -> bool:
     form = None
     if maker in _ARGUMENTS_BY_KIND.values():
         form = src.pick(op.forms)
-    integral = op.name in ACCUMULATING_OPS and src.rarely(INTEGRAL_REDUCTION_ONE_IN)
+    # (Like mixed programs, only where more than one dtype is asked for: `dtypes` bounds the inputs.)
+    integral = op.name in ACCUMULATING_OPS and len(builder.limits.dtypes) > 1 and \
+        src.rarely(INTEGRAL_REDUCTION_ONE_IN)
     builder.integral = integral
     args, kwargs = maker(builder, op, form)
     builder.integral = False  # (a template without a drawn tensor never asked)

@@ -276,8 +276,14 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Te
 
 def _elu_kernel(g, x, alpha):
     # NOTE: torch's elu_backward takes the exponential branch at x <= 0 (gradient alpha at 0)
-    # and passes g elsewhere (NaN included).
-    return np.where(x <= 0, g * np.asarray(alpha, g.dtype) * _ops._np_exp(x), g)
+    # and passes g elsewhere; its vector loop passes g at x > 0 only, so a NaN x there takes
+    # the exponential branch, NaN (fuzzer finding: elu(log(negatives)) of 36 elements, NaN
+    # gradients in the first 32, g in the scalar tail).
+    negative = x <= 0
+    nan = np.isnan(x)
+    if nan.any():
+        negative = negative | (nan & _cpu.vector_loop_mask(g, x))
+    return np.where(negative, g * np.asarray(alpha, g.dtype) * _ops._np_exp(x), g)
 
 
 # NOTE: torch's elu_double_backward is elu_backward(gg * g, x) * (x < 0), a product with the

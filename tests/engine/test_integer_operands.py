@@ -287,6 +287,13 @@ PROGRAMS = [
     ("an in-place comparison leaves int64 in the graph", _int_requiring_grad),
     ("sum of int64 in the graph", lambda m: _int_requiring_grad(m).sum()),
     ("clone of int64 in the graph", lambda m: _int_requiring_grad(m).clone()),
+    ("cumprod of int64 in the graph", lambda m: m.cumprod(_int_requiring_grad(m), -1)),
+    ("cumsum of int64 in the graph", lambda m: m.cumsum(_int_requiring_grad(m), 0)),
+    ("prod of int64 in the graph", lambda m: m.prod(_int_requiring_grad(m), 0)),
+    ("cumsum of a float that requires grad into int64", lambda m: m.cumsum(
+        m.tensor([1.5, 2.0], requires_grad=True), 0, dtype=m.int64)),
+    ("prod of a float that requires grad into int64", lambda m: m.prod(m.tensor([1.5, 2.0], requires_grad=True),
+                                                                       dtype=m.int64)),
     ("int64 in the graph times a float", lambda m: _int_requiring_grad(m) * 2.5),
     ("int64 in the graph, mul_ in place", lambda m: _int_requiring_grad(m).mul_(2)),
     ("backward from int64 in the graph", lambda m: _int_requiring_grad(m).backward(m.ones(3, dtype=m.int64))),

@@ -553,6 +553,22 @@ def test_elu_keeps_signed_zeros(alpha):
     assert outs[0] == outs[1]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(36,), (3, 3, 4), (2, 40), (7,)])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_elu_gradient_at_nan_is_nan_in_torchs_vector_loop_only(dtype, shape, create_graph):
+    """Fuzzer finding: elu(log(x)) of 36 negatives: torch's elu_backward vector loop (the
+    first multiples of 2 vectors) gives NaN at a NaN input, its scalar tail the gradient."""
+    x = np.full(shape, np.nan)
+    x.reshape(-1)[::5] = -1.0
+    grads = []
+    for backend in BACKENDS:
+        t = backend.tensor(x.tolist(), dtype=getattr(backend, dtype), requires_grad=True)
+        (g,) = backend.autograd.grad((backend.nn.functional.elu(t, 0.5) * 2).sum(), [t], create_graph=create_graph)
+        grads.append(g.detach().numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
 @pytest.mark.parametrize("bounds", [(0.0, 0.0), (-0.0, 1.0), (-1.0, -0.0)])
 def test_hardtanh_keeps_signed_zeros_and_nan_at_its_bounds(bounds):
     outs = []

@@ -682,6 +682,22 @@ def test_conversions_of_infinite_and_huge_values_warn_nothing_as_torch(dtype):
     assert caught[0] == caught[1] == []
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shapes", [((4, 3), (2, 1, 1)), ((2, 1, 1), (4, 3)), ((3, 3), (2, 1, 3)), ((2, 3, 3), (3, 1))])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_pow_of_two_tensors_is_laid_out_as_torchs(dtype, shapes, transposed):
+    """Fuzzer finding: pow of a (4, 3) base to a (2, 1, 1) exponent came out permuted, so its
+    flatten(1) recorded ReshapeAliasBackward0 where torch's is a view (ViewBackward0)."""
+    layouts = []
+    for b in (torch, engine):
+        base = b.ones(shapes[0], dtype=getattr(b, dtype), requires_grad=True)
+        base = base.mT if transposed else base
+        y = b.pow(base, b.ones(shapes[1], dtype=getattr(b, dtype)))
+        strides = y.stride() if b is torch else tuple(s // y._data.itemsize for s in y._data.strides)
+        layouts.append(([s for s, n in zip(strides, y.shape) if n > 1], y.flatten(1).grad_fn.name()))
+    assert layouts[1] == layouts[0]
+
+
 def test_float32_pow_of_two_tensors_is_rounded_as_torchs():
     # Fuzzer finding: sin(pow(3.897, x)) differentiated: numpy's float32 power is often an ulp
     # off (48.05371 where torch has 48.053707, the float64 power rounded once), and sin's

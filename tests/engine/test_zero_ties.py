@@ -71,15 +71,15 @@ def _bits(result) -> np.ndarray:
     return array.view(np.int32 if array.dtype == np.float32 else np.int64)
 
 
-def _assert_same_bits(op, shape: tuple, layouts: tuple, dtypes: tuple, seed: int, zeros_only=True, inplace=False):
+def _assert_same_bits(op, shape: tuple, layouts: tuple, dtypes: tuple, seed: int, inplace=False):
     """op(*operands) in torch and the engine, operands of `shape` in `layouts` and `dtypes`
-    (one each) with random zeros of both signs (and a few other numbers)."""
+    (one each) with random zeros of both signs (every third seed: and a few other numbers)."""
     rng = np.random.default_rng(seed)
-    arrays = [_values(rng, _storage_shape(shape, layout), zeros_only) for layout in layouts]
+    arrays = [_values(rng, _storage_shape(shape, layout), zeros_only=seed % 3 != 0) for layout in layouts]
     results = []
     for backend in (torch, engine):
         operands = [_build(backend, a, shape, layout, dt) for a, layout, dt in zip(arrays, layouts, dtypes)]
-        if inplace:
+        if inplace:   # a tensor of its own to write into (a transposed one stays transposed)
             operands[0] = operands[0].clone() if layouts[0] != "t" else operands[0].t().clone().t()
         results.append(op(backend, *operands))
     want, got = results
