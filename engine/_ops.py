@@ -61,7 +61,7 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
 
     This runs once per op, so it is written for speed: the one- and two-input cases are
     spelled out (no helper calls, no comprehensions, no tuples built where a constant does),
-    and the result and its node are made here rather than by `_make_tensor` and `new_node`.
+    and the node is made here rather than by `new_node`.
     """
     if type(data) is not np.ndarray:   # numpy returns scalars from 0-d computations
         data = np.asarray(data)
@@ -80,19 +80,7 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         # NOTE: torch refuses to record an op with an integral result (an integral input that
         # requires grad was left in a graph by an in-place op: x_int.eq_(y)); in place it records.
         raise RuntimeError(f"Autograd not support dtype: {dt.scalar_name}")
-    # The result, as `_make_tensor` makes it (its node is set below).
-    out = _new(Tensor)
-    out._data = data
-    out.dtype = dt
-    out._requires_grad = True
-    out._grad = None
-    out._acc = None
-    out._vc = [0]
-    out._base = None
-    out._view_version = 0
-    out._view_creation = None
-    if _GradMode.inference:
-        INFERENCE_TENSORS[id(out)] = out
+    out = _make_tensor(data, dt, True)   # (its node is set below)
     if data.base is not None:
         _link_view(out, inputs)
     # NOTE: torch computes an input's gradient, and saves what only that gradient uses, when
