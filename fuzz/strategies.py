@@ -110,6 +110,12 @@ INTEGRAL_INPUT_ONE_IN = 3  # in such a program, an input is int64 or bool (integ
 # alone gave sum no integral operand in 10,000 programs (a planted bool.sum() -> bool went unfound in 60 s).
 ACCUMULATING_OPS = frozenset(op.name for op in OPS if op.kind == REDUCTION) | {"cumsum", "cumprod", "trace"}
 INTEGRAL_REDUCTION_ONE_IN = 4
+# Elementwise ops promote integral operands by rules of their own too (int / int is float32, int * bool
+# int64, sqrt of int64 float32, floor_divide of ints int64): one in INTEGRAL_ELEMENTWISE_ONE_IN draws, every
+# tensor operand of a unary or binary op is int64 or bool, and the step ends the program as above. The
+# builder's operands are otherwise floating: mixed programs alone gave div no int / int in 4,000 programs
+# (a planted int / int -> int64 went unfound in 60 s).
+INTEGRAL_ELEMENTWISE_ONE_IN = 12
 OTHER_TARGET_ONE_IN = 4    # the action targets another output than the newest one requiring grad
 NO_GRAD_STEP_ONE_IN = 16   # a step runs inside `with torch.no_grad():`
 INVALID_ONE_IN = 12        # a program contains one step (or action) that is invalid on purpose
@@ -588,6 +594,7 @@ class _Builder:
     kinks: tuple = ()              # the kinks of the op whose operands are being drawn
     forced: Ref | None = None      # the next operand() (an in-place op's receiver)
     integral: bool = False         # the next operand() is int64 or bool (ACCUMULATING_OPS)
+    integral_all: bool = False     # ... and every operand() after it in this step (elementwise ops)
     final: str | None = None       # a step output the program ends with, the action's target
     no_grad: bool = False          # the step being drawn runs under no_grad
     failed: bool = False           # torch rejected the last step
@@ -664,7 +671,7 @@ class _Builder:
             forced, self.forced = self.forced, None
             return forced
         if self.integral:
-            self.integral = False
+            self.integral = self.integral_all
             return self.integral_operand(accept, new_shape)
         source = self.source
         ignore_domain = source.rarely(OUT_OF_DOMAIN_ONE_IN)
@@ -1286,11 +1293,14 @@ def _op_step(builder: _Builder, op: Op) -> bool:
     if maker in _ARGUMENTS_BY_KIND.values():
         form = src.pick(op.forms)
     # (Like mixed programs, only where more than one dtype is asked for: `dtypes` bounds the inputs.)
-    integral = op.name in ACCUMULATING_OPS and len(builder.limits.dtypes) > 1 and \
-        src.rarely(INTEGRAL_REDUCTION_ONE_IN)
-    builder.integral = integral
+    several_dtypes = len(builder.limits.dtypes) > 1
+    elementwise = op.kind in (UNARY, BINARY)
+    integral = several_dtypes and (
+        (op.name in ACCUMULATING_OPS and src.rarely(INTEGRAL_REDUCTION_ONE_IN))
+        or (elementwise and src.rarely(INTEGRAL_ELEMENTWISE_ONE_IN)))
+    builder.integral, builder.integral_all = integral, integral and elementwise
     args, kwargs = maker(builder, op, form)
-    builder.integral = False  # (a template without a drawn tensor never asked)
+    builder.integral = builder.integral_all = False  # (a template without a drawn tensor never asked)
     if form is None:
         form = _form(src, op, args, kwargs)
     ok = builder.add_step(op.name, form, args, kwargs)
