@@ -250,12 +250,6 @@ def _check_output_cast(input, dt) -> None:
         _dtype.check_cast(dt, input.dtype)
 
 
-def _memory_root(array: np.ndarray) -> np.ndarray:
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
 def _non_overlapping_and_dense(array: np.ndarray) -> bool:
     """torch's is_non_overlapping_and_dense: the strides are a permutation of contiguous ones."""
     dims = sorted((stride // array.itemsize, n) for n, stride in zip(array.shape, array.strides) if n != 1)
@@ -275,8 +269,9 @@ def _assert_no_overlap(a: np.ndarray, b: np.ndarray, partial_only: bool) -> None
     """
     if a is b:
         overlap = "full"
-    elif a.base is None and b.base is None or a.size == 0 or b.size == 0 \
-            or _memory_root(a) is not _memory_root(b):
+    elif a.base is None and b.base is None or a.size == 0 or b.size == 0 or not np.may_share_memory(a, b):
+        # (memory that overlaps is one storage; np.broadcast_to's views reach their base through
+        # a DummyArray: fuzzer finding, broadcast_to(0-d, (1,)).mul_(that 0-d) went unrefused)
         return
     elif not (_non_overlapping_and_dense(a) and _non_overlapping_and_dense(b)):
         return
