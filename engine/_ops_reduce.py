@@ -11,13 +11,14 @@ back (torch's `unsqueeze_multiple` / `restore_reduced_dims`).
 """
 from __future__ import annotations
 
+import builtins
 import math
 import numbers
 import warnings
 
 import numpy as np
 
-from . import _args, _dtype, _memory, optable
+from . import _args, _cpu, _dtype, _memory, optable
 from ._ops import (_F32, _F64, _LARGE, _ONE, Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims,
                    _rounded, mean, record, save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero,
                    v_reshape, v_where)
@@ -55,7 +56,13 @@ def _np_mean(x: np.ndarray, axis=None, keepdims: bool = False):
     nothing is NaN, silently, as in torch."""
     count = x.size if axis is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axis)], dtype=np.int64))
     with _errstate():
-        return np.true_divide(np.sum(x, axis=axis, keepdims=keepdims), count)
+        # NOTE: torch's mean of every element divides its sum, in the order of `_cpu.full_sum`
+        total = _cpu.full_sum(x, x.dtype) if axis is None else None
+        if total is None:
+            total = np.sum(x, axis=axis, keepdims=keepdims)
+        elif keepdims:
+            total = total.reshape((1,) * x.ndim)
+        return np.true_divide(total, count)
 
 
 def v_cumsum(x, dim: int):
@@ -495,6 +502,33 @@ def _std_backward(ctx, g):
     return (_var_backward(ctx, g),)
 
 
+def _welford_var(x: np.ndarray, axes: tuple, dof) -> np.ndarray:
+    """The variance over `axes` (kept as dims of size 1), in float64, as torch's std_var_kernel
+    computes each output of a reduction with several: Welford's updates in double, element by
+    element in the order its TensorIterator walks the reduced dims (memory order).
+
+    NOTE: torch's WelfordOps: delta = x - mean; mean += delta / n; m2 += delta * (x - mean);
+    var = m2 / (n - correction), or m2 / 0 when n <= correction (fuzzer finding: var(0) of a
+    float64 (2, 3) 1 ulp off a two-pass variance, then exp'd). Above 32768 elements torch's
+    threads each take a part, combined after; not modelled (the fuzzer runs torch on one thread).
+    """
+    reduced = sorted(axes)
+    order = _cpu.iterator_order(tuple(x.shape[d] for d in reduced),
+                                [[builtins.abs(x.strides[d]) // x.itemsize for d in reduced]])
+    kept = [d for d in range(x.ndim) if d not in axes]
+    rows = x.transpose(kept + [reduced[i] for i in order]).reshape(
+        tuple(x.shape[d] for d in kept) + (math.prod(x.shape[d] for d in reduced),))
+    mean = np.zeros(rows.shape[:-1])
+    m2 = np.zeros(rows.shape[:-1])
+    for n in range(rows.shape[-1]):
+        value = rows[..., n].astype(np.float64)
+        delta = value - mean
+        mean = mean + delta / (n + 1)
+        m2 = m2 + delta * (value - mean)
+    var = m2 / np.float64(builtins.max(dof, 0))
+    return var.reshape(_keep_shape(x.shape, axes))
+
+
 _VAR = Rule("VarBackward0", lambda ctx, g: (_var_backward(ctx, g),), saves={"self": None})
 _STD = Rule("StdBackward0", _std_backward, saves={"self": None, "result": None})
 
@@ -529,9 +563,9 @@ def _var_std(op: str, input, dim, unbiased, keepdim, correction) -> Tensor:
             data = np.asarray(squares / np.maximum(np.float64(count - correction), 0)).reshape(
                 _keep_shape(x.shape, axes) if keep else tuple(n for i, n in enumerate(x.shape) if i not in axes))
         else:
-            centered = wide - _np_mean(wide, axes, keepdims=True)
-            data = np.sum(centered * centered, axis=axes, keepdims=keep) / np.asarray(
-                np.maximum(count - correction, 0), dtype=wide.dtype)
+            data = _welford_var(x, axes, count - correction)
+            if not keep:
+                data = data.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
         if op == "std":
             data = np.sqrt(data)
         data = data.astype(x.dtype)
