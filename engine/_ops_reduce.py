@@ -692,6 +692,38 @@ def _check_identity_free_norm(p: float, shape: tuple, dim):
                                "this dimension is empty and the operation does not have an identity")
 
 
+def _check_norm_dtype(name: str, dt, dtype) -> None:
+    """torch's check_linalg_norm_dtype: a requested dtype must be a float dtype that the input's
+    promotes to."""
+    if dtype is None:
+        return
+    if not dtype.is_floating_point:
+        raise RuntimeError(f"{name}: dtype should be floating point or complex, but got {dtype.scalar_name}")
+    if _dtype.promote(dt, dtype) is not dtype:
+        raise RuntimeError(f"{name}: the dtype of the input ({dt.scalar_name}) should be convertible without "
+                           f"narrowing to the specified dtype ({dtype.scalar_name})")
+
+
+def _matrix_norm_checks(input: Tensor, p: str, dims: list, dtype) -> None:
+    """The checks of torch.linalg.matrix_norm, which torch.norm calls for a string p other than
+    'fro' over at most 2 dims, in its order: the order, the input's dims, its dtype, the dims,
+    the requested dtype (fuzzer finding: norm of an int64 tensor with p='fro' over 3 dims is
+    refused for its dtype, not for its dims)."""
+    name = "linalg.matrix_norm"
+    if p not in ("fro", "nuc"):
+        raise RuntimeError(f"{name}: Order {p} not supported.")
+    if input.ndim < 2:
+        raise RuntimeError(f"{name}: The input tensor A must have at least 2 dimensions.")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"{name}: Expected a floating point or complex tensor as input. Got {input.dtype.scalar_name}")
+    if len(dims) != 2:
+        raise RuntimeError(f"{name}: dim must be a 2-tuple. Got " + " ".join(map(str, dims)))
+    first, second = (_wrap_dim(d, input.ndim) for d in dims)
+    if first == second:
+        raise RuntimeError(f"{name}: dims must be different. Got ({first}, {second})")
+    _check_norm_dtype(name, input.dtype, dtype)
+
+
 def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Vector p-norm over `dim` (all elements by default), as torch.norm, which computes it with
     torch.linalg.vector_norm ('fro' is p = 2); p is a number, 'fro' or inf / -inf.
@@ -704,28 +736,17 @@ def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     elif isinstance(p, str):
         if p == "fro" and (dim is None or isinstance(dim, int) or len(dim) <= 2):
             p = 2
-        elif p == "nuc":
-            raise NotImplementedError("norm(p='nuc') (the nuclear matrix norm) is not supported")
-        elif p == "fro":
-            raise RuntimeError("linalg.matrix_norm: dim must be a 2-tuple. Got " + " ".join(map(str, dim)))
         else:
-            raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
+            _matrix_norm_checks(input, p, list(range(x.ndim)) if dim is None else list(dim), dtype)
+            raise NotImplementedError("norm(p='nuc') (the nuclear matrix norm) is not supported")
     _VECTOR_NORM_ARGS.check((input, p, [dim] if isinstance(dim, int) else dim, keepdim),
                             {} if dtype is None else {"dtype": dtype})
     p = float(p)
     if not input.dtype.is_floating_point:
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as input. "
                            f"Got {input.dtype.scalar_name}")
-    dt = input.dtype
-    if dtype is not None:
-        if not dtype.is_floating_point:
-            raise RuntimeError(f"linalg.vector_norm: dtype should be floating point or complex, but got "
-                               f"{dtype.scalar_name}")
-        if _dtype.promote(dt, dtype) is not dtype:
-            raise RuntimeError(
-                f"linalg.vector_norm: the dtype of the input ({dt.scalar_name}) should be "
-                f"convertible without narrowing to the specified dtype ({dtype.scalar_name})")
-        dt = dtype
+    _check_norm_dtype("linalg.vector_norm", input.dtype, dtype)
+    dt = input.dtype if dtype is None else dtype
     dims = _reduction_dims(dim, x.ndim)
     axes = _axes(dims, x.ndim)
     if p < 0 or p == np.inf:

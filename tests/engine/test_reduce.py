@@ -653,3 +653,21 @@ def test_extremes_of_large_tensors_over_a_middle_dim_and_their_gradients_are_tor
         (got, got_grad), (want, want_grad) = run(engine, dim), run(torch, dim)
         np.testing.assert_array_equal(got, want)
         assert got_grad.tobytes() == want_grad.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 3, 4), ()])
+@pytest.mark.parametrize("dtype", ["int64", "float32", "bool"])
+@pytest.mark.parametrize("p, dim", [("fro", (0, 1, 2)), ("fro", (0, 1, 5)), ("fro", (5, 0, 1)), ("nuc", (0, 0)),
+                                    ("nuc", (1, -2)), ("nuc", (0, 5)), ("nuc", (0,)), ("abc", (0, 1))])
+@pytest.mark.parametrize("requested", [None, "float64", "int64"])
+def test_norm_with_a_matrix_order_checks_as_torchs_matrix_norm(shape, dtype, p, dim, requested):
+    """Fuzzer finding: norm(int64, p='fro', dim of 3 dims) is refused for its dtype in torch
+    (torch.norm calls linalg.matrix_norm, which checks the order, the input's dims, its dtype,
+    the dims, then the requested dtype), not for its dims."""
+    messages = []
+    for m in (torch, engine):
+        kwargs = {} if requested is None else {"dtype": getattr(m, requested)}
+        with pytest.raises((RuntimeError, IndexError)) as info:
+            m.norm(m.ones(shape, dtype=getattr(m, dtype)), p=p, dim=dim, **kwargs)
+        messages.append((info.type, str(info.value)))
+    assert messages[1] == messages[0]
