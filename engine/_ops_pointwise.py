@@ -191,8 +191,8 @@ def _vector_overflow(x: np.ndarray, data: np.ndarray, odd: bool) -> np.ndarray:
     dtype (88.7228 in float32, 709.7827 in float64), where the true value (and torch's scalar
     tail: glibc) overflows only from 89.4159 (710.4758) (fuzzer finding: sinh(-89.26) of 40
     float32 values is -inf in the first 32, finite in the last 8). Written into `data`."""
-    if data.dtype.kind != "f" or not data.size:
-        return data
+    if type(data) is not np.ndarray or data.dtype.kind != "f" or data.size < 2:
+        return data     # (a number from a 0-d array: one element is never in a vector)
     with _errstate():
         big = np.abs(x) > math.log(np.finfo(data.dtype).max)
     if big.any():
