@@ -170,6 +170,11 @@ def v_scatter_add_flat(x, index: np.ndarray, shape: tuple):
     """Zeros of `shape` with `x` (shaped like `index`) added at flat indices `index`:
     torch's as_strided_backward (overlapping elements of a view add up)."""
     if isinstance(x, Tensor):
+        if not index.size:
+            # NOTE: torch's as_strided_backward returns zeros outside the graph for a view with a
+            # dim of size 0 (fuzzer finding: a double backward through an empty no_grad-modified
+            # narrow raised "does not require grad" in torch only)
+            return Tensor._make(np.zeros(shape, x.dtype.np), x.dtype)
         return record(_SCATTER_ADD_FLAT, (x,), v_scatter_add_flat(x._data, index, shape), x.dtype, index=index)
     out = np.zeros(int(np.prod(shape, dtype=np.int64)), x.dtype)
     np.add.at(out, index.reshape(-1), np.broadcast_to(x, index.shape).reshape(-1))

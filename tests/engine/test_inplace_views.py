@@ -514,3 +514,24 @@ def test_in_place_ops_refuse_an_operand_sharing_the_tensors_memory_through_broad
         except RuntimeError as error:
             outcomes.append(("RuntimeError", str(error)))
     assert outcomes[1] == outcomes[0]
+
+
+@pytest.mark.parametrize("view", ["narrow(0, -2, 0)", "[:, 1:1]", "[5:]"])
+def test_gradient_through_an_empty_view_replayed_as_as_strided_is_outside_the_graph(view):
+    """Fuzzer finding: an empty narrow of a leaf, modified in place under no_grad, replays as
+    AsStridedBackward0; torch's as_strided_backward returns zeros outside the graph for a view
+    with a size-0 dim, so the create_graph gradient does not require grad and a second backward
+    raises, where the engine had recorded AsStridedBackwardBackward0."""
+    outcomes = []
+    for m in (torch, engine):
+        x = m.tensor(np.arange(12.0).reshape(4, 3).tolist(), requires_grad=True)
+        v = eval("x." + view if view[0] != "[" else "x" + view)
+        with m.no_grad():
+            v.tanh_()
+        (g,) = m.autograd.grad((v * v).sum(), [x], create_graph=True)
+        try:
+            g.sum().backward()
+            outcomes.append((g.requires_grad, g.tolist(), "ok"))
+        except RuntimeError as error:
+            outcomes.append((g.requires_grad, g.tolist(), str(error)))
+    assert outcomes[1] == outcomes[0]
