@@ -17,8 +17,8 @@ import numpy as np
 
 from . import _cpu, _dtype, _ops
 from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
-                   _float64_copy, _float_dtype, _iterator_layout, _rounded, _scalar_tensor, _unary_float, record,
-                   v_data, v_exp, v_masked_zero, v_where)
+                   _VIA_FLOAT64_MAX_NUMEL, _float64_copy, _float_dtype, _iterator_layout, _rounded, _scalar_tensor,
+                   _unary_float, record, v_data, v_exp, v_masked_zero, v_where)
 from ._tensor import Tensor
 
 _not_implemented_for = _dtype.not_implemented_for
@@ -75,11 +75,11 @@ def v_cos(x):
 
 
 def v_sinh(x):
-    return sinh(x) if isinstance(x, Tensor) else _vector_overflow(x, _rounded(np.sinh, x), odd=True)
+    return sinh(x) if isinstance(x, Tensor) else _sinh_cosh_loops("sinh", x, _rounded(np.sinh, x), odd=True)
 
 
 def v_cosh(x):
-    return cosh(x) if isinstance(x, Tensor) else _vector_overflow(x, _rounded(np.cosh, x), odd=False)
+    return cosh(x) if isinstance(x, Tensor) else _sinh_cosh_loops("cosh", x, _rounded(np.cosh, x), odd=False)
 
 
 
@@ -185,31 +185,53 @@ def atan(input) -> Tensor:
     return _unary_float("atan", _ATAN, np.arctan, input)
 
 
-def _vector_overflow(x: np.ndarray, data: np.ndarray, odd: bool) -> np.ndarray:
-    """`data`, sinh (odd) or cosh of `x` (computed in data's dtype), made +-inf where torch's
-    vector op overflows: it is SLEEF's, from exp(|x|), which overflows above log(max) of the
-    dtype (88.7228 in float32, 709.7827 in float64), where the true value (and torch's scalar
-    tail: glibc) overflows only from 89.4159 (710.4758) (fuzzer finding: sinh(-89.26) of 40
-    float32 values is -inf in the first 32, finite in the last 8). Written into `data`."""
-    if type(data) is not np.ndarray or data.dtype.kind != "f" or data.size < 2:
-        return data     # (a number from a 0-d array: one element is never in a vector)
+def _sinh_cosh_loops(name: str, x: np.ndarray, data, odd: bool):
+    """`data`, sinh or cosh (`odd`: sinh) of `x` as the value rounded once (in data's dtype),
+    made what torch's loop (cpu_kernel_vec) gives at each element; returned (written into
+    `data` where it is an array).
+
+    NOTE: torch's scalar op (the loop's tail, and loops over operands that do not step one
+    element) is the C library's sinh / cosh (glibc's: an ulp off the rounded value at 10-25 %
+    of inputs; fuzzer finding: tan(cosh(x)) near a pole of tan, 35 ulp off). Its vector op is
+    SLEEF's, which rounds as the engine does nearly always, but overflows to +-inf from
+    exp(|x|), above log(max) of the dtype (88.7228 in float32, 709.7827 in float64), where the
+    true value and glibc's overflow only from 89.4159 (710.4758) (fuzzer finding: sinh(-89.26)
+    of 40 float32 values is -inf in the first 32, finite in the last 8). Small float64 vector
+    lanes are computed in long double (80-bit on x86; where it is double, numpy's loop).
+    """
+    fn = np.sinh if odd else np.cosh
+    dtype = data.dtype
+    if dtype.kind != "f":
+        return data
+    x = np.asarray(x)
+    x = x if x.dtype == dtype else x.astype(dtype)
+    if type(data) is not np.ndarray or data.size < 2:    # (one element never takes the vector op)
+        return np.asarray(_cpu.libm(name, fn, x)).reshape(np.shape(data))[()]
+    vector = _cpu.vector_loop_mask(x)
+    if not vector.all():
+        data[~vector] = _cpu.libm(name, fn, x[~vector])
+    if dtype == np.float64 and vector.any() and x.size <= _VIA_FLOAT64_MAX_NUMEL:
+        # (numpy's float64 sinh / cosh is an ulp off the rounded value at ~5 % of inputs;
+        # through the x87 extended type and rounded once, as SLEEF nearly always: 3 in 6400)
+        with _errstate():
+            data[vector] = fn(x[vector].astype(np.longdouble)).astype(np.float64)
     with _errstate():
-        big = np.abs(x) > math.log(np.finfo(data.dtype).max)
+        big = np.abs(x) > math.log(np.finfo(dtype).max)
     if big.any():
-        big &= _cpu.vector_loop_mask(np.asarray(x), dtype=data.dtype)
+        big &= vector
         data[big] = np.copysign(np.inf, x[big]) if odd else np.inf
     return data
 
 
 def sinh(input) -> Tensor:
     out = _unary_float("sinh", _SINH, np.sinh, input)
-    _vector_overflow(input._data, out._data, odd=True)
+    _sinh_cosh_loops("sinh", input._data, out._data, odd=True)
     return out
 
 
 def cosh(input) -> Tensor:
     out = _unary_float("cosh", _COSH, np.cosh, input)
-    _vector_overflow(input._data, out._data, odd=False)
+    _sinh_cosh_loops("cosh", input._data, out._data, odd=False)
     return out
 
 
