@@ -319,9 +319,11 @@ def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = 
     check what they need while they compute (`Written`)."""
     def method(self, *args, **kwargs):
         _check_tensor(self, name)
-        check_writable(self, *args, *kwargs.values(), overlap_allowed=not elementwise)
+        check_writable(self, *args, *kwargs.values(), overlap_allowed=True)
         if meta is not None:
             meta(self, *args, **kwargs)
+        if elementwise:   # NOTE: torch's TensorIterator refuses overlap as it is built, after the meta checks
+            check_no_internal_overlap(self._data)
         if elementwise:
             operands = [t for t in (*args, *kwargs.values()) if isinstance(t, Tensor)]
             for other in operands:

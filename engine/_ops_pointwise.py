@@ -411,6 +411,10 @@ def _check_clamp_in_place(input, bounds) -> None:
 
 
 def _clamp_meta(input, min=None, max=None) -> None:  # noqa: A002
+    # NOTE: torch's clamp_ refuses two None bounds first (fuzzer finding: clamp_() of an expanded
+    # tensor names the bounds, not the overlap)
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     _check_clamp_in_place(input, (min, max))
 
 

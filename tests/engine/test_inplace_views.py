@@ -535,3 +535,28 @@ def test_gradient_through_an_empty_view_replayed_as_as_strided_is_outside_the_gr
         except RuntimeError as error:
             outcomes.append((g.requires_grad, g.tolist(), str(error)))
     assert outcomes[1] == outcomes[0]
+
+
+META_BEFORE_OVERLAP = {
+    "clamp_ without bounds": lambda m: m.zeros(1, 3).expand(2, 3).clamp_(),
+    "clamp_ with a bound": lambda m: m.zeros(1, 3).expand(2, 3).clamp_(0.5),
+    "clamp_ of int64 to a float bound": lambda m: m.zeros(1, 3, dtype=m.int64).expand(2, 3).clamp_(0.5),
+    "addcdiv_ of int64": lambda m: m.zeros(1, 3, dtype=m.int64).expand(2, 3).addcdiv_(
+        m.ones(3, dtype=m.int64), m.ones(3, dtype=m.int64)),
+    "lerp_ to another dtype": lambda m: m.zeros(1, 3).expand(2, 3).lerp_(m.ones(3, dtype=m.float64), 0.5),
+    "lerp_": lambda m: m.zeros(1, 3).expand(2, 3).lerp_(m.ones(3), 0.5),
+    "view of a leaf, clamp_ without bounds": lambda m: m.zeros(1, 3, requires_grad=True).expand(2, 3).clamp_(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(META_BEFORE_OVERLAP))
+def test_in_place_ops_check_their_arguments_before_the_overlap_of_an_expanded_tensor(case):
+    """Fuzzer finding: clamp_() of an expanded tensor raises torch's "At least one of 'min' or
+    'max'" (its meta function runs before TensorIterator refuses the overlap), not the overlap
+    error; the autograd refusals come before both."""
+    messages = []
+    for m in (torch, engine):
+        with pytest.raises(RuntimeError) as info:
+            META_BEFORE_OVERLAP[case](m)
+        messages.append(str(info.value))
+    assert messages[1] == messages[0]
