@@ -205,17 +205,16 @@ def _sinh_cosh_loops(name: str, x: np.ndarray, data, odd: bool):
         return data
     x = np.asarray(x)
     x = x if x.dtype == dtype else x.astype(dtype)
-    if type(data) is not np.ndarray or data.size < 2:    # (one element never takes the vector op)
-        return np.asarray(_cpu.libm(name, fn, x)).reshape(np.shape(data))[()]
-    vector = _cpu.vector_loop_mask(x)
-    if not vector.all():
-        data[~vector] = _cpu.libm(name, fn, x[~vector])
-    if dtype == np.float64 and vector.any() and x.size <= _VIA_FLOAT64_MAX_NUMEL:
-        # (numpy's float64 sinh / cosh is an ulp off the rounded value at ~5 % of inputs;
-        # through the x87 extended type and rounded once, as SLEEF nearly always: 3 in 6400)
-        with _errstate():
+    with _errstate():     # (the C library raises the overflow flag silently, as torch)
+        if type(data) is not np.ndarray or data.size < 2:    # (one element never takes the vector op)
+            return np.asarray(_cpu.libm(name, fn, x)).reshape(np.shape(data))[()]
+        vector = _cpu.vector_loop_mask(x)
+        if not vector.all():
+            data[~vector] = _cpu.libm(name, fn, x[~vector])
+        if dtype == np.float64 and vector.any() and x.size <= _VIA_FLOAT64_MAX_NUMEL:
+            # (numpy's float64 sinh / cosh is an ulp off the rounded value at ~5 % of inputs;
+            # through the x87 extended type and rounded once, as SLEEF nearly always: 3 in 6400)
             data[vector] = fn(x[vector].astype(np.longdouble)).astype(np.float64)
-    with _errstate():
         big = np.abs(x) > math.log(np.finfo(dtype).max)
     if big.any():
         big &= vector

@@ -806,3 +806,19 @@ def test_sinh_and_cosh_scalar_loop_is_the_c_librarys_bit_for_bit(dtype, op):
         results.append((y.detach().numpy(), grad))
     for ours, theirs in zip(results[1], results[0]):
         np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [1, 2, 40])
+@pytest.mark.parametrize("op", ["sinh", "cosh", "sinh_", "cosh_"])
+def test_sinh_and_cosh_overflow_silently_as_torch(dtype, size, op):
+    """Fuzzer finding (seed 30): cosh_ of [1e30, 3e38] warned of an overflow from the C library's
+    coshf in the engine; torch's kernels overflow silently."""
+    caught = []
+    for m in (torch, engine):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            x = m.full((size,), 1e30, dtype=getattr(m, dtype))
+            out = getattr(x, op)()
+        caught.append(([str(w.message) for w in record], out.tolist()))
+    assert caught[1] == caught[0]
