@@ -343,15 +343,12 @@ def _advanced_index(t: Tensor, indices: list) -> Tensor:
         # NOTE: torch's AdvancedIndex checks this before any element (no index fits a size-0 dim).
         raise IndexError("index is out of bounds for dimension with size 0")
     kept = [n for k, n in enumerate(shape) if k >= len(expanded) or expanded[k] is None]
-    if np.prod(kept, dtype=np.int64) * np.prod(broadcast, dtype=np.int64) == 0:
-        # NOTE: torch checks the bounds while it copies, so an empty result never fails
-        # (`x[[5], 0:0]` is a (1, 0) tensor).
-        data = np.zeros(_index_result_shape(shape, expanded, broadcast), t.dtype.np)
-    else:
+    if np.prod(kept, dtype=np.int64) * np.prod(broadcast, dtype=np.int64):
+        # (an empty result never fails: `x[[5], 0:0]` is a (1, 0) tensor; see _indexed)
         _check_index_bounds([a for _, a in defined], [shape[k] for k, _ in defined], broadcast)
-        # NOTE: torch's index kernel writes a new tensor in row-major order; numpy's result of
-        # slices mixed with index arrays is laid out otherwise (contiguous() then copied).
-        data = _contiguous_array(t._data[key])
+    # NOTE: torch's index kernel writes a new tensor in row-major order; numpy's result of
+    # slices mixed with index arrays is laid out otherwise (contiguous() then copied).
+    data = _contiguous_array(_indexed(t._data, key))
     out = record(_INDEX, (t,), data, t.dtype, key=key, self_shape=shape)
     return _save(out, **{f"indices{k}": Tensor._make(a, _dtype.int64) for k, a in defined})
 
@@ -399,10 +396,22 @@ def v_index_put_accumulate(g, shape, key):
     return out
 
 
+def _indexed(data: np.ndarray, key: tuple) -> np.ndarray:
+    """data[key] for an advanced-indexing key (full slices and index arrays). NOTE: torch checks
+    the bounds while it copies, so a result without elements is zeros of its shape whatever the
+    indices (fuzzer finding: the double backward of x[1:3, [3, 3]] of a (1, 3, 1) tensor)."""
+    expanded = [None if isinstance(a, slice) else a for a in key]
+    broadcast = np.broadcast_shapes(*(a.shape for a in expanded if a is not None))
+    kept = [n for k, n in enumerate(data.shape) if k >= len(key) or expanded[k] is None]
+    if np.prod(kept, dtype=np.int64) * np.prod(broadcast, dtype=np.int64) == 0:
+        return np.zeros(_index_result_shape(data.shape, expanded, broadcast), data.dtype)
+    return data[key]
+
+
 def v_index(g, key):
     if isinstance(g, Tensor):
-        return record(_INDEX, (g,), g._data[key], g.dtype, key=key, self_shape=g._data.shape)
-    return g[key]
+        return record(_INDEX, (g,), _indexed(g._data, key), g.dtype, key=key, self_shape=g._data.shape)
+    return _indexed(g, key)
 
 
 # NOTE: torch's index_backward is index_put with accumulate=True into zeros: gradients

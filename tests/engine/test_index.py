@@ -551,3 +551,18 @@ def test_index_put_views_the_value_without_its_leading_ones_as_torch(key, value_
         (x * b.arange(12.0).reshape(3, 4)).sum().backward()
         return x.grad_fn.next_functions[1][0].name(), value.grad.numpy().tolist()
     assert program(engine) == program(torch)
+
+
+@pytest.mark.parametrize("key", ["[1:3, [3, 3], :2]", "[[5], 0:0]", "[:, [7, 9], 0:0]", "[0:0, [4]]"])
+def test_double_backward_of_an_empty_advanced_index_ignores_its_bounds_as_torch(key):
+    """Fuzzer finding (seed 32): x[1:3, [3, 3], :2] of a (1, 3, 1) tensor is empty, so torch never
+    checks the out-of-range 3, neither forward nor in the double backward (IndexPutImplBackward0
+    indexes the gradient again); the engine's double backward indexed numpy out of bounds."""
+    results = []
+    for m in (torch, engine):
+        x = m.tensor(np.arange(6.0).reshape(1, 3, 2).tolist(), requires_grad=True)
+        y = eval("x" + key)
+        (g,) = m.autograd.grad((y * y).sum(), [x], create_graph=True)
+        g.sum().backward()
+        results.append((tuple(y.shape), g.tolist(), x.grad.tolist()))
+    assert results[1] == results[0]
