@@ -15,6 +15,7 @@ scheduler sums each gradient to its input's shape (`_autograd.sum_to_shape`).
 from __future__ import annotations
 
 import contextvars
+import math
 import numbers
 import threading
 
@@ -717,6 +718,13 @@ def _split_result(kernel, dtype, shape: tuple, *operands) -> np.ndarray:
         return _parallel.split(kernel, out, *operands)
 
 
+def _large_result(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether x op y has `_LARGE` elements or more: an operand has, or their broadcast has
+    (W5's (128, 1, 64) * (1, 32, 64)). Callers test x.size * y.size >= _LARGE first, which
+    every large result passes and small operands (one multiply) fail."""
+    return x.size >= _LARGE or y.size >= _LARGE or math.prod(_broadcast_shape(x.shape, y.shape)) >= _LARGE
+
+
 def _row_major_result(shape: tuple, *operands) -> bool:
     """Whether numpy lays out an elementwise result of `shape` over `operands` row-major, as
     torch does: every operand is row-major (or 0-d, or one value broadcast everywhere). The
@@ -1049,7 +1057,7 @@ def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -
         dt = _dtype.default_float
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
-    if x.size >= _LARGE or y.size >= _LARGE:
+    if x.size * y.size >= _LARGE and _large_result(x, y):
         return record(rule, (a, b), _split_result(fn, dt.np, _broadcast_shape(x.shape, y.shape), x, y), dt)
     data = fn(x, y) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(fn, x, y)   # (`_quietly` spelled out)
     return record(rule, (a, b), _iterator_layout(data, x, y) if data.ndim > 1 else data, dt)
@@ -1222,7 +1230,7 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
         _check_alpha(alpha, dt)
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
-    if alpha == 1 and (x.size >= _LARGE or y.size >= _LARGE):
+    if alpha == 1 and x.size * y.size >= _LARGE and _large_result(x, y):
         return record(rule, (a, b), _split_result(fn, dt.np, _broadcast_shape(x.shape, y.shape), x, y), dt,
                       alpha=alpha)
     if alpha == 1:
