@@ -274,6 +274,18 @@ def test_large_ops_match_themselves_unsplit_and_torchs_layout(threads, layout, d
     assert _strides(z) == tz.stride() and _strides(w) == tw.stride()
 
 
+def test_a_large_product_of_small_broadcast_operands_is_a_large_result(threads):
+    """W5's (128, 1, 64) * (1, 32, 64): 8K and 2K elements make 256K, computed as large results
+    are (recycled memory, split), with torch's values and layout."""
+    threads(2)
+    a, b = _values((128, 1, 64), np.float32, 0), _values((1, 32, 64), np.float32, 1)
+    for op in ("mul", "add", "sub"):
+        mine = getattr(engine.tensor(a), op)(engine.tensor(b))
+        theirs = getattr(torch.tensor(a), op)(torch.tensor(b))
+        assert _memory.is_recycled(mine._data), op
+        assert _same_bits(mine._data, theirs.numpy()) and _strides(mine) == theirs.stride(), op
+
+
 def test_large_unary_op_of_a_non_dense_input_is_laid_out_as_torchs():
     values = _values((3, N // 64, 130), np.float32, 0)
     for fn in ("exp", "tanh", "sigmoid", "neg"):
