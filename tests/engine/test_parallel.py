@@ -197,7 +197,7 @@ def test_helpers_are_used_only_while_other_processes_leave_a_cpu_free(monkeypatc
     monkeypatch.setattr(_parallel, "_cpus", 2)
     for name in ("checked", "busy", "idle", "own", "spare"):   # restored after the test
         monkeypatch.setattr(_parallel._Load, name, getattr(_parallel._Load, name))
-    _parallel._Load.checked = -1.0
+    _parallel._Load.checked, _parallel._Load.spare = -1.0, True   # as in a new process
     assert _parallel.spare_cpu()                  # first reading: nothing to compare with yet
 
     def interval(others: float, mine: float) -> bool:   # CPUs busy over one interval
