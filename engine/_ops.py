@@ -926,10 +926,9 @@ def _sigmoid(x, out=None):
     return np.divide(1, e, out=e)
 
 
-# Kernels that take several times a multiply's time per element (a transcendental function,
+# Kernels that take a multiple of a multiply's time per element (a transcendental function,
 # or several passes over the array): split over threads from `_parallel.COSTLY_MIN_NUMEL`
-# elements, where the gain outweighs the hand-off (torch splits every elementwise kernel
-# from 32K elements). Cheap kernels wait until `_parallel.MIN_NUMEL`.
+# elements (see there), cheap kernels from `_parallel.MIN_NUMEL`.
 _COSTLY = frozenset({np.exp, np.expm1, np.log, np.log2, np.log10, np.log1p, np.tanh, np.sin, np.cos, np.tan,
                      np.arcsin, np.arccos, np.arctan, np.sinh, np.cosh, _sigmoid, _tanh_backward_into,
                      _sigmoid_backward_into})
