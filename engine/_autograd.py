@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from . import _memory
+from . import _cpu, _memory
 
 _FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -317,7 +317,12 @@ def sum_to_shape(grad, shape: tuple):
     dims = tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
     if isinstance(grad, np.ndarray) or np.isscalar(grad):
-        out = np.sum(grad, axis=dims, keepdims=True).reshape(shape)
+        # NOTE: torch's sum_to is a sum over these dims; over every dim that is its full
+        # reduction, whose order of additions `_cpu.full_sum` follows (fuzzer finding: var -> exp
+        # under double backward, a float32 residue of sum(x - mean) that numpy's pairwise sum
+        # rounds to 0)
+        full = _cpu.full_sum(grad, grad.dtype) if type(grad) is np.ndarray and len(dims) == grad.ndim else None
+        out = (np.sum(grad, axis=dims, keepdims=True) if full is None else full).reshape(shape)
     else:
         out = _sum(grad, dims, keepdim=True) if dims else grad
         if lead:

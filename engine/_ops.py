@@ -15,6 +15,7 @@ scheduler sums each gradient to its input's shape (`_autograd.sum_to_shape`).
 from __future__ import annotations
 
 import contextvars
+import math
 import numbers
 import threading
 
@@ -250,12 +251,6 @@ def _check_output_cast(input, dt) -> None:
         _dtype.check_cast(dt, input.dtype)
 
 
-def _memory_root(array: np.ndarray) -> np.ndarray:
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
 def _non_overlapping_and_dense(array: np.ndarray) -> bool:
     """torch's is_non_overlapping_and_dense: the strides are a permutation of contiguous ones."""
     dims = sorted((stride // array.itemsize, n) for n, stride in zip(array.shape, array.strides) if n != 1)
@@ -275,8 +270,9 @@ def _assert_no_overlap(a: np.ndarray, b: np.ndarray, partial_only: bool) -> None
     """
     if a is b:
         overlap = "full"
-    elif a.base is None and b.base is None or a.size == 0 or b.size == 0 \
-            or _memory_root(a) is not _memory_root(b):
+    elif a.base is None and b.base is None or a.size == 0 or b.size == 0 or not np.may_share_memory(a, b):
+        # (memory that overlaps is one storage; np.broadcast_to's views reach their base through
+        # a DummyArray: fuzzer finding, broadcast_to(0-d, (1,)).mul_(that 0-d) went unrefused)
         return
     elif not (_non_overlapping_and_dense(a) and _non_overlapping_and_dense(b)):
         return
@@ -1568,14 +1564,20 @@ def _not_for_bool(t: Tensor, kernel: str):
         raise _dtype.not_implemented_for(kernel, _dtype.bool_)
 
 
-def _product(rule, a: Tensor, b: Tensor, **attrs) -> Tensor:
+def _product(rule, a: Tensor, b: Tensor, dt=None, **attrs) -> Tensor:
+    """a @ b in `dt` (a's dtype by default)."""
+    dt = a.dtype if dt is None else dt
     with _errstate():
         data = _matmul(a._data, b._data)
-    return record(rule, (a, b), data, a.dtype, **attrs)
+    return record(rule, (a, b), data if data.dtype == dt.np else data.astype(dt.np), dt, **attrs)
 
 
 # The products check sizes, then dtypes, then bool support, in torch's order and words
 # (dot: dtypes first; bmm: bool before dtypes).
+# NOTE: torch's kernels return before their dtype dispatch when there is nothing to multiply
+# (an empty operand: an empty result, or zeros where the inner size is 0): mm, mv and bmm of
+# bool then work, and bmm, which checks dtypes only in its kernel, returns batch2's dtype
+# (fuzzer finding: matmul of an empty int64 matrix by a float64 batch is an empty float64).
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
     if a.dtype is not b.dtype:
@@ -1598,7 +1600,8 @@ def _mv(a: Tensor, v: Tensor) -> Tensor:
         # NOTE: torch's mv is addmv into an output of vec's dtype; the message lists (out, mat, vec).
         names = (v.dtype.scalar_name, a.dtype.scalar_name, v.dtype.scalar_name)
         raise RuntimeError("addmv input tensors must have the same dtype, but got {}, {}, and {}".format(*names))
-    _not_for_bool(a, "addmv_impl_cpu")
+    if a._data.size:
+        _not_for_bool(a, "addmv_impl_cpu")
     return _product(_MV, a, v)
 
 
@@ -1609,7 +1612,8 @@ def _mm(a: Tensor, b: Tensor) -> Tensor:
     if a.dtype is not b.dtype:
         raise RuntimeError("expected m1 and m2 to have the same dtype, but got: "
                            f"{a.dtype.cpp_name} != {b.dtype.cpp_name}")
-    _not_for_bool(a, "addmm_impl_cpu_")
+    if a._data.size and b._data.size:
+        _not_for_bool(a, "addmm_impl_cpu_")
     return _product(_MM, a, b, self_transposed=_is_transposed(a._data), mat2_transposed=_is_transposed(b._data))
 
 
@@ -1620,6 +1624,8 @@ def _bmm(a: Tensor, b: Tensor) -> Tensor:
             f"Expected size for first two dimensions of batch2 tensor to be: [{n}, {k}] but got: [{n2}, {k2}].")
     # NOTE: bmm's kernel refuses a bool first operand before comparing dtypes (fuzzer finding:
     # matmul of a bool batch by a float matrix).
+    if not (a._data.size and b._data.size):
+        return _product(_BMM, a, b, b.dtype)
     _not_for_bool(a, "bmm")
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected scalar type {a.dtype.scalar_name} "
@@ -1690,7 +1696,7 @@ def _folded_matmul(input: Tensor, other: Tensor) -> Tensor:
     big = _transpose(other, -2, -1) if transpose else input
     small = (_transpose(input, 0, 1, _T) if input.ndim == 2 else input) if transpose else other
     out_shape = big._data.shape[:-1]
-    folded = _reshape(big, (-1, big._data.shape[-1]), _UNSAFE_VIEW if transpose else _VIEW)
+    folded = _reshape(big, (math.prod(out_shape), big._data.shape[-1]), _UNSAFE_VIEW if transpose else _VIEW)
     if small.ndim == 2:
         out = _reshape(_mm(folded, small), out_shape + small._data.shape[1:], _UNSAFE_VIEW)
         if not transpose:

@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from . import _args, _dtype, optable
+from . import _args, _cpu, _dtype, optable
 from ._autograd import _GradMode
 from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule, _diagonal_view,
                    Written, _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_data,
@@ -51,6 +51,24 @@ def _contiguous_array(data: np.ndarray) -> np.ndarray:
     finding: reshape of the softmax of a transposed input). (np.ascontiguousarray would make
     a 0-d array 1-d.)"""
     return np.asarray(data, order="C")
+
+
+def _preserved_copy(data: np.ndarray, layout: np.ndarray | None = None) -> np.ndarray:
+    """A copy of `data` laid out as torch's empty_like(`layout`, preserve_format) (layout: data
+    itself by default): layout's strides where it is dense, else dense strides in its order of
+    dims (infer_dense_strides, which leaves a stride-0 dim where it stands).
+
+    NOTE: numpy's order "K" keeps the order of a's strides but not torch's choice for a
+    broadcast dim (fuzzer finding: the flip of an expanded tensor is contiguous in torch, so its
+    flatten is a view, ViewBackward0; the engine's copy kept the expanded dim innermost and
+    flatten copied, UnsafeViewBackward0)."""
+    layout = data if layout is None else layout
+    if layout.ndim < 2:
+        return np.array(data, copy=True)
+    order = _cpu.iterator_order(layout.shape, [[abs(s) // layout.itemsize for s in layout.strides]])
+    out = np.empty([layout.shape[d] for d in order], data.dtype).transpose(np.argsort(order))
+    out[...] = data
+    return out
 
 
 def _ints(op: str, arg: str, values, position: int = 1) -> tuple:
@@ -533,7 +551,7 @@ def flip(input, *dims_args, dims=None) -> Tensor:
     _check_tensor(input, "flip")
     order = _wrap_dims(_int_args("flip", "dims", dims_args, dims), input._data.ndim)
     # NOTE: torch's flip returns a new tensor, not a view, in the input's dim order (as clone).
-    data = np.array(np.flip(input._data, order) if input._data.ndim else input._data, order="K", copy=True)
+    data = _preserved_copy(np.flip(input._data, order) if input._data.ndim else input._data, input._data)
     return record(_FLIP, (input,), data, input.dtype, dims=order)
 
 
@@ -609,8 +627,8 @@ def clone(input, *, memory_format=None) -> Tensor:
     _check_tensor(input, "clone")
     if memory_format not in (None, "contiguous"):
         raise NotImplementedError("clone(memory_format=...) is not supported by the engine")
-    order = "C" if memory_format == "contiguous" else "K"
-    return record(_CLONE, (input,), np.array(input._data, order=order, copy=True), input.dtype)
+    data = np.array(input._data, order="C", copy=True) if memory_format else _preserved_copy(input._data)
+    return record(_CLONE, (input,), data, input.dtype)
 
 
 # ---------------------------------------------------------------------------------

@@ -204,8 +204,10 @@ class Tensor:
         self._grad = value
 
     def _accumulator(self) -> AccumulateGrad | None:
-        """The leaf's AccumulateGrad node; None for a view made under no_grad, which requires
-        grad but accumulates nothing, as in torch.
+        """The leaf's AccumulateGrad node; None for a view made under no_grad of a tensor that
+        requires grad, which requires grad but accumulates nothing, as in torch. (A view of a
+        tensor that does not, made to require grad itself, is a leaf like any other: fuzzer
+        finding, arange(6.0).reshape(2, 3).requires_grad_() got no gradient.)
 
         NOTE: as torch's (a weak pointer in the tensor's autograd meta), the leaf refers to its
         accumulator weakly: the graphs that lead to it keep it alive, and the accumulator keeps
@@ -214,7 +216,7 @@ class Tensor:
         One accumulator lives at a time, so every live graph reaches the same one.
         """
         acc = self._acc() if self._acc is not None else None
-        if acc is None and self._base is None:
+        if acc is None and (self._base is None or not self._base._requires_grad):
             acc = AccumulateGrad(self)
             self._acc = weakref.ref(acc)
         return acc

@@ -364,3 +364,19 @@ def test_a_leaf_keeps_its_hooks_and_live_graphs_share_its_accumulator(lib, no_cy
     y = lib.tensor([1.0], requires_grad=True)
     first = (y * 2).grad_fn.next_functions[0][0]
     assert (y * 3).grad_fn.next_functions[0][0] is first
+
+
+@pytest.mark.parametrize("make", ["reshape", "slice", "transpose", "unsqueeze then expand"])
+def test_a_view_of_a_tensor_without_grad_made_to_require_grad_is_a_leaf_that_accumulates(make):
+    """arange(24.0).reshape(4, 6).requires_grad_(): the view is a leaf of its own in torch (its base
+    does not require grad), with an AccumulateGrad; the engine gave it none (gradient None)."""
+    views = {"reshape": lambda t: t.reshape(4, 6), "slice": lambda t: t[2:], "transpose": lambda t: t.reshape(4, 6).mT,
+             "unsqueeze then expand": lambda t: t.unsqueeze(0).expand(2, 24)}
+    results = []
+    for m in (torch, engine):
+        x = views[make](m.arange(24.0)).requires_grad_()
+        y = (x * m.arange(float(x.numel())).reshape(x.shape)).sum()
+        nodes = [type(child).__name__ for child, _ in y.grad_fn.next_functions[0][0].next_functions]
+        y.backward()
+        results.append((x.is_leaf, nodes, x.grad.tolist()))
+    assert results[1] == results[0]

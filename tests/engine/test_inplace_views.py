@@ -490,3 +490,27 @@ def test_an_in_place_op_on_a_view_backwards_from_a_non_contiguous_gradient(gradi
         out.backward(gradient=b.tensor(np.arange(6.0).reshape(tuple(out.shape)).tolist(), dtype=b.float64))
         return x.grad.numpy().tolist()
     assert program(engine) == program(torch)
+
+
+OPERAND_OVERLAPS = {
+    "broadcast_to of a 0-d, times it": lambda m, x: m.broadcast_to(x, (1,)).mul_(x),
+    "expand of a 0-d, plus it": lambda m, x: x.expand(1, 1).add_(x),
+    "view of a 0-d, minus it": lambda m, x: x.view(1).sub_(x),
+    "expand of a row, plus it": lambda m, x: x.view(1).expand(1, 1).add_(x.view(1)),
+    "broadcast_to of a 0-d, plus a view of it": lambda m, x: m.broadcast_to(x, (1, 1)).add_(x.view(1, 1)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPERAND_OVERLAPS))
+def test_in_place_ops_refuse_an_operand_sharing_the_tensors_memory_through_broadcast_to(case):
+    """Fuzzer finding: broadcast_to(v, (1,)).mul_(v) of a 0-d v: torch sees the same memory with
+    other strides (a partial overlap) and refuses; numpy's broadcast_to reaches its base through
+    a DummyArray, and the engine took the two for unrelated memory."""
+    outcomes = []
+    for m in (torch, engine):
+        x = m.neg(m.tensor(2.0, requires_grad=True))
+        try:
+            outcomes.append(("ok", OPERAND_OVERLAPS[case](m, x).tolist()))
+        except RuntimeError as error:
+            outcomes.append(("RuntimeError", str(error)))
+    assert outcomes[1] == outcomes[0]

@@ -239,3 +239,26 @@ def test_einsum_of_mixed_dtypes_raises_bmms_message_with_torchs_operand_order(dt
         assert outcomes[1] == outcomes[0], (equation, left, right)
         seen.add(outcomes[0])
     assert len(seen) == 3  # both orders of the message occur, and success (no contraction: a product)
+
+
+EMPTY_PRODUCTS = [("mm", (0, 3), (3, 2)), ("mm", (2, 0), (0, 3)), ("mm", (2, 3), (3, 0)), ("bmm", (2, 0, 3), (2, 3, 2)),
+                  ("bmm", (2, 3, 0), (2, 0, 2)), ("bmm", (0, 3, 2), (0, 2, 3)), ("mv", (0, 3), (3,)), ("mv", (3, 0), (0,)),
+                  ("matmul", (0, 3), (2, 3, 2)), ("matmul", (3, 0), (2, 0, 2)), ("matmul", (2, 3, 0), (0,)),
+                  ("matmul", (1, 0, 3), (3,)), ("dot", (0,), (0,))]
+
+
+@pytest.mark.parametrize("op, shape1, shape2", EMPTY_PRODUCTS)
+@pytest.mark.parametrize("dtypes", [("int64", "float64"), ("float32", "bool"), ("bool", "bool"), ("int64", "int64")])
+def test_products_with_nothing_to_multiply_skip_the_kernels_dtype_checks_as_torch(op, shape1, shape2, dtypes):
+    """Fuzzer finding: matmul of an empty int64 matrix by a float64 batch is an empty float64 in
+    torch (bmm checks dtypes in its kernel, which an empty product never runs, and takes
+    batch2's dtype); mm, mv and bmm of bool work when an operand is empty."""
+    outcomes = []
+    for m in (torch, engine):
+        a, b = (m.ones(shape, dtype=getattr(m, dt)) for shape, dt in zip((shape1, shape2), dtypes))
+        try:
+            out = getattr(m, op)(a, b)
+            outcomes.append((str(out.dtype), tuple(out.shape), out.tolist()))
+        except (RuntimeError, NotImplementedError) as error:
+            outcomes.append((type(error).__name__, str(error)))
+    assert outcomes[1] == outcomes[0]

@@ -569,6 +569,31 @@ def test_elu_gradient_at_nan_is_nan_in_torchs_vector_loop_only(dtype, shape, cre
     np.testing.assert_array_equal(grads[0], grads[1])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(17,), (3, 3, 4), (2, 40), (7,), (5, 4)])
+@pytest.mark.parametrize("seed", ["sum", "explicit", "transposed"])
+def test_hardtanh_gradient_at_nan_is_zero_in_torchs_vector_loop_only(dtype, shape, seed):
+    """Fuzzer finding: torch's hardtanh_backward vector op, (x > min) & (x < max) & grad, zeroes
+    the gradient at a NaN input, its scalar op (the tail, and loops over operands that do not
+    step one element) passes it. An explicit gradient against a transposed input makes every
+    element scalar; sum's stride-0 gradient leaves the input's layout to decide."""
+    x = np.full(shape, np.nan)
+    x.reshape(-1)[::5] = 0.5
+    x.reshape(-1)[1::7] = 3.0
+    grads = []
+    for backend in BACKENDS:
+        t = backend.tensor(x.tolist(), dtype=getattr(backend, dtype), requires_grad=True)
+        a = t.mT if seed == "transposed" and t.ndim > 1 else t
+        y = backend.nn.functional.hardtanh(a, -1.0, 2.0)
+        if seed == "sum":
+            (g,) = backend.autograd.grad(y.sum(), [t], create_graph=True)
+        else:
+            upstream = backend.tensor(np.linspace(1, 2, y.numel()).reshape(y.shape).tolist(), dtype=y.dtype)
+            (g,) = backend.autograd.grad(y, [t], upstream)
+        grads.append(g.detach().numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
 @pytest.mark.parametrize("bounds", [(0.0, 0.0), (-0.0, 1.0), (-1.0, -0.0)])
 def test_hardtanh_keeps_signed_zeros_and_nan_at_its_bounds(bounds):
     outs = []

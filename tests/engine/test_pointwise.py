@@ -763,3 +763,27 @@ def test_pow_with_a_bool_result_raises_for_a_tensor_exponent_as_torch(call):
             return str(error)
         return str(result.dtype), result.tolist()
     assert run(engine) == run(torch)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("shape, transposed", [((40,), False), ((17,), False), ((33,), False), ((4, 10), True),
+                                               ((3, 3, 5), False)])
+@pytest.mark.parametrize("op", ["sinh", "cosh"])
+def test_sinh_and_cosh_overflow_in_torchs_vector_loop_from_log_of_the_largest_value(dtype, shape, transposed, op):
+    """Fuzzer finding: sinh(-89.26) of 40 float32 values is -inf in torch's first 32 (SLEEF's
+    vector op overflows where exp(|x|) does, above 88.7228) and finite in the last 8 (glibc,
+    up to 89.4159); float64 likewise above 709.7827. The gradient's cosh / sinh too."""
+    rng = np.random.default_rng(3)
+    big = 710.0 if dtype == "float64" else 89.0
+    values = rng.choice([-1, 1], shape) * rng.choice([big, big + 0.3, 1.5, big - 1.0], shape)
+    results = []
+    for m in (torch, engine):
+        t = m.tensor(values.tolist(), dtype=getattr(m, dtype), requires_grad=dtype != "int64")
+        y = getattr(m, op)(t.mT if transposed else t)
+        grad = m.autograd.grad(y.sum(), [t])[0].numpy() if t.requires_grad else np.zeros(0)
+        results.append((y.detach().numpy(), grad))
+    for ours, theirs in zip(results[1], results[0]):
+        np.testing.assert_array_equal(np.isposinf(ours), np.isposinf(theirs))
+        np.testing.assert_array_equal(np.isneginf(ours), np.isneginf(theirs))
+        finite = np.isfinite(theirs)
+        np.testing.assert_allclose(ours[finite], theirs[finite], rtol=2e-7 if dtype != "float64" else 1e-15)

@@ -416,3 +416,42 @@ def test_repeat_backward_is_torchs_reshape_and_sum(shape, repeats, create_graph)
             return str(exc)
         return g.detach().numpy().tolist()
     assert program(engine) == program(torch)
+
+
+PRESERVED_LAYOUTS = {
+    "transposed": lambda x: x.mT,
+    "sliced": lambda x: x[:, ::2],
+    "transposed then sliced": lambda x: x.mT[:, ::2],
+    "expanded": lambda x: x.expand(2, 4, 6),
+    "expanded, transposed": lambda x: x.unsqueeze(0).expand(2, 4, 6).transpose(0, 2),
+    "expanded, sliced": lambda x: x.unsqueeze(1).expand(4, 3, 6)[..., ::3],
+}
+
+
+def _node_chain(t) -> list:
+    names, node = [], t.grad_fn
+    while node is not None:
+        names.append(node.name())
+        node = next((child for child, _ in node.next_functions if child is not None), None)
+    return names
+
+
+@pytest.mark.parametrize("layout", sorted(PRESERVED_LAYOUTS))
+@pytest.mark.parametrize("op", ["flip", "clone"])
+def test_flip_and_clone_lay_out_their_result_as_torchs_empty_like(layout, op):
+    """Fuzzer finding: flip of an expanded tensor, then flatten: torch's result of flip (and
+    clone) is empty_like(input, preserve_format), dense in the input's order of dims with a
+    broadcast dim left where it stands, so flatten is a view (ViewBackward0); the engine's copy
+    in numpy's order "K" made flatten copy (UnsafeViewBackward0)."""
+    results = []
+    for m in (torch, engine):
+        x = m.tensor(np.arange(24.0).reshape(4, 6).tolist(), requires_grad=True)
+        y = PRESERVED_LAYOUTS[layout](x)
+        out = y.flip(0) if op == "flip" else y.clone()
+        flat = out.flatten()
+        try:
+            viewed = out.view(-1).tolist()
+        except RuntimeError as error:
+            viewed = str(error)
+        results.append((_node_chain(flat), _node_chain(out.flatten(1)), viewed, flat.tolist()))
+    assert results[1] == results[0]
