@@ -361,7 +361,8 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     rules' arithmetic builds a graph.
 
     This loop runs once per node of every backward, so it is written for speed:
-    hooks, captures and `needed` cost only where present.
+    hooks, captures and `needed` cost only where present. A plain backward from one root
+    first runs the chain of single-consumer nodes below it without counting (`_run_chain`).
     """
     from ._ops import _errstate
     from ._tensor import Tensor
@@ -373,6 +374,14 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     # A view made under no_grad has no node: its gradient goes nowhere, as in torch.
     grads = [g for node, g in zip(root_nodes, grads) if node is not None]
     root_nodes = [node for node in root_nodes if node is not None]
+    seeds = [g if create_graph else g._data for g in grads]
+    if inputs is None and accumulate and not create_graph and len(root_nodes) == 1:
+        with no_grad(), _errstate():
+            node, g = _run_chain(root_nodes[0], seeds.pop(), retain_graph)
+        if node is None:
+            return None
+        root_nodes, seeds = [node], [g]   # the rest of the graph, from where the chain ends
+        node = g = None
     captures = {}
     needed = None
     # 1. Count, for each node, the consumers that will send it a gradient.
@@ -390,9 +399,9 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
 
     # 2. Seed the roots and run nodes whose every consumer has reported.
     pending: dict[Node, object] = {}
-    for node, g in zip(root_nodes, grads):
-        g = g if create_graph else g._data
+    for node, g in zip(root_nodes, seeds):
         pending[node] = g if node not in pending else pending[node] + g
+    seeds = None
     # Ready nodes run latest-created first, as torch's engine orders them (by sequence number).
     order = itertools.count()   # ties (AccumulateGrad, NotImplemented) run in push order
     ready = [(-n._seq, next(order), n) for n in pending if dependencies[n] == 0]
@@ -460,9 +469,7 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                                 raise RuntimeError(_INTEGRAL_GRADIENT)
                             ig = ig.to(dt)
                     elif ig.dtype is not dt.np and ig.dtype != dt.np:
-                        if not dt.is_floating_point:
-                            raise RuntimeError(_INTEGRAL_GRADIENT)
-                        ig = ig.astype(dt.np)
+                        ig = _in_dtype(ig, dt)
                     if child in pending:
                         previous = pending.pop(child)
                         ig = ig if previous is None else previous + ig
@@ -493,6 +500,63 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
         return None
     return [None if g is None else as_tensor(g, t.dtype) if not create_graph else g
             for g, t in zip(results, inputs)]
+
+
+def _run_chain(node, g, retain_graph: bool):
+    """Run a plain backward from `node` (gradient `g`, an array) down the chain of nodes that
+    each have one input in the graph, and return where the chain ends: (node, its gradient)
+    for the general loop to run the rest from, or (None, None) when everything has run.
+
+    Every node of such a chain has one consumer, so it runs as soon as its consumer has:
+    the order, values and errors are the general loop's, without counting consumers first
+    (the chain is most of a typical graph: `x * 2`, `y.exp()`, `z + 1`). A node that branches,
+    has hooks or a retained gradient, receives no gradient or fails its saved-tensor check
+    ends the chain: the general loop runs it as ever, and the subgraph below it is reached
+    from it alone, so counting from it counts all its consumers.
+    """
+    while True:
+        if g is None or node._pre_hooks or node._retained is not None:
+            return node, g
+        if type(node) is AccumulateGrad:
+            # (The names of the gradient other than `g` let go of it first: `_accumulate`
+            # adopts a first gradient nothing else refers to.)
+            ig = input_grads = None
+            _accumulate(node.variable, g, False)
+            return None, None
+        edges = node.next_functions
+        if len(edges) == 1:
+            child, k = edges[0][0], 0
+        elif len(edges) == 2 and (edges[0][0] is None or edges[1][0] is None):
+            k = edges[0][0] is None    # (an index: False is 0)
+            child = edges[k][0]
+        else:
+            return node, g
+        saved = node._saved
+        if type(saved) is not tuple:
+            return node, g     # freed: the general loop raises torch's error
+        for _, tensor, version in saved:
+            if tensor._vc[0] != version:
+                return node, g     # the general loop raises torch's error
+        input_grads = node._backward(node, g)
+        if saved and not retain_graph:
+            node._release()
+        if child is None:
+            return None, None
+        ig = input_grads[k]
+        if ig is not None:
+            shape, dt = node._input_meta[k]
+            if ig.shape != shape:
+                ig = sum_to_shape(ig, shape)
+            if ig.dtype is not dt.np and ig.dtype != dt.np:
+                ig = _in_dtype(ig, dt)
+        node, g = child, ig
+
+
+def _in_dtype(g: np.ndarray, dt):
+    """A plain-backward gradient cast to the dtype of the input it reaches."""
+    if not dt.is_floating_point:
+        raise RuntimeError(_INTEGRAL_GRADIENT)
+    return g.astype(dt.np)
 
 
 def _consumer_counts(root_nodes) -> dict:

@@ -704,10 +704,20 @@ _LARGE = 1 << 16
 
 def _split_result(kernel, dtype, shape: tuple, *operands) -> np.ndarray:
     """`kernel(*operands, out=result)` into a new array laid out as torch lays out the result,
-    computed in blocks over threads (see _parallel): for large elementwise results."""
+    computed in blocks over threads (see _parallel): for large elementwise results; from
+    `_parallel.COSTLY_MIN_NUMEL` elements on for the costly kernels of `_COSTLY`."""
     out = _empty_result(shape, dtype, operands)
     with _errstate():
+        if kernel in _COSTLY:
+            return _parallel.split(kernel, out, *operands, min_numel=_parallel.COSTLY_MIN_NUMEL)
         return _parallel.split(kernel, out, *operands)
+
+
+def _large_result(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether x op y has `_LARGE` elements or more: an operand has, or their broadcast has
+    (W5's (128, 1, 64) * (1, 32, 64)). Callers test x.size * y.size >= _LARGE first, which
+    every large result passes and small operands (one multiply) fail."""
+    return x.size >= _LARGE or y.size >= _LARGE or math.prod(_broadcast_shape(x.shape, y.shape)) >= _LARGE
 
 
 def _row_major_result(shape: tuple, *operands) -> bool:
@@ -916,6 +926,14 @@ def _sigmoid(x, out=None):
     return np.divide(1, e, out=e)
 
 
+# Kernels that take a multiple of a multiply's time per element (a transcendental function,
+# or several passes over the array): split over threads from `_parallel.COSTLY_MIN_NUMEL`
+# elements (see there), cheap kernels from `_parallel.MIN_NUMEL`.
+_COSTLY = frozenset({np.exp, np.expm1, np.log, np.log2, np.log10, np.log1p, np.tanh, np.sin, np.cos, np.tan,
+                     np.arcsin, np.arccos, np.arctan, np.sinh, np.cosh, _sigmoid, _tanh_backward_into,
+                     _sigmoid_backward_into})
+
+
 def _np_exp(x):
     """np.exp, rounded as torch's kernel rounds (see _VIA_FLOAT64)."""
     return _rounded(np.exp, x)
@@ -1033,7 +1051,7 @@ def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -
         dt = _dtype.default_float
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
-    if x.size >= _LARGE or y.size >= _LARGE:
+    if x.size * y.size >= _LARGE and _large_result(x, y):
         return record(rule, (a, b), _split_result(fn, dt.np, _broadcast_shape(x.shape, y.shape), x, y), dt)
     data = fn(x, y) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(fn, x, y)   # (`_quietly` spelled out)
     return record(rule, (a, b), _iterator_layout(data, x, y) if data.ndim > 1 else data, dt)
@@ -1095,8 +1113,11 @@ def _check_alpha(alpha, dt) -> None:
 # The 29 bits a float64 has beyond a float32's 24, the pattern of a float64 exactly halfway between
 # two float32 numbers, and the smallest normal float32 (below it, float32 keeps fewer bits).
 _FLOAT32_DROPPED_BITS, _FLOAT32_HALFWAY, _FLOAT32_NORMAL_MIN = (1 << 29) - 1, 1 << 28, 2.0 ** -126
-# Elements per block of a float32 fused multiply-add over row-major operands: the block's float64
-# sum and scratch array (512 KB) stay in the core's cache over the ~8 passes made on them. From
+# A float64's bits shifted left by 35 keep only its 29 dropped bits, on top: the int64 minimum
+# exactly when they are the halfway pattern. The bits of the smallest normal float32.
+_HALFWAY_SHIFT, _HALFWAY_SHIFTED, _FLOAT32_NORMAL_MIN_BITS = 35, -(1 << 63), 0x00800000
+# Elements per block of a float32 fused multiply-add over row-major operands: the block's three
+# float64 arrays and scratch (1 MB) stay in the core's cache over the ~8 passes made on them. From
 # _FMA_SPLIT_MIN elements on (the cost of ~10 multiplies on 4x as many) the blocks are
 # computed on the engine's threads (_parallel.split), as torch splits its add over its threads.
 _FMA_BLOCK = 1 << 15
@@ -1135,11 +1156,11 @@ def _fma(a, b, c, out=None):
                             min_numel=_FMA_SPLIT_MIN)
             return out
         else:
-            total = np.multiply(a, b, dtype=np.float64)
-            if total.shape != shape:
-                total = np.array(np.broadcast_to(total, shape))
-            np.add(total, c, out=total)
-            _round_float32_halfway_to_odd(total, a, b, c, np.empty_like(total, dtype=np.int64))
+            product = np.multiply(a, b, dtype=np.float64)
+            total = np.add(product, c, dtype=np.float64)
+            suspect = _float32_double_rounding_suspects(total, np.empty_like(total, dtype=np.int64))
+            if suspect.any():
+                _round_to_odd(total, product, c, suspect)
             result = total.astype(np.float32)
     else:
         product = a * b
@@ -1161,40 +1182,74 @@ def _fma(a, b, c, out=None):
 
 
 def _fma_float32_blocks(a, b, c, *, out) -> None:
-    """_fma of float32 operands into `out`, a 1-d array; each operand is 1-d like it or 0-d."""
+    """_fma of float32 operands into `out`, a 1-d array; each operand is 1-d like it or 0-d.
+
+    Each block's operands are converted to float64 first (numpy's mixed float32/float64 loops
+    cast through small buffers, at more instructions than a conversion and a float64 loop). The
+    block's product, addend and sum stay in float64 arrays, so `out` may be an operand. A block
+    is checked for double rounding with two passes and two reductions (halfway: its float64
+    sum's shifted bits; subnormal: its float32 result's magnitude bits, at most the smallest
+    normal's), and only a block where either is found is tested element by element.
+    """
     n = out.size
-    if n <= _FMA_BLOCK:   # (one block; also an empty result: fuzzer finding, x.sub(x, alpha=2) of an empty diagonal)
-        t = np.multiply(a, b, out=np.empty(n), dtype=np.float64)
-        np.add(t, c, out=t)
-        _round_float32_halfway_to_odd(t, a, b, c, np.empty(t.shape, np.int64))
-        np.copyto(out, t, casting="same_kind")
+    if not n:   # (fuzzer finding: x.sub(x, alpha=2) of an empty diagonal)
         return
-    total, scratch = _memory.empty((_FMA_BLOCK,), np.float64), _memory.empty((_FMA_BLOCK,), np.int64)
-    for start in range(0, n, _FMA_BLOCK):
-        stop = min(start + _FMA_BLOCK, n)
+    size = min(n, _FMA_BLOCK)
+    product, addend, total = (_memory.empty((size,), np.float64) for _ in range(3))
+    scratch = _memory.empty((size,), np.int64)
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        m = stop - start
         x, y, z = (v if v.ndim == 0 else v[start:stop] for v in (a, b, c))
-        t = total[:stop - start]
-        np.multiply(x, y, out=t, dtype=np.float64)
-        np.add(t, z, out=t)
-        _round_float32_halfway_to_odd(t, x, y, z, scratch[:stop - start])
-        np.copyto(out[start:stop], t, casting="same_kind")
+        if x.ndim == 0:
+            x, y = y, x
+        if x.ndim == 0:   # (the product of two float32 numbers is exact in float64)
+            p = np.float64(x) * np.float64(y)
+        else:
+            p = product[:m]
+            np.copyto(p, x)
+            if y.ndim == 0:
+                np.multiply(p, np.float64(y), out=p)
+            else:
+                np.copyto(total[:m], y)
+                np.multiply(p, total[:m], out=p)
+        if z.ndim == 0:
+            w = np.float64(z)
+        else:
+            w = addend[:m]
+            np.copyto(w, z)
+        t = total[:m]
+        np.add(p, w, out=t)
+        bits = scratch[:m]
+        np.left_shift(t.view(np.int64), _HALFWAY_SHIFT, out=bits)
+        halfway = bits.min() == _HALFWAY_SHIFTED
+        result = out[start:stop]
+        np.copyto(result, t, casting="same_kind")
+        magnitude = scratch.view(np.int32)[:m]
+        np.bitwise_and(result.view(np.int32), 0x7FFFFFFF, out=magnitude)
+        if halfway or magnitude.min() <= _FLOAT32_NORMAL_MIN_BITS:
+            suspect = _float32_double_rounding_suspects(t, bits)
+            _round_to_odd(t, p, w, suspect)
+            result[suspect] = t[suspect]
 
 
-def _round_float32_halfway_to_odd(total, a, b, c, scratch) -> None:
-    """Round `total`, the float64 sum a * b + c (of float32 operands broadcast to its shape),
-    to odd where rounding it to float32 could round twice: halfway between two float32
-    numbers, or where float32 is subnormal. `scratch` is an int64 array of its shape."""
+def _float32_double_rounding_suspects(total, scratch):
+    """Where rounding `total`, a float64 array, to float32 could round twice: halfway between two
+    float32 numbers, or where float32 is subnormal. `scratch` is an int64 array of its shape."""
     np.bitwise_and(total.view(np.int64), _FLOAT32_DROPPED_BITS, out=scratch)
     suspect = np.equal(scratch, _FLOAT32_HALFWAY)
-    tiny = np.less(np.abs(total, out=scratch.view(np.float64)), _FLOAT32_NORMAL_MIN)
-    if not (np.count_nonzero(suspect) or np.count_nonzero(tiny)):   # (cheaper than any())
-        return
-    suspect |= tiny
+    suspect |= np.less(np.abs(total, out=scratch.view(np.float64)), _FLOAT32_NORMAL_MIN)
+    return suspect
+
+
+def _round_to_odd(total, product, addend, suspect) -> None:
+    """Round `total`, the float64 sum of `product` (exact) and `addend` (each of its shape or a
+    single value), to odd where `suspect`: nudged to an odd last bit where the sum was inexact."""
     shape = total.shape
-    p = np.multiply(np.broadcast_to(a, shape)[suspect], np.broadcast_to(b, shape)[suspect], dtype=np.float64)
+    p = np.broadcast_to(product, shape)[suspect]
     t = total[suspect]
     virtual = t - p
-    error = (p - (t - virtual)) + (np.broadcast_to(c, shape)[suspect] - virtual)
+    error = (p - (t - virtual)) + (np.broadcast_to(addend, shape)[suspect] - virtual)
     inexact = (error != 0) & np.isfinite(t) & ((t.view(np.int64) & 1) == 0)
     total[suspect] = np.where(inexact, np.nextafter(t, np.where(error > 0, np.inf, -np.inf)), t)
 
@@ -1206,7 +1261,7 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
         _check_alpha(alpha, dt)
     x = a._data if a.dtype is dt else a._data.astype(dt.np)
     y = b._data if b.dtype is dt else b._data.astype(dt.np)
-    if alpha == 1 and (x.size >= _LARGE or y.size >= _LARGE):
+    if alpha == 1 and x.size * y.size >= _LARGE and _large_result(x, y):
         return record(rule, (a, b), _split_result(fn, dt.np, _broadcast_shape(x.shape, y.shape), x, y), dt,
                       alpha=alpha)
     if alpha == 1:

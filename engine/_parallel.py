@@ -16,8 +16,15 @@ Reductions are never split: their summation order is a matter of parity with tor
 Threads: ``ENGINE_NUM_THREADS`` in the environment (read at import; ``1`` turns splitting
 off), else the CPUs this process may run on (os.sched_getaffinity), at most
 `MAX_THREADS`; `set_num_threads` changes it at run time. Work is claimed block by block,
-so a busy machine that leaves a helper thread no CPU costs a wake-up, never a wait for
-it: the calling thread computes the blocks no helper has claimed.
+so a helper thread that gets no CPU is never waited for before it starts: the calling
+thread computes the blocks no helper has claimed.
+
+Helpers are used only while the machine has a CPU to spare (`spare_cpu`), as libgomp
+adjusts its team to the load with OMP_DYNAMIC: on CPUs that other processes keep busy, a
+helper that has claimed a block can be preempted in it, and the caller waits a time slice
+for it. Measured on this project's 2-CPU machine at load 4-15, splitting a 64K-element
+float32 tanh doubled the CPU time and never shortened the call (tanh 26 -> 52 us, exp 45 ->
+89 us). ``ENGINE_DYNAMIC_THREADS=0`` (or `set_dynamic(False)`) splits regardless of load.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import math
 import os
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -32,6 +40,13 @@ import numpy as np
 # and thread hand-offs per op (more when other processes hold the cores), as much as numpy's
 # float32 tanh takes on 64K elements; from 256K elements on even a multiply (~35 us) gains.
 MIN_NUMEL = 1 << 18
+# Elements from which a costly kernel (_ops._COSTLY: a transcendental function, or several
+# passes) is split. On 64K float32 elements (thread CPU time, at load ~12): a multiply takes
+# ~20 us, numpy's transcendental loops 22-50 us (tanh 30, exp 43), sigmoid ~75 us and tanh's
+# backward ~85 us; half of that, less the ~10-20 us hand-off, is what a split can gain. (torch
+# splits every elementwise kernel from 32K elements.) NOTE: the gain on an idle machine is not
+# measured yet: this session's machine never was (see spare_cpu).
+COSTLY_MIN_NUMEL = 1 << 16
 MAX_THREADS = 8
 BLOCKS_PER_THREAD = 2   # more blocks than threads: the faster thread takes the remainder
 _ALIGN = 64             # bytes: a cache line, the widest SIMD register
@@ -49,6 +64,7 @@ def _default_threads() -> int:
 
 
 _threads = _default_threads()
+_dynamic = os.environ.get("ENGINE_DYNAMIC_THREADS", "1") != "0"
 
 
 def get_num_threads() -> int:
@@ -62,6 +78,68 @@ def set_num_threads(n: int) -> None:
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"number of threads must be a positive integer, got {n!r}")
     _threads = n
+
+
+def set_dynamic(on: bool) -> None:
+    """Use helper threads only while the machine has a CPU to spare (True, the default), or
+    whenever a computation is large enough (False)."""
+    global _dynamic
+    _dynamic = bool(on)
+
+
+# How often the CPU use of other processes is read again, in seconds.
+LOAD_INTERVAL = 0.25
+
+
+class _Load:
+    """CPU time of the machine (/proc/stat) and of this process at the last reading."""
+
+    checked = -1.0          # time.monotonic() of the last reading; < 0: none yet
+    busy = idle = own = 0.0
+    spare = True
+
+
+def _machine_times():
+    """(busy, idle) CPU seconds of all CPUs since boot, or None where /proc/stat is unreadable."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    tick = _TICK
+    return (user + nice + system + irq + softirq + steal) / tick, (idle + iowait) / tick
+
+
+try:
+    _TICK = os.sysconf("SC_CLK_TCK")
+except (AttributeError, ValueError, OSError):   # pragma: no cover - platforms without sysconf
+    _TICK = 100
+
+
+def spare_cpu() -> bool:
+    """Whether the CPUs that other processes used over the last `LOAD_INTERVAL` left one free
+    for a helper thread, besides the calling thread's own (read at most once per interval;
+    True where the machine's CPU times cannot be read)."""
+    now = time.monotonic()
+    if now - _Load.checked < LOAD_INTERVAL:
+        return _Load.spare
+    times = _machine_times()
+    own = time.process_time()
+    if times is not None and _Load.checked >= 0:
+        elapsed = now - _Load.checked
+        others = (times[0] - _Load.busy) - (own - _Load.own)   # CPU seconds of other processes
+        _Load.spare = others / elapsed <= _cpus - 1.5
+    if times is not None:
+        _Load.busy, _Load.idle = times
+    _Load.own, _Load.checked = own, now
+    return _Load.spare
+
+
+try:
+    _cpus = len(os.sched_getaffinity(0))
+except AttributeError:   # pragma: no cover
+    _cpus = os.cpu_count() or 1
 
 
 class _Task:
@@ -165,7 +243,7 @@ def split(kernel, out: np.ndarray, *operands, min_numel: int = MIN_NUMEL) -> np.
     Operands are arrays that broadcast to `out`'s shape (or numbers). `out` may be an operand
     itself but must not overlap one otherwise. Callers compute under `_ops._errstate()`.
     """
-    if _threads > 1 and out.size >= min_numel:
+    if _threads > 1 and out.size >= min_numel and (not _dynamic or spare_cpu()):
         blocks = _blocks(out, operands, _threads * BLOCKS_PER_THREAD)
         if blocks is not None:
             _run(kernel, blocks)

@@ -119,3 +119,61 @@ def test_fused_steps_round_once_where_float64_would_round_twice(shape):
         twice = (param - np.float32(lr) * grad)   # (float32 product, then sum: rounded twice)
         assert np.count_nonzero(twice != want) > n // 4   # the cases are hard ones
         assert got.tobytes() == want.tobytes(), f"{np.count_nonzero(got != want)} of {n} differ"
+
+
+def _fma_exact(a, b, c) -> np.ndarray:
+    """a * b + c of float32 arrays rounded once to float32 (to nearest, ties to even), from the
+    exact rational sum: the reference for _fma."""
+    from fractions import Fraction
+    out = np.empty(c.shape, np.float32)
+    for i, (x, y, z) in enumerate(zip(a.tolist(), b.tolist(), c.tolist())):
+        exact = Fraction(x) * Fraction(y) + Fraction(z)
+        near = np.float32(float(exact))   # (rounded twice: at most one float32 off)
+        candidates = [near, np.nextafter(near, np.float32(np.inf)), np.nextafter(near, np.float32(-np.inf))]
+        out[i] = min(candidates, key=lambda f: (abs(Fraction(float(f)) - exact), int(f.view(np.int32)) & 1))
+        if out[i] == 0 and exact == 0:
+            out[i] = np.float32(x) * np.float32(y) + np.float32(z)   # (the sign of an exact zero)
+    return out
+
+
+@pytest.mark.parametrize("operands", ["array * scalar + array", "array * array + array", "scalar * array + scalar",
+                                      "array * scalar + array, in place"])
+def test_float32_fma_blocks_round_once(operands, monkeypatch):
+    # The row-major path of engine._ops._fma, over several blocks (made small here for the exact
+    # reference's sake) and a partial one: a block's quick checks (the float64 sum's halfway bits,
+    # the float32 result's magnitude bits) must send every hard element to the exact correction;
+    # here 12 elements in 5,000 are hard, in random blocks.
+    from engine import _ops
+    monkeypatch.setattr(_ops, "_FMA_BLOCK", 1024)
+    n = 4 * _ops._FMA_BLOCK + 904
+    rng = np.random.default_rng(3)
+    param = rng.standard_normal(n).astype(np.float32)
+    grad = rng.standard_normal(n).astype(np.float32)
+    scale = rng.standard_normal(n).astype(np.float32)
+    hard_param, hard_grad, lr = _double_rounding_cases(12)
+    at = rng.choice(n, 12, replace=False)
+    param[at], grad[at], scale[at] = hard_param, hard_grad, np.float32(-lr)
+    # Subnormal results: 2**-75 (1 + 2**-23) * 2**-75 (1 - 2**-23) + 513 * 2**-149 is 2**-196 below
+    # the float32 halfway point 513.5 * 2**-149, to which float64 rounds it (then float32 to 514).
+    tiny_at = rng.choice(np.setdiff1d(np.arange(n), at), 6, replace=False)
+    sign = np.where(np.arange(6) % 2, np.float32(1), np.float32(-1))
+    grad[tiny_at] = sign * np.float32(2.0 ** -75 * (1 + 2.0 ** -23))
+    scale[tiny_at] = np.float32(2.0 ** -75 * (1 - 2.0 ** -23))
+    param[tiny_at] = sign * np.float32(513 * 2.0 ** -149)
+    a, b, c = {"array * scalar + array": (grad, np.float32(-lr), param),
+               "array * array + array": (grad, scale, param),
+               "scalar * array + scalar": (np.float32(-lr), np.where(np.isin(np.arange(n), at), hard_grad[0], grad),
+                                          hard_param[0]),
+               "array * scalar + array, in place": (grad, np.float32(-lr), param)}[operands]
+    want = _fma_exact(*np.broadcast_arrays(np.asarray(a), np.asarray(b), np.asarray(c)))
+    if operands.endswith("in place"):
+        got = _ops._fma(a, b, c.copy(), out=None)
+        inplace = c.copy()
+        assert _ops._fma(a, b, inplace, out=inplace) is inplace
+        assert inplace.tobytes() == want.tobytes()
+    else:
+        got = _ops._fma(a, b, c)
+    assert got.tobytes() == want.tobytes(), f"{np.count_nonzero(got != want)} of {n} differ"
+    plain = (np.asarray(a, np.float64) * np.asarray(b, np.float64) + np.asarray(c, np.float64)).astype(np.float32)
+    # The hard elements are hard: about half the halfway cases, and the subnormal ones.
+    assert np.count_nonzero(plain != want) >= (10 if operands == "array * array + array" else 4)

@@ -26,10 +26,13 @@ N = _parallel.MIN_NUMEL
 
 @pytest.fixture
 def threads():
-    """Set the engine's thread count for one test, restored after it."""
+    """Set the engine's thread count for one test, restored after it; helpers are used
+    whatever the machine's load (see _parallel.spare_cpu), so the tests split."""
     before = _parallel.get_num_threads()
+    _parallel.set_dynamic(False)
     yield _parallel.set_num_threads
     _parallel.set_num_threads(before)
+    _parallel.set_dynamic(True)
 
 
 def _values(shape, dtype, seed):
@@ -185,6 +188,45 @@ def test_a_forked_child_splits_with_its_own_threads(threads):
     assert os.waitpid(pid, 0)[1] == 0
 
 
+def test_helpers_are_used_only_while_other_processes_leave_a_cpu_free(monkeypatch):
+    """spare_cpu: the machine's busy CPU time minus this process's own, over the last interval."""
+    clock, machine, own = [100.0], [[0.0, 0.0]], [0.0]
+    monkeypatch.setattr(_parallel.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(_parallel.time, "process_time", lambda: own[0])
+    monkeypatch.setattr(_parallel, "_machine_times", lambda: tuple(machine[0]))
+    monkeypatch.setattr(_parallel, "_cpus", 2)
+    for name in ("checked", "busy", "idle", "own", "spare"):   # restored after the test
+        monkeypatch.setattr(_parallel._Load, name, getattr(_parallel._Load, name))
+    _parallel._Load.checked, _parallel._Load.spare = -1.0, True   # as in a new process
+    assert _parallel.spare_cpu()                  # first reading: nothing to compare with yet
+
+    def interval(others: float, mine: float) -> bool:   # CPUs busy over one interval
+        clock[0] += 1.0
+        machine[0][0] += others + mine
+        own[0] += mine
+        return _parallel.spare_cpu()
+
+    assert interval(others=0.1, mine=1.9)         # this process alone keeps both CPUs busy
+    assert not interval(others=1.0, mine=1.0)     # another process keeps one CPU busy
+    clock[0] += _parallel.LOAD_INTERVAL / 2
+    assert not _parallel.spare_cpu()              # not read again within the interval
+    assert interval(others=0.4, mine=1.0)
+
+
+def test_costly_kernels_split_from_fewer_elements_than_cheap_ones(threads, monkeypatch):
+    threads(2)
+    split = []
+    monkeypatch.setattr(_parallel, "_run", lambda kernel, blocks: split.append(kernel) or
+                        [kernel(*operands, out=out) for out, operands in blocks])
+    x = engine.tensor(_values((_parallel.COSTLY_MIN_NUMEL // 256, 256), np.float32, 0))
+    assert _parallel.COSTLY_MIN_NUMEL < _parallel.MIN_NUMEL
+    with np.errstate(all="ignore"):
+        expected = {"tanh": np.tanh(x._data), "exp": np.exp(x._data), "mul": x._data * x._data}
+    assert _same_bits(x.tanh()._data, expected["tanh"]) and _same_bits(x.exp()._data, expected["exp"])
+    assert _same_bits((x * x)._data, expected["mul"])
+    assert split == [np.tanh, np.exp]             # the multiply runs in one call
+
+
 # -- the engine's ops on large tensors -----------------------------------------------------
 
 # Leaves (contiguous, as tensor() makes them) and the views of them an op gets, per layout.
@@ -230,6 +272,18 @@ def test_large_ops_match_themselves_unsplit_and_torchs_layout(threads, layout, d
         assert _same_bits(a, b)
     _, (tz, tw) = _run(torch, layout, dtype)
     assert _strides(z) == tz.stride() and _strides(w) == tw.stride()
+
+
+def test_a_large_product_of_small_broadcast_operands_is_a_large_result(threads):
+    """W5's (128, 1, 64) * (1, 32, 64): 8K and 2K elements make 256K, computed as large results
+    are (recycled memory, split), with torch's values and layout."""
+    threads(2)
+    a, b = _values((128, 1, 64), np.float32, 0), _values((1, 32, 64), np.float32, 1)
+    for op in ("mul", "add", "sub"):
+        mine = getattr(engine.tensor(a), op)(engine.tensor(b))
+        theirs = getattr(torch.tensor(a), op)(torch.tensor(b))
+        assert _memory.is_recycled(mine._data), op
+        assert _same_bits(mine._data, theirs.numpy()) and _strides(mine) == theirs.stride(), op
 
 
 def test_large_unary_op_of_a_non_dense_input_is_laid_out_as_torchs():

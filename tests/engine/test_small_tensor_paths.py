@@ -54,3 +54,76 @@ def test_one_minus_square_of_a_few_elements_on_python_floats_is_the_float64_rout
                 reference = (1 - np.square(y.astype(np.float64))).astype(np.float32)
             assert fast.dtype == np.float32 and fast.shape == y.shape
             np.testing.assert_array_equal(fast.view(np.int32), reference.view(np.int32))
+
+
+# The backward of a chain of single-consumer nodes runs without the general loop's counting
+# (`_autograd._run_chain`) and hands what is below a branch, a hook, a retained gradient, an
+# undefined gradient or a failed saved-tensor check to the general loop: each against torch.
+
+def _chain_program(lib, case: str, log: list):
+    x = lib.tensor([0.25, -0.5, 1.5, 2.0], requires_grad=True)
+    w = lib.tensor([1.5], requires_grad=True)
+    y = (x * 0.9 + 0.1).tanh()
+    if case == "hook":
+        y.register_hook(lambda g: log.append(("y", g.tolist())) or g * 2)
+    if case == "retain":
+        y.retain_grad()
+    if case == "branch":          # a diamond below the chain: y reaches z twice
+        y = y.exp() * y.sin()
+    if case == "broadcast":       # the gradient is summed to w's shape on the way
+        y = y * w
+    if case == "modified":
+        z = y.exp()
+        z.add_(1)                 # ExpBackward0 saved its result: backward must refuse
+        y = z
+    if case == "leaf-hook":
+        x.register_hook(lambda g: log.append(("x", g.tolist())))
+    out = (y.exp().sin() * 2).sum()
+    out.backward()
+    return x.grad, w.grad, (y.grad if case == "retain" else None)
+
+
+@pytest.mark.parametrize("case", ["plain", "hook", "retain", "branch", "broadcast", "modified", "leaf-hook"])
+def test_chain_backward_matches_torch(case):
+    import torch
+
+    import engine
+    outcomes = []
+    for lib in (torch, engine):
+        log = []
+        try:
+            grads = _chain_program(lib, case, log)
+        except RuntimeError as error:
+            outcomes.append(("error", str(error)))
+            continue
+        outcomes.append([None if g is None else g.tolist() for g in grads] + [repr(log)])
+    assert outcomes[0] == outcomes[1]
+    assert (outcomes[0][0] == "error") == (case == "modified")
+
+
+def test_a_second_backward_through_a_freed_chain_raises_as_torch():
+    import torch
+
+    import engine
+    messages = []
+    for lib in (torch, engine):
+        x = lib.tensor([0.5, 1.0], requires_grad=True)
+        out = x.exp().sin().sum()
+        out.backward()
+        with pytest.raises(RuntimeError) as error:
+            out.backward()
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+
+
+def test_a_backward_from_a_leaf_accumulates_its_gradient_as_torch():
+    import torch
+
+    import engine
+    grads = []
+    for lib in (torch, engine):
+        x = lib.tensor([0.5, 1.0], requires_grad=True)
+        x.backward(lib.tensor([2.0, 3.0]))
+        x.backward(lib.tensor([1.0, 1.0]))
+        grads.append(x.grad.tolist())
+    assert grads[0] == grads[1] == [3.0, 4.0]

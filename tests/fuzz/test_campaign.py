@@ -92,8 +92,10 @@ def test_replay_reruns_a_finding_and_still_sees_it(broken_run):
 
 def test_the_same_seed_finds_the_same_minimal_program(tmp_path):
     def first_finding(out: Path, seed: int) -> dict:
+        # (a shrink cut short by its time limit would end elsewhere: 60 s leave room for a busy machine)
         return quiet_campaign(out, budget_seconds=90, seed=seed, backend="broken_torch", max_findings=1,
-                              ops=("mul", "add", "neg", "exp", "sum", "matmul"), max_steps=4).findings[0]
+                              ops=("mul", "add", "neg", "exp", "sum", "matmul"), max_steps=4,
+                              shrink_seconds=60).findings[0]
     first, again = first_finding(tmp_path / "first", 7), first_finding(tmp_path / "again", 7)
     assert again["program"] == first["program"] and again["found_after_examples"] == first["found_after_examples"]
     assert first_finding(tmp_path / "other", 8)["found_after_examples"] != first["found_after_examples"]
