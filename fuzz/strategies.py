@@ -1071,16 +1071,13 @@ def _not_a_grad_leaf(tensor: torch.Tensor) -> bool:
 
 
 def _receiver(builder: _Builder, shape: tuple | None) -> Ref:
-    """An in-place op's receiver: a step output (legal), else a new input that does not require grad.
-
-    Before the first step output, half the receivers are new inputs; once there is a chain to extend,
-    a step output where one fits (an in-place op on a new input starts a chain of its own, pruned)."""
+    """An in-place op's receiver: a step output (legal), else a new input that does not require grad."""
     src = builder.source
     # Not a leaf that requires grad (a factory's `requires_grad=True` output): that is the invalid case.
     names = [name for name in builder.float_tensors(non_leaf=True)
              if (shape is None or builder.shapes[name] == shape)
              and _not_a_grad_leaf(builder.tensors[name])]
-    if names and (builder.target() is not None or src.pick((True, False))):
+    if names and src.pick((True, False)):
         return Ref(builder.newest(names) if src.pick((True, False)) else src.pick(names))
     if shape is None:
         shape = src.shape(0, builder.limits.max_dims, builder.limits.max_side)
