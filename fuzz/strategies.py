@@ -216,13 +216,6 @@ class _Limits:
     features: bool = False
 
     @functools.cached_property
-    def chain_ops(self) -> tuple[str, ...]:
-        """The ops a step can extend a chain with: those that can read a tensor of the program (see
-        `_reads_the_program`); the others (factories such as eye and arange, samples whose tensors are all
-        spelled out) start a chain of their own, which the action's target leaves to pruning."""
-        return tuple(name for name in self.ops if _reads_the_program(BY_NAME[name]))
-
-    @functools.cached_property
     def inplace_ops(self) -> tuple[str, ...]:
         return tuple(name for name in self.ops if BY_NAME[name].inplace
                      and (BY_NAME[name].kind in (UNARY, BINARY) or BY_NAME[name].samples))
@@ -1125,28 +1118,18 @@ def _adaptable(anchor: T, tensors: list[T]) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _samples_of_rank(name: str, rank: int, chained: bool = False) -> tuple:
+def _samples_of_rank(name: str, rank: int) -> tuple:
     """The op's samples whose anchor (first drawn tensor) has ``rank`` dims, and those without one (their
     tensors are spelled out: integer indices, masks, factories), which fit any program; empty if no
-    sample has an anchor of that rank. ``chained`` (the program has a chain the step should extend):
-    only those with an anchor, of ``rank`` dims where the op has any, else of any rank (a sample
-    without an anchor reads no tensor of the program, so its step would be pruned)."""
-    samples = BY_NAME[name].samples
-    ranks = [_layout(sample).anchor for sample in samples]
-    ranks = [None if anchor is None else len(anchor.shape) for anchor in ranks]
-    if chained:
-        anchored = tuple(sample for sample, anchor in zip(samples, ranks) if anchor == rank) or \
-            tuple(sample for sample, anchor in zip(samples, ranks) if anchor is not None)
-        return anchored or _samples_of_rank(name, rank)
+    sample has an anchor of that rank."""
+    def anchor_rank(sample):
+        args, kwargs = sample
+        anchor = next((tensor for tensor in _tensors_in((args, tuple(kwargs.values()))) if _free(tensor)), None)
+        return None if anchor is None else len(anchor.shape)
+    ranks = [anchor_rank(sample) for sample in BY_NAME[name].samples]
     if rank not in ranks:
         return ()
-    return tuple(sample for sample, anchor in zip(samples, ranks) if anchor in (rank, None))
-
-
-def _reads_the_program(op: Op) -> bool:
-    """Whether a step of ``op`` can read a tensor the program has: from its samples
-    (`_samples_read_the_program`) or by a maker of its own (a shape rule)."""
-    return _samples_read_the_program(op) or any(maker is not _template_args for maker in _makers(op.name))
+    return tuple(sample for sample, anchor in zip(BY_NAME[name].samples, ranks) if anchor in (rank, None))
 
 
 @dataclass(frozen=True)
@@ -1184,11 +1167,7 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     # and it is not pruned.
     floats = builder.float_tensors()
     head = builder.newest(floats) if floats else None
-    # With a chain to extend, not a sample whose tensors are all spelled out (an in-place receiver
-    # reads the program whatever the sample).
-    chained = builder.target() is not None and op.kind != INPLACE and form != "inplace"
-    samples = op.samples if head is None else \
-        _samples_of_rank(op.name, len(builder.shapes[head]), chained) or op.samples
+    samples = op.samples if head is None else _samples_of_rank(op.name, len(builder.shapes[head])) or op.samples
     sample = src.pick(samples)
     args, kwargs = sample
     layout = _layout(sample)
@@ -1297,22 +1276,6 @@ def _makers(name: str) -> tuple[Callable, ...]:
     return tuple(makers)
 
 
-@functools.lru_cache(maxsize=None)
-def _chain_makers(name: str) -> tuple[Callable, ...]:
-    """`_makers` for a step that should extend a chain: not the samples where none reads the program
-    (isnan's and logical_not's spell out their values), if the op has another maker."""
-    makers = _makers(name)
-    if _samples_read_the_program(BY_NAME[name]):
-        return makers
-    return tuple(maker for maker in makers if maker is not _template_args) or makers
-
-
-def _samples_read_the_program(op: Op) -> bool:
-    """Whether a step from ``op``'s samples can read a tensor the program has: an in-place receiver or a
-    sample's anchor (a tensor drawn from the program)."""
-    return op.kind == INPLACE or any(_layout(sample).anchor is not None for sample in op.samples)
-
-
 def _form(src: ChoiceSource, op: Op, args: tuple, kwargs: dict) -> str:
     forms = [form for form in op.forms
              if not (form == "operator" and (kwargs or len(args) not in (1, 2) or not any(
@@ -1325,7 +1288,7 @@ def _form(src: ChoiceSource, op: Op, args: tuple, kwargs: dict) -> str:
 def _op_step(builder: _Builder, op: Op) -> bool:
     src = builder.source
     builder.kinks = op.kinks
-    maker = src.pick(_chain_makers(op.name) if builder.target() is not None else _makers(op.name))
+    maker = src.pick(_makers(op.name))
     form = None
     if maker in _ARGUMENTS_BY_KIND.values():
         form = src.pick(op.forms)
@@ -1455,9 +1418,7 @@ def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> t
         if index == invalid_at and invalid_mode in ("shape", "dtype", "leaf-inplace"):
             ok = _invalid_step(builder, invalid_mode)
         elif kind == "op" or (kind == "inplace" and not limits.inplace_ops):
-            # Once there is a chain, an op that can extend it (one that cannot would be pruned).
-            ok = _op_step(builder, BY_NAME[src.pick(limits.chain_ops if builder.target() is not None
-                                                    and limits.chain_ops else limits.ops)])
+            ok = _op_step(builder, BY_NAME[src.pick(limits.ops)])
         elif kind == "inplace":
             ok = _inplace_step(builder)
         else:
