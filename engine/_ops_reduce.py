@@ -502,6 +502,12 @@ def _std_backward(ctx, g):
     return (_var_backward(ctx, g),)
 
 
+# Elements up to which var/std with several outputs follow torch's Welford updates one by one (a
+# Python loop over the reduced length). Above torch's grain (32768) its threads split the work,
+# which is not modelled anyway: two float64 passes serve there.
+_WELFORD_MAX_NUMEL = 32768
+
+
 def _welford_var(x: np.ndarray, axes: tuple, dof) -> np.ndarray:
     """The variance over `axes` (kept as dims of size 1), in float64, as torch's std_var_kernel
     computes each output of a reduction with several: Welford's updates in double, element by
@@ -562,8 +568,14 @@ def _var_std(op: str, input, dim, unbiased, keepdim, correction) -> Tensor:
             squares = np.cumsum(deviations * deviations)[-1]
             data = np.asarray(squares / np.maximum(np.float64(count - correction), 0)).reshape(
                 _keep_shape(x.shape, axes) if keep else tuple(n for i, n in enumerate(x.shape) if i not in axes))
-        else:
+        elif x.size <= _WELFORD_MAX_NUMEL:
             data = _welford_var(x, axes, count - correction)
+            if not keep:
+                data = data.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+        else:
+            # Two passes in float64 (a Python loop over a long reduced dim would take seconds).
+            centered = wide - _np_mean(wide, axes, keepdims=True)
+            data = np.sum(centered * centered, axis=axes, keepdims=True) / np.float64(builtins.max(count - correction, 0))
             if not keep:
                 data = data.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
         if op == "std":

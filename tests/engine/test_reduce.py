@@ -511,6 +511,17 @@ def test_std_and_var_over_dims_are_torchs_welford_updates_bit_for_bit(dtype, sha
         np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("dim", [0, 1])
+def test_std_and_var_of_many_elements_over_dims_are_close_to_torchs(dim):
+    # Above torch's grain (32768 elements) the engine takes two float64 passes, not a Python
+    # loop over the reduced length (torch's threads split its Welford updates there).
+    values = np.random.default_rng(3).standard_normal((20000, 3)) * 1e3 + 1e4
+    for name in ("var", "std"):
+        ours = getattr(engine, name)(engine.tensor(values, dtype=engine.float32), dim).numpy()
+        theirs = getattr(torch, name)(torch.tensor(values, dtype=torch.float32), dim).numpy()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("op, dim", [("var", None), ("var", 0), ("std", None), ("std", 1)])
 def test_var_then_exp_double_backward_is_torchs(dtype, op, dim):
