@@ -14,6 +14,7 @@ import heapq
 import itertools
 import sys
 import warnings
+import weakref
 
 import numpy as np
 
@@ -186,13 +187,17 @@ class Node:
         ctx.needs = self.needs
         for name, tensor, _ in self._saved:
             # A wrapped Python number becomes the 0-d tensor torch saved for it.
-            ctx.__dict__[name] = tensor.as_tensor() if type(tensor) is WrappedNumber else tensor
+            if type(tensor) is WrappedNumber:
+                tensor = tensor.as_tensor()
+            elif type(tensor) is SavedOutput:
+                tensor = tensor.unpack(self)
+            ctx.__dict__[name] = tensor
         return ctx
 
     def _save(self, name: str, tensor) -> None:
         """Save `tensor` as `ctx.<name>` with its current version (in the place of what was
         saved under that name)."""
-        entry = (name, tensor, tensor._vc[0])
+        entry = (name, SavedOutput(tensor) if name == "result" else tensor, tensor._vc[0])
         saved = self._saved
         names = [e[0] for e in saved]
         self._saved = saved[:names.index(name)] + (entry,) + saved[names.index(name) + 1:] \
@@ -207,6 +212,37 @@ class Node:
             for name, _, _ in self._saved:
                 attrs.pop(name, None)
             self._saved = None
+
+
+class SavedOutput:
+    """An op's output as its node saves it ("result"): its version counter, array, dtype and a
+    weak reference to it, not the tensor itself, whose node is the saving node.
+
+    NOTE: torch's SavedVariable saves an output without its grad_fn (and rebuilds the tensor
+    with it on unpacking), so an output and its node form no reference cycle: `y = x.tanh();
+    del y` frees y at once. Holding the tensor made a cycle that only Python's cycle collector
+    broke, for every graph that was never run backward (or was kept with retain_graph).
+    """
+
+    __slots__ = ("_vc", "_data", "dtype", "_ref")
+
+    def __init__(self, tensor):   # (record makes its own without this call)
+        self._vc, self._data, self.dtype = tensor._vc, tensor._data, tensor.dtype
+        self._ref = weakref.ref(tensor)
+
+    @property
+    def shape(self):
+        return self._data.shape
+
+    def unpack(self, node):
+        """The output: the tensor itself while it lives, else one rebuilt around the saved array
+        as the output of `node`, sharing its version counter (torch's unpacking)."""
+        tensor = self._ref()
+        if tensor is None:
+            from ._tensor import Tensor  # circular: tensors link to nodes
+            tensor = Tensor._make(self._data, self.dtype, True, node)
+            tensor._vc = self._vc
+        return tensor
 
 
 class SavedTensors:

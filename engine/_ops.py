@@ -18,11 +18,12 @@ import contextvars
 import math
 import numbers
 import threading
+from weakref import ref as _weakref
 
 import numpy as np
 
 from . import _cpu, _dtype, _memory, _parallel
-from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, Node, _GradMode, _next_seq, node_class
+from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, Node, SavedOutput, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
 # ---------------------------------------------------------------------------------
@@ -114,8 +115,14 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     if plan:
         for name, trigger, index in plan:
             if trigger is None or needs[trigger]:
-                t = out if index is None else inputs[index]
-                saved += ((name, t, t._vc[0]),)   # (plans are short) a saved tensor modified in place later fails backward
+                if index is None:   # the output: saved without a reference to it (no cycle through the node)
+                    t = _new(SavedOutput)   # (SavedOutput(out), without the call of its __init__)
+                    t._vc, t._data, t.dtype, t._ref = out._vc, out._data, dt, _weakref(out)
+                    saved += ((name, t, out._vc[0]),)
+                    t = out
+                else:
+                    t = inputs[index]
+                    saved += ((name, t, t._vc[0]),)   # (plans are short) a saved tensor modified in place later fails backward
                 attrs[name] = t._data
         if saved and INFERENCE_TENSORS.data and any(is_inference_tensor(t) for _, t, _ in saved):  # .data: a cheap emptiness test
             raise RuntimeError(

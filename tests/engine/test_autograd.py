@@ -356,6 +356,37 @@ def test_a_dead_leaf_frees_its_grad_without_the_cycle_collector(lib, no_cycle_co
 
 
 @pytest.mark.parametrize("lib", [engine, torch], ids=["engine", "torch"])
+@pytest.mark.parametrize("op", ["tanh", "exp", "sigmoid", "relu", "sqrt", "tanh_"])
+def test_an_output_its_node_saved_is_freed_without_the_cycle_collector(lib, op, no_cycle_collector):
+    # torch saves an output without its grad_fn: the output and its node form no cycle, so a graph
+    # that never runs backward is freed by reference counting (the engine's saved output held the
+    # tensor: `y = x.tanh(); del y` kept y until the cycle collector ran).
+    import weakref
+    x = lib.tensor([0.5, 2.0], requires_grad=True)
+    y = getattr(x * 1, op)()
+    out = weakref.ref(y)
+    node = weakref.ref(y.grad_fn) if lib is engine else lambda: None   # (torch's nodes take no weak references)
+    del y
+    assert out() is None and node() is None
+
+
+@pytest.mark.parametrize("retained", [True, False], ids=["output alive", "output dead"])
+def test_a_saved_output_unpacks_for_a_double_backward_as_torchs(retained):
+    # The engine rebuilds a dead saved output around its array as its node's output, as torch's unpacking.
+    results = []
+    for lib in (torch, engine):
+        x = lib.tensor([0.3, -0.2, 1.5], requires_grad=True)
+        y = x.tanh()
+        loss = (y * y).sum()
+        keep = y if retained else None
+        del y
+        g, = lib.autograd.grad(loss, x, create_graph=True)
+        g.sum().backward()
+        results.append((g.tolist(), x.grad.tolist(), type(g.grad_fn).__name__, keep is None))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("lib", [engine, torch], ids=["engine", "torch"])
 def test_a_leaf_keeps_its_hooks_and_live_graphs_share_its_accumulator(lib, no_cycle_collector):
     x = lib.tensor([1.0, 2.0], requires_grad=True)
     x.register_hook(lambda g: g * 10)      # no graph holds x's accumulator after this line
