@@ -711,12 +711,9 @@ _LARGE = 1 << 16
 
 def _split_result(kernel, dtype, shape: tuple, *operands) -> np.ndarray:
     """`kernel(*operands, out=result)` into a new array laid out as torch lays out the result,
-    computed in blocks over threads (see _parallel): for large elementwise results; from
-    `_parallel.COSTLY_MIN_NUMEL` elements on for the costly kernels of `_COSTLY`."""
+    computed in blocks over threads (see _parallel): for large elementwise results."""
     out = _empty_result(shape, dtype, operands)
     with _errstate():
-        if kernel in _COSTLY:
-            return _parallel.split(kernel, out, *operands, min_numel=_parallel.COSTLY_MIN_NUMEL)
         return _parallel.split(kernel, out, *operands)
 
 
@@ -933,12 +930,6 @@ def _sigmoid(x, out=None):
     return np.divide(1, e, out=e)
 
 
-# Kernels that take a multiple of a multiply's time per element (a transcendental function,
-# or several passes over the array): split over threads from `_parallel.COSTLY_MIN_NUMEL`
-# elements (see there), cheap kernels from `_parallel.MIN_NUMEL`.
-_COSTLY = frozenset({np.exp, np.expm1, np.log, np.log2, np.log10, np.log1p, np.tanh, np.sin, np.cos, np.tan,
-                     np.arcsin, np.arccos, np.arctan, np.sinh, np.cosh, _sigmoid, _tanh_backward_into,
-                     _sigmoid_backward_into})
 
 
 def _np_exp(x):

@@ -40,13 +40,9 @@ import numpy as np
 # and thread hand-offs per op (more when other processes hold the cores), as much as numpy's
 # float32 tanh takes on 64K elements; from 256K elements on even a multiply (~35 us) gains.
 MIN_NUMEL = 1 << 18
-# Elements from which a costly kernel (_ops._COSTLY: a transcendental function, or several
-# passes) is split. On 64K float32 elements (thread CPU time, at load ~12): a multiply takes
-# ~20 us, numpy's transcendental loops 22-50 us (tanh 30, exp 43), sigmoid ~75 us and tanh's
-# backward ~85 us; half of that, less the ~10-20 us hand-off, is what a split can gain. (torch
-# splits every elementwise kernel from 32K elements.) NOTE: the gain on an idle machine is not
-# measured yet: this session's machine never was (see spare_cpu).
-COSTLY_MIN_NUMEL = 1 << 16
+# NOTE: torch splits every elementwise kernel from 32K elements. Splitting the costly ones
+# (transcendentals, sigmoid, tanh's backward) from 64K elements was measured idle and lost:
+# W2-float32 (20 ops on (256, 256)) 2.7 ms per round on one thread, 3.7-5.2 ms split.
 MAX_THREADS = 8
 BLOCKS_PER_THREAD = 2   # more blocks than threads: the faster thread takes the remainder
 _ALIGN = 64             # bytes: a cache line, the widest SIMD register

@@ -213,20 +213,6 @@ def test_helpers_are_used_only_while_other_processes_leave_a_cpu_free(monkeypatc
     assert interval(others=0.4, mine=1.0)
 
 
-def test_costly_kernels_split_from_fewer_elements_than_cheap_ones(threads, monkeypatch):
-    threads(2)
-    split = []
-    monkeypatch.setattr(_parallel, "_run", lambda kernel, blocks: split.append(kernel) or
-                        [kernel(*operands, out=out) for out, operands in blocks])
-    x = engine.tensor(_values((_parallel.COSTLY_MIN_NUMEL // 256, 256), np.float32, 0))
-    assert _parallel.COSTLY_MIN_NUMEL < _parallel.MIN_NUMEL
-    with np.errstate(all="ignore"):
-        expected = {"tanh": np.tanh(x._data), "exp": np.exp(x._data), "mul": x._data * x._data}
-    assert _same_bits(x.tanh()._data, expected["tanh"]) and _same_bits(x.exp()._data, expected["exp"])
-    assert _same_bits((x * x)._data, expected["mul"])
-    assert split == [np.tanh, np.exp]             # the multiply runs in one call
-
-
 # -- the engine's ops on large tensors -----------------------------------------------------
 
 # Leaves (contiguous, as tensor() makes them) and the views of them an op gets, per layout.
