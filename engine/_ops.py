@@ -503,7 +503,9 @@ def v_t(x):
     t = x.T
     base = t.base
     if (type(base) is np.ndarray and base.shape == t.shape and base.strides == t.strides
-            and base.__array_interface__["data"] == t.__array_interface__["data"]):
+            and base.dtype == t.dtype and base.__array_interface__["data"] == t.__array_interface__["data"]):
+        # (numpy's base is the memory's owner, which may hold other types: a float view of an
+        # int array, as _zero_where makes; fuzzer finding: trace -> mm double backward, 1x1)
         # The transpose of a transposed array (a linear layer's weight gradient, computed for
         # weight.t() as v_mm's `transposed` product) is that array: returned as itself rather
         # than as a view of it, AccumulateGrad can adopt it as the weight's .grad (no copy).

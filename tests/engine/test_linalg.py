@@ -262,3 +262,17 @@ def test_products_with_nothing_to_multiply_skip_the_kernels_dtype_checks_as_torc
         except (RuntimeError, NotImplementedError) as error:
             outcomes.append((type(error).__name__, str(error)))
     assert outcomes[1] == outcomes[0]
+
+
+def test_trace_of_a_one_by_one_product_under_double_backward_is_torchs():
+    # Fuzzer finding (10-min campaign, session 7): trace's gradient is masked by bit AND (a float
+    # view of an int array); transposing its 1x1 transpose returned numpy's base, the int array,
+    # so x0.grad was 1065353216 (the bits of 1.0) instead of 1.
+    results = []
+    for lib in (torch, engine):
+        x0 = lib.tensor([[0.5, -1.0, 2.0]], requires_grad=True)
+        x1 = lib.tensor([[1.5], [0.25], [-2.0]], requires_grad=True)
+        grads = lib.autograd.grad(lib.trace(lib.mm(x0, x1)), [x0, x1], create_graph=True)
+        sum(g.sum() for g in grads).backward()
+        results.append((x0.grad.tolist(), x1.grad.tolist()))
+    assert results[0] == results[1]
