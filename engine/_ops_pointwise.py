@@ -798,9 +798,13 @@ _LERP_TENSOR = Rule("LerpBackward1",
 
 
 def _lerp(start, end, weight):
-    # NOTE: torch's formula, switching at |weight| = 0.5 so both ends are exact.
+    # NOTE: torch's formula, switching at |weight| = 0.5 so both ends are exact, is one fused
+    # multiply-add (its lerp_vec: fmadd(small ? w : w - 1, end - start, small ? start : end); the
+    # scalar op is contracted the same way): lerp(0, 3e38, -1) is -3e38 in float32, not
+    # 3e38 - 3e38 * 2 = -inf (fuzzer finding).
     with _errstate():
-        return np.where(np.abs(weight) < 0.5, start + weight * (end - start), end - (end - start) * (1 - weight))
+        small = np.abs(weight) < 0.5
+        return _ops._fma(np.where(small, weight, weight - 1), end - start, np.where(small, start, end))
 
 
 def _lerp_meta(input, end, weight) -> None:

@@ -822,3 +822,21 @@ def test_sinh_and_cosh_overflow_silently_as_torch(dtype, size, op):
             out = getattr(x, op)()
         caught.append(([str(w.message) for w in record], out.tolist()))
     assert caught[1] == caught[0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lerp_is_torchs_fused_multiply_add_bit_for_bit(dtype):
+    # Fuzzer finding (10-min campaign, session 7): lerp(0, 3e38, -1) is -3e38 in torch (one fused
+    # multiply-add, end + (w - 1) * (end - start)); the engine's two roundings gave -inf.
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal(60) * 10.0 ** rng.integers(-3, 38, 60)
+    end = rng.standard_normal(60) * 10.0 ** rng.integers(-3, 38, 60)
+    weight = rng.standard_normal(60) * 3
+    start[0], end[0], weight[:4] = 0.0, 3e38, [-1.0, np.nan, 0.5, -0.5]
+    results = []
+    for lib in (torch, engine):
+        s, e, w = (lib.tensor(v.tolist(), dtype=getattr(lib, dtype)) for v in (start, end, weight))
+        results.append([lib.lerp(s, e, w).numpy(), lib.lerp(s, e, -1.0).numpy(), lib.lerp(s, e, 0.3).numpy(),
+                        s.clone().lerp_(e, w).numpy()])
+    for theirs, ours in zip(*results):
+        np.testing.assert_array_equal(ours, theirs)
