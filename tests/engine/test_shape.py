@@ -455,3 +455,18 @@ def test_flip_and_clone_lay_out_their_result_as_torchs_empty_like(layout, op):
             viewed = str(error)
         results.append((_node_chain(flat), _node_chain(out.flatten(1)), viewed, flat.tolist()))
     assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("op", ["tril", "triu"])
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4)])
+def test_tril_and_triu_of_a_transposed_tensor_are_row_major_as_torchs(op, shape):
+    # Fuzzer finding (10-min campaign, session 7): tril(x.T) kept numpy's column-major layout, so
+    # flatten copied (UnsafeViewBackward0) where torch views (ViewBackward0).
+    results = []
+    for lib in (torch, engine):
+        x = lib.zeros(shape, requires_grad=True)
+        y = getattr(lib, op)(x.permute(*reversed(range(len(shape)))), diagonal=-1)
+        flat = y.flatten()
+        row_major = y.is_contiguous() if lib is torch else y._data.flags.c_contiguous   # (the engine has no strides API)
+        results.append((row_major, type(flat.grad_fn).__name__))
+    assert results[0] == results[1] == (True, "ViewBackward0")
