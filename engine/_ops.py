@@ -932,8 +932,6 @@ def _sigmoid(x, out=None):
     return np.divide(1, e, out=e)
 
 
-
-
 def _np_exp(x):
     """np.exp, rounded as torch's kernel rounds (see _VIA_FLOAT64)."""
     return _rounded(np.exp, x)

@@ -324,7 +324,6 @@ def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = 
             meta(self, *args, **kwargs)
         if elementwise:   # NOTE: torch's TensorIterator refuses overlap as it is built, after the meta checks
             check_no_internal_overlap(self._data)
-        if elementwise:
             operands = [t for t in (*args, *kwargs.values()) if isinstance(t, Tensor)]
             for other in operands:
                 _assert_no_overlap(self._data, other._data, partial_only=True)
