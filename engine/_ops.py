@@ -1115,11 +1115,15 @@ _FLOAT32_DROPPED_BITS, _FLOAT32_HALFWAY, _FLOAT32_NORMAL_MIN = (1 << 29) - 1, 1 
 # exactly when they are the halfway pattern. The bits of the smallest normal float32.
 _HALFWAY_SHIFT, _HALFWAY_SHIFTED, _FLOAT32_NORMAL_MIN_BITS = 35, -(1 << 63), 0x00800000
 # Elements per block of a float32 fused multiply-add over row-major operands: the block's three
-# float64 arrays and scratch (1 MB) stay in the core's cache over the ~8 passes made on them. From
-# _FMA_SPLIT_MIN elements on (the cost of ~10 multiplies on 4x as many) the blocks are
-# computed on the engine's threads (_parallel.split), as torch splits its add over its threads.
+# float64 arrays and scratch (1 MB) stay in the core's cache over the ~9 passes made on them. From
+# _FMA_SPLIT_MIN elements on the blocks are computed on the engine's threads (_parallel.split), as
+# torch splits its add over its threads. Each block is ~9 numpy calls, so a split thread takes the
+# GIL back ~9 times per block, at a thread hand-off each time the other thread holds it. Measured
+# idle on this project's 2-CPU machine (_fma in place, one thread / split over two): 64K elements
+# 0.22-0.29 / 0.46-0.53 ms, 200K (W3's weight) 0.59-0.65 / 0.92-1.17, 1M 3.5-4.3 / 3.4-4.1, 4M
+# 20.8-21.2 / 15.8-17.4.
 _FMA_BLOCK = 1 << 15
-_FMA_SPLIT_MIN = 1 << 16
+_FMA_SPLIT_MIN = 1 << 21
 
 
 def _fma(a, b, c, out=None):
