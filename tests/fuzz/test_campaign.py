@@ -204,12 +204,12 @@ def test_a_killed_campaign_leaves_a_directory_that_loads_and_renders(tmp_path, w
 
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("whom", ["group", "parent"])
+@pytest.mark.parametrize("whom, workers", [("group", 1), ("group", 2), ("parent", 2), ("term", 1), ("term", 2)])
 def test_an_interrupted_campaign_stops_soon_and_keeps_every_workers_counts(tmp_path, workers, whom):
-    # Ctrl-C in a terminal interrupts the whole process group; `kill -INT` (or a scheduler's stop)
-    # the parent alone. Either way the workers stop and report: before, an interrupted parent
-    # waited its 30 s grace for workers that kept fuzzing, then wrote a summary of 0 examples.
+    # Ctrl-C in a terminal interrupts the whole process group; `kill -INT` the parent alone;
+    # `timeout` or a scheduler sends SIGTERM to the parent. Each way the workers stop and report:
+    # before, an interrupted parent waited its 30 s grace for workers that kept fuzzing, then wrote
+    # a summary of 0 examples, and SIGTERM ended the run without a summary.
     import signal
     import time
     out = tmp_path / "out"
@@ -226,7 +226,7 @@ def test_an_interrupted_campaign_stops_soon_and_keeps_every_workers_counts(tmp_p
         if whom == "group":
             os.killpg(process.pid, signal.SIGINT)
         else:
-            os.kill(process.pid, signal.SIGINT)
+            os.kill(process.pid, signal.SIGTERM if whom == "term" else signal.SIGINT)
         assert process.wait(timeout=60) == 130
         stopped_after = time.monotonic() - interrupted
     finally:
