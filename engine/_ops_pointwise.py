@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from . import _cpu, _dtype, _ops
+from . import _cpu, _dtype, _ops, _zerotensor
 from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
                    _VIA_FLOAT64_MAX_NUMEL, _float64_copy, _float_dtype, _iterator_layout, _rounded, _scalar_tensor,
                    _unary_float, record, v_data, v_exp, v_masked_zero, v_where)
@@ -60,10 +60,11 @@ def v_times_mask(g, mask: np.ndarray):
 
 
 def v_sign(x):
-    # NOTE: with create_graph torch's sgn(x) stays in the graph (its own gradient is zero), so a
+    # NOTE: torch's formulas (abs, the 1- and inf-norms) take sgn(x): with create_graph it stays
+    # in the graph as SgnBackward0, whose gradient is a ZeroTensor (see _zerotensor), so a
     # gradient built from it requires grad. Its sign of NaN is 0 (a zero gradient for |x| or the
     # 1- and inf-norms at NaN).
-    return sign(x) if isinstance(x, Tensor) else _sign(x)
+    return _unary_keep("sgn", _SGN, _sign, x) if isinstance(x, Tensor) else _sign(x)
 
 
 def v_sin(x):
@@ -253,6 +254,9 @@ _ABS = Rule("AbsBackward0", lambda ctx, g: (g * v_sign(ctx.self),), saves={"self
 # NOTE: sign, floor, ceil, round and trunc have gradient zeros_like(grad): exactly 0 even where
 # the incoming gradient is inf or NaN.
 _SIGN = Rule("SignBackward0", lambda ctx, g: (v_zeros(g),))
+# NOTE: sgn's gradient for real tensors is torch's efficient zero tensor (sgn_backward), not
+# zeros_like(grad) as sign's.
+_SGN = Rule("SgnBackward0", lambda ctx, g: (_zerotensor.zeros_like(g),))
 _FLOOR = Rule("FloorBackward0", lambda ctx, g: (v_zeros(g),))
 _CEIL = Rule("CeilBackward0", lambda ctx, g: (v_zeros(g),))
 _TRUNC = Rule("TruncBackward0", lambda ctx, g: (v_zeros(g),))
