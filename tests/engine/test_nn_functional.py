@@ -1138,6 +1138,35 @@ def test_linear_flattens_only_a_contiguous_input_as_torch(name):
     assert program(engine) == program(torch)
 
 
+LINEAR_BIASES = {
+    "contiguous": lambda b: b.tensor([0.25, -0.5], requires_grad=True),
+    "strided": lambda b: b.tensor([[0.25, 1.0], [-0.5, 2.0]], requires_grad=True)[:, 0],
+    "unbind column": lambda b: b.unbind(b.tensor([[0.25, 1.0], [-0.5, 2.0]], requires_grad=True), 1)[0],
+    "expanded": lambda b: b.tensor([0.25], requires_grad=True).expand(2),
+    "1 x 2": lambda b: b.tensor([[0.25, -0.5]], requires_grad=True),
+    "1 x 2 of a column": lambda b: b.tensor([[0.25], [-0.5]], requires_grad=True).t(),
+    "one value": lambda b: b.tensor([0.25], requires_grad=True),
+    "strided 1 x 1 x 2": lambda b: b.tensor([[0.25, 1.0], [-0.5, 2.0]], requires_grad=True)[:, 0].reshape(1, 1, 2),
+}
+
+
+@pytest.mark.parametrize("input_shape", [(3,), (2, 2, 3)])
+@pytest.mark.parametrize("bias", sorted(LINEAR_BIASES))
+def test_linear_flattens_only_with_a_contiguous_bias_as_torch(bias, input_shape):
+    """Campaign finding (seed 45): linear(x, w, unbind(b, 1)[0]) with a 1-d x is matmul then
+    add_ in torch (AddBackward0): its flattened addmm needs a contiguous bias too."""
+    def program(m):
+        x = m.ones(*input_shape, requires_grad=True)
+        weight = m.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], requires_grad=True)
+        try:
+            out = m.nn.functional.linear(x, weight, LINEAR_BIASES[bias](m))
+        except RuntimeError as error:
+            return str(error)
+        out.sum().backward()
+        return out.grad_fn.name(), out.detach().numpy().tolist(), x.grad.numpy().tolist(), weight.grad.numpy().tolist()
+    assert program(engine) == program(torch)
+
+
 @pytest.mark.parametrize("input_shape", [(3,), (2, 3), (2, 2, 3), (2, 1, 2, 3)])
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_linear_backward_reaches_its_leaves_in_torchs_order(input_shape, with_bias):
