@@ -1237,3 +1237,20 @@ def test_gelu_tanh_scalar_loop_is_torchs_fused_arithmetic_bit_for_bit(dtype, see
         results.append((y.detach().numpy(), g.numpy()))
     for ours, theirs in zip(results[1], results[0]):
         np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("loss", ["mse_loss", "smooth_l1_loss", "binary_cross_entropy"])
+def test_pointwise_losses_reduce_in_torchs_order_bit_for_bit(loss, reduction):
+    """Campaign finding (seed 47): mse_loss of 6 float32 errors was 1 ulp off torch's (numpy's
+    sum adds in another order than torch's cascade sum; tan of it then differed by 5e-5)."""
+    rng = np.random.default_rng(47)
+    for n in (1, 6, 7, 8, 9, 17, 33, 100, 257):
+        for dtype in ("float32", "float64"):
+            a = rng.standard_normal(n) * 3
+            x, y = (1 / (1 + np.exp(-a)), rng.uniform(0, 1, n)) if loss == "binary_cross_entropy" else (
+                a, rng.standard_normal(n))
+            results = [getattr(m.nn.functional, loss)(m.tensor(x.tolist(), dtype=getattr(m, dtype)),
+                                                      m.tensor(y.tolist(), dtype=getattr(m, dtype)),
+                                                      reduction=reduction).item() for m in (engine, torch)]
+            assert results[0] == results[1], (n, dtype)
