@@ -804,14 +804,27 @@ _LERP_TENSOR = Rule("LerpBackward1",
                     ("self", "end", "weight"), saves={"self": 2, "end": 2, "weight": None})
 
 
-def _lerp(start, end, weight):
+def _lerp(start, end, weight, loop: tuple, dt):
     # NOTE: torch's formula, switching at |weight| = 0.5 so both ends are exact, is one fused
     # multiply-add (its lerp_vec: fmadd(small ? w : w - 1, end - start, small ? start : end); the
     # scalar op is contracted the same way): lerp(0, 3e38, -1) is -3e38 in float32, not
     # 3e38 - 3e38 * 2 = -inf (fuzzer finding).
     with _errstate():
         small = np.abs(weight) < 0.5
-        return _ops._fma(np.where(small, weight, weight - 1), end - start, np.where(small, start, end))
+        out = _ops._fma(np.where(small, weight, weight - 1), end - start, np.where(small, start, end))
+        zero = out == 0
+        if not np.count_nonzero(zero & ~small):
+            return out
+        # NOTE: the scalar op (the loop's tail; `_cpu.vector_loop_mask` over the tensors
+        # `loop`, in torch's order; lerp has no AVX512 build) computes the large-weight side as
+        # end - (end - start) * (1 - w), whose product has the other sign of zero: lerp(0, -0, 1)
+        # is -0.0 in the vector lanes, 0.0 in the tail (campaign seed 46: log2_ of it, inf
+        # gradients of the other sign).
+        scalar = _ops._fma(-(end - start), 1 - weight, end)
+        written = _ops.Written.tensor
+        into = written._data if written is not None and written._data is loop[0] else None
+        vector = _cpu.vector_loop_mask(*loop, dtype=dt.np, vector_bytes=_cpu.AVX2_VECTOR_BYTES, out=into)
+        return np.where(zero & ~small & ~vector, scalar, out)
 
 
 def _lerp_meta(input, end, weight) -> None:
@@ -836,10 +849,10 @@ def lerp(input, end, weight) -> Tensor:
     shape = _broadcast_shape(input._data.shape, end._data.shape)
     if tensor_weight:
         shape = _broadcast_shape(shape, weight._data.shape)
-        data = _lerp(_as(input, dt), _as(end, dt), _as(weight, dt))
+        data = _lerp(_as(input, dt), _as(end, dt), _as(weight, dt), (input._data, end._data, weight._data), dt)
         return record(_LERP_TENSOR, (input, end, weight), _laid_out(_full(data, shape), input, end, weight), dt)
     w = np.asarray(weight, dt.np)
-    data = _lerp(input._data, end._data, w)
+    data = _lerp(input._data, end._data, w, (input._data, end._data), dt)
     return record(_LERP_SCALAR, (input, end), _laid_out(_full(data, shape), input, end), dt, weight=float(weight))
 
 
