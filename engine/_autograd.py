@@ -18,7 +18,7 @@ import weakref
 
 import numpy as np
 
-from . import _cpu, _memory
+from . import _cpu, _memory, _zerotensor
 
 _FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -359,6 +359,8 @@ def sum_to_shape(grad, shape: tuple):
         # rounds to 0)
         full = _cpu.full_sum(grad, grad.dtype) if type(grad) is np.ndarray and len(dims) == grad.ndim else None
         out = (np.sum(grad, axis=dims, keepdims=True) if full is None else full).reshape(shape)
+    elif not shape:
+        out = _sum(grad)   # NOTE: torch's sum_to of a 0-d input is a full sum (SumBackward0, no view)
     else:
         out = _sum(grad, dims, keepdim=True) if dims else grad
         if lead:
@@ -446,7 +448,7 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
     push, pop = heapq.heappush, heapq.heappop
 
     def as_tensor(g, dt):
-        return g if create_graph else Tensor._make(np.asarray(g), dt)
+        return g if create_graph else Tensor._make(g if type(g) is _zerotensor.ZeroArray else np.asarray(g), dt)
 
     # The next node to run when it is the only one ready (a chain), with its gradient: no heap
     # or `pending` round trip.
@@ -508,7 +510,8 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs
                         ig = _in_dtype(ig, dt)
                     if child in pending:
                         previous = pending.pop(child)
-                        ig = ig if previous is None else previous + ig
+                        ig = (ig if previous is None else previous + ig if type(ig) is not _zerotensor.ZeroArray
+                              else _zerotensor.add_gradient(previous, ig))
                 elif child in pending:
                     ig = pending.pop(child)
                 # `pending` holds the gradients of nodes that wait for more or sit in the heap;
@@ -653,6 +656,7 @@ def _run_tensor_hooks(node, g, create_graph, as_tensor):
             t = as_tensor(g, dt or (g.dtype if create_graph else _dtype_of(g)))
             replacement = hook(t)
             if replacement is not None:
+                _check_hook_result(hook, t, replacement)
                 g = replacement if create_graph else replacement._data
     if node._retained is not None:
         tensor = node._retained()
@@ -662,6 +666,18 @@ def _run_tensor_hooks(node, g, create_graph, as_tensor):
             # NOTE: a retained non-leaf gradient accumulates out of place, as in torch.
             tensor._grad = grad if tensor._grad is None else tensor._grad + grad
     return g
+
+
+def _check_hook_result(hook, grad, replacement) -> None:
+    """NOTE: torch refuses a hook's replacement of another dtype or shape
+    (check_variable_result); a hook without a __name__ is named '<unknown>'. (A hook that
+    scales a 0-d ZeroTensor by a Python float changes its dtype: see _zerotensor.)"""
+    name = getattr(hook, "__name__", "<unknown>")
+    if replacement.dtype is not grad.dtype:
+        raise RuntimeError(f"hook '{name}' has changed the type of value (was torch.{grad.dtype.scalar_name}Tensor "
+                           f"got torch.{replacement.dtype.scalar_name}Tensor)")
+    if replacement.shape != grad.shape:
+        raise RuntimeError(f"hook '{name}' has changed the size of value")
 
 
 def _run_tensor_hooks_undefined(node):
@@ -706,6 +722,10 @@ def _accumulate(variable, g, create_graph):
         else:
             variable._grad = variable._grad + g
     elif variable._grad is None:
+        if type(g) is _zerotensor.ZeroArray:
+            # NOTE: torch's AccumulateGrad steals a ZeroTensor gradient too: .grad is one.
+            variable._grad = Tensor._make(g.astype(variable.dtype.np, copy=False), variable.dtype)
+            return
         if _adoptable(g, variable._data):
             # NOTE: torch's AccumulateGrad steals a first gradient that nothing else references
             # and that is laid out like the leaf, instead of copying it.
@@ -720,7 +740,10 @@ def _accumulate(variable, g, create_graph):
     elif variable._grad.requires_grad:
         variable._grad = (variable._grad + Tensor._make(np.asarray(g), variable.dtype)).detach()
     else:
-        # NOTE: torch accumulates in place, so references to .grad see the sum.
+        # NOTE: torch accumulates in place, so references to .grad see the sum (and a
+        # ZeroTensor .grad, see _zerotensor, refuses it).
+        if type(variable._grad._data) is _zerotensor.ZeroArray:
+            raise RuntimeError(_zerotensor.IMMUTABLE_MESSAGE)
         np.add(variable._grad._data, g, out=variable._grad._data)
 
 

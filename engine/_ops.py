@@ -22,7 +22,7 @@ from weakref import ref as _weakref
 
 import numpy as np
 
-from . import _cpu, _dtype, _memory, _parallel
+from . import _cpu, _dtype, _memory, _parallel, _zerotensor
 from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, Node, SavedOutput, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
@@ -65,8 +65,8 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
     spelled out (no helper calls, no comprehensions, no tuples built where a constant does),
     and the node is made here rather than by `new_node`.
     """
-    if type(data) is not np.ndarray:   # numpy returns scalars from 0-d computations
-        data = np.asarray(data)
+    if type(data) is not np.ndarray and type(data) is not _zerotensor.ZeroArray:
+        data = np.asarray(data)        # numpy returns scalars from 0-d computations
     npdt = dt.np
     if data.dtype is not npdt and data.dtype != npdt:
         data = data.astype(npdt)
@@ -977,8 +977,14 @@ def _arithmetic_operands(op: str, input, other, float_result: bool = False):
     """`_binary_operands` for add, sub, mul and div, whose nodes take a Python number as a
     `WrappedNumber` (an operand outside the graph, cheaper than a tensor)."""
     if type(other) in _WEAK_NUMBERS and isinstance(input, Tensor) and input.dtype.is_floating_point:
-        dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
-        return input, _WRAPPED.get((other, dt)) or _wrapped_number(other, dt), dt
+        if type(input._data) is _zerotensor.ZeroArray:
+            # NOTE: torch's ZeroTensor kernels of add, sub, mul and div promote a Python number
+            # as a 0-d tensor of its own dtype (no longer a wrapped number): a 0-d float32
+            # ZeroTensor times 2.0 is float64.
+            other = _scalar_tensor(other, _dtype.wrapped_number_dtype(other))
+        else:
+            dt = input.dtype                 # a weak scalar never changes a float tensor's dtype
+            return input, _WRAPPED.get((other, dt)) or _wrapped_number(other, dt), dt
     return _binary_operands(op, input, other, float_result=float_result)
 
 
@@ -1047,8 +1053,8 @@ def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -
     a, b, dt = _arithmetic_operands(op, input, other, float_result)
     if float_result and not dt.is_floating_point:
         dt = _dtype.default_float
-    x = a._data if a.dtype is dt else a._data.astype(dt.np)
-    y = b._data if b.dtype is dt else b._data.astype(dt.np)
+    x = a._data if a.dtype is dt else _zerotensor.cast(a._data, dt.np)
+    y = b._data if b.dtype is dt else _zerotensor.cast(b._data, dt.np)
     if x.size * y.size >= _LARGE and _large_result(x, y):
         return record(rule, (a, b), _split_result(fn, dt.np, _broadcast_shape(x.shape, y.shape), x, y), dt)
     data = fn(x, y) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(fn, x, y)   # (`_quietly` spelled out)

@@ -15,7 +15,7 @@ import weakref
 
 import numpy as np
 
-from . import _dtype
+from . import _dtype, _zerotensor
 from ._autograd import _GradMode
 from ._autograd import NOTHING_SAVED, new_node, node_class, op_label, sum_to_shape
 from ._ops import (Rule, Written, _as, _assert_no_overlap, _broadcast_shape, _check_tensor, _errstate, _reshape,
@@ -24,8 +24,11 @@ from ._tensor import Tensor
 
 
 
-def check_writable(self: Tensor, *others, overlap_allowed: bool = False) -> None:
-    """torch's refusals to modify a tensor in place (`others`: the op's other arguments).
+def check_writable(self: Tensor, *others, overlap_allowed: bool = False, differentiable: bool = True) -> None:
+    """torch's refusals to modify a tensor in place (`others`: the op's other arguments), in
+    torch's order: its autograd kernel's (check_inplace, then reading every argument's node),
+    then the op's kernel's (overlap). `differentiable`: whether the op records a node at all
+    (copy_ into an integral tensor does not, and checks nothing of autograd's).
 
     NOTE: torch refuses to write through a view in which several elements share memory
     (a stride 0 over a size > 1, as `expand` makes) in its elementwise ops and copy_; the
@@ -36,16 +39,36 @@ def check_writable(self: Tensor, *others, overlap_allowed: bool = False) -> None
     its shape checks. A view made under no_grad or by a multi-output op is refused as soon as
     the write would be recorded: when the view or any other argument requires grad.
     """
-    if (_GradMode.enabled and self._base is not None and self._view_creation is not None
-            and (self.requires_grad or any(isinstance(o, Tensor) and o._requires_grad for o in others))):
-        raise RuntimeError(_view_rebase_message(self, indirect=False))
-    if _GradMode.enabled and self.requires_grad:
-        if self._base is None and self.grad_fn is None:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        if self._base is not None and self._base.grad_fn is None and self._base._requires_grad:
-            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    tensors = [o for o in others if isinstance(o, Tensor)]
+    if differentiable and _GradMode.enabled and (self.requires_grad or any(o.requires_grad for o in tensors)):
+        if self._base is not None and self._view_creation is not None:
+            raise RuntimeError(_view_rebase_message(self, indirect=False))
+        if self.requires_grad:
+            if self._base is None and self.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+            if self._base is not None and self._base.grad_fn is None and self._base._requires_grad:
+                raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place "
+                                   "operation.")
+        _collect_edges(self, *tensors)
+    if type(self._data) is _zerotensor.ZeroArray:   # NOTE: torch's ZeroTensor fallback refuses writes
+        raise RuntimeError(_zerotensor.IMMUTABLE_MESSAGE)
     if not overlap_allowed:
         check_no_internal_overlap(self._data)
+
+
+def _collect_edges(*tensors: Tensor) -> None:
+    """Read the node of each argument of an op that will be recorded.
+
+    NOTE: torch's autograd kernel links the op's node to its arguments' nodes
+    (collect_next_edges) before the op's own kernel runs: reading the node of a view whose
+    base was modified in place since regenerates it, and a view made by a multi-output op or
+    under no_grad raises there, before any shape, dtype or overlap check of the op (fuzzer
+    finding: x.clamp_max_(unbind(y)[0]) sharing memory with x after y was modified in place).
+    Only such a view's node can raise or change when read.
+    """
+    for t in tensors:
+        if t._base is not None and t._vc[0] != t._view_version:
+            t.grad_fn
 
 
 _OVERLAP_MESSAGE = ("unsupported operation: more than one element of the written-to tensor refers to a single "
@@ -340,6 +363,8 @@ def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = 
             raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                                f"{list(shape)}")
         Written.tensor = self
+        if _zerotensor.ZeroArray in {type(getattr(a, "_data", None)) for a in args}:
+            args = tuple(_zerotensor.plain(a) for a in args)
         try:
             result = fn(self, *args, **kwargs)
             if comparison and _GradMode.enabled and (self._requires_grad or any(
@@ -417,7 +442,7 @@ def copy_(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     if not isinstance(src, Tensor):
         # NOTE: torch takes a number as a 0-d tensor (scalar_to_tensor: a float is a double).
         src = _scalar_tensor(src, _dtype.wrapped_number_dtype(src))
-    check_writable(self, src)
+    check_writable(self, src, differentiable=self.dtype.is_floating_point)
     _assert_no_overlap(self._data, src._data, partial_only=True)
     shape = _broadcast_shape(self._data.shape, src._data.shape)
     if shape != self._data.shape:

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from . import _cpu, _dtype, _ops
+from . import _cpu, _dtype, _ops, _zerotensor
 from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
                    _VIA_FLOAT64_MAX_NUMEL, _float64_copy, _float_dtype, _iterator_layout, _rounded, _scalar_tensor,
                    _unary_float, record, v_data, v_exp, v_masked_zero, v_where)
@@ -60,10 +60,11 @@ def v_times_mask(g, mask: np.ndarray):
 
 
 def v_sign(x):
-    # NOTE: with create_graph torch's sgn(x) stays in the graph (its own gradient is zero), so a
+    # NOTE: torch's formulas (abs, the 1- and inf-norms) take sgn(x): with create_graph it stays
+    # in the graph as SgnBackward0, whose gradient is a ZeroTensor (see _zerotensor), so a
     # gradient built from it requires grad. Its sign of NaN is 0 (a zero gradient for |x| or the
     # 1- and inf-norms at NaN).
-    return sign(x) if isinstance(x, Tensor) else _sign(x)
+    return _unary_keep("sgn", _SGN, _sign, x) if isinstance(x, Tensor) else _sign(x)
 
 
 def v_sin(x):
@@ -256,6 +257,9 @@ _ABS = Rule("AbsBackward0", lambda ctx, g: (g * v_sign(ctx.self),), saves={"self
 # NOTE: sign, floor, ceil, round and trunc have gradient zeros_like(grad): exactly 0 even where
 # the incoming gradient is inf or NaN.
 _SIGN = Rule("SignBackward0", lambda ctx, g: (v_zeros(g),))
+# NOTE: sgn's gradient for real tensors is torch's efficient zero tensor (sgn_backward), not
+# zeros_like(grad) as sign's.
+_SGN = Rule("SgnBackward0", lambda ctx, g: (_zerotensor.zeros_like(g),))
 _FLOOR = Rule("FloorBackward0", lambda ctx, g: (v_zeros(g),))
 _CEIL = Rule("CeilBackward0", lambda ctx, g: (v_zeros(g),))
 _TRUNC = Rule("TruncBackward0", lambda ctx, g: (v_zeros(g),))
@@ -800,14 +804,27 @@ _LERP_TENSOR = Rule("LerpBackward1",
                     ("self", "end", "weight"), saves={"self": 2, "end": 2, "weight": None})
 
 
-def _lerp(start, end, weight):
+def _lerp(start, end, weight, loop: tuple, dt):
     # NOTE: torch's formula, switching at |weight| = 0.5 so both ends are exact, is one fused
     # multiply-add (its lerp_vec: fmadd(small ? w : w - 1, end - start, small ? start : end); the
     # scalar op is contracted the same way): lerp(0, 3e38, -1) is -3e38 in float32, not
     # 3e38 - 3e38 * 2 = -inf (fuzzer finding).
     with _errstate():
         small = np.abs(weight) < 0.5
-        return _ops._fma(np.where(small, weight, weight - 1), end - start, np.where(small, start, end))
+        out = _ops._fma(np.where(small, weight, weight - 1), end - start, np.where(small, start, end))
+        zero = out == 0
+        if not np.count_nonzero(zero & ~small):
+            return out
+        # NOTE: the scalar op (the loop's tail; `_cpu.vector_loop_mask` over the tensors
+        # `loop`, in torch's order; lerp has no AVX512 build) computes the large-weight side as
+        # end - (end - start) * (1 - w), whose product has the other sign of zero: lerp(0, -0, 1)
+        # is -0.0 in the vector lanes, 0.0 in the tail (campaign seed 46: log2_ of it, inf
+        # gradients of the other sign).
+        scalar = _ops._fma(-(end - start), 1 - weight, end)
+        written = _ops.Written.tensor
+        into = written._data if written is not None and written._data is loop[0] else None
+        vector = _cpu.vector_loop_mask(*loop, dtype=dt.np, vector_bytes=_cpu.AVX2_VECTOR_BYTES, out=into)
+        return np.where(zero & ~small & ~vector, scalar, out)
 
 
 def _lerp_meta(input, end, weight) -> None:
@@ -832,10 +849,10 @@ def lerp(input, end, weight) -> Tensor:
     shape = _broadcast_shape(input._data.shape, end._data.shape)
     if tensor_weight:
         shape = _broadcast_shape(shape, weight._data.shape)
-        data = _lerp(_as(input, dt), _as(end, dt), _as(weight, dt))
+        data = _lerp(_as(input, dt), _as(end, dt), _as(weight, dt), (input._data, end._data, weight._data), dt)
         return record(_LERP_TENSOR, (input, end, weight), _laid_out(_full(data, shape), input, end, weight), dt)
     w = np.asarray(weight, dt.np)
-    data = _lerp(input._data, end._data, w)
+    data = _lerp(input._data, end._data, w, (input._data, end._data), dt)
     return record(_LERP_SCALAR, (input, end), _laid_out(_full(data, shape), input, end), dt, weight=float(weight))
 
 
@@ -863,7 +880,13 @@ def addcmul(input, tensor1, tensor2, *, value=1) -> Tensor:
     # NOTE: torch converts `value` to the result dtype first: 0.5 becomes 0 for integers.
     v = np.asarray(value, np.float64).astype(dt.np)
     with _errstate():
-        data = _as(input, dt) + v * _as(tensor1, dt) * _as(tensor2, dt)
+        if dt.is_floating_point:
+            # NOTE: torch's kernel (self + value * t1 * t2, scalar and vector ops alike) is
+            # compiled to one fused multiply-add, fma(value * t1, t2, self) (campaign seed 50:
+            # 3e38 + -1.176 * 3e38 is -5.3e37 in float32, not -inf; most values 1 ulp apart).
+            data = _ops._fma(v * _as(tensor1, dt), _as(tensor2, dt), _as(input, dt))
+        else:
+            data = _as(input, dt) + v * _as(tensor1, dt) * _as(tensor2, dt)
     return record(_ADDCMUL, (input, tensor1, tensor2), _laid_out(_full(data, shape), input, tensor1, tensor2), dt, value=v.item())
 
 

@@ -8,7 +8,7 @@ import weakref
 
 import numpy as np
 
-from . import _dtype, _memory
+from . import _dtype, _memory, _zerotensor
 from ._autograd import AccumulateGrad, _GradMode
 from ._dtype import dtype as _dtype_cls
 
@@ -309,11 +309,22 @@ class Tensor:
         return Tensor._make(self._data.copy(), self.dtype)
 
     # ---- conversions -------------------------------------------------------------------
-    def numpy(self) -> np.ndarray:
-        if self._requires_grad:
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The tensor's array (shared memory); `force`: of a tensor that requires grad or a
+        ZeroTensor too (torch's force also copies off devices and resolves views, here none)."""
+        if type(self._data) is _zerotensor.ZeroArray:
+            if force:
+                return self._data.copy()   # NOTE: torch's force materializes a ZeroTensor
+            if not self._requires_grad:
+                raise RuntimeError(_zerotensor.NUMPY_MESSAGE)
+        if self._requires_grad and not force:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self._data
+
+    def _is_zerotensor(self) -> bool:
+        """Whether this is torch's efficient zero tensor (see _zerotensor): a gradient of sgn."""
+        return type(self._data) is _zerotensor.ZeroArray
 
     def item(self):
         if self._data.size != 1:

@@ -629,8 +629,9 @@ def linear(input, weight, bias=None) -> Tensor:
 
     NOTE: torch fuses bias and product into one addmm (node AddmmBackward0) for a 2-d
     input, and for other contiguous inputs flattens them to 2-d around an addmm (ViewBackward0
-    on top) when the bias is 1-d or holds one value per output feature; otherwise (a
-    non-contiguous input too: fuzzer finding, a diagonal) it adds the bias in place to
+    on top) when the bias is contiguous and 1-d or holds one value per output feature;
+    otherwise (a non-contiguous input too: fuzzer finding, a diagonal; a strided or expanded
+    bias: fuzzer finding, an unbind column) it adds the bias in place to
     matmul(input, weight.t()) (AddBackward0).
     """
     _check_tensor(input, "linear")
@@ -647,7 +648,8 @@ def linear(input, weight, bias=None) -> Tensor:
     if input.ndim == 2:
         return _addmm(bias, input, _transpose(weight, 0, 1, _T))
     out_features = weight._data.shape[0]
-    if input._data.flags.c_contiguous and (bias.ndim == 1 or (bias.ndim >= 1 and bias.numel() == out_features)):
+    if (input._data.flags.c_contiguous and bias._data.flags.c_contiguous
+            and (bias.ndim == 1 or (bias.ndim >= 1 and bias.numel() == out_features))):
         # NOTE: torch's _flatten_nd_linear reshapes the input before it transposes the weight,
         # so TBackward0 is the later node and runs first in backward: the weight's gradient is
         # accumulated before the input's branch is entered (fuzzer finding: a 1-d input made by
@@ -1055,7 +1057,10 @@ def _reduced_loss(losses: np.ndarray, reduction: str, dtype) -> np.ndarray:
     numpy's "Mean of empty slice" warning (torch gives NaN silently). Call under _errstate()."""
     if reduction == "none":
         return losses
-    total = np.sum(losses, dtype=dtype)
+    # NOTE: torch reduces the losses with its sum of every element, in the order of
+    # `_cpu.full_sum` (campaign seed 47: an mse_loss of 6 float32 errors 1 ulp off numpy's sum)
+    total = _cpu.full_sum(losses, dtype)
+    total = np.sum(losses, dtype=dtype) if total is None else total
     return total / np.asarray(losses.size, dtype) if reduction == "mean" else total
 
 

@@ -149,7 +149,7 @@ def _error(error):
 
 def _describe(t):
     """What is compared of a result tensor: dtype, shape, requires_grad, node name, values."""
-    values = t.numpy(force=True) if isinstance(t, torch.Tensor) else t.detach().numpy()   # (ZeroTensors)
+    values = t.numpy(force=True)   # (ZeroTensors)
     return (str(t.dtype), tuple(t.shape), t.requires_grad,
             t.grad_fn.name() if t.grad_fn is not None else None, _Values(values))
 

@@ -858,3 +858,41 @@ def test_lerp_is_torchs_fused_multiply_add_bit_for_bit(dtype):
                         s.clone().lerp_(e, w).numpy()])
     for theirs, ours in zip(*results):
         np.testing.assert_array_equal(ours, theirs)
+
+
+LERP_LAYOUTS = {
+    "tensor weight": lambda m, s, e, w: m.lerp(s, e, w),
+    "number weight": lambda m, s, e, w: m.lerp(s, e, 1.0),
+    "2-d": lambda m, s, e, w: m.lerp(s.reshape(-1, 2), e.reshape(-1, 2), 1.0),
+    "broadcast end": lambda m, s, e, w: m.lerp(s, e[:1], w),
+    "in place": lambda m, s, e, w: s.clone().lerp_(e, 1.0),
+    "strided": lambda m, s, e, w: m.lerp(s[::2], e[::2], 1.5),
+    "transposed": lambda m, s, e, w: m.lerp(s.reshape(2, -1).t(), e.reshape(2, -1).t(), 1.0),
+}
+
+
+@pytest.mark.parametrize("n", [6, 16, 20, 40])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", sorted(LERP_LAYOUTS))
+def test_lerp_sign_of_zero_follows_torchs_vector_lanes_and_scalar_tail(layout, dtype, n):
+    """Campaign finding (seed 46): lerp(0, -0, 1) is -0.0 in torch's vector lanes and 0.0 in its
+    scalar tail (end - (end - start) * (1 - w)); log2_ of it made gradients of opposite signs."""
+    def signs(m):
+        d = getattr(m, dtype)
+        t = LERP_LAYOUTS[layout](m, m.zeros(n, dtype=d), -m.zeros(n, dtype=d), m.ones(n, dtype=d))
+        return np.signbit(np.array(t.tolist())).tolist()
+    assert signs(engine) == signs(torch)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shapes", [((40,), (40,), (40,)), ((2, 3), (3,), (2, 1)), ((9,), (1,), (9,))])
+def test_addcmul_is_torchs_fused_multiply_add_bit_for_bit(dtype, shapes):
+    """Campaign finding (seed 50): torch's addcmul is fma(value * t1, t2, self) (3e38 + -1.176 *
+    3e38 is -5.3e37 in float32, not -inf); most other values were 1 ulp apart."""
+    rng = np.random.default_rng(50)
+    arrays = [rng.standard_normal(shape) * 10 for shape in shapes]
+    arrays[0].flat[0], arrays[1].flat[0], arrays[2].flat[0] = 3e38, -1.1760376691818237, 3e38
+    for value in (1, 0.5, -3.25):
+        results = [m.addcmul(*(m.tensor(a.tolist(), dtype=getattr(m, dtype)) for a in arrays), value=value).tolist()
+                   for m in (engine, torch)]
+        assert results[0] == results[1], value
