@@ -176,6 +176,7 @@ class DType:
 
 
 Arg = Ref | Literal | Seq | Slice | Dots | DType
+_ARG_TYPES = frozenset(Arg.__args__)
 
 
 def as_arg(value: Any) -> Arg:
@@ -293,8 +294,10 @@ class Step:
     no_grad: bool = False
 
     def __post_init__(self) -> None:
-        args = tuple(map(as_arg, self.args))
-        kwargs = {key: _plain(as_arg(value)) for key, value in self.kwargs.items()}
+        args = self.args
+        if type(args) is not tuple or not all(type(arg) in _ARG_TYPES for arg in args):
+            args = tuple(map(as_arg, args))  # (the builder's steps have operand nodes already)
+        kwargs = {key: _plain(as_arg(value)) for key, value in self.kwargs.items()} if self.kwargs else {}
         # Read often (validation, pruning, comparison): computed once (not a field).
         refs = [arg.name for arg in args if type(arg) is Ref]
         if len(refs) < len(args) or kwargs:  # tensors inside sequences or keywords: the general walk
