@@ -206,8 +206,11 @@ def _sinh_cosh_loops(name: str, x: np.ndarray, data, odd: bool):
     x = np.asarray(x)
     x = x if x.dtype == dtype else x.astype(dtype)
     with _errstate():     # (the C library raises the overflow flag silently, as torch)
-        if type(data) is not np.ndarray or data.size < 2:    # (one element never takes the vector op)
+        if type(data) is not np.ndarray:
             return np.asarray(_cpu.libm(name, fn, x)).reshape(np.shape(data))[()]
+        if data.size < 2:    # (one element never takes the vector op)
+            data[...] = _cpu.libm(name, fn, x).reshape(data.shape)
+            return data
         vector = _cpu.vector_loop_mask(x)
         if not vector.all():
             data[~vector] = _cpu.libm(name, fn, x[~vector])

@@ -313,12 +313,15 @@ def _folded_extreme(x: np.ndarray, axes: tuple, is_max: bool):
 def _extreme(op: str, rule: Rule, is_max: bool, input, dim, keepdim: bool) -> Tensor:
     _check_tensor(input, op)
     x = input._data
-    dims = _reduction_dims(() if dim is None else dim, x.ndim)
-    if dim is not None and x.ndim:
+    if dim is not None and x.ndim and isinstance(dim, (numbers.Integral, tuple, list)):
         # NOTE: amax/amin name the first empty dim as it was given (-1 stays -1; max(dim) wraps it).
+        # They wrap and check each dim in turn, before the dims are checked as a set: an empty dim
+        # before an out-of-range or repeated one is the error (amin(zeros(0), dim=(0, 2)): "dim 0
+        # ... non-zero size"; dim=(2, 0): out of range).
         for given in (dim,) if isinstance(dim, numbers.Integral) else tuple(dim):
-            if x.shape[_wrap_dim(given, x.ndim)] == 0:
+            if isinstance(given, numbers.Integral) and x.shape[_wrap_dim(given, x.ndim)] == 0:
                 raise IndexError(f"{op}(): Expected reduction dim {given} to have non-zero size.")
+    dims = _reduction_dims(() if dim is None else dim, x.ndim)
     _check_nonempty(op, x, dims)
     axes = _axes(dims, x.ndim)
     data = _np_extreme(x, axes, keepdim, is_max)

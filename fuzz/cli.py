@@ -5,6 +5,7 @@ import difflib
 import json
 import re
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -25,10 +26,18 @@ Exit codes:
        disagrees with finite differences and the backend's agrees are reported only)
   1    divergences found (run), or the finding still diverges (replay)
   2    usage error (bad option or argument)
-  130  interrupted with Ctrl-C (the output directory is still complete)"""
+  130  interrupted: Ctrl-C, SIGINT or SIGTERM (the output directory is still complete)"""
 
 EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 130
 MAX_WORKERS = 256
+
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM (what `timeout`, schedulers and container runtimes send) stop a long run as Ctrl-C
+    does, so it still writes its summary and report, instead of ending the process where it is."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*")
 _SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -127,6 +136,7 @@ def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: 
     config = CampaignConfig(out=out, budget_seconds=budget, seed=seed, backend=backend, max_steps=max_steps,
                             ops=ops or None, database=database, max_findings=max_findings,
                             shrink_seconds=shrink_budget, command=command, workers=workers)
+    _interrupt_on_sigterm()
     summary = run_campaign(config, console=console)
     console.print(f"{summary.status}: {summary.examples} examples in {summary.duration_seconds:.1f}s "
                   f"({summary.examples / max(summary.duration_seconds, 1e-9):.0f}/s), "
@@ -211,7 +221,7 @@ Exit codes:
   0    every bug was caught
   1    some bug was not caught
   2    usage error (bad option or argument)
-  130  interrupted with Ctrl-C"""
+  130  interrupted: Ctrl-C, SIGINT or SIGTERM"""
 
 
 @main.command(epilog=SELFTEST_EXIT_CODES)
@@ -233,6 +243,7 @@ def selftest(budget_per_bug: float, bugs: tuple[str, ...] | None, seed: int, out
     console = Console(stderr=True)
     config = SelftestConfig(out=out, budget_per_bug=budget_per_bug, mutants=bugs or tuple(MUTANTS), seed=seed,
                             all_ops=all_ops, jobs=jobs)
+    _interrupt_on_sigterm()
     try:
         records = run_selftest(config, console=console)
     except KeyboardInterrupt:

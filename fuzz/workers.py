@@ -9,7 +9,9 @@ process, which keeps the first of each signature, writes it to the results
 directory at once (fsync'd) and tells the other workers to stop hunting it.
 
 Ctrl-C reaches every process of the group: the workers stop, report their
-last counts, and the parent writes the merged summary. If the parent is
+last counts, and the parent writes the merged summary. An interrupt of the
+parent alone (`kill -INT`, a scheduler's stop) is passed on to the workers
+through their inboxes, with the same result. If the parent is
 killed, the workers notice (their parent changes) and stop; the results
 directory holds meta.json and every finding written so far, and
 `gradfuzz report` renders it.
@@ -36,6 +38,8 @@ from fuzz.campaign import (COMPLETED, INTERRUPTED, PROGRESS_REFRESH_SECONDS, Cam
                            warm_up_torch, write_finding)
 
 ORPHANED = "orphaned"
+# What the parent puts in a worker's inbox to stop it (besides the signatures of known findings).
+STOP = "__stop__"
 # How long the parent waits for workers to report after the budget or Ctrl-C.
 GRACE_SECONDS = 30.0
 
@@ -82,6 +86,8 @@ class _Coordinator:
                     progress.update(task, status=self.status_line(deadline))
             except KeyboardInterrupt:
                 self.summary.status = INTERRUPTED
+                for inbox in self.inboxes:  # (Ctrl-C in a terminal has told them already; a kill -INT has not)
+                    inbox.put(STOP)
                 grace = time.monotonic() + GRACE_SECONDS
                 while len(self.finished) < len(processes) and time.monotonic() < grace:
                     try:
@@ -152,6 +158,9 @@ class _Coordinator:
         """Sum the workers' counts into the summary (findings are counted once, as accepted)."""
         summary = self.summary
         statuses = Counter()
+        for worker, examples in self.examples.items():
+            if self.finished.get(worker) is None:  # it never reported back: its last progress count
+                summary.examples += examples
         for worker_summary in self.finished.values():
             if worker_summary is None:
                 continue
@@ -205,9 +214,12 @@ class _Shard(_Campaign):
             raise _StopCampaign(ORPHANED)
         while True:
             try:
-                self.known.add(self.inbox.get_nowait())
+                message = self.inbox.get_nowait()
             except queue.Empty:
                 break
+            if message == STOP:  # the parent was interrupted
+                raise _StopCampaign(INTERRUPTED)
+            self.known.add(message)
         if self.enough_findings():
             raise _StopCampaign("max-findings")
         self.events.put(("progress", self.config.worker, self.summary.examples))

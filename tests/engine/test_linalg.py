@@ -210,6 +210,16 @@ def test_trace_refuses_bool_before_it_checks_the_dims_as_torch(values):
     assert outcomes[0] == outcomes[1]
 
 
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_trace_of_opposite_infinities_is_nan_without_a_warning_as_torch(dtype, recwarn):
+    # Campaign finding (session 8): numpy warned "invalid value encountered in reduce" summing
+    # inf and -inf on the diagonal; torch gives NaN silently.
+    values = [[float("inf"), -0.5], [3.5, float("-inf")]]
+    results = [str(b.trace(b.tensor(values, dtype=getattr(b, dtype))).item()) for b in (engine, torch)]
+    assert results == ["nan", "nan"]
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
 def _einsum_cases(count: int):
     rng = np.random.default_rng(0)
     for _ in range(count):

@@ -583,6 +583,21 @@ def test_amax_and_amin_of_an_empty_dim_name_it_as_given(op, dim):
     assert messages[1] == messages[0]
 
 
+
+@pytest.mark.parametrize("op", ["amin", "amax"])
+@pytest.mark.parametrize("shape, dim", [((0,), (0, 2)), ((0,), (2, 0)), ((0,), (0, 0)), ((0,), (-1, 2)),
+                                        ((3, 0), (1, 5)), ((3, 0), (5, 1)), ((3, 0), (0, 1, 1)), ((3,), (0, 0))])
+def test_amax_and_amin_check_each_dim_in_turn(op, shape, dim):
+    # Campaign finding (session 8): amin(zeros(0), dim=(0, 2)) is "dim 0 ... non-zero size" in torch,
+    # which wraps and checks the dims one by one: an empty dim before an out-of-range or repeated
+    # one is the error; the engine had checked the dims as a set first.
+    messages = []
+    for b in (torch, engine):
+        with pytest.raises((IndexError, RuntimeError)) as info:
+            getattr(b, op)(b.zeros(shape), dim=dim)
+        messages.append((type(info.value).__name__, str(info.value)))
+    assert messages[1] == messages[0]
+
 @pytest.mark.parametrize("p", [-1.0, -0.5, -1e20, 0.0, 2.0, float("inf"), float("-inf")])
 @pytest.mark.parametrize("shape, dim", [((0, 0), 0), ((0, 3), 0), ((3, 0), 0), ((3, 0), -1), ((0, 3), (1, 0)),
                                         ((0,), None), ((2, 0), None), ((2, 0), [])])

@@ -203,6 +203,42 @@ def test_a_killed_campaign_leaves_a_directory_that_loads_and_renders(tmp_path, w
         assert _session(process.pid) == []
 
 
+
+@pytest.mark.parametrize("whom, workers", [("group", 1), ("group", 2), ("parent", 2), ("term", 1), ("term", 2)])
+def test_an_interrupted_campaign_stops_soon_and_keeps_every_workers_counts(tmp_path, workers, whom):
+    # Ctrl-C in a terminal interrupts the whole process group; `kill -INT` the parent alone;
+    # `timeout` or a scheduler sends SIGTERM to the parent. Each way the workers stop and report:
+    # before, an interrupted parent waited its 30 s grace for workers that kept fuzzing, then wrote
+    # a summary of 0 examples, and SIGTERM ended the run without a summary.
+    import signal
+    import time
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "fuzz.cli", "run", "--budget", "120s", "--backend", "broken_torch",
+               "--out", str(out), "--workers", str(workers), "--op", "mul", "--op", "neg", "--max-steps", "3"]
+    process = subprocess.Popen(command, env=_environment(), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and '"type": "finding"' not in _text(out / "results.jsonl"):
+            time.sleep(0.2)
+        time.sleep(2)  # some examples after the first finding
+        interrupted = time.monotonic()
+        if whom == "group":
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            os.kill(process.pid, signal.SIGTERM if whom == "term" else signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+        stopped_after = time.monotonic() - interrupted
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    summary = read_records(out)[-1]
+    assert summary["type"] == "summary" and summary["status"] == "interrupted"
+    # Every worker reported its own counts (not only a progress figure): examples are the verdicts' sum.
+    assert summary["examples"] == sum(summary["verdicts"].values()) > 0 and summary["findings"] >= 1
+    assert stopped_after < 20, f"stopped {stopped_after:.1f} s after the interrupt"
+
 def _session(leader: int) -> list[str]:
     """The processes still alive in the session ``leader`` started."""
     return subprocess.run(["pgrep", "-s", str(leader)], capture_output=True, text=True).stdout.split()
