@@ -160,8 +160,10 @@ def _environment() -> dict:
 
 
 def test_two_workers_merge_their_findings_into_one_directory(tmp_path):
-    summary = quiet_campaign(tmp_path, budget_seconds=15, seed=1, backend="broken_torch", workers=2,
-                             ops=("mul", "neg", "sum"), max_steps=3, shrink_seconds=3)
+    # (The budget leaves room for a loaded machine, where starting two interpreters with torch takes
+    # seconds of it; the two dtypes' findings end the run earlier.)
+    summary = quiet_campaign(tmp_path, budget_seconds=40, seed=1, backend="broken_torch", workers=2,
+                             ops=("mul", "neg", "sum"), max_steps=3, shrink_seconds=3, max_findings=2)
     records = read_records(tmp_path)
     findings = [record for record in records if record["type"] == "finding"]
     assert findings and len({f["signature"] for f in findings}) == len(findings)  # de-duplicated by signature
