@@ -175,23 +175,28 @@ def test_two_workers_merge_their_findings_into_one_directory(tmp_path):
         assert (tmp_path / finding["finding_file"]).is_file() and (tmp_path / finding["reproducer"]).is_file()
 
 
+def _campaign_with_a_finding(out: Path, workers: int) -> subprocess.Popen:
+    """A `gradfuzz run` of the planted bug in its own session, once its first finding is written (or 90 s)."""
+    import time
+    command = [sys.executable, "-m", "fuzz.cli", "run", "--budget", "120s", "--backend", "broken_torch",
+               "--out", str(out), "--workers", str(workers), "--op", "mul", "--op", "neg", "--max-steps", "3"]
+    process = subprocess.Popen(command, env=_environment(), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and '"type": "finding"' not in _text(out / "results.jsonl"):
+        time.sleep(0.2)
+    return process
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_killed_campaign_leaves_a_directory_that_loads_and_renders(tmp_path, workers):
     import signal
     import time
     from reports.results import load_results
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "fuzz.cli", "run", "--budget", "120s", "--backend", "broken_torch",
-               "--out", str(out), "--workers", str(workers), "--op", "mul", "--op", "neg", "--max-steps", "3"]
-    process = subprocess.Popen(command, env=_environment(), cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and '"type": "finding"' not in _text(out / "results.jsonl"):
-            time.sleep(0.2)
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+    process = _campaign_with_a_finding(out, workers)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
     results = load_results(out)
     assert results.meta["backend"] == "broken_torch" and results.summary is None
     assert results.findings and results.findings[0]["op"] == "mul" and results.status == "interrupted"
@@ -215,14 +220,8 @@ def test_an_interrupted_campaign_stops_soon_and_keeps_every_workers_counts(tmp_p
     import signal
     import time
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "fuzz.cli", "run", "--budget", "120s", "--backend", "broken_torch",
-               "--out", str(out), "--workers", str(workers), "--op", "mul", "--op", "neg", "--max-steps", "3"]
-    process = subprocess.Popen(command, env=_environment(), cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = _campaign_with_a_finding(out, workers)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and '"type": "finding"' not in _text(out / "results.jsonl"):
-            time.sleep(0.2)
         time.sleep(2)  # some examples after the first finding
         interrupted = time.monotonic()
         if whom == "group":
