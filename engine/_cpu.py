@@ -207,6 +207,7 @@ _GRAIN_SIZE = 32768
 # NOTE: torch registers its sum kernel without an AVX512 variant (REGISTER_DISPATCH, not
 # ALSO_REGISTER_AVX512_DISPATCH): it runs with 32-byte vectors on every x86 machine.
 _SUM_VECTOR_BYTES = 32
+_SUM_ZERO = {np.dtype(np.float32): np.float32(0), np.dtype(np.float64): np.float64(0)}   # dtypes full_sum covers
 
 
 def full_sum(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
@@ -221,19 +222,28 @@ def full_sum(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
     is the same with numbers for vectors. Float32 accumulates in float32. Only dense arrays of
     x's own dtype up to _GRAIN_SIZE elements are covered: others are walked as several rows.
     """
-    if x.dtype != dtype or x.dtype not in (np.float32, np.float64) or not 0 < x.size <= _GRAIN_SIZE:
+    zero = _SUM_ZERO.get(x.dtype)
+    if zero is None or x.dtype != dtype or not 0 < x.size <= _GRAIN_SIZE:
         return None
-    order = sorted(range(x.ndim), key=lambda d: -x.strides[d])
-    flat = x.transpose(order)
-    if not flat.flags.c_contiguous:
-        return None
-    flat = flat.reshape(-1)
+    if x.flags.c_contiguous:
+        flat = x.reshape(-1)
+    else:
+        flat = x.transpose(sorted(range(x.ndim), key=lambda d: -x.strides[d]))
+        if not flat.flags.c_contiguous:
+            return None
+        flat = flat.reshape(-1)
     lanes = _SUM_VECTOR_BYTES // x.itemsize
-    zero = x.dtype.type(0)
+    whole = flat.size - flat.size % lanes
+    if whole < _SHORT_ROW * lanes:
+        total = _short_sum(flat, whole, lanes)
+        if total == total:
+            return np.asarray(zero + total, dtype=x.dtype)
+        # NOTE: of two NaNs, an addition of numpy scalars (as the loops below add numbers, and
+        # as torch's scalar loops do) returns the second's payload and sign, np.add.accumulate
+        # the first's: a NaN sum is computed again by the loops.
     if flat.size < lanes:
         total = _row_sum(flat)
     else:
-        whole = flat.size - flat.size % lanes
         vector = _row_sum(flat[:whole].reshape(-1, lanes))
         total = zero
         for value in flat[whole:]:
@@ -241,6 +251,44 @@ def full_sum(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
         for value in vector:
             total = total + value
     return np.asarray(zero + total, dtype=x.dtype)   # (stored by adding to the zeroed output)
+
+
+# Rows of fewer elements (numbers or vectors) than this never move an accumulator of
+# multi_row_sum up a level (which happens every 16 groups of 4): `_short_sum`.
+_SHORT_ROW = 64
+
+
+def _short_sum(flat: np.ndarray, whole: int, lanes: int):
+    """full_sum's total of a row of fewer than _SHORT_ROW vectors (`whole` elements; numbers
+    for a row shorter than one vector), before it is added to the zeroed output, in a few numpy
+    calls instead of one per addition: a small tensor's sum() is one of the commonest ops.
+
+    The additions are the loops' (of `full_sum`, `_row_sum` and `_multi_row_sum`), in their
+    order, each sequence added by one np.add.accumulate (which adds in order, from the first
+    element), but for the zeros the loops start from and add (multi_row_sum's first level is
+    the only one here; its upper levels add zeros): x + 0 differs from x only for x = -0.0 (or
+    a NaN, which full_sum computes again), and sums of operands that are equal or both zeros
+    are equal or both zeros, so the total differs at most in the sign of a zero, which adding
+    it to the zeroed output (+0.0) removes."""
+    if not whole:
+        return _short_row_sum(flat)
+    row = _short_row_sum(flat[:whole].reshape(-1, lanes))
+    # the numbers after the last whole vector, then the vector's lanes
+    return np.add.accumulate(np.concatenate((flat[whole:], row)) if whole < flat.size else row)[-1]
+
+
+def _short_row_sum(elements: np.ndarray):
+    """`_row_sum` of fewer than _SHORT_ROW elements (numbers or vectors), as `_short_sum` says."""
+    groups = len(elements) // 4
+    if not groups:
+        return np.add.accumulate(elements, axis=0)[-1]
+    # multi_row_sum: the sums of the groups (rows of 4) for its 4 accumulators
+    partial = elements[:4] if groups == 1 else np.add.accumulate(
+        elements[:groups * 4].reshape((groups, 4) + elements.shape[1:]), axis=0)[-1]
+    if len(elements) > groups * 4:
+        # the first accumulator, the elements after the last group, the other three
+        partial = np.concatenate((partial[:1], elements[groups * 4:], partial[1:]))
+    return np.add.accumulate(partial, axis=0)[-1]
 
 
 def _row_sum(elements: np.ndarray):

@@ -69,6 +69,8 @@ def resolve(backend: ModuleType, arg: Any, env: dict[str, Any]) -> Any:
 
 def function(backend: ModuleType, name: str) -> Any:
     """``backend.<name>``, through namespaces for dotted names (``nn.functional.relu``)."""
+    if "." not in name:
+        return getattr(backend, name)
     value = backend
     for part in name.split("."):
         value = getattr(value, part)
@@ -89,8 +91,9 @@ def apply_step(backend: ModuleType, step: Step, env: dict[str, Any]) -> Any:
 
 
 def _apply(backend: ModuleType, step: Step, env: dict[str, Any]) -> Any:
-    args = [resolve(backend, arg, env) for arg in step.args]
-    kwargs = {key: resolve(backend, value, env) for key, value in step.kwargs.items()}
+    # (Most operands are tensors by name: looked up here, without a call.)
+    args = [env[arg.name] if type(arg) is Ref else resolve(backend, arg, env) for arg in step.args]
+    kwargs = {key: resolve(backend, value, env) for key, value in step.kwargs.items()} if step.kwargs else {}
     if step.op == REGISTER_HOOK:
         # NOTE: grad_fn is read first because torch 2.13 segfaults in register_hook on a view whose
         # grad_fn is stale (`v = (x * 2).view(-1); v.detach().zero_(); v.register_hook(h)`): it sets
@@ -151,11 +154,14 @@ def snapshot(tensor: Any) -> Array:
     """A tensor's dtype name and a numpy copy of its data (later in-place ops cannot change it)."""
     detached = tensor.detach()
     name = dtype_name(tensor.dtype)
-    is_zerotensor = getattr(detached, "_is_zerotensor", None)
-    if is_zerotensor is not None and is_zerotensor():
+    try:
+        return Array(name, np.array(detached.numpy(), copy=True))
+    except RuntimeError:
         # torch's ZeroTensor gradients (abs'' = 0) refuse .numpy() and have no dense CPU kernel.
+        is_zerotensor = getattr(detached, "_is_zerotensor", None)
+        if is_zerotensor is None or not is_zerotensor():
+            raise
         return Array(name, np.zeros(tuple(detached.shape), dtype=np.dtype(name)))
-    return Array(name, np.array(detached.numpy(), copy=True))
 
 
 def _tuple_result(ref: str, results: tuple | list) -> StepResult:

@@ -14,6 +14,7 @@ Non-finite floats in ``data`` are the strings "nan", "inf", "-inf".
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -95,17 +96,29 @@ class Outcome:
 
     def with_messages(self, normalize: Callable[[str], str]) -> Outcome:
         """The same outcome with every error and warning message passed through ``normalize``."""
+        # Most messages are normal already: those keep their objects (and an outcome without any
+        # changed message is returned itself).
         def fix(failure: Failure | None) -> Failure | None:
-            return None if failure is None else replace(failure, message=normalize(failure.message))
+            if failure is None:
+                return None
+            message = normalize(failure.message)
+            return failure if message == failure.message else replace(failure, message=message)
+
+        def fixed_result(result: StepResult) -> StepResult:
+            error = fix(result.error)
+            return result if error is result.error else replace(result, error=error)
+
+        def fixed_warning(warning: RecordedWarning) -> RecordedWarning:
+            message = normalize(warning.message)
+            return warning if message == warning.message else replace(warning, message=message)
         if self.error is None and not self.warnings:  # nothing to normalize (most outcomes)
             return self
-        return replace(
-            self,
-            values=tuple(result if result.error is None else replace(result, error=fix(result.error))
-                         for result in self.values),
-            error=fix(self.error),
-            warnings=tuple(replace(warning, message=normalize(warning.message)) for warning in self.warnings),
-        )
+        values = tuple(map(fixed_result, self.values))
+        error, warnings = fix(self.error), tuple(map(fixed_warning, self.warnings))
+        if error is self.error and all(map(operator.is_, values, self.values)) and \
+                all(map(operator.is_, warnings, self.warnings)):
+            return self
+        return replace(self, values=values, error=error, warnings=warnings)
 
     def to_json(self) -> dict:
         return {

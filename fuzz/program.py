@@ -75,8 +75,7 @@ def _frozen(cls, **fields):
     """An instance of the frozen dataclass ``cls`` with these fields, without running its __init__
     (nor __post_init__): for copies of values that were normalized and validated already."""
     instance = object.__new__(cls)
-    for name, value in fields.items():
-        object.__setattr__(instance, name, value)
+    instance.__dict__.update(fields)  # what object.__setattr__ would do, field by field
     return instance
 
 
@@ -177,6 +176,7 @@ class DType:
 
 
 Arg = Ref | Literal | Seq | Slice | Dots | DType
+_ARG_TYPES = frozenset(Arg.__args__)
 
 
 def as_arg(value: Any) -> Arg:
@@ -294,15 +294,15 @@ class Step:
     no_grad: bool = False
 
     def __post_init__(self) -> None:
-        args = tuple(map(as_arg, self.args))
-        kwargs = {key: _plain(as_arg(value)) for key, value in self.kwargs.items()}
-        object.__setattr__(self, "args", args)
-        object.__setattr__(self, "kwargs", kwargs)
+        args = self.args
+        if type(args) is not tuple or not all(type(arg) in _ARG_TYPES for arg in args):
+            args = tuple(map(as_arg, args))  # (the builder's steps have operand nodes already)
+        kwargs = {key: _plain(as_arg(value)) for key, value in self.kwargs.items()} if self.kwargs else {}
         # Read often (validation, pruning, comparison): computed once (not a field).
         refs = [arg.name for arg in args if type(arg) is Ref]
         if len(refs) < len(args) or kwargs:  # tensors inside sequences or keywords: the general walk
             refs = [name for arg in (*args, *kwargs.values()) for name in arg_refs(arg)]
-        object.__setattr__(self, "_refs", tuple(refs))
+        self.__dict__.update(args=args, kwargs=kwargs, _refs=tuple(refs))  # (object.__setattr__'s effect)
 
     def refs(self) -> tuple[str, ...]:
         """Names of the tensors this step reads."""
@@ -319,11 +319,9 @@ class Step:
         if refs == self._refs and out == self.out:
             return self
         # The operands are normalized already: the copy skips __post_init__ (pruning renames every step).
-        step = _frozen(Step, op=self.op, form=self.form, args=tuple(map_refs(arg, rename) for arg in self.args),
+        return _frozen(Step, op=self.op, form=self.form, args=tuple(map_refs(arg, rename) for arg in self.args),
                        kwargs={key: map_refs(value, rename) for key, value in self.kwargs.items()}, out=out,
-                       no_grad=self.no_grad)
-        object.__setattr__(step, "_refs", refs)
-        return step
+                       no_grad=self.no_grad, _refs=refs)
 
     def to_json(self) -> dict:
         data = {
@@ -492,10 +490,11 @@ class Program:
         # A valid program, consistently renamed, is valid: no second validation (__post_init__).
         program = _frozen(
             Program,
-            inputs=tuple(tensor if tensor.name == names[tensor.name] else replace(tensor, name=names[tensor.name])
-                         for tensor in inputs),
+            inputs=tuple(tensor if tensor.name == names[tensor.name] else
+                         _frozen(Input, **{**tensor.__dict__, "name": names[tensor.name]}) for tensor in inputs),
             steps=tuple(step.renamed(names.__getitem__, names[step.out]) for step in kept),
-            action=replace(self.action, target=names[self.action.target]),
+            action=self.action if self.action.target == names[self.action.target] else
+            _frozen(Action, **{**self.action.__dict__, "target": names[self.action.target]}),
             format=self.format,
         )
         return program, kept_indices, names

@@ -17,6 +17,9 @@ _CPP_CONTEXT = (
     re.compile(r"\s*\(Triggered internally at .*?\)\s*$", re.DOTALL),
     re.compile(r"\nException raised from .*$", re.DOTALL),
 )
+# Text each pattern above contains: a message without it is left as it is, with no regex search
+# (the leading \s* makes one try the pattern at every whitespace of a long message).
+_CPP_CONTEXT_MARKS = ("(Triggered internally at ", "\nException raised from ")
 
 
 def normalize_message(message: str) -> str:
@@ -25,8 +28,9 @@ def normalize_message(message: str) -> str:
     >>> normalize_message("x is deprecated. (Triggered internally at aten/src/X.cpp:12.)")
     'x is deprecated.'
     """
-    for pattern in _CPP_CONTEXT:
-        message = pattern.sub("", message)
+    for pattern, mark in zip(_CPP_CONTEXT, _CPP_CONTEXT_MARKS):
+        if mark in message:
+            message = pattern.sub("", message)
     return message
 
 

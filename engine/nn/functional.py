@@ -545,7 +545,7 @@ def _log_softmax_grad(g: np.ndarray, y: np.ndarray, dim) -> np.ndarray:
     difference fused into one multiply-add (its vectorized loop, compiled with FMA): where they
     nearly cancel, the rounding of the product decides the result (fuzzer finding: 0 against
     -6.7e21 at gradients of 1.2e38)."""
-    return _fused_subtract_product(g, _ops._np_exp(y), np.sum(g, axis=dim, keepdims=True))
+    return _fused_subtract_product(g, _ops._np_exp(y), np.add.reduce(g, axis=dim, keepdims=True))
 
 
 def _log_softmax_backward(ctx, g):
@@ -577,7 +577,7 @@ _LOG_SOFTMAX_BACKWARD = Rule("LogSoftmaxBackwardDataBackward0", _log_softmax_dou
 def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
     if x.ndim == 0 or x.size == 0:   # (an empty input: numpy's max refuses a zero-size axis)
         return x - x
-    return x - np.max(x, axis=dim, keepdims=True)
+    return x - np.maximum.reduce(x, axis=dim, keepdims=True)   # (np.max without its Python-level dispatch)
 
 
 def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
@@ -593,8 +593,8 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
     input, dim = _softmax_args("log_softmax", input, dim, _stacklevel, dtype)
     with _errstate():
         shifted = _shifted(input._data, dim)
-        data = shifted - _ops._rounded(np.log, np.sum(_ops._np_exp(shifted), axis=dim if input.ndim else None,
-                                                      keepdims=True))
+        data = shifted - _ops._rounded(np.log, np.add.reduce(_ops._np_exp(shifted), axis=dim if input.ndim else None,
+                                                             keepdims=True))
     return record(_LOG_SOFTMAX, (input,), _contiguous_array(data), input.dtype, dim=dim if input.ndim else None)
 
 
@@ -776,8 +776,8 @@ class _NllPlan:
     The forward, its backward and the backward's own backward (nll_loss again) all read it.
     """
 
-    __slots__ = ("rule", "double_rule", "folded", "target_shape", "at_target", "valid", "weight", "total",
-                 "reduction")
+    __slots__ = ("rule", "double_rule", "folded", "target_shape", "at_target", "valid", "all_valid", "weight",
+                 "total", "reduction")
 
     def __init__(self, rule, folded, target: np.ndarray, weight: np.ndarray, ignore_index: int, reduction: str,
                  unweighted: bool = False):
@@ -787,14 +787,21 @@ class _NllPlan:
         self.target_shape = target.shape
         target = target.reshape(n, k)
         self.valid = target != ignore_index
-        bad = self.valid & ((target < 0) | (target >= c))
-        if np.any(bad):
+        # (Where every target is valid, as without ignored ones, the masks below change nothing:
+        # np.where(True, v, 0) is v, bit for bit.)
+        self.all_valid = all_valid = bool(self.valid.all())
+        bad = (target < 0) | (target >= c)
+        if not all_valid:
+            bad &= self.valid
+        if bad.any():
             raise IndexError(f"Target {target[bad][0]} is out of bounds.")
-        safe_target = np.where(self.valid, target, 0)
+        safe_target = target if all_valid else np.where(self.valid, target, 0)
         # The (N, K) elements at the targets of an (N, C, K) array, as an index.
         self.at_target = (np.arange(n)[:, None], safe_target, np.arange(k)[None, :])
-        self.weight = np.where(self.valid, weight[safe_target], np.zeros((), weight.dtype))   # (N, K)
-        count = int(np.count_nonzero(self.valid))
+        self.weight = weight[safe_target]   # (N, K)
+        if not all_valid:
+            self.weight = np.where(self.valid, self.weight, np.zeros((), weight.dtype))
+        count = self.valid.size if all_valid else int(np.count_nonzero(self.valid))
         if unweighted and count <= 2 ** (np.finfo(weight.dtype).nmant + 1):
             # Ones, added in any order, sum exactly to their count where the dtype holds it.
             self.total = weight.dtype.type(count)
@@ -805,7 +812,9 @@ class _NllPlan:
         n, c, k = self.folded
         picked = x.reshape(n, c, k)[self.at_target]
         with _errstate():
-            losses = np.where(self.valid, -self.weight * picked, np.zeros((), x.dtype))
+            losses = -self.weight * picked
+            if not self.all_valid:
+                losses = np.where(self.valid, losses, np.zeros((), x.dtype))
             if self.reduction == "none" and self.target_shape:
                 return losses.reshape(self.target_shape)
             # NOTE: an unbatched input's loss (a 0-d target) comes out of torch's reducing loop
@@ -830,7 +839,9 @@ class _NllPlan:
                 g = g.reshape(n, k)
             elif self.reduction == "mean":
                 g = g / self.total
-            values = np.where(self.valid, -self.weight * g, np.zeros((), self.weight.dtype))
+            values = -self.weight * g
+            if not self.all_valid:
+                values = np.where(self.valid, values, np.zeros((), self.weight.dtype))
         grad = np.zeros((n, c, k), values.dtype)
         grad[self.at_target] = values
         return grad.reshape(shape)

@@ -633,6 +633,26 @@ def test_full_sums_of_transposed_tensors_walk_memory_order_as_torch():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_short_full_sums_are_torchs_bit_for_bit(dtype):
+    # _cpu._short_sum adds rows of fewer than 64 vectors by whole sequences (np.add.accumulate)
+    # and leaves out the loops' additions of zeros: every length up to and past that, with signed
+    # zeros, infinities, huge values that round away, and NaNs.
+    rng = np.random.default_rng(7)
+    lanes = 8 if dtype == "float32" else 4
+    for n in sorted({*range(1, 2 * lanes + 2), *range(3, 64 * lanes + 9, 13), 4 * lanes - 1, 16 * lanes,
+                     64 * lanes - 1, 64 * lanes, 64 * lanes + 1}):
+        for kind in range(5):
+            x = [rng.standard_normal(n), rng.choice([0.0, -0.0], n), rng.choice([-0.0, 1.0, -1.0, np.inf, -np.inf], n),
+                 rng.choice([1e30, -1e30, 1.0, -1.0, -0.0], n) * rng.uniform(0.5, 1, n),
+                 np.where(rng.random(n) < 0.1, np.nan, rng.standard_normal(n))][kind].astype(dtype)
+            ours, theirs = engine.tensor(x).sum().numpy(), torch.tensor(x).sum().numpy()
+            if np.isnan(theirs):
+                assert np.isnan(ours), (n, kind)
+            else:
+                assert ours.tobytes() == theirs.tobytes(), (n, kind, ours, theirs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("n", [8, 512, 4096, 8192, 8200, 32768])
 def test_full_sums_of_signed_zeros_infinities_and_nans_are_torchs(dtype, n):
     # _cpu.full_sum adds each level of torch's cascade in one numpy call (np.add.accumulate,
