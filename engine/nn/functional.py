@@ -1521,7 +1521,11 @@ def _layer_norm_grads(g, x, w, mean, rstd, dims, needs) -> tuple:
             ag = a[:, None] * g2
             grad_input = (_fma(b[:, None], x2, ag if w is None else ag * w.reshape(-1)) + c[:, None]).reshape(g.shape)
     if needs[1]:
-        grad_weight = g * (rstd * x + -rstd * mean)
+        # NOTE: torch's kernel computes a x + b, b = -a mean, as one fused multiply-add: a
+        # constant row's normalized values are then its rounding residue, not exactly 0 (campaign
+        # seed 54: an inf gradient there makes the weight's gradient inf in torch, NaN from 0 * inf).
+        with _errstate():
+            grad_weight = g * (_fma(rstd, x, -rstd * mean) if isinstance(g, np.ndarray) else rstd * x + -rstd * mean)
     return grad_input, grad_weight, g if needs[2] else None
 
 

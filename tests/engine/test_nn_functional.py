@@ -369,7 +369,7 @@ def test_activation_derivatives_match_torch_to_second_order_at_edges(name, upstr
     if isinstance(theirs[1], np.ndarray):
         np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-12, equal_nan=True)
     else:
-        assert ours[1] == theirs[1]
+        np.testing.assert_array_equal(ours[1], theirs[1])
 
 
 def _nll_program(backend, shape, reduction, weighted, ignore, seed):
@@ -1254,3 +1254,20 @@ def test_pointwise_losses_reduce_in_torchs_order_bit_for_bit(loss, reduction):
                                                       m.tensor(y.tolist(), dtype=getattr(m, dtype)),
                                                       reduction=reduction).item() for m in (engine, torch)]
             assert results[0] == results[1], (n, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_layer_norm_weight_gradient_of_constant_rows_is_torchs_fused_residue(dtype):
+    """Campaign finding (seed 54): rows of equal values normalize to the rounding residue of
+    torch's fma(rstd, x, -rstd * mean), not to 0, so an inf upstream gradient makes the weight's
+    gradient inf (and huge values where the gradient is huge), not NaN and 0."""
+    def grads(m):
+        x = m.tensor([[1.4188497459469684], [-2.3095901438177693], [-3.008548853703349]],
+                     dtype=getattr(m, dtype), requires_grad=True)
+        w = m.zeros(4, dtype=getattr(m, dtype), requires_grad=True)
+        g = m.tensor([[1e30, -2.3, -3.0, -1e-30], [-2.0, -1.8, 3.1, 3.5], [INF, -1.2, 2.0, 1e30]], dtype=getattr(m, dtype))
+        m.nn.functional.layer_norm(x.expand(3, 4), (4,), weight=w).backward(gradient=g)
+        return w.grad.tolist(), x.grad.tolist()
+    ours, theirs = grads(engine), grads(torch)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
+    np.testing.assert_array_equal(ours[1], theirs[1])
