@@ -382,7 +382,29 @@ def gelu(input, approximate: str = "none") -> Tensor:
         else:
             # NOTE: torch's kernel computes x * 0.5 * (1 + erf(x * M_SQRT1_2)) in the input's dtype.
             data = x * x.dtype.type(0.5) * (1 + _np_erf(x * x.dtype.type(_SQRT1_2)))
+            if x.dtype == np.float32 and x.size > 1 and x.flags.c_contiguous:
+                data = _onednn_gelu_edges(x, data)
     return record(_GELU, (input,), data, input.dtype, approximate=approximate)
+
+
+# Where torch's float32 gelu of a contiguous tensor of several elements (oneDNN's kernel) overflows:
+# it forms x * (1 + erf(x / sqrt 2)) before halving.
+_ONEDNN_GELU_OVERFLOW = np.float32(2.0 ** 127)
+
+
+def _onednn_gelu_edges(x: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """gelu's values at infinities and near float32's largest as torch 2.13's oneDNN kernel gives them.
+
+    NOTE: torch runs float32 gelu (approximate="none") of a contiguous input with more than one
+    element on oneDNN, which gives nan at +-inf and inf from 2**127 on; a single element, or a
+    non-contiguous input (a transpose, an expanded or strided view), runs ATen's kernel, which
+    gives inf at +inf and finite values up to float32's largest (fuzzer finding: gelu of an outer
+    product reaching 3e38). Finite values elsewhere may differ from oneDNN's by an ulp.
+    """
+    large = np.abs(x) >= _ONEDNN_GELU_OVERFLOW
+    if not large.any():
+        return data
+    return np.where(np.isinf(x), np.float32(np.nan), np.where(large & (x > 0), np.float32(np.inf), data))
 
 
 def _silu_backward(ctx, g):

@@ -1271,3 +1271,22 @@ def test_layer_norm_weight_gradient_of_constant_rows_is_torchs_fused_residue(dty
     ours, theirs = grads(engine), grads(torch)
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
     np.testing.assert_array_equal(ours[1], theirs[1])
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "column", "single", "transposed", "strided", "expanded", "0-d"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gelu_at_infinities_and_near_float32_max_follows_torchs_kernel_choice(layout, dtype):
+    """Campaign finding (seed 9): gelu of an outer product reaching 3e38 was inf in torch and finite
+    in the engine. torch 2.13 runs float32 gelu of a contiguous input of several elements on
+    oneDNN (nan at +-inf, inf from 2**127 on) and everything else on ATen's kernel."""
+    inf = float("inf")
+    values = [inf, -inf, 2.0 ** 127, 3e38, -3e38, 1e30, 2.5, -0.0, float("nan")]
+
+    def run(m):
+        full = m.tensor(values, dtype=getattr(m, dtype))
+        x = {"contiguous": lambda: full, "column": lambda: full.reshape(9, 1),
+             "single": lambda: full[:1].clone(), "transposed": lambda: full.reshape(3, 3).t(),
+             "strided": lambda: full[::2], "expanded": lambda: full[:1].expand(4),
+             "0-d": lambda: full[2].clone()}[layout]()
+        return m.nn.functional.gelu(x).numpy()
+    np.testing.assert_array_equal(run(engine), run(torch))
