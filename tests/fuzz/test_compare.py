@@ -297,6 +297,25 @@ def test_a_wrong_message_of_backward_itself_is_one_finding_whatever_the_ops():
     assert signatures == {"error-message|repeated_backward|float32"}
 
 
+def test_an_error_of_backward_itself_where_torch_succeeds_is_one_finding_whatever_the_ops():
+    """Unseen-bug check (session 9): a backend that frees the graph despite retain_graph=True
+    raised "a second time" on every repeated backward; keyed on the first step's op (every
+    prefix shows it), that was 84 findings in 60 s."""
+    signatures = set()
+    for op in ("exp", "sigmoid", "tanh"):
+        program = Program((Input("x0", (2,), "float32", [0.5, 1.0], True),),
+                          (Step(op, "function", (Ref("x0"),), {}, "v0"),),
+                          Action(REPEATED_BACKWARD, "v0", retain_graph=True))
+        torch_outcome = oracle.run_torch(program)
+        assert torch_outcome.error is None
+        freed = replace(torch_outcome, error=Failure("RuntimeError", "Trying to backward through the graph a "
+                                                                     "second time (or directly access ...)", "action"))
+        verdict = compare(freed, torch_outcome, program, backend=torch)
+        assert (verdict.kind, verdict.where) == ("error-vs-success", "action")
+        signatures.add(verdict.signature)
+    assert signatures == {"error-vs-success|repeated_backward|float32"}
+
+
 def test_a_wrong_message_naming_a_node_is_keyed_on_that_node():
     program = Program((Input("x0", (2,), "float32", [0.5, 1.0], True),),
                       (Step("exp", "function", (Ref("x0"),), {}, "v0"),
