@@ -152,7 +152,10 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
         raise _not_implemented_for("addmm_impl_cpu_", mat1.dtype)
     a, b = mat1._data, mat2._data
     with _errstate():
-        if n < m and _is_transposed(b) and a.flags.c_contiguous:
+        if k == 1:
+            data = _ops._mm_array(a, b)   # (exact products: a zero keeps its sign, as torch's)
+            np.add(bias._data, data, out=data)
+        elif n < m and _is_transposed(b) and a.flags.c_contiguous:
             # A linear layer's product (a batch of inputs times a weight used transposed) with
             # fewer rows than columns: OpenBLAS computes it as the transposed product
             # weight @ input.T 1.2-2x faster. Adding the bias lays the result out row-major,
