@@ -121,6 +121,7 @@ class Summary:
     examples: int = 0
     valid: int = 0          # torch ran the program without raising
     raised_both: int = 0    # both backends raised
+    forgiven: int = 0       # matched only after differences judged rounding or summation order (fuzz.compare)
     duration_seconds: float = 0.0
     verdicts: Counter = field(default_factory=Counter)
     ops: dict = field(default_factory=lambda: defaultdict(_counts))
@@ -130,7 +131,7 @@ class Summary:
 
     def to_json(self) -> dict:
         return {"type": "summary", "status": self.status, "examples": self.examples, "valid": self.valid,
-                "raised_both": self.raised_both, "duration_seconds": round(self.duration_seconds, 3),
+                "raised_both": self.raised_both, "forgiven": self.forgiven, "duration_seconds": round(self.duration_seconds, 3),
                 "verdicts": {MATCH: 0, **self.verdicts}, "ops": {op: dict(counts) for op, counts in sorted(self.ops.items())},
                 "coverage": {op: {feature: dict(counts) for feature, counts in features.items()}
                              for op, features in sorted(self.coverage.items())},
@@ -562,6 +563,7 @@ class _Campaign:
         summary.examples += 1
         summary.valid += torch_.error is None
         summary.raised_both += engine.error is not None and torch_.error is not None
+        summary.forgiven += bool(verdict.notes) and not verdict.diverged
         summary.verdicts[verdict.kind] += 1
         for op in set(program.ops()):
             summary.ops[op]["examples"] += 1

@@ -195,6 +195,7 @@ class _Coordinator:
             summary.examples += worker_summary["examples"]
             summary.valid += worker_summary["valid"]
             summary.raised_both += worker_summary["raised_both"]
+            summary.forgiven += worker_summary.get("forgiven", 0)
             summary.verdicts.update(worker_summary["verdicts"])
             for op, counts in worker_summary["ops"].items():
                 summary.ops[op]["examples"] += counts["examples"]
