@@ -126,6 +126,7 @@ class _DaskChannel:
         self.campaign, self.index = campaign, index
         self.next_look = 0.0
         self.lost = False
+        self.queues: dict = {}   # (made in the worker, once: making one registers it with the scheduler)
 
     def __getstate__(self) -> dict:
         return {"campaign": self.campaign, "index": self.index}
@@ -134,8 +135,10 @@ class _DaskChannel:
         self.__init__(state["campaign"], state["index"])
 
     def _queue(self, name: str):
-        from distributed import Queue
-        return Queue(f"{self.campaign}-{name}")
+        if name not in self.queues:
+            from distributed import Queue
+            self.queues[name] = Queue(f"{self.campaign}-{name}")
+        return self.queues[name]
 
     def send(self, event: tuple) -> None:
         self._queue("events").put(event)
