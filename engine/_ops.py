@@ -1446,8 +1446,8 @@ def _np_pow_elementwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     tensors is std::pow throughout (inf, 0.0), so the exponent is spelled out in full, laid out
     as the base (fuzzer finding: x.pow_(tensor(0.5)) of -inf)."""
     shape = np.broadcast_shapes(x.shape, y.shape)
-    if not shape:
-        return np.power(x.reshape(1), y.reshape(1)).reshape(())
+    if not shape:   # (as one element, rounded as below: campaign seed 10, pow(x, x) of a 0-d float32)
+        return _np_pow_elementwise(x.reshape(1), y.reshape(1)).reshape(())
     # (A broadcast base lays nothing out: numpy would order the exponents' dims by its zero
     # strides; fuzzer finding: pow of a (4, 3) base to a (2, 1, 1) exponent came out permuted.)
     exponents = np.empty_like(x, dtype=y.dtype) if x.shape == shape else np.empty(shape, dtype=y.dtype)
