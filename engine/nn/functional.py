@@ -59,7 +59,18 @@ def v_const(array: np.ndarray, like):
 
 
 def _log_sigmoid_values(x: np.ndarray) -> np.ndarray:
-    return _ops._rounded(lambda z: np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z))), x)
+    """min(x, 0) - log1p(exp(-|x|)), as torch's log_sigmoid kernel computes it.
+
+    NOTE: torch's kernel stores buffer = exp(-|x|) and computes min(x, 0) - log1p(buffer) with
+    vector ops in x's dtype: in float32, three roundings (each op rounded correctly here; SLEEF's
+    are within an ulp). The float64 formula rounded once differed from torch at 3,326 of 20,000
+    normal float32 values, this at 1,138 (campaign seed 10: bce_with_logits of -0.776, then tan).
+    """
+    x = np.asarray(x)
+    if x.dtype == np.float32:
+        buffer = _ops._rounded(lambda z: np.exp(-np.abs(z)), x)
+        return np.minimum(x, np.float32(0)) - _ops._rounded(np.log1p, buffer)
+    return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
 
 
 def v_log_sigmoid(x):
