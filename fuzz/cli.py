@@ -68,11 +68,7 @@ class Backend(click.ParamType):
     name = "module"
 
     def convert(self, value, param, ctx) -> str:
-        try:
-            load_backend(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-        return value
+        return _checked(load_backend, value, self, param, ctx)
 
 
 class Database(click.ParamType):
@@ -83,11 +79,16 @@ class Database(click.ParamType):
     def convert(self, value, param, ctx) -> Path | str:
         if isinstance(value, Path) or not str(value).startswith(REDIS_SCHEMES):
             return click.Path(file_okay=False, path_type=Path).convert(value, param, ctx)
-        try:
-            example_database(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-        return value
+        return _checked(example_database, value, self, param, ctx)
+
+
+def _checked(check, value, kind: click.ParamType, param, ctx):
+    """``value`` once ``check(value)`` accepted it; its ValueError becomes a usage error."""
+    try:
+        check(value)
+    except ValueError as error:
+        kind.fail(str(error), param, ctx)
+    return value
 
 
 class Scheduler(click.ParamType):
