@@ -97,3 +97,19 @@ def test_an_unreachable_scheduler_is_a_usage_error_not_a_traceback(tmp_path):
     assert result.exit_code == 2, result.output
     assert "cannot reach the Dask scheduler" in result.output and "Usage:" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_shard_whose_coordinator_stopped_beating_stops_with_its_counts(cluster, tmp_path):
+    """A coordinator killed (or its machine lost) beats no more: its shards stop as orphans and report."""
+    import time
+    from fuzz.distributed import _DaskChannel
+    from fuzz.workers import _worker_main
+    campaign = "gradfuzz-test-orphan"
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        distributed.Variable(f"{campaign}-heartbeat", client=client).set(time.time() - 3600)
+        config = CampaignConfig(out=tmp_path, budget_seconds=120, backend="torch", ops=("mul", "sum"), max_steps=2)
+        started = time.monotonic()
+        client.submit(_worker_main, config, _DaskChannel(campaign, 0), time.time() + 120, pure=False).result(timeout=90)
+        events = distributed.Queue(f"{campaign}-events", client=client).get(batch=True)
+    (done,) = [payload for kind, _, payload in events if kind == "done"]
+    assert done["status"] == "orphaned" and time.monotonic() - started < 90
