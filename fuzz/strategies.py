@@ -403,9 +403,10 @@ _ONE, _SEVEN = _U64(1), _U64(7)
 _COUNTER = np.arange(_STREAMS * 256, dtype=np.uint64) * _GOLDEN
 
 
-def _words(seed: int, count: int) -> np.ndarray:
-    """``(_STREAMS, count)`` pseudo-random uint64 words from ``seed`` (splitmix64 over a counter)."""
-    size = _STREAMS * count
+def _words(seed: int, count: int, streams: int = _STREAMS) -> np.ndarray:
+    """``(streams, count)`` pseudo-random uint64 words from ``seed`` (splitmix64 over a counter): the
+    first ``streams`` of the `_STREAMS` streams (a stream's words do not depend on how many are made)."""
+    size = streams * count
     counter = _COUNTER[:size] if size <= len(_COUNTER) else np.arange(size, dtype=np.uint64) * _GOLDEN
     x = counter + _U64((seed * 0xD1B54A32D192ED03 + 1) % 2 ** 64)
     x ^= x >> _SHIFTS[0]
@@ -413,7 +414,7 @@ def _words(seed: int, count: int) -> np.ndarray:
     x ^= x >> _SHIFTS[1]
     x *= _MIX2
     x ^= x >> _SHIFTS[2]
-    return x.reshape(_STREAMS, count)
+    return x.reshape(streams, count)
 
 
 def _uniform(words: np.ndarray) -> np.ndarray:
@@ -468,14 +469,15 @@ def _value_array(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domai
     for side in shape:
         count *= side
     if dtype == "int64":  # -3..3
-        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] % _SEVEN).astype(np.int64) - 3
+        return ((_words(source.integer(0, VALUE_SEEDS - 1), count, 1)[0] % _SEVEN).astype(np.int64) - 3
                 ).reshape(shape)
     if dtype == "bool":
-        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] & _ONE) == 1).reshape(shape)
+        return ((_words(source.integer(0, VALUE_SEEDS - 1), count, 1)[0] & _ONE) == 1).reshape(shape)
     flavour = source.pick(VALUE_FLAVOURS)
     if flavour == "constant":
         return np.full(shape, source.pick(_SIMPLE_VALUES[domain]), dtype=dtype)
-    words = _words(source.integer(0, VALUE_SEEDS - 1), count)
+    # "plain" reads the first four streams, the other flavours all six.
+    words = _words(source.integer(0, VALUE_SEEDS - 1), count, 4 if flavour == "plain" else _STREAMS)
     uniform = _uniform(words)  # every stream (numpy calls, not elements, cost here)
     # Moderate values: 0.1 <= |x| <= 4 (positive for POSITIVE), a quarter of them simple ones.
     values = SMALLEST_MAGNITUDE + uniform[0] * (4.0 - SMALLEST_MAGNITUDE)
@@ -637,7 +639,9 @@ class _Builder:
         if values is None:
             # NOTE: nested lists cannot spell an empty side before another side (`[]` is shape (0,)
             # whatever follows): such a side (from a tensor like eye(0) this input goes with) is 1.
-            shape = tuple(1 if side == 0 and index < len(shape) - 1 else side for index, side in enumerate(shape))
+            if 0 in shape[:-1]:
+                shape = tuple(1 if side == 0 and index < len(shape) - 1 else side
+                              for index, side in enumerate(shape))
             array = _value_array(source, dtype, shape, domain, self.kinks)
             values = array.tolist()
         if requires_grad is None:
