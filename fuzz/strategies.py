@@ -660,7 +660,10 @@ class _Builder:
         return Ref(name)
 
     def can_add_input(self) -> bool:
-        return sum(tensor.dtype in DTYPES for tensor in self.inputs) < self.limits.max_inputs
+        inputs = self.inputs
+        if len(inputs) < self.limits.max_inputs:  # (the count below only matters past that)
+            return True
+        return sum(tensor.dtype in DTYPES for tensor in inputs) < self.limits.max_inputs
 
     def operand(self, domain: str, *, accept: Callable[[tuple[int, ...]], bool] | None = None,
                 new_shape: Callable[[], tuple[int, ...]] | None = None, floats_only: bool = False) -> Ref:
@@ -1098,19 +1101,28 @@ def _vary(template: _Template, kind, value, rank: int, anchor_shape: tuple | Non
     # A value is redrawn only when the sample's value has the type the spec draws: positional
     # values are matched to the table's keywords by position, and a mismatch (an int dim meeting
     # a bool or float keyword) would otherwise put a bool or float where torch wants an int.
-    fits = {"dim": isinstance(value, int) and not isinstance(value, bool),
-            "dims": value is None or isinstance(value, int) or (
-                isinstance(value, (tuple, list)) and all(isinstance(item, int) for item in value)),
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, float),
-            "bool": isinstance(value, bool)}.get(kind, True) if not isinstance(kind, tuple) else \
-        any(type(value) is type(choice) and value == choice for choice in kind)
-    if not fits:
+    if not _fits_spec(kind, value):
         return value
     out_of_range = kind in ("dim", "dims") and isinstance(value, int) and not -rank <= value < rank
     if out_of_range or src.rarely(VARY_ONE_IN):
         return _spec_value(src, kind, rank)
     return value
+
+
+def _fits_spec(kind, value) -> bool:
+    """Whether ``value`` has the type a keyword spec ``kind`` draws (a tuple: one of its choices)."""
+    if isinstance(kind, tuple):
+        return any(type(value) is type(choice) and value == choice for choice in kind)
+    if kind in ("dim", "int"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "dims":
+        return value is None or isinstance(value, int) or (
+            isinstance(value, (tuple, list)) and all(isinstance(item, int) for item in value))
+    if kind == "float":
+        return isinstance(value, float)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return True
 
 
 def _adaptable(anchor: T, tensors: list[T]) -> bool:
@@ -1169,7 +1181,7 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     # The samples whose anchor has the rank of the newest tensor that depends on the action's target
     # (or of the newest input), where the op has any: the step then usually reads it (`adapt` mode),
     # and it is not pruned.
-    floats = builder.float_tensors()
+    floats = builder.floats  # (read only)
     head = builder.newest(floats) if floats else None
     samples = op.samples if head is None else _samples_of_rank(op.name, len(builder.shapes[head])) or op.samples
     sample = src.pick(samples)
