@@ -534,7 +534,7 @@ def v_mm(a, b, transposed: bool = False):
     if isinstance(a, Tensor):
         return _mm(a, b)
     a, b = _blas_operand(a), _blas_operand(b)
-    return _matmul(b.T, a.T).T if transposed else _matmul(a, b)
+    return _mm_array(b.T, a.T).T if transposed else _mm_array(a, b)
 
 
 def _blas_operand(a: np.ndarray) -> np.ndarray:
@@ -552,6 +552,19 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.ndim == 2 and b.ndim == 2 and a.dtype is b.dtype:
         return np.matmul(a, b, out=_memory.empty((a.shape[0], b.shape[1]), a.dtype))
     return a @ b
+
+
+def _mm_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of two matrices as torch's mm (and addmm) computes it.
+
+    NOTE: torch's mm of an inner size of 1 with more than one row and column gives the exact
+    products, so a zero product keeps its sign (-0.0); numpy's GEMM, and torch's own
+    matrix-vector path (one row or one column), bmm, mv and dot sum it into +0.0 (fuzzer
+    finding: rsqrt of matmul(zeros(2, 2, 1), -ones(1, 3)) was +inf in the engine, -inf in torch).
+    """
+    if a.shape[1] == 1 and a.shape[0] > 1 and b.shape[1] > 1 and a.dtype.kind == "f" and a.dtype is b.dtype:
+        return np.multiply(a, b, out=_memory.empty((a.shape[0], b.shape[1]), a.dtype))
+    return _matmul(a, b)
 
 
 def _is_transposed(a: np.ndarray) -> bool:
@@ -1433,8 +1446,8 @@ def _np_pow_elementwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     tensors is std::pow throughout (inf, 0.0), so the exponent is spelled out in full, laid out
     as the base (fuzzer finding: x.pow_(tensor(0.5)) of -inf)."""
     shape = np.broadcast_shapes(x.shape, y.shape)
-    if not shape:
-        return np.power(x.reshape(1), y.reshape(1)).reshape(())
+    if not shape:   # (as one element, rounded as below: campaign seed 10, pow(x, x) of a 0-d float32)
+        return _np_pow_elementwise(x.reshape(1), y.reshape(1)).reshape(())
     # (A broadcast base lays nothing out: numpy would order the exponents' dims by its zero
     # strides; fuzzer finding: pow of a (4, 3) base to a (2, 1, 1) exponent came out permuted.)
     exponents = np.empty_like(x, dtype=y.dtype) if x.shape == shape else np.empty(shape, dtype=y.dtype)
@@ -1627,11 +1640,11 @@ def _not_for_bool(t: Tensor, kernel: str):
         raise _dtype.not_implemented_for(kernel, _dtype.bool_)
 
 
-def _product(rule, a: Tensor, b: Tensor, dt=None, **attrs) -> Tensor:
-    """a @ b in `dt` (a's dtype by default)."""
+def _product(rule, a: Tensor, b: Tensor, dt=None, kernel=_matmul, **attrs) -> Tensor:
+    """a @ b in `dt` (a's dtype by default), by `kernel` (of two arrays)."""
     dt = a.dtype if dt is None else dt
     with _errstate():
-        data = _matmul(a._data, b._data)
+        data = kernel(a._data, b._data)
     return record(rule, (a, b), data if data.dtype == dt.np else data.astype(dt.np), dt, **attrs)
 
 
@@ -1677,7 +1690,8 @@ def _mm(a: Tensor, b: Tensor) -> Tensor:
                            f"{a.dtype.cpp_name} != {b.dtype.cpp_name}")
     if a._data.size and b._data.size:
         _not_for_bool(a, "addmm_impl_cpu_")
-    return _product(_MM, a, b, self_transposed=_is_transposed(a._data), mat2_transposed=_is_transposed(b._data))
+    return _product(_MM, a, b, kernel=_mm_array, self_transposed=_is_transposed(a._data),
+                    mat2_transposed=_is_transposed(b._data))
 
 
 def _bmm(a: Tensor, b: Tensor) -> Tensor:

@@ -689,8 +689,10 @@ def scatter_add(input, dim: int, index, src) -> Tensor:
     dim = _check_scatter("scatter", input, dim, index, src)
     data = _scatter_np(input._data, dim, index._data, src._data, True)
     out = record(_SCATTER_ADD, (input, src), data, input.dtype, dim=dim, src_shape=src._data.shape)
-    # NOTE: torch saves the index only when src requires grad (the self gradient is g itself).
-    return _save(out, when=src._requires_grad, index=index)
+    # NOTE: torch saves the index only when src's gradient is to be computed, by its edge (the self
+    # gradient is g itself): not for src a view of a leaf made under no_grad, which requires grad
+    # without an edge (fuzzer finding: a second backward then succeeds in torch).
+    return _save(out, when=out.grad_fn is not None and out.grad_fn.needs[1], index=index)
 
 
 # ---------------------------------------------------------------------------------

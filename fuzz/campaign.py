@@ -42,9 +42,10 @@ import shutil
 import sys
 import time
 import unittest
+import urllib.parse
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -84,11 +85,12 @@ class CampaignConfig:
     backend: str = "engine"        # an importable module that speaks torch
     max_steps: int = 6
     ops: tuple[str, ...] | None = None  # default: the whole op table
-    database: Path | None = None   # Hypothesis example database; default <out>/.hypothesis
+    database: Path | str | None = None  # example database: a directory or a Redis URL; default <out>/.hypothesis
     max_findings: int | None = None
     shrink_seconds: float | None = None  # per finding; default SHRINK_SHARE of the budget
     command: str = ""              # the command line, recorded in meta.json
-    workers: int = 1               # local worker processes (see fuzz.workers)
+    workers: int = 1               # shards: local worker processes (fuzz.workers) or Dask tasks
+    scheduler: str | None = None   # a Dask scheduler's address: the shards run on its workers (fuzz.distributed)
     worker: int = 0                # this shard's index: worker k > 0 draws from its own seeds
     mutant: str | None = None      # a fuzz.mutants bug patched into this process's engine first
     autograd_features: bool | None = None  # see fuzz.strategies.programs (default: only without ops)
@@ -119,6 +121,7 @@ class Summary:
     examples: int = 0
     valid: int = 0          # torch ran the program without raising
     raised_both: int = 0    # both backends raised
+    forgiven: int = 0       # matched only after differences judged rounding or summation order (fuzz.compare)
     duration_seconds: float = 0.0
     verdicts: Counter = field(default_factory=Counter)
     ops: dict = field(default_factory=lambda: defaultdict(_counts))
@@ -128,7 +131,7 @@ class Summary:
 
     def to_json(self) -> dict:
         return {"type": "summary", "status": self.status, "examples": self.examples, "valid": self.valid,
-                "raised_both": self.raised_both, "duration_seconds": round(self.duration_seconds, 3),
+                "raised_both": self.raised_both, "forgiven": self.forgiven, "duration_seconds": round(self.duration_seconds, 3),
                 "verdicts": {MATCH: 0, **self.verdicts}, "ops": {op: dict(counts) for op, counts in sorted(self.ops.items())},
                 "coverage": {op: {feature: dict(counts) for feature, counts in features.items()}
                              for op, features in sorted(self.coverage.items())},
@@ -238,6 +241,9 @@ def run_campaign(config: CampaignConfig, *, console: Console | None = None) -> S
     findings so far, the summary and the HTML; it is not re-raised.
     """
     console = console or Console(stderr=True)
+    if config.scheduler is not None:
+        from fuzz.distributed import run_distributed
+        return run_distributed(config, console=console)
     if config.workers > 1:
         from fuzz.workers import run_parallel
         return run_parallel(config, console=console)
@@ -252,6 +258,30 @@ def run_campaign(config: CampaignConfig, *, console: Console | None = None) -> S
         return _Campaign(config, load_backend(config.backend), console).run()
     finally:
         torch.set_num_threads(threads)
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# How long a Redis database keeps an entry nobody reads (Hypothesis' default is 8 days; a failure found
+# by a monthly campaign should still be replayed by the next one).
+REDIS_EXPIRY = timedelta(days=400)
+
+
+def example_database(location: Path | str) -> ExampleDatabase:
+    """The Hypothesis example database at ``location``: a directory, or the URL of a Redis server
+    (``redis://host:6379/0``), which shards on several machines share.
+
+    Raises ValueError, saying what to install, for a Redis URL without the redis package.
+    """
+    if isinstance(location, str) and location.startswith(REDIS_SCHEMES):
+        try:
+            import redis
+            from hypothesis.extra.redis import RedisExampleDatabase
+        except ImportError as error:
+            raise ValueError(f"a Redis example database needs the redis package ({error}): "
+                             "pip install 'gradfuzz[distributed]'") from None
+        return RedisExampleDatabase(redis.Redis.from_url(location), expire_after=REDIS_EXPIRY,
+                                    key_prefix=b"gradfuzz:")
+    return DirectoryBasedExampleDatabase(location)
 
 
 def prepare_directory(config: CampaignConfig, meta: dict) -> None:
@@ -413,7 +443,7 @@ class _Campaign:
         """Replay the stored failures, then search with fast random programs until the budget or
         max_findings stops it, shrinking each new divergence through Hypothesis."""
         config = self.config
-        self.database = KeepFailures(DirectoryBasedExampleDatabase(config.database or config.out / ".hypothesis"))
+        self.database = KeepFailures(example_database(config.database or config.out / ".hypothesis"))
         self.runs = 0
         try:
             # Stored failures first, one Hypothesis run each (a run stops at its first failure).
@@ -533,6 +563,7 @@ class _Campaign:
         summary.examples += 1
         summary.valid += torch_.error is None
         summary.raised_both += engine.error is not None and torch_.error is not None
+        summary.forgiven += bool(verdict.notes) and not verdict.diverged
         summary.verdicts[verdict.kind] += 1
         for op in set(program.ops()):
             summary.ops[op]["examples"] += 1
@@ -599,10 +630,21 @@ class _Campaign:
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": config.command or " ".join(sys.argv),
             "workers": config.workers,
+            "scheduler": config.scheduler,
+            "database": _without_credentials(config.database),
             "mutant": config.mutant,
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpus": os.cpu_count()},
         }
+
+
+def _without_credentials(location: Path | str | None) -> str | None:
+    """A database location as meta.json records it: a URL without its user and password."""
+    if location is None or not str(location).startswith(REDIS_SCHEMES):
+        return None if location is None else str(location)
+    parts = urllib.parse.urlsplit(str(location))
+    host = parts.hostname or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
 
 
 def _version(distribution: str) -> str | None:

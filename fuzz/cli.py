@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import re
 import shlex
@@ -15,7 +16,7 @@ from rich.console import Console
 import oracle
 from engine.optable import BY_NAME
 from fuzz import interpreter
-from fuzz.campaign import INTERRUPTED, CampaignConfig, load_backend, run_campaign
+from fuzz.campaign import INTERRUPTED, REDIS_SCHEMES, CampaignConfig, example_database, load_backend, run_campaign
 from fuzz.compare import compare
 from fuzz.program import Program
 from fuzz.workloads import WORKLOADS
@@ -67,10 +68,38 @@ class Backend(click.ParamType):
     name = "module"
 
     def convert(self, value, param, ctx) -> str:
-        try:
-            load_backend(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+        return _checked(load_backend, value, self, param, ctx)
+
+
+class Database(click.ParamType):
+    """A Hypothesis example database: a directory, or a Redis server's URL (redis://host:6379/0)."""
+
+    name = "dir|redis-url"
+
+    def convert(self, value, param, ctx) -> Path | str:
+        if isinstance(value, Path) or not str(value).startswith(REDIS_SCHEMES):
+            return click.Path(file_okay=False, path_type=Path).convert(value, param, ctx)
+        return _checked(example_database, value, self, param, ctx)
+
+
+def _checked(check, value, kind: click.ParamType, param, ctx):
+    """``value`` once ``check(value)`` accepted it; its ValueError becomes a usage error."""
+    try:
+        check(value)
+    except ValueError as error:
+        kind.fail(str(error), param, ctx)
+    return value
+
+
+class Scheduler(click.ParamType):
+    """A Dask scheduler's address (tcp://host:8786); Dask distributed must be installed."""
+
+    name = "address"
+
+    def convert(self, value, param, ctx) -> str:
+        if importlib.util.find_spec("distributed") is None:
+            self.fail("running shards on a Dask cluster needs Dask distributed: "
+                      "pip install 'gradfuzz[distributed]'", param, ctx)
         return value
 
 
@@ -114,30 +143,42 @@ def main() -> None:
               help="Most ops in one program.")
 @click.option("--op", "ops", type=OpName(), multiple=True,
               help="Fuzz only this op of the op table (repeatable); default: every op the fuzzer draws.")
-@click.option("--database", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Hypothesis example database to share between runs [default: OUT/.hypothesis].")
+@click.option("--database", type=Database(), default=None,
+              help="Hypothesis example database to share between runs and workers: a directory or a Redis "
+                   "URL (redis://host:6379/0) [default: OUT/.hypothesis].")
 @click.option("--max-findings", type=click.IntRange(min=1), default=None,
               help="Stop after this many findings.")
 @click.option("--shrink-budget", type=Duration(), default=None,
               help="Most time spent shrinking one finding [default: 10% of the budget, at least 10s].")
-@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True,
-              help="Local worker processes, each its own Hypothesis run (seeded from --seed and its index), "
-                   "sharing the example database; findings are merged by signature.")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=None,
+              help="Shards, each its own Hypothesis run (seeded from --seed and its index) sharing the example "
+                   "database; findings are merged by signature. Local worker processes [default: 1], or with "
+                   "--scheduler Dask tasks [default: one per Dask worker thread].")
+@click.option("--scheduler", type=Scheduler(), default=None,
+              help="Run the shards on the Dask cluster of this scheduler (tcp://host:8786); share failures "
+                   "between machines with --database redis://...")
 def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: tuple[str, ...],
-        database: Path | None, max_findings: int | None, shrink_budget: float | None, workers: int) -> None:
+        database: Path | str | None, max_findings: int | None, shrink_budget: float | None, workers: int | None,
+        scheduler: str | None) -> None:
     """Fuzz BACKEND against torch for a time budget and write OUT/results.jsonl, meta.json and index.html.
 
     Failures stored in the example database (earlier campaigns') are replayed first.
     """
     console = Console(stderr=True)
     command = shlex.join(["gradfuzz", "run", "--budget", f"{budget:g}", "--seed", str(seed), "--out", str(out),
-                          "--backend", backend, "--max-steps", str(max_steps), "--workers", str(workers)]
+                          "--backend", backend, "--max-steps", str(max_steps)]
+                         + (["--workers", str(workers)] if workers else [])
+                         + (["--scheduler", scheduler] if scheduler else [])
                          + [argument for op in ops for argument in ("--op", op)])
     config = CampaignConfig(out=out, budget_seconds=budget, seed=seed, backend=backend, max_steps=max_steps,
                             ops=ops or None, database=database, max_findings=max_findings,
-                            shrink_seconds=shrink_budget, command=command, workers=workers)
+                            shrink_seconds=shrink_budget, command=command,
+                            workers=workers or (0 if scheduler else 1), scheduler=scheduler)
     _interrupt_on_sigterm()
-    summary = run_campaign(config, console=console)
+    try:
+        summary = run_campaign(config, console=console)
+    except ValueError as error:  # a scheduler that cannot be reached, a database that cannot be opened
+        raise click.UsageError(str(error)) from None
     console.print(f"{summary.status}: {summary.examples} examples in {summary.duration_seconds:.1f}s "
                   f"({summary.examples / max(summary.duration_seconds, 1e-9):.0f}/s), "
                   f"{len(summary.findings)} findings"

@@ -16,8 +16,10 @@ killed, the workers notice (their parent changes) and stop; the results
 directory holds meta.json and every finding written so far, and
 `gradfuzz report` renders it.
 
-Past one machine, the same shards run on Dask distributed, sharing the
-database through Redis; see `run_shard` and the README.
+Past one machine, the same shards run on Dask distributed workers, sharing
+the database through Redis (`fuzz.distributed`): the coordinator and the
+shards below talk through a transport (multiprocessing queues here, Dask
+queues there), and nothing else differs.
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ import queue
 import time
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 from types import ModuleType
 
 from rich.console import Console
@@ -50,6 +51,14 @@ def run_parallel(config: CampaignConfig, *, console: Console) -> Summary:
 
 
 class _Coordinator:
+    """Starts the shards, shows their progress, writes their findings and merges their counts.
+
+    The transport is this class's local one: worker processes and multiprocessing queues
+    (`fuzz.distributed` overrides `start`, `alive`, `next_events`, `tell` and `stop`).
+    """
+
+    where = "workers"
+
     def __init__(self, config: CampaignConfig, console: Console):
         self.config = config
         self.console = console
@@ -62,61 +71,79 @@ class _Coordinator:
         config = self.config
         backend = load_backend(config.backend)
         prepare_directory(config, _Campaign(config, backend, self.console).meta())
-        # spawn: a fresh interpreter per worker (torch's thread pools do not survive fork).
-        context = multiprocessing.get_context("spawn")
-        self.events = context.Queue()
-        self.inboxes = [context.Queue() for _ in range(config.workers)]
-        processes = [context.Process(target=_worker_main, name=f"gradfuzz-worker-{index}", daemon=True,
-                                     args=(replace(config, worker=index), self.events, self.inboxes[index],
-                                           os.getpid(), time.time() + config.budget_seconds))
-                     for index in range(config.workers)]
-        for process in processes:
-            process.start()
+        self.start(time.time() + config.budget_seconds)
         columns = [TextColumn("[bold]{task.description}"), TextColumn("{task.fields[status]}"), TimeElapsedColumn()]
         with Progress(*columns, console=self.console, transient=False) as progress:
-            task = progress.add_task(f"fuzzing {config.backend} ({config.workers} workers)", status="")
+            task = progress.add_task(f"fuzzing {config.backend} ({config.workers} {self.where})", status="")
             deadline = self.started + config.budget_seconds
             give_up = deadline + GRACE_SECONDS + config.shrink_limit
             try:
-                while len(self.finished) < len(processes) and time.monotonic() < give_up:
+                while len(self.finished) < config.workers and time.monotonic() < give_up:
                     self.receive(timeout=PROGRESS_REFRESH_SECONDS)
-                    if not any(process.is_alive() for process in processes):
-                        self.drain()
+                    if not self.alive():
+                        self.receive(timeout=0)
                         break
                     progress.update(task, status=self.status_line(deadline))
             except KeyboardInterrupt:
                 self.summary.status = INTERRUPTED
-                for inbox in self.inboxes:  # (Ctrl-C in a terminal has told them already; a kill -INT has not)
-                    inbox.put(STOP)
+                for index in range(config.workers):  # (Ctrl-C in a terminal has told them already; a kill -INT has not)
+                    self.tell(index, STOP)
                 grace = time.monotonic() + GRACE_SECONDS
-                while len(self.finished) < len(processes) and time.monotonic() < grace:
+                while len(self.finished) < config.workers and time.monotonic() < grace:
                     try:
                         self.receive(timeout=PROGRESS_REFRESH_SECONDS)
                     except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
                         break
             progress.update(task, status=self.status_line(deadline))
-        for process in processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
+        self.stop()
         self.merge()
         append_record(config.out, self.summary.to_json())
         return self.summary
 
-    def receive(self, timeout: float) -> None:
-        try:
-            event = self.events.get(timeout=timeout)
-        except queue.Empty:
-            return
-        self.handle(event)
-        self.drain()
+    # -- the transport: local worker processes ----------------------------------------
 
-    def drain(self) -> None:
+    def start(self, ends: float) -> None:
+        """Start the shards; ``ends`` is the budget's end on the wall clock."""
+        # spawn: a fresh interpreter per worker (torch's thread pools do not survive fork).
+        context = multiprocessing.get_context("spawn")
+        self.events = context.Queue()
+        self.inboxes = [context.Queue() for _ in range(self.config.workers)]
+        self.processes = [
+            context.Process(target=_worker_main, name=f"gradfuzz-worker-{index}", daemon=True,
+                            args=(replace(self.config, worker=index), _LocalChannel(self.events, self.inboxes[index],
+                                                                                    os.getpid()), ends))
+            for index in range(self.config.workers)]
+        for process in self.processes:
+            process.start()
+
+    def alive(self) -> bool:
+        return any(process.is_alive() for process in self.processes)
+
+    def next_events(self, timeout: float) -> list:
+        """The shards' events that arrived, waiting up to ``timeout`` seconds for the first."""
+        try:
+            events = [self.events.get(timeout=timeout) if timeout else self.events.get_nowait()]
+        except queue.Empty:
+            return []
         while True:
             try:
-                event = self.events.get_nowait()
+                events.append(self.events.get_nowait())
             except queue.Empty:
-                return
+                return events
+
+    def tell(self, index: int, message: str) -> None:
+        self.inboxes[index].put(message)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+
+    # ----------------------------------------------------------------------------------
+
+    def receive(self, timeout: float) -> None:
+        for event in self.next_events(timeout):
             self.handle(event)
 
     def handle(self, event: tuple) -> None:
@@ -142,9 +169,9 @@ class _Coordinator:
         self.summary.findings.append(record)
         if record["op"] is not None:
             count_finding(self.summary, record["op"], features)
-        for index, inbox in enumerate(self.inboxes):
+        for index in range(self.config.workers):
             if index != worker:
-                inbox.put(signature)
+                self.tell(index, signature)
         self.console.print(f"[red]finding[/red] {signature} ({record['steps']} steps, worker {worker}): "
                            f"{record['detail']}", highlight=False, soft_wrap=True)
 
@@ -168,6 +195,7 @@ class _Coordinator:
             summary.examples += worker_summary["examples"]
             summary.valid += worker_summary["valid"]
             summary.raised_both += worker_summary["raised_both"]
+            summary.forgiven += worker_summary.get("forgiven", 0)
             summary.verdicts.update(worker_summary["verdicts"])
             for op, counts in worker_summary["ops"].items():
                 summary.ops[op]["examples"] += counts["examples"]
@@ -181,12 +209,34 @@ class _Coordinator:
         summary.duration_seconds = time.monotonic() - self.started
 
 
+class _LocalChannel:
+    """A shard's side of the local transport: the parent's event queue, its own inbox, and
+    the parent's pid (a shard whose parent changed was orphaned)."""
+
+    def __init__(self, events, inbox, parent: int):
+        self.events, self.inbox, self.parent = events, inbox, parent
+
+    def send(self, event: tuple) -> None:
+        self.events.put(event)
+
+    def messages(self) -> list[str]:
+        received = []
+        while True:
+            try:
+                received.append(self.inbox.get_nowait())
+            except queue.Empty:
+                return received
+
+    def orphaned(self) -> bool:
+        return os.getppid() != self.parent
+
+
 class _Shard(_Campaign):
     """One worker's campaign: findings go to the parent, which writes them."""
 
-    def __init__(self, config: CampaignConfig, backend: ModuleType, events, inbox, parent: int, ends: float):
+    def __init__(self, config: CampaignConfig, backend: ModuleType, channel, ends: float):
         super().__init__(config, backend, Console(file=open(os.devnull, "w")))
-        self.events, self.inbox, self.parent = events, inbox, parent
+        self.channel = channel
         # The parent's budget, on the wall clock: starting a worker takes seconds of it.
         self.deadline = time.monotonic() + max(ends - time.time(), 0.0)
         self.next_poll = 0.0
@@ -195,10 +245,10 @@ class _Shard(_Campaign):
         pass
 
     def finish(self) -> None:
-        self.events.put(("done", self.config.worker, self.summary.to_json()))
+        self.channel.send(("done", self.config.worker, self.summary.to_json()))
 
     def emit(self, record: dict, verdict: dict, script: str, features: list[str]) -> bool:
-        self.events.put(("finding", self.config.worker, (record, verdict, script, features)))
+        self.channel.send(("finding", self.config.worker, (record, verdict, script, features)))
         return True
 
     def enough_findings(self) -> bool:
@@ -210,19 +260,15 @@ class _Shard(_Campaign):
         if now < self.next_poll:
             return
         self.next_poll = now + PROGRESS_REFRESH_SECONDS
-        if os.getppid() != self.parent:  # the parent was killed: nobody writes our findings any more
+        if self.channel.orphaned():  # the parent was killed: nobody writes our findings any more
             raise _StopCampaign(ORPHANED)
-        while True:
-            try:
-                message = self.inbox.get_nowait()
-            except queue.Empty:
-                break
+        for message in self.channel.messages():
             if message == STOP:  # the parent was interrupted
                 raise _StopCampaign(INTERRUPTED)
             self.known.add(message)
         if self.enough_findings():
             raise _StopCampaign("max-findings")
-        self.events.put(("progress", self.config.worker, self.summary.examples))
+        self.channel.send(("progress", self.config.worker, self.summary.examples))
 
     def refresh(self, *, force: bool = False) -> None:
         pass  # the parent shows progress
@@ -236,7 +282,8 @@ class _Shard(_Campaign):
         return self.conclude()
 
 
-def _worker_main(config: CampaignConfig, events, inbox, parent: int, ends: float) -> None:
+def _worker_main(config: CampaignConfig, channel, ends: float) -> None:
+    """A shard's process (or Dask task): run its campaign and report to the parent through ``channel``."""
     shard = None
     try:
         import torch
@@ -245,24 +292,11 @@ def _worker_main(config: CampaignConfig, events, inbox, parent: int, ends: float
             from fuzz.mutants import apply_mutant
             apply_mutant(config.mutant)
         warm_up_torch()  # before its first program needs it (the budget is the parent's clock's)
-        shard = _Shard(config, load_backend(config.backend), events, inbox, parent, ends)
+        shard = _Shard(config, load_backend(config.backend), channel, ends)
         shard.run()
     except KeyboardInterrupt:
-        events.put(("done", config.worker, (shard.summary if shard else Summary(status=INTERRUPTED)).to_json()))
+        channel.send(("done", config.worker, (shard.summary if shard else Summary(status=INTERRUPTED)).to_json()))
     except Exception as error:  # noqa: BLE001  (reported to the parent, which goes on with the others)
-        events.put(("error", config.worker, f"{type(error).__name__}: {error}"))
+        channel.send(("error", config.worker, f"{type(error).__name__}: {error}"))
         if shard is not None:  # its counts so far still count
-            events.put(("done", config.worker, {**shard.summary.to_json(), "status": "failed"}))
-
-
-def run_shard(config: CampaignConfig, worker: int) -> dict:
-    """Run shard ``worker`` of a campaign in this process, writing its own results directory.
-
-    The building block for running shards elsewhere (Dask distributed): each
-    shard writes ``config.out / f"shard-{worker}"``; pass ``database`` as a
-    directory on shared storage, or run with a Redis database (see README).
-    Returns the shard's summary record.
-    """
-    from fuzz.campaign import run_campaign
-    shard = replace(config, worker=worker, workers=1, out=Path(config.out) / f"shard-{worker}")
-    return run_campaign(shard, console=Console(file=open(os.devnull, "w"))).to_json()
+            channel.send(("done", config.worker, {**shard.summary.to_json(), "status": "failed"}))

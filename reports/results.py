@@ -107,7 +107,7 @@ def load_results(results_dir: str | Path) -> Results:
     run interrupted before writing one has status ``"interrupted"``::
 
         {"type": "summary", "status": "complete" | "interrupted",
-         "examples": 5000, "valid": 4100, "raised_both": 900,
+         "examples": 5000, "valid": 4100, "raised_both": 900, "forgiven": 40,
          "duration_seconds": 60.1,
          "verdicts": {"match": 4990, "gradient": 3, ...},
          "ops": {"mul": {"examples": 900, "findings": 1}, ...},

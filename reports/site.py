@@ -110,6 +110,9 @@ def _index(results: Results, findings: list[dict[str, Any]]) -> dict[str, Any]:
         ("raised on both sides", count(summary.get("raised_both"))),
         ("findings", count(summary.get("findings", len(findings)))),
     ]
+    if "forgiven" in summary:   # (runs before gradfuzz counted them have no such field)
+        totals.insert(3, ("matched once differences were judged rounding (float32, or the order of a sum "
+                          "at extreme magnitudes)", count(summary["forgiven"])))
     torch_at_fault = summary.get("torch_at_fault", sum(f.get("at_fault") == "torch" for f in results.findings))
     if torch_at_fault:
         totals.append(("of which torch disagrees with finite differences (the backend agrees)", count(torch_at_fault)))

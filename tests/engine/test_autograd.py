@@ -411,3 +411,33 @@ def test_a_view_of_a_tensor_without_grad_made_to_require_grad_is_a_leaf_that_acc
         y.backward()
         results.append((x.is_leaf, nodes, x.grad.tolist()))
     assert results[1] == results[0]
+
+
+_NO_EDGE_OPERAND_OPS = {
+    "mul": lambda m, v: v * v,
+    "exp": lambda m, v: v.exp(),
+    "gather": lambda m, v: v.gather(1, m.tensor([[0, 0]])),
+    "index_select": lambda m, v: v.index_select(1, m.tensor([1, 1])),
+    "scatter_add": lambda m, v: m.scatter_add(v, 1, m.tensor([[1, 1]]), v),
+    "masked_fill": lambda m, v: v.masked_fill(m.tensor([[True, False]]), v[0, 0]),
+}
+
+
+@pytest.mark.parametrize("op", sorted(_NO_EDGE_OPERAND_OPS))
+def test_a_second_backward_through_a_node_of_edgeless_operands_raises_when_torch_does(op):
+    """Campaign finding (seed 9): scatter_add(v, dim, index, v) of a view of a leaf made under
+    no_grad (it requires grad but has no edge) saved its index in the engine, so a second
+    backward raised; torch saves what only src's gradient uses when src's gradient is to be
+    computed (its edge), and what every gradient uses whenever the node exists."""
+    def run(m):
+        x = m.ones(2, 2, requires_grad=True)
+        with m.no_grad():
+            v = x[:1]
+        loss = _NO_EDGE_OPERAND_OPS[op](m, v).sum()
+        loss.backward()
+        try:
+            loss.backward()
+        except RuntimeError as error:
+            return str(error)[:60]
+        return "second backward ran"
+    assert run(engine) == run(torch)

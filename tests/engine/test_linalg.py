@@ -286,3 +286,41 @@ def test_trace_of_a_one_by_one_product_under_double_backward_is_torchs():
         sum(g.sum() for g in grads).backward()
         results.append((x0.grad.tolist(), x1.grad.tolist()))
     assert results[0] == results[1]
+
+
+_ZERO_PRODUCTS = {
+    "mm": lambda m, a, b: m.mm(a, b),
+    "matmul 2d": lambda m, a, b: m.matmul(a, b),
+    "matmul folded": lambda m, a, b: m.matmul(a.expand(2, *a.shape), b),
+    "matmul batched": lambda m, a, b: m.matmul(a.expand(2, *a.shape), b.expand(2, *b.shape)),
+    "bmm": lambda m, a, b: m.bmm(a.expand(2, *a.shape), b.expand(2, *b.shape)),
+    "linear": lambda m, a, b: m.nn.functional.linear(a, b.t()),
+    "linear bias +0": lambda m, a, b: m.nn.functional.linear(a, b.t(), m.zeros(b.shape[1], dtype=a.dtype)),
+}
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 3), (1, 1, 3), (3, 1, 1), (2, 2, 3)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("op", sorted(_ZERO_PRODUCTS))
+def test_zero_products_keep_the_sign_torchs_kernel_gives_them(op, dtype, shape):
+    """Fuzzer finding (seed 9): rsqrt of matmul(zeros(2, 2, 1), -ones(1, 3)) was +inf in the
+    engine, -inf in torch. torch's mm of an inner size of 1 with several rows and columns
+    gives the exact products (-0.0); its matrix-vector path, bmm and numpy's GEMM give +0.0."""
+    m_rows, k, n_cols = shape
+
+    def run(m):
+        a = m.zeros(m_rows, k, dtype=getattr(m, dtype))
+        b = -m.ones(k, n_cols, dtype=getattr(m, dtype))
+        return np.signbit(_ZERO_PRODUCTS[op](m, a, b).numpy()).tolist()
+    assert run(engine) == run(torch)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mm_gradients_of_an_inner_size_of_1_keep_zero_signs_as_torch(dtype):
+    """The gradient of mm(a (3, 2), b (2, 1)) is g @ b.T, an mm of inner size 1: exact products."""
+    def run(m):
+        a = m.ones(3, 2, dtype=getattr(m, dtype), requires_grad=True)
+        b = m.tensor([[-0.0], [0.0]], dtype=getattr(m, dtype), requires_grad=True)
+        m.mm(a, b).backward(m.ones(3, 1, dtype=getattr(m, dtype)))
+        return np.signbit(a.grad.numpy()).tolist(), np.signbit(b.grad.numpy()).tolist()
+    assert run(engine) == run(torch)

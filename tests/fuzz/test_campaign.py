@@ -20,8 +20,8 @@ HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 FINDING_FIELDS = {"type", "signature", "kind", "op", "dtype", "detail", "adjudication", "steps", "program",
                   "reproducer", "finding_file", "found_after_examples", "found_after_seconds", "outcomes"}
-SUMMARY_FIELDS = {"type", "status", "examples", "valid", "raised_both", "duration_seconds", "verdicts", "ops",
-                  "findings"}
+SUMMARY_FIELDS = {"type", "status", "examples", "valid", "raised_both", "forgiven", "duration_seconds", "verdicts",
+                  "ops", "findings"}
 
 
 def quiet_campaign(out: Path, **config) -> object:
@@ -272,3 +272,24 @@ def test_findings_where_only_torch_disagrees_with_finite_differences_do_not_fail
     assert ("1 findings (1 where torch disagrees with finite differences and engine agrees)" in output) \
         == (at_fault == "torch")
     assert Summary(findings=[finding]).to_json()["torch_at_fault"] == (at_fault == "torch")
+
+
+def test_the_summary_counts_the_examples_that_matched_only_once_rounding_was_forgiven(tmp_path):
+    """x1 @ x0 through +-1e30 sums to 0 in torch's BLAS and to -3.3 in numpy's (campaign seed 9):
+    a match with a rounding note, which the summary counts apart from plain matches."""
+    import engine
+    import oracle
+    from fuzz import interpreter
+    from fuzz.campaign import _Campaign
+    from fuzz.compare import compare
+    from fuzz.program import SUM_BACKWARD, Action, Input, Ref, Step
+    program = Program((Input("x0", (3, 4), "float64", [[-3.6, -1e30, 1e30, -3.3], [1.0] * 4, [2.0] * 4], True),
+                       Input("x1", (2, 3), "float64", [[0.0] * 3] * 2, True)),
+                      (Step("mm", "function", (Ref("x1"), Ref("x0")), {}, "v0"),), Action(SUM_BACKWARD, "v0"))
+    campaign = _Campaign(CampaignConfig(out=tmp_path, budget_seconds=1), engine, Console(file=io.StringIO()))
+    for _ in range(2):
+        ours, theirs = interpreter.run(program, engine), oracle.run_torch(program)
+        verdict = compare(ours, theirs, program, backend=engine)
+        campaign.count(program, verdict, ours, theirs)
+    assert verdict.kind == "match" and "within rounding" in verdict.notes[-1]
+    assert (campaign.summary.examples, campaign.summary.forgiven, campaign.summary.verdicts["match"]) == (2, 2, 2)

@@ -59,7 +59,9 @@ def test_clean_run_says_no_divergences(clean_run):
     assert "No divergences found" in section(page, "findings").clean_text
     totals = keyed_rows(section(page, "totals").find("table", cls="totals"))
     assert totals == {"examples run": ["5,000"], "valid programs": ["4,100"],
-                      "raised on both sides": ["900"], "findings": ["0"]}
+                      "raised on both sides": ["900"], "findings": ["0"],
+                      "matched once differences were judged rounding (float32, or the order of a sum at "
+                      "extreme magnitudes)": ["40"]}
     assert page.find("span", id="status").text == "complete"
 
 
