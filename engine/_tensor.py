@@ -503,6 +503,9 @@ def _from_python(data, dtype=None):
 
 def _check_nested(data, dim, kinds):
     """Validate a nested sequence the way torch does and collect the Python number kinds."""
+    if isinstance(data, (list, tuple)):   # first: the number checks below are ABC checks (slow on a list)
+        _check_sequence(data, dim, kinds)
+        return
     if isinstance(data, Tensor):
         if data.ndim:
             raise NotImplementedError("engine.tensor() of a list of tensors is not supported; use stack")
@@ -519,15 +522,25 @@ def _check_nested(data, dim, kinds):
         return
     if isinstance(data, numbers.Complex):
         raise NotImplementedError("engine does not support complex tensors")
-    if not isinstance(data, (list, tuple)):
-        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+    raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+
+
+def _check_sequence(data, dim, kinds, shape=None):
+    """`_check_nested` of a list or tuple at depth ``dim``; ``shape`` is the sides torch expects at each
+    depth, read along the first elements (every sequence of a depth must have that depth's length)."""
+    if shape is None:
+        shape, item = [], data
+        while isinstance(item, (list, tuple)):
+            shape.append(len(item))
+            item = item[0] if item else None
+    if dim < len(shape) and len(data) != shape[dim]:
+        raise ValueError(f"expected sequence of length {shape[dim]} at dim {dim} (got {len(data)})")
     if data and isinstance(data[0], (list, tuple)):
-        length = len(data[0])
-        for item in data:
+        for item in data:   # depth first, as torch's recursive_store
             if not isinstance(item, (list, tuple)):
                 raise TypeError("not a sequence")
-            if len(item) != length:
-                raise ValueError(f"expected sequence of length {length} at dim {dim + 1} (got {len(item)})")
+            _check_sequence(item, dim + 1, kinds, shape)
+        return
     leaf_types = set(map(type, data))
     if leaf_types <= _PLAIN_NUMBERS:   # the common innermost list: its kinds at once
         kinds |= leaf_types

@@ -403,9 +403,10 @@ _ONE, _SEVEN = _U64(1), _U64(7)
 _COUNTER = np.arange(_STREAMS * 256, dtype=np.uint64) * _GOLDEN
 
 
-def _words(seed: int, count: int) -> np.ndarray:
-    """``(_STREAMS, count)`` pseudo-random uint64 words from ``seed`` (splitmix64 over a counter)."""
-    size = _STREAMS * count
+def _words(seed: int, count: int, streams: int = _STREAMS) -> np.ndarray:
+    """``(streams, count)`` pseudo-random uint64 words from ``seed`` (splitmix64 over a counter): the
+    first ``streams`` of the `_STREAMS` streams (a stream's words do not depend on how many are made)."""
+    size = streams * count
     counter = _COUNTER[:size] if size <= len(_COUNTER) else np.arange(size, dtype=np.uint64) * _GOLDEN
     x = counter + _U64((seed * 0xD1B54A32D192ED03 + 1) % 2 ** 64)
     x ^= x >> _SHIFTS[0]
@@ -413,7 +414,7 @@ def _words(seed: int, count: int) -> np.ndarray:
     x ^= x >> _SHIFTS[1]
     x *= _MIX2
     x ^= x >> _SHIFTS[2]
-    return x.reshape(_STREAMS, count)
+    return x.reshape(streams, count)
 
 
 def _uniform(words: np.ndarray) -> np.ndarray:
@@ -468,14 +469,15 @@ def _value_array(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domai
     for side in shape:
         count *= side
     if dtype == "int64":  # -3..3
-        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] % _SEVEN).astype(np.int64) - 3
+        return ((_words(source.integer(0, VALUE_SEEDS - 1), count, 1)[0] % _SEVEN).astype(np.int64) - 3
                 ).reshape(shape)
     if dtype == "bool":
-        return ((_words(source.integer(0, VALUE_SEEDS - 1), count)[0] & _ONE) == 1).reshape(shape)
+        return ((_words(source.integer(0, VALUE_SEEDS - 1), count, 1)[0] & _ONE) == 1).reshape(shape)
     flavour = source.pick(VALUE_FLAVOURS)
     if flavour == "constant":
         return np.full(shape, source.pick(_SIMPLE_VALUES[domain]), dtype=dtype)
-    words = _words(source.integer(0, VALUE_SEEDS - 1), count)
+    # "plain" reads the first four streams, the other flavours all six.
+    words = _words(source.integer(0, VALUE_SEEDS - 1), count, 4 if flavour == "plain" else _STREAMS)
     uniform = _uniform(words)  # every stream (numpy calls, not elements, cost here)
     # Moderate values: 0.1 <= |x| <= 4 (positive for POSITIVE), a quarter of them simple ones.
     values = SMALLEST_MAGNITUDE + uniform[0] * (4.0 - SMALLEST_MAGNITUDE)
@@ -637,7 +639,9 @@ class _Builder:
         if values is None:
             # NOTE: nested lists cannot spell an empty side before another side (`[]` is shape (0,)
             # whatever follows): such a side (from a tensor like eye(0) this input goes with) is 1.
-            shape = tuple(1 if side == 0 and index < len(shape) - 1 else side for index, side in enumerate(shape))
+            if 0 in shape[:-1]:
+                shape = tuple(1 if side == 0 and index < len(shape) - 1 else side
+                              for index, side in enumerate(shape))
             array = _value_array(source, dtype, shape, domain, self.kinks)
             values = array.tolist()
         if requires_grad is None:
@@ -656,7 +660,10 @@ class _Builder:
         return Ref(name)
 
     def can_add_input(self) -> bool:
-        return sum(tensor.dtype in DTYPES for tensor in self.inputs) < self.limits.max_inputs
+        inputs = self.inputs
+        if len(inputs) < self.limits.max_inputs:  # (the count below only matters past that)
+            return True
+        return sum(tensor.dtype in DTYPES for tensor in inputs) < self.limits.max_inputs
 
     def operand(self, domain: str, *, accept: Callable[[tuple[int, ...]], bool] | None = None,
                 new_shape: Callable[[], tuple[int, ...]] | None = None, floats_only: bool = False) -> Ref:
@@ -1094,19 +1101,28 @@ def _vary(template: _Template, kind, value, rank: int, anchor_shape: tuple | Non
     # A value is redrawn only when the sample's value has the type the spec draws: positional
     # values are matched to the table's keywords by position, and a mismatch (an int dim meeting
     # a bool or float keyword) would otherwise put a bool or float where torch wants an int.
-    fits = {"dim": isinstance(value, int) and not isinstance(value, bool),
-            "dims": value is None or isinstance(value, int) or (
-                isinstance(value, (tuple, list)) and all(isinstance(item, int) for item in value)),
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, float),
-            "bool": isinstance(value, bool)}.get(kind, True) if not isinstance(kind, tuple) else \
-        any(type(value) is type(choice) and value == choice for choice in kind)
-    if not fits:
+    if not _fits_spec(kind, value):
         return value
     out_of_range = kind in ("dim", "dims") and isinstance(value, int) and not -rank <= value < rank
     if out_of_range or src.rarely(VARY_ONE_IN):
         return _spec_value(src, kind, rank)
     return value
+
+
+def _fits_spec(kind, value) -> bool:
+    """Whether ``value`` has the type a keyword spec ``kind`` draws (a tuple: one of its choices)."""
+    if isinstance(kind, tuple):
+        return any(type(value) is type(choice) and value == choice for choice in kind)
+    if kind in ("dim", "int"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "dims":
+        return value is None or isinstance(value, int) or (
+            isinstance(value, (tuple, list)) and all(isinstance(item, int) for item in value))
+    if kind == "float":
+        return isinstance(value, float)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return True
 
 
 def _adaptable(anchor: T, tensors: list[T]) -> bool:
@@ -1165,7 +1181,7 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     # The samples whose anchor has the rank of the newest tensor that depends on the action's target
     # (or of the newest input), where the op has any: the step then usually reads it (`adapt` mode),
     # and it is not pruned.
-    floats = builder.float_tensors()
+    floats = builder.floats  # (read only)
     head = builder.newest(floats) if floats else None
     samples = op.samples if head is None else _samples_of_rank(op.name, len(builder.shapes[head])) or op.samples
     sample = src.pick(samples)

@@ -1,6 +1,8 @@
 """Factories beyond the table: torch's errors, exact ranges, and the random factories by statistics."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -215,3 +217,21 @@ def test_factories_make_fresh_writable_leaves():
 def test_factory_arguments_as_torch(call):
     # size by keyword, the options torch's signature takes (the CPU device), 0-d tensors as numbers
     assert _outcome(engine, call) == _outcome(torch, call)
+
+
+@pytest.mark.parametrize("data", [
+    [[1.0], [2.0, 3.0]], [[1.0], 2.0], [[[1.0, 2.0]], [[1.0]]], [(1.0, 2.0), [3.0, 4.0]], [[True, 1], [2.5, 0]],
+    [[[True]], [[False]]], [[1, 2], [3, 4]], [[1.0, 2.0], [3.0], 4.0], [[[1.0], [2.0]], [[3.0]], 4.0], [[]], [], [[[1.0, -0.0]] * 3] * 2,
+], ids=repr)
+def test_nested_lists_take_torch_shape_dtype_and_ragged_errors(data):
+    """engine.tensor validates nested sequences as torch.tensor does (lists are checked before the number ABCs)."""
+    try:
+        expected = torch.tensor(data)
+    except Exception as error:  # noqa: BLE001  (torch's error is the expectation)
+        with pytest.raises(type(error), match=f"^{re.escape(str(error))}$"):
+            engine.tensor(data)
+        return
+    result = engine.tensor(data)
+    assert (tuple(result.shape), str(result.dtype)) == (tuple(expected.shape), str(expected.dtype))
+    assert np.array_equal(result.numpy(), expected.numpy()) and \
+        np.array_equal(np.signbit(result.numpy()), np.signbit(expected.numpy()))
