@@ -563,7 +563,7 @@ class _Campaign:
         summary.examples += 1
         summary.valid += torch_.error is None
         summary.raised_both += engine.error is not None and torch_.error is not None
-        summary.forgiven += bool(verdict.notes) and not verdict.diverged
+        summary.forgiven += int(bool(verdict.notes) and not verdict.diverged)
         summary.verdicts[verdict.kind] += 1
         for op in set(program.ops()):
             summary.ops[op]["examples"] += 1

@@ -13,7 +13,7 @@ rounding (the engine is within tolerance of the float64 result, or no more
 than PRECISION_FACTOR times further from it than torch is); the verdict then
 carries a note instead. So does a value or gradient difference in a program
 that reaches extreme magnitudes (above EXTREME_MAGNITUDE) when it is no larger
-than the rounding error at those magnitudes (`_within_rounding`): summing
+than the rounding error at those magnitudes (`_without_rounding`): summing
 -1e30, 1e30 and 3 gives 0 or 3 by the order of the terms, and no order is
 torch's contract. Gradient divergences are adjudicated with float64 finite
 differences (`oracle.numerical_gradient`).
@@ -466,7 +466,7 @@ def _without_rounding(found: list[_Divergence], program: Program, torch_outcome:
     for divergence in consequential:
         last_step = divergence.place.step if divergence.kind == VALUE else len(program.steps) - 1
         magnitude = _largest_magnitude(program, torch_outcome, last_step, grads=divergence.kind == GRADIENT)
-        dtype = _compared_dtype(divergence, program, torch_outcome)
+        dtype = _compared_dtype(divergence, torch_outcome)
         allowed = ROUNDINGS * float(np.finfo(dtype).eps) * magnitude
         if magnitude <= EXTREME_MAGNITUDE or divergence.gap > allowed:
             return found
@@ -495,7 +495,7 @@ def _largest_magnitude(program: Program, torch_outcome: Outcome, last_step: int,
     return largest
 
 
-def _compared_dtype(divergence: _Divergence, program: Program, torch_outcome: Outcome) -> np.dtype:
+def _compared_dtype(divergence: _Divergence, torch_outcome: Outcome) -> np.dtype:
     """The float dtype of the array a value or gradient divergence compared (torch's)."""
     if divergence.kind == VALUE:
         result = torch_outcome.value(divergence.place.subject)
