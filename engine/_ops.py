@@ -1130,18 +1130,15 @@ def _check_alpha(alpha, dt) -> None:
 # The 29 bits a float64 has beyond a float32's 24, the pattern of a float64 exactly halfway between
 # two float32 numbers, and the smallest normal float32 (below it, float32 keeps fewer bits).
 _FLOAT32_DROPPED_BITS, _FLOAT32_HALFWAY, _FLOAT32_NORMAL_MIN = (1 << 29) - 1, 1 << 28, 2.0 ** -126
-# A float64's bits shifted left by 35 keep only its 29 dropped bits, on top: the int64 minimum
-# exactly when they are the halfway pattern. The bits of the smallest normal float32.
-_HALFWAY_SHIFT, _HALFWAY_SHIFTED, _FLOAT32_NORMAL_MIN_BITS = 35, -(1 << 63), 0x00800000
-# Elements per block of a float32 fused multiply-add over row-major operands: the block's three
-# float64 arrays and scratch (1 MB) stay in the core's cache over the ~9 passes made on them. From
-# _FMA_SPLIT_MIN elements on the blocks are computed on the engine's threads (_parallel.split), as
-# torch splits its add over its threads. Each block is ~9 numpy calls, so a split thread takes the
-# GIL back ~9 times per block, at a thread hand-off each time the other thread holds it. Measured
-# idle on this project's 2-CPU machine (_fma in place, one thread / split over two): 64K elements
-# 0.22-0.29 / 0.46-0.53 ms, 200K (W3's weight) 0.59-0.65 / 0.92-1.17, 1M 3.5-4.3 / 3.4-4.1, 4M
-# 20.8-21.2 / 15.8-17.4.
-_FMA_BLOCK = 1 << 15
+# Elements per block of a float32 fused multiply-add over row-major operands: the block's two
+# float32 temporaries and mask (576 KB) stay in the core's cache over the ~7 passes made on them.
+# From _FMA_SPLIT_MIN elements on the blocks are computed on the engine's threads
+# (_parallel.split), as torch splits its add over its threads. Each block is ~8 numpy calls, so a
+# split thread takes the GIL back ~8 times per block, at a thread hand-off each time the other
+# thread holds it. Measured idle on this project's 2-CPU machine with the float64 kernel before
+# this one (_fma in place, one thread / split over two): 64K elements 0.22-0.29 / 0.46-0.53 ms,
+# 200K (W3's weight) 0.59-0.65 / 0.92-1.17, 1M 3.5-4.3 / 3.4-4.1, 4M 20.8-21.2 / 15.8-17.4.
+_FMA_BLOCK = 1 << 16
 _FMA_SPLIT_MIN = 1 << 21
 
 
@@ -1156,11 +1153,6 @@ def _fma(a, b, c, out=None):
     a, b, c = np.asarray(a), np.asarray(b), np.asarray(c)
     dt = np.result_type(a, b, c)
     if dt == np.float32:
-        # The float64 product is exact and the float64 sum is rounded once. Rounding that sum to
-        # float32 rounds the exact sum once too, unless the float64 sum landed exactly halfway
-        # between two float32 numbers (its 29 low bits 1 followed by zeros) or lies where float32
-        # has fewer bits (subnormal): only there is it rounded to odd (nudged to an odd last bit
-        # when inexact), which makes the second rounding go the exact sum's way.
         shape = c.shape
         if not ((a.shape == shape or not a.ndim) and (b.shape == shape or not b.ndim)):
             shape = np.broadcast_shapes(a.shape, b.shape, shape)
@@ -1177,12 +1169,7 @@ def _fma(a, b, c, out=None):
                             min_numel=_FMA_SPLIT_MIN)
             return out
         else:
-            product = np.multiply(a, b, dtype=np.float64)
-            total = np.add(product, c, dtype=np.float64)
-            suspect = _float32_double_rounding_suspects(total, np.empty_like(total, dtype=np.int64))
-            if suspect.any():
-                _round_to_odd(total, product, c, suspect)
-            result = total.astype(np.float32)
+            result = _fma_float32_exact(a, b, c)
     else:
         product = a * b
         plain = product + c
@@ -1202,56 +1189,78 @@ def _fma(a, b, c, out=None):
     return out
 
 
+def _fma_float32_exact(a, b, c) -> np.ndarray:
+    """_fma of float32 operands (arrays that broadcast together, or numbers) in float64.
+
+    The float64 product is exact and the float64 sum is rounded once. Rounding that sum to
+    float32 rounds the exact sum once too, unless the float64 sum landed exactly halfway between
+    two float32 numbers (its 29 low bits 1 followed by zeros) or lies where float32 has fewer
+    bits (subnormal): only there is it rounded to odd (nudged to an odd last bit when inexact),
+    which makes the second rounding go the exact sum's way.
+    """
+    product = np.atleast_1d(np.multiply(a, b, dtype=np.float64))   # (an array also of numbers)
+    total = np.add(product, c, dtype=np.float64)
+    nan = np.isnan(product)
+    if nan.any():
+        # NOTE: torch's fused kernel gives a NaN product's payload to the result, also where c is
+        # a NaN; numpy's sum of two NaNs keeps the first's in its SIMD loops, the second's in
+        # its scalar loops (an array's last few elements).
+        np.copyto(total, product, where=nan)
+    suspect = _float32_double_rounding_suspects(total, np.empty_like(total, dtype=np.int64))
+    if suspect.any():
+        _round_to_odd(total, product, c, suspect)
+    return total.astype(np.float32)
+
+
 def _fma_float32_blocks(a, b, c, *, out) -> None:
     """_fma of float32 operands into `out`, a 1-d array; each operand is 1-d like it or 0-d.
 
-    Each block's operands are converted to float64 first (numpy's mixed float32/float64 loops
-    cast through small buffers, at more instructions than a conversion and a float64 loop). The
-    block's product, addend and sum stay in float64 arrays, so `out` may be an operand. A block
-    is checked for double rounding with two passes and two reductions (halfway: its float64
-    sum's shifted bits; subnormal: its float32 result's magnitude bits, at most the smallest
-    normal's), and only a block where either is found is tested element by element.
+    In float32 arithmetic first: the product p = a * b rounded to float32 is within half a unit
+    in the last place of the exact product, so p moved one unit away from zero (`upper`) and one
+    towards it (`lower`, stepping through the bits) bracket the exact product strictly.
+    Rounding is monotone, so the exact result, the rounded c + a * b, lies between the rounded
+    c + lower and c + upper; where those two agree, it is that value. Only where they differ
+    (~1 % of W3's SGD step: where the sum lies near a rounding boundary) is the result computed
+    in float64 (_fma_float32_exact), once per call for all blocks. A product of zero (its lower
+    bound's bits are NaN's), an infinity or NaN compares unequal and is computed exactly too. A
+    sum of two float32 numbers is zero only when exact, and the bounds differ, so equal bounds
+    are never zeros of different signs. Per element 7 float32 passes and no float64 conversion:
+    W3's 200K-weight step 3.55M -> 2.11M instructions (callgrind), 0.65 -> 0.52 ms at load 6
+    (the float64 kernel before: 3 conversions, 2 float64 passes and 4 for its checks).
     """
     n = out.size
     if not n:   # (fuzzer finding: x.sub(x, alpha=2) of an empty diagonal)
         return
+    a, b, c = (v[()] if v.ndim == 0 else v for v in (a, b, c))   # (numbers: numpy's scalar loops)
     size = min(n, _FMA_BLOCK)
-    product, addend, total = (_memory.empty((size,), np.float64) for _ in range(3))
-    scratch = _memory.empty((size,), np.int64)
-    for start in range(0, n, size):
-        stop = min(start + size, n)
-        m = stop - start
-        x, y, z = (v if v.ndim == 0 else v[start:stop] for v in (a, b, c))
-        if x.ndim == 0:
-            x, y = y, x
-        if x.ndim == 0:   # (the product of two float32 numbers is exact in float64)
-            p = np.float64(x) * np.float64(y)
-        else:
-            p = product[:m]
-            np.copyto(p, x)
-            if y.ndim == 0:
-                np.multiply(p, np.float64(y), out=p)
-            else:
-                np.copyto(total[:m], y)
-                np.multiply(p, total[:m], out=p)
-        if z.ndim == 0:
-            w = np.float64(z)
-        else:
-            w = addend[:m]
-            np.copyto(w, z)
-        t = total[:m]
-        np.add(p, w, out=t)
-        bits = scratch[:m]
-        np.left_shift(t.view(np.int64), _HALFWAY_SHIFT, out=bits)
-        halfway = bits.min() == _HALFWAY_SHIFTED
-        result = out[start:stop]
-        np.copyto(result, t, casting="same_kind")
-        magnitude = scratch.view(np.int32)[:m]
-        np.bitwise_and(result.view(np.int32), 0x7FFFFFFF, out=magnitude)
-        if halfway or magnitude.min() <= _FLOAT32_NORMAL_MIN_BITS:
-            suspect = _float32_double_rounding_suspects(t, bits)
-            _round_to_odd(t, p, w, suspect)
-            result[suspect] = t[suspect]
+    upper, lower, high = (_memory.empty((size,), np.float32) for _ in range(3))
+    differ = np.empty(size, np.bool_)
+    found = []   # per block with differing bounds: their indices in `out` and operands there
+    with _errstate():   # (a bound may overflow, or step onto a signalling NaN's bits)
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            m = stop - start
+            x, y, z = (v if v.ndim == 0 else v[start:stop] for v in (a, b, c))
+            hi, lo, sum_hi, flag = upper[:m], lower[:m], high[:m], differ[:m]
+            np.multiply(x, y, out=lo)
+            bits = lo.view(np.int32)
+            np.add(bits, 1, out=hi.view(np.int32))
+            np.subtract(bits, 1, out=bits)
+            np.add(z, hi, out=sum_hi)
+            np.add(z, lo, out=lo)
+            np.not_equal(sum_hi, lo, out=flag)
+            index = np.flatnonzero(flag)
+            if index.size:
+                found.append((index + start, *(v if v.ndim == 0 else v[index] for v in (x, y, z))))
+            # (computed again into `out`, which may be c, once c's values where the bounds differ
+            # are taken: an add costs a sixth of a copy's instructions, and as much time)
+            np.add(z, hi, out=out[start:stop])
+        if found:
+            index, x, y, z = found[0] if len(found) == 1 else (
+                np.concatenate(parts) if parts[0].ndim else parts[0] for parts in zip(*found))
+            if x.ndim == 0:
+                x, y = y, x   # (the array first, as the float64 product was always taken)
+            out[index] = _fma_float32_exact(x, y, z)
 
 
 def _float32_double_rounding_suspects(total, scratch):

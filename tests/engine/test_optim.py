@@ -140,9 +140,9 @@ def _fma_exact(a, b, c) -> np.ndarray:
                                       "array * scalar + array, in place"])
 def test_float32_fma_blocks_round_once(operands, monkeypatch):
     # The row-major path of engine._ops._fma, over several blocks (made small here for the exact
-    # reference's sake) and a partial one: a block's quick checks (the float64 sum's halfway bits,
-    # the float32 result's magnitude bits) must send every hard element to the exact correction;
-    # here 12 elements in 5,000 are hard, in random blocks.
+    # reference's sake) and a partial one: the float32 sums with the product's bounds must differ
+    # at every hard element, which sends it to the exact float64 computation; here 12 elements in
+    # 5,000 are hard, in random blocks.
     from engine import _ops
     monkeypatch.setattr(_ops, "_FMA_BLOCK", 1024)
     n = 4 * _ops._FMA_BLOCK + 904
@@ -177,3 +177,32 @@ def test_float32_fma_blocks_round_once(operands, monkeypatch):
     plain = (np.asarray(a, np.float64) * np.asarray(b, np.float64) + np.asarray(c, np.float64)).astype(np.float32)
     # The hard elements are hard: about half the halfway cases, and the subnormal ones.
     assert np.count_nonzero(plain != want) >= (10 if operands == "array * array + array" else 4)
+
+
+def test_float32_fma_bounds_at_the_edges_of_float32():
+    # The row-major _fma brackets the exact product by the float32 product one unit either side.
+    # Where that product is zero, subnormal, the largest float32, infinite or NaN, the result is
+    # still the exact one rounded once (torch's add with alpha is one fused multiply-add).
+    from engine import _ops
+    f = np.float32
+    nan_a, nan_c = np.array([0x7FC00001, 0xFFC12345], np.uint32).view(np.float32)
+    cases = [   # (a, b, c)
+        (-(2.0 ** -140), 2.0 ** -20, 0.0),          # the product underflows to -0.0: +0.0 + it is -0.0
+        (2.0 ** -140, 2.0 ** -20, -0.0),            # ... to +0.0
+        (2.0 ** -140, 2.0 ** -9, 2.0 ** -149),      # a subnormal product (2**-149 exactly) and sum
+        (3 * 2.0 ** -76, 2.0 ** -74, 2.0 ** -149),  # 1.5 units: the sum 2.5 units rounds to 2
+        (0.0, 0.01, -0.0), (-0.0, 0.01, -0.0), (0.0, -0.01, 1.0),   # zero products
+        (1.5 * 2.0 ** 127, 2.0, -3.0e38),           # the float32 product overflows, the result does not
+        (3.4028235e38, 1.0, 1.0e32),                # the largest float32 product, rounded to inf
+        (3.4028235e38, 1.0, -1.0e32), (-3.4028235e38, 1.0, -2.0e31),
+        (np.inf, 0.01, 1.0), (np.inf, 0.01, -np.inf), (1.0, 0.01, np.inf), (0.0, np.inf, 1.0),
+        (nan_a, 0.01, nan_c), (nan_a, 0.01, 1.0), (1.0, 0.01, nan_c),   # NaN payloads: the product's first
+    ]
+    for a, b, c in cases:
+        for n in (1, 19):   # (19: numpy's SIMD loops and their scalar tails)
+            x, z = np.full(n, f(a)), np.full(n, f(c))
+            want = torch.from_numpy(z.copy()).add(torch.from_numpy(x), alpha=float(f(b))).numpy()
+            got = _ops._fma(x, f(b), z)
+            assert got.tobytes() == want.tobytes(), (a, b, c, n, got[-1], want[-1])
+            if np.isfinite([f(a), f(b), f(c), want[0]]).all():   # (the reference: finite values)
+                assert _fma_exact(x, np.full(n, f(b)), z).tobytes() == want.tobytes()
