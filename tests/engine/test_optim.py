@@ -145,6 +145,7 @@ def test_float32_fma_blocks_round_once(operands, monkeypatch):
     # 5,000 are hard, in random blocks.
     from engine import _ops
     monkeypatch.setattr(_ops, "_FMA_BLOCK", 1024)
+    monkeypatch.setattr(_ops, "_FMA_BOUNDED_MIN", 1024)
     n = 4 * _ops._FMA_BLOCK + 904
     rng = np.random.default_rng(3)
     param = rng.standard_normal(n).astype(np.float32)
@@ -179,11 +180,14 @@ def test_float32_fma_blocks_round_once(operands, monkeypatch):
     assert np.count_nonzero(plain != want) >= (10 if operands == "array * array + array" else 4)
 
 
-def test_float32_fma_bounds_at_the_edges_of_float32():
-    # The row-major _fma brackets the exact product by the float32 product one unit either side.
-    # Where that product is zero, subnormal, the largest float32, infinite or NaN, the result is
-    # still the exact one rounded once (torch's add with alpha is one fused multiply-add).
+@pytest.mark.parametrize("bounded", [True, False])
+def test_float32_fma_bounds_at_the_edges_of_float32(bounded, monkeypatch):
+    # The row-major _fma brackets the exact product by the float32 product one unit either side
+    # (from _FMA_BOUNDED_MIN elements on; below, it computes in float64 only). Where that product
+    # is zero, subnormal, the largest float32, infinite or NaN, the result is still the exact one
+    # rounded once (torch's add with alpha is one fused multiply-add).
     from engine import _ops
+    monkeypatch.setattr(_ops, "_FMA_BOUNDED_MIN", 0 if bounded else 1 << 14)
     f = np.float32
     nan_a, nan_c = np.array([0x7FC00001, 0xFFC12345], np.uint32).view(np.float32)
     cases = [   # (a, b, c)
