@@ -44,11 +44,11 @@ def check_writable(self: Tensor, *others, overlap_allowed: bool = False, differe
         if self._base is not None and self._view_creation is not None:
             raise RuntimeError(_view_rebase_message(self, indirect=False))
         if self.requires_grad:
-            if self._base is None and self.grad_fn is None:
-                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
             if self._base is not None and self._base.grad_fn is None and self._base._requires_grad:
                 raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place "
                                    "operation.")
+            if self._node_unset():   # NOTE: also a view whose node is not set yet, as torch's C++ is_leaf
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         _collect_edges(self, *tensors)
     if type(self._data) is _zerotensor.ZeroArray:   # NOTE: torch's ZeroTensor fallback refuses writes
         raise RuntimeError(_zerotensor.IMMUTABLE_MESSAGE)
