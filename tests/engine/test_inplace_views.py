@@ -487,21 +487,35 @@ def _seed_4_program(b):
     return base, view
 
 
+def _seed_20_program(b):
+    # (fuzzer finding) the view modified twice; its node after exp_ is linked by neg_'s node only.
+    x = b.zeros(3, 4, dtype=b.float64, requires_grad=True)
+    base = b.scatter_add(x, 1, b.tensor([[0, 0, 1], [3, 3, 3], [2, 0, 2]]),
+                         b.zeros(3, 3, dtype=b.float64, requires_grad=True))
+    view = b.transpose(base, 0, 1)
+    view.exp_()
+    view.neg_()
+    return view, None
+
+
 SAVED_VIEW_OUTPUT_MODIFIED = [_base_modified, _view_modified_again, _view_node_held, _view_node_linked_by_a_later_op,
-                              _seed_4_program]
+                              _seed_4_program, _seed_20_program]
 
 
+@pytest.mark.parametrize("retain_graph", [False, True])
 @pytest.mark.parametrize("program", SAVED_VIEW_OUTPUT_MODIFIED)
-def test_a_saved_view_output_modified_names_the_views_node_while_it_lives(program):
-    # Fuzzer finding: torch's error named "output 0 of AsStrided" where the engine said Exp.
+def test_a_saved_view_output_modified_names_the_views_node_while_it_lives(program, retain_graph):
+    # Fuzzer findings: torch's error named "output 0 of AsStrided" where the engine said Exp.
     # torch regenerates a view's node right after an in-place op on it and keeps a weak
     # reference to it in the saved output: the error names it while it lives (held by the
-    # view until regenerated again, or by a later op), else the op's own node.
+    # view until regenerated again, by a later op, or by the node of a later in-place op on the
+    # view, which a backward without retain_graph releases before it reaches the saved output),
+    # else the op's own node.
     outcomes = []
     for backend in (engine, torch):
         out, held = program(backend)
         with pytest.raises(RuntimeError) as info:
-            out.sum().backward()
+            out.sum().backward(retain_graph=retain_graph)
         outcomes.append(str(info.value))
         del held
     assert outcomes[0] == outcomes[1]
