@@ -985,15 +985,24 @@ def _nll_loss(input, target, weight, ignore_index: int, reduction: str) -> Tenso
         if target.ndim != 3:
             raise RuntimeError("only batches of spatial targets supported (3D tensors) but got targets of "
                                f"dimension: {target.ndim}")
-        if target._data.shape != expected:
-            raise RuntimeError(f"size mismatch (got input: {list(shape)} , target: {list(target._data.shape)}")
+        _check_nll_2d_sizes(input, target)
         return _nll(_NLL_LOSS_2D, input, target, weight, reduction, ignore_index, "nll_loss2d_forward")
     if target._data.shape != expected:
         raise RuntimeError(f"Expected target size {list(expected)}, got {list(target._data.shape)}")
-    viewed = _reshape(input, (shape[0], shape[1], 1, -1))
-    target = _reshape(target, (shape[0], 1, -1))   # a view where it can be: torch saves it
+    # NOTE: torch views an empty input as (N, C, 0, 0) and an empty target as (N, 0, 0), which
+    # nll_loss2d then checks (fuzzer finding: cross_entropy of a (2, 0, 3) input: no classes).
+    viewed = _reshape(input, (shape[0], shape[1], 1, -1) if input._data.size else (shape[0], shape[1], 0, 0))
+    # (a view where it can be: torch saves it)
+    target = _reshape(target, (shape[0], 1, -1) if target._data.size else (shape[0], 0, 0))
+    _check_nll_2d_sizes(viewed, target)
     out = _nll(_NLL_LOSS_2D, viewed, target, weight, reduction, ignore_index, "nll_loss2d_forward")
     return _reshape(out, expected) if reduction == "none" else out
+
+
+def _check_nll_2d_sizes(input: Tensor, target: Tensor) -> None:
+    shape = input._data.shape
+    if target._data.shape != (shape[0],) + shape[2:]:
+        raise RuntimeError(f"size mismatch (got input: {list(shape)} , target: {list(target._data.shape)}")
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
@@ -1030,6 +1039,13 @@ def _class_view(weight: Tensor, ndim: int, class_dim: int) -> Tensor:
     return _reshape(weight, tuple(shape))
 
 
+def _smoothing_share(label_smoothing: float, n_classes: int) -> float:
+    """label_smoothing / n_classes as torch's C++ divides a double by an integer: inf for no
+    classes (fuzzer finding: cross_entropy of a (2, 0) input raised ZeroDivisionError in the
+    engine; torch adds inf to no element, or multiplies an empty sum by it: NaN)."""
+    return label_smoothing / n_classes if n_classes else math.inf
+
+
 def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing, class_dim):
     n_classes = input.size(class_dim)
     if weight is not None and (weight.ndim != 1 or weight.numel() != n_classes):
@@ -1039,7 +1055,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
     if label_smoothing > 0.0:
         if label_smoothing > 1.0:
             raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing:g}")
-        target = _add_scalar(_mul_scalar(target, 1 - label_smoothing), label_smoothing / n_classes)
+        target = _add_scalar(_mul_scalar(target, 1 - label_smoothing), _smoothing_share(label_smoothing, n_classes))
     product = _ops.mul(log_probabilities, target)
     if weight is not None:
         product = _ops.mul(product, _class_view(weight, input.ndim, class_dim) if input.ndim > 1 else weight)
@@ -1076,7 +1092,9 @@ def _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, labe
         ret = _ops.sum(smooth)
     else:
         ret = smooth
-    return _ops.add(_mul_scalar(nll, 1 - label_smoothing), _mul_scalar(ret, label_smoothing / n_classes))
+    with _errstate():   # (no classes: inf times an empty sum is NaN, silently as torch)
+        share = _smoothing_share(label_smoothing, n_classes)
+        return _ops.add(_mul_scalar(nll, 1 - label_smoothing), _mul_scalar(ret, share))
 
 
 def _warn_size_mismatch(input: Tensor, target: Tensor):
