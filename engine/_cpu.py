@@ -39,25 +39,30 @@ _LIBM = _load()
 _FUNCTIONS: dict = {}
 
 
-def _function(name: str, dtype: np.dtype):
-    """The C function `name` (float64) or `name + "f"` (float32), as a numpy ufunc over objects."""
-    key = (name, dtype)
+def _function(name: str, dtype: np.dtype, arity: int = 1):
+    """The C function `name` (float64) or `name + "f"` (float32) of `arity` arguments, as a
+    numpy ufunc over objects."""
+    key = (name, dtype, arity)
     if key not in _FUNCTIONS:
         c_type = ctypes.c_float if dtype == np.float32 else ctypes.c_double
         function = getattr(_LIBM, name + "f" if dtype == np.float32 else name)
-        function.restype, function.argtypes = c_type, [c_type]
-        _FUNCTIONS[key] = np.frompyfunc(function, 1, 1)
+        function.restype, function.argtypes = c_type, [c_type] * arity
+        _FUNCTIONS[key] = np.frompyfunc(function, arity, 1)
     return _FUNCTIONS[key]
 
 
-def libm(name: str, numpy_fn, x: np.ndarray) -> np.ndarray:
+def libm(name: str, numpy_fn, x: np.ndarray, *more) -> np.ndarray:
     """The C library's `name` of each element of the float array `x`, in x's dtype (numpy_fn,
-    the same function in numpy, on large arrays or without a C library)."""
+    the same function in numpy, on large arrays or without a C library). `more`: the further
+    arguments of a function of several (pow's exponent), Python floats or arrays of x's dtype.
+
+    NOTE: numpy's own float loops are not the C library's where numpy has SIMD builds of them
+    (np.power(27.0, 1 / 3) is 2.9999999999999996, C pow gives 3.0)."""
     from ._ops import _VIA_FLOAT64_MAX_NUMEL
     x = np.asarray(x)
     if _LIBM is None or x.size > _VIA_FLOAT64_MAX_NUMEL or x.dtype not in (np.float32, np.float64):
-        return numpy_fn(x)
-    return np.asarray(_function(name, x.dtype)(x), dtype=x.dtype)
+        return numpy_fn(x, *more)
+    return np.asarray(_function(name, x.dtype, 1 + len(more))(x, *more), dtype=x.dtype)
 
 
 def _vector_bytes() -> int:
@@ -167,9 +172,10 @@ def iterator_strides(a: np.ndarray, shape: tuple, dtype: np.dtype | None = None)
     return [0] * pad + [0 if n == 1 and shape[pad + i] != 1 else s for i, (n, s) in enumerate(zip(a.shape, strides))]
 
 
-def iterator_order(shape: tuple, strides: list) -> list:
+def iterator_order(shape: tuple, strides: list, reduction: bool = False) -> list:
     """The dims of an elementwise TensorIterator over operands with these strides (per operand,
-    one per dim of `shape`, 0 where broadcast), outermost first.
+    one per dim of `shape`, 0 where broadcast), outermost first. `reduction`: the first operand
+    is a reduction's output (stride 0 along the reduced dims), whose reduced dims go innermost.
 
     NOTE: torch orders the dims by the strides of the first operand that tells two dims apart
     (a broadcast dim tells nothing; equal strides put the smaller dim innermost), by insertion
@@ -180,6 +186,8 @@ def iterator_order(shape: tuple, strides: list) -> list:
     def should_swap(dim0: int, dim1: int) -> int:
         for operand in strides:
             stride0, stride1 = operand[dim0], operand[dim1]
+            if reduction and operand is strides[0] and (stride0 == 0) != (stride1 == 0):
+                return 1 if stride1 == 0 else -1
             if stride0 == 0 or stride1 == 0:
                 continue
             if stride0 != stride1:

@@ -37,14 +37,17 @@ class Rule:
     `saves` maps a name ("self", "other", ..., or "result") to the index of the
     input whose requiring grad makes torch save it, or None for always. What is
     saved decides whether a second backward without retain_graph raises, as in torch.
+    `native`: torch's formula is one native kernel of the gradient (tanh_backward,
+    mse_loss_backward, ...), which sees a ZeroTensor gradient as plain zeros (see
+    _zerotensor.materialized); "no_grad_mode": only in a backward without create_graph.
     """
 
     __slots__ = ("node", "backward", "arg_names", "saves", "save_plan", "run_at_once")
 
-    def __init__(self, name, backward, arg_names=("self",), saves=None):
+    def __init__(self, name, backward, arg_names=("self",), saves=None, native=False):
         self.node = node_class(name)
         self.run_at_once = self.node._run_at_once   # (read per node: a slot, not a class attribute)
-        self.backward = backward
+        self.backward = _zerotensor.materialized(backward, native) if native else backward
         self.arg_names = arg_names
         self.saves = saves or {}
         # (name, trigger, input index or None for the result), resolved once. NOTE: torch's
@@ -813,9 +816,14 @@ _THRESHOLD_BACKWARD_2 = Rule("ThresholdBackwardBackward0",
 
 
 def v_threshold_backward(g, result):
+    # NOTE: torch's native backward kernels (threshold_backward, tanh_backward, sigmoid_backward)
+    # see a ZeroTensor gradient as plain zeros (checked here, not by Rule(native=True): hot paths).
     mask = v_data(result) <= 0
     if isinstance(g, Tensor):
-        return record(_THRESHOLD_BACKWARD_2, (g, result), _zero_where(mask, g._data), g.dtype, mask=mask)
+        return record(_THRESHOLD_BACKWARD_2, (g, result), _zero_where(mask, _zerotensor.plain_array(g._data)),
+                      g.dtype, mask=mask)
+    if type(g) is not np.ndarray:
+        g = _zerotensor.plain_array(g)
     return v_masked_zero(g, mask)
 
 
@@ -878,7 +886,10 @@ def _times(g, r: np.ndarray):
 
 def v_tanh_backward(g, y):
     if isinstance(g, Tensor):
-        return record(_TANH_BACKWARD, (g, y), g._data * _one_minus_square(y._data), g.dtype)
+        return record(_TANH_BACKWARD, (g, y), _zerotensor.plain_array(g._data) * _one_minus_square(y._data),
+                      g.dtype)
+    if type(g) is not np.ndarray:   # (see v_threshold_backward)
+        g = _zerotensor.plain_array(g)
     if y.size >= _LARGE and _splits_like(g, y):
         return _split_result(_tanh_backward_into, y.dtype, y.shape, g, y)
     return _times(g, _one_minus_square(y))
@@ -916,7 +927,9 @@ def v_mul(a, b):
 
 def v_sigmoid_backward(g, y):
     if isinstance(g, Tensor):
-        return record(_SIGMOID_BACKWARD, (g, y), g._data * (1 - y._data) * y._data, g.dtype)
+        return record(_SIGMOID_BACKWARD, (g, y), _zerotensor.plain_array(g._data) * (1 - y._data) * y._data, g.dtype)
+    if type(g) is not np.ndarray:   # (see v_threshold_backward)
+        g = _zerotensor.plain_array(g)
     if y.size >= _LARGE and _splits_like(g, y):
         return _split_result(_sigmoid_backward_into, y.dtype, y.shape, g, y)
     one_minus = 1 - y

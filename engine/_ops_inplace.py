@@ -44,11 +44,11 @@ def check_writable(self: Tensor, *others, overlap_allowed: bool = False, differe
         if self._base is not None and self._view_creation is not None:
             raise RuntimeError(_view_rebase_message(self, indirect=False))
         if self.requires_grad:
-            if self._base is None and self.grad_fn is None:
-                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
             if self._base is not None and self._base.grad_fn is None and self._base._requires_grad:
                 raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place "
                                    "operation.")
+            if self._node_unset():   # NOTE: also a view whose node is not set yet, as torch's C++ is_leaf
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         _collect_edges(self, *tensors)
     if type(self._data) is _zerotensor.ZeroArray:   # NOTE: torch's ZeroTensor fallback refuses writes
         raise RuntimeError(_zerotensor.IMMUTABLE_MESSAGE)
@@ -236,9 +236,11 @@ class CopySlices(node_class("torch::autograd::CopySlices")):
 
     def _release(self):
         # NOTE: torch's CopySlices drops its op's node after a backward without retain_graph,
-        # so a second backward through it raises even when nothing was saved.
+        # so a second backward through it raises even when nothing was saved, and the view's
+        # node the op's node linked to can die then (see _rebase_view).
         self._saved = None
         self.fn._release()
+        self.fn = None
 
 
 def _copy_slices_view_backward(ctx, g):
@@ -269,14 +271,11 @@ def _rebase_view(view: Tensor, node) -> None:
     # (Saved: an empty list, not NOTHING_SAVED, so that the scheduler releases it; see _release.)
     _set_node(base, _node(_COPY_SLICES_VIEW, edges, meta, needs, CopySlices, [], fn=node, index=index,
                           overlapping=np.unique(index).size != index.size))
-    # NOTE: the op's node keeps no link to the view's old node (torch's CopySlices takes the
-    # op's other edges only): once the view's node is regenerated, the old one can die, which
-    # decides how a saved output's version error names its producer (see write_result).
-    node.next_functions = (_NO_LINK, *node.next_functions[1:])
+    # NOTE: as torch's CopySlices, the base's node takes the op's other edges; the op's node
+    # keeps its own, so the view's old node lives as long as the op's node does (until a
+    # backward without retain_graph releases it), which decides how a saved output's version
+    # error names its producer (see write_result; campaign seed 20: AsStrided with retain_graph).
     base._requires_grad = True
-
-
-_NO_LINK = (None, 0)
 _AS_STRIDED = Rule("AsStridedBackward0", lambda ctx, g: (v_scatter_add_flat(g, ctx.index, ctx.shape),))
 
 def _view_rebase_message(view: Tensor, indirect: bool) -> str:

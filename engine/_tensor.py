@@ -187,8 +187,8 @@ class Tensor:
 
     @property
     def grad(self):
-        # (A view made under no_grad reads as a leaf here, without its grad_fn: see retain_grad.)
-        if not self._no_grad_view_leaf() and self.grad_fn is not None and not self.retains_grad:
+        # NOTE: torch warns for a non-leaf without a gradient, leaf as its C++ is_leaf (see _node_unset).
+        if self._grad is None and not self._node_unset() and not self.retains_grad:
             warnings.warn(_NON_LEAF_GRAD_WARNING, UserWarning, stacklevel=2)
         return self._grad
 
@@ -264,31 +264,35 @@ class Tensor:
 
     def retain_grad(self) -> None:
         """Keep the gradient of this non-leaf tensor in `.grad` after backward."""
-        if not self._requires_grad:
+        if not self.requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        if self._no_grad_view_leaf():
+        if self._node_unset():
             return
-        if self.grad_fn is not None:
-            self.grad_fn._retained = weakref.ref(self)
+        self.grad_fn._retained = weakref.ref(self)
 
-    def _no_grad_view_leaf(self) -> bool:
-        """NOTE: torch keeps a view made under no_grad a leaf for retain_grad and .grad without
-        reading its grad_fn (its node field is empty), so retain_grad does nothing even after its
-        base was modified in place (reading grad_fn would raise then). A view of it made with
-        grad mode on has a node of its own and retains its gradient (fuzzer finding)."""
-        return self._view_creation == "no_grad" and self._grad_fn is None
+    def _node_unset(self) -> bool:
+        """Whether the tensor is a leaf as torch's C++ `is_leaf` sees it: no node recorded, read
+        without regenerating a view's node (Python's `is_leaf` reads `grad_fn`, which does).
+
+        NOTE: a view of a base that did not require grad when the view was made, or a view made
+        under no_grad, has no node until its `grad_fn` is read after its base was modified in
+        place. Until then torch treats it as a leaf where it asks C++ `is_leaf`: retain_grad
+        does nothing (even where reading grad_fn would raise), `.grad` does not warn, and an
+        in-place op on it is refused as on a leaf that requires grad (fuzzer findings). A view of
+        it made with grad mode on has a node of its own and retains its gradient."""
+        return self._grad_fn is None
 
     @property
     def retains_grad(self) -> bool:
-        if self._no_grad_view_leaf():   # never retains (see retain_grad)
+        if self._node_unset():   # a leaf never retains (see retain_grad)
             return False
-        return self.grad_fn is not None and self.grad_fn._retained is not None \
-            and self.grad_fn._retained() is self
+        retained = self._grad_fn._retained   # (a regenerated node takes it over: refresh_view_node)
+        return retained is not None and retained() is self
 
     def register_hook(self, hook) -> "RemovableHandle":
         """Call `hook(grad)` with this tensor's gradient during backward; a tensor it returns
         replaces the gradient. Returns a handle whose `remove()` unregisters the hook."""
-        if not self._requires_grad:
+        if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         node = self.grad_fn if self.grad_fn is not None else self._accumulator()
         if node is None:

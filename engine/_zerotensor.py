@@ -84,6 +84,37 @@ def plain(t):
     return t
 
 
+def materialized(backward, native):
+    """A rule's `backward` that sees a ZeroTensor gradient as plain zeros (`native` "no_grad_mode":
+    only a gradient array, in a backward without create_graph).
+
+    NOTE: torch's ZeroTensor fallback hands a native kernel plain zeros for a ZeroTensor argument,
+    so a backward kernel such as tanh_backward, native_layer_norm_backward or mse_loss_backward
+    computes 0 * inf = NaN and gives plain zeros, where formulas of mul/div/add/sub and views
+    keep the ZeroTensor (campaign seed 11: layer_norm(inf row) then abs_, double backward: the
+    weight's gradient was 0 in the engine, NaN in torch)."""
+    def run(ctx, g):
+        if type(g) is not np.ndarray:   # (the common case first: a plain gradient array)
+            g = _plain_zeros(g, native)
+        return backward(ctx, g)
+    return run
+
+
+def _plain_zeros(g, native):
+    """`g` (an array, or a tensor under create_graph), plain zeros if it is a ZeroTensor."""
+    if type(g) is ZeroArray:
+        return plain_array(g)
+    if native is True and type(getattr(g, "_data", None)) is ZeroArray:
+        from ._tensor import Tensor   # circular: tensors import the engine's arrays
+        return Tensor._make(plain_array(g._data), g.dtype)
+    return g
+
+
+def plain_array(a):
+    """The array a native kernel computes with: plain zeros for a ZeroTensor's (see materialized)."""
+    return np.zeros(a.shape, a.dtype) if type(a) is ZeroArray else a
+
+
 def is_zero(x) -> bool:
     return type(x) is ZeroArray
 

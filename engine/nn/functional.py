@@ -87,7 +87,7 @@ def _log_sigmoid_backward(ctx, g):
     return (g * v_sigmoid(-ctx.self),)
 
 
-_LOG_SIGMOID = Rule("LogSigmoidBackward0", _log_sigmoid_backward, saves={"self": None})
+_LOG_SIGMOID = Rule("LogSigmoidBackward0", _log_sigmoid_backward, saves={"self": None}, native=True)
 
 
 # ---------------------------------------------------------------------------------
@@ -164,7 +164,10 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     a, b = mat1._data, mat2._data
     with _errstate():
         if k == 1:
-            data = _ops._mm_array(a, b)   # (exact products: a zero keeps its sign, as torch's)
+            # (exact products: a zero keeps its sign, as torch's mm.) NOTE: torch's float32 addmm
+            # keeps them exact for a single row or column too (MKL's sgemm; its float64 path sums
+            # into +0.0 there, as mm): a bias of -0.0 plus a product of -0.0 stays -0.0.
+            data = np.multiply(a, b) if a.dtype == np.float32 else _ops._mm_array(a, b)
             np.add(bias._data, data, out=data)
         elif n < m and _is_transposed(b) and a.flags.c_contiguous:
             # A linear layer's product (a batch of inputs times a weight used transposed) with
@@ -271,7 +274,7 @@ _leaky_relu_backward = _BackwardOp(
     lambda g, x, negative_slope: np.where(x > 0, g, g * np.asarray(negative_slope, g.dtype)))
 _LEAKY_RELU = Rule("LeakyReluBackward0",
                    lambda ctx, g: (_leaky_relu_backward(g, ctx.self, negative_slope=ctx.negative_slope),),
-                   saves={"self": None})
+                   saves={"self": None}, native=True)
 
 
 def _leaky_relu_map(positive: np.ndarray, negative_slope: float):
@@ -304,7 +307,8 @@ def _elu_kernel(g, x, alpha):
 # mask (so an infinite gradient gives NaN at x >= 0, and the second derivative at 0 is 0).
 _elu_backward = _BackwardOp("EluBackwardBackward0", _elu_kernel,
                             lambda gg, g, x, alpha: _elu_backward(gg * g, x, alpha=alpha) * v_mask(v_data(x) < 0, gg))
-_ELU = Rule("EluBackward0", lambda ctx, g: (_elu_backward(g, ctx.self, alpha=ctx.alpha),), saves={"self": None})
+_ELU = Rule("EluBackward0", lambda ctx, g: (_elu_backward(g, ctx.self, alpha=ctx.alpha),), saves={"self": None},
+            native=True)
 
 
 def elu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -382,7 +386,7 @@ def _gelu_rule(ctx, g):
     return (_gelu_backward(g, ctx.self, approximate=ctx.approximate),)
 
 
-_GELU = Rule("GeluBackward0", _gelu_rule, saves={"self": None})
+_GELU = Rule("GeluBackward0", _gelu_rule, saves={"self": None}, native=True)
 
 
 def gelu(input, approximate: str = "none") -> Tensor:
@@ -426,7 +430,8 @@ def _silu_backward(ctx, g):
     return (g * sigmoid * (1 + ctx.self * (1 - sigmoid)),)
 
 
-_SILU = Rule("SiluBackward0", _silu_backward, saves={"self": None})
+# NOTE: torch differentiates silu with silu_backward, or with a formula of mul and add under create_graph.
+_SILU = Rule("SiluBackward0", _silu_backward, saves={"self": None}, native="no_grad_mode")
 
 
 def silu(input, inplace: bool = False) -> Tensor:
@@ -459,7 +464,7 @@ def _softplus_rule(ctx, g):
     return (_softplus_backward(g, ctx.self, beta=ctx.beta, threshold=ctx.threshold),)
 
 
-_SOFTPLUS = Rule("SoftplusBackward0", _softplus_rule, saves={"self": None})
+_SOFTPLUS = Rule("SoftplusBackward0", _softplus_rule, saves={"self": None}, native=True)
 
 
 def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -488,7 +493,7 @@ def _hardtanh_kernel(g, x, min_val, max_val):
 _hardtanh_backward = _BackwardOp("HardtanhBackwardBackward0", _hardtanh_kernel)
 _HARDTANH = Rule("HardtanhBackward0",
                  lambda ctx, g: (_hardtanh_backward(g, ctx.self, min_val=ctx.min_val, max_val=ctx.max_val),),
-                 saves={"self": None})
+                 saves={"self": None}, native=True)
 
 
 def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
@@ -536,7 +541,7 @@ def _softmax_args(name: str, input, dim, stacklevel: int, dtype):
 # is g - exp(y) * sum(g); both save only the result.
 _SOFTMAX = Rule("SoftmaxBackward0",
                 lambda ctx, g: ((g - v_sum(g * ctx.result, ctx.dim, True)) * ctx.result,),
-                saves={"result": None})
+                saves={"result": None}, native=True)
 
 
 def _two_product(a: np.ndarray, b: np.ndarray) -> tuple:
@@ -605,7 +610,7 @@ def _log_softmax_double_backward(ctx, gg):
     return grad_go, grad_y
 
 
-_LOG_SOFTMAX = Rule("LogSoftmaxBackward0", _log_softmax_backward, saves={"result": None})
+_LOG_SOFTMAX = Rule("LogSoftmaxBackward0", _log_softmax_backward, saves={"result": None}, native=True)
 _LOG_SOFTMAX_BACKWARD = Rule("LogSoftmaxBackwardDataBackward0", _log_softmax_double_backward,
                              ("grad_output", "output"), saves={"grad_output": None, "output": None})
 
@@ -909,8 +914,8 @@ def _nll_double_backward(ctx, gg):
     return grad_output, (v_zeros_like(gg) if ctx.needs[1] else None)
 
 
-_NLL_LOSS = Rule("NllLossBackward0", _nll_backward, saves={"self": None})
-_NLL_LOSS_2D = Rule("NllLoss2DBackward0", _nll_backward, saves={"self": None})
+_NLL_LOSS = Rule("NllLossBackward0", _nll_backward, saves={"self": None}, native=True)
+_NLL_LOSS_2D = Rule("NllLoss2DBackward0", _nll_backward, saves={"self": None}, native=True)
 _NLL_DOUBLE = {
     _NLL_LOSS: Rule("NllLossBackwardBackward0", _nll_double_backward, ("grad_output", "self")),
     _NLL_LOSS_2D: Rule("NllLoss2DBackwardBackward0", _nll_double_backward, ("grad_output", "self")),
@@ -980,15 +985,24 @@ def _nll_loss(input, target, weight, ignore_index: int, reduction: str) -> Tenso
         if target.ndim != 3:
             raise RuntimeError("only batches of spatial targets supported (3D tensors) but got targets of "
                                f"dimension: {target.ndim}")
-        if target._data.shape != expected:
-            raise RuntimeError(f"size mismatch (got input: {list(shape)} , target: {list(target._data.shape)}")
+        _check_nll_2d_sizes(input, target)
         return _nll(_NLL_LOSS_2D, input, target, weight, reduction, ignore_index, "nll_loss2d_forward")
     if target._data.shape != expected:
         raise RuntimeError(f"Expected target size {list(expected)}, got {list(target._data.shape)}")
-    viewed = _reshape(input, (shape[0], shape[1], 1, -1))
-    target = _reshape(target, (shape[0], 1, -1))   # a view where it can be: torch saves it
+    # NOTE: torch views an empty input as (N, C, 0, 0) and an empty target as (N, 0, 0), which
+    # nll_loss2d then checks (fuzzer finding: cross_entropy of a (2, 0, 3) input: no classes).
+    viewed = _reshape(input, (shape[0], shape[1], 1, -1) if input._data.size else (shape[0], shape[1], 0, 0))
+    # (a view where it can be: torch saves it)
+    target = _reshape(target, (shape[0], 1, -1) if target._data.size else (shape[0], 0, 0))
+    _check_nll_2d_sizes(viewed, target)
     out = _nll(_NLL_LOSS_2D, viewed, target, weight, reduction, ignore_index, "nll_loss2d_forward")
     return _reshape(out, expected) if reduction == "none" else out
+
+
+def _check_nll_2d_sizes(input: Tensor, target: Tensor) -> None:
+    shape = input._data.shape
+    if target._data.shape != (shape[0],) + shape[2:]:
+        raise RuntimeError(f"size mismatch (got input: {list(shape)} , target: {list(target._data.shape)}")
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
@@ -1025,6 +1039,13 @@ def _class_view(weight: Tensor, ndim: int, class_dim: int) -> Tensor:
     return _reshape(weight, tuple(shape))
 
 
+def _smoothing_share(label_smoothing: float, n_classes: int) -> float:
+    """label_smoothing / n_classes as torch's C++ divides a double by an integer: inf for no
+    classes (fuzzer finding: cross_entropy of a (2, 0) input raised ZeroDivisionError in the
+    engine; torch adds inf to no element, or multiplies an empty sum by it: NaN)."""
+    return label_smoothing / n_classes if n_classes else math.inf
+
+
 def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing, class_dim):
     n_classes = input.size(class_dim)
     if weight is not None and (weight.ndim != 1 or weight.numel() != n_classes):
@@ -1034,7 +1055,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
     if label_smoothing > 0.0:
         if label_smoothing > 1.0:
             raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing:g}")
-        target = _add_scalar(_mul_scalar(target, 1 - label_smoothing), label_smoothing / n_classes)
+        target = _add_scalar(_mul_scalar(target, 1 - label_smoothing), _smoothing_share(label_smoothing, n_classes))
     product = _ops.mul(log_probabilities, target)
     if weight is not None:
         product = _ops.mul(product, _class_view(weight, input.ndim, class_dim) if input.ndim > 1 else weight)
@@ -1071,7 +1092,9 @@ def _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, labe
         ret = _ops.sum(smooth)
     else:
         ret = smooth
-    return _ops.add(_mul_scalar(nll, 1 - label_smoothing), _mul_scalar(ret, label_smoothing / n_classes))
+    with _errstate():   # (no classes: inf times an empty sum is NaN, silently as torch)
+        share = _smoothing_share(label_smoothing, n_classes)
+        return _ops.add(_mul_scalar(nll, 1 - label_smoothing), _mul_scalar(ret, share))
 
 
 def _warn_size_mismatch(input: Tensor, target: Tensor):
@@ -1148,7 +1171,8 @@ def _mse_double_backward(ctx, gg):
     return grad_go, second if ctx.needs[1] else None, -second if ctx.needs[2] else None
 
 
-_MSE_LOSS = Rule("MseLossBackward0", _mse_backward, ("self", "target"), saves={"self": None, "target": None})
+_MSE_LOSS = Rule("MseLossBackward0", _mse_backward, ("self", "target"), saves={"self": None, "target": None},
+                 native=True)
 _MSE_LOSS_BACKWARD = Rule("MseLossBackwardBackward0", _mse_double_backward, ("grad_output", "self", "target"),
                           saves={"grad_output": None, "self": None, "target": None})
 
@@ -1227,7 +1251,7 @@ def _smooth_l1_double_backward(ctx, gg):
 
 
 _SMOOTH_L1_LOSS = Rule("SmoothL1LossBackward0", _smooth_l1_backward, ("self", "target"),
-                       saves={"self": None, "target": None})
+                       saves={"self": None, "target": None}, native=True)
 _SMOOTH_L1_LOSS_BACKWARD = Rule("SmoothL1LossBackwardBackward0", _smooth_l1_double_backward,
                                 ("grad_output", "self", "target"),
                                 saves={"grad_output": None, "self": None, "target": None})
@@ -1341,7 +1365,8 @@ def _bce_double_backward(ctx, gg):
     return grad_output, grad_self, grad_target
 
 
-_BCE = Rule("BinaryCrossEntropyBackward0", _bce_backward, ("self", "target"), saves={"self": None, "target": None})
+_BCE = Rule("BinaryCrossEntropyBackward0", _bce_backward, ("self", "target"), saves={"self": None, "target": None},
+            native=True)
 _BCE_BACKWARD = Rule("BinaryCrossEntropyBackwardBackward0", _bce_double_backward, ("grad_output", "self", "target"),
                      saves={"grad_output": None, "self": None, "target": None})
 
@@ -1770,7 +1795,7 @@ def _layer_norm_bias_without_weight(ctx) -> bool:
 
 
 _LAYER_NORM = Rule("NativeLayerNormBackward0", _layer_norm_backward, ("input", "weight", "bias"),
-                   saves={"input": None, "weight": None, "bias": None})
+                   saves={"input": None, "weight": None, "bias": None}, native=True)
 _LAYER_NORM_BACKWARD = tuple(
     Rule("NativeLayerNormBackwardBackward0", _layer_norm_double_backward,
          ("grad_out", "input", "mean", "rstd", "weight", "bias"),

@@ -289,6 +289,56 @@ def test_retain_grad_on_a_view_made_under_no_grad_does_nothing_even_after_its_ba
     assert program(engine) == program(torch)
 
 
+# Views of a tensor that did not require grad when they were made (plain or chunk's multi-output
+# views, or made under no_grad), whose base then took a gradient-carrying in-place op: no node until
+# their grad_fn is read.
+VIEWS_WITHOUT_NODE = {
+    "slice": lambda b: b[:2],
+    "chunk": lambda b: b.chunk(2)[0],
+    "no_grad": lambda b: b[:2],
+}
+
+
+@pytest.mark.parametrize("action", ["retain_grad", "register_hook", "mul_", "grad"])
+@pytest.mark.parametrize("view", sorted(VIEWS_WITHOUT_NODE))
+def test_a_view_whose_node_is_not_set_yet_is_a_leaf_as_torchs_cpp_is_leaf(view, action):
+    # Fuzzer finding (campaign seed 11): torch's retain_grad checks requires_grad (true through the
+    # base) and then its C++ is_leaf, which reads the node field without regenerating it, so it does
+    # nothing; the engine refused with "can't retain_grad on Tensor that has requires_grad=False".
+    # Likewise .grad does not warn, and an in-place op is refused as on a leaf. register_hook reads
+    # grad_fn (Python), which regenerates or raises; torch 2.13 crashes there for a plain view whose
+    # grad_fn was never read, so that case reads it first.
+    def program(backend):
+        seen = []
+        x = backend.tensor([1.0, -2.0, 3.0, 0.5], requires_grad=True)
+        base = x.detach().clone()
+        if view == "no_grad":
+            with backend.no_grad():
+                v = VIEWS_WITHOUT_NODE[view](base)
+        else:
+            v = VIEWS_WITHOUT_NODE[view](base)
+        base.add_(x)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                if action == "register_hook":
+                    if view == "slice":
+                        seen.append(v.grad_fn.name())
+                    v.register_hook(lambda grad: grad * 2)
+                elif action == "grad":
+                    seen.append(v.grad)
+                else:
+                    getattr(v, action)() if action == "retain_grad" else v.mul_(2.0)
+                seen.append((v.requires_grad, v.retains_grad))
+                (v * 3).sum().backward()
+                seen.append((x.grad.tolist(), v.grad))
+            except RuntimeError as error:
+                seen.append(str(error))
+        seen.append([str(w.message)[:40] for w in caught])
+        return seen
+    assert program(engine) == program(torch)
+
+
 def _expanded(module, shape=(2, 1), size=(2, 3)):
     return module.tensor(np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape)).expand(*size)
 
@@ -437,21 +487,35 @@ def _seed_4_program(b):
     return base, view
 
 
+def _seed_20_program(b):
+    # (fuzzer finding) the view modified twice; its node after exp_ is linked by neg_'s node only.
+    x = b.zeros(3, 4, dtype=b.float64, requires_grad=True)
+    base = b.scatter_add(x, 1, b.tensor([[0, 0, 1], [3, 3, 3], [2, 0, 2]]),
+                         b.zeros(3, 3, dtype=b.float64, requires_grad=True))
+    view = b.transpose(base, 0, 1)
+    view.exp_()
+    view.neg_()
+    return view, None
+
+
 SAVED_VIEW_OUTPUT_MODIFIED = [_base_modified, _view_modified_again, _view_node_held, _view_node_linked_by_a_later_op,
-                              _seed_4_program]
+                              _seed_4_program, _seed_20_program]
 
 
+@pytest.mark.parametrize("retain_graph", [False, True])
 @pytest.mark.parametrize("program", SAVED_VIEW_OUTPUT_MODIFIED)
-def test_a_saved_view_output_modified_names_the_views_node_while_it_lives(program):
-    # Fuzzer finding: torch's error named "output 0 of AsStrided" where the engine said Exp.
+def test_a_saved_view_output_modified_names_the_views_node_while_it_lives(program, retain_graph):
+    # Fuzzer findings: torch's error named "output 0 of AsStrided" where the engine said Exp.
     # torch regenerates a view's node right after an in-place op on it and keeps a weak
     # reference to it in the saved output: the error names it while it lives (held by the
-    # view until regenerated again, or by a later op), else the op's own node.
+    # view until regenerated again, by a later op, or by the node of a later in-place op on the
+    # view, which a backward without retain_graph releases before it reaches the saved output),
+    # else the op's own node.
     outcomes = []
     for backend in (engine, torch):
         out, held = program(backend)
         with pytest.raises(RuntimeError) as info:
-            out.sum().backward()
+            out.sum().backward(retain_graph=retain_graph)
         outcomes.append(str(info.value))
         del held
     assert outcomes[0] == outcomes[1]

@@ -315,6 +315,28 @@ def test_zero_products_keep_the_sign_torchs_kernel_gives_them(op, dtype, shape):
     assert run(engine) == run(torch)
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 1, 3), (1, 1, 40), (3, 1, 1), (50, 1, 1), (2, 1, 3), (1, 2, 3)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linear_with_a_bias_of_minus_zero_keeps_zero_signs_as_torch(dtype, shape):
+    """torch's float32 addmm of an inner size of 1 adds the exact products to the bias for a
+    single row or column too: -0.0 + (-0.0 * 2) stays -0.0, where the engine gave +0.0 (9 of 216
+    cases probed in session 9); float64 sums those shapes into +0.0 as mm."""
+    m_rows, k, n_cols = shape
+    rng = np.random.default_rng(sum(shape))
+    a = rng.choice([0.0, -0.0], size=(m_rows, k))
+    a[0, 0] = -0.0
+    w = rng.choice([2.0, -1.0, 0.5], size=(n_cols, k))
+    w[0, 0] = 2.0     # (the first output is -0.0 + -0.0 * 2.0)
+    bias = -np.zeros(n_cols)
+
+    def run(m):
+        dt = getattr(m, dtype)
+        out = m.nn.functional.linear(m.tensor(a.tolist(), dtype=dt), m.tensor(w.tolist(), dtype=dt),
+                                     m.tensor(bias.tolist(), dtype=dt)).numpy()
+        return out.tolist(), np.signbit(out).tolist()
+    assert run(engine) == run(torch)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_mm_gradients_of_an_inner_size_of_1_keep_zero_signs_as_torch(dtype):
     """The gradient of mm(a (3, 2), b (2, 1)) is g @ b.T, an mm of inner size 1: exact products."""

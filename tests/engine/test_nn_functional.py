@@ -1026,6 +1026,29 @@ def test_cross_entropy_of_an_empty_input_with_probability_targets_is_torchs_nan(
     assert outs[0] == outs[1]
 
 
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("target", ["probabilities", "indices"])
+@pytest.mark.parametrize("shape", [(2, 0), (0, 0), (2, 0, 3)])
+def test_cross_entropy_without_classes_with_label_smoothing_as_torch(shape, target, reduction):
+    # Fuzzer finding (seed 25): cross_entropy(narrow(x, -1, 3, 0), itself, label_smoothing=0.25)
+    # raised ZeroDivisionError in the engine; torch's label_smoothing / n_classes is a C++ double
+    # division (inf): added to no element, or times an empty sum (NaN). A (2, 0, 3) input with
+    # class indices is viewed as (2, 0, 0, 0) (torch's empty-batch view) and refused by nll_loss2d.
+    def run(m):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            x = m.zeros(*shape, requires_grad=True)
+            t = x if target == "probabilities" else m.zeros(*((shape[0],) + shape[2:]), dtype=m.int64)
+            try:
+                loss = m.nn.functional.cross_entropy(x, t, label_smoothing=0.25, reduction=reduction)
+                loss.sum().backward()
+                out = (str(loss.tolist()), loss.grad_fn.name(), tuple(x.grad.shape))
+            except (RuntimeError, IndexError) as error:
+                out = (type(error).__name__, str(error))
+        return out, [str(w.message) for w in caught]
+    assert run(engine) == run(torch)
+
+
 # fuzzer programs (seed 4): an input and a weight of zeros, some signed
 LAYER_NORM_ZERO_WEIGHTS = {   # (input, weight) of shapes (2, 3, 4) and (3, 4)
     "float32": (np.array([

@@ -522,3 +522,61 @@ def test_a_value_difference_is_judged_by_the_magnitudes_before_it():
 def test_extreme_magnitude_is_the_strategys_moderate_bound():
     from fuzz.strategies import MODERATE
     assert comparator.EXTREME_MAGNITUDE == MODERATE
+
+
+def _leaf_written_in_place(op, *args):
+    return Program((Input("x0", (2,), "float32", [0.5, 1.0], True),),
+                   (Step(op, "inplace", (Ref("x0"),) + tuple(map(Literal, args)), {}, "v0"),), Action(SUM_BACKWARD, "v0"))
+
+
+def _step_error(outcome: Outcome, **changes) -> Outcome:
+    """``outcome`` with the error of its failing step changed (that step's result and the outcome's)."""
+    (index, failed), = ((i, r) for i, r in enumerate(outcome.values) if r.error is not None)
+    values = list(outcome.values)
+    values[index] = replace(failed, error=replace(failed.error, **changes))
+    return replace(outcome, values=tuple(values), error=replace(outcome.error, **changes))
+
+
+@pytest.mark.parametrize("edit, kind", [
+    (lambda outcome: _step_error(outcome, message="leaf modified in place"), "error-message"),
+    (lambda outcome: _step_error(outcome, type="ValueError"), "error-type"),
+])
+def test_autograd_refusing_an_in_place_op_is_one_finding_whatever_the_op(edit, kind):
+    """Unseen-bug check (session 10): an engine that skipped the leaf check before in-place ops
+    showed as 91 findings in 60 s, one per in-place op."""
+    signatures = set()
+    for op, args in (("exp", ()), ("mul", (2.0,)), ("clamp_min", (0.7,))):
+        program = _leaf_written_in_place(op, *args)
+        torch_outcome = oracle.run_torch(program)
+        assert torch_outcome.error.message.startswith("a leaf Variable that requires grad is being used")
+        verdict = compare(edit(torch_outcome), torch_outcome, program, backend=torch)
+        assert (verdict.kind, verdict.where) == (kind, "step 0")
+        signatures.add(verdict.signature)
+    assert signatures == {f"{kind}|inplace-on-leaf|float32"}
+
+
+def test_an_in_place_refusal_naming_a_multi_output_op_is_keyed_on_that_op():
+    program = Program((Input("x0", (4,), "float32", [0.5, 1.0, 2.0, 3.0], True),),
+                      (Step("split", "function", (Ref("x0"), Literal(2)), {}, "v0"),
+                       Step("__getitem__", "method", (Ref("v0"), Literal(0)), {}, "v1"),
+                       Step("exp", "inplace", (Ref("v1"),), {}, "v2")), Action(SUM_BACKWARD, "v2"))
+    torch_outcome = oracle.run_torch(program)
+    assert torch_outcome.error.message.startswith("Output 0 of Split is a view and is being modified")
+    retold = _step_error(torch_outcome, message="view modified in place")
+    assert compare(retold, torch_outcome, program, backend=torch).signature == "error-message|Split|float32"
+
+
+def test_a_missing_warning_on_reading_a_non_leaf_grad_is_one_finding_whatever_the_ops():
+    """Unseen-bug check (session 10): an engine that never warned on reading .grad of a non-leaf
+    tensor showed as 18 findings in 60 s, one per op. Other warnings stay keyed on their op."""
+    signatures = set()
+    for op in ("exp", "sigmoid", "tanh"):
+        program = Program((Input("x0", (2,), "float32", [0.5, 1.0], True),),
+                          (Step(op, "function", (Ref("x0"),), {}, "v0"),
+                           Step("grad", "property", (Ref("v0"),), {}, "v1")), Action(SUM_BACKWARD, "v0"))
+        torch_outcome = oracle.run_torch(program)
+        assert any(w.message.startswith("The .grad attribute of a Tensor that is not a leaf") for w in torch_outcome.warnings)
+        verdict = compare(replace(torch_outcome, warnings=()), torch_outcome, program, backend=torch)
+        assert verdict.kind == "warning"
+        signatures.add(verdict.signature)
+    assert signatures == {"warning|Tensor.grad|float32"}
