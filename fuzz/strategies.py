@@ -20,11 +20,15 @@ kind's shape rule: existing tensors of a compatible shape, fresh inputs drawn
 to fit, or Python scalars where torch takes them. Each step is evaluated on
 torch as it is drawn, so the builder knows every intermediate shape, dtype
 and value: it picks operands inside the op's domain most of the time, and
-ends the program at a step torch rejects (that step's error is then what gets
-compared). The program is finally pruned to what the action's target depends
-on, so the builder grows a chain: it draws a length (geometric, see
-`_chain_length`), prefers operands that depend on the target so far (and
-samples that fit them), and stops once the target depends on that many steps.
+at a step torch rejects it either ends the program there (that step's error
+is then what gets compared; one in KEEP_STEP_ERROR_ONE_IN) or takes the step
+back and goes on. The program is finally pruned to what the action's target
+depends on, so the builder grows a chain: it draws a length (geometric, see
+`_chain_length`), prefers operands that depend on the target so far (a
+step's anchor mostly the newest such tensor that requires grad, and samples
+that fit it), joins an output that cannot carry the gradient (a comparison's
+mask, a factory's tensor, a detached or no_grad result) into the chain by
+the next step (`_join`), and stops once the target depends on that many steps.
 
 Ops of the kinds without a shape rule here (shape, indexing, join, linalg,
 nn, factory, comparison, in-place) are drawn from their table samples: a
@@ -116,7 +120,12 @@ INTEGRAL_REDUCTION_ONE_IN = 4
 # builder's operands are otherwise floating: mixed programs alone gave div no int / int in 4,000 programs
 # (a planted int / int -> int64 went unfound in 60 s).
 INTEGRAL_ELEMENTWISE_ONE_IN = 12
-OTHER_TARGET_ONE_IN = 4    # the action targets another output than the newest one requiring grad
+OTHER_TARGET_ONE_IN = 6    # the action targets another output than the newest one requiring grad
+# A step torch rejects ends the program there (its error is what gets compared) one in KEEP_STEP_ERROR_ONE_IN
+# times; otherwise the builder takes the step back and goes on (see `_Builder.retract`). Kept always, 26 % of
+# programs ended at such a step (template keyword variations, bitwise ops of floats, split sizes) and pruned
+# to it: the chain drawn before it was evaluated for nothing, and no gradient was compared.
+KEEP_STEP_ERROR_ONE_IN = 3
 NO_GRAD_STEP_ONE_IN = 16   # a step runs inside `with torch.no_grad():`
 INVALID_ONE_IN = 12        # a program contains one step (or action) that is invalid on purpose
 VARY_ONE_IN = 3            # a template's keyword value is redrawn from its spec (else the sample's is kept)
@@ -145,9 +154,37 @@ ACTIONS = (SUM_BACKWARD, SUM_BACKWARD, BACKWARD_GRADIENT, BACKWARD, REPEATED_BAC
 # dead code); a "new" input; most often the "newest" tensor, so that generated
 # programs are deep.
 OPERAND_SOURCES = ("any", "new") + ("newest",) * 5
-# The sources open, by (whether a tensor fits, whether an input can be added).
-_OPERAND_SOURCES = {(fits, new): tuple(source for source in OPERAND_SOURCES if (new if source == "new" else fits))
-                    for fits in (False, True) for new in (False, True)}
+# A step's anchor (its first operand, the one its shape rule follows) reads the newest tensor on the
+# target's chain more often: an anchor from "any" or "new" starts a chain of its own, which the program
+# keeps only if a later step joins it (most were pruned: evaluated on torch for nothing).
+ANCHOR_SOURCES = ("any", "new") + ("newest",) * 14
+
+
+def _open_sources(sources: tuple[str, ...]) -> dict[tuple[bool, bool], tuple[str, ...]]:
+    """The sources open, by (whether a tensor fits, whether an input can be added)."""
+    return {(fits, new): tuple(source for source in sources if (new if source == "new" else fits))
+            for fits in (False, True) for new in (False, True)}
+
+
+_OPERAND_SOURCES, _ANCHOR_SOURCES = _open_sources(OPERAND_SOURCES), _open_sources(ANCHOR_SOURCES)
+# An in-place op's receiver is an existing step output (else a new input, through a clone), and that or a
+# special step's tensor the newest one on the target's chain (else any), three times in four: the other
+# way starts a chain of its own, usually pruned. (Shrinks to True, the first.)
+MOSTLY = (True, True, True, False)
+# A step output that cannot carry the gradient (a comparison's mask, an integer result, a factory's tensor, a
+# no_grad result) while the target requires grad is joined into the chain by the next step three times in
+# four (shrinking to not joined): `target * output`, `target + output` or `where(mask, target, number)`.
+# Unjoined, nearly all of them were pruned (evaluated on torch for nothing), or the chain went on from them
+# and the program could only end in backward's error.
+JOIN = (False, True, True, True)
+JOIN_OPS = ("mul", "add", "where")
+# A stepped slice (`x[1::2]`) is 2 of the 39 `__getitem__` samples and shows its step only along a side of
+# 3 or more: an unseen planted bug (a stepped slice's gradient written packed at its start) went unfound in
+# 60 s. One in STEPPED_SLICE_ONE_IN `__getitem__` draws is a stepped slice along such a side (`_getitem_args`).
+STEPPED_SLICE_ONE_IN = 4
+# plain backward() of a target of more than one element is torch's error ("grad can be implicitly created
+# only for scalar outputs"): kept one in NON_SCALAR_BACKWARD_ONE_IN, else the action sums the target first.
+NON_SCALAR_BACKWARD_ONE_IN = 3
 
 _SIMPLE_VALUES = {
     REAL: (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -0.0),
@@ -214,6 +251,11 @@ class _Limits:
     max_dims: int
     max_side: int
     features: bool = False
+
+    @functools.cached_property
+    def join_ops(self) -> tuple[str, ...]:
+        """The JOIN_OPS among the ops drawn (see `_join`)."""
+        return tuple(name for name in JOIN_OPS if name in self.ops)
 
     @functools.cached_property
     def inplace_ops(self) -> tuple[str, ...]:
@@ -611,6 +653,7 @@ class _Builder:
     # Each step output's ancestors: the indices of the steps it depends on, its own included.
     ancestors: dict[str, frozenset[int]] = field(default_factory=dict)
     targets: tuple[int, str | None] = (-1, None)  # (step count, `target()` then)
+    retracted: tuple | None = None  # the last step taken back (`retract`) and its trace entry
 
     def add_tensor(self, name: str, tensor: torch.Tensor) -> None:
         self.tensors[name] = self.env[name] = tensor
@@ -666,7 +709,8 @@ class _Builder:
         return sum(tensor.dtype in DTYPES for tensor in inputs) < self.limits.max_inputs
 
     def operand(self, domain: str, *, accept: Callable[[tuple[int, ...]], bool] | None = None,
-                new_shape: Callable[[], tuple[int, ...]] | None = None, floats_only: bool = False) -> Ref:
+                new_shape: Callable[[], tuple[int, ...]] | None = None, floats_only: bool = False,
+                anchor: bool = False) -> Ref:
         """An existing floating tensor whose shape ``accept``s (default: any) and that fits ``domain``
         (oldest first), or a new input.
 
@@ -691,7 +735,8 @@ class _Builder:
         # domains cost numpy reductions): the newest one says whether any fits, "newest" usually
         # stops at it, and only "any" lists them all (oldest first).
         newest_fit = next((name for name in reversed(floats) if fits(name)), None)
-        sources, existing = _OPERAND_SOURCES[newest_fit is not None, self.can_add_input()], None
+        sources = (_ANCHOR_SOURCES if anchor else _OPERAND_SOURCES)[newest_fit is not None, self.can_add_input()]
+        existing = None
         if not sources:
             existing = [name for name in (floats if floats_only else self.tensors)
                         if accept is None or accept(shapes[name])] or list(self.tensors)
@@ -700,6 +745,17 @@ class _Builder:
         if where == "any":
             return Ref(source.pick(existing or [name for name in floats if fits(name)]))
         if where == "newest":
+            if anchor:
+                # An anchor follows the tensors that require grad (on the chain, else any): a detached or
+                # no_grad output is then read as another operand (its gradient compared as cut), not
+                # carried on as the chain, whose program could only end in backward's error.
+                tensors = self.tensors
+                name = self.newest_of(reversed(floats), lambda name: tensors[name].requires_grad and fits(name))
+                if name is None and not self.carries_grad():
+                    name = next((name for name in reversed(floats) if tensors[name].requires_grad and fits(name)),
+                                None)
+                if name is not None:
+                    return Ref(name)
             return Ref(self.newest_of(reversed(floats), fits) or newest_fit)
         limits = self.limits
         shape = new_shape() if new_shape is not None else source.shape(0, limits.max_dims, limits.max_side)
@@ -762,6 +818,16 @@ class _Builder:
             for name, tensor in self.tensors.items():
                 if tensor is result:
                     self.domains.pop(name, None)
+        return True
+
+    def retract(self) -> bool:
+        """Take back the step torch just rejected (True), unless it is kept to end the program (one in
+        KEEP_STEP_ERROR_ONE_IN, shrinking to taken back), it wrote in place (a kernel may have written
+        part of its receiver before raising) or the interpreter could not run it (ProgramError)."""
+        if self.steps[-1].aliases_first or self.untraceable or self.source.rarely(KEEP_STEP_ERROR_ONE_IN):
+            return False
+        self.retracted = (self.steps.pop(), self.trace.pop() if self.caught is not None else None)
+        self.failed = False
         return True
 
     def settle(self, caught: list, indices: Iterable[int] | None = None) -> bool:
@@ -830,10 +896,21 @@ class _Builder:
             self.targets = (steps, _default_target(self, outputs) if outputs else None)
         return self.targets[1]
 
-    def chain(self) -> int:
-        """How many steps the action's default target depends on so far."""
+    def carries_grad(self) -> bool:
+        """Whether the action's default target requires grad (False before the first step)."""
         target = self.target()
-        return len(self.ancestors[target]) if target is not None else 0
+        return target is not None and self.tensors[target].requires_grad
+
+    def chain(self) -> int:
+        """How many steps the action's default target depends on so far: 0 while it requires no grad
+        though an input does (a comparison, a factory or a detached input as the program's only
+        output made a program that could only end in backward's error; see `operand` for anchors)."""
+        target = self.target()
+        if target is None:
+            return 0
+        if not self.tensors[target].requires_grad and any(tensor.requires_grad for tensor in self.inputs):
+            return 0
+        return len(self.ancestors[target])
 
     def newest(self, names: list[str]) -> str:
         """The newest of ``names`` (oldest first) that depends on the default target (the target
@@ -859,7 +936,7 @@ def _domain(op: Op, position: int) -> str:
 
 
 def _unary_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
-    anchor = builder.operand(_domain(op, 0))
+    anchor = builder.operand(_domain(op, 0), anchor=True)
     return (anchor,), _keywords(builder, op, anchor)
 
 
@@ -891,7 +968,7 @@ def _binary_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     src, limits = builder.source, builder.limits
     anchor_position = 0 if builder.forced is not None else src.pick((0, 1))
     other_position = 1 - anchor_position
-    anchor = builder.operand(_domain(op, anchor_position))
+    anchor = builder.operand(_domain(op, anchor_position), anchor=True)
     anchor_shape = builder.shape(anchor)
     other_domain = _domain(op, other_position)
     scalar_form = "method" if form == "inplace" else form
@@ -914,7 +991,7 @@ def _binary_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
 
 
 def _reduction_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
-    anchor = builder.operand(_domain(op, 0))
+    anchor = builder.operand(_domain(op, 0), anchor=True)
     return (anchor,), _keywords(builder, op, anchor)
 
 
@@ -969,7 +1046,7 @@ def _matmul_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     src, limits = builder.source, builder.limits
     anchor_on_left = src.boolean()
     anchor = builder.operand(_domain(op, 0 if anchor_on_left else 1), accept=lambda shape: len(shape) >= 1,
-                             new_shape=lambda: src.shape(1, limits.max_dims, limits.max_side))
+                             new_shape=lambda: src.shape(1, limits.max_dims, limits.max_side), anchor=True)
     anchor_shape = builder.shape(anchor)
 
     def multiplies(shape: tuple[int, ...]) -> bool:
@@ -1077,8 +1154,8 @@ def _receiver(builder: _Builder, shape: tuple | None) -> Ref:
     names = [name for name in builder.float_tensors(non_leaf=True)
              if (shape is None or builder.shapes[name] == shape)
              and _not_a_grad_leaf(builder.tensors[name])]
-    if names and src.pick((True, False)):
-        return Ref(builder.newest(names) if src.pick((True, False)) else src.pick(names))
+    if names and src.pick(MOSTLY):
+        return Ref(builder.newest(names) if src.pick(MOSTLY) else src.pick(names))
     if shape is None:
         shape = src.shape(0, builder.limits.max_dims, builder.limits.max_side)
     ref = builder.new_input(shape, REAL)
@@ -1204,7 +1281,7 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
         if adapt:
             # Any tensor of the sample's rank stands in (so dims and index expressions still fit).
             ref = builder.operand(anchor.domain, accept=lambda shape: len(shape) == len(anchor.shape),
-                                  new_shape=lambda: tuple(anchor.shape))
+                                  new_shape=lambda: tuple(anchor.shape), anchor=True)
             template.shapes[tuple(anchor.shape)] = builder.shape(ref)
         else:
             ref = template.tensor(anchor, False)
@@ -1277,6 +1354,25 @@ def _setitem_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     return (receiver, index, value), {}
 
 
+def _getitem_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
+    """``x[index]``: one of the table's samples, or (one in STEPPED_SLICE_ONE_IN) a stepped slice
+    ``x[:, start::step]`` along a side of 3 or more."""
+    src, limits = builder.source, builder.limits
+    if limits.max_side < 3 or not src.rarely(STEPPED_SLICE_ONE_IN):
+        return _template_args(builder, op, form)
+
+    def new_shape() -> tuple[int, ...]:
+        shape = list(src.shape(1, limits.max_dims, limits.max_side))
+        shape[src.integer(0, len(shape) - 1)] = src.integer(3, limits.max_side)
+        return tuple(shape)
+    anchor = builder.operand(REAL, accept=lambda shape: any(side >= 3 for side in shape), new_shape=new_shape,
+                             anchor=True)
+    # (Nothing fitting and no input left to add, the anchor may lack such a side: torch's answer is compared.)
+    dims = [dim for dim, side in enumerate(builder.shape(anchor)) if side >= 3] or [0]
+    index = (slice(None),) * src.pick(dims) + (slice(src.integer(0, 1), None, src.integer(2, 3)),)
+    return (anchor, as_arg(index)), {}
+
+
 _ARGUMENTS_BY_KIND = {UNARY: _unary_args, BINARY: _binary_args, REDUCTION: _reduction_args, MATMUL: _matmul_args}
 
 
@@ -1286,6 +1382,8 @@ def _makers(name: str) -> tuple[Callable, ...]:
     op = BY_NAME[name]
     if op.name == SETITEM:
         return (_setitem_args,)
+    if op.name == "__getitem__" and op.samples:
+        return (_getitem_args,)
     makers = []
     if _by_kind_rule(op):
         makers.append(_ARGUMENTS_BY_KIND[op.kind])
@@ -1328,7 +1426,33 @@ def _op_step(builder: _Builder, op: Op) -> bool:
     ok = builder.add_step(op.name, form, args, kwargs)
     if ok and integral:
         builder.final = builder.steps[-1].out
-    return ok
+    elif ok and not builder.steps[-1].aliases_first:
+        ok = _join(builder)
+    return ok or builder.retract()
+
+
+def _join(builder: _Builder) -> bool:
+    """Join the newest step's output into the chain (see JOIN) when it cannot carry the gradient and the
+    target (or an input) does; False if torch rejected the joining step."""
+    out, tensors = builder.steps[-1].out, builder.tensors
+    result = tensors.get(out)
+    if result is None or result.requires_grad or len(builder.steps) >= builder.limits.max_steps:
+        return True
+    # The target, or (before any step requires grad) the newest tensor that does, an input.
+    target = builder.target()
+    if target is None or not tensors[target].requires_grad:
+        target = next((name for name in reversed(builder.floats) if tensors[name].requires_grad), None)
+        if target is None:
+            return True
+    src, mask = builder.source, result.dtype == torch.bool
+    ops = [name for name in builder.limits.join_ops if mask or name != "where"]
+    if not ops or broadcast_shape(builder.shapes[target], builder.shapes[out]) is None or not src.pick(JOIN):
+        return True
+    op = src.pick(ops)
+    builder.no_grad = False  # (the join of a no_grad result runs outside the region)
+    if op == "where":
+        return builder.add_step(op, "function", (Ref(out), Ref(target), Literal(_scalar(src, REAL))), {})
+    return builder.add_step(op, "function", (Ref(target), Ref(out)), {})
 
 
 def _inplace_step(builder: _Builder, *, on_leaf: bool = False) -> bool:
@@ -1357,13 +1481,15 @@ def _special_step(builder: _Builder, kind: str) -> bool:
     src = builder.source
     # Usually on a tensor that requires grad; once in a while not, for torch's error.
     wants_grad = not src.rarely(NO_GRAD_ONE_IN)
-    names = [name for name in builder.float_tensors(non_leaf=kind == RETAIN_GRAD)
+    # (detach of a leaf, the program's only output, could only end in backward's error)
+    names = [name for name in builder.float_tensors(non_leaf=kind in (RETAIN_GRAD, DETACH))
              if builder.tensors[name].requires_grad == wants_grad]
     if not names:
         return True  # nothing to act on: no step
-    target = Ref(builder.newest(names) if src.pick((True, False)) else src.pick(names))
+    target = Ref(builder.newest(names) if src.pick(MOSTLY) else src.pick(names))
     args = (target, Literal(src.pick(HOOK_SCALES))) if kind == REGISTER_HOOK else (target,)
-    return builder.add_step(kind, "method", args, {})
+    ok = builder.add_step(kind, "method", args, {})
+    return ok and (kind != DETACH or _join(builder) or builder.retract())
 
 
 def _invalid_step(builder: _Builder, mode: str) -> bool:
@@ -1447,7 +1573,14 @@ def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> t
             ok = _special_step(builder, kind)
         if not ok or builder.final is not None or builder.chain() >= length:
             break
-    if not builder.steps:  # only possible with special steps that found nothing to act on
+    if not builder.steps and builder.retracted is not None:
+        # Every step was taken back: the program ends at the last one torch rejected after all.
+        step, entry = builder.retracted
+        builder.steps.append(step)
+        if entry is not None:
+            builder.trace.append(entry)
+        builder.failed = True
+    elif not builder.steps:  # only possible with special steps that found nothing to act on
         builder.add_step("clone" if "clone" in BY_NAME else "neg", "function", (Ref("x0"),), {})
     if invalid_mode == "gradient-shape":
         action_kind = BACKWARD_GRADIENT
@@ -1516,7 +1649,7 @@ def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: 
     outputs = sorted(reversed(outputs), key=lambda name: not builder.tensors[name].requires_grad)
     # Otherwise the newest output itself, even when it does not require grad (comparisons, argmax,
     # factories): its values are compared, and what backward says about it.
-    choice = src.pick(("grad", "newest", "any")) if src.rarely(OTHER_TARGET_ONE_IN // 2) else "grad"
+    choice = src.pick(("newest", "any")) if src.rarely(OTHER_TARGET_ONE_IN) else "grad"
     target = {"grad": default, "newest": newest, "any": src.pick(outputs) if choice == "any" else None}[choice]
     gradient, retain_graph = None, False
     if kind == BACKWARD_GRADIENT:
@@ -1525,6 +1658,8 @@ def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: 
         dtype = interpreter.dtype_name(result.dtype) if result.is_floating_point() else builder.dtype
         shape = tuple(result.shape)
         gradient = _values(src, dtype, _wrong_shape(src, shape) if wrong_gradient_shape else shape, REAL)
+    if kind == BACKWARD and builder.tensors[target].numel() != 1 and not src.rarely(NON_SCALAR_BACKWARD_ONE_IN):
+        kind = SUM_BACKWARD
     if kind == REPEATED_BACKWARD:
         retain_graph = src.pick((True, False))
     return Action(kind, target, gradient, retain_graph)

@@ -166,8 +166,10 @@ def test_integer_and_bool_operands_reach_arithmetic():
     # An unseen planted bug (int / int kept int64) went unfound while int64 inputs were only
     # index tensors and deliberately wrong operands: mixed programs now draw them as operands,
     # x0 included, so ops also run with integer operands only.
+    # (Seed 1: int / int is ~3 in 3,000 programs, so a seed may hold only one: seeds 0-8 held 1-6 before
+    # session 10's builder change, mean 3.1, and 1-6 after, mean 2.9; seed 0's now holds 1.)
     integral_ops = Counter()
-    for program, _ in itertools.islice(fast_programs(random.Random(0)), 3000):
+    for program, _ in itertools.islice(fast_programs(random.Random(1)), 3000):
         dtypes = {tensor.name: tensor.dtype for tensor in program.inputs}
         integral_ops.update(step.op for step in program.steps
                             if step.refs() and all(dtypes.get(name) in ("int64", "bool") for name in step.refs()))
@@ -219,7 +221,9 @@ def _exactly(outcome):
     return data, [np.signbit(array.data).tolist() for array in arrays if array.data.dtype.kind == "f"]
 
 
-@pytest.mark.parametrize("seed, options", [(11, {"max_steps": 10}), (12, {})])
+# (Seed 10: about 1 % of programs warn, so 400 of a seed may hold none: seeds 10-17 held 0-5 before session
+# 10's builder change and 0-5 after, 18 in all both times; seed 11's now hold none, seed 10's 5.)
+@pytest.mark.parametrize("seed, options", [(10, {"max_steps": 10}), (12, {})])
 def test_the_builders_torch_outcome_is_what_the_oracle_records(seed, options):
     # The campaign takes torch's outcome from the builder's evaluation of the steps (before pruning)
     # instead of running torch again: it must be oracle.run_torch's, exactly, for the same programs.
@@ -361,3 +365,24 @@ def test_a_tensor_is_in_the_domains_its_elements_are_moderate_and_inside_of(valu
     for dtype in (torch.float32, torch.float64):
         found = _domains(torch.tensor(values, dtype=dtype, requires_grad=True))
         assert {names[domain] for domain in found} == domains, dtype
+
+
+def test_most_programs_reach_backward_and_errors_stay_a_controlled_share():
+    # Before, 26 % of programs ended at a step torch rejected (keyword variations, bitwise ops of floats:
+    # accidents, not chosen) and 24 % at "element 0 of tensors does not require grad" (chains ending in a
+    # comparison, a factory or a detached input); 35 % ran without an error. A rejected step is now kept
+    # one in KEEP_STEP_ERROR_ONE_IN times, and an output that cannot carry the gradient is joined into the
+    # chain, so that comparisons' masks, factories and detached results reach programs whose gradients are
+    # compared. Some of each error is still compared.
+    from engine.optable import COMPARISON
+    counts = Counter()
+    for program, outcome, _ in itertools.islice(fast_examples(random.Random(0), max_steps=10), 600):
+        error = (outcome or oracle.run_torch(program)).error
+        counts["valid" if error is None else "step" if error.where.startswith("step") else "action"] += 1
+        counts["no grad"] += error is not None and "does not require grad" in error.message
+        counts["mask"] += error is None and any(step.op in BY_NAME and BY_NAME[step.op].kind == COMPARISON
+                                                and step.form != "inplace"
+                                                for step in program.steps)
+    assert counts["valid"] > 0.45 * 600, counts
+    assert 0.05 * 600 < counts["step"] < 0.25 * 600 and 0.05 * 600 < counts["no grad"] < 0.22 * 600, counts
+    assert counts["mask"] > 0.03 * 600, counts
