@@ -356,7 +356,8 @@ def _binary_operands(op: str, input, other, comparison: bool = False, float_resu
 
 
 def _as(t: Tensor, dt) -> np.ndarray:
-    return t._data if t.dtype is dt else t._data.astype(dt.np)
+    """`t`'s data in `dt`, cast silently as torch casts (a float64 of 1e39 is float32's inf)."""
+    return t._data if t.dtype is dt else _quietly(np.ndarray.astype, t._data, dt.np)
 
 
 def _float_dtype(dt):
@@ -1079,8 +1080,9 @@ def _binary(op: str, rule: Rule, fn, input, other, float_result: bool = False) -
     a, b, dt = _arithmetic_operands(op, input, other, float_result)
     if float_result and not dt.is_floating_point:
         dt = _dtype.default_float
-    x = a._data if a.dtype is dt else _zerotensor.cast(a._data, dt.np)
-    y = b._data if b.dtype is dt else _zerotensor.cast(b._data, dt.np)
+    # (A cast may overflow, a 0-d float64 operand of 1e39 to float32's inf: torch does not warn.)
+    x = a._data if a.dtype is dt else _quietly(_zerotensor.cast, a._data, dt.np)
+    y = b._data if b.dtype is dt else _quietly(_zerotensor.cast, b._data, dt.np)
     if x.size * y.size >= _LARGE and _large_result(x, y):
         return record(rule, (a, b), _split_result(fn, dt.np, _broadcast_shape(x.shape, y.shape), x, y), dt)
     data = fn(x, y) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(fn, x, y)   # (`_quietly` spelled out)
@@ -1310,8 +1312,8 @@ def _add_scaled(op: str, rule: Rule, fn, input, other, alpha) -> Tensor:
     a, b, dt = _arithmetic_operands(op, input, other)
     if alpha != 1 or isinstance(alpha, (bool, float)):
         _check_alpha(alpha, dt)
-    x = a._data if a.dtype is dt else a._data.astype(dt.np)
-    y = b._data if b.dtype is dt else b._data.astype(dt.np)
+    x = a._data if a.dtype is dt else _as(a, dt)
+    y = b._data if b.dtype is dt else _as(b, dt)
     if alpha == 1 and x.size * y.size >= _LARGE and _large_result(x, y):
         return record(rule, (a, b), _split_result(fn, dt.np, _broadcast_shape(x.shape, y.shape), x, y), dt,
                       alpha=alpha)

@@ -619,6 +619,22 @@ def test_in_place_float64_results_overflow_a_float32_tensor_silently_as_torch(op
     assert outs[0] == outs[1]
 
 
+@pytest.mark.parametrize("op", ["mul", "add", "sub", "div", "maximum"])
+def test_a_0d_float64_operand_beyond_float32_is_cast_silently_as_torch(op):
+    # Fuzzer finding (campaign seed 12): float32 zeros times a 0-d float64 tensor of -6.9e38 (a dot
+    # product) computes in float32, the 0-d operand cast to -inf: the engine warned numpy's
+    # "overflow encountered in cast"; torch warns nothing (and 0 * -inf is NaN).
+    outs = []
+    for backend in (engine, torch):
+        x = backend.tensor([0.0, 1.0, -2.0], dtype=backend.float32)
+        big = backend.tensor(-6.9e38, dtype=backend.float64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results = [getattr(backend, op)(x, big), getattr(backend, op)(big, x)]
+        outs.append(([(r.dtype is backend.float32, str(r.tolist())) for r in results], [str(w.message) for w in caught]))
+    assert outs[0] == outs[1]
+
+
 @pytest.mark.parametrize("op", ["exp", "erf", "sin", "tanh", "atan2"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_results_of_an_expanded_input_are_contiguous_as_torch(op, dtype):
