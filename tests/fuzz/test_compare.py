@@ -369,6 +369,30 @@ def test_inf_against_nan_in_a_sum_of_overflowing_terms_is_the_summation_order():
     assert verdict_for(add, lambda outcome: replaced(outcome, np.nan)).kind == "value"
 
 
+def test_inf_against_nan_carried_on_from_a_sum_of_overflowing_terms_is_the_summation_order():
+    """Campaign seed 12: a bmm of terms near 3e38 gave inf in the engine and NaN in torch (here
+    the other way round); the bmm's own value was excused, then neg, detach, retain_grad and register_hook of it were
+    four findings. A step that reads no sum of products still diverges."""
+    def replaced(outcome):
+        values = []
+        for result in outcome.values:
+            data = result.value.data
+            data = np.where(np.isnan(data), np.inf, np.where(np.isinf(data), np.nan, data))
+            values.append(replace(result, value=Array(result.value.dtype, data)))
+        return replace(outcome, values=tuple(values))
+    x0 = Input("x0", (1, 2), "float64", [[1.5, -2.5]], True)
+    x1 = Input("x1", (2, 1), "float64", [[1.5e308], [1.5e308]], True)
+    for op in ("neg", "detach", "clone"):
+        program = Program((x0, x1), (Step("matmul", "function", (Ref("x0"), Ref("x1")), {}, "v0"),
+                                     Step(op, "method", (Ref("v0"),), {}, "v1")), Action(SUM_BACKWARD, "v0"))
+        assert not np.isfinite(oracle.run_torch(program).values[1].value.data).any()
+        verdict = verdict_for(program, replaced)
+        assert verdict.kind == "match" and len(verdict.notes) == 2, (op, verdict)
+    unsummed = Program((x0,), (Step("add", "function", (Ref("x0"), Literal(float("nan"))), {}, "v0"),
+                               Step("neg", "method", (Ref("v0"),), {}, "v1")), Action(SUM_BACKWARD, "v0"))
+    assert verdict_for(unsummed, replaced).kind == "value"
+
+
 def test_close_is_numpys_isclose_with_equal_nans_on_every_special_pair():
     special = [0.0, -0.0, 1.0, 1.0 + 1e-7, 1.0 + 1e-5, -1.0, 1e-30, 1e30, 3e38, np.inf, -np.inf, np.nan]
     actual = np.repeat(special, len(special))
