@@ -532,7 +532,10 @@ def repeat(input, *repeats_args, repeats=None) -> Tensor:
     target = tuple(r * n for r, n in zip(reps, padded))
     if any(n < 0 for n in target):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(target)}: {list(target)}")
-    data = _contiguous_array(np.tile(input._data.reshape(padded), reps))
+    # (np.tile of an empty array may return a view of it: repeat always makes a new tensor; campaign
+    # seed 12: neg_ of a repeat of an empty narrow of a leaf was refused as on a view of the leaf.)
+    data = _contiguous_array(np.tile(input._data.reshape(padded), reps)) if input._data.size else \
+        np.empty(target, input._data.dtype)
     return record(_REPEAT, (input,), data, input.dtype, repeats=reps, padded_shape=padded,
                   self_shape=shape)
 

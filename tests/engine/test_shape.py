@@ -470,3 +470,19 @@ def test_tril_and_triu_of_a_transposed_tensor_are_row_major_as_torchs(op, shape)
         row_major = y.is_contiguous() if lib is torch else y._data.flags.c_contiguous   # (the engine has no strides API)
         results.append((row_major, type(flat.grad_fn).__name__))
     assert results[0] == results[1] == (True, "ViewBackward0")
+
+
+@pytest.mark.parametrize("repeats", [(2, 1), (1, 3), (2, 2, 1)])
+def test_a_repeat_of_an_empty_view_is_a_new_tensor_as_torch(repeats):
+    # Campaign seed 12: np.tile of an empty array returned a view of it, so neg_ of a repeat of an
+    # empty narrow of a leaf was refused as an in-place op on a view of the leaf; torch's repeat
+    # always makes a new tensor.
+    outcomes = []
+    for backend in (engine, torch):
+        x = backend.zeros(2, 5, requires_grad=True)
+        y = x.narrow(1, 1, 0).repeat(*repeats)
+        y.register_hook(lambda grad: grad * 2.0)
+        y.neg_()
+        y.sum().backward()
+        outcomes.append((tuple(y.shape), y._base is None, x.grad.tolist()))
+    assert outcomes[0] == outcomes[1]
