@@ -61,7 +61,7 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 import oracle
-from fuzz import interpreter
+from fuzz import interpreter, interrupts
 from fuzz.compare import MATCH, Verdict, adjudicated, compare
 from fuzz.outcome import Outcome
 from fuzz.program import Program
@@ -518,6 +518,7 @@ class _Campaign:
     def check(self, program: Program, torch_outcome: Outcome | None = None) -> _Failure | None:
         """Run, compare, count; the failure if the program diverges with a signature not known.
         ``torch_outcome``: torch's, if known already (the program builder's, `fast_examples`)."""
+        interrupts.check()  # a Ctrl-C or SIGTERM whose KeyboardInterrupt Python dropped
         if time.monotonic() > self.deadline:
             raise _StopCampaign(COMPLETED)
         self.poll()

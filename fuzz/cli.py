@@ -6,7 +6,6 @@ import importlib.util
 import json
 import re
 import shlex
-import signal
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from rich.console import Console
 
 import oracle
 from engine.optable import BY_NAME
-from fuzz import interpreter
+from fuzz import interpreter, interrupts
 from fuzz.campaign import INTERRUPTED, REDIS_SCHEMES, CampaignConfig, example_database, load_backend, run_campaign
 from fuzz.compare import compare
 from fuzz.program import Program
@@ -31,14 +30,6 @@ Exit codes:
 
 EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 130
 MAX_WORKERS = 256
-
-def _interrupt_on_sigterm() -> None:
-    """Make SIGTERM (what `timeout`, schedulers and container runtimes send) stop a long run as Ctrl-C
-    does, so it still writes its summary and report, instead of ending the process where it is."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, interrupt)
-
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*")
 _SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -174,26 +165,33 @@ def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: 
                             ops=ops or None, database=database, max_findings=max_findings,
                             shrink_seconds=shrink_budget, command=command,
                             workers=workers or (0 if scheduler else 1), scheduler=scheduler)
-    _interrupt_on_sigterm()
-    try:
-        summary = run_campaign(config, console=console)
-    except ValueError as error:  # a scheduler that cannot be reached, a database that cannot be opened
-        raise click.UsageError(str(error)) from None
-    console.print(f"{summary.status}: {summary.examples} examples in {summary.duration_seconds:.1f}s "
-                  f"({summary.examples / max(summary.duration_seconds, 1e-9):.0f}/s), "
-                  f"{len(summary.findings)} findings"
-                  + (f" ({len(summary.findings) - len(summary.engine_findings)} where torch disagrees with finite "
-                     f"differences and {backend} agrees)" if len(summary.engine_findings) < len(summary.findings) else ""))
-    for finding in summary.findings:
-        steps = finding["steps"]
-        console.print(f"  {finding['signature']}  ({steps} step{'s' * (steps != 1)})  {out / finding['reproducer']}",
-                      highlight=False, soft_wrap=True)
-    index = _render_site(out, console)
-    if index is not None:
-        console.print(f"report: {index}")
-    if summary.status == INTERRUPTED:
-        sys.exit(EXIT_INTERRUPTED)
-    sys.exit(EXIT_DIVERGED if summary.engine_findings else 0)
+    # SIGTERM (what `timeout`, schedulers and container runtimes send) stops the run as Ctrl-C does,
+    # so it still writes its summary and report, and neither can be lost (see fuzz.interrupts).
+    with interrupts.latched():
+        try:
+            summary = run_campaign(config, console=console)
+        except ValueError as error:  # a scheduler that cannot be reached, a database that cannot be opened
+            raise click.UsageError(str(error)) from None
+        torch_at_fault = len(summary.findings) - len(summary.engine_findings)
+        console.print(f"{summary.status}: {summary.examples} examples in {summary.duration_seconds:.1f}s "
+                      f"({summary.examples / max(summary.duration_seconds, 1e-9):.0f}/s), "
+                      f"{len(summary.findings)} findings"
+                      + (f" ({torch_at_fault} where torch disagrees with finite differences and {backend} agrees)"
+                         if torch_at_fault else ""))
+        for finding in summary.findings:
+            steps = finding["steps"]
+            console.print(f"  {finding['signature']}  ({steps} step{'s' * (steps != 1)})  {out / finding['reproducer']}",
+                          highlight=False, soft_wrap=True)
+        try:
+            index = _render_site(out, console)
+        except KeyboardInterrupt:
+            console.print(f"interrupted while writing the report; `gradfuzz report {out}` writes it")
+            sys.exit(EXIT_INTERRUPTED)
+        if index is not None:
+            console.print(f"report: {index}")
+        if summary.status == INTERRUPTED:
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_DIVERGED if summary.engine_findings else 0)
 
 
 @main.command(epilog=EXIT_CODES)
@@ -284,12 +282,12 @@ def selftest(budget_per_bug: float, bugs: tuple[str, ...] | None, seed: int, out
     console = Console(stderr=True)
     config = SelftestConfig(out=out, budget_per_bug=budget_per_bug, mutants=bugs or tuple(MUTANTS), seed=seed,
                             all_ops=all_ops, jobs=jobs)
-    _interrupt_on_sigterm()
-    try:
-        records = run_selftest(config, console=console)
-    except KeyboardInterrupt:
-        console.print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+    with interrupts.latched():
+        try:
+            records = run_selftest(config, console=console)
+        except KeyboardInterrupt:
+            console.print("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
     page = render(out, console)
     if page is not None:
         console.print(f"report: {page}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import signal
 import time
 from collections import Counter
 from dataclasses import replace
@@ -34,6 +35,7 @@ from types import ModuleType
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
+from fuzz import interrupts
 from fuzz.campaign import (COMPLETED, INTERRUPTED, PROGRESS_REFRESH_SECONDS, CampaignConfig, Summary, _Campaign,
                            _StopCampaign, append_record, count_finding, load_backend, prepare_directory,
                            warm_up_torch, write_finding)
@@ -80,6 +82,7 @@ class _Coordinator:
             try:
                 while len(self.finished) < config.workers and time.monotonic() < give_up:
                     self.receive(timeout=PROGRESS_REFRESH_SECONDS)
+                    interrupts.check()  # a Ctrl-C or SIGTERM whose KeyboardInterrupt Python dropped
                     if not self.alive():
                         self.receive(timeout=0)
                         break
@@ -286,6 +289,9 @@ def _worker_main(config: CampaignConfig, channel, ends: float) -> None:
     """A shard's process (or Dask task): run its campaign and report to the parent through ``channel``."""
     shard = None
     try:
+        # Ctrl-C in a terminal reaches every process of the group; one lost in a garbage-collector
+        # callback still stops the shard (the parent's STOP message would too, seconds later).
+        interrupts.install((signal.SIGINT,))
         import torch
         torch.set_num_threads(1)  # programs are tiny; one thread per worker process is fastest
         if config.mutant:

@@ -211,10 +211,7 @@ def test_a_killed_campaign_leaves_a_directory_that_loads_and_renders(tmp_path, w
 
 
 
-@pytest.mark.parametrize("whom, workers", [("group", 1), ("group", 2), ("parent", 2), pytest.param("term", 1, marks=pytest.mark.xfail(
-    reason="session 10: a one-worker campaign sent SIGTERM 2 s after its first finding sometimes runs on past 60 s "
-           "(2 of 3 CI runs, 1 of 15 local runs; not reproduced outside pytest); under investigation, see issue 5's note",
-    strict=False)), ("term", 2)])
+@pytest.mark.parametrize("whom, workers", [("group", 1), ("group", 2), ("parent", 2), ("term", 1), ("term", 2)])
 def test_an_interrupted_campaign_stops_soon_and_keeps_every_workers_counts(tmp_path, workers, whom):
     # Ctrl-C in a terminal interrupts the whole process group; `kill -INT` the parent alone;
     # `timeout` or a scheduler sends SIGTERM to the parent. Each way the workers stop and report:
@@ -242,6 +239,49 @@ def test_an_interrupted_campaign_stops_soon_and_keeps_every_workers_counts(tmp_p
     # Every worker reported its own counts (not only a progress figure): examples are the verdicts' sum.
     assert summary["examples"] == sum(summary["verdicts"].values()) > 0 and summary["findings"] >= 1
     assert stopped_after < 20, f"stopped {stopped_after:.1f} s after the interrupt"
+
+@pytest.mark.parametrize("where", ["garbage-collector callback", "__del__"])
+def test_an_interrupt_that_python_drops_still_stops_the_campaign(tmp_path, where):
+    """A signal handled while the main thread runs a garbage-collector callback (Hypothesis installs one
+    while it shrinks) or a __del__ method raises KeyboardInterrupt there, where Python prints
+    "Exception ignored" and drops it. A one-worker campaign sent SIGTERM while shrinking its first
+    finding ran on to the end of its budget (2 of 3 CI runs in session 10); it stops at its next example."""
+    import gc
+    import signal
+    import time
+    from fuzz import interrupts
+
+    class Finalized:
+        def __del__(self):
+            signal.raise_signal(signal.SIGTERM)
+
+    start = time.monotonic()
+
+    def in_a_callback(phase, info):
+        if phase == "start" and time.monotonic() > start + 1 and not interrupts.requested():
+            signal.raise_signal(signal.SIGTERM)
+
+    def count(self, *args, **kwargs):
+        counted(self, *args, **kwargs)
+        if where == "__del__" and time.monotonic() > start + 1 and not interrupts.requested():
+            Finalized()  # dropped at once: its __del__ runs here
+
+    from fuzz.campaign import _Campaign
+    counted = _Campaign.count
+    with interrupts.latched(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Campaign, "count", count)
+        if where != "__del__":
+            gc.callbacks.append(in_a_callback)
+        try:
+            summary = quiet_campaign(tmp_path, budget_seconds=40, seed=0, backend="engine")
+        finally:
+            if in_a_callback in gc.callbacks:
+                gc.callbacks.remove(in_a_callback)
+        assert interrupts.requested()   # the signal came, and its KeyboardInterrupt was lost where it was raised
+    assert summary.status == "interrupted" and summary.duration_seconds < 20
+    assert read_records(tmp_path)[-1]["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and not interrupts.requested()  # handlers put back
+
 
 def _session(leader: int) -> list[str]:
     """The processes still alive in the session ``leader`` started."""
@@ -278,12 +318,17 @@ def test_findings_where_only_torch_disagrees_with_finite_differences_do_not_fail
 
 
 def test_the_summary_counts_the_examples_that_matched_only_once_rounding_was_forgiven(tmp_path):
-    """x1 @ x0 through +-1e30 sums to 0 in torch's BLAS and to -3.3 in numpy's (campaign seed 9):
-    a match with a rounding note, which the summary counts apart from plain matches."""
+    """x1's gradient through x1 @ x0 sums -3.6, -1e30, 1e30 and -3.3: 0 in one BLAS's order, -3.3 in
+    another's (torch's and numpy's on the machine of campaign seed 9; on other CPUs the two agree, so
+    the engine's side is given the other order's sum here): a match with a rounding note, which the
+    summary counts apart from plain matches."""
+    from dataclasses import replace
+
     import engine
     import oracle
     from fuzz import interpreter
     from fuzz.campaign import _Campaign
+    from fuzz.outcome import Array
     from fuzz.compare import compare
     from fuzz.program import SUM_BACKWARD, Action, Input, Ref, Step
     program = Program((Input("x0", (3, 4), "float64", [[-3.6, -1e30, 1e30, -3.3], [1.0] * 4, [2.0] * 4], True),
@@ -292,6 +337,10 @@ def test_the_summary_counts_the_examples_that_matched_only_once_rounding_was_for
     campaign = _Campaign(CampaignConfig(out=tmp_path, budget_seconds=1), engine, Console(file=io.StringIO()))
     for _ in range(2):
         ours, theirs = interpreter.run(program, engine), oracle.run_torch(program)
+        gradient = ours.grads["x1"].data.copy()
+        assert set(gradient[:, 0]) <= {0.0, -3.3}
+        gradient[:, 0] = -3.3 if theirs.grads["x1"].data[0, 0] == 0 else 0.0
+        ours = replace(ours, grads={**ours.grads, "x1": Array("float64", gradient)})
         verdict = compare(ours, theirs, program, backend=engine)
         campaign.count(program, verdict, ours, theirs)
     assert verdict.kind == "match" and "within rounding" in verdict.notes[-1]
