@@ -190,6 +190,23 @@ def iterator_strides(a: np.ndarray, shape: tuple, dtype: np.dtype | None = None)
     return [0] * pad + [0 if n == 1 and shape[pad + i] != 1 else s for i, (n, s) in enumerate(zip(a.shape, strides))]
 
 
+def dense_cast(data: np.ndarray, dtype) -> np.ndarray:
+    """A copy of `data` in `dtype`, laid out as torch's `.to(dtype)` (preserve_format) lays it out.
+
+    NOTE: numpy's astype (order "K") puts a stride-0 dim innermost; torch's infer_dense_strides
+    orders dims by the strides that tell them apart, so a broadcast dim stays where it stands.
+    The layout of an elementwise result follows its promoted operands' (campaign seed 13:
+    x * int_row.expand(2, 3) was contiguous in torch, column-major in the engine, so its
+    contiguous() was a clone).
+    """
+    if data.ndim < 2 or 0 not in data.strides:
+        return data.astype(dtype)
+    order = iterator_order(data.shape, [[abs(s) for s in data.strides]])
+    out = np.empty([data.shape[d] for d in order], dtype).transpose(np.argsort(order))
+    np.copyto(out, data, casting="unsafe")
+    return out
+
+
 def iterator_order(shape: tuple, strides: list, reduction: bool = False) -> list:
     """The dims of an elementwise TensorIterator over operands with these strides (per operand,
     one per dim of `shape`, 0 where broadcast), outermost first. `reduction`: the first operand

@@ -357,7 +357,12 @@ def _binary_operands(op: str, input, other, comparison: bool = False, float_resu
 
 def _as(t: Tensor, dt) -> np.ndarray:
     """`t`'s data in `dt`, cast silently as torch casts (a float64 of 1e39 is float32's inf)."""
-    return t._data if t.dtype is dt else _quietly(np.ndarray.astype, t._data, dt.np)
+    return t._data if t.dtype is dt else _cast(t._data, dt.np)
+
+
+def _cast(data: np.ndarray, npdt) -> np.ndarray:
+    """A copy of `data` in `npdt`, cast silently, laid out as torch's (see _cpu.dense_cast)."""
+    return _quietly(_cpu.dense_cast, data, npdt)
 
 
 def _float_dtype(dt):
@@ -596,7 +601,7 @@ _TO = Rule("ToCopyBackward0", lambda ctx, g: (g,))
 def _to(t: Tensor, dt) -> Tensor:
     # NOTE: torch casts silently: inf and NaN to int64 are INT64_MIN (as numpy's cast on
     # x86), 1e300 to float32 is inf; numpy would warn.
-    data = _quietly(np.ndarray.astype, t._data, dt.np)
+    data = _cast(t._data, dt.np)
     if not dt.is_floating_point:
         return Tensor._make(data, dt)     # integer results leave the graph
     return record(_TO, (t,), data, dt)
@@ -1546,6 +1551,10 @@ def pow(input, exponent) -> Tensor:
     with _errstate():
         power = np.power if dt.is_floating_point else _integer_power
         data = power(np.asarray(input, dt.np), _as(exponent, dt))
+    if data.ndim > 1 and not data.flags.c_contiguous:
+        # NOTE: torch's pow(Scalar, Tensor) allocates its result contiguous (pow_Scalar's meta
+        # passes no strides), whatever the exponent's layout.
+        data = np.ascontiguousarray(data)
     return record(_POW_NUMBER_BASE, (exponent,), data, dt, base=input)
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _cpu
+
 IMMUTABLE_MESSAGE = ("ZeroTensors are immutable. Please use the materialized zero tensor obtained using .clone() "
                      "if you want a mutable tensor.")
 NUMPY_MESSAGE = " Cannot convert a ZeroTensor to numpy. Set force=True if you need the zero array."
@@ -72,7 +74,7 @@ def zeros_like(g):
 def cast(array: np.ndarray, dtype) -> np.ndarray:
     """An operand of an op's kernel in the op's computation dtype: a ZeroTensor stays one
     there (torch's ZeroTensor kernels compute the result's dtype, never cast the operand)."""
-    return zeros(array.shape, dtype) if type(array) is ZeroArray else array.astype(dtype)
+    return zeros(array.shape, dtype) if type(array) is ZeroArray else _cpu.dense_cast(array, dtype)
 
 
 def plain(t):

@@ -698,6 +698,38 @@ def test_conversions_of_infinite_and_huge_values_warn_nothing_as_torch(dtype):
     assert caught[0] == caught[1] == []
 
 
+_CAST_LAYOUT_OPS = {
+    "mul": lambda m, a: m.mul(m.tensor(2.0, requires_grad=True), a), "div": lambda m, a: a / 2,
+    "sub alpha": lambda m, a: m.sub(a, m.tensor(1.5), alpha=2), "sin": lambda m, a: m.sin(a),
+    "sigmoid": lambda m, a: m.sigmoid(a), "pow": lambda m, a: m.pow(a, 2.5), "rpow": lambda m, a: m.pow(2.5, a),
+    "clamp": lambda m, a: m.clamp(a, min=0.5), "float": lambda m, a: a.float(), "double": lambda m, a: a.double(),
+    "addcmul": lambda m, a: m.addcmul(m.tensor(1.0), a.float(), m.ones(a.shape[-1], dtype=m.float64).expand_as(a)),
+    "rpow float": lambda m, a: m.pow(2.5, a.float().detach()),   # (contiguous in torch, whatever the exponent's layout)
+}
+
+
+@pytest.mark.parametrize("op", sorted(_CAST_LAYOUT_OPS))
+@pytest.mark.parametrize("expanded", ["row", "3-d", "transposed", "middle"])
+def test_results_of_a_cast_broadcast_operand_are_laid_out_as_torchs(op, expanded):
+    """Campaign finding (seed 13): contiguous() of x * int_row.expand(2, 3) was the product itself
+    in torch (MulBackward0), a clone in the engine. torch promotes an operand with `.to(dtype)`,
+    which lays a broadcast dim out where it stands (infer_dense_strides); numpy's astype put it
+    innermost, and the result followed that column-major operand. pow(number, tensor) is
+    contiguous in torch whatever the exponent's layout (its meta function passes no strides)."""
+    def operand(m):
+        return {"row": lambda: m.tensor([3, -1, -3]).expand(2, 3),
+                "3-d": lambda: m.tensor([3, -1, -3]).expand(4, 2, 3),
+                "transposed": lambda: m.arange(6).reshape(2, 3).t().expand(4, 3, 2),
+                "middle": lambda: m.arange(6).reshape(2, 1, 3).expand(2, 4, 3)}[expanded]()
+    seen = []
+    for m in (torch, engine):
+        out = _CAST_LAYOUT_OPS[op](m, operand(m))
+        strides = out.stride() if m is torch else tuple(s // out._data.itemsize for s in out._data.strides)
+        node = out.detach().requires_grad_().contiguous().grad_fn
+        seen.append((strides, node and node.name()))
+    assert seen[1] == seen[0]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shapes", [((4, 3), (2, 1, 1)), ((2, 1, 1), (4, 3)), ((3, 3), (2, 1, 3)), ((2, 3, 3), (3, 1))])
 @pytest.mark.parametrize("transposed", [False, True])
