@@ -800,8 +800,17 @@ _LERP_SCALAR = Rule("LerpBackward0",
 _LERP_TENSOR = Rule("LerpBackward1",
                     lambda ctx, g: (g * v_number_first("-", 1, ctx.weight) if ctx.needs[0] else None,
                                     g * ctx.weight if ctx.needs[1] else None,
-                                    g * (ctx.end - ctx.self) if ctx.needs[2] else None),
+                                    g * _lerp_span(ctx.end, ctx.self) if ctx.needs[2] else None),
                     ("self", "end", "weight"), saves={"self": 2, "end": 2, "weight": None})
+
+
+def _lerp_span(end, start):
+    """end - start in the weight's gradient, as torch's formula computes it: two bool tensors
+    (lerp of bool ends with a 0-d float weight) refuse the subtraction (campaign seed 13:
+    numpy's TypeError for its boolean subtract)."""
+    if (end.dtype is _dtype.bool_) if isinstance(end, Tensor) else end.dtype == np.bool_:
+        _ops._check_bool_sub(True, True)
+    return end - start
 
 
 def _lerp(start, end, weight, loop: tuple, dt):

@@ -197,6 +197,25 @@ def test_lerp_matches_torch_at_the_ends_and_in_between():
     _assert_same(lambda b, s, e, w: b.lerp(s, e, w), [1.0, -3.0], [3.0, 5.0], [0.3, 0.9])
 
 
+@pytest.mark.parametrize("ends", ["bool", "int64"])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_lerp_weight_gradient_of_integral_ends_is_torchs(ends, create_graph):
+    """Campaign finding (seed 13): lerp of two bool tensors with a 0-d float weight that requires
+    grad runs; its backward's end - self refuses two bool tensors in torch (RuntimeError), where
+    numpy raised its own TypeError."""
+    def run(m):
+        dt = getattr(m, ends)
+        start, end = m.tensor([[3, -1, 2], [7, 0, 5]], dtype=dt), m.tensor([[1, 4, -2], [0, 9, 1]], dtype=dt)
+        w = m.tensor(0.3, requires_grad=True)
+        y = m.lerp(start, end, w)
+        try:
+            (grad,) = m.autograd.grad(y.sum(), w, create_graph=create_graph)
+        except RuntimeError as exc:
+            return str(y.dtype), str(exc)
+        return str(y.dtype), grad.item()
+    assert run(engine) == run(torch)
+
+
 # ---- finite differences at smooth points ---------------------------------------------
 
 @pytest.mark.parametrize("name, point", [("expm1", 0.7), ("log1p", 0.4), ("log2", 1.7), ("log10", 2.3),
