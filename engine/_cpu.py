@@ -81,6 +81,9 @@ def _vector_bytes() -> int:
 
 
 VECTOR_BYTES = _vector_bytes()
+# Where the libraries torch calls (MKL's BLAS, oneDNN) pick their AVX512 code: it rounds and signs
+# zeros differently from their AVX2 code in places (float64 addmm of an inner size of 1, gelu).
+AVX512 = VECTOR_BYTES == 64
 
 
 # NOTE: kernels registered with REGISTER_DISPATCH (not ALSO_REGISTER_AVX512_DISPATCH) have no

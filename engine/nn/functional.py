@@ -165,9 +165,11 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     with _errstate():
         if k == 1:
             # (exact products: a zero keeps its sign, as torch's mm.) NOTE: torch's float32 addmm
-            # keeps them exact for a single row or column too (MKL's sgemm; its float64 path sums
-            # into +0.0 there, as mm): a bias of -0.0 plus a product of -0.0 stays -0.0.
-            data = np.multiply(a, b) if a.dtype == np.float32 else _ops._mm_array(a, b)
+            # keeps them exact for a single row or column too (MKL's sgemm), and so does its float64
+            # addmm on a CPU without AVX512; MKL's AVX512 dgemm sums into +0.0 there, as mm: a bias of
+            # -0.0 plus a product of -0.0 stays -0.0 or becomes +0.0 (seen on both kinds of CPU).
+            exact = a.dtype == np.float32 or not _cpu.AVX512
+            data = np.multiply(a, b) if exact else _ops._mm_array(a, b)
             np.add(bias._data, data, out=data)
         elif n < m and _is_transposed(b) and a.flags.c_contiguous:
             # A linear layer's product (a batch of inputs times a weight used transposed) with
@@ -411,14 +413,22 @@ _ONEDNN_GELU_OVERFLOW = np.float32(2.0 ** 127)
 
 
 def _onednn_gelu_edges(x: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """gelu's values at infinities and near float32's largest as torch 2.13's oneDNN kernel gives them.
+    """gelu's values at infinities, near float32's largest and its zeros as torch 2.13's oneDNN
+    kernel gives them.
 
     NOTE: torch runs float32 gelu (approximate="none") of a contiguous input with more than one
-    element on oneDNN, which gives nan at +-inf and inf from 2**127 on; a single element, or a
-    non-contiguous input (a transpose, an expanded or strided view), runs ATen's kernel, which
-    gives inf at +inf and finite values up to float32's largest (fuzzer finding: gelu of an outer
-    product reaching 3e38). Finite values elsewhere may differ from oneDNN's by an ulp.
+    element on oneDNN; a single element, or a non-contiguous input (a transpose, an expanded or
+    strided view), runs ATen's kernel, which gives inf at +inf, finite values up to float32's
+    largest (fuzzer finding: gelu of an outer product reaching 3e38) and -0.0 for -0.0 and where
+    erf is -1. oneDNN's AVX512 code gives nan at +-inf and inf from 2**127 on; its AVX2 code forms
+    x/2 + x/2 * erf(x / sqrt 2), which is +0.0 wherever gelu is zero and otherwise meets ATen's at
+    the edges. Finite values elsewhere differ from oneDNN's by an ulp or more (its own erf).
     """
+    if not _cpu.AVX512:
+        zero = data == 0
+        if zero.any():
+            data[zero] = 0.0
+        return data
     large = np.abs(x) >= _ONEDNN_GELU_OVERFLOW
     if not large.any():
         return data
