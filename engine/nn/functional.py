@@ -413,22 +413,14 @@ _ONEDNN_GELU_OVERFLOW = np.float32(2.0 ** 127)
 
 
 def _onednn_gelu_edges(x: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """gelu's values at infinities, near float32's largest and its zeros as torch 2.13's oneDNN
-    kernel gives them.
+    """gelu's values at infinities and near float32's largest as torch 2.13's oneDNN kernel gives them.
 
     NOTE: torch runs float32 gelu (approximate="none") of a contiguous input with more than one
-    element on oneDNN; a single element, or a non-contiguous input (a transpose, an expanded or
-    strided view), runs ATen's kernel, which gives inf at +inf, finite values up to float32's
-    largest (fuzzer finding: gelu of an outer product reaching 3e38) and -0.0 for -0.0 and where
-    erf is -1. oneDNN's AVX512 code gives nan at +-inf and inf from 2**127 on; its AVX2 code forms
-    x/2 + x/2 * erf(x / sqrt 2), which is +0.0 wherever gelu is zero and otherwise meets ATen's at
-    the edges. Finite values elsewhere differ from oneDNN's by an ulp or more (its own erf).
+    element on oneDNN, which gives nan at +-inf and inf from 2**127 on; a single element, or a
+    non-contiguous input (a transpose, an expanded or strided view), runs ATen's kernel, which
+    gives inf at +inf and finite values up to float32's largest (fuzzer finding: gelu of an outer
+    product reaching 3e38). Finite values elsewhere may differ from oneDNN's by an ulp.
     """
-    if not _cpu.AVX512:
-        zero = data == 0
-        if zero.any():
-            data[zero] = 0.0
-        return data
     large = np.abs(x) >= _ONEDNN_GELU_OVERFLOW
     if not large.any():
         return data
