@@ -81,8 +81,8 @@ def _vector_bytes() -> int:
 
 
 VECTOR_BYTES = _vector_bytes()
-# Where the libraries torch calls (MKL's BLAS, oneDNN) pick their AVX512 code: it rounds and signs
-# zeros differently from their AVX2 code in places (float64 addmm of an inner size of 1, gelu).
+# Where MKL (torch's BLAS) picks its AVX512 code, which signs zeros differently from its AVX2 code
+# in places (float64 addmm of an inner size of 1). (oneDNN decides for itself: ONEDNN_AVX512.)
 AVX512 = VECTOR_BYTES == 64
 
 
