@@ -81,6 +81,9 @@ def _vector_bytes() -> int:
 
 
 VECTOR_BYTES = _vector_bytes()
+# Where MKL (torch's BLAS) picks its AVX512 code, which signs zeros differently from its AVX2 code
+# in places (float64 addmm of an inner size of 1). (oneDNN decides for itself: ONEDNN_AVX512.)
+AVX512 = VECTOR_BYTES == 64
 
 
 def _onednn_avx512() -> bool:

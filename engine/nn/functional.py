@@ -165,9 +165,11 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     with _errstate():
         if k == 1:
             # (exact products: a zero keeps its sign, as torch's mm.) NOTE: torch's float32 addmm
-            # keeps them exact for a single row or column too (MKL's sgemm; its float64 path sums
-            # into +0.0 there, as mm): a bias of -0.0 plus a product of -0.0 stays -0.0.
-            data = np.multiply(a, b) if a.dtype == np.float32 else _ops._mm_array(a, b)
+            # keeps them exact for a single row or column too (MKL's sgemm), and so does its float64
+            # addmm on a CPU without AVX512; MKL's AVX512 dgemm sums into +0.0 there, as mm: a bias of
+            # -0.0 plus a product of -0.0 stays -0.0 or becomes +0.0 (seen on both kinds of CPU).
+            exact = a.dtype == np.float32 or not _cpu.AVX512
+            data = np.multiply(a, b) if exact else _ops._mm_array(a, b)
             np.add(bias._data, data, out=data)
         elif n < m and _is_transposed(b) and a.flags.c_contiguous:
             # A linear layer's product (a batch of inputs times a weight used transposed) with
