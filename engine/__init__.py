@@ -69,7 +69,34 @@ def _comparison_operator(fn):
             return fn(self, other)
         except TypeError:
             return NotImplemented
-    operator.__name__ = fn.__name__
+    operator.__name__, operator.__qualname__ = fn.__name__, getattr(fn, "__qualname__", fn.__name__)
+    operator.__doc__, operator.__wrapped__ = fn.__doc__, fn
+    return operator
+
+
+# Ops whose own checks come before torch's autograd wrapper reads their inputs' nodes: torch
+# composes them of other ops and checks in the composition (flatten, narrow, chunk, indexing,
+# einsum, outer), or in Python (mse_loss and l1_loss broadcast first), or converts. The other
+# differentiable ops read the nodes first, also where torch composes them of ops that do
+# (reshape, softmax, matmul, where, var: the inner op's check comes after), so their inputs'
+# errors come first (_ops_inplace._read_input_nodes; tests/engine/test_inplace_views.py).
+CHECKS_BEFORE_NODES = frozenset({
+    "flatten", "unflatten", "narrow", "chunk", "__getitem__", "__setitem__", "outer", "ger", "einsum",
+    "nn.functional.mse_loss", "nn.functional.l1_loss", "nn.functional.dropout", "to", "float", "double", "long",
+    "bool", "int", "T", "H", "mT", "mH", "adjoint", "manual_seed"})
+
+
+def _reading_nodes_on_error(fn):
+    """`fn` (its operator form, or a form without a parser) that, when `fn` fails, raises first what torch's autograd
+    wrapper raises reading the inputs' nodes (see _ops_inplace._read_input_nodes)."""
+    def operator(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (RuntimeError, IndexError):
+            _ops_inplace._read_input_nodes(args, kwargs)
+            raise
+    operator.__name__, operator.__qualname__ = fn.__name__, getattr(fn, "__qualname__", fn.__name__)
+    operator.__doc__, operator.__wrapped__ = fn.__doc__, fn
     return operator
 
 
@@ -78,6 +105,8 @@ def _bind_ops():
     for op in optable.OPS:
         fn = implementation(op)
         parser = _args.Parser.from_text(optable.SIGNATURES[op.name]) if op.name in optable.SIGNATURES else None
+        on_error = (_ops_inplace._read_input_nodes if op.differentiable and op.kind != optable.INPLACE
+                    and op.name not in CHECKS_BEFORE_NODES else None)
         # Where torch's Tensor method is a Python method of its own (Tensor.split), the module
         # of the op makes it from the native one: `_<name>_method(native)`.
         python_method = getattr(importlib.import_module(fn.__module__), f"_{op.name}_method", None)
@@ -85,14 +114,18 @@ def _bind_ops():
         for name in names:
             function = method = fn
             if parser is not None:   # the public forms check their arguments as torch's parser does
-                function = _args.bind(fn, parser.renamed(name))
+                function = _args.bind(fn, parser.renamed(name), on_error=on_error)
                 if optable.METHOD in op.forms:
-                    method = _args.bind(fn, parser.method(name), method=True)
+                    method = _args.bind(fn, parser.method(name), method=True, on_error=on_error)
+            elif on_error is not None:
+                function = method = _reading_nodes_on_error(fn)
             if python_method is not None:
                 method = python_method(method)
+                if on_error is not None:   # (Tensor.split calls the natives itself)
+                    method = _reading_nodes_on_error(method)
             if optable.FUNCTION in op.forms and "." not in op.name:
                 globals()[name] = function
-            elif optable.FUNCTION in op.forms and parser is not None:   # nn.functional.gelu
+            elif optable.FUNCTION in op.forms and function is not fn:   # nn.functional.gelu
                 setattr(importlib.import_module(fn.__module__), name, function)
             if optable.METHOD in op.forms:
                 setattr(Tensor, name, method)
@@ -110,13 +143,14 @@ def _bind_ops():
                 if name == op.inplace and op.operator in _AUGMENTED_DUNDERS and op.kind != optable.UNARY:
                     setattr(Tensor, _AUGMENTED_DUNDERS[op.operator], method)
         if optable.OPERATOR in op.forms:
+            operator = fn if on_error is None else _reading_nodes_on_error(fn)
             if op.kind in (optable.UNARY,) or op.operator in ("~", "abs"):
-                setattr(Tensor, _UNARY_DUNDERS[op.operator], fn)
+                setattr(Tensor, _UNARY_DUNDERS[op.operator], operator)
             else:
                 forward, reflected, make_reflected = _BINARY_DUNDERS[op.operator]
-                setattr(Tensor, forward, _comparison_operator(fn) if reflected is None else fn)
+                setattr(Tensor, forward, _comparison_operator(operator) if reflected is None else operator)
                 if reflected:
-                    setattr(Tensor, reflected, make_reflected(fn))
+                    setattr(Tensor, reflected, make_reflected(operator))
 
 
 _bind_ops()

@@ -514,8 +514,11 @@ def attribute_of(value, name: str) -> None:
         getattr(value, name)
 
 
-def bind(fn, parser: Parser, method: bool = False):
-    """`fn` behind torch's argument checks, as a function or (self first) as a Tensor method."""
+def bind(fn, parser: Parser, method: bool = False, on_error=None):
+    """`fn` behind torch's argument checks, as a function or (self first) as a Tensor method.
+    `on_error(args, kwargs)`: called when `fn` raises a RuntimeError or IndexError, to raise
+    what torch raises before the op's own checks (the autograd wrapper's reading of the
+    inputs' nodes), if anything."""
     check = parser.check
     if method and parser.takes_nothing:
         name = parser.name
@@ -526,13 +529,33 @@ def bind(fn, parser: Parser, method: bool = False):
                 raise TypeError(f"Tensor.{name}() takes no keyword arguments")
             if args:
                 raise TypeError(f"Tensor.{name}() takes no arguments ({len(args)} given)")
-            return fn(self)
+            if on_error is None:
+                return fn(self)
+            try:
+                return fn(self)
+            except (RuntimeError, IndexError):
+                on_error((self,), {})
+                raise
     elif method:
         def bound(self, *args, **kwargs):
-            return fn(self, *args, **check(args, kwargs))
+            checked = check(args, kwargs)
+            if on_error is None:
+                return fn(self, *args, **checked)
+            try:
+                return fn(self, *args, **checked)
+            except (RuntimeError, IndexError):
+                on_error((self, *args), checked)
+                raise
     else:
         def bound(*args, **kwargs):
-            return fn(*args, **check(args, kwargs))
+            checked = check(args, kwargs)
+            if on_error is None:
+                return fn(*args, **checked)
+            try:
+                return fn(*args, **checked)
+            except (RuntimeError, IndexError):
+                on_error(args, checked)
+                raise
     bound.__name__ = bound.__qualname__ = fn.__name__
     bound.__doc__ = fn.__doc__
     bound.__wrapped__ = fn

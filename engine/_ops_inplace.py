@@ -321,6 +321,29 @@ def refresh_view_node(view: Tensor) -> None:
     view._requires_grad = True
 
 
+def _read_input_nodes(args: tuple, kwargs: dict) -> None:
+    """Read the node of every tensor argument of an op, as torch's autograd wrapper does before
+    the op's kernel checks its arguments (collect_next_edges), when grad mode is on and one of
+    them requires grad: a multi-output or no_grad view whose base was modified in place since
+    raises there (see refresh_view_node), before the op's own errors.
+
+    NOTE: the engine reads the nodes as it records, after computing; an op that fails calls
+    this first (engine/__init__.py), so x_split.clamp() after an in-place op on the split's base
+    raises the Split message as torch, not clamp's argument error (campaign seed 12).
+    """
+    if not _GradMode.enabled:
+        return
+    tensors = []
+    for arg in (*args, *kwargs.values()):
+        if isinstance(arg, Tensor):
+            tensors.append(arg)
+        elif isinstance(arg, (tuple, list)):
+            tensors.extend(item for item in arg if isinstance(item, Tensor))
+    if any(t.requires_grad for t in tensors):
+        for t in tensors:
+            t.grad_fn   # noqa: B018  (reading it regenerates a stale view's node, or raises)
+
+
 def _set_node(tensor: Tensor, node) -> None:
     """Give a tensor modified in place its new node.
 

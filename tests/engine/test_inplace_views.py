@@ -670,3 +670,62 @@ def test_in_place_ops_read_their_arguments_nodes_before_the_kernels_checks(case)
             outcomes.append(str(error))
     assert outcomes[1] == outcomes[0]
     assert case.endswith("(not recorded)") or "Output 0 of Unbind is a view" in outcomes[0]
+
+
+def _stale_view(m, kind: str):
+    """Output 0 of a split (or a view made under no_grad) of a tensor that requires grad,
+    whose base was then modified in place: reading its node raises."""
+    base = m.arange(4.0, requires_grad=True) * 1
+    if kind == "no_grad view":
+        with m.no_grad():
+            view = base[:2]
+    else:
+        view = base.split(2)[0]
+    base.mul_(2)
+    return view
+
+
+_F = lambda m: m.nn.functional   # noqa: E731
+# An op's own error on a stale view: torch raises the view's error first where its autograd
+# wrapper reads the input's node before the kernel checks (every differentiable op not composed
+# of others, and compositions whose check is in an inner op: reshape, softmax, matmul, where,
+# var, ...), the op's error where the composition or Python checks first (flatten, narrow,
+# chunk, indexing, outer, einsum, mse_loss), and where the op is not differentiable.
+NODES_BEFORE_CHECKS = {
+    "clamp": lambda m, a: a.clamp(), "add": lambda m, a: a + m.ones(3), "radd": lambda m, a: m.ones(3) + a,
+    "sum": lambda m, a: a.sum(dim=5), "view": lambda m, a: a.view(3), "reshape": lambda m, a: a.reshape(3),
+    "softmax": lambda m, a: _F(m).softmax(a, dim=5), "matmul": lambda m, a: m.matmul(a, m.ones(3)),
+    "cat": lambda m, a: m.cat([a, m.ones(2, 2)]), "gelu": lambda m, a: _F(m).gelu(a, approximate="x"),
+    "where": lambda m, a: m.where(m.tensor([True, False, True]), a, 0.0), "var": lambda m, a: a.var(dim=4),
+    "split": lambda m, a: a.split(0), "norm": lambda m, a: a.norm(dim=3), "nll_loss": lambda m, a: _F(m).nll_loss(a, m.tensor([5])),
+    "layer_norm": lambda m, a: _F(m).layer_norm(a, (3,)), "expand_as": lambda m, a: a.expand_as(m.ones(3)),
+}
+CHECKS_BEFORE_NODES = {
+    "flatten": lambda m, a: a.flatten(3), "narrow": lambda m, a: a.narrow(0, 1, 5), "chunk": lambda m, a: a.chunk(0),
+    "getitem": lambda m, a: a[5], "outer": lambda m, a: m.outer(a, m.ones(2, 2)), "einsum": lambda m, a: m.einsum("ij->i", a),
+    "mse_loss": lambda m, a: _F(m).mse_loss(a, m.ones(3)), "argmax": lambda m, a: a.argmax(3),
+    "eq": lambda m, a: a == m.ones(3),
+}
+
+
+@pytest.mark.parametrize("grad_mode", [True, False])
+@pytest.mark.parametrize("kind", ["split", "no_grad view"])
+@pytest.mark.parametrize("case", sorted(NODES_BEFORE_CHECKS) + sorted(CHECKS_BEFORE_NODES))
+def test_ops_read_their_inputs_nodes_before_their_own_checks_as_torch(case, kind, grad_mode):
+    """Campaign finding (seed 12): clamp() of a split output whose base was modified in place
+    raised clamp's "At least one of 'min' or 'max' must not be None" in the engine, torch's
+    Split message in torch: its autograd wrapper reads the inputs' nodes before the kernel's
+    checks. Under no_grad nothing reads them."""
+    call = {**NODES_BEFORE_CHECKS, **CHECKS_BEFORE_NODES}[case]
+    outcomes = []
+    for m in (torch, engine):
+        view = _stale_view(m, kind)
+        with warnings.catch_warnings(), m.set_grad_enabled(grad_mode):
+            warnings.simplefilter("ignore")
+            try:
+                call(m, view)
+                outcomes.append("ok")
+            except (RuntimeError, IndexError, ValueError) as error:
+                outcomes.append(f"{type(error).__name__}: {error}")
+    assert outcomes[1] == outcomes[0]
+    assert ("modified inplace" in outcomes[0]) == (grad_mode and case in NODES_BEFORE_CHECKS)
