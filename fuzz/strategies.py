@@ -489,11 +489,11 @@ _SPECIAL_SHARES = {"edges": 0.5, "ties": 1.0, "extreme": 0.25}
 
 # Seeds of the pseudo-random values of one tensor (a Hypothesis integer choice).
 VALUE_SEEDS = 2 ** 16
-# A tensor's values are the elements at positions seed .. seed+count-1 of its kind's endless sequence
-# (`_sequence`). The sequence is computed in blocks of _BLOCK seeds (each with the _BLOCK elements
-# after it), once each (`_block`): a tensor of up to _BLOCK elements costs a slice, not two dozen
-# numpy calls.
-_BLOCK = 256
+# A tensor's values are the elements at positions p .. p+count-1 of its kind's endless sequence
+# (`_sequence`), p = seed % _POSITIONS (8,192 different windows of values per kind and shape). The
+# first _POSITIONS + _POOLED elements of a kind are computed once, when the kind is first drawn
+# (`_pool`, ~2 ms): a tensor of up to _POOLED elements then costs a slice, not two dozen numpy calls.
+_POSITIONS, _POOLED = 2 ** 13, 256
 
 
 def _sequence(kind: tuple, start: int, count: int) -> np.ndarray:
@@ -519,9 +519,9 @@ def _sequence(kind: tuple, start: int, count: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _block(kind: tuple, block: int) -> np.ndarray:
-    """Elements ``block*_BLOCK .. (block+2)*_BLOCK - 1`` of ``kind``'s sequence (read-only: slices are copied)."""
-    values = _sequence(kind, block * _BLOCK, 2 * _BLOCK)
+def _pool(kind: tuple) -> np.ndarray:
+    """The first _POSITIONS + _POOLED elements of ``kind``'s sequence (read-only: slices are copied)."""
+    values = _sequence(kind, 0, _POSITIONS + _POOLED)
     values.flags.writeable = False
     return values
 
@@ -553,11 +553,8 @@ def _value_array(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domai
             return np.full(shape, source.pick(_SIMPLE_VALUES[domain]), dtype=dtype)
         kind = (flavour, domain, kinks if flavour == "edges" else ())
     seed = source.integer(0, VALUE_SEEDS - 1)
-    if count <= _BLOCK:
-        offset = seed % _BLOCK
-        values = _block(kind, seed // _BLOCK)[offset:offset + count]
-    else:
-        values = _sequence(kind, seed, count)
+    position = seed % _POSITIONS
+    values = _pool(kind)[position:position + count] if count <= _POOLED else _sequence(kind, position, count)
     return values.astype(dtype).reshape(shape)  # (astype copies: the pool stays as it is)
 
 

@@ -389,18 +389,20 @@ def test_most_programs_reach_backward_and_errors_stay_a_controlled_share():
 
 
 def test_pooled_values_are_the_sequence_a_large_tensor_computes():
-    # Tensors of up to _BLOCK elements slice a precomputed block of their kind's value sequence (a slice
+    # Tensors of up to _POOLED elements slice a precomputed pool of their kind's value sequence (a slice
     # instead of two dozen numpy calls per input); larger ones compute the same sequence directly. Both
-    # read the elements at positions seed .., so a value does not depend on the path taken.
-    from fuzz.strategies import _BLOCK, VALUE_SEEDS, _block, _sequence, _value_array, RandomSource
+    # read the elements at positions seed % _POSITIONS .., so a value does not depend on the path taken.
+    from fuzz.strategies import _POOLED, _POSITIONS, VALUE_SEEDS, _pool, _sequence, _value_array, RandomSource
     kinds = [("int64",), ("bool",), ("plain", "real", ()), ("edges", "positive", (0.0,)), ("ties", "nonzero", ()),
              ("extreme", "real", ())]
     for kind in kinds:
-        for seed in (0, 1, _BLOCK - 1, _BLOCK, VALUE_SEEDS - 1):
-            for count in (1, 7, _BLOCK):
-                pooled = _block(kind, seed // _BLOCK)[seed % _BLOCK:seed % _BLOCK + count]
-                assert np.array_equal(pooled, _sequence(kind, seed, count), equal_nan=True), (kind, seed, count)
-        assert np.array_equal(_sequence(kind, 5, 3 * _BLOCK)[:_BLOCK], _sequence(kind, 5, _BLOCK), equal_nan=True)
+        for seed in (0, 1, _POOLED, _POSITIONS - 1, _POSITIONS, VALUE_SEEDS - 1):
+            position = seed % _POSITIONS
+            for count in (1, 7, _POOLED):
+                assert np.array_equal(_pool(kind)[position:position + count], _sequence(kind, position, count),
+                                      equal_nan=True), (kind, seed, count)
+        assert np.array_equal(_sequence(kind, 5, 3 * _POOLED)[:_POOLED], _sequence(kind, 5, _POOLED), equal_nan=True)
+        assert not np.array_equal(_sequence(kind, 0, 64), _sequence(kind, 1, 64))
     # A drawn array is the caller's own (writing it leaves the block as it was), of the asked dtype and shape.
     dtypes = ("float32", "float64", "int64", "bool")
     source = RandomSource(random.Random(3))
