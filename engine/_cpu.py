@@ -81,6 +81,27 @@ def _vector_bytes() -> int:
 
 
 VECTOR_BYTES = _vector_bytes()
+# Where MKL (torch's BLAS) picks its AVX512 code, which signs zeros differently from its AVX2 code
+# in places (float64 addmm of an inner size of 1). (oneDNN decides for itself: ONEDNN_AVX512.)
+AVX512 = VECTOR_BYTES == 64
+
+
+def _onednn_avx512() -> bool:
+    """Whether oneDNN (torch's mkldnn: float32 gelu, ...) runs its AVX512 JIT kernels here: the
+    CPU has avx512_core (AVX512 F, BW, VL, DQ) and ONEDNN_MAX_CPU_ISA does not cap it lower.
+    NOTE: oneDNN picks its ISA itself; ATEN_CPU_CAPABILITY does not reach it."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").lower()
+    if cap and not cap.startswith(("avx512", "avx10", "all")):
+        return False
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= set(flags)
+
+
+ONEDNN_AVX512 = _onednn_avx512()
 
 
 # NOTE: kernels registered with REGISTER_DISPATCH (not ALSO_REGISTER_AVX512_DISPATCH) have no

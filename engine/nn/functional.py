@@ -165,9 +165,11 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     with _errstate():
         if k == 1:
             # (exact products: a zero keeps its sign, as torch's mm.) NOTE: torch's float32 addmm
-            # keeps them exact for a single row or column too (MKL's sgemm; its float64 path sums
-            # into +0.0 there, as mm): a bias of -0.0 plus a product of -0.0 stays -0.0.
-            data = np.multiply(a, b) if a.dtype == np.float32 else _ops._mm_array(a, b)
+            # keeps them exact for a single row or column too (MKL's sgemm), and so does its float64
+            # addmm on a CPU without AVX512; MKL's AVX512 dgemm sums into +0.0 there, as mm: a bias of
+            # -0.0 plus a product of -0.0 stays -0.0 or becomes +0.0 (seen on both kinds of CPU).
+            exact = a.dtype == np.float32 or not _cpu.AVX512
+            data = np.multiply(a, b) if exact else _ops._mm_array(a, b)
             np.add(bias._data, data, out=data)
         elif n < m and _is_transposed(b) and a.flags.c_contiguous:
             # A linear layer's product (a batch of inputs times a weight used transposed) with
@@ -356,7 +358,13 @@ def _gelu_kernel(g, x, approximate):
         return g * (left_derivative + right_derivative)
     cdf = 0.5 * (1 + _np_erf(x * _SQRT1_2))
     pdf = np.exp(-0.5 * (x * x)) * (1 / math.sqrt(2 * math.pi))
-    return g * (cdf + x * pdf)
+    derivative = cdf + x * pdf
+    if _onednn_gelu(x) and not _cpu.ONEDNN_AVX512:
+        # NOTE: oneDNN's AVX2 derivative is 0 where x * pdf(x) is under half an ulp of 0.5
+        # (2**-26): from -6.1513515 down (not -inf: NaN), so a zero gradient keeps its sign there
+        # (campaign seed 13, AVX2 machine: gelu of -10 after a multiplication by zero).
+        derivative = np.where((x <= _ONEDNN_GELU_FLAT) & (x > -np.inf), derivative.dtype.type(0), derivative)
+    return g * derivative
 
 
 def _gelu_double_backward(gg, g, x, approximate):
@@ -400,8 +408,8 @@ def gelu(input, approximate: str = "none") -> Tensor:
         else:
             # NOTE: torch's kernel computes x * 0.5 * (1 + erf(x * M_SQRT1_2)) in the input's dtype.
             data = x * x.dtype.type(0.5) * (1 + _np_erf(x * x.dtype.type(_SQRT1_2)))
-            if x.dtype == np.float32 and x.size > 1 and x.flags.c_contiguous:
-                data = _onednn_gelu_edges(x, data)
+            if _onednn_gelu(x):
+                data = _onednn_gelu_edges(x, data) if _cpu.ONEDNN_AVX512 else data + np.float32(0)
     return record(_GELU, (input,), data, input.dtype, approximate=approximate)
 
 
@@ -410,14 +418,28 @@ def gelu(input, approximate: str = "none") -> Tensor:
 _ONEDNN_GELU_OVERFLOW = np.float32(2.0 ** 127)
 
 
+# Where oneDNN's float32 gelu derivative is 0 (x <= this; see _gelu_kernel).
+_ONEDNN_GELU_FLAT = np.float32(-6.1513515)
+
+
+def _onednn_gelu(x: np.ndarray) -> bool:
+    """Whether torch runs float32 gelu (approximate="none") of `x`, or its backward, on oneDNN:
+    a contiguous input of more than one element (the gradient's layout does not matter)."""
+    return x.dtype == np.float32 and x.size > 1 and x.flags.c_contiguous
+
+
 def _onednn_gelu_edges(x: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """gelu's values at infinities and near float32's largest as torch 2.13's oneDNN kernel gives them.
+    """gelu's values at infinities and near float32's largest as torch 2.13's oneDNN kernel gives
+    them on an AVX512 machine.
 
     NOTE: torch runs float32 gelu (approximate="none") of a contiguous input with more than one
-    element on oneDNN, which gives nan at +-inf and inf from 2**127 on; a single element, or a
-    non-contiguous input (a transpose, an expanded or strided view), runs ATen's kernel, which
-    gives inf at +inf and finite values up to float32's largest (fuzzer finding: gelu of an outer
-    product reaching 3e38). Finite values elsewhere may differ from oneDNN's by an ulp.
+    element on oneDNN, which with AVX512 gives nan at +-inf and inf from 2**127 on; a single
+    element, or a non-contiguous input (a transpose, an expanded or strided view), runs ATen's
+    kernel, which gives inf at +inf and finite values up to float32's largest (fuzzer finding:
+    gelu of an outer product reaching 3e38). Finite values elsewhere may differ from oneDNN's by
+    an ulp. oneDNN's AVX2 kernel gives ATen's values there, but no -0.0: gelu of -0.0 and of
+    negatives that underflow is 0.0 (campaign seed 13, on an AMD EPYC without AVX512; whether
+    the AVX512 kernel gives -0.0 was not seen: campaigns of earlier sessions found nothing there).
     """
     large = np.abs(x) >= _ONEDNN_GELU_OVERFLOW
     if not large.any():

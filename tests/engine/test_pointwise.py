@@ -15,6 +15,7 @@ import torch
 
 import engine
 from engine import _ops_pointwise
+from engine._cpu import AVX512
 
 NAN, INF = float("nan"), float("inf")
 
@@ -33,10 +34,18 @@ def _grads(backend, fn, *inputs, upstream=None, dtype="float64"):
     return out.detach().numpy().copy(), out.grad_fn.name(), grads
 
 
-def _assert_same(fn, *inputs, upstream=None, dtype="float64"):
+def _assert_same(fn, *inputs, upstream=None, dtype="float64", value_ulps=0):
+    """Values bit for bit (``value_ulps``: finite non-zero values may differ by that many units in
+    the last place, where torch's vectorized kernel is SLEEF's and its rounding depends on the CPU),
+    node names, and gradients to 1e-12 with the signs of their zeros."""
     got = _grads(engine, fn, *inputs, upstream=upstream, dtype=dtype)
     want = _grads(torch, fn, *inputs, upstream=upstream, dtype=dtype)
-    np.testing.assert_array_equal(got[0], want[0])
+    if value_ulps:
+        finite = np.isfinite(want[0]) & (want[0] != 0)
+        np.testing.assert_array_equal(np.where(finite, 1.0, got[0]), np.where(finite, 1.0, want[0]))
+        np.testing.assert_array_max_ulp(got[0][finite], want[0][finite], maxulp=value_ulps)
+    else:
+        np.testing.assert_array_equal(got[0], want[0])
     assert got[1] == want[1]
     for g, w in zip(got[2], want[2]):
         assert (g is None) == (w is None)
@@ -65,7 +74,8 @@ EDGES = [-INF, -1.0, -0.0, 0.0, 1.0, INF, NAN]
                                   "log1p", "log2", "log10", "reciprocal", "atan", "erf", "sinh", "cosh",
                                   "asin", "acos", "tan", "square", "nan_to_num"])
 def test_unary_gradient_at_edges_matches_torch(name):
-    _assert_same(lambda b, x: getattr(b, name)(x), EDGES)
+    # (float64 expm1(1) is SLEEF's on torch's side: an ulp above numpy's on an AVX2 CPU.)
+    _assert_same(lambda b, x: getattr(b, name)(x), EDGES, value_ulps=1)
 
 
 def test_abs_gradient_is_zero_at_zero_and_nan_and_second_order_is_zero():
@@ -368,11 +378,14 @@ def test_float32_transcendentals_round_as_torch_does(name):
     """torch's float32 kernels are accurate to about 1 ulp and round like the exact value
     nearly always; numpy's float32 loops differed from torch on 10-50 % of inputs. On tensors
     of up to _VIA_FLOAT64_MAX_NUMEL elements (the fuzzer's are far smaller) the engine
-    computes them in float64 and rounds once: bit-for-bit agreement on > 94 %."""
+    computes them in float64 and rounds once: bit-for-bit agreement on > 94 % where torch runs its
+    AVX512 build. Its AVX2 build's SLEEF functions are further from correctly rounded: tan differs at
+    17 %, log at 8 %, atan at 7 %, the others at under 6 % (session 11, AMD EPYC); an ulp at most."""
     x = _transcendental_inputs(name, 20000)
     ours = np.concatenate([getattr(engine, name)(engine.tensor(chunk)).numpy() for chunk in x.reshape(20, 1000)])
     theirs = getattr(torch, name)(torch.from_numpy(x)).numpy()
-    assert np.mean(ours != theirs) < 0.06
+    assert np.mean(ours != theirs) < (0.06 if AVX512 else 0.2)
+    np.testing.assert_array_max_ulp(ours, theirs, maxulp=2 if name == "sigmoid" else 1)
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "tanh", "sigmoid", "expm1", "log2", "log10", "log1p", "sin", "cos",
@@ -718,7 +731,8 @@ def test_float32_pow_of_two_tensors_is_rounded_as_torchs():
     # Fuzzer finding: sin(pow(3.897, x)) differentiated: numpy's float32 power is often an ulp
     # off (48.05371 where torch has 48.053707, the float64 power rounded once), and sin's
     # gradient magnified it. torch's vectorized pow (SLEEF, 1 ulp) still differs at a few
-    # elements: at most 1 in 500 here (numpy's own float32 power: 805 of 6,000).
+    # elements: at most 1 in 500 here (numpy's own float32 power: 805 of 6,000), 31 of 6,000 where
+    # torch runs its AVX2 build (session 11).
     rng = np.random.default_rng(0)
     base = (rng.choice([3.897, 0.5, 2.0, 1e-3, 7.25, 1.0001, 0.0, -2.0, np.inf, 1e20], 6000)
             * rng.uniform(0.5, 2, 6000)).astype(np.float32).reshape(200, 30)
@@ -726,8 +740,9 @@ def test_float32_pow_of_two_tensors_is_rounded_as_torchs():
     results = [np.stack([b.pow(b.tensor(row), b.tensor(power)).numpy() for row, power in zip(base, exponent)])
                for b in (torch, engine)]
     differ = ~((results[0] == results[1]) | (np.isnan(results[0]) & np.isnan(results[1])))
-    assert differ.sum() <= 12
-    np.testing.assert_allclose(results[1], results[0], rtol=1.2e-7)
+    assert differ.sum() <= (12 if AVX512 else 40)
+    # (an ulp: relative, or one step among subnormals, 3.2263916e-40 against 3.2263776e-40 on AVX2)
+    np.testing.assert_allclose(results[1], results[0], rtol=1.2e-7, atol=np.finfo(np.float32).smallest_subnormal)
 
 
 def test_float32_pow_of_two_0d_tensors_is_rounded_as_torchs():
@@ -843,16 +858,20 @@ def test_sinh_and_cosh_scalar_loop_is_the_c_librarys_bit_for_bit(dtype, op):
 def test_sinh_and_cosh_of_one_element_are_the_c_librarys(dtype, shape, op):
     """Campaign finding (session 8): tan(cosh(tensor(True))) 40 ulp off near tan's pole. A
     one-element tensor's sinh / cosh is the C library's (torch's scalar loop), as a longer
-    tensor's tail; the engine had kept the once-rounded value there (coshf(1) is an ulp below)."""
+    tensor's tail; the engine had kept the once-rounded value there (coshf(1) is an ulp below).
+    (tan after it shows what an ulp there becomes; tan itself is SLEEF's in torch, whose AVX2 build
+    is an ulp off the engine's at 2 of these values: the same sinh or cosh, the same tan to an ulp.)"""
     values = [True] if dtype == "bool" else [1.0, -0.75, 2.5, 7.125, -13.0, 0.3]
     results = []
     for m in (torch, engine):
         outs = []
         for value in values:
             y = getattr(m, op)(m.full(shape, value, dtype=getattr(m, dtype)))
-            outs.append(y.numpy().tobytes() + m.tan(y).numpy().tobytes())
+            outs.append((y.numpy().tobytes(), m.tan(y).numpy()))
         results.append(outs)
-    assert results[1] == results[0]
+    assert [y for y, _ in results[1]] == [y for y, _ in results[0]]
+    for (_, ours), (_, theirs) in zip(results[1], results[0]):
+        np.testing.assert_array_max_ulp(ours, theirs, maxulp=1)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

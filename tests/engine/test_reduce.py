@@ -468,8 +468,12 @@ def test_norm_over_dims_of_size_one_is_abs_as_torch(p, shape, dim):
                            requires_grad=True)
         out = x.norm(p, dim=dim, keepdim=dim is not None)
         out.sum().backward()
-        outs.append((out.detach().numpy().tolist(), x.grad.numpy().tolist() if x.grad is not None else None))
-    np.testing.assert_equal(outs[0], outs[1])
+        outs.append((out.detach().numpy(), x.grad.numpy() if x.grad is not None else None))
+    np.testing.assert_equal(outs[0][0], outs[1][0])
+    # The gradient goes through float32 pow, SLEEF's in torch: its AVX2 build is an ulp off at 3e38.
+    assert (outs[0][1] is None) == (outs[1][1] is None)
+    if outs[0][1] is not None:
+        np.testing.assert_array_max_ulp(outs[0][1], outs[1][1], maxulp=1)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
