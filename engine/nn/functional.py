@@ -561,9 +561,30 @@ def _softmax_args(name: str, input, dim, stacklevel: int, dtype):
 
 # NOTE: torch's _softmax_backward_data is (g - sum(g * y)) * y; _log_softmax_backward_data
 # is g - exp(y) * sum(g); both save only the result.
-_SOFTMAX = Rule("SoftmaxBackward0",
-                lambda ctx, g: ((g - v_sum(g * ctx.result, ctx.dim, True)) * ctx.result,),
-                saves={"result": None}, native=True)
+def _softmax_rule(ctx, g):
+    y = ctx.result
+    if isinstance(g, Tensor):
+        return ((g - v_sum(g * y, ctx.dim, True)) * y,)
+    with _errstate():
+        return ((g - _kernel_row_sum(g * y, ctx.dim)) * y,)
+
+
+_SOFTMAX = Rule("SoftmaxBackward0", _softmax_rule, saves={"result": None}, native=True)
+
+
+def _kernel_row_sum(x: np.ndarray, dim) -> np.ndarray:
+    """The sum over `dim` (kept) in torch's softmax and log_softmax backward kernels.
+
+    NOTE: along the last dim their vectorized reduction starts from the first elements, not
+    from +0.0, so a row of -0.0 sums to -0.0 (and g - exp(y) * sum is 0.0 where g is -0.0);
+    along another dim it starts from +0.0, as numpy's sum (campaign left item: soft-label
+    cross_entropy with a target of zeros, whose input gradient is 0.0 in torch).
+    """
+    total = np.add.reduce(x, axis=dim, keepdims=True)
+    if x.ndim and dim == x.ndim - 1 and x.size and not np.count_nonzero(total):
+        all_negative_zeros = np.logical_and.reduce(np.signbit(x) & (x == 0), axis=dim, keepdims=True)
+        total = np.where(all_negative_zeros, x.dtype.type(-0.0), total)
+    return total
 
 
 def _two_product(a: np.ndarray, b: np.ndarray) -> tuple:
@@ -608,7 +629,7 @@ def _log_softmax_grad(g: np.ndarray, y: np.ndarray, dim) -> np.ndarray:
     difference fused into one multiply-add (its vectorized loop, compiled with FMA): where they
     nearly cancel, the rounding of the product decides the result (fuzzer finding: 0 against
     -6.7e21 at gradients of 1.2e38)."""
-    return _fused_subtract_product(g, _ops._np_exp(y), np.add.reduce(g, axis=dim, keepdims=True))
+    return _fused_subtract_product(g, _ops._np_exp(y), _kernel_row_sum(g, dim))
 
 
 def _log_softmax_backward(ctx, g):

@@ -1359,3 +1359,37 @@ def test_bce_with_logits_float32_rounds_log_sigmoid_in_torchs_steps():
     assert losses[1][0] == losses[0][0]
     assert (losses[1] != losses[0]).sum() <= 120
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6, atol=1e-7)   # (within a few ulps)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 2), (3,)])
+def test_soft_label_cross_entropy_of_a_zero_target_keeps_torchs_zero_signs(reduction, shape):
+    """Left item of session 10: cross_entropy with probabilities as the target, a target of
+    zeros: the input's gradient is 0.0 in torch where the class dim is the last (its softmax
+    backward kernels sum a row of -0.0 into -0.0 along the last dim: g - exp(y) * -0.0 is 0.0),
+    -0.0 along another dim (that kernel's sum starts from 0.0); the engine's sum gave 0.0
+    everywhere, so -0.0 - exp(y) * 0.0 was -0.0."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+
+    def signs(m):
+        inp = m.tensor(x, requires_grad=True)
+        loss = m.nn.functional.cross_entropy(inp, m.zeros(shape), reduction=reduction)
+        (grad,) = m.autograd.grad(loss.sum(), inp)
+        return np.signbit(grad.numpy()).tolist(), grad.tolist()
+    assert signs(engine) == signs(torch)
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_softmax_backward_of_negative_zero_gradients_keeps_torchs_zero_signs(fn, dim):
+    """softmax and log_softmax backward of a gradient of -0.0 (a product with zeros, negated):
+    0.0 along the last dim (torch's lastdim kernels sum -0.0 into -0.0), -0.0 along the others."""
+    x = np.random.default_rng(1).standard_normal((2, 3, 2)).astype(np.float32)
+
+    def signs(m):
+        inp = m.tensor(x, requires_grad=True)
+        out = (getattr(m.nn.functional, fn)(inp, dim=dim) * m.zeros(2, 3, 2)).sum()
+        (grad,) = m.autograd.grad(-out, inp)
+        return np.signbit(grad.numpy()).tolist()
+    assert signs(engine) == signs(torch)
