@@ -447,9 +447,13 @@ def fill_(self: Tensor, value) -> Tensor:
         # NOTE: torch fills from a tensor by copy_, which refuses an expanded tensor (a number
         # fills it); so does setitem, which makes its value a tensor.
         check_no_internal_overlap(self._data)
-        data = np.full(self._data.shape, value._data, dtype=self.dtype.np)
+        with _errstate():   # NOTE: a 0-d value is cast silently, as copy_ (nan into int64 is its minimum)
+            data = np.full(self._data.shape, value._data, dtype=self.dtype.np)
         return write_result(self, _record_own(self, _FILL_TENSOR, (self, value), data, self.dtype))
-    data = np.full(self._data.shape, value, dtype=self.dtype.np)
+    from ._ops_index import _fill_value   # circular: indexing writes through in-place ops
+    # NOTE: a number is converted with torch's overflow checks (nan into int64, 1e300 into
+    # float32 raise), not cast with numpy's warning (campaign seed 18).
+    data = np.full(self._data.shape, _fill_value(value, self.dtype), dtype=self.dtype.np)
     return write_result(self, _record_own(self, _FILL, (self,), data, self.dtype))
 
 

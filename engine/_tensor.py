@@ -497,6 +497,10 @@ def _from_python(data, dtype=None):
     if dtype is not None:
         dt = dtype             # convert once, from the Python values, to keep float64 precision
     try:
+        if dt is _dtype.float32 and float in kinds:
+            # NOTE: torch converts a float beyond float32's range to inf without a warning (campaign seed 18).
+            with np.errstate(over="ignore"):
+                return np.array(data, dtype=dt.np), dt
         return np.array(data, dtype=dt.np), dt
     except (OverflowError, ValueError):
         if dt is not _dtype.int64:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -235,3 +236,34 @@ def test_nested_lists_take_torch_shape_dtype_and_ragged_errors(data):
     assert (tuple(result.shape), str(result.dtype)) == (tuple(expected.shape), str(expected.dtype))
     assert np.array_equal(result.numpy(), expected.numpy()) and \
         np.array_equal(np.signbit(result.numpy()), np.signbit(expected.numpy()))
+
+
+_FILLS = {
+    "int64 from a 0-d nan": lambda m: m.zeros(2, dtype=m.int64).fill_(m.tensor(float("nan"))),
+    "int64 from a 0-d 1e300": lambda m: m.zeros(2, dtype=m.int64).fill_(m.tensor(1e300, dtype=m.float64)),
+    "float32 from a 0-d float64 1e300": lambda m: m.zeros(2).fill_(m.tensor(1e300, dtype=m.float64)),
+    "int64 from nan": lambda m: m.zeros(2, dtype=m.int64).fill_(float("nan")),
+    "int64 from inf": lambda m: m.zeros(2, dtype=m.int64).fill_(float("inf")),
+    "int64 from 2.7": lambda m: m.zeros(2, dtype=m.int64).fill_(-2.7),
+    "float32 from 1e300": lambda m: m.zeros(2).fill_(1e300),
+    "float32 from inf": lambda m: m.zeros(2).fill_(float("inf")),
+    "tensor of 1e300": lambda m: m.tensor([1e300, 1.0]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_FILLS))
+def test_fill_and_tensor_convert_out_of_range_numbers_as_torch(case):
+    """Campaign finding (seed 18): fill_ warned "invalid value encountered in cast" (numpy) where
+    torch is silent: a 0-d tensor value is cast as copy_ casts (nan into int64 is its minimum);
+    a number is converted with torch's overflow checks (nan, inf, 1e300 into int64 and 1e300
+    into float32 raise); torch.tensor(1e300) is inf without a warning."""
+    outcomes = []
+    for m in (torch, engine):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                outcomes.append(_FILLS[case](m).tolist())
+            except RuntimeError as error:
+                outcomes.append(str(error))
+        outcomes.append([str(w.message) for w in caught])
+    assert outcomes[2:] == outcomes[:2]
