@@ -346,3 +346,40 @@ def test_mm_gradients_of_an_inner_size_of_1_keep_zero_signs_as_torch(dtype):
         m.mm(a, b).backward(m.ones(3, 1, dtype=getattr(m, dtype)))
         return np.signbit(a.grad.numpy()).tolist(), np.signbit(b.grad.numpy()).tolist()
     assert run(engine) == run(torch)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mm_of_a_sums_gradient_computes_one_row_or_column_with_torchs_values_and_layout(monkeypatch, dtype,
+                                                                                         transposed):
+    """The gradient of `(h @ v).sum()` is ones broadcast: each of mm's two gradient products
+    repeats one row (g @ v.T) or one column (h.T @ g). From an inner size of
+    REPEATS_MIN_INNER on (where BLAS's blocking already sums in another order than torch's), the
+    engine computes that row or column only and copies it (W4: 2 of 6 1024-cubed GEMMs); the
+    gradients keep torch's values and layouts (a weight used as `w.t()` too), a retained one too."""
+    from engine import _ops
+    n = _ops.REPEATS_MIN_INNER
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal(shape).astype(dtype) for shape in ((n, 3), (3, n), (n, n))]
+    if transposed:
+        arrays[2] = np.ascontiguousarray(arrays[2].T)
+    shapes = []
+    matmul = _ops._matmul
+    monkeypatch.setattr(_ops, "_matmul", lambda a, b: shapes.append((a.shape, b.shape)) or matmul(a, b))
+
+    def run(m):
+        x, w, v = (m.tensor(a, requires_grad=True) for a in arrays)
+        h = x @ w
+        h.retain_grad()
+        loss = (h @ (v.t() if transposed else v)).sum()
+        shapes.clear()
+        loss.backward()
+        return [(t.grad.numpy(), t.grad.numpy().strides) for t in (x, w, v, h)]
+    got = run(engine)
+    assert ((1, n), (n, n)) in shapes and ((n, n), (n, 1)) in shapes
+    assert ((n, n), (n, n)) not in shapes    # (the backward's full products are those of x and w)
+    want = run(torch)
+    tolerance = {"float32": 1e-5, "float64": 1e-12}[dtype]
+    for (g, g_strides), (t, t_strides) in zip(got, want):
+        assert g_strides == t_strides
+        np.testing.assert_allclose(g, t, rtol=tolerance, atol=tolerance * np.abs(t).max())
