@@ -129,6 +129,7 @@ KEEP_STEP_ERROR_ONE_IN = 3
 NO_GRAD_STEP_ONE_IN = 16   # a step runs inside `with torch.no_grad():`
 INVALID_ONE_IN = 12        # a program contains one step (or action) that is invalid on purpose
 VARY_ONE_IN = 3            # a template's keyword value is redrawn from its spec (else the sample's is kept)
+OTHER_DIMS_ONE_IN = 4      # ... and for a permutation (permute's dims), any dims value rather than another order
 EXTRA_KEYWORD_ONE_IN = 6   # a template gets one more keyword of its spec
 
 # What a step is, in shrink order (an op call first), repeated to weight the draw; the
@@ -439,24 +440,23 @@ _STREAMS = 6  # pseudo-random words per element: magnitude, sign, simple?, which
 
 _U64 = np.uint64
 _GOLDEN, _MIX1, _MIX2 = _U64(0x9E3779B97F4A7C15), _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+_KEY = _U64(0xD1B54A32D192ED03)
 _SHIFTS = (_U64(30), _U64(27), _U64(31), _U64(11))
 _ONE, _SEVEN = _U64(1), _U64(7)
-# The counter times the golden ratio, for tensors up to 256 elements (a larger one computes its own).
-_COUNTER = np.arange(_STREAMS * 256, dtype=np.uint64) * _GOLDEN
 
 
-def _words(seed: int, count: int, streams: int = _STREAMS) -> np.ndarray:
-    """``(streams, count)`` pseudo-random uint64 words from ``seed`` (splitmix64 over a counter): the
-    first ``streams`` of the `_STREAMS` streams (a stream's words do not depend on how many are made)."""
-    size = streams * count
-    counter = _COUNTER[:size] if size <= len(_COUNTER) else np.arange(size, dtype=np.uint64) * _GOLDEN
-    x = counter + _U64((seed * 0xD1B54A32D192ED03 + 1) % 2 ** 64)
+def _words(start: int, count: int, streams: int = _STREAMS) -> np.ndarray:
+    """``(streams, count)`` pseudo-random uint64 words of the positions ``start .. start+count-1``
+    (splitmix64 of each position's counter): a word depends only on its stream and position."""
+    counter = (np.arange(start, start + count, dtype=np.uint64) * _U64(_STREAMS))[None, :] + \
+        np.arange(streams, dtype=np.uint64)[:, None]
+    x = counter * _GOLDEN + _KEY
     x ^= x >> _SHIFTS[0]
     x *= _MIX1
     x ^= x >> _SHIFTS[1]
     x *= _MIX2
     x ^= x >> _SHIFTS[2]
-    return x.reshape(streams, count)
+    return x
 
 
 def _uniform(words: np.ndarray) -> np.ndarray:
@@ -489,6 +489,41 @@ _SPECIAL_SHARES = {"edges": 0.5, "ties": 1.0, "extreme": 0.25}
 
 # Seeds of the pseudo-random values of one tensor (a Hypothesis integer choice).
 VALUE_SEEDS = 2 ** 16
+# A tensor's values are the elements at positions p .. p+count-1 of its kind's endless sequence
+# (`_sequence`), p = seed % _POSITIONS (8,192 different windows of values per kind and shape). The
+# first _POSITIONS + _POOLED elements of a kind are computed once, when the kind is first drawn
+# (`_pool`, ~2 ms): a tensor of up to _POOLED elements then costs a slice, not two dozen numpy calls.
+_POSITIONS, _POOLED = 2 ** 13, 256
+
+
+def _sequence(kind: tuple, start: int, count: int) -> np.ndarray:
+    """Elements ``start .. start+count-1`` of the value sequence of ``kind``: ``("int64",)`` -3..3,
+    ``("bool",)``, or ``(flavour, domain, kinks)`` floats (float64) of a non-constant flavour."""
+    if kind[0] == "int64":
+        return (_words(start, count, 1)[0] % _SEVEN).astype(np.int64) - 3
+    if kind[0] == "bool":
+        return (_words(start, count, 1)[0] & _ONE) == 1
+    flavour, domain, kinks = kind
+    # "plain" reads the first four streams, the other flavours all six.
+    words = _words(start, count, 4 if flavour == "plain" else _STREAMS)
+    uniform = _uniform(words)
+    # Moderate values: 0.1 <= |x| <= 4 (positive for POSITIVE), a quarter of them simple ones.
+    values = SMALLEST_MAGNITUDE + uniform[0] * (4.0 - SMALLEST_MAGNITUDE)
+    if domain != POSITIVE:
+        values = np.where(words[1] & _ONE, -values, values)
+    values = np.where(uniform[2] < 0.25, _chosen(_SIMPLE_VALUES[domain], words[3]), values)
+    if flavour != "plain":
+        values = np.where(uniform[4] < _SPECIAL_SHARES[flavour],
+                          _chosen(_specials(flavour, domain, kinks), words[5]), values)
+    return values
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(kind: tuple) -> np.ndarray:
+    """The first _POSITIONS + _POOLED elements of ``kind``'s sequence (read-only: slices are copied)."""
+    values = _sequence(kind, 0, _POSITIONS + _POOLED)
+    values.flags.writeable = False
+    return values
 
 
 def _values(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: str, kinks: tuple = ()) -> list:
@@ -498,7 +533,7 @@ def _values(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: st
 
 def _value_array(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: str,
                  kinks: tuple = ()) -> np.ndarray:
-    """An input's values (an array of ``dtype``) from two choices: a flavour and a seed (or a simple value).
+    """An input's values (a new array of ``dtype``) from two choices: a flavour and a seed (or a simple value).
 
     Flavours (VALUE_FLAVOURS, in shrink order): "constant", every element one simple
     value (what failures shrink to); "plain", moderate values (a quarter of them simple);
@@ -510,26 +545,17 @@ def _value_array(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domai
     count = 1
     for side in shape:
         count *= side
-    if dtype == "int64":  # -3..3
-        return ((_words(source.integer(0, VALUE_SEEDS - 1), count, 1)[0] % _SEVEN).astype(np.int64) - 3
-                ).reshape(shape)
-    if dtype == "bool":
-        return ((_words(source.integer(0, VALUE_SEEDS - 1), count, 1)[0] & _ONE) == 1).reshape(shape)
-    flavour = source.pick(VALUE_FLAVOURS)
-    if flavour == "constant":
-        return np.full(shape, source.pick(_SIMPLE_VALUES[domain]), dtype=dtype)
-    # "plain" reads the first four streams, the other flavours all six.
-    words = _words(source.integer(0, VALUE_SEEDS - 1), count, 4 if flavour == "plain" else _STREAMS)
-    uniform = _uniform(words)  # every stream (numpy calls, not elements, cost here)
-    # Moderate values: 0.1 <= |x| <= 4 (positive for POSITIVE), a quarter of them simple ones.
-    values = SMALLEST_MAGNITUDE + uniform[0] * (4.0 - SMALLEST_MAGNITUDE)
-    if domain != POSITIVE:
-        values = np.where(words[1] & _ONE, -values, values)
-    values = np.where(uniform[2] < 0.25, _chosen(_SIMPLE_VALUES[domain], words[3]), values)
-    if flavour != "plain":
-        values = np.where(uniform[4] < _SPECIAL_SHARES[flavour],
-                          _chosen(_specials(flavour, domain, kinks), words[5]), values)
-    return values.astype(dtype).reshape(shape)
+    if dtype == "int64" or dtype == "bool":
+        kind = (dtype,)
+    else:
+        flavour = source.pick(VALUE_FLAVOURS)
+        if flavour == "constant":
+            return np.full(shape, source.pick(_SIMPLE_VALUES[domain]), dtype=dtype)
+        kind = (flavour, domain, kinks if flavour == "edges" else ())
+    seed = source.integer(0, VALUE_SEEDS - 1)
+    position = seed % _POSITIONS
+    values = _pool(kind)[position:position + count] if count <= _POOLED else _sequence(kind, position, count)
+    return values.astype(dtype).reshape(shape)  # (astype copies: the pool stays as it is)
 
 
 def _scalar(source: ChoiceSource, domain: str) -> int | float:
@@ -1188,8 +1214,20 @@ def _vary(template: _Template, kind, value, rank: int, anchor_shape: tuple | Non
         return value
     out_of_range = kind in ("dim", "dims") and isinstance(value, int) and not -rank <= value < rank
     if out_of_range or src.rarely(VARY_ONE_IN):
+        if kind == "dims" and _is_permutation(value, rank) and not src.rarely(OTHER_DIMS_ONE_IN):
+            # A sample that names every dim once (permute): another order of all of them, so that
+            # the redrawn value is mostly valid (a 3-cycle is where an inverse permutation matters).
+            remaining = list(range(rank))
+            return tuple(remaining.pop(src.integer(0, len(remaining) - 1)) - (rank if src.boolean() else 0)
+                         for _ in range(rank))
         return _spec_value(src, kind, rank)
     return value
+
+
+def _is_permutation(value, rank: int) -> bool:
+    """Whether ``value`` is a sequence naming each of ``rank`` dims once (negative dims allowed)."""
+    return isinstance(value, (tuple, list)) and len(value) == rank and \
+        sorted(dim % rank for dim in value if isinstance(dim, int) and -rank <= dim < rank) == list(range(rank))
 
 
 def _fits_spec(kind, value) -> bool:
