@@ -23,7 +23,7 @@ from weakref import ref as _weakref
 import numpy as np
 
 from . import _cpu, _dtype, _memory, _parallel, _zerotensor
-from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, Node, SavedOutput, _GradMode, _next_seq, node_class
+from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, BackwardRun, Node, SavedOutput, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
 # ---------------------------------------------------------------------------------
@@ -560,10 +560,11 @@ def _repeats(a: np.ndarray, b: np.ndarray) -> bool:
             and ((a.strides[0] == 0 and a.shape[0] > 1) or (b.strides[1] == 0 and b.shape[1] > 1)))
 
 
-def _mm_of_repeats(a: np.ndarray, b: np.ndarray, transposed: bool) -> np.ndarray:
+def _mm_of_repeats(a: np.ndarray, b: np.ndarray, transposed: bool, copy: bool = True) -> np.ndarray:
     """a @ b where `_repeats(a, b)`: the one row (column) of products, each the same sum of
     products as in the whole product (BLAS's summation order aside, as between torch's BLAS and
-    numpy's), computed once and copied into every row (column), laid out as v_mm lays it out.
+    numpy's), computed once and copied into every row (column), laid out as v_mm lays it out;
+    without `copy`, that row (column) broadcast (read-only).
 
     NOTE: torch multiplies a broadcast gradient (the gradient of `(x @ w).sum()`) by a full GEMM
     on a contiguous copy; one GEMV and a copy give the same values (W4: 2 of its 6 GEMMs)."""
@@ -572,6 +573,8 @@ def _mm_of_repeats(a: np.ndarray, b: np.ndarray, transposed: bool) -> np.ndarray
     else:
         part = _matmul(_blas_operand(a), _blas_operand(b[:, :1]))
     shape = (a.shape[0], b.shape[1])
+    if not copy:
+        return np.broadcast_to(part, shape)
     out = _memory.empty(shape[::-1], a.dtype).T if transposed else _memory.empty(shape, a.dtype)
     np.copyto(out, part)
     return out
@@ -1701,6 +1704,15 @@ def _mm_backward(ctx, g):
     if (mat2_t is not None and g0 is None) or (self_t is not None and g1 is None):
         dense = _blas_operand(g)
         g0, g1 = g0 if g0 is not None else dense, g1 if g1 is not None else dense
+    if g0 is g and BackwardRun.plain:
+        child = ctx.next_functions[0][0]
+        if type(child) is type(ctx) and not child._pre_hooks and child._retained is None:
+            # NOTE: self's gradient goes to another mm's backward only (self is a product of a
+            # chain of products, `(x @ w) @ v`), which nothing else sees in a plain backward: its
+            # repeated row is passed on unexpanded, and that backward computes one row of x's
+            # gradient in turn (W4: 3 of its 6 GEMMs); torch's gradient there is a contiguous copy.
+            return (_mm_of_repeats(g0, mat2_t, ctx.self_transposed, copy=False),
+                    v_mm(self_t, g1, ctx.mat2_transposed) if ctx.needs[1] else None)
     return (v_mm(g0, mat2_t, ctx.self_transposed) if ctx.needs[0] else None,
             v_mm(self_t, g1, ctx.mat2_transposed) if ctx.needs[1] else None)
 
