@@ -490,10 +490,11 @@ _SPECIAL_SHARES = {"edges": 0.5, "ties": 1.0, "extreme": 0.25}
 # Seeds of the pseudo-random values of one tensor (a Hypothesis integer choice).
 VALUE_SEEDS = 2 ** 16
 # A tensor's values are the elements at positions p .. p+count-1 of its kind's endless sequence
-# (`_sequence`), p = seed % _POSITIONS (8,192 different windows of values per kind and shape). The
-# first _POSITIONS + _POOLED elements of a kind are computed once, when the kind is first drawn
-# (`_pool`, ~2 ms): a tensor of up to _POOLED elements then costs a slice, not two dozen numpy calls.
-_POSITIONS, _POOLED = 2 ** 13, 256
+# (`_sequence`), p = its value seed (65,536 windows of values per kind and shape, as many as seeds).
+# The first _POSITIONS + _POOLED elements of a kind are computed once, when the kind is first drawn
+# (`_pool`, 10-20 ms, 0.5 MB): a tensor of up to _POOLED elements then costs a slice, not two dozen
+# numpy calls. (Windows overlap: seeds 1 apart share all values but one, shifted.)
+_POSITIONS, _POOLED = 2 ** 16, 256
 
 
 def _sequence(kind: tuple, start: int, count: int) -> np.ndarray:
