@@ -10,7 +10,8 @@ program diverges with a signature not seen before, its recorded choices are
 offered to a Hypothesis run of the same builder (`_Offer`, an example
 database whose one entry is that program); Hypothesis replays it and shrinks
 it to a minimal program (the test function fails only for that one signature
-while it shrinks). The finding is written at once (a `finding` line in
+while it shrinks; when the shrink limit stops it first, `_Campaign.trimmed` drops the
+steps the signature does not need). The finding is written at once (a `finding` line in
 `results.jsonl`, `findings/<slug>.json`, `repro/<slug>.py`), Hypothesis saves
 the shrunk program in the campaign's example database, and the search goes
 on with the known signatures ignored. A new campaign with that database
