@@ -691,7 +691,7 @@ def _shared_check_owner(engine: Outcome, torch_: Outcome, ref: str, kind: str) -
     a check many ops share (the broadcast of the operands' shapes), else None.
 
     NOTE: keyed on the step's op, an engine whose broadcast message named another dim showed as
-    34 findings in 60 s, one per binary op and dtype (unseen-bug check, session 11). Only a
+    35 findings in 60 s, one per binary op and dtype (unseen-bug check, session 11). Only a
     message difference is keyed on the check: where one side raised it and the other did not,
     the op's own broadcasting is what differs.
     """
