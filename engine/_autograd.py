@@ -372,9 +372,27 @@ def sum_to_shape(grad, shape: tuple):
 class BackwardRun:
     """Which backward call runs now: `id` changes with each. The engine gives each output of
     a multi-output torch node its own node; a rule emulating such a torch node's joint
-    behaviour (layer_norm's double backward) tells one backward from the next by it."""
+    behaviour (layer_norm's double backward) tells one backward from the next by it.
+
+    `plain`: the backward running now is a plain `.backward()` (no `inputs`, no create_graph):
+    the gradients a rule passes to another node are seen by no one but that node's rule unless
+    the node has hooks or retains its gradient (mm's backward passes a repeated row on unexpanded
+    to another mm's: `_ops._mm_backward`)."""
 
     id = 0
+    plain = False
+
+
+def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs=None,
+                 accumulate: bool = True):
+    """`_run_backward` with `BackwardRun.plain` set for its duration (see there)."""
+    outer = BackwardRun.plain
+    BackwardRun.plain = inputs is None and accumulate and not create_graph
+    try:
+        return _run_backward(roots, grads, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs,
+                             accumulate=accumulate)
+    finally:
+        BackwardRun.plain = outer
 
 
 # NOTE: torch's engine asserts that no gradient reaches an integral tensor; one can only be in a
@@ -384,8 +402,8 @@ _INTEGRAL_GRADIENT = ('isDifferentiableType(grad.scalar_type()) INTERNAL ASSERT 
                       '"/__w/pytorch/pytorch/torch/csrc/autograd/engine.cpp":998, please report a bug to PyTorch. ')
 
 
-def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs=None,
-                 accumulate: bool = True):
+def _run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, inputs=None,
+                  accumulate: bool = True):
     """Backpropagate `grads` (tensors shaped like `roots`).
 
     With `accumulate`, gradients reaching leaves (or, when `inputs` is given, only

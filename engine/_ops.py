@@ -23,7 +23,7 @@ from weakref import ref as _weakref
 import numpy as np
 
 from . import _cpu, _dtype, _memory, _parallel, _zerotensor
-from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, Node, SavedOutput, _GradMode, _next_seq, node_class
+from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, BackwardRun, Node, SavedOutput, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
 # ---------------------------------------------------------------------------------
@@ -542,8 +542,47 @@ def v_mm(a, b, transposed: bool = False):
     """
     if isinstance(a, Tensor):
         return _mm(a, b)
+    if _repeats(a, b):
+        return _mm_of_repeats(a, b, transposed)
     a, b = _blas_operand(a), _blas_operand(b)
     return _mm_array(b.T, a.T).T if transposed else _mm_array(a, b)
+
+
+# Inner sizes from which a product of a broadcast gradient computes one row (column) only.
+# NOTE: below it, numpy's GEMM (OpenBLAS) sums each product in torch's order (MKL's) for the
+# gradient of a sum, `ones(m, k) @ b`: bit for bit up to k = 256 in float64, 4 in float32; a
+# matrix-vector product (GEMV) sums in another order (25-88 % of elements differ from k = 4).
+# From 512 on, GEMM's blocking of the inner dim differs from MKL's, and 89-100 % of the
+# elements differ either way (measured on this project's AVX2 machine).
+REPEATS_MIN_INNER = 512
+
+
+def _repeats(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a @ b of two float matrices repeats one row or one column of products: `a` is
+    one row broadcast down (a zero stride along dim 0, as the gradient of a sum) or `b` one
+    column broadcast across, over an inner size of `REPEATS_MIN_INNER` or more."""
+    return (a.shape[1] >= REPEATS_MIN_INNER and a.dtype is b.dtype and a.dtype.kind == "f"
+            and ((a.strides[0] == 0 and a.shape[0] > 1) or (b.strides[1] == 0 and b.shape[1] > 1)))
+
+
+def _mm_of_repeats(a: np.ndarray, b: np.ndarray, transposed: bool, copy: bool = True) -> np.ndarray:
+    """a @ b where `_repeats(a, b)`: the one row (column) of products, each the same sum of
+    products as in the whole product (BLAS's summation order aside, as between torch's BLAS and
+    numpy's), computed once and copied into every row (column), laid out as v_mm lays it out;
+    without `copy`, that row (column) broadcast (read-only).
+
+    NOTE: torch multiplies a broadcast gradient (the gradient of `(x @ w).sum()`) by a full GEMM
+    on a contiguous copy; one GEMV and a copy give the same values (W4: 2 of its 6 GEMMs)."""
+    if a.strides[0] == 0 and a.shape[0] > 1:
+        part = _matmul(_blas_operand(a[:1]), _blas_operand(b))
+    else:
+        part = _matmul(_blas_operand(a), _blas_operand(b[:, :1]))
+    shape = (a.shape[0], b.shape[1])
+    if not copy:
+        return np.broadcast_to(part, shape)
+    out = _memory.empty(shape[::-1], a.dtype).T if transposed else _memory.empty(shape, a.dtype)
+    np.copyto(out, part)
+    return out
 
 
 def _blas_operand(a: np.ndarray) -> np.ndarray:
@@ -1662,10 +1701,29 @@ _MV = Rule("MvBackward0",
 
 
 def _mm_backward(ctx, g):
-    if not isinstance(g, Tensor):
-        g = _blas_operand(g)     # (once for both products)
-    return (v_mm(g, v_t(ctx.mat2), ctx.self_transposed) if ctx.needs[0] else None,
-            v_mm(v_t(ctx.self), g, ctx.mat2_transposed) if ctx.needs[1] else None)
+    if isinstance(g, Tensor) or 0 not in g.strides:
+        return (v_mm(g, v_t(ctx.mat2), ctx.self_transposed) if ctx.needs[0] else None,
+                v_mm(v_t(ctx.self), g, ctx.mat2_transposed) if ctx.needs[1] else None)
+    # A broadcast gradient: a product that repeats one row or column computes that one
+    # (_mm_of_repeats); for the others it is made BLAS-ready once.
+    mat2_t = v_t(ctx.mat2) if ctx.needs[0] else None
+    self_t = v_t(ctx.self) if ctx.needs[1] else None
+    g0 = g if mat2_t is not None and _repeats(g, mat2_t) else None
+    g1 = g if self_t is not None and _repeats(self_t, g) else None
+    if (mat2_t is not None and g0 is None) or (self_t is not None and g1 is None):
+        dense = _blas_operand(g)
+        g0, g1 = g0 if g0 is not None else dense, g1 if g1 is not None else dense
+    if g0 is g and BackwardRun.plain:
+        child = ctx.next_functions[0][0]
+        if type(child) is type(ctx) and not child._pre_hooks and child._retained is None:
+            # NOTE: self's gradient goes to another mm's backward only (self is a product of a
+            # chain of products, `(x @ w) @ v`), which nothing else sees in a plain backward: its
+            # repeated row is passed on unexpanded, and that backward computes one row of x's
+            # gradient in turn (W4: 3 of its 6 GEMMs); torch's gradient there is a contiguous copy.
+            return (_mm_of_repeats(g0, mat2_t, ctx.self_transposed, copy=False),
+                    v_mm(self_t, g1, ctx.mat2_transposed) if ctx.needs[1] else None)
+    return (v_mm(g0, mat2_t, ctx.self_transposed) if ctx.needs[0] else None,
+            v_mm(self_t, g1, ctx.mat2_transposed) if ctx.needs[1] else None)
 
 
 _MM = Rule("MmBackward0", _mm_backward, ("self", "mat2"), saves={"mat2": 0, "self": 1})

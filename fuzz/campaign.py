@@ -10,7 +10,8 @@ program diverges with a signature not seen before, its recorded choices are
 offered to a Hypothesis run of the same builder (`_Offer`, an example
 database whose one entry is that program); Hypothesis replays it and shrinks
 it to a minimal program (the test function fails only for that one signature
-while it shrinks). The finding is written at once (a `finding` line in
+while it shrinks; when the shrink limit stops it first, `_Campaign.trimmed` drops the
+steps the signature does not need). The finding is written at once (a `finding` line in
 `results.jsonl`, `findings/<slug>.json`, `repro/<slug>.py`), Hypothesis saves
 the shrunk program in the campaign's example database, and the search goes
 on with the known signatures ignored. A new campaign with that database
@@ -72,6 +73,9 @@ COMPLETED, INTERRUPTED, MAX_FINDINGS_REACHED = "completed", "interrupted", "max-
 # Shrinking one finding may take this share of the budget (at least MIN_SHRINK_SECONDS);
 # then its smallest program so far is recorded and the search goes on.
 SHRINK_SHARE, MIN_SHRINK_SECONDS = 0.1, 10.0
+# A shrink stopped at that limit is followed by dropping steps (`_Campaign.trimmed`) for at most this
+# share of the limit (at least MIN_TRIM_SECONDS).
+TRIM_SHARE, MIN_TRIM_SECONDS = 0.2, 2.0
 PROGRESS_REFRESH_SECONDS = 0.25
 
 
@@ -219,6 +223,31 @@ def load_backend(name: str) -> ModuleType:
     if missing:
         raise ValueError(f"backend module {name!r} does not speak torch: it has no {', '.join(missing)}")
     return module
+
+
+def without_step(program: Program, index: int) -> Program | None:
+    """``program`` without step ``index``, its readers (and the action) reading the step's first
+    operand instead, inputs nobody reads any more dropped; None if that is no valid program (a
+    step without a tensor operand whose output is read).
+    """
+    step = program.steps[index]
+    refs = step.refs()
+    first = refs[0] if refs else None
+
+    def rename(name: str) -> str:
+        return first if name == step.out else name
+    later = [other.renamed(rename, other.out) for other in program.steps[index + 1:]]
+    if first is None and (any(step.out in other.refs() for other in program.steps[index + 1:])
+                          or program.action.target == step.out):
+        return None
+    steps = program.steps[:index] + tuple(later)
+    action = replace(program.action, target=rename(program.action.target))
+    read = {name for other in steps for name in other.refs()} | {action.target}
+    try:
+        return Program(tuple(tensor for tensor in program.inputs if tensor.name in read), steps, action,
+                       program.format)
+    except ValueError:
+        return None
 
 
 def slug(signature: str) -> str:
@@ -487,6 +516,8 @@ class _Campaign:
             # Flaky: the backend did not diverge again on the same program (it has state);
             # the program that diverged is still worth a report.
             if self.smallest is not None:
+                if isinstance(stop, _StopShrinking):
+                    self.smallest = self.trimmed(self.smallest)
                 self.record(self.smallest, shrunk=isinstance(stop, _NewDivergence))
             self.hunted = self.smallest = None
             return True
@@ -551,6 +582,34 @@ class _Campaign:
             self.smallest = replace(failure, examples=self.first_sighting[0], seconds=self.first_sighting[1])
             raise _NewDivergence(signature)
         self.unhunted.setdefault(signature, failure)
+
+    def trimmed(self, failure: _Failure) -> _Failure:
+        """``failure`` without the steps its signature does not need, when Hypothesis' shrink stopped
+        at the shrink limit: each step in turn, last first, is dropped (its readers read its first
+        operand instead) while the program still diverges with the same signature.
+
+        Hypothesis shrinks the ~40 choices a program is drawn from; under load a 60 s campaign's 10 s
+        limit often ends that before it has tried dropping the steps that only pass the gradient on
+        (a neg, clone or retain_grad before the op at fault). A few runs of the program (at most one
+        per step and success) do that here. At most TRIM_SHARE of the shrink limit (at least
+        MIN_TRIM_SECONDS) is spent; the runs are not counted as examples.
+        """
+        until = time.monotonic() + max(MIN_TRIM_SECONDS, TRIM_SHARE * self.config.shrink_limit)
+        signature = failure.verdict.signature
+        index = len(failure.program.steps) - 1
+        while index >= 0 and time.monotonic() < until:
+            candidate = without_step(failure.program, index)
+            index -= 1
+            if candidate is None:
+                continue
+            interrupts.check()
+            engine_outcome = interpreter.run(candidate, self.backend)
+            torch_outcome = oracle.run_torch(candidate)
+            verdict = compare(engine_outcome, torch_outcome, candidate, backend=self.backend, adjudicate=False)
+            if verdict.diverged and verdict.signature == signature:
+                failure = replace(failure, program=candidate, verdict=verdict, engine=engine_outcome,
+                                  torch=torch_outcome)
+        return failure
 
     def drawn(self, program: Program, torch_outcome: Outcome | None) -> None:
         """The Hypothesis strategy's report of the program it drew for the test and torch's outcome of it."""

@@ -133,8 +133,12 @@ def apply_action(backend: ModuleType, action: Action, env: dict[str, Any],
     record = record or (lambda label, grads: None)
     if action.kind == REPEATED_BACKWARD:
         loss = target.sum()
-        loss.backward(retain_graph=action.retain_graph)
-        record("backward1", {name: env[name].grad for name in leaves})
+        if action.first_grad:
+            grads = backend.autograd.grad(loss, [env[name] for name in leaves], retain_graph=action.retain_graph)
+            record("grad", dict(zip(leaves, grads)))
+        else:
+            loss.backward(retain_graph=action.retain_graph)
+            record("backward1", {name: env[name].grad for name in leaves})
         loss.backward()
     elif action.kind == DOUBLE_BACKWARD:
         grads = backend.autograd.grad(target.sum(), [env[name] for name in leaves], create_graph=True)

@@ -35,8 +35,10 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+# Format 3 added a repeated backward that starts with autograd.grad (the action's "first_grad"): a
+# reader of format 2 would run such a program as another one, so it refuses format 3 instead.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 
 DTYPES = ("float32", "float64")             # the dtypes a program is tested in
 INPUT_DTYPES = DTYPES + ("int64", "bool")   # index tensors and masks are inputs too
@@ -57,7 +59,9 @@ SUM_BACKWARD = "sum_backward"            # target.sum().backward()
 BACKWARD = "backward"                    # target.backward(); errors in torch unless target is scalar
 BACKWARD_GRADIENT = "backward_gradient"  # target.backward(gradient); loss = sum(target * gradient)
 # loss = target.sum(); loss.backward(retain_graph=retain_graph); loss.backward(). Leaf grads are
-# recorded after each (the second raises when a node freed its saved tensors).
+# recorded after each (the second raises when a node freed its saved tensors). With ``first_grad``
+# the first call is autograd.grad(loss, <inputs that require grad>, retain_graph=retain_graph)
+# (its grads are recorded): autograd.grad frees the graph as backward does unless told to keep it.
 REPEATED_BACKWARD = "repeated_backward"
 # grads = autograd.grad(target.sum(), <inputs that require grad>, create_graph=True);
 # sum(g.sum() for g in grads).backward(): first-order grads and second-order leaf grads.
@@ -353,13 +357,15 @@ class Action:
 
     ``gradient`` holds the explicit gradient's values (target's shape; the
     interpreter gives it target's dtype) for ``backward_gradient``, else None.
-    ``retain_graph`` is the first backward's flag in ``repeated_backward``.
+    ``retain_graph`` is the first backward's flag in ``repeated_backward``, and ``first_grad``
+    makes that first call autograd.grad.
     """
 
     kind: str
     target: str
     gradient: Any = None
     retain_graph: bool = False
+    first_grad: bool = False
 
     def to_json(self) -> dict:
         data = {"kind": self.kind, "target": self.target}
@@ -367,12 +373,14 @@ class Action:
             data["gradient"] = encode_values(self.gradient)
         if self.kind == REPEATED_BACKWARD:
             data["retain_graph"] = self.retain_graph
+            if self.first_grad:
+                data["first_grad"] = True
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> Action:
         return cls(data["kind"], data["target"], decode_values(data.get("gradient")),
-                   bool(data.get("retain_graph", False)))
+                   bool(data.get("retain_graph", False)), bool(data.get("first_grad", False)))
 
 
 @dataclass(frozen=True)
@@ -413,6 +421,8 @@ class Program:
         if (self.action.gradient is None) != (self.action.kind != BACKWARD_GRADIENT):
             raise ValueError(f"action {self.action.kind!r}: a gradient is required for "
                              f"{BACKWARD_GRADIENT!r} and only for it")
+        if self.action.first_grad and self.action.kind != REPEATED_BACKWARD:
+            raise ValueError(f"action {self.action.kind!r}: first_grad is for {REPEATED_BACKWARD!r} only")
         if self.format not in READABLE_FORMATS:
             raise ValueError(f"program format {self.format} is not supported "
                              f"(this gradfuzz reads {READABLE_FORMATS})")

@@ -110,6 +110,12 @@ def action_lines(program: Program, module: str = "torch", *, record: bool = Fals
     if action.kind == BACKWARD_GRADIENT:
         return [f"{target}.backward(gradient={module}.tensor({action.gradient!r}, dtype={target}.dtype))"]
     leaves = _leaves(program)
+    if action.kind == REPEATED_BACKWARD and action.first_grad:
+        lines = ["loss = " + f"{target}.sum()",
+                 f"grads = {module}.autograd.grad(loss, [{', '.join(leaves)}], retain_graph={action.retain_graph!r})"]
+        if record:
+            lines += [f"yield {'d/d' + name!r}, grads[{index}]" for index, name in enumerate(leaves)]
+        return lines + ["loss.backward()"]
     if action.kind == REPEATED_BACKWARD:
         lines = ["loss = " + f"{target}.sum()", f"loss.backward(retain_graph={action.retain_graph!r})"]
         if record:

@@ -130,6 +130,7 @@ NO_GRAD_STEP_ONE_IN = 16   # a step runs inside `with torch.no_grad():`
 INVALID_ONE_IN = 12        # a program contains one step (or action) that is invalid on purpose
 VARY_ONE_IN = 3            # a template's keyword value is redrawn from its spec (else the sample's is kept)
 OTHER_DIMS_ONE_IN = 4      # ... and for a permutation (permute's dims), any dims value rather than another order
+FIRST_GRAD_ONE_IN = 3      # a repeated backward's first call is autograd.grad (else backward)
 EXTRA_KEYWORD_ONE_IN = 6   # a template gets one more keyword of its spec
 
 # What a step is, in shrink order (an op call first), repeated to weight the draw; the
@@ -1690,7 +1691,7 @@ def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: 
     # factories): its values are compared, and what backward says about it.
     choice = src.pick(("newest", "any")) if src.rarely(OTHER_TARGET_ONE_IN) else "grad"
     target = {"grad": default, "newest": newest, "any": src.pick(outputs) if choice == "any" else None}[choice]
-    gradient, retain_graph = None, False
+    gradient, retain_graph, first_grad = None, False, False
     if kind == BACKWARD_GRADIENT:
         result = builder.tensors[target]
         # A bool target (all, any) gets float values, which backward rejects like torch does.
@@ -1701,4 +1702,6 @@ def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: 
         kind = SUM_BACKWARD
     if kind == REPEATED_BACKWARD:
         retain_graph = src.pick((True, False))
-    return Action(kind, target, gradient, retain_graph)
+        # The first call is autograd.grad 1 time in 3: it frees the graph as backward does.
+        first_grad = src.rarely(FIRST_GRAD_ONE_IN)
+    return Action(kind, target, gradient, retain_graph, first_grad)

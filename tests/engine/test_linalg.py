@@ -346,3 +346,54 @@ def test_mm_gradients_of_an_inner_size_of_1_keep_zero_signs_as_torch(dtype):
         m.mm(a, b).backward(m.ones(3, 1, dtype=getattr(m, dtype)))
         return np.signbit(a.grad.numpy()).tolist(), np.signbit(b.grad.numpy()).tolist()
     assert run(engine) == run(torch)
+
+
+@pytest.mark.parametrize("seen_by", [None, "retain_grad", "hook", "autograd.grad"])
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mm_of_a_sums_gradient_computes_one_row_or_column_with_torchs_values_and_layout(monkeypatch, dtype,
+                                                                                         transposed, seen_by):
+    """The gradient of `(h @ v).sum()` is ones broadcast: each of mm's two gradient products
+    repeats one row (g @ v.T) or one column (h.T @ g). From an inner size of
+    REPEATS_MIN_INNER on (where BLAS's blocking already sums in another order than torch's), the
+    engine computes that row or column only (W4: 3 of 6 1024-cubed GEMMs): h's gradient, a
+    repeated row, goes on unexpanded to h = x @ w's backward, which then computes one row of
+    x's gradient, unless someone sees h's gradient (a retained gradient, a hook, autograd.grad),
+    who gets it laid out as torch's. Every gradient has torch's values and layout (a weight used
+    as `v.t()` too)."""
+    from engine import _ops
+    n = _ops.REPEATS_MIN_INNER
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal(shape).astype(dtype) for shape in ((n, 3), (3, n), (n, n))]
+    if transposed:
+        arrays[2] = np.ascontiguousarray(arrays[2].T)
+    shapes = []
+    matmul = _ops._matmul
+    monkeypatch.setattr(_ops, "_matmul", lambda a, b: shapes.append((a.shape, b.shape)) or matmul(a, b))
+
+    def run(m):
+        x, w, v = (m.tensor(a, requires_grad=True) for a in arrays)
+        h = x @ w
+        seen = []
+        if seen_by == "retain_grad":
+            h.retain_grad()
+        elif seen_by == "hook":
+            h.register_hook(lambda grad: seen.append(grad.numpy().copy()) or None)
+        loss = (h @ (v.t() if transposed else v)).sum()
+        shapes.clear()
+        if seen_by == "autograd.grad":
+            grads = m.autograd.grad(loss, (x, w, v, h))
+        else:
+            loss.backward()
+            grads = (x.grad, w.grad, v.grad) + ((h.grad,) if seen_by == "retain_grad" else ())
+        return [(g.numpy(), g.numpy().strides) for g in grads] + [(g, g.strides) for g in seen]
+    got = run(engine)
+    assert ((1, n), (n, n)) in shapes and ((n, n), (n, 1)) in shapes
+    assert ((n, n), (n, n)) not in shapes    # (the backward's full products are those of x and w)
+    assert (((1, n), (n, 3)) in shapes) == (seen_by is None)   # x's gradient from one row
+    want = run(torch)
+    assert len(got) == len(want)
+    tolerance = {"float32": 1e-5, "float64": 1e-12}[dtype]
+    for (g, g_strides), (t, t_strides) in zip(got, want):
+        assert g_strides == t_strides
+        np.testing.assert_allclose(g, t, rtol=tolerance, atol=tolerance * np.abs(t).max())

@@ -606,3 +606,32 @@ def test_a_missing_warning_on_reading_a_non_leaf_grad_is_one_finding_whatever_th
         assert verdict.kind == "warning"
         signatures.add(verdict.signature)
     assert signatures == {"warning|Tensor.grad|float32"}
+
+
+def _binary_of_mismatched_shapes(op):
+    return Program((Input("x0", (2, 3), "float32", [[0.5, 1.0, 2.0]] * 2, True),
+                    Input("x1", (4,), "float32", [1.0, 2.0, 3.0, 4.0], True)),
+                   (Step(op, "function", (Ref("x0"), Ref("x1")), {}, "v0"),), Action(SUM_BACKWARD, "v0"))
+
+
+def test_a_broadcast_message_difference_is_one_finding_whatever_the_op():
+    """Unseen-bug check (session 11): an engine whose broadcast message named the dim counted from
+    the right showed as 35 findings in 60 s, one per binary op and dtype."""
+    signatures = set()
+    for op in ("add", "mul", "atan2", "maximum"):
+        program = _binary_of_mismatched_shapes(op)
+        torch_outcome = oracle.run_torch(program)
+        message = torch_outcome.error.message
+        assert message == "The size of tensor a (3) must match the size of tensor b (4) at non-singleton dimension 1"
+        retold = _step_error(torch_outcome, message=message.replace("dimension 1", "dimension 0"))
+        verdict = compare(retold, torch_outcome, program, backend=torch)
+        assert (verdict.kind, verdict.where) == ("error-message", "step 0")
+        signatures.add(verdict.signature)
+    assert signatures == {"error-message|broadcast|float32"}
+
+
+def test_a_broadcast_error_on_one_side_only_stays_keyed_on_the_op():
+    program = _binary_of_mismatched_shapes("mul")
+    torch_outcome = oracle.run_torch(program)
+    other = _step_error(torch_outcome, message="mul(): shapes differ")
+    assert compare(other, torch_outcome, program, backend=torch).signature == "error-message|mul|float32"

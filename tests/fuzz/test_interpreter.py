@@ -123,3 +123,37 @@ def test_a_backend_whose_grad_raises_gives_an_outcome_not_a_crash(monkeypatch):
                       (Step("exp", "function", (Ref("x0"),), {}, "v0"),), Action(SUM_BACKWARD, "v0"))
     outcome = interpreter.run(program, engine)
     assert (outcome.error.type, outcome.error.message, outcome.error.where) == ("RuntimeError", "boom", "action")
+
+
+@pytest.mark.parametrize("retain_graph", [False, True])
+def test_autograd_grad_that_keeps_the_graph_unasked_is_a_divergence(monkeypatch, retain_graph):
+    """autograd.grad frees the graph as backward does (retain_graph defaults to create_graph): a
+    backward after it raises torch's error. An engine whose autograd.grad kept the graph anyway
+    (an unseen plant of session 11, which no program could show) now diverges; asked to keep it,
+    both run the second backward."""
+    import engine
+    from fuzz.compare import compare
+    from fuzz.program import REPEATED_BACKWARD
+    program = Program((Input("x0", (3,), "float64", [1.0, 2.0, 3.0], True),),
+                      (Step("exp", "function", (Ref("x0"),), {}, "v0"),),
+                      Action(REPEATED_BACKWARD, "v0", retain_graph=retain_graph, first_grad=True))
+    theirs = oracle.run_torch(program)
+    assert (theirs.error is None) == retain_graph and "x0@grad" in theirs.grads
+    assert compare(interpreter.run(program, engine), theirs, program, backend=engine).kind == "match"
+    grad = engine.autograd.grad
+    monkeypatch.setattr(engine.autograd, "grad", lambda *args, **kwargs: grad(*args, **{**kwargs, "retain_graph": True}))
+    verdict = compare(interpreter.run(program, engine), theirs, program, backend=engine)
+    assert verdict.kind == ("match" if retain_graph else "error-vs-success")
+
+
+def test_the_builder_starts_some_repeated_backwards_with_autograd_grad():
+    import itertools
+    import random
+    from fuzz.program import REPEATED_BACKWARD
+    from fuzz.strategies import fast_examples
+    repeated = [program.action for program, _, _ in itertools.islice(fast_examples(random.Random(0)), 1500)
+                if program.action.kind == REPEATED_BACKWARD]
+    first_grad = [action for action in repeated if action.first_grad]
+    # 1 in 3 of them (FIRST_GRAD_ONE_IN), with and without retain_graph
+    assert 0.2 < len(first_grad) / len(repeated) < 0.5, (len(first_grad), len(repeated))
+    assert {action.retain_graph for action in first_grad} == {False, True}

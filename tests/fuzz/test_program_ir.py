@@ -138,6 +138,10 @@ def feature_programs() -> dict[str, Program]:
         "repeated-freed": Program((x,), (Step("exp", "function", (Ref("x0"),), {}, "v0"),),
                                   Action(REPEATED_BACKWARD, "v0", retain_graph=False)),
         "double": Program((x,), (Step("tanh", "function", (Ref("x0"),), {}, "v0"),), Action(DOUBLE_BACKWARD, "v0")),
+        "grad-then-backward-freed": Program((x,), (Step("exp", "function", (Ref("x0"),), {}, "v0"),),
+                                            Action(REPEATED_BACKWARD, "v0", retain_graph=False, first_grad=True)),
+        "grad-then-backward-retained": Program((x,), (Step("exp", "function", (Ref("x0"),), {}, "v0"),),
+                                               Action(REPEATED_BACKWARD, "v0", retain_graph=True, first_grad=True)),
     }
 
 
@@ -145,7 +149,14 @@ def feature_programs() -> dict[str, Program]:
 def test_every_step_and_action_kind_round_trips(name):
     program = feature_programs()[name]
     back = through_json(program)
-    assert back == program and back.to_json() == program.to_json() and back.to_json()["format"] == 2
+    assert back == program and back.to_json() == program.to_json() and back.to_json()["format"] == 3
+
+
+def test_only_a_repeated_backward_starts_with_autograd_grad():
+    program = feature_programs()["double"]
+    with pytest.raises(ValueError, match="first_grad is for 'repeated_backward' only"):
+        Program(program.inputs, program.steps, Action(DOUBLE_BACKWARD, "v0", first_grad=True))
+    assert "first_grad" not in feature_programs()["repeated-freed"].to_json()["action"]  # files as before
 
 
 def test_format_1_files_still_load():
@@ -155,10 +166,10 @@ def test_format_1_files_still_load():
                          "out": "v0"}],
               "action": {"kind": "sum_backward", "target": "v0"}}
     program = Program.from_json(stored)
-    assert program.steps[0].kwargs == {"dim": (0,)} and program.format == 2
+    assert program.steps[0].kwargs == {"dim": (0,)} and program.format == 3
     assert Program.from_json(program.to_json()) == program
-    with pytest.raises(ValueError, match="format 3 is not supported"):
-        Program.from_json({**stored, "format": 3})
+    with pytest.raises(ValueError, match="format 4 is not supported"):
+        Program.from_json({**stored, "format": 4})
 
 
 def test_pruning_keeps_in_place_ops_and_hooks_on_what_the_target_reads():

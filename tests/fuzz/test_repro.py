@@ -90,6 +90,7 @@ def test_a_script_runs_for_every_step_and_action_kind(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "DIFFERENT" not in result.stdout
     assert "== v1.grad" in result.stdout and "d/dx0" in result.stdout and "x0.grad after backward 1" in result.stdout
+    assert "# grad_then_backward_freed" in result.stdout
     assert "Trying to backward through the graph a second time" in result.stdout
     assert "a leaf Variable that requires grad is being used in an in-place operation" in result.stdout
 
