@@ -10,8 +10,8 @@ program diverges with a signature not seen before, its recorded choices are
 offered to a Hypothesis run of the same builder (`_Offer`, an example
 database whose one entry is that program); Hypothesis replays it and shrinks
 it to a minimal program (the test function fails only for that one signature
-while it shrinks; when the shrink limit stops it first, `_Campaign.trimmed` drops the
-steps the signature does not need). The finding is written at once (a `finding` line in
+while it shrinks; then `_Campaign.trimmed` drops the steps the signature does not need,
+which Hypothesis may leave, above all when the shrink limit stops it first). The finding is written at once (a `finding` line in
 `results.jsonl`, `findings/<slug>.json`, `repro/<slug>.py`), Hypothesis saves
 the shrunk program in the campaign's example database, and the search goes
 on with the known signatures ignored. A new campaign with that database
@@ -73,8 +73,8 @@ COMPLETED, INTERRUPTED, MAX_FINDINGS_REACHED = "completed", "interrupted", "max-
 # Shrinking one finding may take this share of the budget (at least MIN_SHRINK_SECONDS);
 # then its smallest program so far is recorded and the search goes on.
 SHRINK_SHARE, MIN_SHRINK_SECONDS = 0.1, 10.0
-# A shrink stopped at that limit is followed by dropping steps (`_Campaign.trimmed`) for at most this
-# share of the limit (at least MIN_TRIM_SECONDS).
+# A shrink (stopped at that limit, or finished) is followed by dropping steps (`_Campaign.trimmed`) for at
+# most this share of the limit (at least MIN_TRIM_SECONDS).
 TRIM_SHARE, MIN_TRIM_SECONDS = 0.2, 2.0
 PROGRESS_REFRESH_SECONDS = 0.25
 
@@ -516,7 +516,9 @@ class _Campaign:
             # Flaky: the backend did not diverge again on the same program (it has state);
             # the program that diverged is still worth a report.
             if self.smallest is not None:
-                if isinstance(stop, _StopShrinking):
+                if not isinstance(stop, Flaky) and len(self.smallest.program.steps) > 1:
+                    # (after a finished shrink too: Hypothesis can leave a step that only passes the
+                    # gradient on, where removing it needs choices changed in two places)
                     self.smallest = self.trimmed(self.smallest)
                 self.record(self.smallest, shrunk=isinstance(stop, _NewDivergence))
             self.hunted = self.smallest = None
@@ -584,9 +586,9 @@ class _Campaign:
         self.unhunted.setdefault(signature, failure)
 
     def trimmed(self, failure: _Failure) -> _Failure:
-        """``failure`` without the steps its signature does not need, when Hypothesis' shrink stopped
-        at the shrink limit: each step in turn, last first, is dropped (its readers read its first
-        operand instead) while the program still diverges with the same signature.
+        """``failure`` without the steps its signature does not need, after Hypothesis' shrink (stopped
+        at the shrink limit, or finished): each step in turn, last first, is dropped (its readers read
+        its first operand instead) while the program still diverges with the same signature.
 
         Hypothesis shrinks the ~40 choices a program is drawn from; under load a 60 s campaign's 10 s
         limit often ends that before it has tried dropping the steps that only pass the gradient on
