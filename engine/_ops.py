@@ -1144,10 +1144,18 @@ _MUL = Rule("MulBackward0",
 
 
 def _in_result_dtype(x, g):
-    """A saved operand as torch's backward formulas compute with it: in the gradient's (the
-    result's) dtype. NOTE: torch casts a 0-d operand of another dtype to it; numpy would
-    promote the arithmetic to the 0-d array's dtype (and its overflow with it)."""
-    return x if isinstance(g, Tensor) else np.asarray(x).astype(g.dtype, copy=False)
+    """A saved operand as torch's backward formulas compute with it: by torch's promotion with the
+    gradient (of the result's dtype). NOTE: a 0-d operand of another dtype (of the same category)
+    is cast to the gradient's dtype when the gradient has dims; numpy would promote the arithmetic
+    to the 0-d array's dtype (and its overflow with it). An operand with dims promotes as usual: the
+    float32 result of an in-place x.div_(y) by a float64 y gets y's gradient in float64 (campaign seed
+    18: -1e60, not float32's -inf, for y = 1e-30)."""
+    if isinstance(g, Tensor):
+        return x
+    x = np.asarray(x)
+    if x.ndim > 0 and x.dtype.kind == g.dtype.kind == "f" and x.dtype.itemsize > g.dtype.itemsize:
+        return x
+    return x.astype(g.dtype, copy=False)
 
 
 def _div_backward(ctx, g):
@@ -1463,7 +1471,15 @@ def _pow_tensor_backward(ctx, g):
                                 g * (cast(exponent) * cast(base) ** cast(exponent - 1)))
     if ctx.needs[1]:
         at_zero = (v_data(base) == 0) & (v_data(exponent) >= 0)
-        grad_exponent = g * v_where(at_zero, 0, ctx.result * v_log(cast(base)))
+        # NOTE: torch's pow_backward_exponent takes the log of the base promoted with the exponent
+        # (float64 for a float32 base's pow_ by a float64 exponent with dims).
+        log_of = cast(base)
+        if not isinstance(g, Tensor):
+            exponent_data = np.asarray(exponent)
+            if exponent_data.ndim > 0 and exponent_data.dtype.kind == log_of.dtype.kind == "f" \
+                    and exponent_data.dtype.itemsize > log_of.dtype.itemsize:
+                log_of = log_of.astype(exponent_data.dtype)
+        grad_exponent = g * v_where(at_zero, 0, ctx.result * v_log(log_of))
     return grad_base, grad_exponent
 
 

@@ -720,6 +720,21 @@ def test_div_gradient_by_a_0d_operand_of_another_dtype_is_computed_in_the_result
     assert program(engine) == program(torch)
 
 
+@pytest.mark.parametrize("op", ["div_", "pow_", "mul_"])
+@pytest.mark.parametrize("divisor_shape", [(2,), (1,), ()])
+def test_in_place_gradient_by_an_operand_with_dims_of_another_dtype_promotes_as_torch(op, divisor_shape):
+    # Campaign finding (seed 18): x0.float().div_(x1), x1 float64 with dims: torch computes x1's
+    # gradient in float64 (-1e60 for x1 = 1e-30); the engine cast x1 to the float32 result first
+    # (-inf). A 0-d x1 is cast, as the test above pins.
+    def program(b):
+        x0 = b.tensor([1.0, 2.0], dtype=b.float64, requires_grad=True)
+        x1 = b.tensor(np.resize([1e-30, 3.0], divisor_shape).tolist(), dtype=b.float64, requires_grad=True)
+        y = getattr(x0.float(), op)(x1 if op == "div_" else x1 * 1e20 if op == "mul_" else x1 + 40)
+        y.sum().backward()
+        return y.dtype == b.float32, x1.grad.numpy().tolist(), x0.grad.numpy().tolist()
+    assert program(engine) == program(torch)
+
+
 @pytest.mark.parametrize("op", ["add", "sub"])
 @pytest.mark.parametrize("alpha", [2, -2, 0, 0.5, 1.0000001, 3])
 def test_add_and_sub_with_alpha_are_one_fused_multiply_add_as_torch(op, alpha):
