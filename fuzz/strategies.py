@@ -132,6 +132,12 @@ VARY_ONE_IN = 3            # a template's keyword value is redrawn from its spec
 OTHER_DIMS_ONE_IN = 4      # ... and for a permutation (permute's dims), any dims value rather than another order
 FIRST_GRAD_ONE_IN = 3      # a repeated backward's first call is autograd.grad (else backward)
 EXTRA_KEYWORD_ONE_IN = 6   # a template gets one more keyword of its spec
+# Reach of broadcasting and layouts a sample's own shapes never give (issue 5's unseen plants missed them):
+BATCHED_MATMUL_ONE_IN = 3  # matmul of two 3-d+ operands whose batch dims differ and broadcast (1 against n)
+VIEW_OF_TRANSPOSE_ONE_IN = 4  # view of a transposed tensor (non-contiguous: torch checks strides, may refuse)
+LOSS_TARGET_ONE_IN = 5     # an elementwise loss's target has another shape that broadcasts (torch warns)
+BROADCAST_TARGET_LOSSES = frozenset(("nn.functional.mse_loss", "nn.functional.l1_loss",
+                                     "nn.functional.smooth_l1_loss"))
 
 # What a step is, in shrink order (an op call first), repeated to weight the draw; the
 # autograd features are drawn when `programs()` fuzzes the whole table.
@@ -584,6 +590,27 @@ def _broadcastable(source: ChoiceSource, shape: tuple[int, ...], max_dims: int, 
             sides.append(1 if source.rarely(3) else shape[aligned])
         else:
             sides.append(source.integer(1, max_side))
+    return tuple(sides)
+
+
+def _other_broadcastable(source: ChoiceSource, shape: tuple[int, ...], max_dims: int, max_side: int, *,
+                         min_dims: int = 0) -> tuple[int, ...]:
+    """A shape other than ``shape`` that broadcasts with it (rank min_dims..max_dims): a side set to 1
+    or grown from 1, leading dims dropped, or a leading dim added; ``shape`` itself if none is."""
+    ways = [way for way, possible in (("one", any(side != 1 for side in shape)), ("grow", 1 in shape and max_side > 1),
+                                      ("drop", len(shape) > max(min_dims, 0)), ("add", len(shape) < max_dims))
+            if possible]
+    if not ways:
+        return shape
+    way, sides = source.pick(ways), list(shape)
+    if way == "one":
+        sides[source.pick([dim for dim, side in enumerate(shape) if side != 1])] = 1
+    elif way == "grow":
+        sides[source.pick([dim for dim, side in enumerate(shape) if side == 1])] = source.integer(2, max_side)
+    elif way == "drop":
+        del sides[:source.integer(1, len(shape) - min_dims)]
+    else:
+        sides.insert(0, source.integer(2, max_side) if max_side > 1 else 1)
     return tuple(sides)
 
 
@@ -1073,6 +1100,8 @@ def _matmul_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """Two tensors whose shapes multiply: vector or (batched) matrix on each side."""
     src, limits = builder.source, builder.limits
     anchor_on_left = src.boolean()
+    if limits.max_dims >= 3 and src.rarely(BATCHED_MATMUL_ONE_IN):
+        return _batched_matmul_args(builder, op, anchor_on_left)
     anchor = builder.operand(_domain(op, 0 if anchor_on_left else 1), accept=lambda shape: len(shape) >= 1,
                              new_shape=lambda: src.shape(1, limits.max_dims, limits.max_side), anchor=True)
     anchor_shape = builder.shape(anchor)
@@ -1083,6 +1112,28 @@ def _matmul_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
 
     other = builder.operand(_domain(op, 1 if anchor_on_left else 0), accept=multiplies,
                             new_shape=lambda: _matmul_partner_shape(src, anchor_shape, anchor_on_left, limits))
+    return ((anchor, other) if anchor_on_left else (other, anchor)), {}
+
+
+def _batched_matmul_args(builder: _Builder, op: Op, anchor_on_left: bool) -> tuple[tuple, dict]:
+    """Two 3-d+ operands whose batch dims differ and broadcast: (1, m, k) @ (4, k, n), (3, m, k) @ (k, n)'s
+    batched cousins, so that a matmul (or its backward) that does not broadcast (or reduce) batch dims
+    is reached; the plain draw gives equal batch dims almost always."""
+    src, limits = builder.source, builder.limits
+    anchor = builder.operand(_domain(op, 0 if anchor_on_left else 1), accept=lambda shape: len(shape) >= 3,
+                             new_shape=lambda: src.shape(3, limits.max_dims, limits.max_side), anchor=True)
+    if len(builder.shape(anchor)) == 2 and builder.add_step("unsqueeze", "method", (anchor, Literal(0)), {}):
+        anchor = Ref(builder.steps[-1].out)  # a matrix already in the program (no input to add): (1, m, k)
+    anchor_shape = builder.shape(anchor)
+    if len(anchor_shape) < 2:  # nothing fitted and no input could be added: the plain partner
+        shape = (_matmul_partner_shape(src, anchor_shape, anchor_on_left, limits) if anchor_shape
+                 else (src.integer(1, limits.max_side),))  # (a 0-d operand is torch's error)
+    else:
+        batch = _other_broadcastable(src, anchor_shape[:-2], limits.max_dims - 2, limits.max_side,
+                                     min_dims=min(len(anchor_shape) - 2, 1))
+        inner, outer = anchor_shape[-1] if anchor_on_left else anchor_shape[-2], src.integer(1, limits.max_side)
+        shape = batch + ((inner, outer) if anchor_on_left else (outer, inner))
+    other = builder.operand(_domain(op, 1 if anchor_on_left else 0), accept=shape.__eq__, new_shape=lambda: shape)
     return ((anchor, other) if anchor_on_left else (other, anchor)), {}
 
 
@@ -1123,6 +1174,7 @@ class _Template:
     shapes: dict  # template shape -> the program's shape standing in for it
     receiver: bool = False  # the first tensor is an in-place receiver (zero_, fill_, copy_)
     bound: dict = field(default_factory=dict)  # id of a sample T already given a tensor
+    reshaped: dict = field(default_factory=dict)  # id of a sample T -> the shape it is drawn in instead
 
     def tensor(self, spec: T, first: bool) -> Ref:
         builder, src = self.builder, self.builder.source
@@ -1133,7 +1185,7 @@ class _Template:
             return ref
         if spec is self.anchor and id(spec) in self.bound:
             return self.bound[id(spec)]
-        shape = self.standing_in(tuple(spec.shape))
+        shape = self.reshaped[id(spec)] if id(spec) in self.reshaped else self.standing_in(tuple(spec.shape))
         if spec.values is not None:
             if spec.dtype == "bool" and src.pick((False, True)):
                 masks = [name for name, tensor in builder.tensors.items() if tensor.dtype == torch.bool
@@ -1301,6 +1353,9 @@ def _layout(sample: tuple) -> _Layout:
 def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     """Operands from one of the op's samples (`sampled_from`, shrinking to the first)."""
     src = builder.source
+    if op.name == "view" and form != "inplace" and builder.limits.max_dims >= 2 \
+            and src.rarely(VIEW_OF_TRANSPOSE_ONE_IN):
+        return _view_of_transpose_args(builder)
     # The samples whose anchor has the rank of the newest tensor that depends on the action's target
     # (or of the newest input), where the op has any: the step then usually reads it (`adapt` mode),
     # and it is not pruned.
@@ -1327,6 +1382,13 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
             ref = template.tensor(anchor, False)
         template.bound[id(anchor)] = ref
         anchor_shape = builder.shape(ref)
+    if op.name in BROADCAST_TARGET_LOSSES and anchor_shape is not None and len(layout.tensors) > 1 \
+            and layout.tensors[1].values is None and src.rarely(LOSS_TARGET_ONE_IN):
+        # A target of another shape that broadcasts: torch warns and broadcasts (the input's gradient
+        # reduced over the target's extra dims); the samples' targets always have the input's shape.
+        limits = builder.limits
+        template.reshaped[id(layout.tensors[1])] = _other_broadcastable(src, anchor_shape, limits.max_dims,
+                                                                        limits.max_side)
     rank = max(len(anchor_shape), 1) if anchor_shape is not None else 1
     frozen = FROZEN_KWARGS.get(op.name, ())
     names = [key for key in op.kwargs if key not in kwargs]
@@ -1367,6 +1429,21 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
             built_kwargs[key] = (src.pick(_derived_shapes(anchor_shape or ())) if kind == "shape"
                                  else _spec_value(src, kind, rank))
     return tuple(built_args), built_kwargs
+
+
+def _view_of_transpose_args(builder: _Builder) -> tuple[tuple, dict]:
+    """``x.transpose(a, b).view(shape)``: a view of a non-contiguous tensor, where torch checks strides
+    ((-1,) of a transposed matrix is its error; a shape that keeps the swapped dims apart is not), so an
+    engine that views without that check is reached. The samples' operands are always contiguous."""
+    src, limits = builder.source, builder.limits
+    ref = builder.operand(REAL, accept=lambda shape: len(shape) >= 2,
+                          new_shape=lambda: src.shape(2, limits.max_dims, limits.max_side), anchor=True)
+    rank = len(builder.shape(ref))
+    first = src.integer(0, max(rank - 2, 0))
+    if rank >= 2 and builder.add_step("transpose", "method", (ref, Literal(first), Literal(src.integer(first + 1, rank - 1))), {}):
+        ref = Ref(builder.steps[-1].out)
+    shape = builder.shape(ref)
+    return (ref, as_arg(src.pick(_derived_shapes(shape) + [(1,) + shape[:-1] + (1, shape[-1])]))), {}
 
 
 def _setitem_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:

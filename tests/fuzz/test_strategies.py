@@ -435,3 +435,66 @@ def test_permute_gets_orders_of_every_dim_so_a_wrong_inverse_is_reached():
     # (Seed 0, 600 programs: 316 orders of every dim against 45 other values with the generic draw; now 413
     # against 24. Most permute steps keep the sample's own dims.)
     assert permutations > 12 * others, (permutations, orders)
+
+
+def _operand_shapes(ops, count, wanted):
+    """For seed 0's first ``count`` programs over ``ops``: (step, torch operand tensors, error message) of
+    each step whose op is in ``wanted``, the program run on torch up to it."""
+    import warnings
+
+    from fuzz.program import Ref
+    found = []
+    for program, _ in itertools.islice(fast_programs(random.Random(0), ops=ops, max_steps=3), count):
+        env = {tensor.name: interpreter.make_input(torch, tensor) for tensor in program.inputs}
+        for step in program.steps:
+            operands = [env.get(arg.name) for arg in step.args if isinstance(arg, Ref)]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    env[step.out] = interpreter.apply_step(torch, step, env)
+                error = None
+            except Exception as exc:  # noqa: BLE001 - torch's refusal is what is counted
+                error = str(exc)
+            if step.op in wanted:
+                found.append((step, operands, error))
+            if error is not None:
+                break
+    return found
+
+
+def test_matmul_reaches_batch_dims_that_broadcast():
+    # A matmul that does not broadcast batch dims (or whose backward does not reduce them) was missed:
+    # seed 0's 4,000 programs drew 1 matmul of two 3-d+ operands with different batch dims (unseen11's
+    # plant). One in BATCHED_MATMUL_ONE_IN matmul draws now takes a 3-d+ anchor (a matrix unsqueezed) and
+    # a partner whose batch differs and broadcasts: (1, m, k) @ (4, k, n).
+    found = _operand_shapes(["matmul", "mul"], 300, {"matmul"})
+    batched = [tuple(x.shape for x in operands) for _, operands, error in found
+               if error is None and len(operands) == 2 and all(x is not None and x.dim() >= 3 for x in operands)
+               and operands[0].shape[:-2] != operands[1].shape[:-2]]
+    # (Seed 0, 300 programs: 6 of 203 matmul steps before; now 53 of 195.)
+    assert len(batched) >= 25, (len(batched), len(found))
+
+
+def test_view_reaches_non_contiguous_tensors_and_torchs_stride_check():
+    # view of a transposed tensor was essentially never drawn (the samples' operands are contiguous), so an
+    # engine whose view skips torch's stride check was missed. One in VIEW_OF_TRANSPOSE_ONE_IN view draws
+    # now views `x.transpose(a, b)`: valid for some shapes, torch's "view size is not compatible" for others.
+    found = _operand_shapes(["view", "mul"], 300, {"view"})
+    strided = [error for _, operands, error in found if operands and operands[0] is not None
+               and not operands[0].is_contiguous()]
+    refused = [error for error in strided if error and "view size is not compatible" in error]
+    # (Seed 0, 300 programs: 0 views of a non-contiguous tensor before; now 23 of 174 views, 4 refused.)
+    assert len(strided) >= 12 and len(refused) >= 2 and len(strided) - len(refused) >= 6, (strided, len(found))
+
+
+def test_elementwise_losses_reach_a_target_that_broadcasts():
+    # mse_loss, l1_loss and smooth_l1_loss always got a target of the input's shape, so a loss that does not
+    # broadcast its target (torch warns "Using a target size ... different to the input size" and broadcasts)
+    # was missed. One in LOSS_TARGET_ONE_IN such draws gives the target another shape that broadcasts.
+    losses = {"nn.functional.mse_loss", "nn.functional.l1_loss", "nn.functional.smooth_l1_loss"}
+    found = _operand_shapes(sorted(losses) + ["mul"], 300, losses)
+    other = [tuple(x.shape for x in operands) for _, operands, error in found
+             if error is None and len(operands) == 2 and None not in operands
+             and operands[0].shape != operands[1].shape]
+    # (Seed 0, 300 programs: 0 of 297 loss steps before; now 59 of 300.)
+    assert len(other) >= 25, (other, len(found))
