@@ -1443,7 +1443,8 @@ def _view_of_transpose_args(builder: _Builder) -> tuple[tuple, dict]:
     if rank >= 2 and builder.add_step("transpose", "method", (ref, Literal(first), Literal(src.integer(first + 1, rank - 1))), {}):
         ref = Ref(builder.steps[-1].out)
     shape = builder.shape(ref)
-    return (ref, as_arg(src.pick(_derived_shapes(shape) + [(1,) + shape[:-1] + (1, shape[-1])]))), {}
+    split = [(1,) + shape[:-1] + (1, shape[-1])] if shape else []  # (an operand of rank < 2 when nothing fitted)
+    return (ref, as_arg(src.pick(_derived_shapes(shape) + split))), {}
 
 
 def _setitem_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:

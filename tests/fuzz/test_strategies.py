@@ -498,3 +498,15 @@ def test_elementwise_losses_reach_a_target_that_broadcasts():
              and operands[0].shape != operands[1].shape]
     # (Seed 0, 300 programs: 0 of 297 loss steps before; now 59 of 300.)
     assert len(other) >= 25, (other, len(found))
+
+
+@pytest.mark.parametrize("max_inputs", [1, 2])
+@pytest.mark.parametrize("max_dims", [1, 2, 3])
+def test_the_reach_draws_build_when_no_operand_of_their_rank_fits(max_inputs, max_dims):
+    # The view-of-transpose and batched-matmul draws ask for a 2-d+ / 3-d+ operand; when none fits and no
+    # input can be added, the builder hands back any tensor (0-d or 1-d): the draws then fall back to a
+    # plain view or matmul (the first version raised IndexError here: view of a 0-d tensor, seed 1).
+    ops = ["view", "matmul", "nn.functional.l1_loss"]
+    programs = list(itertools.islice(fast_programs(random.Random(1), ops=ops, max_steps=4, max_inputs=max_inputs,
+                                                   max_dims=max_dims), 300))
+    assert len(programs) == 300
