@@ -134,7 +134,9 @@ def apply_action(backend: ModuleType, action: Action, env: dict[str, Any],
     if action.kind == REPEATED_BACKWARD:
         loss = target.sum()
         if action.first_grad:
-            grads = backend.autograd.grad(loss, [env[name] for name in leaves], retain_graph=action.retain_graph)
+            # (retain_graph=True, or autograd.grad's default, as users write it)
+            keep = {"retain_graph": True} if action.retain_graph else {}
+            grads = backend.autograd.grad(loss, [env[name] for name in leaves], **keep)
             record("grad", dict(zip(leaves, grads)))
         else:
             loss.backward(retain_graph=action.retain_graph)

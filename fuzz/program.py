@@ -60,8 +60,9 @@ BACKWARD = "backward"                    # target.backward(); errors in torch un
 BACKWARD_GRADIENT = "backward_gradient"  # target.backward(gradient); loss = sum(target * gradient)
 # loss = target.sum(); loss.backward(retain_graph=retain_graph); loss.backward(). Leaf grads are
 # recorded after each (the second raises when a node freed its saved tensors). With ``first_grad``
-# the first call is autograd.grad(loss, <inputs that require grad>, retain_graph=retain_graph)
-# (its grads are recorded): autograd.grad frees the graph as backward does unless told to keep it.
+# the first call is autograd.grad(loss, <inputs that require grad>), with retain_graph=True if
+# retain_graph, else its default (its grads are recorded): autograd.grad frees the graph as backward
+# does unless told to keep it.
 REPEATED_BACKWARD = "repeated_backward"
 # grads = autograd.grad(target.sum(), <inputs that require grad>, create_graph=True);
 # sum(g.sum() for g in grads).backward(): first-order grads and second-order leaf grads.

@@ -112,7 +112,8 @@ def action_lines(program: Program, module: str = "torch", *, record: bool = Fals
     leaves = _leaves(program)
     if action.kind == REPEATED_BACKWARD and action.first_grad:
         lines = ["loss = " + f"{target}.sum()",
-                 f"grads = {module}.autograd.grad(loss, [{', '.join(leaves)}], retain_graph={action.retain_graph!r})"]
+                 f"grads = {module}.autograd.grad(loss, [{', '.join(leaves)}]"
+                 + (", retain_graph=True)" if action.retain_graph else ")")]
         if record:
             lines += [f"yield {'d/d' + name!r}, grads[{index}]" for index, name in enumerate(leaves)]
         return lines + ["loss.backward()"]

@@ -140,8 +140,11 @@ def test_autograd_grad_that_keeps_the_graph_unasked_is_a_divergence(monkeypatch,
     theirs = oracle.run_torch(program)
     assert (theirs.error is None) == retain_graph and "x0@grad" in theirs.grads
     assert compare(interpreter.run(program, engine), theirs, program, backend=engine).kind == "match"
-    grad = engine.autograd.grad
-    monkeypatch.setattr(engine.autograd, "grad", lambda *args, **kwargs: grad(*args, **{**kwargs, "retain_graph": True}))
+    grad = engine.autograd.grad   # the plant: retain_graph's default is True, not create_graph
+
+    def kept(*args, retain_graph=None, **kwargs):
+        return grad(*args, retain_graph=True if retain_graph is None else retain_graph, **kwargs)
+    monkeypatch.setattr(engine.autograd, "grad", kept)
     verdict = compare(interpreter.run(program, engine), theirs, program, backend=engine)
     assert verdict.kind == ("match" if retain_graph else "error-vs-success")
 
