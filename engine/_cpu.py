@@ -65,6 +65,20 @@ def libm(name: str, numpy_fn, x: np.ndarray, *more) -> np.ndarray:
     return np.asarray(_function(name, x.dtype, 1 + len(more))(x, *more), dtype=x.dtype)
 
 
+def _has_avx512_core() -> bool:
+    """Whether the CPU has AVX512 F, BW, VL and DQ (what torch's AVX512 build, MKL's and oneDNN's
+    AVX512 code need), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= set(flags)
+
+
+_AVX512_CORE = _has_avx512_core()
+
+
 def _vector_bytes() -> int:
     """The bytes of one vector of torch's kernels on this machine: 64 where it dispatches to its
     AVX512 build (the CPU has AVX512 F, BW, VL and DQ, unless ATEN_CPU_CAPABILITY says
@@ -72,18 +86,14 @@ def _vector_bytes() -> int:
     capability = os.environ.get("ATEN_CPU_CAPABILITY", "").lower()
     if capability:
         return 64 if capability == "avx512" else 32
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
-    except OSError:
-        return 32
-    return 64 if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= set(flags) else 32
+    return 64 if _AVX512_CORE else 32
 
 
 VECTOR_BYTES = _vector_bytes()
 # Where MKL (torch's BLAS) picks its AVX512 code, which signs zeros differently from its AVX2 code
-# in places (float64 addmm of an inner size of 1). (oneDNN decides for itself: ONEDNN_AVX512.)
-AVX512 = VECTOR_BYTES == 64
+# in places (float64 addmm of an inner size of 1). MKL decides by the CPU, not by ATEN_CPU_CAPABILITY.
+# (oneDNN decides for itself: ONEDNN_AVX512.)
+AVX512 = _AVX512_CORE
 
 
 def _onednn_avx512() -> bool:
@@ -93,12 +103,7 @@ def _onednn_avx512() -> bool:
     cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").lower()
     if cap and not cap.startswith(("avx512", "avx10", "all")):
         return False
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= set(flags)
+    return _AVX512_CORE
 
 
 ONEDNN_AVX512 = _onednn_avx512()
