@@ -666,6 +666,33 @@ def _reshape(t: Tensor, shape, rule: Rule = _VIEW) -> Tensor:
     return out
 
 
+_RESHAPE_ALIAS = Rule("ReshapeAliasBackward0", _reshape_backward)
+
+
+def _viewable(data: np.ndarray, shape: tuple) -> bool:
+    """Whether `data` can take `shape` without a copy (torch's computeStride, as numpy's)."""
+    try:
+        np.reshape(data, shape, copy=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _reshape_as_torch(input: Tensor, shape: tuple) -> Tensor:
+    """torch.reshape's choice by layout.
+
+    NOTE: torch's reshape is a view (ViewBackward0) of a contiguous tensor, an aliasing
+    view (ReshapeAliasBackward0) of a non-contiguous one whose strides allow it, and
+    otherwise a contiguous copy viewed unsafely (UnsafeViewBackward0 -> CloneBackward0).
+    """
+    data = input._data
+    if data.flags.c_contiguous:
+        return _reshape(input, shape, _VIEW)
+    if _viewable(data, shape):
+        return _reshape(input, shape, _RESHAPE_ALIAS)
+    return _reshape(_clone(input), shape, _UNSAFE_VIEW)
+
+
 # The scheduler sums the expanded dims back to the input's shape.
 _EXPAND = Rule("ExpandBackward0", lambda ctx, g: (g,))
 
@@ -1831,9 +1858,8 @@ def matmul(input, other) -> Tensor:
     NOTE: which composition torch picks for batched operands (fold the batch into one
     mm / mv, or broadcast and bmm) depends on which operand requires grad, so that the
     gradient of a shared matrix is not materialized per batch, and on the strides of the
-    larger one (`_should_fold`). The top node (and so `grad_fn.name()`) follows torch; the
-    reshape of a non-contiguous operand inside a fold is named UnsafeViewBackward0 or
-    ViewBackward0, where torch's reshape may record CloneBackward0 or ReshapeAliasBackward0.
+    larger one (`_should_fold`). The nodes (and so `grad_fn.name()`) follow torch's, the fold's
+    reshape included (a view, an aliasing view or a copy, by the batch's strides).
     """
     _check_tensor(input, "matmul")
     _check_tensor(other, "matmul", "other", 2)
@@ -1888,7 +1914,9 @@ def _folded_matmul(input: Tensor, other: Tensor) -> Tensor:
     big = _transpose(other, -2, -1) if transpose else input
     small = (_transpose(input, 0, 1, _T) if input.ndim == 2 else input) if transpose else other
     out_shape = big._data.shape[:-1]
-    folded = _reshape(big, (math.prod(out_shape), big._data.shape[-1]), _UNSAFE_VIEW if transpose else _VIEW)
+    # NOTE: torch folds with reshape: a view of the batch (sharing its version counter, so an
+    # in-place change of it before backward is an error) where its strides allow, else a copy.
+    folded = _reshape_as_torch(big, (math.prod(out_shape), big._data.shape[-1]))
     if small.ndim == 2:
         out = _reshape(_mm(folded, small), out_shape + small._data.shape[1:], _UNSAFE_VIEW)
         if not transpose:

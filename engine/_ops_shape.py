@@ -31,7 +31,7 @@ import numpy as np
 from . import _args, _cpu, _dtype, optable
 from ._autograd import _GradMode
 from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule, _diagonal_view,
-                   Written, _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_data,
+                   _reshape_as_torch, _viewable, Written, _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_data,
                    v_reshape)
 from ._ops import sum as _sum
 from ._ops_inplace import _OVERLAP_MESSAGE, aliased_write, has_internal_overlap
@@ -184,34 +184,9 @@ def v_diagonal_backward(x, shape: tuple, offset: int, dim1: int, dim2: int):
 # Reshaping: reshape, view, flatten, unflatten, squeeze, unsqueeze
 # ---------------------------------------------------------------------------------
 
-_RESHAPE_ALIAS = Rule("ReshapeAliasBackward0", _reshape_backward)
 _SQUEEZE = Rule("SqueezeBackward0", _reshape_backward)
 _SQUEEZE_ONE = Rule("SqueezeBackward1", _reshape_backward)
 _SQUEEZE_DIMS = Rule("SqueezeBackward2", _reshape_backward)
-
-
-def _viewable(data: np.ndarray, shape: tuple) -> bool:
-    """Whether `data` can take `shape` without a copy (torch's computeStride, as numpy's)."""
-    try:
-        np.reshape(data, shape, copy=False)
-    except ValueError:
-        return False
-    return True
-
-
-def _reshape_as_torch(input: Tensor, shape: tuple) -> Tensor:
-    """torch.reshape's choice by layout.
-
-    NOTE: torch's reshape is a view (ViewBackward0) of a contiguous tensor, an aliasing
-    view (ReshapeAliasBackward0) of a non-contiguous one whose strides allow it, and
-    otherwise a contiguous copy viewed unsafely (UnsafeViewBackward0 -> CloneBackward0).
-    """
-    data = input._data
-    if data.flags.c_contiguous:
-        return _reshape(input, shape, _VIEW)
-    if _viewable(data, shape):
-        return _reshape(input, shape, _RESHAPE_ALIAS)
-    return _reshape(clone(input, memory_format="contiguous"), shape, _UNSAFE_VIEW)
 
 
 def reshape(input, *shape_args, shape=None) -> Tensor:

@@ -729,3 +729,40 @@ def test_ops_read_their_inputs_nodes_before_their_own_checks_as_torch(case, kind
                 outcomes.append(f"{type(error).__name__}: {error}")
     assert outcomes[1] == outcomes[0]
     assert ("modified inplace" in outcomes[0]) == (grad_mode and case in NODES_BEFORE_CHECKS)
+
+
+def _graph_names(fn, depth=0) -> list:
+    if fn is None or depth > 8:
+        return []
+    return [fn.name()] + [name for next_fn, _ in fn.next_functions for name in _graph_names(next_fn, depth + 1)]
+
+
+@pytest.mark.parametrize("batch, order, other, batch_first", [
+    ((1, 1, 2), None, (1,), False),       # 1-d @ 3-d: the batch transposed is contiguous (a view)
+    ((2, 1, 3), None, (1,), False),
+    ((1, 3, 2), None, (3,), False),       # transposed, its strides allow a view (ReshapeAliasBackward0)
+    ((2, 3, 2), None, (3,), False),       # transposed, a copy (CloneBackward0)
+    ((1, 3, 2), None, (4, 3), False),     # 2-d @ 3-d
+    ((1, 3, 2), (0, 2, 1), (3, 4), True),  # a permuted batch @ 2-d: a view ...
+    ((2, 3, 2), (0, 2, 1), (3, 4), True),  # ... or a copy
+])
+def test_matmul_folds_a_batch_with_reshape_so_in_place_changes_of_it_are_caught(batch, order, other, batch_first):
+    """torch folds a batch against a matrix or vector with reshape: a view of the batch where
+    its strides allow, which the mm / mv saves, so changing the batch in place before backward
+    raises; a copy otherwise (campaign seed 18: matmul of a 1-d and a 3-d tensor, then neg_ of
+    the 3-d one; the engine's fold was a copy that did not share the version counter)."""
+    seen = []
+    for module in (engine, torch):
+        leaf = module.ones(*other, requires_grad=True)
+        base = module.arange(float(np.prod(batch)), requires_grad=True) * 1
+        big = base.reshape(batch) if order is None else base.reshape(batch).permute(*order)
+        out = module.matmul(big, leaf) if batch_first else module.matmul(leaf, big)
+        names = _graph_names(out.grad_fn)
+        base.neg_()
+        try:
+            out.sum().backward()
+            result = leaf.grad.tolist()
+        except RuntimeError as exc:
+            result = str(exc)
+        seen.append((names, result))
+    assert seen[0] == seen[1]
