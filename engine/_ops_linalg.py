@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _ops
-from ._ops import (_UNSQUEEZE, _VIEW, Rule, _check_tensor, _diagonal_view, _reshape, record, v_expand,
-                   v_masked_zero)
+from ._ops import (_UNSQUEEZE, _VIEW, Rule, _check_tensor, _diagonal_view, _reshape, _reshape_as_torch, record,
+                   v_expand, v_masked_zero)
 from ._tensor import Tensor
 
 # torch's names of the supported dtypes: in "expected scalar type" messages and in C++ type names.
@@ -439,9 +439,9 @@ def _sumproduct_pair(left: Tensor, right: Tensor, sum_dims: list) -> Tensor:
     right_order = lro + sum_dims + ro + lo
     out_order = list(np.argsort(lro + lo + sum_dims + ro))
     # NOTE: torch's reshapes here record ViewBackward0, ReshapeAliasBackward0 or
-    # UnsafeViewBackward0 <- CloneBackward0 depending on memory strides; the engine records views.
-    left = _reshape(_permute(left, left_order), (lro_size, lo_size, sum_size), _VIEW)
-    right = _reshape(_permute(right, right_order), (lro_size, sum_size, ro_size), _VIEW)
-    out = _reshape(bmm(left, right), tuple(out_size), _VIEW)
+    # UnsafeViewBackward0 <- CloneBackward0 depending on memory strides.
+    left = _reshape_as_torch(_permute(left, left_order), (lro_size, lo_size, sum_size))
+    right = _reshape_as_torch(_permute(right, right_order), (lro_size, sum_size, ro_size))
+    out = _reshape_as_torch(bmm(left, right), tuple(out_size))
     return _permute(out, out_order)
 

@@ -766,3 +766,26 @@ def test_matmul_folds_a_batch_with_reshape_so_in_place_changes_of_it_are_caught(
             result = str(exc)
         seen.append((names, result))
     assert seen[0] == seen[1]
+
+
+@pytest.mark.parametrize("equation, first, second", [
+    ("ij,jk->ik", (2, 3), (3, 4)), ("bij,bjk->bik", (2, 2, 3), (2, 3, 4)), ("ij,kj->ik", (2, 3), (4, 3)),
+    ("ijk,jl->ilk", (2, 3, 4), (3, 5)), ("ji,jk->ik", (3, 2), (3, 4)), ("bij,bkj->bik", (2, 2, 3), (2, 4, 3)),
+])
+def test_einsum_reshapes_its_operands_as_torch_so_in_place_changes_are_caught_alike(equation, first, second):
+    """einsum's permuted operands go to bmm through reshape: a view, an aliasing view
+    (ReshapeAliasBackward0) or a copy (CloneBackward0) by their strides, as in torch."""
+    seen = []
+    for module in (engine, torch):
+        leaf = module.ones(*second, requires_grad=True)
+        base = module.arange(float(np.prod(first)), requires_grad=True) * 1
+        out = module.einsum(equation, base.reshape(first), leaf)
+        names = _graph_names(out.grad_fn)
+        base.neg_()
+        try:
+            out.sum().backward()
+            result = leaf.grad.tolist()
+        except RuntimeError as exc:
+            result = str(exc)
+        seen.append((names, result))
+    assert seen[0] == seen[1]
