@@ -15,7 +15,7 @@ import weakref
 
 import numpy as np
 
-from . import _dtype, _zerotensor
+from . import _cpu, _dtype, _zerotensor
 from ._autograd import _GradMode
 from ._autograd import NOTHING_SAVED, new_node, node_class, op_label, sum_to_shape
 from ._ops import (Rule, Written, _as, _assert_no_overlap, _broadcast_shape, _check_tensor, _errstate, _reshape,
@@ -389,6 +389,8 @@ def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = 
             args = tuple(_zerotensor.plain(a) for a in args)
         try:
             result = fn(self, *args, **kwargs)
+            if elementwise and operands and result.dtype is self.dtype and _reads_what_it_writes(self, operands):
+                result._data[...] = _in_iterator_order(fn, self, args, kwargs)
             if comparison and _GradMode.enabled and (self._requires_grad or any(
                     isinstance(a, Tensor) and a._requires_grad for a in args)):
                 result = _comparison_node(name, self, args, result)
@@ -402,6 +404,64 @@ def inplace_method(fn, name: str, comparison: bool = False, elementwise: bool = 
     method.__doc__ = f"In-place version of :func:`{fn.__name__}`."
     return method
 
+
+
+def _reads_what_it_writes(self: Tensor, operands: list) -> bool:
+    """Whether an operand of an elementwise in-place op reads memory the op writes, laid out
+    otherwise than the tensor (where torch gave up judging the overlap: not dense), in the
+    tensor's dtype (an operand of another dtype is first copied, as is a tensor computed in a
+    wider dtype: the caller checks the result's dtype)."""
+    x = self._data
+    if x.size <= 1:
+        return False
+    for other in operands:
+        y = other._data
+        if other.dtype is self.dtype and y is not x and type(y) is np.ndarray and np.may_share_memory(x, y) \
+                and not (y.shape == x.shape and y.strides == x.strides
+                         and y.__array_interface__["data"][0] == x.__array_interface__["data"][0]) \
+                and np.shares_memory(x, y, max_work=x.size * y.size):
+            return True
+    return False
+
+
+def _in_iterator_order(fn, self: Tensor, args: tuple, kwargs: dict) -> np.ndarray:
+    """The values an elementwise in-place op leaves in `self` when an operand reads memory it
+    writes: torch's kernel walks the elements in TensorIterator's order (`_cpu.iterator_order`),
+    each read just before it is written, so later elements read what earlier ones wrote; its
+    vector loop reads two vectors of elements before writing them (`_cpu.vector_loop_mask`).
+
+    NOTE: campaign seed 18: `v.t().addcmul_(v.t(), v)` of a non-contiguous v (torch finds such
+    overlap too hard to judge and runs the kernel): engine 2.0 (all read first), torch 3.0.
+    """
+    from ._autograd import no_grad
+    x = self._data
+    shape, dtype = x.shape, self.dtype
+    tensors = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+    named = [k for k, a in kwargs.items() if isinstance(a, Tensor)]
+    inputs = [np.broadcast_to(args[i]._data, shape) for i in tensors] + \
+             [np.broadcast_to(kwargs[k]._data, shape) for k in named]
+    order = _cpu.iterator_order(shape, [_cpu.iterator_strides(a, shape) for a in (x, *inputs)])
+    vector = _cpu.vector_loop_mask(x, *inputs, out=x).transpose(order).reshape(-1)
+    walk = np.indices([shape[d] for d in order]).reshape(len(order), -1)   # outermost dim first
+    places = [tuple(walk[order.index(d)]) for d in range(len(shape))]       # per dim, each element's index
+    original = x.copy()
+    step = 2 * _cpu.VECTOR_BYTES // x.itemsize
+    with no_grad():
+        start = 0
+        while start < vector.size:
+            stop = start + step if vector[start] else start + 1
+            index = tuple(p[start:stop] for p in places)
+            call_args, call_kwargs = list(args), dict(kwargs)
+            for i, a in zip(tensors, inputs):
+                call_args[i] = Tensor._make(a[index].copy(), args[i].dtype)
+            for k, a in zip(named, inputs[len(tensors):]):
+                call_kwargs[k] = Tensor._make(a[index].copy(), kwargs[k].dtype)
+            values = fn(Tensor._make(x[index].copy(), dtype), *call_args, **call_kwargs)
+            x[index] = values._data
+            start = stop
+    written = x.copy()
+    x[...] = original
+    return written
 
 def _comparison_node(name: str, self: Tensor, args, result: Tensor) -> Tensor:
     """`x.eq_(y)` on a tensor in a graph: torch keeps it in the graph with a zero gradient
@@ -475,9 +535,16 @@ def copy_(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(shape)}")
     with _errstate():   # (overflowing the tensor's dtype to inf silently, as torch)
         data = np.broadcast_to(src._data, shape).astype(self.dtype.np)
+    if src.dtype is self.dtype and _reads_what_it_writes(self, [src]):
+        data = _in_iterator_order(_copied, self, (src,), {})
     if not self.dtype.is_floating_point:   # NOTE: torch records a copy into a differentiable dtype only
         return write_result(self, Tensor._make(data, self.dtype))
     return write_result(self, record(_COPY_, (self, src), data, self.dtype))
+
+
+def _copied(self: Tensor, src: Tensor) -> Tensor:
+    """copy_'s kernel on elements (`_in_iterator_order`)."""
+    return src
 
 
 def _index_put_backward(ctx, g):
