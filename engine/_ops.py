@@ -22,7 +22,7 @@ from weakref import ref as _weakref
 
 import numpy as np
 
-from . import _cpu, _dtype, _memory, _parallel, _zerotensor
+from . import _blas, _cpu, _dtype, _memory, _parallel, _zerotensor
 from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, BackwardRun, Node, SavedOutput, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
@@ -612,7 +612,8 @@ def _mm_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     if a.shape[1] == 1 and a.shape[0] > 1 and b.shape[1] > 1 and a.dtype.kind == "f" and a.dtype is b.dtype:
         return np.multiply(a, b, out=_memory.empty((a.shape[0], b.shape[1]), a.dtype))
-    return _matmul(a, b)
+    out = _blas.mm(a, b)     # (small products in torch's BLAS's order of additions)
+    return _matmul(a, b) if out is None else out
 
 
 def _is_transposed(a: np.ndarray) -> bool:
@@ -622,11 +623,23 @@ def _is_transposed(a: np.ndarray) -> bool:
 
 
 def v_mv(a, v):
-    return _mv(a, v) if isinstance(a, Tensor) else a @ v
+    return _mv(a, v) if isinstance(a, Tensor) else _mv_array(a, v)
 
 
 def v_bmm(a, b):
-    return _bmm(a, b) if isinstance(a, Tensor) else a @ b
+    return _bmm(a, b) if isinstance(a, Tensor) else _bmm_array(a, b)
+
+
+def _mv_array(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """a @ v as torch's mv computes it (see _blas.mv)."""
+    out = _blas.mv(a, v)
+    return a @ v if out is None else out
+
+
+def _bmm_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of two batches as torch's bmm computes it (see _blas.bmm)."""
+    out = _blas.bmm(a, b)
+    return a @ b if out is None else out
 
 
 # ---------------------------------------------------------------------------------
@@ -1820,7 +1833,7 @@ def _mv(a: Tensor, v: Tensor) -> Tensor:
         raise RuntimeError("addmv input tensors must have the same dtype, but got {}, {}, and {}".format(*names))
     if a._data.size:
         _not_for_bool(a, "addmv_impl_cpu")
-    return _product(_MV, a, v)
+    return _product(_MV, a, v, kernel=_mv_array)
 
 
 def _mm(a: Tensor, b: Tensor) -> Tensor:
@@ -1849,7 +1862,7 @@ def _bmm(a: Tensor, b: Tensor) -> Tensor:
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected scalar type {a.dtype.scalar_name} "
                            f"but found {b.dtype.scalar_name}")
-    return _product(_BMM, a, b)
+    return _product(_BMM, a, b, kernel=_bmm_array)
 
 
 def matmul(input, other) -> Tensor:

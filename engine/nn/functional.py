@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from .. import _args, _cpu, _dtype, _ops, _ops_index, _ops_inplace, _ops_pointwise, _ops_reduce, _random, optable
+from .. import _args, _blas, _cpu, _dtype, _ops, _ops_index, _ops_inplace, _ops_pointwise, _ops_reduce, _random, optable
 from .._ops import (Rule, _as, _fma, _broadcast_shape, _check_tensor, _errstate, _expand, _is_transposed, _reshape,
                     _rounded, _transpose, _T, record, v_data, v_exp, v_expand, v_masked_zero,
                     v_zeros_like, v_mm, v_reshape, v_t, v_where)
@@ -171,6 +171,8 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
             exact = a.dtype == np.float32 or not _cpu.AVX512
             data = np.multiply(a, b) if exact else _ops._mm_array(a, b)
             np.add(bias._data, data, out=data)
+        elif (data := _blas.mm(a, b, bias._data)) is not None:
+            pass     # (a small product, summed in torch's BLAS's order)
         elif n < m and _is_transposed(b) and a.flags.c_contiguous:
             # A linear layer's product (a batch of inputs times a weight used transposed) with
             # fewer rows than columns: OpenBLAS computes it as the transposed product
