@@ -26,8 +26,9 @@ rounding of each step, for M, N <= 16, K <= 16 (K <= 32 for M, N <= 8), 1 or 2 t
                               lanes depend on the operands' addresses: also for M == N == 1)
     transa 'N', N >= 2:       K >= 8 and M in 6, 7, 9, 10, 11; M == 5 and N >= 4; M in 13..15
                               and N < 4 (halves of k summed apart, in some elements)
-    transa 'T', transb 'N':   N >= 2 and (M >= 4 and K >= 4, or M >= 2 and K >= 8) (lanes over
-                              k: a linear layer's weight.t() with 4 or more outputs)
+    transa 'T', transb 'N':   N >= 2 and (M >= 4 and K >= 4, or M >= 2 and K >= 8): lanes over
+                              k (a linear layer's weight.t() with 4 or more outputs), emulated
+                              for M <= 8 where M % 4 == 0 or K < 8 ('L', see _lanes)
 The accumulator starts at +0.0 (a sum of products that are all -0.0 is +0.0). With a bias
 (addmm, linear: torch copies it into the result and calls gemm with beta = 1) the bias is the
 accumulator's first value on the 'S' path when transa is 'N', and is added after the products
@@ -97,10 +98,12 @@ def order(transa: bool, transb: bool, M: int, N: int, K: int, dtype=np.float32) 
     if dtype == np.float64:
         if (M >= 12 and N >= 4) or (transa and transb and N > 1):
             return None     # (mixed orders by tile; 'T', 'T' with N > 1 not probed in float64)
-        return None if _split64(transa, transb, M, N, K) else "S"
-    if K >= 2 and M >= 12 and N >= 4:
+    elif K >= 2 and M >= 12 and N >= 4:
         return "F"
-    if _split(transa, transb, M, N, K):
+    if transa and not transb and N >= 2 and M >= 4 and K >= 4:
+        # MKL's dot-product kernel of a linear layer's product (see _lanes)
+        return "L" if M <= 8 and (M % 4 == 0 or K < 8) else None
+    if (_split64 if dtype == np.float64 else _split)(transa, transb, M, N, K):
         return None
     return "S"
 
@@ -146,6 +149,9 @@ def mm(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarr
     kind = order(*call, a.dtype)
     if kind is None:
         return None
+    if kind == "L":
+        out = _lanes(a, b)
+        return out if bias is None else _plus(out, bias)
     if kind == "S":
         if bias is None:
             return _sequential(a, b, None)
@@ -155,6 +161,76 @@ def mm(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarr
             return None
         return _plus(_sequential(a, b, None), bias) if transa else _sequential(a, b, bias)
     return _fused(a, b, bias)
+
+
+_LANES = {np.dtype(np.float32): 4, np.dtype(np.float64): 2}   # of MKL's 16-byte vectors
+
+
+def _lanes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b as MKL's gemm 'T', 'N' kernel (M = n >= 4, N = m >= 2: a linear layer's x @ w.t(),
+    a gradient g @ w.t()) sums it: each element is a dot product of a row of `a` and a column
+    of `b` (a row of w), vectorized over k with 16-byte vectors aligned on a's row: the h
+    products before the row's first 16-byte boundary are summed in order (the head), the
+    vectors' lanes accumulate in order, the head first into lane 0, the lanes are added
+    (float32: (l0 + l2) + (l1 + l3); float64: l0 + l1), then the products after the last
+    whole vector in order. A row with fewer than a vector's products after its head is
+    summed in order from +0.0. The first 4 * (n // 4) columns only: the others in order.
+
+    NOTE: where a row starts depends on the address of torch's tensor: its storage is
+    64-byte aligned, so it is the offset of the row from the start of the storage, which the
+    engine's array has from its memory's owner (a view's offset), or 0 where torch copies the
+    operand (`gemm_call`'s third case)."""
+    m, k = a.shape
+    n = b.shape[1]
+    lanes = _LANES[a.dtype]
+    item = a.itemsize
+    out = _sequential(a, b, None)
+    q = 4 * (n // 4)
+    if not q:
+        return out
+    if a.strides[1] == item and a.strides[0] >= k * item:
+        start = _offset(a)
+        rows = [(start + i * a.strides[0]) % 16 for i in range(m)]
+    else:
+        rows = [(i * k * item) % 16 for i in range(m)]      # (torch's contiguous copy)
+    heads = np.array([((16 - offset) % 16) // item for offset in rows])
+    bq = b[:, :q]
+    for h in np.unique(heads):
+        h = int(h)
+        whole = (k - h) // lanes
+        if whole < 1:
+            continue        # (in order: `out` already)
+        rows_h = np.flatnonzero(heads == h)
+        x = a[rows_h]
+
+        def product(p):
+            return np.multiply(x[:, p:p + 1], bq[p:p + 1, :])
+
+        head = None
+        for p in range(h):
+            head = product(p) if head is None else head + product(p)
+        acc = []
+        for lane in range(lanes):
+            total = head if lane == 0 else None
+            for v in range(whole):
+                total = product(h + v * lanes + lane) if total is None else total + product(h + v * lanes + lane)
+            acc.append(total)
+        while len(acc) > 1:
+            half = len(acc) // 2
+            acc = [acc[j] + acc[j + half] for j in range(half)]
+        total = acc[0]
+        for p in range(h + whole * lanes, k):
+            total = total + product(p)
+        out[rows_h, :q] = total
+    return out
+
+
+def _offset(a: np.ndarray) -> int:
+    """The byte offset of `a`'s first element from the start of its memory's owner."""
+    root = a
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return a.__array_interface__["data"][0] - root.__array_interface__["data"][0]
 
 
 def _plus(out: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -95,8 +95,35 @@ def test_the_rule_table():
     assert order(False, False, 12, 4, 8) == "F" and order(True, False, 16, 16, 16) == "F"
     assert order(False, False, 11, 16, 7) == "S" and order(False, False, 11, 16, 8) is None
     assert order(True, True, 4, 1, 4) == "S" and order(True, True, 4, 1, 5) is None     # a column result
-    assert order(True, False, 3, 4, 4) == "S" and order(True, False, 4, 4, 4) is None   # linear's weight.t()
+    assert order(True, False, 3, 4, 4) == "S" and order(True, False, 4, 4, 4) == "L"    # linear's weight.t()
+    assert order(True, False, 5, 4, 8) is None and order(True, False, 8, 4, 16) == "L"
     assert order(False, False, 12, 4, 8, np.float64) is None and order(False, False, 3, 3, 8, np.float64) is None
+
+
+@MKL_AVX2
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_sums_in_lanes_aligned_on_the_rows_of_its_input(dtype):
+    """A linear layer's product x @ w.t() with 4 or more outputs is MKL's dot-product kernel:
+    16-byte vectors over k, aligned on the address of each row of x, so the order depends on
+    where the row starts in torch's (64-byte aligned) storage: views at offsets give others."""
+    rng = np.random.default_rng(7)
+    checked = 0
+    for m, k, n in itertools.product((1, 2, 3, 4, 5), (4, 5, 6, 7, 8, 9, 12), (4, 5, 6, 8)):
+        base = rng.standard_normal((m + 1) * k + 3).astype(dtype)
+        w = rng.standard_normal((n, k)).astype(dtype)
+        bias = rng.standard_normal(n).astype(dtype)
+        for start in (0, 1, 2, 3):
+            tx = torch.tensor(base)[start:start + m * k].view(m, k)
+            ex = engine.tensor(base)[start:start + m * k].view(m, k)
+            if _blas.mm(ex._data, w.T) is None:
+                continue
+            checked += 1
+            assert _same(engine.nn.functional.linear(ex, engine.tensor(w)),
+                         torch.nn.functional.linear(tx, torch.tensor(w))), (m, k, n, start)
+            if _blas.mm(ex._data, w.T, bias) is not None:
+                assert _same(engine.nn.functional.linear(ex, engine.tensor(w), engine.tensor(bias)),
+                             torch.nn.functional.linear(tx, torch.tensor(w), torch.tensor(bias))), (m, k, n, start)
+    assert checked > 100
 
 
 @MKL_AVX2
