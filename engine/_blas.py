@@ -194,33 +194,28 @@ def _lanes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     else:
         rows = [(i * k * item) % 16 for i in range(m)]      # (torch's contiguous copy)
     heads = np.array([((16 - offset) % 16) // item for offset in rows])
-    bq = b[:, :q]
+    if not ((k - heads) >= lanes).any():
+        return out
+    products = np.multiply(a[:, :, None], b[None, :, :q])       # (m, k, q)
     for h in np.unique(heads):
         h = int(h)
         whole = (k - h) // lanes
         if whole < 1:
             continue        # (in order: `out` already)
         rows_h = np.flatnonzero(heads == h)
-        x = a[rows_h]
-
-        def product(p):
-            return np.multiply(x[:, p:p + 1], bq[p:p + 1, :])
-
-        head = None
-        for p in range(h):
-            head = product(p) if head is None else head + product(p)
-        acc = []
-        for lane in range(lanes):
-            total = head if lane == 0 else None
-            for v in range(whole):
-                total = product(h + v * lanes + lane) if total is None else total + product(h + v * lanes + lane)
-            acc.append(total)
+        x = products[rows_h]                                     # (r, k, q)
+        vectors = x[:, h:h + whole * lanes].reshape(len(rows_h), whole, lanes, q)
+        acc = list(np.add.accumulate(vectors, axis=1)[:, -1].transpose(1, 0, 2))     # lanes of (r, q)
+        if h:
+            # the head, in order, then lane 0's products after it
+            acc[0] = np.add.accumulate(np.concatenate((x[:, :h], vectors[:, :, 0]), axis=1), axis=1)[:, -1]
         while len(acc) > 1:
             half = len(acc) // 2
             acc = [acc[j] + acc[j + half] for j in range(half)]
         total = acc[0]
-        for p in range(h + whole * lanes, k):
-            total = total + product(p)
+        if h + whole * lanes < k:
+            total = np.add.accumulate(np.concatenate((total[:, None], x[:, h + whole * lanes:]), axis=1),
+                                      axis=1)[:, -1]
         out[rows_h, :q] = total
     return out
 
@@ -246,11 +241,9 @@ def bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     k = a.shape[2]
     if not 0 < k * a.shape[1] * b.shape[2] < 400 or a.shape[0] == 0:
         return None
-    out = None
-    for p in range(k):
-        product = np.multiply(a[:, :, p:p + 1], b[:, p:p + 1, :])
-        out = np.add(product, 0.0, out=product) if out is None else np.add(out, product, out=out)
-    return out
+    products = np.multiply(a[:, :, :, None], b[:, None, :, :])     # (batch, m, k, n)
+    out = np.add.accumulate(products, axis=2)[:, :, -1, :]
+    return np.add(out, 0.0, out=np.empty(out.shape, a.dtype))     # (see _sequential)
 
 
 def mv(a: np.ndarray, v: np.ndarray) -> np.ndarray | None:
@@ -268,18 +261,20 @@ def mv(a: np.ndarray, v: np.ndarray) -> np.ndarray | None:
 
 
 def _sequential(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """'S': acc = bias or +0.0, then acc = acc + fl(a[:, p] * b[p, :]) for p in order."""
-    out = None
+    """'S': acc = bias or +0.0, then acc = acc + fl(a[:, p] * b[p, :]) for p in order.
+
+    NOTE: computed as every product at once, summed by np.add.accumulate along k (which adds
+    in order, from the first product rather than from +0.0: the sums differ only where every
+    addend is -0.0, which adding +0.0 at the end turns into MKL's +0.0)."""
+    m, k = a.shape
+    n = b.shape[1]
+    products = np.multiply(a[:, :, None], b[None, :, :])          # (m, k, n)
     if bias is not None:
-        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
-        np.copyto(out, bias)
-    for p in range(a.shape[1]):
-        product = np.multiply(a[:, p:p + 1], b[p:p + 1, :])
-        if out is None:
-            out = np.add(product, 0.0, out=product)    # (+0.0 + product: a -0.0 product gives +0.0)
-        else:
-            out = np.add(out, product, out=out)
-    return out
+        first = np.empty((m, 1, n), a.dtype)
+        np.copyto(first[:, 0, :], bias)
+        return np.add.accumulate(np.concatenate((first, products), axis=1), axis=1)[:, -1, :]
+    out = np.add.accumulate(products, axis=1)[:, -1, :]
+    return np.add(out, 0.0, out=np.empty((m, n), a.dtype))
 
 
 def _fused(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None) -> np.ndarray | None:
