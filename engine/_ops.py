@@ -968,16 +968,17 @@ def v_tanh_backward(g, y):
 
 
 def _tanh_backward_into(g, y, out):
-    """g * (1 - y * y) into `out`, with _one_minus_square's rounding (its float64 arithmetic in a
-    reused scratch array, rounded into `out`)."""
+    """g * (1 - y * y) into `out`, with _one_minus_square's rounding (float32: the exact squares
+    in a reused float64 scratch array, 1 minus them rounded into `out`; three passes, where
+    widening, squaring, subtracting and narrowing in turn took five)."""
     if not _is_f32(y):
-        return np.multiply(g, _one_minus_square(y), out=out)
+        np.multiply(y, y, out)     # (`out` as the temporary: no array allocated per call)
+        np.subtract(_ONE.get(y.dtype, 1), out, out)
+        return np.multiply(g, out, out)
     wide = _parallel.scratch(y.shape, _F64)
-    np.copyto(wide, y)
-    np.multiply(wide, wide, wide)
-    np.subtract(_ONE[_F64], wide, wide)
-    np.copyto(out, wide, casting="same_kind")
-    return np.multiply(g, out, out=out)
+    np.square(y, wide, dtype=_F64)
+    np.subtract(_ONE[_F64], wide, out, casting="same_kind")
+    return np.multiply(g, out, out)
 
 
 def _splits_like(g, y: np.ndarray) -> bool:
