@@ -248,9 +248,32 @@ def split(kernel, out: np.ndarray, *operands, min_numel: int = MIN_NUMEL) -> np.
     return out
 
 
+# Cut plans by the layout of `out` and the operands (see _blocks): W2 splits ~30 computations of
+# one layout per round, and planning one took ~5-10 us of Python, half of a split's own cost.
+_plans: dict = {}
+_PLANS_MAX = 512
+
+
 def _blocks(out: np.ndarray, operands: tuple, count: int):
     """`out` and `operands` cut into at most `count` blocks along `out`'s outermost memory axis,
     as (out block, operand blocks) pairs; None when that axis cannot be cut."""
+    key = (count, out.shape, out.strides,
+           *[(x.shape, x.strides) if isinstance(x, np.ndarray) else None for x in operands])
+    try:
+        plan = _plans[key]
+    except KeyError:
+        plan = _plan(out, operands, count)
+        if len(_plans) >= _PLANS_MAX:
+            _plans.clear()
+        _plans[key] = plan
+    if plan is None:
+        return None
+    return [(out[cut], tuple(x if own is None else x[own] for x, own in zip(operands, cuts))) for cut, cuts in plan]
+
+
+def _plan(out: np.ndarray, operands: tuple, count: int):
+    """How _blocks cuts: per block, the index of `out`'s block and per operand the index of its
+    block (None: not cut, broadcast along the axis or a number); None when nothing can be cut."""
     axes = [i for i in range(out.ndim) if out.shape[i] > 1]
     if not axes:
         return None
@@ -269,13 +292,12 @@ def _blocks(out: np.ndarray, operands: tuple, count: int):
     if count < 2:
         return None
     step = -(-length // (count * quantum)) * quantum
-    blocks = []
+    plan = []
     for start in range(0, length, step):
         cut = slice(start, start + step)
-        blocks.append((out[(slice(None),) * axis + (cut,)],
-                       tuple(x if own is None else x[(slice(None),) * own + (cut,)]
-                             for x, own in zip(operands, sliced))))
-    return blocks
+        plan.append(((slice(None),) * axis + (cut,),
+                     tuple(None if own is None else (slice(None),) * own + (cut,) for own in sliced)))
+    return plan
 
 
 def _run(kernel, blocks: list) -> None:
