@@ -981,6 +981,9 @@ def _tanh_backward_into(g, y, out):
     return np.multiply(g, out, out)
 
 
+_parallel.costly(_tanh_backward_into)
+
+
 def _splits_like(g, y: np.ndarray) -> bool:
     """Whether a backward helper's g * f(y) can be computed in blocks over threads with the
     values and layout of one call: g an array of y's shape and dtype, both row-major."""
@@ -1029,6 +1032,10 @@ def _sigmoid(x, out=None):
     np.exp(e, out=e)
     np.add(e, 1, out=e)
     return np.divide(1, e, out=e)
+
+
+_parallel.costly(_sigmoid)
+_parallel.costly(_sigmoid_backward_into)
 
 
 def _np_exp(x):
