@@ -36,6 +36,9 @@ _NEEDS_ONE, _NEEDS_FIRST, _NO_EDGE, _NO_META = _ops._NEEDS_ONE, _ops._NEEDS_FIRS
 _weakref = _ops._weakref
 
 
+_PLAIN_BACKWARDS: dict = {}     # op -> its nodes' backward (see _exp_backward), filled by `install`
+
+
 def _plain(data, dt) -> Tensor:
     """`_tensor._make_tensor(data, dt, False)`, as `record` gives a result outside the graph."""
     return _ops._make_tensor(data, dt, False)
@@ -46,7 +49,7 @@ def unary_method(rule, fn, op: str, slow):
     ufunc; other calls go to `slow`, the method it replaces."""
     assert type(fn) is np.ufunc and not rule.run_at_once and len(rule.save_plan) <= 1
     via_float64 = op in _ops._VIA_FLOAT64
-    node_class, backward = rule.node, rule.backward
+    node_class, backward = rule.node, _PLAIN_BACKWARDS.get(op, rule.backward)
     saved_name = rule.save_plan[0][0] if rule.save_plan else None
     assert saved_name in (None, "result", "self") and (not rule.save_plan or rule.save_plan[0][1] in (None, 0))
 
@@ -117,7 +120,8 @@ def scalar_operator(rule, fn, slow, alpha: bool):
     Python float or int, as `_ops._binary` / `_ops._add_scaled` record them (the number a
     `WrappedNumber` outside the graph); other operands go to `slow`."""
     assert type(fn) is np.ufunc and not rule.run_at_once
-    node_class, backward = rule.node, rule.backward
+    node_class = rule.node
+    backward = _mul_number_backward if rule is _ops._MUL else rule.backward
     # What the rule saves when only the tensor's gradient is wanted: the number ("other"), or nothing.
     saves_other = any(name == "other" and trigger in (None, 0) for name, trigger, _ in rule.save_plan)
     assert all(name == "other" or trigger == 1 for name, trigger, _ in rule.save_plan)
@@ -182,9 +186,46 @@ def scalar_operator(rule, fn, slow, alpha: bool):
     return operator
 
 
+# Backwards of the nodes the fast methods make: in a plain backward (an array gradient, no
+# ZeroTensor), what the rule computes for such a node, with fewer calls; else the rule itself.
+_LARGE = _ops._LARGE
+
+
+def _mul_number_backward(ctx, g, general=_ops._MUL.backward):
+    """MulBackward0 of `tensor * number` (needs: the tensor's gradient only)."""
+    if type(g) is _ndarray and g.size < _LARGE:
+        return (g * ctx.other, None)      # (`v_mul`: small)
+    return general(ctx, g)
+
+
+def _exp_backward(ctx, g, general=_ops._EXP.backward):
+    if type(g) is _ndarray and g.size < _LARGE:
+        return (g * ctx.result,)          # (`v_mul`: small)
+    return general(ctx, g)
+
+
+def _tanh_backward(ctx, g, general=_ops._TANH.backward, _times=_ops._times, one_minus_square=_ops._one_minus_square,
+                   _few=_ops._PYTHON_FLOATS_MAX):
+    if type(g) is _ndarray:       # (`v_tanh_backward` of a result of at most _MAX elements)
+        y = ctx.result
+        if y.dtype is _F32 and y.ndim == 1 and y.size <= _few:   # (`_one_minus_square`'s first case)
+            return (_times(g, np.array([1.0 - v * v for v in y.tolist()], _F32)),)
+        return (_times(g, one_minus_square(y)),)
+    return general(ctx, g)
+
+
+def _sin_backward(ctx, g, general=None, rounded=_ops._rounded, cos=np.cos):
+    if type(g) is _ndarray:       # (`v_cos` of an input of at most _MAX elements: `_via_float64`)
+        x = ctx.self
+        return (g * (cos(x, dtype=_F64).astype(_F32) if x.dtype is _F32 else rounded(cos, x)),)
+    return general(ctx, g)
+
+
 def install() -> None:
     """Put the fast methods on Tensor in the place of the bound ones (engine/__init__.py, once)."""
     from . import _ops_pointwise as pw
+    _sin_backward.__defaults__ = (pw._SIN.backward,) + _sin_backward.__defaults__[1:]
+    _PLAIN_BACKWARDS.update(exp=_exp_backward, tanh=_tanh_backward, sin=_sin_backward)
     unary = {"exp": (_ops._EXP, np.exp), "log": (_ops._LOG, np.log), "tanh": (_ops._TANH, np.tanh),
              "neg": (_ops._NEG, np.negative),
              "sin": (pw._SIN, np.sin), "cos": (pw._COS, np.cos), "tan": (pw._TAN, np.tan),

@@ -145,3 +145,24 @@ def test_saved_tensor_modified_in_place_and_freed_graph_raise_as_torch():
     u.sum().backward()
     with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
         u.sum().backward()
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_backward_of_fast_nodes_is_the_rules_with_and_without_create_graph(create_graph):
+    """The fast nodes' own backwards (plain arrays) and their rules' (tensors, create_graph) give the
+    general path's gradients, and second derivatives, bit for bit."""
+    def chain(methods, x):
+        y = x
+        for _ in range(3):
+            y = methods["__add__"](methods["__mul__"](y, 0.9), 0.1)
+            y = methods["sin"](methods["exp"](methods["tanh"](y)))
+        return y
+    results = []
+    for fast in (True, False):
+        methods = {name: vars(Tensor)[name] if fast else vars(Tensor)[name].__wrapped__
+                   for name in ("__add__", "__mul__", "sin", "exp", "tanh")}
+        x = torch.tensor([0.3, -0.7, 1.5, 0.0], requires_grad=True)
+        (g,) = torch.autograd.grad(chain(methods, x).sum(), x, create_graph=create_graph)
+        second = torch.autograd.grad(g.sum(), x)[0]._data.tobytes() if create_graph else None
+        results.append((g._data.tobytes(), second, type(g.grad_fn).__name__ if create_graph else None))
+    assert results[0] == results[1]
