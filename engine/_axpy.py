@@ -15,7 +15,8 @@ A NaN result is the product's NaN where the product is a NaN, as torch's (an FMA
 may return its addend's: the self-check would then refuse the BLAS).
 
 Found through ctypes in numpy's wheel (`numpy.libs`, the `scipy_openblas` build); elsewhere, or
-where the self-check fails, `head` is 0 and the engine computes as before.
+where the self-check fails, `head` is 0 and the engine computes as before (under valgrind, whose
+FMA rounds twice, it fails: callgrind cannot measure this path).
 ``ENGINE_BLAS_AXPY=0`` turns it off.
 """
 from __future__ import annotations

@@ -1302,7 +1302,7 @@ def _fma_by_axpy(a, b, c, out) -> bool:
     """_fma into `out` by the BLAS's axpy (_axpy.fused: one fused multiply-add per element), where
     one of a and b is a single nonzero value, the other and c row-major arrays of out's shape (or
     c a single value) of out's dtype, and out does not overlap the array factor; False where not
-    (out then unchanged, unless it is not c: then it holds c).
+    (out then unchanged).
 
     The elements the BLAS leaves (a tail) are computed exactly. Per element one pass (two where
     out is not c: c is copied into it first)."""
