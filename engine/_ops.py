@@ -1272,7 +1272,8 @@ def _fma(a, b, c, out=None):
         else:
             result = _fma_float32_exact(a, b, c)
     else:
-        if (dt == np.float64 and c.shape and c.flags.c_contiguous and (out is None or out.flags.c_contiguous)
+        if (dt == np.float64 and c.size >= _axpy._UNIT and c.flags.c_contiguous
+                and (out is None or out.flags.c_contiguous)
                 and all(x.size == 1 or (x.shape == c.shape and x.flags.c_contiguous) for x in (a, b))):
             result = _memory.empty(c.shape, np.float64) if out is None else out
             if _fma_by_axpy(a, b, c, result):
