@@ -313,9 +313,10 @@ def _act(program: Program, backend: ModuleType, env: dict[str, Any], extra: dict
 
 
 def _leaf_grad(tensor: Any) -> Array | None:
-    if tensor is None or tensor.grad is None:
+    if tensor is None:
         return None
-    return snapshot(tensor.grad)
+    grad = tensor.grad  # (read once: a property that builds a tensor object on every read, on torch)
+    return None if grad is None else snapshot(grad)
 
 
 def _leaf_grad_value(grad: Any) -> Array | None:
