@@ -155,6 +155,10 @@ def _bind_ops():
 
 _bind_ops()
 
+from . import _fast  # noqa: E402  (it wraps the bound methods)
+
+_fast.install()
+
 from . import autograd, nn, optim  # noqa: E402  (they use the bound ops)
 
 __all__ = ["Tensor", "Size", "tensor", "dtype", "float32", "float64", "int64", "bool", "float",

@@ -595,8 +595,11 @@ def _run_chain(node, g, retain_graph: bool):
             if tensor._vc[0] != version:
                 return node, g     # the general loop raises torch's error
         input_grads = node._backward(node, g)
-        if saved and not retain_graph:
-            node._release()
+        if saved and not retain_graph:     # (`Node._release`, spelled out: a tuple is never CopySlices')
+            attrs = node.__dict__
+            for name, _, _ in saved:
+                attrs.pop(name, None)
+            node._saved = None
         if child is None:
             return None, None
         ig = input_grads[k]

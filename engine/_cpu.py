@@ -334,8 +334,8 @@ def _short_row_sum(elements: np.ndarray):
     if not groups:
         return np.add.accumulate(elements, axis=0)[-1]
     # multi_row_sum: the sums of the groups (rows of 4) for its 4 accumulators
-    partial = elements[:4] if groups == 1 else np.add.accumulate(
-        elements[:groups * 4].reshape((groups, 4) + elements.shape[1:]), axis=0)[-1]
+    partial = elements[:4] if groups == 1 else _sum_in_order(
+        elements[:groups * 4].reshape((groups, 4) + elements.shape[1:]), 0)
     if len(elements) > groups * 4:
         # the first accumulator, the elements after the last group, the other three
         partial = np.concatenate((partial[:1], elements[groups * 4:], partial[1:]))
@@ -353,6 +353,19 @@ def _row_sum(elements: np.ndarray):
     for k in range(1, 4):
         first = first + partial[k]
     return first
+
+
+def _sum_in_order(a: np.ndarray, axis: int) -> np.ndarray:
+    """The sum along `axis` (0 or 1) of a row-major array with further dims after it, added in
+    order from the first element along it, as np.add.accumulate(a, axis)[last] adds.
+
+    np.add.reduce over an axis that is not the innermost adds whole rows elementwise in order
+    (its pairwise summation is the inner loop's, over the innermost axis only), and does not
+    keep the running sums: 8x faster than accumulate on full_sum's (16, 16, 4, 8) level, which
+    took ~60 of the ~130 us of a 8,192-element float32 sum()."""
+    if a.ndim > axis + 1 and a.flags.c_contiguous and math.prod(a.shape[axis + 1:]) > 1:
+        return np.add.reduce(a, axis=axis)
+    return np.add.accumulate(a, axis=axis)[(slice(None),) * axis + (-1,)]
 
 
 def _multi_row_sum(rows: np.ndarray) -> np.ndarray:
@@ -382,4 +395,4 @@ def _multi_row_sum(rows: np.ndarray) -> np.ndarray:
         # NOTE: accumulate adds in order (a reduce may add pairwise); it starts from the first
         # row instead of zero + it, which differs only where every row is -0.0: adding its
         # result to zero gives the loop's +0.0 there and the same value everywhere else.
-        moved = zero + np.add.accumulate(moved[:whole].reshape((-1, step) + moved.shape[1:]), axis=1)[:, -1]
+        moved = zero + _sum_in_order(moved[:whole].reshape((-1, step) + moved.shape[1:]), 1)

@@ -22,7 +22,7 @@ from weakref import ref as _weakref
 
 import numpy as np
 
-from . import _blas, _cpu, _dtype, _memory, _parallel, _zerotensor
+from . import _axpy, _blas, _cpu, _dtype, _memory, _parallel, _zerotensor
 from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, BackwardRun, Node, SavedOutput, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
@@ -981,16 +981,20 @@ def v_tanh_backward(g, y):
 
 
 def _tanh_backward_into(g, y, out):
-    """g * (1 - y * y) into `out`, with _one_minus_square's rounding (its float64 arithmetic in a
-    reused scratch array, rounded into `out`)."""
+    """g * (1 - y * y) into `out`, with _one_minus_square's rounding (float32: the exact squares
+    in a reused float64 scratch array, 1 minus them rounded into `out`; three passes, where
+    widening, squaring, subtracting and narrowing in turn took five)."""
     if not _is_f32(y):
-        return np.multiply(g, _one_minus_square(y), out=out)
+        np.multiply(y, y, out)     # (`out` as the temporary: no array allocated per call)
+        np.subtract(_ONE.get(y.dtype, 1), out, out)
+        return np.multiply(g, out, out)
     wide = _parallel.scratch(y.shape, _F64)
-    np.copyto(wide, y)
-    np.multiply(wide, wide, wide)
-    np.subtract(_ONE[_F64], wide, wide)
-    np.copyto(out, wide, casting="same_kind")
-    return np.multiply(g, out, out=out)
+    np.square(y, wide, dtype=_F64)
+    np.subtract(_ONE[_F64], wide, out, casting="same_kind")
+    return np.multiply(g, out, out)
+
+
+_parallel.costly(_tanh_backward_into)
 
 
 def _splits_like(g, y: np.ndarray) -> bool:
@@ -1041,6 +1045,10 @@ def _sigmoid(x, out=None):
     np.exp(e, out=e)
     np.add(e, 1, out=e)
     return np.divide(1, e, out=e)
+
+
+_parallel.costly(_sigmoid)
+_parallel.costly(_sigmoid_backward_into)
 
 
 def _np_exp(x):
@@ -1271,10 +1279,13 @@ def _fma(a, b, c, out=None):
             result = _fma(a.reshape(1), b.reshape(1), c.reshape(1)).reshape(())
         elif (all(x.size == 1 or (x.shape == shape and x.flags.c_contiguous) for x in (a, b, c))
               and (out is None or out.flags.c_contiguous)):
-            # Row-major operands (or single values), as an optimizer's: computed block by block
-            # into the (recycled, row-major) result.
+            # Row-major operands (or single values), as an optimizer's: by the BLAS's axpy where
+            # one factor is a single value, else computed block by block into the (recycled,
+            # row-major) result.
             if out is None:
                 out = _memory.empty(shape, np.float32)
+            if _fma_by_axpy(a, b, c, out):
+                return out
             _parallel.split(_fma_float32_blocks, out.reshape(-1),
                             *(x.reshape(()) if x.size == 1 else x.reshape(-1) for x in (a, b, c)),
                             min_numel=_FMA_SPLIT_MIN)
@@ -1282,8 +1293,17 @@ def _fma(a, b, c, out=None):
         else:
             result = _fma_float32_exact(a, b, c)
     else:
+        if (dt == np.float64 and c.size >= _axpy._UNIT and c.flags.c_contiguous
+                and (out is None or out.flags.c_contiguous)
+                and all(x.size == 1 or (x.shape == c.shape and x.flags.c_contiguous) for x in (a, b))):
+            result = _memory.empty(c.shape, np.float64) if out is None else out
+            if _fma_by_axpy(a, b, c, result):
+                return result
         product = a * b
         plain = product + c
+        nan = np.isnan(product)
+        if nan.any():   # (the product's NaN, also where c is a NaN: see _fma_float32_exact)
+            plain = np.where(nan, product, plain)
         split = 134217729.0   # 2**27 + 1
         ta, tb = split * a, split * b
         a_hi, b_hi = ta - (ta - a), tb - (tb - b)
@@ -1298,6 +1318,36 @@ def _fma(a, b, c, out=None):
         return result
     out[...] = result
     return out
+
+
+def _fma_by_axpy(a, b, c, out) -> bool:
+    """_fma into `out` by the BLAS's axpy (_axpy.fused: one fused multiply-add per element), where
+    one of a and b is a single nonzero value, the other and c row-major arrays of out's shape (or
+    c a single value) of out's dtype, and out does not overlap the array factor; False where not
+    (out then unchanged).
+
+    The elements the BLAS leaves (a tail) are computed exactly. Per element one pass (two where
+    out is not c: c is copied into it first)."""
+    if a.size == 1:
+        a, b = b, a
+    if b.size != 1 or a.size == 1 or out.dtype != a.dtype or not a.flags.c_contiguous:
+        return False
+    alpha = b.reshape(())[()]
+    if not alpha:
+        return False   # (0 * inf is NaN, and -0.0 + 0 * x +0.0: BLAS axpy skips alpha 0)
+    x, y = a.reshape(-1), out.reshape(-1)
+    done = _axpy.head(y.dtype, y.size)
+    if not done or np.may_share_memory(x, y):
+        return False
+    if c is not out:
+        np.copyto(y, c.reshape(-1) if c.size == y.size else c.reshape(()))
+    _axpy.fused(float(alpha), x, y, done)
+    if done < y.size:
+        tail = x[done:]
+        with _errstate():
+            y[done:] = (_fma_float32_exact(tail, alpha, y[done:]) if y.dtype == np.float32
+                        else _fma(tail, alpha, y[done:]))
+    return True
 
 
 def _fma_float32_exact(a, b, c) -> np.ndarray:

@@ -43,6 +43,18 @@ MIN_NUMEL = 1 << 18
 # NOTE: torch splits every elementwise kernel from 32K elements. Splitting the costly ones
 # (transcendentals, sigmoid, tanh's backward) from 64K elements was measured idle and lost:
 # W2-float32 (20 ops on (256, 256)) 2.7 ms per round on one thread, 3.7-5.2 ms split.
+# Elements from which a kernel marked `costly` is split: torch's grain size
+# (at::internal::GRAIN_SIZE). numpy's transcendental loops take 10-100x a multiply's time
+# (65,536 float32 elements on this project's AMD EPYC, AVX2: multiply 8 us, exp 110, tanh 172,
+# log 126, sin 120, tan 780; float64 exp 333, tanh 881), so their blocks outweigh a hand-off.
+# Measured idle (session 12, load 0.2-0.7, this AMD EPYC VM): a split's hand-off costs 40-150 us,
+# so at 1 << 15 W2-float32 went 3.65 -> 6.50 ms per round (float64 10.54 -> 10.69). One call,
+# 1 thread / 2 threads: float32 tanh 172/283 us at 64K, 534/411 at 128K; exp 89/202 at 64K,
+# 609/469 at 256K; float64 tanh 674/429 at 32K, exp 631/477 at 64K; tanh/sigmoid backward never
+# gain up to 256K. Left at MIN_NUMEL; a dtype-aware threshold (float64 tanh from 32K) is open.
+COSTLY_MIN_NUMEL = MIN_NUMEL
+_costly: set = {np.tanh, np.exp, np.log, np.sin, np.cos, np.tan, np.sinh, np.cosh, np.arctan, np.arcsin, np.arccos,
+                np.arctanh, np.arcsinh, np.arccosh, np.expm1, np.log1p, np.log2, np.log10, np.exp2}
 MAX_THREADS = 8
 BLOCKS_PER_THREAD = 2   # more blocks than threads: the faster thread takes the remainder
 _ALIGN = 64             # bytes: a cache line, the widest SIMD register
@@ -231,14 +243,22 @@ def scratch(shape: tuple, dtype) -> np.ndarray:
     return buffer[:nbytes].view(dtype).reshape(shape)
 
 
-def split(kernel, out: np.ndarray, *operands, min_numel: int = MIN_NUMEL) -> np.ndarray:
+def costly(kernel):
+    """Mark `kernel` as one that `split` divides from `COSTLY_MIN_NUMEL` elements on; returns it."""
+    _costly.add(kernel)
+    return kernel
+
+
+def split(kernel, out: np.ndarray, *operands, min_numel: int | None = None) -> np.ndarray:
     """`kernel(*operands, out=out)`, an elementwise computation that writes every element of
-    `out`, split over threads when `out` has `min_numel` elements or more (a kernel of many
-    passes gains from fewer than one multiply); returns `out`.
+    `out`, split over threads when `out` has `min_numel` elements or more (default: `MIN_NUMEL`,
+    `COSTLY_MIN_NUMEL` for a kernel marked `costly`); returns `out`.
 
     Operands are arrays that broadcast to `out`'s shape (or numbers). `out` may be an operand
     itself but must not overlap one otherwise. Callers compute under `_ops._errstate()`.
     """
+    if min_numel is None:
+        min_numel = COSTLY_MIN_NUMEL if kernel in _costly else MIN_NUMEL
     if _threads > 1 and out.size >= min_numel and (not _dynamic or spare_cpu()):
         blocks = _blocks(out, operands, _threads * BLOCKS_PER_THREAD)
         if blocks is not None:
@@ -248,9 +268,32 @@ def split(kernel, out: np.ndarray, *operands, min_numel: int = MIN_NUMEL) -> np.
     return out
 
 
+# Cut plans by the layout of `out` and the operands (see _blocks): W2 splits ~30 computations of
+# one layout per round, and planning one took ~5-10 us of Python, half of a split's own cost.
+_plans: dict = {}
+_PLANS_MAX = 512
+
+
 def _blocks(out: np.ndarray, operands: tuple, count: int):
     """`out` and `operands` cut into at most `count` blocks along `out`'s outermost memory axis,
     as (out block, operand blocks) pairs; None when that axis cannot be cut."""
+    key = (count, out.shape, out.strides,
+           *[(x.shape, x.strides) if isinstance(x, np.ndarray) else None for x in operands])
+    try:
+        plan = _plans[key]
+    except KeyError:
+        plan = _plan(out, operands, count)
+        if len(_plans) >= _PLANS_MAX:
+            _plans.clear()
+        _plans[key] = plan
+    if plan is None:
+        return None
+    return [(out[cut], tuple(x if own is None else x[own] for x, own in zip(operands, cuts))) for cut, cuts in plan]
+
+
+def _plan(out: np.ndarray, operands: tuple, count: int):
+    """How _blocks cuts: per block, the index of `out`'s block and per operand the index of its
+    block (None: not cut, broadcast along the axis or a number); None when nothing can be cut."""
     axes = [i for i in range(out.ndim) if out.shape[i] > 1]
     if not axes:
         return None
@@ -269,13 +312,12 @@ def _blocks(out: np.ndarray, operands: tuple, count: int):
     if count < 2:
         return None
     step = -(-length // (count * quantum)) * quantum
-    blocks = []
+    plan = []
     for start in range(0, length, step):
         cut = slice(start, start + step)
-        blocks.append((out[(slice(None),) * axis + (cut,)],
-                       tuple(x if own is None else x[(slice(None),) * own + (cut,)]
-                             for x, own in zip(operands, sliced))))
-    return blocks
+        plan.append(((slice(None),) * axis + (cut,),
+                     tuple(None if own is None else (slice(None),) * own + (cut,) for own in sliced)))
+    return plan
 
 
 def _run(kernel, blocks: list) -> None:

@@ -154,6 +154,8 @@ def compare(engine_outcome: Outcome, torch_outcome: Outcome, program: Program, *
     >>> verdict.kind, verdict.signature    # doctest: +SKIP
     ('gradient', 'gradient|mul|float32')
     """
+    if _identical(engine_outcome, torch_outcome):
+        return _MATCH  # what the comparison below finds in equal outcomes: nothing, and nothing forgiven
     notes: list[str] = []
     found = _divergences(engine_outcome, torch_outcome, program, notes)
     if found:
@@ -184,6 +186,32 @@ def compare(engine_outcome: Outcome, torch_outcome: Outcome, program: Program, *
     others = tuple(f"{d.kind} at {d.place.where}" for d in found if d is not primary)
     return Verdict(primary.kind, op, program.dtype, place.where, primary.detail, adjudication,
                    tuple(notes), others)
+
+
+_MATCH = Verdict(MATCH)
+
+
+def _identical(engine: Outcome, torch_: Outcome) -> bool:
+    """Whether the two outcomes are the same in everything `_divergences` compares: every step's ref,
+    error, autograd metadata and data (dtype, shape and bytes: signs of zero and NaNs included), the
+    error, every gradient and the warnings. Most outcomes are; this says so without the per-step
+    bookkeeping (places, tolerances, float32 lineage) that only a difference needs."""
+    if engine.error != torch_.error or engine.warnings != torch_.warnings or \
+            len(engine.values) != len(torch_.values) or engine.grads.keys() != torch_.grads.keys():
+        return False
+    for mine, theirs in zip(engine.values, torch_.values):
+        if mine.ref != theirs.ref or mine.error != theirs.error or mine.grad_fn != theirs.grad_fn or \
+                mine.requires_grad != theirs.requires_grad or not _same_array(mine.value, theirs.value):
+            return False
+    grads = torch_.grads
+    return all(_same_array(grad, grads[name]) for name, grad in engine.grads.items())
+
+
+def _same_array(engine: Array | None, torch_: Array | None) -> bool:
+    if engine is None or torch_ is None:
+        return engine is torch_
+    return engine.dtype == torch_.dtype and engine.data.dtype == torch_.data.dtype and \
+        engine.data.shape == torch_.data.shape and engine.data.tobytes() == torch_.data.tobytes()
 
 
 def adjudicated(verdict: Verdict, program: Program, engine_outcome: Outcome, torch_outcome: Outcome) -> Verdict:

@@ -68,7 +68,7 @@ from oracle.reference import normalize_message, torch_input
 from fuzz.program import (ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, INPUT_DTYPES,
                           REGISTER_HOOK,
                           REPEATED_BACKWARD, RETAIN_GRAD, SETITEM, SUM_BACKWARD, Action, DType, Input, Literal,
-                          Program, Ref, Seq, Slice, Step, as_arg)
+                          FORMAT_VERSION, Program, Ref, Seq, Slice, Step, _frozen, as_arg)
 
 # Kinds with a shape rule of their own here; every other op is drawn from its table samples
 # (a sample is a template: its tensors come from the program, its keywords vary by their spec).
@@ -1704,7 +1704,11 @@ def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> t
         action_kind = BACKWARD_GRADIENT
     action = _action(src, builder, action_kind, no_grad_target=invalid_mode == "no-grad-target",
                      wrong_gradient_shape=invalid_mode == "gradient-shape")
-    return builder, Program(tuple(builder.inputs), tuple(builder.steps), action)
+    # Valid by construction (names fresh and in order, operands defined before use, the values' shapes
+    # the declared ones): Program's validation, a sixth of the builder's own Python work, is skipped
+    # (tests/fuzz/test_strategies.py validates drawn programs).
+    return builder, _frozen(Program, inputs=tuple(builder.inputs), steps=tuple(builder.steps), action=action,
+                            format=FORMAT_VERSION)
 
 
 def _wrong_shape(src: ChoiceSource, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -823,6 +823,11 @@ def _cascade_sum(values: np.ndarray, valid: np.ndarray):
     values, valid = values.reshape(-1), valid.reshape(-1)
     # level_power is max(4, ceil(log2(n)) // 8): 4 below 2**40 elements.
     n = int(values.size)
+    if 1 < n <= 256 and valid.all():
+        total = _cascade_sum_short(values)
+        if total == total:
+            return total
+        # (a NaN: its payload is the loop's, below)
     power = max(4, (n - 1).bit_length() // 8) if n > 1 else 4
     mask = (1 << power) - 1
     zero = values.dtype.type(0)
@@ -854,6 +859,31 @@ def _cascade_sum(values: np.ndarray, valid: np.ndarray):
     for part in partial:
         total = total + part
     return total
+
+
+def _cascade_sum_short(values: np.ndarray):
+    """_cascade_sum of 2 to 256 values, all valid (a batch's losses), in a few numpy calls.
+
+    The loop's additions, for level_power 4: the value at index 0 moves alone up to the last
+    partial sum; the first gathers the runs (16k - 16, 16k] from +0 in order and, at their last
+    index, moves each into the second (from +0, in order); the values after the last run stay
+    in the first. The total is then ((0 + first) + second) + last, as the partial sums between
+    are +0.0 (adding +0.0 changes nothing here: 0 + first is never -0.0, nor is a sum with it).
+    Each run is summed in order from its first value rather than from +0 (np.add.reduce over the
+    runs' non-innermost axis adds whole rows in order): that differs only in the sign of a zero
+    run sum, which the second sum, started from +0, does not keep. A NaN's payload may differ
+    from the loop's: the caller computes a NaN total again."""
+    zero = values.dtype.type(0)
+    runs = (values.size - 1) // 16
+    second = zero
+    if runs:
+        rows = values[1:1 + 16 * runs]
+        sums = (np.add.reduce(np.ascontiguousarray(rows.reshape(runs, 16).T), axis=0) if runs > 1
+                else np.add.accumulate(rows)[-1:])
+        second = np.add.accumulate(np.concatenate(([zero], sums)))[-1]
+    rest = values[1 + 16 * runs:]
+    first = np.add.accumulate(np.concatenate(([zero], rest)))[-1] if rest.size else zero
+    return ((zero + first) + second) + (zero + values[0])
 
 
 class _NllPlan:

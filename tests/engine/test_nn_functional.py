@@ -948,6 +948,27 @@ def test_nll_loss_sums_in_torchs_cascade_order(shape, reduction, weighted, dtype
     assert ours == theirs or (np.isnan(ours) and np.isnan(theirs))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_nll_loss_of_a_batch_of_up_to_256_sums_in_torchs_cascade_order(dtype):
+    # A batch of 2-256 losses, all targets valid (W3's 64), is summed in a few numpy calls
+    # (_cascade_sum_short): torch's order bit for bit, with cancelling huge values, zeros of
+    # both signs (an all -0.0 batch sums to +0.0 in torch) and infinities.
+    rng = np.random.default_rng(12)
+    for n in (2, 3, 15, 16, 17, 18, 31, 32, 33, 48, 49, 64, 100, 240, 241, 255, 256):
+        for kind in range(4):
+            picked = [rng.choice([1e30, -1e30, 2.5, -3.25, 1.0, 1e-3, -0.0], size=n),
+                      rng.choice([0.0, -0.0], size=n), np.full(n, 0.0),
+                      rng.choice([np.inf, 1.0, -2.0, 1e30], size=n)][kind]
+            values = np.zeros((n, 3))
+            values[np.arange(n), np.arange(n) % 3] = -picked   # nll_loss negates what it picks
+
+            def loss(b):
+                return b.nn.functional.nll_loss(b.tensor(values, dtype=getattr(b, dtype)),
+                                                b.tensor(np.arange(n) % 3), reduction="sum").numpy()
+            ours, theirs = loss(engine), loss(torch)
+            assert ours.tobytes() == theirs.tobytes(), (n, kind, ours, theirs)
+
+
 def test_leaky_relu_of_huge_positive_values_warns_nothing_as_torch():
     # Fuzzer finding: x * negative_slope overflowed (numpy's RuntimeWarning) where x > 0 keeps x.
     caught = []

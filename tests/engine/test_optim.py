@@ -180,6 +180,21 @@ def test_float32_fma_blocks_round_once(operands, monkeypatch):
     assert np.count_nonzero(plain != want) >= (10 if operands == "array * array + array" else 4)
 
 
+_NAN_A, _NAN_C = np.array([0x7FC00001, 0xFFC12345], np.uint32).view(np.float32)
+_EDGE_CASES = [   # (a, b, c) of float32 _fma: its product zero, subnormal, the largest float32, infinite or NaN
+    (-(2.0 ** -140), 2.0 ** -20, 0.0),          # the product underflows to -0.0: +0.0 + it is -0.0
+    (2.0 ** -140, 2.0 ** -20, -0.0),            # ... to +0.0
+    (2.0 ** -140, 2.0 ** -9, 2.0 ** -149),      # a subnormal product (2**-149 exactly) and sum
+    (3 * 2.0 ** -76, 2.0 ** -74, 2.0 ** -149),  # 1.5 units: the sum 2.5 units rounds to 2
+    (0.0, 0.01, -0.0), (-0.0, 0.01, -0.0), (0.0, -0.01, 1.0),   # zero products
+    (1.5 * 2.0 ** 127, 2.0, -3.0e38),           # the float32 product overflows, the result does not
+    (3.4028235e38, 1.0, 1.0e32),                # the largest float32 product, rounded to inf
+    (3.4028235e38, 1.0, -1.0e32), (-3.4028235e38, 1.0, -2.0e31),
+    (np.inf, 0.01, 1.0), (np.inf, 0.01, -np.inf), (1.0, 0.01, np.inf), (0.0, np.inf, 1.0),
+    (_NAN_A, 0.01, _NAN_C), (_NAN_A, 0.01, 1.0), (1.0, 0.01, _NAN_C),   # NaN payloads: the product's first
+]
+
+
 @pytest.mark.parametrize("bounded", [True, False])
 def test_float32_fma_bounds_at_the_edges_of_float32(bounded, monkeypatch):
     # The row-major _fma brackets the exact product by the float32 product one unit either side
@@ -189,20 +204,7 @@ def test_float32_fma_bounds_at_the_edges_of_float32(bounded, monkeypatch):
     from engine import _ops
     monkeypatch.setattr(_ops, "_FMA_BOUNDED_MIN", 0 if bounded else 1 << 14)
     f = np.float32
-    nan_a, nan_c = np.array([0x7FC00001, 0xFFC12345], np.uint32).view(np.float32)
-    cases = [   # (a, b, c)
-        (-(2.0 ** -140), 2.0 ** -20, 0.0),          # the product underflows to -0.0: +0.0 + it is -0.0
-        (2.0 ** -140, 2.0 ** -20, -0.0),            # ... to +0.0
-        (2.0 ** -140, 2.0 ** -9, 2.0 ** -149),      # a subnormal product (2**-149 exactly) and sum
-        (3 * 2.0 ** -76, 2.0 ** -74, 2.0 ** -149),  # 1.5 units: the sum 2.5 units rounds to 2
-        (0.0, 0.01, -0.0), (-0.0, 0.01, -0.0), (0.0, -0.01, 1.0),   # zero products
-        (1.5 * 2.0 ** 127, 2.0, -3.0e38),           # the float32 product overflows, the result does not
-        (3.4028235e38, 1.0, 1.0e32),                # the largest float32 product, rounded to inf
-        (3.4028235e38, 1.0, -1.0e32), (-3.4028235e38, 1.0, -2.0e31),
-        (np.inf, 0.01, 1.0), (np.inf, 0.01, -np.inf), (1.0, 0.01, np.inf), (0.0, np.inf, 1.0),
-        (nan_a, 0.01, nan_c), (nan_a, 0.01, 1.0), (1.0, 0.01, nan_c),   # NaN payloads: the product's first
-    ]
-    for a, b, c in cases:
+    for a, b, c in _EDGE_CASES:
         for n in (1, 19):   # (19: numpy's SIMD loops and their scalar tails)
             x, z = np.full(n, f(a)), np.full(n, f(c))
             want = torch.from_numpy(z.copy()).add(torch.from_numpy(x), alpha=float(f(b))).numpy()
@@ -210,3 +212,68 @@ def test_float32_fma_bounds_at_the_edges_of_float32(bounded, monkeypatch):
             assert got.tobytes() == want.tobytes(), (a, b, c, n, got[-1], want[-1])
             if np.isfinite([f(a), f(b), f(c), want[0]]).all():   # (the reference: finite values)
                 assert _fma_exact(x, np.full(n, f(b)), z).tobytes() == want.tobytes()
+
+
+def _blas_head(dtype, n: int) -> int:
+    from engine import _axpy
+    head = _axpy.head(np.dtype(dtype), n)
+    if not head:
+        pytest.skip("no BLAS axpy here that rounds once (numpy without its OpenBLAS, or a CPU without FMA)")
+    return head
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_fma_by_the_blas_is_torchs_add_at_the_edges(dtype, inplace):
+    # From 128 elements on, _fma with one single-value factor (an optimizer's step, add with alpha)
+    # is the BLAS's axpy (one FMA instruction per element) on a head of whole kernel blocks, the
+    # rest computed exactly: the edge cases above and the halfway and subnormal sums, at both ends
+    # of the head and in the tail, against torch's add.
+    from engine import _ops
+    n = 300
+    assert _blas_head(dtype, n) == 256
+    rng = np.random.default_rng(4)
+    for a, b, c in _EDGE_CASES:
+        x, z = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+        hard_z, hard_x, lr = _double_rounding_cases(n)
+        hard = rng.random(n) < 0.5
+        x[hard], z[hard] = hard_x[hard], hard_z[hard]
+        at = [0, 1, 127, 128, 254, 255, 256, 257, 299]
+        x[at], z[at] = np.float32(a), np.float32(c)
+        scale = dtype(np.float32(b))
+        want = torch.from_numpy(z.copy()).add(torch.from_numpy(x), alpha=float(scale)).numpy()
+        out = z.copy()
+        got = _ops._fma(x, scale, out, out=out if inplace else None)
+        assert got.tobytes() == want.tobytes(), (a, b, c, np.flatnonzero(got.view(np.uint8) != want.view(np.uint8)))
+        # The hard cases' factor: -lr, a single value first.
+        want = torch.from_numpy(z.copy()).add(torch.from_numpy(x), alpha=-lr).numpy()
+        out = z.copy()
+        got = _ops._fma(dtype(-lr), x, out, out=out if inplace else None)
+        assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("fault", [None, "rounds twice", "the addend's NaN"])
+def test_a_blas_axpy_that_does_not_round_once_is_not_used(fault, monkeypatch):
+    # The BLAS is used only after a self-check: an axpy that rounds the product first, or returns
+    # the addend's NaN where the product is a NaN too (an FMA instruction may), is refused, and
+    # _fma computes as without it; an axpy that rounds once is taken (the check refuses not all).
+    import ctypes
+    from engine import _axpy, _ops
+
+    def axpy(n, alpha, x_at, incx, y_at, incy):
+        x = np.ctypeslib.as_array((ctypes.c_float * n).from_address(x_at))
+        y = np.ctypeslib.as_array((ctypes.c_float * n).from_address(y_at))
+        with np.errstate(all="ignore"):
+            if fault == "rounds twice":
+                y[:] = y + np.float32(alpha) * x
+            else:
+                both = np.isnan(x) & np.isnan(y)
+                y[:] = np.where(both, y, _ops._fma_float32_exact(x, np.float32(alpha), y)) if fault else \
+                    _ops._fma_float32_exact(x, np.float32(alpha), y)
+    _blas_head(np.float32, 1000)
+    monkeypatch.setattr(_axpy, "_library", {np.dtype(np.float32): axpy})
+    monkeypatch.setattr(_axpy, "_checked", {})
+    assert _axpy.head(np.dtype(np.float32), 1000) == (0 if fault else 896)
+    param, grad, lr = _double_rounding_cases(1000)
+    want = torch.from_numpy(param.copy()).add(torch.from_numpy(grad), alpha=-lr).numpy()
+    assert _ops._fma(grad, np.float32(-lr), param).tobytes() == want.tobytes()

@@ -260,6 +260,31 @@ def test_large_ops_match_themselves_unsplit_and_torchs_layout(threads, layout, d
     assert _strides(z) == tz.stride() and _strides(w) == tw.stride()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_costly_kernels_split_from_torchs_grain_size(threads, monkeypatch, dtype):
+    """W2's (256, 256) chain: tanh, exp, sigmoid and the backward kernels of tanh and sigmoid
+    (many instructions per element) split from COSTLY_MIN_NUMEL, here torch's grain size (32K elements; ops take
+    the large-tensor path from _ops._LARGE, 64K) on, a multiply or add only from MIN_NUMEL; the
+    results are bit for bit those of one thread."""
+    monkeypatch.setattr(_parallel, "COSTLY_MIN_NUMEL", 1 << 15)   # (the default waits for a quiet A/B)
+    split_kernels = []
+    run = _parallel._run
+    monkeypatch.setattr(_parallel, "_run", lambda kernel, blocks: (split_kernels.append(kernel), run(kernel, blocks)))
+    values = _values((256, 256), dtype, 0)
+    results = []
+    for n in (1, 2):
+        threads(n)
+        split_kernels.clear()
+        x = engine.tensor(values, requires_grad=True)
+        y = (x * 0.5 + 0.25).tanh().exp().sigmoid()
+        y.backward(engine.tensor(_values((256, 256), dtype, 1)))
+        results.append((y.detach().numpy(), x.grad.numpy()))
+    for a, b in zip(*results):
+        assert _same_bits(a, b)
+    assert set(split_kernels) == {np.tanh, np.exp, _ops._sigmoid, _ops._tanh_backward_into,
+                                  _ops._sigmoid_backward_into}
+
+
 def test_a_large_product_of_small_broadcast_operands_is_a_large_result(threads):
     """W5's (128, 1, 64) * (1, 32, 64): 8K and 2K elements make 256K, computed as large results
     are (recycled memory, split), with torch's values and layout."""

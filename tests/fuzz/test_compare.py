@@ -635,3 +635,36 @@ def test_a_broadcast_error_on_one_side_only_stays_keyed_on_the_op():
     torch_outcome = oracle.run_torch(program)
     other = _step_error(torch_outcome, message="mul(): shapes differ")
     assert compare(other, torch_outcome, program, backend=torch).signature == "error-message|mul|float32"
+
+
+def test_the_shortcut_for_identical_outcomes_gives_the_full_comparisons_verdict(monkeypatch):
+    """`compare` answers equal outcomes without the per-step comparison: on drawn programs (engine
+    against torch, and torch against itself with a step's sign of zero, dtype or shape edited), the
+    verdict is the full comparison's."""
+    import itertools
+    import random
+
+    from fuzz.strategies import fast_examples
+    drawn = [(program, outcome or oracle.run_torch(program)) for program, outcome, _ in
+             itertools.islice(fast_examples(random.Random(3), max_steps=6, max_dims=3, max_side=4), 150)]
+
+    def zero_signs(outcome: Outcome) -> Outcome:
+        values = tuple(replace(result, value=Array(result.value.dtype, -result.value.data))
+                       if result.value is not None and result.value.data.dtype.kind == "f" else result
+                       for result in outcome.values)
+        return replace(outcome, values=values)
+
+    def flattened(outcome: Outcome) -> Outcome:
+        grads = {name: None if grad is None else Array(grad.dtype, grad.data.reshape(-1, 1))
+                 for name, grad in outcome.grads.items()}
+        return replace(outcome, grads=grads)
+
+    cases = []
+    for program, torch_outcome in drawn:
+        cases.append((interpreter.run(program, engine), torch_outcome, program))
+        cases += [(edit(torch_outcome), torch_outcome, program) for edit in (zero_signs, flattened)]
+    shortcut = [compare(mine, theirs, program, adjudicate=False) for mine, theirs, program in cases]
+    monkeypatch.setattr(comparator, "_identical", lambda engine_outcome, torch_outcome: False)
+    full = [compare(mine, theirs, program, adjudicate=False) for mine, theirs, program in cases]
+    assert shortcut == full
+    assert sum(verdict.diverged for verdict in full) > 50 and sum(not verdict.diverged for verdict in full) > 100

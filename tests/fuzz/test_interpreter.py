@@ -160,3 +160,23 @@ def test_the_builder_starts_some_repeated_backwards_with_autograd_grad():
     # 1 in 3 of them (FIRST_GRAD_ONE_IN), with and without retain_graph
     assert 0.2 < len(first_grad) / len(repeated) < 0.5, (len(first_grad), len(repeated))
     assert {action.retain_graph for action in first_grad} == {False, True}
+
+
+@pytest.mark.parametrize("backend_name", ["torch", "engine", "rolled_torch"])
+def test_a_zerotensor_gradient_and_a_result_that_requires_grad_are_recorded_as_their_arrays(backend_name):
+    """abs'' is torch's ZeroTensor, which refuses .numpy(); it is recorded as zeros of its dtype, and a
+    result that requires grad as its values, copied (a later in-place op does not change the record)."""
+    import importlib
+
+    from fuzz.program import DOUBLE_BACKWARD
+    backend = importlib.import_module(backend_name)
+    outcome = interpreter.run(program([Step("abs", "function", (Ref("x0"),), {}, "v0"),
+                                       Step("mul_", "method", (Ref("v0"), Literal(2.0)), {}, "v1")],
+                                      Action(DOUBLE_BACKWARD, "v1"), dtype="float64"), backend)
+    assert outcome.error is None
+    assert outcome.values[0].value.data.tolist() == [1.0, 2.0] and outcome.values[0].requires_grad
+    assert outcome.values[1].value.data.tolist() == [2.0, 4.0]
+    assert outcome.grads["x0@grad"].data.tolist() == [2.0, -2.0]
+    zeros = outcome.grads["x0"]
+    assert (zeros.dtype, zeros.data.dtype, zeros.data.tolist(), type(zeros.data)) == \
+        ("float64", np.float64, [0.0, 0.0], np.ndarray)

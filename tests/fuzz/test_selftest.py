@@ -82,10 +82,11 @@ def test_an_unknown_bug_is_a_usage_error():
     assert "did you mean relu-kink" in result.output and "Traceback" not in result.output
 
 
-# A dropped accumulation shows only across two backward calls; hooks and no_grad need autograd
-# steps; a permutation's inverse needs a 3-cycle; a scan's direction needs a cumsum.
-AUTOGRAD_AND_SHAPE = ("accumulate-overwrites", "hook-result-ignored", "no-grad-records", "permute-not-inverted",
-                      "cumsum-forward-scan", "roll-not-inverted")
+# A dropped accumulation shows only across two backward calls; hooks, no_grad and in-place steps
+# need autograd steps (a missing version bump went uncaught for want of them: none were drawn over
+# its focus ops); a permutation's inverse needs a 3-cycle; a scan's direction needs a cumsum.
+AUTOGRAD_AND_SHAPE = ("accumulate-overwrites", "hook-result-ignored", "no-grad-records", "inplace-no-version-bump",
+                      "permute-not-inverted", "cumsum-forward-scan", "roll-not-inverted")
 
 
 def test_autograd_and_shape_bugs_are_caught_and_shrunk_to_a_few_steps(tmp_path):

@@ -510,3 +510,18 @@ def test_the_reach_draws_build_when_no_operand_of_their_rank_fits(max_inputs, ma
     programs = list(itertools.islice(fast_programs(random.Random(1), ops=ops, max_steps=4, max_inputs=max_inputs,
                                                    max_dims=max_dims), 300))
     assert len(programs) == 300
+
+
+@pytest.mark.parametrize("seed, options", [(0, {"max_steps": 10}), (1, {}), (2, {"max_inputs": 1, "max_dims": 2}),
+                                           (3, {"ops": ["mul", "sum", "matmul", "permute", "view"], "max_steps": 4})])
+def test_the_builder_draws_valid_programs_without_validating_them(seed, options):
+    # The builder skips Program's validation (fresh names in order, operands defined before use, the
+    # values' shapes the declared ones, a known action): what it draws passes it, pruned or not.
+    from fuzz.program import Program
+    from fuzz.strategies import RandomSource, _build_program, _limits
+    limits, rng = _limits(**options), random.Random(seed)
+    for _ in range(300):
+        with interpreter.recording_warnings():
+            _, built = _build_program(RandomSource(rng), limits, None)
+        for program in (built, built.pruned()):
+            assert Program(program.inputs, program.steps, program.action, program.format) == program

@@ -1,0 +1,162 @@
+"""y += alpha * x rounded once per element, by numpy's own BLAS (OpenBLAS's axpy), where it is.
+
+torch's `add(x, y, alpha=a)` (the optimizers' step) is one fused multiply-add per element. numpy
+has no fused multiply-add; `_ops._fma` computes one exactly from several numpy passes. The BLAS
+numpy is linked against has `?axpy` (y += alpha * x), and OpenBLAS's kernels for CPUs with FMA
+compute it with one FMA instruction per element: the same rounding as torch's kernel, in one
+pass. Not everywhere: their scalar tail (OpenBLAS's Haswell saxpy: the last n % 32 elements) is
+`y[i] += da * x[i]`, rounded twice, and a BLAS without FMA kernels rounds twice throughout. So
+`fused` runs the BLAS on a head of the arrays only (`head`: a multiple of `_UNIT` elements,
+whole kernel blocks), in calls OpenBLAS runs on one thread, and only after a self-check
+(`_self_check`) found the BLAS to round once on hard cases (halfway and subnormal sums); the
+caller computes the rest exactly.
+
+A NaN result is the product's NaN where the product is a NaN, as torch's (an FMA instruction
+may return its addend's: the self-check would then refuse the BLAS).
+
+Found through ctypes in numpy's wheel (`numpy.libs`, the `scipy_openblas` build); elsewhere, or
+where the self-check fails, `head` is 0 and the engine computes as before (under valgrind, whose
+FMA rounds twice, it fails: callgrind cannot measure this path).
+``ENGINE_BLAS_AXPY=0`` turns it off.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import threading
+
+import numpy as np
+
+# Elements per kernel block the head is a multiple of: OpenBLAS's AVX2 saxpy and daxpy loop over
+# 32 and 16 elements, its AVX512 ones over 64 and 32 (twice that, to be safe).
+_UNIT = 128
+# Elements per call (a multiple of _UNIT): OpenBLAS runs axpy on one thread up to 10,000 elements
+# (interface/axpy.c), on its threads above; a thread's part would end in the scalar tail, and its
+# threads, asleep or preempted on a busy machine, made a 200K-element call take 0.3-5 ms instead of
+# 0.03 (this project's 2-CPU machine at load 2.5). A call costs ~2 us.
+_CHUNK = 78 * _UNIT
+
+_lock = threading.Lock()
+_library = None        # axpy by dtype once loaded, False where there is none
+_checked: dict = {}    # dtype -> whether the BLAS rounded once on the hard cases
+
+
+def _load():
+    if os.environ.get("ENGINE_BLAS_AXPY", "1") == "0":
+        return False
+    here = os.path.dirname(os.path.dirname(np.__file__))
+    for path in sorted(glob.glob(os.path.join(here, "numpy.libs", "libscipy_openblas*.so*"))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for suffix, int_type in (("64_", ctypes.c_int64), ("", ctypes.c_int)):
+            try:
+                saxpy, daxpy = (getattr(lib, f"scipy_cblas_{p}axpy{suffix}") for p in "sd")
+            except AttributeError:
+                continue
+            for function, c_type in ((saxpy, ctypes.c_float), (daxpy, ctypes.c_double)):
+                function.restype = None
+                function.argtypes = [int_type, c_type, ctypes.c_void_p, int_type, ctypes.c_void_p, int_type]
+            return {np.dtype(np.float32): saxpy, np.dtype(np.float64): daxpy}
+    return False
+
+
+def _hard_cases(dtype, n: int):
+    """x, alpha, y of `dtype` where y + alpha * x rounded twice (the product first, or the sum in
+    a wider type) is not rounded once: halfway sums in every third element, subnormal ones in
+    every third from 1 on, the rest random; at both ends and in the middle a NaN x with another
+    NaN y, and zeros."""
+    rng = np.random.default_rng(n)
+    bits = np.finfo(dtype).nmant + 1   # 24 or 53
+    u = 2.0 ** -(bits - 1)
+    alpha = 1 - u
+    k = rng.integers(-60, 60, n).astype(np.float64)
+    y = rng.standard_normal(n)
+    x = rng.standard_normal(n)
+    # y + alpha x with y = (1 + u) 2**k, x = -(1 + u) 2**(k - bits): the exact sum is just above
+    # the halfway point below y, (1 + u / 2) 2**k; the product rounded first (or the sum rounded
+    # to float64) lands on it, and rounding to even goes down.
+    y[0::3] = (1 + u) * 2.0 ** k[0::3]
+    x[0::3] = -(1 + u) * 2.0 ** (k[0::3] - bits)
+    tiny = float(np.finfo(dtype).smallest_subnormal)
+    y[1::3] = rng.integers(-600, 600, y[1::3].size) * tiny
+    x[1::3] = rng.standard_normal(x[1::3].size) * tiny * 2.0 ** 10
+    x, y = x.astype(dtype), y.astype(dtype)
+    nans = (np.array([0x7FC00001, 0xFFC12345], np.uint32) if dtype == np.float32 else
+            np.array([0x7FF8000000000001, 0xFFF8000000012345], np.uint64)).view(dtype)
+    for at in (1, n // 2, n - 2):
+        # NOTE: torch's fused multiply-add returns the product's NaN where the addend is a NaN too
+        x[at], y[at] = nans
+        x[at + 1], y[at + 1] = dtype.type(-0.0 if at % 2 else 0.0), dtype.type(-0.0)
+    return x, float(dtype.type(alpha)), y
+
+
+def _exact(x, alpha, y, dtype) -> np.ndarray:
+    """y + alpha * x rounded once, in Python's exact fractions, and a NaN x's NaN (the self-check's
+    reference)."""
+    from fractions import Fraction
+    out = np.empty(y.shape, dtype)
+    a = Fraction(alpha)
+    for i, (u, v) in enumerate(zip(x.tolist(), y.tolist())):
+        if u != u:
+            out[i] = x[i]
+            continue
+        exact = a * Fraction(u) + Fraction(v)
+        if exact == 0:
+            out[i] = x[i] * dtype.type(alpha) + y[i]   # (an exact zero: its sign)
+            continue
+        near = dtype.type(float(exact))   # (rounded at most twice: one unit off at most)
+        candidates = [near, np.nextafter(near, dtype.type(np.inf)), np.nextafter(near, dtype.type(-np.inf))]
+        out[i] = min(candidates, key=lambda f: (abs(Fraction(float(f)) - exact),
+                                                int(np.asarray(f).view(np.int32 if dtype == np.float32 else np.int64))
+                                                & 1))
+    return out
+
+
+def _self_check(axpy, dtype) -> bool:
+    """Whether `axpy` rounds once on hard cases and returns a NaN product's NaN, on its largest
+    calls (`_CHUNK`) and small ones."""
+    with np.errstate(all="ignore"):
+        for n in (_UNIT, _CHUNK):
+            x, alpha, y = _hard_cases(dtype, n)
+            got = y.copy()
+            axpy(n, alpha, x.ctypes.data, 1, got.ctypes.data, 1)
+            # (the exact reference on a sample: all of a small call, the middle and end of a large one)
+            sample = np.unique(np.clip(np.add.outer([n // 2, n], np.arange(-_UNIT // 2, _UNIT // 2)), 0, n - 1))
+            if got[sample].tobytes() != _exact(x[sample], alpha, y[sample], dtype).tobytes():
+                return False
+    return True
+
+
+def head(dtype: np.dtype, n: int) -> int:
+    """How many of `n` elements of `dtype` (the first ones) `fused` computes rounded once; 0: none."""
+    global _library
+    if _library is None:
+        with _lock:
+            if _library is None:
+                _library = _load()
+    if not _library or n < _UNIT:
+        return 0
+    ok = _checked.get(dtype)
+    if ok is None:
+        axpy = _library.get(dtype)
+        with _lock:
+            ok = _checked[dtype] = axpy is not None and _self_check(axpy, dtype)
+    return n - n % _UNIT if ok else 0
+
+
+def fused(alpha: float, x: np.ndarray, y: np.ndarray, k: int) -> None:
+    """y[:k] += alpha * x[:k], each element rounded once, by the BLAS; k from `head(y.dtype, y.size)`.
+
+    `x`, `y`: 1-d row-major arrays of one float dtype and size, not overlapping; `alpha` a
+    nonzero number (OpenBLAS's axpy returns y unchanged for alpha 0, where a fused multiply-add
+    makes -0.0 + 0 * x +0.0 and inf * 0 NaN). The caller computes y[k:].
+    Called `_CHUNK` elements at a time: each call on one thread.
+    """
+    axpy = _library[y.dtype]
+    step = _CHUNK * y.itemsize
+    x_at, y_at = x.ctypes.data, y.ctypes.data
+    for start in range(0, k * y.itemsize, step):
+        axpy(min(_CHUNK, k - start // y.itemsize), alpha, x_at + start, 1, y_at + start, 1)
