@@ -23,7 +23,7 @@ import numpy as np
 from . import _ops
 from ._autograd import NOTHING_SAVED, Node, SavedOutput, _GradMode, _next_seq
 from ._dtype import float32, float64
-from ._tensor import INFERENCE_TENSORS, Tensor
+from ._tensor import INFERENCE_TENSORS, Tensor, _make_tensor
 
 _ndarray = np.ndarray
 _new = object.__new__
@@ -37,6 +37,16 @@ _weakref = _ops._weakref
 
 
 _PLAIN_BACKWARDS: dict = {}     # op -> its nodes' backward (see _exp_backward), filled by `install`
+
+
+def _input_edge(self: Tensor):
+    """The edge to `self` a recorded op's node takes (None outside the graph)."""
+    node = self._grad_fn
+    if node is not None:
+        return (node, 0)
+    if self._requires_grad:
+        return (self._accumulator(), 0)
+    return None
 
 
 def _plain(data, dt) -> Tensor:
@@ -66,27 +76,11 @@ def unary_method(rule, fn, op: str, slow):
         data = compute(x) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(compute, x)
         if type(data) is not _ndarray:
             data = np.asarray(data)     # (a 0-d input gives a numpy scalar)
-        if not _GradMode.enabled:
+        edge = _GradMode.enabled and _input_edge(self)
+        if not edge:
             return _plain(data, dt)
-        node = self._grad_fn
-        if node is not None:
-            edge = (node, 0)
-        elif self._requires_grad:
-            edge = (self._accumulator(), 0)
-        else:
-            return _plain(data, dt)
-        out = _new(Tensor)      # (`_make_tensor(data, dt, True)`, spelled out)
-        out._data = data
-        out.dtype = dt
-        out._requires_grad = True
-        out._grad = None
-        out._acc = None
-        vc = out._vc = [0]
-        out._base = None
-        out._view_version = 0
-        out._view_creation = None
-        if _GradMode.inference:
-            INFERENCE_TENSORS[id(out)] = out
+        out = _make_tensor(data, dt, True)
+        vc = out._vc
         node = _new(Node)       # (as `record` makes it: see there)
         if saved_name is None:
             node.__dict__ = {}
@@ -139,27 +133,10 @@ def scalar_operator(rule, fn, slow, alpha: bool):
         data = fn(x, y) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(fn, x, y)
         if type(data) is not _ndarray:
             data = np.asarray(data)     # (a 0-d input gives a numpy scalar)
-        if not _GradMode.enabled:
+        edge = _GradMode.enabled and _input_edge(self)
+        if not edge:
             return _plain(data, dt)
-        node = self._grad_fn
-        if node is not None:
-            edge = (node, 0)
-        elif self._requires_grad:
-            edge = (self._accumulator(), 0)
-        else:
-            return _plain(data, dt)
-        out = _new(Tensor)      # (`_make_tensor(data, dt, True)`, spelled out)
-        out._data = data
-        out.dtype = dt
-        out._requires_grad = True
-        out._grad = None
-        out._acc = None
-        out._vc = [0]
-        out._base = None
-        out._view_version = 0
-        out._view_creation = None
-        if _GradMode.inference:
-            INFERENCE_TENSORS[id(out)] = out
+        out = _make_tensor(data, dt, True)
         node = _new(Node)       # (as `record` makes it: see there)
         if alpha:
             node.__dict__ = {"alpha": 1}

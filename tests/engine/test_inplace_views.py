@@ -737,6 +737,14 @@ def _graph_names(fn, depth=0) -> list:
     return [fn.name()] + [name for next_fn, _ in fn.next_functions for name in _graph_names(next_fn, depth + 1)]
 
 
+def _leaf_grad_or_error(out, leaf):
+    try:
+        out.sum().backward()
+    except RuntimeError as exc:
+        return str(exc)
+    return leaf.grad.tolist()
+
+
 @pytest.mark.parametrize("batch, order, other, batch_first", [
     ((1, 1, 2), None, (1,), False),       # 1-d @ 3-d: the batch transposed is contiguous (a view)
     ((2, 1, 3), None, (1,), False),
@@ -759,12 +767,7 @@ def test_matmul_folds_a_batch_with_reshape_so_in_place_changes_of_it_are_caught(
         out = module.matmul(big, leaf) if batch_first else module.matmul(leaf, big)
         names = _graph_names(out.grad_fn)
         base.neg_()
-        try:
-            out.sum().backward()
-            result = leaf.grad.tolist()
-        except RuntimeError as exc:
-            result = str(exc)
-        seen.append((names, result))
+        seen.append((names, _leaf_grad_or_error(out, leaf)))
     assert seen[0] == seen[1]
 
 
@@ -782,12 +785,7 @@ def test_einsum_reshapes_its_operands_as_torch_so_in_place_changes_are_caught_al
         out = module.einsum(equation, base.reshape(first), leaf)
         names = _graph_names(out.grad_fn)
         base.neg_()
-        try:
-            out.sum().backward()
-            result = leaf.grad.tolist()
-        except RuntimeError as exc:
-            result = str(exc)
-        seen.append((names, result))
+        seen.append((names, _leaf_grad_or_error(out, leaf)))
     assert seen[0] == seen[1]
 
 
