@@ -1731,6 +1731,13 @@ def _wrap_dims(dims, ndim: int) -> tuple:
 
 def _reduce_backward(ctx, g):
     """Gradient of sum (and, scaled, of mean): put the reduced dims back and expand."""
+    if type(g) is np.ndarray and g.size > 1 and not any(g.strides):
+        # One value everywhere (a gradient expanded from a full reduction's, as W5's mean(dim=0)
+        # gets it): scaled once and expanded again, it stays one value, and the ops it reaches
+        # (the sum of the gradients of an input used twice) add one value, in one long loop,
+        # instead of a row of the gradient per element of the dims the reduction put back.
+        one = g[(slice(0, 1),) * g.ndim]
+        return (v_expand(one / ctx.count if ctx.count is not None else one, ctx.self_shape),)
     if (g.shape if type(g) is np.ndarray else np.shape(g)) != ctx.keep_shape:
         g = v_reshape(g, ctx.keep_shape)
     if ctx.count is not None:
