@@ -1767,7 +1767,7 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     dims = _reduction_dims(dim, x.ndim)
     axes = dims if dims is not None else tuple(range(x.ndim))
     keep = keepdim and dim is not None
-    count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None
+    count = math.prod([x.shape[i] for i in axes]) if mean else None
     with _errstate():
         # NOTE: torch's float sum of every element adds them in its own order (_cpu.full_sum),
         # which decides how cancellations round (fuzzer finding: a float32 loss an ulp off, then
