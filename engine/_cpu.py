@@ -384,9 +384,11 @@ def _multi_row_sum(rows: np.ndarray) -> np.ndarray:
     for level in range(levels):
         size = moved.shape[0]
         whole = size - size % step if level < levels - 1 else 0
-        held = zero              # the accumulator at the end: the rows after its last move up
-        for row in moved[whole:] if whole else moved:
-            held = held + row
+        # the accumulator at the end: the rows after its last move up, added in order (one
+        # reduce from the first row: only a zero's sign can differ from adding them to zero one
+        # by one, and adding the sum to zero removes that)
+        rest = moved[whole:] if whole else moved
+        held = zero + (rest[0] if len(rest) == 1 else _sum_in_order(rest, 0)) if len(rest) else zero
         total = held if total is None else total + held
         if not whole:
             for _ in range(level + 1, levels):
