@@ -1747,6 +1747,13 @@ def _wrap_dims(dims, ndim: int) -> tuple:
 
 def _reduce_backward(ctx, g):
     """Gradient of sum (and, scaled, of mean): put the reduced dims back and expand."""
+    if type(g) is np.ndarray and g.size > 1 and not any(g.strides):
+        # One value everywhere (a gradient expanded from a full reduction's, as W5's mean(dim=0)
+        # gets it): scaled once and expanded again, it stays one value, and the ops it reaches
+        # (the sum of the gradients of an input used twice) add one value, in one long loop,
+        # instead of a row of the gradient per element of the dims the reduction put back.
+        one = g[(slice(0, 1),) * g.ndim]
+        return (v_expand(one / ctx.count if ctx.count is not None else one, ctx.self_shape),)
     if (g.shape if type(g) is np.ndarray else np.shape(g)) != ctx.keep_shape:
         g = v_reshape(g, ctx.keep_shape)
     if ctx.count is not None:
@@ -1779,7 +1786,7 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     dims = _reduction_dims(dim, x.ndim)
     axes = dims if dims is not None else tuple(range(x.ndim))
     keep = keepdim and dim is not None
-    count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None
+    count = math.prod([x.shape[i] for i in axes]) if mean else None
     with _errstate():
         # NOTE: torch's float sum of every element adds them in its own order (_cpu.full_sum),
         # which decides how cancellations round (fuzzer finding: a float32 loss an ulp off, then

@@ -250,6 +250,10 @@ def _scale_by_count(g: np.ndarray, mask: np.ndarray, result: np.ndarray, axes: t
     as extremes, and none is NaN, which matches nothing), g is divided by 1 without a count."""
     out = _memory.empty(mask.shape, g.dtype)
     np.copyto(out, mask)
+    if not builtins.any(g.strides):
+        # One value everywhere (the gradient of amax(...).sum()): multiplied as one value, the
+        # product runs as one long loop rather than one short loop per row of the mask.
+        g = g[(slice(0, 1),) * g.ndim]
     if np.count_nonzero(mask) == result.size and not np.isnan(result).any():
         count = _ONE[g.dtype]
     else:
