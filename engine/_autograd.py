@@ -726,6 +726,16 @@ def _dtype_of(value):
     return from_numpy(np.asarray(value).dtype)
 
 
+_Tensor = _late_ops = None   # (engine._tensor.Tensor and engine._ops, imported on first use: they import this module)
+
+
+def _late_imports():
+    global _Tensor, _late_ops
+    from . import _ops as _late_ops
+    from ._tensor import Tensor as _Tensor
+    return _Tensor
+
+
 _CREATE_GRAPH_WARNING = (
     "Using backward() with create_graph=True will create a reference cycle between the parameter "
     "and its gradient which can cause a memory leak. We recommend using autograd.grad when "
@@ -736,8 +746,7 @@ _warned_create_graph = False
 
 def _accumulate(variable, g, create_graph):
     """AccumulateGrad: store or add `g` into the leaf's `.grad`, as torch does."""
-    from ._ops import _copy  # circular: ops record nodes
-    from ._tensor import Tensor
+    Tensor = _Tensor or _late_imports()
     global _warned_create_graph
     if create_graph:
         if g.requires_grad and not _warned_create_graph:
@@ -747,7 +756,7 @@ def _accumulate(variable, g, create_graph):
         if variable._grad is None:
             # NOTE: torch deep-copies a first gradient (node CopyBackwards) and adds out of
             # place afterwards (node AddBackward0), so .grad stays differentiable.
-            variable._grad = _copy(g) if g.requires_grad else g._detached_copy()
+            variable._grad = _late_ops._copy(g) if g.requires_grad else g._detached_copy()
         else:
             variable._grad = variable._grad + g
     elif variable._grad is None:

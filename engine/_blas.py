@@ -143,8 +143,8 @@ def mm(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarr
     if not _ENABLED or a.dtype not in _DTYPES or b.dtype != a.dtype:
         return None
     k = a.shape[1]
-    if k < 2 or a.shape[0] > _MAX_SIDE or b.shape[1] > _MAX_SIDE:
-        return None
+    if k < 2 or k > 2 * _MAX_INNER or a.shape[0] > _MAX_SIDE or b.shape[1] > _MAX_SIDE:
+        return None     # (`order` knows no K above 2 * _MAX_INNER: W3's products return here)
     transa, transb, M, N, K = call = gemm_call(a, b)
     kind = order(*call, a.dtype)
     if kind is None:

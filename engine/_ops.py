@@ -1307,7 +1307,7 @@ def _fma(a, b, c, out=None):
         else:
             result = _fma_float32_exact(a, b, c)
     else:
-        if (dt == np.float64 and c.size >= _axpy._UNIT and c.flags.c_contiguous
+        if (dt == np.float64 and c.size and c.flags.c_contiguous
                 and (out is None or out.flags.c_contiguous)
                 and all(x.size == 1 or (x.shape == c.shape and x.flags.c_contiguous) for x in (a, b))):
             result = _memory.empty(c.shape, np.float64) if out is None else out
@@ -1340,8 +1340,9 @@ def _fma_by_axpy(a, b, c, out) -> bool:
     c a single value) of out's dtype, and out does not overlap the array factor; False where not
     (out then unchanged).
 
-    The elements the BLAS leaves (a tail) are computed exactly. Per element one pass (two where
-    out is not c: c is copied into it first)."""
+    The elements the BLAS's whole blocks leave (a tail, or a small array) go through one more
+    block, padded (`_axpy.fused_rest`). Per element one pass (two where out is not c: c is copied
+    into it first)."""
     if a.size == 1:
         a, b = b, a
     if b.size != 1 or a.size == 1 or out.dtype != a.dtype or not a.flags.c_contiguous:
@@ -1350,17 +1351,16 @@ def _fma_by_axpy(a, b, c, out) -> bool:
     if not alpha:
         return False   # (0 * inf is NaN, and -0.0 + 0 * x +0.0: BLAS axpy skips alpha 0)
     x, y = a.reshape(-1), out.reshape(-1)
-    done = _axpy.head(y.dtype, y.size)
-    if not done or np.may_share_memory(x, y):
+    if not _axpy.usable(y.dtype) or np.may_share_memory(x, y):
         return False
     if c is not out:
         np.copyto(y, c.reshape(-1) if c.size == y.size else c.reshape(()))
-    _axpy.fused(float(alpha), x, y, done)
+    alpha = float(alpha)
+    done = y.size - y.size % _axpy._UNIT
+    if done:
+        _axpy.fused(alpha, x, y, done)
     if done < y.size:
-        tail = x[done:]
-        with _errstate():
-            y[done:] = (_fma_float32_exact(tail, alpha, y[done:]) if y.dtype == np.float32
-                        else _fma(tail, alpha, y[done:]))
+        _axpy.fused_rest(alpha, x, y, done)
     return True
 
 

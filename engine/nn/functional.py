@@ -635,12 +635,16 @@ def _fused_subtract_product(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.n
     product and sum (Dekker, Knuth), then in c's dtype; where a term is not finite or too large
     for the split, the plain c - a * b. (The last float64 addition, and for float32 the cast,
     can round twice in rare ties: not an FMA to the last bit there.)"""
+    if all(type(v) is np.ndarray and v.dtype == np.float32 for v in (a, b, c)):
+        # The float64 product of float32 numbers is exact: the product's error e below is 0,
+        # and s + t the exact difference, whose float64 rounding is `plain` (the ufuncs' casts
+        # to float64 are exact, as asarray's).
+        with _errstate():
+            return np.subtract(c, np.multiply(a, b, dtype=np.float64), dtype=np.float64).astype(np.float32)
     a64, b64, c64 = (np.asarray(v, np.float64) for v in (a, b, c))
     with _errstate():
         plain = c64 - a64 * b64
         if all(np.result_type(v) == np.float32 for v in (a, b, c)):
-            # The float64 product of float32 numbers is exact: the product's error e below is 0,
-            # and s + t the exact difference, whose float64 rounding is `plain`.
             return plain.astype(np.float32)
         p, e = _two_product(a64, b64)
         s = c64 - p
@@ -705,6 +709,11 @@ def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
 
 def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
     input, dim = _softmax_args("log_softmax", input, dim, _stacklevel, dtype)
+    return _log_softmax(input, dim)
+
+
+def _log_softmax(input: Tensor, dim: int) -> Tensor:
+    """log_softmax of a floating tensor over a wrapped dim (its checks passed)."""
     with _errstate():
         shifted = _shifted(input._data, dim)
         data = shifted - _ops._rounded(np.log, np.add.reduce(_ops._np_exp(shifted), axis=dim if input.ndim else None,
@@ -840,29 +849,31 @@ def _check_no_grad(t, function: str, argument: str):
                            f"'{argument}'. This input cannot have requires_grad True.")
 
 
-def _cascade_sum(values: np.ndarray, valid: np.ndarray):
-    """The sum of `values` at `valid` as torch's nll_loss kernels add them: in order into the
+def _cascade_sum(values: np.ndarray, valid):
+    """The sum of `values` at `valid` (None: all) as torch's nll_loss kernels add them: in order into the
     first of 8 partial sums, which at every multiple of 16**j (of the flat index, valid ones
     only) moves up into the next, j times; then the 8 partial sums in order.
 
     NOTE: the order decides what cancels (1e30 - 1e30 + 2.5 is 2.5 or 0; fuzzer finding), and
     the index 0 alone moves up to the last partial sum, added last.
     """
-    values, valid = values.reshape(-1), valid.reshape(-1)
+    values = values.reshape(-1)
+    all_valid = valid is None or bool(valid.all())
     # level_power is max(4, ceil(log2(n)) // 8): 4 below 2**40 elements.
     n = int(values.size)
-    if 1 < n <= 256 and valid.all():
+    if 1 < n <= 256 and all_valid:
         total = _cascade_sum_short(values)
         if total == total:
             return total
         # (a NaN: its payload is the loop's, below)
+    valid = np.ones(n, np.bool_) if valid is None else valid.reshape(-1)
     power = max(4, (n - 1).bit_length() // 8) if n > 1 else 4
     mask = (1 << power) - 1
     zero = values.dtype.type(0)
     partial = [zero] * 8
     group = mask + 1
     tail = None
-    if not (n > group and valid.all()):
+    if not (n > group and all_valid):
         items = ((index, values[index], 0) for index in np.flatnonzero(valid).tolist())
     else:
         # Every index valid: the first partial sum's runs, (16k - 16, 16k] for k = 1..m and the
@@ -900,18 +911,46 @@ def _cascade_sum_short(values: np.ndarray):
     Each run is summed in order from its first value rather than from +0 (np.add.reduce over the
     runs' non-innermost axis adds whole rows in order): that differs only in the sign of a zero
     run sum, which the second sum, started from +0, does not keep. A NaN's payload may differ
-    from the loop's: the caller computes a NaN total again."""
+    from the loop's: the caller computes a NaN total again.
+    The second and first sums are likewise taken in order from their first value, not from +0:
+    that too differs only in the sign of a zero sum, which 0 + first and the sum with it (never
+    -0.0) do not keep."""
     zero = values.dtype.type(0)
     runs = (values.size - 1) // 16
     second = zero
     if runs:
         rows = values[1:1 + 16 * runs]
-        sums = (np.add.reduce(np.ascontiguousarray(rows.reshape(runs, 16).T), axis=0) if runs > 1
-                else np.add.accumulate(rows)[-1:])
-        second = np.add.accumulate(np.concatenate(([zero], sums)))[-1]
+        second = np.add.accumulate(np.add.reduce(np.ascontiguousarray(rows.reshape(runs, 16).T), axis=0)
+                                   if runs > 1 else rows)[-1]
     rest = values[1 + 16 * runs:]
-    first = np.add.accumulate(np.concatenate(([zero], rest)))[-1] if rest.size else zero
+    first = np.add.accumulate(rest)[-1] if rest.size else zero
     return ((zero + first) + second) + (zero + values[0])
+
+
+_UNIT_WEIGHTS: dict = {}    # (shape, dtype) -> ones and minus ones, read-only
+_EXACT_COUNTS: dict = {}    # dtype -> the largest count of ones it sums exactly
+
+
+def _unit_weights(shape: tuple, dtype) -> tuple:
+    """The weights of an unweighted nll_loss whose targets are all valid, and their negations:
+    read-only arrays of ones and minus ones, made once per shape and dtype."""
+    key = (shape, dtype)
+    pair = _UNIT_WEIGHTS.get(key)
+    if pair is None:
+        if len(_UNIT_WEIGHTS) > 64:
+            _UNIT_WEIGHTS.clear()
+        pair = np.ones(shape, dtype), np.full(shape, -1, dtype)
+        for array in pair:
+            array.flags.writeable = False
+        _UNIT_WEIGHTS[key] = pair
+    return pair
+
+
+def _exact_count_limit(dtype) -> int:
+    limit = _EXACT_COUNTS.get(dtype)
+    if limit is None:
+        limit = _EXACT_COUNTS[dtype] = 2 ** (np.finfo(dtype).nmant + 1)
+    return limit
 
 
 class _NllPlan:
@@ -921,42 +960,57 @@ class _NllPlan:
     """
 
     __slots__ = ("rule", "double_rule", "folded", "target_shape", "at_target", "valid", "all_valid", "weight",
-                 "total", "reduction")
+                 "negative_weight", "total", "reduction")
 
-    def __init__(self, rule, folded, target: np.ndarray, weight: np.ndarray, ignore_index: int, reduction: str,
-                 unweighted: bool = False):
+    def __init__(self, rule, folded, target: np.ndarray, weight, ignore_index: int, reduction: str):
+        """`weight`: the classes' weights, an array of C, or the dtype of the input without one."""
         n, c, k = folded
         self.rule, self.folded, self.reduction = rule, folded, reduction
         self.double_rule = _NLL_DOUBLE[rule]
         self.target_shape = target.shape
         target = target.reshape(n, k)
-        self.valid = target != ignore_index
-        # (Where every target is valid, as without ignored ones, the masks below change nothing:
-        # np.where(True, v, 0) is v, bit for bit.)
-        self.all_valid = all_valid = bool(self.valid.all())
-        bad = (target < 0) | (target >= c)
-        if not all_valid:
-            bad &= self.valid
-        if bad.any():
-            raise IndexError(f"Target {target[bad][0]} is out of bounds.")
-        safe_target = target if all_valid else np.where(self.valid, target, 0)
-        # The (N, K) elements at the targets of an (N, C, K) array, as an index.
-        self.at_target = (np.arange(n)[:, None], safe_target, np.arange(k)[None, :])
-        self.weight = weight[safe_target]   # (N, K)
-        if not all_valid:
-            self.weight = np.where(self.valid, self.weight, np.zeros((), weight.dtype))
-        count = self.valid.size if all_valid else int(np.count_nonzero(self.valid))
-        if unweighted and count <= 2 ** (np.finfo(weight.dtype).nmant + 1):
-            # Ones, added in any order, sum exactly to their count where the dtype holds it.
-            self.total = weight.dtype.type(count)
+        unweighted = not isinstance(weight, np.ndarray)
+        dtype = weight if unweighted else weight.dtype
+        if 0 <= ignore_index < c or not (target.view(np.uint64) < c).all():
+            # (Some target may be ignored, or out of bounds; otherwise every target is valid: a
+            # negative one is a large unsigned one.)
+            valid = target != ignore_index
+            all_valid = bool(valid.all())
+            bad = (target < 0) | (target >= c)
+            if not all_valid:
+                bad &= valid
+            if bad.any():
+                raise IndexError(f"Target {target[bad][0]} is out of bounds.")
         else:
-            self.total = _cascade_sum(self.weight, self.valid)
+            valid, all_valid = None, True
+        # (Where every target is valid, as without ignored ones, `valid` is None: the masks below
+        # would change nothing, np.where(True, v, 0) is v, bit for bit.)
+        self.valid, self.all_valid = valid, all_valid
+        safe_target = target if all_valid else np.where(valid, target, 0)
+        # The (N, K) elements at the targets of an (N, C, K) array, as an index of its flat elements.
+        if k == 1:
+            self.at_target = (np.arange(0, n * c, c) if c else np.zeros(n, np.int64))[:, None] + safe_target
+        else:
+            self.at_target = (np.arange(n)[:, None] * (c * k) + np.arange(k)[None, :]) + safe_target * k
+        # (N, K)
+        if unweighted and all_valid:
+            self.weight, self.negative_weight = _unit_weights((n, k), dtype)
+        else:
+            self.weight = np.ones((n, k), dtype) if unweighted else weight[safe_target]
+            if not all_valid:
+                self.weight = np.where(valid, self.weight, np.zeros((), dtype))
+            self.negative_weight = -self.weight
+        count = target.size if all_valid else int(np.count_nonzero(valid))
+        if unweighted and count <= _exact_count_limit(dtype):
+            # Ones, added in any order, sum exactly to their count where the dtype holds it.
+            self.total = dtype.type(count)
+        else:
+            self.total = _cascade_sum(self.weight, valid)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        n, c, k = self.folded
-        picked = x.reshape(n, c, k)[self.at_target]
+        picked = x.reshape(-1).take(self.at_target)
         with _errstate():
-            losses = -self.weight * picked
+            losses = self.negative_weight * picked
             if not self.all_valid:
                 losses = np.where(self.valid, losses, np.zeros((), x.dtype))
             if self.reduction == "none" and self.target_shape:
@@ -983,10 +1037,10 @@ class _NllPlan:
                 g = g.reshape(n, k)
             elif self.reduction == "mean":
                 g = g / self.total
-            values = -self.weight * g
+            values = self.negative_weight * g
             if not self.all_valid:
                 values = np.where(self.valid, values, np.zeros((), self.weight.dtype))
-        grad = np.zeros((n, c, k), values.dtype)
+        grad = np.zeros(n * c * k, values.dtype)
         grad[self.at_target] = values
         return grad.reshape(shape)
 
@@ -1033,7 +1087,7 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
         n, c, k = 1, x.shape[0], 1
     else:
         n, c = x.shape[:2]
-        k = int(np.prod(x.shape[2:], dtype=np.int64))
+        k = math.prod(x.shape[2:])
     if weight is not None:
         if weight._data.shape != (c,):
             raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no classes but "
@@ -1046,8 +1100,8 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
                                    input.dtype)
     if weight is not None and weight.dtype is not input.dtype:
         raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found {weight.dtype.scalar_name}")
-    w = weight._data if weight is not None else np.ones(c, x.dtype)
-    out = _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction, weight is None), input)
+    w = weight._data if weight is not None else x.dtype
+    out = _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction), input)
     return _save_constants(out, target=target, weight=weight)
 
 
@@ -1133,7 +1187,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         if label_smoothing > 1.0:   # NOTE: torch prints a double as C++ streams do (%g)
             raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing:g}")
         return _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, label_smoothing, class_dim)
-    return _nll_loss(log_softmax(input, class_dim), target, weight, ignore_index, reduction)
+    if input.ndim and input.dtype.is_floating_point:
+        # (log_softmax's own checks would pass: cross_entropy's native checked the tensors)
+        log_probabilities = _log_softmax(input, class_dim)
+    else:
+        log_probabilities = log_softmax(input, class_dim)
+    return _nll_loss(log_probabilities, target, weight, ignore_index, reduction)
 
 
 def _class_view(weight: Tensor, ndim: int, class_dim: int) -> Tensor:

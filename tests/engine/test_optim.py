@@ -277,3 +277,32 @@ def test_a_blas_axpy_that_does_not_round_once_is_not_used(fault, monkeypatch):
     param, grad, lr = _double_rounding_cases(1000)
     want = torch.from_numpy(param.copy()).add(torch.from_numpy(grad), alpha=-lr).numpy()
     assert _ops._fma(grad, np.float32(-lr), param).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [2, 10, 127, 128, 300])
+def test_small_arrays_and_tails_are_fused_as_torchs_add(dtype, n):
+    # Fewer than a BLAS block's elements (a bias, a head's tail) go through one padded BLAS block:
+    # rounded once, as torch's add with alpha, at the halfway and subnormal sums, the edge cases
+    # above, and a product that overflows where the result does not (float64: the exact
+    # computation gave inf there, torch 9.97e307). In SGD's step too.
+    _blas_head(dtype, 1000)
+    from engine import _ops
+    rng = np.random.default_rng(n)
+    hard_z, hard_x, lr = _double_rounding_cases(n)
+    x, z = hard_x.astype(dtype), hard_z.astype(dtype)
+    edge = [(a, c) for a, b, c in _EDGE_CASES if b == 0.01][: n // 2]
+    at = rng.choice(n, len(edge), replace=False)
+    x[at], z[at] = [dtype(np.float32(a)) for a, _ in edge], [dtype(np.float32(c)) for _, c in edge]
+    cases = [(x, z, dtype(np.float32(-lr)))]
+    if dtype == np.float64:
+        cases.append((np.full(n, -1.5 * 2.0 ** 1023), np.full(n, -1.7e308), dtype(-2.0)))
+    for x, z, alpha in cases:
+        want = torch.from_numpy(z.copy()).add(torch.from_numpy(x), alpha=float(alpha)).numpy()
+        with np.errstate(all="ignore"):
+            got = _ops._fma(x, alpha, z.copy())
+        assert got.tobytes() == want.tobytes(), np.flatnonzero(got.view(np.uint8) != want.view(np.uint8))
+        w = engine.tensor(z.copy(), requires_grad=True)
+        w.grad = engine.tensor(x)
+        engine.optim.SGD([w], lr=-float(alpha)).step()
+        assert w.detach().numpy().tobytes() == want.tobytes()
