@@ -68,7 +68,7 @@ from oracle import foreseen
 from oracle.reference import normalize_message, torch_input
 from fuzz.program import (ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, INPUT_DTYPES,
                           REGISTER_HOOK,
-                          REPEATED_BACKWARD, RETAIN_GRAD, SETITEM, SUM_BACKWARD, Action, DType, Input, Literal,
+                          REPEATED_BACKWARD, RETAIN_GRAD, SETITEM, SUM_BACKWARD, Action, Arg, DType, Input, Literal,
                           FORMAT_VERSION, Program, Ref, Seq, Slice, Step, _frozen, as_arg)
 
 # Kinds with a shape rule of their own here; every other op is drawn from its table samples
@@ -1182,6 +1182,18 @@ class _Template:
     receiver: bool = False  # the first tensor is an in-place receiver (zero_, fill_, copy_)
     bound: dict = field(default_factory=dict)  # id of a sample T already given a tensor
     reshaped: dict = field(default_factory=dict)  # id of a sample T -> the shape it is drawn in instead
+    first: bool = True  # no tensor of the sample has been given one yet
+
+    def node(self, value) -> Arg:
+        """The operand node for a sample's argument value: its tensors given program tensors (`tensor`)."""
+        # (A method, not a closure in `_template_args`: a recursive closure is a reference cycle, which
+        # kept each program's builder, its torch tensors and graph, alive until the garbage collector ran.)
+        if isinstance(value, T):
+            first, self.first = self.first, False
+            return self.tensor(value, first)
+        if isinstance(value, (list, tuple)) and _tensors_in(value):
+            return Seq(tuple(self.node(item) for item in value), "list" if isinstance(value, list) else "tuple")
+        return as_arg(value)
 
     def tensor(self, spec: T, first: bool) -> Ref:
         builder, src = self.builder, self.builder.source
@@ -1399,17 +1411,7 @@ def _template_args(builder: _Builder, op: Op, form: str) -> tuple[tuple, dict]:
     rank = max(len(anchor_shape), 1) if anchor_shape is not None else 1
     frozen = FROZEN_KWARGS.get(op.name, ())
     names = [key for key in op.kwargs if key not in kwargs]
-    first_tensor = [True]
-
-    def build(value, spec=None):
-        if isinstance(value, T):
-            first, first_tensor[0] = first_tensor[0], False
-            ref = template.tensor(value, first)
-            return ref
-        if isinstance(value, (list, tuple)) and _tensors_in(value):
-            return Seq(tuple(build(item) for item in value), "list" if isinstance(value, list) else "tuple")
-        return as_arg(value)
-
+    build = template.node
     built_args = []
     for value, holds_tensors in zip(args, layout.in_args):
         if holds_tensors:
