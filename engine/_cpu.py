@@ -304,6 +304,28 @@ def full_sum(x: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
     return np.asarray(zero + total, dtype=x.dtype)   # (stored by adding to the zeroed output)
 
 
+def leading_sum(x: np.ndarray, count: int) -> np.ndarray | None:
+    """The sum of the float array `x` over its first `count` dims as torch's cascade_sum adds it
+    (x's dtype, the remaining dims' shape), or None where the engine does not follow its order.
+
+    NOTE: torch coalesces the reduced leading dims of a row-major tensor into one of n rows and
+    the others into C columns, and sums the columns 4 vectors at a time (vectorized_outer_sum):
+    each column's n rows in multi_row_sum's cascade (`_multi_row_sum`), added to the zeroed
+    output. Covered: row-major arrays of full_sum's dtypes whose C is a whole number of those
+    4-vector groups (torch's threads split the columns at 128-byte boundaries, so the groups,
+    and the order, are the same on any number of threads). Elsewhere, in the remaining columns,
+    torch sums each column in 4 interleaved partial sums (row_sum): not followed.
+    """
+    zero = _SUM_ZERO.get(x.dtype)
+    if zero is None or not 0 < count < x.ndim or not x.flags.c_contiguous or not x.size:
+        return None
+    columns = math.prod(x.shape[count:])
+    if columns % (4 * _SUM_VECTOR_BYTES // x.itemsize):
+        return None
+    rows = x.reshape(-1, columns)
+    return (zero + _multi_row_sum(rows)).reshape(x.shape[count:])
+
+
 # Rows of fewer elements (numbers or vectors) than this never move an accumulator of
 # multi_row_sum up a level (which happens every 16 groups of 4): `_short_sum`.
 _SHORT_ROW = 64
@@ -384,9 +406,11 @@ def _multi_row_sum(rows: np.ndarray) -> np.ndarray:
     for level in range(levels):
         size = moved.shape[0]
         whole = size - size % step if level < levels - 1 else 0
-        held = zero              # the accumulator at the end: the rows after its last move up
-        for row in moved[whole:] if whole else moved:
-            held = held + row
+        # the accumulator at the end: the rows after its last move up, added in order (one
+        # reduce from the first row: only a zero's sign can differ from adding them to zero one
+        # by one, and adding the sum to zero removes that)
+        rest = moved[whole:] if whole else moved
+        held = zero + (rest[0] if len(rest) == 1 else _sum_in_order(rest, 0)) if len(rest) else zero
         total = held if total is None else total + held
         if not whole:
             for _ in range(level + 1, levels):

@@ -1206,16 +1206,30 @@ def _in_result_dtype(x, g):
     return x.astype(g.dtype, copy=False)
 
 
+def _neg_grad_times(x, g):
+    """`-g * x` as torch's C++ derivative formulas (`-grad * x`) build it: x first (the caller
+    computes it, as this call's argument), then -g, then the product.
+
+    NOTE: GCC evaluates an overloaded operator's operands right to left, so under create_graph
+    the nodes that make x are created before NegBackward0, and a further backward, which runs
+    later-created nodes first, runs them after it: the order in which gradients accumulate,
+    and so their rounding, follows (fuzzer finding, campaign seed 16:
+    addcdiv(x0, x1, x1, value=2)'s second gradient, 0 in torch, 1.5e-5 when -g came first).
+    Python evaluates `-g * x` left to right."""
+    return -g * x
+
+
 def _div_backward(ctx, g):
     # NOTE: torch's div_tensor_other_backward computes -g * ((self / other) / other), in that
     # order, in the result's dtype (fuzzer finding: eye(3) / a float64 1e-30 overflows float32).
+    # (torch's generated DivBackward0 computes other's gradient before self's)
     other = _in_result_dtype(ctx.other, g)
-    return (g / other if ctx.needs[0] else None,
-            -g * ((_in_result_dtype(ctx.self, g) / other) / other) if ctx.needs[1] else None)
+    other_grad = _neg_grad_times((_in_result_dtype(ctx.self, g) / other) / other, g) if ctx.needs[1] else None
+    return (g / other if ctx.needs[0] else None, other_grad)
 
 
 _DIV = Rule("DivBackward0", _div_backward, ("self", "other"), saves={"other": None, "self": 1})
-_RECIPROCAL = Rule("ReciprocalBackward0", lambda ctx, g: (-g * (ctx.result * ctx.result),),
+_RECIPROCAL = Rule("ReciprocalBackward0", lambda ctx, g: (_neg_grad_times(ctx.result * ctx.result, g),),
                    saves={"result": None})
 
 
@@ -1552,13 +1566,8 @@ def _pow_tensor_backward(ctx, g):
     def cast(x):
         return _in_result_dtype(x, g)
     grad_base = grad_exponent = None
-    if ctx.needs[0]:
-        if v_data(exponent).dtype == np.bool_:
-            # NOTE: torch's pow_backward_self computes `exponent - 1`, which a bool tensor refuses.
-            raise RuntimeError(_BOOL_SUB_MESSAGE)
-        with _errstate():
-            grad_base = v_where(v_data(exponent) == 0, 0,
-                                g * (cast(exponent) * cast(base) ** cast(exponent - 1)))
+    # (torch's generated backward computes the gradients in the sorted order of the argument
+    # names: exponent's first; see _neg_grad_times)
     if ctx.needs[1]:
         at_zero = (v_data(base) == 0) & (v_data(exponent) >= 0)
         # NOTE: torch's pow_backward_exponent takes the log of the base promoted with the exponent
@@ -1570,6 +1579,13 @@ def _pow_tensor_backward(ctx, g):
                     and exponent_data.dtype.itemsize > log_of.dtype.itemsize:
                 log_of = log_of.astype(exponent_data.dtype)
         grad_exponent = g * v_where(at_zero, 0, ctx.result * v_log(log_of))
+    if ctx.needs[0]:
+        if v_data(exponent).dtype == np.bool_:
+            # NOTE: torch's pow_backward_self computes `exponent - 1`, which a bool tensor refuses.
+            raise RuntimeError(_BOOL_SUB_MESSAGE)
+        with _errstate():
+            grad_base = v_where(v_data(exponent) == 0, 0,
+                                g * (cast(exponent) * cast(base) ** cast(exponent - 1)))
     return grad_base, grad_exponent
 
 
@@ -1731,9 +1747,19 @@ def _wrap_dims(dims, ndim: int) -> tuple:
 
 def _reduce_backward(ctx, g):
     """Gradient of sum (and, scaled, of mean): put the reduced dims back and expand."""
+    if type(g) is np.ndarray and g.size > 1 and not any(g.strides):
+        # One value everywhere (a gradient expanded from a full reduction's, as W5's mean(dim=0)
+        # gets it): scaled once and expanded again, it stays one value, and the ops it reaches
+        # (the sum of the gradients of an input used twice) add one value, in one long loop,
+        # instead of a row of the gradient per element of the dims the reduction put back.
+        one = g[(slice(0, 1),) * g.ndim]
+        return (v_expand(one / ctx.count if ctx.count is not None else one, ctx.self_shape),)
     if (g.shape if type(g) is np.ndarray else np.shape(g)) != ctx.keep_shape:
         g = v_reshape(g, ctx.keep_shape)
     if ctx.count is not None:
+        if isinstance(g, Tensor):
+            # (torch's mean_backward expands, then divides: the nodes in that order)
+            return (v_expand(g, ctx.self_shape) / ctx.count,)
         g = g / ctx.count
     return (v_expand(g, ctx.self_shape),)
 
@@ -1760,7 +1786,7 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     dims = _reduction_dims(dim, x.ndim)
     axes = dims if dims is not None else tuple(range(x.ndim))
     keep = keepdim and dim is not None
-    count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if mean else None
+    count = math.prod([x.shape[i] for i in axes]) if mean else None
     with _errstate():
         # NOTE: torch's float sum of every element adds them in its own order (_cpu.full_sum),
         # which decides how cancellations round (fuzzer finding: a float32 loss an ulp off, then

@@ -19,7 +19,7 @@ from . import _cpu, _dtype, _ops, _zerotensor
 from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
                    _VIA_FLOAT64_MAX_NUMEL, _float64_copy, _float_dtype, _iterator_layout, _rounded, _scalar_tensor,
                    _unary_float, record, v_data, v_exp, v_masked_zero, v_where)
-from ._tensor import Tensor
+from ._tensor import Tensor, _make_tensor
 
 _not_implemented_for = _dtype.not_implemented_for
 
@@ -112,7 +112,12 @@ _LOG10 = Rule("Log10Backward0", lambda ctx, g: (g / (ctx.self * _LN10),), saves=
 _LOG1P = Rule("Log1PBackward0", lambda ctx, g: (g / (ctx.self + 1),), saves={"self": None})
 # NOTE: sqrt'(0) = g / (2 * 0) = inf (and -inf at -0.0), as torch's grad / (2 * result).
 _SQRT = Rule("SqrtBackward0", lambda ctx, g: (g / (2 * ctx.result),), saves={"result": None})
-_RSQRT = Rule("RsqrtBackward0", lambda ctx, g: (-0.5 * g * ctx.result ** 3,), saves={"result": None})
+_RSQRT = Rule("RsqrtBackward0", lambda ctx, g: (_times_half_neg_grad(ctx.result ** 3, g),), saves={"result": None})
+
+
+def _times_half_neg_grad(cube, g):
+    """-0.5 * g * cube, cube made first as in torch's formula (see _ops._neg_grad_times)."""
+    return -0.5 * g * cube
 _SIN = Rule("SinBackward0", lambda ctx, g: (g * v_cos(ctx.self),), saves={"self": None})
 _COS = Rule("CosBackward0", lambda ctx, g: (g * -v_sin(ctx.self),), saves={"self": None})
 _TAN = Rule("TanBackward0", lambda ctx, g: (g * (1 + ctx.result ** 2),), saves={"result": None})
@@ -658,7 +663,7 @@ def _fmod(x: np.ndarray, y: np.ndarray, loop: tuple, dt) -> np.ndarray:
 _REMAINDER_SCALAR = Rule("RemainderBackward0", lambda ctx, g: (g,))
 _REMAINDER = Rule("RemainderBackward1",
                   lambda ctx, g: (g if ctx.needs[0] else None,
-                                  -g * v_div_rounded(ctx.self, ctx.other, "floor") if ctx.needs[1] else None),
+                                  _ops._neg_grad_times(v_div_rounded(ctx.self, ctx.other, "floor"), g) if ctx.needs[1] else None),
                   ("self", "other"), saves={"self": 1, "other": 1})
 
 
@@ -679,7 +684,7 @@ def remainder(input, other) -> Tensor:
 _FMOD_SCALAR = Rule("FmodBackward0", lambda ctx, g: (g,))
 _FMOD = Rule("FmodBackward1",
              lambda ctx, g: (g if ctx.needs[0] else None,
-                             -g * v_div_rounded(ctx.self, ctx.other, "trunc") if ctx.needs[1] else None),
+                             _ops._neg_grad_times(v_div_rounded(ctx.self, ctx.other, "trunc"), g) if ctx.needs[1] else None),
              ("self", "other"), saves={"self": 1, "other": 1})
 
 
@@ -809,20 +814,35 @@ def v_number_first(op: str, number, t):
     if op == "-":
         if dt is _dtype.bool_:
             _ops._check_bool_sub(True, True)   # (the filled tensor is bool too)
-        return number - t
+        return _ops.sub(_filled_like(t, number), t) if isinstance(t, Tensor) else number - t
     if not dt.is_floating_point:
         _dtype.check_cast(_dtype.default_float, dt)
-    return number / t
+    # NOTE: as a tensor (under create_graph) this is torch's DivBackward0 of the filled tensor,
+    # one rounding: Python's `number / t` is reciprocal(t) * number, two (and other nodes).
+    return _ops.div(_filled_like(t, number), t) if isinstance(t, Tensor) else number / t
+
+
+def _filled_like(t: Tensor, number) -> Tensor:
+    """at::empty_like(t).fill_(number): t's dtype and shape, no gradient."""
+    return _make_tensor(np.full(t._data.shape, number, t._data.dtype), t.dtype, False)
 
 
 _LERP_SCALAR = Rule("LerpBackward0",
                     lambda ctx, g: (g * (1 - ctx.weight) if ctx.needs[0] else None,
                                     g * ctx.weight if ctx.needs[1] else None),
                     ("self", "end"))
-_LERP_TENSOR = Rule("LerpBackward1",
-                    lambda ctx, g: (g * v_number_first("-", 1, ctx.weight) if ctx.needs[0] else None,
-                                    g * ctx.weight if ctx.needs[1] else None,
-                                    g * _lerp_span(ctx.end, ctx.self) if ctx.needs[2] else None),
+
+
+def _lerp_tensor_backward(ctx, g):
+    # NOTE: torch's generated backward functions compute the gradients in the sorted order of
+    # the argument names (end, self, weight), which under create_graph is the order their
+    # nodes are created in (see _ops._neg_grad_times).
+    end = g * ctx.weight if ctx.needs[1] else None
+    return (g * v_number_first("-", 1, ctx.weight) if ctx.needs[0] else None, end,
+            g * _lerp_span(ctx.end, ctx.self) if ctx.needs[2] else None)
+
+
+_LERP_TENSOR = Rule("LerpBackward1", _lerp_tensor_backward,
                     ("self", "end", "weight"), saves={"self": 2, "end": 2, "weight": None})
 
 
@@ -923,10 +943,18 @@ def addcmul(input, tensor1, tensor2, *, value=1) -> Tensor:
 
 # NOTE: torch saves tensor2 when tensor1 or tensor2 needs a gradient; the engine's saves
 # can name one trigger, so tensor2 is saved whenever the node is recorded.
+def _addcdiv_tensor2_grad(ctx, g):
+    """torch's -grad * (value * tensor1 / (tensor2 * tensor2)), its nodes made in the order GCC's
+    right-to-left operands make them: tensor2 * tensor2 before value * tensor1 (see
+    _ops._neg_grad_times)."""
+    square = ctx.tensor2 * ctx.tensor2
+    return _ops._neg_grad_times(ctx.value * ctx.tensor1 / square, g)
+
+
 _ADDCDIV = Rule("AddcdivBackward0",
                 lambda ctx, g: (g if ctx.needs[0] else None,
                                 g * v_number_first("/", ctx.value, ctx.tensor2) if ctx.needs[1] else None,
-                                -g * (ctx.value * ctx.tensor1 / (ctx.tensor2 * ctx.tensor2)) if ctx.needs[2] else None),
+                                _addcdiv_tensor2_grad(ctx, g) if ctx.needs[2] else None),
                 ("self", "tensor1", "tensor2"), saves={"tensor2": None, "tensor1": 2})
 
 _ADDCDIV_INTEGER_MESSAGE = (

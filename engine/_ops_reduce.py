@@ -250,6 +250,10 @@ def _scale_by_count(g: np.ndarray, mask: np.ndarray, result: np.ndarray, axes: t
     as extremes, and none is NaN, which matches nothing), g is divided by 1 without a count."""
     out = _memory.empty(mask.shape, g.dtype)
     np.copyto(out, mask)
+    if not builtins.any(g.strides):
+        # One value everywhere (the gradient of amax(...).sum()): multiplied as one value, the
+        # product runs as one long loop rather than one short loop per row of the mask.
+        g = g[(slice(0, 1),) * g.ndim]
     if np.count_nonzero(mask) == result.size and not np.isnan(result).any():
         count = _ONE[g.dtype]
     else:
@@ -484,16 +488,28 @@ def _var_backward(ctx, g, x=None):
         if dof <= 0:
             # NOTE: torch's var_backward gives inf (nan where x equals the mean) when the
             # degrees of freedom are <= 0 in a full reduction.
+            # It is where(x == mean, nan, inf) of two Python floats, so in the default dtype,
+            # times g: a 0-d g does not promote it (a float64 var's gradient is float32 then,
+            # cast to float64 after: ToCopyBackward0 under create_graph; campaign seed 18).
             at_mean = v_data(x) == _np_mean(v_data(x))
-            return g * v_const(np.where(at_mean, np.nan, np.inf), x)
-        return (2.0 / dof) * g * (x - v_mean_keep(x, None))
+            default = _dtype.default_float
+            const = np.where(at_mean, np.nan, np.inf).astype(default.np)
+            if isinstance(g, Tensor):
+                return g * Tensor._make(const, default)
+            if type(g) is np.ndarray and g.ndim == 0:   # (not a ZeroArray: zeros stay zeros)
+                g = g.astype(default.np)
+            with _errstate():
+                return g * const
+        centered = x - v_mean_keep(x, None)    # (torch's right operand first: see _ops._neg_grad_times)
+        return (2.0 / dof) * g * centered
     # NOTE: with dims, torch scales by 2 / (n - correction) with n the product of the reduced
     # sizes, without the full reduction's special case; and for an empty dim list (which the
     # forward reduces over every dim) n is 1, so the gradient is +-inf where torch's is.
     g = _unsqueeze_to(g, ctx.keep_shape)
     with _errstate():
         scale = float(np.float64(2.0) / np.float64(ctx.backward_count - ctx.correction))
-    return scale * g * (x - v_mean_keep(x, ctx.axes))
+    centered = x - v_mean_keep(x, ctx.axes)
+    return scale * g * centered
 
 
 def _std_backward(ctx, g):

@@ -47,6 +47,19 @@ class ZeroArray(np.ndarray):
         np.copyto(out[0], result, casting="unsafe")
         return out[0]
 
+    def __getitem__(self, key):
+        # A view (basic indexing) stays a ZeroTensor; a gather (advanced indexing: index,
+        # gather, take) is another op, whose fallback gives plain zeros (campaign seed 18:
+        # scatter's src gradient, grad.gather(...), of a ZeroTensor is real zeros in torch, so a
+        # var(correction=n) gradient of inf times it is NaN, not 0).
+        result = super().__getitem__(key)
+        if isinstance(result, ZeroArray) and not _views(result, self):
+            return result.view(np.ndarray)
+        return result
+
+    def take(self, indices, axis=None, out=None, mode="raise"):
+        return self.view(np.ndarray).take(indices, axis, out, mode)   # (a gather: see __getitem__)
+
     def copy(self, order="C"):
         return self.view(np.ndarray).copy(order)
 
@@ -54,6 +67,15 @@ class ZeroArray(np.ndarray):
         if np.dtype(dtype) == self.dtype and not copy:
             return self
         return self.view(np.ndarray).astype(dtype, order, casting, subok, copy)
+
+
+def _views(result: np.ndarray, array: np.ndarray) -> bool:
+    base = result.base
+    while base is not None:
+        if base is array:
+            return True
+        base = getattr(base, "base", None)
+    return False
 
 
 def zeros(shape: tuple, dtype) -> ZeroArray:

@@ -799,10 +799,15 @@ def _localize(kind: str, program: Program, backend: ModuleType, torch_outcome: O
     for index, step in enumerate(program.steps):
         if step.out == action.target:
             probes = (action,)
-        elif action.kind in (DOUBLE_BACKWARD, REPEATED_BACKWARD):
-            probes = (_probe(step.out, torch_outcome), replace(action, target=step.out))
         else:
-            probes = (_probe(step.out, torch_outcome),)
+            # The weighted probe shows misplaced gradients; the uniform one, what only a gradient
+            # that cancels shows (campaign seed 18: softmax's gradient, an ulp off torch's where
+            # a uniform gradient made it cancel, was blamed on the op after it in five programs,
+            # five signatures for one bug).
+            weighted = _probe(step.out, torch_outcome)
+            probes = (weighted,) if weighted.kind == SUM_BACKWARD else (weighted, Action(SUM_BACKWARD, step.out))
+            if action.kind in (DOUBLE_BACKWARD, REPEATED_BACKWARD):
+                probes += (replace(action, target=step.out),)
         for probe in probes:
             prefix = program.prefix(index + 1, probe)
             found = _divergences(interpreter.run(prefix, backend), oracle.run_torch(prefix), prefix, [])

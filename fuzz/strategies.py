@@ -64,6 +64,7 @@ from engine.optable import (BINARY, BY_NAME, COMPARISON, INPLACE, MATMUL, NONZER
                             REDUCTION, UNARY, Op, T)
 from fuzz import interpreter
 from fuzz.outcome import Outcome, StepResult
+from oracle import foreseen
 from oracle.reference import normalize_message, torch_input
 from fuzz.program import (ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, INPUT_DTYPES,
                           REGISTER_HOOK,
@@ -845,6 +846,9 @@ class _Builder:
         self.steps.append(step)
         mark = len(caught) if caught is not None else 0
         try:
+            error = foreseen.step_error(step, self.env)  # (torch's own error, where asking torch costs much)
+            if error is not None:
+                raise error
             result = interpreter.apply_step(torch, step, self.env)
         except Exception as error:  # noqa: BLE001  (a step torch rejects is a valid test of error behaviour)
             self.failed = True
@@ -940,6 +944,9 @@ class _Builder:
         error = replace(values[-1].error, where=f"step {len(values) - 1}") \
             if values and values[-1].error is not None else None
         env = {new: self.env[old] for old, new in names.items() if old in self.env}
+        if error is None:  # (torch's own error, where asking torch costs much: `finish` then skips the action)
+            raised = foreseen.action_error(program.action, env)
+            error = None if raised is None else interpreter.failure(raised, "action")
         return interpreter.finish(program, torch, env, tuple(values), error, caught,
                                   recording=self.caught).with_messages(normalize_message)
 

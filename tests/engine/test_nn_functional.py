@@ -1414,3 +1414,41 @@ def test_softmax_backward_of_negative_zero_gradients_keeps_torchs_zero_signs(fn,
         (grad,) = m.autograd.grad(-out, inp)
         return np.signbit(grad.numpy()).tolist()
     assert signs(engine) == signs(torch)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_backward_sums_as_torchs_kernel(dtype):
+    """softmax's gradient (g - sum(g * y)) * y from a given result y equals torch's kernel's
+    (_softmax_backward_data) bit for bit: the sum in vector lanes along the last dim, with fused
+    multiply-adds down another dim (campaign seed 18: numpy's sum, an ulp off, amplified by
+    normalize's eps into a 1.7e5 gradient where torch's was 0). (The forward softmax is not
+    torch's bit for bit: its exp and sum orders are not emulated; hence a given y.)"""
+    from engine.nn.functional import _softmax_rule
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        ndim = int(rng.integers(1, 4))
+        shape = tuple(int(v) for v in rng.integers(1, 40 if ndim == 1 else 12, ndim))
+        dim = int(rng.integers(0, ndim))
+        y = torch.softmax(torch.tensor(rng.normal(size=shape).astype(dtype)), dim)
+        g = torch.tensor(rng.normal(size=shape).astype(dtype))
+        want = torch._softmax_backward_data(g, y, dim, y.dtype).numpy()
+
+        class Ctx:
+            result = y.numpy()
+        Ctx.dim = dim
+        got, = _softmax_rule(Ctx, g.numpy())
+        np.testing.assert_array_equal(got, want, err_msg=f"{shape} dim {dim}")
+
+
+def test_softmax_backward_of_a_normalized_zero_row_is_torchs():
+    """The campaign's reproducer: torch's gradient of the zero row is exactly 0."""
+    rows = [[[0.0, -3.0742225646972656], [0.0, -1.4792834520339966], [-0.0, -3.896240711212158]],
+            [[-0.0, -0.0], [1.5921310186386108, -0.0], [3.0, -0.0]]]
+    grads = []
+    for backend in (engine, torch):
+        x0 = backend.tensor(rows, requires_grad=True)
+        x1 = backend.tensor(3.6135094165802)
+        v1 = backend.nn.functional.softmax(backend.nn.functional.normalize(x0, p=3.0, dim=-1), 0)
+        (v1 * backend.stack([x1, x1])).sum().backward()
+        grads.append(x0.grad.numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])

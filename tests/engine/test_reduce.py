@@ -762,3 +762,59 @@ def test_normalize_with_p_3_gives_unit_values_as_torch(dtype):
     got = run(engine)
     assert got == run(torch)
     assert got[0] == [1.0, 0.0, 0.0]    # (numpy's power made it 1.0000000000000002 in float64)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("scale", [1.0, 32.0, -0.3, 0.0, NAN])
+@pytest.mark.parametrize("values", ["distinct", "ties"])
+def test_one_value_gradients_of_reductions_stay_one_value_and_are_torchs(dtype, scale, values):
+    # W5's shape: a gradient that is one value everywhere (expanded from a full sum's) reaches
+    # mean(dim=0) and amax(dim=1).sum(); mean's backward scales that one value and expands it
+    # again (the later sum of z's two gradients adds one value), amax's multiplies the mask by
+    # it as one value. z's gradient is torch's bit for bit: zeros keep the scale's sign, a NaN
+    # scale makes every element NaN, ties split it evenly.
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((128, 1, 64)), rng.standard_normal((1, 32, 64))
+    if values == "ties":
+        a, b = np.round(a * 2) / 2, np.round(b * 2) / 2
+    a, b = a.astype(dtype), b.astype(dtype)
+
+    def run(mod):
+        x, y = mod.tensor(a, requires_grad=True), mod.tensor(b, requires_grad=True)
+        z = x * y
+        z.retain_grad()
+        (z.sum(dim=2).mean(dim=0) + z.amax(dim=1).sum() * scale).sum().backward()
+        return z.grad.numpy()
+
+    assert run(engine).tobytes() == run(torch).tobytes()
+
+
+def test_mean_backward_of_one_value_passes_one_value_on():
+    from engine import _ops
+    g = np.broadcast_to(np.float32(3.0), (32,))
+    ctx = type("Ctx", (), {"keep_shape": (1, 32), "count": 128, "self_shape": (128, 32)})()
+    (out,) = _ops._reduce_backward(ctx, g)
+    assert out.shape == (128, 32) and out.strides == (0, 0) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.full((128, 32), np.float32(3.0) / np.float32(128)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows", [2, 16, 17, 128, 300, 4097])
+@pytest.mark.parametrize("columns", [(32,), (2, 64)])
+def test_broadcast_gradients_summed_over_leading_dims_are_torchs_bit_for_bit(dtype, rows, columns):
+    # A gradient reaching an input broadcast along leading dims (a bias, W5's y) is summed over
+    # them in torch's order (vectorized_outer_sum: each column's rows in multi_row_sum's cascade);
+    # numpy's order differed in 1,758 of W5's 2,048 sums. NaNs and a -0.0 column included.
+    rng = np.random.default_rng(rows)
+    g = rng.standard_normal((rows,) + columns) * 10.0 ** rng.integers(-6, 7, (rows,) + columns)
+    g.reshape(rows, -1)[rng.integers(0, rows, 3), rng.integers(0, g[0].size, 3)] = NAN
+    g.reshape(rows, -1)[:, -1] = -0.0
+    g = g.astype(dtype)
+    b = rng.standard_normal(columns).astype(dtype)
+
+    def run(mod):
+        y = mod.tensor(b, requires_grad=True)
+        (mod.ones((rows,) + columns, dtype=getattr(mod, dtype)) * y).backward(mod.tensor(g))
+        return y.grad.numpy()
+
+    assert run(engine).tobytes() == run(torch).tobytes()

@@ -5,6 +5,7 @@ l1_loss), what hooks and `.grad` see, and its refusal to be written."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -249,3 +250,34 @@ def test_layer_norm_weight_gradient_through_abs_double_backward_is_nan_as_torch(
         g.sum().backward()
         return w.grad
     _same(run)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_gathered_zero_tensor_is_plain_zeros(dtype):
+    """Campaign seed 18: scatter's src gradient is grad.gather(dim, index); gather is no ZeroTensor
+    kernel, so abs's ZeroTensor second derivative comes out of it as real zeros, and var's
+    gradient at no degrees of freedom (inf or NaN) times those zeros is NaN in torch (the
+    engine's gather kept the ZeroTensor and gave 0)."""
+    outcomes = []
+    for m in (engine, torch):
+        x0 = m.tensor([[0.0, 0.0, 0.0]], dtype=getattr(m, dtype), requires_grad=True)
+        x1 = m.tensor(0.0, dtype=getattr(m, dtype), requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # (var's degrees-of-freedom warning)
+            v0 = m.var(x0, correction=3)
+        v2 = m.scatter(x1, 0, m.tensor(0), v0)
+        v2.abs_()
+        grads = m.autograd.grad(v2.sum(), [x0, x1], create_graph=True)
+        sum(g.sum() for g in grads).backward()
+        outcomes.append((grads[0].grad_fn.name(), grads[0].dtype, x0.grad.numpy().tolist()))
+    assert outcomes[0][0] == outcomes[1][0] == ("ToCopyBackward0" if dtype == "float64" else "MulBackward0")
+    assert str(outcomes[0][1]) == str(outcomes[1][1])
+    np.testing.assert_array_equal(outcomes[0][2], outcomes[1][2])
+    assert np.isnan(outcomes[0][2]).all()
+
+
+def test_views_of_a_zero_tensor_stay_zero_tensors_and_gathers_do_not():
+    z = engine._zerotensor.zeros((3, 4), np.float32)
+    assert all(type(v) is engine._zerotensor.ZeroArray for v in (z[1], z[:, 1:], z.T, z[None]))
+    assert all(type(v) is np.ndarray for v in (z[[0, 2]], z[z.view(np.ndarray) == 0], np.take(z, [0, 1]),
+                                                np.take_along_axis(z, np.zeros((3, 1), int), axis=1)))

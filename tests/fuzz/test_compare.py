@@ -668,3 +668,32 @@ def test_the_shortcut_for_identical_outcomes_gives_the_full_comparisons_verdict(
     full = [compare(mine, theirs, program, adjudicate=False) for mine, theirs, program in cases]
     assert shortcut == full
     assert sum(verdict.diverged for verdict in full) > 50 and sum(not verdict.diverged for verdict in full) > 100
+
+
+def test_a_bug_only_a_cancelling_gradient_shows_is_pinned_on_its_op_whatever_follows():
+    # Campaign seed 18: softmax's gradient summed in numpy's order was an ulp off torch's where the
+    # gradient reaching it cancelled (a column times one value), and normalize's eps made that
+    # 1.7e5. The weighted probe of softmax's prefix does not cancel, so each program was blamed on
+    # the op after it (mul, neg, mH, ...): five signatures for one bug. With the uniform probe
+    # too, every such program is blamed on the same op.
+    from fuzz.mutants import engine_copy
+    buggy = engine_copy("gradfuzz_test_softmax_sum_bug")
+    functional = buggy.nn.functional
+    functional._softmax_product_sum = lambda g, y, dim: functional._kernel_row_sum(g * y, dim)
+    rows = [[[0.0, -3.0742225646972656], [0.0, -1.4792834520339966], [-0.0, -3.896240711212158]],
+            [[-0.0, -0.0], [1.5921310186386108, -0.0], [3.0, -0.0]]]
+    head = (Step("nn.functional.normalize", "function", (Ref("x0"),), {"p": Literal(3.0), "dim": Literal(-1)}, "v0"),
+            Step("nn.functional.softmax", "function", (Ref("v0"), Literal(0)), {}, "v1"),
+            Step("take", "function", (Ref("x1"), Ref("x2")), {}, "v2", no_grad=True),
+            Step("mul", "function", (Ref("v1"), Ref("v2")), {}, "v3"))
+    inputs = (Input("x0", (2, 3, 2), "float32", rows, True), Input("x1", (), "float32", 3.6135094165802, True),
+              Input("x2", (2,), "int64", [0, -1], False))
+    signatures = set()
+    for tail in ((), (Step("neg", "function", (Ref("v3"),), {}, "v4"),), (Step("mH", "property", (Ref("v3"),), {}, "v4"),)):
+        program = Program(inputs, head + tail, Action(SUM_BACKWARD, tail[-1].out if tail else "v3"))
+        torch_outcome = oracle.run_torch(program)
+        verdict = compare(interpreter.run(program, buggy), torch_outcome, program, backend=buggy)
+        assert verdict.kind == "gradient"
+        signatures.add(verdict.signature)
+        assert compare(interpreter.run(program, engine), torch_outcome, program, backend=engine).kind == "match"
+    assert len(signatures) == 1, signatures
