@@ -106,18 +106,20 @@ def v_div_rounded(a, b, mode: str):
 
 _LN2, _LN10 = 0.6931471805599453, 2.302585092994046
 
+
+def _half_negated_times(g, cube):
+    """-0.5 * g * cube, with `cube` computed (as the argument) before -0.5 * g."""
+    return -0.5 * g * cube
+
+
 _EXPM1 = Rule("Expm1Backward0", lambda ctx, g: (g * (ctx.result + 1),), saves={"result": None})
 _LOG2 = Rule("Log2Backward0", lambda ctx, g: (g / (ctx.self * _LN2),), saves={"self": None})
 _LOG10 = Rule("Log10Backward0", lambda ctx, g: (g / (ctx.self * _LN10),), saves={"self": None})
 _LOG1P = Rule("Log1PBackward0", lambda ctx, g: (g / (ctx.self + 1),), saves={"self": None})
 # NOTE: sqrt'(0) = g / (2 * 0) = inf (and -inf at -0.0), as torch's grad / (2 * result).
 _SQRT = Rule("SqrtBackward0", lambda ctx, g: (g / (2 * ctx.result),), saves={"result": None})
-_RSQRT = Rule("RsqrtBackward0", lambda ctx, g: (_times_half_neg_grad(ctx.result ** 3, g),), saves={"result": None})
-
-
-def _times_half_neg_grad(cube, g):
-    """-0.5 * g * cube, cube made first as in torch's formula (see _ops._neg_grad_times)."""
-    return -0.5 * g * cube
+# (torch's -0.5 * grad * result.pow(3): the cube made first, see _ops._neg_grad_times)
+_RSQRT = Rule("RsqrtBackward0", lambda ctx, g: (_half_negated_times(g, ctx.result ** 3),), saves={"result": None})
 _SIN = Rule("SinBackward0", lambda ctx, g: (g * v_cos(ctx.self),), saves={"self": None})
 _COS = Rule("CosBackward0", lambda ctx, g: (g * -v_sin(ctx.self),), saves={"self": None})
 _TAN = Rule("TanBackward0", lambda ctx, g: (g * (1 + ctx.result ** 2),), saves={"result": None})
@@ -941,8 +943,6 @@ def addcmul(input, tensor1, tensor2, *, value=1) -> Tensor:
     return record(_ADDCMUL, (input, tensor1, tensor2), _laid_out(_full(data, shape), input, tensor1, tensor2), dt, value=v.item())
 
 
-# NOTE: torch saves tensor2 when tensor1 or tensor2 needs a gradient; the engine's saves
-# can name one trigger, so tensor2 is saved whenever the node is recorded.
 def _addcdiv_tensor2_grad(ctx, g):
     """torch's -grad * (value * tensor1 / (tensor2 * tensor2)), its nodes made in the order GCC's
     right-to-left operands make them: tensor2 * tensor2 before value * tensor1 (see
@@ -951,6 +951,8 @@ def _addcdiv_tensor2_grad(ctx, g):
     return _ops._neg_grad_times(ctx.value * ctx.tensor1 / square, g)
 
 
+# NOTE: torch saves tensor2 when tensor1 or tensor2 needs a gradient; the engine's saves
+# can name one trigger, so tensor2 is saved whenever the node is recorded.
 _ADDCDIV = Rule("AddcdivBackward0",
                 lambda ctx, g: (g if ctx.needs[0] else None,
                                 g * v_number_first("/", ctx.value, ctx.tensor2) if ctx.needs[1] else None,
