@@ -243,10 +243,27 @@ class CopySlices(node_class("torch::autograd::CopySlices")):
         self.fn = None
 
 
+def invalid_gradient(node: str, index: int, got: tuple, expected: tuple) -> RuntimeError:
+    """torch's validate_outputs error: a node's gradient for one of its inputs has a shape the
+    input's does not take. It names the node whose outputs torch checks, which for an op
+    applied in place to a view is the CopySlices around it (the shapes ride along for that)."""
+    error = RuntimeError(f"Function {node} returned an invalid gradient at index {index} - got "
+                         f"{list(got)} but expected shape compatible with {list(expected)}")
+    error.invalid_gradient = (index, got, expected)
+    return error
+
+
 def _copy_slices_view_backward(ctx, g):
     """The base's gradient with the view's part replaced by the op's gradient of its input."""
     fn = ctx.fn
-    grads = list(fn._apply(v_take_flat(g, ctx.index), isinstance(g, Tensor)))
+    try:
+        grads = list(fn._apply(v_take_flat(g, ctx.index), isinstance(g, Tensor)))
+    except RuntimeError as error:
+        # NOTE: torch validates the gradients CopySlices returns (its op's, from index 1 on),
+        # so the error names CopySlices (fuzzer finding: scatter_add_ on a permuted view)
+        if not hasattr(error, "invalid_gradient"):
+            raise
+        raise invalid_gradient("torch::autograd::CopySlices", *error.invalid_gradient) from None
     own = grads[0]
     base_grad = None
     if ctx.needs[0] and own is not None:

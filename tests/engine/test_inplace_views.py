@@ -818,3 +818,25 @@ def test_in_place_ops_reading_what_they_write_see_earlier_writes_as_torch(case):
         buffer = module.tensor((np.arange(1, 481, dtype=np.float32).reshape(20, 24) / 7).tolist())
         results.append(np.asarray(case(module, buffer).tolist()))
     np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("through", ["plain", "permuted view", "narrowed view"])
+@pytest.mark.parametrize("op", ["scatter_add_", "scatter_"])
+def test_an_invalid_src_gradient_names_the_node_torch_validates(op, through):
+    """scatter's src gradient is shaped like the index; torch's engine refuses it when src is
+    larger, naming the node whose outputs it validates: the op's own node, or CopySlices when
+    the op was applied to a view (campaign seed 23: scatter_add_ on a permuted floor result)."""
+    messages = []
+    for backend in (torch, engine):
+        x = backend.zeros(2, 3, 4, requires_grad=True)
+        src = backend.ones(3, 4, 2, requires_grad=True)
+        index = backend.tensor([[[1, 1], [0, 0], [1, 0]], [[1, 1], [0, 0], [1, 0]]])
+        base = x * 1
+        target = {"plain": lambda: base.permute(1, 2, 0).contiguous(), "permuted view": lambda: base.permute(1, 2, 0),
+                  "narrowed view": lambda: base.narrow(2, 0, 2).permute(1, 2, 0)}[through]()
+        getattr(target, op)(-1, index[:, :2] if through == "narrowed view" else index, src)
+        with pytest.raises(RuntimeError) as raised:
+            target.sum().backward()
+        messages.append(str(raised.value).split("\n")[0])
+    assert messages[1] == messages[0]
+    assert ("CopySlices" in messages[0]) == (through != "plain")
