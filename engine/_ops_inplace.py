@@ -621,6 +621,14 @@ def __setitem__(self: Tensor, index, value) -> None:
     overlapping = has_internal_overlap(self._data) and _count_specified_dims(parts) <= self.ndim
     if overlapping:
         overlap_warning("index_put_", "tensor[indices] = tensor")
+    index_tensors = [i for i in parts if isinstance(i, Tensor)]
+    if not by_mask and _count_specified_dims(parts) <= self.ndim:
+        # NOTE: torch's index_put_ refuses any overlap of self with the value or an index
+        # before it reads the indices (bounds, mask shapes), unless masked_fill_ takes over (it
+        # reads the value as a number first); too many indices are refused before, by indexing.
+        # (campaign seed 23: eye(0)[x] = itself raised the bounds error in the engine)
+        for other in ([value] if isinstance(value, Tensor) else []) + index_tensors:
+            _assert_no_overlap(self._data, other._data, partial_only=False)
     data = self._data.copy()
     try:
         target = data[key].shape
@@ -631,17 +639,12 @@ def __setitem__(self: Tensor, index, value) -> None:
         raise IndexError(str(e)) from None
     if overlapping and by_mask:
         overlap_warning("masked_fill_", "tensor[mask] = scalar")
-    if isinstance(value, Tensor) and not by_mask:
-        # NOTE: torch's index_put_ refuses any overlap at all, unless masked_fill_ takes over
-        # (it reads the value as a number first).
-        _assert_no_overlap(self._data, value._data, partial_only=False)
     src = _as(value_tensor, self.dtype)
     try:
         src = np.broadcast_to(src, target)
     except ValueError:
         raise RuntimeError(f"shape mismatch: value tensor of shape {list(src.shape)} cannot be "
                            f"broadcast to indexing result of shape {list(target)}") from None
-    index_tensors = [i for i in parts if isinstance(i, Tensor)]
     if isinstance(value, Tensor) and value.dtype is not self.dtype and not by_mask:
         raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
                            f"{self.dtype.scalar_name} for the destination and {value.dtype.scalar_name} for the source.")

@@ -840,3 +840,39 @@ def test_an_invalid_src_gradient_names_the_node_torch_validates(op, through):
         messages.append(str(raised.value).split("\n")[0])
     assert messages[1] == messages[0]
     assert ("CopySlices" in messages[0]) == (through != "plain")
+
+
+SETITEM_OVERLAPS = {
+    "int tensor indexed by itself": lambda B: _put(B.tensor([0, 1]), lambda x: (x,), 5),
+    "index and value the tensor itself": lambda B: _put(B.tensor([0, 1]), lambda x: (x,), "self"),
+    "empty tensor, out-of-bounds index, itself as value": lambda B: _put(B.zeros(0, 0), lambda x: (B.tensor([0, 0]),),
+                                                                           "self"),
+    "too many indices before the overlap": lambda B: _put(B.zeros(2), lambda x: (B.tensor([0]), B.tensor([0])), "self"),
+    "mask of the wrong shape, itself as value": lambda B: _put(B.zeros(2, 2), lambda x: (B.tensor([[True, False, True]]),),
+                                                               "self"),
+    "bool tensor masked by itself, itself as value": lambda B: _put(B.tensor([True, False]), lambda x: (x,), "self"),
+    "bool tensor masked by itself, a number": lambda B: _put(B.tensor([True, False]), lambda x: (x,), True),
+    "masked by a mask, a view of itself as value": lambda B: _put(B.tensor([0, 1]), lambda x: (B.tensor([True, False]),),
+                                                                  "head"),
+    "a clone as index": lambda B: _put(B.tensor([0, 1]), lambda x: (x.clone(),), 5),
+}
+
+
+def _put(x, index, value):
+    x[index(x)] = {"self": x, "head": x[:1]}.get(value, value) if isinstance(value, str) else value
+    return x.tolist()
+
+
+@pytest.mark.parametrize("case", SETITEM_OVERLAPS)
+def test_setitem_refuses_overlap_before_reading_the_index_as_torch(case):
+    """x[index] = value by index_put_: torch refuses a value or index sharing x's memory before
+    it checks bounds or mask shapes (campaign seed 23: eye(0)[tensor([0, 0])] = itself raised
+    the bounds error in the engine), but after indexing's count of indices, and not where
+    masked_fill_ takes a one-element value."""
+    outcomes = []
+    for backend in (torch, engine):
+        try:
+            outcomes.append(SETITEM_OVERLAPS[case](backend))
+        except (RuntimeError, IndexError) as e:
+            outcomes.append(f"{type(e).__name__}: {e}".split("\n")[0])
+    assert outcomes[1] == outcomes[0]
