@@ -479,6 +479,29 @@ def test_the_left_out_0d_deprecations_are_warned_once_per_process_by_torch():
         assert prefix in comparator.ONCE_PER_PROCESS_WARNINGS
 
 
+def test_the_gradient_layout_warning_is_once_per_process_in_torch_and_left_out():
+    """Campaign seed 23 (warning|clone): a leaf made by zeros_like of an expanded (1,) tensor
+    has stride 0, and so has the .grad torch lays out like it; a second backward adds into it
+    and AccumulateGrad warns that grad and param "do not obey the gradient layout contract",
+    with TORCH_WARN_ONCE: in a fresh process the second program doing so sees nothing."""
+    import json
+    import subprocess
+    import sys
+    script = ("import json, warnings, torch\nseen = []\n"
+              "for _ in range(2):\n"
+              "    v = torch.zeros_like(torch.broadcast_to(torch.tensor(2.5), (1,)), requires_grad=True)\n"
+              "    loss = v.sum()\n"
+              "    with warnings.catch_warnings(record=True) as caught:\n"
+              "        warnings.simplefilter('always')\n"
+              "        loss.backward(retain_graph=True); loss.backward()\n"
+              "    seen.append([str(w.message) for w in caught])\n"
+              "print(json.dumps(seen))\n")
+    first, second = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                              check=True).stdout)
+    assert len(first) == 1 and not second
+    assert first[0].startswith(comparator.ONCE_PER_PROCESS_WARNINGS)
+
+
 def test_inf_against_nan_in_a_gradient_through_a_sum_of_products_is_the_summation_order():
     # Fuzzer finding: the gradient of einsum('ij,jk,kl->il') with terms near 3e38 was NaN in
     # torch (inf + -inf in its bmm backward) and -inf in the engine's BLAS call.
