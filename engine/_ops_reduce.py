@@ -398,6 +398,11 @@ class _ReturnType(tuple):
     def __repr__(self) -> str:
         return f"torch.return_types.{self._name}(\nvalues={self[0]!r},\nindices={self[1]!r})"
 
+    def __getattr__(self, name: str):
+        # NOTE: torch's return types are C struct sequences named "torch.return_types.max" in
+        # their messages (campaign finding: `torch.max(x, 1).sum()`, a shrunk program's misuse).
+        raise AttributeError(f"'torch.return_types.{self._name}' object has no attribute '{name}'")
+
     __str__ = __repr__
 
 

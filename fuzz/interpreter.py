@@ -77,9 +77,12 @@ def function(backend: ModuleType, name: str) -> Any:
     return value
 
 
-def scaling_hook(scale: float):
-    """The hook `register_hook` steps install: the gradient times a constant."""
-    return lambda grad: grad * scale
+def scaling_hook(scale: float, shift: float | None = None):
+    """The hook `register_hook` steps install: the gradient times a constant, plus another
+    when one is given (so that two hooks on one tensor do not commute: their order shows)."""
+    if shift is None:
+        return lambda grad: grad * scale
+    return lambda grad: grad * scale + shift
 
 
 def apply_step(backend: ModuleType, step: Step, env: dict[str, Any]) -> Any:

@@ -19,7 +19,7 @@ is ``v0 = 2 * x0; v0.sum().backward()``.
 The JSON form is versioned (``"format"``). Version 2 added in-place steps
 (form ``"inplace"``: ``x.add_(y)``, and the table's INPLACE ops ``zero_``,
 ``fill_``, ``copy_``, ``x[idx] = v``), ``detach``, ``retain_grad``,
-``register_hook`` (a hook scaling the gradient by a constant), ``no_grad``
+``register_hook`` (a hook scaling the gradient by a constant, sometimes adding one), ``no_grad``
 regions (a per-step flag), property forms (``x.mT``), structured operands
 (tuples and lists, slices, ``...``, dtypes, strings), int64 and bool inputs,
 and the actions repeated backward, double backward through
@@ -48,7 +48,7 @@ FORMS = ("function", "method", "operator", "property", "inplace")
 # Steps that are no op of the table (ops by these names are handled by the interpreter):
 DETACH = "detach"                # out = x.detach()
 RETAIN_GRAD = "retain_grad"      # x.retain_grad(); out = x  (x.grad is then part of the outcome)
-REGISTER_HOOK = "register_hook"  # x.register_hook(lambda g: g * scale); out = x
+REGISTER_HOOK = "register_hook"  # x.register_hook(lambda g: g * scale [+ shift]); out = x
 SETITEM = "__setitem__"          # x[index] = value; out = x
 SPECIAL_OPS = (DETACH, RETAIN_GRAD, REGISTER_HOOK)
 # Steps whose output is their first argument itself (a statement, or an in-place op).
@@ -516,7 +516,7 @@ class Program:
 
         None when the leaves' gradients are not a multiple of one loss's derivative, so that
         finite differences have no opinion on them: double backward, and programs with
-        hooks (which rescale a gradient), detach or no_grad regions (which cut the graph
+        hooks (which rescale or shift a gradient), detach or no_grad regions (which cut the graph
         where the loss's value still flows). ``retain_grad`` only records a gradient.
         """
         if self.action.kind == DOUBLE_BACKWARD or any(

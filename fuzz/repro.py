@@ -85,7 +85,8 @@ def step_lines(step: Step, module: str = "torch") -> list[str]:
     if step.op == SETITEM and step.form == "method":
         statement = f"{receiver}[{_index(step.args[1])}] = {_operand(step.args[2], module)}"
     elif step.op == REGISTER_HOOK:
-        statement = f"{receiver}.register_hook(lambda grad: grad * {step.args[1].value!r})"
+        shift = f" + {step.args[2].value!r}" if len(step.args) > 2 else ""
+        statement = f"{receiver}.register_hook(lambda grad: grad * {step.args[1].value!r}{shift})"
     elif step.aliases_first:
         statement = step_source(step, module)
     else:

@@ -154,6 +154,8 @@ TEMPLATE_MODES = ("template", "adapt", "adapt", "adapt")
 VALUE_FLAVOURS = ("constant",) + ("plain",) * 7 + ("edges", "edges", "ties", "ties", "extreme")
 INVALID_MODES = ("shape", "dtype", "leaf-inplace", "no-grad-target", "gradient-shape")
 HOOK_SCALES = (2.0, -1.0, 0.5, 0.0, 3.0)
+HOOK_SHIFT_ONE_IN = 3      # a hook also adds a constant (hooks that do not commute: their order shows)
+HOOK_SHIFTS = (1.0, -0.5)
 # Action kinds, in shrink order.
 ACTIONS = (SUM_BACKWARD, SUM_BACKWARD, BACKWARD_GRADIENT, BACKWARD, REPEATED_BACKWARD, DOUBLE_BACKWARD)
 
@@ -1604,7 +1606,8 @@ def _inplace_step(builder: _Builder, *, on_leaf: bool = False) -> bool:
 
 
 def _special_step(builder: _Builder, kind: str) -> bool:
-    """detach, retain_grad or a gradient-scaling hook on an existing float tensor."""
+    """detach, retain_grad or a gradient hook (times a constant, sometimes plus one) on an
+    existing float tensor."""
     src = builder.source
     # Usually on a tensor that requires grad; once in a while not, for torch's error.
     wants_grad = not src.rarely(NO_GRAD_ONE_IN)
@@ -1614,7 +1617,11 @@ def _special_step(builder: _Builder, kind: str) -> bool:
     if not names:
         return True  # nothing to act on: no step
     target = Ref(builder.newest(names) if src.pick(MOSTLY) else src.pick(names))
-    args = (target, Literal(src.pick(HOOK_SCALES))) if kind == REGISTER_HOOK else (target,)
+    args = (target,)
+    if kind == REGISTER_HOOK:
+        args += (Literal(src.pick(HOOK_SCALES)),)
+        if src.rarely(HOOK_SHIFT_ONE_IN):
+            args += (Literal(src.pick(HOOK_SHIFTS)),)
     ok = builder.add_step(kind, "method", args, {})
     return ok and (kind != DETACH or _join(builder) or builder.retract())
 

@@ -212,6 +212,19 @@ def test_values_indices_print_unpack_and_backward_like_torch(op, keepdim):
     assert got[3:] == want[3:]
 
 
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_misusing_values_indices_as_a_tensor_raises_torchs_message(op):
+    """A shrunk program ran `torch.max(x, 1).sum()`: torch's return types are C struct
+    sequences, named "torch.return_types.max" in the AttributeError."""
+    messages = []
+    for mod in (torch, engine):
+        result = getattr(mod, op)(_tensor(mod, [[1.0, 3.0]], "float32"), 1)
+        with pytest.raises(AttributeError) as raised:
+            result.sum()
+        messages.append(str(raised.value))
+    assert messages[1] == messages[0]
+
+
 def test_full_max_of_an_int_tensor_keeps_its_dtype_and_needs_no_graph():
     for mod in (engine, torch):
         x = mod.tensor([[3, 1], [3, 2]])

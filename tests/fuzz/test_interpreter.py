@@ -180,3 +180,24 @@ def test_a_zerotensor_gradient_and_a_result_that_requires_grad_are_recorded_as_t
     zeros = outcome.grads["x0"]
     assert (zeros.dtype, zeros.data.dtype, zeros.data.tolist(), type(zeros.data)) == \
         ("float64", np.float64, [0.0, 0.0], np.ndarray)
+
+
+def test_two_hooks_on_one_tensor_run_in_registration_order_and_their_order_shows():
+    """A hook may add a constant after scaling (x.register_hook(lambda g: g * a + b)): two such
+    hooks do not commute, so an engine running a tensor's hooks in another order than torch
+    (registration order) gives other gradients (a planted bug no constant scaling exposes)."""
+    import engine
+    from fuzz.compare import compare
+    from fuzz.repro import step_lines
+    hooks = (Step("mul", "function", (Ref("x0"), Literal(1.0)), {}, "v0"),
+             Step("register_hook", "method", (Ref("v0"), Literal(2.0), Literal(1.0)), {}, "v1"),
+             Step("register_hook", "method", (Ref("v1"), Literal(3.0)), {}, "v2"))
+    prog = program(hooks, Action(SUM_BACKWARD, "v2"))
+    theirs = oracle.run_torch(prog)
+    assert theirs.grads["x0"].data.tolist() == [9.0, 9.0]   # (1 * 2 + 1) * 3; the other order: 1 * 3 * 2 + 1
+    assert step_lines(hooks[1]) == ["v0.register_hook(lambda grad: grad * 2.0 + 1.0)", "v1 = v0"]
+    assert not compare(interpreter.run(prog, engine), theirs, prog).diverged
+    reversed_order = program((hooks[0], Step("register_hook", "method", (Ref("v0"), Literal(3.0)), {}, "v1"),
+                              Step("register_hook", "method", (Ref("v1"), Literal(2.0), Literal(1.0)), {}, "v2")),
+                             Action(SUM_BACKWARD, "v2"))
+    assert compare(interpreter.run(reversed_order, engine), theirs, prog).kind == "gradient"

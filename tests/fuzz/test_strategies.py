@@ -114,6 +114,7 @@ def test_default_programs_reach_the_table_every_step_kind_and_every_action():
         reached.update(program.ops())
         forms.update(step.form for step in program.steps)
         specials.update(step.op for step in program.steps if step.op in (DETACH, RETAIN_GRAD, REGISTER_HOOK))
+        specials.update("shifting hook" for step in program.steps if step.op == REGISTER_HOOK and len(step.args) == 3)
         actions.add(program.action.kind)
         flags.update("no_grad" for step in program.steps if step.no_grad)
         flags.update(tensor.dtype for tensor in program.inputs)
@@ -122,7 +123,7 @@ def test_default_programs_reach_the_table_every_step_kind_and_every_action():
     assert len(reached & drawable) >= 0.7 * len(drawable), sorted(drawable - reached)
     assert {BY_NAME[name].kind for name in reached & drawable} == {op.kind for op in drawable_ops()}
     assert forms == {"function", "method", "operator", "property", "inplace"}
-    assert specials == {DETACH, RETAIN_GRAD, REGISTER_HOOK} and actions == set(ACTION_KINDS)
+    assert specials == {DETACH, RETAIN_GRAD, REGISTER_HOOK, "shifting hook"} and actions == set(ACTION_KINDS)
     assert {"no_grad", "float32", "float64", "int64", "bool"} <= flags
 
 
