@@ -761,6 +761,17 @@ def _masked_zero(t: Tensor, mask: np.ndarray) -> Tensor:
     return record(_THRESHOLD_BACKWARD, (t,), _zero_where(mask, t._data), t.dtype, mask=mask)
 
 
+def v_masked_fill(x, mask: np.ndarray):
+    """`x` with 0 where `mask` holds, as torch's formulas write it: x.masked_fill(mask, 0)
+    (node MaskedFillBackward0 under create_graph; v_masked_zero's node is relu's)."""
+    if isinstance(x, Tensor):
+        return record(_MASKED_FILL, (x,), _zero_where(mask, x._data), x.dtype, mask=mask)
+    return _zero_where(mask, x)
+
+
+_MASKED_FILL = Rule("MaskedFillBackward0", lambda ctx, g: (v_masked_fill(g, ctx.mask),))
+
+
 _WHERE = Rule("WhereBackward0",
               lambda ctx, g: (v_where(ctx.condition, g, 0) if ctx.needs[0] else None,
                               v_where(ctx.condition, 0, g) if ctx.needs[1] else None),

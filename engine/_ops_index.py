@@ -26,7 +26,7 @@ from . import _dtype
 from ._ops import (_SQUEEZE_DIM, Rule, Written, _assert_no_overlap, _broadcast_shape, _check_tensor, _errstate,
                    _is_number, _reshape,
                    record, save_for_backward, v_data, v_reshape, v_where)
-from ._ops_inplace import (aliased_write, check_no_internal_overlap, has_internal_overlap, invalid_gradient,
+from ._ops_inplace import (aliased_write, check_no_internal_overlap, has_internal_overlap, _invalid_gradient,
                            overlap_warning)
 from ._ops_shape import _contiguous_array
 from ._tensor import Tensor, _wrap_dim
@@ -577,7 +577,7 @@ def _src_gradient(ctx, g, node: str):
     index = v_data(ctx.index)
     src_shape = ctx.src_shape
     if len(src_shape) > index.ndim or any(s not in (n, 1) for s, n in zip(src_shape[::-1], index.shape[::-1])):
-        raise invalid_gradient(node, 1, index.shape, ctx.src_shape)
+        raise _invalid_gradient(node, 1, index.shape, ctx.src_shape)
     return v_gather(g, ctx.dim, ctx.index)
 
 

@@ -243,7 +243,7 @@ class CopySlices(node_class("torch::autograd::CopySlices")):
         self.fn = None
 
 
-def invalid_gradient(node: str, index: int, got: tuple, expected: tuple) -> RuntimeError:
+def _invalid_gradient(node: str, index: int, got: tuple, expected: tuple) -> RuntimeError:
     """torch's validate_outputs error: a node's gradient for one of its inputs has a shape the
     input's does not take. It names the node whose outputs torch checks, which for an op
     applied in place to a view is the CopySlices around it (the shapes ride along for that)."""
@@ -263,7 +263,7 @@ def _copy_slices_view_backward(ctx, g):
         # so the error names CopySlices (fuzzer finding: scatter_add_ on a permuted view)
         if not hasattr(error, "invalid_gradient"):
             raise
-        raise invalid_gradient("torch::autograd::CopySlices", *error.invalid_gradient) from None
+        raise _invalid_gradient("torch::autograd::CopySlices", *error.invalid_gradient) from None
     own = grads[0]
     base_grad = None
     if ctx.needs[0] and own is not None:

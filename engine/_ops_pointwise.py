@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from . import _cpu, _dtype, _ops, _zerotensor
-from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
+from ._ops import (Rule, v_masked_fill, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
                    _VIA_FLOAT64_MAX_NUMEL, _float64_copy, _float_dtype, _iterator_layout, _rounded, _scalar_tensor,
                    _unary_float, record, v_data, v_exp, v_masked_zero, v_where)
 from ._tensor import Tensor, _make_tensor
@@ -705,9 +705,14 @@ def _extremum_backward(ctx, g, loses_self):
     # NOTE: torch splits the gradient in half at ties (x == y, including inf == inf), and
     # gives it whole to both sides where either is NaN (neither x < y nor x > y holds).
     x, y = v_data(ctx.self), v_data(ctx.other)
+    if isinstance(g, Tensor):
+        # NOTE: torch's formula where(self == other, grad / 2, grad).masked_fill_(...) for each
+        # side, other's first (sorted names): the order of the nodes under create_graph.
+        other = v_masked_fill(v_where(x == y, g / 2, g), loses_self(y, x)) if ctx.needs[1] else None
+        return (v_masked_fill(v_where(x == y, g / 2, g), loses_self(x, y)) if ctx.needs[0] else None, other)
     shared = v_where(x == y, g / 2, g)
-    return (v_masked_zero(shared, loses_self(x, y)) if ctx.needs[0] else None,
-            v_masked_zero(shared, loses_self(y, x)) if ctx.needs[1] else None)
+    return (v_masked_fill(shared, loses_self(x, y)) if ctx.needs[0] else None,
+            v_masked_fill(shared, loses_self(y, x)) if ctx.needs[1] else None)
 
 
 _MAXIMUM = Rule("MaximumBackward0", lambda ctx, g: _extremum_backward(ctx, g, np.less),
@@ -771,13 +776,17 @@ def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _xlogy_self_grad(g, x, y):
     # NOTE: torch's xlogy(grad, other), zeroed where self == 0 and other <= 0 (where
     # x * log(y) is defined as 0 however y approaches).
-    return v_masked_zero(v_xlogy(g, y), (v_data(x) == 0) & (v_data(y) <= 0))
+    return v_masked_fill(v_xlogy(g, y), (v_data(x) == 0) & (v_data(y) <= 0))
 
 
-_XLOGY = Rule("XlogyBackward0",
-              lambda ctx, g: (_xlogy_self_grad(g, ctx.self, ctx.other) if ctx.needs[0] else None,
-                              g * ctx.self / ctx.other if ctx.needs[1] else None),
-              ("self", "other"), saves={"self": None, "other": None})
+def _xlogy_backward(ctx, g):
+    # NOTE: torch's generated backward computes other's gradient before self's (sorted names),
+    # the order their nodes are made in under create_graph (see _ops._neg_grad_times).
+    other = g * ctx.self / ctx.other if ctx.needs[1] else None
+    return (_xlogy_self_grad(g, ctx.self, ctx.other) if ctx.needs[0] else None, other)
+
+
+_XLOGY = Rule("XlogyBackward0", _xlogy_backward, ("self", "other"), saves={"self": None, "other": None})
 _XLOGY_NUMBER_SELF = Rule("XlogyBackward1", lambda ctx, g: (g * ctx.self_number / ctx.other,),
                           ("other",), saves={"other": None})
 
@@ -785,7 +794,7 @@ _XLOGY_NUMBER_SELF = Rule("XlogyBackward1", lambda ctx, g: (g * ctx.self_number 
 def _xlogy_number_other_backward(ctx, g):
     # NOTE: with a positive number `other` torch skips the zeroing at self == 0.
     grad = v_xlogy(g, ctx.other_number)
-    return (grad if ctx.other_number > 0 else v_masked_zero(grad, v_data(ctx.self) == 0),)
+    return (grad if ctx.other_number > 0 else v_masked_fill(grad, v_data(ctx.self) == 0),)
 
 
 _XLOGY_NUMBER_OTHER = Rule("XlogyBackward2", _xlogy_number_other_backward, saves={"self": None})

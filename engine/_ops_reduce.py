@@ -19,10 +19,10 @@ import warnings
 import numpy as np
 
 from . import _args, _cpu, _dtype, _memory, optable
-from ._ops import (_F32, _F64, _LARGE, _ONE, Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims,
+from ._ops import (v_masked_fill, _F32, _F64, _LARGE, _ONE, Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims,
                    _rounded, mean, record, save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero,
                    v_reshape, v_where)
-from ._ops_pointwise import v_sign
+from ._ops_pointwise import abs as _abs, v_sign
 from ._ops_shape import cat, _contiguous_array, narrow, stack
 from ._tensor import Tensor, _wrap_dim
 
@@ -88,8 +88,8 @@ def v_flip(x, dim: int):
 
 
 def v_abs(x):
-    """|x| as x * sign(x): the sign is a constant, so the product carries the graph."""
-    return x * v_const(np.sign(v_data(x)), x)
+    """|x|; of a Tensor, torch's abs (AbsBackward0 under create_graph, as torch's formulas)."""
+    return _abs(x) if isinstance(x, Tensor) else np.abs(x)
 
 
 _FLIP = Rule("FlipBackward0", lambda ctx, g: (v_flip(g, ctx.dim),))
@@ -558,11 +558,11 @@ def _var_backward(ctx, g, x=None):
 
 
 def _std_backward(ctx, g):
-    # NOTE: torch's std_backward is var_backward(g / (2 * std)) with 0 where std == 0.
-    result = _unsqueeze_to(ctx.result, ctx.keep_shape) if not ctx.full else ctx.result
-    g = _unsqueeze_to(g, ctx.keep_shape) if not ctx.full else g
+    # NOTE: torch's std_backward is var_backward(g / (2 * std)) with 0 where std == 0, divided
+    # in the reduced shape (var_backward unsqueezes it: the node order under create_graph).
+    result = ctx.result
     with _errstate():
-        g = v_masked_zero(g / (result * 2), v_data(result) == 0)
+        g = v_masked_fill(g / (result * 2), v_data(result) == 0)
     return (_var_backward(ctx, g),)
 
 
@@ -719,9 +719,11 @@ def _norm_backward(ctx, g):
             return (None,)    # NOTE: torch returns no gradient for the 0-"norm" (a count)
         if p == 1:
             return (v_sign(x) * g,)
+        # NOTE: below, torch's formulas step by step (masked_fill_, C++'s right operand first):
+        # the order of their nodes under create_graph.
         if p == 2:
             # NOTE: torch's gradient of the 2-norm at a zero vector is 0.
-            return (g * v_masked_zero(x / norm, np.broadcast_to(norm_is_zero, np.shape(x))),)
+            return (g * v_masked_fill(x / norm, np.broadcast_to(norm_is_zero, np.shape(x))),)
         if np.isinf(p):
             # NOTE: as amax of |x|: shared evenly among ties, and NaNs count as extremes.
             ax = np.abs(v_data(x))
@@ -730,11 +732,17 @@ def _norm_backward(ctx, g):
             return (v_sign(x) * ((g / v_const(count, g)) * v_const(mask, g)),)
         if p < 1:
             # NOTE: torch zeroes |x|^(p-1) where x == 0 (it would be inf).
-            scaled = v_sign(x) * v_masked_zero(v_abs(x) ** (p - 1), v_data(x) == 0)
-            return (scaled * g * norm ** (1 - p),)
+            powered = v_masked_fill(v_abs(x) ** (p - 1), v_data(x) == 0)
+            scaled = v_sign(x) * powered
+            factor = norm ** (1 - p)
+            return (scaled * g * factor,)
         # NOTE: for p > 1 torch zeroes the gradient where the norm is 0.
-        scaled = v_sign(x) * v_abs(x) ** (p - 1) if p < 2 else x * v_abs(x) ** (p - 2)
-        scale = v_masked_zero(g / norm ** (p - 1), norm_is_zero)
+        if p < 2:
+            powered = v_abs(x) ** (p - 1)
+            scaled = v_sign(x) * powered
+        else:
+            scaled = x * v_abs(x) ** (p - 2)
+        scale = v_masked_fill(g / norm ** (p - 1), norm_is_zero)
         return (scaled * scale,)
 
 

@@ -125,3 +125,42 @@ def test_number_over_tensor_in_a_formula_rounds_once(value):
         results.append((grad.detach().numpy(), grad.grad_fn.next_functions[1][0].name()))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     assert results[0][1] == results[1][1] == "DivBackward0"
+
+
+def _made_nodes(backend, fn, values):
+    x = backend.tensor(values, dtype=backend.float64, requires_grad=True)
+    y = backend.tensor([[0.5, 0.0, -2.0], [0.0, 0.0, 1.0]], dtype=backend.float64, requires_grad=True)
+    out = fn(backend, x, y)
+    weight = backend.tensor(np.linspace(-1, 1, out.numel()).reshape(tuple(out.shape)).tolist(), dtype=out.dtype,
+                            requires_grad=True)
+    last = out.grad_fn._sequence_nr() if backend is torch else out.grad_fn._seq
+    grads = backend.autograd.grad(out, [x, y], weight, create_graph=True, allow_unused=True)
+    made = {}
+    for g in grads:
+        if g is not None:
+            _nodes(g.grad_fn, made)
+    return [ALIAS.get(n.name(), n.name()) for s, n in sorted((_sequence(backend, n), n) for n in made.values()
+                                                             if "AccumulateGrad" not in n.name())
+            if s > last]
+
+
+# Formulas of torch's that zero with masked_fill_ (std, xlogy, the p-norms, maximum/minimum),
+# each node kind and its place in torch's order.
+MASKED_FILL_FORMULAS = {
+    "std(dim)": lambda B, x, y: x.std(1),
+    "std()": lambda B, x, y: x.std(),
+    "xlogy": lambda B, x, y: B.xlogy(x, y.abs() + 0.5),
+    "xlogy(number other)": lambda B, x, y: B.xlogy(x, -1.5),
+    "maximum": lambda B, x, y: B.maximum(x, y),
+    "minimum": lambda B, x, y: B.minimum(x, y),
+    **{f"norm(p={p})": (lambda p: lambda B, x, y: B.norm(x, p, dim=1))(p)
+       for p in (2.0, 3.0, 1.5, 0.5)},
+}
+
+
+@pytest.mark.parametrize("case", MASKED_FILL_FORMULAS)
+def test_formulas_that_zero_by_masked_fill_make_torchs_nodes_in_torchs_order(case):
+    values = [[1.0, 0.0, -2.0], [0.0, 0.0, 0.0]]
+    want = _made_nodes(torch, MASKED_FILL_FORMULAS[case], values)
+    assert "MaskedFillBackward0" in want
+    assert _made_nodes(engine, MASKED_FILL_FORMULAS[case], values) == want
