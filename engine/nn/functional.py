@@ -1008,7 +1008,9 @@ class _NllPlan:
             self.total = _cascade_sum(self.weight, valid)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        picked = x.reshape(-1).take(self.at_target)
+        # (an input with no classes has every target ignored, or raised: nothing to pick;
+        # fuzzer finding, nll_loss of an empty diagonal with its target ignored)
+        picked = x.reshape(-1).take(self.at_target) if x.size else np.zeros(self.at_target.shape, x.dtype)
         with _errstate():
             losses = self.negative_weight * picked
             if not self.all_valid:
@@ -1041,7 +1043,8 @@ class _NllPlan:
             if not self.all_valid:
                 values = np.where(self.valid, values, np.zeros((), self.weight.dtype))
         grad = np.zeros(n * c * k, values.dtype)
-        grad[self.at_target] = values
+        if grad.size:
+            grad[self.at_target] = values
         return grad.reshape(shape)
 
 

@@ -60,3 +60,19 @@ def test_the_unit_weights_of_a_batch_are_shared_read_only():
     ones, minus_ones = functional._unit_weights((64, 1), np.dtype(np.float32))
     assert not ones.flags.writeable and not minus_ones.flags.writeable
     assert [a.tobytes() for a in _loss_and_grad(engine, logits, target)] == first
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape, target", [((0,), 2), ((2, 0), [2, 2])])
+def test_an_input_without_classes_whose_targets_are_all_ignored(shape, target, reduction):
+    """Campaign seed 24: nll_loss of an empty diagonal (no classes) with its 0-d target ignored
+    is nan ('mean', 0 / 0) or 0 in torch, with an empty gradient; the engine raised numpy's
+    IndexError taking the (ignored) targets' elements from nothing."""
+    results = []
+    for backend in (torch, engine):
+        x = backend.zeros(*shape, requires_grad=True)
+        loss = backend.nn.functional.nll_loss(x, backend.tensor(target), ignore_index=2, reduction=reduction)
+        loss.sum().backward()
+        results.append((loss.detach().numpy(), x.grad.numpy(), loss.grad_fn is not None))
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    assert results[1][1].shape == results[0][1].shape and results[1][2] == results[0][2]
