@@ -527,7 +527,9 @@ def _clamp_one_side(op: str, input, bound, scalar_rule: Rule, tensor_rule: Rule)
         fn = np.maximum if name == "min" else np.minimum
         with _errstate():
             data = _full(_extremum(fn, _as(input, dt), _as(bound, dt), (input._data, bound._data), dt), shape)
-        return record(tensor_rule, (input, bound), data, dt)
+        # (laid out as torch's TensorIterator lays out its result: campaign seed 24, flatten of
+        # clamp_min of a transposed tensor is a copy in torch, UnsafeViewBackward0)
+        return record(tensor_rule, (input, bound), _laid_out(data, input, bound), dt)
     if isinstance(bound, Tensor):   # a 0-d tensor taken as a number (engine/_args.py)
         bound = bound.item()
     dt = _dtype.result_type([input], [bound])

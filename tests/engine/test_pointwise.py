@@ -625,6 +625,8 @@ _LAYOUT_OPS = {
     "addcdiv": lambda m, a, b: m.addcdiv(a, a, b), "addcmul": lambda m, a, b: m.addcmul(a, b, b),
     "lerp": lambda m, a, b: m.lerp(a, b, 0.5), "lerp_tensor": lambda m, a, b: m.lerp(a, b, b),
     "where": lambda m, a, b: m.where(b > 0, a, b), "clamp": lambda m, a, b: m.clamp(a, b, None),
+    "clamp_min": lambda m, a, b: m.clamp_min(a, b), "clamp_max": lambda m, a, b: m.clamp_max(a, b),
+    "clamp_min(int64 bound)": lambda m, a, b: m.clamp_min(a, b.long()),
     "logical_and": lambda m, a, b: m.logical_and(a, b), "bitwise_and": lambda m, a, b: (a > 0) & (b > 0),
 }
 
