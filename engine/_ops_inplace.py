@@ -112,8 +112,9 @@ def aliased_write(target: np.ndarray, result: np.ndarray, written: np.ndarray) -
     return out.reshape(target.shape)
 
 
-def write_result(self: Tensor, result: Tensor) -> Tensor:
-    """Make `self` hold `result` in place: data, version and place in the graph."""
+def write_result(self: Tensor, result: Tensor, *, unchanged: bool = False) -> Tensor:
+    """Make `self` hold `result` in place: data, version and place in the graph (`unchanged`:
+    the data is `self`'s already, nothing to write)."""
     if result.shape != self.shape:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                            f"{list(result.shape)}")
@@ -129,8 +130,9 @@ def write_result(self: Tensor, result: Tensor) -> Tensor:
                 node._save(name, Tensor._make(self._data.copy(), self.dtype, self._requires_grad, self.grad_fn))
     if node is not None and self._base is not None:
         _rebase_view(self, node)
-    with _errstate():   # a float64 result overflows float32 to inf silently, as torch's copy
-        self._data[...] = result._data if result.dtype is self.dtype else result._data.astype(self.dtype.np)
+    if not unchanged:
+        with _errstate():   # a float64 result overflows float32 to inf silently, as torch's copy
+            self._data[...] = result._data if result.dtype is self.dtype else result._data.astype(self.dtype.np)
     self._vc[0] += 1
     # A view's node is regenerated when it is read (Tensor.grad_fn); under no_grad a tensor
     # keeps its place in the graph, as in torch.
@@ -545,7 +547,18 @@ def copy_(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     if not isinstance(src, Tensor):
         # NOTE: torch takes a number as a 0-d tensor (scalar_to_tensor: a float is a double).
         src = _scalar_tensor(src, _dtype.wrapped_number_dtype(src))
-    check_writable(self, src, differentiable=self.dtype.is_floating_point)
+    # NOTE: torch's copy_ returns before its kernel (and the kernel's overlap checks) when src
+    # is the very memory of self: the same start, sizes, strides and dtype (setitem of a tensor
+    # into its own expansion, x.expand(4, 2, 3)[:] = x: campaign seed 24).
+    a, b = self._data, src._data
+    unchanged = (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+                 and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+    check_writable(self, src, differentiable=self.dtype.is_floating_point, overlap_allowed=unchanged)
+    if unchanged:
+        data = a.copy()
+        if not self.dtype.is_floating_point:
+            return write_result(self, Tensor._make(data, self.dtype), unchanged=True)
+        return write_result(self, record(_COPY_, (self, src), data, self.dtype), unchanged=True)
     _assert_no_overlap(self._data, src._data, partial_only=True)
     shape = _broadcast_shape(self._data.shape, src._data.shape)
     if shape != self._data.shape:
@@ -593,12 +606,13 @@ def __setitem__(self: Tensor, index, value) -> None:
         elif not src_shape:
             fill_(region, value_tensor)
         else:
-            from ._ops_shape import _expand_shape   # circular: shape ops import the in-place ones
-            # NOTE: torch drops the value's leading 1-sized dims, then expands it (with expand's errors).
-            stripped = _without_leading_ones(src_shape)
-            src = _reshape(value_tensor, stripped) if stripped != src_shape else value_tensor
-            _expand_shape(src, shape)
-            copy_(region, src)
+            from ._ops_shape import _expand, _expand_shape   # circular: shape ops import the in-place ones
+            # NOTE: torch's copy_to views the value without its leading 1-sized dims, then expands
+            # it (expand's errors; ViewBackward0 and ExpandBackward0 in the graph), and copies
+            # the expanded view: its stride 0 is a layout torch's overlap check gives up on
+            # (campaign seed 24: v.expand(4, 2, 3)[0:] = v ran in torch, the engine refused).
+            src = _reshape(value_tensor, _without_leading_ones(src_shape))
+            copy_(region, _expand(src, _expand_shape(src, shape)))
         return
     split = _split_basic(index if isinstance(index, tuple) else (index,))
     if split is not None and not _writes_whole(split[0], self._data.shape):

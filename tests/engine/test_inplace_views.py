@@ -354,6 +354,18 @@ EXPANDED_WRITES = {
     "add_": lambda m: _expanded(m).add_(1.0),
     "add_ of an operand that does not broadcast": lambda m: _expanded(m).add_(m.ones(3, 3)),
     "copy_": lambda m: _expanded(m).copy_(m.ones(2, 3)),
+    # (campaign seed 24: copy_ of the very same memory returns before torch's overlap checks;
+    # setitem copies an expanded view of its value, whose stride 0 the partial-overlap check
+    # gives up on)
+    "copy_ of itself": lambda m: (lambda x: x.copy_(x))(_expanded(m)),
+    "copy_ of its own expansion": lambda m: (lambda x: x.copy_(x._base.expand(2, 3)))(_expanded(m)),
+    "setitem of its base": lambda m: (lambda x: x.__setitem__(slice(0, None), x._base))(
+        _expanded(m, (2, 3), (4, 2, 3))),
+    "setitem of itself": lambda m: (lambda x: x.__setitem__(Ellipsis, x))(_expanded(m, (2, 3), (4, 2, 3))),
+    "setitem of a row of its base into a row": lambda m: (lambda x: x.__setitem__(0, x._base[0]))(
+        _expanded(m, (2, 3), (4, 2, 3))),
+    "setitem of its base, from the second row": lambda m: (lambda x: x.__setitem__(slice(1, None), x._base))(
+        _expanded(m, (2, 3), (4, 2, 3))),
     "fill_ number": lambda m: _expanded(m).fill_(5.0),
     "fill_ tensor": lambda m: _expanded(m).fill_(m.tensor(5.0)),
     "zero_": lambda m: _expanded(m).zero_(),
