@@ -202,6 +202,7 @@ def run(module):
         try:
             for name, tensor in program(module):
                 made[name] = tensor
+                node_name(tensor)  # read grad_fn right after the step, as the harness does (a view's node is made then)
         except Exception as exc:
             statement = [frame.line for frame in traceback.extract_tb(exc.__traceback__) if frame.name == "program"]
             error = f"{{type(exc).__name__}}: {{exc}}  [at: {{statement[-1] if statement else '?'}}]"
@@ -277,8 +278,10 @@ def main():
     backend = importlib.import_module(BACKEND)
     made, grads, error, warned = run(backend)
     torch_made, torch_grads, torch_error, torch_warned = run(torch)
-    torch_error = torch_error and without_cpp_context(torch_error)
-    torch_warned = [without_cpp_context(message) for message in torch_warned]
+    # (torch's C++ context, "(Triggered internally at ...)", on its first report of a warning only)
+    error, torch_error = (message and without_cpp_context(message) for message in (error, torch_error))
+    warned, torch_warned = ([without_cpp_context(message) for message in messages]
+                            for messages in (warned, torch_warned))
     verdicts = []
     for name in dict.fromkeys([*made, *torch_made]):
         print(f"== {{name}}")

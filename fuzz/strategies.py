@@ -843,8 +843,13 @@ class _Builder:
         """
         step = Step(op, form, args, kwargs, f"v{len(self.steps)}", self.no_grad)
         caught = self.caught
-        if caught is not None and step.aliases_first and step.op not in (RETAIN_GRAD, REGISTER_HOOK):
-            self.settle_sharing(step)  # this step writes a tensor in place: read what it may change first
+        if caught is not None and step.aliases_first:
+            # This step writes a tensor in place, or attaches to its node (retain_grad, a hook):
+            # read what it may change first, as the oracle reads each result right after its step.
+            # (Reading a view's grad_fn after an in-place write through it makes its new node, which
+            # retain_grad then attaches to: campaign seed 25, a retained view's gradient was None
+            # in the builder's torch run and not in the oracle's.)
+            self.settle_sharing(step)
         self.steps.append(step)
         mark = len(caught) if caught is not None else 0
         try:

@@ -126,3 +126,20 @@ def test_a_script_reads_a_node_that_torch_refuses_to_give_as_that_error(tmp_path
     assert namespace["node_name"](view).startswith("<RuntimeError: A view was created in no_grad mode")
     assert "grad_fn=<RuntimeError: A view was created in no_grad mode" in namespace["describe"](view)
     assert namespace["difference"](view, view).startswith("same within tolerance")
+
+
+def test_a_script_reads_each_node_right_after_its_step_as_the_harness(tmp_path):
+    """Reading a view's grad_fn after an in-place write through it makes its new node, which a
+    later retain_grad attaches to (campaign seed 25): the harness reads every step's result right
+    after the step, so the script does too, and the retained gradient is there on both sides."""
+    program = Program((Input("x0", (2, 5), "float64", [[0.0] * 5] * 2, False), Input("x1", (), "float32", 0.0, True)),
+                      (Step("narrow", "function", (Ref("x0"), Literal(1), Literal(1), Literal(3)), {}, "v0"),
+                       Step("__setitem__", "method", (Ref("v0"), Literal(0), Ref("x1")), {}, "v1"),
+                       Step("retain_grad", "method", (Ref("v1"),), {}, "v2")), Action(SUM_BACKWARD, "v2"))
+    script = tmp_path / "repro.py"
+    script.write_text(render_script(program, backend="torch"))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    retained = result.stdout.split("== v2.grad\n", 1)[1].split("\n== ", 1)[0]
+    assert retained.count("torch: float64[2, 3]") == 2 and "same within tolerance" in retained

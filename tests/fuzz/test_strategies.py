@@ -526,3 +526,25 @@ def test_the_builder_draws_valid_programs_without_validating_them(seed, options)
             _, built = _build_program(RandomSource(rng), limits, None)
         for program in (built, built.pruned()):
             assert Program(program.inputs, program.steps, program.action, program.format) == program
+
+
+def test_the_builder_reads_a_views_node_before_retain_grad_as_the_oracle():
+    """Campaign seed 25: the builder reads step results lazily, but reading a view's grad_fn after
+    an in-place write through it makes the view's new node, which retain_grad then attaches to.
+    The oracle reads each result right after its step; the builder must have read it before the
+    retain_grad too, or torch's retained gradient is None in the builder's run only."""
+    from fuzz.program import SUM_BACKWARD, Action, Literal, Program, Ref
+    from fuzz.strategies import REAL, RandomSource, _Builder, _limits
+    with interpreter.recording_warnings() as caught:
+        builder = _Builder(RandomSource(random.Random(0)), _limits(), "float64", True, caught=caught)
+        builder.new_input((2, 5), REAL, dtype="float64", values=[[0.0] * 5] * 2, requires_grad=False)
+        builder.new_input((), REAL, dtype="float32", values=0.0, requires_grad=True)
+        assert builder.add_step("narrow", "function", (Ref("x0"), Literal(1), Literal(1), Literal(3)), {})
+        assert builder.add_step("__setitem__", "method", (Ref("v0"), Literal(0), Ref("x1")), {})
+        assert builder.add_step("retain_grad", "method", (Ref("v1"),), {})
+        built = Program(tuple(builder.inputs), tuple(builder.steps), Action(SUM_BACKWARD, "v2"))
+        program, kept, names = built.pruning()
+        outcome = builder.outcome(built, program, kept, names)
+    reference = oracle.run_torch(program)
+    assert reference.grads["v2"] is not None
+    assert _exactly(outcome) == _exactly(reference)
