@@ -16,9 +16,9 @@ import math
 import numpy as np
 
 from . import _cpu, _dtype, _ops, _zerotensor
-from ._ops import (Rule, v_masked_fill, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
+from ._ops import (Rule, _as, _binary_operands, _broadcast_shape, _check_output_cast, _check_tensor, _errstate,
                    _VIA_FLOAT64_MAX_NUMEL, _float64_copy, _float_dtype, _iterator_layout, _rounded, _scalar_tensor,
-                   _unary_float, record, v_data, v_exp, v_masked_zero, v_where)
+                   _unary_float, record, v_data, v_exp, v_masked_fill, v_where)
 from ._tensor import Tensor, _make_tensor
 
 _not_implemented_for = _dtype.not_implemented_for

@@ -19,8 +19,8 @@ import warnings
 import numpy as np
 
 from . import _args, _cpu, _dtype, _memory, optable
-from ._ops import (v_masked_fill, _F32, _F64, _LARGE, _ONE, Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims,
-                   _rounded, mean, record, save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_zero,
+from ._ops import (_F32, _F64, _LARGE, _ONE, Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims,
+                   _rounded, mean, record, save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_fill,
                    v_reshape, v_where)
 from ._ops_pointwise import abs as _abs, v_sign
 from ._ops_shape import cat, _contiguous_array, narrow, stack
