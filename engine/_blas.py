@@ -309,3 +309,106 @@ def _fma32(acc: np.ndarray, product: np.ndarray) -> np.ndarray:
     if tie.any():
         r = np.where(tie, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s).astype(np.float32)
     return r
+
+
+# ---------------------------------------------------------------------------------------------
+# dot: MKL's sdot / ddot (torch.dot passes both strides as incx / incy, no copy; x = self, y = other)
+#
+# Probed by FPRev trees (n = 2..40, offsets 0..16 elements, strides 1, 2, 3, 5, 7; 1 thread) on
+# this AVX2 machine:
+#   float32, both strides 1, n - h >= 4, where h = the elements of y before its first 16-byte
+#     boundary (its offset in torch's 64-byte aligned storage):
+#       x and y equally aligned (offsets equal mod 4 elements): the head (h elements, in order) is
+#       lane 0's start; 4 accumulators of 4 lanes take 16 elements a block, then 8 (acc0, acc1),
+#       then 4 (acc0); the tail (< 4) in order into acc0's lane 0; ((a0 + a1) + a2) + a3 then
+#       (l0 + l2) + (l1 + l3)
+#       otherwise: the head, one vector of 4, the rest in order into lane 0, (l0 + l2) + (l1 + l3)
+#   float32 otherwise (n - h < 4, or a stride != 1): in order
+#   float64: as float32's equal case with 2 lanes (blocks of 8, then pairs into acc0, the odd
+#     element into lane 0, then l0 + l1), h = 1 where y is not 16-byte aligned (x's alignment
+#     does not matter); with strides != 1 the same with h = 0 up to n = 8 (beyond: not emulated)
+# ---------------------------------------------------------------------------------------------
+
+def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """The 0-d a . b of two float vectors of one dtype as torch's dot (MKL) sums it, or None."""
+    if not _ENABLED or a.dtype not in _DTYPES or b.dtype != a.dtype or a.ndim != 1 or b.ndim != 1:
+        return None
+    n = a.shape[0]
+    if n > 64 or n != b.shape[0]:
+        return None
+    item = a.itemsize
+    if n < 2:
+        return None
+    p = np.multiply(a, b)
+    dt = a.dtype
+    contiguous = a.strides[0] == item and b.strides[0] == item
+    if dt == np.float32:
+        if not contiguous:
+            return _in_order(p)
+        ob, oa = _offset(b) // item, _offset(a) // item
+        h = (4 - ob % 4) % 4
+        if n - h < 4:
+            return _in_order(p)
+        if oa % 4 != ob % 4:
+            lanes = p[h:h + 4].copy()
+            lanes[0] = _in_order(np.concatenate((p[:h], p[h:h + 1], p[h + 4:])))
+            return (lanes[0] + lanes[2]) + (lanes[1] + lanes[3])
+        return _lanes_sum(p, h, 4, (16, 8, 4))
+    if a.strides[0] == item and b.strides[0] == item:
+        h = (_offset(b) // item) % 2
+    elif a.strides[0] > 0 and b.strides[0] > 0 and n <= 8:
+        h = 0       # (strided float64 from n = 9 on sums in another order: not emulated)
+    else:
+        return None
+    if n - h < 2:
+        return _in_order(p)
+    return _lanes_sum(p, h, 2, (8, 2))
+
+
+def _in_order(p: np.ndarray) -> np.ndarray:
+    return np.add(np.add.accumulate(p)[-1], p.dtype.type(0.0))
+
+
+def _lanes_sum(p: np.ndarray, h: int, lanes: int, steps: tuple) -> np.ndarray:
+    """MKL's dot with 4 accumulators of `lanes` lanes (see the dot section's NOTE)."""
+    dt = p.dtype.type
+    acc = np.zeros((4, lanes), p.dtype)
+    i = h
+    n = p.shape[0]
+    block = steps[0]
+    nb = (n - h) // block
+    head = p[:h]
+    if nb:
+        blocks = p[h:h + nb * block].reshape(nb, 4, lanes)
+        acc = np.add.accumulate(np.concatenate((acc[None], blocks)), axis=0)[-1]
+        i += nb * block
+    for step in steps[1:]:
+        while n - i >= step:
+            for j in range(step // lanes):
+                acc[j] = acc[j] + p[i + j * lanes:i + (j + 1) * lanes]
+            i += step
+            if lanes == 2:
+                continue
+            break
+    # the head is lane 0's first value: re-sum lane 0 of acc0 in order
+    first = _acc0_lane0(p, h, i, lanes, steps)
+    acc[0, 0] = _in_order(np.concatenate((head, first, p[i:])))
+    total = ((acc[0] + acc[1]) + acc[2]) + acc[3]
+    if lanes == 4:
+        return np.add(total[0] + total[2], total[1] + total[3], dtype=p.dtype)
+    return np.add(total[0], total[1], dtype=p.dtype)
+
+
+def _acc0_lane0(p: np.ndarray, h: int, end: int, lanes: int, steps: tuple) -> np.ndarray:
+    """The products acc0's lane 0 takes between h and end, in order."""
+    idx = []
+    n_block = steps[0]
+    i = h
+    while end - i >= n_block:
+        idx.append(i)
+        i += n_block
+    while i < end:
+        idx.append(i)
+        step = 8 if lanes == 4 and end - i >= 8 else (4 if lanes == 4 else 2)
+        i += step
+    return p[idx]

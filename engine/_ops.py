@@ -1913,7 +1913,13 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
             f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same number "
             f"of elements, but got {n} and {m} elements respectively")
     _not_for_bool(a, "dot")
-    return _product(_DOT, a, b)
+    return _product(_DOT, a, b, kernel=_dot_array)
+
+
+def _dot_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a . b as torch's dot (MKL's sdot / ddot) sums it where known (see _blas.dot)."""
+    out = _blas.dot(a, b)
+    return a @ b if out is None else np.asarray(out)
 
 
 def _mv(a: Tensor, v: Tensor) -> Tensor:

@@ -276,3 +276,30 @@ def test_nothing_is_emulated_for_mkls_avx512_kernels(monkeypatch):
     monkeypatch.setattr(_blas, "_ENABLED", False)
     a = np.ones((3, 4), np.float32)
     assert _blas.mm(a, a.T) is None and _blas.mv(a, a[0]) is None
+
+
+@MKL_AVX2
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dot_is_torchs(dtype):
+    """torch.dot (MKL's sdot / ddot: lanes aligned on the second operand's 16-byte boundaries)."""
+    rng = np.random.default_rng(3)
+    for n in range(1, 65):
+        for oa, ob in ((0, 0), (1, 1), (0, 1), (1, 0), (2, 3), (3, 3)):
+            a = rng.standard_normal(n + 8).astype(dtype)
+            b = rng.standard_normal(n + 8).astype(dtype)
+            theirs = torch.dot(torch.tensor(a)[oa:oa + n], torch.tensor(b)[ob:ob + n])
+            ours = engine.dot(engine.tensor(a)[oa:oa + n], engine.tensor(b)[ob:ob + n])
+            assert _same(ours, theirs), (n, oa, ob)
+        theirs = torch.dot(torch.tensor(a)[:2 * (n // 2):2], torch.tensor(b)[:n // 2])
+        ours = engine.dot(engine.tensor(a)[:2 * (n // 2):2], engine.tensor(b)[:n // 2])
+        assert (dtype == "float64" and n // 2 > 8) or _same(ours, theirs), n   # (not emulated there)
+
+
+@MKL_AVX2
+def test_dot_of_the_campaign_vector_is_torchs():
+    """Campaign seed 23: normalize(x) . normalize(x) is 1.0 in torch (numpy's order: 1 - 2**-24)."""
+    x = [2.0, -0.5, 0.5, 2.3146026134490967]
+    for lib in (torch, engine):
+        y = lib.nn.functional.normalize(lib.tensor(x), dim=0)
+        assert lib.dot(y, y).item() == 1.0
+        assert lib.matmul(y, y).item() == 1.0
