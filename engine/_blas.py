@@ -39,7 +39,7 @@ Float64 (dgemm) has no 'F' path (its large products mix orders by tile) and othe
 Not MKL: torch's bmm of fewer than 400 multiply-adds per matrix (k * m * n) is its own loop
 (baddbmm_cpu_kernel): sequential from +0.0, rounded products, on every CPU (`bmm`). torch's mv is
 MKL's gemv, summed as gemm's transa 'T', N == 1 case (`mv`); dot (MKL's sdot / ddot) sums in
-lanes from k = 4 (float32) or 3 (float64) on.
+lanes that depend on the second operand's alignment (`dot`, at the end of this module).
 
 On an AVX512 machine MKL runs other kernels (not measured here): nothing is emulated there
 (`_cpu.AVX512`), and the engine keeps numpy's products, as before.
