@@ -97,6 +97,12 @@ def v_xlogy(x, y):
 def v_div_rounded(a, b, mode: str):
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         return _div_rounded(a, b, mode)
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype and a.dtype.kind == b.dtype.kind == "f" and (a.ndim == 0) != (b.ndim == 0):
+        # NOTE: torch's 0-d operand does not promote a dimensioned one of its category (numpy's
+        # does): remainder's other-gradient of float32 by a 0-d float64 is float32 in torch, and
+        # overflows there (campaign seed 24).
+        a, b = (a.astype(b.dtype), b) if a.ndim == 0 else (a, b.astype(a.dtype))
     return np.floor_divide(a, b) if mode == "floor" else np.trunc(a / b)
 
 

@@ -1042,3 +1042,29 @@ def test_addcmul_is_torchs_fused_multiply_add_bit_for_bit(dtype, shapes):
         results = [m.addcmul(*(m.tensor(a.tolist(), dtype=getattr(m, dtype)) for a in arrays), value=value).tolist()
                    for m in (engine, torch)]
         assert results[0] == results[1], value
+
+
+@pytest.mark.parametrize("op, zero_dim_first", [("remainder", False), ("fmod", False), ("remainder_", False),
+                                                  ("fmod_", False), ("remainder", True), ("fmod", True)])
+def test_a_0d_float64_operand_does_not_promote_the_other_gradient(op, zero_dim_first):
+    """Campaign seed 24: x.remainder_(0-d float64) of a float32 x: the divisor's gradient,
+    -g * floor(x / other), is float32 in torch (a 0-d operand does not promote a dimensioned one of
+    its category) and overflows to inf there before the sum; numpy's 0-d float64 promoted it."""
+    import warnings
+    results = []
+    for backend in (torch, engine):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            big = backend.tensor([1.5, -2.7, 3.0], dtype=backend.float32, requires_grad=True)
+            small = backend.tensor(1e300 if zero_dim_first else 1.0, dtype=backend.float64, requires_grad=True)
+            squared = big * big
+            if op.endswith("_"):
+                out = getattr(squared, op)(small)
+            else:
+                out = getattr(backend, op)(small, squared) if zero_dim_first else getattr(backend, op)(squared, small)
+            out.backward(gradient=backend.tensor([1e-30, -0.27, 3e38], dtype=out.dtype))
+            results.append((out.detach().numpy(), small.grad.numpy(), big.grad.numpy()))
+    (want, got) = results
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
