@@ -502,8 +502,8 @@ VALUE_SEEDS = 2 ** 16
 # A tensor's values are the elements at positions p .. p+count-1 of its kind's endless sequence
 # (`_sequence`), p = its value seed (65,536 windows of values per kind and shape, as many as seeds).
 # The first _POSITIONS + _POOLED elements of a kind are computed once, when the kind is first drawn
-# (`_pool`, 10-20 ms, 0.5 MB): a tensor of up to _POOLED elements then costs a slice, not two dozen
-# numpy calls. (Windows overlap: seeds 1 apart share all values but one, shifted.)
+# (`_pool`: 0.5 MB, 1-2 ms from the words every kind shares, 6.3 MB computed once in ~10 ms): a tensor
+# of up to _POOLED elements then costs a slice, not two dozen numpy calls. (Windows overlap: seeds 1 apart share all values but one, shifted.)
 _POSITIONS, _POOLED = 2 ** 16, 256
 
 
@@ -518,23 +518,58 @@ def _sequence(kind: tuple, start: int, count: int) -> np.ndarray:
     # "plain" reads the first four streams, the other flavours all six.
     words = _words(start, count, 4 if flavour == "plain" else _STREAMS)
     uniform = _uniform(words)
-    # Moderate values: 0.1 <= |x| <= 4 (positive for POSITIVE), a quarter of them simple ones.
-    values = SMALLEST_MAGNITUDE + uniform[0] * (4.0 - SMALLEST_MAGNITUDE)
-    if domain != POSITIVE:
-        values = np.where(words[1] & _ONE, -values, values)
-    values = np.where(uniform[2] < 0.25, _chosen(_SIMPLE_VALUES[domain], words[3]), values)
+    values = _plain(domain, words, uniform)
     if flavour != "plain":
         values = np.where(uniform[4] < _SPECIAL_SHARES[flavour],
                           _chosen(_specials(flavour, domain, kinks), words[5]), values)
     return values
 
 
+def _plain(domain: str, words: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """The "plain" flavour's values of ``words`` (streams 0-3) and their ``uniform``s: moderate values,
+    0.1 <= |x| <= 4 (positive for POSITIVE), a quarter of them simple ones."""
+    values = SMALLEST_MAGNITUDE + uniform[0] * (4.0 - SMALLEST_MAGNITUDE)
+    if domain != POSITIVE:
+        values = np.where(words[1] & _ONE, -values, values)
+    return np.where(uniform[2] < 0.25, _chosen(_SIMPLE_VALUES[domain], words[3]), values)
+
+
 @functools.lru_cache(maxsize=None)
 def _pool(kind: tuple) -> np.ndarray:
-    """The first _POSITIONS + _POOLED elements of ``kind``'s sequence (read-only: slices are copied)."""
-    values = _sequence(kind, 0, _POSITIONS + _POOLED)
+    """The first _POSITIONS + _POOLED elements of ``kind``'s sequence (read-only: slices are copied).
+
+    The same elements as ``_sequence(kind, 0, _POSITIONS + _POOLED)``, from the pooled words, uniforms
+    and plain values (`_pooled_words`, `_pooled_plain`) every kind shares: a kind's pool costs a
+    few array operations instead of its own two dozen over all positions (the first round of a
+    campaign drew ~15 kinds, 7-10 ms each)."""
+    if kind[0] == "int64" or kind[0] == "bool" or kind[0] == "plain":
+        values = _pooled_plain(kind)
+    else:
+        flavour, domain, kinks = kind
+        words, uniform = _pooled_words()
+        values = np.where(uniform[4] < _SPECIAL_SHARES[flavour],
+                          _chosen(_specials(flavour, domain, kinks), words[5]), _pooled_plain(("plain", domain, ())))
     values.flags.writeable = False
     return values
+
+
+@functools.lru_cache(maxsize=None)
+def _pooled_words() -> tuple[np.ndarray, np.ndarray]:
+    """`_words` of the pooled positions (all streams) and their `_uniform`s."""
+    words = _words(0, _POSITIONS + _POOLED)
+    return words, _uniform(words)
+
+
+@functools.lru_cache(maxsize=None)
+def _pooled_plain(kind: tuple) -> np.ndarray:
+    """`_sequence` of an int64, bool or plain ``kind`` over the pooled positions, from `_pooled_words`
+    (the words of a position do not depend on how many streams are asked for)."""
+    words, uniform = _pooled_words()
+    if kind[0] == "int64":
+        return (words[0] % _SEVEN).astype(np.int64) - 3
+    if kind[0] == "bool":
+        return (words[0] & _ONE) == 1
+    return _plain(kind[1], words, uniform)
 
 
 def _values(source: ChoiceSource, dtype: str, shape: tuple[int, ...], domain: str, kinks: tuple = ()) -> list:
