@@ -667,6 +667,8 @@ def _domains(tensor) -> frozenset[str]:
         return frozenset()
     if not data.size:
         return _POSITIVE_DOMAINS  # every element of nothing is in every domain
+    if data.size <= _POOLED:
+        return _small_domains(data)
     low, high = data.min(), data.max()
     if not (-MODERATE <= low and high <= MODERATE):  # also when a value is NaN (then both are)
         return frozenset()
@@ -677,6 +679,32 @@ def _domains(tensor) -> frozenset[str]:
     if not np.abs(data).min() > DOMAIN_MARGIN:  # both signs: is any element near zero?
         return _JUST_REAL
     return _NONZERO_DOMAINS
+
+
+def _small_domains(data: np.ndarray) -> frozenset[str]:
+    """`_domains` of a small array, in Python floats (a third of the three numpy reductions' cost)."""
+    moderate, margin = _thresholds(data.dtype)
+    values = data.ravel().tolist()
+    total = sum(values)
+    if total != total:  # a NaN (or inf and -inf): not moderate
+        return frozenset()
+    low, high = min(values), max(values)
+    if not (-moderate <= low and high <= moderate):
+        return frozenset()
+    if low > margin:
+        return _POSITIVE_DOMAINS
+    if high < -margin:
+        return _NONZERO_DOMAINS
+    if not min(map(abs, values)) > margin:
+        return _JUST_REAL
+    return _NONZERO_DOMAINS
+
+
+@functools.lru_cache(maxsize=None)
+def _thresholds(dtype: np.dtype) -> tuple[float, float]:
+    """MODERATE and DOMAIN_MARGIN as numpy compares them with an array scalar of ``dtype``: rounded
+    to it (a Python float is a weak scalar), so `_small_domains` says what `_domains`' reductions say."""
+    return float(dtype.type(MODERATE)), float(dtype.type(DOMAIN_MARGIN))
 
 
 def broadcast_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -708,6 +736,9 @@ def matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ..
     rows = () if len(left) == 1 else (left_matrix[-2],)
     columns = () if len(right) == 1 else (right_matrix[-1],)
     return tuple(batch) + rows + columns
+
+
+_PLAIN_OPERANDS = (Ref, Literal)
 
 
 @dataclass
@@ -876,7 +907,13 @@ class _Builder:
         A multi-output op (split, max along a dim) is followed by an indexing
         step that picks the output the program goes on with.
         """
-        step = Step(op, form, args, kwargs, f"v{len(self.steps)}", self.no_grad)
+        if not kwargs and type(args) is tuple and all(type(arg) in _PLAIN_OPERANDS for arg in args):
+            # Tensors by name and constants (most steps): the Step __post_init__ would make, without
+            # its normalization (nothing to normalize) and its general walk for names.
+            step = _frozen(Step, op=op, form=form, args=args, kwargs={}, out=f"v{len(self.steps)}",
+                           no_grad=self.no_grad, _refs=tuple(arg.name for arg in args if type(arg) is Ref))
+        else:
+            step = Step(op, form, args, kwargs, f"v{len(self.steps)}", self.no_grad)
         caught = self.caught
         if caught is not None and step.aliases_first:
             # This step writes a tensor in place, or attaches to its node (retain_grad, a hook):

@@ -1,5 +1,6 @@
 """The program strategy: argument validation, bounds, reach over the op table, and the
 differential property itself with torch on both sides."""
+import math
 import numpy as np
 import pytest
 import torch
@@ -549,3 +550,35 @@ def test_the_builder_reads_a_views_node_before_retain_grad_as_the_oracle():
     reference = oracle.run_torch(program)
     assert reference.grads["v2"] is not None
     assert _exactly(outcome) == _exactly(reference)
+
+
+def test_small_tensors_domains_are_the_reductions():
+    # `_domains` reads a small tensor's elements as Python floats instead of three numpy reductions; numpy
+    # compares an array scalar with a Python float in the array's dtype (DOMAIN_MARGIN rounded to float32
+    # is above 1e-3), so the Python comparisons use the rounded thresholds: the same domains either way.
+    from fuzz.strategies import (DOMAIN_MARGIN, MODERATE, _JUST_REAL, _NONZERO_DOMAINS, _POSITIVE_DOMAINS,
+                                 _small_domains)
+
+    def reductions(data):
+        low, high = data.min(), data.max()
+        if not (-MODERATE <= low and high <= MODERATE):
+            return frozenset()
+        if low > DOMAIN_MARGIN:
+            return _POSITIVE_DOMAINS
+        if high < -DOMAIN_MARGIN:
+            return _NONZERO_DOMAINS
+        return _JUST_REAL if not np.abs(data).min() > DOMAIN_MARGIN else _NONZERO_DOMAINS
+    f32_margin = float(np.float32(DOMAIN_MARGIN))
+    special = [0.0, -0.0, DOMAIN_MARGIN, -DOMAIN_MARGIN, f32_margin, -f32_margin, 9.999e-4, MODERATE, -MODERATE,
+               10000.000977, -10000.000977, math.inf, -math.inf, math.nan, 0.5, -2.0, 3e38, 1e-40]
+    rng = np.random.default_rng(0)
+    for dtype in (np.float16, np.float32, np.float64):
+        for _ in range(3000):
+            values = rng.choice(special, rng.integers(1, 9)) if rng.random() < 0.7 else rng.uniform(-5, 5, 4)
+            with np.errstate(all="ignore"):
+                data = np.asarray(values).astype(dtype)
+                assert _small_domains(data) == reductions(data), (dtype, data)
+                assert _small_domains(data[:1].reshape(())) == reductions(data[:1].reshape(()))
+    # The case the rounding decides: float32's DOMAIN_MARGIN is not above itself.
+    assert _small_domains(np.array([f32_margin], np.float32)) == _JUST_REAL
+    assert _small_domains(np.array([f32_margin], np.float64)) == _POSITIVE_DOMAINS
