@@ -1,6 +1,7 @@
 """The program strategy: argument validation, bounds, reach over the op table, and the
 differential property itself with torch on both sides."""
 import math
+import warnings
 import numpy as np
 import pytest
 import torch
@@ -582,3 +583,20 @@ def test_small_tensors_domains_are_the_reductions():
     # The case the rounding decides: float32's DOMAIN_MARGIN is not above itself.
     assert _small_domains(np.array([f32_margin], np.float32)) == _JUST_REAL
     assert _small_domains(np.array([f32_margin], np.float64)) == _POSITIVE_DOMAINS
+
+
+def test_builder_steps_are_what_step_makes():
+    # The builder makes a step of tensors by name and constants without Step's normalization: the same
+    # Step (fields, refs) as Step(...) of the same operands.
+    from fuzz.program import Step
+    from fuzz.strategies import RandomSource, _build_program, _limits
+    limits, rng, fast = _limits(max_steps=10, max_dims=3, max_side=4), random.Random(5), 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(150):
+            builder, _program = _build_program(RandomSource(rng), limits, None)
+            for step in builder.steps:
+                made = Step(step.op, step.form, step.args, step.kwargs, step.out, step.no_grad)
+                assert made == step and made.__dict__ == step.__dict__ and made.refs() == step.refs()
+                fast += not step.kwargs
+    assert fast > 100
