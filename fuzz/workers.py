@@ -202,7 +202,7 @@ class _Coordinator:
         record = {
             "type": "finding", "signature": signature, "kind": "crash", "op": None, "dtype": None,
             "where": where, "detail": f"worker process {index} died ({cause}) {doing}, in {where}",
-            "adjudication": None, "at_fault": "torch" if frame and "/torch/" in frame["file"] else "engine",
+            "adjudication": None, "at_fault": _crashed_side(stack),
             "steps": None, "shrunk": False, "backend": config.backend, "program": None,
             "reproducer": f"repro/{name}.py", "finding_file": f"findings/{name}.json",
             "found_after_examples": sum(self.examples.values()) + self.lost_examples,
@@ -312,6 +312,18 @@ class _Coordinator:
             if self.config.max_findings is not None and len(summary.findings) >= self.config.max_findings:
                 summary.status = "max-findings"
         summary.duration_seconds = time.monotonic() - self.started
+
+
+def _crashed_side(stack: str) -> str:
+    """Whom a crash is blamed on: "torch" if it died while torch ran the program (the program builder
+    evaluates each step on torch, the oracle runs programs the builder could not), or inside torch's
+    own Python code; otherwise the backend under test ("engine", as for divergences)."""
+    for frame in _FRAME.finditer(stack):
+        path = Path(frame["file"])
+        if path.name == "strategies.py" and path.parent.name == "fuzz" or path.parent.name == "oracle" \
+                or "torch" in path.parts and "site-packages" in path.parts:
+            return "torch"
+    return "engine"
 
 
 def _crash_frame(stack: str):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fuzz.strategies import fast_examples, fast_programs
-from fuzz.workers import _crash_frame
+from fuzz.workers import _crash_frame, _crashed_side
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -94,3 +94,18 @@ def test_the_crash_is_named_by_its_innermost_frame_outside_the_standard_library(
 def test_in_process_searches_with_one_worker_only():
     result = _gradfuzz("run", "--in-process", "--workers", "2", "--budget", "1s")
     assert result.returncode == 2 and "--in-process searches in one process" in result.stderr
+
+
+def test_a_crash_while_torch_runs_the_program_is_blamed_on_torch():
+    """seed 26's crash: torch's numpy() of a ZeroTensor view, read while the program builder evaluated
+    the program on torch (it is torch's bug; the campaign does not fail for it)."""
+    torch_side = ('  File "/work/fuzz/interpreter.py", line 168 in snapshot\n'
+                  '  File "/work/fuzz/interpreter.py", line 266 in finish\n'
+                  '  File "/work/fuzz/strategies.py", line 972 in outcome\n'
+                  '  File "/work/fuzz/campaign.py", line 499 in search\n')
+    backend_side = ('  File "/work/tests/fuzz/crashing_torch.py", line 20 in neg\n'
+                    '  File "/work/fuzz/interpreter.py", line 240 in run\n'
+                    '  File "/work/fuzz/campaign.py", line 585 in check\n')
+    in_torch = '  File "/venv/lib/python3.11/site-packages/torch/_tensor.py", line 12 in numpy\n' + backend_side
+    assert (_crashed_side(torch_side), _crashed_side(backend_side), _crashed_side(in_torch)) == \
+        ("torch", "engine", "torch")
