@@ -167,7 +167,9 @@ class _Coordinator:
                 if index not in self.finished and not process.is_alive()]
         if dead:
             self.receive(timeout=0)  # a "done" sent just before the end is not a crash
-        return [index for index in dead if index not in self.finished and self.processes[index].exitcode != 0]
+        # (SIGINT and SIGTERM are stop requests that reached a worker before it could take them: not crashes)
+        return [index for index in dead if index not in self.finished
+                and self.processes[index].exitcode not in (0, -signal.SIGINT, -signal.SIGTERM)]
 
     def revive(self, index: int) -> None:
         """Record worker ``index``'s crash as a finding and start it again at the next example."""
