@@ -101,7 +101,8 @@ class _Coordinator:
         self.start(self.latest_end)
         columns = [TextColumn("[bold]{task.description}"), TextColumn("{task.fields[status]}"), TimeElapsedColumn()]
         with Progress(*columns, console=self.console, transient=False) as progress:
-            task = progress.add_task(f"fuzzing {config.backend} ({config.workers} {self.where})", status="")
+            where = self.where if config.workers != 1 else self.where[:-1]   # "1 worker", "1 Dask task"
+            task = progress.add_task(f"fuzzing {config.backend} ({config.workers} {where})", status="")
             try:
                 while (len(self.finished) < config.workers
                        and time.time() < self.latest_end + GRACE_SECONDS + config.shrink_limit):
