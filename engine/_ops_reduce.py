@@ -272,10 +272,22 @@ def _np_extreme(x: np.ndarray, axes: tuple, keepdims: bool, is_max: bool, last: 
     NOTE: torch's amax/amin kernels keep their running extreme on a tie, so of tied 0.0 and
     -0.0 the first read wins (in memory order), and its max()/min() of all elements takes the
     later one; a later sign-sensitive op such as atan2 or a division shows it (fuzzer
-    finding), and numpy's SIMD loop may pick either. (torch's vectorized loops, used from one
-    vector's worth of elements for max()/min() and four for amax/amin, combine lanes in their
-    own order: a property of the machine, not followed.)
+    finding), and numpy's SIMD loop may pick either. torch's vectorized loops, used from four
+    vectors' worth of elements, keep the later zero in their lanes and combine the lanes in
+    their own order: followed for AVX2 (`_vectorized_rows_zero`, `_later_zero_columns`), in the
+    memory order of a contiguous or transposed input.
     """
+    if not x.flags.c_contiguous and x.ndim > 1 and not last and axes:
+        # A permuted contiguous array (a transpose): torch's iterator reads it in memory order, if its
+        # kept dims lie in memory in their own order (the result's, which is contiguous); otherwise
+        # it reads the result's order, one element at a time (the first zero in memory order, below).
+        order = sorted(range(x.ndim), key=lambda a: -abs(x.strides[a]))
+        permuted = np.transpose(x, order)
+        kept = [a for a in order if a not in axes and x.shape[a] > 1]
+        if permuted.flags.c_contiguous and kept == sorted(kept):
+            data = _np_extreme(permuted, tuple(sorted(order.index(a) for a in axes)), True, is_max)
+            data = np.transpose(data, np.argsort(order))
+            return data if keepdims else np.squeeze(data, axis=axes)
     data = _folded_extreme(x, axes, is_max)
     if data is None:
         data = (np.amax if is_max else np.amin)(x, axis=axes, keepdims=True)
@@ -283,11 +295,103 @@ def _np_extreme(x: np.ndarray, axes: tuple, keepdims: bool, is_max: bool, last: 
         rest = [a for a in range(x.ndim) if a not in axes]
         read = sorted(axes, key=lambda a: -abs(x.strides[a]))   # outermost in memory first
         slices = np.transpose(x, rest + read).reshape(tuple(x.shape[a] for a in rest) + (-1,))
+        later = None if last else _later_zero_columns(x, axes, data.shape)
         if last:
             slices = slices[..., ::-1]
-        first = np.take_along_axis(slices, np.argmax(slices == 0, axis=-1)[..., None], axis=-1)
-        data = np.where(data == 0, first.reshape(data.shape), data)
+        first = np.take_along_axis(slices, np.argmax(slices == 0, axis=-1)[..., None], axis=-1).reshape(data.shape)
+        if later is not None:
+            flipped = slices[..., ::-1]
+            final = np.take_along_axis(flipped, np.argmax(flipped == 0, axis=-1)[..., None], axis=-1)
+            first = np.where(later, final.reshape(data.shape), first)
+        elif not last:
+            vectorized = _vectorized_rows_zero(x, axes, slices, is_max)
+            if vectorized is not None:
+                first = vectorized.reshape(data.shape)
+        data = np.where(data == 0, first, data)
     return data if keepdims else np.squeeze(data, axis=axes)
+
+
+def _innermost(x: np.ndarray) -> int:
+    """x's last dim of more than one element (TensorIterator drops dims of size 1), or -1."""
+    return next((a for a in reversed(range(x.ndim)) if x.shape[a] > 1), -1)
+
+
+def _vectorized_rows_zero(x: np.ndarray, axes: tuple, slices: np.ndarray, is_max: bool):
+    """The zero torch's amax/amin keep of a +-0 tie where they reduce the last dim in vectors (None
+    where they do not); ``slices``: x's reduced elements of each result in a row, in memory order.
+
+    NOTE: torch's vectorized inner reduction (aten/src/ATen/native/cpu/Reduce.h) reads each row
+    (the trailing reduced dims; rows of other reduced dims one after another) from 4 vectors' worth
+    of elements on (16 float64 or 32 float32 on AVX2) in chunks of four vectors. Each of those
+    lanes keeps a running extreme over its chunks (the SIMD max/min returns its second operand on a
+    tie: the later zero), the four vectors are combined as max(max(v0, v1), max(v2, v3)) (the second
+    operand on a tie again), then their lanes one by one keeping the first, and the elements after
+    the last whole chunk are read one by one, keeping the running extreme: of all these in turn,
+    and of the rows in turn, the first zero read is kept (tests/engine/test_zero_ties.py)."""
+    if (not axes or _innermost(x) not in axes or not x.flags.c_contiguous or x.dtype not in (_F32, _F64)
+            or _cpu.VECTOR_BYTES != 32 or x.size > _cpu._GRAIN_SIZE or not x.size):
+        return None
+    lanes = _cpu.VECTOR_BYTES // x.itemsize
+    chunk = 4 * lanes
+    row = 1   # the trailing reduced dims (TensorIterator drops dims of size 1 and coalesces the rest)
+    for a in reversed(range(x.ndim)):
+        if x.shape[a] == 1:
+            continue
+        if a not in axes:
+            break
+        row *= x.shape[a]
+    if row < chunk:
+        return None
+    outputs = slices.shape[:-1]
+    rows = slices.reshape(-1, slices.shape[-1] // row, row)
+    chunks = row // chunk
+    vectors = rows[:, :, :chunks * chunk].reshape(rows.shape[0], rows.shape[1], chunks, chunk)
+    extreme = vectors.max(axis=2) if is_max else vectors.min(axis=2)
+    zero_lane = extreme == 0
+    last_zero = chunks - 1 - np.argmax(vectors[:, :, ::-1] == 0, axis=2)
+    lane_sign = np.signbit(np.take_along_axis(vectors, last_zero[:, :, None], axis=2)[:, :, 0])
+    z, sign = zero_lane.reshape(*zero_lane.shape[:2], 4, lanes), lane_sign.reshape(*lane_sign.shape[:2], 4, lanes)
+
+    def vector_op(a: int, b: int) -> tuple:   # (the second operand on a tie)
+        return z[:, :, a] | z[:, :, b], np.where(z[:, :, b], sign[:, :, b], sign[:, :, a])
+    (z01, s01), (z23, s23) = vector_op(0, 1), vector_op(2, 3)
+    combined_zero, combined_sign = z01 | z23, np.where(z23, s23, s01)
+    vector_has = combined_zero.any(axis=-1)
+    vector_sign = np.take_along_axis(combined_sign, np.argmax(combined_zero, axis=-1)[..., None], axis=-1)[..., 0]
+    tail = rows[:, :, chunks * chunk:]
+    tail_zero = tail == 0
+    tail_sign = (np.signbit(np.take_along_axis(tail, np.argmax(tail_zero, axis=-1)[..., None], axis=-1)[..., 0])
+                 if tail.shape[-1] else np.zeros(vector_has.shape, bool))
+    row_has = vector_has | tail_zero.any(axis=-1)
+    row_sign = np.where(vector_has, vector_sign, tail_sign)
+    kept = np.take_along_axis(row_sign, np.argmax(row_has, axis=-1)[:, None], axis=-1)[:, 0]
+    return np.where(kept, -0.0, 0.0).astype(x.dtype).reshape(outputs)
+
+
+def _later_zero_columns(x: np.ndarray, axes: tuple, shape: tuple):
+    """Where torch's amax/amin over outer dims keep the later zero of a +-0 tie (None: nowhere).
+
+    NOTE: reducing dims before the last of a contiguous input, torch's vectorized outer reduction
+    (aten/src/ATen/native/cpu/Reduce.h) runs over the contiguous block of the dims after the last
+    reduced one (the reduced dims adjacent) in chunks of four vectors (16 float64 or 32 float32 columns on AVX2), where the
+    SIMD max/min returns its second operand on a tie: the later zero. The columns after the last
+    whole chunk are reduced one by one, keeping the running extreme: the first zero (campaign seed
+    26: amax(dim=0) of a (4, 4, 4) float64 input; tests/engine/test_zero_ties.py)."""
+    if (not axes or _innermost(x) in axes or not x.flags.c_contiguous or x.dtype not in (_F32, _F64)
+            or _cpu.VECTOR_BYTES != 32 or x.size > _cpu._GRAIN_SIZE):
+        return None
+    reduced = sorted(a for a in axes if x.shape[a] > 1)   # (TensorIterator drops dims of size 1)
+    if not reduced:
+        return None
+    inner = reduced[-1] + 1
+    if [a for a in range(reduced[0], inner) if a not in axes and x.shape[a] > 1]:
+        return None   # reduced dims apart (a kept one between): torch's scalar loop, the first zero
+    block = math.prod(x.shape[inner:])
+    chunk = 4 * _cpu.VECTOR_BYTES // x.itemsize
+    vectorized = block // chunk * chunk
+    if not vectorized:
+        return None
+    return (np.arange(block) < vectorized).reshape(shape[inner:])
 
 
 def _all_extreme(x: np.ndarray, is_max: bool) -> np.ndarray:

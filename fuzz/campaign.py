@@ -98,6 +98,14 @@ class CampaignConfig:
     worker: int = 0                # this shard's index: worker k > 0 draws from its own seeds
     mutant: str | None = None      # a fuzz.mutants bug patched into this process's engine first
     autograd_features: bool | None = None  # see fuzz.strategies.programs (default: only without ops)
+    # Run a one-worker campaign in a worker process too (fuzz.workers), which a crash of torch or the
+    # backend does not end: the crash is recorded and the search goes on (`gradfuzz run` does; not
+    # `--in-process`, for debuggers and profilers).
+    isolated: bool = False
+    # A worker started again after its process died: the example its search begins at (the ones before
+    # are not drawn, see fuzz.strategies.example_rngs), and whether it replays the stored failures.
+    first_example: int = 0
+    replay_stored: bool = True
 
     @property
     def program_options(self) -> dict:
@@ -126,6 +134,7 @@ class Summary:
     valid: int = 0          # torch ran the program without raising
     raised_both: int = 0    # both backends raised
     forgiven: int = 0       # matched only after differences judged rounding or summation order (fuzz.compare)
+    crashes: int = 0        # worker processes that died (fuzz.workers); their last examples have no verdicts
     duration_seconds: float = 0.0
     verdicts: Counter = field(default_factory=Counter)
     ops: dict = field(default_factory=lambda: defaultdict(_counts))
@@ -135,7 +144,7 @@ class Summary:
 
     def to_json(self) -> dict:
         return {"type": "summary", "status": self.status, "examples": self.examples, "valid": self.valid,
-                "raised_both": self.raised_both, "forgiven": self.forgiven, "duration_seconds": round(self.duration_seconds, 3),
+                "raised_both": self.raised_both, "forgiven": self.forgiven, "crashes": self.crashes, "duration_seconds": round(self.duration_seconds, 3),
                 "verdicts": {MATCH: 0, **self.verdicts}, "ops": {op: dict(counts) for op, counts in sorted(self.ops.items())},
                 "coverage": {op: {feature: dict(counts) for feature, counts in features.items()}
                              for op, features in sorted(self.coverage.items())},
@@ -273,7 +282,7 @@ def run_campaign(config: CampaignConfig, *, console: Console | None = None) -> S
     if config.scheduler is not None:
         from fuzz.distributed import run_distributed
         return run_distributed(config, console=console)
-    if config.workers > 1:
+    if config.workers > 1 or config.isolated:
         from fuzz.workers import run_parallel
         return run_parallel(config, console=console)
     if config.mutant:
@@ -336,8 +345,10 @@ def append_record(out: Path, record: dict) -> None:
 
 
 def write_finding(out: Path, record: dict, verdict: dict, script: str) -> None:
-    """A finding's reproducer, its findings/<slug>.json, then its results.jsonl line (last: the index of record)."""
-    _write_synced(out / record["reproducer"], script)
+    """A finding's reproducer (if it has one), its findings/<slug>.json, then its results.jsonl line (last: the
+    index of record)."""
+    if script is not None:
+        _write_synced(out / record["reproducer"], script)
     _write_synced(out / record["finding_file"], json.dumps({**record, "verdict": verdict}, indent=2) + "\n")
     append_record(out, record)
 
@@ -437,6 +448,7 @@ class _Campaign:
         self.started = time.monotonic()
         self.deadline = self.started + config.budget_seconds
         self.next_refresh = 0.0
+        self.example = -1  # the search's example now (-1: none yet)
 
     def run(self) -> Summary:
         self.start()
@@ -477,13 +489,14 @@ class _Campaign:
         try:
             # Stored failures first, one Hypothesis run each (a run stops at its first failure).
             stored = self.database.fetch(function_digest(self.hypothesis_test(self.database, 0).hypothesis.inner_test))
-            for blob in sorted(stored, key=lambda blob: (len(blob), blob)):
+            for blob in sorted(stored, key=lambda blob: (len(blob), blob)) if config.replay_stored else ():
                 self.hypothesis_run(_Offer(self.database, blob, stored=True))
                 if self.enough_findings():
                     self.summary.status = MAX_FINDINGS_REACHED
                     return
-            search = fast_examples(random.Random(config.run_seed(0)), **config.program_options)
-            for program, torch_outcome, source in search:
+            search = fast_examples(random.Random(config.run_seed(0)), start=config.first_example,
+                                   **config.program_options)
+            for program, torch_outcome, source in self.marked(search):
                 failure = self.check(program, torch_outcome)
                 if failure is None:
                     continue
@@ -505,11 +518,26 @@ class _Campaign:
     def enough_findings(self) -> bool:
         return self.config.max_findings is not None and len(self.summary.findings) >= self.config.max_findings
 
+    def marked(self, examples):
+        """``examples`` (`fast_examples` from ``config.first_example`` on), each announced to `at_example`
+        before it is drawn (drawing runs torch too)."""
+        self.example = self.config.first_example
+        while True:
+            self.at_example(self.example)
+            yield next(examples)
+            self.example += 1
+
+    def at_example(self, index: int, *, hypothesis: bool = False) -> None:
+        """Hook for worker processes: the search draws and runs example ``index`` now, or (``hypothesis``)
+        a Hypothesis run replays or shrinks (`fuzz.workers` keeps this where the parent can read it if
+        the process dies)."""
+
     def hypothesis_run(self, database: ExampleDatabase) -> bool:
         """One Hypothesis run that replays ``database``'s entries (and generates nothing); a failing
         entry is shrunk (unless it replays a stored one exactly) and recorded. Whether a finding was
         recorded."""
         self.runs += 1
+        self.at_example(self.example, hypothesis=True)
         try:
             self.hypothesis_test(database, self.config.run_seed(self.runs))()
         except (_NewDivergence, _StopShrinking, Flaky) as stop:

@@ -24,7 +24,8 @@ EXIT_CODES = """\b
 Exit codes:
   0    no divergence the backend is at fault for (findings where torch's gradient
        disagrees with finite differences and the backend's agrees are reported only)
-  1    divergences found (run), or the finding still diverges (replay)
+  1    divergences or crashes found (run), or the finding still diverges or
+       crashes (replay)
   2    usage error (bad option or argument)
   130  interrupted: Ctrl-C, SIGINT or SIGTERM (the output directory is still complete)"""
 
@@ -148,13 +149,20 @@ def main() -> None:
 @click.option("--scheduler", type=Scheduler(), default=None,
               help="Run the shards on the Dask cluster of this scheduler (tcp://host:8786); share failures "
                    "between machines with --database redis://...")
+@click.option("--in-process", is_flag=True,
+              help="Search in this process instead of a worker process (one worker only; for debuggers and "
+                   "profilers): then a crash of torch or the backend ends the campaign.")
 def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: tuple[str, ...],
         database: Path | str | None, max_findings: int | None, shrink_budget: float | None, workers: int | None,
-        scheduler: str | None) -> None:
+        scheduler: str | None, in_process: bool) -> None:
     """Fuzz BACKEND against torch for a time budget and write OUT/results.jsonl, meta.json and index.html.
 
-    Failures stored in the example database (earlier campaigns') are replayed first.
+    Failures stored in the example database (earlier campaigns') are replayed first. The search runs in
+    worker processes: one that dies (torch or the backend crashed) is recorded as a `crash` finding with
+    a reproducer, and started again at the next program.
     """
+    if in_process and ((workers or 1) > 1 or scheduler):
+        raise click.UsageError("--in-process searches in one process: leave out --workers and --scheduler")
     console = Console(stderr=True)
     command = shlex.join(["gradfuzz", "run", "--budget", f"{budget:g}", "--seed", str(seed), "--out", str(out),
                           "--backend", backend, "--max-steps", str(max_steps)]
@@ -164,7 +172,7 @@ def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: 
     config = CampaignConfig(out=out, budget_seconds=budget, seed=seed, backend=backend, max_steps=max_steps,
                             ops=ops or None, database=database, max_findings=max_findings,
                             shrink_seconds=shrink_budget, command=command,
-                            workers=workers or (0 if scheduler else 1), scheduler=scheduler)
+                            workers=workers or (0 if scheduler else 1), scheduler=scheduler, isolated=not in_process)
     # SIGTERM (what `timeout`, schedulers and container runtimes send) stops the run as Ctrl-C does,
     # so it still writes its summary and report, and neither can be lost (see fuzz.interrupts).
     with interrupts.latched():
@@ -180,8 +188,9 @@ def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: 
                          if torch_at_fault else ""))
         for finding in summary.findings:
             steps = finding["steps"]
-            console.print(f"  {finding['signature']}  ({steps} step{'s' * (steps != 1)})  {out / finding['reproducer']}",
-                          highlight=False, soft_wrap=True)
+            size = f"  ({steps} step{'s' * (steps != 1)})" if steps is not None else ""
+            reproducer = out / finding["reproducer"] if finding["reproducer"] else "(no reproducer)"
+            console.print(f"  {finding['signature']}{size}  {reproducer}", highlight=False, soft_wrap=True)
         try:
             index = _render_site(out, console)
         except KeyboardInterrupt:
@@ -199,9 +208,14 @@ def run(budget: float, seed: int, out: Path, backend: str, max_steps: int, ops: 
 @click.option("--backend", type=Backend(), default=None,
               help="Module under test [default: the one the finding was made with].")
 def replay(finding_json: Path, backend: str | None) -> None:
-    """Rerun one finding (findings/<slug>.json) on the backend and on torch; print both outcomes and the verdict."""
+    """Rerun one finding (findings/<slug>.json) on the backend and on torch; print both outcomes and the verdict.
+
+    A crash finding (a worker process died) is rerun by its reproducer in a new process."""
     try:
         finding = json.loads(finding_json.read_text())
+        if finding.get("kind") == "crash":
+            _replay_crash(finding_json, finding)
+            return
         program = Program.from_json(finding["program"])
         backend = backend or finding["backend"]
     except (ValueError, KeyError, TypeError) as error:
@@ -222,6 +236,29 @@ def replay(finding_json: Path, backend: str | None) -> None:
         console.print(f"still diverges ({same}): {verdict.signature}", highlight=False)
         sys.exit(EXIT_DIVERGED)
     console.print("no longer diverges")
+
+
+def _replay_crash(finding_json: Path, finding: dict) -> None:
+    """Run a crash finding's reproducer (repro/<slug>.py of its results directory) in a new process."""
+    import signal
+    import subprocess
+    if not finding.get("reproducer"):
+        raise click.ClickException(f"{finding['signature']} has no reproducer: the worker died while a Hypothesis "
+                                   "run replayed or shrank a failure, not at one program")
+    script = finding_json.resolve().parent.parent / finding["reproducer"]
+    if not script.is_file():
+        raise click.ClickException(f"the reproducer {script} is missing")
+    console = Console()
+    console.rule(f"{finding['signature']}: running {script}")
+    code = subprocess.run([sys.executable, str(script)]).returncode
+    console.rule("verdict")
+    if code < 0:
+        console.print(f"crashes again ({signal.Signals(-code).name})", highlight=False)
+        sys.exit(EXIT_DIVERGED)
+    if code != 0:
+        console.print(f"the reproducer failed (exit status {code})", highlight=False)
+        sys.exit(EXIT_DIVERGED)
+    console.print("no longer crashes")
 
 
 @main.command(epilog=EXIT_CODES)

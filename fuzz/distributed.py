@@ -94,6 +94,9 @@ class _DaskCoordinator(_Coordinator):
     def alive(self) -> bool:
         return not all(future.done() for future in self.futures)
 
+    def crashed(self) -> list[int]:
+        return []  # (Dask reschedules or fails the task of a worker that died; stop() reports a failed one)
+
     def next_events(self, timeout: float) -> list:
         self.beat()
         # (Queue.get(timeout=...) logs the timeout as an error on the scheduler: poll instead.)

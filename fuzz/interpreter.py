@@ -162,21 +162,19 @@ def apply_action(backend: ModuleType, action: Action, env: dict[str, Any],
 def snapshot(tensor: Any) -> Array:
     """A tensor's dtype name and a numpy copy of its data (later in-place ops cannot change it)."""
     name = dtype_name(tensor.dtype)
+    is_zerotensor = getattr(tensor, "_is_zerotensor", None)  # (torch's and the engine's; other backends may lack it)
+    if is_zerotensor is not None and is_zerotensor():
+        # torch's ZeroTensor gradients (abs'' = 0) have no memory: numpy(force=True) of one viewed at an
+        # offset (cat's backward narrows it) reads address 0 + offset and kills the process (torch 2.13;
+        # campaign seed 26 crash, tests/fuzz/test_interpreter.py).
+        return Array(name, np.zeros(tuple(tensor.shape), dtype=np.dtype(name)))
     try:
-        # torch's one call for a tensor that requires grad or is a ZeroTensor (materialized as zeros):
-        # the array detach().numpy() gives, at a third of the cost of the two calls.
+        # torch's one call for a tensor that requires grad: the array detach().numpy() gives, at a
+        # third of the cost of the two calls.
         return Array(name, np.array(tensor.numpy(force=True), copy=True))
     except TypeError:  # a backend whose numpy() takes no force
         pass
-    detached = tensor.detach()
-    try:
-        return Array(name, np.array(detached.numpy(), copy=True))
-    except RuntimeError:
-        # torch's ZeroTensor gradients (abs'' = 0) refuse .numpy() and have no dense CPU kernel.
-        is_zerotensor = getattr(detached, "_is_zerotensor", None)
-        if is_zerotensor is None or not is_zerotensor():
-            raise
-        return Array(name, np.zeros(tuple(detached.shape), dtype=np.dtype(name)))
+    return Array(name, np.array(tensor.detach().numpy(), copy=True))
 
 
 def _tuple_result(ref: str, results: tuple | list) -> StepResult:

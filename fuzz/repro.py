@@ -309,3 +309,64 @@ def main():
 if __name__ == "__main__":
     sys.exit(main())
 '''
+
+
+def render_crash_script(record: dict) -> str:
+    """The reproducer of a ``crash`` finding (a worker process died, `fuzz.workers`): it draws the
+    example the worker was drawing or running again and runs it on the backend and on torch, in its
+    own process. Unlike `render_script`'s it needs gradfuzz: the program is known only by its seed
+    and index (the program builder runs each step on torch while it draws, where most crashes are)."""
+    crash = record["crash"]
+    return _CRASH_TEMPLATE.format(
+        signature=record["signature"], detail=record["detail"], backend=record["backend"], seed=crash["seed"],
+        example=crash["example"], options=crash["program_options"], mutant=crash.get("mutant"))
+
+
+_CRASH_TEMPLATE = '''\
+#!/usr/bin/env python
+"""gradfuzz crash reproducer: {signature}
+
+{detail}.
+
+This draws that example again (the program builder runs each step on torch while it
+draws), then runs the program on {backend} and on torch. If the crash is deterministic
+the process dies again the same way (Python's stack is printed); exit status 0 means
+it did not crash. Needs gradfuzz installed (the program is known by seed and index).
+"""
+import faulthandler
+import importlib
+import random
+import sys
+
+faulthandler.enable()
+
+import oracle
+from fuzz import interpreter
+from fuzz.repro import render_script
+from fuzz.strategies import fast_examples
+
+BACKEND = {backend!r}
+SEED, EXAMPLE = {seed!r}, {example!r}  # the worker's search seed, and the example's index in its stream
+OPTIONS = {options!r}
+MUTANT = {mutant!r}  # a fuzz.mutants bug the campaign injected into the engine, if any
+
+
+def main():
+    if MUTANT:
+        from fuzz.mutants import apply_mutant
+        apply_mutant(MUTANT)
+    print(f"drawing example {{EXAMPLE}} of seed {{SEED}} ...", flush=True)
+    program, _, _ = next(fast_examples(random.Random(SEED), start=EXAMPLE, **OPTIONS))
+    print("drawn; the program as a standalone script:", flush=True)
+    print(render_script(program, backend=BACKEND), flush=True)
+    print(f"running it on {{BACKEND}} ...", flush=True)
+    interpreter.run(program, importlib.import_module(BACKEND))
+    print("running it on torch ...", flush=True)
+    oracle.run_torch(program)
+    print("no crash: this process did not die")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''

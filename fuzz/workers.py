@@ -8,6 +8,14 @@ by every later campaign. Workers send their findings to this (parent)
 process, which keeps the first of each signature, writes it to the results
 directory at once (fsync'd) and tells the other workers to stop hunting it.
 
+A worker process that dies (torch or the backend crashed: SIGSEGV, SIGABRT, the
+kernel's out-of-memory kill) does not end the campaign: the parent records a
+`crash` finding (the signal, the example the worker was drawing or running,
+Python's stack at the crash from `faulthandler`, and a reproducer that draws
+that example again) and starts the worker again at the next example, without
+replaying the stored failures (see `CampaignConfig.first_example`). A one-worker
+`gradfuzz run` is such a worker too (`CampaignConfig.isolated`).
+
 Ctrl-C reaches every process of the group: the workers stop, report their
 last counts, and the parent writes the merged summary. An interrupt of the
 parent alone (`kill -INT`, a scheduler's stop) is passed on to the workers
@@ -23,13 +31,19 @@ queues there), and nothing else differs.
 """
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import queue
+import re
+import shutil
 import signal
+import sysconfig
+import tempfile
 import time
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 from types import ModuleType
 
 from rich.console import Console
@@ -37,14 +51,20 @@ from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 from fuzz import interrupts
 from fuzz.campaign import (COMPLETED, INTERRUPTED, PROGRESS_REFRESH_SECONDS, CampaignConfig, Summary, _Campaign,
-                           _StopCampaign, append_record, count_finding, load_backend, prepare_directory,
+                           _StopCampaign, append_record, count_finding, load_backend, prepare_directory, slug,
                            warm_up_torch, write_finding)
+from fuzz.repro import render_crash_script
 
 ORPHANED = "orphaned"
 # What the parent puts in a worker's inbox to stop it (besides the signatures of known findings).
 STOP = "__stop__"
 # How long the parent waits for workers to report after the budget or Ctrl-C.
 GRACE_SECONDS = 30.0
+# Worker processes started again after dying, at most, in one campaign (a backend that crashes on
+# every program should not keep the campaign starting processes), and the budget a new one needs left.
+MAX_RESTARTS, MIN_RESTART_SECONDS = 20, 5.0
+# One frame of faulthandler's stack: '  File "/path/to/file.py", line 12 in function'.
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<function>\S+)', re.MULTILINE)
 
 
 def run_parallel(config: CampaignConfig, *, console: Console) -> Summary:
@@ -68,25 +88,32 @@ class _Coordinator:
         self.started = time.monotonic()
         self.examples: dict[int, int] = {}
         self.finished: dict[int, dict] = {}
+        self.lost_examples = 0  # the last counts of worker processes that died
+        self.crashes = 0
+        # When the shards' budgets end on the wall clock: the campaign's, or the latest a local worker
+        # reported (it searches for the whole budget from the moment it is ready, see `start`).
+        self.latest_end = time.time() + config.budget_seconds
 
     def run(self) -> Summary:
         config = self.config
         backend = load_backend(config.backend)
         prepare_directory(config, _Campaign(config, backend, self.console).meta())
-        self.start(time.time() + config.budget_seconds)
+        self.start(self.latest_end)
         columns = [TextColumn("[bold]{task.description}"), TextColumn("{task.fields[status]}"), TimeElapsedColumn()]
         with Progress(*columns, console=self.console, transient=False) as progress:
-            task = progress.add_task(f"fuzzing {config.backend} ({config.workers} {self.where})", status="")
-            deadline = self.started + config.budget_seconds
-            give_up = deadline + GRACE_SECONDS + config.shrink_limit
+            where = self.where if config.workers != 1 else self.where[:-1]   # "1 worker", "1 Dask task"
+            task = progress.add_task(f"fuzzing {config.backend} ({config.workers} {where})", status="")
             try:
-                while len(self.finished) < config.workers and time.monotonic() < give_up:
+                while (len(self.finished) < config.workers
+                       and time.time() < self.latest_end + GRACE_SECONDS + config.shrink_limit):
                     self.receive(timeout=PROGRESS_REFRESH_SECONDS)
                     interrupts.check()  # a Ctrl-C or SIGTERM whose KeyboardInterrupt Python dropped
+                    for index in self.crashed():
+                        self.revive(index)
                     if not self.alive():
                         self.receive(timeout=0)
                         break
-                    progress.update(task, status=self.status_line(deadline))
+                    progress.update(task, status=self.status_line())
             except KeyboardInterrupt:
                 self.summary.status = INTERRUPTED
                 for index in range(config.workers):  # (Ctrl-C in a terminal has told them already; a kill -INT has not)
@@ -97,7 +124,7 @@ class _Coordinator:
                         self.receive(timeout=PROGRESS_REFRESH_SECONDS)
                     except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
                         break
-            progress.update(task, status=self.status_line(deadline))
+            progress.update(task, status=self.status_line())
         self.stop()
         self.merge()
         append_record(config.out, self.summary.to_json())
@@ -106,21 +133,92 @@ class _Coordinator:
     # -- the transport: local worker processes ----------------------------------------
 
     def start(self, ends: float) -> None:
-        """Start the shards; ``ends`` is the budget's end on the wall clock."""
+        """Start the shards; ``ends`` is the budget's end on the wall clock (Dask shards end then; a local
+        worker process searches for the whole budget from the moment it is ready, and reports when
+        that ends: starting an interpreter with torch takes seconds, more on a busy machine)."""
         # spawn: a fresh interpreter per worker (torch's thread pools do not survive fork).
-        context = multiprocessing.get_context("spawn")
-        self.events = context.Queue()
-        self.inboxes = [context.Queue() for _ in range(self.config.workers)]
-        self.processes = [
-            context.Process(target=_worker_main, name=f"gradfuzz-worker-{index}", daemon=True,
-                            args=(replace(self.config, worker=index), _LocalChannel(self.events, self.inboxes[index],
-                                                                                    os.getpid()), ends))
-            for index in range(self.config.workers)]
-        for process in self.processes:
-            process.start()
+        self.context = multiprocessing.get_context("spawn")
+        # Until a worker reports its end; one that dies before it reports gets until `latest_end`.
+        self.ends = {index: None for index in range(self.config.workers)}
+        self.events = self.context.Queue()
+        self.inboxes = [self.context.Queue() for _ in range(self.config.workers)]
+        # Per worker: the example it draws or runs, and 1 while a Hypothesis run replays or shrinks.
+        self.marks = [self.context.RawArray("q", 2) for _ in range(self.config.workers)]
+        self.faults = Path(tempfile.mkdtemp(prefix="gradfuzz-faults-"))  # faulthandler's stacks
+        self.configs = [replace(self.config, worker=index) for index in range(self.config.workers)]
+        self.processes = [self.launch(index) for index in range(self.config.workers)]
+
+    def launch(self, index: int):
+        """Start worker ``index``'s process with its config (``self.configs[index]``)."""
+        self.marks[index][:] = [self.configs[index].first_example - 1, 0]
+        (self.faults / f"worker-{index}.txt").unlink(missing_ok=True)
+        channel = _LocalChannel(self.events, self.inboxes[index], os.getpid(), self.marks[index],
+                                str(self.faults / f"worker-{index}.txt"))
+        process = self.context.Process(target=_worker_main, name=f"gradfuzz-worker-{index}", daemon=True,
+                                       args=(self.configs[index], channel, self.ends[index]))
+        process.start()
+        return process
 
     def alive(self) -> bool:
         return any(process.is_alive() for process in self.processes)
+
+    def crashed(self) -> list[int]:
+        """The workers whose process died without reporting its end (killed by a signal, or exited)."""
+        dead = [index for index, process in enumerate(self.processes)
+                if index not in self.finished and not process.is_alive()]
+        if dead:
+            self.receive(timeout=0)  # a "done" sent just before the end is not a crash
+        # (SIGINT and SIGTERM are stop requests that reached a worker before it could take them: not crashes)
+        return [index for index in dead if index not in self.finished
+                and self.processes[index].exitcode not in (0, -signal.SIGINT, -signal.SIGTERM)]
+
+    def revive(self, index: int) -> None:
+        """Record worker ``index``'s crash as a finding and start it again at the next example."""
+        config, process = self.configs[index], self.processes[index]
+        example, hypothesis = self.marks[index][0], bool(self.marks[index][1])
+        stack_path = self.faults / f"worker-{index}.txt"
+        stack = stack_path.read_text(errors="replace") if stack_path.exists() else ""
+        self.record_crash(index, process.exitcode, example, hypothesis, stack)
+        self.lost_examples += self.examples.pop(index, 0)
+        self.crashes += 1
+        self.ends[index] = ends = self.ends[index] or self.latest_end  # a new process gets what is left
+        if self.crashes > MAX_RESTARTS or time.time() > ends - MIN_RESTART_SECONDS:
+            self.finished[index] = None  # no more restarts: the campaign ends with the other workers
+            return
+        self.configs[index] = replace(config, first_example=max(example + 1, config.first_example),
+                                      replay_stored=False)
+        self.processes[index] = self.launch(index)
+
+    def record_crash(self, index: int, exitcode: int, example: int, hypothesis: bool, stack: str) -> None:
+        config = self.configs[index]
+        cause = signal.Signals(-exitcode).name if exitcode < 0 and -exitcode in signal.valid_signals() \
+            else f"exit status {exitcode}"
+        frame = _crash_frame(stack)
+        where = f"{frame['function']} ({Path(frame['file']).name}:{frame['line']})" if frame else "unknown"
+        if hypothesis:
+            doing = (f"while a Hypothesis run replayed or shrank a failure (after example {example})"
+                     if example >= 0 else "while a Hypothesis run replayed the stored failures")
+        else:
+            doing = f"drawing or running example {example}"
+        signature = f"crash|{cause}|{frame['function'] if frame else 'unknown'}"
+        name = slug(signature)
+        record = {
+            "type": "finding", "signature": signature, "kind": "crash", "op": None, "dtype": None,
+            "where": where, "detail": f"worker process {index} died ({cause}) {doing}, in {where}",
+            "adjudication": None, "at_fault": _crashed_side(stack),
+            "steps": None, "shrunk": False, "backend": config.backend, "program": None,
+            "reproducer": f"repro/{name}.py", "finding_file": f"findings/{name}.json",
+            "found_after_examples": sum(self.examples.values()) + self.lost_examples,
+            "found_after_seconds": round(time.monotonic() - self.started, 3),
+            "crash": {"worker": index, "exitcode": exitcode, "example": example, "hypothesis": hypothesis,
+                      "seed": config.run_seed(0), "program_options": config.program_options,
+                      "mutant": config.mutant, "stack": stack},
+        }
+        script = render_crash_script(record) if not hypothesis and example >= 0 else None
+        if script is None:
+            record["reproducer"] = None
+        self.accept(index, record, {"kind": "crash", "signature": signature, "detail": record["detail"]},
+                    script, [])
 
     def next_events(self, timeout: float) -> list:
         """The shards' events that arrived, waiting up to ``timeout`` seconds for the first."""
@@ -142,6 +240,7 @@ class _Coordinator:
             process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
+        shutil.rmtree(self.faults, ignore_errors=True)
 
     # ----------------------------------------------------------------------------------
 
@@ -153,6 +252,9 @@ class _Coordinator:
         kind, worker, payload = event
         if kind == "progress":
             self.examples[worker] = payload
+        elif kind == "started":  # a local worker is ready; its budget ends at `payload` on the wall clock
+            self.ends[worker] = payload
+            self.latest_end = max(self.latest_end, payload)
         elif kind == "finding":
             self.accept(worker, *payload)
         elif kind == "done":
@@ -175,18 +277,21 @@ class _Coordinator:
         for index in range(self.config.workers):
             if index != worker:
                 self.tell(index, signature)
-        self.console.print(f"[red]finding[/red] {signature} ({record['steps']} steps, worker {worker}): "
+        size = f"{record['steps']} steps, " if record["steps"] is not None else ""
+        self.console.print(f"[red]finding[/red] {signature} ({size}worker {worker}): "
                            f"{record['detail']}", highlight=False, soft_wrap=True)
 
-    def status_line(self, deadline: float) -> str:
-        now = time.monotonic()
-        examples = sum(self.examples.values())
-        return (f"{examples} examples  {examples / max(now - self.started, 1e-9):.0f}/s  "
-                f"{len(self.summary.findings)} findings  {max(deadline - now, 0):.0f}s left")
+    def status_line(self) -> str:
+        examples = sum(self.examples.values()) + self.lost_examples
+        crashes = f"  {self.crashes} crashes" if self.crashes else ""
+        return (f"{examples} examples  {examples / max(time.monotonic() - self.started, 1e-9):.0f}/s  "
+                f"{len(self.summary.findings)} findings{crashes}  {max(self.latest_end - time.time(), 0):.0f}s left")
 
     def merge(self) -> None:
         """Sum the workers' counts into the summary (findings are counted once, as accepted)."""
         summary = self.summary
+        summary.examples += self.lost_examples
+        summary.crashes = self.crashes
         statuses = Counter()
         for worker, examples in self.examples.items():
             if self.finished.get(worker) is None:  # it never reported back: its last progress count
@@ -212,12 +317,37 @@ class _Coordinator:
         summary.duration_seconds = time.monotonic() - self.started
 
 
+def _crashed_side(stack: str) -> str:
+    """Whom a crash is blamed on: "torch" if it died while torch ran the program (the program builder
+    evaluates each step on torch, the oracle runs programs the builder could not), or inside torch's
+    own Python code; otherwise the backend under test ("engine", as for divergences)."""
+    for frame in _FRAME.finditer(stack):
+        path = Path(frame["file"])
+        if path.name == "strategies.py" and path.parent.name == "fuzz" or path.parent.name == "oracle" \
+                or "torch" in path.parts and "site-packages" in path.parts:
+            return "torch"
+    return "engine"
+
+
+def _crash_frame(stack: str):
+    """The innermost frame of faulthandler's ``stack`` outside Python's standard library (ctypes,
+    threading), or None."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    frames = list(_FRAME.finditer(stack))
+    for frame in frames:
+        if not Path(frame["file"]).resolve().is_relative_to(stdlib):
+            return frame
+    return frames[0] if frames else None
+
+
 class _LocalChannel:
     """A shard's side of the local transport: the parent's event queue, its own inbox, and
     the parent's pid (a shard whose parent changed was orphaned)."""
 
-    def __init__(self, events, inbox, parent: int):
+    def __init__(self, events, inbox, parent: int, mark=None, faults: str | None = None):
         self.events, self.inbox, self.parent = events, inbox, parent
+        self.mark = mark      # shared with the parent: [example, 1 if in a Hypothesis run]
+        self.faults = faults  # where faulthandler writes Python's stack if the process dies
 
     def send(self, event: tuple) -> None:
         self.events.put(event)
@@ -237,11 +367,13 @@ class _LocalChannel:
 class _Shard(_Campaign):
     """One worker's campaign: findings go to the parent, which writes them."""
 
-    def __init__(self, config: CampaignConfig, backend: ModuleType, channel, ends: float):
+    def __init__(self, config: CampaignConfig, backend: ModuleType, channel, ends: float | None):
         super().__init__(config, backend, Console(file=open(os.devnull, "w")))
         self.channel = channel
-        # The parent's budget, on the wall clock: starting a worker takes seconds of it.
-        self.deadline = time.monotonic() + max(ends - time.time(), 0.0)
+        if ends is None:  # the whole budget from now (the parent learns when it ends)
+            channel.send(("started", config.worker, time.time() + config.budget_seconds))
+        else:  # the parent's budget, on the wall clock (what is left of it)
+            self.deadline = time.monotonic() + max(ends - time.time(), 0.0)
         self.next_poll = 0.0
 
     def start(self) -> None:  # the parent prepared the directory
@@ -276,6 +408,11 @@ class _Shard(_Campaign):
     def refresh(self, *, force: bool = False) -> None:
         pass  # the parent shows progress
 
+    def at_example(self, index: int, *, hypothesis: bool = False) -> None:
+        mark = getattr(self.channel, "mark", None)
+        if mark is not None:
+            mark[0], mark[1] = index, hypothesis
+
     def run(self) -> Summary:
         self.progress = None
         try:
@@ -285,13 +422,16 @@ class _Shard(_Campaign):
         return self.conclude()
 
 
-def _worker_main(config: CampaignConfig, channel, ends: float) -> None:
+def _worker_main(config: CampaignConfig, channel, ends: float | None) -> None:
     """A shard's process (or Dask task): run its campaign and report to the parent through ``channel``."""
     shard = None
     try:
         # Ctrl-C in a terminal reaches every process of the group; one lost in a garbage-collector
         # callback still stops the shard (the parent's STOP message would too, seconds later).
         interrupts.install((signal.SIGINT,))
+        if getattr(channel, "faults", None):  # Python's stack, if torch or the backend crashes the process
+            # (the file stays open: faulthandler writes to its descriptor; this thread's stack only)
+            faulthandler.enable(open(channel.faults, "w"), all_threads=False)
         import torch
         torch.set_num_threads(1)  # programs are tiny; one thread per worker process is fastest
         if config.mutant:

@@ -88,6 +88,13 @@ def load_results(results_dir: str | Path) -> Results:
 
     ``reproducer`` and ``finding_file`` are relative to the results directory.
 
+    A crash finding (a worker process died: `fuzz.workers`) has ``"kind": "crash"``,
+    a signature ``crash|SIGNAL|function``, null ``op``, ``dtype``, ``steps`` and
+    ``program``, no ``outcomes``, and a ``"crash"`` object: ``{"worker", "exitcode",
+    "example", "hypothesis", "seed", "program_options", "mutant", "stack"}`` (the
+    example's index in the worker's stream, and Python's stack at the crash); its
+    ``reproducer`` is null when the worker died inside a Hypothesis run.
+
     An OUTCOME is what one backend did with the program::
 
         {"values": [{"ref": "v1", "dtype": "float32", "shape": [2, 3],
@@ -107,7 +114,7 @@ def load_results(results_dir: str | Path) -> Results:
     run interrupted before writing one has status ``"interrupted"``::
 
         {"type": "summary", "status": "complete" | "interrupted",
-         "examples": 5000, "valid": 4100, "raised_both": 900, "forgiven": 40,
+         "examples": 5000, "valid": 4100, "raised_both": 900, "forgiven": 40, "crashes": 0,
          "duration_seconds": 60.1,
          "verdicts": {"match": 4990, "gradient": 3, ...},
          "ops": {"mul": {"examples": 900, "findings": 1}, ...},

@@ -113,6 +113,8 @@ def _index(results: Results, findings: list[dict[str, Any]]) -> dict[str, Any]:
     if "forgiven" in summary:   # (runs before gradfuzz counted them have no such field)
         totals.insert(3, ("matched once differences were judged rounding (float32, or the order of a sum "
                           "at extreme magnitudes)", count(summary["forgiven"])))
+    if summary.get("crashes"):
+        totals.append(("worker processes that died (crash findings; each started again)", count(summary["crashes"])))
     torch_at_fault = summary.get("torch_at_fault", sum(f.get("at_fault") == "torch" for f in results.findings))
     if torch_at_fault:
         totals.append(("of which torch disagrees with finite differences (the backend agrees)", count(torch_at_fault)))
@@ -206,6 +208,7 @@ def finding_views(results: Results) -> list[dict[str, Any]]:
             "replay": _replay(results.directory, record.get("finding_file")),
             "outcomes": [_outcome(name, outcomes.get(name)) for name in sides],
             "tested": tested,
+            "crash": record.get("crash") if isinstance(record.get("crash"), dict) else None,
             **_differences(outcomes.get(tested), outcomes.get("torch"), str(record.get("where") or "")),
         })
     return views

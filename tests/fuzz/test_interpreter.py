@@ -201,3 +201,51 @@ def test_two_hooks_on_one_tensor_run_in_registration_order_and_their_order_shows
                               Step("register_hook", "method", (Ref("v1"), Literal(2.0), Literal(1.0)), {}, "v2")),
                              Action(SUM_BACKWARD, "v2"))
     assert compare(interpreter.run(reversed_order, engine), theirs, prog).kind == "gradient"
+
+
+def test_a_zerotensor_gradient_viewed_at_an_offset_is_recorded_without_touching_its_memory():
+    """torch 2.13: x.numpy(force=True) of a ZeroTensor viewed at an offset reads address 0 + offset and
+    kills the process (campaign seed 26: cat's backward narrows the ZeroTensor abs'' gives to x1's
+    part). Run in a child process: a regression is a failing test, not a dead test run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = """
+import torch
+from fuzz import interpreter
+part = torch._efficientzerotensor((3, 3), dtype=torch.float64)[2:]
+assert part._is_zerotensor() and part.storage_offset() == 6
+array = interpreter.snapshot(part)
+assert (array.dtype, array.data.tolist()) == ("float64", [[0.0, 0.0, 0.0]])
+print("recorded")
+"""
+    root = Path(__file__).parents[2]
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=120)
+    assert child.returncode == 0 and "recorded" in child.stdout, (child.returncode, child.stderr[-2000:])
+
+
+def test_a_double_backward_through_cat_and_abs_records_zero_gradients_on_both_backends():
+    """The program of the seed 26 crash: the gradients of abs' are ZeroTensors, cat's backward views
+    them (torch died reading x1's). In a child process, as above."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = """
+import engine, oracle
+from fuzz import interpreter
+from fuzz.compare import compare
+from fuzz.program import DOUBLE_BACKWARD, Action, Input, Ref, Seq, Step, Program
+prog = Program(inputs=(Input("x0", (2, 3), "float64", [[0.1, -1.0, -2.0], [-0.0, 3.2, -0.15]], True),
+                       Input("x1", (1, 3), "float64", [[-0.5, -0.0, 3.2]], True)),
+               steps=(Step("cat", "function", (Seq((Ref("x0"), Ref("x1")), "list"),), {}, "v0"),
+                      Step("abs_", "method", (Ref("v0"),), {}, "v1")),
+               action=Action(DOUBLE_BACKWARD, "v1"))
+theirs = oracle.run_torch(prog)
+assert theirs.error is None, theirs.error
+assert theirs.grads["x0"].data.tolist() == [[0.0] * 3] * 2 and theirs.grads["x1"].data.tolist() == [[0.0] * 3]
+assert not compare(interpreter.run(prog, engine), theirs, prog).diverged
+print("agree")
+"""
+    root = Path(__file__).parents[2]
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=120)
+    assert child.returncode == 0 and "agree" in child.stdout, (child.returncode, child.stderr[-2000:])
