@@ -354,7 +354,7 @@ def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
             lanes[0] = _in_order(np.concatenate((p[:h], p[h:h + 1], p[h + 4:])))
             return (lanes[0] + lanes[2]) + (lanes[1] + lanes[3])
         return _lanes_sum(p, h, 4, (16, 8, 4))
-    if a.strides[0] == item and b.strides[0] == item:
+    if contiguous:
         h = (_offset(b) // item) % 2
     elif a.strides[0] > 0 and b.strides[0] > 0 and n <= 8:
         h = 0       # (strided float64 from n = 9 on sums in another order: not emulated)
@@ -371,7 +371,6 @@ def _in_order(p: np.ndarray) -> np.ndarray:
 
 def _lanes_sum(p: np.ndarray, h: int, lanes: int, steps: tuple) -> np.ndarray:
     """MKL's dot with 4 accumulators of `lanes` lanes (see the dot section's NOTE)."""
-    dt = p.dtype.type
     acc = np.zeros((4, lanes), p.dtype)
     i = h
     n = p.shape[0]

@@ -195,11 +195,12 @@ class _Coordinator:
             else f"exit status {exitcode}"
         frame = _crash_frame(stack)
         where = f"{frame['function']} ({Path(frame['file']).name}:{frame['line']})" if frame else "unknown"
+        at_example = not hypothesis and example >= config.first_example
         if hypothesis:
             doing = (f"while a Hypothesis run replayed or shrank a failure (after example {example})"
                      if example >= 0 else "while a Hypothesis run replayed the stored failures")
         else:
-            doing = f"drawing or running example {example}"
+            doing = f"drawing or running example {example}" if at_example else "while starting, before its first example"
         signature = f"crash|{cause}|{frame['function'] if frame else 'unknown'}"
         name = slug(signature)
         record = {
@@ -214,7 +215,7 @@ class _Coordinator:
                       "seed": config.run_seed(0), "program_options": config.program_options,
                       "mutant": config.mutant, "stack": stack},
         }
-        script = render_crash_script(record) if not hypothesis and example >= 0 else None
+        script = render_crash_script(record) if at_example else None
         if script is None:
             record["reproducer"] = None
         self.accept(index, record, {"kind": "crash", "signature": signature, "detail": record["detail"]},
