@@ -518,7 +518,8 @@ VALUE_SEEDS = 2 ** 16
 # (`_sequence`), p = its value seed (65,536 windows of values per kind and shape, as many as seeds).
 # The first _POSITIONS + _POOLED elements of a kind are computed once, when the kind is first drawn
 # (`_pool`: 0.5 MB, 1-2 ms from the words every kind shares, 6.3 MB computed once in ~10 ms): a tensor
-# of up to _POOLED elements then costs a slice, not two dozen numpy calls. (Windows overlap: seeds 1 apart share all values but one, shifted.)
+# of up to _POOLED elements then costs a slice, not two dozen numpy calls. (Windows overlap: seeds 1
+# apart share all values but one, shifted.)
 _POSITIONS, _POOLED = 2 ** 16, 256
 
 
