@@ -72,14 +72,31 @@ def unary_method(rule, fn, op: str, slow):
         if (args or kwargs or type(x) is not _ndarray or self._base is not None or x.size > _MAX
                 or (dt is not float32 and dt is not float64) or _INFERENCE):
             return slow(self, *args, **kwargs)
-        compute = wide if via_float64 and dt is float32 else fn
-        data = compute(x) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(compute, x)
+        if _ERROR_STATE.get() is _IGNORE_ALL:
+            data = fn(x, dtype=_F64).astype(_F32) if via_float64 and dt is float32 else fn(x)
+        else:
+            data = _QUIET.run(wide if via_float64 and dt is float32 else fn, x)
         if type(data) is not _ndarray:
             data = np.asarray(data)     # (a 0-d input gives a numpy scalar)
-        edge = _GradMode.enabled and _input_edge(self)
-        if not edge:
+        if not _GradMode.enabled:
             return _plain(data, dt)
-        out = _make_tensor(data, dt, True)
+        producer = self._grad_fn        # (`_input_edge`, spelled out)
+        if producer is not None:
+            edge = (producer, 0)
+        elif self._requires_grad:
+            edge = (self._accumulator(), 0)
+        else:
+            return _plain(data, dt)
+        if _GradMode.inference:
+            out = _make_tensor(data, dt, True)
+        else:                           # (`_make_tensor`, spelled out)
+            out = _new(Tensor)
+            out._data = data
+            out.dtype = dt
+            out._requires_grad = True
+            out._grad_fn = out._grad = out._acc = out._base = out._view_creation = None
+            out._vc = [0]
+            out._view_version = 0
         vc = out._vc
         node = _new(Node)       # (as `record` makes it: see there)
         if saved_name is None:
@@ -133,10 +150,25 @@ def scalar_operator(rule, fn, slow, alpha: bool):
         data = fn(x, y) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(fn, x, y)
         if type(data) is not _ndarray:
             data = np.asarray(data)     # (a 0-d input gives a numpy scalar)
-        edge = _GradMode.enabled and _input_edge(self)
-        if not edge:
+        if not _GradMode.enabled:
             return _plain(data, dt)
-        out = _make_tensor(data, dt, True)
+        producer = self._grad_fn        # (`_input_edge`, spelled out)
+        if producer is not None:
+            edge = (producer, 0)
+        elif self._requires_grad:
+            edge = (self._accumulator(), 0)
+        else:
+            return _plain(data, dt)
+        if _GradMode.inference:
+            out = _make_tensor(data, dt, True)
+        else:                           # (`_make_tensor`, spelled out)
+            out = _new(Tensor)
+            out._data = data
+            out.dtype = dt
+            out._requires_grad = True
+            out._grad_fn = out._grad = out._acc = out._base = out._view_creation = None
+            out._vc = [0]
+            out._view_version = 0
         node = _new(Node)       # (as `record` makes it: see there)
         if alpha:
             node.__dict__ = {"alpha": 1}
