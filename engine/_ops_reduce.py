@@ -371,12 +371,12 @@ def _vectorized_rows_zero(x: np.ndarray, axes: tuple, slices: np.ndarray, is_max
 def _later_zero_columns(x: np.ndarray, axes: tuple, shape: tuple):
     """Where torch's amax/amin over outer dims keep the later zero of a +-0 tie (None: nowhere).
 
-    NOTE: reducing dims before the last of a contiguous input, torch's vectorized outer reduction
-    (aten/src/ATen/native/cpu/Reduce.h) runs over the contiguous block of the dims after the last
-    reduced one (the reduced dims adjacent) in chunks of four vectors (16 float64 or 32 float32 columns on AVX2), where the
-    SIMD max/min returns its second operand on a tie: the later zero. The columns after the last
-    whole chunk are reduced one by one, keeping the running extreme: the first zero (campaign seed
-    26: amax(dim=0) of a (4, 4, 4) float64 input; tests/engine/test_zero_ties.py)."""
+    NOTE: reducing adjacent dims before the last of a contiguous input, torch's vectorized outer
+    reduction (aten/src/ATen/native/cpu/Reduce.h) runs over the contiguous block of the dims after
+    the last reduced one in chunks of four vectors (16 float64 or 32 float32 columns on AVX2),
+    where the SIMD max/min returns its second operand on a tie: the later zero. The columns after
+    the last whole chunk are reduced one by one, keeping the running extreme: the first zero
+    (campaign seed 26: amax(dim=0) of a (4, 4, 4) float64 input; tests/engine/test_zero_ties.py)."""
     if (not axes or _innermost(x) in axes or not x.flags.c_contiguous or x.dtype not in (_F32, _F64)
             or _cpu.VECTOR_BYTES != 32 or x.size > _cpu._GRAIN_SIZE):
         return None
