@@ -344,7 +344,7 @@ def append_record(out: Path, record: dict) -> None:
         os.fsync(results.fileno())
 
 
-def write_finding(out: Path, record: dict, verdict: dict, script: str) -> None:
+def write_finding(out: Path, record: dict, verdict: dict, script: str | None) -> None:
     """A finding's reproducer (if it has one), its findings/<slug>.json, then its results.jsonl line (last: the
     index of record)."""
     if script is not None:
@@ -488,8 +488,9 @@ class _Campaign:
         self.runs = 0
         try:
             # Stored failures first, one Hypothesis run each (a run stops at its first failure).
-            stored = self.database.fetch(function_digest(self.hypothesis_test(self.database, 0).hypothesis.inner_test))
-            for blob in sorted(stored, key=lambda blob: (len(blob), blob)) if config.replay_stored else ():
+            stored = self.database.fetch(function_digest(self.hypothesis_test(self.database, 0).hypothesis.inner_test)) \
+                if config.replay_stored else ()
+            for blob in sorted(stored, key=lambda blob: (len(blob), blob)):
                 self.hypothesis_run(_Offer(self.database, blob, stored=True))
                 if self.enough_findings():
                     self.summary.status = MAX_FINDINGS_REACHED
