@@ -26,15 +26,21 @@ directory holds meta.json and every finding written so far, and
 
 Past one machine, the same shards run on Dask distributed workers, sharing
 the database through Redis (`fuzz.distributed`): the coordinator and the
-shards below talk through a transport (multiprocessing queues here, Dask
-queues there), and nothing else differs.
+shards below talk through a transport (a pipe each way per worker process
+here, Dask queues there), and nothing else differs.
+
+The local transport has no locks and no sending threads: a process that dies
+while it reads or writes cannot block the others or its successor (a
+multiprocessing queue, whose write lock every writer shares, can be left
+locked by a process killed while its feeder thread held the lock; the parent
+then hears nothing more from anyone).
 """
 from __future__ import annotations
 
 import faulthandler
 import multiprocessing
+import multiprocessing.connection
 import os
-import queue
 import re
 import shutil
 import signal
@@ -75,7 +81,7 @@ def run_parallel(config: CampaignConfig, *, console: Console) -> Summary:
 class _Coordinator:
     """Starts the shards, shows their progress, writes their findings and merges their counts.
 
-    The transport is this class's local one: worker processes and multiprocessing queues
+    The transport is this class's local one: worker processes and a pipe each way per process
     (`fuzz.distributed` overrides `start`, `alive`, `next_events`, `tell` and `stop`).
     """
 
@@ -140,8 +146,9 @@ class _Coordinator:
         self.context = multiprocessing.get_context("spawn")
         # Until a worker reports its end; one that dies before it reports gets until `latest_end`.
         self.ends = {index: None for index in range(self.config.workers)}
-        self.events = self.context.Queue()
-        self.inboxes = [self.context.Queue() for _ in range(self.config.workers)]
+        # Per worker process: the parent's ends of its two pipes (None once it closed its events pipe).
+        self.events: dict[int, multiprocessing.connection.Connection | None] = {}
+        self.inboxes: dict[int, multiprocessing.connection.Connection | None] = {}
         # Per worker: the example it draws or runs, and 1 while a Hypothesis run replays or shrinks.
         self.marks = [self.context.RawArray("q", 2) for _ in range(self.config.workers)]
         self.faults = Path(tempfile.mkdtemp(prefix="gradfuzz-faults-"))  # faulthandler's stacks
@@ -152,11 +159,21 @@ class _Coordinator:
         """Start worker ``index``'s process with its config (``self.configs[index]``)."""
         self.marks[index][:] = [self.configs[index].first_example - 1, 0]
         (self.faults / f"worker-{index}.txt").unlink(missing_ok=True)
-        channel = _LocalChannel(self.events, self.inboxes[index], os.getpid(), self.marks[index],
+        for connection in (self.events.get(index), self.inboxes.get(index)):  # a dead predecessor's
+            if connection is not None:
+                connection.close()
+        events, events_end = self.context.Pipe(duplex=False)
+        inbox_end, inbox = self.context.Pipe(duplex=False)
+        channel = _LocalChannel(events_end, inbox_end, os.getpid(), self.marks[index],
                                 str(self.faults / f"worker-{index}.txt"))
         process = self.context.Process(target=_worker_main, name=f"gradfuzz-worker-{index}", daemon=True,
                                        args=(self.configs[index], channel, self.ends[index]))
         process.start()
+        # The worker holds the only other ends: when it dies, reading its events ends (EOF, even in the
+        # middle of a message) and writing to its inbox fails, instead of waiting for it.
+        events_end.close()
+        inbox_end.close()
+        self.events[index], self.inboxes[index] = events, inbox
         return process
 
     def alive(self) -> bool:
@@ -188,6 +205,8 @@ class _Coordinator:
         self.configs[index] = replace(config, first_example=max(example + 1, config.first_example),
                                       replay_stored=False)
         self.processes[index] = self.launch(index)
+        for found in self.summary.findings:  # what the campaign found, as the other workers were told
+            self.tell(index, found["signature"])
 
     def record_crash(self, index: int, exitcode: int, example: int, hypothesis: bool, stack: str) -> None:
         config = self.configs[index]
@@ -223,24 +242,36 @@ class _Coordinator:
 
     def next_events(self, timeout: float) -> list:
         """The shards' events that arrived, waiting up to ``timeout`` seconds for the first."""
-        try:
-            events = [self.events.get(timeout=timeout) if timeout else self.events.get_nowait()]
-        except queue.Empty:
+        open_ = {connection: index for index, connection in self.events.items() if connection is not None}
+        if not open_:
+            time.sleep(timeout)
             return []
-        while True:
+        events = []
+        for connection in multiprocessing.connection.wait(list(open_), timeout):
             try:
-                events.append(self.events.get_nowait())
-            except queue.Empty:
-                return events
+                while connection.poll():
+                    events.append(connection.recv())
+            except (EOFError, OSError):  # the process ended (a crash may cut its last message short)
+                connection.close()
+                self.events[open_[connection]] = None
+        return events
 
     def tell(self, index: int, message: str) -> None:
-        self.inboxes[index].put(message)
+        inbox = self.inboxes.get(index)
+        try:
+            if inbox is not None:
+                inbox.send(message)
+        except OSError:  # the process died (`crashed` finds it) or ended
+            pass
 
     def stop(self) -> None:
         for process in self.processes:
             process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
+        for connection in [*self.events.values(), *self.inboxes.values()]:
+            if connection is not None:
+                connection.close()
         shutil.rmtree(self.faults, ignore_errors=True)
 
     # ----------------------------------------------------------------------------------
@@ -342,8 +373,9 @@ def _crash_frame(stack: str):
 
 
 class _LocalChannel:
-    """A shard's side of the local transport: the parent's event queue, its own inbox, and
-    the parent's pid (a shard whose parent changed was orphaned)."""
+    """A shard's side of the local transport: its ends of the two pipes to the parent (events
+    out, messages in), and the parent's pid (a shard whose parent changed was orphaned).
+    Events are written whole by the calling thread (no sending thread a crash could cut off)."""
 
     def __init__(self, events, inbox, parent: int, mark=None, faults: str | None = None):
         self.events, self.inbox, self.parent = events, inbox, parent
@@ -351,15 +383,19 @@ class _LocalChannel:
         self.faults = faults  # where faulthandler writes Python's stack if the process dies
 
     def send(self, event: tuple) -> None:
-        self.events.put(event)
+        try:
+            self.events.send(event)
+        except OSError:  # the parent is gone: `orphaned` stops the shard
+            pass
 
     def messages(self) -> list[str]:
         received = []
-        while True:
-            try:
-                received.append(self.inbox.get_nowait())
-            except queue.Empty:
-                return received
+        try:
+            while self.inbox.poll():
+                received.append(self.inbox.recv())
+        except (EOFError, OSError):  # the parent is gone: `orphaned` stops the shard
+            pass
+        return received
 
     def orphaned(self) -> bool:
         return os.getppid() != self.parent

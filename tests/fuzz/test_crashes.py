@@ -32,8 +32,11 @@ def _gradfuzz(*arguments, **extra) -> subprocess.CompletedProcess:
 def crashed_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("crashed")
     marker = out.parent / f"{out.name}.crashed"
+    # The worker dies while it sends the parent a message (the worst moment for the parent to hear from
+    # the next one).
     run = _gradfuzz("run", "--budget", "40s", "--seed", "3", "--backend", "crashing_torch", "--op", "neg",
-                    "--op", "mul", "--max-steps", "3", "--out", str(out / "results"), CRASHING_TORCH_ONCE=str(marker))
+                    "--op", "mul", "--max-steps", "3", "--out", str(out / "results"), CRASHING_TORCH_ONCE=str(marker),
+                    CRASHING_TORCH_MID_MESSAGE="1")
     return out / "results", marker, run
 
 
