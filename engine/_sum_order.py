@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _cpu
 from ._cpu import _GRAIN_SIZE, _SHORT_ROW, _SUM_VECTOR_BYTES, _SUM_ZERO, _multi_row_sum, _row_sum, _short_row_sum, \
     iterator_order
 
@@ -92,6 +93,20 @@ def dims_sum(x: np.ndarray, axes: tuple) -> np.ndarray | None:
     else:
         total = partial + zero
     return total.reshape(split_shape).transpose(back).reshape(keep_shape)
+
+
+def ordered_sum(x: np.ndarray, axes=None, keepdims: bool = False) -> np.ndarray:
+    """np.sum(x, axis=axes, keepdims=keepdims) of a numeric array, in torch's order where the
+    engine follows it (`_cpu.full_sum` over every dim, `dims_sum` over some)."""
+    every = axes is None or len(axes) == x.ndim
+    if every:
+        total = _cpu.full_sum(x, x.dtype)
+        if total is not None:
+            return total.reshape((1,) * x.ndim) if keepdims else total
+    total = dims_sum(x, tuple(range(x.ndim)) if axes is None else tuple(axes))
+    if total is None:
+        return np.sum(x, axis=axes, keepdims=keepdims)
+    return total if keepdims else total.reshape([n for a, n in enumerate(x.shape) if axes is not None and a not in axes])
 
 
 # Plans of dims_sum by (shape, strides, itemsize, axes): the loop's layout is worked out once per layout.
