@@ -123,3 +123,23 @@ def test_cheap_kernels_split_from_a_million_elements_costly_ones_from_256k(monke
         _parallel.set_num_threads(before)
         _parallel.set_dynamic(True)
     assert split == [np.tanh, np.multiply]
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.__name__)
+@pytest.mark.parametrize("shapes", SHAPES, ids=str)
+def test_split_blocks_of_a_broadcast_computation_have_the_bits_of_one_numpy_call(monkeypatch, shapes, kernel):
+    """Split over threads, each block (the outermost axis cut) takes the same short-run path."""
+    before = _parallel.get_num_threads()
+    _parallel.set_dynamic(False)
+    monkeypatch.setattr(_parallel, "MIN_NUMEL", 1 << 12)
+    try:
+        for n in (2, 3):
+            _parallel.set_num_threads(n)
+            x, y = _values(shapes[0], np.float32, 12), _values(shapes[1], np.float32, 13)
+            expected = kernel(x, y)
+            with np.errstate(all="ignore"):
+                out = _parallel.split(kernel, _memory.empty(expected.shape, np.float32), x, y)
+            assert np.array_equal(_bits(out), _bits(expected))
+    finally:
+        _parallel.set_num_threads(before)
+        _parallel.set_dynamic(True)
