@@ -1,0 +1,87 @@
+"""The fast paths of an MLP training step (issue 7, W3) give what torch and the general paths
+give, bit for bit: relu by np.maximum, the zeroing mask of relu's gradient, nll_loss's cached plan."""
+import numpy as np
+import pytest
+import torch
+
+import engine
+from engine import _ops
+
+_NANS = {np.float32: (0x7FC00001, 0xFFC12345), np.float64: (0x7FF8000000000001, 0xFFF8000000012345)}
+_INTS = {np.float32: np.int32, np.float64: np.int64}
+
+
+def _hard_values(dtype, n, seed):
+    """Random bit patterns (every kind: NaNs with payloads, subnormals, infinities) mixed with
+    random normals, signed zeros and the two NaNs, `n` of them."""
+    rng = np.random.default_rng(seed)
+    ints = _INTS[dtype]
+    bits = rng.integers(np.iinfo(ints).min, np.iinfo(ints).max, n, dtype=ints).view(dtype)
+    values = rng.standard_normal(n).astype(dtype)
+    pick = rng.integers(0, 5, n)
+    specials = np.array([0.0, -0.0], dtype)
+    nans = np.array(_NANS[dtype], np.uint32 if dtype is np.float32 else np.uint64).view(dtype)
+    values = np.where(pick == 1, bits, values)
+    values = np.where(pick == 2, specials[rng.integers(0, 2, n)], values)
+    values = np.where(pick == 3, nans[rng.integers(0, 2, n)], values)
+    return values
+
+
+def _layouts(dtype, seed):
+    for n in (*range(1, 34), 1000, 64 * 256):
+        yield _hard_values(dtype, n, seed + n)
+    base = _hard_values(dtype, 6 * 40, seed).reshape(6, 40)
+    yield from (base, base.T, base[::2, 3::5], np.array(base[0, 0]), base[:0], base.reshape(2, 3, 40))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_relu_and_its_gradient_are_torchs_bit_for_bit_in_every_layout(dtype):
+    ints = _INTS[dtype]
+    for i, values in enumerate(_layouts(dtype, 11)):
+        grad = _hard_values(dtype, values.size, 1000 + i).reshape(values.shape)
+        got, want = [], []
+        for backend, out in ((engine, got), (torch, want)):
+            # (both row-major copies, as engine.tensor makes: the layouts are the next test's)
+            x = (engine.tensor(values, requires_grad=True) if backend is engine
+                 else torch.from_numpy(np.array(values, order="C")).requires_grad_())
+            y = backend.relu(x)
+            y.backward(engine.tensor(grad) if backend is engine else torch.from_numpy(np.array(grad)))
+            out.extend([y.detach().numpy(), x.grad.numpy()])
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and g.dtype == w.dtype
+            np.testing.assert_array_equal(g.view(ints), w.view(ints))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_relu_by_maximum_is_the_mask_path_bit_for_bit(dtype):
+    for values in _layouts(dtype, 5):
+        fast = _ops._relu_values(values)
+        mask_path = _ops._zero_where(values < 0, values)
+        assert fast.shape == mask_path.shape and fast.strides == mask_path.strides
+        np.testing.assert_array_equal(fast.view(_INTS[dtype]), mask_path.view(_INTS[dtype]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_maximum_self_check_refuses_a_maximum_that_is_not_relu(dtype):
+    # The operands swapped: maximum(-0.0, +0.0) is +0.0 there (numpy returns the second of two zeros).
+    assert not _ops._check_maximum_is_relu(np.dtype(dtype), lambda zeros, x: np.maximum(x, zeros))
+    # fmax drops NaNs: fmax(0, NaN) is 0.
+    assert not _ops._check_maximum_is_relu(np.dtype(dtype), np.fmax)
+    # A scalar-zero maximum that loses -0.0 everywhere.
+    assert not _ops._check_maximum_is_relu(np.dtype(dtype), lambda zeros, x: np.where(x < 0, zeros, x) + zeros)
+    assert not _ops._check_maximum_is_relu(np.dtype(np.int32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_zero_where_is_np_where_bit_for_bit_and_laid_out_as_before(dtype):
+    ints = _INTS[dtype]
+    rng = np.random.default_rng(3)
+    for x in _layouts(dtype, 21):
+        for mask in (rng.random(x.shape) < 0.5, np.asfortranarray(rng.random(x.shape) < 0.5),
+                     np.broadcast_to(rng.random(x.shape[-1:] if x.ndim else ()) < 0.5, x.shape)):
+            got = _ops._zero_where(mask, x)
+            want = np.where(mask, np.zeros((), dtype), x)
+            np.testing.assert_array_equal(got.view(ints), want.view(ints))
+            # the layout of the earlier one-call computation
+            before = np.bitwise_and(x.view(ints), np.subtract(mask, 1, dtype=ints)).view(dtype)
+            assert got.strides == before.strides
