@@ -85,3 +85,61 @@ def test_zero_where_is_np_where_bit_for_bit_and_laid_out_as_before(dtype):
             # the layout of the earlier one-call computation
             before = np.bitwise_and(x.view(ints), np.subtract(mask, 1, dtype=ints)).view(dtype)
             assert got.strides == before.strides
+
+
+
+def _nll_case(backend, logits, target, **kwargs):
+    x = backend.tensor(logits, requires_grad=True)
+    if not isinstance(target, (engine.Tensor, torch.Tensor)):
+        target = backend.tensor(target)
+    loss = backend.nn.functional.cross_entropy(x, target, **kwargs)
+    (loss if loss.ndim == 0 else loss.sum()).backward()
+    return loss.detach().numpy(), x.grad.numpy()
+
+
+def test_nll_plan_is_reused_for_equal_targets_and_made_anew_for_changed_ones():
+    from engine.nn import functional as F
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 64)
+    args = (F._NLL_LOSS, (64, 10, 1))
+    first = F._unweighted_plan(*args, labels.copy(), np.dtype(np.float32), -100, "mean")
+    assert F._unweighted_plan(*args, labels.copy(), np.dtype(np.float32), -100, "mean") is first
+    changed = labels.copy()
+    changed[5] = (changed[5] + 1) % 10
+    assert F._unweighted_plan(*args, changed, np.dtype(np.float32), -100, "mean") is not first
+    for other in ((np.dtype(np.float64), -100, "mean"), (np.dtype(np.float32), 3, "mean"),
+                  (np.dtype(np.float32), -100, "sum")):
+        assert F._unweighted_plan(*args, labels.copy(), *other) is not first
+    with pytest.raises(IndexError, match="Target 10 is out of bounds"):
+        bad = labels.copy()
+        bad[0] = 10
+        F._unweighted_plan(*args, bad, np.dtype(np.float32), -100, "mean")
+
+
+def _cross_entropy_steps(backend, logits, labels, kwargs):
+    """Losses and gradients of three calls on one target tensor, changed through numpy (no
+    version bump) after the first: torch reads the new values."""
+    target = backend.tensor(labels)
+    results = []
+    for step, x in enumerate(logits):
+        results.extend(_nll_case(backend, x, target, **kwargs))
+        if step == 0:
+            target.numpy()[:8] = (target.numpy()[:8] + 3) % 10
+    return results
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"ignore_index": 3}, {"reduction": "sum"}, {"reduction": "none"}])
+def test_cross_entropy_with_cached_plans_is_as_without_and_reads_a_changed_target(kwargs, monkeypatch):
+    from engine.nn import functional as F
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 10, 64)
+    logits = [rng.standard_normal((64, 10)).astype(np.float32) * 10.0 ** step for step in range(3)]
+    cached = _cross_entropy_steps(engine, logits, labels, kwargs)
+    monkeypatch.setattr(F, "_NLL_PLAN_MAX_TARGETS", -1)      # every plan made anew
+    fresh = _cross_entropy_steps(engine, logits, labels, kwargs)
+    for got, want in zip(cached, fresh):
+        np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+    # The losses read the changed target as torch's do (its values: where log_softmax agrees).
+    losses = _cross_entropy_steps(torch, logits, labels, kwargs)[::2]
+    for got, want in zip(cached[::2], losses):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)   # (a changed target: off by ~1)
