@@ -22,7 +22,7 @@ from weakref import ref as _weakref
 
 import numpy as np
 
-from . import _axpy, _blas, _cpu, _dtype, _memory, _parallel, _zerotensor
+from . import _axpy, _blas, _cpu, _dtype, _memory, _parallel, _sum_order, _zerotensor
 from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, BackwardRun, Node, SavedOutput, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
@@ -1872,15 +1872,23 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     keep = keepdim and dim is not None
     count = math.prod([x.shape[i] for i in axes]) if mean else None
     with _errstate():
-        # NOTE: torch's float sum of every element adds them in its own order (_cpu.full_sum),
-        # which decides how cancellations round (fuzzer finding: a float32 loss an ulp off, then
-        # exp'd); other sums are numpy's. (np.add.reduce is what np.sum runs for an array,
-        # without its Python-level dispatch.)
-        data = _cpu.full_sum(x, dt.np) if len(axes) == x.ndim and dt.is_floating_point else None
+        # NOTE: torch's float sums add in their own order (_cpu.full_sum over every element,
+        # _sum_order.dims_sum over some dims), which decides how cancellations round (fuzzer
+        # findings: a float32 loss an ulp off, then exp'd; campaign seed 27: a broadcast
+        # gradient summed over two dims, 0.0 in torch, -2.6 in numpy's order); where the engine
+        # does not follow it (more than _cpu._GRAIN_SIZE elements) the sum is numpy's.
+        # (np.add.reduce is what np.sum runs for an array, without its Python-level dispatch.)
+        data = None
+        if dt.is_floating_point and x.dtype == dt.np:
+            data = _cpu.full_sum(x, dt.np) if len(axes) == x.ndim else None
+            if data is None:
+                data = _sum_order.dims_sum(x, axes)
+                if data is not None and not keep:
+                    data = data.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+            elif keep:
+                data = data.reshape((1,) * x.ndim)
         if data is None:
             data = np.add.reduce(x, axis=axes, dtype=dt.np, keepdims=keep)
-        elif keep:
-            data = data.reshape((1,) * x.ndim)
         if mean:
             # np.mean's arithmetic, without its warning for a mean of nothing (NaN in torch, silently)
             data = np.true_divide(data, count)
