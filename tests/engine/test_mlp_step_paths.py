@@ -143,3 +143,32 @@ def test_cross_entropy_with_cached_plans_is_as_without_and_reads_a_changed_targe
     losses = _cross_entropy_steps(torch, logits, labels, kwargs)[::2]
     for got, want in zip(cached[::2], losses):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)   # (a changed target: off by ~1)
+
+
+def test_v_t_returns_the_base_of_a_transposed_array_only_where_it_is_that_array():
+    from engine import _memory
+    rng = np.random.default_rng(2)
+    owner = rng.standard_normal((6, 4))
+    assert _ops.v_t(owner.T) is owner                     # the transpose of a transposed array: the array
+    recycled = _memory.empty((256, 200), np.float64)       # (a product in recycled memory: its base is a block)
+    assert _ops.v_t(recycled.T) is recycled
+    for x in (owner[1:].T, owner[:, ::2].T, owner.T[::-1], owner.view(np.int64).view(np.float64).T,
+              owner[:0].T):
+        t = _ops.v_t(x)
+        np.testing.assert_array_equal(t, x.T)
+        if t is t.base:
+            assert t.shape == x.T.shape
+    # A float view of an int array (the base holds other types): the view, not the base.
+    ints = np.arange(12, dtype=np.int64).reshape(3, 4)
+    floats = ints.view(np.float64)
+    assert _ops.v_t(floats.T).dtype == np.float64
+    # Two arrays over one buffer at different offsets, of one shape and strides: not the same array.
+    buffer = np.zeros(16)
+    second = np.ndarray((2, 4), np.float64, buffer=buffer, offset=64)
+    got = _ops.v_t(second.T)
+    assert got.__array_interface__["data"] == second.__array_interface__["data"]
+    # The base of a gradient computed transposed, as the weight's .grad (adopted, no copy).
+    w = engine.tensor(rng.standard_normal((256, 300)).astype(np.float32), requires_grad=True)
+    x = engine.tensor(rng.standard_normal((64, 300)).astype(np.float32))
+    engine.nn.functional.linear(x, w).sum().backward()
+    assert w.grad.numpy().flags.c_contiguous
