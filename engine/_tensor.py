@@ -494,6 +494,13 @@ def _from_python(data, dtype=None):
         dt = _dtype.bool_
     else:
         dt = _dtype.float32    # empty: torch.tensor([]) is float32
+    # NOTE: torch infers a numpy scalar's or a 0-d tensor's own dtype, and promotes the items' dtypes
+    # (torch.tensor([1.0, np.float64(2)]) is float64; np.float64(0.5) alone too)
+    typed = [kind for kind in kinds if isinstance(kind, _dtype_cls)]
+    if typed:
+        dt = dt if float in kinds or int in kinds or bool in kinds else None
+        for kind in typed:
+            dt = _dtype.promote(dt, kind)
     if dtype is not None:
         dt = dtype             # convert once, from the Python values, to keep float64 precision
     try:
@@ -517,9 +524,12 @@ def _check_nested(data, dim, kinds):
     if isinstance(data, Tensor):
         if data.ndim:
             raise NotImplementedError("engine.tensor() of a list of tensors is not supported; use stack")
-        kinds.add(float if data.dtype.is_floating_point else int if data.dtype.category else bool)
+        kinds.add(data.dtype)
         return
-    if isinstance(data, (bool, np.bool_)):
+    if isinstance(data, np.generic):   # a numpy scalar: its dtype (NotImplementedError if not the engine's)
+        kinds.add(_dtype.from_numpy(data.dtype))
+        return
+    if isinstance(data, bool):
         kinds.add(bool)
         return
     if isinstance(data, numbers.Integral):

@@ -267,3 +267,26 @@ def test_fill_and_tensor_convert_out_of_range_numbers_as_torch(case):
                 outcomes.append(str(error))
         outcomes.append([str(w.message) for w in caught])
     assert outcomes[2:] == outcomes[:2]
+
+
+@pytest.mark.parametrize("data", [
+    np.float64(0.5), np.float32(0.5), np.int64(3), np.bool_(True), [np.float64(0.5), np.float64(1)],
+    [1.0, np.float64(2)], [1, np.float32(2)], [True, np.int64(2)], [[1.5, np.float64(2)], [3, 4]],
+    [np.float32(2), 1e40], [np.float64(1e40)],
+], ids=repr)
+def test_numpy_scalars_keep_their_dtype_and_promote_with_the_others(data):
+    """torch infers a numpy scalar's own dtype (infer_scalar_type) and promotes the items of a
+    list: torch.tensor(np.float64(0.5)) is float64 (it was float32 in the engine)."""
+    theirs, ours = torch.tensor(data), engine.tensor(data)
+    assert str(ours.dtype) == str(theirs.dtype) and ours.tolist() == theirs.tolist()
+
+
+def test_a_0d_tensor_in_a_list_keeps_its_dtype():
+    ours = engine.tensor([engine.tensor(1.0, dtype=engine.float64), 2.0])
+    assert ours.dtype == engine.float64 and torch.tensor([torch.tensor(1.0, dtype=torch.float64), 2.0]).dtype == torch.float64
+
+
+@pytest.mark.parametrize("scalar", [np.int32(3), np.float16(1.5)], ids=repr)
+def test_a_numpy_scalar_of_a_dtype_the_engine_lacks_is_refused_by_name(scalar):
+    with pytest.raises(NotImplementedError, match=f"not numpy {scalar.dtype}"):
+        engine.tensor(scalar)
