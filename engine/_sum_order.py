@@ -75,7 +75,9 @@ def dims_sum(x: np.ndarray, axes: tuple) -> np.ndarray | None:
     if mode == "add":      # both dims of the 2-d loop kept: each element added to its output
         partial = view
     else:
-        elements = view.transpose(elements_order)
+        # (rows, columns, outer dims...), contiguous: numpy adds whole rows of a contiguous array in order
+        # (np.add.reduce over a leading axis), where a strided one would take a running sum
+        elements = np.ascontiguousarray(view.transpose(elements_order))
         if mode == "vectors":
             whole = len(elements) // lanes
             vector = _rows(elements[:whole * lanes].reshape((whole, lanes) + elements.shape[1:]))
