@@ -30,6 +30,7 @@ and the non-finite values that JSON lacks are written as the strings
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -323,13 +324,14 @@ class Step:
         refs = [arg.name for arg in args if type(arg) is Ref]
         if len(refs) < len(args) or kwargs:  # tensors inside sequences or keywords: the general walk
             refs = [name for arg in (*args, *kwargs.values()) for name in arg_refs(arg)]
-        self.__dict__.update(args=args, kwargs=kwargs, _refs=tuple(refs))  # (object.__setattr__'s effect)
+        self.__dict__.update(args=args, kwargs=kwargs, _refs=tuple(refs),  # (object.__setattr__'s effect)
+                             aliases_first=self.form == "inplace" or self.op in ALIASING_OPS)
 
     def refs(self) -> tuple[str, ...]:
         """Names of the tensors this step reads."""
         return self._refs
 
-    @property
+    @functools.cached_property  # (set on construction; read a dozen times an example)
     def aliases_first(self) -> bool:
         """Whether the output is the first operand itself (in-place ops and statements)."""
         return self.form == "inplace" or self.op in ALIASING_OPS
@@ -345,7 +347,7 @@ class Step:
                        args=tuple([ref(rename(arg.name)) if type(arg) is Ref else map_refs(arg, rename)
                                    for arg in self.args]),
                        kwargs={key: map_refs(value, rename) for key, value in kwargs.items()} if kwargs else {},
-                       out=out, no_grad=self.no_grad, _refs=refs)
+                       out=out, no_grad=self.no_grad, _refs=refs, aliases_first=self.aliases_first)
 
     def to_json(self) -> dict:
         data = {

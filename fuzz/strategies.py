@@ -67,7 +67,7 @@ from fuzz import interpreter
 from fuzz.outcome import Outcome, StepResult
 from oracle import foreseen
 from oracle.reference import normalize_message, torch_input
-from fuzz.program import (ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, INPUT_DTYPES,
+from fuzz.program import (ALIASING_OPS, ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, INPUT_DTYPES,
                           REGISTER_HOOK,
                           REPEATED_BACKWARD, RETAIN_GRAD, SETITEM, SUM_BACKWARD, Action, Arg, DType, Input, Literal,
                           FORMAT_VERSION, Program, Ref, Seq, Slice, Step, _frozen, as_arg)
@@ -928,7 +928,8 @@ class _Builder:
             # Tensors by name and constants (most steps): the Step __post_init__ would make, without
             # its normalization (nothing to normalize) and its general walk for names.
             step = _frozen(Step, op=op, form=form, args=args, kwargs={}, out=f"v{len(self.steps)}",
-                           no_grad=self.no_grad, _refs=tuple(arg.name for arg in args if type(arg) is Ref))
+                           no_grad=self.no_grad, _refs=tuple(arg.name for arg in args if type(arg) is Ref),
+                           aliases_first=form == "inplace" or op in ALIASING_OPS)
         else:
             step = Step(op, form, args, kwargs, f"v{len(self.steps)}", self.no_grad)
         caught = self.caught
