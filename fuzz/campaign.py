@@ -63,7 +63,7 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 import oracle
-from fuzz import interpreter, interrupts
+from fuzz import interpreter, interrupts, strategies
 from fuzz.compare import MATCH, Verdict, adjudicated, compare
 from fuzz.outcome import Outcome
 from fuzz.program import SUM_BACKWARD, Action, Input, Program, Ref, Step
@@ -436,8 +436,10 @@ def warm_up_torch(backend: ModuleType | None = None) -> None:
     if None not in _WARMED_UP:
         _WARMED_UP.add(None)
         # The program builder's first programs pay for its tables (value pools by kind, each op's
-        # samples by rank) and torch's first calls of a kind (torch.tensor of each dtype, ...): drawn
-        # here from a stream of their own (the search's programs do not change).
+        # samples by rank) and torch's first calls of a kind (torch.tensor of each dtype, ...): its
+        # per-op tables are filled, and programs drawn here from a stream of their own (the search's
+        # programs do not change).
+        strategies.warm_up()
         for _ in itertools.islice(fast_examples(random.Random(WARM_UP_SEED), max_steps=10), WARM_UP_EXAMPLES):
             pass
     if backend is None or backend.__name__ in _WARMED_UP:

@@ -1,11 +1,13 @@
 """warm_up_torch: a campaign pays torch's, the builder's and its backend's one-off costs before its clock starts."""
+import itertools
+import random
 import types
 
 import torch
 
 import engine
 import oracle
-from fuzz import campaign, interpreter
+from fuzz import campaign, interpreter, strategies
 from fuzz.compare import compare
 
 
@@ -40,3 +42,13 @@ def test_warm_up_draws_programs_once_per_process(monkeypatch):
     campaign.warm_up_torch()
     campaign.warm_up_torch()
     assert len(drawn) == campaign.WARM_UP_EXAMPLES
+
+
+def test_after_the_builders_warm_up_its_programs_fill_no_per_op_table():
+    strategies.warm_up()
+    tables = (strategies._makers, strategies._samples_of_rank, strategies.torch_accepts_scalar)
+    misses, layouts = [table.cache_info().misses for table in tables], len(strategies._LAYOUTS)
+    for _ in itertools.islice(strategies.fast_examples(random.Random(3), max_steps=10), 300):
+        pass
+    assert [table.cache_info().misses for table in tables] == misses
+    assert len(strategies._LAYOUTS) == layouts
