@@ -18,7 +18,7 @@ import weakref
 
 import numpy as np
 
-from . import _cpu, _memory, _zerotensor
+from . import _cpu, _memory, _sum_order, _zerotensor
 
 _FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -362,6 +362,11 @@ def sum_to_shape(grad, shape: tuple):
             # NOTE: a sum over leading dims (a batch's, W5's y) likewise follows torch's order
             # where `_cpu.leading_sum` covers it; numpy's differed in 1,758 of W5's 2,048 sums
             full = _cpu.leading_sum(grad, len(dims))
+        if full is None and type(grad) is np.ndarray:
+            # other dims too (campaign seed 27: x0 + v0 of shapes (2,) and (2, 3, 1), flattened,
+            # backward with a gradient of 1e30 and -1e30: x0's gradient 0.0 in torch, -2.6 in
+            # numpy's order)
+            full = _sum_order.dims_sum(grad, dims)
         if full is None:
             # (np.add.reduce is what np.sum runs for an array, without its Python-level dispatch)
             full = (np.add.reduce(grad, axis=dims, keepdims=True) if type(grad) is np.ndarray

@@ -59,8 +59,49 @@ def _load():
             for function, c_type in ((saxpy, ctypes.c_float), (daxpy, ctypes.c_double)):
                 function.restype = None
                 function.argtypes = [int_type, c_type, ctypes.c_void_p, int_type, ctypes.c_void_p, int_type]
+            _kernels.update(_core_kernels(lib))
             return {np.dtype(np.float32): saxpy, np.dtype(np.float64): daxpy}
     return False
+
+
+# The x86-64 cores whose kernels a DYNAMIC_ARCH OpenBLAS exports as `?axpy_k_<CORE>` next to its table of
+# them, `gotoblas_<CORE>`.
+_CORES = ("HASWELL", "SKYLAKEX", "ZEN", "COOPERLAKE", "SAPPHIRERAPIDS", "SANDYBRIDGE", "NEHALEM", "PRESCOTT")
+
+_kernels: dict = {}    # dtype -> OpenBLAS's own axpy kernel of the core it runs on, found at load
+_whole: dict = {}      # dtype -> that kernel, where it passed the self-check (`fused` calls it once)
+
+
+def _core_kernels(lib) -> dict:
+    """OpenBLAS's axpy kernels of the core it chose at load (`gotoblas` points to that core's table),
+    as functions of (n, alpha, x, incx, y, incy) like cblas's: one call for any length, on the calling
+    thread, where cblas's axpy splits a call of more than 10,000 elements over its threads. {} where the
+    library has no such symbols (another build, another CPU family)."""
+    try:
+        table = ctypes.c_void_p.in_dll(lib, "gotoblas").value
+    except ValueError:
+        return {}
+    for core in _CORES:
+        try:
+            if ctypes.addressof(ctypes.c_char.in_dll(lib, f"gotoblas_{core}")) != table:
+                continue
+        except ValueError:
+            continue     # (not a core of this build)
+        try:
+            kernels = {}
+            for prefix, dtype, c_type in (("s", np.float32, ctypes.c_float), ("d", np.float64, ctypes.c_double)):
+                # int ?axpy_k(BLASLONG n, BLASLONG, BLASLONG, FLOAT alpha, FLOAT *x, BLASLONG incx, FLOAT *y,
+                #             BLASLONG incy, FLOAT *, BLASLONG)   (OpenBLAS's kernel/x86_64/?axpy.c)
+                kernel = getattr(lib, f"{prefix}axpy_k_{core}")
+                kernel.restype = ctypes.c_int
+                kernel.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, c_type, ctypes.c_void_p,
+                                   ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
+                kernels[np.dtype(dtype)] = (lambda kernel: lambda n, alpha, x, incx, y, incy:
+                                            kernel(n, 0, 0, alpha, x, incx, y, incy, None, 0))(kernel)
+            return kernels
+        except (ValueError, AttributeError):
+            return {}
+    return {}
 
 
 def _hard_cases(dtype, n: int):
@@ -144,7 +185,11 @@ def usable(dtype: np.dtype) -> bool:
         return False
     axpy = _library.get(dtype)
     with _lock:
-        ok = _checked[dtype] = axpy is not None and _self_check(axpy, dtype)
+        ok = axpy is not None and _self_check(axpy, dtype)
+        kernel = _kernels.get(dtype)
+        if ok and kernel is not None and _self_check(kernel, dtype):
+            _whole[dtype] = kernel
+        _checked[dtype] = ok
     return ok
 
 
@@ -161,8 +206,14 @@ def fused(alpha: float, x: np.ndarray, y: np.ndarray, k: int) -> None:
     `x`, `y`: 1-d row-major arrays of one float dtype and size, not overlapping; `alpha` a
     nonzero number (OpenBLAS's axpy returns y unchanged for alpha 0, where a fused multiply-add
     makes -0.0 + 0 * x +0.0 and inf * 0 NaN). The caller computes y[k:].
-    Called `_CHUNK` elements at a time: each call on one thread.
+    Called `_CHUNK` elements at a time: each call on one thread; or, where OpenBLAS's own kernel
+    passed the self-check too (`_core_kernels`), that kernel once (one call of ~1-2 us instead of one
+    per `_CHUNK`: W3's SGD step of a 200,704-element weight, 20 calls).
     """
+    whole = _whole.get(y.dtype)
+    if whole is not None:
+        whole(k, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+        return
     axpy = _library[y.dtype]
     step = _CHUNK * y.itemsize
     x_at, y_at = x.ctypes.data, y.ctypes.data

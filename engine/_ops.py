@@ -22,7 +22,7 @@ from weakref import ref as _weakref
 
 import numpy as np
 
-from . import _axpy, _blas, _cpu, _dtype, _memory, _parallel, _zerotensor
+from . import _axpy, _blas, _cpu, _dtype, _memory, _parallel, _sum_order, _zerotensor
 from ._autograd import _RUN_AT_ONCE_SEQ, NOTHING_SAVED, BackwardRun, Node, SavedOutput, _GradMode, _next_seq, node_class
 from ._tensor import INFERENCE_TENSORS, Tensor, WrappedNumber, _make_tensor, _wrap_dim, is_inference_tensor
 
@@ -466,8 +466,75 @@ def _zero_where(mask: np.ndarray, x):
     ints = _SAME_WIDTH_INT.get(x.dtype) if type(x) is np.ndarray else None
     if ints is None or mask.shape != x.shape or mask.dtype != np.bool_:
         return np.where(mask, np.zeros((), x.dtype), x)
-    keep = np.subtract(mask, 1, dtype=ints)      # True -> 0, False -> -1 (every bit set)
-    return np.bitwise_and(x.view(ints), keep).view(x.dtype)
+    if type(mask) is not np.ndarray or 0 in mask.strides:
+        # (a numpy bool, or a broadcast mask, whose cast below would be laid out otherwise)
+        keep = np.subtract(mask, 1, dtype=ints)      # True -> 0, False -> -1 (every bit set)
+        return np.bitwise_and(x.view(ints), keep).view(x.dtype)
+    # The same keep mask and result: a plain cast (laid out as the mask, as np.subtract's result),
+    # then a subtraction in place: a third of the time of np.subtract(mask, 1, dtype=ints), whose
+    # bool operand is cast in buffers; the result into the mask's memory where it is laid out as
+    # `x` (as the result would be).
+    keep = mask.astype(ints)
+    np.subtract(keep, _INT_ONE[ints], out=keep)
+    return np.bitwise_and(x.view(ints), keep, out=keep if keep.strides == x.strides else None).view(x.dtype)
+
+
+_INT_ONE = {ints: np.ones((), ints) for ints in _SAME_WIDTH_INT.values()}
+
+
+# Elements up to which relu of a row-major float array is np.maximum(zeros, x) (see _relu_values).
+_RELU_BY_MAXIMUM_MAX = 1 << 20
+_relu_zeros: dict = {}        # dtype -> read-only flat zeros, grown to the largest use
+_maximum_is_relu: dict = {}   # dtype -> whether np.maximum(zeros, x) gave relu's bits (self-check)
+
+
+def _relu_values(x: np.ndarray) -> np.ndarray:
+    """relu's result: `x` unless x < 0 (-0.0 and NaN kept, bit for bit), +0.0 there.
+
+    For a row-major float32/float64 array, np.maximum(zeros, x) in one pass: numpy's maximum of
+    two arrays returns its second operand where both are zeros and keeps a NaN operand's bits, so
+    maximum(+0.0, -0.0) is -0.0 as torch's relu (np.maximum(x, 0) would give +0.0; and with a
+    scalar 0 numpy runs a loop 3-5x slower than over an array of zeros). That is numpy's SIMD
+    code's behaviour, not a documented rule: used only where a self-check on hard cases
+    (`_check_maximum_is_relu`) found it so; elsewhere the mask-and-bits path (three passes).
+    """
+    ok = _maximum_is_relu.get(x.dtype) if type(x) is np.ndarray else False
+    if ok is None:
+        ok = _maximum_is_relu[x.dtype] = _check_maximum_is_relu(x.dtype)
+    n = x.size
+    if not ok or n > _RELU_BY_MAXIMUM_MAX or not x.flags.c_contiguous:
+        return _zero_where(x < 0, x)
+    zeros = _relu_zeros.get(x.dtype)
+    if zeros is None or zeros.size < n:
+        zeros = np.zeros(max(n, 4096), x.dtype)
+        zeros.flags.writeable = False
+        _relu_zeros[x.dtype] = zeros
+    return np.maximum(zeros[:n].reshape(x.shape), x)
+
+
+def _check_maximum_is_relu(dtype, maximum=np.maximum) -> bool:
+    """Whether `maximum(zeros, x)` (numpy's) equals `_zero_where(x < 0, x)` bit for bit on float
+    arrays of `dtype` holding signed zeros, NaNs of both signs with payloads, infinities and
+    subnormals in numpy's vector blocks and tails (lengths 1 to 40, each its own rotation of
+    them, and 1,000). ~1 ms, once per dtype."""
+    if dtype not in _SAME_WIDTH_INT:
+        return False
+    dtype = np.dtype(dtype)
+    ints = _SAME_WIDTH_INT[dtype]
+    bits = 32 if dtype == np.float32 else 64
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, 1.5, -2.5], dtype)
+    nans = np.array([(0x7FC00001, 0xFFC12345) if bits == 32 else (0x7FF8000000000001, 0xFFF8000000012345)],
+                    np.uint32 if bits == 32 else np.uint64).view(dtype).reshape(-1)
+    tiny = np.finfo(dtype).smallest_subnormal
+    pool = np.concatenate((specials, nans, np.array([tiny, -tiny], dtype)))
+    with np.errstate(all="ignore"):
+        for n in (*range(1, 41), 1000):
+            x = np.roll(np.resize(pool, n + pool.size), n)[:n]
+            got = maximum(np.zeros(n, dtype), x)
+            want = _zero_where(x < 0, x)
+            if got.dtype != dtype or got.view(ints).tobytes() != want.view(ints).tobytes():
+                return False
+    return True
 
 
 def v_zeros_like(x):
@@ -512,7 +579,7 @@ def v_t(x):
     t = x.T
     base = t.base
     if (type(base) is np.ndarray and base.shape == t.shape and base.strides == t.strides
-            and base.dtype == t.dtype and base.__array_interface__["data"] == t.__array_interface__["data"]):
+            and base.dtype == t.dtype and _starts_at_base(t, base)):
         # (numpy's base is the memory's owner, which may hold other types: a float view of an
         # int array, as _zero_where makes; fuzzer finding: trace -> mm double backward, 1x1)
         # The transpose of a transposed array (a linear layer's weight gradient, computed for
@@ -520,6 +587,21 @@ def v_t(x):
         # than as a view of it, AccumulateGrad can adopt it as the weight's .grad (no copy).
         return base
     return t
+
+
+def _starts_at_base(t: np.ndarray, base: np.ndarray) -> bool:
+    """Whether view `t`, of `base`'s shape, strides and dtype, starts where `base` does.
+
+    A contiguous base's elements fill its memory, and a view of it (slicing, or an array over it as a
+    buffer, which numpy bounds by its length) lies within it: one of the same non-empty shape and
+    strides, whose elements are as many, distinct and laid out alike, can only start at its start.
+    Otherwise the data addresses are compared (__array_interface__: a dict built per call, ~1 us;
+    three calls per W3 backward)."""
+    if t.size and 0 not in t.strides:
+        flags = base.flags
+        if flags.c_contiguous or flags.f_contiguous:
+            return True
+    return base.__array_interface__["data"] == t.__array_interface__["data"]
 
 
 def _diagonal_view(x: np.ndarray, offset: int, dim1: int, dim2: int) -> np.ndarray:
@@ -1094,7 +1176,7 @@ def log(input) -> Tensor:
 
 def relu(input) -> Tensor:
     # NOTE: torch's relu keeps x unless x < 0, so relu(-0.0) is -0.0 (np.maximum gives +0.0).
-    return _unary_float("relu", _RELU, lambda x: _zero_where(x < 0, x), input)
+    return _unary_float("relu", _RELU, _relu_values, input)
 
 
 def tanh(input) -> Tensor:
@@ -1805,15 +1887,23 @@ def _reduce(op: str, input, dim, keepdim: bool, mean: bool) -> Tensor:
     keep = keepdim and dim is not None
     count = math.prod([x.shape[i] for i in axes]) if mean else None
     with _errstate():
-        # NOTE: torch's float sum of every element adds them in its own order (_cpu.full_sum),
-        # which decides how cancellations round (fuzzer finding: a float32 loss an ulp off, then
-        # exp'd); other sums are numpy's. (np.add.reduce is what np.sum runs for an array,
-        # without its Python-level dispatch.)
-        data = _cpu.full_sum(x, dt.np) if len(axes) == x.ndim and dt.is_floating_point else None
+        # NOTE: torch's float sums add in their own order (_cpu.full_sum over every element,
+        # _sum_order.dims_sum over some dims), which decides how cancellations round (fuzzer
+        # findings: a float32 loss an ulp off, then exp'd; campaign seed 27: a broadcast
+        # gradient summed over two dims, 0.0 in torch, -2.6 in numpy's order); where the engine
+        # does not follow it (more than _cpu._GRAIN_SIZE elements) the sum is numpy's.
+        # (np.add.reduce is what np.sum runs for an array, without its Python-level dispatch.)
+        data = None
+        if dt.is_floating_point and x.dtype == dt.np:
+            data = _cpu.full_sum(x, dt.np) if len(axes) == x.ndim else None
+            if data is None:
+                data = _sum_order.dims_sum(x, axes)
+                if data is not None and not keep:
+                    data = data.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+            elif keep:
+                data = data.reshape((1,) * x.ndim)
         if data is None:
             data = np.add.reduce(x, axis=axes, dtype=dt.np, keepdims=keep)
-        elif keep:
-            data = data.reshape((1,) * x.ndim)
         if mean:
             # np.mean's arithmetic, without its warning for a mean of nothing (NaN in torch, silently)
             data = np.true_divide(data, count)

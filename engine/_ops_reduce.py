@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from . import _args, _cpu, _dtype, _memory, optable
+from . import _args, _cpu, _dtype, _memory, _sum_order, optable
 from ._ops import (_F32, _F64, _LARGE, _ONE, Rule, _check_tensor, _errstate, _float_dtype, _np_exp, _reduction_dims,
                    _rounded, mean, record, save_for_backward, sum as _sum, v_data, v_exp, v_expand, v_masked_fill,
                    v_reshape, v_where)
@@ -38,12 +38,6 @@ def v_const(array, like):
     return np.asarray(array, dtype=np.result_type(like))
 
 
-def v_sum_keep(x, axes):
-    if isinstance(x, Tensor):
-        return _sum(x, axes, keepdim=True)
-    return np.sum(x, axis=axes, keepdims=True)
-
-
 def v_mean_keep(x, axes):
     """Mean over `axes` keeping them (over everything, as a 0-d value, for None)."""
     if isinstance(x, Tensor):
@@ -56,12 +50,9 @@ def _np_mean(x: np.ndarray, axis=None, keepdims: bool = False):
     nothing is NaN, silently, as in torch."""
     count = x.size if axis is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axis)], dtype=np.int64))
     with _errstate():
-        # NOTE: torch's mean of every element divides its sum, in the order of `_cpu.full_sum`
-        total = _cpu.full_sum(x, x.dtype) if axis is None else None
-        if total is None:
-            total = np.sum(x, axis=axis, keepdims=keepdims)
-        elif keepdims:
-            total = total.reshape((1,) * x.ndim)
+        # NOTE: torch's mean divides its sum, added in torch's order (`_sum_order`)
+        total = _sum_order.ordered_sum(x, None if axis is None else tuple(int(a) % x.ndim for a in np.atleast_1d(axis)),
+                                       keepdims)
         return np.true_divide(total, count)
 
 
@@ -802,7 +793,8 @@ def logsumexp(input, dim, keepdim: bool = False) -> Tensor:
             shift = np.where(np.isinf(shift), np.zeros((), dt.np), shift)
         else:
             shift = np.zeros(_keep_shape(x.shape, axes), dt.np)
-        data = _rounded(np.log, np.sum(_np_exp(xf - shift), axis=axes, keepdims=True)) + shift
+        # NOTE: torch sums the exponentials with its sum (in its order: `_sum_order`)
+        data = _rounded(np.log, _sum_order.ordered_sum(_np_exp(xf - shift), axes, keepdims=True)) + shift
     if not keepdim:
         data = data.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
     return record(_LOGSUMEXP, (input,), data, dt, keep_shape=_keep_shape(x.shape, axes))

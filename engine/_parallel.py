@@ -38,8 +38,12 @@ import numpy as np
 
 # Elements below which an elementwise op runs in one call. Splitting costs ~10-20 us of Python
 # and thread hand-offs per op (more when other processes hold the cores), as much as numpy's
-# float32 tanh takes on 64K elements; from 256K elements on even a multiply (~35 us) gains.
-MIN_NUMEL = 1 << 18
+# float32 tanh takes on 64K elements. A multiply or add on 256K float32 elements takes 60-120 us
+# on one thread (W5's: (128, 1, 64) * (1, 32, 64) 121 us, its backward's products 66 and 85 us),
+# so two threads save at most 30-60 us against a 40-150 us hand-off (measured idle, session 12):
+# split over two threads (set_dynamic(False), load ~7, session 16) those three took 164, 111 and
+# 130 us, 1M-element multiplies 292 against 231 us (p10). Cheap kernels split from 1M elements on.
+MIN_NUMEL = 1 << 20
 # NOTE: torch splits every elementwise kernel from 32K elements. Splitting the costly ones
 # (transcendentals, sigmoid, tanh's backward) from 64K elements was measured idle and lost:
 # W2-float32 (20 ops on (256, 256)) 2.7 ms per round on one thread, 3.7-5.2 ms split.
@@ -51,8 +55,8 @@ MIN_NUMEL = 1 << 18
 # so at 1 << 15 W2-float32 went 3.65 -> 6.50 ms per round (float64 10.54 -> 10.69). One call,
 # 1 thread / 2 threads: float32 tanh 172/283 us at 64K, 534/411 at 128K; exp 89/202 at 64K,
 # 609/469 at 256K; float64 tanh 674/429 at 32K, exp 631/477 at 64K; tanh/sigmoid backward never
-# gain up to 256K. Left at MIN_NUMEL; a dtype-aware threshold (float64 tanh from 32K) is open.
-COSTLY_MIN_NUMEL = MIN_NUMEL
+# gain up to 256K. Left at 256K (MIN_NUMEL until session 16); a dtype-aware threshold (float64 tanh from 32K) is open.
+COSTLY_MIN_NUMEL = 1 << 18
 _costly: set = {np.tanh, np.exp, np.log, np.sin, np.cos, np.tan, np.sinh, np.cosh, np.arctan, np.arcsin, np.arccos,
                 np.arctanh, np.arcsinh, np.arccosh, np.expm1, np.log1p, np.log2, np.log10, np.exp2}
 MAX_THREADS = 8
@@ -172,7 +176,7 @@ class _Task:
         for i in self.claims:
             out, operands = self.blocks[i]
             try:
-                self.kernel(*operands, out=out)
+                _call(self.kernel, out, operands)
             except BaseException as error:   # noqa: BLE001 - handed to the calling thread
                 self.error = error
             finally:
@@ -264,8 +268,59 @@ def split(kernel, out: np.ndarray, *operands, min_numel: int | None = None) -> n
         if blocks is not None:
             _run(kernel, blocks)
             return out
-    kernel(*operands, out=out)
+    _call(kernel, out, operands)
     return out
+
+
+# Kernels whose value at an element depends only on the two operands' values there, by one
+# correctly rounded IEEE operation, whichever numpy loop (SIMD or scalar, strided or not) runs it.
+_ARITHMETIC = {np.multiply, np.add, np.subtract, np.true_divide}
+# A run of fewer elements than this is short: numpy's iterator (which buffers such operands in
+# numpy 2.4) costs more per run than the arithmetic does.
+SHORT_RUN = 256
+
+
+def _run_length(shape: tuple, x: np.ndarray) -> int:
+    """Elements of the trailing dims of `shape` over which `x`, broadcast to `shape`, is read in one
+    run, as numpy's iterator coalesces dims (a row-major block, or one value repeated)."""
+    lead = len(shape) - x.ndim
+    run, inner = 1, None
+    for d in range(len(shape) - 1, -1, -1):
+        n = shape[d]
+        if n == 1:
+            continue
+        stride = x.strides[d - lead] if d >= lead and x.shape[d - lead] != 1 else 0
+        if inner is not None and stride != inner[0] * inner[1]:
+            break
+        run *= n
+        inner = (stride, n)
+    return run
+
+
+def _call(kernel, out: np.ndarray, operands: tuple) -> None:
+    """kernel(*operands, out=out), on one thread.
+
+    An arithmetic kernel over a row-major `out` where one operand is read in short runs and the
+    other in long ones (W5's (128, 1, 64) * (1, 32, 64): runs of 64 and 2,048 elements) copies
+    the short-run operand into `out` first (a broadcast copy) and then computes in place with
+    the other: numpy's iterator runs over the long runs, 262,144 float32 products in 96 us
+    instead of 121 (p10). Every element is the same operation on the same two values, in the
+    same order: the same bits."""
+    if kernel in _ARITHMETIC and len(operands) == 2 and out.ndim > 1 and out.flags.c_contiguous:
+        x, y = operands
+        if (type(x) is np.ndarray and type(y) is np.ndarray and x.dtype == out.dtype and y.dtype == out.dtype
+                and not np.may_share_memory(out, x) and not np.may_share_memory(out, y)):
+            shape = out.shape
+            run_x, run_y = _run_length(shape, x), _run_length(shape, y)
+            if run_x < SHORT_RUN and run_y >= 8 * run_x:
+                np.copyto(out, x)
+                kernel(out, y, out=out)
+                return
+            if run_y < SHORT_RUN and run_x >= 8 * run_y:
+                np.copyto(out, y)
+                kernel(x, out, out=out)
+                return
+    kernel(*operands, out=out)
 
 
 # Cut plans by the layout of `out` and the operands (see _blocks): W2 splits ~30 computations of
@@ -331,7 +386,7 @@ def _run(kernel, blocks: list) -> None:
         for i in task.claims:
             mine.add(i)
             out, operands = blocks[i]
-            kernel(*operands, out=out)
+            _call(kernel, out, operands)
     finally:
         mine.update(task.claims)   # after an error: the blocks nobody took stay undone
         # Blocks a helper took are finished before `out` is handed on (or an error raised).

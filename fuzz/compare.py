@@ -518,9 +518,12 @@ def _without_rounding(found: list[_Divergence], program: Program, torch_outcome:
 
 def _largest_magnitude(program: Program, torch_outcome: Outcome, last_step: int, *, grads: bool) -> float:
     """The largest finite magnitude among the inputs, torch's values of steps 0..last_step and,
-    with ``grads``, torch's gradients."""
+    with ``grads``, torch's gradients and the explicit gradient backward was given (campaign seed
+    27: 1e30 and -1e30 in it, summed over a broadcast dim in another order, gave 0.0 or -2.6)."""
     arrays = [np.asarray(tensor.values, dtype=np.float64) for tensor in program.inputs
               if tensor.dtype in TOLERANCES]
+    if grads and program.action.gradient is not None:
+        arrays.append(np.asarray(program.action.gradient, dtype=np.float64))
     for step in program.steps[:last_step + 1]:
         result = torch_outcome.value(step.out)
         if result is not None and result.value is not None and result.value.dtype in TOLERANCES:

@@ -1103,9 +1103,36 @@ def _nll(rule: Rule, input: Tensor, target: Tensor, weight, reduction: str, igno
                                    input.dtype)
     if weight is not None and weight.dtype is not input.dtype:
         raise RuntimeError(f"expected scalar type {input.dtype.scalar_name} but found {weight.dtype.scalar_name}")
-    w = weight._data if weight is not None else x.dtype
-    out = _nll_record(_NllPlan(rule, (n, c, k), target._data, w, ignore_index, reduction), input)
+    folded = (n, c, k)
+    if weight is None:
+        plan = _unweighted_plan(rule, folded, target._data, x.dtype, ignore_index, reduction)
+    else:
+        plan = _NllPlan(rule, folded, target._data, weight._data, ignore_index, reduction)
+    out = _nll_record(plan, input)
     return _save_constants(out, target=target, weight=weight)
+
+
+_NLL_PLANS: dict = {}            # (rule, folded, target's bytes, ...) -> _NllPlan, unweighted ones
+_NLL_PLAN_MAX_TARGETS = 4096     # targets up to which a plan is kept
+
+
+def _unweighted_plan(rule, folded, target: np.ndarray, dtype, ignore_index: int, reduction: str) -> _NllPlan:
+    """The _NllPlan of an unweighted nll_loss: one made before for the same target values (a
+    training loop's batch labels, called again each step) and arguments, or a new one.
+
+    A plan depends on nothing else (its arrays are never written): the key holds the target's
+    values themselves, not its identity or version, so a target changed in any way (in place,
+    through numpy) makes another plan, as torch reads the target anew at every call."""
+    if target.size > _NLL_PLAN_MAX_TARGETS:
+        return _NllPlan(rule, folded, target, dtype, ignore_index, reduction)
+    key = (rule, folded, target.shape, target.dtype, target.tobytes(), dtype, ignore_index, reduction)
+    plan = _NLL_PLANS.get(key)
+    if plan is None:
+        plan = _NllPlan(rule, folded, target, dtype, ignore_index, reduction)   # (raises for a bad target)
+        if len(_NLL_PLANS) >= 32:
+            _NLL_PLANS.clear()
+        _NLL_PLANS[key] = plan
+    return plan
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,

@@ -272,9 +272,57 @@ def test_a_blas_axpy_that_does_not_round_once_is_not_used(fault, monkeypatch):
                     _ops._fma_float32_exact(x, np.float32(alpha), y)
     _blas_head(np.float32, 1000)
     monkeypatch.setattr(_axpy, "_library", {np.dtype(np.float32): axpy})
+    monkeypatch.setattr(_axpy, "_kernels", {})
+    monkeypatch.setattr(_axpy, "_whole", {})
     monkeypatch.setattr(_axpy, "_checked", {})
     assert _axpy.head(np.dtype(np.float32), 1000) == (0 if fault else 896)
     param, grad, lr = _double_rounding_cases(1000)
+    want = torch.from_numpy(param.copy()).add(torch.from_numpy(grad), alpha=-lr).numpy()
+    assert _ops._fma(grad, np.float32(-lr), param).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_large_step_by_openblas_own_kernel_in_one_call_is_torchs(dtype, monkeypatch):
+    # Where OpenBLAS's own axpy kernel of its core is found and passes the self-check, `fused`
+    # calls it once for the whole head (cblas's axpy: one call per _CHUNK elements, as it splits
+    # longer calls over threads); the step is torch's add bit for bit, across chunk boundaries.
+    from engine import _axpy
+    _blas_head(dtype, 1000)
+    dtype = np.dtype(dtype)
+    if dtype not in _axpy._whole:
+        pytest.skip("no OpenBLAS core kernel found here (another BLAS build or CPU family)")
+    n = 3 * _axpy._CHUNK + 300
+    hard_z, hard_x, lr = _double_rounding_cases(n)
+    x, z = hard_x.astype(dtype), hard_z.astype(dtype)
+    want = torch.from_numpy(z.copy()).add(torch.from_numpy(x), alpha=-lr).numpy()
+    calls = []
+    kernel = _axpy._whole[dtype]
+    monkeypatch.setitem(_axpy._whole, dtype, lambda *args: calls.append(args[0]) or kernel(*args))
+    w = engine.tensor(z.copy(), requires_grad=True)
+    w.grad = engine.tensor(x)
+    engine.optim.SGD([w], lr=lr).step()
+    assert calls == [n - n % _axpy._UNIT]
+    assert w.detach().numpy().tobytes() == want.tobytes()
+
+
+def test_an_openblas_kernel_that_does_not_round_once_is_not_used(monkeypatch):
+    # The core kernel is checked as cblas's axpy is: one that rounds the product first is refused,
+    # and the chunked cblas calls compute the head.
+    import ctypes
+    from engine import _axpy, _ops
+
+    def kernel(n, alpha, x_at, incx, y_at, incy):
+        x = np.ctypeslib.as_array((ctypes.c_float * n).from_address(x_at))
+        y = np.ctypeslib.as_array((ctypes.c_float * n).from_address(y_at))
+        with np.errstate(all="ignore"):
+            y[:] = y + np.float32(alpha) * x
+    _blas_head(np.float32, 1000)
+    monkeypatch.setattr(_axpy, "_kernels", {np.dtype(np.float32): kernel})
+    monkeypatch.setattr(_axpy, "_whole", {})
+    monkeypatch.setattr(_axpy, "_checked", {})
+    assert _axpy.head(np.dtype(np.float32), 1000) == 896
+    assert np.dtype(np.float32) not in _axpy._whole
+    param, grad, lr = _double_rounding_cases(30000)
     want = torch.from_numpy(param.copy()).add(torch.from_numpy(grad), alpha=-lr).numpy()
     assert _ops._fma(grad, np.float32(-lr), param).tobytes() == want.tobytes()
 

@@ -21,15 +21,19 @@ import torch
 import engine
 from engine import _memory, _ops, _parallel
 
-N = _parallel.MIN_NUMEL
+# Elements from which the tests' kernels split: cheap ones split from _parallel.MIN_NUMEL (1M) in
+# the engine, from this many here (the `threads` fixture), so the arrays stay small.
+N = _parallel.COSTLY_MIN_NUMEL
 
 
 @pytest.fixture
-def threads():
+def threads(monkeypatch):
     """Set the engine's thread count for one test, restored after it; helpers are used
-    whatever the machine's load (see _parallel.spare_cpu), so the tests split."""
+    whatever the machine's load (see _parallel.spare_cpu), so the tests split (cheap kernels
+    from N elements)."""
     before = _parallel.get_num_threads()
     _parallel.set_dynamic(False)
+    monkeypatch.setattr(_parallel, "MIN_NUMEL", N)
     yield _parallel.set_num_threads
     _parallel.set_num_threads(before)
     _parallel.set_dynamic(True)
@@ -287,7 +291,7 @@ def test_costly_kernels_split_from_torchs_grain_size(threads, monkeypatch, dtype
 
 def test_a_large_product_of_small_broadcast_operands_is_a_large_result(threads):
     """W5's (128, 1, 64) * (1, 32, 64): 8K and 2K elements make 256K, computed as large results
-    are (recycled memory, split), with torch's values and layout."""
+    are (recycled memory, split from MIN_NUMEL), with torch's values and layout."""
     threads(2)
     a, b = _values((128, 1, 64), np.float32, 0), _values((1, 32, 64), np.float32, 1)
     for op in ("mul", "add", "sub"):

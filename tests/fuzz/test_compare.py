@@ -13,7 +13,7 @@ from fuzz import compare as comparator
 from fuzz import interpreter
 from fuzz.compare import compare
 from fuzz.outcome import Array, Failure, Outcome, RecordedWarning, StepResult
-from fuzz.program import BACKWARD, DOUBLE_BACKWARD, REPEATED_BACKWARD, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Seq, Step
+from fuzz.program import BACKWARD, BACKWARD_GRADIENT, DOUBLE_BACKWARD, REPEATED_BACKWARD, SUM_BACKWARD, Action, Input, Literal, Program, Ref, Seq, Step
 
 
 def scaled(values, dtype="float32", op="mul", factor=2.0, action=SUM_BACKWARD):
@@ -554,6 +554,22 @@ def test_differences_beyond_rounding_or_in_moderate_programs_stay_divergences(ma
     grads = reference.grads["x0"].data.copy()
     grads[0, 2] += error
     assert compare(with_grad(reference, grads), reference, program).kind == kind
+
+
+def test_the_explicit_gradient_of_backward_counts_among_the_magnitudes():
+    """Campaign seed 27: x0 + v0 (shapes (2,) and (2, 3, 1)), backward with a gradient holding 1e30
+    and -1e30: x0's gradient sums them over the broadcast dims, 0.0 in torch's order and -2.6 in
+    another. The inputs and values are zeros; the magnitude is the gradient's."""
+    gradient = [[[0.5, 1.0], [-1e30, 2.0], [1e30, -2.6]]] * 2
+    program = Program((Input("x0", (2,), "float64", [0.0, 0.0], True),
+                       Input("x1", (2, 3, 1), "float64", [[[0.0]] * 3] * 2, False)),
+                      (Step("add", "function", (Ref("x0"), Ref("x1")), {}, "v0"),),
+                      Action(BACKWARD_GRADIENT, "v0", gradient))
+    reference = oracle.run_torch(program)
+    grads = reference.grads["x0"].data.copy()
+    grads[1] += 2.6
+    verdict = compare(with_grad(reference, grads), reference, program)
+    assert verdict.kind == "match" and "within rounding at the magnitudes reached (1e+30" in verdict.notes[-1]
 
 
 def test_a_value_difference_is_judged_by_the_magnitudes_before_it():
