@@ -34,6 +34,7 @@ import functools
 import hashlib
 import importlib
 import importlib.metadata
+import itertools
 import json
 import os
 import platform
@@ -62,10 +63,10 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 import oracle
-from fuzz import interpreter, interrupts
+from fuzz import interpreter, interrupts, strategies
 from fuzz.compare import MATCH, Verdict, adjudicated, compare
 from fuzz.outcome import Outcome
-from fuzz.program import Program
+from fuzz.program import SUM_BACKWARD, Action, Input, Program, Ref, Step
 from fuzz.repro import render_script
 from fuzz.strategies import choices_blob, fast_examples, traced_programs
 
@@ -291,9 +292,10 @@ def run_campaign(config: CampaignConfig, *, console: Console | None = None) -> S
     # Programs are tiny: one torch thread is fastest (more spin-wait on each other's cores), as in workers.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    warm_up_torch()
     try:
-        return _Campaign(config, load_backend(config.backend), console).run()
+        backend = load_backend(config.backend)
+        warm_up_torch(backend)  # before the clock starts, as worker processes do
+        return _Campaign(config, backend, console).run()
     finally:
         torch.set_num_threads(threads)
 
@@ -418,15 +420,48 @@ class KeepFailures(ExampleDatabase):
         self.database.move(src, dest, value)
 
 
-def warm_up_torch() -> None:
-    """Import what torch would import in the middle of the first program that needs it.
+def warm_up_torch(backend: ModuleType | None = None) -> None:
+    """Import what torch would import in the middle of the first program that needs it; with
+    ``backend``, also pay the backend's one-off costs of a first program.
 
     NOTE: torch 2.13 wraps some Python backward formulas (reached by double backward through
     decomposed ops) in `torch._disable_dynamo`, which imports torch._dynamo on its first call:
     1.5 s of CPU (2-5 s under load) inside one example, in every process. It cannot be avoided
     without leaving those programs out, so each process searching does it before its clock starts.
+    A backend may have such costs too (the engine checks its BLAS's fused multiply-add once per
+    dtype, on the first `add(x, y, alpha=a)`: 80-230 ms): `_WARM_UP_PROGRAMS` run on it once
+    (their outcomes are not compared or counted; a failure in them is the first example's to find).
     """
     import torch._dynamo  # noqa: F401
+    if None not in _WARMED_UP:
+        _WARMED_UP.add(None)
+        # The program builder's first programs pay for its tables (value pools by kind, each op's
+        # samples by rank) and torch's first calls of a kind (torch.tensor of each dtype, ...): its
+        # per-op tables are filled, and programs drawn here from a stream of their own (the search's
+        # programs do not change).
+        strategies.warm_up()
+        for _ in itertools.islice(fast_examples(random.Random(WARM_UP_SEED), max_steps=10), WARM_UP_EXAMPLES):
+            pass
+    if backend is None or backend.__name__ in _WARMED_UP:
+        return
+    _WARMED_UP.add(backend.__name__)
+    for program in _WARM_UP_PROGRAMS:
+        try:
+            interpreter.run(program, backend)
+        except Exception:  # noqa: BLE001  (a program the interpreter cannot run on it: the search will say)
+            pass
+
+
+_WARMED_UP: set[str | None] = set()  # what this process warmed up: None (torch, the builder), backends by name
+WARM_UP_SEED, WARM_UP_EXAMPLES = 2 ** 32 + 1, 100  # (~0.1 s)
+# y + alpha * x and its gradient, in each dtype (what a campaign's first programs run most).
+_WARM_UP_PROGRAMS = tuple(
+    Program(inputs=(Input("x0", (3,), dtype, [1.0, -2.0, 0.5], True), Input("x1", (3,), dtype, [0.25, 3.0, -1.0], True)),
+            steps=(Step("add", "function", (Ref("x0"), Ref("x1")), {"alpha": 2.0}, "v0"),
+                   Step("mul", "operator", (Ref("v0"), Ref("x0")), {}, "v1"),
+                   Step("sum", "method", (Ref("v1"),), {"dim": 0}, "v2")),
+            action=Action(SUM_BACKWARD, "v2"))
+    for dtype in ("float32", "float64"))
 
 
 class _Campaign:

@@ -30,6 +30,7 @@ and the non-finite values that JSON lacks are written as the strings
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -71,6 +72,8 @@ ACTION_KINDS = (SUM_BACKWARD, BACKWARD, BACKWARD_GRADIENT, REPEATED_BACKWARD, DO
 
 INPUT_NAME = re.compile(r"x\d+")
 STEP_NAME = re.compile(r"v\d+")
+_NAMES = 64  # the first names of each kind, made once (pruning renames every program)
+_INPUT_NAMES, _STEP_NAMES = tuple(f"x{index}" for index in range(_NAMES)), tuple(f"v{index}" for index in range(_NAMES))
 
 _NON_FINITE_TO_TEXT = {math.inf: "inf", -math.inf: "-inf"}
 _TEXT_TO_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -124,6 +127,20 @@ class Ref:
 
     def to_json(self) -> dict:
         return {"ref": self.name}
+
+
+_REFS: dict[str, Ref] = {}
+
+
+def ref(name: str) -> Ref:
+    """``Ref(name)``, one shared object per name (a Ref is an immutable value; a frozen dataclass's
+    __init__ costs ~0.8 us, and the program builder makes a dozen an example of a few names)."""
+    made = _REFS.get(name)
+    if made is None:
+        made = Ref(name)
+        if len(_REFS) < 4096:  # (names are x0.., v0..: few)
+            _REFS[name] = made
+    return made
 
 
 @dataclass(frozen=True)
@@ -222,7 +239,7 @@ def arg_refs(arg: Any) -> tuple[str, ...]:
 
 def map_refs(arg: Any, rename: Callable[[str], str]) -> Any:
     if isinstance(arg, Ref):
-        return Ref(rename(arg.name))
+        return ref(rename(arg.name))
     if isinstance(arg, Seq):
         return Seq(tuple(map_refs(item, rename) for item in arg.items), arg.kind)
     return arg
@@ -307,26 +324,30 @@ class Step:
         refs = [arg.name for arg in args if type(arg) is Ref]
         if len(refs) < len(args) or kwargs:  # tensors inside sequences or keywords: the general walk
             refs = [name for arg in (*args, *kwargs.values()) for name in arg_refs(arg)]
-        self.__dict__.update(args=args, kwargs=kwargs, _refs=tuple(refs))  # (object.__setattr__'s effect)
+        self.__dict__.update(args=args, kwargs=kwargs, _refs=tuple(refs),  # (object.__setattr__'s effect)
+                             aliases_first=self.form == "inplace" or self.op in ALIASING_OPS)
 
     def refs(self) -> tuple[str, ...]:
         """Names of the tensors this step reads."""
         return self._refs
 
-    @property
+    @functools.cached_property  # (set on construction; read a dozen times an example)
     def aliases_first(self) -> bool:
         """Whether the output is the first operand itself (in-place ops and statements)."""
         return self.form == "inplace" or self.op in ALIASING_OPS
 
     def renamed(self, rename: Callable[[str], str], out: str) -> Step:
         """This step reading ``rename(name)`` for each name it reads, its output named ``out``."""
-        refs = tuple(rename(name) for name in self._refs)
+        refs = tuple(map(rename, self._refs))
         if refs == self._refs and out == self.out:
             return self
         # The operands are normalized already: the copy skips __post_init__ (pruning renames every step).
-        return _frozen(Step, op=self.op, form=self.form, args=tuple(map_refs(arg, rename) for arg in self.args),
-                       kwargs={key: map_refs(value, rename) for key, value in self.kwargs.items()}, out=out,
-                       no_grad=self.no_grad, _refs=refs)
+        kwargs = self.kwargs
+        return _frozen(Step, op=self.op, form=self.form,
+                       args=tuple([ref(rename(arg.name)) if type(arg) is Ref else map_refs(arg, rename)
+                                   for arg in self.args]),
+                       kwargs={key: map_refs(value, rename) for key, value in kwargs.items()} if kwargs else {},
+                       out=out, no_grad=self.no_grad, _refs=refs, aliases_first=self.aliases_first)
 
     def to_json(self) -> dict:
         data = {
@@ -490,22 +511,32 @@ class Program:
     def pruning(self) -> tuple[Program, list[int], dict[str, str]]:
         """`pruned`, with the indices of the steps it keeps and the new name of each kept input and step."""
         kept_indices = self.kept_steps()
-        kept = [self.steps[index] for index in kept_indices]
-        used = {name for step in kept for name in step.refs()} | {self.action.target}
+        steps = self.steps
+        kept = [steps[index] for index in kept_indices]
+        used = {self.action.target}
+        for step in kept:
+            used.update(step._refs)
         inputs = [tensor for tensor in self.inputs if tensor.name in used]
-        names = {tensor.name: f"x{index}" for index, tensor in enumerate(inputs)}
-        names.update({step.out: f"v{index}" for index, step in enumerate(kept)})
-        if len(kept) == len(self.steps) and len(inputs) == len(self.inputs) and \
-                all(old == new for old, new in names.items()):
+        names: dict[str, str] = {}
+        same = True
+        for index, tensor in enumerate(inputs):
+            names[tensor.name] = new = _INPUT_NAMES[index] if index < _NAMES else f"x{index}"
+            same = same and new == tensor.name
+        for index, step in enumerate(kept):
+            names[step.out] = new = _STEP_NAMES[index] if index < _NAMES else f"v{index}"
+            same = same and new == step.out
+        if same and len(kept) == len(steps) and len(inputs) == len(self.inputs):
             return self, kept_indices, names  # nothing to prune or rename
         # A valid program, consistently renamed, is valid: no second validation (__post_init__).
+        rename = names.__getitem__
+        target = names[self.action.target]
         program = _frozen(
             Program,
             inputs=tuple(tensor if tensor.name == names[tensor.name] else
                          _frozen(Input, **{**tensor.__dict__, "name": names[tensor.name]}) for tensor in inputs),
-            steps=tuple(step.renamed(names.__getitem__, names[step.out]) for step in kept),
-            action=self.action if self.action.target == names[self.action.target] else
-            _frozen(Action, **{**self.action.__dict__, "target": names[self.action.target]}),
+            steps=tuple(step.renamed(rename, names[step.out]) for step in kept),
+            action=self.action if self.action.target == target else
+            _frozen(Action, **{**self.action.__dict__, "target": target}),
             format=self.format,
         )
         return program, kept_indices, names

@@ -67,10 +67,11 @@ from fuzz import interpreter
 from fuzz.outcome import Outcome, StepResult
 from oracle import foreseen
 from oracle.reference import normalize_message, torch_input
-from fuzz.program import (ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, INPUT_DTYPES,
+from fuzz.program import (ALIASING_OPS, ACTION_KINDS, BACKWARD, BACKWARD_GRADIENT, DETACH, DOUBLE_BACKWARD, DTYPES, INPUT_DTYPES,
                           REGISTER_HOOK,
                           REPEATED_BACKWARD, RETAIN_GRAD, SETITEM, SUM_BACKWARD, Action, Arg, DType, Input, Literal,
                           FORMAT_VERSION, Program, Ref, Seq, Slice, Step, _frozen, as_arg)
+from fuzz.program import ref as _ref
 
 # Kinds with a shape rule of their own here; every other op is drawn from its table samples
 # (a sample is a template: its tensors come from the program, its keywords vary by their spec).
@@ -444,6 +445,25 @@ def fast_examples(rng: random.Random, *, start: int = 0, **options):
         source = RandomSource(example_rng)
         program, outcome = _build(source, limits, trace=True)
         yield program, outcome, source
+
+
+def warm_up(max_rank: int = 6) -> None:
+    """Fill the builder's per-op tables for every drawable op now (each op's ways to draw operands,
+    its samples' layouts, its samples by anchor rank up to ``max_rank``, where torch takes a scalar
+    operand), rather than one entry at a time as programs first need them: a campaign's examples
+    kept meeting new entries for thousands of examples (~0.4 an example after 500, 26K instructions
+    each). ~20 ms."""
+    for op in drawable_ops():
+        _makers(op.name)
+        for sample in op.samples:
+            _layout(sample)
+        if op.samples:
+            for rank in range(max_rank + 1):
+                _samples_of_rank(op.name, rank)
+        if op.kind == BINARY or (op.kind == COMPARISON and _binary_args in _makers(op.name)):
+            for form in {"method" if form == "inplace" else form for form in op.forms} | {"method"}:
+                for position in (0, 1):
+                    torch_accepts_scalar(op.name, form, position)
 
 
 def example_rngs(rng: random.Random, start: int = 0):
@@ -840,7 +860,7 @@ class _Builder:
                         if array is not None and dtype in DTYPES else torch_input(self.inputs[-1]))
         if self.caught is not None:
             self.input_warnings[name] = self.caught[mark:]
-        return Ref(name)
+        return _ref(name)
 
     def can_add_input(self) -> bool:
         inputs = self.inputs
@@ -883,7 +903,7 @@ class _Builder:
             sources = ("any",)
         where = source.pick(sources)
         if where == "any":
-            return Ref(source.pick(existing or [name for name in floats if fits(name)]))
+            return _ref(source.pick(existing or [name for name in floats if fits(name)]))
         if where == "newest":
             if anchor:
                 # An anchor follows the tensors that require grad (on the chain, else any): a detached or
@@ -895,8 +915,8 @@ class _Builder:
                     name = next((name for name in reversed(floats) if tensors[name].requires_grad and fits(name)),
                                 None)
                 if name is not None:
-                    return Ref(name)
-            return Ref(self.newest_of(reversed(floats), fits) or newest_fit)
+                    return _ref(name)
+            return _ref(self.newest_of(reversed(floats), fits) or newest_fit)
         limits = self.limits
         shape = new_shape() if new_shape is not None else source.shape(0, limits.max_dims, limits.max_side)
         return self.new_input(shape, REAL if ignore_domain else domain)
@@ -909,7 +929,7 @@ class _Builder:
         existing = [name for name, tensor in self.tensors.items() if tensor.dtype in _INTEGRAL_TORCH_DTYPES
                     and (accept is None or accept(shapes[name]))]
         if existing and source.boolean():
-            return Ref(self.newest(existing))
+            return _ref(self.newest(existing))
         limits = self.limits
         shape = new_shape() if new_shape is not None else source.shape(0, limits.max_dims, limits.max_side)
         return self.new_input(shape, REAL, dtype=source.pick(INTEGRAL_DTYPES), requires_grad=False)
@@ -927,7 +947,8 @@ class _Builder:
             # Tensors by name and constants (most steps): the Step __post_init__ would make, without
             # its normalization (nothing to normalize) and its general walk for names.
             step = _frozen(Step, op=op, form=form, args=args, kwargs={}, out=f"v{len(self.steps)}",
-                           no_grad=self.no_grad, _refs=tuple(arg.name for arg in args if type(arg) is Ref))
+                           no_grad=self.no_grad, _refs=tuple(arg.name for arg in args if type(arg) is Ref),
+                           aliases_first=form == "inplace" or op in ALIASING_OPS)
         else:
             step = Step(op, form, args, kwargs, f"v{len(self.steps)}", self.no_grad)
         caught = self.caught
@@ -966,7 +987,7 @@ class _Builder:
                 return True
             self.no_grad = False
             return self.add_step("__getitem__", "method",
-                                 (Ref(step.out), Literal(self.source.integer(0, len(result) - 1))), {})
+                                 (_ref(step.out), Literal(self.source.integer(0, len(result) - 1))), {})
         self.add_tensor(step.out, result)
         if step.aliases_first:  # an in-place op changed a tensor other names see too: their domains are stale
             for name, tensor in self.tensors.items():
@@ -1105,7 +1126,7 @@ def torch_accepts_scalar(op_name: str, form: str, position: int) -> bool:
     signatures say otherwise for some (``torch.maximum(x, 2)``,
     ``torch.fmod(2, x)`` are TypeErrors), so ask torch once per case.
     """
-    operands = [Ref("x"), Ref("x")]
+    operands = [_ref("x"), _ref("x")]
     operands[position] = Literal(2.0)
     step = Step(op_name, form, tuple(operands), {}, "v0")
     try:
@@ -1225,7 +1246,7 @@ def _batched_matmul_args(builder: _Builder, op: Op, anchor_on_left: bool) -> tup
     anchor = builder.operand(_domain(op, 0 if anchor_on_left else 1), accept=lambda shape: len(shape) >= 3,
                              new_shape=lambda: src.shape(3, limits.max_dims, limits.max_side), anchor=True)
     if len(builder.shape(anchor)) == 2 and builder.add_step("unsqueeze", "method", (anchor, Literal(0)), {}):
-        anchor = Ref(builder.steps[-1].out)  # a matrix already in the program (no input to add): (1, m, k)
+        anchor = _ref(builder.steps[-1].out)  # a matrix already in the program (no input to add): (1, m, k)
     anchor_shape = builder.shape(anchor)
     if len(anchor_shape) < 2:  # nothing fitted and no input could be added: the plain partner
         shape = (_matmul_partner_shape(src, anchor_shape, anchor_on_left, limits) if anchor_shape
@@ -1305,11 +1326,11 @@ class _Template:
                 masks = [name for name, tensor in builder.tensors.items() if tensor.dtype == torch.bool
                          and tuple(tensor.shape) == shape]
                 if masks:
-                    return Ref(src.pick(masks))
-            values = np.asarray(spec.values).tolist()
+                    return _ref(src.pick(masks))
+            array = np.asarray(spec.values)
             dtype = spec.dtype if spec.dtype not in (None, "no_grad") else builder.dtype
             requires_grad = None if spec.dtype is None else False
-            return builder.new_input(tuple(np.shape(values)), spec.domain, dtype=dtype, values=values,
+            return builder.new_input(array.shape, spec.domain, dtype=dtype, values=array.tolist(),
                                      requires_grad=requires_grad)
         if spec.dtype is None:
             fits = shape.__eq__
@@ -1349,7 +1370,7 @@ def _receiver(builder: _Builder, shape: tuple | None) -> Ref:
              if (shape is None or builder.shapes[name] == shape)
              and _not_a_grad_leaf(builder.tensors[name])]
     if names and src.pick(MOSTLY):
-        return Ref(builder.newest(names) if src.pick(MOSTLY) else src.pick(names))
+        return _ref(builder.newest(names) if src.pick(MOSTLY) else src.pick(names))
     if shape is None:
         shape = src.shape(0, builder.limits.max_dims, builder.limits.max_side)
     ref = builder.new_input(shape, REAL)
@@ -1357,7 +1378,7 @@ def _receiver(builder: _Builder, shape: tuple | None) -> Ref:
     # step, see _invalid_step): a new input that requires grad is received through a clone of it, as a
     # user writes. (A receiver input that never required grad left 30 % of programs with no gradient.)
     if builder.tensors[ref.name].requires_grad and builder.add_step("clone", "method", (ref,), {}):
-        return Ref(builder.steps[-1].out)
+        return _ref(builder.steps[-1].out)
     return ref
 
 
@@ -1545,7 +1566,7 @@ def _view_of_transpose_args(builder: _Builder) -> tuple[tuple, dict]:
     rank = len(builder.shape(ref))
     first = src.integer(0, max(rank - 2, 0))
     if rank >= 2 and builder.add_step("transpose", "method", (ref, Literal(first), Literal(src.integer(first + 1, rank - 1))), {}):
-        ref = Ref(builder.steps[-1].out)
+        ref = _ref(builder.steps[-1].out)
     shape = builder.shape(ref)
     split = [(1,) + shape[:-1] + (1, shape[-1])] if shape else []  # (an operand of rank < 2 when nothing fitted)
     return (ref, as_arg(src.pick(_derived_shapes(shape) + split))), {}
@@ -1673,8 +1694,8 @@ def _join(builder: _Builder) -> bool:
     op = src.pick(ops)
     builder.no_grad = False  # (the join of a no_grad result runs outside the region)
     if op == "where":
-        return builder.add_step(op, "function", (Ref(out), Ref(target), Literal(_scalar(src, REAL))), {})
-    return builder.add_step(op, "function", (Ref(target), Ref(out)), {})
+        return builder.add_step(op, "function", (_ref(out), _ref(target), Literal(_scalar(src, REAL))), {})
+    return builder.add_step(op, "function", (_ref(target), _ref(out)), {})
 
 
 def _inplace_step(builder: _Builder, *, on_leaf: bool = False) -> bool:
@@ -1690,7 +1711,7 @@ def _inplace_step(builder: _Builder, *, on_leaf: bool = False) -> bool:
         return builder.add_step(op.name, form, args, kwargs)
     if on_leaf:
         leaves = [tensor.name for tensor in builder.inputs if tensor.requires_grad]
-        builder.forced = Ref(leaves[-1]) if leaves else None
+        builder.forced = _ref(leaves[-1]) if leaves else None
     if builder.forced is None:
         builder.forced = _receiver(builder, None)
     args, kwargs = _ARGUMENTS_BY_KIND[op.kind](builder, op, "inplace")
@@ -1709,7 +1730,7 @@ def _special_step(builder: _Builder, kind: str) -> bool:
              if builder.tensors[name].requires_grad == wants_grad]
     if not names:
         return True  # nothing to act on: no step
-    target = Ref(builder.newest(names) if src.pick(MOSTLY) else src.pick(names))
+    target = _ref(builder.newest(names) if src.pick(MOSTLY) else src.pick(names))
     args = (target,)
     if kind == REGISTER_HOOK:
         args += (Literal(src.pick(HOOK_SCALES)),)
@@ -1725,7 +1746,7 @@ def _invalid_step(builder: _Builder, mode: str) -> bool:
     names = builder.float_tensors()
     if mode == "leaf-inplace" and limits.inplace_ops:
         return _inplace_step(builder, on_leaf=True)
-    anchor = Ref(names[-1]) if names else builder.new_input(builder.shape(Ref("x0")), REAL, dtype=builder.dtype)
+    anchor = _ref(names[-1]) if names else builder.new_input(builder.shape(_ref("x0")), REAL, dtype=builder.dtype)
     shape = builder.shape(anchor)
     binary = [name for name in limits.ops if BY_NAME[name].kind in (BINARY, MATMUL)] or ["add"]
     op = BY_NAME[src.pick(binary)]
@@ -1808,7 +1829,7 @@ def _build_program(src: ChoiceSource, limits: _Limits, caught: list | None) -> t
             builder.trace.append(entry)
         builder.failed = True
     elif not builder.steps:  # only possible with special steps that found nothing to act on
-        builder.add_step("clone" if "clone" in BY_NAME else "neg", "function", (Ref("x0"),), {})
+        builder.add_step("clone" if "clone" in BY_NAME else "neg", "function", (_ref("x0"),), {})
     if invalid_mode == "gradient-shape":
         action_kind = BACKWARD_GRADIENT
     action = _action(src, builder, action_kind, no_grad_target=invalid_mode == "no-grad-target",
@@ -1871,7 +1892,7 @@ def _action(src: ChoiceSource, builder: _Builder, kind: str, *, no_grad_target: 
         return Action(SUM_BACKWARD, last.out)
     if no_grad_target:
         # Backward on what does not require grad: a detached output.
-        builder.add_step(DETACH, "method", (Ref(outputs[-1]),), {})
+        builder.add_step(DETACH, "method", (_ref(outputs[-1]),), {})
         return Action(src.pick((SUM_BACKWARD, BACKWARD)), builder.steps[-1].out)
     # Usually the output that requires grad and depends on the most steps: the program is pruned
     # to the target's ancestors, and the action then usually reaches a backward pass.

@@ -58,7 +58,7 @@ class _Everything(set):
 def one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # per core
-    warm_up_torch()  # as a campaign does before its clock starts
+    warm_up_torch(engine)  # as a campaign does before its clock starts
     yield
     torch.set_num_threads(threads)
 
