@@ -474,8 +474,10 @@ def _worker_main(config: CampaignConfig, channel, ends: float | None) -> None:
         if config.mutant:
             from fuzz.mutants import apply_mutant
             apply_mutant(config.mutant)
-        warm_up_torch()  # before its first program needs it (the budget is the parent's clock's)
-        shard = _Shard(config, load_backend(config.backend), channel, ends)
+        backend = load_backend(config.backend)
+        # torch's, the builder's and the backend's one-off costs, before the shard's clock starts
+        warm_up_torch(backend)
+        shard = _Shard(config, backend, channel, ends)
         shard.run()
     except KeyboardInterrupt:
         channel.send(("done", config.worker, (shard.summary if shard else Summary(status=INTERRUPTED)).to_json()))

@@ -53,8 +53,10 @@ def _records(out: Path) -> list[dict]:
 
 
 def test_shards_on_a_dask_cluster_merge_their_findings_into_one_directory(cluster, tmp_path):
-    # (workers=0: one shard per worker thread of the cluster, here 2)
-    summary = _campaign(tmp_path, budget_seconds=40, seed=1, max_findings=2, workers=0,
+    # (workers=0: one shard per worker thread of the cluster, here 2; Dask shards end at the parent's
+    # clock, their start-up and warm-up inside it: the budget leaves room for a loaded machine, and the
+    # campaign ends at its second finding)
+    summary = _campaign(tmp_path, budget_seconds=90, seed=1, max_findings=2, workers=0,
                         scheduler=cluster.scheduler_address)
     records = _records(tmp_path)
     findings = [record for record in records if record["type"] == "finding"]
