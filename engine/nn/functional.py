@@ -602,35 +602,21 @@ def _softmax_product_sum(g: np.ndarray, y: np.ndarray, dim) -> np.ndarray:
 _SOFTMAX = Rule("SoftmaxBackward0", _softmax_rule, saves={"result": None}, native=True)
 
 
-def _kernel_forward_sum(e: np.ndarray, dim) -> np.ndarray:
-    """The sum of the exponentials over `dim` (kept) in torch's softmax and log_softmax kernels.
+def _kernel_row_sum(x: np.ndarray, dim) -> np.ndarray:
+    """The sum over `dim` (kept) in torch's softmax and log_softmax kernels: of the exponentials
+    (forward) and of the gradient (log_softmax's backward).
 
     NOTE: along the last dim (the kernels read a contiguous copy) vec::reduce_all and
-    vec::map_reduce_all add in vector lanes (`_lane_sum`); numpy's pairwise order differed in
-    46 % of softmax's and 12 % of log_softmax's float results on random rows. Along another dim,
-    numpy's sum (in order down the dim)."""
-    if e.ndim and dim == e.ndim - 1 and e.size and e.dtype in (np.float32, np.float64):
-        n = e.shape[-1]
-        return _lane_sum(e.reshape(-1, n)).reshape(e.shape[:-1] + (1,))
-    return np.add.reduce(e, axis=dim, keepdims=True)
-
-
-def _kernel_row_sum(x: np.ndarray, dim) -> np.ndarray:
-    """The sum over `dim` (kept) in torch's softmax and log_softmax backward kernels.
-
-    NOTE: along the last dim their vectorized reduction starts from the first elements, not
-    from +0.0, so a row of -0.0 sums to -0.0 (and g - exp(y) * sum is 0.0 where g is -0.0);
-    along another dim it starts from +0.0, as numpy's sum (campaign left item: soft-label
-    cross_entropy with a target of zeros, whose input gradient is 0.0 in torch).
+    vec::map_reduce_all add in vector lanes from the first elements (`_lane_sum`), not from
+    +0.0, so a row of -0.0 sums to -0.0 (and g - exp(y) * sum is 0.0 where g is -0.0); numpy's
+    pairwise order differed in 46 % of softmax's and 12 % of log_softmax's float results on
+    random rows. Along another dim they start from +0.0 and go down the dim in order, as numpy's
+    sum (campaign left item: soft-label cross_entropy with a target of zeros, whose input
+    gradient is 0.0 in torch).
     """
     if x.ndim and dim == x.ndim - 1 and x.size and x.dtype in (np.float32, np.float64):
-        # vec::reduce_all: in vector lanes from the first elements (`_lane_sum`)
         return _lane_sum(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (1,))
-    total = np.add.reduce(x, axis=dim, keepdims=True)
-    if x.ndim and dim == x.ndim - 1 and x.size and not np.count_nonzero(total):
-        all_negative_zeros = np.logical_and.reduce(np.signbit(x) & (x == 0), axis=dim, keepdims=True)
-        total = np.where(all_negative_zeros, x.dtype.type(-0.0), total)
-    return total
+    return np.add.reduce(x, axis=dim, keepdims=True)
 
 
 def _two_product(a: np.ndarray, b: np.ndarray) -> tuple:
@@ -719,7 +705,7 @@ def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
     with _errstate():
         e = _ops._np_exp(_shifted(input._data, dim))
         # NOTE: torch's kernel multiplies by the reciprocal of the sum.
-        data = e * (1 / _kernel_forward_sum(e, dim if input.ndim else None))
+        data = e * (1 / _kernel_row_sum(e, dim if input.ndim else None))
     return record(_SOFTMAX, (input,), _contiguous_array(data), input.dtype, dim=dim if input.ndim else None)
 
 
@@ -732,7 +718,7 @@ def _log_softmax(input: Tensor, dim: int) -> Tensor:
     """log_softmax of a floating tensor over a wrapped dim (its checks passed)."""
     with _errstate():
         shifted = _shifted(input._data, dim)
-        data = shifted - _ops._rounded(np.log, _kernel_forward_sum(_ops._np_exp(shifted), dim if input.ndim else None))
+        data = shifted - _ops._rounded(np.log, _kernel_row_sum(_ops._np_exp(shifted), dim if input.ndim else None))
     return record(_LOG_SOFTMAX, (input,), _contiguous_array(data), input.dtype, dim=dim if input.ndim else None)
 
 
