@@ -51,8 +51,8 @@ def _rule(terms: np.ndarray, fused=None) -> np.ndarray:
 
 
 def _terms(rng, shape, dtype):
-    x = rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 7, shape)
-    special = rng.random(shape)
+    x = np.array(rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 7, shape), np.float64)
+    special = np.asarray(rng.random(shape))
     x[special < 0.03] = 0.0
     x[(special >= 0.03) & (special < 0.06)] = -0.0
     x[(special >= 0.06) & (special < 0.07)] = 3e38
@@ -106,3 +106,19 @@ def test_lane_sum_of_a_strided_input():
     for base in (_terms(rng, (64, 30), "float32"), _terms(rng, (30, 64), "float32").T):
         view = base[:, 3:21]
         assert _same(F._lane_sum(view), _rule(np.ascontiguousarray(view)))
+
+
+def test_fused_subtract_product_float32_as_float64_arithmetic():
+    """log_softmax's backward g - exp(y) * sum(g) for float32: the exact float64 product, its float64
+    difference, cast once, bit for bit (NaN anywhere: NaN), for every shape its callers pass
+    (the sum kept as a column, 0-d operands, c broadcast against the product)."""
+    rng = np.random.default_rng(10)
+    shapes = [((64, 10), (64, 10), (64, 1)), ((64, 10), (64, 1), (64, 10)), ((3, 4), (3, 4), (1, 4)),
+              ((), (), ()), ((2, 3, 5), (1, 3, 5), (2, 1, 5)), ((5,), (5,), ())]
+    for c_shape, a_shape, b_shape in shapes:
+        c, a, b = (_terms(rng, shape, "float32") for shape in (c_shape, a_shape, b_shape))
+        with np.errstate(all="ignore"):
+            want = (c.astype(np.float64) - a.astype(np.float64) * b.astype(np.float64)).astype(np.float32)
+            got = F._fused_subtract_product(c, a, b)
+        assert np.shape(got) == want.shape and np.result_type(got) == np.float32
+        assert _same(np.asarray(got), np.asarray(want)), (c_shape, a_shape, b_shape)
