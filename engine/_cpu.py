@@ -398,25 +398,28 @@ def _multi_row_sum(rows: np.ndarray) -> np.ndarray:
     Computed level by level rather than row by row: level 0's moves are the sums of each 16
     rows, level 1's the sums of each 16 of those, and so on; each level's last, incomplete group
     is what its accumulator holds at the end. The top level never moves up. Every sum adds in
-    the loop's order, so the result is the loop's bit for bit."""
+    the loop's order, so the result is the loop's bit for bit.
+
+    NOTE: the loop's accumulators start at +0.0, and the sums here from their first row: adding
+    zeros (an accumulator's start, an empty level, a sum moved up) changes no sum but for the
+    sign of a zero, and sums of operands equal or both zeros are equal or both zeros (a NaN keeps
+    its payload: x + 0 is x); so the zeros are added once, to the total, which that makes the
+    loop's bit for bit (+0.0 where the loop's is, as the loop's total is a sum with +0.0)."""
     levels, step = 4, 16
-    zero = np.zeros(rows.shape[1:], rows.dtype)
     total = None
     moved = rows                 # what reaches the current level
     for level in range(levels):
         size = moved.shape[0]
         whole = size - size % step if level < levels - 1 else 0
         # the accumulator at the end: the rows after its last move up, added in order (one
-        # reduce from the first row: only a zero's sign can differ from adding them to zero one
-        # by one, and adding the sum to zero removes that)
+        # reduce from the first row)
         rest = moved[whole:] if whole else moved
-        held = zero + (rest[0] if len(rest) == 1 else _sum_in_order(rest, 0)) if len(rest) else zero
-        total = held if total is None else total + held
+        if len(rest):
+            held = rest[0] if len(rest) == 1 else _sum_in_order(rest, 0)
+            total = held if total is None else total + held
         if not whole:
-            for _ in range(level + 1, levels):
-                total = total + zero
-            return total
-        # NOTE: accumulate adds in order (a reduce may add pairwise); it starts from the first
-        # row instead of zero + it, which differs only where every row is -0.0: adding its
-        # result to zero gives the loop's +0.0 there and the same value everywhere else.
-        moved = zero + _sum_in_order(moved[:whole].reshape((-1, step) + moved.shape[1:]), 1)
+            break
+        # NOTE: accumulate adds in order (a reduce may add pairwise)
+        moved = _sum_in_order(moved[:whole].reshape((-1, step) + moved.shape[1:]), 1)
+    zero = np.zeros(rows.shape[1:], rows.dtype)
+    return zero if total is None else zero + total
