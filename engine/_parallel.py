@@ -308,7 +308,9 @@ def _call(kernel, out: np.ndarray, operands: tuple) -> None:
     same order: the same bits."""
     if kernel in _ARITHMETIC and len(operands) == 2 and out.ndim > 1 and out.flags.c_contiguous:
         x, y = operands
-        if (type(x) is np.ndarray and type(y) is np.ndarray and x.dtype == out.dtype and y.dtype == out.dtype
+        # (A single value, a number's 0-d array, is never read in short runs: W2's `y * 0.5`.)
+        if (type(x) is np.ndarray and type(y) is np.ndarray and x.size > 1 and y.size > 1
+                and x.dtype == out.dtype and y.dtype == out.dtype
                 and not np.may_share_memory(out, x) and not np.may_share_memory(out, y)):
             shape = out.shape
             run_x, run_y = _run_length(shape, x), _run_length(shape, y)
