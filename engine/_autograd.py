@@ -346,7 +346,6 @@ def sum_to_shape(grad, shape: tuple):
     This is the only place in the engine that reduces broadcast gradients, so
     derivative rules never think about broadcasting.
     """
-    from ._ops import _reshape, sum as _sum  # circular: ops record nodes
     if grad.shape == shape:
         return grad
     lead = grad.ndim - len(shape)
@@ -372,12 +371,14 @@ def sum_to_shape(grad, shape: tuple):
             full = (np.add.reduce(grad, axis=dims, keepdims=True) if type(grad) is np.ndarray
                     else np.sum(grad, axis=dims, keepdims=True))
         out = full.reshape(shape)
-    elif not shape:
-        out = _sum(grad)   # NOTE: torch's sum_to of a 0-d input is a full sum (SumBackward0, no view)
-    else:
-        out = _sum(grad, dims, keepdim=True) if dims else grad
-        if lead:
-            out = _reshape(out, shape)
+    else:   # (a tensor: create_graph. engine._ops records nodes, and imports this module)
+        ops = _late_ops or (_late_imports() and _late_ops)
+        if not shape:
+            out = ops.sum(grad)   # NOTE: torch's sum_to of a 0-d input is a full sum (SumBackward0, no view)
+        else:
+            out = ops.sum(grad, dims, keepdim=True) if dims else grad
+            if lead:
+                out = ops._reshape(out, shape)
     assert out.shape == shape, f"gradient of shape {grad.shape} cannot reach an input of shape {shape}"
     return out
 
@@ -433,8 +434,8 @@ def _run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, input
     hooks, captures and `needed` cost only where present. A plain backward from one root
     first runs the chain of single-consumer nodes below it without counting (`_run_chain`).
     """
-    from ._ops import _errstate
-    from ._tensor import Tensor
+    Tensor = _Tensor or _late_imports()     # (imported once: an import statement here costs ~1 us a call)
+    _errstate = _late_ops._errstate
 
     BackwardRun.id += 1
     if not all(root.dtype.is_floating_point for root in roots):

@@ -359,8 +359,11 @@ class Tensor:
     # ---- autograd --------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad`, as torch.Tensor.backward."""
-        from . import autograd
-        autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+        api = _autograd_api or _load_autograd_api()
+        if gradient is None and retain_graph is None and create_graph is False and inputs is None:
+            api.backward_implicit(self)
+        else:
+            api.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     # ---- printing ---------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -569,3 +572,12 @@ def _check_sequence(data, dim, kinds, shape=None):
 
 # Python number types that are their own kind in _check_nested (subclasses take the checks above).
 _PLAIN_NUMBERS = frozenset((bool, int, float))
+
+
+_autograd_api = None   # engine.autograd, imported on first backward (it imports this module)
+
+
+def _load_autograd_api():
+    global _autograd_api
+    from . import autograd as _autograd_api
+    return _autograd_api

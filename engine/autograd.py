@@ -59,6 +59,23 @@ def _prepare(outputs, grad_outputs):
     return outputs, grads
 
 
+def backward_implicit(output: Tensor) -> None:
+    """`output.backward()` without arguments, the common call: what `backward` does for it, its
+    checks in the same order, in fewer steps (W1, W3: one backward a round)."""
+    if output.requires_grad:
+        data = output._data
+        if data.size != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        dt = output.dtype
+        if not dt.is_floating_point:
+            raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {dt}")
+        if output.grad_fn is not None or output._base is None:   # (see _prepare)
+            ones = np.array(1, dt.np) if not data.ndim else np.ones(data.shape, dt.np)
+            run_backward((output,), [Tensor._make(ones, dt)], retain_graph=False, create_graph=False)
+            return
+    raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+
+
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
              inputs=None):
     """Accumulate the gradients of `tensors` into the leaves' `.grad` (or only into `inputs`)."""

@@ -441,3 +441,38 @@ def test_a_second_backward_through_a_node_of_edgeless_operands_raises_when_torch
             return str(error)[:60]
         return "second backward ran"
     assert run(engine) == run(torch)
+
+
+def _implicit_backward_cases(lib):
+    """(output, leaf) pairs: `output.backward()` is called without arguments, `leaf.grad` read."""
+    x = lib.tensor([1.0, -2.0], requires_grad=True)
+    with lib.no_grad():
+        no_grad_view = x[:1]
+    leaf = lib.tensor(2.5, requires_grad=True)
+    return {
+        "scalar": ((x * 3.0).sum(), x),
+        "one element, 1-d": (x[:1] * 3.0, x),
+        "one element, 2-d": ((x * 3.0).reshape(2, 1)[1:], x),
+        "0-d leaf": (leaf, leaf),
+        "float64": ((x.double() * 3.0).sum(), x),
+        "not scalar": (x * 3.0, x),
+        "integral": (lib.tensor(3).sum(), x),
+        "no grad": (lib.tensor(1.0), x),
+        "no-grad view of a leaf": (no_grad_view, x),
+    }
+
+
+@pytest.mark.parametrize("case", list(_implicit_backward_cases(torch)))
+def test_backward_without_arguments_as_torch(case):
+    """Tensor.backward() without arguments takes a shorter path (engine.autograd.backward_implicit):
+    its gradients, and its errors in their order, are torch's."""
+    results = []
+    for lib in (engine, torch):
+        out, leaf = _implicit_backward_cases(lib)[case]
+        try:
+            out.backward()
+        except RuntimeError as error:
+            results.append(("error", str(error)))
+        else:
+            results.append(("ok", None if leaf.grad is None else leaf.grad.tolist()))
+    assert results[0] == results[1]
