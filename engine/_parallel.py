@@ -47,6 +47,14 @@ MIN_NUMEL = 1 << 20
 # NOTE: torch splits every elementwise kernel from 32K elements. Splitting the costly ones
 # (transcendentals, sigmoid, tanh's backward) from 64K elements was measured idle and lost:
 # W2-float32 (20 ops on (256, 256)) 2.7 ms per round on one thread, 3.7-5.2 ms split.
+# NOTE: the hand-off is a thread's wake-up: 25-40 us on this project's KVM machines (idle vCPUs
+# halt). Helpers that spin instead (pthread_spin_lock through ctypes, the GIL released) were
+# measured in session 17: one 64K float32 exp 84 -> 62 us, tanh 169 -> 138 (p50), but a W2 round
+# got slower (2.9 -> 3.2-5.1 ms): a helper back from its block needs the GIL to report and to
+# spin again, and takes it at random points of the caller's Python, which then sleeps 25-40 us
+# (GIL convoys). Kernels of several numpy calls (sigmoid, tanh's backward) lost even alone.
+# A helper process over shared memory (its own GIL, spinning on a shared flag) split a 64K exp
+# 84 -> 70 us and tanh 168 -> 135 with the same bits (prototype, not built).
 # Elements from which a kernel marked `costly` is split: torch's grain size
 # (at::internal::GRAIN_SIZE). numpy's transcendental loops take 10-100x a multiply's time
 # (65,536 float32 elements on this project's AMD EPYC, AVX2: multiply 8 us, exp 110, tanh 172,
