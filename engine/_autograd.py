@@ -372,7 +372,9 @@ def sum_to_shape(grad, shape: tuple):
                     else np.sum(grad, axis=dims, keepdims=True))
         out = full.reshape(shape)
     else:   # (a tensor: create_graph. engine._ops records nodes, and imports this module)
-        ops = _late_ops or (_late_imports() and _late_ops)
+        if _late_ops is None:
+            _late_imports()
+        ops = _late_ops
         if not shape:
             out = ops.sum(grad)   # NOTE: torch's sum_to of a 0-d input is a full sum (SumBackward0, no view)
         else:
