@@ -97,6 +97,59 @@ def dims_sum(x: np.ndarray, axes: tuple) -> np.ndarray | None:
     return total.reshape(split_shape).transpose(back).reshape(keep_shape)
 
 
+def column_sum(x: np.ndarray) -> np.ndarray | None:
+    """`dims_sum(x, (0,))` of a row-major (n, C) array, as shape (C,), in a few numpy calls: the
+    gradient of a bias (a batch of n rows summed per column), twice in every step of an MLP.
+    None where not covered: other dtypes, n < 3 or n >= 256, C < 2, above the grain, a layout
+    other than row-major, and the C that dims_sum splits into two kinds of column.
+
+    The plan of such an array is always the same (TensorIterator keeps the columns innermost:
+    the 'columns' mode with one call of the 2-d loop): groups of 4 vectors of columns (all
+    columns when C, shorter than a vector, is a multiple of 4) are summed in multi_row_sum's
+    cascade, and otherwise each column in row_sum's 4 interleaved partial sums; then each sum
+    is added to 0. The additions below are those of `_cpu._multi_row_sum` and `_cpu._row_sum`
+    for these row counts (one move up a level each 16 rows, n < 256 never moves twice), each run
+    of them one np.add.reduce over a non-innermost axis of a row-major array (which adds whole
+    rows in order from the first), without the +0.0 those add to their partial sums: adding a
+    zero changes no sum but for the sign of a zero sum, and the last addition (+0.0 here, as
+    there) sets that sign as theirs (see `_cpu._multi_row_sum`)."""
+    zero = _SUM_ZERO.get(x.dtype)
+    if zero is None or x.ndim != 2 or not x.flags.c_contiguous:
+        return None
+    n, c = x.shape
+    if not (3 <= n < 4 * _SHORT_ROW and c >= 2 and n * c <= _GRAIN_SIZE):
+        return None
+    lanes = _SUM_VECTOR_BYTES // x.itemsize
+    grouped = c - c % (4 * lanes) if c >= lanes else c - c % 4
+    reduce = np.add.reduce
+    if grouped == c:
+        # multi_row_sum down the rows: the sums of each 16 rows, in order, then the rest
+        if n < _LEVEL_STEP:
+            return reduce(x, axis=0) + zero
+        moves, rest = divmod(n, _LEVEL_STEP)
+        moved = reduce(x[:moves * _LEVEL_STEP].reshape(moves, _LEVEL_STEP, c), axis=1)
+        total = moved[0] if moves == 1 else reduce(moved, axis=0)
+        if rest:
+            total = (x[n - 1] if rest == 1 else reduce(x[n - rest:], axis=0)) + total
+        return total + zero
+    if grouped:
+        return None
+    if n < _SHORT_ROW:
+        return _short_row_sum(x) + zero
+    # row_sum down the rows: groups of 4 rows in multi_row_sum's 4 accumulators, the rows after
+    # the last group into the first, then the other three
+    groups = n // 4
+    moves, rest = divmod(groups, _LEVEL_STEP)
+    moved = reduce(x[:moves * 4 * _LEVEL_STEP].reshape(moves, _LEVEL_STEP, 4, c), axis=1)
+    partial = moved[0] if moves == 1 else reduce(moved, axis=0)
+    if rest:
+        left = x[moves * 4 * _LEVEL_STEP:groups * 4].reshape(rest, 4, c)
+        partial = (left[0] if rest == 1 else reduce(left, axis=0)) + partial
+    if groups * 4 < n:
+        partial = np.concatenate((partial[:1], x[groups * 4:], partial[1:]))
+    return reduce(partial, axis=0) + zero
+
+
 def ordered_sum(x: np.ndarray, axes=None, keepdims: bool = False) -> np.ndarray:
     """np.sum(x, axis=axes, keepdims=keepdims) of a numeric array, in torch's order where the
     engine follows it (`_cpu.full_sum` over every dim, `dims_sum` over some)."""
