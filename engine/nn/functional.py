@@ -1218,12 +1218,55 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         if label_smoothing > 1.0:   # NOTE: torch prints a double as C++ streams do (%g)
             raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing:g}")
         return _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, label_smoothing, class_dim)
+    x = input._data
+    if (weight is None and x.ndim == 2 and input.dtype is _dtype.float32 and target.dtype is _dtype.int64
+            and target.ndim == 1 and _LANES_F32 <= x.shape[1] and 0 < x.size <= _ops._VIA_FLOAT64_MAX_NUMEL
+            and target._data.shape[0] == x.shape[0]):
+        return _cross_entropy_rows(input, target, ignore_index, reduction)
     if input.ndim and input.dtype.is_floating_point:
         # (log_softmax's own checks would pass: cross_entropy's native checked the tensors)
         log_probabilities = _log_softmax(input, class_dim)
     else:
         log_probabilities = log_softmax(input, class_dim)
     return _nll_loss(log_probabilities, target, weight, ignore_index, reduction)
+
+
+def _cross_entropy_rows(input: Tensor, target: Tensor, ignore_index: int, reduction: str) -> Tensor:
+    """cross_entropy of a float32 batch (N, C), C at least one vector of lanes and N * C small
+    (exponentials through float64), and class targets of N, without weights or smoothing (a
+    classifier's training step): the nodes, values and errors of `_log_softmax` then `_nll_loss`
+    (LogSoftmaxBackward0 under NllLossBackward0), in fewer steps.
+
+    The log_softmax is computed on a transposed (C, N) copy of the shifted input, where each
+    class is a contiguous row of N values: the same elementwise operations as `_log_softmax`
+    (its maximum over the rows of the input as it is), and `_lane_sum`'s additions in place, of
+    whole rows. test_cross_entropy_rows checks it against the general path."""
+    x = input._data
+    n, c = x.shape
+    with _errstate():
+        shifted = np.empty((c, n), np.float32)
+        np.subtract(x.T, np.maximum.reduce(x, axis=1), out=shifted)
+        terms = np.empty((c, n), np.float32)
+        np.exp(shifted, out=terms, dtype=np.float64)     # (as _ops._np_exp: rounded once from float64)
+        whole = c - c % _LANES_F32
+        # _lane_sum of the exponentials: the full vectors (the first is the start), the tail, halves
+        acc = terms[:_LANES_F32] if whole == _LANES_F32 else _cpu._sum_in_order(
+            terms[:whole].reshape(whole // _LANES_F32, _LANES_F32, n), 0)
+        if whole < c:
+            np.add(acc[:c - whole], terms[whole:], out=acc[:c - whole])
+        half = np.add(acc[:4], acc[4:])
+        np.add(half[:2], half[2:], out=half[:2])
+        total = np.add(half[0], half[1])
+        np.log(total, out=total, dtype=np.float64)
+        np.subtract(shifted, total, out=shifted)
+        data = np.ascontiguousarray(shifted.T)
+    log_probabilities = record(_LOG_SOFTMAX, (input,), data, input.dtype, dim=1)
+    plan = _unweighted_plan(_NLL_LOSS, (n, c, 1), target._data, data.dtype, ignore_index, reduction)
+    out = record(_NLL_LOSS, (log_probabilities,), plan.forward(data), input.dtype, plan=plan, self_shape=(n, c))
+    node = out._grad_fn
+    if node is not None:    # (_save_constants: after "self" in the order of the names)
+        node._save("target", target)
+    return out
 
 
 def _class_view(weight: Tensor, ndim: int, class_dim: int) -> Tensor:
@@ -1788,6 +1831,7 @@ def _layer_norm_grads(g, x, w, mean, rstd, dims, needs) -> tuple:
 # NOTE: torch runs its layer_norm kernels as compiled for AVX2 (it registers no AVX512 variant),
 # whose vectors hold 8 float32 or 4 float64 lanes; the lanes decide the order of its sums.
 _LANE_BYTES = 32
+_LANES_F32 = _LANE_BYTES // 4
 
 
 def _lane_sum(terms: np.ndarray, fused=None) -> np.ndarray:
