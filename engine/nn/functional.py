@@ -677,7 +677,18 @@ def _log_softmax_backward(ctx, g):
         y = ctx.result
         return (record(_LOG_SOFTMAX_BACKWARD, (g, y), _log_softmax_grad(g._data, y._data, ctx.dim), g.dtype,
                        dim=ctx.dim),)
-    return (_log_softmax_grad(g, ctx.result, ctx.dim),)
+    y = ctx.result
+    if (ctx.dim == 1 and y.ndim == 2 and type(g) is np.ndarray and g.dtype == y.dtype == np.float32
+            and g.shape == y.shape and y.shape[1] >= _LANES_F32 and y.size <= _ops._VIA_FLOAT64_MAX_NUMEL):
+        # (a classifier's batch, cross_entropy's: _log_softmax_grad's operations without its
+        # layers, the row sums of g on a transposed copy as `_cross_entropy_rows` sums)
+        with _errstate():
+            total = _lane_sum_columns(g.T.copy())
+            exp = np.empty(y.shape, np.float32)
+            np.exp(y, out=exp, dtype=np.float64)      # (as _ops._np_exp: rounded once from float64)
+            product = np.multiply(exp, total[:, None], dtype=np.float64)
+            return (np.subtract(g, product, out=np.empty(y.shape, np.float32), dtype=np.float64),)
+    return (_log_softmax_grad(g, y, ctx.dim),)
 
 
 def _log_softmax_double_backward(ctx, gg):
@@ -1231,6 +1242,21 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     return _nll_loss(log_probabilities, target, weight, ignore_index, reduction)
 
 
+def _lane_sum_columns(columns: np.ndarray) -> np.ndarray:
+    """`_lane_sum` of the rows of columns.T, given `columns` (C, N): a float32 row-major array of
+    at least one vector of lanes (C >= 8), which it overwrites. The same additions, in place."""
+    c, n = columns.shape
+    whole = c - c % _LANES_F32
+    # the full vectors (the first is the start), the tail, then halves
+    acc = columns[:_LANES_F32] if whole == _LANES_F32 else _cpu._sum_in_order(
+        columns[:whole].reshape(whole // _LANES_F32, _LANES_F32, n), 0)
+    if whole < c:
+        np.add(acc[:c - whole], columns[whole:], out=acc[:c - whole])
+    half = np.add(acc[:4], acc[4:])
+    np.add(half[:2], half[2:], out=half[:2])
+    return np.add(half[0], half[1])
+
+
 def _cross_entropy_rows(input: Tensor, target: Tensor, ignore_index: int, reduction: str) -> Tensor:
     """cross_entropy of a float32 batch (N, C), C at least one vector of lanes and N * C small
     (exponentials through float64), and class targets of N, without weights or smoothing (a
@@ -1248,15 +1274,7 @@ def _cross_entropy_rows(input: Tensor, target: Tensor, ignore_index: int, reduct
         np.subtract(x.T, np.maximum.reduce(x, axis=1), out=shifted)
         terms = np.empty((c, n), np.float32)
         np.exp(shifted, out=terms, dtype=np.float64)     # (as _ops._np_exp: rounded once from float64)
-        whole = c - c % _LANES_F32
-        # _lane_sum of the exponentials: the full vectors (the first is the start), the tail, halves
-        acc = terms[:_LANES_F32] if whole == _LANES_F32 else _cpu._sum_in_order(
-            terms[:whole].reshape(whole // _LANES_F32, _LANES_F32, n), 0)
-        if whole < c:
-            np.add(acc[:c - whole], terms[whole:], out=acc[:c - whole])
-        half = np.add(acc[:4], acc[4:])
-        np.add(half[:2], half[2:], out=half[:2])
-        total = np.add(half[0], half[1])
+        total = _lane_sum_columns(terms)
         np.log(total, out=total, dtype=np.float64)
         np.subtract(shifted, total, out=shifted)
         data = np.ascontiguousarray(shifted.T)

@@ -140,3 +140,28 @@ def test_graph_as_torchs():
         names.append(x.grad.numpy().tobytes())
     assert names[0] == names[2]
     assert names[0] == [("NllLossBackward0", 1), ("LogSoftmaxBackward0", 1), ("AccumulateGrad", 0)]
+
+
+def test_log_softmax_backward_of_a_batch_is_log_softmax_grad_bit_for_bit():
+    """The plain backward of a float32 (N, C >= 8) log_softmax over dim 1 (cross_entropy's) against
+    `_log_softmax_grad`, the general formula, on gradients of any values (not only nll's)."""
+    from types import SimpleNamespace
+    rng = np.random.default_rng(9)
+    shapes = [(64, 10), (1, 8), (2, 9), (3, 16), (17, 17), (33, 24), (64, 40), (256, 16), (4, 1024), (1, 4096),
+              (409, 10)]
+    taken = 0
+    for case in range(120):
+        n, c = shapes[case % len(shapes)]
+        hard = case % 2 == 0
+        with np.errstate(all="ignore"):
+            y = F._log_softmax(engine.tensor(_values(rng, (n, c), hard)), 1).numpy()
+            if case % 3 == 0:
+                y = _values(rng, (n, c), hard)      # any saved values
+            g = _values(rng, (n, c), hard) if case % 4 else np.where(rng.random((n, c)) < 0.1, -1 / 64, 0.0)
+            g = g.astype(np.float32)
+            for grad in (g, np.asfortranarray(g), g[:, ::-1]):
+                (got,) = F._log_softmax_backward(SimpleNamespace(result=y, dim=1), grad)
+                want = F._log_softmax_grad(grad, y, 1)
+                assert _bits(got) == _bits(want), (case, n, c)
+            taken += 1
+    assert taken == 120
