@@ -57,11 +57,13 @@ def render_bench(out_dir: str | Path, *, previous: str | Path | None = None) -> 
     backends = [str(b) for b in data.get("backends") or [tested, reference]]
     earlier = data.get("previous") or None
     peers = [b for b in backends if b not in (tested, reference)]
-    rows = [_workload_row(name, entry, tested, reference, earlier, peers)
+    # (Files before "peer_targets" had no variants: every peer was a target.)
+    peer_targets = [str(b) for b in data.get("peer_targets", peers)]
+    rows = [_workload_row(name, entry, tested, reference, earlier, peers, peer_targets)
             for name, entry in (data.get("workloads") or {}).items()]
     with_target = [row for row in rows if row["status"] in ("met", "missed")]
-    # Issue 7's other target: faster than each peer that ran, on every workload.
-    against_peers = [versus for row in rows for versus in row["versus"] if versus["ratio"]]
+    # Issue 7's other target: faster than each peer library that ran, on every workload.
+    against_peers = [versus for row in rows for versus in row["versus"] if versus["ratio"] and versus["target"]]
     page = {
         "tested": tested, "reference": reference, "backends": backends, "rows": rows,
         "met": sum(row["status"] == "met" for row in with_target) + sum(v["faster"] for v in against_peers),
@@ -69,6 +71,7 @@ def render_bench(out_dir: str | Path, *, previous: str | Path | None = None) -> 
         "chart": _chart(rows, tested, reference),
         "absolute": _absolute_rows(data, backends, reference),
         "peers": peers,
+        "variants": [peer for peer in peers if peer not in peer_targets],
         "memory": _memory(data.get("memory"), backends),
         "previous": _previous(earlier, data.get("machine")),
         "machine": meta_rows(data.get("machine") or {}, MACHINE_FIRST),
@@ -111,7 +114,8 @@ def _change(now: float | None, before: float | None) -> dict[str, Any] | None:
 
 
 def _workload_row(name: str, entry: dict[str, Any], tested: str, reference: str,
-                  earlier: dict[str, Any] | None, peers: list[str] = ()) -> dict[str, Any]:
+                  earlier: dict[str, Any] | None, peers: list[str] = (),
+                  peer_targets: list[str] | None = None) -> dict[str, Any]:
     sides = entry.get("backends") or {}
     ratio = _ratio(entry.get("ratio"))
     target = number(entry.get("target"))
@@ -136,7 +140,8 @@ def _workload_row(name: str, entry: dict[str, Any], tested: str, reference: str,
         "status": status, "unsure": unsure, "problems": problems,
         "before": before_ratio,
         "versus": [{"peer": peer, "ratio": (r := _ratio((entry.get("versus") or {}).get(peer))),
-                    "faster": bool(r and r["estimate"] < 1)} for peer in peers],
+                    "faster": bool(r and r["estimate"] < 1),
+                    "target": peer_targets is None or peer in peer_targets} for peer in peers],
         "change": _change(ratio["estimate"] if ratio else None, before_ratio["estimate"] if before_ratio else None),
     }
 

@@ -12,7 +12,7 @@ import torch
 
 import engine
 
-from fuzz.workloads import PEERS, WORKLOADS, build
+from fuzz.workloads import PEERS, VARIANTS, WORKLOADS, build
 
 
 @pytest.mark.parametrize("backend", [engine, torch], ids=["engine", "torch"])
@@ -44,3 +44,15 @@ def test_peer_adapters_compute_what_torch_computes(workload, peer):
     want = WORKLOADS[workload](torch)().detach().numpy().astype(np.float64)
     assert got.shape == want.shape
     assert np.linalg.norm(got - want) <= 1e-5 * max(np.linalg.norm(want), 1.0)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_variant_runs_torch_on_its_threads_and_restores_them(variant, monkeypatch):
+    seen = []
+    real = torch.tanh
+    monkeypatch.setattr(torch.Tensor, "tanh", lambda self: seen.append(torch.get_num_threads()) or real(self))
+    before = torch.get_num_threads()
+    run = build("W1", variant)
+    got = run().detach().numpy()
+    assert seen and set(seen) == {VARIANTS[variant][1]} and torch.get_num_threads() == before
+    np.testing.assert_array_equal(got, WORKLOADS["W1"](torch)().detach().numpy())

@@ -89,6 +89,18 @@ def test_a_peer_that_ran_is_compared_with_the_engine_round_by_round(tmp_path):
     assert "engine / mygrad" in console.export_text()
 
 
+def test_torch_on_one_thread_is_a_variant_without_a_target(tmp_path):
+    import torch
+    threads = torch.get_num_threads()
+    run_bench(tmp_path, workloads=["W1"], extra_backends=("torch-1thread",), **QUICK)
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["backends"] == ["engine", "torch", "torch-1thread"] and data["peer_targets"] == []
+    entry = data["workloads"]["W1"]
+    assert entry["backends"]["torch-1thread"]["status"] == "ok" and "torch-1thread" in entry["versus"]
+    assert torch.get_num_threads() == threads
+    assert "torch-1thread" in (tmp_path / "index.html").read_text()
+
+
 def test_run_bench_rejects_unknown_workloads(tmp_path):
     with pytest.raises(ValueError, match="W9"):
         run_bench(tmp_path, workloads=["W9"])
