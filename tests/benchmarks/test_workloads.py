@@ -2,7 +2,8 @@
 
 CI runs these once each as a smoke test (pytest-benchmark is disabled by the
 default options); the comparison is `pytest tests/benchmarks --benchmark-enable`
-(see README), whose JSON holds both backends' rounds for the ratios.
+(see README), whose JSON holds both backends' rounds for the ratios, and the
+peers' (HIPS autograd, MyGrad, where installed) and torch on one thread beside them.
 """
 from __future__ import annotations
 
@@ -22,6 +23,21 @@ def test_workload(benchmark, workload, backend):
     run = WORKLOADS[workload](backend)
     result = benchmark(run)
     assert np.all(np.isfinite(result.detach().numpy()))
+
+
+@pytest.mark.parametrize("other", sorted(PEERS) + sorted(VARIANTS))
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_workload_on_peer(benchmark, workload, other):
+    """The peers (where installed) and torch's variants, in the same group as engine and torch."""
+    if other in PEERS:
+        pytest.importorskip(other)  # the test extra installs both peers
+    run = build(workload, other)
+    if run is None:
+        pytest.skip(f"{other} cannot express {workload}")
+    benchmark.group = workload
+    result = benchmark(run)
+    result = result.detach().numpy() if isinstance(result, torch.Tensor) else np.asarray(result)
+    assert np.all(np.isfinite(result))
 
 
 @pytest.mark.parametrize("workload", sorted(WORKLOADS))
