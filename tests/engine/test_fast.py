@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import engine as torch
-from engine import _fast
 from engine._tensor import Tensor
 
 _UNARY = ["exp", "log", "tanh", "neg", "sin", "cos", "tan", "expm1", "log2", "log10", "log1p", "sqrt", "asin",
