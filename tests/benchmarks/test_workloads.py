@@ -13,13 +13,22 @@ import torch
 
 import engine
 
+from fuzz.bench import TARGETS
 from fuzz.workloads import PEERS, VARIANTS, WORKLOADS, build
+
+
+def _describe(benchmark, workload: str, backend: str) -> None:
+    """Group the backends of a workload together, and say in the JSON (`extra_info`) which workload and
+    backend a benchmark times and the workload's engine/torch target, so ratios read from
+    `--benchmark-json` need no parsing of test names."""
+    benchmark.group = workload
+    benchmark.extra_info.update(workload=workload, backend=backend, target=TARGETS.get(workload))
 
 
 @pytest.mark.parametrize("backend", [engine, torch], ids=["engine", "torch"])
 @pytest.mark.parametrize("workload", sorted(WORKLOADS))
 def test_workload(benchmark, workload, backend):
-    benchmark.group = workload
+    _describe(benchmark, workload, backend.__name__)
     run = WORKLOADS[workload](backend)
     result = benchmark(run)
     assert np.all(np.isfinite(result.detach().numpy()))
@@ -34,7 +43,7 @@ def test_workload_on_peer(benchmark, workload, other):
     run = build(workload, other)
     if run is None:
         pytest.skip(f"{other} cannot express {workload}")
-    benchmark.group = workload
+    _describe(benchmark, workload, other)
     result = benchmark(run)
     result = result.detach().numpy() if isinstance(result, torch.Tensor) else np.asarray(result)
     assert np.all(np.isfinite(result))
