@@ -1,6 +1,6 @@
-"""Fast Tensor methods for the commonest small ops: the per-op Python cost of a chain of them.
+"""Fast Tensor methods for the commonest ops: the per-op Python cost of a chain of them.
 
-`x.tanh()`, `x.exp()`, `x * 0.9`, `x + 0.1` on a small float tensor run through three to
+`x.tanh()`, `x.exp()`, `x * 0.9`, `x + 0.1` on a float tensor run through three to
 five layers of Python (the argument parser's wrapper, the public op, `_unary_float` or
 `_binary`, `record`, `_make_tensor`), each checking what the others check too. Each method
 here decides with one cheap test that the call is the common case, and then computes and
@@ -10,9 +10,11 @@ it replaces (`slow`), unchanged.
 
 The common case: no arguments besides `self` (and, for an operator, a Python float or int);
 `self` a float32 or float64 tensor that is no view, over a plain numpy array (no ZeroTensor)
-of at most `_ops._VIA_FLOAT64_MAX_NUMEL` elements, laid out row-major when it has two dims or
-more; no inference tensor alive (saving one raises). Grad mode on or off: off, or with `self`
-outside the graph, the result is a plain tensor as `record` makes it.
+of at most `_ops._VIA_FLOAT64_MAX_NUMEL` elements or of `_ops._LARGE` elements or more (W2's
+256 x 256: the result goes into recycled memory as `_ops._split_result` computes it; the
+Python saved is ~7 us of a 16 us `x * 0.5`), an operator's laid out row-major when it has
+two dims or more; no inference tensor alive (saving one raises). Grad mode on or off: off,
+or with `self` outside the graph, the result is a plain tensor as `record` makes it.
 
 tests/engine/test_fast.py checks each method against its general path.
 """
@@ -28,7 +30,8 @@ from ._tensor import INFERENCE_TENSORS, Tensor, _make_tensor
 _ndarray = np.ndarray
 _new = object.__new__
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
-_MAX = _ops._VIA_FLOAT64_MAX_NUMEL     # (far below _ops._LARGE: never the split path)
+_MAX = _ops._VIA_FLOAT64_MAX_NUMEL     # (far below _ops._LARGE)
+_LARGE, _split_result = _ops._LARGE, _ops._split_result
 _INFERENCE = INFERENCE_TENSORS.data    # (a dict: its truth is a cheap emptiness test)
 _ERROR_STATE, _IGNORE_ALL, _QUIET = _ops._ERROR_STATE, _ops._IGNORE_ALL, _ops._QUIET
 _WRAPPED, _wrapped_number = _ops._WRAPPED, _ops._wrapped_number
@@ -57,8 +60,9 @@ def _plain(data, dt) -> Tensor:
 def unary_method(rule, fn, op: str, slow):
     """`self.<op>()` for an op that `_ops._unary_float(op, rule, fn, self)` implements, `fn` a
     ufunc; other calls go to `slow`, the method it replaces."""
-    assert type(fn) is np.ufunc and not rule.run_at_once and len(rule.save_plan) <= 1
+    assert (type(fn) is np.ufunc or fn is _ops._sigmoid) and not rule.run_at_once and len(rule.save_plan) <= 1
     via_float64 = op in _ops._VIA_FLOAT64
+    assert not via_float64 or type(fn) is np.ufunc
     node_class, backward = rule.node, _PLAIN_BACKWARDS.get(op, rule.backward)
     saved_name = rule.save_plan[0][0] if rule.save_plan else None
     assert saved_name in (None, "result", "self") and (not rule.save_plan or rule.save_plan[0][1] in (None, 0))
@@ -69,10 +73,14 @@ def unary_method(rule, fn, op: str, slow):
     def method(self, *args, **kwargs):
         x = self._data
         dt = self.dtype
-        if (args or kwargs or type(x) is not _ndarray or self._base is not None or x.size > _MAX
+        if (args or kwargs or type(x) is not _ndarray or self._base is not None
                 or (dt is not float32 and dt is not float64) or _INFERENCE):
             return slow(self, *args, **kwargs)
-        if _ERROR_STATE.get() is _IGNORE_ALL:
+        if x.size > _MAX:
+            if x.size < _LARGE:
+                return slow(self)
+            data = _split_result(fn, x.dtype, x.shape, x)    # (`_ops._unary_float`'s large case)
+        elif _ERROR_STATE.get() is _IGNORE_ALL:
             data = fn(x, dtype=_F64).astype(_F32) if via_float64 and dt is float32 else fn(x)
         else:
             data = _QUIET.run(wide if via_float64 and dt is float32 else fn, x)
@@ -142,12 +150,17 @@ def scalar_operator(rule, fn, slow, alpha: bool):
         dt = self.dtype
         kind = type(other)
         if ((kind is not float and kind is not int) or type(x) is not _ndarray or self._base is not None
-                or x.size > _MAX or (dt is not float32 and dt is not float64) or _INFERENCE
+                or (dt is not float32 and dt is not float64) or _INFERENCE
                 or (x.ndim > 1 and not x.flags.c_contiguous)):
             return slow(self, other)
         number = _WRAPPED.get((other, dt)) or _wrapped_number(other, dt)
         y = number._data
-        data = fn(x, y) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(fn, x, y)
+        if x.size > _MAX:
+            if x.size < _LARGE:
+                return slow(self, other)
+            data = _split_result(fn, dt.np, x.shape, x, y)    # (`_ops._binary`'s large case)
+        else:
+            data = fn(x, y) if _ERROR_STATE.get() is _IGNORE_ALL else _QUIET.run(fn, x, y)
         if type(data) is not _ndarray:
             data = np.asarray(data)     # (a 0-d input gives a numpy scalar)
         if not _GradMode.enabled:
@@ -197,7 +210,6 @@ def scalar_operator(rule, fn, slow, alpha: bool):
 
 # Backwards of the nodes the fast methods make: in a plain backward (an array gradient, no
 # ZeroTensor), what the rule computes for such a node, with fewer calls; else the rule itself.
-_LARGE = _ops._LARGE
 
 
 def _mul_number_backward(ctx, g, general=_ops._MUL.backward):
@@ -215,7 +227,7 @@ def _exp_backward(ctx, g, general=_ops._EXP.backward):
 
 def _tanh_backward(ctx, g, general=_ops._TANH.backward, _times=_ops._times, one_minus_square=_ops._one_minus_square,
                    _few=_ops._PYTHON_FLOATS_MAX):
-    if type(g) is _ndarray:       # (`v_tanh_backward` of a result of at most _MAX elements)
+    if type(g) is _ndarray and g.size <= _MAX:      # (`v_tanh_backward` of a small result)
         y = ctx.result
         if y.dtype is _F32 and y.ndim == 1 and y.size <= _few:   # (`_one_minus_square`'s first case)
             return (_times(g, np.array([1.0 - v * v for v in y.tolist()], _F32)),)
@@ -224,7 +236,7 @@ def _tanh_backward(ctx, g, general=_ops._TANH.backward, _times=_ops._times, one_
 
 
 def _sin_backward(ctx, g, general=None, rounded=_ops._rounded, cos=np.cos):
-    if type(g) is _ndarray:       # (`v_cos` of an input of at most _MAX elements: `_via_float64`)
+    if type(g) is _ndarray and g.size <= _MAX:      # (`v_cos` of a small input: `_via_float64`)
         x = ctx.self
         return (g * (cos(x, dtype=_F64).astype(_F32) if x.dtype is _F32 else rounded(cos, x)),)
     return general(ctx, g)
@@ -240,7 +252,8 @@ def install() -> None:
              "sin": (pw._SIN, np.sin), "cos": (pw._COS, np.cos), "tan": (pw._TAN, np.tan),
              "expm1": (pw._EXPM1, np.expm1), "log2": (pw._LOG2, np.log2), "log10": (pw._LOG10, np.log10),
              "log1p": (pw._LOG1P, np.log1p), "sqrt": (pw._SQRT, np.sqrt),
-             "asin": (pw._ASIN, np.arcsin), "acos": (pw._ACOS, np.arccos), "atan": (pw._ATAN, np.arctan)}
+             "asin": (pw._ASIN, np.arcsin), "acos": (pw._ACOS, np.arccos), "atan": (pw._ATAN, np.arctan),
+             "sigmoid": (_ops._SIGMOID, _ops._sigmoid)}
     for name, (rule, fn) in unary.items():
         setattr(Tensor, name, unary_method(rule, fn, name, vars(Tensor)[name]))
     for dunder in ("__mul__", "__rmul__"):

@@ -56,22 +56,37 @@ class _Block(np.ndarray):
 
 def empty(shape, dtype) -> np.ndarray:
     """An uninitialized row-major array, in recycled memory when it is large."""
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < MIN_BYTES or CACHE_BYTES <= 0:
+    try:
+        size, dtype = _layouts[shape, dtype]
+    except (KeyError, TypeError):    # (TypeError: a shape given as a list)
+        size, dtype = _layout(shape, dtype)
+    if not size:
         return np.empty(shape, dtype)
-    size = -(-nbytes // _PAGE) * _PAGE
     try:
         memory = _free[size].pop()   # (atomic under the GIL, as append)
         _cached[0] -= size
     except (KeyError, IndexError):
-        memory = None
-    if memory is None:
         # NOTE: not an ndarray (nor a memoryview of one, which numpy unwraps): numpy's base
         # collapsing would skip the block and free it while the array lives.
         memory = bytearray(size)
-    block = _Block.__new__(_Block, (size,), np.uint8, buffer=memory)
-    return np.ndarray(shape, dtype, buffer=block)
+    return _ndarray(shape, dtype, buffer=_new_block(_Block, (size,), _BYTE, buffer=memory))
+
+
+_layouts: dict = {}   # (shape, dtype as given) -> (bytes of its buffer, 0 below MIN_BYTES; numpy dtype)
+_ndarray, _new_block, _BYTE = np.ndarray, _Block.__new__, np.dtype(np.uint8)
+
+
+def _layout(shape, dtype) -> tuple:
+    """(bytes of the recycled buffer for an array of `shape` and `dtype`, or 0 for one numpy
+    allocates; the numpy dtype), remembered for the next array of that layout."""
+    npdt = np.dtype(dtype)
+    nbytes = math.prod(shape) * npdt.itemsize
+    size = 0 if nbytes < MIN_BYTES or CACHE_BYTES <= 0 else -(-nbytes // _PAGE) * _PAGE
+    if type(shape) is tuple:
+        if len(_layouts) >= 1024:
+            _layouts.clear()
+        _layouts[shape, dtype] = size, npdt
+    return size, npdt
 
 
 def is_recycled(array: np.ndarray) -> bool:

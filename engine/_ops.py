@@ -86,7 +86,7 @@ def record(rule: Rule, inputs: tuple, data: np.ndarray, dt, **attrs) -> Tensor:
         # requires grad was left in a graph by an in-place op: x_int.eq_(y)); in place it records.
         raise RuntimeError(f"Autograd not support dtype: {dt.scalar_name}")
     out = _make_tensor(data, dt, True)   # (its node is set below)
-    if data.base is not None:
+    if data.base is not None and type(data.base) is not _memory._Block:   # (a new recycled array is no view)
         _link_view(out, inputs)
     # NOTE: torch computes an input's gradient, and saves what only that gradient uses, when
     # the input's edge is valid (should_compute_output), not when it requires grad: a view

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _args, _cpu, _dtype, optable
 from ._autograd import _GradMode
-from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSAFE_VIEW, _UNSQUEEZE, _VIEW, Rule, _diagonal_view,
+from ._ops import (_CLONE, _T, _TRANSPOSE, _UNSQUEEZE, _VIEW, Rule, _diagonal_view,
                    _reshape_as_torch, _viewable, Written, _check_tensor, _expand, _reshape, _reshape_backward, _transpose, _wrap_dims, record, v_data,
                    v_reshape)
 from ._ops import sum as _sum

@@ -316,8 +316,10 @@ def _call(kernel, out: np.ndarray, operands: tuple) -> None:
     same order: the same bits."""
     if kernel in _ARITHMETIC and len(operands) == 2 and out.ndim > 1 and out.flags.c_contiguous:
         x, y = operands
-        # (A single value, a number's 0-d array, is never read in short runs: W2's `y * 0.5`.)
+        # (A single value, a number's 0-d array, is never read in short runs: W2's `y * 0.5`; nor
+        # are two row-major operands of one shape, read in one run each: W2's `g * result`.)
         if (type(x) is np.ndarray and type(y) is np.ndarray and x.size > 1 and y.size > 1
+                and not (x.shape == y.shape and x.flags.c_contiguous and y.flags.c_contiguous)
                 and x.dtype == out.dtype and y.dtype == out.dtype
                 and not np.may_share_memory(out, x) and not np.may_share_memory(out, y)):
             shape = out.shape

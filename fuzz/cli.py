@@ -349,8 +349,9 @@ def history(folder: Path) -> None:
 @click.option("--previous", type=click.Path(exists=True, path_type=Path), default=None,
               help="An earlier run's bench.json (or its directory): the report shows the change per workload.")
 @click.option("--quick", is_flag=True, help="Few short rounds, one memory repeat: a smoke test (CI), not a measurement.")
-@click.option("--peer", "peers", type=click.Choice(["autograd", "mygrad"]), multiple=True,
-              help="Also time this peer library, if installed (HIPS autograd, MyGrad); repeatable.")
+@click.option("--peer", "peers", type=click.Choice(["autograd", "mygrad", "torch-1thread"]), multiple=True,
+              help="Also time this peer library, if installed (HIPS autograd, MyGrad), or torch on one intra-op "
+                   "thread (torch-1thread: shown, no target); repeatable.")
 def bench(out: Path, workloads: tuple[str, ...], rounds: int | None, previous: Path | None, quick: bool,
           peers: tuple[str, ...]) -> None:
     """Time the performance workloads on the engine and on torch; write OUT/bench.json and OUT/index.html.

@@ -269,14 +269,38 @@ PEERS: dict[str, dict[str, Callable[[], Callable]]] = {
 }
 
 
+# Torch run on a set number of intra-op threads: a reference variant, not a peer the engine
+# must beat. On a small machine torch's elementwise kernels split over every core and the
+# engine's mostly do not; torch on one thread separates what threads give torch from what its
+# per-op cost is.
+VARIANTS: dict[str, tuple[str, int]] = {"torch-1thread": ("torch", 1)}
+
+
+def _on_threads(module, threads: int, run: Callable) -> Callable:
+    """`run` with torch's intra-op threads set to `threads` during each call (and restored after:
+    the reference's rounds, interleaved with this variant's, keep their own setting)."""
+    def on_threads():
+        before = module.get_num_threads()
+        module.set_num_threads(threads)
+        try:
+            return run()
+        finally:
+            module.set_num_threads(before)
+    return on_threads
+
+
 def build(workload: str, backend: str) -> Callable | None:
     """One round of ``workload`` on ``backend`` as a zero-argument function, inputs built.
 
-    ``backend`` is a peer of ``PEERS`` or the name of a module that speaks torch
-    (``engine``, ``torch``). None: the peer cannot express the workload.
+    ``backend`` is a peer of ``PEERS``, a variant of ``VARIANTS`` or the name of a module that
+    speaks torch (``engine``, ``torch``). None: the peer cannot express the workload.
     Raises ImportError when the backend is not installed, KeyError for an unknown workload.
     """
     make = WORKLOADS[workload]
+    if backend in VARIANTS:
+        name, threads = VARIANTS[backend]
+        module = importlib.import_module(name)
+        return _on_threads(module, threads, make(module))
     if backend in PEERS:
         importlib.import_module(backend)
         adapter = PEERS[backend].get(workload)

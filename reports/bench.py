@@ -15,7 +15,12 @@ from .render import MISSING, meta_rows, number, seconds, text, write_page
 MACHINE_FIRST = [("processor", "processor"), ("cpu_count", "CPUs"), ("usable_cpus", "CPUs usable"),
                  ("torch_threads", "torch threads"), ("numpy_blas", "numpy BLAS"), ("platform", "platform")]
 NOTES = ["Timings on a shared or busy machine are noisy and differ between runs; the ratios within one run are "
-         "what counts, because rounds of all backends are interleaved and noise hits them alike."]
+         "what counts, because rounds of all backends are interleaved and noise hits them alike. Not so when other "
+         "processes take CPUs: the thread pools of torch and OpenBLAS then slow down many times more than one "
+         "thread does, and a workload marked busy is no measurement."]
+# Other processes' share of the CPUs above which a workload's ratios are marked unreliable (bench.json
+# files record theirs under settings.busy_share; this is for files that do not).
+DEFAULT_BUSY_SHARE = 0.1
 
 
 def load_bench(path: str | Path) -> dict[str, Any]:
@@ -57,11 +62,16 @@ def render_bench(out_dir: str | Path, *, previous: str | Path | None = None) -> 
     backends = [str(b) for b in data.get("backends") or [tested, reference]]
     earlier = data.get("previous") or None
     peers = [b for b in backends if b not in (tested, reference)]
-    rows = [_workload_row(name, entry, tested, reference, earlier, peers)
+    # (Files before "peer_targets" had no variants: every peer was a target.)
+    peer_targets = [str(b) for b in data.get("peer_targets", peers)]
+    busy_share = number((data.get("settings") or {}).get("busy_share"))
+    busy_share = DEFAULT_BUSY_SHARE if busy_share is None else busy_share
+    rows = [_workload_row(name, entry, tested, reference, earlier, peers, peer_targets, busy_share)
             for name, entry in (data.get("workloads") or {}).items()]
+    background = number(data.get("background_cpu"))
     with_target = [row for row in rows if row["status"] in ("met", "missed")]
-    # Issue 7's other target: faster than each peer that ran, on every workload.
-    against_peers = [versus for row in rows for versus in row["versus"] if versus["ratio"]]
+    # Issue 7's other target: faster than each peer library that ran, on every workload.
+    against_peers = [versus for row in rows for versus in row["versus"] if versus["ratio"] and versus["target"]]
     page = {
         "tested": tested, "reference": reference, "backends": backends, "rows": rows,
         "met": sum(row["status"] == "met" for row in with_target) + sum(v["faster"] for v in against_peers),
@@ -69,11 +79,14 @@ def render_bench(out_dir: str | Path, *, previous: str | Path | None = None) -> 
         "chart": _chart(rows, tested, reference),
         "absolute": _absolute_rows(data, backends, reference),
         "peers": peers,
+        "variants": [peer for peer in peers if peer not in peer_targets],
         "memory": _memory(data.get("memory"), backends),
         "previous": _previous(earlier, data.get("machine")),
         "machine": meta_rows(data.get("machine") or {}, MACHINE_FIRST),
         "versions": [(key, text(value)) for key, value in (data.get("versions") or {}).items()],
         "run": _run_rows(data),
+        "busy_share": f"{busy_share:.0%}",
+        "busy": f"{background:.0%}" if background is not None and background > busy_share else None,
     }
     return write_page(out_dir / "index.html", "bench.html", root="", page=page, notes=NOTES)
 
@@ -111,7 +124,8 @@ def _change(now: float | None, before: float | None) -> dict[str, Any] | None:
 
 
 def _workload_row(name: str, entry: dict[str, Any], tested: str, reference: str,
-                  earlier: dict[str, Any] | None, peers: list[str] = ()) -> dict[str, Any]:
+                  earlier: dict[str, Any] | None, peers: list[str] = (),
+                  peer_targets: list[str] | None = None, busy_share: float = 0.1) -> dict[str, Any]:
     sides = entry.get("backends") or {}
     ratio = _ratio(entry.get("ratio"))
     target = number(entry.get("target"))
@@ -128,15 +142,20 @@ def _workload_row(name: str, entry: dict[str, Any], tested: str, reference: str,
     problems = [f"{backend}: {side.get('status')}" + (f" ({side['error']})" if side.get("error") else "")
                 for backend, side in sides.items() if side.get("status") not in ("ok", None)
                 and backend in (tested, reference)]
+    background = number(entry.get("background_cpu"))
+    busy = background is not None and background > busy_share
+    if busy:
+        problems.append(f"other processes kept {background:.0%} of the CPUs busy meanwhile: not reliable")
     return {
         "name": name, "description": text(entry.get("description")),
         "tested": duration((sides.get(tested) or {}).get("median")),
         "reference": duration((sides.get(reference) or {}).get("median")),
         "ratio": ratio, "target": target, "target_text": f"≤ {target:g}" if target is not None else MISSING,
-        "status": status, "unsure": unsure, "problems": problems,
+        "status": status, "unsure": unsure, "busy": busy, "problems": problems,
         "before": before_ratio,
         "versus": [{"peer": peer, "ratio": (r := _ratio((entry.get("versus") or {}).get(peer))),
-                    "faster": bool(r and r["estimate"] < 1)} for peer in peers],
+                    "faster": bool(r and r["estimate"] < 1),
+                    "target": peer_targets is None or peer in peer_targets} for peer in peers],
         "change": _change(ratio["estimate"] if ratio else None, before_ratio["estimate"] if before_ratio else None),
     }
 
@@ -197,8 +216,16 @@ def _run_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
             ("rounds", f"{text(settings.get('rounds'))} timed after {text(settings.get('warmup'))} warm-up, "
                        f"interleaved across backends"),
             ("round length", f"at least {text(settings.get('min_time'))} s (calls per round calibrated)"),
+            ("other load", _background_text(data.get("background_cpu"))),
             ("confidence interval", f"{text(boot.get('confidence'))}, {text(boot.get('method'))}, "
                                     f"{text(boot.get('resamples'))} resamples, seed {text(boot.get('seed'))}")]
+
+
+def _background_text(share: Any) -> str:
+    share = number(share)
+    if share is None:
+        return "not measured"
+    return f"other processes kept up to {share:.0%} of the usable CPUs busy while a workload was timed"
 
 
 # -- chart --------------------------------------------------------------------------

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 import engine as torch
-from engine import _fast
 from engine._tensor import Tensor
 
 _UNARY = ["exp", "log", "tanh", "neg", "sin", "cos", "tan", "expm1", "log2", "log10", "log1p", "sqrt", "asin",
-          "acos", "atan"]
+          "acos", "atan", "sigmoid"]
 _OPERATORS = ["__mul__", "__rmul__", "__add__", "__radd__"]
 _VALUES = np.array([0.3, -0.7, 0.0, -0.0, 2.5, 100.0, -100.0, np.inf, -np.inf, np.nan, 1e-42, 0.999], np.float64)
 
@@ -30,6 +29,13 @@ def _inputs(dtype):
     yield "view", lambda: torch.tensor(flat, dtype=dtype, requires_grad=True)[2:]
     yield "no grad", lambda: torch.tensor(flat, dtype=dtype)
     yield "large", lambda: torch.tensor(np.resize(flat, 5000), dtype=dtype, requires_grad=True)
+    # From _ops._LARGE elements on, results go to recycled memory in torch's layout (and threads).
+    many = np.resize(flat, (256, 257))
+    many[:, 1:] = np.random.default_rng(0).uniform(-3, 3, (256, 256))
+    yield "split", lambda: torch.tensor(many[:, 1:], dtype=dtype, requires_grad=True)
+    yield "split non-leaf", lambda: torch.tensor(many, dtype=dtype, requires_grad=True) * 1.0
+    yield "split transposed", lambda: (torch.tensor(many, dtype=dtype, requires_grad=True) * 1.0).t()
+    yield "split view", lambda: torch.tensor(many, dtype=dtype, requires_grad=True)[:, 1:]
 
 
 def _node_state(node):

@@ -330,6 +330,19 @@ def test_recycled_arrays_never_share_memory_while_alive():
     assert any(a.__array_interface__["data"][0] == address for a in again)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, "float32", np.dtype(np.float32), np.float64, np.int16], ids=str)
+@pytest.mark.parametrize("shape", [(256, 256), [256, 256], (3, 5), (0, 70000), ()], ids=str)
+def test_recycled_empty_gives_numpys_layout_for_any_spelling_of_shape_and_dtype(shape, dtype):
+    for _ in range(3):     # (the first call of a layout computes it, later ones look it up)
+        a = _memory.empty(shape, dtype)
+        expected = np.empty(shape, dtype)
+        assert (a.shape, a.dtype, a.strides) == (expected.shape, expected.dtype, expected.strides)
+        assert a.flags.c_contiguous and a.flags.writeable
+        assert _memory.is_recycled(a) == (expected.nbytes >= _memory.MIN_BYTES)
+        a[...] = 7
+        assert (a == 7).all()
+
+
 def test_large_tensors_in_recycled_memory_keep_torchs_view_semantics():
     values = _values((512, 256), np.float32, 0)
     for backend in (engine, torch):

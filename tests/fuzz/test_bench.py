@@ -67,6 +67,10 @@ def test_quick_run_writes_bench_json_and_the_report(tmp_path, monkeypatch):
         median_ratio = entry["backends"]["engine"]["median"] / entry["backends"]["torch"]["median"]
         assert ratio["estimate"] == pytest.approx(median_ratio)
     assert data["memory"] is None  # no W3, and memory_repeats=0
+    shares = [entry["background_cpu"] for entry in data["workloads"].values()]
+    assert all(share is None or 0 <= share <= 1 for share in shares)
+    assert data["background_cpu"] == max((s for s in shares if s is not None), default=None)
+    assert data["settings"]["busy_share"] == bench.BUSY_SHARE
     assert data["previous"]["source"] == str(tmp_path / "first")
     assert set(data["previous"]["workloads"]["W1"]["medians"]) == {"engine", "torch"}
     html = index.read_text()
@@ -87,6 +91,37 @@ def test_a_peer_that_ran_is_compared_with_the_engine_round_by_round(tmp_path):
     console = Console(width=200, record=True)
     console.print(bench.rich_table(data))
     assert "engine / mygrad" in console.export_text()
+
+
+def test_torch_on_one_thread_is_a_variant_without_a_target(tmp_path):
+    import torch
+    threads = torch.get_num_threads()
+    run_bench(tmp_path, workloads=["W1"], extra_backends=("torch-1thread",), **QUICK)
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["backends"] == ["engine", "torch", "torch-1thread"] and data["peer_targets"] == []
+    entry = data["workloads"]["W1"]
+    assert entry["backends"]["torch-1thread"]["status"] == "ok" and "torch-1thread" in entry["versus"]
+    assert torch.get_num_threads() == threads
+    assert "torch-1thread" in (tmp_path / "index.html").read_text()
+
+
+@pytest.mark.skipif(bench._busy_cpu_seconds() is None, reason="no /proc/stat: the load is not measured here")
+def test_background_load_counts_other_processes_and_not_this_ones_threads():
+    import os
+    import subprocess
+    import sys
+    import time
+    cpus = len(os.sched_getaffinity(0))
+    spin = "import time\nend = time.perf_counter() + 1.0\nwhile time.perf_counter() < end: pass"
+    with bench.BackgroundLoad() as busy:
+        subprocess.run([sys.executable, "-c", spin], check=True)   # one other process on one CPU for 1 s
+    # (the child's interpreter start-up adds its own share; other load on the machine may add more)
+    assert busy.share >= 0.6 / cpus
+    with bench.BackgroundLoad() as own:
+        end = time.perf_counter() + 0.5
+        while time.perf_counter() < end:   # this process's own CPU time is not "other load"
+            pass
+    assert own.share <= busy.share - 0.4 / cpus
 
 
 def test_run_bench_rejects_unknown_workloads(tmp_path):

@@ -154,6 +154,48 @@ def test_without_previous_or_memory_and_with_a_backend_missing(tmp_path):
     assert "not measured" in section(page, "memory").text
 
 
+def test_a_variant_of_the_reference_is_shown_but_no_target(tmp_path):
+    # torch on one thread beside a peer library: the engine beats mygrad (a target) and is slower than
+    # torch-1thread (shown without a verdict); files from before "peer_targets" count every peer.
+    w3 = workload("One MLP training step", 1.0, 0.0205, 0.02, (1.025, 0.97, 1.08),
+                  mygrad=side(0.03), **{"torch-1thread": side(0.018)})
+    w3["versus"] = {"mygrad": {"estimate": 0.683, "low": 0.6, "high": 0.75},
+                    "torch-1thread": {"estimate": 1.14, "low": 1.1, "high": 1.2}}
+    backends = ["engine", "torch", "mygrad", "torch-1thread"]
+    page = parse(render_bench(write(tmp_path / "new", bench_json({"W3": w3}, backends=backends,
+                                                                   peer_targets=["mygrad"]))))
+    assert page.find("span", id="status").text == "1 of 2 targets met"
+    table = section(page, "ratios").find("table")
+    assert [th.clean_text for th in table.find("thead").find_all("th")][-2:] == ["engine / mygrad",
+                                                                                 "engine / torch-1thread"]
+    cells = table.find("tr", data_workload="W3").find_all("td")
+    assert "good" in cells[8].attrs["class"].split()
+    assert cells[9].clean_text == "1.14" and not {"good", "bad"} & set(cells[9].attrs["class"].split())
+    assert "torch-1thread" in section(page, "ratios").text and "no target" in section(page, "ratios").text
+    old = parse(render_bench(write(tmp_path / "old", bench_json({"W3": w3}, backends=backends))))
+    assert old.find("span", id="status").text == "1 of 3 targets met"
+
+
+def test_a_busy_machine_is_flagged_per_workload_and_in_the_heading(tmp_path):
+    busy = workload("One MLP training step", 1.0, 0.0205, 0.02, (1.025, 0.97, 1.08))
+    busy["background_cpu"] = 0.45
+    quiet = workload("Two 1024 x 1024 matmuls", 1.05, 0.3, 0.2, (1.5, 1.4, 1.6))
+    quiet["background_cpu"] = 0.02
+    page = parse(render_bench(write(tmp_path / "busy", bench_json({"W3": busy, "W4": quiet},
+                                                                    background_cpu=0.45))))
+    assert page.find("span", id="busy").text == "busy machine: not reliable"
+    rows = keyed_rows(section(page, "ratios").find("table"))
+    assert "other processes kept 45% of the CPUs busy meanwhile: not reliable" in rows["W3"][0]
+    assert "other processes" not in rows["W4"][0]
+    assert rows["W3"][6] == "missed (unsure) (busy)" and rows["W4"][6] == "missed"
+    run = keyed_rows(section(page, "run").find("table"))
+    assert run["other load"] == ["other processes kept up to 45% of the usable CPUs busy while a workload was timed"]
+    calm = parse(render_bench(write(tmp_path / "calm", bench_json({"W4": quiet}, background_cpu=0.02))))
+    assert not calm.find_all("span", id="busy")
+    older = parse(render_bench(write(tmp_path / "older", bench_json({"W4": quiet}))))
+    assert keyed_rows(section(older, "run").find("table"))["other load"] == ["not measured"]
+
+
 def test_load_bench_rejects_other_files(tmp_path):
     (tmp_path / "bench.json").write_text(json.dumps({"kind": "campaign"}))
     with pytest.raises(ValueError, match="not a gradfuzz bench.json"):
