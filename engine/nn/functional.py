@@ -189,6 +189,8 @@ def _addmm(bias: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
 def _check_expand(t: Tensor, shape: tuple):
     """torch's expand errors, for an operand broadcast to `shape`."""
     sizes = t._data.shape
+    if sizes == shape[len(shape) - len(sizes):]:
+        return      # (the trailing sizes: a linear layer's bias)
     name = f"torch.{t.dtype.scalar_name}Tensor"
     if len(sizes) > len(shape):
         raise RuntimeError(f"expand({name}{{{list(sizes)}}}, size={list(shape)}): the number of sizes provided "
