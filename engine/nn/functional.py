@@ -681,9 +681,11 @@ def _log_softmax_backward(ctx, g):
                        dim=ctx.dim),)
     y = ctx.result
     if (ctx.dim == 1 and y.ndim == 2 and type(g) is np.ndarray and g.dtype == y.dtype == np.float32
-            and g.shape == y.shape and y.shape[1] >= _LANES_F32 and y.size <= _ops._VIA_FLOAT64_MAX_NUMEL):
+            and g.shape == y.shape and y.shape[1] >= _LANES_F32 and y.size <= _ops._VIA_FLOAT64_MAX_NUMEL
+            and g.flags.c_contiguous and y.flags.c_contiguous):
         # (a classifier's batch, cross_entropy's: _log_softmax_grad's operations without its
-        # layers, the row sums of g on a transposed copy as `_cross_entropy_rows` sums)
+        # layers, the row sums of g on a transposed copy as `_cross_entropy_rows` sums; row-major
+        # operands, whose gradient _log_softmax_grad lays out row-major, as here)
         with _errstate():
             total = _lane_sum_columns(g.T.copy())
             exp = np.empty(y.shape, np.float32)
@@ -1279,7 +1281,7 @@ def _cross_entropy_rows(input: Tensor, target: Tensor, ignore_index: int, reduct
         total = _lane_sum_columns(terms)
         np.log(total, out=total, dtype=np.float64)
         np.subtract(shifted, total, out=shifted)
-        data = np.ascontiguousarray(shifted.T)
+        data = shifted.T.copy()      # (a new row-major array: ascontiguousarray keeps a view for N = 1)
     log_probabilities = record(_LOG_SOFTMAX, (input,), data, input.dtype, dim=1)
     plan = _unweighted_plan(_NLL_LOSS, (n, c, 1), target._data, data.dtype, ignore_index, reduction)
     out = record(_NLL_LOSS, (log_probabilities,), plan.forward(data), input.dtype, plan=plan, self_shape=(n, c))

@@ -15,8 +15,10 @@ from engine.nn import functional as F
 
 
 def _bits(a) -> bytes:
+    """dtype, shape, layout and bytes (a gradient's layout decides the orientation, and bits, of later products)."""
+    strides = str(np.asarray(a).strides).encode()
     a = np.ascontiguousarray(a)
-    return a.dtype.str.encode() + str(a.shape).encode() + a.tobytes()
+    return a.dtype.str.encode() + str(a.shape).encode() + strides + a.tobytes()
 
 
 def _values(rng, shape, hard: bool) -> np.ndarray:
@@ -163,5 +165,10 @@ def test_log_softmax_backward_of_a_batch_is_log_softmax_grad_bit_for_bit():
                 (got,) = F._log_softmax_backward(SimpleNamespace(result=y, dim=1), grad)
                 want = F._log_softmax_grad(grad, y, 1)
                 assert _bits(got) == _bits(want), (case, n, c)
+                assert got.strides == want.strides, (case, n, c)     # (the layout decides later products' bits)
+            for saved in (np.asfortranarray(y), y[:, ::-1]):
+                (got,) = F._log_softmax_backward(SimpleNamespace(result=saved, dim=1), g)
+                want = F._log_softmax_grad(g, saved, 1)
+                assert _bits(got) == _bits(want) and got.strides == want.strides, (case, n, c)
             taken += 1
     assert taken == 120
