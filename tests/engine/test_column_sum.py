@@ -70,7 +70,7 @@ def test_column_sum_is_the_general_sum_bit_for_bit(dtype):
                         break
                     covered.add((n, c))
                     want = _general(x)
-                assert fast.dtype == x.dtype and fast.shape == (c,)
+                assert fast.dtype == x.dtype and fast.shape == (c,) and fast.strides == want.strides
                 assert np.array_equal(_bits(fast), _bits(want)), (n, c, fast, want)
     # both kinds of column (cascade, row_sum) and every row count are covered somewhere
     assert {n for n, _ in covered} == set(ROWS)
