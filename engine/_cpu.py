@@ -384,9 +384,12 @@ def _sum_in_order(a: np.ndarray, axis: int) -> np.ndarray:
     np.add.reduce over an axis that is not the innermost adds whole rows elementwise in order
     (its pairwise summation is the inner loop's, over the innermost axis only), and does not
     keep the running sums: 8x faster than accumulate on full_sum's (16, 16, 4, 8) level, which
-    took ~60 of the ~130 us of a 8,192-element float32 sum()."""
+    took ~60 of the ~130 us of a 8,192-element float32 sum(). NOTE: it starts from its identity,
+    +0.0, where accumulate starts from the first row: a sum of -0.0 only was +0.0 (torch's vector
+    lanes keep -0.0: log_softmax's gradient of a row of -0.0, 16 classes or more, was -0.0 where
+    torch's is +0.0). It starts from -0.0 instead, which adds to any x as x."""
     if a.ndim > axis + 1 and a.flags.c_contiguous and math.prod(a.shape[axis + 1:]) > 1:
-        return np.add.reduce(a, axis=axis)
+        return np.add.reduce(a, axis=axis, initial=-0.0) if a.dtype.kind == "f" else np.add.reduce(a, axis=axis)
     return np.add.accumulate(a, axis=axis)[(slice(None),) * axis + (-1,)]
 
 

@@ -124,3 +124,35 @@ def test_fused_subtract_product_float32_as_float64_arithmetic():
             got = F._fused_subtract_product(c, a, b)
         assert np.shape(got) == want.shape and np.result_type(got) == np.float32
         assert _same(np.asarray(got), np.asarray(want)), (c_shape, a_shape, b_shape)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@np.errstate(all="ignore")   # (as above)
+def test_lane_sum_of_negative_zeros_is_negative_zero(dtype):
+    """Lanes of -0.0 only sum to -0.0, over any number of vectors (numpy's reduce starts from +0.0:
+    `_cpu._sum_in_order` starts it from -0.0), on both paths; a lane of -0.0 among others adds as the rule."""
+    rng = np.random.default_rng(12)
+    for rows, n in ((1, 8), (1, 16), (3, 24), (2, 40), (64, 10), (1, 4096), (F._LANE_ROWS_MAX, F._LANE_COPY_MAX // 16)):
+        terms = np.full((rows, n), -0.0, dtype)
+        got = F._lane_sum(terms)
+        assert _same(got, _rule(terms)) and np.signbit(got).all(), (rows, n)
+        mixed = _terms(rng, (rows, n), dtype)
+        mixed[:, 1::8] = -0.0          # a lane of -0.0
+        assert _same(F._lane_sum(mixed), _rule(mixed)), (rows, n)
+
+
+@pytest.mark.parametrize("op", ["log_softmax", "softmax"])
+@pytest.mark.parametrize("n", [8, 16, 24, 100])
+def test_gradient_rows_of_negative_zeros_as_torch(op, n):
+    """The backward of a row of -0.0 gradients (its sum -0.0 in torch's lanes): the signs of torch's zeros."""
+    import torch
+
+    import engine
+    x = np.random.default_rng(n).standard_normal((3, n)).astype(np.float32)
+    g = np.full((3, n), -0.0, np.float32)
+    got = []
+    for backend in (engine, torch):
+        t = backend.tensor(x, requires_grad=True)
+        getattr(backend.nn.functional, op)(t, 1).backward(backend.tensor(g))
+        got.append(t.grad.numpy().tobytes())
+    assert got[0] == got[1]
