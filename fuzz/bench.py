@@ -142,6 +142,11 @@ def _describe(rounds: Sequence[float]) -> dict[str, float]:
 BUSY_SHARE = DEFAULT_BUSY_SHARE
 
 
+def _usable_cpus() -> int | None:
+    """The CPUs this process may run on (None where the platform does not say)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def _busy_cpu_seconds() -> float | None:
     """Seconds the CPUs spent busy since boot, every process together (Linux's /proc/stat: user,
     nice, system, irq, softirq and steal, the time a virtual CPU waited for the host); None where
@@ -173,7 +178,7 @@ class BackgroundLoad:
         wall, busy, own = time.perf_counter() - wall0, _busy_cpu_seconds(), time.process_time() - own0
         if busy is None or busy0 is None or wall <= 0:
             return
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cpus = _usable_cpus() or os.cpu_count() or 1
         # (/proc/stat counts in clock ticks, 10 ms: a short block reads a little above or below 0)
         self.share = round(min(max((busy - busy0 - own) / (wall * cpus), 0.0), 1.0), 3)
 
@@ -296,7 +301,7 @@ def machine_info(backends: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any
         "platform": platform.platform(),
         "processor": _processor(),
         "cpu_count": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "usable_cpus": _usable_cpus(),
         "numpy_blas": _blas(),
     }
     versions: dict[str, Any] = {"python": platform.python_version(), "numpy": np.__version__,
